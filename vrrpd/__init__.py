@@ -1,0 +1,1 @@
+"""vrrpd package."""
