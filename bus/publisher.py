@@ -1,0 +1,136 @@
+"""Publishing onto the bus, with retained (level-triggered) state.
+
+The publisher connects an XPUB socket to the broker's XSUB. Using XPUB instead of PUB lets it
+see subscriptions as they reach the broker: when a subscriber joins (or the broker restarts and
+every subscriber re-subscribes), each retained topic that the new subscription covers is
+re-published at once. A late joiner therefore gets current state without waiting for a change,
+and the broker stays a stateless switch. Retained topics are also re-published periodically,
+so a receiver that lost a message converges at the next round.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Mapping
+from typing import Any
+
+import structlog
+import zmq
+import zmq.asyncio
+
+from bus import envelope
+from bus.runtime import RuntimeDir
+
+log = structlog.get_logger(__name__)
+
+SNDHWM = 100_000
+REPUBLISH_INTERVAL = 5.0
+
+
+class Publisher:
+    """Send events; keep the last value of state topics and re-send it to late joiners."""
+
+    def __init__(
+        self,
+        ctx: zmq.asyncio.Context,
+        runtime: RuntimeDir,
+        src: str,
+        *,
+        republish_interval: float | None = REPUBLISH_INTERVAL,
+    ) -> None:
+        self.runtime = runtime
+        self.stamper = envelope.Stamper(src)
+        self._async_sock = ctx.socket(zmq.XPUB)
+        self._async_sock.setsockopt(zmq.XPUB_VERBOSE, 1)
+        self._async_sock.setsockopt(zmq.SNDHWM, SNDHWM)
+        self._async_sock.setsockopt(zmq.LINGER, 500)
+        # Sending never blocks on an XPUB, so a plain socket sharing the same handle lets
+        # synchronous code (log processors, callbacks) publish without awaiting.
+        self._sock: zmq.Socket[bytes] = zmq.Socket.shadow(self._async_sock.underlying)
+        self._retained: dict[str, dict[str, Any]] = {}
+        self._interval = republish_interval
+        self._tasks: list[asyncio.Task[None]] = []
+        self._subscribed = asyncio.Condition()
+        self._prefixes: set[bytes] = set()
+        self.sent = 0
+
+    @property
+    def src(self) -> str:
+        return self.stamper.src
+
+    def start(self) -> None:
+        self._async_sock.connect(self.runtime.pub_endpoint)
+        self._tasks.append(asyncio.create_task(self._watch_subscriptions(), name="bus.subs"))
+        if self._interval:
+            self._tasks.append(asyncio.create_task(self._republish_loop(), name="bus.republish"))
+
+    def publish(self, topic: str, body: Mapping[str, Any]) -> None:
+        """Send one event now. Never blocks; a full queue drops (receivers see the seq gap)."""
+        frames = envelope.encode(topic, body, self.stamper.next(topic))
+        try:
+            self._sock.send_multipart(frames, flags=zmq.NOBLOCK)
+            self.sent += 1
+        except zmq.Again:
+            log.warning("bus.publish.dropped", topic=topic, reason="high-water mark")
+
+    def retain(self, topic: str, body: Mapping[str, Any]) -> None:
+        """Publish state: remembered and re-sent to late joiners and periodically."""
+        self._retained[topic] = dict(body)
+        self.publish(topic, body)
+
+    def forget(self, topic: str) -> None:
+        self._retained.pop(topic, None)
+
+    def retained(self) -> dict[str, dict[str, Any]]:
+        return dict(self._retained)
+
+    async def wait_for_subscriber(self, topic: str, timeout: float) -> bool:
+        """Wait until some subscriber's subscription covers ``topic`` (bounded by ``timeout``).
+
+        A message published before the connection to the broker is complete is lost silently;
+        this is how a one-shot publisher (the CLI) knows its message will be delivered.
+        """
+        wanted = topic.encode()
+
+        def covered() -> bool:
+            return any(wanted.startswith(p) for p in self._prefixes)
+
+        async with self._subscribed:
+            try:
+                await asyncio.wait_for(self._subscribed.wait_for(covered), timeout)
+            except TimeoutError:
+                return False
+        return True
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        self._async_sock.close()
+
+    async def _watch_subscriptions(self) -> None:
+        while True:
+            frames = await self._async_sock.recv_multipart()
+            msg = frames[0]
+            if not msg or msg[0] not in (0, 1):
+                continue
+            prefix = msg[1:]
+            if msg[0] == 0:
+                continue  # unsubscribe: retained state stays; nothing to do
+            async with self._subscribed:
+                self._prefixes.add(prefix)
+                self._subscribed.notify_all()
+            for topic, body in list(self._retained.items()):
+                if topic.encode().startswith(prefix):
+                    self.publish(topic, body)
+
+    async def _republish_loop(self) -> None:
+        assert self._interval is not None
+        while True:
+            await asyncio.sleep(self._interval)
+            for topic, body in list(self._retained.items()):
+                self.publish(topic, body)

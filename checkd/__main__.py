@@ -1,0 +1,8 @@
+"""``python -m checkd --runtime-dir DIR``."""
+
+import sys
+
+from bus import run_component
+from checkd.process import serve
+
+sys.exit(run_component("checkd", serve))

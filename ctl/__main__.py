@@ -1,0 +1,5 @@
+import sys
+
+from ctl.cli import main
+
+sys.exit(main())

@@ -1,0 +1,84 @@
+"""``pykeepalivedctl``: the operator's tool. Talks to a running daemon through its runtime dir."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+from bus import RuntimeDir
+from bus.envelope import Event
+from ctl import busclient, render
+from ctl.values import FieldError, parse_fields
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def cmd_tail(args: argparse.Namespace) -> int:
+    runtime = RuntimeDir.at(args.runtime_dir)
+    busclient.require_bus(runtime)
+    colour = sys.stdout.isatty() and not args.json
+
+    def emit(event: Event) -> None:
+        line = render.as_json(event) if args.json else render.pretty(event, colour)
+        print(line, flush=True)
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(busclient.tail(runtime, args.topics, emit, count=args.count))
+    return 0
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    runtime = RuntimeDir.at(args.runtime_dir)
+    busclient.require_bus(runtime)
+    try:
+        body = parse_fields(args.fields)
+    except FieldError as exc:
+        print(f"pykeepalivedctl publish: {exc}", file=sys.stderr)
+        return 2
+    if args.topic.startswith("health.") and "name" not in body:
+        body["name"] = args.topic.removeprefix("health.")
+    asyncio.run(busclient.publish(runtime, args.topic, body, src=args.src))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pykeepalivedctl", description=__doc__)
+    parser.add_argument(
+        "--runtime-dir",
+        help="the daemon's runtime directory "
+        "(default $PYKEEPALIVED_RUNTIME_DIR or /run/pykeepalived)",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("tail", help="print live bus events")
+    p.add_argument(
+        "topics", nargs="*", help="exact topics or prefixes ending in * (default: everything)"
+    )
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.add_argument("-n", "--count", type=int, help="exit after this many events")
+    p.set_defaults(func=cmd_tail)
+
+    p = sub.add_parser("publish", help="publish one event (e.g. as an external checker)")
+    p.add_argument("topic", help="e.g. health.chk_web")
+    p.add_argument("fields", nargs="*", help="key=value (true/false/numbers/JSON are typed)")
+    p.add_argument("--src", default=f"ctl-{os.getpid()}", help="publisher name in the envelope")
+    p.set_defaults(func=cmd_publish)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    func: Command = args.func
+    try:
+        return func(args)
+    except busclient.NoBusError as exc:
+        print(f"pykeepalivedctl: {exc}", file=sys.stderr)
+        return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,8 @@
+"""``python -m netd --runtime-dir DIR``."""
+
+import sys
+
+from bus import run_component
+from netd.process import serve
+
+sys.exit(run_component("netd", serve))

@@ -1,0 +1,53 @@
+"""Which components the watchdog starts, in which order, and with which arguments."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+# Start order; stop order is the reverse, so vrrpd can still send its priority-0 adverts and
+# hand its withdrawals to netd before netd, core and the bus go away.
+START_ORDER = ("bus", "core", "netd", "checkd", "vrrpd")
+# keepalived's exit codes that mean "do not respawn": FATAL, CONFIG, MISSING_PERMISSION.
+PERMANENT_EXIT_CODES = frozenset({1, 2, 4})
+
+
+@dataclass(frozen=True, slots=True)
+class ChildSpec:
+    name: str
+    argv: tuple[str, ...]
+    pidfile: Path | None = None
+
+
+def wanted(vrrp_only: bool, check_only: bool) -> tuple[str, ...]:
+    """keepalived's -P/-C: -P runs only VRRP, -C only the checkers; both or neither runs all."""
+    if vrrp_only and not check_only:
+        skip = {"checkd"}
+    elif check_only and not vrrp_only:
+        skip = {"vrrpd", "netd"}
+    else:
+        skip = set()
+    return tuple(n for n in START_ORDER if n not in skip)
+
+
+def specs(
+    args: argparse.Namespace, runtime_dir: Path, pidfiles: dict[str, Path]
+) -> list[ChildSpec]:
+    common = ["--runtime-dir", str(runtime_dir)]
+    if args.log_console:
+        common.append("-l")
+    if args.log_detail:
+        common.append("-D")
+    if args.log_facility:
+        common += ["-S", args.log_facility]
+    result = []
+    for name in wanted(args.vrrp, args.check):
+        argv = [sys.executable, "-m", name, *common]
+        if name == "core":
+            argv += ["-f", str(args.use_file)]
+            if args.config_id:
+                argv += ["-i", args.config_id]
+        result.append(ChildSpec(name, tuple(argv), pidfiles.get(name)))
+    return result

@@ -1,0 +1,198 @@
+"""Start, watch and restart the component processes.
+
+A child is restarted when it exits (keepalived's back-off, see ``backoff``) or when it stops
+sending ``hb.<name>`` from its event loop while the bus itself is heard: a silent bus means we
+cannot judge anyone else, so only the bus is restarted then.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+
+import structlog
+
+from bus.component import PARENT_ENV, SIGJSON, Component
+from watchdog import pidfile
+from watchdog.backoff import Backoff
+from watchdog.children import PERMANENT_EXIT_CODES, ChildSpec
+
+log = structlog.get_logger(__name__)
+
+HEARTBEAT_TIMEOUT = 3.5  # about three missed 1 s heartbeats (Paranoid Pirate liveness)
+STARTUP_GRACE = 10.0  # a child's first heartbeat may take this long (imports, config)
+STOP_WAIT = 5.0  # keepalived's child_wait_time
+
+# Which children each forwarded signal goes to (keepalived: USR2 and JSON go to VRRP only).
+SIGNAL_ROUTES: dict[int, tuple[str, ...]] = {
+    signal.SIGHUP: ("core",),
+    signal.SIGUSR1: ("core", "netd", "checkd", "vrrpd"),
+    signal.SIGUSR2: ("vrrpd",),
+    SIGJSON: ("vrrpd",),
+}
+
+
+@dataclass(slots=True)
+class Child:
+    spec: ChildSpec
+    proc: asyncio.subprocess.Process | None = None
+    started: float = 0.0
+    last_heartbeat: float | None = None
+    restarts: int = 0
+    backoff: Backoff = field(default_factory=Backoff)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.returncode is None
+
+
+class PermanentFailure(Exception):
+    """A child exited with a code keepalived treats as permanent; the daemon must stop."""
+
+
+class Supervisor:
+    def __init__(self, comp: Component, specs: list[ChildSpec], *, respawn: bool = True) -> None:
+        self.comp = comp
+        self.children = {s.name: Child(s) for s in specs}
+        self.respawn = respawn
+        self._stopping = False
+        self.failure: PermanentFailure | None = None
+        for signum, targets in SIGNAL_ROUTES.items():
+            comp.on_signal(signum, functools.partial(self.forward, signum, targets))
+
+    async def run(self) -> None:
+        keepers = []
+        for child in self.children.values():
+            await self._spawn(child)
+            keepers.append(asyncio.create_task(self._keep(child), name=f"keep.{child.name}"))
+        monitor = asyncio.create_task(self._watch_heartbeats(), name="heartbeats")
+        try:
+            await self.comp.stopping.wait()
+        finally:
+            self._stopping = True
+            monitor.cancel()
+            await self._stop_all()
+            for task in keepers:
+                task.cancel()
+            await asyncio.gather(monitor, *keepers, return_exceptions=True)
+
+    def forward(self, signum: int, targets: tuple[str, ...]) -> None:
+        for name in targets:
+            child = self.children.get(name)
+            if child and child.running and child.proc:
+                log.info(
+                    "watchdog.signal.forwarded", child=name, signal=signal.Signals(signum).name
+                )
+                child.proc.send_signal(signum)
+
+    async def _spawn(self, child: Child) -> None:
+        # The child arms PR_SET_PDEATHSIG itself (see bus.component.follow_parent): a
+        # preexec_fn is unsafe here because libzmq's threads are running in this process.
+        env = {**os.environ, PARENT_ENV: str(os.getpid())}
+        child.proc = await asyncio.create_subprocess_exec(
+            *child.spec.argv, env=env, process_group=0
+        )
+        child.started = time.monotonic()
+        child.last_heartbeat = None
+        if child.spec.pidfile:
+            pidfile.write(child.spec.pidfile, child.proc.pid)
+        log.info(
+            "watchdog.child.started", child=child.name, pid=child.proc.pid, restarts=child.restarts
+        )
+
+    async def _keep(self, child: Child) -> None:
+        while True:
+            assert child.proc is not None
+            code = await child.proc.wait()
+            ran = time.monotonic() - child.started
+            if child.spec.pidfile:
+                pidfile.remove(child.spec.pidfile, child.proc.pid)
+            if self._stopping:
+                return
+            cause = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit {code}"
+            log.warning(
+                "watchdog.child.exited",
+                child=child.name,
+                pid=child.proc.pid,
+                cause=cause,
+                ran_for=round(ran, 3),
+            )
+            if code in PERMANENT_EXIT_CODES or not self.respawn:
+                why = "permanent error" if code in PERMANENT_EXIT_CODES else "respawn disabled"
+                log.error("watchdog.terminating", child=child.name, cause=cause, why=why)
+                self.failure = PermanentFailure(f"{child.name} exited ({cause}): {why}")
+                self.comp.stop()
+                return
+            delay = child.backoff.delay_after(ran)
+            if delay:
+                log.warning("watchdog.child.delayed", child=child.name, delay=delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.comp.stopping.wait(), delay)
+                if self.comp.stopping.is_set():
+                    return
+            child.restarts += 1
+            await self._spawn(child)
+
+    async def _watch_heartbeats(self) -> None:
+        sub = self.comp.subscribe("hb.*")
+        checker = asyncio.create_task(self._judge_heartbeats())
+        try:
+            while True:
+                for event in await sub.recv_batch():
+                    child = self.children.get(event.body.get("name", ""))
+                    if child is not None and child.proc and event.env.pid == child.proc.pid:
+                        child.last_heartbeat = time.monotonic()
+        finally:
+            checker.cancel()
+
+    async def _judge_heartbeats(self) -> None:
+        while True:
+            await asyncio.sleep(0.5)
+            bus = self.children.get("bus")
+            bus_heard = bus is None or self._fresh(bus)
+            for child in self.children.values():
+                if child.name != "bus" and not bus_heard:
+                    continue
+                if child.running and not self._fresh(child):
+                    log.error(
+                        "watchdog.child.hung",
+                        child=child.name,
+                        silent_for=round(self._silence(child), 3),
+                    )
+                    assert child.proc is not None
+                    with contextlib.suppress(ProcessLookupError):
+                        child.proc.kill()
+
+    def _silence(self, child: Child) -> float:
+        now = time.monotonic()
+        return now - (child.last_heartbeat or child.started)
+
+    def _fresh(self, child: Child) -> bool:
+        if child.last_heartbeat is None:
+            return time.monotonic() - child.started < STARTUP_GRACE
+        return time.monotonic() - child.last_heartbeat < HEARTBEAT_TIMEOUT
+
+    async def _stop_all(self) -> None:
+        for child in reversed(list(self.children.values())):
+            if not child.running or child.proc is None:
+                continue
+            child.proc.terminate()
+            try:
+                await asyncio.wait_for(child.proc.wait(), STOP_WAIT)
+            except TimeoutError:
+                log.error("watchdog.child.kill", child=child.name, reason="failed to die")
+                with contextlib.suppress(ProcessLookupError):
+                    child.proc.kill()
+                await child.proc.wait()
+            log.info("watchdog.child.stopped", child=child.name, code=child.proc.returncode)
+            if child.spec.pidfile:
+                pidfile.remove(child.spec.pidfile, child.proc.pid)
