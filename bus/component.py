@@ -201,6 +201,10 @@ def _outcome(name: str, main: asyncio.Task[None]) -> int:
         return 0
     if isinstance(exc, SystemExit):
         return int(exc.code or 0)
+    if isinstance(exc, BusError):
+        # Misconfiguration (a locked or unusable runtime dir): restarting will not help.
+        log.error(f"{name}.fatal", error=str(exc))
+        return 1
     log.error(f"{name}.crashed", exc_info=exc)
     return EXIT_SOFTWARE
 

@@ -1,0 +1,125 @@
+"""Test helpers for running bus components and whole daemon groups as real processes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import zmq
+import zmq.asyncio
+
+from bus import RuntimeDir, Subscriber
+from bus.envelope import Event
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def short_tmpdir(prefix: str = "pk-") -> Path:
+    """ipc socket paths are limited to 107 bytes, so keep runtime dirs short."""
+    return Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+
+
+def wait_until(predicate: Callable[[], object], timeout: float, what: str,
+               interval: float = 0.02) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def python_module(module: str, *args: str, netns: str | None = None,
+                  env: dict[str, str] | None = None, **popen: object) -> subprocess.Popen[bytes]:
+    argv = [sys.executable, "-m", module, *args]
+    if netns:
+        argv = ["ip", "netns", "exec", netns, *argv]
+    full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
+    return subprocess.Popen(argv, cwd=REPO, env=full_env, **popen)  # type: ignore[call-overload]
+
+
+def stop(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> int:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
+
+
+@contextlib.contextmanager
+def running_bus(runtime: RuntimeDir) -> Iterator[subprocess.Popen[bytes]]:
+    proc = python_module("bus", "--runtime-dir", str(runtime.path))
+    try:
+        wait_until(lambda: runtime.is_locked("bus") and (runtime.path / "sub.sock").exists(),
+                   10, "the bus to bind its sockets")
+        yield proc
+    finally:
+        stop(proc)
+
+
+@contextlib.contextmanager
+def runtime_dir() -> Iterator[RuntimeDir]:
+    path = short_tmpdir()
+    try:
+        yield RuntimeDir(path)
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+async def next_event(sub: Subscriber, predicate: Callable[[Event], bool], timeout: float) -> Event:
+    """The first delivered event matching ``predicate``, or AssertionError after ``timeout``."""
+    async def scan() -> Event:
+        while True:
+            for event in await sub.recv_batch():
+                if predicate(event):
+                    return event
+
+    try:
+        return await asyncio.wait_for(scan(), timeout)
+    except TimeoutError:
+        raise AssertionError(f"no matching event within {timeout}s; stats={sub.stats}") from None
+
+
+async def connected(sub: Subscriber, ctx: zmq.asyncio.Context, runtime: RuntimeDir,
+                    topic: str) -> None:
+    """Block until ``sub`` provably receives ``topic``: probe with a throw-away publisher."""
+    from bus import Publisher
+
+    probe = Publisher(ctx, runtime, "probe", republish_interval=None)
+    probe.start()
+    try:
+        assert await probe.wait_for_subscriber(topic, 5), f"no subscription to {topic} arrived"
+    finally:
+        await probe.close()
+
+
+def raw_publisher(ctx: zmq.Context[zmq.Socket[bytes]], runtime: RuntimeDir,
+                  wait_topic: bytes) -> zmq.Socket[bytes]:
+    """A bare socket for sending frames our own Publisher would refuse to build.
+
+    It is an XPUB so it can see when the broker hands it a subscription covering
+    ``wait_topic``: only then is a message sure to reach the subscriber.
+    """
+    sock = ctx.socket(zmq.XPUB)
+    sock.setsockopt(zmq.XPUB_VERBOSE, 1)
+    sock.setsockopt(zmq.LINGER, 1000)
+    sock.connect(runtime.pub_endpoint)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        if sock.poll(100):
+            msg = sock.recv()
+            if msg[:1] == b"\x01" and wait_topic.startswith(msg[1:]):
+                return sock
+    raise AssertionError(f"no subscription covering {wait_topic!r} reached the raw publisher")
