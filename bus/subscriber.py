@@ -15,7 +15,7 @@ import structlog
 import zmq
 import zmq.asyncio
 
-from bus import envelope, topics
+from bus import envelope, schemas, topics
 from bus.envelope import Event
 from bus.errors import MessageRejected
 from bus.runtime import RuntimeDir
@@ -87,6 +87,7 @@ class Subscriber:
             if frames and not topics.matches_any(self.patterns, envelope.decode_topic(frames[0])):
                 return None  # a longer topic that only shares our prefix (health.web10 vs web1)
             event = envelope.decode(frames)
+            schemas.check(event.topic, event.body)
         except MessageRejected as exc:
             self._drop(exc)
             return None

@@ -47,12 +47,13 @@ def test_late_subscriber_gets_retained_state_at_once(bus: RuntimeDir) -> None:
         ctx = zmq.asyncio.Context()
         pub = Publisher(ctx, bus, "vrrpd", republish_interval=None)  # no periodic help
         pub.start()
-        pub.retain("vrrp.state.VI_1", {"instance": "VI_1", "new": "MASTER"})
+        state = {"instance": "VI_1", "state": "MASTER", "priority": 100}
+        pub.retain("vrrp.state.VI_1", state)
         await asyncio.sleep(0)
         sub = Subscriber(ctx, bus, ["vrrp.state.*"])
         sub.start()  # joins long after the state was published, and nothing changes
         event = await next_event(sub, lambda e: True, 3)
-        assert event.body == {"instance": "VI_1", "new": "MASTER"}
+        assert event.body == state
         sub.close()
         await pub.close()
         ctx.term()

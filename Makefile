@@ -1,0 +1,55 @@
+# The two commands a new user needs (as root on Debian): `make demo` and `make test`.
+# Each installs what it needs first: Debian packages, a virtualenv and the Python dependencies.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+DEBIAN_PACKAGES := iproute2 keepalived tcpdump procps
+RUNTIME_DIR ?= /run/pykeepalived
+
+.PHONY: deps venv demo run test test-fast lint typecheck bench clean
+
+# Debian packages the tests and the demo use (keepalived is the interop reference peer).
+deps:
+	@missing=""; for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if ! $(PYTHON) -m venv --help >/dev/null 2>&1; then missing="$$missing python3-venv"; fi; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+$(BIN)/activate: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $(BIN)/activate
+
+venv: $(BIN)/activate
+
+# A three-node lab in network namespaces: elections, a killed master, the takeover time.
+demo: deps venv
+	$(BIN)/pykeepalivedctl demo
+
+# The daemon in the foreground on a config of your own: make run CONFIG=/etc/keepalived/keepalived.conf
+CONFIG ?= examples/keepalived.conf
+run: deps venv
+	$(BIN)/pykeepalived -f $(CONFIG) -l --runtime-dir $(RUNTIME_DIR)
+
+test: deps venv
+	$(BIN)/pytest -q
+
+test-fast: venv
+	$(BIN)/pytest -q -m "not netns and not interop and not slow"
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: venv
+	$(BIN)/mypy
+
+bench: deps venv
+	$(BIN)/python bench/bus_latency.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -1,0 +1,68 @@
+"""One test per public topic schema: a valid example passes, each missing or mistyped required
+field is rejected, and docs/bus.md documents every schema."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bus import MessageRejected
+from bus.schemas import SCHEMAS, check, schema_for
+
+EXAMPLES: dict[str, tuple[str, dict[str, Any]]] = {
+    "config.current": ("config.current", {"generation": 3, "hash": "ab12", "path": "/k.conf",
+                                          "model": {}, "diff": {}, "reason": "SIGHUP"}),
+    "config.rejected": ("config.rejected", {"kept_generation": 2, "path": "/k.conf",
+                                            "problems": ["k.conf:3:5: error: ..."],
+                                            "reason": "SIGHUP"}),
+    "config.reload": ("config.reload", {}),
+    "health.*": ("health.chk_web", {"name": "chk_web", "ok": False, "reason": "HTTP 503"}),
+    "vrrp.state.*": ("vrrp.state.VI_1", {"instance": "VI_1", "state": "MASTER",
+                                         "priority": 150}),
+    "vrrp.intent.*": ("vrrp.intent.VI_1", {"instance": "VI_1", "generation": 4, "items": [],
+                                           "lease": 3.6}),
+    "vrrp.event.*": ("vrrp.event.VI_1", {"instance": "VI_1", "kind": "split_brain"}),
+    "net.applied": ("net.applied", {"owner": "vrrp:VI_1", "generation": 4, "failures": []}),
+    "net.link": ("net.link", {"ifindex": 2, "name": "eth0", "up": True}),
+    "net.addr": ("net.addr", {"ifindex": 2, "address": "192.0.2.1/24", "present": True}),
+    "hb.*": ("hb.vrrpd", {"name": "vrrpd", "uptime": 12.5}),
+    "log.*": ("log.core", {"event": "config.current", "level": "info"}),
+}
+
+
+def test_every_schema_has_an_example() -> None:
+    assert {s.pattern for s in SCHEMAS} == set(EXAMPLES)
+
+
+@pytest.mark.parametrize("pattern", sorted(EXAMPLES))
+def test_schema_accepts_example_and_rejects_each_broken_field(pattern: str) -> None:
+    topic, body = EXAMPLES[pattern]
+    schema = schema_for(topic)
+    assert schema is not None and schema.pattern == pattern
+    check(topic, body)
+    for field, typ in schema.required.items():
+        missing = {k: v for k, v in body.items() if k != field}
+        with pytest.raises(MessageRejected, match=f"'{field}' missing"):
+            check(topic, missing)
+        wrong = object() if typ is not str else 12345
+        with pytest.raises(MessageRejected, match=f"'{field}' is"):
+            check(topic, {**body, field: wrong})
+
+
+def test_bool_is_not_accepted_as_a_number() -> None:
+    with pytest.raises(MessageRejected):
+        check("vrrp.state.X", {"instance": "X", "state": "BACKUP", "priority": True})
+
+
+def test_unknown_topics_are_not_checked() -> None:
+    check("custom.thing", {"anything": 1})
+
+
+def test_docs_document_every_schema() -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "bus.md").read_text()
+    for schema in SCHEMAS:
+        assert f"`{schema.pattern}`" in doc, f"docs/bus.md does not document {schema.pattern}"
+        for field in schema.required:
+            assert f"`{field}`" in doc, f"docs/bus.md does not mention field {field}"
