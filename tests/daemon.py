@@ -28,8 +28,9 @@ def short_tmpdir(prefix: str = "pk-") -> Path:
     return Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
 
 
-def wait_until(predicate: Callable[[], object], timeout: float, what: str,
-               interval: float = 0.02) -> None:
+def wait_until(
+    predicate: Callable[[], object], timeout: float, what: str, interval: float = 0.02
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
@@ -38,8 +39,13 @@ def wait_until(predicate: Callable[[], object], timeout: float, what: str,
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
-def python_module(module: str, *args: str, netns: str | None = None,
-                  env: dict[str, str] | None = None, **popen: object) -> subprocess.Popen[bytes]:
+def python_module(
+    module: str,
+    *args: str,
+    netns: str | None = None,
+    env: dict[str, str] | None = None,
+    **popen: object,
+) -> subprocess.Popen[bytes]:
     argv = [sys.executable, "-m", module, *args]
     if netns:
         argv = ["ip", "netns", "exec", netns, *argv]
@@ -62,8 +68,11 @@ def stop(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> int:
 def running_bus(runtime: RuntimeDir) -> Iterator[subprocess.Popen[bytes]]:
     proc = python_module("bus", "--runtime-dir", str(runtime.path))
     try:
-        wait_until(lambda: runtime.is_locked("bus") and (runtime.path / "sub.sock").exists(),
-                   10, "the bus to bind its sockets")
+        wait_until(
+            lambda: runtime.is_locked("bus") and (runtime.path / "sub.sock").exists(),
+            10,
+            "the bus to bind its sockets",
+        )
         yield proc
     finally:
         stop(proc)
@@ -80,6 +89,7 @@ def runtime_dir() -> Iterator[RuntimeDir]:
 
 async def next_event(sub: Subscriber, predicate: Callable[[Event], bool], timeout: float) -> Event:
     """The first delivered event matching ``predicate``, or AssertionError after ``timeout``."""
+
     async def scan() -> Event:
         while True:
             for event in await sub.recv_batch():
@@ -92,8 +102,9 @@ async def next_event(sub: Subscriber, predicate: Callable[[Event], bool], timeou
         raise AssertionError(f"no matching event within {timeout}s; stats={sub.stats}") from None
 
 
-async def connected(sub: Subscriber, ctx: zmq.asyncio.Context, runtime: RuntimeDir,
-                    topic: str) -> None:
+async def connected(
+    sub: Subscriber, ctx: zmq.asyncio.Context, runtime: RuntimeDir, topic: str
+) -> None:
     """Block until ``sub`` provably receives ``topic``: probe with a throw-away publisher."""
     from bus import Publisher
 
@@ -105,8 +116,9 @@ async def connected(sub: Subscriber, ctx: zmq.asyncio.Context, runtime: RuntimeD
         await probe.close()
 
 
-def raw_publisher(ctx: zmq.Context[zmq.Socket[bytes]], runtime: RuntimeDir,
-                  wait_topic: bytes) -> zmq.Socket[bytes]:
+def raw_publisher(
+    ctx: zmq.Context[zmq.Socket[bytes]], runtime: RuntimeDir, wait_topic: bytes
+) -> zmq.Socket[bytes]:
     """A bare socket for sending frames our own Publisher would refuse to build.
 
     It is an XPUB so it can see when the broker hands it a subscription covering

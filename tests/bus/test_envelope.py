@@ -10,16 +10,22 @@ from hypothesis import strategies as st
 from bus import MessageRejected, Stamper, decode, encode
 
 _values = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats(allow_nan=False)
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False)
     | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
-                                                                  max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
     max_leaves=10,
 )
 _bodies = st.dictionaries(
-    st.text(min_size=1, max_size=12).filter(lambda k: k not in {"v", "src", "pid", "boot", "seq",
-                                                                 "ts"}),
-    _values, max_size=6,
+    st.text(min_size=1, max_size=12).filter(
+        lambda k: k not in {"v", "src", "pid", "boot", "seq", "ts"}
+    ),
+    _values,
+    max_size=6,
 )
 
 

@@ -13,8 +13,15 @@ import zmq
 import zmq.asyncio
 
 from bus import Publisher, RuntimeDir, Stamper, Subscriber, encode
-from tests.daemon import (REPO, connected, next_event, raw_publisher, running_bus, runtime_dir,
-                          wait_until)
+from tests.daemon import (
+    REPO,
+    connected,
+    next_event,
+    raw_publisher,
+    running_bus,
+    runtime_dir,
+    wait_until,
+)
 
 
 @pytest.fixture
@@ -31,8 +38,21 @@ def test_external_publisher_health_reaches_exact_subscriber_only(bus: RuntimeDir
         await connected(sub, ctx, bus, "health.web1")
         # The shell-level external checker: pykeepalivedctl publish.
         for topic, ok in (("health.web10", "false"), ("health.web1", "true")):
-            subprocess.run([sys.executable, "-m", "ctl", "--runtime-dir", str(bus.path),
-                            "publish", topic, f"ok={ok}"], check=True, cwd=REPO, timeout=20)
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "ctl",
+                    "--runtime-dir",
+                    str(bus.path),
+                    "publish",
+                    topic,
+                    f"ok={ok}",
+                ],
+                check=True,
+                cwd=REPO,
+                timeout=20,
+            )
         event = await next_event(sub, lambda e: True, 5)
         assert (event.topic, event.body["name"], event.body["ok"]) == ("health.web1", "web1", True)
         assert sub.stats.delivered == 1  # health.web10 shares the prefix but is not delivered
@@ -108,8 +128,13 @@ def test_garbage_is_dropped_and_counted_while_subscriber_keeps_working(bus: Runt
         raw.send_multipart(encode("health.ok", {"name": "ok", "ok": True}, stamp))
         event = await next_event(sub, lambda e: True, 5)
         assert event.topic == "health.ok"
-        assert dict(sub.stats.dropped) == {"msgpack": 1, "frames": 1, "envelope": 1,
-                                           "payload": 1, "topic": 1}
+        assert dict(sub.stats.dropped) == {
+            "msgpack": 1,
+            "frames": 1,
+            "envelope": 1,
+            "payload": 1,
+            "topic": 1,
+        }
         raw.close()
         sub.close()
         ctx.term()
@@ -118,8 +143,13 @@ def test_garbage_is_dropped_and_counted_while_subscriber_keeps_working(bus: Runt
 
 
 def test_second_bus_on_same_runtime_dir_refuses_with_clear_message(bus: RuntimeDir) -> None:
-    proc = subprocess.run([sys.executable, "-m", "bus", "--runtime-dir", str(bus.path)],
-                          capture_output=True, text=True, timeout=20, cwd=REPO)
+    proc = subprocess.run(
+        [sys.executable, "-m", "bus", "--runtime-dir", str(bus.path)],
+        capture_output=True,
+        text=True,
+        timeout=20,
+        cwd=REPO,
+    )
     assert proc.returncode == 1
     assert "in use by another daemon" in proc.stderr
     assert bus.is_locked("bus")  # the first broker still owns it
@@ -132,18 +162,49 @@ def test_runtime_dir_is_private(bus: RuntimeDir) -> None:
 
 
 def test_tail_prints_events(bus: RuntimeDir) -> None:
-    proc = subprocess.Popen([sys.executable, "-m", "ctl", "--runtime-dir", str(bus.path), "tail",
-                             "--json", "-n", "1", "health.tail"], stdout=subprocess.PIPE,
-                            text=True, cwd=REPO)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ctl",
+            "--runtime-dir",
+            str(bus.path),
+            "tail",
+            "--json",
+            "-n",
+            "1",
+            "health.tail",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+    )
     try:
+
         def published_to_subscriber() -> bool:
-            out = subprocess.run([sys.executable, "-m", "ctl", "--runtime-dir", str(bus.path),
-                                  "publish", "health.tail", "ok=false", "reason=http 503"],
-                                 capture_output=True, text=True, cwd=REPO, timeout=20)
+            out = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "ctl",
+                    "--runtime-dir",
+                    str(bus.path),
+                    "publish",
+                    "health.tail",
+                    "ok=false",
+                    "reason=http 503",
+                ],
+                capture_output=True,
+                text=True,
+                cwd=REPO,
+                timeout=20,
+            )
             return "nobody is subscribed" not in out.stderr
 
         wait_until(published_to_subscriber, 20, "tail to subscribe")
         out, _ = proc.communicate(timeout=10)
     finally:
         proc.kill()
-    assert '"topic": "health.tail"' in out and '"reason": "http 503"' in out and '"ok": false' in out
+    assert (
+        '"topic": "health.tail"' in out and '"reason": "http 503"' in out and '"ok": false' in out
+    )
