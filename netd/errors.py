@@ -1,0 +1,47 @@
+"""netd's exception hierarchy. Third-party errors are translated at the boundary."""
+
+from __future__ import annotations
+
+__all__ = [
+    "AnnounceError",
+    "InvalidItemError",
+    "KernelError",
+    "NetdError",
+    "VmacError",
+    "WireFormatError",
+]
+
+
+class NetdError(Exception):
+    """Base class for every error raised by netd."""
+
+
+class InvalidItemError(NetdError, ValueError):
+    """A desired address, route or rule is malformed (bad IP, prefix, label, ...)."""
+
+
+class WireFormatError(NetdError, ValueError):
+    """A bus payload could not be decoded into a desired set."""
+
+
+class KernelError(NetdError):
+    """A netlink request failed for a reason that is not an idempotent success.
+
+    ``errno_name`` is the symbolic errno (``"ENODEV"``), ``code`` the number and ``reason``
+    the kernel's message, so a log line or a bus event can say exactly what went wrong.
+    """
+
+    def __init__(self, what: str, code: int, errno_name: str, reason: str) -> None:
+        super().__init__(f"{what}: {errno_name} ({reason})")
+        self.what = what
+        self.code = code
+        self.errno_name = errno_name
+        self.reason = reason
+
+
+class VmacError(KernelError):
+    """A VMAC (macvlan) interface could not be created, found or removed."""
+
+
+class AnnounceError(NetdError):
+    """A gratuitous ARP / unsolicited NA could not be built or sent."""
