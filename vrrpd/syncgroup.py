@@ -1,0 +1,130 @@
+"""vrrp_sync_group: move member instances together, as keepalived does (pure).
+
+The driver routes every event of a member through the group instead of the member's machine::
+
+    group = SyncGroup("G1", {"VI_1": m1, "VI_2": m2})
+    for name, action in group.handle("VI_1", event, now):
+        execute(name, action)          # each action belongs to the named member
+
+Rules (keepalived-features §5.10):
+
+* A member whose master-down timer expires only becomes MASTER when every other member also
+  wants MASTER (is MASTER, or is a BACKUP whose own timer ran out / which saw only
+  lower-priority adverts); otherwise it re-arms its down timer and stays BACKUP. This avoids
+  thrashing.
+* When one member becomes MASTER the other BACKUP members are forced to MASTER.
+* When one member drops from MASTER to BACKUP, the other MASTER members are forced to BACKUP.
+* When one member is in FAULT by its own faults, every other member gets the fault source
+  ``sync group G1: VI_1 in fault`` and so goes to FAULT too; it is cleared when that member's
+  own faults clear.
+* A MASTER member hearing a lower-priority advert re-sends GARPs for it (the machine does) and
+  for the other MASTER members with ``garp_lower_prio_repeat``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from vrrpd.machine import (
+    Action,
+    Cause,
+    CauseKind,
+    Event,
+    FaultChanged,
+    Machine,
+    RxLowerPriority,
+    SendGarp,
+    State,
+)
+
+__all__ = ["SyncGroup"]
+
+
+class SyncGroup:
+    def __init__(self, name: str, members: Mapping[str, Machine]) -> None:
+        self.name = name
+        self.members = dict(members)
+        self._own_fault: dict[str, bool] = {}
+        for machine in self.members.values():
+            machine.sync_gate = self._gate
+        for member in self.members:
+            self._own_fault[member] = self._own_faulty(member)
+
+    @property
+    def state(self) -> State:
+        """The group's state: FAULT if any member is, MASTER only if all are, else BACKUP/INIT."""
+        states = {m.state for m in self.members.values()}
+        if State.FAULT in states:
+            return State.FAULT
+        if states == {State.MASTER}:
+            return State.MASTER
+        if states == {State.INIT}:
+            return State.INIT
+        return State.BACKUP
+
+    def _source(self, member: str) -> str:
+        return f"sync group {self.name}: {member} in fault"
+
+    def _own_faulty(self, member: str) -> bool:
+        prefix = f"sync group {self.name}: "
+        faults = self.members[member].faults
+        return any(bad and not src.startswith(prefix) for src, bad in faults.items())
+
+    def _gate(self, machine: Machine) -> bool:
+        return all(
+            other.state is State.MASTER or (other.state is State.BACKUP and other.wants_master)
+            for other in self.members.values()
+            if other is not machine
+        )
+
+    def handle(self, member: str, event: Event, now: float) -> list[tuple[str, Action]]:
+        """Feed ``event`` to ``member`` and apply the group rules; actions are per member."""
+        machine = self.members[member]
+        before = machine.state
+        out = [(member, a) for a in machine.handle(event, now)]
+        after = machine.state
+        if before is not after:
+            out += self._follow(member, before, after, now)
+        if machine.state is State.MASTER and any(isinstance(a, RxLowerPriority) for _, a in out):
+            for name, other in self.members.items():
+                repeat = other.params.garp_lower_prio_repeat
+                if name != member and other.state is State.MASTER and repeat > 0:
+                    out.append((name, SendGarp(repeat, f"sync group {self.name} sibling {member}")))
+        out += self._propagate_faults(now)
+        return out
+
+    def _follow(
+        self, member: str, before: State, after: State, now: float
+    ) -> list[tuple[str, Action]]:
+        out: list[tuple[str, Action]] = []
+        for name, other in self.members.items():
+            if name == member:
+                continue
+            if after is State.MASTER:
+                cause = Cause(
+                    CauseKind.SYNC_GROUP,
+                    f"sync group {self.name}: syncing to MASTER with {member}",
+                    source=member,
+                )
+                out += [(name, a) for a in other.force_master(now, cause)]
+            elif after is State.BACKUP and before is State.MASTER:
+                cause = Cause(
+                    CauseKind.SYNC_GROUP,
+                    f"sync group {self.name}: syncing to BACKUP with {member}",
+                    source=member,
+                )
+                out += [(name, a) for a in other.force_backup(now, cause)]
+        return out
+
+    def _propagate_faults(self, now: float) -> list[tuple[str, Action]]:
+        out: list[tuple[str, Action]] = []
+        for member in self.members:
+            faulty = self._own_faulty(member)
+            if faulty == self._own_fault[member]:
+                continue
+            self._own_fault[member] = faulty
+            event = FaultChanged(self._source(member), faulty)
+            for name, other in self.members.items():
+                if name != member:
+                    out += [(name, a) for a in other.handle(event, now)]
+        return out
