@@ -24,10 +24,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import zmq.asyncio  # noqa: E402
+import zmq.asyncio
 
-from bus import Publisher, RuntimeDir, Subscriber  # noqa: E402
-from tests.daemon import running_bus, runtime_dir  # noqa: E402
+from bus import Publisher, RuntimeDir, Subscriber
+from tests.daemon import running_bus, runtime_dir
 
 TARGET_P99_MS = 1.0
 

@@ -19,6 +19,7 @@ import zmq.asyncio
 
 from bus import RuntimeDir, Subscriber
 from bus.envelope import Event
+from tests.lab import wait_until
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -26,17 +27,6 @@ REPO = Path(__file__).resolve().parent.parent
 def short_tmpdir(prefix: str = "pk-") -> Path:
     """ipc socket paths are limited to 107 bytes, so keep runtime dirs short."""
     return Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
-
-
-def wait_until(
-    predicate: Callable[[], object], timeout: float, what: str, interval: float = 0.02
-) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def python_module(
@@ -71,7 +61,7 @@ def running_bus(runtime: RuntimeDir) -> Iterator[subprocess.Popen[bytes]]:
         wait_until(
             lambda: runtime.is_locked("bus") and (runtime.path / "sub.sock").exists(),
             10,
-            "the bus to bind its sockets",
+            message="the bus to bind its sockets",
         )
         yield proc
     finally:

@@ -201,7 +201,7 @@ def test_tail_prints_events(bus: RuntimeDir) -> None:
             )
             return "nobody is subscribed" not in out.stderr
 
-        wait_until(published_to_subscriber, 20, "tail to subscribe")
+        wait_until(published_to_subscriber, 20, message="tail to subscribe")
         out, _ = proc.communicate(timeout=10)
     finally:
         proc.kill()
