@@ -386,6 +386,7 @@ class Machine:
             self._leave_master(out)
         # Also on start-up: VIPs left behind by an earlier run must go (keepalived does this).
         out.append(SetVips(held=False, accept=self.accept))
+        self.wants_master = False
         self._preempt = _Preempt.IDLE
         self._cancel(out, TimerName.PREEMPT_DELAY)
         out.append(
