@@ -157,14 +157,20 @@ class KernelAdapter:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    @property
+    def ipr(self) -> IPRoute:
+        """The adapter's pyroute2 socket, shared with :class:`netd.vmac.VmacManager`."""
+        return self._ipr
+
+    def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run one netlink request through ``fn``, counting it in ``netlink_calls``."""
         self.netlink_calls += 1
         return fn(*args, **kwargs)
 
     def refresh_links(self) -> dict[str, int]:
         """Re-read interface names and indexes (done lazily on an unknown name)."""
         self._names = {
-            int(m["index"]): str(m.get("IFLA_IFNAME")) for m in self._call(self._ipr.link, "dump")
+            int(m["index"]): str(m.get("IFLA_IFNAME")) for m in self.call(self._ipr.link, "dump")
         }
         self._indexes = {v: k for k, v in self._names.items()}
         return dict(self._indexes)
@@ -175,6 +181,11 @@ class KernelAdapter:
         if name not in self._indexes:
             raise KernelError(f"interface {name}", errno.ENODEV, "ENODEV", "No such device")
         return self._indexes[name]
+
+    def ifindex_fresh(self, name: str) -> int:
+        """Like :meth:`ifindex` but re-reads the interfaces first (after a create)."""
+        self.refresh_links()
+        return self.ifindex(name)
 
     def _ifname(self, index: int | None) -> str | None:
         if index is None:
@@ -218,7 +229,7 @@ class KernelAdapter:
         """Every address as (item, marked-as-ours)."""
         self.refresh_links()
         out: list[tuple[Address, bool]] = []
-        for msg in self._call(self._ipr.addr, "dump"):
+        for msg in self.call(self._ipr.addr, "dump"):
             item = self._address_from(msg)
             if item is not None:
                 out.append((item, msg.get("IFA_PROTO") == self.proto))
@@ -251,7 +262,7 @@ class KernelAdapter:
         """Every route of every table, except the kernel's own local/broadcast entries."""
         self.refresh_links()
         out: list[tuple[Route, bool]] = []
-        for msg in self._call(self._ipr.route, "dump"):
+        for msg in self.call(self._ipr.route, "dump"):
             table = msg.get("RTA_TABLE", msg["table"])
             if msg["proto"] == RTPROT_KERNEL and table == RT_TABLE_LOCAL:
                 continue
@@ -288,7 +299,7 @@ class KernelAdapter:
 
     def read_rules(self) -> list[tuple[Rule, bool]]:
         out: list[tuple[Rule, bool]] = []
-        for msg in self._call(self._ipr.rule, "dump"):
+        for msg in self.call(self._ipr.rule, "dump"):
             item = self._rule_from(msg)
             if item is not None:
                 out.append((item, msg.get("FRA_PROTOCOL") == self.proto))
@@ -404,14 +415,14 @@ class KernelAdapter:
         ok = _DEL_OK if verb == "delete" else _ADD_OK
         try:
             if isinstance(item, Address):
-                self._call(
+                self.call(
                     self._ipr.addr, "del" if verb == "delete" else "add", **self._addr_args(item)
                 )
             elif isinstance(item, Route):
                 cmd = {"delete": "del", "add": "add", "replace": "replace"}[verb]
-                self._call(self._ipr.route, cmd, **self._route_args(item, verb == "delete"))
+                self.call(self._ipr.route, cmd, **self._route_args(item, verb == "delete"))
             else:
-                self._call(
+                self.call(
                     self._ipr.rule, "del" if verb == "delete" else "add", **self._rule_args(item)
                 )
         except NetlinkError as exc:

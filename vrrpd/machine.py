@@ -386,6 +386,7 @@ class Machine:
             self._leave_master(out)
         # Also on start-up: VIPs left behind by an earlier run must go (keepalived does this).
         out.append(SetVips(held=False, accept=self.accept))
+        self.wants_master = False
         self._preempt = _Preempt.IDLE
         self._cancel(out, TimerName.PREEMPT_DELAY)
         out.append(
@@ -651,7 +652,8 @@ class Machine:
         deadline = self._timers.get(TimerName.MASTER_DOWN)
         if self.state is State.BACKUP and deadline is not None:
             # keepalived shifts the running down timer by the skew difference.
-            shifted = deadline + (self.skew_us - old_skew) / _US
+            # A raise can move it into the past: fire at once rather than hand out a stale time.
+            shifted = max(now, deadline + (self.skew_us - old_skew) / _US)
             self._timers[TimerName.MASTER_DOWN] = shifted
             out.append(SetTimer(TimerName.MASTER_DOWN, shifted))
 

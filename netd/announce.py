@@ -1,0 +1,309 @@
+"""Gratuitous ARP / unsolicited NA: frames, a pure pacing scheduler, and a raw sender.
+
+Frames match keepalived's (vrrp-protocol.md §6 "Frame formats everyone uses"):
+
+* GARP: Ethernet broadcast from the interface MAC (the VMAC with ``use_vmac``), ARP
+  *request*, sha = that MAC, spa = tpa = VIP, tha = ff:ff:ff:ff:ff:ff.
+* NA: Ethernet to 33:33:00:00:00:01, IPv6 from the VIP to ff02::1 with hop limit 255,
+  ICMPv6 136 with O=1, S=0, R=1 only when the interface forwards, target = VIP and a target
+  link-layer option carrying the MAC.
+
+Frames are built with scapy once per (interface, VIP, MAC) and cached as bytes; the hot path
+only sends bytes.
+
+:class:`AnnounceScheduler` is pure (no clock, no sockets): the event loop feeds it ``now``
+and gets back :class:`Planned` ``(time, target, frame)`` items to send, plus the time of the
+next one so it can arm a single timer. It implements keepalived's timing knobs
+(keepalived-features.md §5.6): ``garp_master_repeat`` copies per VIP interleaved across
+VIPs, a second burst after ``garp_master_delay``, periodic ``garp_master_refresh`` bursts,
+and ``garp_interval`` / ``gna_interval`` as a minimum gap per interface, so a burst for
+hundreds of VIPs is paced without ever blocking the loop.
+"""
+
+from __future__ import annotations
+
+import heapq
+import ipaddress
+import itertools
+import socket
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Final
+
+import structlog
+from scapy.layers.inet6 import ICMPv6ND_NA, ICMPv6NDOptDstLLAddr, IPv6
+from scapy.layers.l2 import ARP, Ether
+
+from netd.errors import AnnounceError
+
+__all__ = [
+    "AnnounceScheduler",
+    "FrameCache",
+    "FrameSender",
+    "GarpTiming",
+    "Planned",
+    "Target",
+    "build_frame",
+    "build_garp",
+    "build_unsolicited_na",
+]
+
+log = structlog.get_logger(__name__)
+
+BROADCAST_MAC: Final = "ff:ff:ff:ff:ff:ff"
+ALL_NODES_MAC: Final = "33:33:00:00:00:01"
+ALL_NODES: Final = "ff02::1"
+
+
+def build_garp(vip: str, mac: str) -> bytes:
+    """keepalived's gratuitous ARP for ``vip`` sent from ``mac``."""
+    try:
+        pkt = Ether(dst=BROADCAST_MAC, src=mac, type=0x0806) / ARP(
+            hwtype=1, ptype=0x0800, hwlen=6, plen=4, op=1,
+            hwsrc=mac, psrc=vip, hwdst=BROADCAST_MAC, pdst=vip,
+        )  # fmt: skip
+        return bytes(pkt)
+    except (ValueError, OSError) as exc:
+        raise AnnounceError(f"cannot build GARP for {vip} from {mac}: {exc}") from exc
+
+
+def build_unsolicited_na(vip: str, mac: str, router: bool = False) -> bytes:
+    """keepalived's unsolicited neighbour advertisement for ``vip`` from ``mac``."""
+    try:
+        pkt = (
+            Ether(dst=ALL_NODES_MAC, src=mac)
+            / IPv6(src=vip, dst=ALL_NODES, hlim=255)
+            / ICMPv6ND_NA(R=int(router), S=0, O=1, tgt=vip)
+            / ICMPv6NDOptDstLLAddr(lladdr=mac)
+        )
+        return bytes(pkt)
+    except (ValueError, OSError) as exc:
+        raise AnnounceError(f"cannot build NA for {vip} from {mac}: {exc}") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One address to announce on one interface. ``router`` sets the NA R flag (IPv6)."""
+
+    ifname: str
+    ip: str
+    mac: str
+    router: bool = False
+
+    @property
+    def family(self) -> int:
+        return socket.AF_INET6 if ipaddress.ip_address(self.ip).version == 6 else socket.AF_INET
+
+
+def build_frame(target: Target) -> bytes:
+    if target.family == socket.AF_INET6:
+        return build_unsolicited_na(target.ip, target.mac, target.router)
+    return build_garp(target.ip, target.mac)
+
+
+class FrameCache:
+    """Frames built once per target; rebuilt only if the target (e.g. its MAC) changes."""
+
+    def __init__(self) -> None:
+        self._frames: dict[Target, bytes] = {}
+
+    def get(self, target: Target) -> bytes:
+        frame = self._frames.get(target)
+        if frame is None:
+            frame = self._frames[target] = build_frame(target)
+        return frame
+
+    def forget(self, targets: Iterable[Target]) -> None:
+        for t in targets:
+            self._frames.pop(t, None)
+
+    def __len__(self) -> int:
+        return len(self._frames)
+
+
+@dataclass(frozen=True, slots=True)
+class GarpTiming:
+    """keepalived's knobs with keepalived's defaults (seconds)."""
+
+    master_repeat: int = 5
+    master_delay: float = 5.0
+    master_refresh: float = 0.0
+    master_refresh_repeat: int = 1
+    lower_prio_repeat: int | None = None  # None = same as master_repeat
+    lower_prio_delay: float | None = None  # None = same as master_delay
+    garp_interval: float = 0.0
+    gna_interval: float = 0.0
+
+    @classmethod
+    def min_garp(cls, **kwargs: float) -> GarpTiming:
+        """``vrrp_min_garp``: one message per VIP, no second burst, no refresh."""
+        return cls(master_repeat=1, master_delay=0.0, master_refresh=0.0, **kwargs)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Planned:
+    """Send ``frame`` for ``target`` at ``at`` (same clock as the ``now`` passed in)."""
+
+    at: float
+    target: Target = field(compare=False)
+    frame: bytes = field(compare=False, repr=False)
+    owner: str = field(compare=False, default="")
+
+
+@dataclass(slots=True)
+class _Refresh:
+    owner: str
+    next_at: float
+    targets: tuple[Target, ...]
+
+
+class AnnounceScheduler:
+    """Pure GARP/NA scheduler. Feed it events and ``now``; send what :meth:`due` returns.
+
+    Usage from an event loop: after any call, arm one timer for :meth:`next_due`; when it
+    fires, send every frame from ``due(now)`` and re-arm.
+    """
+
+    def __init__(self, timing: GarpTiming | None = None, frames: FrameCache | None = None) -> None:
+        self.timing = timing or GarpTiming()
+        self.frames = frames if frames is not None else FrameCache()
+        self._seq = itertools.count()
+        # Per (interface, family): heap of (requested_at, seq, owner, target).
+        self._queues: dict[tuple[str, int], list[tuple[float, int, str, Target]]] = {}
+        self._next_free: dict[tuple[str, int], float] = {}
+        self._refresh: dict[str, _Refresh] = {}
+
+    def _interval(self, family: int) -> float:
+        return self.timing.gna_interval if family == socket.AF_INET6 else self.timing.garp_interval
+
+    def _enqueue(self, owner: str, at: float, targets: Sequence[Target], repeat: int) -> None:
+        # Interleave: copy 1 of every VIP, then copy 2 of every VIP, ... so each VIP's first
+        # announcement goes out as early as possible.
+        for _ in range(repeat):
+            for t in targets:
+                self.frames.get(t)  # build now, off the hot path
+                queue = self._queues.setdefault((t.ifname, t.family), [])
+                heapq.heappush(queue, (at, next(self._seq), owner, t))
+
+    def become_master(self, owner: str, now: float, targets: Sequence[Target]) -> None:
+        """Burst now, a second burst after master_delay, then refreshes if configured."""
+        tm = self.timing
+        self.stop(owner)
+        self._enqueue(owner, now, targets, tm.master_repeat)
+        if tm.master_delay > 0:
+            self._enqueue(owner, now + tm.master_delay, targets, tm.master_repeat)
+        if tm.master_refresh > 0:
+            first = now + tm.master_delay + tm.master_refresh
+            self._refresh[owner] = _Refresh(owner, first, tuple(targets))
+
+    def lower_priority_advert(self, owner: str, now: float, targets: Sequence[Target]) -> None:
+        """A MASTER heard a lower-priority advert (split brain healing): announce again."""
+        tm = self.timing
+        repeat = tm.master_repeat if tm.lower_prio_repeat is None else tm.lower_prio_repeat
+        delay = tm.master_delay if tm.lower_prio_delay is None else tm.lower_prio_delay
+        self._enqueue(owner, now, targets, repeat)
+        if delay > 0:
+            self._enqueue(owner, now + delay, targets, repeat)
+
+    def stop(self, owner: str) -> None:
+        """Leaving MASTER: drop everything still pending for ``owner``."""
+        self._refresh.pop(owner, None)
+        for key, queue in self._queues.items():
+            kept = [e for e in queue if e[2] != owner]
+            if len(kept) != len(queue):
+                heapq.heapify(kept)
+                self._queues[key] = kept
+
+    def pending(self, owner: str | None = None) -> int:
+        return sum(1 for q in self._queues.values() for e in q if owner in (None, e[2]))
+
+    def _slot(self, key: tuple[str, int]) -> float | None:
+        queue = self._queues.get(key)
+        if not queue:
+            return None
+        return max(queue[0][0], self._next_free.get(key, float("-inf")))
+
+    def next_due(self) -> float | None:
+        """When the next frame (or refresh) is due; ``None`` when idle."""
+        times = [s for s in (self._slot(k) for k in self._queues) if s is not None]
+        times += [r.next_at for r in self._refresh.values()]
+        return min(times) if times else None
+
+    def due(self, now: float) -> list[Planned]:
+        """Everything due at ``now``, paced per interface; in send order."""
+        for r in self._refresh.values():
+            while r.next_at <= now:
+                self._enqueue(r.owner, r.next_at, r.targets, self.timing.master_refresh_repeat)
+                r.next_at += self.timing.master_refresh
+        out: list[Planned] = []
+        for key, queue in self._queues.items():
+            interval = self._interval(key[1])
+            while queue:
+                slot = self._slot(key)
+                if slot is None or slot > now:
+                    break
+                _, _, owner, target = heapq.heappop(queue)
+                out.append(Planned(slot, target, self.frames.get(target), owner))
+                self._next_free[key] = slot + interval
+        out.sort()
+        return out
+
+
+class FrameSender:
+    """Sends prebuilt frames on ``AF_PACKET`` raw sockets, one per interface.
+
+    A packet socket belongs to the network namespace that is current when it is opened:
+    the ones named in ``ifnames`` are opened at construction, any other on first use. Sends
+    never block: a full socket buffer counts as a drop rather than stalling the loop.
+    """
+
+    def __init__(self, ifnames: Iterable[str] = ()) -> None:
+        self._socks: dict[str, socket.socket] = {}
+        self.sent = 0
+        self.dropped = 0
+        for ifname in ifnames:
+            self.open(ifname)
+
+    def open(self, ifname: str) -> None:
+        """Open (or keep) the socket for ``ifname`` in the current namespace."""
+        self._sock(ifname)
+
+    def _sock(self, ifname: str) -> socket.socket:
+        sock = self._socks.get(ifname)
+        if sock is None:
+            try:
+                sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+                sock.bind((ifname, 0))
+                sock.setblocking(False)
+            except OSError as exc:
+                raise AnnounceError(f"cannot open raw socket on {ifname}: {exc}") from exc
+            self._socks[ifname] = sock
+        return sock
+
+    def send(self, ifname: str, frame: bytes) -> bool:
+        """Send one frame; False if dropped because the socket buffer was full."""
+        sock = self._sock(ifname)
+        try:
+            sock.send(frame)
+        except BlockingIOError:
+            self.dropped += 1
+            log.warning("netd.announce.dropped", ifname=ifname)
+            return False
+        except OSError as exc:
+            # The interface vanished or went down: the caller decides whether to reopen.
+            self._socks.pop(ifname, None)
+            sock.close()
+            raise AnnounceError(f"send on {ifname} failed: {exc}") from exc
+        self.sent += 1
+        return True
+
+    def send_planned(self, planned: Iterable[Planned]) -> int:
+        n = 0
+        for p in planned:
+            n += self.send(p.target.ifname, p.frame)
+        return n
+
+    def close(self) -> None:
+        for sock in self._socks.values():
+            sock.close()
+        self._socks.clear()
