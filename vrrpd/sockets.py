@@ -1,0 +1,179 @@
+"""Raw IP protocol 112 sockets: the only place vrrpd touches the network.
+
+One receive socket per (interface, family), shared by every instance on it (the driver
+dispatches by VRID), and one send socket per (interface, family, source address). They are
+separate because binding a raw socket to a source address also filters what it receives, which
+would hide multicast adverts.
+
+IPv4 raw sockets deliver the IP header, so TTL, addresses and the declared length come from it.
+IPv6 raw sockets deliver only the payload; the hop limit and destination come from
+``IPV6_RECVHOPLIMIT``/``IPV6_RECVPKTINFO`` ancillary data. Checksums are computed and checked
+by the codec, never by the kernel (no ``IPV6_CHECKSUM``), so a bad one is counted and logged
+with a reason rather than silently dropped.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import struct
+from dataclasses import dataclass
+
+from vrrpd.errors import VrrpdError
+from vrrpd.packet import IPPROTO_VRRP, IPAddress
+from vrrpd.validate import IpFacts
+
+_RECV_SIZE = 4096
+_MAX_DRAIN = 256
+# Linux constants Python's socket module does not export on every build.
+_IPV6_RECVPKTINFO = getattr(socket, "IPV6_RECVPKTINFO", 49)
+_IPV6_PKTINFO = getattr(socket, "IPV6_PKTINFO", 50)
+_IPV6_RECVHOPLIMIT = getattr(socket, "IPV6_RECVHOPLIMIT", 51)
+_IPV6_HOPLIMIT = getattr(socket, "IPV6_HOPLIMIT", 52)
+_SO_BINDTODEVICE = getattr(socket, "SO_BINDTODEVICE", 25)
+
+
+class SocketError(VrrpdError):
+    """A VRRP socket could not be opened, configured or used (carries the OS reason)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Datagram:
+    payload: bytes
+    facts: IpFacts
+    ifname: str
+
+
+def _bind_device(sock: socket.socket, ifname: str) -> None:
+    sock.setsockopt(socket.SOL_SOCKET, _SO_BINDTODEVICE, ifname.encode())
+
+
+class Receiver:
+    """Receives every VRRP datagram arriving on one interface for one address family."""
+
+    def __init__(self, family: int, ifname: str, ifindex: int) -> None:
+        self.family, self.ifname, self.ifindex = family, ifname, ifindex
+        af = socket.AF_INET if family == 4 else socket.AF_INET6
+        try:
+            self.sock = socket.socket(af, socket.SOCK_RAW, IPPROTO_VRRP)
+            self.sock.setblocking(False)
+            _bind_device(self.sock, ifname)
+            if family == 6:
+                self.sock.setsockopt(socket.IPPROTO_IPV6, _IPV6_RECVHOPLIMIT, 1)
+                self.sock.setsockopt(socket.IPPROTO_IPV6, _IPV6_RECVPKTINFO, 1)
+        except OSError as exc:
+            raise SocketError(f"cannot open VRRP receive socket on {ifname}: {exc}") from exc
+        self._groups: set[IPAddress] = set()
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def join(self, group: IPAddress) -> None:
+        if group in self._groups:
+            return
+        try:
+            if self.family == 4:
+                mreqn = group.packed + b"\0\0\0\0" + struct.pack("=i", self.ifindex)
+                self.sock.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreqn)
+            else:
+                mreq = group.packed + struct.pack("=I", self.ifindex)
+                self.sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP, mreq)
+        except OSError as exc:
+            raise SocketError(f"cannot join {group} on {self.ifname}: {exc}") from exc
+        self._groups.add(group)
+
+    def drain(self) -> list[Datagram]:
+        """Everything queued now (bounded), decoded to payload + IP facts."""
+        out: list[Datagram] = []
+        for _ in range(_MAX_DRAIN):
+            try:
+                if self.family == 4:
+                    data = self.sock.recv(_RECV_SIZE)
+                    dgram = self._from_ipv4(data)
+                else:
+                    data, anc, _flags, addr = self.sock.recvmsg(_RECV_SIZE, 256)
+                    dgram = self._from_ipv6(data, anc, addr)
+            except BlockingIOError:
+                break
+            except OSError as exc:
+                raise SocketError(f"receive on {self.ifname} failed: {exc}") from exc
+            if dgram is not None:
+                out.append(dgram)
+        return out
+
+    def _from_ipv4(self, data: bytes) -> Datagram | None:
+        if len(data) < 20:
+            return None
+        ihl = (data[0] & 0x0F) * 4
+        tot_len = int.from_bytes(data[2:4], "big")
+        facts = IpFacts(
+            src=ipaddress.IPv4Address(data[12:16]),
+            dst=ipaddress.IPv4Address(data[16:20]),
+            ttl=data[8],
+            declared_len=max(0, tot_len - ihl),
+        )
+        return Datagram(data[ihl:], facts, self.ifname)
+
+    def _from_ipv6(self, data: bytes, anc: list[tuple[int, int, bytes]],
+                   addr: tuple[str, int, int, int]) -> Datagram | None:
+        hops, dst = -1, None
+        for level, kind, value in anc:
+            if level != socket.IPPROTO_IPV6:
+                continue
+            if kind == _IPV6_HOPLIMIT and len(value) >= 4:
+                hops = int.from_bytes(value[:4], "little", signed=True)
+            elif kind == _IPV6_PKTINFO and len(value) >= 16:
+                dst = ipaddress.IPv6Address(value[:16])
+        if dst is None:
+            return None
+        src = ipaddress.IPv6Address(addr[0].split("%", 1)[0])
+        return Datagram(data, IpFacts(src=src, dst=dst, ttl=hops, declared_len=None), self.ifname)
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class Sender:
+    """Sends adverts out of one interface, from one source address, with TTL/hop limit 255."""
+
+    def __init__(self, family: int, ifname: str, ifindex: int, src: IPAddress) -> None:
+        self.family, self.ifname, self.ifindex, self.src = family, ifname, ifindex, src
+        af = socket.AF_INET if family == 4 else socket.AF_INET6
+        try:
+            self.sock = socket.socket(af, socket.SOCK_RAW, IPPROTO_VRRP)
+            self.sock.setblocking(False)
+            _bind_device(self.sock, ifname)
+            if family == 4:
+                self.sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 255)
+                self.sock.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, 255)
+                self.sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 0)
+                self.sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF,
+                                     b"\0" * 8 + struct.pack("=i", ifindex))
+                self.sock.bind((str(src), 0))
+            else:
+                self.sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)
+                self.sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, 255)
+                self.sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_LOOP, 0)
+                self.sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, ifindex)
+                scope = ifindex if src.is_link_local else 0
+                self.sock.bind((str(src), 0, 0, scope))
+        except OSError as exc:
+            raise SocketError(
+                f"cannot open VRRP send socket on {ifname} from {src}: {exc}") from exc
+        self.errors = 0
+
+    def send(self, wire: bytes, dst: IPAddress) -> bool:
+        """Send one advert; False (and counted) when the kernel refuses it."""
+        try:
+            if self.family == 4:
+                self.sock.sendto(wire, (str(dst), 0))
+            else:
+                scope = self.ifindex if dst.is_link_local or dst.is_multicast else 0
+                self.sock.sendto(wire, (str(dst), 0, 0, scope))
+        except OSError:
+            self.errors += 1
+            return False
+        return True
+
+    def close(self) -> None:
+        self.sock.close()
