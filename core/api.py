@@ -58,8 +58,9 @@ def _finish(pre: Preprocessed, env: ScriptEnv | None) -> LoadResult:
     for p in problems:
         src = pre.sources.get(p.file)
         if src is not None and 0 < p.line <= len(src) and not p.source_line:
-            p = replace(p, source_line=src[p.line - 1].rstrip("\n"))
-        out.append(p)
+            out.append(replace(p, source_line=src[p.line - 1].rstrip("\n")))
+        else:
+            out.append(p)
     return LoadResult(config, tuple(out), tuple(pre.files))
 
 

@@ -39,13 +39,24 @@ class ConfigDiff:
     @property
     def empty(self) -> bool:
         return not (
-            any(bool(getattr(self, n)) for n in _SECTIONS) or self.global_defs_changed or self.root_changed
+            any(bool(getattr(self, n)) for n in _SECTIONS)
+            or self.global_defs_changed
+            or self.root_changed
         )
 
 
 _SECTIONS = (
-    "instances", "sync_groups", "scripts", "track_files", "track_processes", "bfd_instances",
-    "virtual_server_groups", "virtual_servers", "static_ipaddress", "static_routes", "static_rules",
+    "instances",
+    "sync_groups",
+    "scripts",
+    "track_files",
+    "track_processes",
+    "bfd_instances",
+    "virtual_server_groups",
+    "virtual_servers",
+    "static_ipaddress",
+    "static_routes",
+    "static_rules",
 )
 
 
@@ -85,6 +96,12 @@ def diff(old: Config, new: Config) -> ConfigDiff:
         static_routes=_static(old.static_routes, new.static_routes, "dest"),
         static_rules=_static(old.static_rules, new.static_rules, ""),
         global_defs_changed=old.global_defs != new.global_defs,
-        root_changed=(old.net_namespace, old.instance, old.use_pid_dir, old.child_wait_time, old.other)
+        root_changed=(
+            old.net_namespace,
+            old.instance,
+            old.use_pid_dir,
+            old.child_wait_time,
+            old.other,
+        )
         != (new.net_namespace, new.instance, new.use_pid_dir, new.child_wait_time, new.other),
     )

@@ -47,7 +47,12 @@ def parse_address(words: list[Token], ctx: Ctx) -> Address:
             key = {"brd": "broadcast"}.get(w, w)
             if key == "scope":
                 if v6:
-                    ctx.report("error", "bad-value", "IPv6 addresses cannot have a scope - ignoring", words[i])
+                    ctx.report(
+                        "error",
+                        "bad-value",
+                        "IPv6 addresses cannot have a scope - ignoring",
+                        words[i],
+                    )
                     i += 2
                     continue
                 if val not in SCOPES and not val.isdigit():
@@ -56,16 +61,27 @@ def parse_address(words: list[Token], ctx: Ctx) -> Address:
                     continue
             if key == "label":
                 if v6:
-                    ctx.report("error", "bad-value", "IPv6 addresses cannot have a label - ignoring", words[i])
+                    ctx.report(
+                        "error",
+                        "bad-value",
+                        "IPv6 addresses cannot have a label - ignoring",
+                        words[i],
+                    )
                     i += 2
                     continue
                 if len(val) >= 16:
-                    ctx.report("error", "bad-value", f"label '{val}' is too long (max 15)", words[i + 1])
+                    ctx.report(
+                        "error", "bad-value", f"label '{val}' is too long (max 15)", words[i + 1]
+                    )
                     i += 2
                     continue
             if key in ("broadcast", "peer") and val not in ("+", "-"):
                 try:
-                    val = str(ipaddress.ip_interface(val)) if key == "peer" else str(ipaddress.ip_address(val))
+                    val = (
+                        str(ipaddress.ip_interface(val))
+                        if key == "peer"
+                        else str(ipaddress.ip_address(val))
+                    )
                 except ValueError:
                     ctx.report("error", "bad-value", f"invalid {key} address '{val}'", words[i + 1])
                     i += 2
@@ -76,14 +92,27 @@ def parse_address(words: list[Token], ctx: Ctx) -> Address:
             vals[_ADDR_FLAG[w]] = True
             i += 1
         else:
-            ctx.report("error", "unknown-entry", f"Unknown configuration entry '{w}' for ip address - ignoring", words[i])
+            ctx.report(
+                "error",
+                "unknown-entry",
+                f"Unknown configuration entry '{w}' for ip address - ignoring",
+                words[i],
+            )
             i += 1
     return Address(addr, **vals)  # type: ignore[arg-type]
 
 
 def render_address(a: Address) -> str:
     parts = [a.address]
-    for key, kw in (("dev", "dev"), ("broadcast", "brd"), ("scope", "scope"), ("label", "label"), ("peer", "peer"), ("preferred_lft", "preferred_lft"), ("track_group", "track_group")):
+    for key, kw in (
+        ("dev", "dev"),
+        ("broadcast", "brd"),
+        ("scope", "scope"),
+        ("label", "label"),
+        ("peer", "peer"),
+        ("preferred_lft", "preferred_lft"),
+        ("track_group", "track_group"),
+    ):
         v = getattr(a, key)
         if v is not None:
             parts += [kw, quote(v)]
@@ -93,11 +122,42 @@ def render_address(a: Address) -> str:
     return " ".join(parts)
 
 
-ROUTE_TYPES = ("unicast", "local", "broadcast", "anycast", "multicast", "blackhole", "unreachable", "prohibit", "throw", "nat")
+ROUTE_TYPES = (
+    "unicast",
+    "local",
+    "broadcast",
+    "anycast",
+    "multicast",
+    "blackhole",
+    "unreachable",
+    "prohibit",
+    "throw",
+    "nat",
+)
 _ROUTE_ONE = {
-    "tos", "dsfield", "advmss", "rtt", "rttvar", "reordering", "window", "cwnd", "ssthresh", "realms",
-    "rto_min", "initcwnd", "initrwnd", "features", "quickack", "congctl", "fastopen_no_cookie",
-    "hoplimit", "pref", "expires", "ttl-propagate", "vrf", "as",
+    "tos",
+    "dsfield",
+    "advmss",
+    "rtt",
+    "rttvar",
+    "reordering",
+    "window",
+    "cwnd",
+    "ssthresh",
+    "realms",
+    "rto_min",
+    "initcwnd",
+    "initrwnd",
+    "features",
+    "quickack",
+    "congctl",
+    "fastopen_no_cookie",
+    "hoplimit",
+    "pref",
+    "expires",
+    "ttl-propagate",
+    "vrf",
+    "as",
 }
 _ROUTE_ZERO = {"append", "prepend", "add"}
 
@@ -127,11 +187,15 @@ def parse_route(words: list[Token], ctx: Ctx) -> Route:
             i += 2
         elif w in ("via", "gw"):
             if w == "gw":
-                ctx.report("warning", "deprecated", '"gw" for routes is deprecated. Please use "via"', tok)
+                ctx.report(
+                    "warning", "deprecated", '"gw" for routes is deprecated. Please use "via"', tok
+                )
             vals["via"] = _ip(_next(words, i))
             i += 2
         elif w == "or":
-            ctx.report("warning", "deprecated", '"or" for routes is deprecated. Please use "nexthop"', tok)
+            ctx.report(
+                "warning", "deprecated", '"or" for routes is deprecated. Please use "nexthop"', tok
+            )
             vals["via_or"] = _ip(_next(words, i))
             i += 2
         elif w in ("dev", "oif"):
@@ -199,7 +263,15 @@ def render_route(r: Route) -> str:
     if r.src:
         parts += ["src", r.src]
     parts.append(r.dest)
-    for key, kw in (("via", "via"), ("via_or", "or"), ("dev", "dev"), ("table", "table"), ("metric", "metric"), ("scope", "scope"), ("protocol", "protocol")):
+    for key, kw in (
+        ("via", "via"),
+        ("via_or", "or"),
+        ("dev", "dev"),
+        ("table", "table"),
+        ("metric", "metric"),
+        ("scope", "scope"),
+        ("protocol", "protocol"),
+    ):
         v = getattr(r, key)
         if v is not None:
             parts += [kw, quote(str(v))]
@@ -217,8 +289,17 @@ def render_route(r: Route) -> str:
 
 
 _RULE_ONE = {
-    "realms", "suppress_prefixlength", "sup_pl", "suppress_ifgroup", "sup_group", "uidrange",
-    "protocol", "ipproto", "sport", "dport", "tunnel-id",
+    "realms",
+    "suppress_prefixlength",
+    "sup_pl",
+    "suppress_ifgroup",
+    "sup_group",
+    "uidrange",
+    "protocol",
+    "ipproto",
+    "sport",
+    "dport",
+    "tunnel-id",
 }
 _RULE_ZERO = {"nop", "l3mdev", "not"}
 
@@ -283,7 +364,18 @@ def parse_rule(words: list[Token], ctx: Ctx) -> Rule:
 
 def render_rule(r: Rule) -> str:
     parts: list[str] = []
-    for key, kw in (("from_", "from"), ("to", "to"), ("table", "table"), ("preference", "preference"), ("iif", "iif"), ("oif", "oif"), ("fwmark", "fwmark"), ("tos", "tos"), ("type", "type"), ("goto", "goto")):
+    for key, kw in (
+        ("from_", "from"),
+        ("to", "to"),
+        ("table", "table"),
+        ("preference", "preference"),
+        ("iif", "iif"),
+        ("oif", "oif"),
+        ("fwmark", "fwmark"),
+        ("tos", "tos"),
+        ("type", "type"),
+        ("goto", "goto"),
+    ):
         v = getattr(r, key)
         if v is not None:
             parts += [kw, quote(str(v))]
@@ -308,7 +400,9 @@ def parse_peer(words: list[Token], ctx: Ctx) -> UnicastPeer:
             vals[w] = parse_int(_next(words, i), 0, 255)
             i += 2
         else:
-            ctx.report("error", "unknown-entry", f"unknown unicast_peer option '{w}' - ignoring", words[i])
+            ctx.report(
+                "error", "unknown-entry", f"unknown unicast_peer option '{w}' - ignoring", words[i]
+            )
             i += 1
     return UnicastPeer(addr, **vals)
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from core import entries as E
+from core import entries as ent
+from core.lexer import Token
 from core.model import (
     Authentication,
     BfdInstance,
@@ -60,12 +61,12 @@ from core.schema import (
 )
 from core.tree import Node
 
-ADDRESSES = EntryList(E.parse_address, E.render_address, "address")
-ROUTES = EntryList(E.parse_route, E.render_route, "route")
-RULES = EntryList(E.parse_rule, E.render_rule, "rule")
-PEERS = EntryList(E.parse_peer, E.render_peer, "peer")
-TRACK = EntryList(E.make_track_parser(), E.render_track, "track entry")  # type: ignore[arg-type]
-TRACK254 = EntryList(E.make_track_parser(-254, 254), E.render_track, "track entry")  # type: ignore[arg-type]
+ADDRESSES = EntryList(ent.parse_address, ent.render_address, "address")
+ROUTES = EntryList(ent.parse_route, ent.render_route, "route")
+RULES = EntryList(ent.parse_rule, ent.render_rule, "rule")
+PEERS = EntryList(ent.parse_peer, ent.render_peer, "peer")
+TRACK = EntryList(ent.make_track_parser(), ent.render_track, "track entry")  # type: ignore[arg-type]
+TRACK254 = EntryList(ent.make_track_parser(-254, 254), ent.render_track, "track entry")  # type: ignore[arg-type]
 SCRIPT = ScriptT()
 TIMER = Float(0)
 BOOL = Flag()
@@ -73,29 +74,100 @@ BOOL = Flag()
 
 # -- global_defs ----------------------------------------------------------------------------
 _GLOBAL_RAW = [
-    "process_names", "process_name", "vrrp_process_name", "checker_process_name", "bfd_process_name",
-    "lvs_process_name", "use_symlink_paths", "set_supplementary_groups", "min_auto_priority_delay",
-    "vrrp_priority", "checker_priority", "bfd_priority", "vrrp_no_swap", "checker_no_swap", "bfd_no_swap",
-    "vrrp_rt_priority", "checker_rt_priority", "bfd_rt_priority", "vrrp_cpu_affinity",
-    "checker_cpu_affinity", "bfd_cpu_affinity", "vrrp_rlimit_rttime", "checker_rlimit_rttime",
-    "bfd_rlimit_rttime", "vrrp_rlimit_rtime", "checker_rlimit_rtime", "bfd_rlimit_rtime",
-    "disable_local_igmp", "v3_checksum_as_v2", "vrrp_garp_extra_if", "vrrp_vmac_garp_intvl",
-    "vrrp_owner_ignore_adverts", "vrrp_iptables", "vrrp_ipsets", "nftables", "nftables_priority",
-    "nftables_ifindex", "nftables_counters", "nftables_ipvs", "nftables_ipvs_priority",
-    "nftables_ipvs_start_fwmark", "lvs_sync_daemon", "lvs_timeouts", "lvs_flush_on_stop",
-    "lvs_flush_onstop", "snmp_socket", "enable_snmp_vrrp", "enable_snmp_keepalived",
-    "enable_snmp_checker", "enable_snmp_rfc", "enable_snmp_rfcv2", "enable_snmp_rfcv3", "enable_traps",
-    "snmp_vs_stats_update_interval", "snmp_rs_stats_update_interval", "enable_dbus",
-    "dbus_service_name", "dbus_no_interface_name", "vrrp_netlink_cmd_rcv_bufs",
-    "vrrp_netlink_cmd_rcv_bufs_force", "vrrp_netlink_monitor_rcv_bufs",
-    "vrrp_netlink_monitor_rcv_bufs_force", "lvs_netlink_cmd_rcv_bufs", "lvs_netlink_cmd_rcv_bufs_force",
-    "lvs_netlink_monitor_rcv_bufs", "lvs_netlink_monitor_rcv_bufs_force", "process_monitor_rcv_bufs",
-    "process_monitor_rcv_bufs_force", "vrrp_rx_bufs_policy", "vrrp_rx_bufs_multiplier",
-    "rs_init_notifies", "no_checker_emails", "vrrp_delay_after_boot", "log_unknown_vrids", "vmac_prefix",
-    "vmac_addr_prefix", "umask", "random_seed", "reload_check_config", "reload_time_file",
-    "reload_repeat", "reload_file", "include_check", "config_save_dir", "tmp_config_directory",
-    "data_use_instance", "state_dump_file", "stats_dump_file", "json_dump_file", "json_version",
-    "iproute_usr_dir", "iproute_etc_dir", "linkbeat_use_polling", "smtp_alert_bfd",
+    "process_names",
+    "process_name",
+    "vrrp_process_name",
+    "checker_process_name",
+    "bfd_process_name",
+    "lvs_process_name",
+    "use_symlink_paths",
+    "set_supplementary_groups",
+    "min_auto_priority_delay",
+    "vrrp_priority",
+    "checker_priority",
+    "bfd_priority",
+    "vrrp_no_swap",
+    "checker_no_swap",
+    "bfd_no_swap",
+    "vrrp_rt_priority",
+    "checker_rt_priority",
+    "bfd_rt_priority",
+    "vrrp_cpu_affinity",
+    "checker_cpu_affinity",
+    "bfd_cpu_affinity",
+    "vrrp_rlimit_rttime",
+    "checker_rlimit_rttime",
+    "bfd_rlimit_rttime",
+    "vrrp_rlimit_rtime",
+    "checker_rlimit_rtime",
+    "bfd_rlimit_rtime",
+    "disable_local_igmp",
+    "v3_checksum_as_v2",
+    "vrrp_garp_extra_if",
+    "vrrp_vmac_garp_intvl",
+    "vrrp_owner_ignore_adverts",
+    "vrrp_iptables",
+    "vrrp_ipsets",
+    "nftables",
+    "nftables_priority",
+    "nftables_ifindex",
+    "nftables_counters",
+    "nftables_ipvs",
+    "nftables_ipvs_priority",
+    "nftables_ipvs_start_fwmark",
+    "lvs_sync_daemon",
+    "lvs_timeouts",
+    "lvs_flush_on_stop",
+    "lvs_flush_onstop",
+    "snmp_socket",
+    "enable_snmp_vrrp",
+    "enable_snmp_keepalived",
+    "enable_snmp_checker",
+    "enable_snmp_rfc",
+    "enable_snmp_rfcv2",
+    "enable_snmp_rfcv3",
+    "enable_traps",
+    "snmp_vs_stats_update_interval",
+    "snmp_rs_stats_update_interval",
+    "enable_dbus",
+    "dbus_service_name",
+    "dbus_no_interface_name",
+    "vrrp_netlink_cmd_rcv_bufs",
+    "vrrp_netlink_cmd_rcv_bufs_force",
+    "vrrp_netlink_monitor_rcv_bufs",
+    "vrrp_netlink_monitor_rcv_bufs_force",
+    "lvs_netlink_cmd_rcv_bufs",
+    "lvs_netlink_cmd_rcv_bufs_force",
+    "lvs_netlink_monitor_rcv_bufs",
+    "lvs_netlink_monitor_rcv_bufs_force",
+    "process_monitor_rcv_bufs",
+    "process_monitor_rcv_bufs_force",
+    "vrrp_rx_bufs_policy",
+    "vrrp_rx_bufs_multiplier",
+    "rs_init_notifies",
+    "no_checker_emails",
+    "vrrp_delay_after_boot",
+    "log_unknown_vrids",
+    "vmac_prefix",
+    "vmac_addr_prefix",
+    "umask",
+    "random_seed",
+    "reload_check_config",
+    "reload_time_file",
+    "reload_repeat",
+    "reload_file",
+    "include_check",
+    "config_save_dir",
+    "tmp_config_directory",
+    "data_use_instance",
+    "state_dump_file",
+    "stats_dump_file",
+    "json_dump_file",
+    "json_version",
+    "iproute_usr_dir",
+    "iproute_etc_dir",
+    "linkbeat_use_polling",
+    "smtp_alert_bfd",
 ]
 _DEPRECATED_GLOBAL = {
     "lvs_process_name": "checker_process_name",
@@ -418,14 +490,14 @@ class VsgT:
     def render(self, kw: str, value: Any, indent: str) -> list[str]:
         return [
             f"{indent}{kw} {quote(value.name)} {{",
-            *(f"{indent}  {E.render_vsg_entry(e)}" for e in value.entries),
+            *(f"{indent}  {ent.render_vsg_entry(e)}" for e in value.entries),
             f"{indent}}}",
         ]
 
 
-ADDRESSES_VSG = EntryList(E.parse_vsg_entry, E.render_vsg_entry, "virtual_server_group entry")
+ADDRESSES_VSG = EntryList(ent.parse_vsg_entry, ent.render_vsg_entry, "virtual_server_group entry")
 
-_CHECK_COMMON = [
+_CHECK_COMMON: list[Kw | Raw] = [
     K("connect_ip", Ip()),
     K("connect_port", Int(0, 65535)),
     K("bindto", Ip()),
@@ -441,9 +513,20 @@ _CHECK_COMMON = [
     K("alpha", BOOL),
     K("log_all_failures", BOOL),
 ]
-_CHECK_MISC_COMMON = [k for k in _CHECK_COMMON if k.name in (
-    "retry", "nb_get_retry", "delay_before_retry", "warmup", "delay_loop", "alpha", "log_all_failures"
-)]
+_CHECK_MISC_COMMON: list[Kw | Raw] = [
+    k
+    for k in _CHECK_COMMON
+    if k.name
+    in (
+        "retry",
+        "nb_get_retry",
+        "delay_before_retry",
+        "warmup",
+        "delay_loop",
+        "alpha",
+        "log_all_failures",
+    )
+]
 
 URL = BlockSchema(
     "url",
@@ -463,7 +546,7 @@ URL = BlockSchema(
     ],
 )
 
-_HTTP = [
+_HTTP: list[Kw | Raw] = [
     K("http_protocol", Choice(("1.0", "1.0C", "1.1"))),
     K("virtualhost", Str()),
     K("fast_recovery", BOOL),
@@ -478,14 +561,19 @@ CHECKERS: dict[str, BlockSchema] = {
     "HTTP_GET": BlockSchema("HTTP_GET", Checker, [*_CHECK_COMMON, *_HTTP]),
     "SSL_GET": BlockSchema("SSL_GET", Checker, [*_CHECK_COMMON, *_HTTP]),
     "SMTP_CHECK": BlockSchema(
-        "SMTP_CHECK", Checker, [*_CHECK_COMMON, K("helo_name", Str()), Raw("host", 0, 0, True, "connect_ip")]
+        "SMTP_CHECK",
+        Checker,
+        [*_CHECK_COMMON, K("helo_name", Str()), Raw("host", 0, 0, True, "connect_ip")],
     ),
     "DNS_CHECK": BlockSchema(
         "DNS_CHECK",
         Checker,
         [
             *_CHECK_COMMON,
-            K("type", Choice(("A", "NS", "CNAME", "SOA", "MX", "TXT", "AAAA", "RRSIG", "DNSKEY"), True)),
+            K(
+                "type",
+                Choice(("A", "NS", "CNAME", "SOA", "MX", "TXT", "AAAA", "RRSIG", "DNSKEY"), True),
+            ),
             K("name", Str()),
         ],
     ),
@@ -537,7 +625,12 @@ class CheckerT:
 
     def parse(self, node: Node, ctx: Ctx) -> Checker:
         if node.args:
-            ctx.report("error", "extra-parameters", f"Block {node.keyword} has extra parameters", node.args[0])
+            ctx.report(
+                "error",
+                "extra-parameters",
+                f"Block {node.keyword} has extra parameters",
+                node.args[0],
+            )
         values = parse_block(node.children or [], CHECKERS[self.kind], ctx)
         return Checker(kind=self.kind, **values)  # type: ignore[arg-type]
 
@@ -557,7 +650,22 @@ def _checker_kws() -> list[Kw]:
 
 
 _LVS_METHODS = ("NAT", "DR", "TUN", "PMTUD")
-_LVS_SCHED = ("rr", "wrr", "lc", "wlc", "lblc", "sh", "mh", "dh", "fo", "ovf", "lblcr", "sed", "nq", "twos")
+_LVS_SCHED = (
+    "rr",
+    "wrr",
+    "lc",
+    "wlc",
+    "lblc",
+    "sh",
+    "mh",
+    "dh",
+    "fo",
+    "ovf",
+    "lblcr",
+    "sed",
+    "nq",
+    "twos",
+)
 
 REAL_SERVER = BlockSchema(
     "real_server",
@@ -585,7 +693,7 @@ REAL_SERVER = BlockSchema(
 )
 
 
-def _port(tok: Node | Any) -> int:
+def _port(tok: Token) -> int:
     return parse_int(tok, 0, 65535)
 
 
@@ -599,7 +707,9 @@ class RealServerT:
         ip = parse_ip(node.args[0])
         port = _port(node.args[1]) if len(node.args) > 1 else None
         if len(node.args) > 2:
-            ctx.report("error", "extra-parameters", "Block real_server has extra parameters", node.args[2])
+            ctx.report(
+                "error", "extra-parameters", "Block real_server has extra parameters", node.args[2]
+            )
         values = parse_block(node.children or [], REAL_SERVER, ctx)
         return RealServer(ip=ip, port=port, **values)
 
@@ -642,7 +752,20 @@ VIRTUAL_SERVER = BlockSchema(
         Raw("persistence_engine", 1, 1),
         Raw("sorry_server_lvs_method", 1, 1),
         Raw("snmp_name", 1, 1),
-        *[Raw(f, 0, 0) for f in ("hashed", "ops", "flag-1", "flag-2", "flag-3", "sh-port", "sh-fallback", "mh-port", "mh-fallback")],
+        *[
+            Raw(f, 0, 0)
+            for f in (
+                "hashed",
+                "ops",
+                "flag-1",
+                "flag-2",
+                "flag-3",
+                "sh-port",
+                "sh-fallback",
+                "mh-port",
+                "mh-fallback",
+            )
+        ],
     ],
 )
 
@@ -672,7 +795,9 @@ class VirtualServerT:
                 head["port"] = _port(a[1])
             extra = a[2:]
         if extra:
-            ctx.report("error", "extra-parameters", "Block virtual_server has extra parameters", extra[0])
+            ctx.report(
+                "error", "extra-parameters", "Block virtual_server has extra parameters", extra[0]
+            )
         name = vs_name(head.get("ip"), head.get("port"), head.get("fwmark"), head.get("group"))
         saved = ctx.owner
         ctx.owner = ("virtual_server", name)
@@ -684,7 +809,11 @@ class VirtualServerT:
         return VirtualServer(name=name, **head, **values)
 
     def render(self, kw: str, value: Any, indent: str) -> list[str]:
-        return [f"{indent}{kw} {value.name} {{", *render_block(value, VIRTUAL_SERVER, indent + "  "), f"{indent}}}"]
+        return [
+            f"{indent}{kw} {value.name} {{",
+            *render_block(value, VIRTUAL_SERVER, indent + "  "),
+            f"{indent}}}",
+        ]
 
 
 def vs_name(ip: str | None, port: int | None, fwmark: int | None, group: str | None) -> str:
@@ -717,8 +846,21 @@ ROOT = BlockSchema(
         K("vrrp_script", NamedBlock(VRRP_SCRIPT), "vrrp_scripts", mode="append"),
         K("vrrp_track_process", NamedBlock(TRACK_PROCESS), "track_processes", mode="append"),
         K("track_file", NamedBlock(TRACK_FILE), "track_files", mode="append"),
-        K("vrrp_track_file", NamedBlock(TRACK_FILE), "track_files", mode="append", canonical=False, deprecated="track_file"),
-        K("bfd_instance", NamedBlock(BFD_INSTANCE), "bfd_instances", mode="append", implemented=False),
+        K(
+            "vrrp_track_file",
+            NamedBlock(TRACK_FILE),
+            "track_files",
+            mode="append",
+            canonical=False,
+            deprecated="track_file",
+        ),
+        K(
+            "bfd_instance",
+            NamedBlock(BFD_INSTANCE),
+            "bfd_instances",
+            mode="append",
+            implemented=False,
+        ),
         K("vrrp_sync_group", NamedBlock(SYNC_GROUP), "sync_groups", mode="append"),
         K("garp_group", SubBlock(GARP_GROUP), "garp_groups", mode="append"),
         K("vrrp_instance", NamedBlock(VRRP_INSTANCE), "instances", mode="append"),
@@ -736,5 +878,21 @@ ROOT = BlockSchema(
 
 SCHEMAS: dict[str, BlockSchema] = {
     s.name or "root": s
-    for s in (ROOT, GLOBAL_DEFS, VRRP_SCRIPT, TRACK_PROCESS, TRACK_FILE, BFD_INSTANCE, SYNC_GROUP, GARP_GROUP, VRRP_INSTANCE, VIRTUAL_SERVER, REAL_SERVER, URL, SSL, AUTH, *CHECKERS.values())
+    for s in (
+        ROOT,
+        GLOBAL_DEFS,
+        VRRP_SCRIPT,
+        TRACK_PROCESS,
+        TRACK_FILE,
+        BFD_INSTANCE,
+        SYNC_GROUP,
+        GARP_GROUP,
+        VRRP_INSTANCE,
+        VIRTUAL_SERVER,
+        REAL_SERVER,
+        URL,
+        SSL,
+        AUTH,
+        *CHECKERS.values(),
+    )
 }

@@ -107,7 +107,16 @@ def split_words(text: str, file: str, line: int, col_offset: int = 0) -> list[To
     return tokens
 
 
-_ESCAPES = {"a": "\a", "b": "\b", "E": "\x1b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v"}
+_ESCAPES = {
+    "a": "\a",
+    "b": "\b",
+    "E": "\x1b",
+    "f": "\f",
+    "n": "\n",
+    "r": "\r",
+    "t": "\t",
+    "v": "\v",
+}
 
 
 def split_command(cmd: str) -> list[str]:

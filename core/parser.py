@@ -28,7 +28,9 @@ def _merge_global_defs(nodes: list[Node]) -> list[Node]:
     return out
 
 
-def parse_preprocessed(pre: Preprocessed) -> tuple[Config, list[Problem], dict[tuple[str, ...], Location]]:
+def parse_preprocessed(
+    pre: Preprocessed,
+) -> tuple[Config, list[Problem], dict[tuple[str, ...], Location]]:
     """Parse preprocessed lines: the config, the problems (preprocessing included), and where
     each named block and keyword was written (for semantic checks)."""
     problems = list(pre.problems)

@@ -98,7 +98,7 @@ class Preprocessor:
         self._rng = random.Random(seed)
 
     # -- problems -------------------------------------------------------------------------
-    def _problem(
+    def _problem(  # noqa: PLR0917
         self,
         severity: Severity,
         code: str,
@@ -115,7 +115,9 @@ class Preprocessor:
         try:
             text = self.reader(path)
         except OSError as exc:
-            self._problem("fatal", "config-missing", f"cannot read config file: {exc.strerror}", path, 0)
+            self._problem(
+                "fatal", "config-missing", f"cannot read config file: {exc.strerror}", path, 0
+            )
             return self.out
         return self.run_text(text, path)
 
@@ -136,7 +138,9 @@ class Preprocessor:
                 raw = raw_lines[i]
                 i += 1
                 if len(raw) > MAX_LINE_LENGTH:
-                    self._problem("error", "line-too-long", "line too long - ignoring", path, lineno)
+                    self._problem(
+                        "error", "line-too-long", "line too long - ignoring", path, lineno
+                    )
                     continue
                 try:
                     text_, off = decomment(raw)
@@ -158,7 +162,9 @@ class Preprocessor:
                         try:
                             more, _ = decomment(raw_lines[i])
                         except LexError as exc:
-                            self._problem("error", "unterminated-quote", str(exc), path, i + 1, exc.col)
+                            self._problem(
+                                "error", "unterminated-quote", str(exc), path, i + 1, exc.col
+                            )
                             more = ""
                         i += 1
                         if more.endswith("\\"):
@@ -181,7 +187,9 @@ class Preprocessor:
             self._problem("error", "unterminated-quote", str(exc), path, lineno, exc.col)
             return
         if len(words) < 2:
-            self._problem("error", "include", f"'{kind}' needs a file name", path, lineno, off + 1, kind)
+            self._problem(
+                "error", "include", f"'{kind}' needs a file name", path, lineno, off + 1, kind
+            )
             return
         strict = kind != "include"
         base = os.path.dirname(path) if path and not path.startswith("<") else os.getcwd()
@@ -196,23 +204,49 @@ class Preprocessor:
             matches = [m for m in matches if not os.path.isdir(m)]
             if not matches:
                 sev: Severity = "error" if strict else "warning"
-                self._problem(sev, "config-missing", f"Config files missing: '{pattern}'", path, lineno, off + 1, pattern)
+                self._problem(
+                    sev,
+                    "config-missing",
+                    f"Config files missing: '{pattern}'",
+                    path,
+                    lineno,
+                    off + 1,
+                    pattern,
+                )
                 continue
             for m in matches:
                 if m in self._stack or len(self._stack) >= _MAX_DEPTH:
-                    self._problem("error", "include-loop", f"include loop: '{m}'", path, lineno, off + 1, pattern)
+                    self._problem(
+                        "error",
+                        "include-loop",
+                        f"include loop: '{m}'",
+                        path,
+                        lineno,
+                        off + 1,
+                        pattern,
+                    )
                     continue
                 try:
                     text_ = self.reader(m)
                 except OSError as exc:
                     sev = "error" if strict else "warning"
-                    self._problem(sev, "config-unreadable", f"cannot read '{m}': {exc.strerror}", path, lineno)
+                    self._problem(
+                        sev, "config-unreadable", f"cannot read '{m}': {exc.strerror}", path, lineno
+                    )
                     continue
                 self._process_file_text(text_, m)
 
     def _define(self, name: str, value: list[str], path: str, lineno: int) -> None:
         if name.startswith("_"):
-            self._problem("error", "reserved-name", f"definition name '${name}' is reserved", path, lineno, 2, name)
+            self._problem(
+                "error",
+                "reserved-name",
+                f"definition name '${name}' is reserved",
+                path,
+                lineno,
+                2,
+                name,
+            )
             return
         self.defs[name] = value
 
@@ -224,12 +258,22 @@ class Preprocessor:
         if text.startswith("@"):
             m = re.match(r"@(\^?)(\S+)", text)
             if not m:
-                self._problem("error", "conditional", "'@' without a config id", path, lineno, off + 1)
+                self._problem(
+                    "error", "conditional", "'@' without a config id", path, lineno, off + 1
+                )
                 return
             rest = text[m.end() :]
             stripped = rest.lstrip()
             if not stripped:
-                self._problem("error", "conditional", "nothing follows the config id", path, lineno, off + 1, m.group(0))
+                self._problem(
+                    "error",
+                    "conditional",
+                    "nothing follows the config id",
+                    path,
+                    lineno,
+                    off + 1,
+                    m.group(0),
+                )
                 return
             matched = m.group(2) == self.config_id
             if bool(m.group(1)) == matched:
@@ -248,9 +292,11 @@ class Preprocessor:
             if expanded != [text]:
                 for piece in expanded:
                     try:
-                        piece_, poff = decomment(piece)
+                        piece_, _ = decomment(piece)
                     except LexError as exc:
-                        self._problem("error", "unterminated-quote", str(exc), path, lineno, exc.col)
+                        self._problem(
+                            "error", "unterminated-quote", str(exc), path, lineno, exc.col
+                        )
                         continue
                     if piece_:
                         # Column numbers are no longer exact after expansion; keep the line's start.
@@ -258,7 +304,9 @@ class Preprocessor:
                 return
         self._emit(text, path, lineno, off, depth, exact=True)
 
-    def _emit(self, text: str, path: str, lineno: int, off: int, depth: int, *, exact: bool) -> None:
+    def _emit(
+        self, text: str, path: str, lineno: int, off: int, depth: int, *, exact: bool
+    ) -> None:
         if not exact and (text.startswith("@") or text.startswith("~")):
             self._line(text, path, lineno, off, depth + 1)
             return
@@ -268,7 +316,9 @@ class Preprocessor:
             self._problem("error", "unterminated-quote", str(exc), path, lineno, exc.col)
             return
         if not exact:
-            tokens = [Token(t.text, Location(t.loc.file, t.loc.line, off + 1), t.quoted) for t in tokens]
+            tokens = [
+                Token(t.text, Location(t.loc.file, t.loc.line, off + 1), t.quoted) for t in tokens
+            ]
         if tokens:
             self.out.lines.append(tokens)
 
@@ -277,7 +327,15 @@ class Preprocessor:
         m = re.match(r"~(SEQx?|LST)\(", text)
         close = _matching_paren(text, m.end() - 1) if m else -1
         if not m or close < 0:
-            self._problem("error", "loop", "malformed ~SEQ/~LST", path, lineno, off + 1, text.split()[0])
+            self._problem(
+                "error",
+                "loop",
+                "malformed ~SEQ/~LST",
+                path,
+                lineno,
+                off + 1,
+                text.split(maxsplit=1)[0],
+            )
             return
         kind = m.group(1)
         args = _split_args(text[m.end() : close])
@@ -289,7 +347,9 @@ class Preprocessor:
         try:
             names, rows = _loop_rows(kind, args)
         except ValueError as exc:
-            self._problem("error", "loop", f"~{kind}: {exc}", path, lineno, off + 1, text[: close + 1])
+            self._problem(
+                "error", "loop", f"~{kind}: {exc}", path, lineno, off + 1, text[: close + 1]
+            )
             return
         saved = {n: self.defs.get(n) for n in names}
         try:
@@ -307,7 +367,9 @@ class Preprocessor:
     # -- $NAME substitution ---------------------------------------------------------------
     def _builtin(self, name: str, path: str) -> list[str] | None:
         if name == "_PWD":
-            return [os.path.dirname(os.path.abspath(path)) if not path.startswith("<") else os.getcwd()]
+            return [
+                os.path.dirname(os.path.abspath(path)) if not path.startswith("<") else os.getcwd()
+            ]
         if name == "_INSTANCE":
             return [self.config_id]
         if name == "_HASH":
@@ -443,5 +505,7 @@ def preprocess_file(path: str | Path, config_id: str | None = None) -> Preproces
     return Preprocessor(config_id).run_file(str(path))
 
 
-def preprocess_text(text: str, path: str = "<string>", config_id: str | None = None) -> Preprocessed:
+def preprocess_text(
+    text: str, path: str = "<string>", config_id: str | None = None
+) -> Preprocessed:
     return Preprocessor(config_id).run_text(text, path)

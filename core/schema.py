@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import ipaddress
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
@@ -41,7 +42,7 @@ class Ctx:
         self.locs: dict[tuple[str, ...], Location] = {}
         self.owner: tuple[str, ...] = ()
 
-    def report(
+    def report(  # noqa: PLR0917
         self,
         severity: Severity,
         code: str,
@@ -57,7 +58,9 @@ class Ctx:
             loc = Location("<unknown>", 0, 0)
         else:
             loc = where
-        self.problems.append(Problem(severity, code, message, loc.file, loc.line, loc.col, text, hint))
+        self.problems.append(
+            Problem(severity, code, message, loc.file, loc.line, loc.col, text, hint)
+        )
 
 
 # -- value types --------------------------------------------------------------------------
@@ -81,7 +84,9 @@ def _one(node: Node) -> Token:
     if not node.args:
         raise ArgError(f"'{node.keyword}' needs a value", node.words[0])
     if len(node.args) > 1:
-        raise ArgError(f"'{node.keyword}' takes one value; extra '{node.args[1].text}'", node.args[1])
+        raise ArgError(
+            f"'{node.keyword}' takes one value; extra '{node.args[1].text}'", node.args[1]
+        )
     return node.args[0]
 
 
@@ -109,7 +114,7 @@ def parse_float(tok: Token, lo: float | None = None, hi: float | None = None) ->
         v = float(tok.text)
     except ValueError:
         raise ArgError(f"'{tok.text}' is not a number", tok) from None
-    if v != v or v in (float("inf"), float("-inf")):
+    if not math.isfinite(v):
         raise ArgError(f"'{tok.text}' is not a finite number", tok)
     if (lo is not None and v < lo) or (hi is not None and v > hi):
         raise ArgError(f"number '{tok.text}' outside range [{lo}, {hi}]", tok)
@@ -293,7 +298,9 @@ class Words:
         if n < self.min:
             raise ArgError(f"'{node.keyword}' needs at least {self.min} value(s)", node.words[0])
         if self.max is not None and n > self.max:
-            raise ArgError(f"'{node.keyword}' takes at most {self.max} value(s)", node.args[self.max])
+            raise ArgError(
+                f"'{node.keyword}' takes at most {self.max} value(s)", node.args[self.max]
+            )
         return tuple(t.text for t in node.args)
 
     def render(self, kw: str, value: Any, indent: str) -> list[str]:
@@ -302,7 +309,9 @@ class Words:
 
 def _join_command(tokens: Sequence[Token]) -> str:
     # Re-quote words that were quoted and contain blanks so split_command sees the same argv.
-    return " ".join(f"'{t.text}'" if t.quoted and any(c in t.text for c in " \t") else t.text for t in tokens)
+    return " ".join(
+        f"'{t.text}'" if t.quoted and any(c in t.text for c in " \t") else t.text for t in tokens
+    )
 
 
 @dataclass(frozen=True)
@@ -349,7 +358,11 @@ class UserGroupT:
 
     def render(self, kw: str, value: Any, indent: str) -> list[str]:
         assert isinstance(value, UserGroup)
-        return [" ".join([f"{indent}{kw}", quote(value.user), *([quote(value.group)] if value.group else [])])]
+        return [
+            " ".join(
+                [f"{indent}{kw}", quote(value.user), *([quote(value.group)] if value.group else [])]
+            )
+        ]
 
 
 @dataclass(frozen=True)
@@ -365,7 +378,10 @@ class HostPortT:
 
     def render(self, kw: str, value: Any, indent: str) -> list[str]:
         assert isinstance(value, HostPort)
-        return [f"{indent}{kw} {quote(value.host)}" + (f" {value.port}" if value.port is not None else "")]
+        return [
+            f"{indent}{kw} {quote(value.host)}"
+            + (f" {value.port}" if value.port is not None else "")
+        ]
 
 
 @dataclass(frozen=True)
@@ -428,11 +444,20 @@ class EntryList:
             try:
                 out.append(self.parse_entry(child.words, ctx))
             except ArgError as exc:
-                ctx.report("error", "bad-value", f"{exc} - ignoring {self.what}", exc.token or child.words[0])
+                ctx.report(
+                    "error",
+                    "bad-value",
+                    f"{exc} - ignoring {self.what}",
+                    exc.token or child.words[0],
+                )
         return tuple(out)
 
     def render(self, kw: str, value: Any, indent: str) -> list[str]:
-        return [f"{indent}{kw} {{", *(f"{indent}  {self.render_entry(v)}" for v in value), f"{indent}}}"]
+        return [
+            f"{indent}{kw} {{",
+            *(f"{indent}  {self.render_entry(v)}" for v in value),
+            f"{indent}}}",
+        ]
 
 
 # -- keyword specs and blocks ---------------------------------------------------------------
@@ -451,7 +476,7 @@ class Kw:
     deprecated: str | None = None  # the replacement keyword to suggest
 
 
-def K(
+def K(  # noqa: N802 - a short constructor keeps the keyword tables readable
     name: str,
     vtype: Any,
     field: str | tuple[str, ...] | None = None,
@@ -513,20 +538,41 @@ def parse_block(
         if kw is None and raw is None:
             hint = schema.hint(word)
             where = f" in {schema.name}" if schema.name else ""
-            ctx.report("error", "unknown-keyword", f"Unknown keyword '{word}'{where}", node.words[0], hint=hint)
+            ctx.report(
+                "error",
+                "unknown-keyword",
+                f"Unknown keyword '{word}'{where}",
+                node.words[0],
+                hint=hint,
+            )
             continue
         deprecated = kw.deprecated if kw else raw.deprecated if raw else None
         if deprecated:
-            ctx.report("warning", "deprecated", f"'{word}' is deprecated; use '{deprecated}'", node.words[0])
+            ctx.report(
+                "warning",
+                "deprecated",
+                f"'{word}' is deprecated; use '{deprecated}'",
+                node.words[0],
+            )
         if raw is not None:
             _parse_raw(node, raw, ctx, other)
             continue
         assert kw is not None
         if kw.vtype.block and node.children is None:
-            ctx.report("error", "missing-brace", f"Missing '{{' at beginning of '{word}' block", node.words[0])
+            ctx.report(
+                "error",
+                "missing-brace",
+                f"Missing '{{' at beginning of '{word}' block",
+                node.words[0],
+            )
             continue
         if not kw.vtype.block and node.children is not None:
-            ctx.report("error", "unexpected-brace", f"'{word}' does not take a block - ignoring it", node.words[0])
+            ctx.report(
+                "error",
+                "unexpected-brace",
+                f"'{word}' does not take a block - ignoring it",
+                node.words[0],
+            )
             continue
         if ctx.owner:
             ctx.locs.setdefault((*ctx.owner, word), node.loc)
@@ -536,7 +582,12 @@ def parse_block(
             ctx.report("error", "bad-value", f"{word}: {exc}", exc.token or node.words[0])
             continue
         if not kw.implemented:
-            ctx.report("not-implemented", "not-implemented", f"'{word}' is accepted but not implemented yet", node.words[0])
+            ctx.report(
+                "not-implemented",
+                "not-implemented",
+                f"'{word}' is accepted but not implemented yet",
+                node.words[0],
+            )
         if len(kw.fields) > 1:
             for f, v in zip(kw.fields, value, strict=True):
                 values[f] = v
@@ -556,17 +607,34 @@ def parse_block(
 def _parse_raw(node: Node, raw: Raw, ctx: Ctx, other: list[RawOption]) -> None:
     n = len(node.args)
     if n < raw.min_args or (raw.max_args is not None and n > raw.max_args):
-        ctx.report("error", "bad-value", f"'{node.keyword}': wrong number of values ({n})", node.words[0])
+        ctx.report(
+            "error", "bad-value", f"'{node.keyword}': wrong number of values ({n})", node.words[0]
+        )
         return
     if raw.block is True and node.children is None:
-        ctx.report("error", "missing-brace", f"Missing '{{' at beginning of '{node.keyword}' block", node.words[0])
+        ctx.report(
+            "error",
+            "missing-brace",
+            f"Missing '{{' at beginning of '{node.keyword}' block",
+            node.words[0],
+        )
         return
     if raw.block is False and node.children is not None:
-        ctx.report("error", "unexpected-brace", f"'{node.keyword}' does not take a block - ignoring it", node.words[0])
+        ctx.report(
+            "error",
+            "unexpected-brace",
+            f"'{node.keyword}' does not take a block - ignoring it",
+            node.words[0],
+        )
         return
     other.append(raw_option(node))
     if not raw.quiet:
-        ctx.report("not-implemented", "not-implemented", f"'{node.keyword}' is accepted but not implemented yet", node.words[0])
+        ctx.report(
+            "not-implemented",
+            "not-implemented",
+            f"'{node.keyword}' is accepted but not implemented yet",
+            node.words[0],
+        )
 
 
 def raw_option(node: Node) -> RawOption:
@@ -613,7 +681,12 @@ class SubBlock:
 
     def parse(self, node: Node, ctx: Ctx) -> Any:
         if node.args:
-            ctx.report("error", "extra-parameters", f"Block {node.keyword} has extra parameters", node.args[0])
+            ctx.report(
+                "error",
+                "extra-parameters",
+                f"Block {node.keyword} has extra parameters",
+                node.args[0],
+            )
         return self.schema.cls(**parse_block(node.children or [], self.schema, ctx))
 
     def render(self, kw: str, value: Any, indent: str) -> list[str]:
@@ -631,7 +704,12 @@ class NamedBlock:
         if not node.args:
             raise ArgError(f"'{node.keyword}' needs a name", node.words[0])
         if len(node.args) > 1:
-            ctx.report("error", "extra-parameters", f"Block {node.keyword} has extra parameters", node.args[1])
+            ctx.report(
+                "error",
+                "extra-parameters",
+                f"Block {node.keyword} has extra parameters",
+                node.args[1],
+            )
         name = node.args[0].text
         saved = ctx.owner
         ctx.owner = (node.keyword, name)

@@ -58,15 +58,37 @@ def _uses(config: Config) -> Iterator[_Use]:
     }
     for s in config.vrrp_scripts:
         if s.script is not None:
-            yield _Use(s.script, ("vrrp_script", s.name, "script"), s.user, s.name if s.name in tracked else None)
-    notify = ("notify_master", "notify_backup", "notify_fault", "notify_stop", "notify_deleted", "notify", "notify_master_rx_lower_pri")
-    for owner_kw, objs in (("vrrp_instance", config.instances), ("vrrp_sync_group", config.sync_groups)):
+            yield _Use(
+                s.script,
+                ("vrrp_script", s.name, "script"),
+                s.user,
+                s.name if s.name in tracked else None,
+            )
+    notify = (
+        "notify_master",
+        "notify_backup",
+        "notify_fault",
+        "notify_stop",
+        "notify_deleted",
+        "notify",
+        "notify_master_rx_lower_pri",
+    )
+    for owner_kw, objs in (
+        ("vrrp_instance", config.instances),
+        ("vrrp_sync_group", config.sync_groups),
+    ):
         for o in objs:
             for f in notify:
                 sc = getattr(o, f, None)
                 if sc is not None:
                     yield _Use(sc, (owner_kw, o.name, f), _explicit(sc), None)
-    for f in ("startup_script", "shutdown_script", "notify_fifo_script", "vrrp_notify_fifo_script", "lvs_notify_fifo_script"):
+    for f in (
+        "startup_script",
+        "shutdown_script",
+        "notify_fifo_script",
+        "vrrp_notify_fifo_script",
+        "lvs_notify_fifo_script",
+    ):
         sc = getattr(g, f)
         if sc is not None:
             yield _Use(sc, ("global_defs", f), _explicit(sc), None)
@@ -116,14 +138,26 @@ def check_scripts(
         path = env.which(cmd)
         if path is None:
             if use.tracked_name is not None:
-                add("error", "script-not-found", f"Disabling track script {use.tracked_name} since not found/accessible ({cmd})", use.at, cmd)
+                add(
+                    "error",
+                    "script-not-found",
+                    f"Disabling track script {use.tracked_name} since not found/accessible ({cmd})",
+                    use.at,
+                    cmd,
+                )
             continue
         found_any = True
-        if g.enable_script_security and use.user is None and g.script_user is None and not env.user_exists("keepalived_script"):
+        if (
+            g.enable_script_security
+            and use.user is None
+            and g.script_user is None
+            and not env.user_exists("keepalived_script")
+        ):
             add(
                 "error",
                 "script-user",
-                f"Unable to set default user keepalived_script for script {cmd}: set script_user or a user on the script",
+                f"Unable to set default user keepalived_script "
+                f"for script {cmd}: set script_user or a user on the script",
                 use.at,
                 cmd,
             )

@@ -52,7 +52,15 @@ def build_tree(lines: list[list[Token]], problems: list[Problem]) -> list[Node]:
                     node.children = []
                 else:
                     problems.append(
-                        Problem("error", "unexpected-brace", "Unexpected '{' - ignoring", tok.loc.file, tok.loc.line, tok.loc.col, "{")
+                        Problem(
+                            "error",
+                            "unexpected-brace",
+                            "Unexpected '{' - ignoring",
+                            tok.loc.file,
+                            tok.loc.line,
+                            tok.loc.col,
+                            "{",
+                        )
                     )
                     continue
                 stack.append(_Frame(owner=node))
@@ -63,7 +71,15 @@ def build_tree(lines: list[list[Token]], problems: list[Problem]) -> list[Node]:
                     pending = []
                 if len(stack) == 1:
                     problems.append(
-                        Problem("error", "extra-brace", "Extra '}' found", tok.loc.file, tok.loc.line, tok.loc.col, "}")
+                        Problem(
+                            "error",
+                            "extra-brace",
+                            "Extra '}' found",
+                            tok.loc.file,
+                            tok.loc.line,
+                            tok.loc.col,
+                            "}",
+                        )
                     )
                     continue
                 frame = stack.pop()
@@ -83,6 +99,14 @@ def build_tree(lines: list[list[Token]], problems: list[Problem]) -> list[Node]:
         frame.owner.children = frame.nodes
         loc = frame.owner.loc
         problems.append(
-            Problem("error", "missing-brace", f"Missing '}}' closing block '{frame.owner.keyword}'", loc.file, loc.line, loc.col, frame.owner.keyword)
+            Problem(
+                "error",
+                "missing-brace",
+                f"Missing '}}' closing block '{frame.owner.keyword}'",
+                loc.file,
+                loc.line,
+                loc.col,
+                frame.owner.keyword,
+            )
         )
     return stack[0].nodes
