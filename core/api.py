@@ -1,0 +1,93 @@
+"""The entry points: load a config file or text into a checked `Config` with problems."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from core.checks import check
+from core.model import Config
+from core.parser import parse_preprocessed
+from core.preprocess import Preprocessed, Preprocessor
+from core.problems import Problem
+from core.scriptcheck import SECURITY_CODE, SYSTEM, ScriptEnv, check_scripts
+
+EXIT_OK = 0
+EXIT_CANNOT_RUN = 4
+EXIT_ERRORS = 5
+EXIT_SCRIPT_SECURITY = 6
+
+
+@dataclass(frozen=True, slots=True)
+class LoadResult:
+    config: Config
+    problems: tuple[Problem, ...]
+    files: tuple[str, ...] = ()
+
+    @property
+    def exit_code(self) -> int:
+        """keepalived `-t` codes: 4 cannot run, 6 script security, 5 errors, 0 clean.
+
+        keepalived 2.2.7 reports 6 even when there are other errors, so 6 wins over 5.
+        """
+        sev = {p.severity for p in self.problems}
+        if "fatal" in sev:
+            return EXIT_CANNOT_RUN
+        if any(p.code == SECURITY_CODE for p in self.problems):
+            return EXIT_SCRIPT_SECURITY
+        if "error" in sev:
+            return EXIT_ERRORS
+        return EXIT_OK
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == EXIT_OK
+
+    def by_severity(self, severity: str) -> tuple[Problem, ...]:
+        return tuple(p for p in self.problems if p.severity == severity)
+
+
+def _finish(pre: Preprocessed, env: ScriptEnv | None) -> LoadResult:
+    config, problems, locs = parse_preprocessed(pre)
+    config, more = check(config, locs)
+    problems.extend(more)
+    if env is not None:
+        problems.extend(check_scripts(config, env, locs))
+    out = []
+    for p in problems:
+        src = pre.sources.get(p.file)
+        if src is not None and 0 < p.line <= len(src) and not p.source_line:
+            out.append(replace(p, source_line=src[p.line - 1].rstrip("\n")))
+        else:
+            out.append(p)
+    return LoadResult(config, tuple(out), tuple(pre.files))
+
+
+def load(
+    path: str | Path,
+    *,
+    config_id: str | None = None,
+    script_env: ScriptEnv | None = SYSTEM,
+) -> LoadResult:
+    """Read, preprocess, parse and check a config file. Never raises for config mistakes.
+
+    `script_env=None` skips the host-dependent script checks (exit code 6 needs them).
+    """
+    path = os.fspath(path)
+    pre = Preprocessor(config_id).run_file(path)
+    if any(p.severity == "fatal" for p in pre.problems):
+        return LoadResult(Config(), tuple(pre.problems), ())
+    return _finish(pre, script_env)
+
+
+def loads(
+    text: str,
+    *,
+    path: str = "<string>",
+    config_id: str | None = None,
+    script_env: ScriptEnv | None = SYSTEM,
+) -> LoadResult:
+    """Like `load` for text; `include` paths resolve against `path`'s directory."""
+    pre = Preprocessor(config_id).run_text(text, path)
+    return _finish(pre, script_env)

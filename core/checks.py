@@ -1,0 +1,475 @@
+"""Semantic checks on a parsed `Config`, and keepalived's own corrections.
+
+`check(config)` returns the corrected config (what keepalived would actually run: e.g. auth_pass
+truncated to 8 bytes, unknown tracked names dropped) plus the problems found. Pure: no inst_at/O.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import Counter, defaultdict
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+from core.model import Config, SyncGroup, TrackRef, VrrpInstance
+from core.problems import Location, Problem, Severity
+
+
+class _Report:
+    def __init__(self, locs: Mapping[tuple[str, ...], Location]) -> None:
+        self.problems: list[Problem] = []
+        self.locs = locs
+
+    def __call__(
+        self, severity: Severity, code: str, message: str, text: str = "", at: tuple[str, ...] = ()
+    ) -> None:
+        loc = None
+        while at and loc is None:
+            loc = self.locs.get(at)
+            at = at[:-1]
+        if loc is None:
+            loc = Location("<config>", 0, 0)
+        self.problems.append(Problem(severity, code, message, loc.file, loc.line, loc.col, text))
+
+
+def effective_version(config: Config, inst: VrrpInstance) -> int:
+    if inst.family == 6:
+        return 3
+    return inst.version if inst.version is not None else config.global_defs.vrrp_version
+
+
+def _dups(names: list[str]) -> list[str]:
+    return [n for n, c in Counter(names).items() if c > 1]
+
+
+def check(
+    config: Config, locs: Mapping[tuple[str, ...], Location] | None = None
+) -> tuple[Config, list[Problem]]:
+    r = _Report(locs or {})
+    for what, items in (
+        ("vrrp_instance", config.instances),
+        ("vrrp_script", config.vrrp_scripts),
+        ("track_file", config.track_files),
+        ("vrrp_track_process", config.track_processes),
+        ("vrrp_sync_group", config.sync_groups),
+        ("bfd_instance", config.bfd_instances),
+        ("virtual_server_group", config.virtual_server_groups),
+        ("virtual_server", config.virtual_servers),
+    ):
+        for d in _dups([i.name for i in items]):
+            r(
+                "error",
+                "duplicate-name",
+                f"{what} '{d}' is defined more than once; the first is used",
+                d,
+                at=(what, d),
+            )
+
+    scripts = []
+    for s in config.vrrp_scripts:
+        if s.script is None:
+            r(
+                "error",
+                "no-script",
+                f"No script set for vrrp_script {s.name} - removing",
+                s.name,
+                at=("vrrp_script", s.name),
+            )
+            continue
+        scripts.append(s)
+    files = []
+    for f in config.track_files:
+        if f.file is None:
+            r(
+                "error",
+                "no-file",
+                f"No file set for track_file {f.name} - removing",
+                f.name,
+                at=("track_file", f.name),
+            )
+            continue
+        files.append(f)
+    procs = []
+    for p in config.track_processes:
+        if not p.process:
+            r(
+                "error",
+                "no-process",
+                f"No process set for vrrp_track_process {p.name} - removing",
+                p.name,
+                at=("vrrp_track_process", p.name),
+            )
+            continue
+        procs.append(p)
+    names: dict[str, set[str]] = {
+        "track_script": {s.name for s in scripts},
+        "track_file": {f.name for f in files},
+        "track_process": {p.name for p in procs},
+        "track_bfd": {b.name for b in config.bfd_instances},
+    }
+
+    def fix_tracks(owner: str, obj: Any, where: tuple[str, ...]) -> dict[str, Any]:
+        out: dict[str, tuple[TrackRef, ...]] = {}
+        for field, known in names.items():
+            refs: tuple[TrackRef, ...] = getattr(obj, field)
+            kept = []
+            for ref in refs:
+                if ref.name not in known:
+                    what = field.removeprefix("track_")
+                    r(
+                        "error",
+                        "unknown-track",
+                        f"({owner}) track {what} {ref.name} not found, ignoring...",
+                        ref.name,
+                        at=(*where, field),
+                    )
+                    continue
+                kept.append(ref)
+            if len(kept) != len(refs):
+                out[field] = tuple(kept)
+        return out
+
+    instances = [_check_instance(config, i, r, fix_tracks) for i in config.instances]
+    inst_names = {i.name for i in instances}
+
+    used_scripts = {t.name for i in instances for t in i.track_script}
+    groups: list[SyncGroup] = []
+    member_of: dict[str, str] = {}
+    for g in config.sync_groups:
+        members = []
+        for m in g.group:
+            if m not in inst_names:
+                r(
+                    "error",
+                    "unknown-instance",
+                    f"Virtual router {m} specified in sync group {g.name} doesn't exist - ignoring",
+                    m,
+                    at=("vrrp_sync_group", g.name, "group"),
+                )
+                continue
+            if m in member_of:
+                r(
+                    "error",
+                    "instance-in-two-groups",
+                    f"vrrp_instance {m} is in sync groups {member_of[m]} and {g.name}",
+                    m,
+                    at=("vrrp_sync_group", g.name, "group"),
+                )
+                continue
+            member_of[m] = g.name
+            members.append(m)
+        if not members:
+            r(
+                "error",
+                "empty-sync-group",
+                f"Sync group {g.name} has no virtual router(s). removing",
+                g.name,
+                at=("vrrp_sync_group", g.name),
+            )
+            continue
+        if len(members) == 1:
+            r(
+                "error",
+                "sync-group-one-member",
+                f"Sync group {g.name} has only 1 virtual "
+                f"router(s) - this probably isn't what you want",
+                g.name,
+                at=("vrrp_sync_group", g.name),
+            )
+        used_scripts |= {t.name for t in g.track_script}
+        groups.append(
+            replace(g, group=tuple(members), **fix_tracks(g.name, g, ("vrrp_sync_group", g.name)))
+        )
+    for s in scripts:
+        if s.name not in used_scripts:
+            r(
+                "warning",
+                "unused-script",
+                f"vrrp_script {s.name} is not used by any instance or sync group",
+                s.name,
+                at=("vrrp_script", s.name),
+            )
+
+    _check_vrids(instances, r)
+
+    vsg_names = {g.name for g in config.virtual_server_groups}
+    for vs in config.virtual_servers:
+        if vs.fwmark is not None and vs.protocol is not None:
+            r(
+                "error",
+                "fwmark-protocol",
+                f"Virtual server FWM {vs.fwmark}: protocol "
+                f"specified for fwmark - protocol will be ignored",
+                vs.name,
+                at=("virtual_server", vs.name, "protocol"),
+            )
+        if vs.group is not None and vs.group not in vsg_names:
+            r(
+                "error",
+                "unknown-vsg",
+                f"virtual_server_group {vs.group} does not exist",
+                vs.group,
+                at=("virtual_server", vs.name),
+            )
+        for rs in vs.real_servers:
+            for c in rs.checkers:
+                if c.kind in ("HTTP_GET", "SSL_GET") and not c.urls:
+                    r(
+                        "error",
+                        "no-url",
+                        f"{c.kind} for real_server {rs.ip} in {vs.name} has no url",
+                        c.kind,
+                        at=("virtual_server", vs.name),
+                    )
+                if c.kind == "MISC_CHECK" and c.misc_path is None:
+                    r(
+                        "error",
+                        "no-misc-path",
+                        f"MISC_CHECK for real_server {rs.ip} in {vs.name} has no misc_path",
+                        c.kind,
+                        at=("virtual_server", vs.name),
+                    )
+                if c.kind == "FILE_CHECK" and c.track_file not in names["track_file"]:
+                    r(
+                        "error",
+                        "unknown-track",
+                        f"FILE_CHECK for real_server {rs.ip}: track_file {c.track_file} not found",
+                        str(c.track_file),
+                        at=("virtual_server", vs.name),
+                    )
+
+    fixed = replace(
+        config,
+        vrrp_scripts=tuple(scripts),
+        track_files=tuple(files),
+        track_processes=tuple(procs),
+        instances=tuple(instances),
+        sync_groups=tuple(groups),
+    )
+    return fixed, r.problems
+
+
+def _check_instance(
+    config: Config, inst: VrrpInstance, r: _Report, fix_tracks: Any
+) -> VrrpInstance:
+    n = inst.name
+    inst_at = ("vrrp_instance", n)
+    changes: dict[str, Any] = fix_tracks(n, inst, inst_at)
+    if inst.virtual_router_id is None:
+        r("error", "missing-vrid", f"({n}) the virtual router id must be set", n, at=inst_at)
+    if inst.interface is None and inst.unicast_src_ip is None:
+        r(
+            "warning",
+            "no-interface",
+            f"({n}) no interface; keepalived uses default_interface",
+            n,
+            at=inst_at,
+        )
+    if not inst.virtual_ipaddress and not inst.no_virtual_ipaddress:
+        r(
+            "error",
+            "no-vip",
+            f"({n}) No VIP specified; at least one is sensible",
+            n,
+            at=(*inst_at, "virtual_ipaddress"),
+        )
+    fams = {a.family for a in inst.virtual_ipaddress}
+    if len(fams) > 1:
+        r(
+            "error",
+            "mixed-family",
+            f"({n}) virtual_ipaddress mixes IPv4 and IPv6; "
+            f"use virtual_ipaddress_excluded for the other family",
+            n,
+            at=(*inst_at, "virtual_ipaddress"),
+        )
+    version = effective_version(config, inst)
+    if inst.state == "MASTER" and inst.nopreempt:
+        r(
+            "error",
+            "nopreempt-master",
+            f"({n}) Warning - nopreempt will not work with initial state MASTER - clearing",
+            "nopreempt",
+            at=(*inst_at, "nopreempt"),
+        )
+        changes["nopreempt"] = False
+    if inst.nopreempt and inst.priority == 255:
+        r(
+            "error",
+            "nopreempt-owner",
+            f"({n}) nopreempt is incompatible with priority 255 - clearing",
+            "nopreempt",
+            at=(*inst_at, "nopreempt"),
+        )
+        changes["nopreempt"] = False
+    if inst.preempt_delay and (inst.nopreempt or inst.state == "MASTER"):
+        r(
+            "warning",
+            "preempt-delay-ignored",
+            f"({n}) preempt_delay has no effect with nopreempt or state MASTER",
+            "preempt_delay",
+            at=(*inst_at, "preempt_delay"),
+        )
+    auth = inst.authentication
+    if auth is not None:
+        if version == 3:
+            r(
+                "error",
+                "auth-v3",
+                f"({n}) authentication is not supported with VRRP version 3 - ignoring",
+                "authentication",
+                at=(*inst_at, "authentication"),
+            )
+        if auth.auth_type is None:
+            r(
+                "error",
+                "auth-type",
+                f"({n}) authentication block without auth_type",
+                "authentication",
+                at=(*inst_at, "authentication"),
+            )
+        if auth.auth_pass is not None and len(auth.auth_pass.encode()) > 8:
+            r(
+                "error",
+                "auth-pass-long",
+                f"({n}) auth_pass is longer than 8 characters; "
+                f"keepalived truncates it to '{auth.auth_pass[:8]}'",
+                auth.auth_pass,
+                at=(*inst_at, "authentication"),
+            )
+            changes["authentication"] = replace(
+                auth, auth_pass=auth.auth_pass.encode()[:8].decode(errors="ignore")
+            )
+        if auth.auth_type == "AH" and inst.state == "MASTER" and inst.effective_priority != 255:
+            r(
+                "error",
+                "ah-master",
+                f"({n}) Initial state master is incompatible with AH authentication - clearing",
+                "AH",
+                at=(*inst_at, "authentication"),
+            )
+            changes["state"] = "BACKUP"
+    adv = inst.advert_int
+    if version == 2 and adv != int(adv):
+        r(
+            "error",
+            "advert-int-fraction",
+            f"({n}) VRRPv2 advertisement interval {adv}s must be an integer. rounding",
+            str(adv),
+            at=(*inst_at, "advert_int"),
+        )
+        changes["advert_int"] = float(max(1, round(adv)))
+    if version == 3:
+        if adv > 40.95:
+            r(
+                "error",
+                "advert-int-range",
+                f"({n}) VRRPv3 advertisement interval {adv}s is above 40.95s",
+                str(adv),
+                at=(*inst_at, "advert_int"),
+            )
+            changes["advert_int"] = 40.95
+        elif round(adv * 100) != adv * 100:
+            changes["advert_int"] = round(adv * 100) / 100
+    weighted = [w for w in _weights(config, inst, changes) if w]
+    if weighted and inst.effective_priority == 255:
+        r(
+            "warning",
+            "weight-owner",
+            f"({n}) tracking weights have no effect on an address owner (priority 255)",
+            n,
+            at=inst_at,
+        )
+    if weighted and inst.nopreempt and all(w > 0 for w in weighted):
+        r(
+            "warning",
+            "weight-nopreempt",
+            f"({n}) with nopreempt, positive weights "
+            f"can never take the VIP back from a live master",
+            n,
+            at=(*inst_at, "nopreempt"),
+        )
+    peers = [p.address for p in inst.unicast_peer]
+    for d in _dups(peers):
+        r(
+            "error",
+            "duplicate-peer",
+            f"({n}) unicast_peer {d} is listed more than once",
+            d,
+            at=(*inst_at, "unicast_peer"),
+        )
+    for route in inst.virtual_routes:
+        if route.dev is None and not route.no_track:
+            r(
+                "error",
+                "route-no-dev",
+                f"({n}) Warning - cannot track route {route.dest} "
+                f"with no interface specified, not tracking",
+                route.dest,
+                at=(*inst_at, "virtual_routes"),
+            )
+    for rule in (*inst.virtual_rules,):
+        if rule.preference is None:
+            r(
+                "warning",
+                "rule-no-preference",
+                f"({n}) Rule has no preference specified; keepalived assigns one",
+                str(rule.from_ or rule.to),
+                at=(*inst_at, "virtual_rules"),
+            )
+    if inst.use_vmac is not None and inst.unicast_peer and not inst.vmac_xmit_base:
+        r(
+            "warning",
+            "vmac-unicast",
+            f"({n}) use_vmac with unicast peers needs vmac_xmit_base",
+            n,
+            at=inst_at,
+        )
+    if inst.mcast_dst_ip is not None:
+        ip = ipaddress.ip_address(inst.mcast_dst_ip)
+        if not ip.is_multicast:
+            r(
+                "error",
+                "mcast-dst",
+                f"({n}) mcast_dst_ip {ip} is not a multicast address",
+                str(ip),
+                at=(*inst_at, "mcast_dst_ip"),
+            )
+    return replace(inst, **changes) if changes else inst
+
+
+def _check_vrids(instances: list[VrrpInstance], r: _Report) -> None:
+    seen: dict[tuple[str, int, int], str] = {}
+    by_key: defaultdict[tuple[str, int, int], list[str]] = defaultdict(list)
+    for i in instances:
+        if i.virtual_router_id is None or i.interface is None or i.unicast_peer:
+            continue
+        key = (i.interface, i.family, i.virtual_router_id)
+        if key in seen:
+            r(
+                "error",
+                "duplicate-vrid",
+                f"{seen[key]} and {i.name} both use VRID {i.virtual_router_id} "
+                f"with IPv{i.family} on interface {i.interface}",
+                str(i.virtual_router_id),
+                at=("vrrp_instance", i.name, "virtual_router_id"),
+            )
+        else:
+            seen[key] = i.name
+        by_key[key].append(i.name)
+
+
+def _weights(config: Config, inst: VrrpInstance, changes: dict[str, Any]) -> list[int]:
+    """The weight each tracker of `inst` applies (a ref without weight uses its object's)."""
+    own = {
+        "track_script": {s.name: s.weight for s in config.vrrp_scripts},
+        "track_file": {f.name: f.weight for f in config.track_files},
+        "track_process": {p.name: p.weight for p in config.track_processes},
+        "track_interface": {},
+    }
+    out = []
+    for field, table in own.items():
+        for ref in changes.get(field, getattr(inst, field)):
+            out.append(ref.weight if ref.weight is not None else table.get(ref.name, 0))
+    return out

@@ -1,0 +1,187 @@
+"""Line-level lexing as keepalived does it: comment stripping, quoting, brace splitting.
+
+keepalived works line by line: a line is de-commented, then split into words; `{` and `}` outside
+quotes are separate tokens (keepalived splits the line at the brace and treats the rest as the
+next line, which gives the same token sequence).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from core.problems import Location
+
+MAX_LINE_LENGTH = 1023
+
+
+class LexError(ValueError):
+    """A line cannot be lexed (e.g. unterminated quote). Carries the 1-based column."""
+
+    def __init__(self, message: str, col: int) -> None:
+        super().__init__(message)
+        self.col = col
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    """A word of the config. `quoted` is true if any part of it was inside double quotes."""
+
+    text: str
+    loc: Location
+    quoted: bool = False
+
+    @property
+    def is_open(self) -> bool:
+        return self.text == "{" and not self.quoted
+
+    @property
+    def is_close(self) -> bool:
+        return self.text == "}" and not self.quoted
+
+
+def decomment(text: str) -> tuple[str, int]:
+    """Strip leading blanks, comments (`#`, `!` outside quotes) and trailing blanks.
+
+    Returns the stripped text and the number of leading characters removed, so callers can keep
+    column numbers. `\\#` and `\\!` outside quotes stand for the literal characters.
+    Raises LexError on an odd number of double quotes.
+    """
+    stripped = text.lstrip(" \t\r\n\f\v")
+    offset = len(text) - len(stripped)
+    out: list[str] = []
+    in_quote = False
+    quote_col = 0
+    i = 0
+    n = len(stripped)
+    while i < n:
+        c = stripped[i]
+        if c == '"':
+            in_quote = not in_quote
+            quote_col = offset + i + 1
+            out.append(c)
+        elif not in_quote and c == "\\" and i + 1 < n and stripped[i + 1] in "#!":
+            out.append(stripped[i + 1])
+            i += 1
+        elif not in_quote and c in "#!":
+            break
+        else:
+            out.append(c)
+        i += 1
+    if in_quote:
+        raise LexError("Unterminated quote", quote_col)
+    return "".join(out).rstrip(" \t\r\n\f\v"), offset
+
+
+def split_words(text: str, file: str, line: int, col_offset: int = 0) -> list[Token]:
+    """Split a de-commented line into tokens; quotes group words and are removed."""
+    tokens: list[Token] = []
+    i = 0
+    n = len(text)
+    while i < n:
+        c = text[i]
+        if c in " \t\r\n\f\v":
+            i += 1
+            continue
+        start = i
+        if c in "{}":
+            tokens.append(Token(c, Location(file, line, col_offset + start + 1)))
+            i += 1
+            continue
+        buf: list[str] = []
+        quoted = False
+        while i < n:
+            c = text[i]
+            if c == '"':
+                quoted = True
+                end = text.find('"', i + 1)
+                if end < 0:
+                    raise LexError("Unterminated quote", col_offset + i + 1)
+                buf.append(text[i + 1 : end])
+                i = end + 1
+                continue
+            if c in " \t\r\n\f\v{}":
+                break
+            buf.append(c)
+            i += 1
+        tokens.append(Token("".join(buf), Location(file, line, col_offset + start + 1), quoted))
+    return tokens
+
+
+_ESCAPES = {
+    "a": "\a",
+    "b": "\b",
+    "E": "\x1b",
+    "f": "\f",
+    "n": "\n",
+    "r": "\r",
+    "t": "\t",
+    "v": "\v",
+}
+
+
+def split_command(cmd: str) -> list[str]:
+    """Split a script command into argv with keepalived's shell-like rules.
+
+    Single and double quotes group words (quotes removed, may join adjacent text); backslash
+    escapes `\\a \\b \\E \\f \\n \\r \\t \\v \\NNN \\xHH \\cC`, and `\\X` gives X.
+    """
+    args: list[str] = []
+    buf: list[str] = []
+    have = False
+    quote = ""
+    i = 0
+    n = len(cmd)
+    while i < n:
+        c = cmd[i]
+        if quote:
+            if c == quote:
+                quote = ""
+            elif c == "\\" and quote == '"' and i + 1 < n:
+                i, s = _escape(cmd, i + 1)
+                buf.append(s)
+                continue
+            else:
+                buf.append(c)
+            i += 1
+            continue
+        if c in " \t":
+            if have:
+                args.append("".join(buf))
+                buf, have = [], False
+            i += 1
+            continue
+        have = True
+        if c in "'\"":
+            quote = c
+            i += 1
+            continue
+        if c == "\\" and i + 1 < n:
+            i, s = _escape(cmd, i + 1)
+            buf.append(s)
+            continue
+        buf.append(c)
+        i += 1
+    if have:
+        args.append("".join(buf))
+    return args
+
+
+def _escape(cmd: str, i: int) -> tuple[int, str]:
+    c = cmd[i]
+    if c in _ESCAPES:
+        return i + 1, _ESCAPES[c]
+    if c in "01234567":
+        j = i
+        while j < len(cmd) and j < i + 3 and cmd[j] in "01234567":
+            j += 1
+        return j, chr(int(cmd[i:j], 8))
+    if c == "x":
+        j = i + 1
+        while j < len(cmd) and j < i + 3 and cmd[j] in "0123456789abcdefABCDEF":
+            j += 1
+        if j > i + 1:
+            return j, chr(int(cmd[i + 1 : j], 16))
+        return i + 1, "x"
+    if c == "c" and i + 1 < len(cmd):
+        return i + 2, chr(ord(cmd[i + 1].upper()) ^ 0x40)
+    return i + 1, c

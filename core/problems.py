@@ -1,0 +1,59 @@
+"""Problems found while reading a config: located, classified, printable."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Severity = Literal["fatal", "error", "warning", "not-implemented"]
+
+SEVERITIES: tuple[Severity, ...] = ("fatal", "error", "warning", "not-implemented")
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """Where a token came from. `line` and `col` are 1-based; 0 means unknown."""
+
+    file: str
+    line: int
+    col: int = 0
+
+    def __str__(self) -> str:
+        if self.col:
+            return f"{self.file}:{self.line}:{self.col}"
+        return f"{self.file}:{self.line}"
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One finding. `code` is a stable machine-readable identifier (e.g. "unknown-keyword")."""
+
+    severity: Severity
+    code: str
+    message: str
+    file: str = "<unknown>"
+    line: int = 0
+    col: int = 0
+    text: str = ""
+    hint: str | None = None
+    source_line: str = ""
+
+    @property
+    def location(self) -> Location:
+        return Location(self.file, self.line, self.col)
+
+
+def format_problem(p: Problem) -> str:
+    """`file:line:col: severity: message [did you mean 'x'?]` plus the offending line."""
+    loc = str(p.location) if p.line else p.file
+    head = f"{loc}: {p.severity}: {p.message}"
+    if p.hint:
+        head += f" [did you mean '{p.hint}'?]"
+    if not p.source_line:
+        return head
+    caret = ""
+    if p.col:
+        # Keep tabs so the caret lines up under the offending token in a terminal.
+        prefix = "".join(c if c == "\t" else " " for c in p.source_line[: p.col - 1])
+        caret = "\n    " + prefix + "^" + "~" * max(len(p.text) - 1, 0)
+    return f"{head}\n    {p.source_line}{caret}"

@@ -1,0 +1,729 @@
+"""Table-driven keyword engine: value types, keyword specs, block parse and render.
+
+A block's schema is a list of `Kw`: keyword name, the model field(s) it sets, a value type that
+parses its arguments and prints them back, and flags (alias, deprecated, not implemented). The
+same table drives parsing, "did you mean" hints and `render`, so they cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import ipaddress
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from core.lexer import Token
+from core.model import HostPort, RawOption, Script, UserGroup
+from core.problems import Location, Problem, Severity
+from core.tree import Node
+
+TRUE_WORDS = {"on", "true", "yes"}
+FALSE_WORDS = {"off", "false", "no"}
+
+
+class ArgError(ValueError):
+    """The arguments of a keyword are wrong; `token` points at the culprit if known."""
+
+    def __init__(self, message: str, token: Token | None = None) -> None:
+        super().__init__(message)
+        self.token = token
+
+
+class Ctx:
+    """Collects problems while parsing; shared by every block parser."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        # (block keyword, name[, keyword]) -> where it was written; lets semantic checks point
+        # at the source although the model itself carries no locations.
+        self.locs: dict[tuple[str, ...], Location] = {}
+        self.owner: tuple[str, ...] = ()
+
+    def report(  # noqa: PLR0917
+        self,
+        severity: Severity,
+        code: str,
+        message: str,
+        where: Token | Location | None,
+        text: str = "",
+        hint: str | None = None,
+    ) -> None:
+        if isinstance(where, Token):
+            loc = where.loc
+            text = text or where.text
+        elif where is None:
+            loc = Location("<unknown>", 0, 0)
+        else:
+            loc = where
+        self.problems.append(
+            Problem(severity, code, message, loc.file, loc.line, loc.col, text, hint)
+        )
+
+
+# -- value types --------------------------------------------------------------------------
+
+
+class VType(Protocol):
+    block: bool
+
+    def parse(self, node: Node, ctx: Ctx) -> Any: ...
+
+    def render(self, kw: str, value: Any, indent: str) -> list[str]: ...
+
+
+def quote(s: str) -> str:
+    if s and not any(c in s for c in ' \t"{}#!') and not s.startswith(("@", "$", "~")):
+        return s
+    return f'"{s}"'
+
+
+def _one(node: Node) -> Token:
+    if not node.args:
+        raise ArgError(f"'{node.keyword}' needs a value", node.words[0])
+    if len(node.args) > 1:
+        raise ArgError(
+            f"'{node.keyword}' takes one value; extra '{node.args[1].text}'", node.args[1]
+        )
+    return node.args[0]
+
+
+def parse_bool(tok: Token) -> bool:
+    w = tok.text.lower()
+    if w in TRUE_WORDS:
+        return True
+    if w in FALSE_WORDS:
+        return False
+    raise ArgError(f"'{tok.text}' is not a boolean (on/off/true/false/yes/no)", tok)
+
+
+def parse_int(tok: Token, lo: int | None = None, hi: int | None = None, base: int = 10) -> int:
+    try:
+        v = int(tok.text, base)
+    except ValueError:
+        raise ArgError(f"'{tok.text}' is not an integer", tok) from None
+    if (lo is not None and v < lo) or (hi is not None and v > hi):
+        raise ArgError(f"number '{tok.text}' outside range [{lo}, {hi}]", tok)
+    return v
+
+
+def parse_float(tok: Token, lo: float | None = None, hi: float | None = None) -> float:
+    try:
+        v = float(tok.text)
+    except ValueError:
+        raise ArgError(f"'{tok.text}' is not a number", tok) from None
+    if not math.isfinite(v):
+        raise ArgError(f"'{tok.text}' is not a finite number", tok)
+    if (lo is not None and v < lo) or (hi is not None and v > hi):
+        raise ArgError(f"number '{tok.text}' outside range [{lo}, {hi}]", tok)
+    return v
+
+
+def fmt_num(v: float) -> str:
+    return str(int(v)) if float(v).is_integer() else repr(float(v))
+
+
+def parse_ip(tok: Token) -> str:
+    try:
+        return str(ipaddress.ip_address(tok.text))
+    except ValueError:
+        raise ArgError(f"invalid IP address '{tok.text}'", tok) from None
+
+
+@dataclass(frozen=True)
+class Flag:
+    """No argument = true; an optional on/off argument."""
+
+    block: bool = False
+
+    def parse(self, node: Node, ctx: Ctx) -> bool:
+        if not node.args:
+            return True
+        return parse_bool(_one(node))
+
+    def render(self, kw: str, value: Any, indent: str) -> list[str]:
+        return [f"{indent}{kw}"] if value else [f"{indent}{kw} false"]
+
+
+@dataclass(frozen=True)
+class Const:
+    """A keyword without arguments that sets its field to a fixed value."""
+
+    value: Any
+    block: bool = False
+
+    def parse(self, node: Node, ctx: Ctx) -> Any:
+        if node.args:
+            raise ArgError(f"'{node.keyword}' takes no value", node.args[0])
+        return self.value
+
+    def render(self, kw: str, value: Any, indent: str) -> list[str]:
+        return [f"{indent}{kw}"] if value == self.value else []
+
+
+@dataclass(frozen=True)
+class Int:
+    lo: int | None = None
+    hi: int | None = None
+    base: int = 10
+    block: bool = False
+
+    def parse(self, node: Node, ctx: Ctx) -> int:
+        return parse_int(_one(node), self.lo, self.hi, self.base)
+
+    def render(self, kw: str, value: Any, indent: str) -> list[str]:
+        return [f"{indent}{kw} {value}"]
+
+
+@dataclass(frozen=True)
+class OptInt:
+    """An integer that may be omitted, giving `bare`."""
+
+    bare: int
+    lo: int | None = None
+    hi: int | None = None
+    block: bool = False
+
+    def parse(self, node: Node, ctx: Ctx) -> int:
+        if not node.args:
+            return self.bare
+        return parse_int(_one(node), self.lo, self.hi)
+
+    def render(self, kw: str, value: Any, indent: str) -> list[str]:
+        return [f"{indent}{kw} {value}"]
+
+
+@dataclass(frozen=True)
+class Float:
+    lo: float | None = None
+    hi: float | None = None
+    block: bool = False
+
+    def parse(self, node: Node, ctx: Ctx) -> float:
+        return parse_float(_one(node), self.lo, self.hi)
+
+    def render(self, kw: str, value: Any, indent: str) -> list[str]:
+        return [f"{indent}{kw} {fmt_num(value)}"]
+
+
+@dataclass(frozen=True)
+class DupFloat:
+    """One number that sets several fields (e.g. track_process `delay`)."""
+
+    n: int
+    lo: float | None = None
+    hi: float | None = None
+    block: bool = False
+
+    def parse(self, node: Node, ctx: Ctx) -> tuple[float, ...]:
+        v = parse_float(_one(node), self.lo, self.hi)
+        return (v,) * self.n
+
+    def render(self, kw: str, value: Any, indent: str) -> list[str]:
+        return []
+
+
+@dataclass(frozen=True)
+class Str:
+    block: bool = False
+
+    def parse(self, node: Node, ctx: Ctx) -> str:
+        return _one(node).text
+
+    def render(self, kw: str, value: Any, indent: str) -> list[str]:
+        return [f"{indent}{kw} {quote(value)}"]
+
+
+@dataclass(frozen=True)
+class Ip:
+    block: bool = False
+
+    def parse(self, node: Node, ctx: Ctx) -> str:
+        return parse_ip(_one(node))
+
+    def render(self, kw: str, value: Any, indent: str) -> list[str]:
+        return [f"{indent}{kw} {value}"]
+
+
+@dataclass(frozen=True)
+class Choice:
+    options: tuple[str, ...]
+    fold_case: bool = False
+    block: bool = False
+
+    def parse(self, node: Node, ctx: Ctx) -> str:
+        tok = _one(node)
+        word = tok.text.upper() if self.fold_case else tok.text
+        if word not in self.options:
+            hint = difflib.get_close_matches(tok.text, self.options, 1, 0.5)
+            raise ArgError(
+                f"'{tok.text}' is not one of {', '.join(self.options)}"
+                + (f" (did you mean '{hint[0]}'?)" if hint else ""),
+                tok,
+            )
+        return word
+
+    def render(self, kw: str, value: Any, indent: str) -> list[str]:
+        return [f"{indent}{kw} {value}"]
+
+
+@dataclass(frozen=True)
+class IntChoice:
+    options: tuple[int, ...]
+    block: bool = False
+
+    def parse(self, node: Node, ctx: Ctx) -> int:
+        tok = _one(node)
+        v = parse_int(tok)
+        if v not in self.options:
+            raise ArgError(f"'{tok.text}' must be one of {', '.join(map(str, self.options))}", tok)
+        return v
+
+    def render(self, kw: str, value: Any, indent: str) -> list[str]:
+        return [f"{indent}{kw} {value}"]
+
+
+@dataclass(frozen=True)
+class Words:
+    """All arguments as a tuple of strings."""
+
+    min: int = 1
+    max: int | None = None
+    block: bool = False
+
+    def parse(self, node: Node, ctx: Ctx) -> tuple[str, ...]:
+        n = len(node.args)
+        if n < self.min:
+            raise ArgError(f"'{node.keyword}' needs at least {self.min} value(s)", node.words[0])
+        if self.max is not None and n > self.max:
+            raise ArgError(
+                f"'{node.keyword}' takes at most {self.max} value(s)", node.args[self.max]
+            )
+        return tuple(t.text for t in node.args)
+
+    def render(self, kw: str, value: Any, indent: str) -> list[str]:
+        return [" ".join([f"{indent}{kw}", *map(quote, value)])]
+
+
+def _join_command(tokens: Sequence[Token]) -> str:
+    # Re-quote words that were quoted and contain blanks so split_command sees the same argv.
+    return " ".join(
+        f"'{t.text}'" if t.quoted and any(c in t.text for c in " \t") else t.text for t in tokens
+    )
+
+
+@dataclass(frozen=True)
+class ScriptT:
+    """`CMD [user [group]]` (or all words as the command when `with_user` is false)."""
+
+    with_user: bool = True
+    block: bool = False
+
+    def parse(self, node: Node, ctx: Ctx) -> Script:
+        args = node.args
+        if not args:
+            raise ArgError(f"'{node.keyword}' needs a command", node.words[0])
+        if not self.with_user:
+            return Script(args[0].text if len(args) == 1 else _join_command(args))
+        if len(args) > 3:
+            raise ArgError(
+                f"'{node.keyword}': too many words; quote the command and its arguments", args[3]
+            )
+        return Script(
+            args[0].text,
+            args[1].text if len(args) > 1 else None,
+            args[2].text if len(args) > 2 else None,
+        )
+
+    def render(self, kw: str, value: Any, indent: str) -> list[str]:
+        assert isinstance(value, Script)
+        parts = [f"{indent}{kw}", f'"{value.command}"']
+        if value.user is not None:
+            parts.append(quote(value.user))
+            if value.group is not None:
+                parts.append(quote(value.group))
+        return [" ".join(parts)]
+
+
+@dataclass(frozen=True)
+class UserGroupT:
+    block: bool = False
+
+    def parse(self, node: Node, ctx: Ctx) -> UserGroup:
+        if not node.args or len(node.args) > 2:
+            raise ArgError(f"'{node.keyword}' takes USER [GROUP]", node.words[0])
+        return UserGroup(node.args[0].text, node.args[1].text if len(node.args) > 1 else None)
+
+    def render(self, kw: str, value: Any, indent: str) -> list[str]:
+        assert isinstance(value, UserGroup)
+        return [
+            " ".join(
+                [f"{indent}{kw}", quote(value.user), *([quote(value.group)] if value.group else [])]
+            )
+        ]
+
+
+@dataclass(frozen=True)
+class HostPortT:
+    default_port: int | None = None
+    block: bool = False
+
+    def parse(self, node: Node, ctx: Ctx) -> HostPort:
+        if not node.args or len(node.args) > 2:
+            raise ArgError(f"'{node.keyword}' takes HOST [PORT]", node.words[0])
+        port = parse_int(node.args[1], 0, 65535) if len(node.args) > 1 else None
+        return HostPort(node.args[0].text, port)
+
+    def render(self, kw: str, value: Any, indent: str) -> list[str]:
+        assert isinstance(value, HostPort)
+        return [
+            f"{indent}{kw} {quote(value.host)}"
+            + (f" {value.port}" if value.port is not None else "")
+        ]
+
+
+@dataclass(frozen=True)
+class WeightT:
+    """`weight W [reverse]` → (weight, reverse)."""
+
+    lo: int = -253
+    hi: int = 253
+    block: bool = False
+
+    def parse(self, node: Node, ctx: Ctx) -> tuple[int, bool]:
+        if not node.args or len(node.args) > 2:
+            raise ArgError("'weight' takes W [reverse]", node.words[0])
+        w = parse_int(node.args[0], self.lo, self.hi)
+        rev = False
+        if len(node.args) == 2:
+            if node.args[1].text not in ("reverse", "noreverse"):
+                raise ArgError(f"unknown weight option '{node.args[1].text}'", node.args[1])
+            rev = node.args[1].text == "reverse"
+        return w, rev
+
+    def render(self, kw: str, value: Any, indent: str) -> list[str]:
+        w, rev = value
+        return [f"{indent}{kw} {w}" + (" reverse" if rev else "")]
+
+
+@dataclass(frozen=True)
+class WordList:
+    """A `{ }` block of plain words (several per line allowed)."""
+
+    block: bool = True
+
+    def parse(self, node: Node, ctx: Ctx) -> tuple[str, ...]:
+        out: list[str] = []
+        for child in node.children or []:
+            if child.children is not None:
+                ctx.report("error", "unexpected-brace", "Unexpected '{' - ignoring", child.words[0])
+            out.extend(t.text for t in child.words)
+        return tuple(out)
+
+    def render(self, kw: str, value: Any, indent: str) -> list[str]:
+        return [f"{indent}{kw} {{", *(f"{indent}  {quote(v)}" for v in value), f"{indent}}}"]
+
+
+@dataclass(frozen=True)
+class EntryList:
+    """A `{ }` block where each line is one entry parsed by `parse_entry` (bad ones dropped)."""
+
+    parse_entry: Callable[[list[Token], Ctx], Any]
+    render_entry: Callable[[Any], str]
+    what: str = "entry"
+    block: bool = True
+
+    def parse(self, node: Node, ctx: Ctx) -> tuple[Any, ...]:
+        out: list[Any] = []
+        for child in node.children or []:
+            if child.children is not None:
+                ctx.report("error", "unexpected-brace", "Unexpected '{' - ignoring", child.words[0])
+                continue
+            try:
+                out.append(self.parse_entry(child.words, ctx))
+            except ArgError as exc:
+                ctx.report(
+                    "error",
+                    "bad-value",
+                    f"{exc} - ignoring {self.what}",
+                    exc.token or child.words[0],
+                )
+        return tuple(out)
+
+    def render(self, kw: str, value: Any, indent: str) -> list[str]:
+        return [
+            f"{indent}{kw} {{",
+            *(f"{indent}  {self.render_entry(v)}" for v in value),
+            f"{indent}}}",
+        ]
+
+
+# -- keyword specs and blocks ---------------------------------------------------------------
+
+Mode = Literal["set", "append", "extend"]
+
+
+@dataclass(frozen=True)
+class Kw:
+    name: str
+    fields: tuple[str, ...]
+    vtype: Any
+    mode: Mode = "set"
+    canonical: bool = True
+    implemented: bool = True
+    deprecated: str | None = None  # the replacement keyword to suggest
+
+
+def K(  # noqa: N802 - a short constructor keeps the keyword tables readable
+    name: str,
+    vtype: Any,
+    field: str | tuple[str, ...] | None = None,
+    *,
+    mode: Mode = "set",
+    canonical: bool = True,
+    implemented: bool = True,
+    deprecated: str | None = None,
+) -> Kw:
+    fields = (field,) if isinstance(field, str) else (field or (name,))
+    return Kw(name, fields, vtype, mode, canonical, implemented, deprecated)
+
+
+@dataclass(frozen=True)
+class Raw:
+    """A keyword we accept and keep verbatim but do not act on (reported as not-implemented)."""
+
+    name: str
+    min_args: int = 0
+    max_args: int | None = None
+    block: bool | None = False  # None: block optional
+    deprecated: str | None = None
+    quiet: bool = False  # compat no-op keywords that need no report
+
+
+class BlockSchema:
+    def __init__(self, name: str, cls: type[Any], entries: Sequence[Kw | Raw]) -> None:
+        self.name = name
+        self.cls = cls
+        self.kws = [e for e in entries if isinstance(e, Kw)]
+        self.raws = {e.name: e for e in entries if isinstance(e, Raw)}
+        self.by_name: dict[str, Kw] = {k.name: k for k in self.kws}
+        self.names = sorted(set(self.by_name) | set(self.raws))
+        self.defaults: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            if f.default is not dataclasses.MISSING:
+                self.defaults[f.name] = f.default
+            elif f.default_factory is not dataclasses.MISSING:
+                self.defaults[f.name] = f.default_factory()
+
+    def hint(self, word: str) -> str | None:
+        for n in self.names:
+            if n.lower() == word.lower():
+                return n
+        m = difflib.get_close_matches(word, self.names, 1, 0.6)
+        return m[0] if m else None
+
+
+def parse_block(
+    nodes: Sequence[Node], schema: BlockSchema, ctx: Ctx, base: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Parse the statements of one block into a dict of field values (plus `other`)."""
+    values: dict[str, Any] = dict(base or {})
+    other: list[RawOption] = list(values.get("other", ()))
+    for node in nodes:
+        word = node.keyword
+        kw = schema.by_name.get(word)
+        raw = schema.raws.get(word) if kw is None else None
+        if kw is None and raw is None:
+            hint = schema.hint(word)
+            where = f" in {schema.name}" if schema.name else ""
+            ctx.report(
+                "error",
+                "unknown-keyword",
+                f"Unknown keyword '{word}'{where}",
+                node.words[0],
+                hint=hint,
+            )
+            continue
+        deprecated = kw.deprecated if kw else raw.deprecated if raw else None
+        if deprecated:
+            ctx.report(
+                "warning",
+                "deprecated",
+                f"'{word}' is deprecated; use '{deprecated}'",
+                node.words[0],
+            )
+        if raw is not None:
+            _parse_raw(node, raw, ctx, other)
+            continue
+        assert kw is not None
+        if kw.vtype.block and node.children is None:
+            ctx.report(
+                "error",
+                "missing-brace",
+                f"Missing '{{' at beginning of '{word}' block",
+                node.words[0],
+            )
+            continue
+        if not kw.vtype.block and node.children is not None:
+            ctx.report(
+                "error",
+                "unexpected-brace",
+                f"'{word}' does not take a block - ignoring it",
+                node.words[0],
+            )
+            continue
+        if ctx.owner:
+            ctx.locs.setdefault((*ctx.owner, word), node.loc)
+        try:
+            value = kw.vtype.parse(node, ctx)
+        except ArgError as exc:
+            ctx.report("error", "bad-value", f"{word}: {exc}", exc.token or node.words[0])
+            continue
+        if not kw.implemented:
+            ctx.report(
+                "not-implemented",
+                "not-implemented",
+                f"'{word}' is accepted but not implemented yet",
+                node.words[0],
+            )
+        if len(kw.fields) > 1:
+            for f, v in zip(kw.fields, value, strict=True):
+                values[f] = v
+            continue
+        f = kw.fields[0]
+        if kw.mode == "append":
+            values[f] = (*values.get(f, ()), value)
+        elif kw.mode == "extend":
+            values[f] = (*values.get(f, ()), *value)
+        else:
+            values[f] = value
+    if "other" in schema.defaults:
+        values["other"] = tuple(other)
+    return values
+
+
+def _parse_raw(node: Node, raw: Raw, ctx: Ctx, other: list[RawOption]) -> None:
+    n = len(node.args)
+    if n < raw.min_args or (raw.max_args is not None and n > raw.max_args):
+        ctx.report(
+            "error", "bad-value", f"'{node.keyword}': wrong number of values ({n})", node.words[0]
+        )
+        return
+    if raw.block is True and node.children is None:
+        ctx.report(
+            "error",
+            "missing-brace",
+            f"Missing '{{' at beginning of '{node.keyword}' block",
+            node.words[0],
+        )
+        return
+    if raw.block is False and node.children is not None:
+        ctx.report(
+            "error",
+            "unexpected-brace",
+            f"'{node.keyword}' does not take a block - ignoring it",
+            node.words[0],
+        )
+        return
+    other.append(raw_option(node))
+    if not raw.quiet:
+        ctx.report(
+            "not-implemented",
+            "not-implemented",
+            f"'{node.keyword}' is accepted but not implemented yet",
+            node.words[0],
+        )
+
+
+def raw_option(node: Node) -> RawOption:
+    kids = None if node.children is None else tuple(raw_option(c) for c in node.children)
+    return RawOption(node.keyword, tuple(t.text for t in node.args), kids)
+
+
+def render_raw(opt: RawOption, indent: str) -> list[str]:
+    head = " ".join([f"{indent}{quote(opt.keyword)}", *map(quote, opt.args)])
+    if opt.children is None:
+        return [head]
+    lines = [head + " {"]
+    for c in opt.children:
+        lines.extend(render_raw(c, indent + "  "))
+    lines.append(f"{indent}}}")
+    return lines
+
+
+def render_block(obj: Any, schema: BlockSchema, indent: str) -> list[str]:
+    lines: list[str] = []
+    for kw in schema.kws:
+        if not kw.canonical:
+            continue
+        vals = tuple(getattr(obj, f) for f in kw.fields)
+        if all(v == schema.defaults.get(f, None) for f, v in zip(kw.fields, vals, strict=True)):
+            continue
+        value: Any = vals if len(vals) > 1 else vals[0]
+        if kw.mode == "append":
+            for item in value:
+                lines.extend(kw.vtype.render(kw.name, item, indent))
+        else:
+            lines.extend(kw.vtype.render(kw.name, value, indent))
+    for opt in getattr(obj, "other", ()):
+        lines.extend(render_raw(opt, indent))
+    return lines
+
+
+@dataclass(frozen=True)
+class SubBlock:
+    """A nested block with its own schema, e.g. `authentication { ... }`."""
+
+    schema: BlockSchema
+    block: bool = True
+
+    def parse(self, node: Node, ctx: Ctx) -> Any:
+        if node.args:
+            ctx.report(
+                "error",
+                "extra-parameters",
+                f"Block {node.keyword} has extra parameters",
+                node.args[0],
+            )
+        return self.schema.cls(**parse_block(node.children or [], self.schema, ctx))
+
+    def render(self, kw: str, value: Any, indent: str) -> list[str]:
+        return [f"{indent}{kw} {{", *render_block(value, self.schema, indent + "  "), f"{indent}}}"]
+
+
+@dataclass(frozen=True)
+class NamedBlock:
+    """`KEYWORD NAME { ... }` producing `schema.cls(name=NAME, ...)`."""
+
+    schema: BlockSchema
+    block: bool = True
+
+    def parse(self, node: Node, ctx: Ctx) -> Any:
+        if not node.args:
+            raise ArgError(f"'{node.keyword}' needs a name", node.words[0])
+        if len(node.args) > 1:
+            ctx.report(
+                "error",
+                "extra-parameters",
+                f"Block {node.keyword} has extra parameters",
+                node.args[1],
+            )
+        name = node.args[0].text
+        saved = ctx.owner
+        ctx.owner = (node.keyword, name)
+        ctx.locs.setdefault(ctx.owner, node.loc)
+        try:
+            values = parse_block(node.children or [], self.schema, ctx)
+        finally:
+            ctx.owner = saved
+        values["name"] = name
+        return self.schema.cls(**values)
+
+    def render(self, kw: str, value: Any, indent: str) -> list[str]:
+        return [
+            f"{indent}{kw} {quote(value.name)} {{",
+            *render_block(value, self.schema, indent + "  "),
+            f"{indent}}}",
+        ]

@@ -1,0 +1,123 @@
+"""`Config` <-> plain msgpack-able dicts, and a stable hash of a config.
+
+The wire form is derived from the dataclass type hints, so every model field travels and the
+decoder validates types instead of trusting the sender.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import types
+import typing
+from functools import cache
+from typing import Any, Literal, Union, get_args, get_origin
+
+import msgpack
+
+from core import model
+from core.errors import WireFormatError
+from core.model import Config
+
+WIRE_VERSION = 1
+
+
+def _encode(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _encode(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, tuple):
+        return [_encode(v) for v in value]
+    return value
+
+
+def to_wire(config: Config) -> dict[str, Any]:
+    """A dict of dict/list/str/int/float/bool/None only."""
+    out = _encode(config)
+    assert isinstance(out, dict)
+    return out
+
+
+@cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls, vars(model))
+
+
+def _decode(tp: Any, value: Any, path: str) -> Any:
+    origin = get_origin(tp)
+    if tp is Any:
+        return value
+    if origin in (Union, types.UnionType):
+        args = get_args(tp)
+        if value is None:
+            if type(None) in args:
+                return None
+            raise WireFormatError(f"{path}: null not allowed")
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _decode(a, value, path)
+            except WireFormatError as exc:
+                errors.append(str(exc))
+        raise WireFormatError("; ".join(errors))
+    if origin is Literal:
+        if value not in get_args(tp):
+            raise WireFormatError(f"{path}: {value!r} not one of {get_args(tp)}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise WireFormatError(f"{path}: expected a list")
+        (item,) = get_args(tp)[:1]
+        return tuple(_decode(item, v, f"{path}[{i}]") for i, v in enumerate(value))
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise WireFormatError(f"{path}: expected a map for {tp.__name__}")
+        hints = _hints(tp)
+        unknown = set(value) - set(hints)
+        if unknown:
+            raise WireFormatError(f"{path}: unknown field(s) {sorted(unknown)} for {tp.__name__}")
+        kwargs = {k: _decode(hints[k], v, f"{path}.{k}") for k, v in value.items()}
+        try:
+            return tp(**kwargs)
+        except TypeError as exc:
+            raise WireFormatError(f"{path}: {exc}") from exc
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise WireFormatError(f"{path}: expected a number")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise WireFormatError(f"{path}: expected an integer")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise WireFormatError(f"{path}: expected a boolean")
+        return value
+    if tp is str:
+        if not isinstance(value, str):
+            raise WireFormatError(f"{path}: expected a string")
+        return value
+    raise WireFormatError(f"{path}: unsupported type {tp!r}")
+
+
+def from_wire(d: dict[str, Any]) -> Config:
+    """Exact inverse of `to_wire`; raises WireFormatError on anything else."""
+    out = _decode(Config, d, "config")
+    assert isinstance(out, Config)
+    return out
+
+
+def config_hash(config: Config) -> str:
+    """sha256 (hex) of the canonical msgpack encoding of `to_wire(config)`."""
+    packed = msgpack.packb(_canonical(to_wire(config)), use_bin_type=True)
+    return hashlib.sha256(packed).hexdigest()
+
+
+def _canonical(value: Any) -> Any:
+    # Sorted keys make the bytes independent of dict insertion order.
+    if isinstance(value, dict):
+        return {k: _canonical(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [_canonical(v) for v in value]
+    return value
