@@ -56,8 +56,9 @@ def _subscriber(path: str, expected: int, ready: mp.Event, out: mp.Queue) -> Non
                 last = now
                 got += 1
                 lat.append(now - ev.body["t"])
-        out.put({"lat": lat, "received": len(lat), "missed": sub.stats.missed,
-                 "span": last - first})
+        out.put(
+            {"lat": lat, "received": len(lat), "missed": sub.stats.missed, "span": last - first}
+        )
         sub.close()
         ctx.term()
 
@@ -95,10 +96,16 @@ def run(rt: RuntimeDir, count: int, rate: float | None) -> dict[str, float]:
     proc.join(10)
     lat = sorted(result["lat"])
     q = statistics.quantiles(lat, n=100) if len(lat) > 1 else [0.0] * 99
-    return {"sent": count, "received": result["received"], "missed": result["missed"],
-            "send_rate": count / sent_for, "recv_rate": result["received"] / max(result["span"],
-                                                                                   1e-9),
-            "p50_ms": q[49] * 1000, "p99_ms": q[98] * 1000, "max_ms": lat[-1] * 1000}
+    return {
+        "sent": count,
+        "received": result["received"],
+        "missed": result["missed"],
+        "send_rate": count / sent_for,
+        "recv_rate": result["received"] / max(result["span"], 1e-9),
+        "p50_ms": q[49] * 1000,
+        "p99_ms": q[98] * 1000,
+        "max_ms": lat[-1] * 1000,
+    }
 
 
 def main() -> int:
@@ -111,13 +118,17 @@ def main() -> int:
     with runtime_dir() as rt, running_bus(rt):
         paced = run(rt, int(args.rate * args.seconds), args.rate)
         burst = run(rt, args.burst, None)
-    print(f"paced at {args.rate:.0f} msg/s for {args.seconds:.0f} s: "
-          f"p50 {paced['p50_ms']:.3f} ms, p99 {paced['p99_ms']:.3f} ms, max "
-          f"{paced['max_ms']:.3f} ms, lost {paced['sent'] - paced['received']:.0f}")
+    print(
+        f"paced at {args.rate:.0f} msg/s for {args.seconds:.0f} s: "
+        f"p50 {paced['p50_ms']:.3f} ms, p99 {paced['p99_ms']:.3f} ms, max "
+        f"{paced['max_ms']:.3f} ms, lost {paced['sent'] - paced['received']:.0f}"
+    )
     print(f"  p99 / target ({TARGET_P99_MS} ms) = {paced['p99_ms'] / TARGET_P99_MS:.2f}")
-    print(f"burst of {args.burst}: sent {burst['send_rate']:.0f} msg/s, received "
-          f"{burst['recv_rate']:.0f} msg/s, lost {burst['sent'] - burst['received']:.0f} "
-          f"(seq gaps counted {burst['missed']:.0f})")
+    print(
+        f"burst of {args.burst}: sent {burst['send_rate']:.0f} msg/s, received "
+        f"{burst['recv_rate']:.0f} msg/s, lost {burst['sent'] - burst['received']:.0f} "
+        f"(seq gaps counted {burst['missed']:.0f})"
+    )
     return 0
 
 

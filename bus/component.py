@@ -66,7 +66,12 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 class Component:
-    """Handle given to a component body: its bus connections and lifecycle."""
+    """Handle given to a component body: its bus connections and lifecycle.
+
+    Bodies run until cancelled and must not await ``stopping`` themselves: the harness cancels
+    the body as soon as ``stopping`` is set, and a body already winding down would then be
+    cancelled a second time in the middle of its clean-up.
+    """
 
     def __init__(self, name: str, runtime: RuntimeDir, args: argparse.Namespace) -> None:
         self.name = name
@@ -168,7 +173,7 @@ async def _serve(
         loop.add_signal_handler(hook_sig, comp._signalled, hook_sig)
     comp.publisher.start()
     forwarder.attach(comp.publisher.publish)
-    log.info(f"{name}.started", pid=os.getpid(), runtime_dir=str(runtime.path))
+    log.info(f"{name}.started", process_id=os.getpid(), runtime_dir=str(runtime.path))
     hb = asyncio.create_task(comp.heartbeat_loop(), name="heartbeat")
     main = asyncio.create_task(body(comp), name=f"{name}.main")
     stop_wait = asyncio.create_task(comp.stopping.wait())

@@ -30,24 +30,40 @@ class Schema:
 
 
 SCHEMAS: tuple[Schema, ...] = (
-    Schema("config.current", {"generation": int, "hash": str, "path": str, "model": dict,
-                              "diff": dict, "reason": str},
-           "the running configuration (retained)"),
-    Schema("config.rejected", {"kept_generation": int, "path": str, "problems": list,
-                               "reason": str},
-           "a reload that failed validation; the old config keeps running"),
+    Schema(
+        "config.current",
+        {"generation": int, "hash": str, "path": str, "model": dict, "diff": dict, "reason": str},
+        "the running configuration (retained)",
+    ),
+    Schema(
+        "config.rejected",
+        {"kept_generation": int, "path": str, "problems": list, "reason": str},
+        "a reload that failed validation; the old config keeps running",
+    ),
     Schema("config.reload", {}, "a request to reload (pykeepalivedctl reload)"),
     Schema("health.*", {"name": str, "ok": bool}, "a check verdict (retained by checkd)"),
-    Schema("vrrp.state.*", {"instance": str, "state": str, "priority": int},
-           "an instance's state (retained); transitions carry old/new/cause"),
-    Schema("vrrp.intent.*", {"instance": str, "generation": int, "items": list, "lease": _NUM},
-           "desired addresses/routes/rules of one instance for netd (retained)"),
+    Schema(
+        "vrrp.state.*",
+        {"instance": str, "state": str, "priority": int},
+        "an instance's state (retained); transitions carry old/new/cause",
+    ),
+    Schema(
+        "vrrp.intent.*",
+        {"instance": str, "generation": int, "items": list, "lease": _NUM},
+        "desired addresses/routes/rules of one instance for netd (retained)",
+    ),
     Schema("vrrp.event.*", {"instance": str, "kind": str}, "split brain and other notices"),
-    Schema("net.applied", {"owner": str, "generation": int, "failures": list},
-           "what netd applied for one owner"),
+    Schema(
+        "net.applied",
+        {"owner": str, "generation": int, "failures": list},
+        "what netd applied for one owner",
+    ),
     Schema("net.link", {"ifindex": int, "name": str, "up": bool}, "link state (retained)"),
-    Schema("net.addr", {"ifindex": int, "address": str, "present": bool},
-           "an address appeared or vanished"),
+    Schema(
+        "net.addr",
+        {"ifindex": int, "address": str, "present": bool},
+        "an address appeared or vanished",
+    ),
     Schema("hb.*", {"name": str, "uptime": _NUM}, "heartbeat from a component's event loop"),
     Schema("log.*", {"event": str, "level": str}, "a component's structured log record"),
 )
@@ -69,11 +85,13 @@ def check(topic: str, body: Mapping[str, Any]) -> None:
         if name not in body:
             raise MessageRejected("schema", f"{topic}: required field {name!r} missing")
         value = body[name]
-        if not isinstance(value, typ) or (isinstance(value, bool) and typ is not bool
-                                          and typ != (bool,)):
+        if not isinstance(value, typ) or (
+            isinstance(value, bool) and typ is not bool and typ != (bool,)
+        ):
             raise MessageRejected(
-                "schema", f"{topic}: field {name!r} is {type(value).__name__}, expected "
-                f"{_type_name(typ)}")
+                "schema",
+                f"{topic}: field {name!r} is {type(value).__name__}, expected {_type_name(typ)}",
+            )
 
 
 def _type_name(typ: type | tuple[type, ...]) -> str:

@@ -105,7 +105,7 @@ class Subscriber:
             if boot != env.boot:
                 event.restarted = True
                 self.stats.restarts += 1
-                log.info("bus.restart", src=env.src, topic=event.topic, pid=env.pid)
+                log.info("bus.restart", src=env.src, topic=event.topic, process_id=env.pid)
             elif env.seq <= seq:
                 self._drop(
                     MessageRejected(

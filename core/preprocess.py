@@ -98,7 +98,7 @@ class Preprocessor:
         self._rng = random.Random(seed)
 
     # -- problems -------------------------------------------------------------------------
-    def _problem(  # noqa: PLR0917
+    def _problem(
         self,
         severity: Severity,
         code: str,

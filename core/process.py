@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
+import logging
 import signal
 from pathlib import Path
 from typing import Any
@@ -64,7 +66,7 @@ class ConfigOwner:
         generation = self.store.next(new_hash)
         changes: dict[str, Any] = {}
         if self.current is not None:
-            changes = diff(self.current.config, result.config).to_wire()
+            changes = _plain(dataclasses.asdict(diff(self.current.config, result.config)))
         self.current, self.hash = result, new_hash
         body = {
             "generation": generation,
@@ -99,9 +101,16 @@ class ConfigOwner:
         )
 
 
-def _level(severity: str) -> int:
-    import logging
+def _plain(value: Any) -> Any:
+    """Tuples from asdict() as lists, so the diff is plain msgpack data."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
 
+
+def _level(severity: str) -> int:
     return {"fatal": logging.ERROR, "error": logging.ERROR, "warning": logging.WARNING}.get(
         severity, logging.INFO
     )

@@ -42,7 +42,7 @@ class Ctx:
         self.locs: dict[tuple[str, ...], Location] = {}
         self.owner: tuple[str, ...] = ()
 
-    def report(  # noqa: PLR0917
+    def report(
         self,
         severity: Severity,
         code: str,

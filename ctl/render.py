@@ -18,6 +18,7 @@ _KEY_FIELDS = {
     "net": ("generation", "owner"),
 }
 _COLOURS = {"vrrp": 35, "health": 32, "log": 36, "hb": 90, "config": 33, "net": 34}
+_MAX_FIELD = 120
 _LEVEL_COLOURS = {"warning": 33, "error": 31, "critical": 31}
 
 
@@ -48,6 +49,8 @@ def pretty(event: Event, colour: bool) -> str:
     for key in keys:
         value = body[key]
         text = value if isinstance(value, str) else json.dumps(value, default=str)
+        if len(text) > _MAX_FIELD and isinstance(value, (dict, list)):
+            text = f"<{type(value).__name__} of {len(value)}>"  # e.g. the whole config model
         if root == "log" and key == "event":
             parts.append(str(text))
         else:

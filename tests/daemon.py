@@ -13,6 +13,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import zmq
 import zmq.asyncio
@@ -125,3 +126,78 @@ def raw_publisher(
             if msg[:1] == b"\x01" and wait_topic.startswith(msg[1:]):
                 return sock
     raise AssertionError(f"no subscription covering {wait_topic!r} reached the raw publisher")
+
+
+def component_pids(runtime: RuntimeDir) -> dict[str, int]:
+    """Component name -> pid, from the process titles (``pykeepalived: NAME --runtime-dir D``)."""
+    suffix = f"--runtime-dir {runtime.path}"
+    found: dict[str, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+        except OSError:
+            continue
+        if cmd.startswith("pykeepalived: ") and cmd.endswith(suffix):
+            found[cmd.split()[1]] = int(entry.name)
+    return found
+
+
+class DaemonGroup:
+    """``pykeepalived`` (the watchdog and all its children) running inside a lab node."""
+
+    def __init__(self, node: Any, config: str, *extra: str) -> None:
+        self.node = node
+        self.runtime = RuntimeDir(short_tmpdir())
+        self.config = self.runtime.path / "keepalived.conf"
+        self.config.write_text(config)
+        self.log = (self.runtime.path / "daemon.log").open("wb")
+        argv = [
+            sys.executable,
+            "-m",
+            "watchdog",
+            "-f",
+            str(self.config),
+            "--runtime-dir",
+            str(self.runtime.path),
+            *extra,
+        ]
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        self.proc = node.popen(argv, stdout=self.log, stderr=subprocess.STDOUT, env=env, cwd=REPO)
+
+    def wait_started(
+        self,
+        names: tuple[str, ...] = ("bus", "core", "netd", "checkd", "vrrpd"),
+        timeout: float = 15,
+    ) -> dict[str, int]:
+        wait_until(
+            lambda: set(names) <= set(self.pids()), timeout, message=f"components {names} to start"
+        )
+        return self.pids()
+
+    def pids(self) -> dict[str, int]:
+        return component_pids(self.runtime)
+
+    def log_text(self) -> str:
+        self.log.flush()
+        return (self.runtime.path / "daemon.log").read_text(errors="replace")
+
+    def close(self) -> None:
+        stop(self.proc, timeout=40)
+        with contextlib.suppress(AssertionError):
+            wait_until(lambda: not self.pids(), 10, message="children to exit")
+        for pid in self.pids().values():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self.log.close()
+        shutil.rmtree(self.runtime.path, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def daemon_group(node: Any, config: str, *extra: str) -> Iterator[DaemonGroup]:
+    group = DaemonGroup(node, config, *extra)
+    try:
+        yield group
+    finally:
+        group.close()

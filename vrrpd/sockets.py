@@ -114,8 +114,9 @@ class Receiver:
         )
         return Datagram(data[ihl:], facts, self.ifname)
 
-    def _from_ipv6(self, data: bytes, anc: list[tuple[int, int, bytes]],
-                   addr: tuple[str, int, int, int]) -> Datagram | None:
+    def _from_ipv6(
+        self, data: bytes, anc: list[tuple[int, int, bytes]], addr: tuple[str, int, int, int]
+    ) -> Datagram | None:
         hops, dst = -1, None
         for level, kind, value in anc:
             if level != socket.IPPROTO_IPV6:
@@ -147,8 +148,11 @@ class Sender:
                 self.sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 255)
                 self.sock.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, 255)
                 self.sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 0)
-                self.sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF,
-                                     b"\0" * 8 + struct.pack("=i", ifindex))
+                self.sock.setsockopt(
+                    socket.IPPROTO_IP,
+                    socket.IP_MULTICAST_IF,
+                    b"\0" * 8 + struct.pack("=i", ifindex),
+                )
                 self.sock.bind((str(src), 0))
             else:
                 self.sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)
@@ -159,7 +163,8 @@ class Sender:
                 self.sock.bind((str(src), 0, 0, scope))
         except OSError as exc:
             raise SocketError(
-                f"cannot open VRRP send socket on {ifname} from {src}: {exc}") from exc
+                f"cannot open VRRP send socket on {ifname} from {src}: {exc}"
+            ) from exc
         self.errors = 0
 
     def send(self, wire: bytes, dst: IPAddress) -> bool:

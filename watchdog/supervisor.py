@@ -76,7 +76,9 @@ class Supervisor:
             keepers.append(asyncio.create_task(self._keep(child), name=f"keep.{child.name}"))
         monitor = asyncio.create_task(self._watch_heartbeats(), name="heartbeats")
         try:
-            await self.comp.stopping.wait()
+            # Runs until the component harness cancels us (TERM/INT, or comp.stop() after a
+            # permanent failure); waiting on comp.stopping here would race that cancellation.
+            await asyncio.Future()
         finally:
             self._stopping = True
             monitor.cancel()
@@ -106,7 +108,10 @@ class Supervisor:
         if child.spec.pidfile:
             pidfile.write(child.spec.pidfile, child.proc.pid)
         log.info(
-            "watchdog.child.started", child=child.name, pid=child.proc.pid, restarts=child.restarts
+            "watchdog.child.started",
+            child=child.name,
+            child_pid=child.proc.pid,
+            restarts=child.restarts,
         )
 
     async def _keep(self, child: Child) -> None:
@@ -122,7 +127,7 @@ class Supervisor:
             log.warning(
                 "watchdog.child.exited",
                 child=child.name,
-                pid=child.proc.pid,
+                child_pid=child.proc.pid,
                 cause=cause,
                 ran_for=round(ran, 3),
             )

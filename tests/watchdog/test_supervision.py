@@ -1,0 +1,147 @@
+"""The watchdog as operators see it: a whole group in a namespace, real processes, real kills."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+import zmq.asyncio
+
+from bus import Subscriber
+from tests.daemon import REPO, DaemonGroup, connected, daemon_group, next_event, stop, wait_until
+from tests.lab import Lab
+
+pytestmark = pytest.mark.netns
+
+CONFIG = """
+global_defs {
+    router_id sup1
+}
+vrrp_instance VI_1 {
+    state BACKUP
+    interface eth0
+    virtual_router_id 51
+    priority 100
+    advert_int 1
+    virtual_ipaddress {
+        192.0.2.200/24
+    }
+}
+"""
+
+
+@pytest.fixture
+def group(lab: Lab) -> Iterator[DaemonGroup]:
+    with daemon_group(lab.node(0), CONFIG, "-l") as g:
+        g.wait_started()
+        yield g
+
+
+def test_killed_child_is_back_within_two_seconds_and_tail_shows_it(group: DaemonGroup) -> None:
+    async def scenario() -> None:
+        ctx = zmq.asyncio.Context()
+        sub = Subscriber(ctx, group.runtime, ["log.watchdog"])
+        sub.start()
+        await connected(sub, ctx, group.runtime, "log.watchdog")
+        old = group.pids()["checkd"]
+        os.kill(old, signal.SIGKILL)
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        exited = await next_event(sub, lambda e: e.body["event"] == "watchdog.child.exited", 5)
+        started = await next_event(sub, lambda e: e.body["event"] == "watchdog.child.started", 5)
+        assert exited.body["child"] == "checkd" and "SIGKILL" in exited.body["cause"]
+        assert started.body["child"] == "checkd"
+        assert loop.time() - t0 < 2.0
+        sub.close()
+        ctx.term()
+
+    asyncio.run(scenario())
+    wait_until(lambda: group.pids().get("checkd"), 5, message="checkd to be back")
+
+
+def test_killed_watchdog_leaves_no_child(group: DaemonGroup) -> None:
+    children = group.pids()
+    assert len(children) == 6  # watchdog + five components
+    group.proc.kill()  # `ip netns exec` execs, so this is the watchdog itself
+    wait_until(lambda: not group.pids(), 10, message="every child to exit with its watchdog")
+
+
+def test_hung_child_is_detected_by_heartbeat_and_restarted(group: DaemonGroup) -> None:
+    old = group.pids()["netd"]
+    os.kill(old, signal.SIGSTOP)  # alive, sockets open, but its event loop cannot run
+    try:
+        wait_until(
+            lambda: group.pids().get("netd") not in (None, old),
+            15,
+            message="a new netd after the old one stopped heart-beating",
+        )
+    finally:
+        try:
+            os.kill(old, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    assert "watchdog.child.hung" in group.log_text()
+
+
+def test_component_run_by_hand_joins_and_leaves_without_disturbing_others(lab: Lab) -> None:
+    with daemon_group(lab.node(0), CONFIG, "-l", "-P") as g:  # -P: no checkd child
+        pids = g.wait_started(("bus", "core", "netd", "vrrpd"))
+        assert "checkd" not in pids
+
+        async def heard(component: str) -> None:
+            ctx = zmq.asyncio.Context()
+            sub = Subscriber(ctx, g.runtime, [f"hb.{component}"])
+            sub.start()
+            await next_event(sub, lambda e: True, 10)
+            sub.close()
+            ctx.term()
+
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        manual = lab.node(0).popen(
+            [sys.executable, "-m", "checkd", "--runtime-dir", str(g.runtime.path)],
+            env=env,
+            cwd=REPO,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            asyncio.run(heard("checkd"))
+        finally:
+            assert stop(manual) == 0
+        asyncio.run(heard("vrrpd"))
+        assert {k: v for k, v in g.pids().items() if k != "checkd"} == pids
+        assert "watchdog.child.exited" not in g.log_text()
+
+
+def test_second_daemon_on_same_runtime_dir_is_refused(group: DaemonGroup) -> None:
+    proc = group.node.run(
+        [
+            sys.executable,
+            "-m",
+            "watchdog",
+            "-f",
+            str(group.config),
+            "--runtime-dir",
+            str(group.runtime.path),
+        ],
+        check=False,
+    )
+    assert proc.returncode == 1
+    assert "in use by another daemon" in proc.stderr
+
+
+def test_pid_files_are_written_and_removed(lab: Lab) -> None:
+    with daemon_group(lab.node(0), CONFIG) as g:
+        pids = g.wait_started()
+        pidfile = g.runtime.path / "keepalived.pid"
+        vrrp_pidfile = g.runtime.path / "vrrp.pid"
+        wait_until(vrrp_pidfile.exists, 5, message="vrrp.pid")
+        assert int(pidfile.read_text()) == pids["watchdog"]
+        assert int(vrrp_pidfile.read_text()) == pids["vrrpd"]
+        assert int((g.runtime.path / "checkers.pid").read_text()) == pids["checkd"]
+        assert stop(g.proc, timeout=40) == 0
+        assert not pidfile.exists() and not vrrp_pidfile.exists()
