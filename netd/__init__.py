@@ -1,6 +1,17 @@
 """netd: the only component that changes the kernel (addresses, routes, rules, VMACs,
 GARP/NA). This package is the kernel-facing library; the netd process drives it."""
 
+from netd.announce import (
+    AnnounceScheduler,
+    FrameCache,
+    FrameSender,
+    GarpTiming,
+    Planned,
+    Target,
+    build_frame,
+    build_garp,
+    build_unsolicited_na,
+)
 from netd.desired import (
     Address,
     DesiredSet,
@@ -21,34 +32,55 @@ from netd.errors import (
     WireFormatError,
 )
 from netd.kernel import NETD_PROTO, ApplyResult, Failure, KernelAdapter, Observed
+from netd.monitor import AddrEvent, Event, LinkEvent, Monitor, Overflow, RouteEvent
 from netd.reconcile import Action, Conflict, Merged, Operation, merge, plan, satisfies
+from netd.vmac import Vmac, VmacManager, vmac_mac, vmac_name
 
 __all__ = [
     "NETD_PROTO",
     "Action",
+    "AddrEvent",
     "Address",
     "AnnounceError",
+    "AnnounceScheduler",
     "ApplyResult",
     "Conflict",
     "DesiredSet",
+    "Event",
     "Failure",
+    "FrameCache",
+    "FrameSender",
+    "GarpTiming",
     "InvalidItemError",
     "Item",
     "ItemKey",
     "KernelAdapter",
     "KernelError",
+    "LinkEvent",
     "Merged",
+    "Monitor",
     "NetdError",
     "Observed",
     "Operation",
+    "Overflow",
+    "Planned",
     "Route",
+    "RouteEvent",
     "Rule",
+    "Target",
+    "Vmac",
     "VmacError",
+    "VmacManager",
     "WireFormatError",
+    "build_frame",
+    "build_garp",
+    "build_unsolicited_na",
     "item_from_wire",
     "item_key",
     "item_to_wire",
     "merge",
     "plan",
     "satisfies",
+    "vmac_mac",
+    "vmac_name",
 ]

@@ -21,7 +21,7 @@ from typing import Any, Final
 import structlog
 from pyroute2.netlink.exceptions import NetlinkError
 
-from netd.errors import VmacError
+from netd.errors import KernelError, VmacError
 from netd.kernel import KernelAdapter
 
 __all__ = ["MACVLAN_MODES", "Vmac", "VmacManager", "vmac_mac", "vmac_name"]
@@ -141,7 +141,12 @@ class VmacManager:
                 had=dict(base=existing.base, mac=existing.mac, mode=existing.mode),
             )
             self.remove(name)
-        base_index = self._k.ifindex(base)
+        try:
+            base_index = self._k.ifindex(base)
+        except KernelError as exc:
+            raise VmacError(
+                f"create {name} on {base}", exc.code, exc.errno_name, exc.reason
+            ) from exc
         args: dict[str, Any] = {
             "ifname": name,
             "kind": "macvlan",

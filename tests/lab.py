@@ -332,8 +332,12 @@ class Node:
         return Capture(sock)
 
     def sysctl(self, key: str, value: str | None = None) -> str:
-        """Read (and optionally write) ``net.*`` sysctl ``key`` in this namespace."""
-        path = "/proc/sys/" + key.replace(".", "/")
+        """Read (and optionally write) sysctl ``key`` in this namespace.
+
+        ``key`` is dotted (``net.ipv4.ip_forward``) or, when an interface name has a dot
+        in it, slashed (``net/ipv6/conf/vrrp.51/disable_ipv6``).
+        """
+        path = "/proc/sys/" + (key if "/" in key else key.replace(".", "/"))
         with self.inside():
             if value is not None:
                 _write_sysctl(path, value)

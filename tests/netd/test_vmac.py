@@ -1,0 +1,101 @@
+"""VMAC (macvlan) lifecycle against a real kernel."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+
+import pytest
+
+from netd.errors import VmacError
+from netd.kernel import KernelAdapter
+from netd.vmac import VmacManager, vmac_mac, vmac_name
+from tests.lab import Lab, Node
+
+pytestmark = pytest.mark.netns
+
+
+def test_names_and_macs_follow_keepalived() -> None:
+    assert vmac_name(51) == "vrrp.51"
+    assert vmac_name(51, socket.AF_INET6) == "vrrp6.51"
+    assert vmac_mac(51) == "00:00:5e:00:01:33"
+    assert vmac_mac(255, socket.AF_INET6) == "00:00:5e:00:02:ff"
+    with pytest.raises(VmacError):
+        vmac_mac(0)
+
+
+@pytest.fixture
+def node(lab: Lab) -> Node:
+    return lab.nodes[0]
+
+
+@pytest.fixture
+def mgr(node: Node) -> Iterator[VmacManager]:
+    with node.inside():
+        ka = KernelAdapter()
+    try:
+        yield VmacManager(ka)
+    finally:
+        ka.close()
+
+
+def test_create_v4_vmac_with_keepalived_defaults(node: Node, mgr: VmacManager) -> None:
+    v = mgr.ensure("eth0", 51)
+    link = node.links()["vrrp.51"]
+    assert link["kind"] == "macvlan" and link["mode"] == "private"
+    assert link["mac"] == "00:00:5e:00:01:33" == v.mac
+    assert link["link"] == node.ifindex("eth0")
+    assert link["flags"] & 1  # up
+    assert v.base == "eth0"
+
+
+def test_v6_vmac_has_no_eui64_link_local(node: Node, mgr: VmacManager) -> None:
+    v = mgr.ensure("eth0", 7, socket.AF_INET6)
+    assert v.ifname == "vrrp6.7" and v.mac == "00:00:5e:00:02:07"
+    # addrgenmode none: the kernel must not derive fe80::200:5eff:fe00:207 from the VMAC.
+    assert not [a for a in node.addresses("vrrp6.7") if a["address"].startswith("fe80")]
+    assert node.sysctl("net/ipv6/conf/vrrp6.7/disable_ipv6") == "0"
+
+
+def test_ensure_is_idempotent_and_finds_existing_after_restart(
+    node: Node, mgr: VmacManager
+) -> None:
+    first = mgr.ensure("eth0", 51, ifname="vip51", mode="bridge")
+    again = mgr.ensure("eth0", 51, ifname="vip51", mode="bridge")
+    assert again.index == first.index  # reused, not recreated
+    with node.inside():
+        ka2 = KernelAdapter()
+    try:
+        fresh = VmacManager(ka2)  # a restarted netd
+        assert [v.ifname for v in fresh.find()] == ["vip51"]
+        assert fresh.ensure("eth0", 51, ifname="vip51", mode="bridge").index == first.index
+    finally:
+        ka2.close()
+
+
+def test_mismatched_vmac_is_recreated(node: Node, mgr: VmacManager) -> None:
+    first = mgr.ensure("eth0", 51, mode="bridge")
+    second = mgr.ensure("eth0", 51)  # private wanted now
+    assert second.mode == "private" and node.links()["vrrp.51"]["mode"] == "private"
+    assert second.index != first.index
+
+
+def test_foreign_interface_with_the_name_is_not_touched(node: Node, mgr: VmacManager) -> None:
+    with pytest.raises(VmacError, match="exists"):
+        mgr.ensure("eth0", 1, ifname="eth0")
+    with pytest.raises(VmacError):
+        mgr.remove("eth0")
+    assert "eth0" in node.links()
+
+
+def test_remove_is_idempotent(node: Node, mgr: VmacManager) -> None:
+    mgr.ensure("eth0", 51)
+    assert mgr.remove("vrrp.51") is True
+    assert "vrrp.51" not in node.links()
+    assert mgr.remove("vrrp.51") is False
+
+
+def test_missing_base_reports_enodev(mgr: VmacManager) -> None:
+    with pytest.raises(VmacError) as info:
+        mgr.ensure("nosuch0", 51)
+    assert info.value.errno_name == "ENODEV"
