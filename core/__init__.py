@@ -37,7 +37,7 @@ from core.model import (
 from core.problems import Location, Problem, Severity, format_problem
 from core.render import render
 from core.scriptcheck import ScriptEnv
-from core.wire import config_hash, from_wire, to_wire
+from core.wire import config_hash, from_wire, part_from_wire, part_to_wire, to_wire
 
 __all__ = [
     "Address",
@@ -85,5 +85,7 @@ __all__ = [
     "load",
     "loads",
     "render",
+    "part_from_wire",
+    "part_to_wire",
     "to_wire",
 ]

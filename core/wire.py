@@ -121,3 +121,13 @@ def _canonical(value: Any) -> Any:
     if isinstance(value, list):
         return [_canonical(v) for v in value]
     return value
+
+
+def part_to_wire(part: Any) -> Any:
+    """One model object (an Address, a Route, a TrackRef...) as plain msgpack-able data."""
+    return _encode(part)
+
+
+def part_from_wire(cls: type[Any], value: Any) -> Any:
+    """Inverse of ``part_to_wire`` for a model class, validating types like ``from_wire``."""
+    return _decode(cls, value, cls.__name__)

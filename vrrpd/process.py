@@ -1,19 +1,10 @@
-"""vrrpd's process: joins the bus and follows the published configuration."""
+"""vrrpd's process: the component body around ``vrrpd.engine.Engine``."""
 
 from __future__ import annotations
 
-import structlog
-
 from bus import Component
-
-log = structlog.get_logger(__name__)
+from vrrpd.engine import Engine
 
 
 async def serve(comp: Component) -> None:
-    configs = comp.subscribe("config.current")
-    seen: str | None = None
-    while True:
-        for event in await configs.recv_batch():
-            if event.body.get("hash") != seen:
-                seen = event.body.get("hash")
-                log.info("vrrpd.config", generation=event.body.get("generation"))
+    await Engine(comp).run()

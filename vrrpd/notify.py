@@ -1,0 +1,139 @@
+"""Notify scripts and the notify FIFO, one ordered queue per instance.
+
+keepalived forks notify scripts and never waits, so a slow ``notify_backup`` can still be
+running when ``notify_master`` starts, and their order is not guaranteed. Here each instance
+has one queue: its scripts run strictly in transition order, never two at once, each bounded
+by a timeout (its process group is killed after it) and each outcome is logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shlex
+import signal
+import time
+from dataclasses import dataclass
+
+import structlog
+
+log = structlog.get_logger(__name__)
+
+NOTIFY_TIMEOUT = 30.0
+STOP_TIMEOUT = 1.0  # keepalived gives STOP-time scripts one second
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    instance: str
+    kind: str  # notify_master, notify, ...
+    argv: tuple[str, ...]
+    timeout: float
+
+
+def jobs_for(instance: str, scripts: dict[str, str], state: str, priority: int) -> list[Job]:
+    """The per-state script, then the generic one with keepalived's four extra arguments."""
+    jobs: list[Job] = []
+    timeout = STOP_TIMEOUT if state == "STOP" else NOTIFY_TIMEOUT
+    specific = scripts.get(f"notify_{state.lower()}")
+    if specific:
+        jobs.append(Job(instance, f"notify_{state.lower()}", tuple(shlex.split(specific)), timeout))
+    generic = scripts.get("notify")
+    if generic:
+        argv = (*shlex.split(generic), "INSTANCE", instance, state, str(priority))
+        jobs.append(Job(instance, "notify", argv, timeout))
+    return jobs
+
+
+def rx_lower_jobs(instance: str, scripts: dict[str, str]) -> list[Job]:
+    """``notify_master_rx_lower_pri``: a MASTER heard a lower-priority advert (no extra args)."""
+    command = scripts.get("notify_master_rx_lower_pri")
+    if not command:
+        return []
+    return [
+        Job(instance, "notify_master_rx_lower_pri", tuple(shlex.split(command)), NOTIFY_TIMEOUT)
+    ]
+
+
+def fifo_line(instance: str, state: str, priority: int) -> str:
+    return f'INSTANCE "{instance}" {state} {priority}\n'
+
+
+class NotifyQueues:
+    def __init__(self) -> None:
+        self._queues: dict[str, asyncio.Queue[Job]] = {}
+        self._workers: dict[str, asyncio.Task[None]] = {}
+
+    def submit(self, jobs: list[Job]) -> None:
+        for job in jobs:
+            queue = self._queues.get(job.instance)
+            if queue is None:
+                queue = self._queues[job.instance] = asyncio.Queue()
+                self._workers[job.instance] = asyncio.create_task(
+                    self._work(queue), name=f"notify.{job.instance}"
+                )
+            queue.put_nowait(job)
+
+    async def drain(self, timeout: float) -> None:
+        """Wait (bounded) for queued scripts, e.g. the STOP notifications at shutdown."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(
+                asyncio.gather(*(q.join() for q in self._queues.values())), timeout
+            )
+
+    async def close(self) -> None:
+        for task in self._workers.values():
+            task.cancel()
+        await asyncio.gather(*self._workers.values(), return_exceptions=True)
+
+    async def _work(self, queue: asyncio.Queue[Job]) -> None:
+        while True:
+            job = await queue.get()
+            try:
+                await run_job(job)
+            finally:
+                queue.task_done()
+
+
+async def run_job(job: Job) -> None:
+    started = time.monotonic()
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *job.argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        log.error(
+            "vrrpd.notify.failed",
+            instance=job.instance,
+            script=job.kind,
+            command=shlex.join(job.argv),
+            reason=str(exc),
+        )
+        return
+    try:
+        rc = await asyncio.wait_for(proc.wait(), job.timeout)
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        await proc.wait()
+        log.error(
+            "vrrpd.notify.timeout",
+            instance=job.instance,
+            script=job.kind,
+            command=shlex.join(job.argv),
+            timeout=job.timeout,
+        )
+        return
+    log.info(
+        "vrrpd.notify.done",
+        instance=job.instance,
+        script=job.kind,
+        rc=rc,
+        duration=round(time.monotonic() - started, 3),
+        command=shlex.join(job.argv),
+    )

@@ -1,0 +1,222 @@
+"""From the configuration model to what vrrpd runs: one ``InstancePlan`` per vrrp_instance.
+
+Pure: no sockets and no link state. The parts that depend on the running system (the
+interface's index and primary address) are filled in when netd has reported the link; see
+``InstancePlan.params_for``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+from dataclasses import dataclass
+from typing import Any
+
+from core import Config, GlobalDefs, VrrpInstance, part_to_wire
+from vrrpd.machine import InstanceParams
+from vrrpd.packet import MCAST_V4, MCAST_V6, AuthType, IPAddress
+from vrrpd.priority import Tracker, TrackerKind
+
+
+@dataclass(frozen=True, slots=True)
+class InstancePlan:
+    name: str
+    interface: str
+    family: int
+    vrid: int
+    version: int
+    params: InstanceParams  # primary_address is a placeholder until params_for()
+    vips: tuple[IPAddress, ...]
+    auth_type: AuthType
+    auth_pass: bytes
+    mcast_group: IPAddress
+    unicast_src: IPAddress | None
+    unicast_peers: tuple[IPAddress, ...]
+    check_unicast_src: bool
+    checksum_as_v2: bool
+    trackers: tuple[Tracker, ...]
+    track_own_interface: bool
+    sync_group: str | None
+    #: what netd installs while we are MASTER: core model parts as plain data
+    net_items: tuple[dict[str, Any], ...]
+    garp: dict[str, float]
+    #: notify scripts by name (notify_master, notify, ...), as argv-ready command strings
+    notify: dict[str, str]
+
+    @property
+    def unicast(self) -> bool:
+        return bool(self.unicast_peers)
+
+    def params_for(self, primary: IPAddress) -> InstanceParams:
+        return dataclasses.replace(self.params, primary_address=primary)
+
+
+def plan(config: Config) -> list[InstancePlan]:
+    groups = {member: g.name for g in config.sync_groups for member in g.group}
+    return [
+        _plan_one(config, inst, groups.get(inst.name))
+        for inst in config.instances
+        if inst.interface and inst.virtual_router_id is not None
+    ]
+
+
+def _ip(text: str) -> IPAddress:
+    return ipaddress.ip_address(text.split("/", 1)[0])
+
+
+def _plan_one(config: Config, inst: VrrpInstance, sync_group: str | None) -> InstancePlan:
+    g: GlobalDefs = config.global_defs
+    family = inst.family
+    version = inst.version or g.vrrp_version
+    if family == 6:
+        version = 3  # VRRP over IPv6 only exists as v3
+    interval_cs = max(1, round(inst.advert_int * 100))
+    if version == 2:
+        interval_cs = max(100, round(inst.advert_int) * 100)
+    priority = inst.effective_priority
+    auth = inst.authentication
+    auth_type = AuthType.NONE
+    auth_pass = b""
+    if version == 2 and auth is not None and auth.auth_type == "PASS":
+        auth_type = AuthType.PASS
+        auth_pass = (auth.auth_pass or "").encode()[:8]
+    elif version == 2 and auth is not None and auth.auth_type == "AH":
+        auth_type = AuthType.AH
+    strict = bool(inst.strict_mode if inst.strict_mode is not None else g.vrrp_strict)
+    accept = bool(inst.accept) if inst.accept is not None else not strict
+    lower_prio_delay = (
+        inst.garp_lower_prio_delay
+        if inst.garp_lower_prio_delay is not None
+        else g.vrrp_garp_lower_prio_delay
+    )
+    lower_prio_repeat = (
+        inst.garp_lower_prio_repeat
+        if inst.garp_lower_prio_repeat is not None
+        else g.vrrp_garp_lower_prio_repeat
+    )
+    master_delay = _pick(inst.garp_master_delay, g.vrrp_garp_master_delay)
+    master_repeat = _pick(inst.garp_master_repeat, g.vrrp_garp_master_repeat)
+    params = InstanceParams(
+        name=inst.name,
+        vrid=inst.virtual_router_id or 0,
+        primary_address=ipaddress.ip_address("0.0.0.0" if family == 4 else "::"),
+        version=version,
+        priority=priority,
+        interval_cs=interval_cs,
+        preempt=not inst.nopreempt,
+        preempt_delay=inst.preempt_delay,
+        start_master=inst.effective_state == "MASTER" and priority != 255,
+        accept=accept,
+        down_timer_adverts=_pick(inst.down_timer_adverts, g.vrrp_down_timer_adverts),
+        lower_prio_no_advert=bool(
+            _pick(inst.lower_prio_no_advert, g.vrrp_lower_prio_no_advert, False)
+        ),
+        higher_prio_send_advert=bool(
+            _pick(inst.higher_prio_send_advert, g.vrrp_higher_prio_send_advert)
+        ),
+        garp_master_repeat=master_repeat,
+        garp_master_delay=float(master_delay),
+        garp_master_refresh=float(_pick(inst.garp_master_refresh, g.vrrp_garp_master_refresh)),
+        garp_master_refresh_repeat=_pick(
+            inst.garp_master_refresh_repeat, g.vrrp_garp_master_refresh_repeat
+        ),
+        garp_lower_prio_repeat=lower_prio_repeat
+        if lower_prio_repeat is not None
+        else master_repeat,
+        garp_lower_prio_delay=float(
+            lower_prio_delay if lower_prio_delay is not None else master_delay
+        ),
+        # keepalived scales the v2 skew with the advert interval as well (features 5.4).
+        v2_skew_scales_with_interval=True,
+    )
+    group = g.vrrp_mcast_group4 if family == 4 else g.vrrp_mcast_group6
+    if inst.mcast_dst_ip:
+        group = inst.mcast_dst_ip
+    trackers = _trackers(config, inst)
+    net_items: list[dict[str, Any]] = []
+    for kind, parts in (
+        ("vip", inst.virtual_ipaddress),
+        ("evip", inst.virtual_ipaddress_excluded),
+        ("route", inst.virtual_routes),
+        ("rule", inst.virtual_rules),
+    ):
+        net_items += [{"kind": kind, "spec": part_to_wire(p)} for p in parts]
+    notify = {
+        name: script.command
+        for name in (
+            "notify_master",
+            "notify_backup",
+            "notify_fault",
+            "notify_stop",
+            "notify",
+            "notify_master_rx_lower_pri",
+        )
+        if (script := getattr(inst, name)) is not None
+    }
+    return InstancePlan(
+        name=inst.name,
+        interface=inst.interface or "",
+        family=family,
+        vrid=inst.virtual_router_id or 0,
+        version=version,
+        params=params,
+        vips=tuple(_ip(a.address) for a in inst.virtual_ipaddress),
+        auth_type=auth_type,
+        auth_pass=auth_pass,
+        mcast_group=ipaddress.ip_address(group)
+        if group
+        else (MCAST_V4 if family == 4 else MCAST_V6),
+        unicast_src=_ip(inst.unicast_src_ip) if inst.unicast_src_ip else None,
+        unicast_peers=tuple(_ip(p.address) for p in inst.unicast_peer),
+        check_unicast_src=inst.check_unicast_src or g.vrrp_check_unicast_src,
+        checksum_as_v2=bool(inst.v3_checksum_as_v2),
+        trackers=trackers,
+        track_own_interface=not inst.dont_track_primary,
+        sync_group=sync_group,
+        net_items=tuple(net_items),
+        garp={
+            "delay": float(master_delay),
+            "repeat": float(master_repeat),
+            "interval": float(g.vrrp_garp_interval),
+            "gna_interval": float(g.vrrp_gna_interval),
+        },
+        notify=notify,
+    )
+
+
+def _pick(*values: Any) -> Any:
+    """The first value that is set (instance setting, then global default)."""
+    return next(v for v in values if v is not None)
+
+
+def _trackers(config: Config, inst: VrrpInstance) -> tuple[Tracker, ...]:
+    """keepalived: an instance's weight on a tracker overrides the tracked object's own."""
+    scripts = {s.name: s for s in config.vrrp_scripts}
+    files = {f.name: f for f in config.track_files}
+    procs = {p.name: p for p in config.track_processes}
+    out: list[Tracker] = []
+    for ref in inst.track_interface:
+        out.append(Tracker(TrackerKind.INTERFACE, ref.name, ref.weight or 0, ref.reverse))
+    for ref in inst.track_script:
+        s = scripts.get(ref.name)
+        weight = ref.weight if ref.weight is not None else (s.weight if s else 0)
+        out.append(
+            Tracker(
+                TrackerKind.SCRIPT, ref.name, weight, ref.reverse or bool(s and s.weight_reverse)
+            )
+        )
+    for ref in inst.track_file:
+        f = files.get(ref.name)
+        weight = ref.weight if ref.weight is not None else (f.weight if f else 1)
+        out.append(
+            Tracker(TrackerKind.FILE, ref.name, weight, ref.reverse or bool(f and f.weight_reverse))
+        )
+    for ref in inst.track_process:
+        p = procs.get(ref.name)
+        weight = ref.weight if ref.weight is not None else (p.weight if p else 0)
+        out.append(
+            Tracker(
+                TrackerKind.PROCESS, ref.name, weight, ref.reverse or bool(p and p.weight_reverse)
+            )
+        )
+    return tuple(out)
