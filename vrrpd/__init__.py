@@ -7,8 +7,10 @@ This package's pure core (no sockets, clock or bus):
 * :mod:`vrrpd.machine` — the per-instance state machine (events + now → actions)
 * :mod:`vrrpd.priority` — effective priority and faults from weighted trackers
 * :mod:`vrrpd.syncgroup` — vrrp_sync_group coordination
+* :mod:`vrrpd.ah` — keepalived-style VRRPv2 IPsec-AH wrap/unwrap
 """
 
+from vrrpd.ah import AH_LEN, IPPROTO_AH, AhError, Unwrapped, unwrap, wrap
 from vrrpd.errors import (
     BadAddressCountError,
     BadChecksumError,
@@ -77,7 +79,9 @@ from vrrpd.validate import (
 )
 
 __all__ = [
+    "AH_LEN",
     "DEFAULT_RX_FORMS",
+    "IPPROTO_AH",
     "IPPROTO_VRRP",
     "MCAST_V4",
     "MCAST_V6",
@@ -85,6 +89,7 @@ __all__ = [
     "Action",
     "Advert",
     "AdvertReceived",
+    "AhError",
     "AuthType",
     "BadAddressCountError",
     "BadChecksumError",
@@ -128,6 +133,7 @@ __all__ = [
     "TooShortError",
     "Tracker",
     "TrackerKind",
+    "Unwrapped",
     "VrrpdError",
     "compute_checksum",
     "decode",
@@ -137,5 +143,7 @@ __all__ = [
     "matching_checksum_form",
     "parse",
     "prepare",
+    "unwrap",
     "validate",
+    "wrap",
 ]

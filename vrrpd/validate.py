@@ -23,7 +23,8 @@ driver dispatches by VRID before an instance is known:
 3. ``ttl``: 255 for multicast; unicast only against the optional ``min_ttl``/``max_ttl``
 4. ``version`` mismatch with the instance
 5. v2: ``auth_type`` (unknown, or not ours), ``auth`` (PASS compared in constant time; AH
-   cannot be verified here), ``interval`` (v2 adverts with another Adver Int are dropped, RFC
+   must have been checked by :func:`vrrpd.ah.unwrap`, signalled by ``IpFacts.ah_seq``),
+   ``interval`` (v2 adverts with another Adver Int are dropped, RFC
    3768 MUST)
 6. ``type``
 7. v3: ``interval`` 0 is dropped (erratum 8301); any other mismatch is a *note* (RFC: log only,
@@ -105,6 +106,9 @@ class IpFacts:
     #: payload length declared by the IP header (IPv4 tot_len - ihl, IPv6 payload length);
     #: bytes beyond it are link-layer padding. None when the socket already trimmed them.
     declared_len: int | None = None
+    #: AH sequence number when the payload came out of :func:`vrrpd.ah.unwrap` (ICV, SPI and
+    #: anti-replay already checked); None for a plain protocol-112 datagram.
+    ah_seq: int | None = None
 
     @property
     def unicast(self) -> bool:
@@ -246,8 +250,8 @@ def validate(payload: bytes, facts: IpFacts, expect: Expectations) -> Accepted |
             ours = expect.auth_pass[:8].ljust(8, b"\x00")
             if not hmac.compare_digest(payload[want - 8 : want], ours):
                 return drop(DropReason.AUTH, "PASS authentication data does not match ours")
-        elif auth == AuthType.AH:
-            return drop(DropReason.AUTH, "AH authentication is not supported by this codec")
+        elif auth == AuthType.AH and facts.ah_seq is None:
+            return drop(DropReason.AUTH, "Auth Type AH but the datagram carried no checked AH")
         if payload[5] * 100 != expect.interval_cs:
             return drop(
                 DropReason.INTERVAL,

@@ -156,10 +156,12 @@ def test_v2_pass_auth() -> None:
     dropped(validate(bad, MCAST, expect), DropReason.AUTH)
 
 
-def test_v2_ah_is_reported_unsupported() -> None:
+def test_v2_ah_needs_a_checked_ah_header() -> None:
     expect = replace(V2, auth_type=AuthType.AH)
     d = dropped(validate(v2(auth_type=AuthType.AH), MCAST, expect), DropReason.AUTH)
     assert "AH" in d.detail
+    checked = replace(MCAST, ah_seq=7)
+    assert isinstance(validate(v2(auth_type=AuthType.AH), checked, expect), Accepted)
 
 
 def test_v2_interval_mismatch_drops() -> None:
