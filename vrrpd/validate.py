@@ -38,7 +38,9 @@ driver dispatches by VRID before an instance is known:
     count mismatch is a note (keepalived HEAD and FRR accept), dropped with ``strict_addresses``
 13. ``addr_mismatch``: same count, other addresses: a note, dropped with ``strict_addresses``
     unless the sender is the owner (RFC 3768 §7.1)
-14. ``unicast_src``: with ``check_unicast_src``, the source must be a configured peer
+14. ``link_local``: IPv6 adverts whose first address is not link-local (erratum 8300): a note
+    (FRR sends such adverts), dropped with ``strict_addresses``
+15. ``unicast_src``: with ``check_unicast_src``, the source must be a configured peer
 """
 
 from __future__ import annotations
@@ -93,6 +95,7 @@ class DropReason(StrEnum):
     OWNER_IGNORE = "owner_ignore"
     ADDR_COUNT = "addr_count"
     ADDR_MISMATCH = "addr_mismatch"
+    LINK_LOCAL = "link_local"
     UNICAST_SRC = "unicast_src"
 
 
@@ -307,6 +310,13 @@ def validate(payload: bytes, facts: IpFacts, expect: Expectations) -> Accepted |
         if expect.strict_addresses and advert.priority != 255:
             return drop(DropReason.ADDR_MISMATCH, what)
         notes.append(Note(DropReason.ADDR_MISMATCH, f"advert from {src} for VRID {vrid}: {what}"))
+    if expect.family == 6 and advert.addresses and not advert.addresses[0].is_link_local:
+        # Erratum 8300: the first IPv6 address must be link-local. FRR does not do this, so
+        # only strict mode drops; otherwise it is worth a log line.
+        what = f"first address {advert.addresses[0]} is not link-local"
+        if expect.strict_addresses:
+            return drop(DropReason.LINK_LOCAL, what)
+        notes.append(Note(DropReason.LINK_LOCAL, f"advert from {src} for VRID {vrid}: {what}"))
     if expect.check_unicast_src and src not in expect.unicast_peers:
         return drop(
             DropReason.UNICAST_SRC, f"source is not a unicast peer {_fmt(expect.unicast_peers)}"

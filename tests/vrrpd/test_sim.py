@@ -13,7 +13,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.vrrpd.sim import Segment, measure_takeover
-from vrrpd.machine import InstanceParams, PriorityChanged, Shutdown, Startup, State
+from vrrpd.machine import (
+    FaultChanged,
+    InstanceParams,
+    PriorityChanged,
+    Shutdown,
+    Startup,
+    State,
+)
 
 _SCALE = int(os.environ.get("VRRPD_SIM_EXAMPLES", "0")) or None
 
@@ -39,7 +46,7 @@ def _params(
 _perturbation = st.tuples(
     st.floats(0, 1),  # when, as a fraction of the chaos phase
     st.integers(0, 3),  # which router (modulo n)
-    st.sampled_from(["crash", "restart", "stop", "priority"]),
+    st.sampled_from(["crash", "restart", "stop", "priority", "link_down", "link_up"]),
     st.integers(1, 254),  # new priority for "priority"
 )
 
@@ -94,14 +101,18 @@ def test_converges_to_one_master_with_highest_priority(sc: dict[str, object]) ->
             seg.at(when, name, PriorityChanged(prio, "simulated tracker"))
         elif kind == "stop":
             seg.at(when, name, Shutdown())
+        elif kind in ("link_down", "link_up"):
+            seg.at(when, name, FaultChanged.interface("eth0", up=kind == "link_up"))
         else:
             seg.at(when, name, kind)
     seg.run_until(chaos)
-    # Chaos over: the wire becomes lossless and every stopped or crashed router comes back.
+    # Chaos over: the wire becomes lossless, links come up, stopped or crashed routers restart.
     seg.loss = 0.0
     for router in seg.routers.values():
         if not router.alive or router.machine.state is State.INIT:
             seg.at(chaos, router.name, "restart")
+        else:
+            seg.at(chaos, router.name, FaultChanged.interface("eth0", up=True))
     settle = chaos + 12 * interval
     seg.run_until(settle)
     _one_master_with_top_priority(seg)

@@ -298,6 +298,19 @@ def test_ipv6_hop_limit_and_checksum() -> None:
     dropped(validate(wire, other, expect), DropReason.CHECKSUM)
 
 
+def test_ipv6_first_address_must_be_link_local_erratum_8300() -> None:
+    src = IPv6Address("fe80::12")
+    vip = IPv6Address("2001:db8::100")
+    wire = encode(Advert(3, 51, 100, (vip,), 100, family=6), src=src)
+    expect = Expectations(vrid=51, family=6, addresses=(vip,))
+    facts = IpFacts(src=src, dst=MCAST_V6, ttl=255)
+    result = validate(wire, facts, expect)
+    assert isinstance(result, Accepted)
+    assert [n.reason for n in result.notes] == [DropReason.LINK_LOCAL]
+    strict = replace(expect, strict_addresses=True)
+    dropped(validate(wire, facts, strict), DropReason.LINK_LOCAL)
+
+
 def test_every_drop_reason_is_exercised() -> None:
     # Guard: a new DropReason must come with a test above.
     source = inspect.getsource(sys.modules[__name__])
