@@ -66,7 +66,7 @@ from vrrpd.packet import (
     prepare,
 )
 from vrrpd.priority import PriorityVerdict, Tracker, TrackerKind, evaluate
-from vrrpd.syncgroup import SyncGroup
+from vrrpd.syncgroup import GroupNotify, SyncGroup
 from vrrpd.validate import (
     Accepted,
     Drop,
@@ -108,6 +108,7 @@ __all__ = [
     "Event",
     "Expectations",
     "FaultChanged",
+    "GroupNotify",
     "IPAddress",
     "InstanceParams",
     "IpFacts",
