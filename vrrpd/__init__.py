@@ -7,8 +7,10 @@ This package's pure core (no sockets, clock or bus):
 * :mod:`vrrpd.machine` — the per-instance state machine (events + now → actions)
 * :mod:`vrrpd.priority` — effective priority and faults from weighted trackers
 * :mod:`vrrpd.syncgroup` — vrrp_sync_group coordination
+* :mod:`vrrpd.ah` — keepalived-style VRRPv2 IPsec-AH wrap/unwrap
 """
 
+from vrrpd.ah import AH_LEN, IPPROTO_AH, AhError, Unwrapped, unwrap, wrap
 from vrrpd.errors import (
     BadAddressCountError,
     BadChecksumError,
@@ -64,7 +66,7 @@ from vrrpd.packet import (
     prepare,
 )
 from vrrpd.priority import PriorityVerdict, Tracker, TrackerKind, evaluate
-from vrrpd.syncgroup import SyncGroup
+from vrrpd.syncgroup import GroupNotify, SyncGroup
 from vrrpd.validate import (
     Accepted,
     Drop,
@@ -77,7 +79,9 @@ from vrrpd.validate import (
 )
 
 __all__ = [
+    "AH_LEN",
     "DEFAULT_RX_FORMS",
+    "IPPROTO_AH",
     "IPPROTO_VRRP",
     "MCAST_V4",
     "MCAST_V6",
@@ -85,6 +89,7 @@ __all__ = [
     "Action",
     "Advert",
     "AdvertReceived",
+    "AhError",
     "AuthType",
     "BadAddressCountError",
     "BadChecksumError",
@@ -103,6 +108,7 @@ __all__ = [
     "Event",
     "Expectations",
     "FaultChanged",
+    "GroupNotify",
     "IPAddress",
     "InstanceParams",
     "IpFacts",
@@ -128,6 +134,7 @@ __all__ = [
     "TooShortError",
     "Tracker",
     "TrackerKind",
+    "Unwrapped",
     "VrrpdError",
     "compute_checksum",
     "decode",
@@ -137,5 +144,7 @@ __all__ = [
     "matching_checksum_form",
     "parse",
     "prepare",
+    "unwrap",
     "validate",
+    "wrap",
 ]

@@ -201,6 +201,11 @@ class FaultChanged:
     source: str
     faulty: bool
 
+    @classmethod
+    def interface(cls, name: str, *, up: bool) -> FaultChanged:
+        """The instance's interface (or a weight-0 track_interface) went down or came up."""
+        return cls(f"interface {name}", faulty=not up)
+
 
 @dataclass(frozen=True, slots=True)
 class Shutdown:

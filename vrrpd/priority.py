@@ -11,8 +11,9 @@ Rules (keepalived-features §5.9):
 * weight W > 0: +W while the tracked object is OK; W < 0: W (i.e. -|W|) while it is failed.
 * ``reverse`` swaps the direction: W > 0 gives -W while OK; W < 0 gives +|W| while failed.
 * W = 0: failure puts the instance in FAULT (with ``reverse``: OK does).
-* track_file: the file's integer value * W is added (``reverse`` negates W); with W = 0 a
-  non-zero value is a fault; a weighted result below -253 is a fault.
+* track_file: the file's integer value * W is added (``reverse`` negates W), at most +253;
+  with W = 0 a non-zero value is a fault (with ``reverse``: a zero value); a weighted result
+  below -253 is a fault.
 * A tracker that has not reported yet (status ``None``) adds nothing; if it is unweighted it
   holds the instance in FAULT until it reports (keepalived: weight-0 scripts must report once
   before the instance can leave init).
@@ -69,11 +70,15 @@ def _contribution(tracker: Tracker, status: bool | int | None) -> tuple[int, boo
         return 0, tracker.weight == 0
     w = tracker.weight
     if tracker.kind is TrackerKind.FILE:
-        value = int(status)
+        # keepalived clamps the file's value to -254..254 and the weighted result to
+        # -254..253, and treats -254 as a fault (vrrp_track.c update_track_file_status).
+        value = min(max(int(status), -254), 254)
         if w == 0:
-            return 0, value != 0
+            return 0, (value != 0) != tracker.reverse
         delta = value * (-w if tracker.reverse else w)
-        return delta, delta < _MIN_FILE_RESULT
+        if delta < _MIN_FILE_RESULT:
+            return 0, True
+        return min(delta, 253), False
     ok = bool(status)
     if w == 0:
         return 0, ok if tracker.reverse else not ok

@@ -19,11 +19,15 @@ Rules (keepalived-features §5.10):
   own faults clear.
 * A MASTER member hearing a lower-priority advert re-sends GARPs for it (the machine does) and
   for the other MASTER members with ``garp_lower_prio_repeat``.
+* When the group's own state (:attr:`SyncGroup.state`) changes, a :class:`GroupNotify` is
+  emitted under the group's name: run the group's notify scripts with priority 0, as
+  keepalived does (``notify`` gets ``GROUP name STATE 0``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 from vrrpd.machine import (
     Action,
@@ -37,7 +41,17 @@ from vrrpd.machine import (
     State,
 )
 
-__all__ = ["SyncGroup"]
+__all__ = ["GroupNotify", "SyncGroup"]
+
+
+@dataclass(frozen=True, slots=True)
+class GroupNotify:
+    """The sync group as a whole changed state; ``member`` is whose event caused it."""
+
+    group: str
+    old: State
+    new: State
+    member: str
 
 
 class SyncGroup:
@@ -45,6 +59,7 @@ class SyncGroup:
         self.name = name
         self.members = dict(members)
         self._own_fault: dict[str, bool] = {}
+        self._state = State.INIT
         for machine in self.members.values():
             machine.sync_gate = self._gate
         for member in self.members:
@@ -77,11 +92,15 @@ class SyncGroup:
             if other is not machine
         )
 
-    def handle(self, member: str, event: Event, now: float) -> list[tuple[str, Action]]:
+    def handle(
+        self, member: str, event: Event, now: float
+    ) -> list[tuple[str, Action | GroupNotify]]:
         """Feed ``event`` to ``member`` and apply the group rules; actions are per member."""
         machine = self.members[member]
         before = machine.state
-        out = [(member, a) for a in machine.handle(event, now)]
+        out: list[tuple[str, Action | GroupNotify]] = [
+            (member, a) for a in machine.handle(event, now)
+        ]
         after = machine.state
         if before is not after:
             out += self._follow(member, before, after, now)
@@ -91,12 +110,15 @@ class SyncGroup:
                 if name != member and other.state is State.MASTER and repeat > 0:
                     out.append((name, SendGarp(repeat, f"sync group {self.name} sibling {member}")))
         out += self._propagate_faults(now)
+        if self.state is not self._state:
+            out.append((self.name, GroupNotify(self.name, self._state, self.state, member)))
+            self._state = self.state
         return out
 
     def _follow(
         self, member: str, before: State, after: State, now: float
-    ) -> list[tuple[str, Action]]:
-        out: list[tuple[str, Action]] = []
+    ) -> list[tuple[str, Action | GroupNotify]]:
+        out: list[tuple[str, Action | GroupNotify]] = []
         for name, other in self.members.items():
             if name == member:
                 continue
@@ -116,8 +138,8 @@ class SyncGroup:
                 out += [(name, a) for a in other.force_backup(now, cause)]
         return out
 
-    def _propagate_faults(self, now: float) -> list[tuple[str, Action]]:
-        out: list[tuple[str, Action]] = []
+    def _propagate_faults(self, now: float) -> list[tuple[str, Action | GroupNotify]]:
+        out: list[tuple[str, Action | GroupNotify]] = []
         for member in self.members:
             faulty = self._own_faulty(member)
             if faulty == self._own_fault[member]:

@@ -23,7 +23,8 @@ driver dispatches by VRID before an instance is known:
 3. ``ttl``: 255 for multicast; unicast only against the optional ``min_ttl``/``max_ttl``
 4. ``version`` mismatch with the instance
 5. v2: ``auth_type`` (unknown, or not ours), ``auth`` (PASS compared in constant time; AH
-   cannot be verified here), ``interval`` (v2 adverts with another Adver Int are dropped, RFC
+   must have been checked by :func:`vrrpd.ah.unwrap`, signalled by ``IpFacts.ah_seq``),
+   ``interval`` (v2 adverts with another Adver Int are dropped, RFC
    3768 MUST)
 6. ``type``
 7. v3: ``interval`` 0 is dropped (erratum 8301); any other mismatch is a *note* (RFC: log only,
@@ -37,7 +38,9 @@ driver dispatches by VRID before an instance is known:
     count mismatch is a note (keepalived HEAD and FRR accept), dropped with ``strict_addresses``
 13. ``addr_mismatch``: same count, other addresses: a note, dropped with ``strict_addresses``
     unless the sender is the owner (RFC 3768 §7.1)
-14. ``unicast_src``: with ``check_unicast_src``, the source must be a configured peer
+14. ``link_local``: IPv6 adverts whose first address is not link-local (erratum 8300): a note
+    (FRR sends such adverts), dropped with ``strict_addresses``
+15. ``unicast_src``: with ``check_unicast_src``, the source must be a configured peer
 """
 
 from __future__ import annotations
@@ -92,6 +95,7 @@ class DropReason(StrEnum):
     OWNER_IGNORE = "owner_ignore"
     ADDR_COUNT = "addr_count"
     ADDR_MISMATCH = "addr_mismatch"
+    LINK_LOCAL = "link_local"
     UNICAST_SRC = "unicast_src"
 
 
@@ -105,6 +109,9 @@ class IpFacts:
     #: payload length declared by the IP header (IPv4 tot_len - ihl, IPv6 payload length);
     #: bytes beyond it are link-layer padding. None when the socket already trimmed them.
     declared_len: int | None = None
+    #: AH sequence number when the payload came out of :func:`vrrpd.ah.unwrap` (ICV, SPI and
+    #: anti-replay already checked); None for a plain protocol-112 datagram.
+    ah_seq: int | None = None
 
     @property
     def unicast(self) -> bool:
@@ -246,8 +253,8 @@ def validate(payload: bytes, facts: IpFacts, expect: Expectations) -> Accepted |
             ours = expect.auth_pass[:8].ljust(8, b"\x00")
             if not hmac.compare_digest(payload[want - 8 : want], ours):
                 return drop(DropReason.AUTH, "PASS authentication data does not match ours")
-        elif auth == AuthType.AH:
-            return drop(DropReason.AUTH, "AH authentication is not supported by this codec")
+        elif auth == AuthType.AH and facts.ah_seq is None:
+            return drop(DropReason.AUTH, "Auth Type AH but the datagram carried no checked AH")
         if payload[5] * 100 != expect.interval_cs:
             return drop(
                 DropReason.INTERVAL,
@@ -303,6 +310,13 @@ def validate(payload: bytes, facts: IpFacts, expect: Expectations) -> Accepted |
         if expect.strict_addresses and advert.priority != 255:
             return drop(DropReason.ADDR_MISMATCH, what)
         notes.append(Note(DropReason.ADDR_MISMATCH, f"advert from {src} for VRID {vrid}: {what}"))
+    if expect.family == 6 and advert.addresses and not advert.addresses[0].is_link_local:
+        # Erratum 8300: the first IPv6 address must be link-local. FRR does not do this, so
+        # only strict mode drops; otherwise it is worth a log line.
+        what = f"first address {advert.addresses[0]} is not link-local"
+        if expect.strict_addresses:
+            return drop(DropReason.LINK_LOCAL, what)
+        notes.append(Note(DropReason.LINK_LOCAL, f"advert from {src} for VRID {vrid}: {what}"))
     if expect.check_unicast_src and src not in expect.unicast_peers:
         return drop(
             DropReason.UNICAST_SRC, f"source is not a unicast peer {_fmt(expect.unicast_peers)}"

@@ -471,3 +471,13 @@ def test_random_event_sequences_keep_invariants(
             assert m.priority == 255
         else:
             assert 1 <= m.priority <= 254
+
+
+def test_interface_down_and_up() -> None:
+    m = master()
+    m.handle(FaultChanged.interface("eth0", up=False), 5.0)
+    assert m.state is State.FAULT
+    assert m.last_cause is not None
+    assert m.last_cause.source == "interface eth0"
+    m.handle(FaultChanged.interface("eth0", up=True), 6.0)
+    assert state(m) is State.BACKUP

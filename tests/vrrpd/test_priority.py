@@ -66,7 +66,11 @@ def test_unreported_tracker() -> None:
         (2, True, 5, 90, False),
         (0, False, 0, 100, False),
         (0, False, 3, 100, True),
-        (-100, False, 3, 1, True),  # -300 is below -253: a fault
+        (0, True, 0, 100, True),  # reverse: a zero value is the fault
+        (0, True, 3, 100, False),
+        (-100, False, 3, 100, True),  # -300 is below -253: a fault, no priority change
+        (100, False, 3, 254, False),  # +300 is capped at +253, then clamped to 254
+        (1, False, 999, 254, False),
     ],
 )
 def test_track_file(weight: int, reverse: bool, value: int, prio: int, fault: bool) -> None:
@@ -111,3 +115,10 @@ def test_non_owner_priority_stays_in_1_254_and_sums(
         if active:
             expected += -t.weight if t.reverse else t.weight
     assert verdict.priority == min(max(expected, 1), 254)
+
+
+def test_track_file_positive_result_is_capped_at_253() -> None:
+    f = Tracker(TrackerKind.FILE, "/run/f", weight=100)
+    s = Tracker(TrackerKind.SCRIPT, "chk", weight=-200)
+    # 100 + min(3 * 100, 253) - 200 = 153 (uncapped it would be 200)
+    assert evaluate(100, [f, s], {f: 3, s: False}).priority == 153

@@ -19,7 +19,7 @@ from vrrpd.machine import (
     TimerFired,
     TimerName,
 )
-from vrrpd.syncgroup import SyncGroup
+from vrrpd.syncgroup import GroupNotify, SyncGroup
 
 ME = IPv4Address("192.0.2.11")
 PEER = IPv4Address("192.0.2.20")
@@ -39,7 +39,11 @@ def states(g: SyncGroup) -> dict[str, State]:
     return {name: m.state for name, m in g.members.items()}
 
 
-def notifies(out: list[tuple[str, Action]]) -> dict[str, Notify]:
+def group_notifies(out: list[tuple[str, Action | GroupNotify]]) -> list[GroupNotify]:
+    return [a for _, a in out if isinstance(a, GroupNotify)]
+
+
+def notifies(out: list[tuple[str, Action | GroupNotify]]) -> dict[str, Notify]:
     return {name: a for name, a in out if isinstance(a, Notify)}
 
 
@@ -102,3 +106,17 @@ def test_lower_priority_advert_regarps_siblings() -> None:
     out = g.handle("VI_1", AdvertReceived(PEER, 50, 100), 5.0)
     garps = {name for name, a in out if isinstance(a, SendGarp)}
     assert garps == {"VI_1", "VI_2"}
+
+
+def test_group_notify_on_group_state_changes() -> None:
+    a = Machine(BASE)
+    b = Machine(replace(BASE, name="VI_2", vrid=2))
+    g = SyncGroup("G1", {"VI_1": a, "VI_2": b})
+    out = g.handle("VI_1", Startup(), 0.0)
+    assert group_notifies(out) == [GroupNotify("G1", State.INIT, State.BACKUP, "VI_1")]
+    assert group_notifies(g.handle("VI_2", Startup(), 0.0)) == []
+    g.handle("VI_1", TimerFired(TimerName.MASTER_DOWN), 3.7)
+    out = g.handle("VI_2", TimerFired(TimerName.MASTER_DOWN), 3.8)
+    assert group_notifies(out) == [GroupNotify("G1", State.BACKUP, State.MASTER, "VI_2")]
+    out = g.handle("VI_1", FaultChanged("interface eth1", True), 5.0)
+    assert group_notifies(out) == [GroupNotify("G1", State.MASTER, State.FAULT, "VI_1")]

@@ -156,10 +156,12 @@ def test_v2_pass_auth() -> None:
     dropped(validate(bad, MCAST, expect), DropReason.AUTH)
 
 
-def test_v2_ah_is_reported_unsupported() -> None:
+def test_v2_ah_needs_a_checked_ah_header() -> None:
     expect = replace(V2, auth_type=AuthType.AH)
     d = dropped(validate(v2(auth_type=AuthType.AH), MCAST, expect), DropReason.AUTH)
     assert "AH" in d.detail
+    checked = replace(MCAST, ah_seq=7)
+    assert isinstance(validate(v2(auth_type=AuthType.AH), checked, expect), Accepted)
 
 
 def test_v2_interval_mismatch_drops() -> None:
@@ -294,6 +296,19 @@ def test_ipv6_hop_limit_and_checksum() -> None:
     dropped(validate(wire, replace(facts, ttl=1), expect), DropReason.TTL)
     other = IpFacts(src=IPv6Address("fe80::13"), dst=MCAST_V6, ttl=255)
     dropped(validate(wire, other, expect), DropReason.CHECKSUM)
+
+
+def test_ipv6_first_address_must_be_link_local_erratum_8300() -> None:
+    src = IPv6Address("fe80::12")
+    vip = IPv6Address("2001:db8::100")
+    wire = encode(Advert(3, 51, 100, (vip,), 100, family=6), src=src)
+    expect = Expectations(vrid=51, family=6, addresses=(vip,))
+    facts = IpFacts(src=src, dst=MCAST_V6, ttl=255)
+    result = validate(wire, facts, expect)
+    assert isinstance(result, Accepted)
+    assert [n.reason for n in result.notes] == [DropReason.LINK_LOCAL]
+    strict = replace(expect, strict_addresses=True)
+    dropped(validate(wire, facts, strict), DropReason.LINK_LOCAL)
 
 
 def test_every_drop_reason_is_exercised() -> None:
