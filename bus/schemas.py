@@ -54,11 +54,11 @@ SCHEMAS: tuple[Schema, ...] = (
     ),
     Schema("vrrp.event.*", {"instance": str, "kind": str}, "split brain and other notices"),
     Schema(
-        "net.applied",
+        "net.applied.*",
         {"owner": str, "generation": int, "failures": list},
-        "what netd applied for one owner",
+        "what netd applied for one owner (retained)",
     ),
-    Schema("net.link", {"ifindex": int, "name": str, "up": bool}, "link state (retained)"),
+    Schema("net.link.*", {"ifindex": int, "name": str, "up": bool}, "one link (retained)"),
     Schema(
         "net.addr",
         {"ifindex": int, "address": str, "present": bool},

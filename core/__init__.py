@@ -84,8 +84,8 @@ __all__ = [
     "from_wire",
     "load",
     "loads",
-    "render",
     "part_from_wire",
     "part_to_wire",
+    "render",
     "to_wire",
 ]

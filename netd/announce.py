@@ -185,6 +185,13 @@ class AnnounceScheduler:
                 queue = self._queues.setdefault((t.ifname, t.family), [])
                 heapq.heappush(queue, (at, next(self._seq), owner, t))
 
+    def burst(self, owner: str, now: float, targets: Sequence[Target], repeat: int) -> None:
+        """One burst of ``repeat`` announcements per target, paced, starting ``now``.
+
+        For a driver that schedules the second burst and refreshes itself (vrrpd's machine).
+        """
+        self._enqueue(owner, now, targets, repeat)
+
     def become_master(self, owner: str, now: float, targets: Sequence[Target]) -> None:
         """Burst now, a second burst after master_delay, then refreshes if configured."""
         tm = self.timing

@@ -1,19 +1,10 @@
-"""netd's process: joins the bus and follows the published configuration."""
+"""netd's process: the component body around ``netd.daemon.NetDaemon``."""
 
 from __future__ import annotations
 
-import structlog
-
 from bus import Component
-
-log = structlog.get_logger(__name__)
+from netd.daemon import NetDaemon
 
 
 async def serve(comp: Component) -> None:
-    configs = comp.subscribe("config.current")
-    seen: str | None = None
-    while True:
-        for event in await configs.recv_batch():
-            if event.body.get("hash") != seen:
-                seen = event.body.get("hash")
-                log.info("netd.config", generation=event.body.get("generation"))
+    await NetDaemon(comp).run()

@@ -304,7 +304,7 @@ class Engine:
         return self.loop.time()
 
     async def run(self) -> None:
-        sub = self.comp.subscribe("config.current", "net.link", "health.*")
+        sub = self.comp.subscribe("config.current", "net.link.*", "health.*")
         renew = asyncio.create_task(self._renew_loop(), name="vrrpd.renew")
         try:
             while True:
@@ -319,7 +319,7 @@ class Engine:
         try:
             if event.topic == "config.current":
                 self.apply_config(event.body)
-            elif event.topic == "net.link":
+            elif event.topic.startswith("net.link."):
                 self.link_changed(Link.from_event(event.body))
             elif root == "health":
                 self.health_changed(event.body)

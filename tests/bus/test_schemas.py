@@ -40,8 +40,11 @@ EXAMPLES: dict[str, tuple[str, dict[str, Any]]] = {
         {"instance": "VI_1", "generation": 4, "items": [], "lease": 3.6},
     ),
     "vrrp.event.*": ("vrrp.event.VI_1", {"instance": "VI_1", "kind": "split_brain"}),
-    "net.applied": ("net.applied", {"owner": "vrrp:VI_1", "generation": 4, "failures": []}),
-    "net.link": ("net.link", {"ifindex": 2, "name": "eth0", "up": True}),
+    "net.applied.*": (
+        "net.applied.vrrp:VI_1",
+        {"owner": "vrrp:VI_1", "generation": 4, "failures": []},
+    ),
+    "net.link.*": ("net.link.eth0", {"ifindex": 2, "name": "eth0", "up": True}),
     "net.addr": ("net.addr", {"ifindex": 2, "address": "192.0.2.1/24", "present": True}),
     "hb.*": ("hb.vrrpd", {"name": "vrrpd", "uptime": 12.5}),
     "log.*": ("log.core", {"event": "config.current", "level": "info"}),
