@@ -86,6 +86,8 @@ class Runner:
         self.status: dict[Tracker, bool | int | None] = {}
         self.faults: frozenset[str] = frozenset()
         self.last_peer_addresses: dict[IPAddress, tuple[IPAddress, ...]] = {}
+        self.last_transition: dict[str, Any] = {}
+        self._published: tuple[State, int, IPAddress | None] | None = None
         self._drop_logged: dict[str, float] = {}
 
     @property
@@ -126,10 +128,40 @@ class Runner:
         )
         return prepare(advert, src=self.primary, dst=dst, form=form)
 
+    def compatible(self, new: InstancePlan) -> bool:
+        """Can ``new`` be applied without restarting the election (keepalived keeps state)?"""
+        old = self.plan
+        return (old.interface, old.family, old.vrid, old.version, old.unicast_src) == (
+            new.interface,
+            new.family,
+            new.vrid,
+            new.version,
+            new.unicast_src,
+        )
+
+    def update(self, new: InstancePlan, now: float) -> None:
+        """A reload changed this instance: keep its state, adopt priority, VIPs, trackers."""
+        new_vips = set(new.vips) - set(self.plan.vips)
+        self.plan = new
+        self.machine.params = new.params_for(self.primary)
+        self.expect = self._expectations()
+        self.advert = self._prepare(self.machine.priority)
+        self.intent_generation += 1
+        if self.held:
+            if new_vips:  # as keepalived: a master announces VIPs a reload added
+                self.announce += 1
+                self.garp_count = new.params.garp_master_repeat
+            self.publish_intent()
+        self.trackers_changed(now)
+        log.info("vrrpd.instance.updated", instance=self.name, state=self.machine.state.value)
+
     # ---- inputs ------------------------------------------------------------------------------
 
     def feed(self, event: Event, now: float) -> None:
         self.execute(self.machine.handle(event, now), now)
+        m = self.machine
+        if (m.state, m.priority, m.master_peer) != self._published:
+            self.publish_state()
 
     def receive(self, dgram: Datagram, now: float) -> None:
         result = validate(dgram.payload, dgram.facts, self.expect)
@@ -233,7 +265,13 @@ class Runner:
     def publish_intent(self) -> None:
         self.engine.comp.publisher.retain(f"vrrp.intent.{self.name}", self.intent_body())
 
-    def state_body(self, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    def publish_state(self) -> None:
+        m = self.machine
+        self._published = (m.state, m.priority, m.master_peer)
+        self.engine.comp.publisher.retain(f"vrrp.state.{self.name}", self.state_body())
+
+    def state_body(self) -> dict[str, Any]:
+        """Current state plus the last transition's old/new/cause (retained on the bus)."""
         m = self.machine
         body: dict[str, Any] = {
             "instance": self.name,
@@ -249,9 +287,8 @@ class Runner:
             "faults": sorted(self.faults),
             "drops": self.counters.snapshot(),
             "transitions": m.transitions,
+            **self.last_transition,
         }
-        if extra:
-            body.update(extra)
         return body
 
     def notify(self, action: Notify) -> None:
@@ -268,7 +305,8 @@ class Runner:
             fields["timer"] = cause.timer.value
         if cause.source is not None:
             fields["tracker"] = cause.source
-        self.engine.comp.publisher.retain(f"vrrp.state.{self.name}", self.state_body(fields))
+        self.last_transition = fields
+        self.publish_state()
         log.info("vrrp.state", instance=self.name, priority=action.priority, **fields)
         state = "STOP" if self.engine.stopping else action.new.value
         if state in ("MASTER", "BACKUP", "FAULT", "STOP"):
@@ -340,9 +378,21 @@ class Engine:
         config = from_wire(body["model"])
         new_plans = {p.name: p for p in plan(config)}
         now = self.now()
-        for name in list(self.runners):
-            if new_plans.get(name) != self.plans.get(name):
-                self._stop_runner(name, now, reason="configuration changed")
+        for name, runner in list(self.runners.items()):
+            new = new_plans.get(name)
+            if new == self.plans.get(name):
+                continue
+            if new is not None and runner.compatible(new):
+                self._refresh_trackers_for(runner, new)
+                runner.update(new, now)
+            else:
+                self._stop_runner(
+                    name,
+                    now,
+                    reason="removed from the configuration"
+                    if new is None
+                    else "interface, VRID or version changed",
+                )
         self.plans = new_plans
         self.config_hash = digest
         log.info("vrrpd.config", generation=body["generation"], instances=len(new_plans))
@@ -384,7 +434,6 @@ class Engine:
             self._refresh_trackers(runner)
             runner.feed(Startup(), now)
             runner.trackers_changed(now)
-            self.comp.publisher.retain(f"vrrp.state.{name}", runner.state_body())
 
     def _make_runner(self, p: InstancePlan, link: Link, primary: IPAddress) -> Runner:
         key = (p.family, p.interface)
@@ -457,8 +506,10 @@ class Engine:
                 runner.trackers_changed(now)
 
     def _refresh_trackers(self, runner: Runner) -> None:
-        for tracker in runner.plan.trackers:
-            runner.status[tracker] = self._status(tracker)
+        self._refresh_trackers_for(runner, runner.plan)
+
+    def _refresh_trackers_for(self, runner: Runner, plan: InstancePlan) -> None:
+        runner.status = {tracker: self._status(tracker) for tracker in plan.trackers}
 
     def _status(self, tracker: Tracker) -> bool | int | None:
         if tracker.kind is TrackerKind.INTERFACE:
