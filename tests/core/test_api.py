@@ -28,10 +28,13 @@ def test_load_reads_file_with_includes(tmp_path: Path) -> None:
 
 
 def test_format_problem(parse: Parse) -> None:
-    r = parse(MINIMAL.replace("interface eth0", "interface eth0\n    priorty 5"), path="/etc/k.conf")
+    r = parse(
+        MINIMAL.replace("interface eth0", "interface eth0\n    priorty 5"), path="/etc/k.conf"
+    )
     (p,) = r.problems
     assert core.format_problem(p) == (
-        "/etc/k.conf:4:5: error: Unknown keyword 'priorty' in vrrp_instance [did you mean 'priority'?]\n"
+        "/etc/k.conf:4:5: error: Unknown keyword 'priorty' in vrrp_instance "
+        "[did you mean 'priority'?]\n"
         "        priorty 5\n"
         "        ^~~~~~~"
     )
@@ -84,7 +87,9 @@ def test_config_hash_is_stable_and_sensitive(parse: Parse) -> None:
 
 def test_diff(parse: Parse) -> None:
     two = MINIMAL + MINIMAL.replace("VI_1", "VI_2").replace("51", "52")
-    old = parse(two + "vrrp_script s {\n script /x\n}\nstatic_ipaddress {\n 192.0.2.9/24 dev eth0\n}\n").config
+    old = parse(
+        two + "vrrp_script s {\n script /x\n}\nstatic_ipaddress {\n 192.0.2.9/24 dev eth0\n}\n"
+    ).config
     new_text = (
         MINIMAL.replace("51", "61")
         + MINIMAL.replace("VI_1", "VI_3").replace("51", "53")
@@ -95,7 +100,9 @@ def test_diff(parse: Parse) -> None:
     d = core.diff(old, new)
     assert d.instances == core.SectionDiff(added=("VI_3",), removed=("VI_2",), changed=("VI_1",))
     assert d.scripts.removed == ("s",)
-    assert d.static_ipaddress == core.SectionDiff(added=("192.0.2.8/24",), changed=("192.0.2.9/24",))
+    assert d.static_ipaddress == core.SectionDiff(
+        added=("192.0.2.8/24",), changed=("192.0.2.9/24",)
+    )
     assert d.global_defs_changed and not d.root_changed and not d.empty
     assert core.diff(old, old).empty
 

@@ -56,13 +56,24 @@ def test_fractional_advert_int_v2_rounded_v3_kept(parse: Parse) -> None:
 
 
 def test_ah_with_initial_master(parse: Parse) -> None:
-    r = parse(inst(state="MASTER", priority="100", **{"authentication {\n auth_type AH\n auth_pass x\n }": ""}))
+    r = parse(
+        inst(
+            state="MASTER",
+            priority="100",
+            **{"authentication {\n auth_type AH\n auth_pass x\n }": ""},
+        )
+    )
     problem(r, "ah-master")
     assert r.config.instances[0].state == "BACKUP"
 
 
 def test_unknown_tracked_names_are_dropped(parse: Parse) -> None:
-    text = inst(**{"track_script {\n nosuch\n }\n track_file {\n nofile\n }\n track_process {\n noproc\n }": ""})
+    text = inst(
+        **{
+            "track_script {\n nosuch\n }\n track_file {\n nofile\n }\n"
+            " track_process {\n noproc\n }": ""
+        }
+    )
     r = parse(text)
     assert sorted(p.message for p in r.problems if p.code == "unknown-track") == [
         "(VI_1) track file nofile not found, ignoring...",
@@ -81,11 +92,15 @@ def test_vrrp_script_without_script_is_removed(parse: Parse) -> None:
 
 
 def test_weight_lints(parse: Parse) -> None:
-    text = "track_file f {\n file /x\n weight 5\n}\n" + inst(priority="255", **{"track_file {\n f\n }": ""})
+    text = "track_file f {\n file /x\n weight 5\n}\n" + inst(
+        priority="255", **{"track_file {\n f\n }": ""}
+    )
     r = parse(text)
     problem(r, "weight-owner")
     assert r.exit_code == 0  # a lint, not a keepalived error
-    text2 = "track_file f {\n file /x\n weight 5\n}\n" + inst(nopreempt="", **{"track_file {\n f\n }": ""})
+    text2 = "track_file f {\n file /x\n weight 5\n}\n" + inst(
+        nopreempt="", **{"track_file {\n f\n }": ""}
+    )
     problem(parse(text2), "weight-nopreempt")
 
 
@@ -101,12 +116,24 @@ def test_sync_groups(parse: Parse) -> None:
 
 def test_no_vip_and_mixed_families(parse: Parse) -> None:
     problem(parse(MINIMAL.replace("192.0.2.1/24", "")), "no-vip")
-    assert parse(MINIMAL.replace("192.0.2.1/24", "").replace("eth0", "eth0\nno_virtual_ipaddress")).exit_code == 0
+    assert (
+        parse(
+            MINIMAL.replace("192.0.2.1/24", "").replace("eth0", "eth0\nno_virtual_ipaddress")
+        ).exit_code
+        == 0
+    )
     problem(parse(MINIMAL.replace("192.0.2.1/24", "192.0.2.1\n2001:db8::1")), "mixed-family")
 
 
 def test_route_without_dev(parse: Parse) -> None:
-    r = parse(inst(**{"virtual_routes {\n 198.51.100.0/24 via 192.0.2.254\n 203.0.113.0/24 via 192.0.2.254 no_track\n }": ""}))
+    r = parse(
+        inst(
+            **{
+                "virtual_routes {\n 198.51.100.0/24 via 192.0.2.254\n"
+                " 203.0.113.0/24 via 192.0.2.254 no_track\n }": ""
+            }
+        )
+    )
     assert "198.51.100.0/24" in problem(r, "route-no-dev").message
 
 
@@ -138,7 +165,9 @@ def test_missing_scripts() -> None:
     r = core.loads(text, script_env=no_scripts_env())
     assert [p.code for p in r.problems] == ["script-not-found"] and r.exit_code == 5
     # A missing notify script is silently disabled by keepalived: not an error.
-    assert core.loads(inst(notify_master="/bin/missing"), script_env=no_scripts_env()).exit_code == 0
+    assert (
+        core.loads(inst(notify_master="/bin/missing"), script_env=no_scripts_env()).exit_code == 0
+    )
     # Shell constructs are not looked up.
     text2 = text.replace("/bin/missing", '"</dev/tcp/127.0.0.1/80"')
     assert core.loads(text2, script_env=no_scripts_env()).exit_code == 0

@@ -35,7 +35,10 @@ virtual_router_id 7 }
 vrrp_instance VI_2 { interface eth1 ; }
 """
     r = parse(text.replace(" ; ", " "))
-    assert [(i.name, i.interface) for i in r.config.instances] == [("VI_1", "eth0"), ("VI_2", "eth1")]
+    assert [(i.name, i.interface) for i in r.config.instances] == [
+        ("VI_1", "eth0"),
+        ("VI_2", "eth1"),
+    ]
     assert r.config.instances[0].virtual_router_id == 7
 
 
@@ -70,7 +73,9 @@ def test_brace_errors(parse: Parse) -> None:
     assert "extra-brace" in codes(parse(MINIMAL + "}\n"))
     assert "missing-brace" in codes(parse(MINIMAL.rstrip().rstrip("}")))
     assert "unexpected-brace" in codes(parse("{\n}\n"))
-    assert "missing-brace" in codes(parse(MINIMAL.replace("virtual_ipaddress {", "virtual_ipaddress\n")))
+    assert "missing-brace" in codes(
+        parse(MINIMAL.replace("virtual_ipaddress {", "virtual_ipaddress\n"))
+    )
 
 
 def test_bad_values_fall_back_to_default(parse: Parse) -> None:
@@ -147,7 +152,15 @@ vrrp_instance VI_1 {
     )
     assert i.virtual_ipaddress_excluded == (Address("2001:db8::1/64", dev="eth0", nodad=True),)
     assert i.virtual_routes == (
-        Route("198.51.100.0/24", src="192.0.2.1", via="192.0.2.254", dev="eth0", table="100", metric=5, onlink=True),
+        Route(
+            "198.51.100.0/24",
+            src="192.0.2.1",
+            via="192.0.2.254",
+            dev="eth0",
+            table="100",
+            metric=5,
+            onlink=True,
+        ),
         Route("203.0.113.0/24", type="blackhole", dev="eth0"),
     )
     assert i.virtual_rules == (
@@ -235,7 +248,10 @@ global_defs {
 
 
 def test_sync_group_and_garp_group(parse: Parse) -> None:
-    text = MINIMAL + MINIMAL.replace("VI_1", "VI_2").replace("51", "52") + """
+    text = (
+        MINIMAL
+        + MINIMAL.replace("VI_1", "VI_2").replace("51", "52")
+        + """
 vrrp_sync_group G1 {
   group {
     VI_1
@@ -246,6 +262,7 @@ vrrp_sync_group G1 {
 garp_group { garp_interval 0.5
   interfaces { eth0 eth1 } }
 """
+    )
     r = parse(text)
     (g,) = r.config.sync_groups
     assert g.group == ("VI_1", "VI_2") and g.notify_master == Script("/bin/m x")
@@ -319,14 +336,21 @@ virtual_server fwmark 1 {
     assert tcp == Checker("TCP_CHECK", connect_port=8080)
     assert misc.misc_path == Script("/bin/check arg") and misc.misc_dynamic
     assert vs2.name == "fwmark 1" and vs2.fwmark == 1
-    assert [c.kind for c in vs2.real_servers[0].checkers] == ["DNS_CHECK", "UDP_CHECK", "PING_CHECK"]
+    assert [c.kind for c in vs2.real_servers[0].checkers] == [
+        "DNS_CHECK",
+        "UDP_CHECK",
+        "PING_CHECK",
+    ]
     assert vs2.real_servers[0].checkers[0].type == "A"
     assert codes(r, "error") == []
     assert "deprecated" in codes(r)  # nb_get_retry
 
 
 def test_checker_keyword_outside_its_checker(parse: Parse) -> None:
-    r = parse("virtual_server 192.0.2.1 80 {\n real_server 192.0.2.2 80 {\n TCP_CHECK {\n misc_path /x\n }\n }\n}\n")
+    r = parse(
+        "virtual_server 192.0.2.1 80 {\n real_server 192.0.2.2 80 {\n"
+        " TCP_CHECK {\n misc_path /x\n }\n }\n}\n"
+    )
     (p,) = [p for p in r.problems if p.code == "unknown-keyword"]
     assert p.text == "misc_path" and "TCP_CHECK" in p.message
 
@@ -351,13 +375,18 @@ static_rules {
 
 
 def test_invalid_entries_are_dropped_with_errors(parse: Parse) -> None:
-    r = parse("static_rules {\n from 192.168.100./24 table 1 pref 1\n}\nstatic_ipaddress {\n 300.1.1.1\n}\n")
+    r = parse(
+        "static_rules {\n from 192.168.100./24 table 1 pref 1\n}\n"
+        "static_ipaddress {\n 300.1.1.1\n}\n"
+    )
     assert r.config.static_rules == () and r.config.static_ipaddress == ()
     assert [p.line for p in r.problems] == [2, 5]
 
 
 def test_raw_keywords_are_kept_and_reported(parse: Parse) -> None:
-    r = parse(MINIMAL.replace("interface eth0", "interface eth0\nauth_hmac {\n key 1 hex:00\n}\ndebug 2"))
+    r = parse(
+        MINIMAL.replace("interface eth0", "interface eth0\nauth_hmac {\n key 1 hex:00\n}\ndebug 2")
+    )
     i = r.config.instances[0]
     assert [o.keyword for o in i.other] == ["auth_hmac", "debug"]
     assert i.other[0].children == (core.RawOption("key", ("1", "hex:00")),)

@@ -89,7 +89,10 @@ def test_seq_errors_are_problems() -> None:
 def test_token_locations() -> None:
     out = preprocess_text("\n\n   priority   100\n", path="k.conf", config_id="n")
     (line,) = out.lines
-    assert [(t.loc.file, t.loc.line, t.loc.col) for t in line] == [("k.conf", 3, 4), ("k.conf", 3, 15)]
+    assert [(t.loc.file, t.loc.line, t.loc.col) for t in line] == [
+        ("k.conf", 3, 4),
+        ("k.conf", 3, 15),
+    ]
 
 
 def test_brace_expand() -> None:

@@ -48,8 +48,10 @@ ips = st.one_of(ipv4, ipv6)
 def num(lo: float | None, hi: float | None) -> st.SearchStrategy[str]:
     lo_ = 0 if lo is None else lo
     hi_ = 10**6 if hi is None else hi
-    return st.floats(lo_, hi_, allow_nan=False).map(lambda f: repr(round(f, 3))).filter(
-        lambda s: lo_ <= float(s) <= hi_
+    return (
+        st.floats(lo_, hi_, allow_nan=False)
+        .map(lambda f: repr(round(f, 3)))
+        .filter(lambda s: lo_ <= float(s) <= hi_)
     )
 
 
@@ -60,7 +62,9 @@ def arg_strategy(vt: object) -> st.SearchStrategy[str] | None:
     if isinstance(vt, Const):
         return st.just("")
     if isinstance(vt, Int):
-        return st.integers(vt.lo if vt.lo is not None else -1000, vt.hi if vt.hi is not None else 10**6).map(str)
+        return st.integers(
+            vt.lo if vt.lo is not None else -1000, vt.hi if vt.hi is not None else 10**6
+        ).map(str)
     if isinstance(vt, OptInt):
         return st.one_of(st.just(""), st.integers(vt.lo or 0, vt.hi or 10**6).map(str))
     if isinstance(vt, Float):
@@ -98,7 +102,16 @@ address = st.tuples(
     st.integers(0, 32),
     st.lists(
         st.sampled_from(
-            ["dev eth1", "brd +", "scope link", "label eth0:1", "no_track", "home", "-nodad", "preferred_lft 0"]
+            [
+                "dev eth1",
+                "brd +",
+                "scope link",
+                "label eth0:1",
+                "no_track",
+                "home",
+                "-nodad",
+                "preferred_lft 0",
+            ]
         ),
         max_size=3,
         unique=True,
@@ -107,10 +120,36 @@ address = st.tuples(
 route = st.tuples(
     st.sampled_from(["", "blackhole ", "src 192.0.2.1 "]),
     ipv4,
-    st.lists(st.sampled_from(["via 192.0.2.254", "dev eth0", "table 100", "metric 5", "onlink", "mtu lock 1400", "no_track"]), max_size=3, unique=True),
+    st.lists(
+        st.sampled_from(
+            [
+                "via 192.0.2.254",
+                "dev eth0",
+                "table 100",
+                "metric 5",
+                "onlink",
+                "mtu lock 1400",
+                "no_track",
+            ]
+        ),
+        max_size=3,
+        unique=True,
+    ),
 ).map(lambda t: f"{t[0]}{t[1]}/24 " + " ".join(t[2]))
 rule = st.lists(
-    st.sampled_from(["from 192.0.2.0/24", "to all", "table 100", "preference 5", "iif eth0", "fwmark 0x1", "inet", "no_track", "l3mdev"]),
+    st.sampled_from(
+        [
+            "from 192.0.2.0/24",
+            "to all",
+            "table 100",
+            "preference 5",
+            "iif eth0",
+            "fwmark 0x1",
+            "inet",
+            "no_track",
+            "l3mdev",
+        ]
+    ),
     min_size=1,
     max_size=4,
     unique=True,
@@ -157,7 +196,8 @@ def config_text(draw: st.DrawFn) -> str:
         kind = draw(st.sampled_from(sorted(kwt.CHECKERS)))
         parts.append(
             f"virtual_server 192.0.2.1 80 {{\n{draw(block_body(kwt.VIRTUAL_SERVER))}\n"
-            f"real_server 192.0.2.2 80 {{\n{kind} {{\n{draw(block_body(kwt.CHECKERS[kind]))}\n}}\n}}\n}}"
+            f"real_server 192.0.2.2 80 {{\n{kind} {{\n"
+            f"{draw(block_body(kwt.CHECKERS[kind]))}\n}}\n}}\n}}"
         )
     return "\n".join(parts) + "\n"
 
@@ -176,9 +216,14 @@ def test_render_parse_round_trip(text: str) -> None:
 
 def _seed_texts() -> list[str]:
     samples = Path("/usr/share/doc/keepalived/samples")
-    found = [p.read_text() for p in sorted(samples.glob("keepalived.conf.*"))] if samples.exists() else []
+    found = (
+        [p.read_text() for p in sorted(samples.glob("keepalived.conf.*"))]
+        if samples.exists()
+        else []
+    )
     return found or [
-        "vrrp_instance VI_1 {\n interface eth0\n virtual_router_id 5\n virtual_ipaddress {\n 192.0.2.1\n }\n}\n"
+        "vrrp_instance VI_1 {\n interface eth0\n virtual_router_id 5\n"
+        " virtual_ipaddress {\n 192.0.2.1\n }\n}\n"
     ]
 
 
@@ -208,7 +253,9 @@ def mutated(draw: st.DrawFn) -> str:
             toks = lines[i].split()
             if toks:
                 k = draw(st.integers(0, len(toks) - 1))
-                toks[k] = draw(st.sampled_from(["", "{", "}", '"', "0", "-1", "999999999999", "x", "$X", "@n"]))
+                toks[k] = draw(
+                    st.sampled_from(["", "{", "}", '"', "0", "-1", "999999999999", "x", "$X", "@n"])
+                )
                 lines[i] = " ".join(toks)
     return "\n".join(lines)
 
