@@ -256,6 +256,17 @@ def _check_instance(
     n = inst.name
     inst_at = ("vrrp_instance", n)
     changes: dict[str, Any] = fix_tracks(n, inst, inst_at)
+    if inst.interface is not None and any(t.name == inst.interface for t in inst.track_interface):
+        r(
+            "error",
+            "track-own-interface",
+            f"({n}) Ignoring track_interface {inst.interface} since own interface",
+            inst.interface,
+            at=(*inst_at, "track_interface"),
+        )
+        changes["track_interface"] = tuple(
+            t for t in inst.track_interface if t.name != inst.interface
+        )
     if inst.virtual_router_id is None:
         r("error", "missing-vrid", f"({n}) the virtual router id must be set", n, at=inst_at)
     if inst.interface is None and inst.unicast_src_ip is None:

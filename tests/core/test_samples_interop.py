@@ -169,6 +169,7 @@ PROBES: dict[str, str] = {
     "unknown-block": _BASE + " foo {\n  bar\n }\n}\n",
     "no-vip": _BASE.replace("  192.0.2.1\n", "") + "}\n",
     "fwmark-protocol": "virtual_server fwmark 1 {\n protocol TCP\n}\n",
+    "track-own-interface": _BASE + " track_interface {\n  eth0\n  eth1 weight -10\n }\n}\n",
     "unknown-keyword-case": "global_defs {\n Router_ID x\n}\n" + _BASE + "}\n",
 }
 
