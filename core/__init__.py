@@ -4,6 +4,7 @@ from core.api import LoadResult, load, loads
 from core.checks import check
 from core.diff import ConfigDiff, SectionDiff, diff
 from core.errors import CoreError, WireFormatError
+from core.ifcheck import system_interfaces
 from core.model import (
     Address,
     Authentication,
@@ -85,5 +86,6 @@ __all__ = [
     "load",
     "loads",
     "render",
+    "system_interfaces",
     "to_wire",
 ]

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Collection
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from core.checks import check
+from core.ifcheck import check_interfaces
 from core.model import Config
 from core.parser import parse_preprocessed
 from core.preprocess import Preprocessed, Preprocessor
@@ -48,12 +50,16 @@ class LoadResult:
         return tuple(p for p in self.problems if p.severity == severity)
 
 
-def _finish(pre: Preprocessed, env: ScriptEnv | None) -> LoadResult:
+def _finish(
+    pre: Preprocessed, env: ScriptEnv | None, interfaces: Collection[str] | None
+) -> LoadResult:
     config, problems, locs = parse_preprocessed(pre)
     config, more = check(config, locs)
     problems.extend(more)
     if env is not None:
         problems.extend(check_scripts(config, env, locs))
+    if interfaces is not None:
+        problems.extend(check_interfaces(config, interfaces, locs))
     out = []
     for p in problems:
         src = pre.sources.get(p.file)
@@ -69,16 +75,19 @@ def load(
     *,
     config_id: str | None = None,
     script_env: ScriptEnv | None = SYSTEM,
+    interfaces: Collection[str] | None = None,
 ) -> LoadResult:
     """Read, preprocess, parse and check a config file. Never raises for config mistakes.
 
     `script_env=None` skips the host-dependent script checks (exit code 6 needs them).
+    `interfaces`: names that exist (e.g. `system_interfaces()`); when given, a config naming
+    another interface is an error, as in `keepalived -t`. None skips that check.
     """
     path = os.fspath(path)
     pre = Preprocessor(config_id).run_file(path)
     if any(p.severity == "fatal" for p in pre.problems):
         return LoadResult(Config(), tuple(pre.problems), ())
-    return _finish(pre, script_env)
+    return _finish(pre, script_env, interfaces)
 
 
 def loads(
@@ -87,7 +96,8 @@ def loads(
     path: str = "<string>",
     config_id: str | None = None,
     script_env: ScriptEnv | None = SYSTEM,
+    interfaces: Collection[str] | None = None,
 ) -> LoadResult:
     """Like `load` for text; `include` paths resolve against `path`'s directory."""
     pre = Preprocessor(config_id).run_text(text, path)
-    return _finish(pre, script_env)
+    return _finish(pre, script_env, interfaces)

@@ -10,10 +10,12 @@ import ipaddress
 from collections import Counter, defaultdict
 from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 from core.model import Config, SyncGroup, TrackRef, VrrpInstance
-from core.problems import Location, Problem, Severity
+from core.problems import Location, Problem, Severity, find_location
+
+T = TypeVar("T")
 
 
 class _Report:
@@ -24,12 +26,7 @@ class _Report:
     def __call__(
         self, severity: Severity, code: str, message: str, text: str = "", at: tuple[str, ...] = ()
     ) -> None:
-        loc = None
-        while at and loc is None:
-            loc = self.locs.get(at)
-            at = at[:-1]
-        if loc is None:
-            loc = Location("<config>", 0, 0)
+        loc = find_location(self.locs, at)
         self.problems.append(Problem(severity, code, message, loc.file, loc.line, loc.col, text))
 
 
@@ -37,6 +34,17 @@ def effective_version(config: Config, inst: VrrpInstance) -> int:
     if inst.family == 6:
         return 3
     return inst.version if inst.version is not None else config.global_defs.vrrp_version
+
+
+def _first_of_each(items: tuple[T, ...]) -> tuple[T, ...]:
+    seen: set[str] = set()
+    out = []
+    for item in items:
+        name = getattr(item, "name")  # noqa: B009 - every named block has a name
+        if name not in seen:
+            seen.add(name)
+            out.append(item)
+    return tuple(out)
 
 
 def _dups(names: list[str]) -> list[str]:
@@ -66,6 +74,17 @@ def check(
                 at=(what, d),
             )
 
+    config = replace(
+        config,
+        instances=_first_of_each(config.instances),
+        vrrp_scripts=_first_of_each(config.vrrp_scripts),
+        track_files=_first_of_each(config.track_files),
+        track_processes=_first_of_each(config.track_processes),
+        sync_groups=_first_of_each(config.sync_groups),
+        bfd_instances=_first_of_each(config.bfd_instances),
+        virtual_server_groups=_first_of_each(config.virtual_server_groups),
+        virtual_servers=_first_of_each(config.virtual_servers),
+    )
     scripts = []
     for s in config.vrrp_scripts:
         if s.script is None:
@@ -410,24 +429,24 @@ def _check_instance(
             d,
             at=(*inst_at, "unicast_peer"),
         )
-    for route in inst.virtual_routes:
+    for idx, route in enumerate(inst.virtual_routes):
         if route.dev is None and not route.no_track:
             r(
                 "error",
                 "route-no-dev",
-                f"({n}) Warning - cannot track route {route.dest} "
-                f"with no interface specified, not tracking",
+                f"({n}) cannot track route {route.dest} with no interface specified "
+                "(add 'dev IF', or 'no_track'); keepalived will not track it",
                 route.dest,
-                at=(*inst_at, "virtual_routes"),
+                at=(*inst_at, "virtual_routes", f"#{idx}"),
             )
-    for rule in (*inst.virtual_rules,):
+    for idx, rule in enumerate(inst.virtual_rules):
         if rule.preference is None:
             r(
                 "warning",
                 "rule-no-preference",
                 f"({n}) Rule has no preference specified; keepalived assigns one",
                 str(rule.from_ or rule.to),
-                at=(*inst_at, "virtual_rules"),
+                at=(*inst_at, "virtual_rules", f"#{idx}"),
             )
     if inst.use_vmac is not None and inst.unicast_peer and not inst.vmac_xmit_base:
         r(

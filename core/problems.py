@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
@@ -44,6 +45,16 @@ class Problem:
     @property
     def location(self) -> Location:
         return Location(self.file, self.line, self.col)
+
+
+def find_location(locs: Mapping[tuple[str, ...], Location], at: tuple[str, ...]) -> Location:
+    """The most specific known location for a key like ("vrrp_instance", "VI_1", "priority")."""
+    while at:
+        loc = locs.get(at)
+        if loc is not None:
+            return loc
+        at = at[:-1]
+    return Location("<config>", 0, 0)
 
 
 def format_problem(p: Problem) -> str:

@@ -441,6 +441,10 @@ class EntryList:
             if child.children is not None:
                 ctx.report("error", "unexpected-brace", "Unexpected '{' - ignoring", child.words[0])
                 continue
+            if ctx.owner:
+                # Entries are addressed by their index in the model so checks can point at the
+                # exact line.
+                ctx.locs.setdefault((*ctx.owner, node.keyword, f"#{len(out)}"), child.loc)
             try:
                 out.append(self.parse_entry(child.words, ctx))
             except ArgError as exc:

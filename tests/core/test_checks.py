@@ -171,3 +171,29 @@ def test_missing_scripts() -> None:
     # Shell constructs are not looked up.
     text2 = text.replace("/bin/missing", '"</dev/tcp/127.0.0.1/80"')
     assert core.loads(text2, script_env=no_scripts_env()).exit_code == 0
+
+
+def test_interfaces_checked_only_when_given(parse: Parse) -> None:
+    text = MINIMAL.replace("192.0.2.1/24", "192.0.2.1/24 dev eth7").replace(
+        "interface eth0", "interface eth0\n    track_interface {\n eth9\n }"
+    )
+    assert parse(text).exit_code == 0
+    r = parse(text, interfaces={"eth0", "lo"})
+    assert sorted((p.text, p.line) for p in r.problems) == [("eth7", 9), ("eth9", 5)]
+    assert r.exit_code == 5
+    dyn = "global_defs {\n dynamic_interfaces\n}\n" + text
+    assert parse(dyn, interfaces={"eth0"}).exit_code == 0
+
+
+def test_duplicate_named_blocks_keep_the_first(parse: Parse) -> None:
+    r = parse(MINIMAL + MINIMAL.replace("eth0", "eth1"))
+    (i,) = r.config.instances
+    assert i.interface == "eth0"
+
+
+def test_route_problem_points_at_the_route_line(parse: Parse) -> None:
+    text = inst(
+        **{"virtual_routes {\n 198.51.100.0/24 dev eth0\n 203.0.113.0/24 via 192.0.2.9\n }": ""}
+    )
+    p = problem(parse(text), "route-no-dev")
+    assert p.line == 6 and p.text == "203.0.113.0/24"
