@@ -21,6 +21,8 @@ import core
 KEEPALIVED = shutil.which("keepalived") or "/usr/sbin/keepalived"
 SAMPLES = Path("/usr/share/doc/keepalived/samples")
 INTERFACES = ("eth0", "eth1", "eth2", "eth3", "eth0.1")
+# What keepalived sees in the namespace (the veth peers are named pkpN).
+NETNS_IFACES = frozenset({*INTERFACES, "lo", *(f"pkp{i}" for i in range(len(INTERFACES)))})
 
 # (sample name, config id) -> (keepalived's exit code, ours, why we deliberately differ)
 _NETNS_REASON = (
@@ -106,7 +108,7 @@ def test_sample_verdicts_match_keepalived(netns: str, tmp_path: Path) -> None:
     mismatches = []
     for conf in samples:
         theirs = keepalived_verdict(netns, conf, tmp_path, "pkcfgtest")
-        ours = core.load(conf, config_id="pkcfgtest").exit_code
+        ours = core.load(conf, config_id="pkcfgtest", interfaces=NETNS_IFACES).exit_code
         expected = EXPECTED_DIFFERENCES.get((conf.name, "pkcfgtest"))
         if expected is not None:
             assert (theirs, ours) == expected[:2], f"{conf.name}: expected difference changed"
@@ -122,7 +124,7 @@ def test_conditional_sample_with_config_ids(netns: str, tmp_path: Path) -> None:
         pytest.skip("sample missing")
     for config_id in ("high", "low", "other"):
         theirs = keepalived_verdict(netns, conf, tmp_path, config_id)
-        ours = core.load(conf, config_id=config_id).exit_code
+        ours = core.load(conf, config_id=config_id, interfaces=NETNS_IFACES).exit_code
         expected = EXPECTED_DIFFERENCES.get((conf.name, config_id))
         if expected is not None:
             assert (theirs, ours) == expected[:2], f"{config_id}: expected difference changed"
@@ -170,6 +172,11 @@ PROBES: dict[str, str] = {
     "no-vip": _BASE.replace("  192.0.2.1\n", "") + "}\n",
     "fwmark-protocol": "virtual_server fwmark 1 {\n protocol TCP\n}\n",
     "track-own-interface": _BASE + " track_interface {\n  eth0\n  eth1 weight -10\n }\n}\n",
+    "missing-interface": _BASE.replace("interface eth0", "interface eth9") + "}\n",
+    "missing-vip-dev": _BASE.replace("192.0.2.1", "192.0.2.1 dev eth9") + "}\n",
+    "dynamic-interfaces": "global_defs {\n dynamic_interfaces\n}\n"
+    + _BASE.replace("interface eth0", "interface eth9")
+    + "}\n",
     "unknown-keyword-case": "global_defs {\n Router_ID x\n}\n" + _BASE + "}\n",
 }
 
@@ -181,7 +188,7 @@ def test_probe_verdicts_match_keepalived(netns: str, tmp_path: Path, name: str) 
     conf = tmp_path / f"{name}.conf"
     conf.write_text(PROBES[name])
     theirs = keepalived_verdict(netns, conf, tmp_path, "pkcfgtest")
-    ours = core.load(conf, config_id="pkcfgtest").exit_code
+    ours = core.load(conf, config_id="pkcfgtest", interfaces=NETNS_IFACES).exit_code
     expected = PROBE_DIFFERENCES.get(name)
     if expected is not None:
         assert (theirs, ours) == expected[:2]
