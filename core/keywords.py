@@ -896,3 +896,14 @@ SCHEMAS: dict[str, BlockSchema] = {
         *CHECKERS.values(),
     )
 }
+
+
+def _known_in() -> dict[str, tuple[str, ...]]:
+    out: dict[str, list[str]] = {}
+    for key, schema in SCHEMAS.items():
+        for name in schema.names:
+            out.setdefault(name, []).append(key if key != "root" else "the top level")
+    return {k: tuple(v) for k, v in out.items()}
+
+
+KNOWN_IN = _known_in()

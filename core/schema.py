@@ -11,7 +11,7 @@ import dataclasses
 import difflib
 import ipaddress
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -41,6 +41,8 @@ class Ctx:
         # at the source although the model itself carries no locations.
         self.locs: dict[tuple[str, ...], Location] = {}
         self.owner: tuple[str, ...] = ()
+        # keyword -> blocks that accept it, to explain a keyword written in the wrong block.
+        self.known_in: Mapping[str, tuple[str, ...]] = {}
 
     def report(  # noqa: PLR0917
         self,
@@ -542,6 +544,10 @@ def parse_block(
         if kw is None and raw is None:
             hint = schema.hint(word)
             where = f" in {schema.name}" if schema.name else ""
+            homes = [h for h in ctx.known_in.get(word, ()) if h != schema.name]
+            if homes:
+                where += f" (it belongs in {' or '.join(homes)})"
+                hint = None
             ctx.report(
                 "error",
                 "unknown-keyword",

@@ -44,6 +44,10 @@ def test_wire_round_trip_is_plain_and_exact(parse: Parse) -> None:
     c = parse(MINIMAL).config
     w = core.to_wire(c)
     assert core.from_wire(msgpack.unpackb(msgpack.packb(w))) == c
+    small = core.to_wire(c, omit_defaults=True)
+    assert core.from_wire(small) == c
+    assert len(msgpack.packb(small)) < len(msgpack.packb(w)) / 4
+    assert "global_defs" not in small and small["instances"][0]["virtual_router_id"] == 51
 
 
 def _plain(v: object) -> bool:
@@ -61,6 +65,7 @@ def test_wire_and_render_round_trip_on_samples() -> None:
         w = core.to_wire(c)
         assert _plain(w)
         assert core.from_wire(w) == c, f
+        assert core.from_wire(core.to_wire(c, omit_defaults=True)) == c, f
         assert core.loads(core.render(c), script_env=None).config == c, f
 
 

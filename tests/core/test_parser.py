@@ -398,3 +398,9 @@ def test_root_options_and_conditional_sample(parse: Parse) -> None:
     assert parse(text).config.net_namespace == "blue"
     assert parse(text, config_id="x").config.net_namespace == "red"
     assert parse(text).config.instance == "i1"
+
+
+def test_keyword_in_the_wrong_block_says_where_it_belongs(parse: Parse) -> None:
+    r = parse(MINIMAL.replace("interface eth0", "interface eth0\n    vrrp_strict"))
+    (p,) = r.problems
+    assert p.message == "Unknown keyword 'vrrp_strict' in vrrp_instance (it belongs in global_defs)"

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 import core
 from core import keywords as kwt
+from core.lexer import LexError, _split_words_slow, split_words
 from core.schema import (
     BlockSchema,
     Choice,
@@ -211,6 +212,7 @@ def test_render_parse_round_trip(text: str) -> None:
     again = core.loads(rendered, config_id="n", script_env=None)
     assert again.config == c, rendered
     assert core.from_wire(core.to_wire(c)) == c
+    assert core.from_wire(core.to_wire(c, omit_defaults=True)) == c
     assert core.config_hash(again.config) == core.config_hash(c)
 
 
@@ -270,3 +272,19 @@ def test_mutated_configs_never_crash(text: str) -> None:
         core.format_problem(p)
     # Whatever survived parsing still renders and round-trips.
     assert core.loads(core.render(r.config), config_id="n", script_env=None).config == r.config
+
+
+LINE_CHARS = st.text(string.ascii_letters + ' \t{}"#!_-./:', max_size=40)
+
+
+@given(LINE_CHARS)
+def test_fast_tokenizer_equals_reference(text: str) -> None:
+    try:
+        fast = split_words(text, "f", 1)
+    except LexError:
+        fast = None
+    try:
+        slow = _split_words_slow(text, "f", 1)
+    except LexError:
+        slow = None
+    assert fast == slow
