@@ -200,6 +200,13 @@ def check(
         groups.append(
             replace(g, group=tuple(members), **fix_tracks(g.name, g, ("vrrp_sync_group", g.name)))
         )
+    group_by_name = {g.name: g for g in groups}
+    instances = [
+        _sync_member_weights(config, i, group_by_name[member_of[i.name]], r)
+        if member_of.get(i.name) in group_by_name
+        else i
+        for i in instances
+    ]
     for s in scripts:
         if s.name not in used_scripts:
             r(
@@ -229,6 +236,14 @@ def check(
                 "unknown-vsg",
                 f"virtual_server_group {vs.group} does not exist",
                 vs.group,
+                at=("virtual_server", vs.name),
+            )
+        if not vs.real_servers:
+            r(
+                "error",
+                "no-real-servers",
+                f"Virtual server {vs.name} has no real servers - ignoring",
+                vs.name,
                 at=("virtual_server", vs.name),
             )
         for rs in vs.real_servers:
@@ -333,15 +348,36 @@ def _check_instance(
             at=(*inst_at, "nopreempt"),
         )
         changes["nopreempt"] = False
-    if inst.preempt_delay and (inst.nopreempt or inst.state == "MASTER"):
-        r(
-            "warning",
-            "preempt-delay-ignored",
-            f"({n}) preempt_delay has no effect with nopreempt or state MASTER",
-            "preempt_delay",
-            at=(*inst_at, "preempt_delay"),
+    strict = inst.strict_mode if inst.strict_mode is not None else config.global_defs.vrrp_strict
+    if inst.preempt_delay:
+        why = (
+            "nopreempt"
+            if changes.get("nopreempt", inst.nopreempt)
+            else "initial state MASTER"
+            if inst.state == "MASTER"
+            else "strict mode"
+            if strict
+            else None
         )
-    auth = inst.authentication
+        if why:
+            r(
+                "error",
+                "preempt-delay-ignored",
+                f"({n}) preempt_delay is incompatible with {why} - resetting",
+                "preempt_delay",
+                at=(*inst_at, "preempt_delay"),
+            )
+            changes["preempt_delay"] = 0.0
+    if strict and inst.authentication is not None:
+        r(
+            "error",
+            "strict-auth",
+            f"({n}) Strict mode does not support authentication. Ignoring.",
+            "authentication",
+            at=(*inst_at, "authentication"),
+        )
+        changes["authentication"] = None
+    auth = changes.get("authentication", inst.authentication)
     if auth is not None:
         if version == 3:
             r(
@@ -404,13 +440,22 @@ def _check_instance(
             changes["advert_int"] = round(adv * 100) / 100
     weighted = [w for w in _weights(config, inst, changes) if w]
     if weighted and inst.effective_priority == 255:
-        r(
-            "warning",
-            "weight-owner",
-            f"({n}) tracking weights have no effect on an address owner (priority 255)",
-            n,
-            at=inst_at,
-        )
+        for field in ("track_interface", "track_script", "track_file", "track_process"):
+            kept = []
+            for ref in changes.get(field, getattr(inst, field)):
+                if _ref_weight(config, field, ref):
+                    r(
+                        "error",
+                        "weight-owner",
+                        f"({n}) ignoring {ref.name} ({field}) due to address owner: "
+                        "tracking weights cannot change priority 255",
+                        ref.name,
+                        at=(*inst_at, field),
+                    )
+                    continue
+                kept.append(ref)
+            changes[field] = tuple(kept)
+        weighted = []
     if weighted and inst.nopreempt and all(w > 0 for w in weighted):
         r(
             "warning",
@@ -490,16 +535,53 @@ def _check_vrids(instances: list[VrrpInstance], r: _Report) -> None:
         by_key[key].append(i.name)
 
 
+def _ref_weight(config: Config, field: str, ref: TrackRef) -> int:
+    """The weight a tracker applies: its own, else the tracked object's (interfaces: 0)."""
+    if ref.weight is not None:
+        return ref.weight
+    objs: tuple[Any, ...] = {
+        "track_script": config.vrrp_scripts,
+        "track_file": config.track_files,
+        "track_process": config.track_processes,
+    }.get(field, ())
+    return next((int(o.weight) for o in objs if o.name == ref.name), 0)
+
+
+_TRACK_FIELDS = ("track_interface", "track_script", "track_file", "track_process")
+
+
 def _weights(config: Config, inst: VrrpInstance, changes: dict[str, Any]) -> list[int]:
-    """The weight each tracker of `inst` applies (a ref without weight uses its object's)."""
-    own = {
-        "track_script": {s.name: s.weight for s in config.vrrp_scripts},
-        "track_file": {f.name: f.weight for f in config.track_files},
-        "track_process": {p.name: p.weight for p in config.track_processes},
-        "track_interface": {},
-    }
-    out = []
-    for field, table in own.items():
-        for ref in changes.get(field, getattr(inst, field)):
-            out.append(ref.weight if ref.weight is not None else table.get(ref.name, 0))
-    return out
+    """The weight each tracker of `inst` applies."""
+    return [
+        _ref_weight(config, field, ref)
+        for field in _TRACK_FIELDS
+        for ref in changes.get(field, getattr(inst, field))
+    ]
+
+
+def _sync_member_weights(
+    config: Config, inst: VrrpInstance, group: SyncGroup, r: _Report
+) -> VrrpInstance:
+    """keepalived zeroes the tracker weights of sync-group members unless the group allows them."""
+    if group.sync_group_tracking_weight or group.global_tracking:
+        return inst
+    changes: dict[str, Any] = {}
+    for field in _TRACK_FIELDS:
+        refs = getattr(inst, field)
+        new = []
+        for ref in refs:
+            if _ref_weight(config, field, ref):
+                r(
+                    "error",
+                    "sync-group-weight",
+                    f"({inst.name}) ignoring {ref.name} tracked weight due to SYNC group "
+                    f"{group.name} (set sync_group_tracking_weight in the group to allow it)",
+                    ref.name,
+                    at=("vrrp_instance", inst.name, field),
+                )
+                new.append(replace(ref, weight=0, reverse=False))
+            else:
+                new.append(ref)
+        if new != list(refs):
+            changes[field] = tuple(new)
+    return replace(inst, **changes) if changes else inst

@@ -131,6 +131,16 @@ def check_scripts(
         if any(c in _SHELL_CHARS for c in cmd):
             # keepalived hands such commands to the shell; it does not look them up.
             continue
+        if use.user is not None and not env.user_exists(use.user.user):
+            # keepalived disables a script whose user does not exist, without failing -t.
+            add(
+                "warning",
+                "script-user-missing",
+                f"user '{use.user.user}' for script {cmd} does not exist - script disabled",
+                use.at,
+                use.user.user,
+            )
+            continue
         path = env.which(cmd)
         if path is None:
             if use.tracked_name is not None:

@@ -97,7 +97,8 @@ def test_weight_lints(parse: Parse) -> None:
     )
     r = parse(text)
     problem(r, "weight-owner")
-    assert r.exit_code == 0  # a lint, not a keepalived error
+    assert r.exit_code == 5  # keepalived: "ignoring ... due to address owner"
+    assert r.config.instances[0].track_file == ()
     text2 = "track_file f {\n file /x\n weight 5\n}\n" + inst(
         nopreempt="", **{"track_file {\n f\n }": ""}
     )
@@ -197,3 +198,47 @@ def test_route_problem_points_at_the_route_line(parse: Parse) -> None:
     )
     p = problem(parse(text), "route-no-dev")
     assert p.line == 6 and p.text == "203.0.113.0/24"
+
+
+def test_preempt_delay_conflicts(parse: Parse) -> None:
+    for extra in ({"nopreempt": ""}, {"state": "MASTER"}):
+        r = parse(inst(preempt_delay="5", **extra))
+        problem(r, "preempt-delay-ignored")
+        assert r.config.instances[0].preempt_delay == 0.0
+    strict = "global_defs {\n vrrp_strict\n}\n" + inst(preempt_delay="5")
+    problem(parse(strict), "preempt-delay-ignored")
+    assert parse(inst(preempt_delay="5")).config.instances[0].preempt_delay == 5.0
+
+
+def test_strict_mode_drops_authentication(parse: Parse) -> None:
+    auth = {"authentication {\n auth_type PASS\n auth_pass x\n }": ""}
+    r = parse(inst(strict_mode="", **auth))
+    problem(r, "strict-auth")
+    assert r.config.instances[0].authentication is None
+
+
+def test_sync_group_member_weights(parse: Parse) -> None:
+    two = inst(**{"track_interface {\n eth1 weight 10\n }": ""}) + MINIMAL.replace(
+        "VI_1", "VI_2"
+    ).replace("51", "52")
+    group = "vrrp_sync_group G {\n group {\n VI_1\n VI_2\n }\n}\n"
+    r = parse(two + group)
+    problem(r, "sync-group-weight")
+    assert r.config.instances[0].track_interface == (core.TrackRef("eth1", 0),)
+    allowed = group.replace("}\n}\n", "}\n sync_group_tracking_weight\n}\n")
+    r2 = parse(two + allowed)
+    assert r2.exit_code == 0 and r2.config.instances[0].track_interface[0].weight == 10
+
+
+def test_virtual_server_without_real_servers(parse: Parse) -> None:
+    problem(parse("virtual_server 192.0.2.1 80 {\n lb_algo rr\n}\n"), "no-real-servers")
+
+
+def test_script_with_missing_user_is_disabled_not_counted() -> None:
+    env = no_scripts_env({"/bin/true"})
+    r = core.loads(inst(notify_master="/bin/true nosuchuser"), script_env=env)
+    assert [p.code for p in r.problems] == ["script-user-missing"] and r.exit_code == 0
+    r2 = core.loads(
+        inst(notify_master="/bin/true root"), script_env=no_scripts_env({"/bin/true"}, {"root"})
+    )
+    assert r2.exit_code == 6

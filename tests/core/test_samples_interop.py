@@ -177,10 +177,55 @@ PROBES: dict[str, str] = {
     "dynamic-interfaces": "global_defs {\n dynamic_interfaces\n}\n"
     + _BASE.replace("interface eth0", "interface eth9")
     + "}\n",
+    "v3-auth": _BASE.replace(" priority 100", " priority 100\n version 3")
+    + " authentication {\n  auth_type PASS\n  auth_pass abc\n }\n}\n",
+    "strict-auth": "global_defs {\n vrrp_strict\n}\n"
+    + _BASE
+    + " authentication {\n  auth_type PASS\n  auth_pass abc\n }\n}\n",
+    "strict-clean": "global_defs {\n vrrp_strict\n}\n" + _BASE + "}\n",
+    "preempt-delay-nopreempt": _BASE + " nopreempt\n preempt_delay 5\n}\n",
+    "preempt-delay-master": _BASE + " state MASTER\n preempt_delay 5\n}\n",
+    "evips-only": _BASE.replace("virtual_ipaddress {", "virtual_ipaddress_excluded {") + "}\n",
+    "ipv6-vip-version-2": _BASE.replace("192.0.2.1", "2001:db8::1") + "}\n",
+    "track-file-without-file": "track_file tf {\n weight 1\n}\n"
+    + _BASE
+    + " track_file {\n  tf\n }\n}\n",
+    "bfd": "bfd_instance b1 {\n neighbor_ip 192.0.2.9\n}\n" + _BASE + " track_bfd {\n  b1\n }\n}\n",
+    "auth-hmac": _BASE + " auth_hmac {\n  key 1 abc\n }\n}\n",
+    "notify-unquoted-words": _BASE + " notify_master /bin/echo hello world\n}\n",
+    "owner-weight": _BASE.replace("priority 100", "priority 255")
+    + " track_interface {\n  eth1 weight 10\n }\n}\n",
+    "sync-group-weight": "vrrp_sync_group G {\n group {\n  VI_1\n  VI_2\n }\n}\n"
+    + _BASE
+    + " track_interface {\n  eth1 weight 10\n }\n}\n"
+    + _BASE.replace("VI_1", "VI_2").replace("eth0", "eth1").replace("192.0.2.1", "192.0.2.5")
+    + "}\n",
+    "label-too-long": _BASE.replace("192.0.2.1", "192.0.2.1 label eth0:abcdefghijklmn") + "}\n",
+    "bad-bool": _BASE + " smtp_alert maybe\n}\n",
+    "state-no-value": _BASE + " state\n}\n",
+    "mcast-dst-not-multicast": _BASE + " mcast_dst_ip 192.0.2.200\n}\n",
+    "vs-no-real-servers": "virtual_server 192.0.2.1 80 {\n lb_algo rr\n}\n",
+    "misc-check-no-path": "virtual_server 192.0.2.1 80 {\n real_server 192.0.2.2 80 {\n"
+    "  MISC_CHECK {\n  }\n }\n}\n",
+    "http-get-no-url": "virtual_server 192.0.2.1 80 {\n real_server 192.0.2.2 80 {\n"
+    "  HTTP_GET {\n  }\n }\n}\n",
+    "unknown-vsg": "virtual_server group NOPE {\n real_server 192.0.2.2 80 {\n"
+    "  TCP_CHECK {\n  }\n }\n}\n",
+    "bad-lvs-method": "virtual_server 192.0.2.1 80 {\n lb_kind FOO\n"
+    " real_server 192.0.2.2 80 {\n }\n}\n",
     "unknown-keyword-case": "global_defs {\n Router_ID x\n}\n" + _BASE + "}\n",
 }
 
-PROBE_DIFFERENCES: dict[str, tuple[int, int, str]] = {}
+PROBE_DIFFERENCES: dict[str, tuple[int, int, str]] = {
+    "auth-hmac": (5, 0, "auth_hmac is keepalived 2.4 syntax; we accept the current language"),
+    "unknown-vsg": (
+        0,
+        5,
+        "keepalived 2.2.7 silently ignores a virtual_server group it cannot find",
+    ),
+    "http-get-no-url": (-11, 5, "keepalived 2.2.7 -t dies of SIGSEGV on an HTTP_GET without url"),
+    "state-no-value": (2, 5, "keepalived 2.2.7 exits 2 (CONFIG) on a keyword missing its value"),
+}
 
 
 @pytest.mark.parametrize("name", sorted(PROBES))
