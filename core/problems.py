@@ -69,5 +69,12 @@ def format_problem(p: Problem) -> str:
     if p.col:
         # Keep tabs so the caret lines up under the offending token in a terminal.
         prefix = "".join(c if c == "\t" else " " for c in p.source_line[: p.col - 1])
-        caret = "\n    " + prefix + "^" + "~" * max(len(p.text) - 1, 0)
+        rest = p.source_line[p.col - 1 :]
+        # Underline the offending text if it is what stands at the column, else the word there.
+        width = (
+            len(p.text)
+            if p.text and rest.startswith(p.text)
+            else len(rest.split(None, 1)[0] if rest.strip() else "")
+        )
+        caret = "\n    " + prefix + "^" + "~" * max(width - 1, 0)
     return f"{head}\n    {p.source_line}{caret}"

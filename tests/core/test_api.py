@@ -117,3 +117,10 @@ def test_models_are_immutable(parse: Parse) -> None:
     with pytest.raises(AttributeError):
         i.priority = 5  # type: ignore[misc]
     assert replace(i, priority=5).priority == 5
+
+
+def test_format_problem_underlines_the_word_at_the_column() -> None:
+    p = core.Problem("error", "x", "msg", "f", 3, 5, "51", source_line="    virtual_router_id 51")
+    assert core.format_problem(p).splitlines()[-1] == "        ^" + "~" * 16
+    q = core.Problem("warning", "x", "msg", "f", 0, 0, "t")
+    assert core.format_problem(q) == "f: warning: msg"
