@@ -23,8 +23,10 @@ from core.schema import (
     IntChoice,
     Ip,
     OptInt,
+    Raw,
     ScriptT,
     Str,
+    SubBlock,
     UserGroupT,
     WeightT,
     WordList,
@@ -95,7 +97,23 @@ def arg_strategy(vt: object) -> st.SearchStrategy[str] | None:
         )
     if isinstance(vt, WordList):
         return st.lists(texts.map(q), max_size=3).map(lambda ws: "{\n" + "\n".join(ws) + "\n}")
+    if isinstance(vt, kwt.VmacT):
+        return st.sampled_from(
+            ["", "vrrp.5", "name v51", "00:00:5e:00:01:05", "v1 00:00:5e:00:01:05"]
+        )
+    if isinstance(vt, kwt.InitFileT):
+        return st.sampled_from(["", "5", "-3 overwrite", "0x10", "overwrite"])
+    if isinstance(vt, SubBlock):
+        return block_body(vt.schema).map(lambda body: "{\n" + body + "\n}")
     return None
+
+
+def raw_strategy(raw: Raw) -> st.SearchStrategy[str]:
+    hi = 2 if raw.max_args is None else min(raw.max_args, 2)
+    args = st.lists(words, min_size=min(raw.min_args, hi), max_size=hi).map(" ".join)
+    if raw.block is True:
+        return args.map(lambda a: f"{a} {{\n x 1\n}}")
+    return args
 
 
 address = st.tuples(
@@ -170,6 +188,11 @@ ENTRY_BLOCKS = {
 def block_body(draw: st.DrawFn, schema: BlockSchema) -> str:
     lines = []
     kws = [k for k in schema.kws if arg_strategy(k.vtype) is not None or k.vtype in ENTRY_BLOCKS]
+    if schema.raws:
+        for raw in draw(st.lists(st.sampled_from(sorted(schema.raws)), max_size=2)):
+            lines.append(f"{raw} {draw(raw_strategy(schema.raws[raw]))}".rstrip())
+    if not kws:
+        return "\n".join(lines)
     for kw in draw(st.lists(st.sampled_from(kws), max_size=8, unique_by=lambda k: k.name)):
         if kw.vtype in ENTRY_BLOCKS:
             entries = draw(st.lists(ENTRY_BLOCKS[kw.vtype], max_size=3))
@@ -214,6 +237,7 @@ def test_render_parse_round_trip(text: str) -> None:
     assert core.from_wire(core.to_wire(c)) == c
     assert core.from_wire(core.to_wire(c, omit_defaults=True)) == c
     assert core.config_hash(again.config) == core.config_hash(c)
+    assert core.render(again.config) == rendered  # printing is a fixed point
 
 
 def _seed_texts() -> list[str]:
