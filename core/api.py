@@ -20,6 +20,10 @@ EXIT_CANNOT_RUN = 4
 EXIT_ERRORS = 5
 EXIT_SCRIPT_SECURITY = 6
 
+# Warnings on which keepalived 2.2.7 -t also exits 5 (it logs them as config errors). They stay
+# warnings here because the config works, but the exit code keeps keepalived's verdict.
+FAILS_KEEPALIVED_TEST = frozenset({"deprecated", "rule-no-preference"})
+
 
 @dataclass(frozen=True, slots=True)
 class LoadResult:
@@ -38,7 +42,7 @@ class LoadResult:
             return EXIT_CANNOT_RUN
         if any(p.code == SECURITY_CODE for p in self.problems):
             return EXIT_SCRIPT_SECURITY
-        if "error" in sev:
+        if "error" in sev or any(p.code in FAILS_KEEPALIVED_TEST for p in self.problems):
             return EXIT_ERRORS
         return EXIT_OK
 

@@ -219,6 +219,15 @@ def check(
 
     _check_vrids(instances, r)
 
+    for idx, rule in enumerate(config.static_rules):
+        if rule.preference is None:
+            r(
+                "warning",
+                "rule-no-preference",
+                "static rule has no preference specified; keepalived assigns one",
+                str(rule.from_ or rule.to or ""),
+                at=("static_rules", f"#{idx}"),
+            )
     vsg_names = {g.name for g in config.virtual_server_groups}
     for vs in config.virtual_servers:
         if vs.fwmark is not None and vs.protocol is not None:
@@ -484,6 +493,14 @@ def _check_instance(
                 route.dest,
                 at=(*inst_at, "virtual_routes", f"#{idx}"),
             )
+    if inst.native_ipv6 and any(a.family == 4 for a in inst.virtual_ipaddress):
+        r(
+            "error",
+            "native-ipv6-v4",
+            f"({n}) Cannot specify native_ipv6 with IPv4 addresses",
+            "native_ipv6",
+            at=(*inst_at, "native_ipv6"),
+        )
     for idx, rule in enumerate(inst.virtual_rules):
         if rule.preference is None:
             r(

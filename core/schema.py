@@ -443,10 +443,9 @@ class EntryList:
             if child.children is not None:
                 ctx.report("error", "unexpected-brace", "Unexpected '{' - ignoring", child.words[0])
                 continue
-            if ctx.owner:
-                # Entries are addressed by their index in the model so checks can point at the
-                # exact line.
-                ctx.locs.setdefault((*ctx.owner, node.keyword, f"#{len(out)}"), child.loc)
+            # Entries are addressed by their index in the model so checks can point at the
+            # exact line.
+            ctx.locs.setdefault((*ctx.owner, node.keyword, f"#{len(out)}"), child.loc)
             try:
                 out.append(self.parse_entry(child.words, ctx))
             except ArgError as exc:
@@ -480,6 +479,9 @@ class Kw:
     canonical: bool = True
     implemented: bool = True
     deprecated: str | None = None  # the replacement keyword to suggest
+    # keepalived 2.2.7 -t fails on this deprecated keyword (it logs a config error), or accepts
+    # it silently as a synonym; the problem code differs so exit codes can match.
+    deprecated_fails: bool = True
 
 
 def K(  # noqa: N802 - a short constructor keeps the keyword tables readable
@@ -491,9 +493,10 @@ def K(  # noqa: N802 - a short constructor keeps the keyword tables readable
     canonical: bool = True,
     implemented: bool = True,
     deprecated: str | None = None,
+    deprecated_fails: bool = True,
 ) -> Kw:
     fields = (field,) if isinstance(field, str) else (field or (name,))
-    return Kw(name, fields, vtype, mode, canonical, implemented, deprecated)
+    return Kw(name, fields, vtype, mode, canonical, implemented, deprecated, deprecated_fails)
 
 
 @dataclass(frozen=True)
@@ -506,6 +509,7 @@ class Raw:
     block: bool | None = False  # None: block optional
     deprecated: str | None = None
     quiet: bool = False  # compat no-op keywords that need no report
+    deprecated_fails: bool = True
 
 
 class BlockSchema:
@@ -556,11 +560,13 @@ def parse_block(
                 hint=hint,
             )
             continue
-        deprecated = kw.deprecated if kw else raw.deprecated if raw else None
+        spec = kw or raw
+        assert spec is not None
+        deprecated = spec.deprecated
         if deprecated:
             ctx.report(
                 "warning",
-                "deprecated",
+                "deprecated" if spec.deprecated_fails else "deprecated-synonym",
                 f"'{word}' is deprecated; use '{deprecated}'",
                 node.words[0],
             )

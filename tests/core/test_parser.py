@@ -213,7 +213,7 @@ vrrp_track_file old { file /run/old }
     assert (p.fork_delay, p.terminate_delay, p.full_command) == (1.5, 1.5, True)
     f, old = r.config.track_files
     assert (f.file, f.weight, f.init_file) == ("/run/f", -3, core.InitFile(16, True))
-    assert old.name == "old" and "deprecated" in codes(r)
+    assert old.name == "old" and "deprecated-synonym" in codes(r)
 
 
 def test_global_defs_merge_and_values(parse: Parse) -> None:

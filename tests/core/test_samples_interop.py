@@ -213,6 +213,21 @@ PROBES: dict[str, str] = {
     "  TCP_CHECK {\n  }\n }\n}\n",
     "bad-lvs-method": "virtual_server 192.0.2.1 80 {\n lb_kind FOO\n"
     " real_server 192.0.2.2 80 {\n }\n}\n",
+    "rule-no-preference": _BASE + " virtual_rules {\n  from 192.0.2.0/24 table 100\n }\n}\n",
+    "static-rule-no-preference": "static_rules {\n from 192.0.2.0/24 table 100\n}\n"
+    + _BASE
+    + "}\n",
+    "deprecated-gw": _BASE + " virtual_routes {\n  192.0.2.128/25 gw 192.0.2.254 dev eth0\n }\n}\n",
+    "deprecated-nb-get-retry": "virtual_server 192.0.2.1 80 {\n real_server 192.0.2.2 80 {\n"
+    "  HTTP_GET {\n   url {\n    path /\n   }\n   nb_get_retry 3\n  }\n }\n}\n",
+    "deprecated-vrrp-track-file": "vrrp_track_file tf {\n file /tmp/x\n}\n"
+    + _BASE
+    + " track_file {\n  tf\n }\n}\n",
+    "deprecated-global-synonyms": "global_defs {\n lvs_process_name foo\n lvs_flush_onstop\n"
+    " enable_snmp_keepalived\n vrrp_rlimit_rtime 10000\n}\n" + _BASE + "}\n",
+    "deprecated-vmac-garp-intvl": _BASE + " vmac_garp_intvl 10\n}\n",
+    "deprecated-instance-linkbeat": _BASE + " linkbeat_use_polling\n}\n",
+    "native-ipv6-with-ipv4": _BASE + " native_ipv6\n}\n",
     "unknown-keyword-case": "global_defs {\n Router_ID x\n}\n" + _BASE + "}\n",
 }
 
@@ -239,3 +254,17 @@ def test_probe_verdicts_match_keepalived(netns: str, tmp_path: Path, name: str) 
         assert (theirs, ours) == expected[:2]
     else:
         assert ours == theirs, [core.format_problem(p) for p in core.load(conf).problems]
+
+
+def test_rendered_samples_get_the_same_verdict(netns: str, tmp_path: Path) -> None:
+    """keepalived reads what `render` prints, and agrees with our verdict on it."""
+    mismatches = []
+    for conf in _samples(tmp_path):
+        config = core.load(conf, config_id="pkcfgtest", script_env=None).config
+        out = tmp_path / f"{conf.name}.rendered"
+        out.write_text(core.render(config))
+        theirs = keepalived_verdict(netns, out, tmp_path, "pkcfgtest")
+        ours = core.load(out, config_id="pkcfgtest", interfaces=NETNS_IFACES).exit_code
+        if theirs != ours:
+            mismatches.append(f"{conf.name}: keepalived {theirs}, ours {ours}")
+    assert not mismatches, "\n".join(mismatches)
