@@ -154,3 +154,24 @@ def test_line_too_long_and_unterminated_quote() -> None:
     out = preprocess_text("a " + "x" * 1100 + '\nb "open\nc 1\n', config_id="n")
     assert [p.code for p in out.problems] == ["line-too-long", "unterminated-quote"]
     assert [[t.text for t in ln] for ln in out.lines] == [["c", "1"]]
+
+
+def test_runaway_expansions_are_stopped() -> None:
+    defs = "".join(f"$D{i}=${{D{i + 1}}}${{D{i + 1}}}\n" for i in range(40))
+    out = preprocess_text(defs + "a ${D0}\n$S=${S}x\nb ${S}\n", config_id="n")
+    assert [(p.code, p.line) for p in out.problems] == [
+        ("expansion-depth", 41),
+        ("expansion-depth", 43),
+    ]
+
+
+def test_many_substitutions_on_one_line() -> None:
+    text = "$X=1\nv " + " ".join(["$X"] * 100) + "\n"
+    assert lines(text) == [["v", *(["1"] * 100)]]
+
+
+def test_nested_loops_are_capped() -> None:
+    p = Preprocessor("n")
+    p._loop_budget = 50
+    out = p.run_text("~SEQ(A,10) ~SEQ(B,10) v $A $B\n", "<t>")
+    assert len(out.lines) < 50 and [x.code for x in out.problems] == ["loop"]
