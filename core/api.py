@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Collection
-from dataclasses import dataclass, replace
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from core.checks import check
@@ -12,7 +12,7 @@ from core.ifcheck import check_interfaces
 from core.model import Config
 from core.parser import parse_preprocessed
 from core.preprocess import Preprocessed, Preprocessor
-from core.problems import Problem
+from core.problems import Location, Problem
 from core.scriptcheck import SECURITY_CODE, SYSTEM, ScriptEnv, check_scripts
 
 EXIT_OK = 0
@@ -27,9 +27,14 @@ FAILS_KEEPALIVED_TEST = frozenset({"deprecated", "rule-no-preference"})
 
 @dataclass(frozen=True, slots=True)
 class LoadResult:
+    """A loaded config. `files` lists every file read (main first), e.g. to watch for reloads;
+    `locations` maps ("vrrp_instance", NAME[, keyword]) and similar keys to where they were
+    written, for tools that report on the model (see `core.election`)."""
+
     config: Config
     problems: tuple[Problem, ...]
     files: tuple[str, ...] = ()
+    locations: Mapping[tuple[str, ...], Location] = field(default_factory=dict, compare=False)
 
     @property
     def exit_code(self) -> int:
@@ -71,7 +76,7 @@ def _finish(
             out.append(replace(p, source_line=src[p.line - 1].rstrip("\n")))
         else:
             out.append(p)
-    return LoadResult(config, tuple(out), tuple(pre.files))
+    return LoadResult(config, tuple(out), tuple(pre.files), locs)
 
 
 def load(

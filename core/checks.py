@@ -452,7 +452,7 @@ def _check_instance(
         for field in ("track_interface", "track_script", "track_file", "track_process"):
             kept = []
             for ref in changes.get(field, getattr(inst, field)):
-                if _ref_weight(config, field, ref):
+                if tracker_weight(config, field, ref):
                     r(
                         "error",
                         "weight-owner",
@@ -552,7 +552,7 @@ def _check_vrids(instances: list[VrrpInstance], r: _Report) -> None:
         by_key[key].append(i.name)
 
 
-def _ref_weight(config: Config, field: str, ref: TrackRef) -> int:
+def tracker_weight(config: Config, field: str, ref: TrackRef) -> int:
     """The weight a tracker applies: its own, else the tracked object's (interfaces: 0)."""
     if ref.weight is not None:
         return ref.weight
@@ -570,7 +570,7 @@ _TRACK_FIELDS = ("track_interface", "track_script", "track_file", "track_process
 def _weights(config: Config, inst: VrrpInstance, changes: dict[str, Any]) -> list[int]:
     """The weight each tracker of `inst` applies."""
     return [
-        _ref_weight(config, field, ref)
+        tracker_weight(config, field, ref)
         for field in _TRACK_FIELDS
         for ref in changes.get(field, getattr(inst, field))
     ]
@@ -587,7 +587,7 @@ def _sync_member_weights(
         refs = getattr(inst, field)
         new = []
         for ref in refs:
-            if _ref_weight(config, field, ref):
+            if tracker_weight(config, field, ref):
                 r(
                     "error",
                     "sync-group-weight",

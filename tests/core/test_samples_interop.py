@@ -268,3 +268,11 @@ def test_rendered_samples_get_the_same_verdict(netns: str, tmp_path: Path) -> No
         if theirs != ours:
             mismatches.append(f"{conf.name}: keepalived {theirs}, ours {ours}")
     assert not mismatches, "\n".join(mismatches)
+
+
+def test_missing_main_file(netns: str, tmp_path: Path) -> None:
+    # Deliberate difference: keepalived 2.2.7 prints "Config files missing" and exits 0; a
+    # config that cannot be read cannot run, so we exit 4 as the -t contract documents.
+    missing = tmp_path / "nope.conf"
+    assert keepalived_verdict(netns, missing, tmp_path, "pkcfgtest") == 0
+    assert core.load(missing).exit_code == 4
