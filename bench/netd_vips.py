@@ -28,7 +28,7 @@ from pathlib import Path
 import structlog
 from pyroute2 import IPRoute
 
-from netd import Address, KernelAdapter
+from netd import Action, Address, KernelAdapter, Operation
 from tests.lab import Lab, Node, wait_until
 
 V4_NETS = ("192.0.2", "198.51.100", "203.0.113")
@@ -74,6 +74,16 @@ def bench_netd(node: Node, vips: list[Address]) -> dict[str, float]:
         t_del = time.perf_counter() - t0
         assert res.ok and count_present(probe, wanted) == 0
         del_calls = ka.netlink_calls - calls0
+
+        # What a stopping netd does (like keepalived at SIGTERM): delete what it knows it
+        # installed, without reading the kernel first.
+        assert ka.reconcile(vips).ok
+        sends0 = ka.netlink_sends
+        t0 = time.perf_counter()
+        res = ka.apply([Operation(Action.DELETE, v) for v in vips])
+        t_stop = time.perf_counter() - t0
+        assert res.ok and count_present(probe, wanted) == 0
+        stop_sends = ka.netlink_sends - sends0
     finally:
         ka.close()
         probe.close()
@@ -84,6 +94,8 @@ def bench_netd(node: Node, vips: list[Address]) -> dict[str, float]:
         "noop_calls": noop_calls,
         "del_s": t_del,
         "del_calls": del_calls,
+        "stop_s": t_stop,
+        "stop_sends": stop_sends,
     }
 
 
@@ -180,7 +192,10 @@ def main() -> None:
         f"({med(netd_runs, 'add_calls'):.0f} netlink calls), "
         f"no-op reconcile {med(netd_runs, 'noop_s') * 1000:.1f} ms "
         f"({med(netd_runs, 'noop_calls'):.0f} calls), "
-        f"remove {med(netd_runs, 'del_s') * 1000:.1f} ms ({med(netd_runs, 'del_calls'):.0f} calls)"
+        f"remove {med(netd_runs, 'del_s') * 1000:.1f} ms "
+        f"({med(netd_runs, 'del_calls'):.0f} calls), "
+        f"stop-style remove (no read-back) {med(netd_runs, 'stop_s') * 1000:.1f} ms "
+        f"({med(netd_runs, 'stop_sends'):.0f} sends)"
     )
     if ka_runs:
         print(
@@ -189,7 +204,8 @@ def main() -> None:
         )
         print(
             f"ratio keepalived/netd: add {med(ka_runs, 'add_s') / med(netd_runs, 'add_s'):.2f}x, "
-            f"remove {med(ka_runs, 'del_s') / med(netd_runs, 'del_s'):.2f}x "
+            f"remove {med(ka_runs, 'del_s') / med(netd_runs, 'del_s'):.2f}x, "
+            f"stop {med(ka_runs, 'del_s') / med(netd_runs, 'stop_s'):.2f}x "
             "(keepalived's add includes process start and its MASTER transition)"
         )
 

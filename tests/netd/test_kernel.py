@@ -122,6 +122,8 @@ def test_reconcile_converges_and_counts_calls(node: Node, ka: KernelAdapter) -> 
             {"src": "192.0.2.10"},
         ),
         (Route("203.0.113.0/24", via="192.0.2.1", table=100), {"table": 100}),
+        (Route("203.0.113.0/28", via="192.0.2.1", table=1000), {"table": 1000}),
+        (Route("203.0.113.16/28", dev="eth0", mtu=1400), {"dev": "eth0"}),
         (Route("203.0.113.0/25", via="192.0.2.1", metric=77), {"metric": 77}),
         (Route("203.0.113.128/25", type="blackhole"), {"type": 6}),
         (Route("203.0.113.64/26", type="unreachable", table=101), {"type": 7}),
@@ -163,6 +165,8 @@ def test_route_change_is_replaced_in_place(node: Node, ka: KernelAdapter) -> Non
         (Rule(priority=1002, table=102, iif="eth0"), {"iif": "eth0"}),
         (Rule(priority=1003, table=103, fwmark=7), {"fwmark": 7}),
         (Rule(priority=1004, table=104, src="2001:db8::/64"), {"from": "2001:db8::/64"}),
+        (Rule(priority=1005, table=1000, oif="eth0"), {"oif": "eth0"}),
+        (Rule(priority=1006, table=106, fwmark=8, fwmask=0xFF), {"fwmark": 8}),
     ],
     ids=lambda v: str(getattr(v, "priority", "")) or None,
 )
