@@ -23,6 +23,7 @@ from netd.desired import (
     item_key,
     item_to_wire,
 )
+from netd.devconf import DevconfGuard, read_ipv4_conf, write_ipv4_conf
 from netd.errors import (
     AnnounceError,
     InvalidItemError,
@@ -46,6 +47,7 @@ __all__ = [
     "ApplyResult",
     "Conflict",
     "DesiredSet",
+    "DevconfGuard",
     "Event",
     "Failure",
     "FrameCache",
@@ -80,7 +82,9 @@ __all__ = [
     "item_to_wire",
     "merge",
     "plan",
+    "read_ipv4_conf",
     "satisfies",
     "vmac_mac",
     "vmac_name",
+    "write_ipv4_conf",
 ]

@@ -177,6 +177,11 @@ class KernelAdapter:
         self.close()
 
     @property
+    def batch(self) -> NetlinkBatch:
+        """The pipelined netlink socket (hand-encoded requests from other netd modules)."""
+        return self._batch
+
+    @property
     def ipr(self) -> IPRoute:
         """The adapter's pyroute2 socket, shared with :class:`netd.vmac.VmacManager`."""
         return self._ipr

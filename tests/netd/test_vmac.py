@@ -99,3 +99,30 @@ def test_missing_base_reports_enodev(mgr: VmacManager) -> None:
     with pytest.raises(VmacError) as info:
         mgr.ensure("nosuch0", 51)
     assert info.value.errno_name == "ENODEV"
+
+
+def test_vmac_and_base_get_keepalived_arp_settings_restored_on_remove(
+    node: Node, mgr: VmacManager
+) -> None:
+    base_before = (node.sysctl("net.ipv4.conf.eth0.arp_ignore"),
+                   node.sysctl("net.ipv4.conf.eth0.arp_filter"))  # fmt: skip
+    assert base_before == ("0", "0")
+    mgr.ensure("eth0", 51)
+    mgr.ensure("eth0", 52)
+    conf = "net/ipv4/conf/vrrp.51/"
+    assert node.sysctl(conf + "arp_ignore") == "1" and node.sysctl(conf + "accept_local") == "1"
+    assert node.sysctl(conf + "rp_filter") == "0"
+    assert node.sysctl(conf + "promote_secondaries") == "1"
+    assert node.sysctl("net.ipv4.conf.eth0.arp_ignore") == "1"
+    assert node.sysctl("net.ipv4.conf.eth0.arp_filter") == "1"
+    mgr.remove("vrrp.51")
+    assert node.sysctl("net.ipv4.conf.eth0.arp_ignore") == "1"  # vrrp.52 still needs it
+    mgr.remove("vrrp.52")
+    assert node.sysctl("net.ipv4.conf.eth0.arp_ignore") == "0"
+    assert node.sysctl("net.ipv4.conf.eth0.arp_filter") == "0"
+
+
+def test_restore_interfaces_at_shutdown(node: Node, mgr: VmacManager) -> None:
+    mgr.ensure("eth0", 51)
+    mgr.restore_interfaces()
+    assert node.sysctl("net.ipv4.conf.eth0.arp_ignore") == "0"

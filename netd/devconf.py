@@ -1,0 +1,145 @@
+"""Per-interface IPv4 settings (the ``net.ipv4.conf.<if>.*`` sysctls) over netlink.
+
+keepalived adjusts these for VMACs and restores them at exit (vrrp_if_config.c):
+
+* on the VMAC: ``arp_ignore=1``, ``accept_local=1``, ``rp_filter=0``,
+  ``promote_secondaries=1``;
+* on its base interface: ``arp_ignore=1``, ``arp_filter=1`` (originals restored when the
+  last VMAC on that base goes away).
+
+They are read and written with RTM_GETLINK / RTM_SETLINK (``IFLA_AF_SPEC`` -> ``AF_INET`` ->
+``IFLA_INET_CONF``), as keepalived does when built with devconf support, so netd changes
+kernel state through netlink only. Every change is logged with the old and new value.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+from collections.abc import Mapping
+from typing import Final
+
+import structlog
+from pyroute2.netlink import NLM_F_ACK, NLM_F_REQUEST
+
+from netd.errors import KernelError
+from netd.kernel import KernelAdapter
+from netd.nlbatch import RawRequest, nla
+
+__all__ = [
+    "BASE_SETTINGS",
+    "IPV4_DEVCONF",
+    "VMAC_SETTINGS",
+    "DevconfGuard",
+    "read_ipv4_conf",
+    "write_ipv4_conf",
+]
+
+log = structlog.get_logger(__name__)
+
+#: IPV4_DEVCONF_* indexes (include/uapi/linux/ip.h); names as the sysctls spell them.
+IPV4_DEVCONF: Final[Mapping[str, int]] = {
+    "forwarding": 1,
+    "proxy_arp": 3,
+    "rp_filter": 8,
+    "arp_filter": 13,
+    "arp_announce": 18,
+    "arp_ignore": 19,
+    "promote_secondaries": 20,
+    "arp_accept": 21,
+    "arp_notify": 22,
+    "accept_local": 23,
+}
+# pyroute2 decodes the array with its own field names; only arp_filter differs.
+_PYROUTE2_NAMES: Final = {"arp_filter": "arpfilter"}
+
+VMAC_SETTINGS: Final[Mapping[str, int]] = {
+    "arp_ignore": 1,
+    "accept_local": 1,
+    "rp_filter": 0,
+    "promote_secondaries": 1,
+}
+BASE_SETTINGS: Final[Mapping[str, int]] = {"arp_ignore": 1, "arp_filter": 1}
+
+RTM_SETLINK: Final = 19
+IFLA_AF_SPEC: Final = 26
+IFLA_INET_CONF: Final = 1
+_IFINFO = struct.Struct("=BxHiII")
+
+
+def read_ipv4_conf(kernel: KernelAdapter, ifname: str) -> dict[str, int]:
+    """Current values of the settings in :data:`IPV4_DEVCONF` for ``ifname``."""
+    msg = kernel.call(kernel.ipr.link, "get", index=kernel.ifindex_fresh(ifname))[0]
+    conf = msg.get_nested("IFLA_AF_SPEC", "AF_INET")
+    if conf is None:
+        raise KernelError(f"devconf {ifname}", 97, "EAFNOSUPPORT", "no IPv4 settings")
+    return {name: int(conf[_PYROUTE2_NAMES.get(name, name)]) for name in IPV4_DEVCONF}
+
+
+def write_ipv4_conf(kernel: KernelAdapter, ifname: str, values: Mapping[str, int]) -> None:
+    unknown = set(values) - set(IPV4_DEVCONF)
+    if unknown:
+        raise KernelError(f"devconf {ifname}", 22, "EINVAL", f"unknown settings {sorted(unknown)}")
+    index = kernel.ifindex(ifname)
+    conf = b"".join(nla(IPV4_DEVCONF[k], struct.pack("=I", v)) for k, v in values.items())
+    body = _IFINFO.pack(socket.AF_UNSPEC, 0, index, 0, 0) + nla(
+        IFLA_AF_SPEC, nla(socket.AF_INET, nla(IFLA_INET_CONF, conf))
+    )
+    kernel.netlink_calls += 1
+    (ack,) = kernel.batch.run([RawRequest(RTM_SETLINK, NLM_F_REQUEST | NLM_F_ACK, body)])
+    if ack.code:
+        raise KernelError(f"devconf {ifname}", ack.code, ack.errno_name, ack.reason)
+
+
+class DevconfGuard:
+    """Applies settings, remembering the originals so :meth:`restore` can put them back.
+
+    Reference-counted per interface: a base interface shared by several VMACs is restored
+    only when the last of them releases it.
+    """
+
+    def __init__(self, kernel: KernelAdapter) -> None:
+        self._k = kernel
+        self._originals: dict[str, dict[str, int]] = {}
+        self._refs: dict[str, int] = {}
+
+    def apply(self, ifname: str, values: Mapping[str, int]) -> None:
+        current = read_ipv4_conf(self._k, ifname)
+        changes = {k: v for k, v in values.items() if current[k] != v}
+        saved = self._originals.setdefault(ifname, {})
+        for k in values:
+            saved.setdefault(k, current[k])
+        self._refs[ifname] = self._refs.get(ifname, 0) + 1
+        if changes:
+            write_ipv4_conf(self._k, ifname, changes)
+            for k, v in changes.items():
+                log.info(
+                    "netd.sysctl.changed", key=f"net.ipv4.conf.{ifname}.{k}", old=current[k], new=v
+                )
+
+    def release(self, ifname: str) -> None:
+        """Drop one reference; restore the originals when none is left."""
+        refs = self._refs.get(ifname, 0) - 1
+        if refs > 0:
+            self._refs[ifname] = refs
+            return
+        self._refs.pop(ifname, None)
+        saved = self._originals.pop(ifname, {})
+        if saved:
+            try:
+                write_ipv4_conf(self._k, ifname, saved)
+            except KernelError as exc:
+                if exc.errno_name != "ENODEV":  # an interface that vanished needs nothing
+                    raise
+                return
+            log.info("netd.sysctl.restored", ifname=ifname, values=saved)
+
+    def forget(self, ifname: str) -> None:
+        """The interface is gone (e.g. a deleted VMAC): nothing to restore."""
+        self._refs.pop(ifname, None)
+        self._originals.pop(ifname, None)
+
+    def restore_all(self) -> None:
+        for ifname in list(self._refs):
+            self._refs[ifname] = 1
+            self.release(ifname)
