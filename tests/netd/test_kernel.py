@@ -4,12 +4,22 @@ ownership markers and leftovers."""
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from netd import NETD_PROTO, Action, Address, KernelAdapter, Operation, Route, Rule, item_key
+from netd import (
+    NETD_PROTO,
+    Action,
+    Address,
+    Item,
+    KernelAdapter,
+    Operation,
+    Route,
+    Rule,
+    item_key,
+)
 from tests.lab import Lab, Node
 
 pytestmark = pytest.mark.netns
@@ -19,8 +29,8 @@ IFA_F_DEPRECATED = 0x20
 
 
 @pytest.fixture
-def node(lab: Lab) -> Node:
-    return lab.nodes[0]
+def node(make_lab: Callable[..., Lab]) -> Node:
+    return make_lab(1).nodes[0]
 
 
 @pytest.fixture
@@ -197,7 +207,7 @@ def test_leftovers_found_and_cleaned_operator_address_untouched(node: Node, tmp_
     node.run(["ip", "addr", "add", "192.0.2.250/32", "dev", "eth0"])  # by hand, not ours
     with node.inside():
         first = KernelAdapter(state_dir=tmp_path)
-    items = [
+    items: list[Item] = [
         Address("192.0.2.100", 32, "eth0"),
         Address("2001:db8::100", 128, "eth0"),
         Route("198.51.100.0/24", via="192.0.2.1", table=100),

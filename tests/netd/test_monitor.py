@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -16,8 +16,8 @@ pytestmark = pytest.mark.netns
 
 
 @pytest.fixture
-def node(lab: Lab) -> Node:
-    return lab.nodes[0]
+def node(make_lab: Callable[..., Lab]) -> Node:
+    return make_lab(1).nodes[0]
 
 
 @pytest.fixture

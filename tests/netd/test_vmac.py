@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -25,8 +25,8 @@ def test_names_and_macs_follow_keepalived() -> None:
 
 
 @pytest.fixture
-def node(lab: Lab) -> Node:
-    return lab.nodes[0]
+def node(make_lab: Callable[..., Lab]) -> Node:
+    return make_lab(1).nodes[0]
 
 
 @pytest.fixture
