@@ -35,6 +35,7 @@ from netd.errors import (
 from netd.kernel import NETD_PROTO, ApplyResult, Failure, KernelAdapter, Observed
 from netd.monitor import AddrEvent, Event, LinkEvent, Monitor, Overflow, RouteEvent
 from netd.reconcile import Action, Conflict, Merged, Operation, merge, plan, satisfies
+from netd.store import DesiredStore, Offer
 from netd.vmac import Vmac, VmacManager, vmac_mac, vmac_name
 
 __all__ = [
@@ -47,6 +48,7 @@ __all__ = [
     "ApplyResult",
     "Conflict",
     "DesiredSet",
+    "DesiredStore",
     "DevconfGuard",
     "Event",
     "Failure",
@@ -63,6 +65,7 @@ __all__ = [
     "Monitor",
     "NetdError",
     "Observed",
+    "Offer",
     "Operation",
     "Overflow",
     "Planned",
