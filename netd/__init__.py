@@ -1,5 +1,21 @@
 """netd: the only component that changes the kernel (addresses, routes, rules, VMACs,
-GARP/NA). This package is the kernel-facing library; the netd process drives it."""
+GARP/NA). This package is the kernel-facing library; the netd process drives it.
+
+Typical use by the process (everything runs in netd's own network namespace)::
+
+    kernel = KernelAdapter(state_dir=runtime_dir)      # netlink; marks what it installs
+    kernel.cleanup(keep=static_items)                    # startup: remove a dead run's leftovers
+    store = DesiredStore()
+    store.offer(DesiredSet.from_wire(payload), now, boot=envelope["boot"])
+    result = kernel.reconcile(store.merged().items)      # ApplyResult: done / failures
+    store.expire(now)                                    # leases; reconcile again if any lapsed
+
+    vmacs = VmacManager(kernel); vmacs.ensure("eth0", vrid=51)
+    monitor = Monitor(); loop.add_reader(monitor.fileno(), lambda: handle(monitor.read()))
+    sched = AnnounceScheduler(GarpTiming(...)); sender = FrameSender()
+    sched.become_master("VI_1", loop.time(), [Target("eth0", vip, mac), ...])
+    # arm a timer for sched.next_due(); on expiry: sender.send_planned(sched.due(loop.time()))
+"""
 
 from netd.announce import (
     AnnounceScheduler,
