@@ -39,7 +39,7 @@ from netd.desired import (
     item_key,
     item_to_wire,
 )
-from netd.devconf import DevconfGuard, read_ipv4_conf, write_ipv4_conf
+from netd.devconf import DevconfGuard, ipv6_forwarding, read_ipv4_conf, write_ipv4_conf
 from netd.errors import (
     AnnounceError,
     InvalidItemError,
@@ -96,6 +96,7 @@ __all__ = [
     "build_frame",
     "build_garp",
     "build_unsolicited_na",
+    "ipv6_forwarding",
     "item_from_wire",
     "item_key",
     "item_to_wire",

@@ -31,6 +31,7 @@ __all__ = [
     "IPV4_DEVCONF",
     "VMAC_SETTINGS",
     "DevconfGuard",
+    "ipv6_forwarding",
     "read_ipv4_conf",
     "write_ipv4_conf",
 ]
@@ -74,6 +75,13 @@ def read_ipv4_conf(kernel: KernelAdapter, ifname: str) -> dict[str, int]:
     if conf is None:
         raise KernelError(f"devconf {ifname}", 97, "EAFNOSUPPORT", "no IPv4 settings")
     return {name: int(conf[_PYROUTE2_NAMES.get(name, name)]) for name in IPV4_DEVCONF}
+
+
+def ipv6_forwarding(kernel: KernelAdapter, ifname: str) -> bool:
+    """Whether ``ifname`` forwards IPv6: keepalived sets the NA Router flag only then."""
+    msg = kernel.call(kernel.ipr.link, "get", index=kernel.ifindex_fresh(ifname))[0]
+    conf = msg.get_nested("IFLA_AF_SPEC", "AF_INET6", "IFLA_INET6_CONF")
+    return bool(conf and conf.get("forwarding"))
 
 
 def write_ipv4_conf(kernel: KernelAdapter, ifname: str, values: Mapping[str, int]) -> None:

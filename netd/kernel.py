@@ -413,8 +413,13 @@ class KernelAdapter:
         ``netlink_calls`` grows by one per request message (a changed address is two: delete
         and add); ``netlink_sends`` by one per pipelined chunk.
         """
+        ops = list(ops)
         start = self.netlink_calls
         batch = _Batch()
+        if ops:
+            # Interfaces come and go (a recreated VMAC gets a new index): resolve names
+            # against the kernel as it is now.
+            self.refresh_links()
         # (op, verb, ok-codes, decides-outcome) per message, in send order.
         plan_msgs: list[tuple[Operation, str, frozenset[int], bool]] = []
         msgs: list[Any] = []

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from netd.devconf import ipv6_forwarding
 from netd.errors import VmacError
 from netd.kernel import KernelAdapter
 from netd.vmac import VmacManager, vmac_mac, vmac_name
@@ -126,3 +127,10 @@ def test_restore_interfaces_at_shutdown(node: Node, mgr: VmacManager) -> None:
     mgr.ensure("eth0", 51)
     mgr.restore_interfaces()
     assert node.sysctl("net.ipv4.conf.eth0.arp_ignore") == "0"
+
+
+def test_ipv6_forwarding_is_read_per_interface(node: Node, mgr: VmacManager) -> None:
+    kernel = mgr._k
+    assert ipv6_forwarding(kernel, "eth0") is False
+    node.sysctl("net.ipv6.conf.eth0.forwarding", "1")
+    assert ipv6_forwarding(kernel, "eth0") is True
