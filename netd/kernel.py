@@ -212,11 +212,9 @@ class KernelAdapter:
         return self.ifindex(name)
 
     def _ifname(self, index: int | None) -> str | None:
-        if index is None:
-            return None
-        if index not in self._names:
-            self.refresh_links()
-        return self._names.get(index)
+        # The read_* methods refresh the table once up front; an index still unknown
+        # belongs to an interface that vanished mid-dump, so the item is skipped.
+        return None if index is None else self._names.get(index)
 
     # -- state file -----------------------------------------------------------------------
 
