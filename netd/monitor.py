@@ -167,10 +167,10 @@ def decode(data: bytes) -> list[Event]:
 class Monitor:
     """Subscribe to rtnetlink notifications in the current network namespace."""
 
-    def __init__(self, groups: int = DEFAULT_GROUPS) -> None:
+    def __init__(self, groups: int = DEFAULT_GROUPS, rcvbuf: int = RCVBUF) -> None:
         try:
             self._sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE)
-            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
+            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
             self._sock.bind((0, groups))
             self._sock.setblocking(False)
         except OSError as exc:
