@@ -61,6 +61,7 @@ from netd.desired import (
     item_to_wire,
 )
 from netd.errors import InvalidItemError, KernelError, WireFormatError
+from netd.monitor import AddrEvent, LinkEvent, addr_event, link_event
 from netd.nlbatch import NetlinkBatch, RawRequest, nla
 from netd.reconcile import Action, Operation, plan
 
@@ -246,6 +247,23 @@ class KernelAdapter:
             raise
 
     # -- reading --------------------------------------------------------------------------
+
+    def links(self) -> list[LinkEvent]:
+        """Every interface now, in the monitor's event form (startup, or after Overflow)."""
+        msgs = self.call(self._ipr.link, "dump")
+        self._names = {int(m["index"]): str(m.get("IFLA_IFNAME")) for m in msgs}
+        self._indexes = {v: k for k, v in self._names.items()}
+        return [link_event(m) for m in msgs]
+
+    def interface_addresses(self) -> list[AddrEvent]:
+        """Every address now with its flags (primary/secondary, tentative) and proto, in
+        the monitor's event form: what vrrpd needs to pick source addresses."""
+        self.netlink_calls += 1
+        return [
+            addr_event(_parse_ifaddr(data, offset, length))
+            for mtype, data, offset, length in self._batch.dump(_dump_request(ifaddrmsg))
+            if mtype == RTM_NEWADDR
+        ]
 
     def read_addresses(self) -> list[tuple[Address, bool]]:
         """Every address as (item, marked-as-ours)."""

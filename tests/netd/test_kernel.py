@@ -263,3 +263,14 @@ def test_changed_label_replaces_the_address(node: Node, ka: KernelAdapter) -> No
     res = ka.reconcile([Address("192.0.2.100", 32, "eth0", label="eth0:b")])
     assert [op.action for op in res.done] == [Action.REPLACE]
     assert _addr(node, "192.0.2.100")["label"] == "eth0:b"
+
+
+def test_snapshot_of_links_and_addresses_for_vrrpd(node: Node, ka: KernelAdapter) -> None:
+    links = {link.ifname: link for link in ka.links()}
+    assert links["eth0"].usable and links["eth0"].ifindex == node.ifindex()
+    assert links["eth0"].mac == node.mac()
+    ka.reconcile([Address("192.0.2.100", 24, "eth0")])  # same subnet: a secondary
+    addrs = {a.ip: a for a in ka.interface_addresses()}
+    assert addrs["192.0.2.10"].primary and not addrs["192.0.2.100"].primary
+    assert addrs["192.0.2.100"].proto == NETD_PROTO and addrs["192.0.2.10"].proto != NETD_PROTO
+    assert not addrs["2001:db8::10"].tentative  # the lab turns DAD off
