@@ -85,6 +85,9 @@ STATE_FILE: Final = "netd-installed.json"
 
 IFA_F_NODAD: Final = 0x02
 IFA_F_NOPREFIXROUTE: Final = 0x200
+IFA_F_HOMEADDRESS: Final = 0x10
+IFA_F_MANAGETEMPADDR: Final = 0x100
+IFA_F_MCAUTOJOIN: Final = 0x400
 RTNH_F_ONLINK: Final = 0x04
 RT_TABLE_LOCAL: Final = 255
 RTPROT_KERNEL: Final = 2
@@ -298,6 +301,9 @@ class KernelAdapter:
                 scope=0 if v6 else msg["scope"],
                 peer=remote if local is not None and remote not in (None, local) else None,
                 noprefixroute=bool(flags & IFA_F_NOPREFIXROUTE),
+                home=bool(flags & IFA_F_HOMEADDRESS),
+                mngtmpaddr=bool(flags & IFA_F_MANAGETEMPADDR),
+                autojoin=bool(flags & IFA_F_MCAUTOJOIN),
             )
         except InvalidItemError:
             return None  # something the model cannot express is never ours
@@ -542,7 +548,12 @@ class KernelAdapter:
                 attrs.append(nla(IFA_BROADCAST, socket.inet_pton(fam, a.brd)))
             if a.label is not None:
                 attrs.append(nla(IFA_LABEL, a.label.encode() + b"\0"))
-            ifa_flags = IFA_F_NOPREFIXROUTE if a.noprefixroute else 0
+            ifa_flags = (
+                (IFA_F_NOPREFIXROUTE if a.noprefixroute else 0)
+                | (IFA_F_HOMEADDRESS if a.home else 0)
+                | (IFA_F_MANAGETEMPADDR if a.mngtmpaddr else 0)
+                | (IFA_F_MCAUTOJOIN if a.autojoin else 0)
+            )
             if fam == socket.AF_INET6:
                 # keepalived adds IPv6 VIPs nodad so the kernel does not run DAD against
                 # the old master still holding the address.

@@ -61,6 +61,8 @@ def _addr(node: Node, ip: str) -> dict[str, object]:
         (Address("192.0.2.106", 32, "eth0", peer="198.51.100.1"), {"peer": "198.51.100.1"}),
         (Address("2001:db8::100", 64, "eth0"), {"prefixlen": 64}),
         (Address("2001:db8::101", 128, "eth0"), {"prefixlen": 128}),
+        (Address("192.0.2.107", 24, "eth0", noprefixroute=True), {"prefixlen": 24}),
+        (Address("2001:db8::102", 64, "eth0", home=True, mngtmpaddr=True), {"prefixlen": 64}),
     ],
     ids=lambda v: str(getattr(v, "cidr", "")) or None,
 )
@@ -78,6 +80,9 @@ def test_address_options_reach_the_kernel(
         assert int(got["flags"]) & IFA_F_NODAD  # type: ignore[call-overload]
         deprecated = bool(int(got["flags"]) & IFA_F_DEPRECATED)  # type: ignore[call-overload]
         assert deprecated == (item.prefix == 128)  # keepalived: /128 gets preferred_lft 0
+    flags = int(got["flags"])  # type: ignore[call-overload]
+    assert bool(flags & 0x200) == item.noprefixroute
+    assert bool(flags & 0x10) == item.home and bool(flags & 0x100) == item.mngtmpaddr
     # Read back through the adapter too: the kernel's item satisfies the desired one.
     assert ka.reconcile([item]).done == ()
 
