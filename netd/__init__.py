@@ -29,6 +29,9 @@ from netd.announce import (
     build_unsolicited_na,
 )
 from netd.desired import (
+    ROUTE_TYPES,
+    RULE_ACTIONS,
+    SCOPES,
     Address,
     DesiredSet,
     Item,
@@ -56,6 +59,9 @@ from netd.vmac import Vmac, VmacManager, vmac_mac, vmac_name
 
 __all__ = [
     "NETD_PROTO",
+    "ROUTE_TYPES",
+    "RULE_ACTIONS",
+    "SCOPES",
     "Action",
     "AddrEvent",
     "Address",
