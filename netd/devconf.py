@@ -14,6 +14,7 @@ kernel state through netlink only. Every change is logged with the old and new v
 
 from __future__ import annotations
 
+import json
 import socket
 import struct
 from collections.abc import Mapping
@@ -62,6 +63,7 @@ VMAC_SETTINGS: Final[Mapping[str, int]] = {
 }
 BASE_SETTINGS: Final[Mapping[str, int]] = {"arp_ignore": 1, "arp_filter": 1}
 
+DEVCONF_FILE: Final = "netd-devconf.json"
 RTM_SETLINK: Final = 19
 IFLA_AF_SPEC: Final = 26
 IFLA_INET_CONF: Final = 1
@@ -103,13 +105,33 @@ class DevconfGuard:
     """Applies settings, remembering the originals so :meth:`restore` can put them back.
 
     Reference-counted per interface: a base interface shared by several VMACs is restored
-    only when the last of them releases it.
+    only when the last of them releases it. The originals are kept in
+    ``<state_dir>/netd-devconf.json`` when the kernel adapter has a state directory, so a
+    netd restarted after a crash still restores the operator's values, not its own.
     """
 
     def __init__(self, kernel: KernelAdapter) -> None:
         self._k = kernel
-        self._originals: dict[str, dict[str, int]] = {}
+        self._path = kernel.state_dir / DEVCONF_FILE if kernel.state_dir is not None else None
+        self._originals: dict[str, dict[str, int]] = self._load()
         self._refs: dict[str, int] = {}
+
+    def _load(self) -> dict[str, dict[str, int]]:
+        if self._path is None or not self._path.exists():
+            return {}
+        try:
+            data = json.loads(self._path.read_text(encoding="utf-8"))
+            return {str(i): {str(k): int(v) for k, v in kv.items()} for i, kv in data.items()}
+        except (OSError, ValueError, AttributeError, TypeError) as exc:
+            log.warning("netd.devconf.state_unreadable", path=str(self._path), error=str(exc))
+            return {}
+
+    def _save(self) -> None:
+        if self._path is None:
+            return
+        tmp = self._path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self._originals), encoding="utf-8")
+        tmp.replace(self._path)
 
     def apply(self, ifname: str, values: Mapping[str, int]) -> None:
         current = read_ipv4_conf(self._k, ifname)
@@ -118,6 +140,7 @@ class DevconfGuard:
         for k in values:
             saved.setdefault(k, current[k])
         self._refs[ifname] = self._refs.get(ifname, 0) + 1
+        self._save()
         if changes:
             write_ipv4_conf(self._k, ifname, changes)
             for k, v in changes.items():
@@ -133,6 +156,7 @@ class DevconfGuard:
             return
         self._refs.pop(ifname, None)
         saved = self._originals.pop(ifname, {})
+        self._save()
         if saved:
             try:
                 write_ipv4_conf(self._k, ifname, saved)
@@ -146,8 +170,10 @@ class DevconfGuard:
         """The interface is gone (e.g. a deleted VMAC): nothing to restore."""
         self._refs.pop(ifname, None)
         self._originals.pop(ifname, None)
+        self._save()
 
     def restore_all(self) -> None:
-        for ifname in list(self._refs):
+        """Restore everything remembered, including what a previous (crashed) run saved."""
+        for ifname in list(self._originals):
             self._refs[ifname] = 1
             self.release(ifname)

@@ -181,6 +181,11 @@ class KernelAdapter:
         self.close()
 
     @property
+    def state_dir(self) -> Path | None:
+        """The runtime directory for netd's state files (None: keep nothing on disk)."""
+        return self._state_path.parent if self._state_path is not None else None
+
+    @property
     def batch(self) -> NetlinkBatch:
         """The pipelined netlink socket (hand-encoded requests from other netd modules)."""
         return self._batch

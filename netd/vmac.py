@@ -161,7 +161,7 @@ class VmacManager:
             )
             self.remove(name)
         try:
-            base_index = self._k.ifindex(base)
+            base_index = self._k.ifindex_fresh(base)
         except KernelError as exc:
             raise VmacError(
                 f"create {name} on {base}", exc.code, exc.errno_name, exc.reason

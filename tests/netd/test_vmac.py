@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -134,3 +135,23 @@ def test_ipv6_forwarding_is_read_per_interface(node: Node, mgr: VmacManager) -> 
     assert ipv6_forwarding(kernel, "eth0") is False
     node.sysctl("net.ipv6.conf.eth0.forwarding", "1")
     assert ipv6_forwarding(kernel, "eth0") is True
+
+
+def test_originals_survive_a_crash_and_are_restored_by_the_next_run(
+    node: Node, tmp_path: Path
+) -> None:
+    with node.inside():
+        first = KernelAdapter(state_dir=tmp_path)
+    VmacManager(first).ensure("eth0", 51)
+    first.close()  # crash: nothing restored
+    assert node.sysctl("net.ipv4.conf.eth0.arp_filter") == "1"
+    with node.inside():
+        second = KernelAdapter(state_dir=tmp_path)
+    try:
+        mgr = VmacManager(second)
+        mgr.ensure("eth0", 51)  # adopt the existing VMAC
+        mgr.restore_interfaces()
+        assert node.sysctl("net.ipv4.conf.eth0.arp_filter") == "0"  # the true original
+        assert node.sysctl("net.ipv4.conf.eth0.arp_ignore") == "0"
+    finally:
+        second.close()
