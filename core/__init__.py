@@ -1,9 +1,19 @@
 """core: keepalived.conf language, typed config model, checks, printer, wire codec, diff."""
 
-from core.api import LoadResult, load, loads
+from core.api import (
+    EXIT_CANNOT_RUN,
+    EXIT_ERRORS,
+    EXIT_OK,
+    EXIT_SCRIPT_SECURITY,
+    LoadResult,
+    load,
+    loads,
+)
 from core.checks import check
 from core.diff import ConfigDiff, SectionDiff, diff
+from core.election import election_lint
 from core.errors import CoreError, WireFormatError
+from core.ifcheck import system_interfaces
 from core.model import (
     Address,
     Authentication,
@@ -40,6 +50,10 @@ from core.scriptcheck import ScriptEnv
 from core.wire import config_hash, from_wire, part_from_wire, part_to_wire, to_wire
 
 __all__ = [
+    "EXIT_CANNOT_RUN",
+    "EXIT_ERRORS",
+    "EXIT_OK",
+    "EXIT_SCRIPT_SECURITY",
     "Address",
     "Authentication",
     "BfdInstance",
@@ -80,6 +94,7 @@ __all__ = [
     "check",
     "config_hash",
     "diff",
+    "election_lint",
     "format_problem",
     "from_wire",
     "load",
@@ -87,5 +102,6 @@ __all__ = [
     "part_from_wire",
     "part_to_wire",
     "render",
+    "system_interfaces",
     "to_wire",
 ]

@@ -10,10 +10,12 @@ import ipaddress
 from collections import Counter, defaultdict
 from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 from core.model import Config, SyncGroup, TrackRef, VrrpInstance
-from core.problems import Location, Problem, Severity
+from core.problems import Location, Problem, Severity, find_location
+
+T = TypeVar("T")
 
 
 class _Report:
@@ -24,12 +26,7 @@ class _Report:
     def __call__(
         self, severity: Severity, code: str, message: str, text: str = "", at: tuple[str, ...] = ()
     ) -> None:
-        loc = None
-        while at and loc is None:
-            loc = self.locs.get(at)
-            at = at[:-1]
-        if loc is None:
-            loc = Location("<config>", 0, 0)
+        loc = find_location(self.locs, at)
         self.problems.append(Problem(severity, code, message, loc.file, loc.line, loc.col, text))
 
 
@@ -37,6 +34,17 @@ def effective_version(config: Config, inst: VrrpInstance) -> int:
     if inst.family == 6:
         return 3
     return inst.version if inst.version is not None else config.global_defs.vrrp_version
+
+
+def _first_of_each(items: tuple[T, ...]) -> tuple[T, ...]:
+    seen: set[str] = set()
+    out = []
+    for item in items:
+        name = getattr(item, "name")  # noqa: B009 - every named block has a name
+        if name not in seen:
+            seen.add(name)
+            out.append(item)
+    return tuple(out)
 
 
 def _dups(names: list[str]) -> list[str]:
@@ -66,6 +74,17 @@ def check(
                 at=(what, d),
             )
 
+    config = replace(
+        config,
+        instances=_first_of_each(config.instances),
+        vrrp_scripts=_first_of_each(config.vrrp_scripts),
+        track_files=_first_of_each(config.track_files),
+        track_processes=_first_of_each(config.track_processes),
+        sync_groups=_first_of_each(config.sync_groups),
+        bfd_instances=_first_of_each(config.bfd_instances),
+        virtual_server_groups=_first_of_each(config.virtual_server_groups),
+        virtual_servers=_first_of_each(config.virtual_servers),
+    )
     scripts = []
     for s in config.vrrp_scripts:
         if s.script is None:
@@ -181,6 +200,13 @@ def check(
         groups.append(
             replace(g, group=tuple(members), **fix_tracks(g.name, g, ("vrrp_sync_group", g.name)))
         )
+    group_by_name = {g.name: g for g in groups}
+    instances = [
+        _sync_member_weights(config, i, group_by_name[member_of[i.name]], r)
+        if member_of.get(i.name) in group_by_name
+        else i
+        for i in instances
+    ]
     for s in scripts:
         if s.name not in used_scripts:
             r(
@@ -193,6 +219,15 @@ def check(
 
     _check_vrids(instances, r)
 
+    for idx, rule in enumerate(config.static_rules):
+        if rule.preference is None:
+            r(
+                "warning",
+                "rule-no-preference",
+                "static rule has no preference specified; keepalived assigns one",
+                str(rule.from_ or rule.to or ""),
+                at=("static_rules", f"#{idx}"),
+            )
     vsg_names = {g.name for g in config.virtual_server_groups}
     for vs in config.virtual_servers:
         if vs.fwmark is not None and vs.protocol is not None:
@@ -210,6 +245,14 @@ def check(
                 "unknown-vsg",
                 f"virtual_server_group {vs.group} does not exist",
                 vs.group,
+                at=("virtual_server", vs.name),
+            )
+        if not vs.real_servers:
+            r(
+                "error",
+                "no-real-servers",
+                f"Virtual server {vs.name} has no real servers - ignoring",
+                vs.name,
                 at=("virtual_server", vs.name),
             )
         for rs in vs.real_servers:
@@ -256,6 +299,17 @@ def _check_instance(
     n = inst.name
     inst_at = ("vrrp_instance", n)
     changes: dict[str, Any] = fix_tracks(n, inst, inst_at)
+    if inst.interface is not None and any(t.name == inst.interface for t in inst.track_interface):
+        r(
+            "error",
+            "track-own-interface",
+            f"({n}) Ignoring track_interface {inst.interface} since own interface",
+            inst.interface,
+            at=(*inst_at, "track_interface"),
+        )
+        changes["track_interface"] = tuple(
+            t for t in inst.track_interface if t.name != inst.interface
+        )
     if inst.virtual_router_id is None:
         r("error", "missing-vrid", f"({n}) the virtual router id must be set", n, at=inst_at)
     if inst.interface is None and inst.unicast_src_ip is None:
@@ -303,15 +357,36 @@ def _check_instance(
             at=(*inst_at, "nopreempt"),
         )
         changes["nopreempt"] = False
-    if inst.preempt_delay and (inst.nopreempt or inst.state == "MASTER"):
-        r(
-            "warning",
-            "preempt-delay-ignored",
-            f"({n}) preempt_delay has no effect with nopreempt or state MASTER",
-            "preempt_delay",
-            at=(*inst_at, "preempt_delay"),
+    strict = inst.strict_mode if inst.strict_mode is not None else config.global_defs.vrrp_strict
+    if inst.preempt_delay:
+        why = (
+            "nopreempt"
+            if changes.get("nopreempt", inst.nopreempt)
+            else "initial state MASTER"
+            if inst.state == "MASTER"
+            else "strict mode"
+            if strict
+            else None
         )
-    auth = inst.authentication
+        if why:
+            r(
+                "error",
+                "preempt-delay-ignored",
+                f"({n}) preempt_delay is incompatible with {why} - resetting",
+                "preempt_delay",
+                at=(*inst_at, "preempt_delay"),
+            )
+            changes["preempt_delay"] = 0.0
+    if strict and inst.authentication is not None:
+        r(
+            "error",
+            "strict-auth",
+            f"({n}) Strict mode does not support authentication. Ignoring.",
+            "authentication",
+            at=(*inst_at, "authentication"),
+        )
+        changes["authentication"] = None
+    auth = changes.get("authentication", inst.authentication)
     if auth is not None:
         if version == 3:
             r(
@@ -374,13 +449,22 @@ def _check_instance(
             changes["advert_int"] = round(adv * 100) / 100
     weighted = [w for w in _weights(config, inst, changes) if w]
     if weighted and inst.effective_priority == 255:
-        r(
-            "warning",
-            "weight-owner",
-            f"({n}) tracking weights have no effect on an address owner (priority 255)",
-            n,
-            at=inst_at,
-        )
+        for field in ("track_interface", "track_script", "track_file", "track_process"):
+            kept = []
+            for ref in changes.get(field, getattr(inst, field)):
+                if tracker_weight(config, field, ref):
+                    r(
+                        "error",
+                        "weight-owner",
+                        f"({n}) ignoring {ref.name} ({field}) due to address owner: "
+                        "tracking weights cannot change priority 255",
+                        ref.name,
+                        at=(*inst_at, field),
+                    )
+                    continue
+                kept.append(ref)
+            changes[field] = tuple(kept)
+        weighted = []
     if weighted and inst.nopreempt and all(w > 0 for w in weighted):
         r(
             "warning",
@@ -399,24 +483,32 @@ def _check_instance(
             d,
             at=(*inst_at, "unicast_peer"),
         )
-    for route in inst.virtual_routes:
+    for idx, route in enumerate(inst.virtual_routes):
         if route.dev is None and not route.no_track:
             r(
                 "error",
                 "route-no-dev",
-                f"({n}) Warning - cannot track route {route.dest} "
-                f"with no interface specified, not tracking",
+                f"({n}) cannot track route {route.dest} with no interface specified "
+                "(add 'dev IF', or 'no_track'); keepalived will not track it",
                 route.dest,
-                at=(*inst_at, "virtual_routes"),
+                at=(*inst_at, "virtual_routes", f"#{idx}"),
             )
-    for rule in (*inst.virtual_rules,):
+    if inst.native_ipv6 and any(a.family == 4 for a in inst.virtual_ipaddress):
+        r(
+            "error",
+            "native-ipv6-v4",
+            f"({n}) Cannot specify native_ipv6 with IPv4 addresses",
+            "native_ipv6",
+            at=(*inst_at, "native_ipv6"),
+        )
+    for idx, rule in enumerate(inst.virtual_rules):
         if rule.preference is None:
             r(
                 "warning",
                 "rule-no-preference",
                 f"({n}) Rule has no preference specified; keepalived assigns one",
                 str(rule.from_ or rule.to),
-                at=(*inst_at, "virtual_rules"),
+                at=(*inst_at, "virtual_rules", f"#{idx}"),
             )
     if inst.use_vmac is not None and inst.unicast_peer and not inst.vmac_xmit_base:
         r(
@@ -460,16 +552,53 @@ def _check_vrids(instances: list[VrrpInstance], r: _Report) -> None:
         by_key[key].append(i.name)
 
 
+def tracker_weight(config: Config, field: str, ref: TrackRef) -> int:
+    """The weight a tracker applies: its own, else the tracked object's (interfaces: 0)."""
+    if ref.weight is not None:
+        return ref.weight
+    objs: tuple[Any, ...] = {
+        "track_script": config.vrrp_scripts,
+        "track_file": config.track_files,
+        "track_process": config.track_processes,
+    }.get(field, ())
+    return next((int(o.weight) for o in objs if o.name == ref.name), 0)
+
+
+_TRACK_FIELDS = ("track_interface", "track_script", "track_file", "track_process")
+
+
 def _weights(config: Config, inst: VrrpInstance, changes: dict[str, Any]) -> list[int]:
-    """The weight each tracker of `inst` applies (a ref without weight uses its object's)."""
-    own = {
-        "track_script": {s.name: s.weight for s in config.vrrp_scripts},
-        "track_file": {f.name: f.weight for f in config.track_files},
-        "track_process": {p.name: p.weight for p in config.track_processes},
-        "track_interface": {},
-    }
-    out = []
-    for field, table in own.items():
-        for ref in changes.get(field, getattr(inst, field)):
-            out.append(ref.weight if ref.weight is not None else table.get(ref.name, 0))
-    return out
+    """The weight each tracker of `inst` applies."""
+    return [
+        tracker_weight(config, field, ref)
+        for field in _TRACK_FIELDS
+        for ref in changes.get(field, getattr(inst, field))
+    ]
+
+
+def _sync_member_weights(
+    config: Config, inst: VrrpInstance, group: SyncGroup, r: _Report
+) -> VrrpInstance:
+    """keepalived zeroes the tracker weights of sync-group members unless the group allows them."""
+    if group.sync_group_tracking_weight or group.global_tracking:
+        return inst
+    changes: dict[str, Any] = {}
+    for field in _TRACK_FIELDS:
+        refs = getattr(inst, field)
+        new = []
+        for ref in refs:
+            if tracker_weight(config, field, ref):
+                r(
+                    "error",
+                    "sync-group-weight",
+                    f"({inst.name}) ignoring {ref.name} tracked weight due to SYNC group "
+                    f"{group.name} (set sync_group_tracking_weight in the group to allow it)",
+                    ref.name,
+                    at=("vrrp_instance", inst.name, field),
+                )
+                new.append(replace(ref, weight=0, reverse=False))
+            else:
+                new.append(ref)
+        if new != list(refs):
+            changes[field] = tuple(new)
+    return replace(inst, **changes) if changes else inst

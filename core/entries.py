@@ -359,7 +359,10 @@ def parse_rule(words: list[Token], ctx: Ctx) -> Rule:
         else:
             ctx.report("error", "unknown-entry", f"unknown rule option '{w}' - ignoring", tok)
             i += 1
-    return Rule(options=tuple(options), **vals)  # type: ignore[arg-type]
+    rule = Rule(options=tuple(options), **vals)  # type: ignore[arg-type]
+    if rule == Rule():
+        raise ArgError("rule has no selector or action", words[0])
+    return rule
 
 
 def render_rule(r: Rule) -> str:

@@ -231,7 +231,10 @@ GLOBAL_DEFS = BlockSchema(
         K("fifo_write_vrrp_states_on_reload", BOOL),
         K("lvs_flush", BOOL),
         K("max_auto_priority", OptInt(0, -1, 99)),
-        *[Raw(n, 0, None, None, _DEPRECATED_GLOBAL.get(n)) for n in _GLOBAL_RAW],
+        *[
+            Raw(n, 0, None, None, _DEPRECATED_GLOBAL.get(n), deprecated_fails=False)
+            for n in _GLOBAL_RAW
+        ],
     ],
 )
 
@@ -454,7 +457,7 @@ VRRP_INSTANCE = BlockSchema(
         K("no_accept", Const(False), "accept"),
         K("v3_checksum_as_v2", BOOL),
         K("promote_secondaries", BOOL),
-        K("native_ipv6", BOOL, deprecated="an IPv6 virtual_ipaddress"),
+        K("native_ipv6", BOOL, deprecated="an IPv6 virtual_ipaddress", deprecated_fails=False),
         Raw("use_ipvlan", 0, None),
         Raw("auth_hmac", 0, 0, True),
         Raw("garp_extra_if", 1, 2),
@@ -563,7 +566,11 @@ CHECKERS: dict[str, BlockSchema] = {
     "SMTP_CHECK": BlockSchema(
         "SMTP_CHECK",
         Checker,
-        [*_CHECK_COMMON, K("helo_name", Str()), Raw("host", 0, 0, True, "connect_ip")],
+        [
+            *_CHECK_COMMON,
+            K("helo_name", Str()),
+            Raw("host", 0, 0, True, "connect_ip", deprecated_fails=False),
+        ],
     ),
     "DNS_CHECK": BlockSchema(
         "DNS_CHECK",
@@ -853,6 +860,7 @@ ROOT = BlockSchema(
             mode="append",
             canonical=False,
             deprecated="track_file",
+            deprecated_fails=False,
         ),
         K(
             "bfd_instance",
@@ -896,3 +904,14 @@ SCHEMAS: dict[str, BlockSchema] = {
         *CHECKERS.values(),
     )
 }
+
+
+def _known_in() -> dict[str, tuple[str, ...]]:
+    out: dict[str, list[str]] = {}
+    for key, schema in SCHEMAS.items():
+        for name in schema.names:
+            out.setdefault(name, []).append(key if key != "root" else "the top level")
+    return {k: tuple(v) for k, v in out.items()}
+
+
+KNOWN_IN = _known_in()

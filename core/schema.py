@@ -11,7 +11,7 @@ import dataclasses
 import difflib
 import ipaddress
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -41,6 +41,8 @@ class Ctx:
         # at the source although the model itself carries no locations.
         self.locs: dict[tuple[str, ...], Location] = {}
         self.owner: tuple[str, ...] = ()
+        # keyword -> blocks that accept it, to explain a keyword written in the wrong block.
+        self.known_in: Mapping[str, tuple[str, ...]] = {}
 
     def report(
         self,
@@ -441,6 +443,9 @@ class EntryList:
             if child.children is not None:
                 ctx.report("error", "unexpected-brace", "Unexpected '{' - ignoring", child.words[0])
                 continue
+            # Entries are addressed by their index in the model so checks can point at the
+            # exact line.
+            ctx.locs.setdefault((*ctx.owner, node.keyword, f"#{len(out)}"), child.loc)
             try:
                 out.append(self.parse_entry(child.words, ctx))
             except ArgError as exc:
@@ -474,6 +479,9 @@ class Kw:
     canonical: bool = True
     implemented: bool = True
     deprecated: str | None = None  # the replacement keyword to suggest
+    # keepalived 2.2.7 -t fails on this deprecated keyword (it logs a config error), or accepts
+    # it silently as a synonym; the problem code differs so exit codes can match.
+    deprecated_fails: bool = True
 
 
 def K(  # noqa: N802 - a short constructor keeps the keyword tables readable
@@ -485,9 +493,10 @@ def K(  # noqa: N802 - a short constructor keeps the keyword tables readable
     canonical: bool = True,
     implemented: bool = True,
     deprecated: str | None = None,
+    deprecated_fails: bool = True,
 ) -> Kw:
     fields = (field,) if isinstance(field, str) else (field or (name,))
-    return Kw(name, fields, vtype, mode, canonical, implemented, deprecated)
+    return Kw(name, fields, vtype, mode, canonical, implemented, deprecated, deprecated_fails)
 
 
 @dataclass(frozen=True)
@@ -500,6 +509,7 @@ class Raw:
     block: bool | None = False  # None: block optional
     deprecated: str | None = None
     quiet: bool = False  # compat no-op keywords that need no report
+    deprecated_fails: bool = True
 
 
 class BlockSchema:
@@ -538,6 +548,10 @@ def parse_block(
         if kw is None and raw is None:
             hint = schema.hint(word)
             where = f" in {schema.name}" if schema.name else ""
+            homes = [h for h in ctx.known_in.get(word, ()) if h != schema.name]
+            if homes:
+                where += f" (it belongs in {' or '.join(homes)})"
+                hint = None
             ctx.report(
                 "error",
                 "unknown-keyword",
@@ -546,11 +560,13 @@ def parse_block(
                 hint=hint,
             )
             continue
-        deprecated = kw.deprecated if kw else raw.deprecated if raw else None
+        spec = kw or raw
+        assert spec is not None
+        deprecated = spec.deprecated
         if deprecated:
             ctx.report(
                 "warning",
-                "deprecated",
+                "deprecated" if spec.deprecated_fails else "deprecated-synonym",
                 f"'{word}' is deprecated; use '{deprecated}'",
                 node.words[0],
             )

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 from core.model import Config, Script, UserGroup
-from core.problems import Location, Problem
+from core.problems import Location, Problem, find_location
 
 SECURITY_CODE = "script-security"
 _SHELL_CHARS = set("<>|&;$`()*?[]{}~")
@@ -118,11 +118,7 @@ def check_scripts(
     problems: list[Problem] = []
 
     def add(severity: str, code: str, msg: str, at: tuple[str, ...], text: str) -> None:
-        loc = None
-        while at and loc is None:
-            loc = locs.get(at)
-            at = at[:-1]
-        loc = loc or Location("<config>", 0, 0)
+        loc = find_location(locs, at)
         problems.append(Problem(severity, code, msg, loc.file, loc.line, loc.col, text))  # type: ignore[arg-type]
 
     g = config.global_defs
@@ -134,6 +130,16 @@ def check_scripts(
         cmd = argv[0]
         if any(c in _SHELL_CHARS for c in cmd):
             # keepalived hands such commands to the shell; it does not look them up.
+            continue
+        if use.user is not None and not env.user_exists(use.user.user):
+            # keepalived disables a script whose user does not exist, without failing -t.
+            add(
+                "warning",
+                "script-user-missing",
+                f"user '{use.user.user}' for script {cmd} does not exist - script disabled",
+                use.at,
+                use.user.user,
+            )
             continue
         path = env.which(cmd)
         if path is None:
