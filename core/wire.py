@@ -151,7 +151,7 @@ def _canonical(value: Any) -> Any:
 
 def part_to_wire(part: Any) -> Any:
     """One model object (an Address, a Route, a TrackRef...) as plain msgpack-able data."""
-    return _encode(part)
+    return _encode(part, False)
 
 
 def part_from_wire(cls: type[Any], value: Any) -> Any:
