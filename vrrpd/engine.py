@@ -24,7 +24,7 @@ import structlog
 
 from bus import Component
 from bus.envelope import Event as BusEvent
-from core import WireFormatError, from_wire
+from core import Script, WireFormatError, from_wire
 from vrrpd import notify
 from vrrpd.links import Link
 from vrrpd.machine import (
@@ -313,6 +313,7 @@ class Runner:
             self.engine.notifier.submit(
                 notify.jobs_for(self.name, self.plan.notify, state, action.priority)
             )
+            self.engine.fifo_write(notify.fifo_line(self.name, state, action.priority))
 
     def close(self) -> None:
         self.engine.timers.cancel_instance(self.name)
@@ -331,6 +332,7 @@ class Engine:
         self.by_vrid: dict[tuple[str, int, int], Runner] = {}
         self.health: dict[str, tuple[float, Mapping[str, Any]]] = {}
         self.config_hash: str | None = None
+        self.fifo: notify.NotifyFifo | None = None
         self.stopping = False
         self._stale_logged: set[str] = set()
 
@@ -377,6 +379,7 @@ class Engine:
             return
         config = from_wire(body["model"])
         new_plans = {p.name: p for p in plan(config)}
+        self._open_fifo(config.global_defs.vrrp_notify_fifo or config.global_defs.notify_fifo)
         now = self.now()
         for name, runner in list(self.runners.items()):
             new = new_plans.get(name)
@@ -397,6 +400,23 @@ class Engine:
         self.config_hash = digest
         log.info("vrrpd.config", generation=body["generation"], instances=len(new_plans))
         self._start_pending(now)
+
+    def _open_fifo(self, script: Script | None) -> None:
+        path = script.command if script else None
+        if self.fifo is not None and self.fifo.path == path:
+            return
+        if self.fifo is not None:
+            self.fifo.close()
+            self.fifo = None
+        if path:
+            try:
+                self.fifo = notify.NotifyFifo(path)
+            except OSError as exc:
+                log.error("vrrpd.notify_fifo.failed", path=path, reason=str(exc))
+
+    def fifo_write(self, line: str) -> None:
+        if self.fifo is not None:
+            self.fifo.write(line)
 
     def _start_pending(self, now: float) -> None:
         for name, p in self.plans.items():
@@ -575,6 +595,8 @@ class Engine:
             self._stop_runner(name, now, reason="daemon stopping")
         await self.notifier.drain(notify.STOP_TIMEOUT + 0.5)
         await self.notifier.close()
+        if self.fifo is not None:
+            self.fifo.close()
         self.timers.close()
         for receiver in self.receivers.values():
             with contextlib.suppress(ValueError, OSError):
