@@ -52,6 +52,7 @@ from vrrpd.packet import Advert, ChecksumForm, IPAddress, PreparedAdvert, prepar
 from vrrpd.plan import InstancePlan, plan
 from vrrpd.priority import Tracker, TrackerKind, evaluate
 from vrrpd.sockets import Datagram, Receiver, Sender, SocketError
+from vrrpd.syncgroup import GroupNotify, SyncGroup
 from vrrpd.timers import TimerHeap
 from vrrpd.validate import Accepted, Drop, Expectations, ReceiveCounters, validate
 
@@ -87,6 +88,7 @@ class Runner:
         self.faults: frozenset[str] = frozenset()
         self.last_peer_addresses: dict[IPAddress, tuple[IPAddress, ...]] = {}
         self.last_transition: dict[str, Any] = {}
+        self.group: SyncGroup | None = None
         self._published: tuple[State, int, IPAddress | None] | None = None
         self._drop_logged: dict[str, float] = {}
 
@@ -158,7 +160,24 @@ class Runner:
     # ---- inputs ------------------------------------------------------------------------------
 
     def feed(self, event: Event, now: float) -> None:
-        self.execute(self.machine.handle(event, now), now)
+        if self.group is None:
+            self.execute(self.machine.handle(event, now), now)
+            self.after_actions()
+            return
+        # A sync group member: the group decides, and its actions may belong to any member.
+        by_member: dict[str, list[Action]] = {}
+        for member, action in self.group.handle(self.name, event, now):
+            if isinstance(action, GroupNotify):
+                self.engine.group_notify(action)
+            else:
+                by_member.setdefault(member, []).append(action)
+        for member, actions in by_member.items():
+            runner = self.engine.runners.get(member)
+            if runner is not None:
+                runner.execute(actions, now)
+                runner.after_actions()
+
+    def after_actions(self) -> None:
         m = self.machine
         if (m.state, m.priority, m.master_peer) != self._published:
             self.publish_state()
@@ -333,6 +352,8 @@ class Engine:
         self.health: dict[str, tuple[float, Mapping[str, Any]]] = {}
         self.config_hash: str | None = None
         self.fifo: notify.NotifyFifo | None = None
+        self.groups: dict[str, SyncGroup] = {}
+        self.group_scripts: dict[str, dict[str, str]] = {}
         self.stopping = False
         self._stale_logged: set[str] = set()
 
@@ -380,6 +401,14 @@ class Engine:
         config = from_wire(body["model"])
         new_plans = {p.name: p for p in plan(config)}
         self._open_fifo(config.global_defs.vrrp_notify_fifo or config.global_defs.notify_fifo)
+        self.group_scripts = {
+            g.name: {
+                k: s.command
+                for k in ("notify_master", "notify_backup", "notify_fault", "notify_stop", "notify")
+                if (s := getattr(g, k)) is not None
+            }
+            for g in config.sync_groups
+        }
         now = self.now()
         for name, runner in list(self.runners.items()):
             new = new_plans.get(name)
@@ -454,6 +483,36 @@ class Engine:
             self._refresh_trackers(runner)
             runner.feed(Startup(), now)
             runner.trackers_changed(now)
+        self._form_groups()
+
+    def _form_groups(self) -> None:
+        """A sync group starts coordinating once every member instance is running."""
+        members: dict[str, list[Runner]] = {}
+        for runner in self.runners.values():
+            if runner.plan.sync_group:
+                members.setdefault(runner.plan.sync_group, []).append(runner)
+        for name, runners in members.items():
+            wanted = {p.name for p in self.plans.values() if p.sync_group == name}
+            if name in self.groups or {r.name for r in runners} != wanted:
+                continue
+            group = SyncGroup(name, {r.name: r.machine for r in runners})
+            self.groups[name] = group
+            for r in runners:
+                r.group = group
+            log.info("vrrpd.sync_group.formed", group=name, members=sorted(wanted))
+
+    def group_notify(self, action: GroupNotify) -> None:
+        state = "STOP" if self.stopping else action.new.value
+        log.info(
+            "vrrp.sync_group",
+            group=action.group,
+            old=action.old.value,
+            new=state,
+            member=action.member,
+        )
+        scripts = self.group_scripts.get(action.group, {})
+        self.notifier.submit(notify.jobs_for(action.group, scripts, state, 0, scope="GROUP"))
+        self.fifo_write(f'GROUP "{action.group}" {state} 0\n')
 
     def _make_runner(self, p: InstancePlan, link: Link, primary: IPAddress) -> Runner:
         key = (p.family, p.interface)
@@ -470,7 +529,14 @@ class Engine:
         return Runner(self, p, link, primary, sender)
 
     def _stop_runner(self, name: str, now: float, reason: str) -> None:
-        runner = self.runners.pop(name)
+        runner = self.runners[name]
+        if runner.group is not None:
+            # Members leave together; the group re-forms from the new plans.
+            group = self.groups.pop(runner.group.name, None)
+            for other in self.runners.values():
+                if other.group is group:
+                    other.group = None
+        del self.runners[name]
         runner.feed(Shutdown(reason), now)
         runner.close()
         self.by_vrid.pop((runner.plan.interface, runner.plan.family, runner.plan.vrid), None)

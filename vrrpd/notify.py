@@ -33,8 +33,13 @@ class Job:
     timeout: float
 
 
-def jobs_for(instance: str, scripts: dict[str, str], state: str, priority: int) -> list[Job]:
-    """The per-state script, then the generic one with keepalived's four extra arguments."""
+def jobs_for(
+    instance: str, scripts: dict[str, str], state: str, priority: int, scope: str = "INSTANCE"
+) -> list[Job]:
+    """The per-state script, then the generic one with keepalived's four extra arguments.
+
+    ``scope`` is ``INSTANCE`` or, for a sync group's own scripts, ``GROUP`` (priority 0).
+    """
     jobs: list[Job] = []
     timeout = STOP_TIMEOUT if state == "STOP" else NOTIFY_TIMEOUT
     specific = scripts.get(f"notify_{state.lower()}")
@@ -42,7 +47,7 @@ def jobs_for(instance: str, scripts: dict[str, str], state: str, priority: int) 
         jobs.append(Job(instance, f"notify_{state.lower()}", tuple(shlex.split(specific)), timeout))
     generic = scripts.get("notify")
     if generic:
-        argv = (*shlex.split(generic), "INSTANCE", instance, state, str(priority))
+        argv = (*shlex.split(generic), scope, instance, state, str(priority))
         jobs.append(Job(instance, "notify", argv, timeout))
     return jobs
 
