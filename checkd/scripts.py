@@ -120,7 +120,10 @@ async def run_once(
     timed_out = False
     try:
         try:
-            await asyncio.wait_for(proc.wait(), timeout)
+            # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation that
+            # races with the process exiting, which would make the check uncancellable.
+            async with asyncio.timeout(timeout):
+                await proc.wait()
         except TimeoutError:
             timed_out = True
             log.warning(
@@ -163,7 +166,8 @@ async def _kill_group(proc: asyncio.subprocess.Process, grace: float) -> None:
     """SIGTERM the group, SIGKILL it if the leader is not gone within ``grace``."""
     _signal_group(proc.pid, signal.SIGTERM)
     try:
-        await asyncio.wait_for(asyncio.shield(proc.wait()), grace)
+        async with asyncio.timeout(grace):
+            await proc.wait()
     except TimeoutError:
         log.warning("checkd.script.kill", pgid=proc.pid, signal="SIGKILL", after=grace)
     # Children that ignored SIGTERM die with the group even when the leader already exited.

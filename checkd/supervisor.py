@@ -28,6 +28,8 @@ log = structlog.get_logger(__name__)
 Publish = Callable[[str, dict[str, Any]], None]
 Forget = Callable[[str], None]
 
+STOP_RETRY = 1.0
+
 
 class Check(Protocol):
     last: Verdict | None
@@ -143,6 +145,11 @@ class CheckSet:
         running = self._running.pop(name, None)
         if running is None:
             return
-        running.task.cancel()
+        task = running.task
+        # Re-cancel until done: a cancellation racing with a script's exit can be absorbed by
+        # library code, and a check that outlives its removal would publish forever.
+        while not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=STOP_RETRY)
         with contextlib.suppress(asyncio.CancelledError):
-            await running.task
+            await task
