@@ -73,10 +73,8 @@ class Published:
         self.forgotten.append(topic)
 
     def last(self, topic: str) -> dict[str, Any] | None:
-        for t, body in reversed(self.events):
-            if t == topic:
-                return body
-        return None
+        bodies = self.of(topic)
+        return bodies[-1] if bodies else None
 
     def of(self, topic: str) -> list[dict[str, Any]]:
         return [body for t, body in self.events if t == topic]

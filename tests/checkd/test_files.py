@@ -84,13 +84,14 @@ def test_file_check_follows_changes(tmp_path: Path) -> None:
             assert (rec.last.value, rec.last.ok) == (0, True)
             path.write_text("20\n")
             await until(lambda: rec.last.value == 20, 2, "value 20")
-            assert rec.last.ok
+            assert rec.last.ok is True
             # Replaced by rename (how config tools write files): a new inode is noticed.
             tmp = tmp_path / "prio.new"
             tmp.write_text("-254\n")
             os.replace(tmp, path)
             await until(lambda: rec.last.value == -254, 2, "value -254")
-            assert not rec.last.ok and rec.last.kind == "file"
+            last = rec.last
+            assert not last.ok and last.kind == "file"
             path.unlink()
             await until(lambda: rec.last.value == 0, 2, "missing file reads as 0")
             assert "missing" in rec.last.reason

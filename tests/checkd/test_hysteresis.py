@@ -80,19 +80,27 @@ def test_resumed_keeps_the_verdict(rise: int, fall: int, ok: bool) -> None:
         assert rf.ok  # resumed at the top: a single failure after a reload does not flip
 
 
+def value(d: Debounce) -> bool | None:
+    return d.value
+
+
 def test_debounce_holds_changes_for_their_delay() -> None:
     d = Debounce(rise_delay=2.0, fall_delay=5.0)
-    assert d.update(False, 0.0) and d.value is False  # first observation taken as is
-    assert not d.update(True, 1.0) and d.value is False
+    assert d.update(False, 0.0)
+    assert value(d) is False  # first observation taken as is
+    assert not d.update(True, 1.0)
+    assert value(d) is False
     assert d.deadline() == 3.0
     assert not d.update(True, 2.9)
-    assert d.update(True, 3.0) and d.value is True
+    assert d.update(True, 3.0)
+    assert value(d) is True
     assert not d.update(False, 10.0)
     assert not d.update(True, 12.0)  # bounced back: pending change cancelled
     assert d.deadline() is None
     assert not d.update(False, 13.0)
     assert not d.update(False, 17.9)  # the fall delay restarted at 13.0
-    assert d.update(False, 18.0) and d.value is False
+    assert d.update(False, 18.0)
+    assert value(d) is False
 
 
 @given(

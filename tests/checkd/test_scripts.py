@@ -111,7 +111,7 @@ def test_rise_and_fall_with_a_flapping_script(tmp_path: Path) -> None:
     rec = Recorder()
 
     async def scenario() -> None:
-        check, task = _check(spec, rec)
+        _, task = _check(spec, rec)
         try:
             await until(lambda: len(rec.verdicts) >= 11, 10, "eleven runs")
         finally:
