@@ -7,7 +7,9 @@ through ``core.from_wire``/``core.to_wire`` when core provides them, so a malfor
 rejected by the same validator everywhere and missing fields get core's defaults.
 
 Like keepalived, only checks that something tracks are run ("script X is not used"); the
-names of the others are in ``Plan.unused`` so they can be logged, not silently dropped.
+names of the others are in ``Plan.unused`` so they can be logged, not silently dropped. A
+``vrrp_script`` without a ``script`` command is left to an external checker publishing
+``health.<name>`` itself (``Plan.external``): checkd neither runs nor publishes it.
 """
 
 from __future__ import annotations
@@ -78,6 +80,7 @@ class Plan:
     checks: tuple[Spec, ...] = ()
     unused: tuple[str, ...] = ()
     problems: tuple[str, ...] = ()  # checks that could not be planned, with why
+    external: tuple[str, ...] = ()  # vrrp_scripts without a command: fed by external checkers
 
     def by_name(self) -> dict[str, Spec]:
         return {spec.name: spec for spec in self.checks}
@@ -113,6 +116,7 @@ def plan_from_wire(model: Mapping[str, Any]) -> Plan:
     checks: list[Spec] = []
     unused: list[str] = []
     problems: list[str] = []
+    external: list[str] = []
     names: set[str] = set()
 
     def take(kind: str, item: Mapping[str, Any], build: Any) -> None:
@@ -122,6 +126,11 @@ def plan_from_wire(model: Mapping[str, Any]) -> Plan:
             return
         if name in names:
             problems.append(f"{kind} {name}: name already used by another check (health.{name})")
+            return
+        if kind == "script" and item.get("script") is None:
+            # No command: an external checker publishes health.<name> (docs/bus.md).
+            external.append(name)
+            names.add(name)
             return
         try:
             spec = build(name, item)
@@ -141,7 +150,7 @@ def plan_from_wire(model: Mapping[str, Any]) -> Plan:
         take("file", _map(item, "track_files[]"), _file)
     for item in _list(model.get("track_processes"), "track_processes"):
         take("process", _map(item, "track_processes[]"), _process)
-    return Plan(tuple(checks), tuple(unused), tuple(problems))
+    return Plan(tuple(checks), tuple(unused), tuple(problems), tuple(external))
 
 
 def _tracked(model: Mapping[str, Any]) -> dict[str, set[str]]:

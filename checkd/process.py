@@ -32,6 +32,8 @@ async def serve(comp: Component) -> None:
                 seen = body.get("hash")
                 for name in plan.unused:
                     log.warning("checkd.config.unused", check=name)
+                for name in plan.external:
+                    log.info("checkd.config.external", check=name, topic=f"health.{name}")
                 for problem in plan.problems:
                     log.error("checkd.config.problem", problem=problem)
                 await checks.apply(plan)

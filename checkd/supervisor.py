@@ -73,27 +73,28 @@ class CheckSet:
 
     async def apply(self, plan: Plan) -> None:
         wanted = plan.by_name()
-        for name in [n for n in self._running if n not in wanted]:
-            await self._stop(name)
+        removed = [n for n in self._running if n not in wanted]
+        changed = [
+            n for n, spec in wanted.items() if n in self._running and self._running[n].spec != spec
+        ]
+        previous = {n: self._running[n].check.last for n in changed}
+        # Stopped together: each may need a second to let its script go.
+        await self._stop(*removed, *changed)
+        for name in removed:
             self._published.pop(name, None)
             self._forget(topic(name))
             log.info("checkd.check.removed", name=name)
         for name, spec in wanted.items():
-            old = self._running.get(name)
-            if old is not None and old.spec == spec:
+            if name in self._running:
                 continue
-            previous: Verdict | None = None
-            if old is not None:
-                previous = old.check.last
-                await self._stop(name)
+            if name in previous:
                 log.info("checkd.check.changed", name=name, kind=spec.kind)
             else:
                 log.info("checkd.check.added", name=name, kind=spec.kind)
-            self._start(spec, previous)
+            self._start(spec, previous.get(name))
 
     async def stop_all(self) -> None:
-        for name in list(self._running):
-            await self._stop(name)
+        await self._stop(*self._running)
 
     def _start(self, spec: Spec, previous: Verdict | None) -> None:
         check = self._build(spec, previous)
@@ -141,15 +142,14 @@ class CheckSet:
         self._published[name] = body
         self._publish(topic(name), body)
 
-    async def _stop(self, name: str) -> None:
-        running = self._running.pop(name, None)
-        if running is None:
-            return
-        task = running.task
+    async def _stop(self, *names: str) -> None:
+        tasks = [r.task for r in (self._running.pop(n, None) for n in names) if r is not None]
         # Re-cancel until done: a cancellation racing with a script's exit can be absorbed by
         # library code, and a check that outlives its removal would publish forever.
-        while not task.done():
-            task.cancel()
-            await asyncio.wait({task}, timeout=STOP_RETRY)
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        while pending := [t for t in tasks if not t.done()]:
+            for task in pending:
+                task.cancel()
+            await asyncio.wait(pending, timeout=STOP_RETRY)
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task

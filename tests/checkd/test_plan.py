@@ -75,7 +75,6 @@ def test_script_user_precedence() -> None:
 def test_bad_checks_are_problems_not_crashes() -> None:
     m = wire.tracking_all(
         scripts=[
-            {"name": "nocmd", "script": None},
             wire.script("zero", "/bin/true", rise=0),
             wire.script("dup", "/bin/true"),
         ],
@@ -86,7 +85,6 @@ def test_bad_checks_are_problems_not_crashes() -> None:
     assert [c.name for c in plan.checks] == ["dup"]
     text = "\n".join(plan.problems)
     for needle in (
-        "nocmd: no script command",
         "zero: rise and fall",
         "dup: name already used",
         "nofile: no file configured",
@@ -117,3 +115,14 @@ def test_wrong_types_inside_a_check_are_reported() -> None:
 def test_normalize_is_identity_or_core_roundtrip() -> None:
     m = wire.tracking_all(scripts=[wire.script("chk", "/bin/true", interval=2.5)])
     assert plan_from_wire(normalize(m)).checks == plan_from_wire(m).checks
+
+
+def test_script_without_command_is_left_to_an_external_checker() -> None:
+    m = wire.tracking_all(
+        scripts=[{"name": "ext", "script": None}, wire.script("ext2", "/bin/true")]
+    )
+    plan = plan_from_wire(m)
+    assert plan.external == ("ext",) and [c.name for c in plan.checks] == ["ext2"]
+    assert plan.problems == ()
+    clash = wire.tracking_all(scripts=[{"name": "ext"}], files=[{"name": "ext", "file": "/x"}])
+    assert "ext: name already used" in plan_from_wire(clash).problems[0]

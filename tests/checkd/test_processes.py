@@ -26,6 +26,11 @@ from checkd.processes import (
     read_proc,
 )
 from tests.checkd.support import Recorder, until
+from tests.daemon import wait_until
+
+
+def _state(pid: int) -> str:
+    return parse_stat(Path(f"/proc/{pid}/stat").read_text())[1]
 
 
 def _p(comm: str, *argv: str) -> ProcInfo:
@@ -131,9 +136,9 @@ def test_real_processes_are_found_and_counted(tmp_path: Path) -> None:
         procs[0].wait()
         assert count(ProcessSpec("t", (name,)), table.snapshot()) == 2
         zombie = subprocess.Popen([str(tmp_path / name), "1000", tag])
-        zombie.kill()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            zombie.wait(0)  # may or may not be reaped yet: a zombie must not count either way
+        assert count(ProcessSpec("t", (name,)), table.snapshot()) == 3
+        zombie.kill()  # killed, not reaped: a zombie
+        wait_until(lambda: _state(zombie.pid) == "Z", 5, "the killed process to be a zombie")
         assert count(ProcessSpec("t", (name,)), table.snapshot()) == 2
         zombie.wait()
 
