@@ -16,7 +16,7 @@ import zmq.asyncio
 from bus import Publisher, RuntimeDir, Subscriber
 from bus.envelope import Event
 from tests.checkd import wire
-from tests.checkd.support import write_script
+from tests.checkd.support import pid_alive, write_script
 from tests.daemon import connected, python_module, running_bus, runtime_dir, stop
 
 
@@ -201,3 +201,50 @@ async def _scenario(
         sub.close()
         await core.close()
         ctx.term()
+
+
+def test_stopping_or_killing_checkd_takes_its_scripts_along(tmp_path: Path) -> None:
+    pidfile = tmp_path / "pid"
+    slow = write_script(tmp_path, "slow.sh", f"echo $$ > {pidfile}; exec sleep 1000")
+    model = wire.tracking_all(scripts=[wire.script("slow", str(slow), interval=100)])
+
+    async def script_pid() -> int:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 15
+        while not (pidfile.exists() and pidfile.read_text().strip()):
+            assert loop.time() < deadline, "the script never started"
+            await asyncio.sleep(0.02)
+        pid = int(pidfile.read_text())
+        pidfile.unlink()
+        return pid
+
+    async def gone(pid: int) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 5
+        while pid_alive(pid):
+            assert loop.time() < deadline, f"script {pid} outlived checkd"
+            await asyncio.sleep(0.02)
+
+    async def scenario(rt: RuntimeDir) -> None:
+        ctx = zmq.asyncio.Context()
+        core = Publisher(ctx, rt, "core", republish_interval=None)
+        core.start()
+        core.retain("config.current", _config(1, model))
+        try:
+            # Orderly stop (SIGTERM): the running script is terminated before checkd exits.
+            checkd = python_module("checkd", "--runtime-dir", str(rt.path))
+            pid = await script_pid()
+            assert stop(checkd) == 0
+            assert not pid_alive(pid)
+            # kill -9: no cleanup code runs, PDEATHSIG takes the script down.
+            checkd = python_module("checkd", "--runtime-dir", str(rt.path))
+            pid = await script_pid()
+            checkd.kill()
+            checkd.wait()
+            await gone(pid)
+        finally:
+            await core.close()
+            ctx.term()
+
+    with runtime_dir() as rt, running_bus(rt):
+        asyncio.run(scenario(rt))
