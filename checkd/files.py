@@ -127,6 +127,9 @@ class FileCheck:
         self.poll_interval = poll_interval
         self.reread_interval = reread_interval
         self.value: int = 0
+        # init_file is applied when the check first starts, not when a reload restarts it:
+        # "overwrite" must not clobber a value an operator wrote since.
+        self.initialise = previous is None
         if previous is not None and previous.kind == "file" and previous.value is not None:
             self.value = previous.value
         self.last: Verdict | None = None
@@ -150,7 +153,8 @@ class FileCheck:
         )
 
     async def run(self, emit: Callable[[Verdict], None]) -> None:
-        init_file(self.spec)
+        if self.initialise:
+            init_file(self.spec)
         loop = asyncio.get_running_loop()
         signature = _signature(self.spec.path)
         last_read = loop.time()

@@ -111,3 +111,28 @@ def test_out_of_range_keeps_previous_value(tmp_path: Path) -> None:
     path.write_text("99999999999")
     kept = check.observe()
     assert kept.value == 5 and "ignored" in kept.reason
+
+
+def test_init_file_is_not_reapplied_on_reload(tmp_path: Path) -> None:
+    path = tmp_path / "tf"
+    spec = FileSpec("tf", str(path), init_value=1, init_overwrite=True)
+    rec = Recorder()
+
+    async def run_briefly(check: FileCheck) -> None:
+        task = asyncio.create_task(check.run(rec))
+        await until(lambda: rec.verdicts, 2, "a verdict")
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    asyncio.run(run_briefly(FileCheck(spec)))
+    assert rec.last.value == 1
+    path.write_text("42\n")  # the operator's value since start
+    rec.verdicts.clear()
+    asyncio.run(run_briefly(FileCheck(spec)))
+    assert rec.last.value == 1  # a fresh start (no previous verdict) re-initialises
+    path.write_text("42\n")
+    previous = rec.last
+    rec.verdicts.clear()
+    asyncio.run(run_briefly(FileCheck(spec, previous=previous)))
+    assert rec.last.value == 42  # a reload restart keeps the operator's value
