@@ -45,28 +45,47 @@ class ProcInfo:
     argv: tuple[str, ...]
 
 
+_PF_KTHREAD = 0x00200000
+
+
 def parse_stat(text: str) -> tuple[str, str]:
     """(comm, state) from a /proc/PID/stat line; comm may itself contain ')' and spaces."""
     start, end = text.index("("), text.rindex(")")
     return text[start + 1 : end], text[end + 2 : end + 3]
 
 
-def read_proc(pid: int, root: str = PROC) -> ProcInfo | None:
-    """One process, or None when it is gone, a zombie, or a kernel thread."""
+def _stat_flags(text: str) -> int:
+    return int(text[text.rindex(")") + 2 :].split()[6])
+
+
+def read_proc(
+    pid: int, root: str = PROC, need_argv: Callable[[str], bool] | None = None
+) -> ProcInfo | None:
+    """One process, or None when it is gone, a zombie, or a kernel thread.
+
+    ``need_argv(comm)`` False skips reading the command line (``argv`` is then empty): most
+    processes on a host cannot match any tracked name, and reading only ``stat`` for them
+    halves the cost of a scan.
+    """
     try:
         with open(f"{root}/{pid}/stat", encoding="utf-8", errors="replace") as f:
-            comm, state = parse_stat(f.read())
+            text = f.read()
+        comm, state = parse_stat(text)
+        if state in ("Z", "X") or _stat_flags(text) & _PF_KTHREAD:
+            return None
+        if need_argv is not None and not need_argv(comm):
+            return ProcInfo(pid, comm, ())
         with open(f"{root}/{pid}/cmdline", "rb") as f:
             raw = f.read()
-    except (OSError, ValueError):
+    except (OSError, ValueError, IndexError):
         return None
-    if state in ("Z", "X") or not raw:
-        return None
+    if not raw:
+        return None  # exited between the two reads, or a kernel thread
     argv = tuple(a.decode("utf-8", "surrogateescape") for a in raw.rstrip(b"\0").split(b"\0"))
     return ProcInfo(pid, comm, argv)
 
 
-def scan(root: str = PROC) -> list[ProcInfo]:
+def scan(root: str = PROC, need_argv: Callable[[str], bool] | None = None) -> list[ProcInfo]:
     out: list[ProcInfo] = []
     try:
         entries = os.listdir(root)
@@ -75,7 +94,7 @@ def scan(root: str = PROC) -> list[ProcInfo]:
         return out
     for entry in entries:
         if entry.isdigit():
-            info = read_proc(int(entry), root)
+            info = read_proc(int(entry), root, need_argv)
             if info is not None:
                 out.append(info)
     return out
@@ -108,18 +127,44 @@ def quorum_ok(spec: ProcessSpec, n: int) -> bool:
 
 
 class ProcTable:
-    """A /proc scan shared by all process checks polling within ``max_age`` of each other."""
+    """A /proc scan shared by all process checks polling within ``max_age`` of each other.
+
+    Checks register their specs so a scan reads command lines only where one could match.
+    """
 
     def __init__(self, root: str = PROC, max_age: float = POLL_INTERVAL / 2) -> None:
         self.root = root
         self.max_age = max_age
         self._at = -1e9
         self._procs: list[ProcInfo] = []
+        self._specs: dict[int, ProcessSpec] = {}
+        self._names: frozenset[str] = frozenset()
+        self._all_argv = True
+
+    def register(self, spec: ProcessSpec) -> int:
+        key = id(spec)
+        self._specs[key] = spec
+        self._interest_changed()
+        return key
+
+    def unregister(self, key: int) -> None:
+        self._specs.pop(key, None)
+        self._interest_changed()
+
+    def _interest_changed(self) -> None:
+        specs = self._specs.values()
+        self._all_argv = not specs or any(s.full_command for s in specs)
+        self._names = frozenset(s.process[0][:COMM_LEN] for s in specs)
+        self._at = -1e9
+
+    def _need_argv(self, comm: str) -> bool:
+        return comm in self._names
 
     def snapshot(self) -> list[ProcInfo]:
         now = time.monotonic()
         if now - self._at > self.max_age:
-            self._procs, self._at = scan(self.root), now
+            need = None if self._all_argv else self._need_argv
+            self._procs, self._at = scan(self.root, need), now
         return self._procs
 
 
@@ -166,12 +211,16 @@ class ProcessCheck:
 
     async def run(self, emit: Callable[[Verdict], None]) -> None:
         loop = asyncio.get_running_loop()
-        while True:
-            now = loop.time()
-            self.last = self.observe(now)
-            emit(self.last)
-            wake = now + self.poll_interval
-            deadline = self.debounce.deadline()
-            if deadline is not None:
-                wake = min(wake, deadline)
-            await asyncio.sleep(max(0.0, wake - loop.time()))
+        key = self.table.register(self.spec)
+        try:
+            while True:
+                now = loop.time()
+                self.last = self.observe(now)
+                emit(self.last)
+                wake = now + self.poll_interval
+                deadline = self.debounce.deadline()
+                if deadline is not None:
+                    wake = min(wake, deadline)
+                await asyncio.sleep(max(0.0, wake - loop.time()))
+        finally:
+            self.table.unregister(key)

@@ -181,3 +181,22 @@ def test_process_check_quorum_with_delays(tmp_path: Path) -> None:
 
     asyncio.run(scenario())
     assert {v.weight for v in rec.verdicts} == {10}
+
+
+def test_table_reads_command_lines_only_where_they_can_match(tmp_path: Path) -> None:
+    name = f"pk-{secrets.token_hex(4)}"
+    tag = f"0.{secrets.randbelow(10**8):08d}"
+    spec = ProcessSpec("t", (name, "1000", tag))
+    table = ProcTable(max_age=0)
+    with sleepers(tmp_path, name, 2, tag) as procs:
+        key = table.register(spec)
+        snap = table.snapshot()
+        assert count(spec, snap) == 2
+        ours = {p.pid for p in procs}
+        assert all(p.argv == () for p in snap if p.comm != name)  # not read: cannot match
+        assert all(p.argv[1:] == ("1000", tag) for p in snap if p.pid in ours)
+        full = ProcessSpec("f", (str(tmp_path / name),), full_command=True)
+        table.register(full)  # full_command needs every argv[0]
+        assert count(full, table.snapshot()) == 2
+        assert any(p.argv for p in table.snapshot() if p.comm != name)
+        table.unregister(key)
