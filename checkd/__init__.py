@@ -1,7 +1,30 @@
 """checkd: health verdicts for vrrp_script, track_file and track_process.
 
-checkd follows ``config.current`` on the bus and publishes one retained ``health.<name>``
-event per tracked check (fields in ``Verdict.body``). ``python -m checkd --runtime-dir DIR``.
+``python -m checkd --runtime-dir DIR`` follows ``config.current`` and publishes one retained
+``health.<name>`` event per tracked check (re-sent on change, every 5 s and to late joiners):
+
+============  =====  ==============================================================
+field         type   meaning
+============  =====  ==============================================================
+``name``      str    the check's name (vrrp_script / track_file / vrrp_track_process)
+``ok``        bool   the object's own verdict (see below)
+``kind``      str    ``script``, ``file`` or ``process``
+``reason``    str    why: ``exited with status 1``, ``timed out``, ``file missing, reads
+                     as 0``, ``2 running, quorum 1.. met``, ``disabled: …``, ``init_fail``
+``weight``    int    the object's configured weight (vrrpd applies weights, because a
+                     ``track_* { NAME weight W }`` may override it)
+``reverse``   bool   the object's ``weight … reverse``
+``rc``        int    scripts: last exit status (-N: killed by signal N)
+``value``     int    files: the integer read from the file
+``count``     int    processes: how many matching processes run now
+``disabled``  bool   present and true when the check cannot run at all (bad user,
+                     missing or unsafe script, …); ``ok`` is then false
+============  =====  ==============================================================
+
+``ok`` for scripts follows rise/fall; for files it is ``value == 0`` with weight 0, else
+``value * weight >= -253``; for processes ``quorum <= count <= quorum_max`` after
+fork_delay/terminate_delay. A ``vrrp_script`` without a command is left to an external
+checker (docs/bus.md).
 """
 
 from checkd.errors import CheckdError, PlanError, ScriptRefused

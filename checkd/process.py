@@ -1,6 +1,13 @@
-"""checkd's process: follows ``config.current`` and publishes ``health.<name>`` verdicts."""
+"""checkd's process: follows ``config.current`` and publishes ``health.<name>`` verdicts.
+
+A new config hash is planned (``checkd.plan``) and reconciled with the running checks
+(``checkd.supervisor``); a model that cannot be read is logged and the last good checks keep
+running. SIGUSR1 logs every check with its last verdict (``checkd.dump``).
+"""
 
 from __future__ import annotations
+
+import signal
 
 import structlog
 
@@ -15,6 +22,12 @@ log = structlog.get_logger(__name__)
 async def serve(comp: Component) -> None:
     configs = comp.subscribe("config.current")
     checks = CheckSet(comp.publisher.retain, comp.publisher.forget)
+
+    def dump() -> None:
+        for entry in checks.snapshot():
+            log.info("checkd.dump", **entry)
+
+    comp.on_signal(signal.SIGUSR1, dump)
     seen: str | None = None
     try:
         while True:

@@ -71,6 +71,23 @@ class CheckSet:
         running = self._running.get(name)
         return running.check.last if running else None
 
+    def snapshot(self) -> list[dict[str, Any]]:
+        """Every running check with its last verdict (what SIGUSR1 logs)."""
+        out: list[dict[str, Any]] = []
+        for name in sorted(self._running):
+            running = self._running[name]
+            last = running.check.last
+            entry: dict[str, Any] = {
+                "name": name,
+                "kind": running.spec.kind,
+                "verdict": None if last is None else last.body(),
+            }
+            for counter in ("runs", "overruns"):
+                if hasattr(running.check, counter):
+                    entry[counter] = getattr(running.check, counter)
+            out.append(entry)
+        return out
+
     async def apply(self, plan: Plan) -> None:
         wanted = plan.by_name()
         removed = [n for n in self._running if n not in wanted]

@@ -7,6 +7,7 @@ import hashlib
 import json
 import secrets
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,14 @@ from bus import Publisher, RuntimeDir, Subscriber
 from bus.envelope import Event
 from tests.checkd import wire
 from tests.checkd.support import pid_alive, write_script
-from tests.daemon import connected, python_module, running_bus, runtime_dir, stop
+from tests.daemon import (
+    connected,
+    python_module,
+    running_bus,
+    runtime_dir,
+    stop,
+    wait_until,
+)
 
 
 def _config(generation: int, model: dict[str, Any]) -> dict[str, Any]:
@@ -62,11 +70,15 @@ def test_checkd_publishes_and_follows_verdicts(tmp_path: Path) -> None:
             )
             try:
                 asyncio.run(_scenario(rt, flag, track, sleeper, first, second))
+                checkd.send_signal(signal.SIGUSR1)  # keepalived's data dump signal
+                wait_until(lambda: "checkd.dump" in log_path.read_text(), 5, "the dump")
             finally:
                 code = stop(checkd)
         text = log_path.read_text()
         assert code == 0, text
         assert "checkd.script.result" in text and "checkd.config.applied" in text
+        dumps = [json.loads(line) for line in text.splitlines() if '"checkd.dump"' in line]
+        assert {d["name"] for d in dumps} == {"chk_flag", "pr"}
 
 
 class Verdicts:

@@ -127,3 +127,22 @@ def test_a_crashing_check_is_reported_and_isolated(
     body = pub.last("health.tf")
     assert body is not None and body["ok"] is False and "boom" in body["reason"]
     assert body["disabled"] is True
+
+
+def test_snapshot_lists_checks_with_their_last_verdict(tmp_path: Path) -> None:
+    ok = write_script(tmp_path, "ok.sh", "exit 0")
+    pub = Published()
+
+    async def scenario() -> list[dict[str, object]]:
+        checks = _set(pub)
+        try:
+            await checks.apply(Plan((ScriptSpec("chk", str(ok), interval=0.02),)))
+            await until(lambda: pub.last("health.chk"), 3, "a verdict")
+            return checks.snapshot()
+        finally:
+            await checks.stop_all()
+
+    (entry,) = asyncio.run(scenario())
+    assert entry["name"] == "chk" and entry["kind"] == "script"
+    assert entry["verdict"] == pub.last("health.chk")
+    assert isinstance(entry["runs"], int) and entry["runs"] >= 1
