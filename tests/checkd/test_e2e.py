@@ -17,14 +17,13 @@ import zmq.asyncio
 from bus import Publisher, RuntimeDir, Subscriber
 from bus.envelope import Event
 from tests.checkd import wire
-from tests.checkd.support import pid_alive, write_script
+from tests.checkd.support import pid_alive, wait_until, write_script
 from tests.daemon import (
     connected,
     python_module,
     running_bus,
     runtime_dir,
     stop,
-    wait_until,
 )
 
 

@@ -25,8 +25,7 @@ from checkd.processes import (
     quorum_ok,
     read_proc,
 )
-from tests.checkd.support import Recorder, until
-from tests.daemon import wait_until
+from tests.checkd.support import Recorder, until, wait_until
 
 
 def _state(pid: int) -> str:
