@@ -70,6 +70,13 @@ class Prepared:
 def prepare(spec: ScriptSpec) -> Prepared:
     """Resolve the program and the user, apply script security; ScriptRefused says why not."""
     identity = security.resolve_identity(spec.user, spec.group, source=spec.user_source)
+    if spec.script_security and identity.source == "self":
+        # keepalived (and core's check) treat this as a config error and do not run it.
+        raise ScriptRefused(
+            "enable_script_security is set but no user to run the script as: user "
+            f"{security.DEFAULT_SCRIPT_USER!r} does not exist; fix: set script_user in "
+            "global_defs or a user on the script"
+        )
     exe = command.resolve(spec.command)
     if not exe.via_shell and not security.can_execute(exe.path, identity):
         raise ScriptRefused(f"{exe.path} is not executable by user {identity.user}")

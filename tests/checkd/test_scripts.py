@@ -212,7 +212,7 @@ def test_refused_script_is_published_as_disabled(tmp_path: Path) -> None:
     rec = Recorder()
 
     async def scenario() -> None:
-        await ScriptCheck(_spec(script, script_security=True)).run(rec)
+        await ScriptCheck(_spec(script, script_security=True, user="root")).run(rec)
 
     with structlog.testing.capture_logs() as logs:
         asyncio.run(scenario())

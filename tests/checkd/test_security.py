@@ -76,7 +76,7 @@ def _spec(path: Path, **kw: object) -> ScriptSpec:
 def test_enable_script_security_refuses_writable_script(tmp_path: Path) -> None:
     script = write_script(tmp_path, "chk.sh", "exit 0", mode=0o757)
     with pytest.raises(ScriptRefused) as info:
-        prepare(_spec(script, script_security=True))
+        prepare(_spec(script, script_security=True, user="root"))
     message = str(info.value)
     assert f"refusing to run {script}" in message and "world-writable" in message
     assert "script_user" in message  # says how to fix it
@@ -111,3 +111,12 @@ def test_user_with_group_and_supplementary() -> None:
     assert (plain.uid, plain.gid, plain.groups, plain.privileged) == (65534, 0, (), True)
     supp = security.resolve_identity("root", ":root")
     assert 0 in supp.groups
+
+
+def test_script_security_without_any_script_user_is_refused(tmp_path: Path) -> None:
+    script = write_script(tmp_path, "chk.sh", "exit 0")
+    if security.resolve_identity(None, None).source != "self":
+        pytest.skip("this host has a keepalived_script user")
+    with pytest.raises(ScriptRefused, match=r"no user to run the script as.*set script_user"):
+        prepare(_spec(script, script_security=True))
+    assert prepare(_spec(script, script_security=True, user="root")).warnings == ()
