@@ -29,6 +29,7 @@ vrrp_script chk_flag {{
     interval 0.1
     rise {rise}
     fall 2
+    init_fail
 }}
 vrrp_instance VI_1 {{
     interface lo
@@ -95,7 +96,8 @@ async def _scenario(
         await seen(lambda t, b: t == "health.chk_flag" and b["ok"] is False, "a failed verdict")
         flag.touch()  # noqa: ASYNC240
         await seen(lambda t, b: t == "health.chk_flag" and b["ok"] is True, "an OK verdict")
-        # Reload with a changed rise: the check restarts but keeps its OK state.
+        # Reload with a changed rise: the check restarts but keeps its OK state (a reset would
+        # publish init_fail's failed verdict and need five successes).
         conf.write_text(CONF.format(script=script, rise=5))  # noqa: ASYNC240
         history.clear()
         core.send_signal(signal.SIGHUP)
