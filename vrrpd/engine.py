@@ -86,6 +86,7 @@ class Runner:
         self.garp_count = 0
         self.status: dict[Tracker, bool | int | None] = {}
         self.faults: frozenset[str] = frozenset()
+        self.disabled: set[Tracker] = set()
         self.last_peer_addresses: dict[IPAddress, tuple[IPAddress, ...]] = {}
         self.last_transition: dict[str, Any] = {}
         self.group: SyncGroup | None = None
@@ -209,7 +210,10 @@ class Runner:
         )
 
     def trackers_changed(self, now: float) -> None:
-        verdict = evaluate(self.plan.params.priority, self.plan.trackers, self.status)
+        # A check checkd refused to run (script security) is dropped from tracking, as
+        # keepalived drops it, rather than counted as failed.
+        trackers = [t for t in self.plan.trackers if t not in self.disabled]
+        verdict = evaluate(self.plan.params.priority, trackers, self.status)
         faults = set(verdict.faults)
         if self.plan.track_own_interface and not self.link.up:
             faults.add(f"interface {self.plan.interface}")
@@ -596,6 +600,12 @@ class Engine:
 
     def _refresh_trackers_for(self, runner: Runner, plan: InstancePlan) -> None:
         runner.status = {tracker: self._status(tracker) for tracker in plan.trackers}
+        runner.disabled = {
+            t
+            for t in plan.trackers
+            if t.kind is not TrackerKind.INTERFACE
+            and self.health.get(t.name, (0.0, {}))[1].get("disabled")
+        }
 
     def _status(self, tracker: Tracker) -> bool | int | None:
         if tracker.kind is TrackerKind.INTERFACE:

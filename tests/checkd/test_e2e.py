@@ -17,7 +17,7 @@ import zmq.asyncio
 from bus import Publisher, RuntimeDir, Subscriber
 from bus.envelope import Event
 from tests.checkd import wire
-from tests.checkd.support import pid_alive, wait_until, write_script
+from tests.checkd.support import pid_alive, write_script
 from tests.daemon import (
     connected,
     python_module,
@@ -25,6 +25,7 @@ from tests.daemon import (
     runtime_dir,
     stop,
 )
+from tests.lab import wait_until
 
 
 def _config(generation: int, model: dict[str, Any]) -> dict[str, Any]:
@@ -70,7 +71,7 @@ def test_checkd_publishes_and_follows_verdicts(tmp_path: Path) -> None:
             try:
                 asyncio.run(_scenario(rt, flag, track, sleeper, first, second))
                 checkd.send_signal(signal.SIGUSR1)  # keepalived's data dump signal
-                wait_until(lambda: "checkd.dump" in log_path.read_text(), 5, "the dump")
+                wait_until(lambda: "checkd.dump" in log_path.read_text(), 5, message="the dump")
             finally:
                 code = stop(checkd)
         text = log_path.read_text()

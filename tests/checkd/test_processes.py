@@ -25,7 +25,8 @@ from checkd.processes import (
     quorum_ok,
     read_proc,
 )
-from tests.checkd.support import Recorder, until, wait_until
+from tests.checkd.support import Recorder, until
+from tests.lab import wait_until
 
 
 def _state(pid: int) -> str:
@@ -137,7 +138,9 @@ def test_real_processes_are_found_and_counted(tmp_path: Path) -> None:
         zombie = subprocess.Popen([str(tmp_path / name), "1000", tag])
         assert count(ProcessSpec("t", (name,)), table.snapshot()) == 3
         zombie.kill()  # killed, not reaped: a zombie
-        wait_until(lambda: _state(zombie.pid) == "Z", 5, "the killed process to be a zombie")
+        wait_until(
+            lambda: _state(zombie.pid) == "Z", 5, message="the killed process to be a zombie"
+        )
         assert count(ProcessSpec("t", (name,)), table.snapshot()) == 2
         zombie.wait()
 
