@@ -88,14 +88,16 @@ def check(
     scripts = []
     for s in config.vrrp_scripts:
         if s.script is None:
+            # keepalived removes such a script; pykeepalived keeps it for an external checker
+            # (DESIGN.md: a vrrp_script can be fed over the bus instead of by checkd).
             r(
-                "error",
-                "no-script",
-                f"No script set for vrrp_script {s.name} - removing",
+                "warning",
+                "external-script",
+                f"vrrp_script {s.name} has no script: its verdicts must come from an external "
+                f"checker publishing health.{s.name} (keepalived would remove it)",
                 s.name,
                 at=("vrrp_script", s.name),
             )
-            continue
         scripts.append(s)
     files = []
     for f in config.track_files:

@@ -84,11 +84,13 @@ def test_unknown_tracked_names_are_dropped(parse: Parse) -> None:
     assert i.track_script == i.track_file == i.track_process == ()
 
 
-def test_vrrp_script_without_script_is_removed(parse: Parse) -> None:
+def test_vrrp_script_without_script_is_kept_for_an_external_checker(parse: Parse) -> None:
+    # keepalived removes it ("No script set"); DESIGN.md lets the bus feed it instead.
     r = parse("vrrp_script s {\n interval 1\n}\n" + inst(**{"track_script {\n s\n }": ""}))
-    problem(r, "no-script")
-    problem(r, "unknown-track")
-    assert r.config.vrrp_scripts == ()
+    p = problem(r, "external-script")
+    assert p.severity == "warning" and "health.s" in p.message
+    assert [s.name for s in r.config.vrrp_scripts] == ["s"]
+    assert [t.name for t in r.config.instances[0].track_script] == ["s"]
 
 
 def test_weight_lints(parse: Parse) -> None:
