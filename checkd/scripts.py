@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import structlog
 
+from bus.component import signal_name
 from checkd import command, security
 from checkd.errors import ScriptRefused
 from checkd.hysteresis import RiseFall
@@ -54,7 +55,7 @@ class RunResult:
         if self.timed_out:
             return "timed out"
         if self.rc < 0:
-            return f"killed by {_signame(-self.rc)}"
+            return f"killed by {signal_name(-self.rc)}"
         return f"exited with status {self.rc}"
 
 
@@ -201,13 +202,6 @@ async def _finish_reader(reader: asyncio.Task[bytes]) -> bytes:
             await reader
         return b""
     return reader.result()
-
-
-def _signame(num: int) -> str:
-    try:
-        return signal.Signals(num).name
-    except ValueError:
-        return f"signal {num}"
 
 
 Emit = Callable[[Verdict], None]

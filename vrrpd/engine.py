@@ -16,16 +16,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import structlog
 
 from bus import Component
+from bus.component import SIGJSON
 from bus.envelope import Event as BusEvent
 from core import Script, WireFormatError, from_wire
-from vrrpd import notify
+from vrrpd import dumps, notify
 from vrrpd.links import Link
 from vrrpd.machine import (
     Action,
@@ -90,6 +92,8 @@ class Runner:
         self.last_peer_addresses: dict[IPAddress, tuple[IPAddress, ...]] = {}
         self.last_transition: dict[str, Any] = {}
         self.group: SyncGroup | None = None
+        self.sent = dumps.SendCounters()
+        self.last_transition_at = time.time()
         self._published: tuple[State, int, IPAddress | None] | None = None
         self._drop_logged: dict[str, float] = {}
 
@@ -201,12 +205,9 @@ class Runner:
             return
         self._drop_logged[reason] = now
         event = "vrrpd.advert.mismatch" if accepted else "vrrpd.advert.dropped"
+        counts = self.counters.notes if accepted else self.counters.drops
         log.warning(
-            event,
-            instance=self.name,
-            reason=reason,
-            detail=item.detail,
-            count=self.counters.snapshot().get(reason, 0),
+            event, instance=self.name, reason=reason, detail=item.detail, count=counts[item.reason]
         )
 
     def trackers_changed(self, now: float) -> None:
@@ -261,10 +262,40 @@ class Runner:
         if priority != self.advert.priority:
             self.advert = self.advert.with_priority(priority)
         if self.plan.unicast:
-            for peer in self.plan.unicast_peers:
-                self.sender.send(self.advert.wire, peer)
+            sent = sum(self.sender.send(self.advert.wire, p) for p in self.plan.unicast_peers)
         else:
-            self.sender.send(self.advert.wire, self.plan.mcast_group)
+            sent = int(self.sender.send(self.advert.wire, self.plan.mcast_group))
+        self.sent.advert_sent += sent
+        if priority == 0:
+            self.sent.pri_zero_sent += sent
+
+    def view(self) -> dumps.InstanceView:
+        m, p = self.machine, self.plan
+        return dumps.InstanceView(
+            name=p.name,
+            version=p.version,
+            state=m.state,
+            vrid=p.vrid,
+            base_priority=p.params.priority,
+            effective_priority=m.priority,
+            interface=p.interface,
+            src_ip=str(self.primary),
+            mcast=str(p.mcast_group),
+            interval=p.params.interval_cs / 100,
+            master_adver_int=m.master_adver_int_cs / 100,
+            master_down=m.master_down_interval,
+            master_priority=m.master_priority or 0,
+            preempt=p.params.preempt,
+            preempt_delay=p.params.preempt_delay,
+            accept=self.accept,
+            vips=tuple(str(v) for v in p.vips),
+            vips_set=self.held,
+            auth_type=int(p.auth_type),
+            track_scripts=tuple(t.name for t in p.trackers if t.kind is TrackerKind.SCRIPT),
+            last_transition=self.last_transition_at,
+            received=self.counters,
+            sent=self.sent,
+        )
 
     @property
     def lease(self) -> float:
@@ -329,6 +360,11 @@ class Runner:
         if cause.source is not None:
             fields["tracker"] = cause.source
         self.last_transition = fields
+        self.last_transition_at = time.time()
+        if action.new is State.MASTER:
+            self.sent.become_master += 1
+        elif action.old is State.MASTER:
+            self.sent.release_master += 1
         self.publish_state()
         log.info("vrrp.state", instance=self.name, priority=action.priority, **fields)
         state = "STOP" if self.engine.stopping else action.new.value
@@ -368,7 +404,21 @@ class Engine:
     def now(self) -> float:
         return self.loop.time()
 
+    def _dump(self, name: str, render: Callable[[list[dumps.InstanceView]], str]) -> None:
+        views = [r.view() for r in self.runners.values()]
+        try:
+            path = dumps.write(name, render(views))
+        except OSError as exc:
+            log.error("vrrpd.dump.failed", file=name, reason=str(exc))
+            return
+        log.info("vrrpd.dump", file=str(path), instances=len(views))
+
     async def run(self) -> None:
+        self.comp.on_signal(signal.SIGUSR1, lambda: self._dump("keepalived.data", dumps.data_text))
+        self.comp.on_signal(
+            signal.SIGUSR2, lambda: self._dump("keepalived.stats", dumps.stats_text)
+        )
+        self.comp.on_signal(SIGJSON, lambda: self._dump("keepalived.json", dumps.json_text))
         sub = self.comp.subscribe("config.current", "net.link.*", "health.*")
         renew = asyncio.create_task(self._renew_loop(), name="vrrpd.renew")
         try:
