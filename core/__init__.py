@@ -11,6 +11,7 @@ from core.api import (
 )
 from core.checks import check
 from core.diff import ConfigDiff, SectionDiff, diff
+from core.effective import CheckerSettings, VrrpSettings, checker_settings, vrrp_settings
 from core.election import election_lint
 from core.errors import CoreError, WireFormatError
 from core.ifcheck import system_interfaces
@@ -58,6 +59,7 @@ __all__ = [
     "Authentication",
     "BfdInstance",
     "Checker",
+    "CheckerSettings",
     "Config",
     "ConfigDiff",
     "CoreError",
@@ -89,9 +91,11 @@ __all__ = [
     "Vmac",
     "VrrpInstance",
     "VrrpScript",
+    "VrrpSettings",
     "VsgEntry",
     "WireFormatError",
     "check",
+    "checker_settings",
     "config_hash",
     "diff",
     "election_lint",
@@ -102,4 +106,5 @@ __all__ = [
     "render",
     "system_interfaces",
     "to_wire",
+    "vrrp_settings",
 ]
