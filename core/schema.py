@@ -27,9 +27,10 @@ FALSE_WORDS = {"off", "false", "no"}
 class ArgError(ValueError):
     """The arguments of a keyword are wrong; `token` points at the culprit if known."""
 
-    def __init__(self, message: str, token: Token | None = None) -> None:
+    def __init__(self, message: str, token: Token | None = None, hint: str | None = None) -> None:
         super().__init__(message)
         self.token = token
+        self.hint = hint
 
 
 class Ctx:
@@ -259,11 +260,12 @@ class Choice:
         tok = _one(node)
         word = tok.text.upper() if self.fold_case else tok.text
         if word not in self.options:
-            hint = difflib.get_close_matches(tok.text, self.options, 1, 0.5)
+            close = [o for o in self.options if o.lower() == tok.text.lower()]
+            close = close or difflib.get_close_matches(tok.text, self.options, 1, 0.5)
             raise ArgError(
-                f"'{tok.text}' is not one of {', '.join(self.options)}"
-                + (f" (did you mean '{hint[0]}'?)" if hint else ""),
+                f"'{tok.text}' is not one of {', '.join(self.options)}",
                 tok,
+                close[0] if close else None,
             )
         return word
 
@@ -443,9 +445,6 @@ class EntryList:
             if child.children is not None:
                 ctx.report("error", "unexpected-brace", "Unexpected '{' - ignoring", child.words[0])
                 continue
-            # Entries are addressed by their index in the model so checks can point at the
-            # exact line.
-            ctx.locs.setdefault((*ctx.owner, node.keyword, f"#{len(out)}"), child.loc)
             try:
                 out.append(self.parse_entry(child.words, ctx))
             except ArgError as exc:
@@ -454,7 +453,12 @@ class EntryList:
                     "bad-value",
                     f"{exc} - ignoring {self.what}",
                     exc.token or child.words[0],
+                    hint=exc.hint,
                 )
+                continue
+            # Entries are addressed by their index in the model so checks can point at the
+            # exact line.
+            ctx.locs.setdefault((*ctx.owner, node.keyword, f"#{len(out) - 1}"), child.loc)
         return tuple(out)
 
     def render(self, kw: str, value: Any, indent: str) -> list[str]:
@@ -541,6 +545,7 @@ def parse_block(
     """Parse the statements of one block into a dict of field values (plus `other`)."""
     values: dict[str, Any] = dict(base or {})
     other: list[RawOption] = list(values.get("other", ()))
+    set_here: set[str] = set()
     for node in nodes:
         word = node.keyword
         kw = schema.by_name.get(word)
@@ -595,7 +600,9 @@ def parse_block(
         try:
             value = kw.vtype.parse(node, ctx)
         except ArgError as exc:
-            ctx.report("error", "bad-value", f"{word}: {exc}", exc.token or node.words[0])
+            ctx.report(
+                "error", "bad-value", f"{word}: {exc}", exc.token or node.words[0], hint=exc.hint
+            )
             continue
         if not kw.implemented:
             ctx.report(
@@ -609,6 +616,14 @@ def parse_block(
                 values[f] = v
             continue
         f = kw.fields[0]
+        if kw.mode == "set" and f in set_here:
+            ctx.report(
+                "warning",
+                "duplicate-keyword",
+                f"'{word}' is set more than once in this block; the last value wins",
+                node.words[0],
+            )
+        set_here.add(f)
         if kw.mode == "append":
             values[f] = (*values.get(f, ()), value)
         elif kw.mode == "extend":

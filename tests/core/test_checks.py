@@ -242,3 +242,9 @@ def test_script_with_missing_user_is_disabled_not_counted() -> None:
         inst(notify_master="/bin/true root"), script_env=no_scripts_env({"/bin/true"}, {"root"})
     )
     assert r2.exit_code == 6
+
+
+def test_entry_locations_skip_dropped_entries(parse: Parse) -> None:
+    routes = "virtual_routes {\n 999.1.1.1/24 dev eth0\n 203.0.113.0/24 via 192.0.2.9\n }"
+    p = problem(parse(inst(**{routes: ""})), "route-no-dev")
+    assert p.line == 6

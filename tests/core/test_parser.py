@@ -404,3 +404,16 @@ def test_keyword_in_the_wrong_block_says_where_it_belongs(parse: Parse) -> None:
     r = parse(MINIMAL.replace("interface eth0", "interface eth0\n    vrrp_strict"))
     (p,) = r.problems
     assert p.message == "Unknown keyword 'vrrp_strict' in vrrp_instance (it belongs in global_defs)"
+
+
+def test_keyword_set_twice_warns_and_last_wins(parse: Parse) -> None:
+    r = parse(MINIMAL.replace("interface eth0", "interface eth0\n    priority 90\n    priority 80"))
+    assert r.config.instances[0].priority == 80
+    assert codes(r) == ["duplicate-keyword"] and r.problems[0].line == 5 and r.exit_code == 0
+
+
+def test_bad_choice_value_hints_the_right_spelling(parse: Parse) -> None:
+    r = parse(MINIMAL.replace("interface eth0", "interface eth0\n    state Master"))
+    (p,) = r.problems
+    assert (p.code, p.text, p.hint) == ("bad-value", "Master", "MASTER")
+    assert r.config.instances[0].effective_state == "BACKUP"
