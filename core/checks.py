@@ -314,9 +314,9 @@ def _check_instance(
         r("error", "missing-vrid", f"({n}) the virtual router id must be set", n, at=inst_at)
     if inst.interface is None and inst.unicast_src_ip is None:
         r(
-            "warning",
+            "error",
             "no-interface",
-            f"({n}) no interface; keepalived uses default_interface",
+            f"({n}) Unknown interface! (set 'interface', or 'unicast_src_ip' for unicast)",
             n,
             at=inst_at,
         )
@@ -328,16 +328,23 @@ def _check_instance(
             n,
             at=(*inst_at, "virtual_ipaddress"),
         )
-    fams = {a.family for a in inst.virtual_ipaddress}
-    if len(fams) > 1:
-        r(
-            "error",
-            "mixed-family",
-            f"({n}) virtual_ipaddress mixes IPv4 and IPv6; "
-            f"use virtual_ipaddress_excluded for the other family",
-            n,
-            at=(*inst_at, "virtual_ipaddress"),
-        )
+    if inst.virtual_ipaddress:
+        fam = inst.virtual_ipaddress[0].family
+        kept = []
+        for idx, a in enumerate(inst.virtual_ipaddress):
+            if a.family != fam:
+                r(
+                    "error",
+                    "mixed-family",
+                    f"({n}) address family must match VRRP instance [{a.address}] - ignoring; "
+                    "put the other family in virtual_ipaddress_excluded",
+                    a.address,
+                    at=(*inst_at, "virtual_ipaddress", f"#{idx}"),
+                )
+                continue
+            kept.append(a)
+        if len(kept) != len(inst.virtual_ipaddress):
+            changes["virtual_ipaddress"] = tuple(kept)
     version = effective_version(config, inst)
     if inst.state == "MASTER" and inst.nopreempt:
         r(
@@ -477,7 +484,7 @@ def _check_instance(
     peers = [p.address for p in inst.unicast_peer]
     for d in _dups(peers):
         r(
-            "error",
+            "warning",
             "duplicate-peer",
             f"({n}) unicast_peer {d} is listed more than once",
             d,

@@ -123,7 +123,9 @@ def test_no_vip_and_mixed_families(parse: Parse) -> None:
         ).exit_code
         == 0
     )
-    problem(parse(MINIMAL.replace("192.0.2.1/24", "192.0.2.1\n2001:db8::1")), "mixed-family")
+    r = parse(MINIMAL.replace("192.0.2.1/24", "192.0.2.1\n2001:db8::1"))
+    problem(r, "mixed-family")
+    assert [a.address for a in r.config.instances[0].virtual_ipaddress] == ["192.0.2.1/32"]
 
 
 def test_route_without_dev(parse: Parse) -> None:

@@ -228,6 +228,21 @@ PROBES: dict[str, str] = {
     "deprecated-vmac-garp-intvl": _BASE + " vmac_garp_intvl 10\n}\n",
     "deprecated-instance-linkbeat": _BASE + " linkbeat_use_polling\n}\n",
     "native-ipv6-with-ipv4": _BASE + " native_ipv6\n}\n",
+    "no-interface": _BASE.replace(" interface eth0\n", "") + "}\n",
+    "unicast-without-interface": _BASE.replace(" interface eth0\n", " unicast_src_ip 192.0.2.10\n")
+    + " unicast_peer {\n  192.0.2.9\n }\n}\n",
+    "duplicate-peer": _BASE + " unicast_src_ip 192.0.2.10\n unicast_peer {\n  192.0.2.9\n"
+    "  192.0.2.9\n }\n}\n",
+    "mixed-family": _BASE.replace("192.0.2.1\n", "192.0.2.1\n  2001:db8::1\n") + "}\n",
+    "ipv6-scope": _BASE.replace("192.0.2.1", "2001:db8::1 scope link") + "}\n",
+    "two-sync-groups": "vrrp_sync_group G1 {\n group {\n  VI_1\n  VI_2\n }\n}\n"
+    "vrrp_sync_group G2 {\n group {\n  VI_1\n  VI_2\n }\n}\n"
+    + _BASE
+    + "}\n"
+    + _BASE.replace("VI_1", "VI_2").replace("eth0", "eth1").replace("192.0.2.1", "192.0.2.5")
+    + "}\n",
+    "duplicate-instance": _BASE + "}\n" + _BASE + "}\n",
+    "garp-group": "garp_group {\n garp_interval 0.1\n interface eth0\n}\n" + _BASE + "}\n",
     "unknown-keyword-case": "global_defs {\n Router_ID x\n}\n" + _BASE + "}\n",
 }
 
@@ -240,6 +255,12 @@ PROBE_DIFFERENCES: dict[str, tuple[int, int, str]] = {
     ),
     "http-get-no-url": (-11, 5, "keepalived 2.2.7 -t dies of SIGSEGV on an HTTP_GET without url"),
     "state-no-value": (2, 5, "keepalived 2.2.7 exits 2 (CONFIG) on a keyword missing its value"),
+    "unicast-without-interface": (
+        5,
+        0,
+        "keepalived derives the interface from unicast_src_ip, an address not configured in the "
+        "test namespace; host addresses are not part of our parse-time checks",
+    ),
 }
 
 
