@@ -88,6 +88,14 @@ class Address:
     def family(self) -> int:
         return 6 if ":" in self.address else 4
 
+    @property
+    def ip(self) -> str:
+        return self.address.split("/", 1)[0]
+
+    @property
+    def prefixlen(self) -> int:
+        return int(self.address.split("/", 1)[1])
+
 
 @dataclass(frozen=True, slots=True)
 class Route:

@@ -417,3 +417,14 @@ def test_bad_choice_value_hints_the_right_spelling(parse: Parse) -> None:
     (p,) = r.problems
     assert (p.code, p.text, p.hint) == ("bad-value", "Master", "MASTER")
     assert r.config.instances[0].effective_state == "BACKUP"
+
+
+def test_address_helpers(parse: Parse) -> None:
+    a = parse(MINIMAL.replace("192.0.2.1/24", "2001:DB8:0::5/64")).config.instances[0]
+    vip = a.virtual_ipaddress[0]
+    assert (vip.address, vip.ip, vip.prefixlen, vip.family) == (
+        "2001:db8::5/64",
+        "2001:db8::5",
+        64,
+        6,
+    )
