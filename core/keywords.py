@@ -474,7 +474,6 @@ VRRP_INSTANCE = BlockSchema(
 )
 
 # -- LVS ------------------------------------------------------------------------------------
-VSG = BlockSchema("virtual_server_group", VirtualServerGroup, [])
 
 
 @dataclass(frozen=True)

@@ -312,10 +312,14 @@ class Words:
 
 
 def _join_command(tokens: Sequence[Token]) -> str:
-    # Re-quote words that were quoted and contain blanks so split_command sees the same argv.
-    return " ".join(
-        f"'{t.text}'" if t.quoted and any(c in t.text for c in " \t") else t.text for t in tokens
-    )
+    # Several words make one command; a quoted word keeps its blanks and quotes by escaping them
+    # so split_command gives the same argv (and the result can be printed inside "...").
+    def esc(t: Token) -> str:
+        if not t.quoted:
+            return t.text
+        return "".join("\\" + c if c in " \t'" else c for c in t.text)
+
+    return " ".join(esc(t) for t in tokens)
 
 
 @dataclass(frozen=True)

@@ -428,3 +428,11 @@ def test_address_helpers(parse: Parse) -> None:
         64,
         6,
     )
+
+
+def test_script_words_are_joined_keeping_argv(parse: Parse) -> None:
+    text = 'vrrp_script s {\n script /bin/echo "it\'s here" x\n}\n'
+    (s,) = parse(text, script_env=None).config.vrrp_scripts
+    assert s.script is not None and s.script.argv == ["/bin/echo", "it's here", "x"]
+    again = core.loads(core.render(parse(text, script_env=None).config), script_env=None)
+    assert again.config.vrrp_scripts == (s,)
