@@ -46,6 +46,7 @@ from core.model import (
     VsgEntry,
 )
 from core.problems import Location, Problem, Severity, format_problem
+from core.reference import keyword_reference, problem_to_dict
 from core.render import render
 from core.scriptcheck import ScriptEnv
 from core.wire import config_hash, from_wire, to_wire
@@ -101,8 +102,10 @@ __all__ = [
     "election_lint",
     "format_problem",
     "from_wire",
+    "keyword_reference",
     "load",
     "loads",
+    "problem_to_dict",
     "render",
     "system_interfaces",
     "to_wire",
