@@ -36,6 +36,14 @@ def effective_version(config: Config, inst: VrrpInstance) -> int:
     return inst.version if inst.version is not None else config.global_defs.vrrp_version
 
 
+_BLOCK_OF = {
+    "track_script": "vrrp_script",
+    "track_file": "track_file",
+    "track_process": "vrrp_track_process",
+    "track_bfd": "bfd_instance",
+}
+
+
 def _first_of_each(items: tuple[T, ...]) -> tuple[T, ...]:
     seen: set[str] = set()
     out = []
@@ -133,15 +141,16 @@ def check(
         for field, known in names.items():
             refs: tuple[TrackRef, ...] = getattr(obj, field)
             kept = []
-            for ref in refs:
+            for idx, ref in enumerate(refs):
                 if ref.name not in known:
                     what = field.removeprefix("track_")
                     r(
                         "error",
                         "unknown-track",
-                        f"({owner}) track {what} {ref.name} not found, ignoring...",
+                        f"({owner}) track {what} {ref.name} not found, ignoring it: "
+                        f"no {_BLOCK_OF[field]} {ref.name} is defined",
                         ref.name,
-                        at=(*where, field),
+                        at=(*where, field, f"#{idx}"),
                     )
                     continue
                 kept.append(ref)
@@ -303,7 +312,8 @@ def _check_instance(
         r(
             "error",
             "track-own-interface",
-            f"({n}) Ignoring track_interface {inst.interface} since own interface",
+            f"({n}) Ignoring track_interface {inst.interface} since own interface: the "
+            "instance already goes to FAULT when its own interface is down",
             inst.interface,
             at=(*inst_at, "track_interface"),
         )
@@ -311,7 +321,13 @@ def _check_instance(
             t for t in inst.track_interface if t.name != inst.interface
         )
     if inst.virtual_router_id is None:
-        r("error", "missing-vrid", f"({n}) the virtual router id must be set", n, at=inst_at)
+        r(
+            "error",
+            "missing-vrid",
+            f"({n}) the virtual router id must be set (virtual_router_id 1..255)",
+            n,
+            at=inst_at,
+        )
     if inst.interface is None and inst.unicast_src_ip is None:
         r(
             "error",
@@ -324,7 +340,7 @@ def _check_instance(
         r(
             "error",
             "no-vip",
-            f"({n}) No VIP specified; at least one is sensible",
+            f"({n}) No VIP specified; at least one is sensible (or say no_virtual_ipaddress)",
             n,
             at=(*inst_at, "virtual_ipaddress"),
         )
@@ -350,7 +366,8 @@ def _check_instance(
         r(
             "error",
             "nopreempt-master",
-            f"({n}) Warning - nopreempt will not work with initial state MASTER - clearing",
+            f"({n}) nopreempt will not work with initial state MASTER - clearing it; "
+            "use state BACKUP on every node for nopreempt",
             "nopreempt",
             at=(*inst_at, "nopreempt"),
         )
@@ -388,7 +405,8 @@ def _check_instance(
         r(
             "error",
             "strict-auth",
-            f"({n}) Strict mode does not support authentication. Ignoring.",
+            f"({n}) Strict mode does not support authentication - ignoring it "
+            "(RFC 5798 removed authentication)",
             "authentication",
             at=(*inst_at, "authentication"),
         )
@@ -437,7 +455,8 @@ def _check_instance(
         r(
             "error",
             "advert-int-fraction",
-            f"({n}) VRRPv2 advertisement interval {adv}s must be an integer. rounding",
+            f"({n}) VRRPv2 advertisement interval {adv}s must be an integer - rounding; "
+            "use version 3 for sub-second or fractional intervals",
             str(adv),
             at=(*inst_at, "advert_int"),
         )

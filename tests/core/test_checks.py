@@ -75,10 +75,14 @@ def test_unknown_tracked_names_are_dropped(parse: Parse) -> None:
         }
     )
     r = parse(text)
-    assert sorted(p.message for p in r.problems if p.code == "unknown-track") == [
-        "(VI_1) track file nofile not found, ignoring...",
-        "(VI_1) track process noproc not found, ignoring...",
-        "(VI_1) track script nosuch not found, ignoring...",
+    assert sorted((p.message, p.line) for p in r.problems if p.code == "unknown-track") == [
+        ("(VI_1) track file nofile not found, ignoring it: no track_file nofile is defined", 8),
+        (
+            "(VI_1) track process noproc not found, ignoring it: "
+            "no vrrp_track_process noproc is defined",
+            11,
+        ),
+        ("(VI_1) track script nosuch not found, ignoring it: no vrrp_script nosuch is defined", 5),
     ]
     i = r.config.instances[0]
     assert i.track_script == i.track_file == i.track_process == ()
