@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.lexer import MAX_LINE_LENGTH, LexError, Token, decomment, split_words
-from core.problems import Location, Problem, Severity
+from core.problems import Problem, Severity
 
 _DEF_RE = re.compile(r"^\$([A-Za-z_][A-Za-z0-9_]*)=(.*)$", re.DOTALL)
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -321,9 +321,7 @@ class Preprocessor:
             self._problem("error", "unterminated-quote", str(exc), path, lineno, exc.col)
             return
         if not exact:
-            tokens = [
-                Token(t.text, Location(t.loc.file, t.loc.line, off + 1), t.quoted) for t in tokens
-            ]
+            tokens = [t._replace(col=off + 1) for t in tokens]
         if tokens:
             self.out.lines.append(tokens)
 
