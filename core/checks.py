@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any, TypeVar
 
-from core.model import Config, SyncGroup, TrackRef, VrrpInstance
+from core.model import Config, RealServer, SyncGroup, TrackRef, VirtualServer, VrrpInstance
 from core.problems import Location, Problem, Severity, find_location
 
 T = TypeVar("T")
@@ -238,58 +238,10 @@ def check(
                 at=("static_rules", f"#{idx}"),
             )
     vsg_names = {g.name for g in config.virtual_server_groups}
-    for vs in config.virtual_servers:
-        if vs.fwmark is not None and vs.protocol is not None:
-            r(
-                "error",
-                "fwmark-protocol",
-                f"Virtual server FWM {vs.fwmark}: protocol "
-                f"specified for fwmark - protocol will be ignored",
-                vs.name,
-                at=("virtual_server", vs.name, "protocol"),
-            )
-        if vs.group is not None and vs.group not in vsg_names:
-            r(
-                "error",
-                "unknown-vsg",
-                f"virtual_server_group {vs.group} does not exist",
-                vs.group,
-                at=("virtual_server", vs.name),
-            )
-        if not vs.real_servers:
-            r(
-                "error",
-                "no-real-servers",
-                f"Virtual server {vs.name} has no real servers - ignoring",
-                vs.name,
-                at=("virtual_server", vs.name),
-            )
-        for rs in vs.real_servers:
-            for c in rs.checkers:
-                if c.kind in ("HTTP_GET", "SSL_GET") and not c.urls:
-                    r(
-                        "error",
-                        "no-url",
-                        f"{c.kind} for real_server {rs.ip} in {vs.name} has no url",
-                        c.kind,
-                        at=("virtual_server", vs.name),
-                    )
-                if c.kind == "MISC_CHECK" and c.misc_path is None:
-                    r(
-                        "error",
-                        "no-misc-path",
-                        f"MISC_CHECK for real_server {rs.ip} in {vs.name} has no misc_path",
-                        c.kind,
-                        at=("virtual_server", vs.name),
-                    )
-                if c.kind == "FILE_CHECK" and c.track_file not in names["track_file"]:
-                    r(
-                        "error",
-                        "unknown-track",
-                        f"FILE_CHECK for real_server {rs.ip}: track_file {c.track_file} not found",
-                        str(c.track_file),
-                        at=("virtual_server", vs.name),
-                    )
+    servers = [
+        _check_virtual_server(vs, vsg_names, names["track_file"], r)
+        for vs in config.virtual_servers
+    ]
 
     fixed = replace(
         config,
@@ -298,6 +250,7 @@ def check(
         track_processes=tuple(procs),
         instances=tuple(instances),
         sync_groups=tuple(groups),
+        virtual_servers=tuple(vs for vs in servers if vs is not None),
     )
     return fixed, r.problems
 
@@ -628,3 +581,84 @@ def _sync_member_weights(
         if new != list(refs):
             changes[field] = tuple(new)
     return replace(inst, **changes) if changes else inst
+
+
+def _check_virtual_server(
+    vs: VirtualServer, vsg_names: set[str], track_files: set[str], r: _Report
+) -> VirtualServer | None:
+    """Checks keepalived 2.2.7 makes on LVS blocks; returns the server as keepalived keeps it."""
+    at = ("virtual_server", vs.name)
+
+    def err(code: str, message: str, text: str = vs.name, where: str | None = None) -> None:
+        r(
+            "error",
+            code,
+            f"Virtual server {vs.name}: {message}",
+            text,
+            at=(*at, where) if where else at,
+        )
+
+    if vs.fwmark is not None and vs.protocol is not None:
+        err(
+            "fwmark-protocol",
+            "protocol specified for fwmark - protocol will be ignored",
+            where="protocol",
+        )
+    if vs.fwmark is None and vs.protocol is None:
+        err(
+            "vs-no-protocol",
+            "no protocol set - keepalived defaults to UDP (set protocol TCP|UDP|SCTP)",
+        )
+    if vs.lvs_method is None:
+        err(
+            "vs-no-method", "no forwarding method set, keepalived uses NAT (set lb_kind/lvs_method)"
+        )
+    if vs.lvs_sched is None:
+        err("vs-no-scheduler", "no scheduler set, keepalived uses 'wlc' (set lb_algo/lvs_sched)")
+    if vs.group is not None and vs.group not in vsg_names:
+        err("unknown-vsg", f"virtual_server_group {vs.group} does not exist", vs.group)
+    family = 6 if vs.ip is not None and ":" in vs.ip else 4 if vs.ip is not None else None
+    kept: list[RealServer] = []
+    seen: set[tuple[str, int | None]] = set()
+    for rs in vs.real_servers:
+        rs_family = 6 if ":" in rs.ip else 4
+        if family is not None and rs_family != family:
+            err(
+                "rs-family",
+                f"address family of real server {rs.ip} does not match - skipping it",
+                rs.ip,
+                "real_server",
+            )
+            continue
+        if (rs.ip, rs.port) in seen:
+            err(
+                "rs-duplicate",
+                f"real server {rs.ip} {rs.port or ''} is duplicated - removing the second",
+                rs.ip,
+                "real_server",
+            )
+            continue
+        seen.add((rs.ip, rs.port))
+        kept.append(rs)
+        for c in rs.checkers:
+            if c.kind in ("HTTP_GET", "SSL_GET") and not c.urls:
+                err("no-url", f"{c.kind} for real_server {rs.ip} has no url", c.kind)
+            if c.kind == "MISC_CHECK" and c.misc_path is None:
+                err("no-misc-path", f"MISC_CHECK for real_server {rs.ip} has no misc_path", c.kind)
+            if c.kind == "FILE_CHECK" and c.track_file not in track_files:
+                err(
+                    "unknown-track",
+                    f"FILE_CHECK for real_server {rs.ip}: track_file {c.track_file} not found",
+                    str(c.track_file),
+                )
+    if not kept:
+        err("no-real-servers", "has no real servers - ignoring")
+        return None
+    total = sum(rs.weight for rs in kept)
+    if vs.quorum > total:
+        err(
+            "quorum-weight",
+            f"quorum {vs.quorum} exceeds the total weight of real servers {total}",
+            where="quorum",
+        )
+    return replace(vs, real_servers=tuple(kept)) if len(kept) != len(vs.real_servers) else vs

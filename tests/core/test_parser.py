@@ -304,6 +304,8 @@ virtual_server group VSG {
    }
 }
 virtual_server fwmark 1 {
+   lvs_sched rr
+   lvs_method DR
    real_server 192.0.2.21 {
        DNS_CHECK { type a
          name example.org }

@@ -207,7 +207,8 @@ PROBES: dict[str, str] = {
     "vs-no-real-servers": "virtual_server 192.0.2.1 80 {\n lb_algo rr\n}\n",
     "misc-check-no-path": "virtual_server 192.0.2.1 80 {\n real_server 192.0.2.2 80 {\n"
     "  MISC_CHECK {\n  }\n }\n}\n",
-    "http-get-no-url": "virtual_server 192.0.2.1 80 {\n real_server 192.0.2.2 80 {\n"
+    "http-get-no-url": "virtual_server 192.0.2.1 80 {\n lb_algo rr\n lb_kind NAT\n protocol TCP\n"
+    " real_server 192.0.2.2 80 {\n"
     "  HTTP_GET {\n  }\n }\n}\n",
     "unknown-vsg": "virtual_server group NOPE {\n real_server 192.0.2.2 80 {\n"
     "  TCP_CHECK {\n  }\n }\n}\n",
@@ -243,6 +244,26 @@ PROBES: dict[str, str] = {
     + "}\n",
     "duplicate-instance": _BASE + "}\n" + _BASE + "}\n",
     "garp-group": "garp_group {\n garp_interval 0.1\n interface eth0\n}\n" + _BASE + "}\n",
+    "vs-bare": "virtual_server 192.0.2.1 80 {\n real_server 192.0.2.2 80 {\n"
+    "  TCP_CHECK {\n  }\n }\n}\n",
+    "vs-complete": "virtual_server 192.0.2.1 80 {\n lb_algo rr\n lb_kind NAT\n protocol TCP\n"
+    " real_server 192.0.2.2 80 {\n  TCP_CHECK {\n  }\n }\n}\n",
+    "vs-complete-new-names": "virtual_server 192.0.2.1 80 {\n lvs_sched wrr\n lvs_method DR\n"
+    " protocol UDP\n real_server 192.0.2.2 80 {\n  weight 2\n  UDP_CHECK {\n  }\n }\n}\n",
+    "rs-duplicate": "virtual_server 192.0.2.1 80 {\n lb_algo rr\n lb_kind NAT\n protocol TCP\n"
+    " real_server 192.0.2.2 80 {\n }\n real_server 192.0.2.2 80 {\n }\n}\n",
+    "rs-family": "virtual_server 2001:db8::1 80 {\n lb_algo rr\n lb_kind NAT\n protocol TCP\n"
+    " real_server 192.0.2.2 80 {\n }\n real_server 2001:db8::2 80 {\n }\n}\n",
+    "quorum-weight": "virtual_server 192.0.2.1 80 {\n lb_algo rr\n lb_kind NAT\n protocol TCP\n"
+    " quorum 3\n real_server 192.0.2.2 80 {\n  weight 1\n }\n}\n",
+    "vs-group-complete": "virtual_server_group G {\n 192.0.2.1 80\n 192.0.2.10-20 80\n}\n"
+    "virtual_server group G {\n lb_algo rr\n lb_kind DR\n protocol TCP\n"
+    " real_server 192.0.2.2 80 {\n  TCP_CHECK {\n  }\n }\n}\n",
+    "dns-check": "virtual_server 192.0.2.1 53 {\n lb_algo rr\n lb_kind NAT\n protocol UDP\n"
+    " real_server 192.0.2.2 53 {\n  DNS_CHECK {\n   type MX\n   name example.org\n  }\n }\n}\n",
+    "file-check": "track_file tf {\n file /tmp/tf\n}\nvirtual_server 192.0.2.1 80 {\n lb_algo rr\n"
+    " lb_kind NAT\n protocol TCP\n real_server 192.0.2.2 80 {\n  FILE_CHECK {\n   track_file tf\n"
+    "  }\n }\n}\n",
     "unknown-keyword-case": "global_defs {\n Router_ID x\n}\n" + _BASE + "}\n",
 }
 
