@@ -6,7 +6,6 @@ truncated to 8 bytes, unknown tracked names dropped) plus the problems found. Pu
 
 from __future__ import annotations
 
-import ipaddress
 from collections import Counter, defaultdict
 from collections.abc import Mapping
 from dataclasses import replace
@@ -497,16 +496,6 @@ def _check_instance(
             n,
             at=inst_at,
         )
-    if inst.mcast_dst_ip is not None:
-        ip = ipaddress.ip_address(inst.mcast_dst_ip)
-        if not ip.is_multicast:
-            r(
-                "error",
-                "mcast-dst",
-                f"({n}) mcast_dst_ip {ip} is not a multicast address",
-                str(ip),
-                at=(*inst_at, "mcast_dst_ip"),
-            )
     return replace(inst, **changes) if changes else inst
 
 

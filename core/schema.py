@@ -151,6 +151,28 @@ class Flag:
 
 
 @dataclass(frozen=True)
+class FlagOption:
+    """A flag with one optional word, e.g. `dynamic_interfaces [allow_if_changes]`."""
+
+    option: str
+    block: bool = False
+
+    def parse(self, node: Node, ctx: Ctx) -> tuple[bool, bool]:
+        if not node.args:
+            return True, False
+        tok = _one(node)
+        if tok.text != self.option:
+            raise ArgError(f"'{tok.text}' is not '{self.option}'", tok, self.option)
+        return True, True
+
+    def render(self, kw: str, value: Any, indent: str) -> list[str]:
+        on, opt = value
+        if not on:
+            return []
+        return [f"{indent}{kw}" + (f" {self.option}" if opt else "")]
+
+
+@dataclass(frozen=True)
 class Const:
     """A keyword without arguments that sets its field to a fixed value."""
 
@@ -241,10 +263,15 @@ class Str:
 
 @dataclass(frozen=True)
 class Ip:
+    multicast: bool = False
     block: bool = False
 
     def parse(self, node: Node, ctx: Ctx) -> str:
-        return parse_ip(_one(node))
+        tok = _one(node)
+        ip = parse_ip(tok)
+        if self.multicast and not ipaddress.ip_address(ip).is_multicast:
+            raise ArgError(f"{ip} is not a multicast address", tok)
+        return ip
 
     def render(self, kw: str, value: Any, indent: str) -> list[str]:
         return [f"{indent}{kw} {value}"]

@@ -267,6 +267,27 @@ PROBES: dict[str, str] = {
     "unknown-keyword-case": "global_defs {\n Router_ID x\n}\n" + _BASE + "}\n",
 }
 
+_GLOBAL_VALUES = (
+    "dynamic_interfaces allow_if_changes",
+    "vrrp_garp_interval 2",
+    "vrrp_gna_interval 1.5",
+    "vrrp_garp_master_delay 300",
+    "vrrp_garp_master_repeat 0",
+    "vrrp_garp_master_refresh 60",
+    "smtp_connect_timeout 0",
+    "startup_script_timeout 2000",
+    "vrrp_down_timer_adverts 0",
+    "vrrp_mcast_group4 198.51.100.1",
+    "vrrp_startup_delay 5000",
+    "vrrp_version 4",
+    "max_auto_priority",
+    "router_id",
+    "script_user nobody nogroup",
+    "vrrp_min_garp true",
+)
+for _kv in _GLOBAL_VALUES:
+    PROBES["global " + _kv] = f"global_defs {{\n {_kv}\n}}\n" + _BASE + "}\n"
+
 PROBE_DIFFERENCES: dict[str, tuple[int, int, str]] = {
     "auth-hmac": (5, 0, "auth_hmac is keepalived 2.4 syntax; we accept the current language"),
     "unknown-vsg": (
