@@ -382,6 +382,12 @@ class VmacT:
                 i += 2
             elif w.count(":") == 5:
                 mac = w.lower()
+                if mac.startswith(("00:00:5e:00:01:", "00:00:5e:00:02:")):
+                    raise ArgError(
+                        f"VMAC MAC address not allowed to be RFC5798 address ({mac}); "
+                        "the VRRP virtual MAC is derived from the VRID",
+                        args[i],
+                    )
                 i += 1
             elif name is None:
                 name = w

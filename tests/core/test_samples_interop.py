@@ -264,6 +264,10 @@ PROBES: dict[str, str] = {
     "file-check": "track_file tf {\n file /tmp/tf\n}\nvirtual_server 192.0.2.1 80 {\n lb_algo rr\n"
     " lb_kind NAT\n protocol TCP\n real_server 192.0.2.2 80 {\n  FILE_CHECK {\n   track_file tf\n"
     "  }\n }\n}\n",
+    "vmac-rfc-mac": _BASE + " use_vmac vrrp51 00:00:5e:00:01:33\n}\n",
+    "vmac-own-mac": _BASE + " use_vmac vrrp51 02:00:5e:00:01:33\n}\n",
+    "script-fractional-interval": "global_defs {\n enable_script_security\n script_user root\n}\n"
+    "vrrp_script s1 {\n script /bin/true\n interval 0.5\n}\n" + _BASE + _TRACKED + "}\n",
     "unknown-keyword-case": "global_defs {\n Router_ID x\n}\n" + _BASE + "}\n",
 }
 
@@ -297,6 +301,11 @@ PROBE_DIFFERENCES: dict[str, tuple[int, int, str]] = {
     ),
     "http-get-no-url": (-11, 5, "keepalived 2.2.7 -t dies of SIGSEGV on an HTTP_GET without url"),
     "state-no-value": (2, 5, "keepalived 2.2.7 exits 2 (CONFIG) on a keyword missing its value"),
+    "script-fractional-interval": (
+        5,
+        0,
+        "fractional vrrp_script intervals are keepalived 2.4 syntax (2.2.7 wants whole seconds)",
+    ),
     "unicast-without-interface": (
         5,
         0,
