@@ -135,7 +135,8 @@ class Preprocessor:
         raw_lines = text.splitlines()
         self.out.sources[path] = raw_lines
         self.out.files.append(path)
-        self._stack.append(path)
+        # Compare real paths so "a.conf" and "conf.d/../a.conf" are one file for loop detection.
+        self._stack.append(os.path.realpath(path) if not path.startswith("<") else path)
         try:
             i = 0
             while i < len(raw_lines):
@@ -220,7 +221,7 @@ class Preprocessor:
                 )
                 continue
             for m in matches:
-                if m in self._stack or len(self._stack) >= _MAX_DEPTH:
+                if os.path.realpath(m) in self._stack or len(self._stack) >= _MAX_DEPTH:
                     self._problem(
                         "error",
                         "include-loop",

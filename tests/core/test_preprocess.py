@@ -175,3 +175,10 @@ def test_nested_loops_are_capped() -> None:
     p._loop_budget = 50
     out = p.run_text("~SEQ(A,10) ~SEQ(B,10) v $A $B\n", "<t>")
     assert len(out.lines) < 50 and [x.code for x in out.problems] == ["loop"]
+
+
+def test_include_loop_through_another_spelling(tmp_path: Path) -> None:
+    (tmp_path / "d").mkdir()
+    (tmp_path / "a.conf").write_text("include d/../a.conf\nx 1\n")
+    out = Preprocessor("n").run_file(str(tmp_path / "a.conf"))
+    assert [p.code for p in out.problems] == ["include-loop"]
