@@ -388,7 +388,7 @@ def _check_instance(
                 f"({n}) auth_pass is longer than 8 characters; "
                 f"keepalived truncates it to '{auth.auth_pass[:8]}'",
                 auth.auth_pass,
-                at=(*inst_at, "authentication"),
+                at=(*inst_at, "authentication", "auth_pass"),
             )
             changes["authentication"] = replace(
                 auth, auth_pass=auth.auth_pass.encode()[:8].decode(errors="ignore")

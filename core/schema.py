@@ -626,8 +626,7 @@ def parse_block(
                 node.words[0],
             )
             continue
-        if ctx.owner:
-            ctx.locs.setdefault((*ctx.owner, word), node.loc)
+        ctx.locs.setdefault((*ctx.owner, word), node.loc)
         try:
             value = kw.vtype.parse(node, ctx)
         except ArgError as exc:
@@ -749,7 +748,12 @@ class SubBlock:
                 f"Block {node.keyword} has extra parameters",
                 node.args[0],
             )
-        return self.schema.cls(**parse_block(node.children or [], self.schema, ctx))
+        saved = ctx.owner
+        ctx.owner = (*saved, node.keyword)
+        try:
+            return self.schema.cls(**parse_block(node.children or [], self.schema, ctx))
+        finally:
+            ctx.owner = saved
 
     def render(self, kw: str, value: Any, indent: str) -> list[str]:
         return [f"{indent}{kw} {{", *render_block(value, self.schema, indent + "  "), f"{indent}}}"]

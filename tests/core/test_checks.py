@@ -254,3 +254,13 @@ def test_entry_locations_skip_dropped_entries(parse: Parse) -> None:
     routes = "virtual_routes {\n 999.1.1.1/24 dev eth0\n 203.0.113.0/24 via 192.0.2.9\n }"
     p = problem(parse(inst(**{routes: ""})), "route-no-dev")
     assert p.line == 6
+
+
+def test_problem_locations_inside_sub_blocks(parse: Parse) -> None:
+    text = inst(**{"authentication {\n auth_type PASS\n auth_pass secretpassword\n }": ""})
+    assert problem(parse(text), "auth-pass-long").line == 6
+    sec = core.loads(
+        "global_defs {\n router_id x\n}\n" + inst(notify_master="/bin/ok"),
+        script_env=no_scripts_env({"/bin/ok"}, {"root"}),
+    )
+    assert problem(sec, "script-security").line == 1
