@@ -1,7 +1,7 @@
 """Semantic checks on a parsed `Config`, and keepalived's own corrections.
 
 `check(config)` returns the corrected config (what keepalived would actually run: e.g. auth_pass
-truncated to 8 bytes, unknown tracked names dropped) plus the problems found. Pure: no inst_at/O.
+truncated to 8 bytes, unknown tracked names dropped) plus the problems found. Pure: no I/O.
 """
 
 from __future__ import annotations
