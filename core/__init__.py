@@ -1,4 +1,16 @@
-"""core: keepalived.conf language, typed config model, checks, printer, wire codec, diff."""
+"""core: keepalived.conf language, typed config model, checks, printer, wire codec, diff.
+
+    result = core.load("/etc/keepalived/keepalived.conf", interfaces=core.system_interfaces())
+    for p in result.problems:
+        print(core.format_problem(p))
+    sys.exit(result.exit_code)          # keepalived -t codes: 0, 4, 5, 6
+
+`result.config` is an immutable `Config` as keepalived would run it (its corrections applied:
+auth_pass truncated, unknown tracked names dropped, ...). Publish it with `to_wire` /
+`config_hash`; on reload compare with `diff(old, new)`. `render(config)` prints it back as
+keepalived.conf. `vrrp_settings` / `checker_settings` resolve inherited defaults, and
+`election_lint` checks tracker weights across the nodes of a cluster.
+"""
 
 from core.api import (
     EXIT_CANNOT_RUN,
