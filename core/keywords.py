@@ -689,8 +689,8 @@ REAL_SERVER = BlockSchema(
     RealServer,
     [
         K("weight", Int(0, 65535)),
-        K("lvs_method", Choice(_LVS_METHODS, True)),
-        K("lb_kind", Choice(_LVS_METHODS, True), "lvs_method", canonical=False),
+        K("lvs_method", Choice(_LVS_METHODS)),
+        K("lb_kind", Choice(_LVS_METHODS), "lvs_method", canonical=False),
         K("notify_up", SCRIPT),
         K("notify_down", SCRIPT),
         K("uthreshold", Int(0)),
@@ -741,8 +741,8 @@ VIRTUAL_SERVER = BlockSchema(
     [
         K("lvs_sched", Choice(_LVS_SCHED)),
         K("lb_algo", Choice(_LVS_SCHED), "lvs_sched", canonical=False),
-        K("lvs_method", Choice(_LVS_METHODS, True)),
-        K("lb_kind", Choice(_LVS_METHODS, True), "lvs_method", canonical=False),
+        K("lvs_method", Choice(_LVS_METHODS)),
+        K("lb_kind", Choice(_LVS_METHODS), "lvs_method", canonical=False),
         K("protocol", Choice(("TCP", "UDP", "SCTP"), True)),
         K("persistence_timeout", OptInt(360, 1)),
         K("persistence_granularity", Str()),

@@ -268,6 +268,18 @@ PROBES: dict[str, str] = {
     "vmac-own-mac": _BASE + " use_vmac vrrp51 02:00:5e:00:01:33\n}\n",
     "script-fractional-interval": "global_defs {\n enable_script_security\n script_user root\n}\n"
     "vrrp_script s1 {\n script /bin/true\n interval 0.5\n}\n" + _BASE + _TRACKED + "}\n",
+    "protocol-lower-case": "virtual_server 192.0.2.1 80 {\n lb_algo rr\n lb_kind NAT\n"
+    " protocol tcp\n real_server 192.0.2.2 80 {\n }\n}\n",
+    "lb-kind-lower-case": "virtual_server 192.0.2.1 80 {\n lb_algo rr\n lb_kind dr\n"
+    " protocol TCP\n real_server 192.0.2.2 80 {\n }\n}\n",
+    "lb-algo-upper-case": "virtual_server 192.0.2.1 80 {\n lb_algo RR\n lb_kind NAT\n"
+    " protocol TCP\n real_server 192.0.2.2 80 {\n }\n}\n",
+    "auth-type-lower-case": _BASE + " authentication {\n  auth_type pass\n  auth_pass x\n }\n}\n",
+    "dns-type-lower-case": "virtual_server 192.0.2.1 53 {\n lb_algo rr\n lb_kind NAT\n"
+    " protocol UDP\n real_server 192.0.2.2 53 {\n  DNS_CHECK {\n   type mx\n  }\n }\n}\n",
+    "http-protocol-bad": "virtual_server 192.0.2.1 80 {\n lb_algo rr\n lb_kind NAT\n"
+    " protocol TCP\n real_server 192.0.2.2 80 {\n  HTTP_GET {\n   http_protocol 1.2\n"
+    "   url {\n    path /\n    status_code 200-299 404\n   }\n  }\n }\n}\n",
     "unknown-keyword-case": "global_defs {\n Router_ID x\n}\n" + _BASE + "}\n",
 }
 
