@@ -43,31 +43,25 @@ def vrrp_settings(config: Config, inst: VrrpInstance) -> VrrpSettings:
     g = config.global_defs
     strict = inst.strict_mode if inst.strict_mode is not None else g.vrrp_strict
     priority = inst.effective_priority
+    # Global values first (vrrp_min_garp changes the defaults it was not told otherwise about;
+    # the stored defaults stand for "not set"), then instance overrides. The lower-priority
+    # burst inherits the *global* master values, and strict mode disables it (keepalived -d).
     min_garp = g.vrrp_min_garp
-    master_delay = (
-        inst.garp_master_delay
-        if inst.garp_master_delay is not None
-        else (0 if min_garp and g.vrrp_garp_master_delay == 5 else g.vrrp_garp_master_delay)
+    g_delay = 0 if min_garp and g.vrrp_garp_master_delay == 5 else g.vrrp_garp_master_delay
+    g_repeat = 1 if min_garp and g.vrrp_garp_master_repeat == 5 else g.vrrp_garp_master_repeat
+    g_refresh_repeat = (
+        0
+        if min_garp and g.vrrp_garp_master_refresh_repeat == 1
+        else g.vrrp_garp_master_refresh_repeat
     )
-    master_repeat = (
-        inst.garp_master_repeat
-        if inst.garp_master_repeat is not None
-        else (1 if min_garp and g.vrrp_garp_master_repeat == 5 else g.vrrp_garp_master_repeat)
+    master_delay = _first(inst.garp_master_delay, default=g_delay)
+    master_repeat = _first(inst.garp_master_repeat, default=g_repeat)
+    lower_delay = _first(inst.garp_lower_prio_delay, g.vrrp_garp_lower_prio_delay, default=g_delay)
+    lower_repeat = _first(
+        inst.garp_lower_prio_repeat, g.vrrp_garp_lower_prio_repeat, default=g_repeat
     )
-    lower_delay = (
-        inst.garp_lower_prio_delay
-        if inst.garp_lower_prio_delay is not None
-        else g.vrrp_garp_lower_prio_delay
-        if g.vrrp_garp_lower_prio_delay is not None
-        else master_delay
-    )
-    lower_repeat = (
-        inst.garp_lower_prio_repeat
-        if inst.garp_lower_prio_repeat is not None
-        else g.vrrp_garp_lower_prio_repeat
-        if g.vrrp_garp_lower_prio_repeat is not None
-        else master_repeat
-    )
+    if strict:
+        lower_delay = lower_repeat = 0
     family = inst.family
     mcast = inst.mcast_dst_ip or (g.vrrp_mcast_group6 if family == 6 else g.vrrp_mcast_group4)
     lower_no_advert = (
@@ -93,10 +87,8 @@ def vrrp_settings(config: Config, inst: VrrpInstance) -> VrrpSettings:
             if inst.garp_master_refresh is not None
             else g.vrrp_garp_master_refresh
         ),
-        garp_master_refresh_repeat=(
-            inst.garp_master_refresh_repeat
-            if inst.garp_master_refresh_repeat is not None
-            else g.vrrp_garp_master_refresh_repeat
+        garp_master_refresh_repeat=_first(
+            inst.garp_master_refresh_repeat, default=g_refresh_repeat
         ),
         garp_lower_prio_delay=lower_delay,
         garp_lower_prio_repeat=lower_repeat,

@@ -18,7 +18,16 @@ def test_vrrp_defaults_and_inheritance(parse: Parse) -> None:
     c = parse(text).config
     s = core.vrrp_settings(c, c.instances[0])
     assert (s.version, s.strict, s.accept, s.lower_prio_no_advert) == (3, True, False, True)
-    assert (s.garp_master_delay, s.garp_lower_prio_delay, s.garp_lower_prio_repeat) == (2, 2, 9)
+    # Strict mode sends no lower-priority GARP burst, whatever was configured.
+    assert (s.garp_master_delay, s.garp_lower_prio_delay, s.garp_lower_prio_repeat) == (2, 0, 0)
+
+    text = "global_defs {\n vrrp_garp_master_delay 2\n}\n" + MINIMAL.replace(
+        "interface eth0", "interface eth0\n garp_master_repeat 3"
+    )
+    c = parse(text).config
+    s = core.vrrp_settings(c, c.instances[0])
+    # The lower-priority burst inherits the global master values, not the instance's.
+    assert (s.garp_master_repeat, s.garp_lower_prio_delay, s.garp_lower_prio_repeat) == (3, 2, 5)
 
 
 def test_vrrp_owner_accepts_and_ipv6_uses_v3(parse: Parse) -> None:
@@ -35,7 +44,7 @@ def test_vrrp_owner_accepts_and_ipv6_uses_v3(parse: Parse) -> None:
 def test_min_garp(parse: Parse) -> None:
     c = parse("global_defs {\n vrrp_min_garp\n}\n" + MINIMAL).config
     s = core.vrrp_settings(c, c.instances[0])
-    assert (s.garp_master_delay, s.garp_master_repeat) == (0, 1)
+    assert (s.garp_master_delay, s.garp_master_repeat, s.garp_master_refresh_repeat) == (0, 1, 0)
 
 
 def test_checker_inheritance(parse: Parse) -> None:
