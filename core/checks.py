@@ -137,11 +137,21 @@ def check(
 
     def fix_tracks(owner: str, obj: Any, where: tuple[str, ...]) -> dict[str, Any]:
         out: dict[str, tuple[TrackRef, ...]] = {}
-        for field, known in names.items():
+        for field, known in (*names.items(), ("track_interface", None)):
             refs: tuple[TrackRef, ...] = getattr(obj, field)
-            kept = []
+            kept: list[TrackRef] = []
             for idx, ref in enumerate(refs):
-                if ref.name not in known:
+                if any(k.name == ref.name for k in kept):
+                    r(
+                        "error",
+                        "duplicate-track",
+                        f"({owner}) duplicate {field} {ref.name} - ignoring it (the first entry "
+                        "counts)",
+                        ref.name,
+                        at=(*where, field, f"#{idx}"),
+                    )
+                    continue
+                if known is not None and ref.name not in known:
                     what = field.removeprefix("track_")
                     r(
                         "error",

@@ -103,7 +103,10 @@ def vrrp_settings(config: Config, inst: VrrpInstance) -> VrrpSettings:
             if inst.higher_prio_send_advert is not None
             else g.vrrp_higher_prio_send_advert
         ),
-        check_unicast_src=inst.check_unicast_src or g.vrrp_check_unicast_src,
+        # A peer with min_ttl/max_ttl implies checking the source of unicast adverts.
+        check_unicast_src=inst.check_unicast_src
+        or g.vrrp_check_unicast_src
+        or any(p.min_ttl is not None or p.max_ttl is not None for p in inst.unicast_peer),
         skip_check_adv_addr=(
             inst.skip_check_adv_addr
             if inst.skip_check_adv_addr is not None

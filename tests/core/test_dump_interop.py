@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 import core
+from core.checks import tracker_weight
 from tests.core.test_samples_interop import KEEPALIVED
 
 pytestmark = [
@@ -140,6 +141,52 @@ vrrp_instance VI_2 {
   }
 }
 """,
+    "trackers-unicast": """
+vrrp_script chk {
+  script "/bin/true"
+  weight -20
+  interval 5
+}
+track_file tf {
+  file /tmp/pk-cfg-nonexistent-tf
+  weight 3
+}
+vrrp_instance VI_1 {
+  interface eth0
+  virtual_router_id 91
+  priority 150
+  unicast_src_ip 192.0.2.2
+  unicast_peer {
+    192.0.2.3
+    192.0.2.4 min_ttl 250
+  }
+  track_interface {
+    eth1 weight -10
+    eth2
+    eth1 weight 4
+  }
+  track_script {
+    chk
+    chk weight 5
+  }
+  track_file {
+    tf weight -2 reverse
+  }
+  virtual_ipaddress {
+    192.0.2.1
+  }
+}
+vrrp_instance VI_2 {
+  interface eth1
+  virtual_router_id 92
+  track_script {
+    chk weight 7 reverse
+  }
+  virtual_ipaddress {
+    192.0.2.5
+  }
+}
+""",
     "global-strict": """
 global_defs {
   vrrp_strict
@@ -246,13 +293,26 @@ def parse_dump(lines: list[str]) -> dict[str, dict[str, object]]:
             section = "evips"
         elif text.startswith("Virtual IP ("):
             section = "vips"
-        elif section and line.startswith("     "):
-            addr = text.split()[0]
-            cur[section].append(addr)  # type: ignore[attr-defined]
+        elif text.startswith("Unicast Peer"):
+            section = "peers"
+            cur["peers"] = []
+        elif text.startswith(("Tracked interfaces", "Tracked scripts", "Tracked files")):
+            section = {"i": "track_interface", "s": "track_script", "f": "track_file"}[
+                text.split()[1][0]
+            ]
+            cur[section] = []
+        elif section in ("vips", "evips", "peers") and line.startswith("     "):
+            cur[section].append(text.split()[0])  # type: ignore[attr-defined]
+        elif section.startswith("track_") and line.startswith("     "):
+            # "eth1 weight -10", "tf, weight -2 reverse"
+            words = text.replace(",", "").split()
+            cur[section].append((words[0], int(words[2]), "reverse" in words[3:]))  # type: ignore[attr-defined]
         elif " = " in text:
             section = ""
             key, value = text.split(" = ", 1)
             cur[key] = value
+        elif text.startswith("Check unicast src"):
+            cur["Check unicast src"] = text.rsplit(None, 1)[1]
         elif text.startswith("Multicast address"):
             cur["Multicast address"] = text.split()[2].rstrip(",")
     return out
@@ -306,6 +366,15 @@ def test_model_matches_keepalived_dump(netns: str, tmp_path: Path, case: str) ->
         }
         if inst.authentication is not None and inst.authentication.auth_pass is not None:
             ours["Password"] = inst.authentication.auth_pass
+        if inst.unicast_peer:
+            del ours["Multicast address"]  # not used, not printed, for unicast instances
+            ours["peers"] = [p.address for p in inst.unicast_peer]
+            ours["Check unicast src"] = "yes" if s.check_unicast_src else "no"
+            ours["Using src_ip"] = f"{inst.unicast_src_ip} (from configuration)"
+        for field in ("track_interface", "track_script", "track_file"):
+            refs = getattr(inst, field)
+            if refs:
+                ours[field] = [(t.name, tracker_weight(config, field, t), t.reverse) for t in refs]
         got = {key: k.get(key) for key in ours}
         got["Advert interval"] = _interval(str(k["Advert interval"]))
         assert got == ours, f"{case}/{inst.name}"

@@ -280,6 +280,12 @@ PROBES: dict[str, str] = {
     "http-protocol-bad": "virtual_server 192.0.2.1 80 {\n lb_algo rr\n lb_kind NAT\n"
     " protocol TCP\n real_server 192.0.2.2 80 {\n  HTTP_GET {\n   http_protocol 1.2\n"
     "   url {\n    path /\n    status_code 200-299 404\n   }\n  }\n }\n}\n",
+    "duplicate-track-interface": _BASE + " track_interface {\n  eth1\n  eth1 weight 5\n }\n}\n",
+    "duplicate-track-script": "global_defs {\n enable_script_security\n script_user root\n}\n"
+    "vrrp_script s1 {\n script /bin/true\n}\n"
+    + _BASE
+    + " track_script {\n  s1\n  s1 weight 5\n }\n}\n",
+    "duplicate-vip": _BASE.replace("192.0.2.1\n", "192.0.2.1\n  192.0.2.1\n") + "}\n",
     "unknown-keyword-case": "global_defs {\n Router_ID x\n}\n" + _BASE + "}\n",
 }
 
