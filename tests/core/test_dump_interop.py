@@ -52,6 +52,8 @@ vrrp_instance VI_1 {
   }
   virtual_ipaddress_excluded {
     2001:db8::5/64
+    198.51.100.7/24 dev eth2 scope link label eth2:x
+    198.51.100.8/24 label eth2:abcdefghijklmn
   }
 }
 vrrp_instance VI_2 {
@@ -301,7 +303,12 @@ def parse_dump(lines: list[str]) -> dict[str, dict[str, object]]:
                 text.split()[1][0]
             ]
             cur[section] = []
-        elif section in ("vips", "evips", "peers") and line.startswith("     "):
+        elif section in ("vips", "evips") and line.startswith("     "):
+            words = text.split()
+            opts = dict(zip(words[1::2], words[2::2], strict=False))
+            entry = (words[0], opts.get("dev"), opts.get("scope"), opts.get("label"))
+            cur[section].append(entry)  # type: ignore[attr-defined]
+        elif section == "peers" and line.startswith("     "):
             cur[section].append(text.split()[0])  # type: ignore[attr-defined]
         elif section.startswith("track_") and line.startswith("     "):
             # "eth1 weight -10", "tf, weight -2 reverse"
@@ -323,8 +330,10 @@ def _interval(text: str) -> float:
     return float(value) / (1000 if unit == "milli-sec" else 1)
 
 
-def _addr(address: str) -> str:
-    return address.removesuffix("/32").removesuffix("/128")
+def _vip(a: core.Address, inst: core.VrrpInstance) -> tuple[str, str | None, str, str | None]:
+    """An address as keepalived's dump shows it: host prefixes dropped, defaults filled in."""
+    address = a.address.removesuffix("/32").removesuffix("/128")
+    return (address, a.dev or inst.interface, a.scope or "global", a.label)
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -338,7 +347,7 @@ def test_model_matches_keepalived_dump(netns: str, tmp_path: Path, case: str) ->
     for inst in config.instances:
         k = theirs[inst.name]
         s = core.vrrp_settings(config, inst)
-        ours = {
+        ours: dict[str, object] = {
             "VRRP Version": str(s.version),
             "Wantstate": s.state,
             "Interface": inst.interface,
@@ -361,8 +370,8 @@ def test_model_matches_keepalived_dump(netns: str, tmp_path: Path, case: str) ->
             "Send advert after receive higher priority advert": str(
                 s.higher_prio_send_advert
             ).lower(),
-            "vips": [_addr(a.address) for a in inst.virtual_ipaddress],
-            "evips": [_addr(a.address) for a in inst.virtual_ipaddress_excluded],
+            "vips": [_vip(a, inst) for a in inst.virtual_ipaddress],
+            "evips": [_vip(a, inst) for a in inst.virtual_ipaddress_excluded],
         }
         if inst.authentication is not None and inst.authentication.auth_pass is not None:
             ours["Password"] = inst.authentication.auth_pass
