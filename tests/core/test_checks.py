@@ -264,3 +264,25 @@ def test_problem_locations_inside_sub_blocks(parse: Parse) -> None:
         script_env=no_scripts_env({"/bin/ok"}, {"root"}),
     )
     assert problem(sec, "script-security").line == 1
+
+
+def test_insecure_root_scripts_are_disabled() -> None:
+    found = {"/opt/chk", "/opt/notify"}
+    env = core.ScriptEnv(
+        lambda c: c if c in found else None,
+        lambda u: u == "root",
+        lambda path: "/opt is world-writable",
+    )
+    head = "global_defs {\n enable_script_security\n script_user root\n}\n"
+    tracked = (
+        head + "vrrp_script s {\n script /opt/chk\n}\n" + inst(**{"track_script {\n s\n }": ""})
+    )
+    r = core.loads(tracked, script_env=env)
+    assert [(p.code, p.severity) for p in r.problems] == [("script-insecure", "error")]
+    assert r.exit_code == 5
+    notify = core.loads(head + inst(notify_master="/opt/notify"), script_env=env)
+    assert [(p.code, p.severity) for p in notify.problems] == [("script-insecure", "warning")]
+    assert notify.exit_code == 0
+    # Not run as root: not checked.
+    as_nobody = tracked.replace("script_user root", "script_user nobody")
+    assert core.loads(as_nobody, script_env=env).exit_code == 0

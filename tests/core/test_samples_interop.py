@@ -366,3 +366,25 @@ def test_missing_main_file(netns: str, tmp_path: Path) -> None:
     missing = tmp_path / "nope.conf"
     assert keepalived_verdict(netns, missing, tmp_path, "pkcfgtest") == 0
     assert core.load(missing).exit_code == 4
+
+
+@pytest.mark.parametrize(
+    ("mode", "tracked"), [(0o755, True), (0o777, True), (0o777, False), (0o775, True)]
+)
+def test_script_permissions_match_keepalived(
+    netns: str, tmp_path: Path, mode: int, tracked: bool
+) -> None:
+    script = tmp_path / "check.sh"
+    script.write_text("#!/bin/sh\nexit 0\n")
+    script.chmod(mode)
+    os.chown(script, 0, 1 if mode & 0o020 else 0)  # group-writable by a non-root group
+    head = "global_defs {\n enable_script_security\n script_user root\n}\n"
+    if tracked:
+        text = head + f"vrrp_script s1 {{\n script {script}\n}}\n" + _BASE + _TRACKED + "}\n"
+    else:
+        text = head + _BASE + f" notify_master {script}\n}}\n"
+    conf = tmp_path / "k.conf"
+    conf.write_text(text)
+    theirs = keepalived_verdict(netns, conf, tmp_path, "pkcfgtest")
+    ours = core.load(conf, config_id="pkcfgtest", interfaces=NETNS_IFACES)
+    assert ours.exit_code == theirs, [core.format_problem(p) for p in ours.problems]
