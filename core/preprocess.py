@@ -455,6 +455,17 @@ class Preprocessor:
         return None, j + 1
 
 
+def _c_int(text: str) -> int:
+    t = text.strip()
+    sign = -1 if t.startswith("-") else 1
+    t = t.lstrip("+-")
+    if t.lower().startswith("0x"):
+        return sign * int(t[2:], 16)
+    if len(t) > 1 and t.startswith("0"):
+        return sign * int(t[1:], 8)
+    return sign * int(t, 10)
+
+
 def _matching_paren(text: str, open_idx: int) -> int:
     depth = 0
     for i in range(open_idx, len(text)):
@@ -490,7 +501,8 @@ def _loop_rows(kind: str, args: list[str]) -> tuple[list[str], list[list[str]]]:
         var = args[0]
         if not _NAME_RE.fullmatch(var):
             raise ValueError(f"bad variable name '{var}'")
-        nums = [int(a, 16 if kind == "SEQx" else 10) if a else 0 for a in args[1:]]
+        # ~SEQx takes C-style numbers (0x.. hex, 0.. octal, decimal), as keepalived does.
+        nums = [(_c_int(a) if kind == "SEQx" else int(a)) if a else 0 for a in args[1:]]
         if len(nums) == 1:
             end = nums[0]
             start = 1 if end >= 0 else -1

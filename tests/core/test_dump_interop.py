@@ -189,6 +189,25 @@ vrrp_instance VI_2 {
   }
 }
 """,
+    "substitution-edges": """
+$HOST=192.0.2.77
+$OCT=7
+vrrp_instance VI_1 {
+  interface eth0
+  virtual_router_id 95
+  virtual_ipaddress {
+    $HOST/32
+    ${HOST}/32
+    198.51.100.$OCT
+~SEQ(N,5,-2,1) 203.0.113.${N}
+  }
+  virtual_ipaddress_excluded {
+~SEQx(N,a,c) 2001:db8::${N}
+~SEQx(M,0xa,0xc) 2001:db8::1:${M}
+~LST({P,L},{24,x},{25,y}) 198.51.100.${P}/24 label eth0:${L}
+  }
+}
+""",
     "global-strict": """
 global_defs {
   vrrp_strict

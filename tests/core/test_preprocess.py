@@ -69,7 +69,8 @@ def test_seq_and_lst() -> None:
     assert lines("~SEQ(X,1,3) 192.0.2.$X/32\n") == [["192.0.2.$X/32"]] * 3
     assert lines("~SEQ(X,1,3) 192.0.2.${X}/32\n") == [[f"192.0.2.{i}/32"] for i in (1, 2, 3)]
     assert lines("~SEQ(X,5,-2,1) v $X\n") == [["v", "5"], ["v", "3"], ["v", "1"]]
-    assert lines("~SEQx(X,9,b) v $X\n") == [["v", "9"], ["v", "a"], ["v", "b"]]
+    assert lines("~SEQx(X,9,0xb) v $X\n") == [["v", "9"], ["v", "a"], ["v", "b"]]
+    assert lines("~SEQx(X,010,0x9) v $X\n") == [["v", "8"], ["v", "9"]]
     assert lines("~LST(Y,7,9) v $Y\n") == [["v", "7"], ["v", "9"]]
     assert lines("~LST({A,B},{1,2},{3,4}) v $A $B\n") == [["v", "1", "2"], ["v", "3", "4"]]
     assert lines("~SEQ(X,2) ~LST(Y,a,b) v $X $Y\n") == [
@@ -81,8 +82,8 @@ def test_seq_and_lst() -> None:
 
 
 def test_seq_errors_are_problems() -> None:
-    out = preprocess_text("~SEQ(X,1,0,5) a\n~SEQ(X,1\n~LST(X) a\n", config_id="n")
-    assert [p.code for p in out.problems] == ["loop", "loop", "loop"]
+    out = preprocess_text("~SEQ(X,1,0,5) a\n~SEQ(X,1\n~LST(X) a\n~SEQx(X,a,c) a\n", config_id="n")
+    assert [p.code for p in out.problems] == ["loop", "loop", "loop", "loop"]
     assert out.lines == []
 
 
