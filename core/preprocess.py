@@ -187,11 +187,8 @@ class Preprocessor:
             self._stack.pop()
 
     def _include(self, text: str, kind: str, path: str, lineno: int, off: int) -> None:
-        try:
-            words = [t.text for t in split_words(text, path, lineno, off)]
-        except LexError as exc:
-            self._problem("error", "unterminated-quote", str(exc), path, lineno, exc.col)
-            return
+        # Split on blanks only: braces in an include pattern are glob alternatives, not blocks.
+        words = [w.replace('"', "") for w in re.findall(r'(?:[^\s"]+|"[^"]*")+', text)]
         if len(words) < 2:
             self._problem(
                 "error", "include", f"'{kind}' needs a file name", path, lineno, off + 1, kind

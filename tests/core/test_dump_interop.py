@@ -33,7 +33,20 @@ pytestmark = [
 CONFIG_ID = "pkcfgtest"
 IFACES = ("eth0", "eth1", "eth2", "eth3")
 
-CASES: dict[str, str] = {
+# A case is the main file's text, or {relative path: text} with "keepalived.conf" the main file.
+CASES: dict[str, str | dict[str, str]] = {
+    "includes": {
+        "keepalived.conf": "$IF=eth0\ninclude conf.d/*.conf\ninclude vips/{b,a}.inc\n",
+        "conf.d/20-vi2.conf": "vrrp_instance VI_2 {\n interface eth1\n virtual_router_id 97\n"
+        " virtual_ipaddress {\n  include ../vips/c.inc\n }\n}\n",
+        "conf.d/10-vi1.conf": "vrrp_instance VI_1 {\n interface $IF\n virtual_router_id 96\n"
+        " virtual_ipaddress {\n  192.0.2.96\n }\n}\n",
+        "vips/a.inc": "vrrp_instance VI_3 {\n interface eth2\n virtual_router_id 98\n"
+        " virtual_ipaddress {\n  192.0.2.98\n }\n}\n",
+        "vips/b.inc": "vrrp_instance VI_4 {\n interface eth3\n virtual_router_id 99\n"
+        " virtual_ipaddress {\n  192.0.2.99\n }\n}\n",
+        "vips/c.inc": "192.0.2.97\n198.51.100.97/25\n",
+    },
     "inheritance": """
 global_defs {
   vrrp_garp_master_delay 2
@@ -357,8 +370,11 @@ def _vip(a: core.Address, inst: core.VrrpInstance) -> tuple[str, str | None, str
 
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_model_matches_keepalived_dump(netns: str, tmp_path: Path, case: str) -> None:
+    files = CASES[case]
+    for rel, text in ({"keepalived.conf": files} if isinstance(files, str) else files).items():
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(text)
     conf = tmp_path / "keepalived.conf"
-    conf.write_text(CASES[case])
     theirs = parse_dump(keepalived_dump(netns, conf, tmp_path))
     result = core.load(conf, config_id=CONFIG_ID, script_env=None)
     config = result.config

@@ -183,3 +183,12 @@ def test_include_loop_through_another_spelling(tmp_path: Path) -> None:
     (tmp_path / "a.conf").write_text("include d/../a.conf\nx 1\n")
     out = Preprocessor("n").run_file(str(tmp_path / "a.conf"))
     assert [p.code for p in out.problems] == ["include-loop"]
+
+
+def test_include_brace_alternatives_keep_their_order(tmp_path: Path) -> None:
+    (tmp_path / "a.inc").write_text("a 1\n")
+    (tmp_path / "b.inc").write_text("b 2\n")
+    (tmp_path / "m.conf").write_text('include {b,a}.inc "x y.none"\n')
+    out = Preprocessor("n").run_file(str(tmp_path / "m.conf"))
+    assert [[t.text for t in ln] for ln in out.lines] == [["b", "2"], ["a", "1"]]
+    assert [p.text for p in out.problems] == ["x y.none"]
