@@ -248,7 +248,7 @@ VRRP_SCRIPT = BlockSchema(
     "vrrp_script",
     VrrpScript,
     [
-        K("script", ScriptT(with_user=False)),
+        K("script", ScriptT(with_user=False, first_word_only=True)),
         K("interval", Float(0.001)),
         K("timeout", Float(0.001)),
         K("weight", WeightT(-253, 253), ("weight", "weight_reverse")),

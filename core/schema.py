@@ -78,9 +78,15 @@ class VType(Protocol):
 
 
 def quote(s: str) -> str:
+    """`s` as one config word: bare when that reads back the same, else double-quoted."""
     if s and not any(c in s for c in ' \t"{}#!') and not s.startswith(("@", "$", "~")):
         return s
-    return f'"{s}"'
+    return quote_always(s)
+
+
+def quote_always(s: str) -> str:
+    # Inside quotes keepalived reads \\ as \ and \" as ".
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _one(node: Node) -> Token:
@@ -351,9 +357,15 @@ def _join_command(tokens: Sequence[Token]) -> str:
 
 @dataclass(frozen=True)
 class ScriptT:
-    """`CMD [user [group]]` (or all words as the command when `with_user` is false)."""
+    """`CMD [user [group]]`; without `with_user`, just `CMD`.
+
+    `first_word_only`: keepalived 2.2.7 runs only the first word of an unquoted multi-word
+    vrrp_script `script` (verified with its -d dump); we do the same and say so. Otherwise the
+    words are joined into one command.
+    """
 
     with_user: bool = True
+    first_word_only: bool = False
     block: bool = False
 
     def parse(self, node: Node, ctx: Ctx) -> Script:
@@ -361,7 +373,18 @@ class ScriptT:
         if not args:
             raise ArgError(f"'{node.keyword}' needs a command", node.words[0])
         if not self.with_user:
-            return Script(args[0].text if len(args) == 1 else _join_command(args))
+            if len(args) == 1:
+                return Script(args[0].text)
+            if self.first_word_only:
+                ctx.report(
+                    "warning",
+                    "script-words-ignored",
+                    f"only '{args[0].text}' is run; keepalived ignores the other words of an "
+                    f"unquoted {node.keyword} - quote the whole command to pass arguments",
+                    args[1],
+                )
+                return Script(args[0].text)
+            return Script(_join_command(args))
         if len(args) > 3:
             raise ArgError(
                 f"'{node.keyword}': too many words; quote the command and its arguments", args[3]
@@ -374,7 +397,7 @@ class ScriptT:
 
     def render(self, kw: str, value: Any, indent: str) -> list[str]:
         assert isinstance(value, Script)
-        parts = [f"{indent}{kw}", f'"{value.command}"']
+        parts = [f"{indent}{kw}", quote_always(value.command)]
         if value.user is not None:
             parts.append(quote(value.user))
             if value.group is not None:

@@ -11,6 +11,7 @@ import os
 import re
 import secrets
 import selectors
+import shutil
 import signal
 import subprocess
 import time
@@ -221,6 +222,19 @@ vrrp_instance VI_1 {
   }
 }
 """,
+    "script-quoting": r"""
+vrrp_instance VI_1 {
+  interface eth0
+  virtual_router_id 93
+  virtual_ipaddress {
+    192.0.2.93
+  }
+  notify_master "/bin/echo 'p q' a\\x41 b\\ c \\101\\t"
+  notify_backup "/bin/echo x\"y z\"w"
+  notify_fault "/bin/echo \x44 \\x45"
+  notify /bin/true root
+}
+""",
     "global-strict": """
 global_defs {
   vrrp_strict
@@ -346,6 +360,9 @@ def parse_dump(lines: list[str]) -> dict[str, dict[str, object]]:
             # "eth1 weight -10", "tf, weight -2 reverse"
             words = text.replace(",", "").split()
             cur[section].append((words[0], int(words[2]), "reverse" in words[3:]))  # type: ignore[attr-defined]
+        elif " state transition script = " in text:
+            which, rest = text.split(" state transition script = ", 1)
+            cur[f"script {which}"] = re.findall(r"'([^']*)'", rest.rsplit(", uid:gid", 1)[0])
         elif " = " in text:
             section = ""
             key, value = text.split(" = ", 1)
@@ -355,6 +372,15 @@ def parse_dump(lines: list[str]) -> dict[str, dict[str, object]]:
         elif text.startswith("Multicast address"):
             cur["Multicast address"] = text.split()[2].rstrip(",")
     return out
+
+
+_NOTIFY = {
+    "Master": "notify_master",
+    "Backup": "notify_backup",
+    "Fault": "notify_fault",
+    "Stop": "notify_stop",
+    "Generic": "notify",
+}
 
 
 def _interval(text: str) -> float:
@@ -415,6 +441,12 @@ def test_model_matches_keepalived_dump(netns: str, tmp_path: Path, case: str) ->
             ours["peers"] = [p.address for p in inst.unicast_peer]
             ours["Check unicast src"] = "yes" if s.check_unicast_src else "no"
             ours["Using src_ip"] = f"{inst.unicast_src_ip} (from configuration)"
+        for which, field in _NOTIFY.items():
+            script = getattr(inst, field)
+            if script is not None:
+                argv = script.argv
+                exe = shutil.which(argv[0])
+                ours[f"script {which}"] = [os.path.realpath(exe) if exe else argv[0], *argv[1:]]
         for field in ("track_interface", "track_script", "track_file"):
             refs = getattr(inst, field)
             if refs:

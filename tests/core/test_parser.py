@@ -432,9 +432,30 @@ def test_address_helpers(parse: Parse) -> None:
     )
 
 
-def test_script_words_are_joined_keeping_argv(parse: Parse) -> None:
-    text = 'vrrp_script s {\n script /bin/echo "it\'s here" x\n}\n'
-    (s,) = parse(text, script_env=None).config.vrrp_scripts
-    assert s.script is not None and s.script.argv == ["/bin/echo", "it's here", "x"]
-    again = core.loads(core.render(parse(text, script_env=None).config), script_env=None)
-    assert again.config.vrrp_scripts == (s,)
+def test_misc_path_words_are_joined_keeping_argv(parse: Parse) -> None:
+    text = (
+        "virtual_server 192.0.2.1 80 {\n real_server 192.0.2.2 80 {\n MISC_CHECK {\n"
+        ' misc_path /bin/echo "it\'s here" x\n }\n }\n}\n'
+    )
+    config = parse(text, script_env=None).config
+    misc = config.virtual_servers[0].real_servers[0].checkers[0].misc_path
+    assert misc is not None and misc.argv == ["/bin/echo", "it's here", "x"]
+    again = core.loads(core.render(config), script_env=None)
+    assert again.config == config
+
+
+def test_unquoted_vrrp_script_runs_only_its_first_word(parse: Parse) -> None:
+    r = parse("vrrp_script s {\n script /bin/echo hello world\n}\n", script_env=None)
+    assert r.config.vrrp_scripts[0].script == core.Script("/bin/echo")
+    assert [(p.code, p.text) for p in r.problems if p.code != "unused-script"] == [
+        ("script-words-ignored", "hello")
+    ]
+
+
+def test_escapes_inside_quotes(parse: Parse) -> None:
+    text = 'vrrp_script s {\n script "/bin/echo x\\"y z\\"w \\\\x41 \\x42"\n}\n'
+    config = parse(text, script_env=None).config
+    script = config.vrrp_scripts[0].script
+    assert script is not None
+    assert script.argv == ["/bin/echo", "xy zw", "A", "B"]  # as keepalived 2.2.7's -d dump
+    assert core.loads(core.render(config), script_env=None).config == config
