@@ -1,18 +1,17 @@
 """Semantic checks on a parsed `Config`, and keepalived's own corrections.
 
 `check(config)` returns the corrected config (what keepalived would actually run: e.g. auth_pass
-truncated to 8 bytes, unknown tracked names dropped) plus the problems found. Pure: no inst_at/O.
+truncated to 8 bytes, unknown tracked names dropped) plus the problems found. Pure: no I/O.
 """
 
 from __future__ import annotations
 
-import ipaddress
 from collections import Counter, defaultdict
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any, TypeVar
 
-from core.model import Config, SyncGroup, TrackRef, VrrpInstance
+from core.model import Config, RealServer, SyncGroup, TrackRef, VirtualServer, VrrpInstance
 from core.problems import Location, Problem, Severity, find_location
 
 T = TypeVar("T")
@@ -34,6 +33,14 @@ def effective_version(config: Config, inst: VrrpInstance) -> int:
     if inst.family == 6:
         return 3
     return inst.version if inst.version is not None else config.global_defs.vrrp_version
+
+
+_BLOCK_OF = {
+    "track_script": "vrrp_script",
+    "track_file": "track_file",
+    "track_process": "vrrp_track_process",
+    "track_bfd": "bfd_instance",
+}
 
 
 def _first_of_each(items: tuple[T, ...]) -> tuple[T, ...]:
@@ -132,18 +139,29 @@ def check(
 
     def fix_tracks(owner: str, obj: Any, where: tuple[str, ...]) -> dict[str, Any]:
         out: dict[str, tuple[TrackRef, ...]] = {}
-        for field, known in names.items():
+        for field, known in (*names.items(), ("track_interface", None)):
             refs: tuple[TrackRef, ...] = getattr(obj, field)
-            kept = []
-            for ref in refs:
-                if ref.name not in known:
+            kept: list[TrackRef] = []
+            for idx, ref in enumerate(refs):
+                if any(k.name == ref.name for k in kept):
+                    r(
+                        "error",
+                        "duplicate-track",
+                        f"({owner}) duplicate {field} {ref.name} - ignoring it (the first entry "
+                        "counts)",
+                        ref.name,
+                        at=(*where, field, f"#{idx}"),
+                    )
+                    continue
+                if known is not None and ref.name not in known:
                     what = field.removeprefix("track_")
                     r(
                         "error",
                         "unknown-track",
-                        f"({owner}) track {what} {ref.name} not found, ignoring...",
+                        f"({owner}) track {what} {ref.name} not found, ignoring it: "
+                        f"no {_BLOCK_OF[field]} {ref.name} is defined",
                         ref.name,
-                        at=(*where, field),
+                        at=(*where, field, f"#{idx}"),
                     )
                     continue
                 kept.append(ref)
@@ -231,58 +249,10 @@ def check(
                 at=("static_rules", f"#{idx}"),
             )
     vsg_names = {g.name for g in config.virtual_server_groups}
-    for vs in config.virtual_servers:
-        if vs.fwmark is not None and vs.protocol is not None:
-            r(
-                "error",
-                "fwmark-protocol",
-                f"Virtual server FWM {vs.fwmark}: protocol "
-                f"specified for fwmark - protocol will be ignored",
-                vs.name,
-                at=("virtual_server", vs.name, "protocol"),
-            )
-        if vs.group is not None and vs.group not in vsg_names:
-            r(
-                "error",
-                "unknown-vsg",
-                f"virtual_server_group {vs.group} does not exist",
-                vs.group,
-                at=("virtual_server", vs.name),
-            )
-        if not vs.real_servers:
-            r(
-                "error",
-                "no-real-servers",
-                f"Virtual server {vs.name} has no real servers - ignoring",
-                vs.name,
-                at=("virtual_server", vs.name),
-            )
-        for rs in vs.real_servers:
-            for c in rs.checkers:
-                if c.kind in ("HTTP_GET", "SSL_GET") and not c.urls:
-                    r(
-                        "error",
-                        "no-url",
-                        f"{c.kind} for real_server {rs.ip} in {vs.name} has no url",
-                        c.kind,
-                        at=("virtual_server", vs.name),
-                    )
-                if c.kind == "MISC_CHECK" and c.misc_path is None:
-                    r(
-                        "error",
-                        "no-misc-path",
-                        f"MISC_CHECK for real_server {rs.ip} in {vs.name} has no misc_path",
-                        c.kind,
-                        at=("virtual_server", vs.name),
-                    )
-                if c.kind == "FILE_CHECK" and c.track_file not in names["track_file"]:
-                    r(
-                        "error",
-                        "unknown-track",
-                        f"FILE_CHECK for real_server {rs.ip}: track_file {c.track_file} not found",
-                        str(c.track_file),
-                        at=("virtual_server", vs.name),
-                    )
+    servers = [
+        _check_virtual_server(vs, vsg_names, names["track_file"], r)
+        for vs in config.virtual_servers
+    ]
 
     fixed = replace(
         config,
@@ -291,6 +261,7 @@ def check(
         track_processes=tuple(procs),
         instances=tuple(instances),
         sync_groups=tuple(groups),
+        virtual_servers=tuple(vs for vs in servers if vs is not None),
     )
     return fixed, r.problems
 
@@ -305,7 +276,8 @@ def _check_instance(
         r(
             "error",
             "track-own-interface",
-            f"({n}) Ignoring track_interface {inst.interface} since own interface",
+            f"({n}) Ignoring track_interface {inst.interface} since own interface: the "
+            "instance already goes to FAULT when its own interface is down",
             inst.interface,
             at=(*inst_at, "track_interface"),
         )
@@ -313,12 +285,18 @@ def _check_instance(
             t for t in inst.track_interface if t.name != inst.interface
         )
     if inst.virtual_router_id is None:
-        r("error", "missing-vrid", f"({n}) the virtual router id must be set", n, at=inst_at)
+        r(
+            "error",
+            "missing-vrid",
+            f"({n}) the virtual router id must be set (virtual_router_id 1..255)",
+            n,
+            at=inst_at,
+        )
     if inst.interface is None and inst.unicast_src_ip is None:
         r(
-            "warning",
+            "error",
             "no-interface",
-            f"({n}) no interface; keepalived uses default_interface",
+            f"({n}) Unknown interface! (set 'interface', or 'unicast_src_ip' for unicast)",
             n,
             at=inst_at,
         )
@@ -326,26 +304,34 @@ def _check_instance(
         r(
             "error",
             "no-vip",
-            f"({n}) No VIP specified; at least one is sensible",
+            f"({n}) No VIP specified; at least one is sensible (or say no_virtual_ipaddress)",
             n,
             at=(*inst_at, "virtual_ipaddress"),
         )
-    fams = {a.family for a in inst.virtual_ipaddress}
-    if len(fams) > 1:
-        r(
-            "error",
-            "mixed-family",
-            f"({n}) virtual_ipaddress mixes IPv4 and IPv6; "
-            f"use virtual_ipaddress_excluded for the other family",
-            n,
-            at=(*inst_at, "virtual_ipaddress"),
-        )
+    if inst.virtual_ipaddress:
+        fam = inst.virtual_ipaddress[0].family
+        kept = []
+        for idx, a in enumerate(inst.virtual_ipaddress):
+            if a.family != fam:
+                r(
+                    "error",
+                    "mixed-family",
+                    f"({n}) address family must match VRRP instance [{a.address}] - ignoring; "
+                    "put the other family in virtual_ipaddress_excluded",
+                    a.address,
+                    at=(*inst_at, "virtual_ipaddress", f"#{idx}"),
+                )
+                continue
+            kept.append(a)
+        if len(kept) != len(inst.virtual_ipaddress):
+            changes["virtual_ipaddress"] = tuple(kept)
     version = effective_version(config, inst)
     if inst.state == "MASTER" and inst.nopreempt:
         r(
             "error",
             "nopreempt-master",
-            f"({n}) Warning - nopreempt will not work with initial state MASTER - clearing",
+            f"({n}) nopreempt will not work with initial state MASTER - clearing it; "
+            "use state BACKUP on every node for nopreempt",
             "nopreempt",
             at=(*inst_at, "nopreempt"),
         )
@@ -383,7 +369,8 @@ def _check_instance(
         r(
             "error",
             "strict-auth",
-            f"({n}) Strict mode does not support authentication. Ignoring.",
+            f"({n}) Strict mode does not support authentication - ignoring it "
+            "(RFC 5798 removed authentication)",
             "authentication",
             at=(*inst_at, "authentication"),
         )
@@ -413,7 +400,7 @@ def _check_instance(
                 f"({n}) auth_pass is longer than 8 characters; "
                 f"keepalived truncates it to '{auth.auth_pass[:8]}'",
                 auth.auth_pass,
-                at=(*inst_at, "authentication"),
+                at=(*inst_at, "authentication", "auth_pass"),
             )
             changes["authentication"] = replace(
                 auth, auth_pass=auth.auth_pass.encode()[:8].decode(errors="ignore")
@@ -432,7 +419,8 @@ def _check_instance(
         r(
             "error",
             "advert-int-fraction",
-            f"({n}) VRRPv2 advertisement interval {adv}s must be an integer. rounding",
+            f"({n}) VRRPv2 advertisement interval {adv}s must be an integer - rounding; "
+            "use version 3 for sub-second or fractional intervals",
             str(adv),
             at=(*inst_at, "advert_int"),
         )
@@ -479,7 +467,7 @@ def _check_instance(
     peers = [p.address for p in inst.unicast_peer]
     for d in _dups(peers):
         r(
-            "error",
+            "warning",
             "duplicate-peer",
             f"({n}) unicast_peer {d} is listed more than once",
             d,
@@ -520,16 +508,6 @@ def _check_instance(
             n,
             at=inst_at,
         )
-    if inst.mcast_dst_ip is not None:
-        ip = ipaddress.ip_address(inst.mcast_dst_ip)
-        if not ip.is_multicast:
-            r(
-                "error",
-                "mcast-dst",
-                f"({n}) mcast_dst_ip {ip} is not a multicast address",
-                str(ip),
-                at=(*inst_at, "mcast_dst_ip"),
-            )
     return replace(inst, **changes) if changes else inst
 
 
@@ -604,3 +582,84 @@ def _sync_member_weights(
         if new != list(refs):
             changes[field] = tuple(new)
     return replace(inst, **changes) if changes else inst
+
+
+def _check_virtual_server(
+    vs: VirtualServer, vsg_names: set[str], track_files: set[str], r: _Report
+) -> VirtualServer | None:
+    """Checks keepalived 2.2.7 makes on LVS blocks; returns the server as keepalived keeps it."""
+    at = ("virtual_server", vs.name)
+
+    def err(code: str, message: str, text: str = vs.name, where: str | None = None) -> None:
+        r(
+            "error",
+            code,
+            f"Virtual server {vs.name}: {message}",
+            text,
+            at=(*at, where) if where else at,
+        )
+
+    if vs.fwmark is not None and vs.protocol is not None:
+        err(
+            "fwmark-protocol",
+            "protocol specified for fwmark - protocol will be ignored",
+            where="protocol",
+        )
+    if vs.fwmark is None and vs.protocol is None:
+        err(
+            "vs-no-protocol",
+            "no protocol set - keepalived defaults to UDP (set protocol TCP|UDP|SCTP)",
+        )
+    if vs.lvs_method is None:
+        err(
+            "vs-no-method", "no forwarding method set, keepalived uses NAT (set lb_kind/lvs_method)"
+        )
+    if vs.lvs_sched is None:
+        err("vs-no-scheduler", "no scheduler set, keepalived uses 'wlc' (set lb_algo/lvs_sched)")
+    if vs.group is not None and vs.group not in vsg_names:
+        err("unknown-vsg", f"virtual_server_group {vs.group} does not exist", vs.group)
+    family = 6 if vs.ip is not None and ":" in vs.ip else 4 if vs.ip is not None else None
+    kept: list[RealServer] = []
+    seen: set[tuple[str, int | None]] = set()
+    for rs in vs.real_servers:
+        rs_family = 6 if ":" in rs.ip else 4
+        if family is not None and rs_family != family:
+            err(
+                "rs-family",
+                f"address family of real server {rs.ip} does not match - skipping it",
+                rs.ip,
+                "real_server",
+            )
+            continue
+        if (rs.ip, rs.port) in seen:
+            err(
+                "rs-duplicate",
+                f"real server {rs.ip} {rs.port or ''} is duplicated - removing the second",
+                rs.ip,
+                "real_server",
+            )
+            continue
+        seen.add((rs.ip, rs.port))
+        kept.append(rs)
+        for c in rs.checkers:
+            if c.kind in ("HTTP_GET", "SSL_GET") and not c.urls:
+                err("no-url", f"{c.kind} for real_server {rs.ip} has no url", c.kind)
+            if c.kind == "MISC_CHECK" and c.misc_path is None:
+                err("no-misc-path", f"MISC_CHECK for real_server {rs.ip} has no misc_path", c.kind)
+            if c.kind == "FILE_CHECK" and c.track_file not in track_files:
+                err(
+                    "unknown-track",
+                    f"FILE_CHECK for real_server {rs.ip}: track_file {c.track_file} not found",
+                    str(c.track_file),
+                )
+    if not kept:
+        err("no-real-servers", "has no real servers - ignoring")
+        return None
+    total = sum(rs.weight for rs in kept)
+    if vs.quorum > total:
+        err(
+            "quorum-weight",
+            f"quorum {vs.quorum} exceeds the total weight of real servers {total}",
+            where="quorum",
+        )
+    return replace(vs, real_servers=tuple(kept)) if len(kept) != len(vs.real_servers) else vs

@@ -70,11 +70,8 @@ def parse_address(words: list[Token], ctx: Ctx) -> Address:
                     i += 2
                     continue
                 if len(val) >= 16:
-                    ctx.report(
-                        "error", "bad-value", f"label '{val}' is too long (max 15)", words[i + 1]
-                    )
-                    i += 2
-                    continue
+                    # keepalived drops the whole address, not just the label.
+                    raise ArgError(f"label '{val}' is longer than 15 characters", words[i + 1])
             if key in ("broadcast", "peer") and val not in ("+", "-"):
                 try:
                     val = (

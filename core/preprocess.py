@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.lexer import MAX_LINE_LENGTH, LexError, Token, decomment, split_words
-from core.problems import Location, Problem, Severity
+from core.problems import Problem, Severity
 
 _DEF_RE = re.compile(r"^\$([A-Za-z_][A-Za-z0-9_]*)=(.*)$", re.DOTALL)
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -135,7 +135,8 @@ class Preprocessor:
         raw_lines = text.splitlines()
         self.out.sources[path] = raw_lines
         self.out.files.append(path)
-        self._stack.append(path)
+        # Compare real paths so "a.conf" and "conf.d/../a.conf" are one file for loop detection.
+        self._stack.append(os.path.realpath(path) if not path.startswith("<") else path)
         try:
             i = 0
             while i < len(raw_lines):
@@ -186,11 +187,8 @@ class Preprocessor:
             self._stack.pop()
 
     def _include(self, text: str, kind: str, path: str, lineno: int, off: int) -> None:
-        try:
-            words = [t.text for t in split_words(text, path, lineno, off)]
-        except LexError as exc:
-            self._problem("error", "unterminated-quote", str(exc), path, lineno, exc.col)
-            return
+        # Split on blanks only: braces in an include pattern are glob alternatives, not blocks.
+        words = [w.replace('"', "") for w in re.findall(r'(?:[^\s"]+|"[^"]*")+', text)]
         if len(words) < 2:
             self._problem(
                 "error", "include", f"'{kind}' needs a file name", path, lineno, off + 1, kind
@@ -220,7 +218,7 @@ class Preprocessor:
                 )
                 continue
             for m in matches:
-                if m in self._stack or len(self._stack) >= _MAX_DEPTH:
+                if os.path.realpath(m) in self._stack or len(self._stack) >= _MAX_DEPTH:
                     self._problem(
                         "error",
                         "include-loop",
@@ -321,9 +319,7 @@ class Preprocessor:
             self._problem("error", "unterminated-quote", str(exc), path, lineno, exc.col)
             return
         if not exact:
-            tokens = [
-                Token(t.text, Location(t.loc.file, t.loc.line, off + 1), t.quoted) for t in tokens
-            ]
+            tokens = [t._replace(col=off + 1) for t in tokens]
         if tokens:
             self.out.lines.append(tokens)
 
@@ -456,6 +452,17 @@ class Preprocessor:
         return None, j + 1
 
 
+def _c_int(text: str) -> int:
+    t = text.strip()
+    sign = -1 if t.startswith("-") else 1
+    t = t.lstrip("+-")
+    if t.lower().startswith("0x"):
+        return sign * int(t[2:], 16)
+    if len(t) > 1 and t.startswith("0"):
+        return sign * int(t[1:], 8)
+    return sign * int(t, 10)
+
+
 def _matching_paren(text: str, open_idx: int) -> int:
     depth = 0
     for i in range(open_idx, len(text)):
@@ -491,7 +498,8 @@ def _loop_rows(kind: str, args: list[str]) -> tuple[list[str], list[list[str]]]:
         var = args[0]
         if not _NAME_RE.fullmatch(var):
             raise ValueError(f"bad variable name '{var}'")
-        nums = [int(a, 16 if kind == "SEQx" else 10) if a else 0 for a in args[1:]]
+        # ~SEQx takes C-style numbers (0x.. hex, 0.. octal, decimal), as keepalived does.
+        nums = [(_c_int(a) if kind == "SEQx" else int(a)) if a else 0 for a in args[1:]]
         if len(nums) == 1:
             end = nums[0]
             start = 1 if end >= 0 else -1

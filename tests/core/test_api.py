@@ -124,3 +124,17 @@ def test_format_problem_underlines_the_word_at_the_column() -> None:
     assert core.format_problem(p).splitlines()[-1] == "        ^" + "~" * 16
     q = core.Problem("warning", "x", "msg", "f", 0, 0, "t")
     assert core.format_problem(q) == "f: warning: msg"
+
+
+def test_keyword_reference_and_problem_dict() -> None:
+    rows = core.keyword_reference()
+    by_key = {(r["block"], r["keyword"]): r for r in rows}
+    assert by_key[("vrrp_instance", "priority")]["implemented"] is True
+    assert by_key[("vrrp_instance", "auth_hmac")]["implemented"] is False
+    assert by_key[("virtual_server", "lb_algo")]["alias"] is True
+    assert (
+        by_key[("vrrp_sync_group", "global_tracking")]["deprecated"] == "sync_group_tracking_weight"
+    )
+    p = core.Problem("error", "c", "m", "f", 1, 2, "t", "h")
+    d = core.problem_to_dict(p)
+    assert d["hint"] == "h" and core.Problem(**d) == p

@@ -75,10 +75,14 @@ def test_unknown_tracked_names_are_dropped(parse: Parse) -> None:
         }
     )
     r = parse(text)
-    assert sorted(p.message for p in r.problems if p.code == "unknown-track") == [
-        "(VI_1) track file nofile not found, ignoring...",
-        "(VI_1) track process noproc not found, ignoring...",
-        "(VI_1) track script nosuch not found, ignoring...",
+    assert sorted((p.message, p.line) for p in r.problems if p.code == "unknown-track") == [
+        ("(VI_1) track file nofile not found, ignoring it: no track_file nofile is defined", 8),
+        (
+            "(VI_1) track process noproc not found, ignoring it: "
+            "no vrrp_track_process noproc is defined",
+            11,
+        ),
+        ("(VI_1) track script nosuch not found, ignoring it: no vrrp_script nosuch is defined", 5),
     ]
     i = r.config.instances[0]
     assert i.track_script == i.track_file == i.track_process == ()
@@ -125,7 +129,9 @@ def test_no_vip_and_mixed_families(parse: Parse) -> None:
         ).exit_code
         == 0
     )
-    problem(parse(MINIMAL.replace("192.0.2.1/24", "192.0.2.1\n2001:db8::1")), "mixed-family")
+    r = parse(MINIMAL.replace("192.0.2.1/24", "192.0.2.1\n2001:db8::1"))
+    problem(r, "mixed-family")
+    assert [a.address for a in r.config.instances[0].virtual_ipaddress] == ["192.0.2.1/32"]
 
 
 def test_route_without_dev(parse: Parse) -> None:
@@ -244,3 +250,41 @@ def test_script_with_missing_user_is_disabled_not_counted() -> None:
         inst(notify_master="/bin/true root"), script_env=no_scripts_env({"/bin/true"}, {"root"})
     )
     assert r2.exit_code == 6
+
+
+def test_entry_locations_skip_dropped_entries(parse: Parse) -> None:
+    routes = "virtual_routes {\n 999.1.1.1/24 dev eth0\n 203.0.113.0/24 via 192.0.2.9\n }"
+    p = problem(parse(inst(**{routes: ""})), "route-no-dev")
+    assert p.line == 6
+
+
+def test_problem_locations_inside_sub_blocks(parse: Parse) -> None:
+    text = inst(**{"authentication {\n auth_type PASS\n auth_pass secretpassword\n }": ""})
+    assert problem(parse(text), "auth-pass-long").line == 6
+    sec = core.loads(
+        "global_defs {\n router_id x\n}\n" + inst(notify_master="/bin/ok"),
+        script_env=no_scripts_env({"/bin/ok"}, {"root"}),
+    )
+    assert problem(sec, "script-security").line == 1
+
+
+def test_insecure_root_scripts_are_disabled() -> None:
+    found = {"/opt/chk", "/opt/notify"}
+    env = core.ScriptEnv(
+        lambda c: c if c in found else None,
+        lambda u: u == "root",
+        lambda path: "/opt is world-writable",
+    )
+    head = "global_defs {\n enable_script_security\n script_user root\n}\n"
+    tracked = (
+        head + "vrrp_script s {\n script /opt/chk\n}\n" + inst(**{"track_script {\n s\n }": ""})
+    )
+    r = core.loads(tracked, script_env=env)
+    assert [(p.code, p.severity) for p in r.problems] == [("script-insecure", "error")]
+    assert r.exit_code == 5
+    notify = core.loads(head + inst(notify_master="/opt/notify"), script_env=env)
+    assert [(p.code, p.severity) for p in notify.problems] == [("script-insecure", "warning")]
+    assert notify.exit_code == 0
+    # Not run as root: not checked.
+    as_nobody = tracked.replace("script_user root", "script_user nobody")
+    assert core.loads(as_nobody, script_env=env).exit_code == 0

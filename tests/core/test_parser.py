@@ -304,6 +304,8 @@ virtual_server group VSG {
    }
 }
 virtual_server fwmark 1 {
+   lvs_sched rr
+   lvs_method DR
    real_server 192.0.2.21 {
        DNS_CHECK { type a
          name example.org }
@@ -404,3 +406,56 @@ def test_keyword_in_the_wrong_block_says_where_it_belongs(parse: Parse) -> None:
     r = parse(MINIMAL.replace("interface eth0", "interface eth0\n    vrrp_strict"))
     (p,) = r.problems
     assert p.message == "Unknown keyword 'vrrp_strict' in vrrp_instance (it belongs in global_defs)"
+
+
+def test_keyword_set_twice_warns_and_last_wins(parse: Parse) -> None:
+    r = parse(MINIMAL.replace("interface eth0", "interface eth0\n    priority 90\n    priority 80"))
+    assert r.config.instances[0].priority == 80
+    assert codes(r) == ["duplicate-keyword"] and r.problems[0].line == 5 and r.exit_code == 0
+
+
+def test_bad_choice_value_hints_the_right_spelling(parse: Parse) -> None:
+    r = parse(MINIMAL.replace("interface eth0", "interface eth0\n    state Master"))
+    (p,) = r.problems
+    assert (p.code, p.text, p.hint) == ("bad-value", "Master", "MASTER")
+    assert r.config.instances[0].effective_state == "BACKUP"
+
+
+def test_address_helpers(parse: Parse) -> None:
+    a = parse(MINIMAL.replace("192.0.2.1/24", "2001:DB8:0::5/64")).config.instances[0]
+    vip = a.virtual_ipaddress[0]
+    assert (vip.address, vip.ip, vip.prefixlen, vip.family) == (
+        "2001:db8::5/64",
+        "2001:db8::5",
+        64,
+        6,
+    )
+
+
+def test_misc_path_words_are_joined_keeping_argv(parse: Parse) -> None:
+    text = (
+        "virtual_server 192.0.2.1 80 {\n real_server 192.0.2.2 80 {\n MISC_CHECK {\n"
+        ' misc_path /bin/echo "it\'s here" x\n }\n }\n}\n'
+    )
+    config = parse(text, script_env=None).config
+    misc = config.virtual_servers[0].real_servers[0].checkers[0].misc_path
+    assert misc is not None and misc.argv == ["/bin/echo", "it's here", "x"]
+    again = core.loads(core.render(config), script_env=None)
+    assert again.config == config
+
+
+def test_unquoted_vrrp_script_runs_only_its_first_word(parse: Parse) -> None:
+    r = parse("vrrp_script s {\n script /bin/echo hello world\n}\n", script_env=None)
+    assert r.config.vrrp_scripts[0].script == core.Script("/bin/echo")
+    assert [(p.code, p.text) for p in r.problems if p.code != "unused-script"] == [
+        ("script-words-ignored", "hello")
+    ]
+
+
+def test_escapes_inside_quotes(parse: Parse) -> None:
+    text = 'vrrp_script s {\n script "/bin/echo x\\"y z\\"w \\\\x41 \\x42"\n}\n'
+    config = parse(text, script_env=None).config
+    script = config.vrrp_scripts[0].script
+    assert script is not None
+    assert script.argv == ["/bin/echo", "xy zw", "A", "B"]  # as keepalived 2.2.7's -d dump
+    assert core.loads(core.render(config), script_env=None).config == config

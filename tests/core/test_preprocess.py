@@ -69,7 +69,8 @@ def test_seq_and_lst() -> None:
     assert lines("~SEQ(X,1,3) 192.0.2.$X/32\n") == [["192.0.2.$X/32"]] * 3
     assert lines("~SEQ(X,1,3) 192.0.2.${X}/32\n") == [[f"192.0.2.{i}/32"] for i in (1, 2, 3)]
     assert lines("~SEQ(X,5,-2,1) v $X\n") == [["v", "5"], ["v", "3"], ["v", "1"]]
-    assert lines("~SEQx(X,9,b) v $X\n") == [["v", "9"], ["v", "a"], ["v", "b"]]
+    assert lines("~SEQx(X,9,0xb) v $X\n") == [["v", "9"], ["v", "a"], ["v", "b"]]
+    assert lines("~SEQx(X,010,0x9) v $X\n") == [["v", "8"], ["v", "9"]]
     assert lines("~LST(Y,7,9) v $Y\n") == [["v", "7"], ["v", "9"]]
     assert lines("~LST({A,B},{1,2},{3,4}) v $A $B\n") == [["v", "1", "2"], ["v", "3", "4"]]
     assert lines("~SEQ(X,2) ~LST(Y,a,b) v $X $Y\n") == [
@@ -81,8 +82,8 @@ def test_seq_and_lst() -> None:
 
 
 def test_seq_errors_are_problems() -> None:
-    out = preprocess_text("~SEQ(X,1,0,5) a\n~SEQ(X,1\n~LST(X) a\n", config_id="n")
-    assert [p.code for p in out.problems] == ["loop", "loop", "loop"]
+    out = preprocess_text("~SEQ(X,1,0,5) a\n~SEQ(X,1\n~LST(X) a\n~SEQx(X,a,c) a\n", config_id="n")
+    assert [p.code for p in out.problems] == ["loop", "loop", "loop", "loop"]
     assert out.lines == []
 
 
@@ -175,3 +176,19 @@ def test_nested_loops_are_capped() -> None:
     p._loop_budget = 50
     out = p.run_text("~SEQ(A,10) ~SEQ(B,10) v $A $B\n", "<t>")
     assert len(out.lines) < 50 and [x.code for x in out.problems] == ["loop"]
+
+
+def test_include_loop_through_another_spelling(tmp_path: Path) -> None:
+    (tmp_path / "d").mkdir()
+    (tmp_path / "a.conf").write_text("include d/../a.conf\nx 1\n")
+    out = Preprocessor("n").run_file(str(tmp_path / "a.conf"))
+    assert [p.code for p in out.problems] == ["include-loop"]
+
+
+def test_include_brace_alternatives_keep_their_order(tmp_path: Path) -> None:
+    (tmp_path / "a.inc").write_text("a 1\n")
+    (tmp_path / "b.inc").write_text("b 2\n")
+    (tmp_path / "m.conf").write_text('include {b,a}.inc "x y.none"\n')
+    out = Preprocessor("n").run_file(str(tmp_path / "m.conf"))
+    assert [[t.text for t in ln] for ln in out.lines] == [["b", "2"], ["a", "1"]]
+    assert [p.text for p in out.problems] == ["x y.none"]

@@ -298,7 +298,7 @@ def test_mutated_configs_never_crash(text: str) -> None:
     assert core.loads(core.render(r.config), config_id="n", script_env=None).config == r.config
 
 
-LINE_CHARS = st.text(string.ascii_letters + ' \t{}"#!_-./:', max_size=40)
+LINE_CHARS = st.text(string.ascii_letters + ' \t{}"#!_-./:\\', max_size=40)
 
 
 @given(LINE_CHARS)

@@ -214,7 +214,8 @@ PROBES: dict[str, str] = {
     "vs-no-real-servers": "virtual_server 192.0.2.1 80 {\n lb_algo rr\n}\n",
     "misc-check-no-path": "virtual_server 192.0.2.1 80 {\n real_server 192.0.2.2 80 {\n"
     "  MISC_CHECK {\n  }\n }\n}\n",
-    "http-get-no-url": "virtual_server 192.0.2.1 80 {\n real_server 192.0.2.2 80 {\n"
+    "http-get-no-url": "virtual_server 192.0.2.1 80 {\n lb_algo rr\n lb_kind NAT\n protocol TCP\n"
+    " real_server 192.0.2.2 80 {\n"
     "  HTTP_GET {\n  }\n }\n}\n",
     "unknown-vsg": "virtual_server group NOPE {\n real_server 192.0.2.2 80 {\n"
     "  TCP_CHECK {\n  }\n }\n}\n",
@@ -235,8 +236,86 @@ PROBES: dict[str, str] = {
     "deprecated-vmac-garp-intvl": _BASE + " vmac_garp_intvl 10\n}\n",
     "deprecated-instance-linkbeat": _BASE + " linkbeat_use_polling\n}\n",
     "native-ipv6-with-ipv4": _BASE + " native_ipv6\n}\n",
+    "no-interface": _BASE.replace(" interface eth0\n", "") + "}\n",
+    "unicast-without-interface": _BASE.replace(" interface eth0\n", " unicast_src_ip 192.0.2.10\n")
+    + " unicast_peer {\n  192.0.2.9\n }\n}\n",
+    "duplicate-peer": _BASE + " unicast_src_ip 192.0.2.10\n unicast_peer {\n  192.0.2.9\n"
+    "  192.0.2.9\n }\n}\n",
+    "mixed-family": _BASE.replace("192.0.2.1\n", "192.0.2.1\n  2001:db8::1\n") + "}\n",
+    "ipv6-scope": _BASE.replace("192.0.2.1", "2001:db8::1 scope link") + "}\n",
+    "two-sync-groups": "vrrp_sync_group G1 {\n group {\n  VI_1\n  VI_2\n }\n}\n"
+    "vrrp_sync_group G2 {\n group {\n  VI_1\n  VI_2\n }\n}\n"
+    + _BASE
+    + "}\n"
+    + _BASE.replace("VI_1", "VI_2").replace("eth0", "eth1").replace("192.0.2.1", "192.0.2.5")
+    + "}\n",
+    "duplicate-instance": _BASE + "}\n" + _BASE + "}\n",
+    "garp-group": "garp_group {\n garp_interval 0.1\n interface eth0\n}\n" + _BASE + "}\n",
+    "vs-bare": "virtual_server 192.0.2.1 80 {\n real_server 192.0.2.2 80 {\n"
+    "  TCP_CHECK {\n  }\n }\n}\n",
+    "vs-complete": "virtual_server 192.0.2.1 80 {\n lb_algo rr\n lb_kind NAT\n protocol TCP\n"
+    " real_server 192.0.2.2 80 {\n  TCP_CHECK {\n  }\n }\n}\n",
+    "vs-complete-new-names": "virtual_server 192.0.2.1 80 {\n lvs_sched wrr\n lvs_method DR\n"
+    " protocol UDP\n real_server 192.0.2.2 80 {\n  weight 2\n  UDP_CHECK {\n  }\n }\n}\n",
+    "rs-duplicate": "virtual_server 192.0.2.1 80 {\n lb_algo rr\n lb_kind NAT\n protocol TCP\n"
+    " real_server 192.0.2.2 80 {\n }\n real_server 192.0.2.2 80 {\n }\n}\n",
+    "rs-family": "virtual_server 2001:db8::1 80 {\n lb_algo rr\n lb_kind NAT\n protocol TCP\n"
+    " real_server 192.0.2.2 80 {\n }\n real_server 2001:db8::2 80 {\n }\n}\n",
+    "quorum-weight": "virtual_server 192.0.2.1 80 {\n lb_algo rr\n lb_kind NAT\n protocol TCP\n"
+    " quorum 3\n real_server 192.0.2.2 80 {\n  weight 1\n }\n}\n",
+    "vs-group-complete": "virtual_server_group G {\n 192.0.2.1 80\n 192.0.2.10-20 80\n}\n"
+    "virtual_server group G {\n lb_algo rr\n lb_kind DR\n protocol TCP\n"
+    " real_server 192.0.2.2 80 {\n  TCP_CHECK {\n  }\n }\n}\n",
+    "dns-check": "virtual_server 192.0.2.1 53 {\n lb_algo rr\n lb_kind NAT\n protocol UDP\n"
+    " real_server 192.0.2.2 53 {\n  DNS_CHECK {\n   type MX\n   name example.org\n  }\n }\n}\n",
+    "file-check": "track_file tf {\n file /tmp/tf\n}\nvirtual_server 192.0.2.1 80 {\n lb_algo rr\n"
+    " lb_kind NAT\n protocol TCP\n real_server 192.0.2.2 80 {\n  FILE_CHECK {\n   track_file tf\n"
+    "  }\n }\n}\n",
+    "vmac-rfc-mac": _BASE + " use_vmac vrrp51 00:00:5e:00:01:33\n}\n",
+    "vmac-own-mac": _BASE + " use_vmac vrrp51 02:00:5e:00:01:33\n}\n",
+    "script-fractional-interval": "global_defs {\n enable_script_security\n script_user root\n}\n"
+    "vrrp_script s1 {\n script /bin/true\n interval 0.5\n}\n" + _BASE + _TRACKED + "}\n",
+    "protocol-lower-case": "virtual_server 192.0.2.1 80 {\n lb_algo rr\n lb_kind NAT\n"
+    " protocol tcp\n real_server 192.0.2.2 80 {\n }\n}\n",
+    "lb-kind-lower-case": "virtual_server 192.0.2.1 80 {\n lb_algo rr\n lb_kind dr\n"
+    " protocol TCP\n real_server 192.0.2.2 80 {\n }\n}\n",
+    "lb-algo-upper-case": "virtual_server 192.0.2.1 80 {\n lb_algo RR\n lb_kind NAT\n"
+    " protocol TCP\n real_server 192.0.2.2 80 {\n }\n}\n",
+    "auth-type-lower-case": _BASE + " authentication {\n  auth_type pass\n  auth_pass x\n }\n}\n",
+    "dns-type-lower-case": "virtual_server 192.0.2.1 53 {\n lb_algo rr\n lb_kind NAT\n"
+    " protocol UDP\n real_server 192.0.2.2 53 {\n  DNS_CHECK {\n   type mx\n  }\n }\n}\n",
+    "http-protocol-bad": "virtual_server 192.0.2.1 80 {\n lb_algo rr\n lb_kind NAT\n"
+    " protocol TCP\n real_server 192.0.2.2 80 {\n  HTTP_GET {\n   http_protocol 1.2\n"
+    "   url {\n    path /\n    status_code 200-299 404\n   }\n  }\n }\n}\n",
+    "duplicate-track-interface": _BASE + " track_interface {\n  eth1\n  eth1 weight 5\n }\n}\n",
+    "duplicate-track-script": "global_defs {\n enable_script_security\n script_user root\n}\n"
+    "vrrp_script s1 {\n script /bin/true\n}\n"
+    + _BASE
+    + " track_script {\n  s1\n  s1 weight 5\n }\n}\n",
+    "duplicate-vip": _BASE.replace("192.0.2.1\n", "192.0.2.1\n  192.0.2.1\n") + "}\n",
     "unknown-keyword-case": "global_defs {\n Router_ID x\n}\n" + _BASE + "}\n",
 }
+
+_GLOBAL_VALUES = (
+    "dynamic_interfaces allow_if_changes",
+    "vrrp_garp_interval 2",
+    "vrrp_gna_interval 1.5",
+    "vrrp_garp_master_delay 300",
+    "vrrp_garp_master_repeat 0",
+    "vrrp_garp_master_refresh 60",
+    "smtp_connect_timeout 0",
+    "startup_script_timeout 2000",
+    "vrrp_down_timer_adverts 0",
+    "vrrp_mcast_group4 198.51.100.1",
+    "vrrp_startup_delay 5000",
+    "vrrp_version 4",
+    "max_auto_priority",
+    "router_id",
+    "script_user nobody nogroup",
+    "vrrp_min_garp true",
+)
+for _kv in _GLOBAL_VALUES:
+    PROBES["global " + _kv] = f"global_defs {{\n {_kv}\n}}\n" + _BASE + "}\n"
 
 PROBE_DIFFERENCES: dict[str, tuple[int, int, str]] = {
     "auth-hmac": (5, 0, "auth_hmac is keepalived 2.4 syntax; we accept the current language"),
@@ -247,6 +326,17 @@ PROBE_DIFFERENCES: dict[str, tuple[int, int, str]] = {
     ),
     "http-get-no-url": (-11, 5, "keepalived 2.2.7 -t dies of SIGSEGV on an HTTP_GET without url"),
     "state-no-value": (2, 5, "keepalived 2.2.7 exits 2 (CONFIG) on a keyword missing its value"),
+    "script-fractional-interval": (
+        5,
+        0,
+        "fractional vrrp_script intervals are keepalived 2.4 syntax (2.2.7 wants whole seconds)",
+    ),
+    "unicast-without-interface": (
+        5,
+        0,
+        "keepalived derives the interface from unicast_src_ip, an address not configured in the "
+        "test namespace; host addresses are not part of our parse-time checks",
+    ),
 }
 
 
@@ -284,3 +374,25 @@ def test_missing_main_file(netns: str, tmp_path: Path) -> None:
     missing = tmp_path / "nope.conf"
     assert keepalived_verdict(netns, missing, tmp_path, "pkcfgtest") == 0
     assert core.load(missing).exit_code == 4
+
+
+@pytest.mark.parametrize(
+    ("mode", "tracked"), [(0o755, True), (0o777, True), (0o777, False), (0o775, True)]
+)
+def test_script_permissions_match_keepalived(
+    netns: str, tmp_path: Path, mode: int, tracked: bool
+) -> None:
+    script = tmp_path / "check.sh"
+    script.write_text("#!/bin/sh\nexit 0\n")
+    script.chmod(mode)
+    os.chown(script, 0, 1 if mode & 0o020 else 0)  # group-writable by a non-root group
+    head = "global_defs {\n enable_script_security\n script_user root\n}\n"
+    if tracked:
+        text = head + f"vrrp_script s1 {{\n script {script}\n}}\n" + _BASE + _TRACKED + "}\n"
+    else:
+        text = head + _BASE + f" notify_master {script}\n}}\n"
+    conf = tmp_path / "k.conf"
+    conf.write_text(text)
+    theirs = keepalived_verdict(netns, conf, tmp_path, "pkcfgtest")
+    ours = core.load(conf, config_id="pkcfgtest", interfaces=NETNS_IFACES)
+    assert ours.exit_code == theirs, [core.format_problem(p) for p in ours.problems]
