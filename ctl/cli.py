@@ -95,19 +95,7 @@ def cmd_reload(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     result = core.load(args.file, config_id=args.config_id)
     if args.json:
-        problems = [
-            {
-                "severity": p.severity,
-                "code": p.code,
-                "message": p.message,
-                "file": p.file,
-                "line": p.line,
-                "col": p.col,
-                "text": p.text,
-                "hint": p.hint,
-            }
-            for p in result.problems
-        ]
+        problems = [core.problem_to_dict(p) for p in result.problems]
         print(json.dumps({"exit_code": result.exit_code, "problems": problems}, indent=2))
     else:
         for problem in result.problems:
