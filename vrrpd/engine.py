@@ -80,7 +80,7 @@ class Runner:
         self.machine = Machine(plan.params_for(primary))
         self.counters = ReceiveCounters()
         self.expect = self._expectations()
-        self.advert = self._prepare(plan.params.priority)
+        self.adverts = self._prepare(plan.params.priority)
         self.held = False
         self.accept = True
         self.intent_generation = 0
@@ -119,10 +119,11 @@ class Runner:
             checksum_any=p.checksum_as_v2,
         )
 
-    def _prepare(self, priority: int) -> PreparedAdvert:
+    def _prepare(self, priority: int) -> dict[IPAddress, PreparedAdvert]:
+        """One prepared advert per destination: the v3 pseudo-header covers the destination."""
         p = self.plan
-        dst = p.unicast_peers[0] if p.unicast else p.mcast_group
-        form = ChecksumForm.PSEUDO
+        # keepalived's v3_checksum_as_v2 sends the v2 form (no pseudo-header) for old peers.
+        form = ChecksumForm.MESSAGE if p.checksum_as_v2 else ChecksumForm.PSEUDO
         advert = Advert(
             version=p.version,
             vrid=p.vrid,
@@ -133,7 +134,8 @@ class Runner:
             auth_type=p.auth_type,
             auth_data=p.auth_pass.ljust(8, b"\0") if p.auth_pass else bytes(8),
         )
-        return prepare(advert, src=self.primary, dst=dst, form=form)
+        dsts = p.unicast_peers if p.unicast else (p.mcast_group,)
+        return {dst: prepare(advert, src=self.primary, dst=dst, form=form) for dst in dsts}
 
     def compatible(self, new: InstancePlan) -> bool:
         """Can ``new`` be applied without restarting the election (keepalived keeps state)?"""
@@ -152,7 +154,7 @@ class Runner:
         self.plan = new
         self.machine.params = new.params_for(self.primary)
         self.expect = self._expectations()
-        self.advert = self._prepare(self.machine.priority)
+        self.adverts = self._prepare(self.machine.priority)
         self.intent_generation += 1
         if self.held:
             if new_vips:  # as keepalived: a master announces VIPs a reload added
@@ -259,12 +261,12 @@ class Runner:
                     )
 
     def send_advert(self, priority: int) -> None:
-        if priority != self.advert.priority:
-            self.advert = self.advert.with_priority(priority)
-        if self.plan.unicast:
-            sent = sum(self.sender.send(self.advert.wire, p) for p in self.plan.unicast_peers)
-        else:
-            sent = int(self.sender.send(self.advert.wire, self.plan.mcast_group))
+        sent = 0
+        for dst, prepared in self.adverts.items():
+            advert = prepared
+            if priority != prepared.priority:
+                advert = self.adverts[dst] = prepared.with_priority(priority)
+            sent += self.sender.send(advert.wire, dst)
         self.sent.advert_sent += sent
         if priority == 0:
             self.sent.pri_zero_sent += sent
