@@ -10,9 +10,14 @@ Owners of desired state:
 Every change marks the kernel "dirty"; one reconcile at a time merges all owners, observes the
 kernel and applies the difference (idempotent: an add that exists and a delete that is missing
 are successes). Netlink calls run on one worker thread: pyroute2's synchronous API cannot run
-inside an asyncio loop, and a large dump must not stall the loop. For a short grace after
-start, addresses this netd installed in an earlier life are kept, so a restarted netd does not
-flap VIPs that vrrpd still holds.
+inside an asyncio loop, and a large dump must not stall the loop.
+
+Owners, generations and leases live in a :class:`~netd.store.DesiredStore`. What an earlier
+netd installed (found at start by its kernel marker or state file) is held by the pseudo-owner
+``~leftover`` (sorting last, so a real owner wins any conflict) until every configured VRRP
+instance has sent an intent or ``RESTART_GRACE`` has passed: a restarted netd does not flap
+VIPs that a living vrrpd still holds, and after a whole-group crash the leftovers nobody claims
+are removed as soon as the new vrrpd has spoken.
 """
 
 from __future__ import annotations
@@ -37,25 +42,26 @@ from netd.desired import Address, DesiredSet, Item, item_key, item_to_wire
 from netd.errors import AnnounceError, InvalidItemError, KernelError
 from netd.kernel import ApplyResult, KernelAdapter
 from netd.monitor import AddrEvent, LinkEvent, Monitor, Overflow
-from netd.reconcile import merge
+from netd.reconcile import Merged
+from netd.store import DesiredStore
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
-RESTART_GRACE = 2.0  # keep our own leftovers this long after start (intents arrive first)
-LEASE_SLACK = 0.25
+RESTART_GRACE = 2.0  # longest we keep unclaimed leftovers after start (intents arrive first)
+LEASE_SLACK = 0.0  # vrrpd leases for its own Master_Down_Interval, below the peer's
 RECONCILE_EVERY = 5.0
+TICK = 0.05
+LEFTOVER = "~leftover"  # '~' sorts after every real owner: they win conflicts
+STATIC = "static"
 
 
 @dataclass(slots=True)
-class Owner:
-    name: str
-    generation: int
-    items: list[Item]
-    expires: float | None = None  # monotonic; None = no lease (static)
-    announce: int = 0
-    pending_garps: int = 0  # announce this many per address after the next reconcile
-    published: tuple[int, int] | None = None  # (generation, failures) last reported
+class Announce:
+    """vrrpd's GARP/NA request counter for one owner, per vrrpd start (``boot``)."""
+
+    boot: str
+    counter: int
 
 
 @dataclass(slots=True)
@@ -78,6 +84,16 @@ class LinkState:
         }
 
 
+def wants_burst(previous: Announce | None, boot: str, counter: int) -> bool:
+    """A new GARP/NA burst is asked for when the counter moved on, or when a (re)started
+    vrrpd (or netd: nothing known yet) reports a non-zero counter."""
+    if counter <= 0:
+        return False
+    if previous is None or previous.boot != boot:
+        return True
+    return counter > previous.counter
+
+
 class NetDaemon:
     def __init__(self, comp: Component) -> None:
         self.comp = comp
@@ -86,10 +102,17 @@ class NetDaemon:
         self.monitor = Monitor()
         self.scheduler = AnnounceScheduler()
         self.frames = FrameSender()
-        self.owners: dict[str, Owner] = {}
+        self.store = DesiredStore()
         self.links: dict[int, LinkState] = {}
         self.started = time.monotonic()
         self.config_hash: str | None = None
+        self.instances: frozenset[str] | None = None  # VRRP instances of the config
+        self._heard: set[str] = set()  # instances whose intent arrived since start
+        self._announce: dict[str, Announce] = {}
+        self._pending_garps: dict[str, int] = {}
+        self._published: dict[str, tuple[int, int, int]] = {}
+        self._held: set[str] = set()  # owners whose current set is non-empty
+        self._merged = Merged((), {}, ())
         self._dirty = False
         self._resync = False
         self._reconciling: asyncio.Task[None] | None = None
@@ -104,6 +127,7 @@ class NetDaemon:
 
     async def run(self) -> None:
         self.kernel = await self._kernel(KernelAdapter, self.comp.runtime.path)
+        await self._adopt_leftovers()
         await self._read_links()
         for link in self.links.values():
             self._publish_link(link)
@@ -118,14 +142,33 @@ class NetDaemon:
             ticker.cancel()
             await self.shutdown()
 
+    async def _adopt_leftovers(self) -> None:
+        """What an earlier netd installed and left (it was killed, or the whole group was)."""
+        try:
+            leftovers = await self._kernel(self.kernel.find_leftovers)
+        except KernelError as exc:
+            log.error("netd.leftover.unreadable", reason=str(exc))
+            return
+        for item in leftovers:
+            log.info(
+                "netd.leftover.found",
+                item=item_to_wire(item),
+                detail="installed by an earlier run; kept until claimed or the grace ends",
+            )
+        if leftovers:
+            self.store.offer(
+                DesiredSet(LEFTOVER, 0, tuple(leftovers), lease=RESTART_GRACE), time.monotonic()
+            )
+            self._held.add(LEFTOVER)
+
     # ---- inputs ------------------------------------------------------------------------------
 
     def _dispatch(self, event: BusEvent) -> None:
         try:
             if event.topic == "config.current":
-                self._config(event.body)
+                self._config(event.body, event.env.boot)
             else:
-                self._intent(event.body)
+                self._intent(event.body, event.env.boot)
         except (KeyError, TypeError, ValueError, InvalidItemError, core.WireFormatError) as exc:
             log.error(
                 "netd.input.invalid",
@@ -134,37 +177,53 @@ class NetDaemon:
                 reason=f"{type(exc).__name__}: {exc}",
             )
 
-    def _config(self, body: Mapping[str, Any]) -> None:
+    def _config(self, body: Mapping[str, Any], boot: str) -> None:
         if body["hash"] == self.config_hash:
             return
         config = core.from_wire(body["model"])
         self.config_hash = body["hash"]
+        self.instances = frozenset(
+            i.name for i in config.instances if i.interface and i.virtual_router_id is not None
+        )
         items = fromconfig.static_items(config)
-        self.owners["static"] = Owner("static", int(body["generation"]), items)
-        self._mark_dirty()
+        self._offer(DesiredSet(STATIC, int(body["generation"]), tuple(items)), boot)
+        self._end_grace_if_claimed()
 
-    def _intent(self, body: Mapping[str, Any]) -> None:
-        name = f"vrrp:{body['instance']}"
-        generation = int(body["generation"])
-        now = time.monotonic()
-        owner = self.owners.get(name)
-        expires = now + float(body["lease"]) + LEASE_SLACK
-        if owner is not None and owner.generation == generation:
-            owner.expires = expires  # a renewal
-        else:
-            items = fromconfig.intent_items(list(body["items"]), body.get("interface"))
-            previous = owner.announce if owner else 0
-            owner = Owner(name, generation, items, expires, announce=previous)
-            self.owners[name] = owner
-            if not items:
-                self.scheduler.stop(name)
-            self._mark_dirty()
-        announce = int(body.get("announce", 0))
-        if announce > owner.announce and body.get("held"):
+    def _intent(self, body: Mapping[str, Any], boot: str) -> None:
+        instance = str(body["instance"])
+        name = f"vrrp:{instance}"
+        items = fromconfig.intent_items(list(body["items"]), body.get("interface"))
+        lease = float(body["lease"]) + LEASE_SLACK
+        self._offer(DesiredSet(name, int(body["generation"]), tuple(items), lease), boot)
+        self._heard.add(instance)
+        counter = int(body.get("announce", 0))
+        if body.get("held") and wants_burst(self._announce.get(name), boot, counter):
             # Addresses first, then tell the segment: sent right after the next reconcile.
-            owner.pending_garps = max(1, int(body.get("garp_count", 5)))
+            self._pending_garps[name] = max(1, int(body.get("garp_count", 5)))
             self._mark_dirty()
-        owner.announce = max(owner.announce, announce)
+        self._announce[name] = Announce(boot, counter)
+        if not items:
+            self.scheduler.stop(name)
+            self._pending_garps.pop(name, None)
+        self._end_grace_if_claimed()
+
+    def _offer(self, ds: DesiredSet, boot: str) -> None:
+        offer = self.store.offer(ds, time.monotonic(), boot=boot)
+        if not offer.accepted:
+            log.debug("netd.desired.refused", owner=ds.owner, reason=offer.reason)
+            return
+        (self._held.add if ds.items else self._held.discard)(ds.owner)
+        if offer.changed:
+            self._mark_dirty()
+
+    def _end_grace_if_claimed(self) -> None:
+        """Every instance has spoken: leftovers it did not claim can go now."""
+        if self.instances is None or not self.instances <= self._heard:
+            return
+        if self.store.drop(LEFTOVER):
+            self._held.discard(LEFTOVER)
+            log.info("netd.leftover.grace_ended", reason="every VRRP instance sent its intent")
+            self._mark_dirty()
 
     def _netlink_readable(self) -> None:
         try:
@@ -261,28 +320,21 @@ class NetDaemon:
                 for link in self.links.values():
                     self._publish_link(link)
             await self._reconcile()
-            for owner in self.owners.values():
-                if owner.pending_garps:
-                    self._announce(owner, owner.pending_garps)
-                    owner.pending_garps = 0
+            for owner, count in list(self._pending_garps.items()):
+                del self._pending_garps[owner]
+                self._announce_owner(owner, count)
 
-    def _desired(self) -> list[Item]:
-        merged = merge(
-            DesiredSet(o.name, o.generation, tuple(o.items)) for o in self.owners.values()
-        )
-        for c in merged.conflicts:
-            log.error("netd.conflict", key=str(c.key), kept=c.kept_owner, dropped=c.dropped_owner)
-        return list(merged.items)
+    def _owned_by(self, owner: str) -> list[Item]:
+        merged = self._merged
+        return [i for i in merged.items if owner in merged.owners.get(item_key(i), ())]
 
     async def _reconcile(self) -> None:
-        desired = self._desired()
-        grace = time.monotonic() - self.started < RESTART_GRACE
+        merged = self.store.merged()
+        self._merged = merged
+        for c in merged.conflicts:
+            log.error("netd.conflict", key=str(c.key), kept=c.kept_owner, dropped=c.dropped_owner)
         try:
-            if grace:
-                wanted = {item_key(i) for i in desired}
-                leftovers = await self._kernel(self.kernel.find_leftovers)
-                desired += [i for i in leftovers if item_key(i) not in wanted]
-            result = await self._kernel(self.kernel.reconcile, desired)
+            result = await self._kernel(self.kernel.reconcile, list(merged.items))
         except KernelError as exc:
             log.error("netd.reconcile.failed", reason=str(exc))
             return
@@ -291,44 +343,54 @@ class NetDaemon:
         self._report(result)
 
     def _report(self, result: ApplyResult) -> None:
-        failed: dict[Any, list[dict[str, Any]]] = {}
+        merged = self._merged
+        failed: dict[str, list[dict[str, Any]]] = {}
         for f in result.failures:
-            failed.setdefault(item_key(f.op.item), []).append(
+            for owner in merged.owners.get(item_key(f.op.item), ()):
+                failed.setdefault(owner, []).append(
+                    {
+                        "item": item_to_wire(f.op.item),
+                        "action": str(f.op.action),
+                        "errno": f.errno_name,
+                        "reason": f.reason,
+                    }
+                )
+        for c in merged.conflicts:
+            failed.setdefault(c.dropped_owner, []).append(
                 {
-                    "item": item_to_wire(f.op.item),
-                    "action": str(f.op.action),
-                    "errno": f.errno_name,
-                    "reason": f.reason,
+                    "item": item_to_wire(c.dropped),
+                    "action": "add",
+                    "errno": "EEXIST",
+                    "reason": f"conflicts with {c.kept_owner}'s item of the same identity",
                 }
             )
-        for owner in self.owners.values():
-            failures = [x for i in owner.items for x in failed.get(item_key(i), [])]
-            marker = (owner.generation, len(failures))
-            if owner.published == marker:
+        for owner in self.store.owners():
+            generation = self.store.generation(owner)
+            if owner == LEFTOVER or generation is None:
                 continue
-            owner.published = marker
+            failures = failed.get(owner, [])
+            items = len(self._owned_by(owner))
+            marker = (generation, len(failures), items)
+            if self._published.get(owner) == marker:
+                continue
+            self._published[owner] = marker
             self.comp.publisher.retain(
-                f"net.applied.{owner.name}",
-                {
-                    "owner": owner.name,
-                    "generation": owner.generation,
-                    "failures": failures,
-                    "items": len(owner.items),
-                },
+                f"net.applied.{owner}",
+                {"owner": owner, "generation": generation, "failures": failures, "items": items},
             )
 
     # ---- announcements -----------------------------------------------------------------------
 
-    def _announce(self, owner: Owner, count: int) -> None:
+    def _announce_owner(self, owner: str, count: int) -> None:
         by_name = {link.name: link for link in self.links.values()}
         targets = []
-        for item in owner.items:
+        for item in self._owned_by(owner):
             if isinstance(item, Address) and (link := by_name.get(item.dev)) and link.mac:
                 targets.append(Target(ifname=item.dev, ip=item.ip, mac=link.mac))
         if not targets:
             return
-        self.scheduler.burst(owner.name, self.loop.time(), targets, max(1, count))
-        log.info("netd.announce", owner=owner.name, targets=len(targets), count=count)
+        self.scheduler.burst(owner, self.loop.time(), targets, max(1, count))
+        log.info("netd.announce", owner=owner, targets=len(targets), count=count)
         self._send_due()
 
     def _send_due(self) -> None:
@@ -349,21 +411,24 @@ class NetDaemon:
         """Expire leases; re-check the kernel now and then (someone may have changed it)."""
         last_full = time.monotonic()
         while True:
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(TICK)
             now = time.monotonic()
-            for owner in list(self.owners.values()):
-                if owner.expires is not None and owner.expires < now and owner.items:
+            held = set(self._held)
+            for owner in self.store.expire(now):
+                self._held.discard(owner)
+                if owner == LEFTOVER:
+                    log.info("netd.leftover.grace_ended", reason=f"{RESTART_GRACE}s passed")
+                elif owner in held:
                     log.warning(
                         "netd.lease.expired",
-                        owner=owner.name,
-                        items=len(owner.items),
+                        owner=owner,
                         detail="intent not renewed; withdrawing its addresses",
                     )
-                    owner.items = []
-                    self.scheduler.stop(owner.name)
+                    self.scheduler.stop(owner)
+                    self._pending_garps.pop(owner, None)
+                    self._published.pop(owner, None)
+                if owner in held:
                     self._mark_dirty()
-            if now - self.started >= RESTART_GRACE and self.started + RESTART_GRACE > now - 0.1:
-                self._mark_dirty()  # the grace just ended: leftovers nobody claimed go now
             if now - last_full >= RECONCILE_EVERY:
                 last_full = now
                 self._mark_dirty()
