@@ -7,6 +7,11 @@ Owners of desired state:
 * ``vrrp:<instance>`` — ``vrrp.intent.<instance>`` from vrrpd; held only for ``lease``
   seconds unless renewed, so a dead vrrpd cannot keep an address its peer has taken over.
 
+An intent may name a VMAC (``use_vmac``): netd creates the macvlan before installing the
+instance's VIPs on it and keeps it as long as the instance is configured (keepalived creates
+it at start whatever the state), or only while the VIPs are held if the intent says
+``always: false``. VMACs go at TERM; ones an earlier run left go when the grace ends unclaimed.
+
 Every change marks the kernel "dirty"; one reconcile at a time merges all owners, observes the
 kernel and applies the difference (idempotent: an add that exists and a delete that is missing
 are successes). Netlink calls run on one worker thread: pyroute2's synchronous API cannot run
@@ -25,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import socket
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -39,11 +45,12 @@ from bus.envelope import Event as BusEvent
 from netd import fromconfig
 from netd.announce import AnnounceScheduler, FrameSender, Target
 from netd.desired import Address, DesiredSet, Item, item_key, item_to_wire
-from netd.errors import AnnounceError, InvalidItemError, KernelError
+from netd.errors import AnnounceError, InvalidItemError, KernelError, VmacError
 from netd.kernel import ApplyResult, KernelAdapter
 from netd.monitor import AddrEvent, LinkEvent, Monitor, Overflow
 from netd.reconcile import Merged
 from netd.store import DesiredStore
+from netd.vmac import Vmac, VmacManager
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -84,6 +91,33 @@ class LinkState:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class VmacSpec:
+    """A VMAC as an intent asks for it (see vrrpd.plan)."""
+
+    name: str
+    base: str
+    vrid: int
+    family: int  # 4 or 6
+    mac: str | None
+    always: bool
+
+    @classmethod
+    def from_intent(cls, data: Mapping[str, Any]) -> VmacSpec:
+        family = int(data.get("family", 4))
+        if family not in (4, 6):
+            raise ValueError(f"vmac family {family} is neither 4 nor 6")
+        mac = data.get("mac")
+        return cls(
+            name=str(data["name"]),
+            base=str(data["base"]),
+            vrid=int(data["vrid"]),
+            family=family,
+            mac=str(mac).lower() if mac else None,
+            always=bool(data.get("always", True)),
+        )
+
+
 def wants_burst(previous: Announce | None, boot: str, counter: int) -> bool:
     """A new GARP/NA burst is asked for when the counter moved on, or when a (re)started
     vrrpd (or netd: nothing known yet) reports a non-zero counter."""
@@ -113,6 +147,11 @@ class NetDaemon:
         self._published: dict[str, tuple[int, int, int]] = {}
         self._held: set[str] = set()  # owners whose current set is non-empty
         self._merged = Merged((), {}, ())
+        self.vmacs: VmacManager
+        self._vmac_specs: dict[str, VmacSpec] = {}  # owner -> the VMAC its intent names
+        self._vmacs_made: dict[str, VmacSpec] = {}  # what exists because of us
+        self._vmac_leftovers: set[str] = set()  # VMACs an earlier run left
+        self._grace_over = False
         self._dirty = False
         self._resync = False
         self._reconciling: asyncio.Task[None] | None = None
@@ -127,6 +166,7 @@ class NetDaemon:
 
     async def run(self) -> None:
         self.kernel = await self._kernel(KernelAdapter, self.comp.runtime.path)
+        self.vmacs = await self._kernel(VmacManager, self.kernel)
         await self._adopt_leftovers()
         await self._read_links()
         for link in self.links.values():
@@ -155,6 +195,14 @@ class NetDaemon:
                 item=item_to_wire(item),
                 detail="installed by an earlier run; kept until claimed or the grace ends",
             )
+        try:
+            found = await self._kernel(self.vmacs.find)
+        except VmacError as exc:
+            log.error("netd.leftover.unreadable", reason=str(exc))
+            found = []
+        for vmac in found:
+            log.info("netd.leftover.found", vmac=vmac.ifname, base=vmac.base, mac=vmac.mac)
+            self._vmac_leftovers.add(vmac.ifname)
         if leftovers:
             self.store.offer(
                 DesiredSet(LEFTOVER, 0, tuple(leftovers), lease=RESTART_GRACE), time.monotonic()
@@ -187,12 +235,26 @@ class NetDaemon:
         )
         items = fromconfig.static_items(config)
         self._offer(DesiredSet(STATIC, int(body["generation"]), tuple(items)), boot)
+        for owner in list(self._vmac_specs):
+            if owner.removeprefix("vrrp:") not in self.instances:
+                del self._vmac_specs[owner]  # the instance left the config: so does its VMAC
+                self._mark_dirty()
         self._end_grace_if_claimed()
 
     def _intent(self, body: Mapping[str, Any], boot: str) -> None:
         instance = str(body["instance"])
         name = f"vrrp:{instance}"
-        items = fromconfig.intent_items(list(body["items"]), body.get("interface"))
+        raw_vmac = body.get("vmac")
+        vmac = VmacSpec.from_intent(raw_vmac) if isinstance(raw_vmac, Mapping) else None
+        if vmac != self._vmac_specs.get(name):
+            if vmac is None:
+                del self._vmac_specs[name]
+            else:
+                self._vmac_specs[name] = vmac
+            self._mark_dirty()
+        items = fromconfig.intent_items(
+            list(body["items"]), body.get("interface"), vmac.name if vmac else None
+        )
         lease = float(body["lease"]) + LEASE_SLACK
         self._offer(DesiredSet(name, int(body["generation"]), tuple(items), lease), boot)
         self._heard.add(instance)
@@ -220,6 +282,9 @@ class NetDaemon:
         """Every instance has spoken: leftovers it did not claim can go now."""
         if self.instances is None or not self.instances <= self._heard:
             return
+        if not self._grace_over:
+            self._grace_over = True
+            self._mark_dirty()  # unclaimed leftover VMACs go
         if self.store.drop(LEFTOVER):
             self._held.discard(LEFTOVER)
             log.info("netd.leftover.grace_ended", reason="every VRRP instance sent its intent")
@@ -319,10 +384,59 @@ class NetDaemon:
                 await self._read_links()
                 for link in self.links.values():
                     self._publish_link(link)
+            await self._sync_vmacs()
             await self._reconcile()
             for owner, count in list(self._pending_garps.items()):
                 del self._pending_garps[owner]
                 self._announce_owner(owner, count)
+
+    def _wanted_vmacs(self) -> dict[str, VmacSpec]:
+        return {
+            spec.name: spec
+            for owner, spec in sorted(self._vmac_specs.items())
+            if spec.always or owner in self._held
+        }
+
+    async def _sync_vmacs(self) -> None:
+        """Create the VMACs intents name (before their VIPs go on them); remove the rest."""
+        wanted = self._wanted_vmacs()
+        for name, spec in wanted.items():
+            if self._vmacs_made.get(name) == spec:
+                continue
+            family = socket.AF_INET6 if spec.family == 6 else socket.AF_INET
+            try:
+                vmac = await self._kernel(
+                    functools.partial(
+                        self.vmacs.ensure, spec.base, spec.vrid, family, ifname=name, mac=spec.mac
+                    )
+                )
+            except (VmacError, KernelError) as exc:
+                log.error("netd.vmac.failed", vmac=name, base=spec.base, reason=str(exc))
+                continue
+            self._vmacs_made[name] = spec
+            self._vmac_leftovers.discard(name)
+            self._learn_vmac(vmac)
+        doomed = [n for n in self._vmacs_made if n not in wanted]
+        if self._grace_over:
+            doomed += [n for n in self._vmac_leftovers if n not in wanted]
+        for name in doomed:
+            await self._remove_vmac(name)
+
+    async def _remove_vmac(self, name: str) -> None:
+        try:
+            await self._kernel(self.vmacs.remove, name)
+        except VmacError as exc:
+            log.error("netd.vmac.remove_failed", vmac=name, reason=str(exc))
+            return
+        self._vmacs_made.pop(name, None)
+        self._vmac_leftovers.discard(name)
+
+    def _learn_vmac(self, vmac: Vmac) -> None:
+        """Know the VMAC's MAC at once: the GARPs right after this reconcile come from it."""
+        if vmac.index not in self.links:
+            link = LinkState(vmac.index, vmac.ifname, vmac.up, vmac.mac, None)
+            self.links[vmac.index] = link
+            self._publish_link(link)
 
     def _owned_by(self, owner: str) -> list[Item]:
         merged = self._merged
@@ -418,6 +532,7 @@ class NetDaemon:
                 self._held.discard(owner)
                 if owner == LEFTOVER:
                     log.info("netd.leftover.grace_ended", reason=f"{RESTART_GRACE}s passed")
+                    self._grace_over = True
                 elif owner in held:
                     log.warning(
                         "netd.lease.expired",
@@ -429,6 +544,9 @@ class NetDaemon:
                     self._published.pop(owner, None)
                 if owner in held:
                     self._mark_dirty()
+            if not self._grace_over and now - self.started >= RESTART_GRACE:
+                self._grace_over = True
+                self._mark_dirty()
             if now - last_full >= RECONCILE_EVERY:
                 last_full = now
                 self._mark_dirty()
@@ -448,6 +566,13 @@ class NetDaemon:
             log.info("netd.withdrawn", removed=len(result.done), failed=len(result.failures))
         except KernelError as exc:
             log.error("netd.withdraw.failed", reason=str(exc))
+        # keepalived deletes its VMACs at stop (after the VIPs) and restores the sysctls.
+        for name in [*self._vmacs_made, *self._vmac_leftovers]:
+            await self._remove_vmac(name)
+        try:
+            await self._kernel(self.vmacs.restore_interfaces)
+        except KernelError as exc:
+            log.error("netd.devconf.restore_failed", reason=str(exc))
         self.frames.close()
         self.monitor.close()
         await self._kernel(self.kernel.close)

@@ -131,12 +131,13 @@ class Runner:
     def compatible(self, new: InstancePlan) -> bool:
         """Can ``new`` be applied without restarting the election (keepalived keeps state)?"""
         old = self.plan
-        return (old.interface, old.family, old.vrid, old.version, old.unicast_src) == (
+        return (old.interface, old.family, old.vrid, old.version, old.unicast_src, old.vmac) == (
             new.interface,
             new.family,
             new.vrid,
             new.version,
             new.unicast_src,
+            new.vmac,
         )
 
     def update(self, new: InstancePlan, now: float) -> None:
@@ -260,6 +261,7 @@ class Runner:
             "announce": self.announce,
             "garp_count": self.garp_count,
             "garp": self.plan.garp,
+            "vmac": self.plan.vmac,
         }
 
     def publish_intent(self) -> None:
@@ -405,6 +407,9 @@ class Engine:
             link = self.links.get(p.interface)
             if link is None:
                 continue
+            if p.xmit_interface not in self.links:
+                self._ask_for_vmac(p)  # netd creates it; its net.link starts us
+                continue
             taken = {v for q in self.plans.values() for v in q.vips}
             primary = p.unicast_src or link.primary(p.family, exclude=taken)
             if primary is None:
@@ -435,6 +440,32 @@ class Engine:
             runner.feed(Startup(), now)
             runner.trackers_changed(now)
 
+    def _ask_for_vmac(self, p: InstancePlan) -> None:
+        """Before the election starts: an intent holding nothing but naming the VMAC."""
+        log.info(
+            "vrrpd.instance.waiting",
+            instance=p.name,
+            interface=p.xmit_interface,
+            reason="waiting for netd to create the VMAC",
+        )
+        self.comp.publisher.retain(
+            f"vrrp.intent.{p.name}",
+            {
+                "instance": p.name,
+                "generation": 0,
+                "items": [],
+                "held": False,
+                "lease": MIN_LEASE,
+                "interface": p.interface,
+                "family": p.family,
+                "accept": True,
+                "announce": 0,
+                "garp_count": 0,
+                "garp": p.garp,
+                "vmac": p.vmac,
+            },
+        )
+
     def _make_runner(self, p: InstancePlan, link: Link, primary: IPAddress) -> Runner:
         key = (p.family, p.interface)
         receiver = self.receivers.get(key)
@@ -443,10 +474,13 @@ class Engine:
             self.loop.add_reader(receiver.fileno(), self._readable, receiver)
         if not p.unicast:
             receiver.join(p.mcast_group)
-        skey = (p.family, p.interface, primary)
+        # use_vmac: adverts leave from the VMAC (its virtual MAC as source) unless
+        # vmac_xmit_base; they are always received on the base interface.
+        out = self.links[p.xmit_interface]
+        skey = (p.family, out.name, primary)
         sender = self.senders.get(skey)
         if sender is None:
-            sender = self.senders[skey] = Sender(p.family, p.interface, link.ifindex, primary)
+            sender = self.senders[skey] = Sender(p.family, out.name, out.ifindex, primary)
         return Runner(self, p, link, primary, sender)
 
     def _stop_runner(self, name: str, now: float, reason: str) -> None:
