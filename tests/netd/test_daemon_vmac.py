@@ -11,7 +11,7 @@ from scapy.layers.l2 import ARP, Ether
 
 from tests.daemon import daemon_group
 from tests.lab import Lab, wait_until
-from tests.netd.failover import VIP, VipWatch, config
+from tests.netd.failover import VIP, GroupAt, VipWatch, config, kill_group
 
 pytestmark = pytest.mark.netns
 
@@ -123,3 +123,25 @@ vrrp_instance VI_6 {
     assert plans["VI_6"].vmac["name"] == "vrrp6.51"
     assert plans["VI_6"].vmac["mac"] == "00:00:5e:00:02:33"
     assert plans["VI_1"].xmit_interface == "vrrp.51"
+
+
+def test_vmac_left_by_a_killed_group_is_reused_or_removed_at_restart(lab: Lab) -> None:
+    n0 = lab.node(0)
+    with daemon_group(n0, config(150, "n0", "    use_vmac"), "-l") as g0:
+        g0.wait_started()
+        wait_until(lambda: f"{VIP}/24" in n0.address_set(VMAC), 20, 0.05, "VIP on the VMAC")
+        index = n0.links()[VMAC]["index"]
+        kill_group(g0.runtime)
+        assert n0.links()[VMAC]["index"] == index  # kill -9: nothing removed it
+        # Same config: the VMAC is adopted as it is (same interface), the VIP stays on it.
+        with GroupAt(n0, g0.runtime, config(150, "n0", "    use_vmac")) as again:
+            again.wait_started()
+            wait_until(lambda: "netd.leftover.grace_ended" in again.log_text(), 20, 0.05, "grace")
+            wait_until(lambda: f"{VIP}/24" in n0.address_set(VMAC), 20, 0.05, "VIP on the VMAC")
+            assert n0.links()[VMAC]["index"] == index
+            kill_group(g0.runtime)
+        # Without use_vmac: the leftover VMAC goes once the grace ends; the VIP is on eth0.
+        with GroupAt(n0, g0.runtime, config(150, "n0")) as plain:
+            plain.wait_started()
+            wait_until(lambda: vmac_link(lab, 0) is None, 20, 0.05, "the leftover VMAC removed")
+            wait_until(lambda: f"{VIP}/24" in n0.address_set("eth0"), 20, 0.05, "VIP on eth0")
