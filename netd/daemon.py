@@ -311,6 +311,9 @@ class NetDaemon:
             gone = self.links.pop(ev.ifindex, None)
             if gone:
                 self.comp.publisher.retain(f"net.link.{gone.name}", {**gone.body(), "up": False})
+                if self._vmacs_made.pop(gone.name, None) is not None:
+                    log.warning("netd.vmac.vanished", vmac=gone.name, detail="re-creating it")
+                    self._mark_dirty()
             return
         link = self.links.get(ev.ifindex)
         name = ev.ifname or (link.name if link else str(ev.ifindex))
@@ -423,12 +426,15 @@ class NetDaemon:
             await self._remove_vmac(name)
 
     async def _remove_vmac(self, name: str) -> None:
+        # Forget it first: its RTM_DELLINK must not read as "vanished, re-create it".
+        spec = self._vmacs_made.pop(name, None)
         try:
             await self._kernel(self.vmacs.remove, name)
         except VmacError as exc:
             log.error("netd.vmac.remove_failed", vmac=name, reason=str(exc))
+            if spec is not None:
+                self._vmacs_made[name] = spec
             return
-        self._vmacs_made.pop(name, None)
         self._vmac_leftovers.discard(name)
 
     def _learn_vmac(self, vmac: Vmac) -> None:

@@ -407,7 +407,7 @@ class Engine:
             link = self.links.get(p.interface)
             if link is None:
                 continue
-            if p.xmit_interface not in self.links:
+            if p.advert_interface not in self.links:
                 self._ask_for_vmac(p)  # netd creates it; its net.link starts us
                 continue
             taken = {v for q in self.plans.values() for v in q.vips}
@@ -426,7 +426,7 @@ class Engine:
                 log.error("vrrpd.instance.socket", instance=name, reason=str(exc))
                 continue
             self.runners[name] = runner
-            self.by_vrid[(p.interface, p.family, p.vrid)] = runner
+            self.by_vrid[(p.advert_interface, p.family, p.vrid)] = runner
             log.info(
                 "vrrpd.instance.started",
                 instance=name,
@@ -445,7 +445,7 @@ class Engine:
         log.info(
             "vrrpd.instance.waiting",
             instance=p.name,
-            interface=p.xmit_interface,
+            interface=p.advert_interface,
             reason="waiting for netd to create the VMAC",
         )
         self.comp.publisher.retain(
@@ -467,27 +467,29 @@ class Engine:
         )
 
     def _make_runner(self, p: InstancePlan, link: Link, primary: IPAddress) -> Runner:
-        key = (p.family, p.interface)
+        # use_vmac: adverts go out of and come in on the VMAC (see
+        # InstancePlan.advert_interface) unless vmac_xmit_base; the source address is still
+        # the base interface's primary.
+        on = self.links[p.advert_interface]
+        key = (p.family, on.name)
         receiver = self.receivers.get(key)
         if receiver is None:
-            receiver = self.receivers[key] = Receiver(p.family, p.interface, link.ifindex)
+            receiver = self.receivers[key] = Receiver(p.family, on.name, on.ifindex)
             self.loop.add_reader(receiver.fileno(), self._readable, receiver)
         if not p.unicast:
             receiver.join(p.mcast_group)
-        # use_vmac: adverts leave from the VMAC (its virtual MAC as source) unless
-        # vmac_xmit_base; they are always received on the base interface.
-        out = self.links[p.xmit_interface]
-        skey = (p.family, out.name, primary)
+        skey = (p.family, on.name, primary)
         sender = self.senders.get(skey)
         if sender is None:
-            sender = self.senders[skey] = Sender(p.family, out.name, out.ifindex, primary)
+            sender = self.senders[skey] = Sender(p.family, on.name, on.ifindex, primary)
         return Runner(self, p, link, primary, sender)
 
     def _stop_runner(self, name: str, now: float, reason: str) -> None:
         runner = self.runners.pop(name)
         runner.feed(Shutdown(reason), now)
         runner.close()
-        self.by_vrid.pop((runner.plan.interface, runner.plan.family, runner.plan.vrid), None)
+        plan = runner.plan
+        self.by_vrid.pop((plan.advert_interface, plan.family, plan.vrid), None)
         self.comp.publisher.forget(f"vrrp.state.{name}")
         log.info("vrrpd.instance.stopped", instance=name, reason=reason)
 

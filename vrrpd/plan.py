@@ -47,8 +47,13 @@ class InstancePlan:
     vmac: dict[str, Any] | None = None
 
     @property
-    def xmit_interface(self) -> str:
-        """Where adverts leave: the VMAC unless ``vmac_xmit_base`` (keepalived)."""
+    def advert_interface(self) -> str:
+        """Where adverts are sent and received: the VMAC unless ``vmac_xmit_base``.
+
+        Receiving has to follow sending: a macvlan in private mode takes every multicast
+        frame whose source MAC is its own (the peer's adverts, sent from the same virtual
+        MAC) away from the base interface, so only a socket on the VMAC sees them.
+        """
         if self.vmac is not None and not self.vmac["xmit_base"]:
             return str(self.vmac["name"])
         return self.interface

@@ -95,10 +95,24 @@ class GroupAt(DaemonGroup):
 
 
 def kill_group(runtime: RuntimeDir) -> None:
-    """``kill -9`` of the watchdog and every child at once, as a crash or OOM kill would."""
-    for pid in component_pids(runtime).values():
+    """``kill -9`` of the watchdog and every child at once, as an OOM kill or a cgroup-wide
+    SIGKILL would do.
+
+    Children get SIGTERM when their watchdog dies (PR_SET_PDEATHSIG) and would clean up, so
+    the watchdog is frozen first and killed last: nobody gets a chance to tidy anything.
+    """
+    pids = component_pids(runtime)
+    watchdog = pids.pop("watchdog")
+    os.kill(watchdog, signal.SIGSTOP)
+    for pid in pids.values():
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
+    wait_until(
+        lambda: not set(pids.values()) & set(component_pids(runtime).values()),
+        10,
+        message="the killed children to be gone",
+    )
+    os.kill(watchdog, signal.SIGKILL)
     wait_until(lambda: not component_pids(runtime), 10, message="the killed group to be gone")
 
 

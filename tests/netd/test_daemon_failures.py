@@ -70,7 +70,8 @@ def test_netd_killed_while_master_leaves_vips_and_reconciles_without_flap(
         assert not watch.removals, f"the VIP was deleted and re-added: {watch.removals}"
         assert not watch.additions, f"the VIP was re-added: {watch.additions}"
         assert not any(s.held[1] for s in watch.samples), "node 1 took the VIP"
-        assert watch.max_interval(t0) < 0.1
+        # The netlink monitor sees every removal; the sampling only has to have kept going.
+        assert watch.max_interval(t0) < 0.5
     assert "netd.lease.expired" not in g0.log_text()
     # The restarted netd knows the VIP is its own: a TERM withdraws it.
     g0.close()

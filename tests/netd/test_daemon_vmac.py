@@ -38,6 +38,11 @@ def vmac_link(lab: Lab, i: int) -> dict[str, Any] | None:
     return lab.node(i).links().get(VMAC)
 
 
+def vmac_up(lab: Lab, i: int) -> dict[str, Any] | None:
+    link = vmac_link(lab, i)
+    return link if link is not None and link["flags"] & 1 else None
+
+
 def test_use_vmac_creates_macvlan_carries_vip_garps_from_virtual_mac_and_fails_over(
     lab: Lab,
 ) -> None:
@@ -52,16 +57,20 @@ def test_use_vmac_creates_macvlan_carries_vip_garps_from_virtual_mac_and_fails_o
             g1.wait_started()
             # keepalived creates the VMAC at start on every node, whatever the state.
             for i in (0, 1):
-                link = wait_until(functools.partial(vmac_link, lab, i), 20, 0.05, f"{VMAC} {i}")
+                link = wait_until(functools.partial(vmac_up, lab, i), 20, 0.05, f"{VMAC} {i} up")
                 assert link["kind"] == "macvlan" and link["mode"] == "private"
                 assert link["mac"] == VIRTUAL_MAC
                 assert link["link"] == lab.node(i).ifindex("eth0")
-                assert link["flags"] & 1, "the VMAC is not up"
             wait_until(
                 lambda: f"{VIP}/24" in n0.address_set(VMAC), 20, 0.05, "the VIP on node 0's VMAC"
             )
             assert f"{VIP}/24" not in n0.address_set("eth0")
-            assert f"{VIP}/24" not in n1.address_set(VMAC) | n1.address_set("eth0")
+            # Node 1 hears the adverts (which arrive with its own VMAC's source MAC): it stays
+            # backup over several Master_Down_Intervals.
+            with VipWatch(lab.nodes) as quiet:
+                quiet.wait_sampled_until(quiet.samples[0].t + 4.0)
+                assert all(s.held[0] for s in quiet.samples), "node 0 lost the VIP"
+                assert not any(s.held[1] for s in quiet.samples), "node 1 became master too"
             # Node 1 hears the master's GARPs and adverts, both from the virtual MAC.
             watched.wait_for(is_garp_from_vmac, count=2, timeout=10)
             adverts = watched.wait_for(is_advert, count=2, timeout=10)
@@ -122,7 +131,7 @@ vrrp_instance VI_6 {
     assert plans["VI_1"].vmac["name"] == "vrrp.51"
     assert plans["VI_6"].vmac["name"] == "vrrp6.51"
     assert plans["VI_6"].vmac["mac"] == "00:00:5e:00:02:33"
-    assert plans["VI_1"].xmit_interface == "vrrp.51"
+    assert plans["VI_1"].advert_interface == "vrrp.51"
 
 
 def test_vmac_left_by_a_killed_group_is_reused_or_removed_at_restart(lab: Lab) -> None:
