@@ -419,14 +419,32 @@ class NetDaemon:
             self._vmacs_made[name] = spec
             self._vmac_leftovers.discard(name)
             self._learn_vmac(vmac)
+            if spec.family == 6:
+                self._vmac_link_local(spec)
         doomed = [n for n in self._vmacs_made if n not in wanted]
         if self._grace_over:
             doomed += [n for n in self._vmac_leftovers if n not in wanted]
         for name in doomed:
             await self._remove_vmac(name)
 
+    def _vmac_link_local(self, spec: VmacSpec) -> None:
+        """An IPv6 VMAC is created without a link-local address (addrgenmode none: none may
+        be derived from the virtual MAC, RFC 5798 7.4); as keepalived, give it the base's,
+        the source of the instance's adverts."""
+        base = next((link for link in self.links.values() if link.name == spec.base), None)
+        local = sorted(a for a in (base.addresses if base else ()) if a.startswith("fe80:"))
+        if not local:
+            log.warning("netd.vmac.no_link_local", vmac=spec.name, base=spec.base)
+            return
+        ip, _, prefix = local[0].partition("/")
+        item = Address(ip=ip, prefix=int(prefix), dev=spec.name)
+        self.store.offer(DesiredSet(f"vmac:{spec.name}", 0, (item,)), time.monotonic())
+        self._held.add(f"vmac:{spec.name}")
+
     async def _remove_vmac(self, name: str) -> None:
         # Forget it first: its RTM_DELLINK must not read as "vanished, re-create it".
+        if self.store.drop(f"vmac:{name}"):
+            self._held.discard(f"vmac:{name}")
         spec = self._vmacs_made.pop(name, None)
         try:
             await self._kernel(self.vmacs.remove, name)

@@ -163,7 +163,7 @@ class VipWatch:
     def _holds(self, ipr: Any) -> bool:
         return any(
             (m.get("IFA_LOCAL") or m.get("IFA_ADDRESS")) == self.ip
-            for m in ipr.addr("dump", family=socket.AF_INET)
+            for m in ipr.addr("dump", family=socket.AF_INET6 if ":" in self.ip else socket.AF_INET)
         )
 
     def _sample(self) -> None:

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from scapy.layers.inet import IP
+from scapy.layers.inet6 import ICMPv6ND_NA, IPv6
 from scapy.layers.l2 import ARP, Ether
 
 from tests.daemon import daemon_group
@@ -154,3 +155,56 @@ def test_vmac_left_by_a_killed_group_is_reused_or_removed_at_restart(lab: Lab) -
             plain.wait_started()
             wait_until(lambda: vmac_link(lab, 0) is None, 20, 0.05, "the leftover VMAC removed")
             wait_until(lambda: f"{VIP}/24" in n0.address_set("eth0"), 20, 0.05, "VIP on eth0")
+
+
+VIP6 = "2001:db8::200"
+VIRTUAL_MAC6 = "00:00:5e:00:02:33"
+
+
+def is_na_from_vmac(frame: bytes) -> bool:
+    pkt = Ether(frame)
+    return bool(
+        pkt.src == VIRTUAL_MAC6
+        and ICMPv6ND_NA in pkt
+        and pkt[ICMPv6ND_NA].tgt == VIP6
+        and pkt[ICMPv6ND_NA].O == 1
+    )
+
+
+def is_advert6(frame: bytes) -> bool:
+    pkt = Ether(frame)
+    return bool(IPv6 in pkt and pkt[IPv6].nh == 112 and pkt[IPv6].dst == "ff02::12")
+
+
+def test_ipv6_vmac_gets_base_link_local_vip_and_unsolicited_na(lab: Lab) -> None:
+    n0, n1 = lab.nodes
+    vip = f"{VIP6}/64"
+    watched = n1.capture()
+    try:
+        with (
+            daemon_group(n0, config(150, "n0", "    use_vmac", vip), "-l") as g0,
+            daemon_group(n1, config(100, "n1", "    use_vmac", vip), "-l") as g1,
+        ):
+            g0.wait_started()
+            g1.wait_started()
+            for i in (0, 1):
+                link = wait_until(functools.partial(vmac_up, lab, i), 20, 0.05, f"{VMAC} {i} up")
+                assert link["mac"] == VIRTUAL_MAC6
+            wait_until(lambda: vip in n0.address_set(VMAC), 20, 0.05, "the VIP on the VMAC")
+            base_ll = {a for a in n0.address_set("eth0") if a.startswith("fe80:")}
+            # The base's link-local (the adverts' source), none derived from the virtual MAC.
+            assert {a for a in n0.address_set(VMAC) if a.startswith("fe80:")} == base_ll
+            with VipWatch(lab.nodes, ip=VIP6) as quiet:
+                quiet.wait_sampled_until(quiet.samples[0].t + 4.0)
+                assert all(s.held[0] for s in quiet.samples), "node 0 lost the VIP"
+                assert not any(s.held[1] for s in quiet.samples), "node 1 became master too"
+            watched.wait_for(is_na_from_vmac, count=1, timeout=10)
+            adverts = watched.wait_for(is_advert6, count=2, timeout=10)
+            assert {Ether(f).src for f in adverts} == {VIRTUAL_MAC6}
+            with VipWatch(lab.nodes, ip=VIP6) as watch:
+                g0.close()
+                watch.wait_held(1, True, 10)
+                assert vip in n1.address_set(VMAC)
+            assert g1.pids()
+    finally:
+        watched.close()
