@@ -6,6 +6,8 @@ Owners of desired state:
   held for as long as the config says so.
 * ``vrrp:<instance>`` — ``vrrp.intent.<instance>`` from vrrpd; held only for ``lease``
   seconds unless renewed, so a dead vrrpd cannot keep an address its peer has taken over.
+  Leases only run while the bus demonstrably delivers (heartbeats of every component): a
+  stalled bus stops renewals too, and vrrpd, still advertising, keeps the peer in backup.
 
 An intent may name a VMAC (``use_vmac``): netd creates the macvlan before installing the
 instance's VIPs on it and keeps it as long as the instance is configured (keepalived creates
@@ -59,6 +61,10 @@ RESTART_GRACE = 2.0  # longest we keep unclaimed leftovers after start (intents 
 LEASE_SLACK = 0.0  # vrrpd leases for its own Master_Down_Interval, below the peer's
 RECONCILE_EVERY = 5.0
 TICK = 0.05
+# Leases only mean "vrrpd is gone" while the bus works: without heartbeats (several a
+# second from all components) for this long, the silence is the bus's, not vrrpd's.
+BUS_SILENT_AFTER = 0.75
+HOLD_AFTER_BUS = 2.0  # after a silent bus, time for the owners' republishes to arrive
 LEFTOVER = "~leftover"  # '~' sorts after every real owner: they win conflicts
 STATIC = "static"
 
@@ -152,6 +158,8 @@ class NetDaemon:
         self._vmacs_made: dict[str, VmacSpec] = {}  # what exists because of us
         self._vmac_leftovers: set[str] = set()  # VMACs an earlier run left
         self._grace_over = False
+        self._bus_seen = time.monotonic()  # last message of any kind from the bus
+        self._hold_leases_until = 0.0
         self._dirty = False
         self._resync = False
         self._reconciling: asyncio.Task[None] | None = None
@@ -172,7 +180,7 @@ class NetDaemon:
         for link in self.links.values():
             self._publish_link(link)
         self.loop.add_reader(self.monitor.fileno(), self._netlink_readable)
-        sub = self.comp.subscribe("config.current", "vrrp.intent.*")
+        sub = self.comp.subscribe("config.current", "vrrp.intent.*", "hb.*")
         ticker = asyncio.create_task(self._tick(), name="netd.tick")
         try:
             while True:
@@ -212,7 +220,10 @@ class NetDaemon:
     # ---- inputs ------------------------------------------------------------------------------
 
     def _dispatch(self, event: BusEvent) -> None:
+        self._bus_seen = time.monotonic()
         try:
+            if event.topic.startswith("hb."):
+                return  # only proof that the bus delivers
             if event.topic == "config.current":
                 self._config(event.body, event.env.boot)
             else:
@@ -551,8 +562,17 @@ class NetDaemon:
         while True:
             await asyncio.sleep(TICK)
             now = time.monotonic()
+            if now - self._bus_seen > BUS_SILENT_AFTER:
+                if self._hold_leases_until <= now and self.store.next_expiry() is not None:
+                    log.warning(
+                        "netd.bus.silent",
+                        silent_for=round(now - self._bus_seen, 3),
+                        detail="holding leases: renewals cannot arrive while the bus is down",
+                    )
+                self._hold_leases_until = now + HOLD_AFTER_BUS
             held = set(self._held)
-            for owner in self.store.expire(now):
+            expired = [] if now < self._hold_leases_until else self.store.expire(now)
+            for owner in expired:
                 self._held.discard(owner)
                 if owner == LEFTOVER:
                     log.info("netd.leftover.grace_ended", reason=f"{RESTART_GRACE}s passed")

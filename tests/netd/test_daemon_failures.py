@@ -7,6 +7,7 @@ SIGKILL.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -192,3 +193,41 @@ def test_whole_group_killed_then_restarted_as_master_reclaims_vip(lab: Lab) -> N
         # Stopping the restarted group withdraws the reclaimed VIP: it is known as ours.
         assert f"{VIP}/24" not in n0.address_set()
         assert operator in n0.address_set(), "the operator's own address was removed"
+
+
+def test_bus_killed_while_master_vips_stay(lab: Lab, pair: tuple[DaemonGroup, DaemonGroup]) -> None:
+    """Intents cannot reach netd while the bus is down: that must not read as a dead vrrpd."""
+    g0, _ = pair
+    wait_master_on_0(lab)
+    with VipWatch(lab.nodes, monitor_node=0) as watch:
+        old = g0.pids()["bus"]
+        t0 = time.monotonic()
+        os.kill(old, signal.SIGKILL)
+        wait_until(lambda: g0.pids().get("bus") not in (None, old), 10, 0.02, "bus restarted")
+        watch.wait_sampled_until(time.monotonic() + 4.0)
+        assert not watch.gaps(0, since=t0), "the VIP vanished from node 0"
+        assert not watch.removals, f"the VIP was removed: {watch.removals}"
+        assert not any(s.held[1] for s in watch.samples), "node 1 took the VIP"
+
+
+def test_bus_hung_while_master_vips_stay(lab: Lab, pair: tuple[DaemonGroup, DaemonGroup]) -> None:
+    """A bus that stalls for longer than the lease (SIGSTOP) must not cost the VIP either:
+    vrrpd is alive and advertising, so the peer stays backup and nobody would hold it.
+
+    The stall stays below the watchdog's hang limit (3.5 s): beyond it the watchdog, which
+    hears heartbeats through the bus, takes every child for hung and restarts vrrpd too.
+    """
+    g0, _ = pair
+    wait_master_on_0(lab)
+    bus = g0.pids()["bus"]
+    with VipWatch(lab.nodes, monitor_node=0) as watch:
+        t0 = time.monotonic()
+        os.kill(bus, signal.SIGSTOP)
+        try:
+            watch.wait_sampled_until(t0 + 1.5 * master_down(150))
+        finally:
+            with contextlib.suppress(ProcessLookupError):  # the watchdog may have replaced it
+                os.kill(bus, signal.SIGCONT)
+        watch.wait_sampled_until(time.monotonic() + 2.0)
+        assert not watch.removals, f"the VIP was removed: {watch.removals}"
+        assert not any(s.held[1] for s in watch.samples), "node 1 took the VIP"
