@@ -285,8 +285,10 @@ class NetDaemon:
         if not offer.accepted:
             log.debug("netd.desired.refused", owner=ds.owner, reason=offer.reason)
             return
+        was_held = ds.owner in self._held
         (self._held.add if ds.items else self._held.discard)(ds.owner)
-        if offer.changed:
+        # An empty set replacing nothing (a backup's periodic republish) changes no kernel.
+        if offer.changed and (ds.items or was_held):
             self._mark_dirty()
 
     def _end_grace_if_claimed(self) -> None:

@@ -10,16 +10,14 @@ from __future__ import annotations
 import contextlib
 import itertools
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from pyroute2 import IPRoute
@@ -114,10 +112,6 @@ def kill_group(runtime: RuntimeDir) -> None:
     )
     os.kill(watchdog, signal.SIGKILL)
     wait_until(lambda: not component_pids(runtime), 10, message="the killed group to be gone")
-
-
-def close_runtime(runtime: RuntimeDir) -> None:
-    shutil.rmtree(runtime.path, ignore_errors=True)
 
 
 @dataclass(slots=True)
@@ -235,16 +229,3 @@ def add_operator_address(node: Node, cidr: str, ifname: str = "eth0") -> None:
     ip, _, prefix = cidr.partition("/")
     with node.ipr() as ipr:
         ipr.addr("add", index=node.ifindex(ifname), address=ip, prefixlen=int(prefix))
-
-
-def group_dir(path: Path) -> RuntimeDir:
-    return RuntimeDir(path)
-
-
-@contextlib.contextmanager
-def started(group: DaemonGroup) -> Iterator[DaemonGroup]:
-    try:
-        group.wait_started()
-        yield group
-    finally:
-        group.close()
