@@ -6,13 +6,25 @@ Owners of desired state:
   held for as long as the config says so.
 * ``vrrp:<instance>`` — ``vrrp.intent.<instance>`` from vrrpd; held only for ``lease``
   seconds unless renewed, so a dead vrrpd cannot keep an address its peer has taken over.
+  Leases only run while the bus demonstrably delivers (heartbeats of every component): a
+  stalled bus stops renewals too, and vrrpd, still advertising, keeps the peer in backup.
+
+An intent may name a VMAC (``use_vmac``): netd creates the macvlan before installing the
+instance's VIPs on it and keeps it as long as the instance is configured (keepalived creates
+it at start whatever the state), or only while the VIPs are held if the intent says
+``always: false``. VMACs go at TERM; ones an earlier run left go when the grace ends unclaimed.
 
 Every change marks the kernel "dirty"; one reconcile at a time merges all owners, observes the
 kernel and applies the difference (idempotent: an add that exists and a delete that is missing
 are successes). Netlink calls run on one worker thread: pyroute2's synchronous API cannot run
-inside an asyncio loop, and a large dump must not stall the loop. For a short grace after
-start, addresses this netd installed in an earlier life are kept, so a restarted netd does not
-flap VIPs that vrrpd still holds.
+inside an asyncio loop, and a large dump must not stall the loop.
+
+Owners, generations and leases live in a :class:`~netd.store.DesiredStore`. What an earlier
+netd installed (found at start by its kernel marker or state file) is held by the pseudo-owner
+``~leftover`` (sorting last, so a real owner wins any conflict) until every configured VRRP
+instance has sent an intent or ``RESTART_GRACE`` has passed: a restarted netd does not flap
+VIPs that a living vrrpd still holds, and after a whole-group crash the leftovers nobody claims
+are removed as soon as the new vrrpd has spoken.
 """
 
 from __future__ import annotations
@@ -20,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import socket
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -34,28 +47,34 @@ from bus.envelope import Event as BusEvent
 from netd import fromconfig
 from netd.announce import AnnounceScheduler, FrameSender, Target
 from netd.desired import Address, DesiredSet, Item, item_key, item_to_wire
-from netd.errors import AnnounceError, InvalidItemError, KernelError
+from netd.errors import AnnounceError, InvalidItemError, KernelError, VmacError
 from netd.kernel import ApplyResult, KernelAdapter
 from netd.monitor import AddrEvent, LinkEvent, Monitor, Overflow
-from netd.reconcile import merge
+from netd.reconcile import Merged
+from netd.store import DesiredStore
+from netd.vmac import Vmac, VmacManager
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
-RESTART_GRACE = 2.0  # keep our own leftovers this long after start (intents arrive first)
-LEASE_SLACK = 0.25
+RESTART_GRACE = 2.0  # longest we keep unclaimed leftovers after start (intents arrive first)
+LEASE_SLACK = 0.0  # vrrpd leases for its own Master_Down_Interval, below the peer's
 RECONCILE_EVERY = 5.0
+TICK = 0.05
+# Leases only mean "vrrpd is gone" while the bus works: without heartbeats (several a
+# second from all components) for this long, the silence is the bus's, not vrrpd's.
+BUS_SILENT_AFTER = 0.75
+HOLD_AFTER_BUS = 2.0  # after a silent bus, time for the owners' republishes to arrive
+LEFTOVER = "~leftover"  # '~' sorts after every real owner: they win conflicts
+STATIC = "static"
 
 
 @dataclass(slots=True)
-class Owner:
-    name: str
-    generation: int
-    items: list[Item]
-    expires: float | None = None  # monotonic; None = no lease (static)
-    announce: int = 0
-    pending_garps: int = 0  # announce this many per address after the next reconcile
-    published: tuple[int, int] | None = None  # (generation, failures) last reported
+class Announce:
+    """vrrpd's GARP/NA request counter for one owner, per vrrpd start (``boot``)."""
+
+    boot: str
+    counter: int
 
 
 @dataclass(slots=True)
@@ -78,6 +97,43 @@ class LinkState:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class VmacSpec:
+    """A VMAC as an intent asks for it (see vrrpd.plan)."""
+
+    name: str
+    base: str
+    vrid: int
+    family: int  # 4 or 6
+    mac: str | None
+    always: bool
+
+    @classmethod
+    def from_intent(cls, data: Mapping[str, Any]) -> VmacSpec:
+        family = int(data.get("family", 4))
+        if family not in (4, 6):
+            raise ValueError(f"vmac family {family} is neither 4 nor 6")
+        mac = data.get("mac")
+        return cls(
+            name=str(data["name"]),
+            base=str(data["base"]),
+            vrid=int(data["vrid"]),
+            family=family,
+            mac=str(mac).lower() if mac else None,
+            always=bool(data.get("always", True)),
+        )
+
+
+def wants_burst(previous: Announce | None, boot: str, counter: int) -> bool:
+    """A new GARP/NA burst is asked for when the counter moved on, or when a (re)started
+    vrrpd (or netd: nothing known yet) reports a non-zero counter."""
+    if counter <= 0:
+        return False
+    if previous is None or previous.boot != boot:
+        return True
+    return counter > previous.counter
+
+
 class NetDaemon:
     def __init__(self, comp: Component) -> None:
         self.comp = comp
@@ -86,10 +142,24 @@ class NetDaemon:
         self.monitor = Monitor()
         self.scheduler = AnnounceScheduler()
         self.frames = FrameSender()
-        self.owners: dict[str, Owner] = {}
+        self.store = DesiredStore()
         self.links: dict[int, LinkState] = {}
         self.started = time.monotonic()
         self.config_hash: str | None = None
+        self.instances: frozenset[str] | None = None  # VRRP instances of the config
+        self._heard: set[str] = set()  # instances whose intent arrived since start
+        self._announce: dict[str, Announce] = {}
+        self._pending_garps: dict[str, int] = {}
+        self._published: dict[str, tuple[int, int, int]] = {}
+        self._held: set[str] = set()  # owners whose current set is non-empty
+        self._merged = Merged((), {}, ())
+        self.vmacs: VmacManager
+        self._vmac_specs: dict[str, VmacSpec] = {}  # owner -> the VMAC its intent names
+        self._vmacs_made: dict[str, VmacSpec] = {}  # what exists because of us
+        self._vmac_leftovers: set[str] = set()  # VMACs an earlier run left
+        self._grace_over = False
+        self._bus_seen = time.monotonic()  # last message of any kind from the bus
+        self._hold_leases_until = 0.0
         self._dirty = False
         self._resync = False
         self._reconciling: asyncio.Task[None] | None = None
@@ -104,11 +174,13 @@ class NetDaemon:
 
     async def run(self) -> None:
         self.kernel = await self._kernel(KernelAdapter, self.comp.runtime.path)
+        self.vmacs = await self._kernel(VmacManager, self.kernel)
+        await self._adopt_leftovers()
         await self._read_links()
         for link in self.links.values():
             self._publish_link(link)
         self.loop.add_reader(self.monitor.fileno(), self._netlink_readable)
-        sub = self.comp.subscribe("config.current", "vrrp.intent.*")
+        sub = self.comp.subscribe("config.current", "vrrp.intent.*", "hb.*")
         ticker = asyncio.create_task(self._tick(), name="netd.tick")
         try:
             while True:
@@ -118,14 +190,44 @@ class NetDaemon:
             ticker.cancel()
             await self.shutdown()
 
+    async def _adopt_leftovers(self) -> None:
+        """What an earlier netd installed and left (it was killed, or the whole group was)."""
+        try:
+            leftovers = await self._kernel(self.kernel.find_leftovers)
+        except KernelError as exc:
+            log.error("netd.leftover.unreadable", reason=str(exc))
+            return
+        for item in leftovers:
+            log.info(
+                "netd.leftover.found",
+                item=item_to_wire(item),
+                detail="installed by an earlier run; kept until claimed or the grace ends",
+            )
+        try:
+            found = await self._kernel(self.vmacs.find)
+        except VmacError as exc:
+            log.error("netd.leftover.unreadable", reason=str(exc))
+            found = []
+        for vmac in found:
+            log.info("netd.leftover.found", vmac=vmac.ifname, base=vmac.base, mac=vmac.mac)
+            self._vmac_leftovers.add(vmac.ifname)
+        if leftovers:
+            self.store.offer(
+                DesiredSet(LEFTOVER, 0, tuple(leftovers), lease=RESTART_GRACE), time.monotonic()
+            )
+            self._held.add(LEFTOVER)
+
     # ---- inputs ------------------------------------------------------------------------------
 
     def _dispatch(self, event: BusEvent) -> None:
+        self._bus_seen = time.monotonic()
         try:
+            if event.topic.startswith("hb."):
+                return  # only proof that the bus delivers
             if event.topic == "config.current":
-                self._config(event.body)
+                self._config(event.body, event.env.boot)
             else:
-                self._intent(event.body)
+                self._intent(event.body, event.env.boot)
         except (KeyError, TypeError, ValueError, InvalidItemError, core.WireFormatError) as exc:
             log.error(
                 "netd.input.invalid",
@@ -134,37 +236,72 @@ class NetDaemon:
                 reason=f"{type(exc).__name__}: {exc}",
             )
 
-    def _config(self, body: Mapping[str, Any]) -> None:
+    def _config(self, body: Mapping[str, Any], boot: str) -> None:
         if body["hash"] == self.config_hash:
             return
         config = core.from_wire(body["model"])
         self.config_hash = body["hash"]
+        self.instances = frozenset(
+            i.name for i in config.instances if i.interface and i.virtual_router_id is not None
+        )
         items = fromconfig.static_items(config)
-        self.owners["static"] = Owner("static", int(body["generation"]), items)
-        self._mark_dirty()
+        self._offer(DesiredSet(STATIC, int(body["generation"]), tuple(items)), boot)
+        for owner in list(self._vmac_specs):
+            if owner.removeprefix("vrrp:") not in self.instances:
+                del self._vmac_specs[owner]  # the instance left the config: so does its VMAC
+                self._mark_dirty()
+        self._end_grace_if_claimed()
 
-    def _intent(self, body: Mapping[str, Any]) -> None:
-        name = f"vrrp:{body['instance']}"
-        generation = int(body["generation"])
-        now = time.monotonic()
-        owner = self.owners.get(name)
-        expires = now + float(body["lease"]) + LEASE_SLACK
-        if owner is not None and owner.generation == generation:
-            owner.expires = expires  # a renewal
-        else:
-            items = fromconfig.intent_items(list(body["items"]), body.get("interface"))
-            previous = owner.announce if owner else 0
-            owner = Owner(name, generation, items, expires, announce=previous)
-            self.owners[name] = owner
-            if not items:
-                self.scheduler.stop(name)
+    def _intent(self, body: Mapping[str, Any], boot: str) -> None:
+        instance = str(body["instance"])
+        name = f"vrrp:{instance}"
+        raw_vmac = body.get("vmac")
+        vmac = VmacSpec.from_intent(raw_vmac) if isinstance(raw_vmac, Mapping) else None
+        if vmac != self._vmac_specs.get(name):
+            if vmac is None:
+                del self._vmac_specs[name]
+            else:
+                self._vmac_specs[name] = vmac
             self._mark_dirty()
-        announce = int(body.get("announce", 0))
-        if announce > owner.announce and body.get("held"):
+        items = fromconfig.intent_items(
+            list(body["items"]), body.get("interface"), vmac.name if vmac else None
+        )
+        lease = float(body["lease"]) + LEASE_SLACK
+        self._offer(DesiredSet(name, int(body["generation"]), tuple(items), lease), boot)
+        self._heard.add(instance)
+        counter = int(body.get("announce", 0))
+        if body.get("held") and wants_burst(self._announce.get(name), boot, counter):
             # Addresses first, then tell the segment: sent right after the next reconcile.
-            owner.pending_garps = max(1, int(body.get("garp_count", 5)))
+            self._pending_garps[name] = max(1, int(body.get("garp_count", 5)))
             self._mark_dirty()
-        owner.announce = max(owner.announce, announce)
+        self._announce[name] = Announce(boot, counter)
+        if not items:
+            self.scheduler.stop(name)
+            self._pending_garps.pop(name, None)
+        self._end_grace_if_claimed()
+
+    def _offer(self, ds: DesiredSet, boot: str) -> None:
+        offer = self.store.offer(ds, time.monotonic(), boot=boot)
+        if not offer.accepted:
+            log.debug("netd.desired.refused", owner=ds.owner, reason=offer.reason)
+            return
+        was_held = ds.owner in self._held
+        (self._held.add if ds.items else self._held.discard)(ds.owner)
+        # An empty set replacing nothing (a backup's periodic republish) changes no kernel.
+        if offer.changed and (ds.items or was_held):
+            self._mark_dirty()
+
+    def _end_grace_if_claimed(self) -> None:
+        """Every instance has spoken: leftovers it did not claim can go now."""
+        if self.instances is None or not self.instances <= self._heard:
+            return
+        if not self._grace_over:
+            self._grace_over = True
+            self._mark_dirty()  # unclaimed leftover VMACs go
+        if self.store.drop(LEFTOVER):
+            self._held.discard(LEFTOVER)
+            log.info("netd.leftover.grace_ended", reason="every VRRP instance sent its intent")
+            self._mark_dirty()
 
     def _netlink_readable(self) -> None:
         try:
@@ -187,6 +324,9 @@ class NetDaemon:
             gone = self.links.pop(ev.ifindex, None)
             if gone:
                 self.comp.publisher.retain(f"net.link.{gone.name}", {**gone.body(), "up": False})
+                if self._vmacs_made.pop(gone.name, None) is not None:
+                    log.warning("netd.vmac.vanished", vmac=gone.name, detail="re-creating it")
+                    self._mark_dirty()
             return
         link = self.links.get(ev.ifindex)
         name = ev.ifname or (link.name if link else str(ev.ifindex))
@@ -260,29 +400,92 @@ class NetDaemon:
                 await self._read_links()
                 for link in self.links.values():
                     self._publish_link(link)
+            await self._sync_vmacs()
             await self._reconcile()
-            for owner in self.owners.values():
-                if owner.pending_garps:
-                    self._announce(owner, owner.pending_garps)
-                    owner.pending_garps = 0
+            for owner, count in list(self._pending_garps.items()):
+                del self._pending_garps[owner]
+                self._announce_owner(owner, count)
 
-    def _desired(self) -> list[Item]:
-        merged = merge(
-            DesiredSet(o.name, o.generation, tuple(o.items)) for o in self.owners.values()
-        )
-        for c in merged.conflicts:
-            log.error("netd.conflict", key=str(c.key), kept=c.kept_owner, dropped=c.dropped_owner)
-        return list(merged.items)
+    def _wanted_vmacs(self) -> dict[str, VmacSpec]:
+        return {
+            spec.name: spec
+            for owner, spec in sorted(self._vmac_specs.items())
+            if spec.always or owner in self._held
+        }
+
+    async def _sync_vmacs(self) -> None:
+        """Create the VMACs intents name (before their VIPs go on them); remove the rest."""
+        wanted = self._wanted_vmacs()
+        for name, spec in wanted.items():
+            if self._vmacs_made.get(name) == spec:
+                continue
+            family = socket.AF_INET6 if spec.family == 6 else socket.AF_INET
+            try:
+                vmac = await self._kernel(
+                    functools.partial(
+                        self.vmacs.ensure, spec.base, spec.vrid, family, ifname=name, mac=spec.mac
+                    )
+                )
+            except (VmacError, KernelError) as exc:
+                log.error("netd.vmac.failed", vmac=name, base=spec.base, reason=str(exc))
+                continue
+            self._vmacs_made[name] = spec
+            self._vmac_leftovers.discard(name)
+            self._learn_vmac(vmac)
+            if spec.family == 6:
+                self._vmac_link_local(spec)
+        doomed = [n for n in self._vmacs_made if n not in wanted]
+        if self._grace_over:
+            doomed += [n for n in self._vmac_leftovers if n not in wanted]
+        for name in doomed:
+            await self._remove_vmac(name)
+
+    def _vmac_link_local(self, spec: VmacSpec) -> None:
+        """An IPv6 VMAC is created without a link-local address (addrgenmode none: none may
+        be derived from the virtual MAC, RFC 5798 7.4); as keepalived, give it the base's,
+        the source of the instance's adverts."""
+        base = next((link for link in self.links.values() if link.name == spec.base), None)
+        local = sorted(a for a in (base.addresses if base else ()) if a.startswith("fe80:"))
+        if not local:
+            log.warning("netd.vmac.no_link_local", vmac=spec.name, base=spec.base)
+            return
+        ip, _, prefix = local[0].partition("/")
+        item = Address(ip=ip, prefix=int(prefix), dev=spec.name)
+        self.store.offer(DesiredSet(f"vmac:{spec.name}", 0, (item,)), time.monotonic())
+        self._held.add(f"vmac:{spec.name}")
+
+    async def _remove_vmac(self, name: str) -> None:
+        # Forget it first: its RTM_DELLINK must not read as "vanished, re-create it".
+        if self.store.drop(f"vmac:{name}"):
+            self._held.discard(f"vmac:{name}")
+        spec = self._vmacs_made.pop(name, None)
+        try:
+            await self._kernel(self.vmacs.remove, name)
+        except VmacError as exc:
+            log.error("netd.vmac.remove_failed", vmac=name, reason=str(exc))
+            if spec is not None:
+                self._vmacs_made[name] = spec
+            return
+        self._vmac_leftovers.discard(name)
+
+    def _learn_vmac(self, vmac: Vmac) -> None:
+        """Know the VMAC's MAC at once: the GARPs right after this reconcile come from it."""
+        if vmac.index not in self.links:
+            link = LinkState(vmac.index, vmac.ifname, vmac.up, vmac.mac, None)
+            self.links[vmac.index] = link
+            self._publish_link(link)
+
+    def _owned_by(self, owner: str) -> list[Item]:
+        merged = self._merged
+        return [i for i in merged.items if owner in merged.owners.get(item_key(i), ())]
 
     async def _reconcile(self) -> None:
-        desired = self._desired()
-        grace = time.monotonic() - self.started < RESTART_GRACE
+        merged = self.store.merged()
+        self._merged = merged
+        for c in merged.conflicts:
+            log.error("netd.conflict", key=str(c.key), kept=c.kept_owner, dropped=c.dropped_owner)
         try:
-            if grace:
-                wanted = {item_key(i) for i in desired}
-                leftovers = await self._kernel(self.kernel.find_leftovers)
-                desired += [i for i in leftovers if item_key(i) not in wanted]
-            result = await self._kernel(self.kernel.reconcile, desired)
+            result = await self._kernel(self.kernel.reconcile, list(merged.items))
         except KernelError as exc:
             log.error("netd.reconcile.failed", reason=str(exc))
             return
@@ -291,44 +494,54 @@ class NetDaemon:
         self._report(result)
 
     def _report(self, result: ApplyResult) -> None:
-        failed: dict[Any, list[dict[str, Any]]] = {}
+        merged = self._merged
+        failed: dict[str, list[dict[str, Any]]] = {}
         for f in result.failures:
-            failed.setdefault(item_key(f.op.item), []).append(
+            for owner in merged.owners.get(item_key(f.op.item), ()):
+                failed.setdefault(owner, []).append(
+                    {
+                        "item": item_to_wire(f.op.item),
+                        "action": str(f.op.action),
+                        "errno": f.errno_name,
+                        "reason": f.reason,
+                    }
+                )
+        for c in merged.conflicts:
+            failed.setdefault(c.dropped_owner, []).append(
                 {
-                    "item": item_to_wire(f.op.item),
-                    "action": str(f.op.action),
-                    "errno": f.errno_name,
-                    "reason": f.reason,
+                    "item": item_to_wire(c.dropped),
+                    "action": "add",
+                    "errno": "EEXIST",
+                    "reason": f"conflicts with {c.kept_owner}'s item of the same identity",
                 }
             )
-        for owner in self.owners.values():
-            failures = [x for i in owner.items for x in failed.get(item_key(i), [])]
-            marker = (owner.generation, len(failures))
-            if owner.published == marker:
+        for owner in self.store.owners():
+            generation = self.store.generation(owner)
+            if owner == LEFTOVER or generation is None:
                 continue
-            owner.published = marker
+            failures = failed.get(owner, [])
+            items = len(self._owned_by(owner))
+            marker = (generation, len(failures), items)
+            if self._published.get(owner) == marker:
+                continue
+            self._published[owner] = marker
             self.comp.publisher.retain(
-                f"net.applied.{owner.name}",
-                {
-                    "owner": owner.name,
-                    "generation": owner.generation,
-                    "failures": failures,
-                    "items": len(owner.items),
-                },
+                f"net.applied.{owner}",
+                {"owner": owner, "generation": generation, "failures": failures, "items": items},
             )
 
     # ---- announcements -----------------------------------------------------------------------
 
-    def _announce(self, owner: Owner, count: int) -> None:
+    def _announce_owner(self, owner: str, count: int) -> None:
         by_name = {link.name: link for link in self.links.values()}
         targets = []
-        for item in owner.items:
+        for item in self._owned_by(owner):
             if isinstance(item, Address) and (link := by_name.get(item.dev)) and link.mac:
                 targets.append(Target(ifname=item.dev, ip=item.ip, mac=link.mac))
         if not targets:
             return
-        self.scheduler.burst(owner.name, self.loop.time(), targets, max(1, count))
-        log.info("netd.announce", owner=owner.name, targets=len(targets), count=count)
+        self.scheduler.burst(owner, self.loop.time(), targets, max(1, count))
+        log.info("netd.announce", owner=owner, targets=len(targets), count=count)
         self._send_due()
 
     def _send_due(self) -> None:
@@ -349,21 +562,37 @@ class NetDaemon:
         """Expire leases; re-check the kernel now and then (someone may have changed it)."""
         last_full = time.monotonic()
         while True:
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(TICK)
             now = time.monotonic()
-            for owner in list(self.owners.values()):
-                if owner.expires is not None and owner.expires < now and owner.items:
+            if now - self._bus_seen > BUS_SILENT_AFTER:
+                if self._hold_leases_until <= now and self.store.next_expiry() is not None:
+                    log.warning(
+                        "netd.bus.silent",
+                        silent_for=round(now - self._bus_seen, 3),
+                        detail="holding leases: renewals cannot arrive while the bus is down",
+                    )
+                self._hold_leases_until = now + HOLD_AFTER_BUS
+            held = set(self._held)
+            expired = [] if now < self._hold_leases_until else self.store.expire(now)
+            for owner in expired:
+                self._held.discard(owner)
+                if owner == LEFTOVER:
+                    log.info("netd.leftover.grace_ended", reason=f"{RESTART_GRACE}s passed")
+                    self._grace_over = True
+                elif owner in held:
                     log.warning(
                         "netd.lease.expired",
-                        owner=owner.name,
-                        items=len(owner.items),
+                        owner=owner,
                         detail="intent not renewed; withdrawing its addresses",
                     )
-                    owner.items = []
-                    self.scheduler.stop(owner.name)
+                    self.scheduler.stop(owner)
+                    self._pending_garps.pop(owner, None)
+                    self._published.pop(owner, None)
+                if owner in held:
                     self._mark_dirty()
-            if now - self.started >= RESTART_GRACE and self.started + RESTART_GRACE > now - 0.1:
-                self._mark_dirty()  # the grace just ended: leftovers nobody claimed go now
+            if not self._grace_over and now - self.started >= RESTART_GRACE:
+                self._grace_over = True
+                self._mark_dirty()
             if now - last_full >= RECONCILE_EVERY:
                 last_full = now
                 self._mark_dirty()
@@ -383,6 +612,13 @@ class NetDaemon:
             log.info("netd.withdrawn", removed=len(result.done), failed=len(result.failures))
         except KernelError as exc:
             log.error("netd.withdraw.failed", reason=str(exc))
+        # keepalived deletes its VMACs at stop (after the VIPs) and restores the sysctls.
+        for name in [*self._vmacs_made, *self._vmac_leftovers]:
+            await self._remove_vmac(name)
+        try:
+            await self._kernel(self.vmacs.restore_interfaces)
+        except KernelError as exc:
+            log.error("netd.devconf.restore_failed", reason=str(exc))
         self.frames.close()
         self.monitor.close()
         await self._kernel(self.kernel.close)

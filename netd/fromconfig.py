@@ -106,13 +106,21 @@ def rule(part: core.Rule, index: int) -> Rule:
     )
 
 
-def intent_items(items: list[dict[str, Any]], interface: str | None) -> list[Item]:
-    """Items of a ``vrrp.intent.<instance>`` message: ``{"kind": ..., "spec": <core part>}``."""
+def intent_items(
+    items: list[dict[str, Any]], interface: str | None, vip_interface: str | None = None
+) -> list[Item]:
+    """Items of a ``vrrp.intent.<instance>`` message: ``{"kind": ..., "spec": <core part>}``.
+
+    ``vip_interface`` is where VIPs without ``dev`` go when it differs from the instance's
+    interface: with ``use_vmac`` keepalived puts them on the VMAC.
+    """
     out: list[Item] = []
     rules = 0
     for entry in items:
         kind, spec = entry["kind"], entry["spec"]
-        if kind in ("vip", "evip"):
+        if kind == "vip":
+            out.append(address(core.part_from_wire(core.Address, spec), vip_interface or interface))
+        elif kind == "evip":
             out.append(address(core.part_from_wire(core.Address, spec), interface))
         elif kind == "route":
             out.append(route(core.part_from_wire(core.Route, spec), interface))

@@ -140,12 +140,13 @@ class Runner:
     def compatible(self, new: InstancePlan) -> bool:
         """Can ``new`` be applied without restarting the election (keepalived keeps state)?"""
         old = self.plan
-        return (old.interface, old.family, old.vrid, old.version, old.unicast_src) == (
+        return (old.interface, old.family, old.vrid, old.version, old.unicast_src, old.vmac) == (
             new.interface,
             new.family,
             new.vrid,
             new.version,
             new.unicast_src,
+            new.vmac,
         )
 
     def update(self, new: InstancePlan, now: float) -> None:
@@ -316,6 +317,7 @@ class Runner:
             "announce": self.announce,
             "garp_count": self.garp_count,
             "garp": self.plan.garp,
+            "vmac": self.plan.vmac,
         }
 
     def publish_intent(self) -> None:
@@ -510,6 +512,9 @@ class Engine:
             link = self.links.get(p.interface)
             if link is None:
                 continue
+            if p.advert_interface not in self.links:
+                self._ask_for_vmac(p)  # netd creates it; its net.link starts us
+                continue
             taken = {v for q in self.plans.values() for v in q.vips}
             primary = p.unicast_src or link.primary(p.family, exclude=taken)
             if primary is None:
@@ -526,7 +531,7 @@ class Engine:
                 log.error("vrrpd.instance.socket", instance=name, reason=str(exc))
                 continue
             self.runners[name] = runner
-            self.by_vrid[(p.interface, p.family, p.vrid)] = runner
+            self.by_vrid[(p.advert_interface, p.family, p.vrid)] = runner
             log.info(
                 "vrrpd.instance.started",
                 instance=name,
@@ -570,18 +575,48 @@ class Engine:
         self.notifier.submit(notify.jobs_for(action.group, scripts, state, 0, scope="GROUP"))
         self.fifo_write(f'GROUP "{action.group}" {state} 0\n')
 
+    def _ask_for_vmac(self, p: InstancePlan) -> None:
+        """Before the election starts: an intent holding nothing but naming the VMAC."""
+        log.info(
+            "vrrpd.instance.waiting",
+            instance=p.name,
+            interface=p.advert_interface,
+            reason="waiting for netd to create the VMAC",
+        )
+        self.comp.publisher.retain(
+            f"vrrp.intent.{p.name}",
+            {
+                "instance": p.name,
+                "generation": 0,
+                "items": [],
+                "held": False,
+                "lease": MIN_LEASE,
+                "interface": p.interface,
+                "family": p.family,
+                "accept": True,
+                "announce": 0,
+                "garp_count": 0,
+                "garp": p.garp,
+                "vmac": p.vmac,
+            },
+        )
+
     def _make_runner(self, p: InstancePlan, link: Link, primary: IPAddress) -> Runner:
-        key = (p.family, p.interface)
+        # use_vmac: adverts go out of and come in on the VMAC (see
+        # InstancePlan.advert_interface) unless vmac_xmit_base; the source address is still
+        # the base interface's primary.
+        on = self.links[p.advert_interface]
+        key = (p.family, on.name)
         receiver = self.receivers.get(key)
         if receiver is None:
-            receiver = self.receivers[key] = Receiver(p.family, p.interface, link.ifindex)
+            receiver = self.receivers[key] = Receiver(p.family, on.name, on.ifindex)
             self.loop.add_reader(receiver.fileno(), self._readable, receiver)
         if not p.unicast:
             receiver.join(p.mcast_group)
-        skey = (p.family, p.interface, primary)
+        skey = (p.family, on.name, primary)
         sender = self.senders.get(skey)
         if sender is None:
-            sender = self.senders[skey] = Sender(p.family, p.interface, link.ifindex, primary)
+            sender = self.senders[skey] = Sender(p.family, on.name, on.ifindex, primary)
         return Runner(self, p, link, primary, sender)
 
     def _stop_runner(self, name: str, now: float, reason: str) -> None:
@@ -595,7 +630,8 @@ class Engine:
         del self.runners[name]
         runner.feed(Shutdown(reason), now)
         runner.close()
-        self.by_vrid.pop((runner.plan.interface, runner.plan.family, runner.plan.vrid), None)
+        plan = runner.plan
+        self.by_vrid.pop((plan.advert_interface, plan.family, plan.vrid), None)
         self.comp.publisher.forget(f"vrrp.state.{name}")
         log.info("vrrpd.instance.stopped", instance=name, reason=reason)
 

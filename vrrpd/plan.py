@@ -42,6 +42,21 @@ class InstancePlan:
     garp: dict[str, float]
     #: notify scripts by name (notify_master, notify, ...), as argv-ready command strings
     notify: dict[str, str]
+    #: ``use_vmac``: what netd needs to create the macvlan, as plain data for the intent
+    #: (base, name, vrid, family, mac, always, xmit_base); None without use_vmac
+    vmac: dict[str, Any] | None = None
+
+    @property
+    def advert_interface(self) -> str:
+        """Where adverts are sent and received: the VMAC unless ``vmac_xmit_base``.
+
+        Receiving has to follow sending: a macvlan in private mode takes every multicast
+        frame whose source MAC is its own (the peer's adverts, sent from the same virtual
+        MAC) away from the base interface, so only a socket on the VMAC sees them.
+        """
+        if self.vmac is not None and not self.vmac["xmit_base"]:
+            return str(self.vmac["name"])
+        return self.interface
 
     @property
     def unicast(self) -> bool:
@@ -53,11 +68,45 @@ class InstancePlan:
 
 def plan(config: Config) -> list[InstancePlan]:
     groups = {member: g.name for g in config.sync_groups for member in g.group}
-    return [
+    plans = [
         _plan_one(config, inst, groups.get(inst.name))
         for inst in config.instances
         if inst.interface and inst.virtual_router_id is not None
     ]
+    return _unique_vmac_names(plans)
+
+
+def _unique_vmac_names(plans: list[InstancePlan]) -> list[InstancePlan]:
+    """keepalived names a VMAC ``vrrp.VRID``; an IPv6 instance whose default name is taken
+    (an IPv4 instance with the same VRID) gets ``vrrp6.VRID``."""
+    taken: set[str] = set()
+    out = []
+    for p in plans:
+        vmac = p.vmac
+        if vmac is not None and vmac["name"] in taken and vmac["default_name"] and p.family == 6:
+            vmac = {**vmac, "name": f"vrrp6.{p.vrid}"}
+        if vmac is not None:
+            taken.add(vmac["name"])
+        out.append(p if vmac is p.vmac else dataclasses.replace(p, vmac=vmac))
+    return out
+
+
+def _vmac(inst: VrrpInstance, family: int) -> dict[str, Any] | None:
+    if inst.use_vmac is None or inst.interface is None or inst.virtual_router_id is None:
+        return None
+    vrid = inst.virtual_router_id
+    return {
+        "base": inst.interface,
+        "name": inst.use_vmac.name or f"vrrp.{vrid}",
+        "default_name": inst.use_vmac.name is None,
+        "vrid": vrid,
+        "family": family,
+        # RFC 5798 7.3: 00:00:5e:00:01:VRID (IPv4), 00:00:5e:00:02:VRID (IPv6)
+        "mac": inst.use_vmac.mac or f"00:00:5e:00:{1 if family == 4 else 2:02x}:{vrid:02x}",
+        # keepalived creates the VMAC at start and keeps it whatever the state
+        "always": True,
+        "xmit_base": bool(inst.vmac_xmit_base),
+    }
 
 
 def _ip(text: str) -> IPAddress:
@@ -154,6 +203,7 @@ def _plan_one(config: Config, inst: VrrpInstance, sync_group: str | None) -> Ins
             "gna_interval": float(g.vrrp_gna_interval),
         },
         notify=notify,
+        vmac=_vmac(inst, family),
     )
 
 
