@@ -153,7 +153,10 @@ class Supervisor:
                 for event in await sub.recv_batch():
                     child = self.children.get(event.body.get("name", ""))
                     if child is not None and child.proc and event.env.pid == child.proc.pid:
-                        child.last_heartbeat = time.monotonic()
+                        now = time.monotonic()
+                        if child.name == "bus" and not self._fresh(child, startup=False):
+                            self._bus_returned(now)
+                        child.last_heartbeat = now
         finally:
             checker.cancel()
 
@@ -161,7 +164,8 @@ class Supervisor:
         while True:
             await asyncio.sleep(0.5)
             bus = self.children.get("bus")
-            bus_heard = bus is None or self._fresh(bus)
+            # Only a heartbeat actually received from the bus proves the others could be heard.
+            bus_heard = bus is None or self._fresh(bus, startup=False)
             for child in self.children.values():
                 if child.name != "bus" and not bus_heard:
                     continue
@@ -179,10 +183,19 @@ class Supervisor:
         now = time.monotonic()
         return now - (child.last_heartbeat or child.started)
 
-    def _fresh(self, child: Child) -> bool:
+    def _fresh(self, child: Child, *, startup: bool = True) -> bool:
+        """Heard from recently (or, with ``startup``, still within its start-up grace)."""
         if child.last_heartbeat is None:
-            return time.monotonic() - child.started < STARTUP_GRACE
+            return startup and time.monotonic() - child.started < STARTUP_GRACE
         return time.monotonic() - child.last_heartbeat < HEARTBEAT_TIMEOUT
+
+    def _bus_returned(self, now: float) -> None:
+        """The bus is back after a silence: nobody could be heard meanwhile, so restart every
+        child's heartbeat window instead of judging them on the gap."""
+        log.info("watchdog.bus.heard_again")
+        for child in self.children.values():
+            if child.name != "bus" and child.running:
+                child.last_heartbeat = now
 
     async def _stop_all(self) -> None:
         for child in reversed(list(self.children.values())):
