@@ -11,7 +11,8 @@ keepalived, with the same generated keepalived.conf (instance VI_1, VRID 51, pri
 120, VIP 192.0.2.100/24). Once node1 is MASTER and node2 BACKUP (their own logs say so) and a
 couple of adverts have gone by, node1 is stopped:
 
-* crash: SIGSTOP then SIGKILL to every process of its daemon (no goodbye advert), so node2 takes
+* crash: SIGKILL to every process of its daemon, the VRRP one first (no goodbye advert; the
+  parent is frozen meanwhile so it cannot respawn anything), so node2 takes
   over after its master-down interval, 3 x interval + skew;
 * graceful: SIGTERM, so node1 sends a priority-0 advert and node2 takes over after its skew
   time, (256 - 120) / 256 x interval.
@@ -27,6 +28,7 @@ import argparse
 import contextlib
 import math
 import os
+import re
 import shutil
 import signal
 import statistics
@@ -77,9 +79,18 @@ SCENARIOS = {
 
 
 class Daemon:
-    """What the bench needs from either implementation running in one node."""
+    """What the benches need from either implementation running in one node."""
 
     def state(self) -> str | None:
+        """The state its log last reported (for the single instance of this bench)."""
+        raise NotImplementedError
+
+    def transitions(self) -> list[tuple[str, str]]:
+        """(instance, new state) for every transition its log reported, in order."""
+        raise NotImplementedError
+
+    def pids(self) -> list[int]:
+        """Every process of the daemon."""
         raise NotImplementedError
 
     def crash(self) -> None:
@@ -93,6 +104,11 @@ class Daemon:
 
     def log_tail(self) -> str:
         raise NotImplementedError
+
+
+_INSTANCE = re.compile(r"\binstance=(\S+)")
+_OURS_NEW = re.compile(r"\bnew=(MASTER|BACKUP|FAULT|INIT)\b")
+_KA_ENTERING = re.compile(r"\((\S+)\) Entering (MASTER|BACKUP|FAULT) STATE")
 
 
 def _last_state(text: str, marks: dict[str, str]) -> str | None:
@@ -115,6 +131,19 @@ class Ours(Daemon):
         text = self.group.log_path.read_text(errors="replace")
         lines = "\n".join(line for line in text.splitlines() if "vrrp.state " in line)
         return _last_state(lines, self.MARKS)
+
+    def transitions(self) -> list[tuple[str, str]]:
+        text = self.group.log_path.read_text(errors="replace")
+        found = []
+        for line in text.splitlines():
+            if "vrrp.state " in line:
+                inst, new = _INSTANCE.search(line), _OURS_NEW.search(line)
+                if inst and new:
+                    found.append((inst.group(1), new.group(1)))
+        return found
+
+    def pids(self) -> list[int]:
+        return list(self.group.pids().values())
 
     def crash(self) -> None:
         self.group.crash()
@@ -166,12 +195,17 @@ class Keepalived(Daemon):
     def state(self) -> str | None:
         return _last_state(self.log.read_text(errors="replace"), self.MARKS)
 
+    def transitions(self) -> list[tuple[str, str]]:
+        text = self.log.read_text(errors="replace")
+        return [(m.group(1), m.group(2)) for m in _KA_ENTERING.finditer(text)]
+
     def crash(self) -> None:
-        pids = self.pids()
-        for sig in (signal.SIGSTOP, signal.SIGKILL):
-            for pid in pids:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, sig)
+        """As DaemonGroup.crash: freeze the parent (no respawn), kill -9 the VRRP child, then it."""
+        parent, *children = self.pids()
+        os.kill(parent, signal.SIGSTOP)
+        for pid in [*children, parent]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         self.proc.wait(10)
 
     def terminate(self) -> None:

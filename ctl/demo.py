@@ -6,8 +6,8 @@ What it does, in order:
 2. writes a keepalived.conf per node (instance VI_1, VRID 51, VIP 192.0.2.100/24, priorities
    150/120/100/...) and runs the whole daemon on each (``python -m watchdog``, own runtime dir);
 3. shows a live table from the nodes' buses (``vrrp.state.*`` and ``net.applied.*``);
-4. stops the master: by default it *crashes* it (SIGSTOP then SIGKILL to every process of its
-   group, no goodbye), so the backups must wait out the master-down interval; ``--graceful``
+4. stops the master: by default it *crashes* it (SIGKILL to every process of its group, vrrpd
+   first, no goodbye), so the backups must wait out the master-down interval; ``--graceful``
    sends SIGTERM instead, and the master's priority-0 advert hands over after the skew time;
 5. reports who took over and how long it took on the wire (the old master's last advert to
    the new master's first, captured passively on the bridge with kernel timestamps), next to
@@ -124,6 +124,7 @@ class NodeView:
 class View:
     nodes: list[NodeView]
     changed: asyncio.Event = field(default_factory=asyncio.Event)
+    failure: Exception | None = None  # a bus reader died: stop waiting, say why
 
     def apply(self, index: int, event: Event) -> str | None:
         """Take one bus event into the view; a line worth printing, if any."""
@@ -226,17 +227,24 @@ class Screen:
 
 
 async def _pump(sub: Subscriber, index: int, view: View, screen: Screen) -> None:
-    while True:
-        for event in await sub.recv_batch():
-            line = view.apply(index, event)
-            if line:
-                screen.note(line)
-        screen.table(render_table(view.nodes))
+    try:
+        while True:
+            for event in await sub.recv_batch():
+                line = view.apply(index, event)
+                if line:
+                    screen.note(line)
+            screen.table(render_table(view.nodes))
+    except (KeyError, TypeError, ValueError, zmq.ZMQError) as exc:
+        view.failure = exc
+        view.changed.set()
+        raise
 
 
 async def _until(view: View, predicate: Callable[[], Any], timeout: float, what: str) -> Any:
     deadline = time.monotonic() + timeout
     while True:
+        if view.failure is not None:
+            raise DemoError(f"reading the bus failed: {view.failure!r}") from view.failure
         value = predicate()
         if value is not None and value is not False:
             return value
@@ -270,7 +278,7 @@ async def _scenario(
         await asyncio.sleep(2 * opts.advert_int)  # let the audience see a few adverts go by
         since = time.time()
         if opts.crash:
-            screen.note(f"crashing {old.name}: SIGSTOP + SIGKILL to every process of its group")
+            screen.note(f"crashing {old.name}: kill -9 of every process of its group, vrrpd first")
             groups[m].crash()
             view.nodes[m].gone = "crashed"
         else:

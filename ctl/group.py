@@ -42,6 +42,11 @@ def group_pids(runtime: Path) -> dict[str, int]:
     return found
 
 
+def _signal(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):  # it exited meanwhile: as good
+        os.kill(pid, sig)
+
+
 class DaemonGroup:
     """``python -m watchdog -f CONF --runtime-dir DIR -l`` inside ``node``."""
 
@@ -74,16 +79,21 @@ class DaemonGroup:
         return self.proc is not None and self.proc.poll() is None
 
     def crash(self) -> None:
-        """kill -9 every process of the group, as a power cut would.
+        """kill -9 every process of the group, as a power cut would: no goodbye advert.
 
-        They are frozen (SIGSTOP) first: killing only the watchdog would make its children
-        shut down cleanly (they follow their parent with SIGTERM) and send priority-0 adverts.
+        Order matters. The watchdog is frozen first so it cannot respawn anything; vrrpd dies
+        next, before anything could make it shut down cleanly (children get SIGTERM when the
+        watchdog dies, and a *stopped* child whose process group becomes orphaned gets
+        SIGHUP + SIGCONT, so children are never SIGSTOPped); the watchdog goes last.
         """
-        pids = list(self.pids().values())
-        for sig in (signal.SIGSTOP, signal.SIGKILL):
-            for pid in pids:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, sig)
+        pids = self.pids()
+        watchdog = pids.pop("watchdog", None)
+        if watchdog is not None:
+            _signal(watchdog, signal.SIGSTOP)
+        for name in sorted(pids, key=lambda n: n != "vrrpd"):
+            _signal(pids[name], signal.SIGKILL)
+        if watchdog is not None:
+            _signal(watchdog, signal.SIGKILL)
         if self.proc is not None:
             self.proc.wait(10)
 
@@ -101,8 +111,7 @@ class DaemonGroup:
         while self.pids() and time.monotonic() < deadline:
             time.sleep(0.05)
         for pid in self.pids().values():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+            _signal(pid, signal.SIGKILL)
         return self.proc.returncode
 
     def log_tail(self, lines: int = 20) -> str:
