@@ -165,13 +165,13 @@ class Keepalived(Daemon):
         "Entering FAULT STATE": "FAULT",
     }
 
-    def __init__(self, node: LabNode, config: str) -> None:
+    def __init__(self, node: LabNode, config: str, detail: bool = True) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="pk-ka-"))
         conf = self.dir / "keepalived.conf"
         conf.write_text(config)
         self.log = self.dir / "keepalived.log"
         argv = [
-            KEEPALIVED, "-n", "-l", "-D", "-P", "-f", str(conf),
+            KEEPALIVED, "-n", "-l", *(["-D"] if detail else []), "-P", "-f", str(conf),
             "-p", str(self.dir / "k.pid"), "-r", str(self.dir / "v.pid"),
             "-c", str(self.dir / "c.pid"),
         ]  # fmt: skip
