@@ -19,7 +19,8 @@ __all__ = ["AdvertCapture"]
 
 ETH_P_ALL = 0x0003
 SO_TIMESTAMPNS = 35  # linux/asm-generic/socket.h; also the control message type
-_RCVBUF = 8 << 20
+SO_RCVBUFFORCE = 33
+_RCVBUF = 32 << 20
 _CMSG_SPACE = 64
 
 
@@ -31,7 +32,10 @@ class AdvertCapture:
             self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
         try:
             self.sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _RCVBUF)
+            try:  # root may exceed net.core.rmem_max: thousands of adverts a second at scale
+                self.sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, _RCVBUF)
+            except PermissionError:
+                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _RCVBUF)
             self.sock.setblocking(False)
         except OSError:
             self.sock.close()
