@@ -218,6 +218,11 @@ class Screen:
         self._draw(text)
         self.out.flush()
 
+    def release(self) -> None:
+        """Leave the table where it is; from now on everything scrolls."""
+        self.shown_lines = 0
+        self.live = False
+
     def _draw(self, text: str) -> None:
         self.out.write(text + "\n")
         if self.live:
@@ -390,10 +395,12 @@ def run_demo(opts: DemoOptions, out: TextIO = sys.stdout) -> DemoResult:
             group.start()
             screen.note(f"{node.name} {node.ip4} priority {prio}: runtime dir {group.runtime.path}")
         result = asyncio.run(_scenario(lab, groups, capture, opts, screen))
+        screen.release()
         out.write(_summary(result, opts, lab) + "\n")
         ok = True
         return result
     finally:
+        screen.release()
         if not ok:
             for group in groups:
                 tail = group.log_tail(8)
