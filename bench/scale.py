@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import argparse
 import functools
+import itertools
+import math
 import os
 import statistics
 import sys
@@ -109,6 +111,57 @@ class WireStats:
 
 
 @dataclass(frozen=True, slots=True)
+class TakeoverStats:
+    """node1 crashed with node2 (120) and node3 (100) as backups of every instance."""
+
+    first_advert: tuple[float, float]  # node2's first advert per VRID after the crash: min, max
+    max_gap: float  # largest pause between two adverts of one VRID from node2, after its first
+    node2_transitions: int  # 255 when every instance moved once
+    node3_transitions: int  # every one of them is spurious
+
+
+def mass_takeover(
+    impl: Callable[[LabNode, str], Daemon],
+    lab: Lab,
+    cap: AdvertCapture,
+    daemons: list[Daemon],
+    args: argparse.Namespace,
+) -> TakeoverStats:
+    _, n2, n3 = lab.nodes
+    third = impl(n3, scale_config(n3.name, 100, args.instances, args.interval))
+    daemons.append(third)
+    deadline = time.monotonic() + args.timeout
+    while not converged(third, "BACKUP", args.instances):
+        cap.drain()
+        cap.adverts.clear()
+        if time.monotonic() > deadline:
+            raise TimeoutError("node3 did not settle as BACKUP")
+        time.sleep(0.2)
+    time.sleep(2.0)
+    marks = [len(d.transitions()) for d in daemons]
+    cap.drain()
+    cap.adverts.clear()
+    since = time.time()
+    daemons[0].crash()
+    seen: dict[int, list[float]] = {}
+    end = time.monotonic() + 3 * args.interval + 5.0
+    while time.monotonic() < end:
+        time.sleep(0.05)
+        for adv in cap.drain():
+            if adv.src == n2.ip4 and adv.priority > 0 and adv.ts >= since:
+                seen.setdefault(adv.vrid, []).append(adv.ts)
+        cap.adverts.clear()
+    firsts = [ts[0] - since for ts in seen.values()]
+    gaps = [b - a for ts in seen.values() for a, b in itertools.pairwise(ts)]
+    return TakeoverStats(
+        (min(firsts, default=math.nan), max(firsts, default=math.nan)),
+        max(gaps, default=math.nan),
+        len(daemons[1].transitions()) - marks[1],
+        len(third.transitions()) - marks[2],
+    )
+
+
+@dataclass(frozen=True, slots=True)
 class Result:
     name: str
     duration: float
@@ -117,6 +170,7 @@ class Result:
     wire: WireStats
     converge_s: float
     startup_transitions: list[int]
+    takeover: TakeoverStats | None = None
 
     @property
     def cpu(self) -> float:
@@ -131,9 +185,9 @@ def converged(daemon: Daemon, want: str, instances: int) -> bool:
 
 
 def run(label: str, impl: Callable[[LabNode, str], Daemon], args: argparse.Namespace) -> Result:
-    with Lab(nodes=2) as lab:
+    with Lab(nodes=3 if args.takeover else 2) as lab:
         lab.wait_ready()
-        n1, n2 = lab.nodes
+        n1, n2 = lab.nodes[:2]
         with AdvertCapture(lab.hub) as cap:
             daemons: list[Daemon] = []
             try:
@@ -171,7 +225,8 @@ def run(label: str, impl: Callable[[LabNode, str], Daemon], args: argparse.Names
                 wire.feed(cap)
                 spurious = [d.transitions()[m:] for d, m in zip(daemons, marks, strict=True)]
                 per_node = [usage(a, b) for a, b in zip(cpu0, cpu1, strict=True)]
-                return Result(label, elapsed, per_node, spurious, wire, converge_s, marks)
+                took = mass_takeover(impl, lab, cap, daemons, args) if args.takeover else None
+                return Result(label, elapsed, per_node, spurious, wire, converge_s, marks, took)
             except BaseException:
                 for i, d in enumerate(daemons):
                     print(f"--- node{i + 1} log ---\n{d.log_tail()}", file=sys.stderr)
@@ -212,6 +267,17 @@ def report(r: Result, instances: int, interval: float) -> None:
         )
 
 
+def report_takeover(t: TakeoverStats, instances: int, interval: float) -> None:
+    print(
+        f"  mass takeover (node1 crashed; node2 prio 120 and node3 prio 100 back up all "
+        f"{instances}): node2's first adverts {t.first_advert[0] * 1000:.0f}-"
+        f"{t.first_advert[1] * 1000:.0f} ms after the crash, then its largest pause "
+        f"{t.max_gap * 1000:.0f} ms; transitions node2 {t.node2_transitions} (expected "
+        f"{instances}), node3 {t.node3_transitions} (expected 0; node3 waits only "
+        f"{(20 / 256) * interval * 1000:.1f} ms longer than node2)"
+    )
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--duration", type=float, default=30.0, help="measured seconds")
@@ -220,6 +286,12 @@ def main() -> int:
     ap.add_argument("--interval", type=float, default=0.1, help="advert_int (v3)")
     ap.add_argument("--timeout", type=float, default=180.0, help="seconds to converge")
     ap.add_argument("--only", choices=("ours", "keepalived"))
+    ap.add_argument(
+        "--takeover",
+        action="store_true",
+        help="afterwards add node3 (priority 100), crash node1 and count node3's spurious "
+        "transitions while node2 takes over every instance at once",
+    )
     args = ap.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("needs root (network namespaces)")
@@ -242,6 +314,8 @@ def main() -> int:
     results = [run(label, impl, args) for label, impl in impls.items()]
     for r in results:
         report(r, args.instances, args.interval)
+        if r.takeover is not None:
+            report_takeover(r.takeover, args.instances, args.interval)
     if len(results) == 2 and results[1].cpu > 0:
         print(f"\nCPU ratio pykeepalived / keepalived = {results[0].cpu / results[1].cpu:.2f}")
     return 0
