@@ -382,6 +382,29 @@ class Runner:
         self.engine.timers.cancel_instance(self.name)
 
 
+def latest_links(events: list[BusEvent]) -> list[BusEvent]:
+    """Drop ``net.link.<ifname>`` events superseded later in the same batch.
+
+    Each carries the link's whole state (every address on it), and netd publishes one per
+    address change: installing 255 VIPs queues up to 255 of them, each listing up to 255
+    addresses, and handling them all stalls the adverts. An event is dropped only when a
+    later one for the same link has the same up/down state and index, so flaps still count.
+    """
+    if sum(e.topic.startswith("net.link.") for e in events) < 2:
+        return events
+    kept: list[BusEvent] = []
+    newer: dict[str, tuple[object, object]] = {}
+    for event in reversed(events):
+        if event.topic.startswith("net.link."):
+            key = (event.body.get("up"), event.body.get("ifindex"))
+            if newer.get(event.topic) == key:
+                continue
+            newer[event.topic] = key
+        kept.append(event)
+    kept.reverse()
+    return kept
+
+
 class Engine:
     def __init__(self, comp: Component) -> None:
         self.comp = comp
@@ -427,7 +450,7 @@ class Engine:
         renew = asyncio.create_task(self._renew_loop(), name="vrrpd.renew")
         try:
             while True:
-                for event in await sub.recv_batch():
+                for event in latest_links(await sub.recv_batch()):
                     self._dispatch(event)
         finally:
             renew.cancel()
@@ -659,13 +682,18 @@ class Engine:
         old = self.links.get(link.name)
         self.links[link.name] = link
         now = self.now()
+        # Trackers only read up/down; an address-only change (netd installing VIPs) must not
+        # cost a re-evaluation of every instance on the interface.
+        state_changed = old is None or (old.up, old.ifindex) != (link.up, link.ifindex)
         for runner in self.runners.values():
+            if runner.plan.interface == link.name:
+                runner.link = link
+            if not state_changed:
+                continue
             if runner.plan.interface == link.name or any(
                 t.kind is TrackerKind.INTERFACE and t.name == link.name
                 for t in runner.plan.trackers
             ):
-                if runner.plan.interface == link.name:
-                    runner.link = link
                 self._refresh_trackers(runner)
                 runner.trackers_changed(now)
         if old is None or old.addresses != link.addresses:
