@@ -48,8 +48,13 @@ lint: venv
 typecheck: venv
 	$(BIN)/mypy
 
+# Each prints its figures next to keepalived's from the same run (docs/benchmarks.md).
 bench: deps venv
 	$(BIN)/python bench/bus_latency.py
+	$(BIN)/python bench/config_parse.py
+	$(BIN)/python bench/netd_vips.py
+	$(BIN)/python bench/failover.py
+	$(BIN)/python bench/scale.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

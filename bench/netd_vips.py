@@ -21,12 +21,15 @@ import shutil
 import signal
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import structlog
 from pyroute2 import IPRoute
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for tests.lab
 
 from netd import Action, Address, KernelAdapter, Operation
 from tests.lab import Lab, Node, wait_until
