@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import shutil
 import signal
@@ -204,14 +205,16 @@ class KeepalivedPeer:
             proc.kill()
             return proc.wait()
 
+    def signal(self, sig: int) -> None:
+        """Send ``sig`` to keepalived's parent without waiting (it forwards TERM to the child)."""
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+
     def kill(self) -> None:
         """SIGKILL the parent and its VRRP child: no priority 0, VIPs left in place."""
         vrrp_pid = self.dir / "vrrp.pid"
         with contextlib.suppress(OSError, ValueError):
-            pid = int(vrrp_pid.read_text())
-            import os
-
-            os.kill(pid, signal.SIGKILL)
+            os.kill(int(vrrp_pid.read_text()), signal.SIGKILL)
         self.stop(signal.SIGKILL)
 
     def close(self) -> None:
@@ -263,7 +266,7 @@ class BusWatch:
                 except MessageRejected:
                     continue
                 if event.topic == self.topic:  # exact: VI_1 must not see VI_10
-                    self.history.append({**event.body, "_seen": time.monotonic()})
+                    self.history.append({**event.body, "_ts": event.env.ts})
             if remaining == 0.0:
                 return
 
