@@ -37,6 +37,7 @@ __all__ = [
     "KeepalivedPeer",
     "VrrpFrame",
     "decode_vrrp",
+    "log_times",
     "vip_holders",
     "vrrp_config",
     "vrrp_frames",
@@ -295,6 +296,20 @@ class BusWatch:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+_LOG_LINE = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+)Z \[\w+\s*\] (\S+)", re.M)
+
+
+def log_times(text: str, event: str) -> list[float]:
+    """Unix times of every ``event`` record in a pykeepalived console log (``-l``)."""
+    from datetime import UTC, datetime
+
+    return [
+        datetime.fromisoformat(stamp).replace(tzinfo=UTC).timestamp()
+        for stamp, name in _LOG_LINE.findall(text)
+        if name == event
+    ]
 
 
 def vip_holders(lab: Lab, vip: str) -> set[int]:
