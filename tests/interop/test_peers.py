@@ -13,7 +13,7 @@ from scapy.layers.l2 import Ether
 from scapy.layers.vrrp import VRRP, VRRPv3
 
 from core import loads
-from tests.interop.peers import KEEPALIVED, decode_vrrp, vrrp_config, vrrp_frames
+from tests.interop.peers import KEEPALIVED, decode_vrrp, vrrp_frames
 from tests.interop.variants import VARIANTS, Variant
 
 EXTRAS = [{}, {"nopreempt": True}, {"preempt_delay": 3.0}]
