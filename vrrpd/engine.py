@@ -78,6 +78,10 @@ class Runner:
         self.counters = ReceiveCounters()
         self.expect = self._expectations()
         self.advert = self._prepare(plan.params.priority)
+        # One per unicast peer: the v3 pseudo-header checksum names the destination.
+        self.peer_adverts = {
+            peer: self._prepare(plan.params.priority, peer) for peer in plan.unicast_peers
+        }
         self.held = False
         self.accept = True
         self.intent_generation = 0
@@ -110,9 +114,10 @@ class Runner:
             checksum_any=p.checksum_as_v2,
         )
 
-    def _prepare(self, priority: int) -> PreparedAdvert:
+    def _prepare(self, priority: int, dst: IPAddress | None = None) -> PreparedAdvert:
         p = self.plan
-        dst = p.unicast_peers[0] if p.unicast else p.mcast_group
+        if dst is None:
+            dst = p.unicast_peers[0] if p.unicast else p.mcast_group
         form = ChecksumForm.PSEUDO
         advert = Advert(
             version=p.version,
@@ -205,9 +210,12 @@ class Runner:
     def send_advert(self, priority: int) -> None:
         if priority != self.advert.priority:
             self.advert = self.advert.with_priority(priority)
+            self.peer_adverts = {
+                peer: advert.with_priority(priority) for peer, advert in self.peer_adverts.items()
+            }
         if self.plan.unicast:
-            for peer in self.plan.unicast_peers:
-                self.sender.send(self.advert.wire, peer)
+            for peer, advert in self.peer_adverts.items():
+                self.sender.send(advert.wire, peer)
         else:
             self.sender.send(self.advert.wire, self.plan.mcast_group)
 
