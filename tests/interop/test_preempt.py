@@ -28,8 +28,8 @@ def _mdi(variant: Variant, priority: int) -> float:
 
 
 def _hold(variant: Variant) -> float:
-    """How long a non-preempting joiner must stay backup: several of its down intervals."""
-    return max(2 * variant.master_down, 1.5)
+    """How long a non-preempting joiner must stay backup: past the moment it would preempt."""
+    return max(variant.master_down + variant.advert_int, 1.0)
 
 
 def _stays(lab: Lab, vip: str, index: int, seconds: float) -> None:
