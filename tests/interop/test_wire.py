@@ -76,6 +76,9 @@ def test_adverts_decode_with_scapy_and_keepalived_accepts_them(lab: Lab, variant
                 src = re.escape(_source(variant, lab.node(OURS)))
                 ka.wait_log(rf"Master received advert from {src} with higher priority {HIGH}", 1)
                 assert ka.complaints() == []
+                # And the other way round: we dropped none of keepalived's adverts.
+                dropped = [ln for ln in ours.group.log_text().splitlines() if ".dropped" in ln]
+                assert dropped == []
     finally:
         at_theirs.close()
         at_ours.close()
