@@ -12,5 +12,5 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         return
     skip = pytest.mark.skip(reason=f"{KEEPALIVED} is not installed (apt-get install keepalived)")
     for item in items:
-        if "interop" in item.keywords:
+        if item.get_closest_marker("interop") is not None:
             item.add_marker(skip)
