@@ -277,11 +277,17 @@ class BusWatch:
             if remaining == 0.0:
                 return
 
-    def wait_state(self, state: str, timeout: float = 10.0) -> dict[str, Any]:
+    def mark(self) -> int:
+        """A position in the history; pass it as ``since`` to wait only for later messages."""
+        self.poll()
+        return len(self.history)
+
+    def wait_state(self, state: str, timeout: float = 10.0, since: int = 0) -> dict[str, Any]:
         def reached() -> dict[str, Any] | None:
             self.poll(0.05)
             last = self.last
-            return last if last is not None and last["state"] == state else None
+            fresh = len(self.history) > since
+            return last if fresh and last is not None and last["state"] == state else None
 
         try:
             return wait_until(reached, timeout, 0.0, f"{self.topic} state {state}")

@@ -14,9 +14,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
+from pathlib import Path
 
 import pytest
 
@@ -117,3 +119,40 @@ def test_keepalived_master_stopped_we_take_over(lab: Lab, variant: Variant, sig:
             assert _mdi(variant, LOW) - variant.advert_int <= took <= _mdi(variant, LOW) + SLACK
             # keepalived killed -9 leaves its VIP behind too: that is keepalived's behaviour.
             assert vip_holders(lab, variant.vip) == {OURS, THEIRS}
+
+
+LEASE_SLACK = 0.25  # netd.daemon.LEASE_SLACK
+HEARTBEAT_TIMEOUT = 3.5  # watchdog.supervisor.HEARTBEAT_TIMEOUT
+
+
+@pytest.mark.parametrize("variant", [v for v in VARIANTS if v.values[0].version == 3])
+def test_hung_vrrpd_loses_its_vip_by_lease_and_comes_back(lab: Lab, variant: Variant) -> None:
+    """DESIGN: netd keeps VIPs only for a lease, so a stuck vrrpd cannot hold a VIP the peer
+    has taken. Needs lease < heartbeat timeout, so v3 intervals only (v2's MDI is ~3.4 s)."""
+    with keepalived(lab, variant, LOW) as ka, pykeepalived(lab, variant, HIGH) as ours:
+        ours.watch.wait_state("MASTER", 15 + 3 * variant.master_down)
+        ka.wait_current("BACKUP", timeout=2 * variant.master_down)
+        wait_sole_holder(lab, variant.vip, OURS, 5)
+        vrrpd = ours.group.pids()["vrrpd"]
+        lease = max(1.0, _mdi(variant, HIGH)) + LEASE_SLACK
+        mark = ours.watch.mark()
+        t0 = time.monotonic()
+        os.kill(vrrpd, signal.SIGSTOP)  # alive, sockets open, but silent: no adverts, no renewals
+        try:
+            ka.wait_current("MASTER", timeout=_mdi(variant, LOW) + SLACK)
+            wait_sole_holder(lab, variant.vip, THEIRS, lease + SLACK)
+            assert time.monotonic() - t0 < HEARTBEAT_TIMEOUT, "too slow to tell lease from restart"
+            # The watchdog notices the silence, replaces vrrpd, and the new one (priority 150)
+            # preempts keepalived again.
+            wait_until(
+                lambda: ours.group.pids().get("vrrpd") not in (None, vrrpd),
+                HEARTBEAT_TIMEOUT + 10,
+                message="a new vrrpd",
+            )
+            ours.watch.wait_state("MASTER", 15, since=mark)
+            ka.wait_current("BACKUP", timeout=2 * variant.master_down)
+            wait_sole_holder(lab, variant.vip, OURS, 5)
+        finally:
+            with contextlib.suppress(OSError):
+                if "vrrpd" in Path(f"/proc/{vrrpd}/cmdline").read_text():
+                    os.kill(vrrpd, signal.SIGKILL)
