@@ -65,6 +65,14 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def signal_name(signum: int) -> str:
+    """``SIGTERM``, or ``SIGRTMIN+2`` for real-time signals (which have no enum member)."""
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"SIGRTMIN+{signum - signal.SIGRTMIN}"
+
+
 class Component:
     """Handle given to a component body: its bus connections and lifecycle.
 
@@ -98,7 +106,7 @@ class Component:
         self.stopping.set()
 
     def _signalled(self, signum: int) -> None:
-        log.info("component.signal", signal=signal.Signals(signum).name)
+        log.info("component.signal", signal=signal_name(signum))
         for hook in self._signal_hooks.get(signum, ()):
             hook()
 

@@ -1,1 +1,67 @@
-"""checkd package."""
+"""checkd: health verdicts for vrrp_script, track_file and track_process.
+
+``python -m checkd --runtime-dir DIR`` follows ``config.current`` and publishes one retained
+``health.<name>`` event per tracked check (re-sent on change, every 5 s and to late joiners):
+
+============  =====  ==============================================================
+field         type   meaning
+============  =====  ==============================================================
+``name``      str    the check's name (vrrp_script / track_file / vrrp_track_process)
+``ok``        bool   the object's own verdict (see below)
+``kind``      str    ``script``, ``file`` or ``process``
+``reason``    str    why: ``exited with status 1``, ``timed out``, ``file missing, reads
+                     as 0``, ``2 running, quorum 1.. met``, ``disabled: …``, ``init_fail``
+``weight``    int    the object's configured weight (vrrpd applies weights, because a
+                     ``track_* { NAME weight W }`` may override it)
+``reverse``   bool   the object's ``weight … reverse``
+``rc``        int    scripts: last exit status (-N: killed by signal N)
+``value``     int    files: the integer read from the file
+``count``     int    processes: how many matching processes run now
+``disabled``  bool   present and true when the check cannot run at all (bad user,
+                     missing or unsafe script, …); ``ok`` is then false
+============  =====  ==============================================================
+
+``ok`` for scripts follows rise/fall; for files it is ``value == 0`` with weight 0, else
+``value * weight >= -253``; for processes ``quorum <= count <= quorum_max`` after
+fork_delay/terminate_delay. A ``vrrp_script`` without a command is left to an external
+checker (docs/bus.md).
+"""
+
+from checkd.errors import CheckdError, PlanError, ScriptRefused
+from checkd.files import FileCheck, parse_value, read_value, strtol
+from checkd.hysteresis import Debounce, RiseFall
+from checkd.plan import FileSpec, Plan, ProcessSpec, ScriptSpec, Spec, normalize, plan_from_wire
+from checkd.processes import ProcessCheck, ProcInfo, ProcTable, matches
+from checkd.scripts import RunResult, ScriptCheck, prepare, run_once
+from checkd.supervisor import CheckSet, Timing
+from checkd.verdict import Verdict
+
+__all__ = [
+    "CheckSet",
+    "CheckdError",
+    "Debounce",
+    "FileCheck",
+    "FileSpec",
+    "Plan",
+    "PlanError",
+    "ProcInfo",
+    "ProcTable",
+    "ProcessCheck",
+    "ProcessSpec",
+    "RiseFall",
+    "RunResult",
+    "ScriptCheck",
+    "ScriptRefused",
+    "ScriptSpec",
+    "Spec",
+    "Timing",
+    "Verdict",
+    "matches",
+    "normalize",
+    "parse_value",
+    "plan_from_wire",
+    "prepare",
+    "read_value",
+    "run_once",
+    "strtol",
+]

@@ -1,9 +1,32 @@
-"""core: keepalived.conf language, typed config model, checks, printer, wire codec, diff."""
+"""core: keepalived.conf language, typed config model, checks, printer, wire codec, diff.
 
-from core.api import LoadResult, load, loads
+    result = core.load("/etc/keepalived/keepalived.conf", interfaces=core.system_interfaces())
+    for p in result.problems:
+        print(core.format_problem(p))
+    sys.exit(result.exit_code)          # keepalived -t codes: 0, 4, 5, 6
+
+`result.config` is an immutable `Config` as keepalived would run it (its corrections applied:
+auth_pass truncated, unknown tracked names dropped, ...). Publish it with `to_wire` /
+`config_hash`; on reload compare with `diff(old, new)`. `render(config)` prints it back as
+keepalived.conf. `vrrp_settings` / `checker_settings` resolve inherited defaults, and
+`election_lint` checks tracker weights across the nodes of a cluster.
+"""
+
+from core.api import (
+    EXIT_CANNOT_RUN,
+    EXIT_ERRORS,
+    EXIT_OK,
+    EXIT_SCRIPT_SECURITY,
+    LoadResult,
+    load,
+    loads,
+)
 from core.checks import check
 from core.diff import ConfigDiff, SectionDiff, diff
+from core.effective import CheckerSettings, VrrpSettings, checker_settings, vrrp_settings
+from core.election import election_lint
 from core.errors import CoreError, WireFormatError
+from core.ifcheck import system_interfaces
 from core.model import (
     Address,
     Authentication,
@@ -35,15 +58,21 @@ from core.model import (
     VsgEntry,
 )
 from core.problems import Location, Problem, Severity, format_problem
+from core.reference import keyword_reference, problem_to_dict
 from core.render import render
 from core.scriptcheck import ScriptEnv
 from core.wire import config_hash, from_wire, part_from_wire, part_to_wire, to_wire
 
 __all__ = [
+    "EXIT_CANNOT_RUN",
+    "EXIT_ERRORS",
+    "EXIT_OK",
+    "EXIT_SCRIPT_SECURITY",
     "Address",
     "Authentication",
     "BfdInstance",
     "Checker",
+    "CheckerSettings",
     "Config",
     "ConfigDiff",
     "CoreError",
@@ -75,17 +104,24 @@ __all__ = [
     "Vmac",
     "VrrpInstance",
     "VrrpScript",
+    "VrrpSettings",
     "VsgEntry",
     "WireFormatError",
     "check",
+    "checker_settings",
     "config_hash",
     "diff",
+    "election_lint",
     "format_problem",
     "from_wire",
+    "keyword_reference",
     "load",
     "loads",
     "part_from_wire",
     "part_to_wire",
+    "problem_to_dict",
     "render",
+    "system_interfaces",
     "to_wire",
+    "vrrp_settings",
 ]

@@ -1,19 +1,20 @@
 """Semantic checks on a parsed `Config`, and keepalived's own corrections.
 
 `check(config)` returns the corrected config (what keepalived would actually run: e.g. auth_pass
-truncated to 8 bytes, unknown tracked names dropped) plus the problems found. Pure: no inst_at/O.
+truncated to 8 bytes, unknown tracked names dropped) plus the problems found. Pure: no I/O.
 """
 
 from __future__ import annotations
 
-import ipaddress
 from collections import Counter, defaultdict
 from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
-from core.model import Config, SyncGroup, TrackRef, VrrpInstance
-from core.problems import Location, Problem, Severity
+from core.model import Config, RealServer, SyncGroup, TrackRef, VirtualServer, VrrpInstance
+from core.problems import Location, Problem, Severity, find_location
+
+T = TypeVar("T")
 
 
 class _Report:
@@ -24,12 +25,7 @@ class _Report:
     def __call__(
         self, severity: Severity, code: str, message: str, text: str = "", at: tuple[str, ...] = ()
     ) -> None:
-        loc = None
-        while at and loc is None:
-            loc = self.locs.get(at)
-            at = at[:-1]
-        if loc is None:
-            loc = Location("<config>", 0, 0)
+        loc = find_location(self.locs, at)
         self.problems.append(Problem(severity, code, message, loc.file, loc.line, loc.col, text))
 
 
@@ -37,6 +33,25 @@ def effective_version(config: Config, inst: VrrpInstance) -> int:
     if inst.family == 6:
         return 3
     return inst.version if inst.version is not None else config.global_defs.vrrp_version
+
+
+_BLOCK_OF = {
+    "track_script": "vrrp_script",
+    "track_file": "track_file",
+    "track_process": "vrrp_track_process",
+    "track_bfd": "bfd_instance",
+}
+
+
+def _first_of_each(items: tuple[T, ...]) -> tuple[T, ...]:
+    seen: set[str] = set()
+    out = []
+    for item in items:
+        name = getattr(item, "name")  # noqa: B009 - every named block has a name
+        if name not in seen:
+            seen.add(name)
+            out.append(item)
+    return tuple(out)
 
 
 def _dups(names: list[str]) -> list[str]:
@@ -66,17 +81,30 @@ def check(
                 at=(what, d),
             )
 
+    config = replace(
+        config,
+        instances=_first_of_each(config.instances),
+        vrrp_scripts=_first_of_each(config.vrrp_scripts),
+        track_files=_first_of_each(config.track_files),
+        track_processes=_first_of_each(config.track_processes),
+        sync_groups=_first_of_each(config.sync_groups),
+        bfd_instances=_first_of_each(config.bfd_instances),
+        virtual_server_groups=_first_of_each(config.virtual_server_groups),
+        virtual_servers=_first_of_each(config.virtual_servers),
+    )
     scripts = []
     for s in config.vrrp_scripts:
         if s.script is None:
+            # keepalived removes such a script; pykeepalived keeps it for an external checker
+            # (DESIGN.md: a vrrp_script can be fed over the bus instead of by checkd).
             r(
-                "error",
-                "no-script",
-                f"No script set for vrrp_script {s.name} - removing",
+                "warning",
+                "external-script",
+                f"vrrp_script {s.name} has no script: its verdicts must come from an external "
+                f"checker publishing health.{s.name} (keepalived would remove it)",
                 s.name,
                 at=("vrrp_script", s.name),
             )
-            continue
         scripts.append(s)
     files = []
     for f in config.track_files:
@@ -111,18 +139,29 @@ def check(
 
     def fix_tracks(owner: str, obj: Any, where: tuple[str, ...]) -> dict[str, Any]:
         out: dict[str, tuple[TrackRef, ...]] = {}
-        for field, known in names.items():
+        for field, known in (*names.items(), ("track_interface", None)):
             refs: tuple[TrackRef, ...] = getattr(obj, field)
-            kept = []
-            for ref in refs:
-                if ref.name not in known:
+            kept: list[TrackRef] = []
+            for idx, ref in enumerate(refs):
+                if any(k.name == ref.name for k in kept):
+                    r(
+                        "error",
+                        "duplicate-track",
+                        f"({owner}) duplicate {field} {ref.name} - ignoring it (the first entry "
+                        "counts)",
+                        ref.name,
+                        at=(*where, field, f"#{idx}"),
+                    )
+                    continue
+                if known is not None and ref.name not in known:
                     what = field.removeprefix("track_")
                     r(
                         "error",
                         "unknown-track",
-                        f"({owner}) track {what} {ref.name} not found, ignoring...",
+                        f"({owner}) track {what} {ref.name} not found, ignoring it: "
+                        f"no {_BLOCK_OF[field]} {ref.name} is defined",
                         ref.name,
-                        at=(*where, field),
+                        at=(*where, field, f"#{idx}"),
                     )
                     continue
                 kept.append(ref)
@@ -181,6 +220,13 @@ def check(
         groups.append(
             replace(g, group=tuple(members), **fix_tracks(g.name, g, ("vrrp_sync_group", g.name)))
         )
+    group_by_name = {g.name: g for g in groups}
+    instances = [
+        _sync_member_weights(config, i, group_by_name[member_of[i.name]], r)
+        if member_of.get(i.name) in group_by_name
+        else i
+        for i in instances
+    ]
     for s in scripts:
         if s.name not in used_scripts:
             r(
@@ -193,51 +239,20 @@ def check(
 
     _check_vrids(instances, r)
 
+    for idx, rule in enumerate(config.static_rules):
+        if rule.preference is None:
+            r(
+                "warning",
+                "rule-no-preference",
+                "static rule has no preference specified; keepalived assigns one",
+                str(rule.from_ or rule.to or ""),
+                at=("static_rules", f"#{idx}"),
+            )
     vsg_names = {g.name for g in config.virtual_server_groups}
-    for vs in config.virtual_servers:
-        if vs.fwmark is not None and vs.protocol is not None:
-            r(
-                "error",
-                "fwmark-protocol",
-                f"Virtual server FWM {vs.fwmark}: protocol "
-                f"specified for fwmark - protocol will be ignored",
-                vs.name,
-                at=("virtual_server", vs.name, "protocol"),
-            )
-        if vs.group is not None and vs.group not in vsg_names:
-            r(
-                "error",
-                "unknown-vsg",
-                f"virtual_server_group {vs.group} does not exist",
-                vs.group,
-                at=("virtual_server", vs.name),
-            )
-        for rs in vs.real_servers:
-            for c in rs.checkers:
-                if c.kind in ("HTTP_GET", "SSL_GET") and not c.urls:
-                    r(
-                        "error",
-                        "no-url",
-                        f"{c.kind} for real_server {rs.ip} in {vs.name} has no url",
-                        c.kind,
-                        at=("virtual_server", vs.name),
-                    )
-                if c.kind == "MISC_CHECK" and c.misc_path is None:
-                    r(
-                        "error",
-                        "no-misc-path",
-                        f"MISC_CHECK for real_server {rs.ip} in {vs.name} has no misc_path",
-                        c.kind,
-                        at=("virtual_server", vs.name),
-                    )
-                if c.kind == "FILE_CHECK" and c.track_file not in names["track_file"]:
-                    r(
-                        "error",
-                        "unknown-track",
-                        f"FILE_CHECK for real_server {rs.ip}: track_file {c.track_file} not found",
-                        str(c.track_file),
-                        at=("virtual_server", vs.name),
-                    )
+    servers = [
+        _check_virtual_server(vs, vsg_names, names["track_file"], r)
+        for vs in config.virtual_servers
+    ]
 
     fixed = replace(
         config,
@@ -246,6 +261,7 @@ def check(
         track_processes=tuple(procs),
         instances=tuple(instances),
         sync_groups=tuple(groups),
+        virtual_servers=tuple(vs for vs in servers if vs is not None),
     )
     return fixed, r.problems
 
@@ -256,13 +272,31 @@ def _check_instance(
     n = inst.name
     inst_at = ("vrrp_instance", n)
     changes: dict[str, Any] = fix_tracks(n, inst, inst_at)
+    if inst.interface is not None and any(t.name == inst.interface for t in inst.track_interface):
+        r(
+            "error",
+            "track-own-interface",
+            f"({n}) Ignoring track_interface {inst.interface} since own interface: the "
+            "instance already goes to FAULT when its own interface is down",
+            inst.interface,
+            at=(*inst_at, "track_interface"),
+        )
+        changes["track_interface"] = tuple(
+            t for t in inst.track_interface if t.name != inst.interface
+        )
     if inst.virtual_router_id is None:
-        r("error", "missing-vrid", f"({n}) the virtual router id must be set", n, at=inst_at)
+        r(
+            "error",
+            "missing-vrid",
+            f"({n}) the virtual router id must be set (virtual_router_id 1..255)",
+            n,
+            at=inst_at,
+        )
     if inst.interface is None and inst.unicast_src_ip is None:
         r(
-            "warning",
+            "error",
             "no-interface",
-            f"({n}) no interface; keepalived uses default_interface",
+            f"({n}) Unknown interface! (set 'interface', or 'unicast_src_ip' for unicast)",
             n,
             at=inst_at,
         )
@@ -270,26 +304,34 @@ def _check_instance(
         r(
             "error",
             "no-vip",
-            f"({n}) No VIP specified; at least one is sensible",
+            f"({n}) No VIP specified; at least one is sensible (or say no_virtual_ipaddress)",
             n,
             at=(*inst_at, "virtual_ipaddress"),
         )
-    fams = {a.family for a in inst.virtual_ipaddress}
-    if len(fams) > 1:
-        r(
-            "error",
-            "mixed-family",
-            f"({n}) virtual_ipaddress mixes IPv4 and IPv6; "
-            f"use virtual_ipaddress_excluded for the other family",
-            n,
-            at=(*inst_at, "virtual_ipaddress"),
-        )
+    if inst.virtual_ipaddress:
+        fam = inst.virtual_ipaddress[0].family
+        kept = []
+        for idx, a in enumerate(inst.virtual_ipaddress):
+            if a.family != fam:
+                r(
+                    "error",
+                    "mixed-family",
+                    f"({n}) address family must match VRRP instance [{a.address}] - ignoring; "
+                    "put the other family in virtual_ipaddress_excluded",
+                    a.address,
+                    at=(*inst_at, "virtual_ipaddress", f"#{idx}"),
+                )
+                continue
+            kept.append(a)
+        if len(kept) != len(inst.virtual_ipaddress):
+            changes["virtual_ipaddress"] = tuple(kept)
     version = effective_version(config, inst)
     if inst.state == "MASTER" and inst.nopreempt:
         r(
             "error",
             "nopreempt-master",
-            f"({n}) Warning - nopreempt will not work with initial state MASTER - clearing",
+            f"({n}) nopreempt will not work with initial state MASTER - clearing it; "
+            "use state BACKUP on every node for nopreempt",
             "nopreempt",
             at=(*inst_at, "nopreempt"),
         )
@@ -303,15 +345,37 @@ def _check_instance(
             at=(*inst_at, "nopreempt"),
         )
         changes["nopreempt"] = False
-    if inst.preempt_delay and (inst.nopreempt or inst.state == "MASTER"):
-        r(
-            "warning",
-            "preempt-delay-ignored",
-            f"({n}) preempt_delay has no effect with nopreempt or state MASTER",
-            "preempt_delay",
-            at=(*inst_at, "preempt_delay"),
+    strict = inst.strict_mode if inst.strict_mode is not None else config.global_defs.vrrp_strict
+    if inst.preempt_delay:
+        why = (
+            "nopreempt"
+            if changes.get("nopreempt", inst.nopreempt)
+            else "initial state MASTER"
+            if inst.state == "MASTER"
+            else "strict mode"
+            if strict
+            else None
         )
-    auth = inst.authentication
+        if why:
+            r(
+                "error",
+                "preempt-delay-ignored",
+                f"({n}) preempt_delay is incompatible with {why} - resetting",
+                "preempt_delay",
+                at=(*inst_at, "preempt_delay"),
+            )
+            changes["preempt_delay"] = 0.0
+    if strict and inst.authentication is not None:
+        r(
+            "error",
+            "strict-auth",
+            f"({n}) Strict mode does not support authentication - ignoring it "
+            "(RFC 5798 removed authentication)",
+            "authentication",
+            at=(*inst_at, "authentication"),
+        )
+        changes["authentication"] = None
+    auth = changes.get("authentication", inst.authentication)
     if auth is not None:
         if version == 3:
             r(
@@ -336,7 +400,7 @@ def _check_instance(
                 f"({n}) auth_pass is longer than 8 characters; "
                 f"keepalived truncates it to '{auth.auth_pass[:8]}'",
                 auth.auth_pass,
-                at=(*inst_at, "authentication"),
+                at=(*inst_at, "authentication", "auth_pass"),
             )
             changes["authentication"] = replace(
                 auth, auth_pass=auth.auth_pass.encode()[:8].decode(errors="ignore")
@@ -355,7 +419,8 @@ def _check_instance(
         r(
             "error",
             "advert-int-fraction",
-            f"({n}) VRRPv2 advertisement interval {adv}s must be an integer. rounding",
+            f"({n}) VRRPv2 advertisement interval {adv}s must be an integer - rounding; "
+            "use version 3 for sub-second or fractional intervals",
             str(adv),
             at=(*inst_at, "advert_int"),
         )
@@ -374,13 +439,22 @@ def _check_instance(
             changes["advert_int"] = round(adv * 100) / 100
     weighted = [w for w in _weights(config, inst, changes) if w]
     if weighted and inst.effective_priority == 255:
-        r(
-            "warning",
-            "weight-owner",
-            f"({n}) tracking weights have no effect on an address owner (priority 255)",
-            n,
-            at=inst_at,
-        )
+        for field in ("track_interface", "track_script", "track_file", "track_process"):
+            kept = []
+            for ref in changes.get(field, getattr(inst, field)):
+                if tracker_weight(config, field, ref):
+                    r(
+                        "error",
+                        "weight-owner",
+                        f"({n}) ignoring {ref.name} ({field}) due to address owner: "
+                        "tracking weights cannot change priority 255",
+                        ref.name,
+                        at=(*inst_at, field),
+                    )
+                    continue
+                kept.append(ref)
+            changes[field] = tuple(kept)
+        weighted = []
     if weighted and inst.nopreempt and all(w > 0 for w in weighted):
         r(
             "warning",
@@ -393,30 +467,38 @@ def _check_instance(
     peers = [p.address for p in inst.unicast_peer]
     for d in _dups(peers):
         r(
-            "error",
+            "warning",
             "duplicate-peer",
             f"({n}) unicast_peer {d} is listed more than once",
             d,
             at=(*inst_at, "unicast_peer"),
         )
-    for route in inst.virtual_routes:
+    for idx, route in enumerate(inst.virtual_routes):
         if route.dev is None and not route.no_track:
             r(
                 "error",
                 "route-no-dev",
-                f"({n}) Warning - cannot track route {route.dest} "
-                f"with no interface specified, not tracking",
+                f"({n}) cannot track route {route.dest} with no interface specified "
+                "(add 'dev IF', or 'no_track'); keepalived will not track it",
                 route.dest,
-                at=(*inst_at, "virtual_routes"),
+                at=(*inst_at, "virtual_routes", f"#{idx}"),
             )
-    for rule in (*inst.virtual_rules,):
+    if inst.native_ipv6 and any(a.family == 4 for a in inst.virtual_ipaddress):
+        r(
+            "error",
+            "native-ipv6-v4",
+            f"({n}) Cannot specify native_ipv6 with IPv4 addresses",
+            "native_ipv6",
+            at=(*inst_at, "native_ipv6"),
+        )
+    for idx, rule in enumerate(inst.virtual_rules):
         if rule.preference is None:
             r(
                 "warning",
                 "rule-no-preference",
                 f"({n}) Rule has no preference specified; keepalived assigns one",
                 str(rule.from_ or rule.to),
-                at=(*inst_at, "virtual_rules"),
+                at=(*inst_at, "virtual_rules", f"#{idx}"),
             )
     if inst.use_vmac is not None and inst.unicast_peer and not inst.vmac_xmit_base:
         r(
@@ -426,16 +508,6 @@ def _check_instance(
             n,
             at=inst_at,
         )
-    if inst.mcast_dst_ip is not None:
-        ip = ipaddress.ip_address(inst.mcast_dst_ip)
-        if not ip.is_multicast:
-            r(
-                "error",
-                "mcast-dst",
-                f"({n}) mcast_dst_ip {ip} is not a multicast address",
-                str(ip),
-                at=(*inst_at, "mcast_dst_ip"),
-            )
     return replace(inst, **changes) if changes else inst
 
 
@@ -460,16 +532,134 @@ def _check_vrids(instances: list[VrrpInstance], r: _Report) -> None:
         by_key[key].append(i.name)
 
 
+def tracker_weight(config: Config, field: str, ref: TrackRef) -> int:
+    """The weight a tracker applies: its own, else the tracked object's (interfaces: 0)."""
+    if ref.weight is not None:
+        return ref.weight
+    objs: tuple[Any, ...] = {
+        "track_script": config.vrrp_scripts,
+        "track_file": config.track_files,
+        "track_process": config.track_processes,
+    }.get(field, ())
+    return next((int(o.weight) for o in objs if o.name == ref.name), 0)
+
+
+_TRACK_FIELDS = ("track_interface", "track_script", "track_file", "track_process")
+
+
 def _weights(config: Config, inst: VrrpInstance, changes: dict[str, Any]) -> list[int]:
-    """The weight each tracker of `inst` applies (a ref without weight uses its object's)."""
-    own = {
-        "track_script": {s.name: s.weight for s in config.vrrp_scripts},
-        "track_file": {f.name: f.weight for f in config.track_files},
-        "track_process": {p.name: p.weight for p in config.track_processes},
-        "track_interface": {},
-    }
-    out = []
-    for field, table in own.items():
-        for ref in changes.get(field, getattr(inst, field)):
-            out.append(ref.weight if ref.weight is not None else table.get(ref.name, 0))
-    return out
+    """The weight each tracker of `inst` applies."""
+    return [
+        tracker_weight(config, field, ref)
+        for field in _TRACK_FIELDS
+        for ref in changes.get(field, getattr(inst, field))
+    ]
+
+
+def _sync_member_weights(
+    config: Config, inst: VrrpInstance, group: SyncGroup, r: _Report
+) -> VrrpInstance:
+    """keepalived zeroes the tracker weights of sync-group members unless the group allows them."""
+    if group.sync_group_tracking_weight or group.global_tracking:
+        return inst
+    changes: dict[str, Any] = {}
+    for field in _TRACK_FIELDS:
+        refs = getattr(inst, field)
+        new = []
+        for ref in refs:
+            if tracker_weight(config, field, ref):
+                r(
+                    "error",
+                    "sync-group-weight",
+                    f"({inst.name}) ignoring {ref.name} tracked weight due to SYNC group "
+                    f"{group.name} (set sync_group_tracking_weight in the group to allow it)",
+                    ref.name,
+                    at=("vrrp_instance", inst.name, field),
+                )
+                new.append(replace(ref, weight=0, reverse=False))
+            else:
+                new.append(ref)
+        if new != list(refs):
+            changes[field] = tuple(new)
+    return replace(inst, **changes) if changes else inst
+
+
+def _check_virtual_server(
+    vs: VirtualServer, vsg_names: set[str], track_files: set[str], r: _Report
+) -> VirtualServer | None:
+    """Checks keepalived 2.2.7 makes on LVS blocks; returns the server as keepalived keeps it."""
+    at = ("virtual_server", vs.name)
+
+    def err(code: str, message: str, text: str = vs.name, where: str | None = None) -> None:
+        r(
+            "error",
+            code,
+            f"Virtual server {vs.name}: {message}",
+            text,
+            at=(*at, where) if where else at,
+        )
+
+    if vs.fwmark is not None and vs.protocol is not None:
+        err(
+            "fwmark-protocol",
+            "protocol specified for fwmark - protocol will be ignored",
+            where="protocol",
+        )
+    if vs.fwmark is None and vs.protocol is None:
+        err(
+            "vs-no-protocol",
+            "no protocol set - keepalived defaults to UDP (set protocol TCP|UDP|SCTP)",
+        )
+    if vs.lvs_method is None:
+        err(
+            "vs-no-method", "no forwarding method set, keepalived uses NAT (set lb_kind/lvs_method)"
+        )
+    if vs.lvs_sched is None:
+        err("vs-no-scheduler", "no scheduler set, keepalived uses 'wlc' (set lb_algo/lvs_sched)")
+    if vs.group is not None and vs.group not in vsg_names:
+        err("unknown-vsg", f"virtual_server_group {vs.group} does not exist", vs.group)
+    family = 6 if vs.ip is not None and ":" in vs.ip else 4 if vs.ip is not None else None
+    kept: list[RealServer] = []
+    seen: set[tuple[str, int | None]] = set()
+    for rs in vs.real_servers:
+        rs_family = 6 if ":" in rs.ip else 4
+        if family is not None and rs_family != family:
+            err(
+                "rs-family",
+                f"address family of real server {rs.ip} does not match - skipping it",
+                rs.ip,
+                "real_server",
+            )
+            continue
+        if (rs.ip, rs.port) in seen:
+            err(
+                "rs-duplicate",
+                f"real server {rs.ip} {rs.port or ''} is duplicated - removing the second",
+                rs.ip,
+                "real_server",
+            )
+            continue
+        seen.add((rs.ip, rs.port))
+        kept.append(rs)
+        for c in rs.checkers:
+            if c.kind in ("HTTP_GET", "SSL_GET") and not c.urls:
+                err("no-url", f"{c.kind} for real_server {rs.ip} has no url", c.kind)
+            if c.kind == "MISC_CHECK" and c.misc_path is None:
+                err("no-misc-path", f"MISC_CHECK for real_server {rs.ip} has no misc_path", c.kind)
+            if c.kind == "FILE_CHECK" and c.track_file not in track_files:
+                err(
+                    "unknown-track",
+                    f"FILE_CHECK for real_server {rs.ip}: track_file {c.track_file} not found",
+                    str(c.track_file),
+                )
+    if not kept:
+        err("no-real-servers", "has no real servers - ignoring")
+        return None
+    total = sum(rs.weight for rs in kept)
+    if vs.quorum > total:
+        err(
+            "quorum-weight",
+            f"quorum {vs.quorum} exceeds the total weight of real servers {total}",
+            where="quorum",
+        )
+    return replace(vs, real_servers=tuple(kept)) if len(kept) != len(vs.real_servers) else vs

@@ -6,12 +6,13 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from core import format_problem, load
+from core import format_problem, load, system_interfaces
 
 
 def config_test(path: Path, *, config_id: str | None, log_file: str = "-") -> int:
     """Print each problem (to stderr, or to ``log_file``) and return the -t exit code."""
-    result = load(path, config_id=config_id)
+    # Interfaces are checked against this host (run -t where the daemon will run).
+    result = load(path, config_id=config_id, interfaces=system_interfaces())
     out: TextIO = sys.stderr if log_file in ("-", "") else open(log_file, "w")  # noqa: SIM115
     try:
         for problem in result.problems:

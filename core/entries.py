@@ -70,11 +70,8 @@ def parse_address(words: list[Token], ctx: Ctx) -> Address:
                     i += 2
                     continue
                 if len(val) >= 16:
-                    ctx.report(
-                        "error", "bad-value", f"label '{val}' is too long (max 15)", words[i + 1]
-                    )
-                    i += 2
-                    continue
+                    # keepalived drops the whole address, not just the label.
+                    raise ArgError(f"label '{val}' is longer than 15 characters", words[i + 1])
             if key in ("broadcast", "peer") and val not in ("+", "-"):
                 try:
                     val = (
@@ -359,7 +356,10 @@ def parse_rule(words: list[Token], ctx: Ctx) -> Rule:
         else:
             ctx.report("error", "unknown-entry", f"unknown rule option '{w}' - ignoring", tok)
             i += 1
-    return Rule(options=tuple(options), **vals)  # type: ignore[arg-type]
+    rule = Rule(options=tuple(options), **vals)  # type: ignore[arg-type]
+    if rule == Rule():
+        raise ArgError("rule has no selector or action", words[0])
+    return rule
 
 
 def render_rule(r: Rule) -> str:

@@ -36,6 +36,7 @@ from core.schema import (
     DupFloat,
     EntryList,
     Flag,
+    FlagOption,
     Float,
     HostPortT,
     Int,
@@ -200,19 +201,23 @@ GLOBAL_DEFS = BlockSchema(
         K("startup_script_timeout", Int(1, 1000)),
         K("shutdown_script", SCRIPT),
         K("shutdown_script_timeout", Int(1, 1000)),
-        K("dynamic_interfaces", BOOL),
+        K(
+            "dynamic_interfaces",
+            FlagOption("allow_if_changes"),
+            ("dynamic_interfaces", "dynamic_interfaces_allow_if_changes"),
+        ),
         K("default_interface", Str()),
-        K("vrrp_mcast_group4", Ip()),
-        K("vrrp_mcast_group6", Ip()),
+        K("vrrp_mcast_group4", Ip(multicast=True)),
+        K("vrrp_mcast_group6", Ip(multicast=True)),
         K("vrrp_version", IntChoice((2, 3))),
-        K("vrrp_garp_master_delay", Int(0, 255)),
+        K("vrrp_garp_master_delay", Int(0)),
         K("vrrp_garp_master_repeat", Int(1, 255)),
         K("vrrp_garp_master_refresh", Int(0)),
         K("vrrp_garp_master_refresh_repeat", Int(1, 255)),
-        K("vrrp_garp_lower_prio_delay", Int(0, 255)),
+        K("vrrp_garp_lower_prio_delay", Int(0)),
         K("vrrp_garp_lower_prio_repeat", Int(1, 255)),
-        K("vrrp_garp_interval", Float(0, 1)),
-        K("vrrp_gna_interval", Float(0, 1)),
+        K("vrrp_garp_interval", Float(0)),
+        K("vrrp_gna_interval", Float(0)),
         K("vrrp_min_garp", BOOL),
         K("vrrp_down_timer_adverts", Int(1, 100)),
         K("vrrp_lower_prio_no_advert", BOOL),
@@ -220,7 +225,7 @@ GLOBAL_DEFS = BlockSchema(
         K("vrrp_check_unicast_src", BOOL),
         K("vrrp_skip_check_adv_addr", BOOL),
         K("vrrp_strict", BOOL),
-        K("vrrp_startup_delay", Float(0, 3600)),
+        K("vrrp_startup_delay", Float(0, 4294.967295)),
         K("notify_fifo", SCRIPT),
         K("notify_fifo_script", SCRIPT),
         K("vrrp_notify_fifo", SCRIPT),
@@ -231,7 +236,10 @@ GLOBAL_DEFS = BlockSchema(
         K("fifo_write_vrrp_states_on_reload", BOOL),
         K("lvs_flush", BOOL),
         K("max_auto_priority", OptInt(0, -1, 99)),
-        *[Raw(n, 0, None, None, _DEPRECATED_GLOBAL.get(n)) for n in _GLOBAL_RAW],
+        *[
+            Raw(n, 0, None, None, _DEPRECATED_GLOBAL.get(n), deprecated_fails=False)
+            for n in _GLOBAL_RAW
+        ],
     ],
 )
 
@@ -240,7 +248,7 @@ VRRP_SCRIPT = BlockSchema(
     "vrrp_script",
     VrrpScript,
     [
-        K("script", ScriptT(with_user=False)),
+        K("script", ScriptT(with_user=False, first_word_only=True)),
         K("interval", Float(0.001)),
         K("timeout", Float(0.001)),
         K("weight", WeightT(-253, 253), ("weight", "weight_reverse")),
@@ -344,8 +352,8 @@ GARP_GROUP = BlockSchema(
     "garp_group",
     GarpGroup,
     [
-        K("garp_interval", Float(0, 1)),
-        K("gna_interval", Float(0, 1)),
+        K("garp_interval", Float(0)),
+        K("gna_interval", Float(0)),
         K("interface", Str()),
         K("interfaces", WordList()),
     ],
@@ -374,6 +382,12 @@ class VmacT:
                 i += 2
             elif w.count(":") == 5:
                 mac = w.lower()
+                if mac.startswith(("00:00:5e:00:01:", "00:00:5e:00:02:")):
+                    raise ArgError(
+                        f"VMAC MAC address not allowed to be RFC5798 address ({mac}); "
+                        "the VRRP virtual MAC is derived from the VRID",
+                        args[i],
+                    )
                 i += 1
             elif name is None:
                 name = w
@@ -433,17 +447,17 @@ VRRP_INSTANCE = BlockSchema(
         K("unicast_ttl", Int(0, 255)),
         K("unicast_fault_no_peer", BOOL),
         K("check_unicast_src", BOOL),
-        K("mcast_dst_ip", Ip()),
+        K("mcast_dst_ip", Ip(multicast=True)),
         K("track_src_ip", BOOL),
         K("vrf", Str()),
         K("use_vmac", VmacT()),
         K("vmac_xmit_base", BOOL),
         K("use_vmac_addr", BOOL),
-        K("garp_master_delay", Int(0, 255)),
+        K("garp_master_delay", Int(0)),
         K("garp_master_repeat", Int(1, 255)),
         K("garp_master_refresh", Int(0)),
         K("garp_master_refresh_repeat", Int(1, 255)),
-        K("garp_lower_prio_delay", Int(0, 255)),
+        K("garp_lower_prio_delay", Int(0)),
         K("garp_lower_prio_repeat", Int(1, 255)),
         K("down_timer_adverts", Int(1, 100)),
         K("lower_prio_no_advert", BOOL),
@@ -454,7 +468,7 @@ VRRP_INSTANCE = BlockSchema(
         K("no_accept", Const(False), "accept"),
         K("v3_checksum_as_v2", BOOL),
         K("promote_secondaries", BOOL),
-        K("native_ipv6", BOOL, deprecated="an IPv6 virtual_ipaddress"),
+        K("native_ipv6", BOOL, deprecated="an IPv6 virtual_ipaddress", deprecated_fails=False),
         Raw("use_ipvlan", 0, None),
         Raw("auth_hmac", 0, 0, True),
         Raw("garp_extra_if", 1, 2),
@@ -471,7 +485,6 @@ VRRP_INSTANCE = BlockSchema(
 )
 
 # -- LVS ------------------------------------------------------------------------------------
-VSG = BlockSchema("virtual_server_group", VirtualServerGroup, [])
 
 
 @dataclass(frozen=True)
@@ -563,7 +576,11 @@ CHECKERS: dict[str, BlockSchema] = {
     "SMTP_CHECK": BlockSchema(
         "SMTP_CHECK",
         Checker,
-        [*_CHECK_COMMON, K("helo_name", Str()), Raw("host", 0, 0, True, "connect_ip")],
+        [
+            *_CHECK_COMMON,
+            K("helo_name", Str()),
+            Raw("host", 0, 0, True, "connect_ip", deprecated_fails=False),
+        ],
     ),
     "DNS_CHECK": BlockSchema(
         "DNS_CHECK",
@@ -672,8 +689,8 @@ REAL_SERVER = BlockSchema(
     RealServer,
     [
         K("weight", Int(0, 65535)),
-        K("lvs_method", Choice(_LVS_METHODS, True)),
-        K("lb_kind", Choice(_LVS_METHODS, True), "lvs_method", canonical=False),
+        K("lvs_method", Choice(_LVS_METHODS)),
+        K("lb_kind", Choice(_LVS_METHODS), "lvs_method", canonical=False),
         K("notify_up", SCRIPT),
         K("notify_down", SCRIPT),
         K("uthreshold", Int(0)),
@@ -724,8 +741,8 @@ VIRTUAL_SERVER = BlockSchema(
     [
         K("lvs_sched", Choice(_LVS_SCHED)),
         K("lb_algo", Choice(_LVS_SCHED), "lvs_sched", canonical=False),
-        K("lvs_method", Choice(_LVS_METHODS, True)),
-        K("lb_kind", Choice(_LVS_METHODS, True), "lvs_method", canonical=False),
+        K("lvs_method", Choice(_LVS_METHODS)),
+        K("lb_kind", Choice(_LVS_METHODS), "lvs_method", canonical=False),
         K("protocol", Choice(("TCP", "UDP", "SCTP"), True)),
         K("persistence_timeout", OptInt(360, 1)),
         K("persistence_granularity", Str()),
@@ -853,6 +870,7 @@ ROOT = BlockSchema(
             mode="append",
             canonical=False,
             deprecated="track_file",
+            deprecated_fails=False,
         ),
         K(
             "bfd_instance",
@@ -896,3 +914,14 @@ SCHEMAS: dict[str, BlockSchema] = {
         *CHECKERS.values(),
     )
 }
+
+
+def _known_in() -> dict[str, tuple[str, ...]]:
+    out: dict[str, list[str]] = {}
+    for key, schema in SCHEMAS.items():
+        for name in schema.names:
+            out.setdefault(name, []).append(key if key != "root" else "the top level")
+    return {k: tuple(v) for k, v in out.items()}
+
+
+KNOWN_IN = _known_in()

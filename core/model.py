@@ -88,6 +88,14 @@ class Address:
     def family(self) -> int:
         return 6 if ":" in self.address else 4
 
+    @property
+    def ip(self) -> str:
+        return self.address.split("/", 1)[0]
+
+    @property
+    def prefixlen(self) -> int:
+        return int(self.address.split("/", 1)[1])
+
 
 @dataclass(frozen=True, slots=True)
 class Route:
@@ -171,6 +179,7 @@ class GlobalDefs:
     shutdown_script: Script | None = None
     shutdown_script_timeout: int = 10
     dynamic_interfaces: bool = False
+    dynamic_interfaces_allow_if_changes: bool = False
     default_interface: str | None = None
     vrrp_mcast_group4: str = "224.0.0.18"
     vrrp_mcast_group6: str = "ff02::12"

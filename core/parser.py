@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.keywords import ROOT
+from core.keywords import KNOWN_IN, ROOT
 from core.model import Config
 from core.preprocess import Preprocessed
 from core.problems import Location, Problem
@@ -36,5 +36,6 @@ def parse_preprocessed(
     problems = list(pre.problems)
     tree = _merge_global_defs(build_tree(pre.lines, problems))
     ctx = Ctx(problems)
+    ctx.known_in = KNOWN_IN
     values = parse_block(tree, ROOT, ctx)
     return Config(**values), problems, ctx.locs

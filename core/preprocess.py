@@ -17,12 +17,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.lexer import MAX_LINE_LENGTH, LexError, Token, decomment, split_words
-from core.problems import Location, Problem, Severity
+from core.problems import Problem, Severity
 
 _DEF_RE = re.compile(r"^\$([A-Za-z_][A-Za-z0-9_]*)=(.*)$", re.DOTALL)
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _INCLUDES = {"include", "includer", "includem", "includew", "includeb", "includea"}
 _MAX_DEPTH = 32
+_MAX_REPLACEMENTS = 10_000
+_MAX_LOOP_LINES = 1_000_000
+_MAX_EXPANDED_LENGTH = 100_000
 
 Reader = Callable[[str], str]
 
@@ -96,6 +99,8 @@ class Preprocessor:
         self.out = Preprocessed()
         self._stack: list[str] = []
         self._rng = random.Random(seed)
+        # Nested loops multiply; cap the lines they may produce in one config.
+        self._loop_budget = _MAX_LOOP_LINES
 
     # -- problems -------------------------------------------------------------------------
     def _problem(
@@ -130,7 +135,8 @@ class Preprocessor:
         raw_lines = text.splitlines()
         self.out.sources[path] = raw_lines
         self.out.files.append(path)
-        self._stack.append(path)
+        # Compare real paths so "a.conf" and "conf.d/../a.conf" are one file for loop detection.
+        self._stack.append(os.path.realpath(path) if not path.startswith("<") else path)
         try:
             i = 0
             while i < len(raw_lines):
@@ -181,11 +187,8 @@ class Preprocessor:
             self._stack.pop()
 
     def _include(self, text: str, kind: str, path: str, lineno: int, off: int) -> None:
-        try:
-            words = [t.text for t in split_words(text, path, lineno, off)]
-        except LexError as exc:
-            self._problem("error", "unterminated-quote", str(exc), path, lineno, exc.col)
-            return
+        # Split on blanks only: braces in an include pattern are glob alternatives, not blocks.
+        words = [w.replace('"', "") for w in re.findall(r'(?:[^\s"]+|"[^"]*")+', text)]
         if len(words) < 2:
             self._problem(
                 "error", "include", f"'{kind}' needs a file name", path, lineno, off + 1, kind
@@ -215,7 +218,7 @@ class Preprocessor:
                 )
                 continue
             for m in matches:
-                if m in self._stack or len(self._stack) >= _MAX_DEPTH:
+                if os.path.realpath(m) in self._stack or len(self._stack) >= _MAX_DEPTH:
                     self._problem(
                         "error",
                         "include-loop",
@@ -316,9 +319,7 @@ class Preprocessor:
             self._problem("error", "unterminated-quote", str(exc), path, lineno, exc.col)
             return
         if not exact:
-            tokens = [
-                Token(t.text, Location(t.loc.file, t.loc.line, off + 1), t.quoted) for t in tokens
-            ]
+            tokens = [t._replace(col=off + 1) for t in tokens]
         if tokens:
             self.out.lines.append(tokens)
 
@@ -354,6 +355,13 @@ class Preprocessor:
         saved = {n: self.defs.get(n) for n in names}
         try:
             for row in rows:
+                self._loop_budget -= 1
+                if self._loop_budget < 0:
+                    if self._loop_budget == -1:
+                        self._problem(
+                            "error", "loop", "~SEQ/~LST produce too many lines", path, lineno
+                        )
+                    return
                 for n, v in zip(names, row, strict=True):
                     self.defs[n] = [v]
                 self._line(rest, path, lineno, rest_off, depth + 1)
@@ -391,43 +399,68 @@ class Preprocessor:
             return [os.environ.get(parts[1], "")]
         return None
 
-    def _substitute(self, text: str, path: str, lineno: int, depth: int = 0) -> list[str]:
-        """Replace `${NAME}` anywhere and `$NAME` before blank, `,`, `)` or end of line."""
-        if depth > _MAX_DEPTH:
-            self._problem("error", "expansion-depth", "definition expansion too deep", path, lineno)
-            return [text]
-        i = 0
-        while True:
-            j = text.find("$", i)
-            if j < 0:
-                return [text]
-            value: list[str] | None = None
-            end = j + 1
-            if text.startswith("{", j + 1):
-                close = text.find("}", j + 2)
-                if close > 0:
-                    name = text[j + 2 : close]
-                    value = self.defs.get(name) if name in self.defs else self._builtin(name, path)
-                    end = close + 1
-            else:
-                m = _NAME_RE.match(text, j + 1)
-                if m and (m.end() == len(text) or text[m.end()] in " \t,)"):
-                    name = m.group(0)
-                    value = self.defs.get(name) if name in self.defs else self._builtin(name, path)
-                    end = m.end()
-            if value is None:
-                i = j + 1
-                continue
-            before, after = text[:j], text[end:]
-            if len(value) == 0:
-                return self._substitute(before + after, path, lineno, depth + 1)
-            if len(value) == 1:
-                return self._substitute(before + value[0] + after, path, lineno, depth + 1)
-            lines = [before + value[0], *value[1:-1], value[-1] + after]
-            out: list[str] = []
-            for ln in lines:
-                out.extend(self._substitute(ln, path, lineno, depth + 1))
-            return out
+    def _substitute(self, text: str, path: str, lineno: int) -> list[str]:
+        """Replace `${NAME}` anywhere and `$NAME` before blank, `,`, `)` or end of line.
+
+        Replacement text is scanned again (definitions may refer to others); a budget on the
+        number of replacements and on line length stops self-referencing definitions.
+        """
+        budget = _MAX_REPLACEMENTS
+        out: list[str] = []
+        todo: list[tuple[str, int]] = [(text, 0)]
+        while todo:
+            t, i = todo.pop(0)
+            while True:
+                j = t.find("$", i)
+                if j < 0:
+                    out.append(t)
+                    break
+                value, end = self._lookup(t, j, path)
+                if value is None:
+                    i = j + 1
+                    continue
+                budget -= 1
+                if budget < 0 or len(t) > _MAX_EXPANDED_LENGTH:
+                    self._problem(
+                        "error", "expansion-depth", "definition expansion too deep", path, lineno
+                    )
+                    return [text]
+                before, after = t[:j], t[end:]
+                if len(value) <= 1:
+                    t = before + (value[0] if value else "") + after
+                    i = j
+                    continue
+                lines = [before + value[0], *value[1:-1], value[-1] + after]
+                todo[:0] = [(lines[0], j), *((ln, 0) for ln in lines[1:])]
+                break
+        return out
+
+    def _lookup(self, t: str, j: int, path: str) -> tuple[list[str] | None, int]:
+        """The value of the reference starting at `t[j] == "$"`, and where the reference ends."""
+        if t.startswith("{", j + 1):
+            close = t.find("}", j + 2)
+            if close > 0:
+                name = t[j + 2 : close]
+                value = self.defs[name] if name in self.defs else self._builtin(name, path)
+                return value, close + 1
+            return None, j + 1
+        m = _NAME_RE.match(t, j + 1)
+        if m and (m.end() == len(t) or t[m.end()] in " \t,)"):
+            name = m.group(0)
+            value = self.defs[name] if name in self.defs else self._builtin(name, path)
+            return value, m.end()
+        return None, j + 1
+
+
+def _c_int(text: str) -> int:
+    t = text.strip()
+    sign = -1 if t.startswith("-") else 1
+    t = t.lstrip("+-")
+    if t.lower().startswith("0x"):
+        return sign * int(t[2:], 16)
+    if len(t) > 1 and t.startswith("0"):
+        return sign * int(t[1:], 8)
+    return sign * int(t, 10)
 
 
 def _matching_paren(text: str, open_idx: int) -> int:
@@ -465,7 +498,8 @@ def _loop_rows(kind: str, args: list[str]) -> tuple[list[str], list[list[str]]]:
         var = args[0]
         if not _NAME_RE.fullmatch(var):
             raise ValueError(f"bad variable name '{var}'")
-        nums = [int(a, 16 if kind == "SEQx" else 10) if a else 0 for a in args[1:]]
+        # ~SEQx takes C-style numbers (0x.. hex, 0.. octal, decimal), as keepalived does.
+        nums = [(_c_int(a) if kind == "SEQx" else int(a)) if a else 0 for a in args[1:]]
         if len(nums) == 1:
             end = nums[0]
             start = 1 if end >= 0 else -1

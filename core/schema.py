@@ -11,7 +11,7 @@ import dataclasses
 import difflib
 import ipaddress
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -27,9 +27,10 @@ FALSE_WORDS = {"off", "false", "no"}
 class ArgError(ValueError):
     """The arguments of a keyword are wrong; `token` points at the culprit if known."""
 
-    def __init__(self, message: str, token: Token | None = None) -> None:
+    def __init__(self, message: str, token: Token | None = None, hint: str | None = None) -> None:
         super().__init__(message)
         self.token = token
+        self.hint = hint
 
 
 class Ctx:
@@ -41,6 +42,8 @@ class Ctx:
         # at the source although the model itself carries no locations.
         self.locs: dict[tuple[str, ...], Location] = {}
         self.owner: tuple[str, ...] = ()
+        # keyword -> blocks that accept it, to explain a keyword written in the wrong block.
+        self.known_in: Mapping[str, tuple[str, ...]] = {}
 
     def report(
         self,
@@ -75,9 +78,15 @@ class VType(Protocol):
 
 
 def quote(s: str) -> str:
+    """`s` as one config word: bare when that reads back the same, else double-quoted."""
     if s and not any(c in s for c in ' \t"{}#!') and not s.startswith(("@", "$", "~")):
         return s
-    return f'"{s}"'
+    return quote_always(s)
+
+
+def quote_always(s: str) -> str:
+    # Inside quotes keepalived reads \\ as \ and \" as ".
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _one(node: Node) -> Token:
@@ -145,6 +154,28 @@ class Flag:
 
     def render(self, kw: str, value: Any, indent: str) -> list[str]:
         return [f"{indent}{kw}"] if value else [f"{indent}{kw} false"]
+
+
+@dataclass(frozen=True)
+class FlagOption:
+    """A flag with one optional word, e.g. `dynamic_interfaces [allow_if_changes]`."""
+
+    option: str
+    block: bool = False
+
+    def parse(self, node: Node, ctx: Ctx) -> tuple[bool, bool]:
+        if not node.args:
+            return True, False
+        tok = _one(node)
+        if tok.text != self.option:
+            raise ArgError(f"'{tok.text}' is not '{self.option}'", tok, self.option)
+        return True, True
+
+    def render(self, kw: str, value: Any, indent: str) -> list[str]:
+        on, opt = value
+        if not on:
+            return []
+        return [f"{indent}{kw}" + (f" {self.option}" if opt else "")]
 
 
 @dataclass(frozen=True)
@@ -238,10 +269,15 @@ class Str:
 
 @dataclass(frozen=True)
 class Ip:
+    multicast: bool = False
     block: bool = False
 
     def parse(self, node: Node, ctx: Ctx) -> str:
-        return parse_ip(_one(node))
+        tok = _one(node)
+        ip = parse_ip(tok)
+        if self.multicast and not ipaddress.ip_address(ip).is_multicast:
+            raise ArgError(f"{ip} is not a multicast address", tok)
+        return ip
 
     def render(self, kw: str, value: Any, indent: str) -> list[str]:
         return [f"{indent}{kw} {value}"]
@@ -257,11 +293,12 @@ class Choice:
         tok = _one(node)
         word = tok.text.upper() if self.fold_case else tok.text
         if word not in self.options:
-            hint = difflib.get_close_matches(tok.text, self.options, 1, 0.5)
+            close = [o for o in self.options if o.lower() == tok.text.lower()]
+            close = close or difflib.get_close_matches(tok.text, self.options, 1, 0.5)
             raise ArgError(
-                f"'{tok.text}' is not one of {', '.join(self.options)}"
-                + (f" (did you mean '{hint[0]}'?)" if hint else ""),
+                f"'{tok.text}' is not one of {', '.join(self.options)}",
                 tok,
+                close[0] if close else None,
             )
         return word
 
@@ -308,17 +345,27 @@ class Words:
 
 
 def _join_command(tokens: Sequence[Token]) -> str:
-    # Re-quote words that were quoted and contain blanks so split_command sees the same argv.
-    return " ".join(
-        f"'{t.text}'" if t.quoted and any(c in t.text for c in " \t") else t.text for t in tokens
-    )
+    # Several words make one command; a quoted word keeps its blanks and quotes by escaping them
+    # so split_command gives the same argv (and the result can be printed inside "...").
+    def esc(t: Token) -> str:
+        if not t.quoted:
+            return t.text
+        return "".join("\\" + c if c in " \t'" else c for c in t.text)
+
+    return " ".join(esc(t) for t in tokens)
 
 
 @dataclass(frozen=True)
 class ScriptT:
-    """`CMD [user [group]]` (or all words as the command when `with_user` is false)."""
+    """`CMD [user [group]]`; without `with_user`, just `CMD`.
+
+    `first_word_only`: keepalived 2.2.7 runs only the first word of an unquoted multi-word
+    vrrp_script `script` (verified with its -d dump); we do the same and say so. Otherwise the
+    words are joined into one command.
+    """
 
     with_user: bool = True
+    first_word_only: bool = False
     block: bool = False
 
     def parse(self, node: Node, ctx: Ctx) -> Script:
@@ -326,7 +373,18 @@ class ScriptT:
         if not args:
             raise ArgError(f"'{node.keyword}' needs a command", node.words[0])
         if not self.with_user:
-            return Script(args[0].text if len(args) == 1 else _join_command(args))
+            if len(args) == 1:
+                return Script(args[0].text)
+            if self.first_word_only:
+                ctx.report(
+                    "warning",
+                    "script-words-ignored",
+                    f"only '{args[0].text}' is run; keepalived ignores the other words of an "
+                    f"unquoted {node.keyword} - quote the whole command to pass arguments",
+                    args[1],
+                )
+                return Script(args[0].text)
+            return Script(_join_command(args))
         if len(args) > 3:
             raise ArgError(
                 f"'{node.keyword}': too many words; quote the command and its arguments", args[3]
@@ -339,7 +397,7 @@ class ScriptT:
 
     def render(self, kw: str, value: Any, indent: str) -> list[str]:
         assert isinstance(value, Script)
-        parts = [f"{indent}{kw}", f'"{value.command}"']
+        parts = [f"{indent}{kw}", quote_always(value.command)]
         if value.user is not None:
             parts.append(quote(value.user))
             if value.group is not None:
@@ -449,7 +507,12 @@ class EntryList:
                     "bad-value",
                     f"{exc} - ignoring {self.what}",
                     exc.token or child.words[0],
+                    hint=exc.hint,
                 )
+                continue
+            # Entries are addressed by their index in the model so checks can point at the
+            # exact line.
+            ctx.locs.setdefault((*ctx.owner, node.keyword, f"#{len(out) - 1}"), child.loc)
         return tuple(out)
 
     def render(self, kw: str, value: Any, indent: str) -> list[str]:
@@ -474,6 +537,9 @@ class Kw:
     canonical: bool = True
     implemented: bool = True
     deprecated: str | None = None  # the replacement keyword to suggest
+    # keepalived 2.2.7 -t fails on this deprecated keyword (it logs a config error), or accepts
+    # it silently as a synonym; the problem code differs so exit codes can match.
+    deprecated_fails: bool = True
 
 
 def K(  # noqa: N802 - a short constructor keeps the keyword tables readable
@@ -485,9 +551,10 @@ def K(  # noqa: N802 - a short constructor keeps the keyword tables readable
     canonical: bool = True,
     implemented: bool = True,
     deprecated: str | None = None,
+    deprecated_fails: bool = True,
 ) -> Kw:
     fields = (field,) if isinstance(field, str) else (field or (name,))
-    return Kw(name, fields, vtype, mode, canonical, implemented, deprecated)
+    return Kw(name, fields, vtype, mode, canonical, implemented, deprecated, deprecated_fails)
 
 
 @dataclass(frozen=True)
@@ -500,6 +567,7 @@ class Raw:
     block: bool | None = False  # None: block optional
     deprecated: str | None = None
     quiet: bool = False  # compat no-op keywords that need no report
+    deprecated_fails: bool = True
 
 
 class BlockSchema:
@@ -531,6 +599,7 @@ def parse_block(
     """Parse the statements of one block into a dict of field values (plus `other`)."""
     values: dict[str, Any] = dict(base or {})
     other: list[RawOption] = list(values.get("other", ()))
+    set_here: set[str] = set()
     for node in nodes:
         word = node.keyword
         kw = schema.by_name.get(word)
@@ -538,6 +607,10 @@ def parse_block(
         if kw is None and raw is None:
             hint = schema.hint(word)
             where = f" in {schema.name}" if schema.name else ""
+            homes = [h for h in ctx.known_in.get(word, ()) if h != schema.name]
+            if homes:
+                where += f" (it belongs in {' or '.join(homes)})"
+                hint = None
             ctx.report(
                 "error",
                 "unknown-keyword",
@@ -546,11 +619,13 @@ def parse_block(
                 hint=hint,
             )
             continue
-        deprecated = kw.deprecated if kw else raw.deprecated if raw else None
+        spec = kw or raw
+        assert spec is not None
+        deprecated = spec.deprecated
         if deprecated:
             ctx.report(
                 "warning",
-                "deprecated",
+                "deprecated" if spec.deprecated_fails else "deprecated-synonym",
                 f"'{word}' is deprecated; use '{deprecated}'",
                 node.words[0],
             )
@@ -574,12 +649,13 @@ def parse_block(
                 node.words[0],
             )
             continue
-        if ctx.owner:
-            ctx.locs.setdefault((*ctx.owner, word), node.loc)
+        ctx.locs.setdefault((*ctx.owner, word), node.loc)
         try:
             value = kw.vtype.parse(node, ctx)
         except ArgError as exc:
-            ctx.report("error", "bad-value", f"{word}: {exc}", exc.token or node.words[0])
+            ctx.report(
+                "error", "bad-value", f"{word}: {exc}", exc.token or node.words[0], hint=exc.hint
+            )
             continue
         if not kw.implemented:
             ctx.report(
@@ -593,6 +669,14 @@ def parse_block(
                 values[f] = v
             continue
         f = kw.fields[0]
+        if kw.mode == "set" and f in set_here:
+            ctx.report(
+                "warning",
+                "duplicate-keyword",
+                f"'{word}' is set more than once in this block; the last value wins",
+                node.words[0],
+            )
+        set_here.add(f)
         if kw.mode == "append":
             values[f] = (*values.get(f, ()), value)
         elif kw.mode == "extend":
@@ -687,7 +771,12 @@ class SubBlock:
                 f"Block {node.keyword} has extra parameters",
                 node.args[0],
             )
-        return self.schema.cls(**parse_block(node.children or [], self.schema, ctx))
+        saved = ctx.owner
+        ctx.owner = (*saved, node.keyword)
+        try:
+            return self.schema.cls(**parse_block(node.children or [], self.schema, ctx))
+        finally:
+            ctx.owner = saved
 
     def render(self, kw: str, value: Any, indent: str) -> list[str]:
         return [f"{indent}{kw} {{", *render_block(value, self.schema, indent + "  "), f"{indent}}}"]

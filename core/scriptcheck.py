@@ -10,11 +10,12 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
+import stat
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 from core.model import Config, Script, UserGroup
-from core.problems import Location, Problem
+from core.problems import Location, Problem, find_location
 
 SECURITY_CODE = "script-security"
 _SHELL_CHARS = set("<>|&;$`()*?[]{}~")
@@ -24,6 +25,8 @@ _SHELL_CHARS = set("<>|&;$`()*?[]{}~")
 class ScriptEnv:
     which: Callable[[str], str | None]
     user_exists: Callable[[str], bool]
+    # Why a root-run script is unsafe (a writable path component), or None if it is safe.
+    insecure: Callable[[str], str | None] = lambda path: None
 
 
 def _which(cmd: str) -> str | None:
@@ -40,7 +43,31 @@ def _user_exists(name: str) -> bool:
     return True
 
 
-SYSTEM = ScriptEnv(_which, _user_exists)
+def _insecure(path: str) -> str | None:
+    """keepalived's rule: every component of the real path is owned by root and not writable by
+    group (unless the group is root) or others; sticky directories are exempt from the write
+    checks."""
+    real = os.path.realpath(path)
+    parts = [real]
+    while parts[-1] != os.path.dirname(parts[-1]):
+        parts.append(os.path.dirname(parts[-1]))
+    for part in parts:
+        try:
+            st = os.stat(part)
+        except OSError as exc:
+            return f"{part}: {exc.strerror}"
+        if st.st_uid != 0:
+            return f"{part} is not owned by root"
+        if os.path.isdir(part) and st.st_mode & stat.S_ISVTX:
+            continue
+        if st.st_mode & stat.S_IWOTH:
+            return f"{part} is world-writable"
+        if st.st_mode & stat.S_IWGRP and st.st_gid != 0:
+            return f"{part} is writable by group {st.st_gid}"
+    return None
+
+
+SYSTEM = ScriptEnv(_which, _user_exists, _insecure)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,11 +145,7 @@ def check_scripts(
     problems: list[Problem] = []
 
     def add(severity: str, code: str, msg: str, at: tuple[str, ...], text: str) -> None:
-        loc = None
-        while at and loc is None:
-            loc = locs.get(at)
-            at = at[:-1]
-        loc = loc or Location("<config>", 0, 0)
+        loc = find_location(locs, at)
         problems.append(Problem(severity, code, msg, loc.file, loc.line, loc.col, text))  # type: ignore[arg-type]
 
     g = config.global_defs
@@ -134,6 +157,16 @@ def check_scripts(
         cmd = argv[0]
         if any(c in _SHELL_CHARS for c in cmd):
             # keepalived hands such commands to the shell; it does not look them up.
+            continue
+        if use.user is not None and not env.user_exists(use.user.user):
+            # keepalived disables a script whose user does not exist, without failing -t.
+            add(
+                "warning",
+                "script-user-missing",
+                f"user '{use.user.user}' for script {cmd} does not exist - script disabled",
+                use.at,
+                use.user.user,
+            )
             continue
         path = env.which(cmd)
         if path is None:
@@ -158,6 +191,25 @@ def check_scripts(
                 "script-user",
                 f"Unable to set default user keepalived_script "
                 f"for script {cmd}: set script_user or a user on the script",
+                use.at,
+                cmd,
+            )
+            continue
+        runs_as_root = (
+            use.user.user == "root"
+            if use.user is not None
+            else g.script_user.user == "root"
+            if g.script_user is not None
+            else not env.user_exists("keepalived_script")
+        )
+        reason = env.insecure(path) if g.enable_script_security and runs_as_root else None
+        if reason is not None:
+            # keepalived disables the script; -t fails only for a tracked vrrp_script.
+            add(
+                "error" if use.tracked_name is not None else "warning",
+                "script-insecure",
+                f"Disabling script {cmd} due to insecure permissions ({reason}): a root-run "
+                "script must not be writable by anyone but root",
                 use.at,
                 cmd,
             )

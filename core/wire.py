@@ -22,17 +22,43 @@ from core.model import Config
 WIRE_VERSION = 1
 
 
-def _encode(value: Any) -> Any:
+_NO_DEFAULT = object()
+
+
+@cache
+def _defaults(cls: type) -> tuple[tuple[str, Any], ...]:
+    out = []
+    for f in dataclasses.fields(cls):
+        if f.default is not dataclasses.MISSING:
+            out.append((f.name, f.default))
+        elif f.default_factory is not dataclasses.MISSING:
+            out.append((f.name, f.default_factory()))
+        else:
+            out.append((f.name, _NO_DEFAULT))
+    return tuple(out)
+
+
+def _encode(value: Any, omit: bool) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _encode(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        out = {}
+        for name, default in _defaults(type(value)):
+            v = getattr(value, name)
+            if omit and v == default:
+                continue
+            out[name] = _encode(v, omit)
+        return out
     if isinstance(value, tuple):
-        return [_encode(v) for v in value]
+        return [_encode(v, omit) for v in value]
     return value
 
 
-def to_wire(config: Config) -> dict[str, Any]:
-    """A dict of dict/list/str/int/float/bool/None only."""
-    out = _encode(config)
+def to_wire(config: Config, *, omit_defaults: bool = False) -> dict[str, Any]:
+    """A dict of dict/list/str/int/float/bool/None only; `from_wire` inverts it exactly.
+
+    `omit_defaults=True` leaves out fields equal to their default (about ten times smaller for
+    big configs); `from_wire` restores them. `config_hash` always uses the full form.
+    """
+    out = _encode(config, omit_defaults)
     assert isinstance(out, dict)
     return out
 
@@ -125,7 +151,7 @@ def _canonical(value: Any) -> Any:
 
 def part_to_wire(part: Any) -> Any:
     """One model object (an Address, a Route, a TrackRef...) as plain msgpack-able data."""
-    return _encode(part)
+    return _encode(part, False)
 
 
 def part_from_wire(cls: type[Any], value: Any) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
@@ -65,5 +66,33 @@ async def publish(
             print(f"note: nobody is subscribed to {topic}; the event was sent to no one", file=err)
         return delivered
     finally:
+        await pub.close()
+        ctx.term()
+
+
+async def reload(runtime: RuntimeDir, *, src: str, timeout: float = 10.0) -> Event | None:
+    """Ask core to reload; the ``config.current`` or ``config.rejected`` that answers us."""
+    ctx = zmq.asyncio.Context()
+    sub = Subscriber(ctx, runtime, ["config.current", "config.rejected"])
+    sub.start()
+    pub = Publisher(ctx, runtime, src, republish_interval=None)
+    pub.start()
+    mine = f"request from {src}"
+    try:
+        if not await pub.wait_for_subscriber("config.reload", CONNECT_TIMEOUT * 3):
+            return None  # core is not listening
+        pub.publish("config.reload", {})
+        deadline = asyncio.get_running_loop().time() + timeout
+        while (left := deadline - asyncio.get_running_loop().time()) > 0:
+            try:
+                batch = await asyncio.wait_for(sub.recv_batch(), left)
+            except TimeoutError:
+                return None
+            for event in batch:
+                if event.body.get("reason") == mine:
+                    return event
+        return None
+    finally:
+        sub.close()
         await pub.close()
         ctx.term()

@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import sys
 from collections.abc import Callable, Sequence
 
+import core
 from bus import RuntimeDir
 from bus.envelope import Event
-from ctl import busclient, render
+from ctl import busclient, render, snapshot
 from ctl.values import FieldError, parse_fields
 
 Command = Callable[[argparse.Namespace], int]
@@ -45,6 +47,65 @@ def cmd_publish(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    runtime = RuntimeDir.at(args.runtime_dir)
+    busclient.require_bus(runtime)
+    snap = asyncio.run(snapshot.collect(runtime))
+    if args.json:
+        print(json.dumps(snap.to_json(), indent=2, default=str))
+    else:
+        print(snapshot.status_table(snap))
+    return 0
+
+
+def cmd_dump(args: argparse.Namespace) -> int:
+    runtime = RuntimeDir.at(args.runtime_dir)
+    busclient.require_bus(runtime)
+    snap = asyncio.run(snapshot.collect(runtime))
+    print(json.dumps(snap.to_json(with_model=True), indent=2, default=str))
+    return 0
+
+
+def cmd_reload(args: argparse.Namespace) -> int:
+    runtime = RuntimeDir.at(args.runtime_dir)
+    busclient.require_bus(runtime)
+    answer = asyncio.run(busclient.reload(runtime, src=f"ctl-{os.getpid()}"))
+    if answer is None:
+        print("pykeepalivedctl reload: core did not answer (is it running?)", file=sys.stderr)
+        return 4
+    if answer.topic == "config.rejected":
+        print(
+            f"reload rejected; generation {answer.body['kept_generation']} keeps running:",
+            file=sys.stderr,
+        )
+        for problem in answer.body["problems"]:
+            print(problem, file=sys.stderr)
+        return 5
+    changes = {
+        section: change
+        for section, change in answer.body.get("diff", {}).items()
+        if (any(change.values()) if isinstance(change, dict) else change)
+    }
+    print(f"reloaded: generation {answer.body['generation']} hash {answer.body['hash'][:12]}")
+    for section, change in sorted(changes.items()):
+        print(f"  {section}: {json.dumps(change)}")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    result = core.load(args.file, config_id=args.config_id)
+    if args.json:
+        problems = [core.problem_to_dict(p) for p in result.problems]
+        print(json.dumps({"exit_code": result.exit_code, "problems": problems}, indent=2))
+    else:
+        for problem in result.problems:
+            print(core.format_problem(problem))
+        if not result.problems:
+            print(f"{args.file}: no problems found")
+    code: int = result.exit_code
+    return code
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pykeepalivedctl", description=__doc__)
     parser.add_argument(
@@ -53,6 +114,22 @@ def build_parser() -> argparse.ArgumentParser:
         "(default $PYKEEPALIVED_RUNTIME_DIR or /run/pykeepalived)",
     )
     sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("status", help="instances, checks and components of the running daemon")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("dump", help="everything the daemon publishes as state, as JSON")
+    p.set_defaults(func=cmd_dump)
+
+    p = sub.add_parser("reload", help="reload the configuration (like SIGHUP) and show the result")
+    p.set_defaults(func=cmd_reload)
+
+    p = sub.add_parser("check", help="lint a configuration file (exit codes as keepalived -t)")
+    p.add_argument("file", help="keepalived.conf to check")
+    p.add_argument("--json", action="store_true", help="machine-readable problems")
+    p.add_argument("-i", "--config-id", help="id for @conditional lines (default: hostname)")
+    p.set_defaults(func=cmd_check)
 
     p = sub.add_parser("tail", help="print live bus events")
     p.add_argument(

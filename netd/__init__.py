@@ -1,5 +1,21 @@
 """netd: the only component that changes the kernel (addresses, routes, rules, VMACs,
-GARP/NA). This package is the kernel-facing library; the netd process drives it."""
+GARP/NA). This package is the kernel-facing library; the netd process drives it.
+
+Typical use by the process (everything runs in netd's own network namespace)::
+
+    kernel = KernelAdapter(state_dir=runtime_dir)      # netlink; marks what it installs
+    kernel.cleanup(keep=static_items)                    # startup: remove a dead run's leftovers
+    store = DesiredStore()
+    store.offer(DesiredSet.from_wire(payload), now, boot=envelope["boot"])
+    result = kernel.reconcile(store.merged().items)      # ApplyResult: done / failures
+    store.expire(now)                                    # leases; reconcile again if any lapsed
+
+    vmacs = VmacManager(kernel); vmacs.ensure("eth0", vrid=51)
+    monitor = Monitor(); loop.add_reader(monitor.fileno(), lambda: handle(monitor.read()))
+    sched = AnnounceScheduler(GarpTiming(...)); sender = FrameSender()
+    sched.become_master("VI_1", loop.time(), [Target("eth0", vip, mac), ...])
+    # arm a timer for sched.next_due(); on expiry: sender.send_planned(sched.due(loop.time()))
+"""
 
 from netd.announce import (
     AnnounceScheduler,
@@ -13,6 +29,9 @@ from netd.announce import (
     build_unsolicited_na,
 )
 from netd.desired import (
+    ROUTE_TYPES,
+    RULE_ACTIONS,
+    SCOPES,
     Address,
     DesiredSet,
     Item,
@@ -23,6 +42,7 @@ from netd.desired import (
     item_key,
     item_to_wire,
 )
+from netd.devconf import DevconfGuard, ipv6_forwarding, read_ipv4_conf, write_ipv4_conf
 from netd.errors import (
     AnnounceError,
     InvalidItemError,
@@ -34,10 +54,14 @@ from netd.errors import (
 from netd.kernel import NETD_PROTO, ApplyResult, Failure, KernelAdapter, Observed
 from netd.monitor import AddrEvent, Event, LinkEvent, Monitor, Overflow, RouteEvent
 from netd.reconcile import Action, Conflict, Merged, Operation, merge, plan, satisfies
+from netd.store import DesiredStore, Offer
 from netd.vmac import Vmac, VmacManager, vmac_mac, vmac_name
 
 __all__ = [
     "NETD_PROTO",
+    "ROUTE_TYPES",
+    "RULE_ACTIONS",
+    "SCOPES",
     "Action",
     "AddrEvent",
     "Address",
@@ -46,6 +70,8 @@ __all__ = [
     "ApplyResult",
     "Conflict",
     "DesiredSet",
+    "DesiredStore",
+    "DevconfGuard",
     "Event",
     "Failure",
     "FrameCache",
@@ -61,6 +87,7 @@ __all__ = [
     "Monitor",
     "NetdError",
     "Observed",
+    "Offer",
     "Operation",
     "Overflow",
     "Planned",
@@ -75,12 +102,15 @@ __all__ = [
     "build_frame",
     "build_garp",
     "build_unsolicited_na",
+    "ipv6_forwarding",
     "item_from_wire",
     "item_key",
     "item_to_wire",
     "merge",
     "plan",
+    "read_ipv4_conf",
     "satisfies",
     "vmac_mac",
     "vmac_name",
+    "write_ipv4_conf",
 ]

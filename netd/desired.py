@@ -134,6 +134,9 @@ class Address:
     peer: str | None = None
     preferred_lft: int | None = None
     noprefixroute: bool = False
+    home: bool = False
+    mngtmpaddr: bool = False
+    autojoin: bool = False
     no_track: bool = field(default=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -150,6 +153,8 @@ class Address:
             if peer.version != ip.version:
                 raise InvalidItemError(f"address {self.ip}: peer {self.peer} of another family")
             _set(self, "peer", str(peer))
+        if ip.version == 4 and (self.home or self.mngtmpaddr):
+            raise InvalidItemError(f"address {self.ip}: home/mngtmpaddr are IPv6-only")
         if ip.version == 6:
             if self.label is not None:
                 raise InvalidItemError(f"address {self.ip}: IPv6 addresses take no label")

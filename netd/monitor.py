@@ -32,6 +32,9 @@ __all__ = [
     "Monitor",
     "Overflow",
     "RouteEvent",
+    "addr_event",
+    "decode",
+    "link_event",
 ]
 
 IFF_UP: Final = 0x1
@@ -70,8 +73,15 @@ class LinkEvent:
         return self.up and self.running and not self.removed
 
 
+IFA_F_SECONDARY: Final = 0x01
+IFA_F_TENTATIVE: Final = 0x40
+IFA_F_DADFAILED: Final = 0x08
+
+
 @dataclass(frozen=True, slots=True)
 class AddrEvent:
+    """An address appeared (``added``) or went away; ``flags`` are the IFA_F_* bits."""
+
     added: bool
     ifindex: int
     family: int
@@ -80,6 +90,15 @@ class AddrEvent:
     label: str | None
     proto: int | None
     flags: int
+
+    @property
+    def primary(self) -> bool:
+        return not self.flags & IFA_F_SECONDARY
+
+    @property
+    def tentative(self) -> bool:
+        """IPv6 DAD still running (or failed): not yet usable as a source address."""
+        return bool(self.flags & (IFA_F_TENTATIVE | IFA_F_DADFAILED))
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +121,8 @@ class Overflow:
 Event: TypeAlias = LinkEvent | AddrEvent | RouteEvent | Overflow
 
 
-def _link(msg: Any, removed: bool) -> LinkEvent:
+def link_event(msg: Any, removed: bool = False) -> LinkEvent:
+    """A LinkEvent from a decoded RTM_NEWLINK/DELLINK (pyroute2 message or dict)."""
     flags = int(msg["flags"])
     return LinkEvent(
         ifindex=int(msg["index"]),
@@ -115,7 +135,8 @@ def _link(msg: Any, removed: bool) -> LinkEvent:
     )
 
 
-def _addr(msg: Any, added: bool) -> AddrEvent:
+def addr_event(msg: Any, added: bool = True) -> AddrEvent:
+    """An AddrEvent from a decoded RTM_NEWADDR/DELADDR (pyroute2 message or dict)."""
     local = msg.get("IFA_LOCAL")
     return AddrEvent(
         added=added,
@@ -145,10 +166,10 @@ def _route(msg: Any, added: bool) -> RouteEvent:
 
 
 _DECODERS: Final[dict[int, Callable[[Any], Event]]] = {
-    rtnl.RTM_NEWLINK: lambda m: _link(m, False),
-    rtnl.RTM_DELLINK: lambda m: _link(m, True),
-    rtnl.RTM_NEWADDR: lambda m: _addr(m, True),
-    rtnl.RTM_DELADDR: lambda m: _addr(m, False),
+    rtnl.RTM_NEWLINK: lambda m: link_event(m, False),
+    rtnl.RTM_DELLINK: lambda m: link_event(m, True),
+    rtnl.RTM_NEWADDR: lambda m: addr_event(m, True),
+    rtnl.RTM_DELADDR: lambda m: addr_event(m, False),
     rtnl.RTM_NEWROUTE: lambda m: _route(m, True),
     rtnl.RTM_DELROUTE: lambda m: _route(m, False),
 }
@@ -167,10 +188,10 @@ def decode(data: bytes) -> list[Event]:
 class Monitor:
     """Subscribe to rtnetlink notifications in the current network namespace."""
 
-    def __init__(self, groups: int = DEFAULT_GROUPS) -> None:
+    def __init__(self, groups: int = DEFAULT_GROUPS, rcvbuf: int = RCVBUF) -> None:
         try:
             self._sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_ROUTE)
-            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
+            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
             self._sock.bind((0, groups))
             self._sock.setblocking(False)
         except OSError as exc:

@@ -21,6 +21,7 @@ from typing import Any, Final
 import structlog
 from pyroute2.netlink.exceptions import NetlinkError
 
+from netd.devconf import BASE_SETTINGS, VMAC_SETTINGS, DevconfGuard
 from netd.errors import KernelError, VmacError
 from netd.kernel import KernelAdapter
 
@@ -62,9 +63,26 @@ class VmacManager:
     """Creates, finds and removes VMACs through a :class:`KernelAdapter`'s netlink socket
     (so they count in its ``netlink_calls``)."""
 
-    def __init__(self, kernel: KernelAdapter) -> None:
+    def __init__(self, kernel: KernelAdapter, configure_interfaces: bool = True) -> None:
         self._k = kernel
         self._ipr = kernel.ipr  # one netlink socket for all of netd
+        # keepalived's ARP/rp_filter settings on the VMAC and its base (see netd.devconf).
+        self._configure = configure_interfaces
+        self._guard = DevconfGuard(kernel)
+        self._configured: dict[str, str] = {}  # vmac ifname -> base ifname
+
+    def _configure_pair(self, vmac: str, base: str, family: int) -> None:
+        if not self._configure or vmac in self._configured:
+            return
+        if family == socket.AF_INET:
+            self._guard.apply(vmac, VMAC_SETTINGS)
+        self._guard.apply(base, BASE_SETTINGS)
+        self._configured[vmac] = base
+
+    def restore_interfaces(self) -> None:
+        """Put back every base-interface setting changed (call at shutdown)."""
+        self._guard.restore_all()
+        self._configured.clear()
 
     def _vmac_from(self, msg: Any) -> Vmac:
         base_index = msg.get("IFLA_LINK")
@@ -134,6 +152,7 @@ class VmacManager:
                     self._set_up(existing.index)
                     existing = self.get(name) or existing
                 log.debug("netd.vmac.reused", ifname=name)
+                self._configure_pair(name, base, family)
                 return existing
             log.info(
                 "netd.vmac.recreated",
@@ -142,7 +161,7 @@ class VmacManager:
             )
             self.remove(name)
         try:
-            base_index = self._k.ifindex(base)
+            base_index = self._k.ifindex_fresh(base)
         except KernelError as exc:
             raise VmacError(
                 f"create {name} on {base}", exc.code, exc.errno_name, exc.reason
@@ -169,6 +188,10 @@ class VmacManager:
         created = self.get(name)
         if created is None:
             raise VmacError(f"create {name}", errno.ENODEV, "ENODEV", "vanished after creation")
+        try:
+            self._configure_pair(name, base, family)
+        except KernelError as exc:
+            raise VmacError(f"configure {name}", exc.code, exc.errno_name, exc.reason) from exc
         return created
 
     def _set_up(self, index: int) -> None:
@@ -207,4 +230,8 @@ class VmacManager:
             ) from exc
         self._k.refresh_links()
         log.info("netd.vmac.removed", ifname=ifname)
+        base = self._configured.pop(ifname, None)
+        self._guard.forget(ifname)
+        if base is not None:
+            self._guard.release(base)
         return True

@@ -147,7 +147,9 @@ def component_pids(runtime: RuntimeDir) -> dict[str, int]:
 class DaemonGroup:
     """``pykeepalived`` (the watchdog and all its children) running inside a lab node."""
 
-    def __init__(self, node: Any, config: str, *extra: str) -> None:
+    def __init__(
+        self, node: Any, config: str, *extra: str, env: dict[str, str] | None = None
+    ) -> None:
         self.node = node
         self.runtime = RuntimeDir(short_tmpdir())
         self.config = self.runtime.path / "keepalived.conf"
@@ -163,7 +165,7 @@ class DaemonGroup:
             str(self.runtime.path),
             *extra,
         ]
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
         self.proc = node.popen(argv, stdout=self.log, stderr=subprocess.STDOUT, env=env, cwd=REPO)
 
     def wait_started(
@@ -195,8 +197,10 @@ class DaemonGroup:
 
 
 @contextlib.contextmanager
-def daemon_group(node: Any, config: str, *extra: str) -> Iterator[DaemonGroup]:
-    group = DaemonGroup(node, config, *extra)
+def daemon_group(
+    node: Any, config: str, *extra: str, env: dict[str, str] | None = None
+) -> Iterator[DaemonGroup]:
+    group = DaemonGroup(node, config, *extra, env=env)
     try:
         yield group
     finally:

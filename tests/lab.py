@@ -45,6 +45,7 @@ P = ParamSpec("P")
 CLONE_NEWNET = 0x40000000
 NETNS_RUN_DIR = "/run/netns"
 ETH_P_ALL = 0x0003
+IFA_F_TENTATIVE = 0x40
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
 
@@ -420,12 +421,26 @@ class Lab:
         return self.nodes[i]
 
     def wait_ready(self, timeout: float = 5.0) -> None:
-        """Wait until every node's eth0 is operationally up (veth carrier settles async)."""
+        """Wait until every node's eth0 is operationally up and no address is tentative.
+
+        The veth carrier settles asynchronously, and IPv6 addresses stay tentative until the
+        carrier is up even with DAD off (the kernel finishes "DAD" from a workqueue), so a
+        bind() right after setup could fail with EADDRNOTAVAIL.
+        """
         for node in self.nodes:
             wait_until(
                 lambda n=node: n.links()[n.ifname]["state"] == "UP",  # type: ignore[misc]
                 timeout,
                 message=f"{node.netns} {node.ifname} up",
+            )
+            wait_until(
+                lambda n=node: (
+                    not any(  # type: ignore[misc]
+                        a["flags"] & IFA_F_TENTATIVE for a in n.addresses(n.ifname)
+                    )
+                ),
+                timeout,
+                message=f"{node.netns} addresses out of tentative state",
             )
 
     def close(self) -> None:

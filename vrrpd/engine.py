@@ -16,16 +16,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import structlog
 
 from bus import Component
+from bus.component import SIGJSON
 from bus.envelope import Event as BusEvent
-from core import WireFormatError, from_wire
-from vrrpd import notify
+from core import Script, WireFormatError, from_wire
+from vrrpd import dumps, notify
 from vrrpd.links import Link
 from vrrpd.machine import (
     Action,
@@ -52,6 +54,7 @@ from vrrpd.packet import Advert, ChecksumForm, IPAddress, PreparedAdvert, prepar
 from vrrpd.plan import InstancePlan, plan
 from vrrpd.priority import Tracker, TrackerKind, evaluate
 from vrrpd.sockets import Datagram, Receiver, Sender, SocketError
+from vrrpd.syncgroup import GroupNotify, SyncGroup
 from vrrpd.timers import TimerHeap
 from vrrpd.validate import Accepted, Drop, Expectations, ReceiveCounters, validate
 
@@ -77,11 +80,7 @@ class Runner:
         self.machine = Machine(plan.params_for(primary))
         self.counters = ReceiveCounters()
         self.expect = self._expectations()
-        self.advert = self._prepare(plan.params.priority)
-        # One per unicast peer: the v3 pseudo-header checksum names the destination.
-        self.peer_adverts = {
-            peer: self._prepare(plan.params.priority, peer) for peer in plan.unicast_peers
-        }
+        self.adverts = self._prepare(plan.params.priority)
         self.held = False
         self.accept = True
         self.intent_generation = 0
@@ -89,7 +88,13 @@ class Runner:
         self.garp_count = 0
         self.status: dict[Tracker, bool | int | None] = {}
         self.faults: frozenset[str] = frozenset()
+        self.disabled: set[Tracker] = set()
         self.last_peer_addresses: dict[IPAddress, tuple[IPAddress, ...]] = {}
+        self.last_transition: dict[str, Any] = {}
+        self.group: SyncGroup | None = None
+        self.sent = dumps.SendCounters()
+        self.last_transition_at = time.time()
+        self._published: tuple[State, int, IPAddress | None] | None = None
         self._drop_logged: dict[str, float] = {}
 
     @property
@@ -114,11 +119,11 @@ class Runner:
             checksum_any=p.checksum_as_v2,
         )
 
-    def _prepare(self, priority: int, dst: IPAddress | None = None) -> PreparedAdvert:
+    def _prepare(self, priority: int) -> dict[IPAddress, PreparedAdvert]:
+        """One prepared advert per destination: the v3 pseudo-header covers the destination."""
         p = self.plan
-        if dst is None:
-            dst = p.unicast_peers[0] if p.unicast else p.mcast_group
-        form = ChecksumForm.PSEUDO
+        # keepalived's v3_checksum_as_v2 sends the v2 form (no pseudo-header) for old peers.
+        form = ChecksumForm.MESSAGE if p.checksum_as_v2 else ChecksumForm.PSEUDO
         advert = Advert(
             version=p.version,
             vrid=p.vrid,
@@ -129,12 +134,60 @@ class Runner:
             auth_type=p.auth_type,
             auth_data=p.auth_pass.ljust(8, b"\0") if p.auth_pass else bytes(8),
         )
-        return prepare(advert, src=self.primary, dst=dst, form=form)
+        dsts = p.unicast_peers if p.unicast else (p.mcast_group,)
+        return {dst: prepare(advert, src=self.primary, dst=dst, form=form) for dst in dsts}
+
+    def compatible(self, new: InstancePlan) -> bool:
+        """Can ``new`` be applied without restarting the election (keepalived keeps state)?"""
+        old = self.plan
+        return (old.interface, old.family, old.vrid, old.version, old.unicast_src) == (
+            new.interface,
+            new.family,
+            new.vrid,
+            new.version,
+            new.unicast_src,
+        )
+
+    def update(self, new: InstancePlan, now: float) -> None:
+        """A reload changed this instance: keep its state, adopt priority, VIPs, trackers."""
+        new_vips = set(new.vips) - set(self.plan.vips)
+        self.plan = new
+        self.machine.params = new.params_for(self.primary)
+        self.expect = self._expectations()
+        self.adverts = self._prepare(self.machine.priority)
+        self.intent_generation += 1
+        if self.held:
+            if new_vips:  # as keepalived: a master announces VIPs a reload added
+                self.announce += 1
+                self.garp_count = new.params.garp_master_repeat
+            self.publish_intent()
+        self.trackers_changed(now)
+        log.info("vrrpd.instance.updated", instance=self.name, state=self.machine.state.value)
 
     # ---- inputs ------------------------------------------------------------------------------
 
     def feed(self, event: Event, now: float) -> None:
-        self.execute(self.machine.handle(event, now), now)
+        if self.group is None:
+            self.execute(self.machine.handle(event, now), now)
+            self.after_actions()
+            return
+        # A sync group member: the group decides, and its actions may belong to any member.
+        by_member: dict[str, list[Action]] = {}
+        for member, action in self.group.handle(self.name, event, now):
+            if isinstance(action, GroupNotify):
+                self.engine.group_notify(action)
+            else:
+                by_member.setdefault(member, []).append(action)
+        for member, actions in by_member.items():
+            runner = self.engine.runners.get(member)
+            if runner is not None:
+                runner.execute(actions, now)
+                runner.after_actions()
+
+    def after_actions(self) -> None:
+        m = self.machine
+        if (m.state, m.priority, m.master_peer) != self._published:
+            self.publish_state()
 
     def receive(self, dgram: Datagram, now: float) -> None:
         result = validate(dgram.payload, dgram.facts, self.expect)
@@ -154,16 +207,16 @@ class Runner:
             return
         self._drop_logged[reason] = now
         event = "vrrpd.advert.mismatch" if accepted else "vrrpd.advert.dropped"
+        counts = self.counters.notes if accepted else self.counters.drops
         log.warning(
-            event,
-            instance=self.name,
-            reason=reason,
-            detail=item.detail,
-            count=self.counters.snapshot().get(reason, 0),
+            event, instance=self.name, reason=reason, detail=item.detail, count=counts[item.reason]
         )
 
     def trackers_changed(self, now: float) -> None:
-        verdict = evaluate(self.plan.params.priority, self.plan.trackers, self.status)
+        # A check checkd refused to run (script security) is dropped from tracking, as
+        # keepalived drops it, rather than counted as failed.
+        trackers = [t for t in self.plan.trackers if t not in self.disabled]
+        verdict = evaluate(self.plan.params.priority, trackers, self.status)
         faults = set(verdict.faults)
         if self.plan.track_own_interface and not self.link.up:
             faults.add(f"interface {self.plan.interface}")
@@ -208,16 +261,43 @@ class Runner:
                     )
 
     def send_advert(self, priority: int) -> None:
-        if priority != self.advert.priority:
-            self.advert = self.advert.with_priority(priority)
-            self.peer_adverts = {
-                peer: advert.with_priority(priority) for peer, advert in self.peer_adverts.items()
-            }
-        if self.plan.unicast:
-            for peer, advert in self.peer_adverts.items():
-                self.sender.send(advert.wire, peer)
-        else:
-            self.sender.send(self.advert.wire, self.plan.mcast_group)
+        sent = 0
+        for dst, prepared in self.adverts.items():
+            advert = prepared
+            if priority != prepared.priority:
+                advert = self.adverts[dst] = prepared.with_priority(priority)
+            sent += self.sender.send(advert.wire, dst)
+        self.sent.advert_sent += sent
+        if priority == 0:
+            self.sent.pri_zero_sent += sent
+
+    def view(self) -> dumps.InstanceView:
+        m, p = self.machine, self.plan
+        return dumps.InstanceView(
+            name=p.name,
+            version=p.version,
+            state=m.state,
+            vrid=p.vrid,
+            base_priority=p.params.priority,
+            effective_priority=m.priority,
+            interface=p.interface,
+            src_ip=str(self.primary),
+            mcast=str(p.mcast_group),
+            interval=p.params.interval_cs / 100,
+            master_adver_int=m.master_adver_int_cs / 100,
+            master_down=m.master_down_interval,
+            master_priority=m.master_priority or 0,
+            preempt=p.params.preempt,
+            preempt_delay=p.params.preempt_delay,
+            accept=self.accept,
+            vips=tuple(str(v) for v in p.vips),
+            vips_set=self.held,
+            auth_type=int(p.auth_type),
+            track_scripts=tuple(t.name for t in p.trackers if t.kind is TrackerKind.SCRIPT),
+            last_transition=self.last_transition_at,
+            received=self.counters,
+            sent=self.sent,
+        )
 
     @property
     def lease(self) -> float:
@@ -241,7 +321,13 @@ class Runner:
     def publish_intent(self) -> None:
         self.engine.comp.publisher.retain(f"vrrp.intent.{self.name}", self.intent_body())
 
-    def state_body(self, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    def publish_state(self) -> None:
+        m = self.machine
+        self._published = (m.state, m.priority, m.master_peer)
+        self.engine.comp.publisher.retain(f"vrrp.state.{self.name}", self.state_body())
+
+    def state_body(self) -> dict[str, Any]:
+        """Current state plus the last transition's old/new/cause (retained on the bus)."""
         m = self.machine
         body: dict[str, Any] = {
             "instance": self.name,
@@ -257,9 +343,8 @@ class Runner:
             "faults": sorted(self.faults),
             "drops": self.counters.snapshot(),
             "transitions": m.transitions,
+            **self.last_transition,
         }
-        if extra:
-            body.update(extra)
         return body
 
     def notify(self, action: Notify) -> None:
@@ -276,13 +361,20 @@ class Runner:
             fields["timer"] = cause.timer.value
         if cause.source is not None:
             fields["tracker"] = cause.source
-        self.engine.comp.publisher.retain(f"vrrp.state.{self.name}", self.state_body(fields))
+        self.last_transition = fields
+        self.last_transition_at = time.time()
+        if action.new is State.MASTER:
+            self.sent.become_master += 1
+        elif action.old is State.MASTER:
+            self.sent.release_master += 1
+        self.publish_state()
         log.info("vrrp.state", instance=self.name, priority=action.priority, **fields)
         state = "STOP" if self.engine.stopping else action.new.value
         if state in ("MASTER", "BACKUP", "FAULT", "STOP"):
             self.engine.notifier.submit(
                 notify.jobs_for(self.name, self.plan.notify, state, action.priority)
             )
+            self.engine.fifo_write(notify.fifo_line(self.name, state, action.priority))
 
     def close(self) -> None:
         self.engine.timers.cancel_instance(self.name)
@@ -301,6 +393,9 @@ class Engine:
         self.by_vrid: dict[tuple[str, int, int], Runner] = {}
         self.health: dict[str, tuple[float, Mapping[str, Any]]] = {}
         self.config_hash: str | None = None
+        self.fifo: notify.NotifyFifo | None = None
+        self.groups: dict[str, SyncGroup] = {}
+        self.group_scripts: dict[str, dict[str, str]] = {}
         self.stopping = False
         self._stale_logged: set[str] = set()
 
@@ -311,7 +406,21 @@ class Engine:
     def now(self) -> float:
         return self.loop.time()
 
+    def _dump(self, name: str, render: Callable[[list[dumps.InstanceView]], str]) -> None:
+        views = [r.view() for r in self.runners.values()]
+        try:
+            path = dumps.write(name, render(views))
+        except OSError as exc:
+            log.error("vrrpd.dump.failed", file=name, reason=str(exc))
+            return
+        log.info("vrrpd.dump", file=str(path), instances=len(views))
+
     async def run(self) -> None:
+        self.comp.on_signal(signal.SIGUSR1, lambda: self._dump("keepalived.data", dumps.data_text))
+        self.comp.on_signal(
+            signal.SIGUSR2, lambda: self._dump("keepalived.stats", dumps.stats_text)
+        )
+        self.comp.on_signal(SIGJSON, lambda: self._dump("keepalived.json", dumps.json_text))
         sub = self.comp.subscribe("config.current", "net.link.*", "health.*")
         renew = asyncio.create_task(self._renew_loop(), name="vrrpd.renew")
         try:
@@ -347,14 +456,52 @@ class Engine:
             return
         config = from_wire(body["model"])
         new_plans = {p.name: p for p in plan(config)}
+        self._open_fifo(config.global_defs.vrrp_notify_fifo or config.global_defs.notify_fifo)
+        self.group_scripts = {
+            g.name: {
+                k: s.command
+                for k in ("notify_master", "notify_backup", "notify_fault", "notify_stop", "notify")
+                if (s := getattr(g, k)) is not None
+            }
+            for g in config.sync_groups
+        }
         now = self.now()
-        for name in list(self.runners):
-            if new_plans.get(name) != self.plans.get(name):
-                self._stop_runner(name, now, reason="configuration changed")
+        for name, runner in list(self.runners.items()):
+            new = new_plans.get(name)
+            if new == self.plans.get(name):
+                continue
+            if new is not None and runner.compatible(new):
+                self._refresh_trackers_for(runner, new)
+                runner.update(new, now)
+            else:
+                self._stop_runner(
+                    name,
+                    now,
+                    reason="removed from the configuration"
+                    if new is None
+                    else "interface, VRID or version changed",
+                )
         self.plans = new_plans
         self.config_hash = digest
         log.info("vrrpd.config", generation=body["generation"], instances=len(new_plans))
         self._start_pending(now)
+
+    def _open_fifo(self, script: Script | None) -> None:
+        path = script.command if script else None
+        if self.fifo is not None and self.fifo.path == path:
+            return
+        if self.fifo is not None:
+            self.fifo.close()
+            self.fifo = None
+        if path:
+            try:
+                self.fifo = notify.NotifyFifo(path)
+            except OSError as exc:
+                log.error("vrrpd.notify_fifo.failed", path=path, reason=str(exc))
+
+    def fifo_write(self, line: str) -> None:
+        if self.fifo is not None:
+            self.fifo.write(line)
 
     def _start_pending(self, now: float) -> None:
         for name, p in self.plans.items():
@@ -392,7 +539,36 @@ class Engine:
             self._refresh_trackers(runner)
             runner.feed(Startup(), now)
             runner.trackers_changed(now)
-            self.comp.publisher.retain(f"vrrp.state.{name}", runner.state_body())
+        self._form_groups()
+
+    def _form_groups(self) -> None:
+        """A sync group starts coordinating once every member instance is running."""
+        members: dict[str, list[Runner]] = {}
+        for runner in self.runners.values():
+            if runner.plan.sync_group:
+                members.setdefault(runner.plan.sync_group, []).append(runner)
+        for name, runners in members.items():
+            wanted = {p.name for p in self.plans.values() if p.sync_group == name}
+            if name in self.groups or {r.name for r in runners} != wanted:
+                continue
+            group = SyncGroup(name, {r.name: r.machine for r in runners})
+            self.groups[name] = group
+            for r in runners:
+                r.group = group
+            log.info("vrrpd.sync_group.formed", group=name, members=sorted(wanted))
+
+    def group_notify(self, action: GroupNotify) -> None:
+        state = "STOP" if self.stopping else action.new.value
+        log.info(
+            "vrrp.sync_group",
+            group=action.group,
+            old=action.old.value,
+            new=state,
+            member=action.member,
+        )
+        scripts = self.group_scripts.get(action.group, {})
+        self.notifier.submit(notify.jobs_for(action.group, scripts, state, 0, scope="GROUP"))
+        self.fifo_write(f'GROUP "{action.group}" {state} 0\n')
 
     def _make_runner(self, p: InstancePlan, link: Link, primary: IPAddress) -> Runner:
         key = (p.family, p.interface)
@@ -409,7 +585,14 @@ class Engine:
         return Runner(self, p, link, primary, sender)
 
     def _stop_runner(self, name: str, now: float, reason: str) -> None:
-        runner = self.runners.pop(name)
+        runner = self.runners[name]
+        if runner.group is not None:
+            # Members leave together; the group re-forms from the new plans.
+            group = self.groups.pop(runner.group.name, None)
+            for other in self.runners.values():
+                if other.group is group:
+                    other.group = None
+        del self.runners[name]
         runner.feed(Shutdown(reason), now)
         runner.close()
         self.by_vrid.pop((runner.plan.interface, runner.plan.family, runner.plan.vrid), None)
@@ -465,8 +648,16 @@ class Engine:
                 runner.trackers_changed(now)
 
     def _refresh_trackers(self, runner: Runner) -> None:
-        for tracker in runner.plan.trackers:
-            runner.status[tracker] = self._status(tracker)
+        self._refresh_trackers_for(runner, runner.plan)
+
+    def _refresh_trackers_for(self, runner: Runner, plan: InstancePlan) -> None:
+        runner.status = {tracker: self._status(tracker) for tracker in plan.trackers}
+        runner.disabled = {
+            t
+            for t in plan.trackers
+            if t.kind is not TrackerKind.INTERFACE
+            and self.health.get(t.name, (0.0, {}))[1].get("disabled")
+        }
 
     def _status(self, tracker: Tracker) -> bool | int | None:
         if tracker.kind is TrackerKind.INTERFACE:
@@ -532,6 +723,8 @@ class Engine:
             self._stop_runner(name, now, reason="daemon stopping")
         await self.notifier.drain(notify.STOP_TIMEOUT + 0.5)
         await self.notifier.close()
+        if self.fifo is not None:
+            self.fifo.close()
         self.timers.close()
         for receiver in self.receivers.values():
             with contextlib.suppress(ValueError, OSError):

@@ -13,6 +13,7 @@ import contextlib
 import os
 import shlex
 import signal
+import stat
 import time
 from dataclasses import dataclass
 
@@ -32,8 +33,13 @@ class Job:
     timeout: float
 
 
-def jobs_for(instance: str, scripts: dict[str, str], state: str, priority: int) -> list[Job]:
-    """The per-state script, then the generic one with keepalived's four extra arguments."""
+def jobs_for(
+    instance: str, scripts: dict[str, str], state: str, priority: int, scope: str = "INSTANCE"
+) -> list[Job]:
+    """The per-state script, then the generic one with keepalived's four extra arguments.
+
+    ``scope`` is ``INSTANCE`` or, for a sync group's own scripts, ``GROUP`` (priority 0).
+    """
     jobs: list[Job] = []
     timeout = STOP_TIMEOUT if state == "STOP" else NOTIFY_TIMEOUT
     specific = scripts.get(f"notify_{state.lower()}")
@@ -41,7 +47,7 @@ def jobs_for(instance: str, scripts: dict[str, str], state: str, priority: int) 
         jobs.append(Job(instance, f"notify_{state.lower()}", tuple(shlex.split(specific)), timeout))
     generic = scripts.get("notify")
     if generic:
-        argv = (*shlex.split(generic), "INSTANCE", instance, state, str(priority))
+        argv = (*shlex.split(generic), scope, instance, state, str(priority))
         jobs.append(Job(instance, "notify", argv, timeout))
     return jobs
 
@@ -58,6 +64,37 @@ def rx_lower_jobs(instance: str, scripts: dict[str, str]) -> list[Job]:
 
 def fifo_line(instance: str, state: str, priority: int) -> str:
     return f'INSTANCE "{instance}" {state} {priority}\n'
+
+
+class NotifyFifo:
+    """keepalived's notify FIFO: one line per state change, never blocking the daemon.
+
+    Created (0600) when missing and then unlinked at close; opened read-write and
+    non-blocking, as keepalived does, so a missing reader costs lines, never a stall.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.created = False
+        if not os.path.exists(path):
+            os.mkfifo(path, 0o600)
+            self.created = True
+        elif not stat.S_ISFIFO(os.stat(path).st_mode):
+            raise OSError(f"{path} exists and is not a FIFO")
+        self.fd = os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+        self.lost = 0
+
+    def write(self, line: str) -> None:
+        try:
+            os.write(self.fd, line.encode())
+        except BlockingIOError:
+            self.lost += 1
+
+    def close(self) -> None:
+        os.close(self.fd)
+        if self.created:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path)
 
 
 class NotifyQueues:

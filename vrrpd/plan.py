@@ -12,7 +12,7 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
-from core import Config, GlobalDefs, VrrpInstance, part_to_wire
+from core import Config, GlobalDefs, VrrpInstance, part_to_wire, vrrp_settings
 from vrrpd.machine import InstanceParams
 from vrrpd.packet import MCAST_V4, MCAST_V6, AuthType, IPAddress
 from vrrpd.priority import Tracker, TrackerKind
@@ -66,14 +66,13 @@ def _ip(text: str) -> IPAddress:
 
 def _plan_one(config: Config, inst: VrrpInstance, sync_group: str | None) -> InstancePlan:
     g: GlobalDefs = config.global_defs
+    eff = vrrp_settings(config, inst)  # keepalived's inheritance, resolved once, in core
     family = inst.family
-    version = inst.version or g.vrrp_version
-    if family == 6:
-        version = 3  # VRRP over IPv6 only exists as v3
-    interval_cs = max(1, round(inst.advert_int * 100))
+    version = eff.version
+    interval_cs = max(1, round(eff.advert_int * 100))
     if version == 2:
-        interval_cs = max(100, round(inst.advert_int) * 100)
-    priority = inst.effective_priority
+        interval_cs = max(100, round(eff.advert_int) * 100)
+    priority = eff.priority
     auth = inst.authentication
     auth_type = AuthType.NONE
     auth_pass = b""
@@ -82,20 +81,6 @@ def _plan_one(config: Config, inst: VrrpInstance, sync_group: str | None) -> Ins
         auth_pass = (auth.auth_pass or "").encode()[:8]
     elif version == 2 and auth is not None and auth.auth_type == "AH":
         auth_type = AuthType.AH
-    strict = bool(inst.strict_mode if inst.strict_mode is not None else g.vrrp_strict)
-    accept = bool(inst.accept) if inst.accept is not None else not strict
-    lower_prio_delay = (
-        inst.garp_lower_prio_delay
-        if inst.garp_lower_prio_delay is not None
-        else g.vrrp_garp_lower_prio_delay
-    )
-    lower_prio_repeat = (
-        inst.garp_lower_prio_repeat
-        if inst.garp_lower_prio_repeat is not None
-        else g.vrrp_garp_lower_prio_repeat
-    )
-    master_delay = _pick(inst.garp_master_delay, g.vrrp_garp_master_delay)
-    master_repeat = _pick(inst.garp_master_repeat, g.vrrp_garp_master_repeat)
     params = InstanceParams(
         name=inst.name,
         vrid=inst.virtual_router_id or 0,
@@ -105,33 +90,21 @@ def _plan_one(config: Config, inst: VrrpInstance, sync_group: str | None) -> Ins
         interval_cs=interval_cs,
         preempt=not inst.nopreempt,
         preempt_delay=inst.preempt_delay,
-        start_master=inst.effective_state == "MASTER" and priority != 255,
-        accept=accept,
-        down_timer_adverts=_pick(inst.down_timer_adverts, g.vrrp_down_timer_adverts),
-        lower_prio_no_advert=bool(
-            _pick(inst.lower_prio_no_advert, g.vrrp_lower_prio_no_advert, False)
-        ),
-        higher_prio_send_advert=bool(
-            _pick(inst.higher_prio_send_advert, g.vrrp_higher_prio_send_advert)
-        ),
-        garp_master_repeat=master_repeat,
-        garp_master_delay=float(master_delay),
-        garp_master_refresh=float(_pick(inst.garp_master_refresh, g.vrrp_garp_master_refresh)),
-        garp_master_refresh_repeat=_pick(
-            inst.garp_master_refresh_repeat, g.vrrp_garp_master_refresh_repeat
-        ),
-        garp_lower_prio_repeat=lower_prio_repeat
-        if lower_prio_repeat is not None
-        else master_repeat,
-        garp_lower_prio_delay=float(
-            lower_prio_delay if lower_prio_delay is not None else master_delay
-        ),
+        start_master=eff.state == "MASTER" and priority != 255,
+        accept=eff.accept,
+        down_timer_adverts=eff.down_timer_adverts,
+        lower_prio_no_advert=eff.lower_prio_no_advert,
+        higher_prio_send_advert=eff.higher_prio_send_advert,
+        garp_master_repeat=eff.garp_master_repeat,
+        garp_master_delay=float(eff.garp_master_delay),
+        garp_master_refresh=float(eff.garp_master_refresh),
+        garp_master_refresh_repeat=eff.garp_master_refresh_repeat,
+        garp_lower_prio_repeat=eff.garp_lower_prio_repeat,
+        garp_lower_prio_delay=float(eff.garp_lower_prio_delay),
         # keepalived scales the v2 skew with the advert interval as well (features 5.4).
         v2_skew_scales_with_interval=True,
     )
-    group = g.vrrp_mcast_group4 if family == 4 else g.vrrp_mcast_group6
-    if inst.mcast_dst_ip:
-        group = inst.mcast_dst_ip
+    group = eff.mcast_group
     trackers = _trackers(config, inst)
     net_items: list[dict[str, Any]] = []
     for kind, parts in (
@@ -168,25 +141,20 @@ def _plan_one(config: Config, inst: VrrpInstance, sync_group: str | None) -> Ins
         else (MCAST_V4 if family == 4 else MCAST_V6),
         unicast_src=_ip(inst.unicast_src_ip) if inst.unicast_src_ip else None,
         unicast_peers=tuple(_ip(p.address) for p in inst.unicast_peer),
-        check_unicast_src=inst.check_unicast_src or g.vrrp_check_unicast_src,
+        check_unicast_src=eff.check_unicast_src,
         checksum_as_v2=bool(inst.v3_checksum_as_v2),
         trackers=trackers,
         track_own_interface=not inst.dont_track_primary,
         sync_group=sync_group,
         net_items=tuple(net_items),
         garp={
-            "delay": float(master_delay),
-            "repeat": float(master_repeat),
+            "delay": float(eff.garp_master_delay),
+            "repeat": float(eff.garp_master_repeat),
             "interval": float(g.vrrp_garp_interval),
             "gna_interval": float(g.vrrp_gna_interval),
         },
         notify=notify,
     )
-
-
-def _pick(*values: Any) -> Any:
-    """The first value that is set (instance setting, then global default)."""
-    return next(v for v in values if v is not None)
 
 
 def _trackers(config: Config, inst: VrrpInstance) -> tuple[Tracker, ...]:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from bus.component import PARENT_ENV, SIGJSON, Component
+from bus.component import PARENT_ENV, SIGJSON, Component, signal_name
 from watchdog import pidfile
 from watchdog.backoff import Backoff
 from watchdog.children import PERMANENT_EXIT_CODES, ChildSpec
@@ -91,9 +91,7 @@ class Supervisor:
         for name in targets:
             child = self.children.get(name)
             if child and child.running and child.proc:
-                log.info(
-                    "watchdog.signal.forwarded", child=name, signal=signal.Signals(signum).name
-                )
+                log.info("watchdog.signal.forwarded", child=name, signal=signal_name(signum))
                 child.proc.send_signal(signum)
 
     async def _spawn(self, child: Child) -> None:
@@ -123,7 +121,7 @@ class Supervisor:
                 pidfile.remove(child.spec.pidfile, child.proc.pid)
             if self._stopping:
                 return
-            cause = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit {code}"
+            cause = f"signal {signal_name(-code)}" if code < 0 else f"exit {code}"
             log.warning(
                 "watchdog.child.exited",
                 child=child.name,

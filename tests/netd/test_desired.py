@@ -88,7 +88,7 @@ def test_desired_set_round_trips_through_msgpack() -> None:
     wire = msgpack.unpackb(msgpack.packb(ds.to_wire()))
     back = DesiredSet.from_wire(wire)
     assert back == ds
-    assert back.items[0].no_track is True  # type: ignore[union-attr]
+    assert back.items[0].no_track is True
     assert len(back.addresses) == 2 and len(back.routes) == 2 and len(back.rules) == 1
 
 

@@ -4,12 +4,22 @@ ownership markers and leftovers."""
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from netd import NETD_PROTO, Action, Address, KernelAdapter, Operation, Route, Rule, item_key
+from netd import (
+    NETD_PROTO,
+    Action,
+    Address,
+    Item,
+    KernelAdapter,
+    Operation,
+    Route,
+    Rule,
+    item_key,
+)
 from tests.lab import Lab, Node
 
 pytestmark = pytest.mark.netns
@@ -19,8 +29,8 @@ IFA_F_DEPRECATED = 0x20
 
 
 @pytest.fixture
-def node(lab: Lab) -> Node:
-    return lab.nodes[0]
+def node(make_lab: Callable[..., Lab]) -> Node:
+    return make_lab(1).nodes[0]
 
 
 @pytest.fixture
@@ -51,6 +61,8 @@ def _addr(node: Node, ip: str) -> dict[str, object]:
         (Address("192.0.2.106", 32, "eth0", peer="198.51.100.1"), {"peer": "198.51.100.1"}),
         (Address("2001:db8::100", 64, "eth0"), {"prefixlen": 64}),
         (Address("2001:db8::101", 128, "eth0"), {"prefixlen": 128}),
+        (Address("192.0.2.107", 24, "eth0", noprefixroute=True), {"prefixlen": 24}),
+        (Address("2001:db8::102", 64, "eth0", home=True, mngtmpaddr=True), {"prefixlen": 64}),
     ],
     ids=lambda v: str(getattr(v, "cidr", "")) or None,
 )
@@ -68,6 +80,9 @@ def test_address_options_reach_the_kernel(
         assert int(got["flags"]) & IFA_F_NODAD  # type: ignore[call-overload]
         deprecated = bool(int(got["flags"]) & IFA_F_DEPRECATED)  # type: ignore[call-overload]
         assert deprecated == (item.prefix == 128)  # keepalived: /128 gets preferred_lft 0
+    flags = int(got["flags"])  # type: ignore[call-overload]
+    assert bool(flags & 0x200) == item.noprefixroute
+    assert bool(flags & 0x10) == item.home and bool(flags & 0x100) == item.mngtmpaddr
     # Read back through the adapter too: the kernel's item satisfies the desired one.
     assert ka.reconcile([item]).done == ()
 
@@ -122,6 +137,8 @@ def test_reconcile_converges_and_counts_calls(node: Node, ka: KernelAdapter) -> 
             {"src": "192.0.2.10"},
         ),
         (Route("203.0.113.0/24", via="192.0.2.1", table=100), {"table": 100}),
+        (Route("203.0.113.0/28", via="192.0.2.1", table=1000), {"table": 1000}),
+        (Route("203.0.113.16/28", dev="eth0", mtu=1400), {"dev": "eth0"}),
         (Route("203.0.113.0/25", via="192.0.2.1", metric=77), {"metric": 77}),
         (Route("203.0.113.128/25", type="blackhole"), {"type": 6}),
         (Route("203.0.113.64/26", type="unreachable", table=101), {"type": 7}),
@@ -163,6 +180,8 @@ def test_route_change_is_replaced_in_place(node: Node, ka: KernelAdapter) -> Non
         (Rule(priority=1002, table=102, iif="eth0"), {"iif": "eth0"}),
         (Rule(priority=1003, table=103, fwmark=7), {"fwmark": 7}),
         (Rule(priority=1004, table=104, src="2001:db8::/64"), {"from": "2001:db8::/64"}),
+        (Rule(priority=1005, table=1000, oif="eth0"), {"oif": "eth0"}),
+        (Rule(priority=1006, table=106, fwmark=8, fwmask=0xFF), {"fwmark": 8}),
     ],
     ids=lambda v: str(getattr(v, "priority", "")) or None,
 )
@@ -193,7 +212,7 @@ def test_leftovers_found_and_cleaned_operator_address_untouched(node: Node, tmp_
     node.run(["ip", "addr", "add", "192.0.2.250/32", "dev", "eth0"])  # by hand, not ours
     with node.inside():
         first = KernelAdapter(state_dir=tmp_path)
-    items = [
+    items: list[Item] = [
         Address("192.0.2.100", 32, "eth0"),
         Address("2001:db8::100", 128, "eth0"),
         Route("198.51.100.0/24", via="192.0.2.1", table=100),
@@ -249,3 +268,14 @@ def test_changed_label_replaces_the_address(node: Node, ka: KernelAdapter) -> No
     res = ka.reconcile([Address("192.0.2.100", 32, "eth0", label="eth0:b")])
     assert [op.action for op in res.done] == [Action.REPLACE]
     assert _addr(node, "192.0.2.100")["label"] == "eth0:b"
+
+
+def test_snapshot_of_links_and_addresses_for_vrrpd(node: Node, ka: KernelAdapter) -> None:
+    links = {link.ifname: link for link in ka.links()}
+    assert links["eth0"].usable and links["eth0"].ifindex == node.ifindex()
+    assert links["eth0"].mac == node.mac()
+    ka.reconcile([Address("192.0.2.100", 24, "eth0")])  # same subnet: a secondary
+    addrs = {a.ip: a for a in ka.interface_addresses()}
+    assert addrs["192.0.2.10"].primary and not addrs["192.0.2.100"].primary
+    assert addrs["192.0.2.100"].proto == NETD_PROTO and addrs["192.0.2.10"].proto != NETD_PROTO
+    assert not addrs["2001:db8::10"].tentative  # the lab turns DAD off

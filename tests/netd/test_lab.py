@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from pyroute2 import IPRoute
@@ -80,3 +83,33 @@ def test_routes_and_rules_read_back(lab: Lab) -> None:
     n0 = lab.nodes[0]
     assert any(r["dst"] == "192.0.2.0/24" and r["dev"] == "eth0" for r in n0.routes())
     assert any(r["table"] == 254 for r in n0.rules(socket.AF_INET))
+
+
+def test_namespaces_are_removed_even_when_the_test_fails(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    names_file = tmp_path / "names.txt"
+    (tmp_path / "conftest.py").write_text("from tests.lab_fixtures import make_lab\n")
+    (tmp_path / "test_boom.py").write_text(
+        "from pathlib import Path\n"
+        "def test_boom(make_lab):\n"
+        "    lab = make_lab(2)\n"
+        "    names = [lab.hub] + [n.netns for n in lab.nodes]\n"
+        f"    Path({str(names_file)!r}).write_text(' '.join(names))\n"
+        "    raise RuntimeError('boom')\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
+        check=False,
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 1, proc.stdout + proc.stderr  # the inner test failed...
+    names = names_file.read_text().split()
+    assert len(names) == 3
+    for name in names:  # ...and its namespaces are gone anyway
+        assert not os.path.exists(f"/run/netns/{name}")

@@ -4,20 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
 from netd import NETD_PROTO, Address, KernelAdapter, Route
-from netd.monitor import AddrEvent, Event, LinkEvent, Monitor, RouteEvent
+from netd.monitor import AddrEvent, Event, LinkEvent, Monitor, Overflow, RouteEvent
 from tests.lab import Lab, Node, wait_until
 
 pytestmark = pytest.mark.netns
 
 
 @pytest.fixture
-def node(lab: Lab) -> Node:
-    return lab.nodes[0]
+def node(make_lab: Callable[..., Lab]) -> Node:
+    return make_lab(1).nodes[0]
 
 
 @pytest.fixture
@@ -111,3 +111,20 @@ def test_asyncio_add_reader_delivers_events(node: Node, mon: Monitor) -> None:
 
     ev = asyncio.run(main())
     assert ev.ifindex == node.ifindex("vx0") and not ev.removed
+
+
+def test_overflow_is_reported_so_the_consumer_resyncs(node: Node) -> None:
+    with node.inside():
+        small = Monitor(rcvbuf=4096)  # the kernel doubles it; still far too small
+        ka = KernelAdapter()
+    try:
+        ka.reconcile([Address(f"198.51.100.{i}", 32, "eth0") for i in range(1, 200)])
+        events = small.read()
+        assert any(isinstance(e, Overflow) for e in events)
+        assert small.overflows >= 1
+        small.read()  # drain what survived the overflow
+        node.run(["ip", "addr", "add", "203.0.113.1/32", "dev", "eth0"])
+        _collect(small, AddrEvent, lambda e: e.ip == "203.0.113.1")  # still usable
+    finally:
+        small.close()
+        ka.close()

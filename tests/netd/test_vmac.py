@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
+from netd.devconf import ipv6_forwarding
 from netd.errors import VmacError
 from netd.kernel import KernelAdapter
 from netd.vmac import VmacManager, vmac_mac, vmac_name
@@ -25,8 +27,8 @@ def test_names_and_macs_follow_keepalived() -> None:
 
 
 @pytest.fixture
-def node(lab: Lab) -> Node:
-    return lab.nodes[0]
+def node(make_lab: Callable[..., Lab]) -> Node:
+    return make_lab(1).nodes[0]
 
 
 @pytest.fixture
@@ -99,3 +101,57 @@ def test_missing_base_reports_enodev(mgr: VmacManager) -> None:
     with pytest.raises(VmacError) as info:
         mgr.ensure("nosuch0", 51)
     assert info.value.errno_name == "ENODEV"
+
+
+def test_vmac_and_base_get_keepalived_arp_settings_restored_on_remove(
+    node: Node, mgr: VmacManager
+) -> None:
+    base_before = (node.sysctl("net.ipv4.conf.eth0.arp_ignore"),
+                   node.sysctl("net.ipv4.conf.eth0.arp_filter"))  # fmt: skip
+    assert base_before == ("0", "0")
+    mgr.ensure("eth0", 51)
+    mgr.ensure("eth0", 52)
+    conf = "net/ipv4/conf/vrrp.51/"
+    assert node.sysctl(conf + "arp_ignore") == "1" and node.sysctl(conf + "accept_local") == "1"
+    assert node.sysctl(conf + "rp_filter") == "0"
+    assert node.sysctl(conf + "promote_secondaries") == "1"
+    assert node.sysctl("net.ipv4.conf.eth0.arp_ignore") == "1"
+    assert node.sysctl("net.ipv4.conf.eth0.arp_filter") == "1"
+    mgr.remove("vrrp.51")
+    assert node.sysctl("net.ipv4.conf.eth0.arp_ignore") == "1"  # vrrp.52 still needs it
+    mgr.remove("vrrp.52")
+    assert node.sysctl("net.ipv4.conf.eth0.arp_ignore") == "0"
+    assert node.sysctl("net.ipv4.conf.eth0.arp_filter") == "0"
+
+
+def test_restore_interfaces_at_shutdown(node: Node, mgr: VmacManager) -> None:
+    mgr.ensure("eth0", 51)
+    mgr.restore_interfaces()
+    assert node.sysctl("net.ipv4.conf.eth0.arp_ignore") == "0"
+
+
+def test_ipv6_forwarding_is_read_per_interface(node: Node, mgr: VmacManager) -> None:
+    kernel = mgr._k
+    assert ipv6_forwarding(kernel, "eth0") is False
+    node.sysctl("net.ipv6.conf.eth0.forwarding", "1")
+    assert ipv6_forwarding(kernel, "eth0") is True
+
+
+def test_originals_survive_a_crash_and_are_restored_by_the_next_run(
+    node: Node, tmp_path: Path
+) -> None:
+    with node.inside():
+        first = KernelAdapter(state_dir=tmp_path)
+    VmacManager(first).ensure("eth0", 51)
+    first.close()  # crash: nothing restored
+    assert node.sysctl("net.ipv4.conf.eth0.arp_filter") == "1"
+    with node.inside():
+        second = KernelAdapter(state_dir=tmp_path)
+    try:
+        mgr = VmacManager(second)
+        mgr.ensure("eth0", 51)  # adopt the existing VMAC
+        mgr.restore_interfaces()
+        assert node.sysctl("net.ipv4.conf.eth0.arp_filter") == "0"  # the true original
+        assert node.sysctl("net.ipv4.conf.eth0.arp_ignore") == "0"
+    finally:
+        second.close()

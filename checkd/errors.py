@@ -1,0 +1,15 @@
+"""checkd's exceptions."""
+
+from __future__ import annotations
+
+
+class CheckdError(Exception):
+    """Base of everything checkd raises on purpose."""
+
+
+class PlanError(CheckdError):
+    """The published configuration cannot be turned into checks (malformed model)."""
+
+
+class ScriptRefused(CheckdError):
+    """A script will not be run; the message says exactly why and how to fix it."""

@@ -1,0 +1,134 @@
+"""Who a script runs as, and whether running it as root is safe (keepalived's script_security).
+
+Rules (keepalived-features 4.4): an explicit ``user [group]`` on the script wins, then global
+``script_user``, then the user ``keepalived_script`` if it exists, then checkd's own uid/gid.
+A script run as uid 0 or gid 0 must live on a path whose every component (configured and
+resolved) is owned by root and not writable by group (unless root's group) or others; sticky
+directories are exempt from the write checks. With ``enable_script_security`` an unsafe script
+is refused; without it it runs and the problem is logged. Messages name the exact path, what
+is wrong and the fix, which keepalived's "Unsafe permissions found for script" does not.
+"""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+import stat
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+from checkd.errors import ScriptRefused
+
+DEFAULT_SCRIPT_USER = "keepalived_script"
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """A resolved uid/gid; ``groups`` None keeps keepalived's default (no supplementary groups)."""
+
+    user: str
+    uid: int
+    gid: int
+    groups: tuple[int, ...] = ()
+    source: str = "self"  # script | script_user | default | self
+
+    @property
+    def privileged(self) -> bool:
+        return self.uid == 0 or self.gid == 0
+
+
+def resolve_identity(user: str | None, group: str | None, *, source: str = "script") -> Identity:
+    """Identity for ``user``/``group``; None means checkd's own (or keepalived_script)."""
+    if user is None:
+        try:
+            pw = pwd.getpwnam(DEFAULT_SCRIPT_USER)
+        except KeyError:
+            uid, gid = os.getuid(), os.getgid()
+            try:
+                name = pwd.getpwuid(uid).pw_name
+            except KeyError:
+                name = str(uid)
+            return Identity(name, uid, gid, source="self")
+        return Identity(pw.pw_name, pw.pw_uid, pw.pw_gid, source="default")
+    try:
+        pw = pwd.getpwnam(user) if not user.isdigit() else pwd.getpwuid(int(user))
+    except KeyError:
+        raise ScriptRefused(f"script user {user!r} does not exist") from None
+    gid = pw.pw_gid
+    groups: tuple[int, ...] = ()
+    if group:
+        # ``user :group`` (leading colon) also sets the user's supplementary groups.
+        supplementary = group.startswith(":")
+        name = group.lstrip(":")
+        if name:
+            try:
+                gid = grp.getgrnam(name).gr_gid if not name.isdigit() else int(name)
+            except KeyError:
+                raise ScriptRefused(f"script group {name!r} does not exist") from None
+        if supplementary:
+            groups = tuple(os.getgrouplist(pw.pw_name, gid))
+    return Identity(pw.pw_name, pw.pw_uid, gid, groups, source=source)
+
+
+def can_execute(path: str, who: Identity) -> bool:
+    st = os.stat(path)
+    mode = st.st_mode
+    if who.uid == 0:
+        return bool(mode & (stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH))
+    if st.st_uid == who.uid:
+        return bool(mode & stat.S_IXUSR)
+    if st.st_gid == who.gid or st.st_gid in who.groups:
+        return bool(mode & stat.S_IXGRP)
+    return bool(mode & stat.S_IXOTH)
+
+
+def unsafe_components(*paths: str) -> list[str]:
+    """Problems that make running these paths as root unsafe; empty when safe.
+
+    Each problem names the path, what is wrong and the fix.
+    """
+    problems: list[str] = []
+    seen: set[str] = set()
+    for path in paths:
+        p = PurePosixPath(os.path.abspath(path))
+        for component in [p, *p.parents]:
+            text = str(component)
+            if text in seen:
+                continue
+            seen.add(text)
+            problem = _component_problem(text)
+            if problem:
+                problems.append(problem)
+    return problems
+
+
+def _component_problem(path: str) -> str | None:
+    try:
+        st = os.lstat(path)
+    except OSError as exc:
+        return f"{path}: cannot stat ({exc.strerror})"
+    mode = st.st_mode
+    what = "directory" if stat.S_ISDIR(mode) else "file"
+    if st.st_uid != 0:
+        return f"{path} ({what}) is owned by uid {st.st_uid}, not root; fix: chown root {path}"
+    if stat.S_ISDIR(mode) and mode & stat.S_ISVTX:
+        return None
+    if mode & stat.S_IWOTH:
+        return (
+            f"{path} ({what}) is world-writable (mode {stat.S_IMODE(mode):04o}); "
+            f"fix: chmod o-w {path}"
+        )
+    if mode & stat.S_IWGRP and st.st_gid != 0:
+        return (
+            f"{path} ({what}) is group-writable (group {_group_name(st.st_gid)}, mode "
+            f"{stat.S_IMODE(mode):04o}); fix: chmod g-w {path}"
+        )
+    return None
+
+
+def _group_name(gid: int) -> str:
+    try:
+        return grp.getgrgid(gid).gr_name
+    except KeyError:
+        return str(gid)

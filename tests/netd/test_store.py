@@ -1,0 +1,53 @@
+"""DesiredStore: generations, boots and leases with a fake clock."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from netd import Address, DesiredSet
+from netd.store import DesiredStore
+
+VIP1 = Address("192.0.2.100", 32, "eth0")
+VIP2 = Address("192.0.2.101", 32, "eth0")
+
+
+def test_newer_generation_replaces_and_stale_is_refused() -> None:
+    store = DesiredStore()
+    assert store.offer(DesiredSet("vrrp:VI_1", 2, (VIP1,)), 0.0).changed
+    stale = store.offer(DesiredSet("vrrp:VI_1", 1, (VIP2,)), 0.0)
+    assert not stale.accepted and "stale" in stale.reason
+    same = store.offer(DesiredSet("vrrp:VI_1", 2, (VIP1,)), 0.0)
+    assert same.accepted and not same.changed  # a periodic republish
+    assert store.offer(DesiredSet("vrrp:VI_1", 3, ()), 0.0).changed
+    assert store.merged().items == ()
+
+
+def test_a_restarted_sender_may_start_generations_again() -> None:
+    store = DesiredStore()
+    store.offer(DesiredSet("vrrp:VI_1", 40, (VIP1,)), 0.0, boot="a")
+    assert not store.offer(DesiredSet("vrrp:VI_1", 0, (VIP2,)), 0.0, boot="a").accepted
+    assert store.offer(DesiredSet("vrrp:VI_1", 0, (VIP2,)), 0.0, boot="b").accepted
+    assert store.merged().items == (VIP2,)
+
+
+def test_lease_lapses_without_refresh_and_refresh_extends_it() -> None:
+    store = DesiredStore()
+    store.offer(DesiredSet("vrrp:VI_1", 1, (VIP1,), lease=3.0), 10.0)
+    store.offer(DesiredSet("static", 1, (VIP2,)), 10.0)  # no lease: kept until replaced
+    assert store.next_expiry() == 13.0
+    store.offer(DesiredSet("vrrp:VI_1", 1, (VIP1,), lease=3.0), 12.0)
+    assert store.expire(14.9) == []
+    assert store.expire(15.0) == ["vrrp:VI_1"]
+    assert store.merged().items == (VIP2,)
+    assert store.next_expiry() is None and store.owners() == ["static"]
+
+
+@given(st.lists(st.tuples(st.integers(0, 5), st.booleans()), max_size=30))
+def test_held_generation_never_goes_backwards_within_a_boot(offers: list[tuple[int, bool]]) -> None:
+    store = DesiredStore()
+    best = -1
+    for gen, with_vip in offers:
+        store.offer(DesiredSet("o", gen, (VIP1,) if with_vip else ()), 0.0, boot="x")
+        best = max(best, gen)
+        assert store.generation("o") == best

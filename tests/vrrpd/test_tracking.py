@@ -1,0 +1,112 @@
+"""Tracking end to end: a verdict on the bus (from checkd or an external checker) moves the
+VIP through the effective priority, exactly as keepalived's weights say."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.daemon import REPO, DaemonGroup, daemon_group
+from tests.lab import Lab, wait_until
+
+pytestmark = pytest.mark.netns
+
+VIP = "192.0.2.80/24"
+
+
+def config(priority: int, script: str | None) -> str:
+    line = f'script "{script}"' if script else "# no script: fed by an external checker"
+    return f"""
+global_defs {{
+    router_id t{priority}
+    enable_script_security
+    script_user root
+}}
+vrrp_script chk {{
+    {line}
+    interval 1
+    weight -60
+}}
+vrrp_instance VI_1 {{
+    state BACKUP
+    interface eth0
+    virtual_router_id 80
+    priority {priority}
+    advert_int 1
+    version 3
+    virtual_ipaddress {{
+        {VIP}
+    }}
+    track_script {{
+        chk
+    }}
+}}
+"""
+
+
+def publish(group: DaemonGroup, *fields: str) -> None:
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ctl",
+            "--runtime-dir",
+            str(group.runtime.path),
+            "publish",
+            "health.chk",
+            *fields,
+        ],
+        check=True,
+        cwd=REPO,
+        timeout=20,
+        capture_output=True,
+    )
+
+
+def test_external_checker_verdict_moves_the_vip_and_back(lab: Lab) -> None:
+    n0, n1 = lab.node(0), lab.node(1)
+    with daemon_group(n0, config(150, None)) as g0, daemon_group(n1, config(120, None)) as g1:
+        g0.wait_started()
+        g1.wait_started()
+        publish(g1, "ok=true")
+        publish(g0, "ok=true")
+        wait_until(lambda: VIP in n0.address_set(), 20, message="node 0 (150) to hold the VIP")
+        publish(g0, "ok=false", "reason=test says down")  # 150 - 60 = 90 < 120
+        wait_until(
+            lambda: VIP in n1.address_set() and VIP not in n0.address_set(),
+            15,
+            message="node 1 to take over when node 0's check fails",
+        )
+        publish(g0, "ok=true")  # back to 150: preempts again
+        wait_until(
+            lambda: VIP in n0.address_set() and VIP not in n1.address_set(),
+            15,
+            message="node 0 to preempt once its check passes",
+        )
+        assert "track_script chk -60" in g0.log_text()
+
+
+def test_checkd_script_verdict_moves_the_vip(lab: Lab, tmp_path: Path) -> None:
+    tmp_path.chmod(0o755)
+    flag = tmp_path / "healthy"
+    flag.touch()
+    script = tmp_path / "check.sh"
+    script.write_text(f"#!/bin/sh\ntest -f {flag}\n")
+    script.chmod(0o755)
+    n0, n1 = lab.node(0), lab.node(1)
+    with (
+        daemon_group(n0, config(150, str(script))) as g0,
+        daemon_group(n1, config(120, "/bin/true")) as g1,
+    ):
+        g0.wait_started()
+        g1.wait_started()
+        wait_until(lambda: VIP in n0.address_set(), 20, message="node 0 (150) to hold the VIP")
+        flag.unlink()
+        wait_until(
+            lambda: VIP in n1.address_set() and VIP not in n0.address_set(),
+            15,
+            message="node 1 to take over when node 0's script fails",
+        )
