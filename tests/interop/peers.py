@@ -20,7 +20,7 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -404,12 +404,3 @@ def decode_vrrp(frame: bytes) -> VrrpFrame:
         checksum=got,
         checksum_ok=got == recomputed,
     )
-
-
-@contextlib.contextmanager
-def captured(node: Node) -> Iterator[Any]:
-    cap = node.capture()
-    try:
-        yield cap
-    finally:
-        cap.close()
