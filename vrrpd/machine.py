@@ -435,10 +435,9 @@ class Machine:
             # keepalived `state MASTER`: one advert interval plus the smallest skew.
             down_us = p.interval_cs * _CS_US + p.interval_cs * _CS_US // 256
             self._down_reason = "no advert within one interval of start-up (state MASTER)"
+        # preempt_delay is not armed here: keepalived starts it at the first lower-priority
+        # advert ("start preempt delay"), which _backup_rx does.
         self._become_backup(out, now, cause, down_us)
-        if p.preempt and p.preempt_delay > 0:
-            self._preempt = _Preempt.PENDING
-            out.append(self._arm_s(TimerName.PREEMPT_DELAY, now, p.preempt_delay))
 
     # ---- public API --------------------------------------------------------------------------
 

@@ -245,13 +245,15 @@ def test_priority_is_clamped_and_owner_unchanged() -> None:
 
 def test_preempt_delay() -> None:
     m = Machine(replace(P, preempt_delay=10.0))
-    actions = m.handle(Startup(), 0.0)
-    assert timer_set(actions, TimerName.PREEMPT_DELAY) == 10.0
-    # While the delay runs, a lower-priority master is accepted (timer reset).
+    m.handle(Startup(), 0.0)
+    # As keepalived 2.2.7: the delay starts with the first lower-priority advert, not at start.
+    assert TimerName.PREEMPT_DELAY not in m.timers
     actions = m.handle(adv(HIGH, 50), 1.0)
+    assert timer_set(actions, TimerName.PREEMPT_DELAY) == 11.0
+    # While the delay runs, a lower-priority master is accepted (timer reset).
     assert timer_set(actions, TimerName.MASTER_DOWN) == pytest.approx(1.0 + MDI_100)
-    m.handle(TimerFired(TimerName.PREEMPT_DELAY), 10.0)
-    actions = m.handle(adv(HIGH, 50), 10.5)
+    m.handle(TimerFired(TimerName.PREEMPT_DELAY), 11.0)
+    actions = m.handle(adv(HIGH, 50), 11.5)
     assert not of(actions, SetTimer)
     m.handle(TimerFired(TimerName.MASTER_DOWN), m.timers[TimerName.MASTER_DOWN])
     assert m.state is State.MASTER
