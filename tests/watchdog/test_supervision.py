@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -49,14 +50,15 @@ def test_killed_child_is_back_within_two_seconds_and_tail_shows_it(group: Daemon
         sub.start()
         await connected(sub, ctx, group.runtime, "log.watchdog")
         old = group.pids()["checkd"]
+        killed_at = time.time()
         os.kill(old, signal.SIGKILL)
-        loop = asyncio.get_running_loop()
-        t0 = loop.time()
-        exited = await next_event(sub, lambda e: e.body["event"] == "watchdog.child.exited", 5)
-        started = await next_event(sub, lambda e: e.body["event"] == "watchdog.child.started", 5)
+        exited = await next_event(sub, lambda e: e.body["event"] == "watchdog.child.exited", 10)
+        started = await next_event(sub, lambda e: e.body["event"] == "watchdog.child.started", 10)
         assert exited.body["child"] == "checkd" and "SIGKILL" in exited.body["cause"]
         assert started.body["child"] == "checkd"
-        assert loop.time() - t0 < 2.0
+        # Judged by the watchdog's own timestamp, not by how late a loaded test machine
+        # delivered the event to us.
+        assert started.env.ts - killed_at < 2.0
         sub.close()
         ctx.term()
 
