@@ -27,7 +27,15 @@ from typing import Any
 
 from pyroute2 import IPRoute, netns
 
-__all__ = ["Lab", "LabError", "LabNode", "enter_netns", "netlink", "unique_prefix"]
+__all__ = [
+    "Lab",
+    "LabError",
+    "LabNode",
+    "enter_netns",
+    "netlink",
+    "unique_prefix",
+    "write_sysctl",
+]
 
 CLONE_NEWNET = 0x40000000
 NETNS_RUN_DIR = "/run/netns"
@@ -82,7 +90,7 @@ def netlink(name: str) -> IPRoute:
         return IPRoute()
 
 
-def _write_sysctl(path: str, value: str) -> None:
+def write_sysctl(path: str, value: str) -> None:
     with open(path, "w", encoding="ascii") as fh:
         fh.write(value)
 
@@ -157,7 +165,7 @@ class Lab:
         with enter_netns(name):
             # No IPv6 DAD: the link-local address must not hold up anything in a lab.
             for scope in ("all", "default"):
-                _write_sysctl(f"/proc/sys/net/ipv6/conf/{scope}/accept_dad", "0")
+                write_sysctl(f"/proc/sys/net/ipv6/conf/{scope}/accept_dad", "0")
             with IPRoute() as ipr:
                 ipr.link("set", index=ipr.link_lookup(ifname="lo")[0], state="up")
 

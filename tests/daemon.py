@@ -20,6 +20,7 @@ import zmq.asyncio
 
 from bus import RuntimeDir, Subscriber
 from bus.envelope import Event
+from ctl.group import group_pids
 from tests.lab import wait_until
 
 REPO = Path(__file__).resolve().parent.parent
@@ -130,18 +131,7 @@ def raw_publisher(
 
 def component_pids(runtime: RuntimeDir) -> dict[str, int]:
     """Component name -> pid, from the process titles (``pykeepalived: NAME --runtime-dir D``)."""
-    suffix = f"--runtime-dir {runtime.path}"
-    found: dict[str, int] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
-        except OSError:
-            continue
-        if cmd.startswith("pykeepalived: ") and cmd.endswith(suffix):
-            found[cmd.split()[1]] = int(entry.name)
-    return found
+    return group_pids(runtime.path)
 
 
 class DaemonGroup:

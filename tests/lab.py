@@ -15,20 +15,20 @@ Test code may run ``ip netns exec``; product code may not (netd uses netlink onl
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import ipaddress
-import os
-import secrets
 import select
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ParamSpec, TypeVar
 
 from pyroute2 import IPRoute, netns
+
+# The namespace primitives are the operator lab's (ctl.lab); the test lab adds IPv6,
+# captures and read-back helpers on top.
+from ctl.lab import enter_netns, unique_prefix, write_sysctl
 
 __all__ = [
     "Capture",
@@ -42,17 +42,8 @@ __all__ = [
 T = TypeVar("T")
 P = ParamSpec("P")
 
-CLONE_NEWNET = 0x40000000
-NETNS_RUN_DIR = "/run/netns"
 ETH_P_ALL = 0x0003
 IFA_F_TENTATIVE = 0x40
-
-_libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-
-
-def unique_prefix() -> str:
-    """A short random name prefix (``pk-xxxxxx``) for namespaces and interfaces."""
-    return "pk-" + secrets.token_hex(3)
 
 
 def wait_until(
@@ -80,40 +71,6 @@ def wait_until(
         if time.monotonic() >= deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {message}") from last_exc
         time.sleep(interval)
-
-
-def _setns(fd: int) -> None:
-    if _libc.setns(fd, CLONE_NEWNET) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err))
-
-
-@contextlib.contextmanager
-def enter_netns(name: str) -> Iterator[None]:
-    """Move the *calling thread* into namespace ``name`` for the ``with`` block.
-
-    setns(2) is per thread, so other threads are unaffected. Sockets created inside the
-    block (pyroute2 ``IPRoute()``, ``AF_PACKET`` sockets, files under ``/proc/sys/net``)
-    stay bound to that namespace after the block ends.
-    """
-    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
-    try:
-        target = os.open(os.path.join(NETNS_RUN_DIR, name), os.O_RDONLY)
-        try:
-            _setns(target)
-        finally:
-            os.close(target)
-        try:
-            yield
-        finally:
-            _setns(own)
-    finally:
-        os.close(own)
-
-
-def _write_sysctl(path: str, value: str) -> None:
-    with open(path, "w", encoding="ascii") as fh:
-        fh.write(value)
 
 
 @dataclass(slots=True)
@@ -341,7 +298,7 @@ class Node:
         path = "/proc/sys/" + (key if "/" in key else key.replace(".", "/"))
         with self.inside():
             if value is not None:
-                _write_sysctl(path, value)
+                write_sysctl(path, value)
             with open(path, encoding="ascii") as fh:
                 return fh.read().strip()
 
@@ -394,8 +351,8 @@ class Lab:
         with enter_netns(name):
             # Set "default" before links exist so every new interface inherits it.
             for scope in ("all", "default"):
-                _write_sysctl(f"/proc/sys/net/ipv6/conf/{scope}/accept_dad", "0")
-                _write_sysctl(f"/proc/sys/net/ipv6/conf/{scope}/dad_transmits", "0")
+                write_sysctl(f"/proc/sys/net/ipv6/conf/{scope}/accept_dad", "0")
+                write_sysctl(f"/proc/sys/net/ipv6/conf/{scope}/dad_transmits", "0")
             with IPRoute() as ipr:
                 ipr.link("set", index=ipr.link_lookup(ifname="lo")[0], state="up")
 
