@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import socket
 import time
@@ -246,6 +247,14 @@ class NetDaemon:
         )
         items = fromconfig.static_items(config)
         self._offer(DesiredSet(STATIC, int(body["generation"]), tuple(items)), boot)
+        # Pacing between announcements is global (vrrp_garp_interval / vrrp_gna_interval);
+        # how many and when is vrrpd's machine's to say, one burst per request.
+        g = config.global_defs
+        self.scheduler.timing = dataclasses.replace(
+            self.scheduler.timing,
+            garp_interval=g.vrrp_garp_interval,
+            gna_interval=g.vrrp_gna_interval,
+        )
         for owner in list(self._vmac_specs):
             if owner.removeprefix("vrrp:") not in self.instances:
                 del self._vmac_specs[owner]  # the instance left the config: so does its VMAC
