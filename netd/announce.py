@@ -172,9 +172,15 @@ class AnnounceScheduler:
         self._queues: dict[tuple[str, int], list[tuple[float, int, str, Target]]] = {}
         self._next_free: dict[tuple[str, int], float] = {}
         self._refresh: dict[str, _Refresh] = {}
+        #: garp_group: interface -> (garp_interval, gna_interval), None = the global value
+        self.per_interface: dict[str, tuple[float | None, float | None]] = {}
 
-    def _interval(self, family: int) -> float:
-        return self.timing.gna_interval if family == socket.AF_INET6 else self.timing.garp_interval
+    def _interval(self, ifname: str, family: int) -> float:
+        """Gap between two announcements on one interface: its garp_group's, else global."""
+        v4, v6 = self.per_interface.get(ifname, (None, None))
+        if family == socket.AF_INET6:
+            return self.timing.gna_interval if v6 is None else v6
+        return self.timing.garp_interval if v4 is None else v4
 
     def _enqueue(self, owner: str, at: float, targets: Sequence[Target], repeat: int) -> None:
         # Interleave: copy 1 of every VIP, then copy 2 of every VIP, ... so each VIP's first
@@ -244,7 +250,7 @@ class AnnounceScheduler:
                 r.next_at += self.timing.master_refresh
         out: list[Planned] = []
         for key, queue in self._queues.items():
-            interval = self._interval(key[1])
+            interval = self._interval(*key)
             while queue:
                 slot = self._slot(key)
                 if slot is None or slot > now:

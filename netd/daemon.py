@@ -255,6 +255,11 @@ class NetDaemon:
             garp_interval=g.vrrp_garp_interval,
             gna_interval=g.vrrp_gna_interval,
         )
+        self.scheduler.per_interface = {
+            ifname: (group.garp_interval, group.gna_interval)
+            for group in config.garp_groups
+            for ifname in (*group.interfaces, *((group.interface,) if group.interface else ()))
+        }
         for owner in list(self._vmac_specs):
             if owner.removeprefix("vrrp:") not in self.instances:
                 del self._vmac_specs[owner]  # the instance left the config: so does its VMAC

@@ -226,3 +226,16 @@ def test_garp_from_vmac_carries_the_virtual_mac(lab: Lab) -> None:
 def test_target_family() -> None:
     assert Target("eth0", "2001:db8::1", MAC).family == socket.AF_INET6
     assert Target("eth0", "192.0.2.1", MAC).family == socket.AF_INET
+
+
+def test_garp_group_interval_overrides_the_global_one_on_its_interfaces() -> None:
+    sched = AnnounceScheduler(GarpTiming(garp_interval=0.0))
+    sched.per_interface = {"eth1": (0.5, None)}
+    eth0 = [Target("eth0", f"192.0.2.{i}", "02:00:00:00:00:01") for i in (1, 2)]
+    eth1 = [Target("eth1", f"198.51.100.{i}", "02:00:00:00:00:02") for i in (1, 2)]
+    sched.burst("VI_1", 10.0, [*eth0, *eth1], 1)
+    due = sched.due(10.0)
+    # eth0 is unpaced (global 0): both now; eth1 paced by its group: one now, one 0.5 s later.
+    assert sorted(p.target.ip for p in due) == ["192.0.2.1", "192.0.2.2", "198.51.100.1"]
+    assert sched.next_due() == 10.5
+    assert [p.target.ip for p in sched.due(10.5)] == ["198.51.100.2"]
