@@ -11,6 +11,7 @@ import pytest
 
 from tests.daemon import REPO, DaemonGroup, daemon_group
 from tests.lab import Lab, wait_until
+from vrrpd.engine import HEALTH_GRACE
 
 pytestmark = pytest.mark.netns
 
@@ -110,3 +111,24 @@ def test_checkd_script_verdict_moves_the_vip(lab: Lab, tmp_path: Path) -> None:
             15,
             message="node 1 to take over when node 0's script fails",
         )
+
+
+def test_a_verdict_nobody_republishes_turns_into_a_failure(lab: Lab) -> None:
+    """DESIGN.md: with its checker gone, vrrpd keeps the last verdict for a grace period, then
+    treats it as failed (logged), rather than trusting a stale "ok" for ever."""
+    n0, n1 = lab.node(0), lab.node(1)
+    # Node 1's check is run by its checkd (re-published); node 0's is fed once from outside.
+    with (
+        daemon_group(n0, config(150, None)) as g0,
+        daemon_group(n1, config(120, "/bin/true")) as g1,
+    ):
+        g0.wait_started()
+        g1.wait_started()
+        publish(g0, "ok=true")  # once: this "checker" then goes silent for good
+        wait_until(lambda: VIP in n0.address_set(), 20, message="node 0 (150) to hold the VIP")
+        wait_until(
+            lambda: VIP in n1.address_set() and VIP not in n0.address_set(),
+            HEALTH_GRACE + 10,
+            message="node 0's stale verdict to count as failed",
+        )
+        assert "vrrpd.health.stale" in g0.log_text()
