@@ -26,6 +26,7 @@ import structlog
 from bus import Component
 from bus.component import SIGJSON
 from bus.envelope import Event as BusEvent
+from checkd.plan import ScriptSpec
 from core import Script, WireFormatError, from_wire
 from vrrpd import dumps, notify
 from vrrpd.links import Link
@@ -51,7 +52,7 @@ from vrrpd.machine import (
     TimerName,
 )
 from vrrpd.packet import Advert, ChecksumForm, IPAddress, PreparedAdvert, prepare
-from vrrpd.plan import InstancePlan, plan
+from vrrpd.plan import InstancePlan, notify_specs, plan
 from vrrpd.priority import Tracker, TrackerKind, evaluate
 from vrrpd.sockets import Datagram, Receiver, Sender, SocketError
 from vrrpd.syncgroup import GroupNotify, SyncGroup
@@ -420,7 +421,7 @@ class Engine:
         self.config_hash: str | None = None
         self.fifo: notify.NotifyFifo | None = None
         self.groups: dict[str, SyncGroup] = {}
-        self.group_scripts: dict[str, dict[str, str]] = {}
+        self.group_scripts: dict[str, dict[str, ScriptSpec]] = {}
         self.stopping = False
         self._stale_logged: set[str] = set()
 
@@ -482,14 +483,7 @@ class Engine:
         config = from_wire(body["model"])
         new_plans = {p.name: p for p in plan(config)}
         self._open_fifo(config.global_defs.vrrp_notify_fifo or config.global_defs.notify_fifo)
-        self.group_scripts = {
-            g.name: {
-                k: s.command
-                for k in ("notify_master", "notify_backup", "notify_fault", "notify_stop", "notify")
-                if (s := getattr(g, k)) is not None
-            }
-            for g in config.sync_groups
-        }
+        self.group_scripts = {g.name: notify_specs(config, g.name, g) for g in config.sync_groups}
         now = self.now()
         for name, runner in list(self.runners.items()):
             new = new_plans.get(name)

@@ -4,37 +4,55 @@ keepalived forks notify scripts and never waits, so a slow ``notify_backup`` can
 running when ``notify_master`` starts, and their order is not guaranteed. Here each instance
 has one queue: its scripts run strictly in transition order, never two at once, each bounded
 by a timeout (its process group is killed after it) and each outcome is logged.
+
+Scripts run exactly as checkd runs a vrrp_script (``checkd.scripts``): split like keepalived,
+as ``script_user`` or the script's own user, refused under ``enable_script_security`` when
+their path is unsafe, stdin/stdout on /dev/null, in their own process group.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import shlex
-import signal
 import stat
-import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import structlog
+
+from checkd.errors import ScriptRefused
+from checkd.plan import ScriptSpec
+from checkd.scripts import prepare, run_once
 
 log = structlog.get_logger(__name__)
 
 NOTIFY_TIMEOUT = 30.0
 STOP_TIMEOUT = 1.0  # keepalived gives STOP-time scripts one second
 
+Scripts = Mapping[str, ScriptSpec]
+
 
 @dataclass(frozen=True, slots=True)
 class Job:
     instance: str
     kind: str  # notify_master, notify, ...
-    argv: tuple[str, ...]
+    spec: ScriptSpec
     timeout: float
+
+    @property
+    def argv(self) -> tuple[str, ...]:
+        return tuple(shlex.split(self.spec.command))
+
+
+def _with_args(spec: ScriptSpec, *args: str) -> ScriptSpec:
+    return dataclasses.replace(spec, command=" ".join([spec.command, *map(shlex.quote, args)]))
 
 
 def jobs_for(
-    instance: str, scripts: dict[str, str], state: str, priority: int, scope: str = "INSTANCE"
+    instance: str, scripts: Scripts, state: str, priority: int, scope: str = "INSTANCE"
 ) -> list[Job]:
     """The per-state script, then the generic one with keepalived's four extra arguments.
 
@@ -44,22 +62,20 @@ def jobs_for(
     timeout = STOP_TIMEOUT if state == "STOP" else NOTIFY_TIMEOUT
     specific = scripts.get(f"notify_{state.lower()}")
     if specific:
-        jobs.append(Job(instance, f"notify_{state.lower()}", tuple(shlex.split(specific)), timeout))
+        jobs.append(Job(instance, f"notify_{state.lower()}", specific, timeout))
     generic = scripts.get("notify")
     if generic:
-        argv = (*shlex.split(generic), scope, instance, state, str(priority))
-        jobs.append(Job(instance, "notify", argv, timeout))
+        spec = _with_args(generic, scope, instance, state, str(priority))
+        jobs.append(Job(instance, "notify", spec, timeout))
     return jobs
 
 
-def rx_lower_jobs(instance: str, scripts: dict[str, str]) -> list[Job]:
+def rx_lower_jobs(instance: str, scripts: Scripts) -> list[Job]:
     """``notify_master_rx_lower_pri``: a MASTER heard a lower-priority advert (no extra args)."""
-    command = scripts.get("notify_master_rx_lower_pri")
-    if not command:
+    spec = scripts.get("notify_master_rx_lower_pri")
+    if not spec:
         return []
-    return [
-        Job(instance, "notify_master_rx_lower_pri", tuple(shlex.split(command)), NOTIFY_TIMEOUT)
-    ]
+    return [Job(instance, "notify_master_rx_lower_pri", spec, NOTIFY_TIMEOUT)]
 
 
 def fifo_line(instance: str, state: str, priority: int) -> str:
@@ -134,35 +150,27 @@ class NotifyQueues:
 
 
 async def run_job(job: Job) -> None:
-    started = time.monotonic()
+    command = job.spec.command
     try:
-        proc = await asyncio.create_subprocess_exec(
-            *job.argv,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    except OSError as exc:
+        prepared = prepare(job.spec)
+    except (ScriptRefused, OSError) as exc:
         log.error(
-            "vrrpd.notify.failed",
+            "vrrpd.notify.refused",
             instance=job.instance,
             script=job.kind,
-            command=shlex.join(job.argv),
+            command=command,
             reason=str(exc),
         )
         return
-    try:
-        rc = await asyncio.wait_for(proc.wait(), job.timeout)
-    except TimeoutError:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        await proc.wait()
+    for warning in prepared.warnings:
+        log.warning("vrrpd.notify.insecure", instance=job.instance, script=job.kind, detail=warning)
+    result = await run_once(prepared, job.timeout, name=f"{job.instance}:{job.kind}")
+    if result.timed_out:
         log.error(
             "vrrpd.notify.timeout",
             instance=job.instance,
             script=job.kind,
-            command=shlex.join(job.argv),
+            command=command,
             timeout=job.timeout,
         )
         return
@@ -170,7 +178,8 @@ async def run_job(job: Job) -> None:
         "vrrpd.notify.done",
         instance=job.instance,
         script=job.kind,
-        rc=rc,
-        duration=round(time.monotonic() - started, 3),
-        command=shlex.join(job.argv),
+        rc=result.rc,
+        duration=round(result.duration, 3),
+        command=command,
+        user=prepared.identity.user,
     )

@@ -12,7 +12,8 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
-from core import Config, GlobalDefs, VrrpInstance, part_to_wire, vrrp_settings
+from checkd.plan import ScriptSpec
+from core import Config, GlobalDefs, Script, VrrpInstance, part_to_wire, vrrp_settings
 from vrrpd.machine import InstanceParams
 from vrrpd.packet import MCAST_V4, MCAST_V6, AuthType, IPAddress
 from vrrpd.priority import Tracker, TrackerKind
@@ -40,8 +41,8 @@ class InstancePlan:
     #: what netd installs while we are MASTER: core model parts as plain data
     net_items: tuple[dict[str, Any], ...]
     garp: dict[str, float]
-    #: notify scripts by name (notify_master, notify, ...), as argv-ready command strings
-    notify: dict[str, str]
+    #: notify scripts by keyword (notify_master, notify, ...), ready for checkd's runner
+    notify: dict[str, ScriptSpec]
     #: ``use_vmac``: what netd needs to create the macvlan, as plain data for the intent
     #: (base, name, vrid, family, mac, always, xmit_base); None without use_vmac
     vmac: dict[str, Any] | None = None
@@ -163,18 +164,7 @@ def _plan_one(config: Config, inst: VrrpInstance, sync_group: str | None) -> Ins
         ("rule", inst.virtual_rules),
     ):
         net_items += [{"kind": kind, "spec": part_to_wire(p)} for p in parts]
-    notify = {
-        name: script.command
-        for name in (
-            "notify_master",
-            "notify_backup",
-            "notify_fault",
-            "notify_stop",
-            "notify",
-            "notify_master_rx_lower_pri",
-        )
-        if (script := getattr(inst, name)) is not None
-    }
+    notify = notify_specs(config, inst.name, inst)
     return InstancePlan(
         name=inst.name,
         interface=inst.interface or "",
@@ -205,6 +195,42 @@ def _plan_one(config: Config, inst: VrrpInstance, sync_group: str | None) -> Ins
         notify=notify,
         vmac=_vmac(inst, family),
     )
+
+
+NOTIFY_KEYWORDS = (
+    "notify_master",
+    "notify_backup",
+    "notify_fault",
+    "notify_stop",
+    "notify",
+    "notify_master_rx_lower_pri",
+)
+
+
+def notify_specs(config: Config, owner: str, block: object) -> dict[str, ScriptSpec]:
+    """An instance's or sync group's notify scripts, with keepalived's choice of user.
+
+    The script's own ``user [group]`` wins, then global ``script_user``; checkd's runner falls
+    back to ``keepalived_script`` or the daemon's own user, and applies script security.
+    """
+    g = config.global_defs
+    out: dict[str, ScriptSpec] = {}
+    for keyword in NOTIFY_KEYWORDS:
+        script: Script | None = getattr(block, keyword, None)
+        if script is None:
+            continue
+        user, group, source = script.user, script.group, "script"
+        if user is None and g.script_user is not None:
+            user, group, source = g.script_user.user, g.script_user.group, "script_user"
+        out[keyword] = ScriptSpec(
+            name=f"{owner}:{keyword}",
+            command=script.command,
+            user=user,
+            group=group,
+            user_source=source,
+            script_security=g.enable_script_security,
+        )
+    return out
 
 
 def _trackers(config: Config, inst: VrrpInstance) -> tuple[Tracker, ...]:

@@ -3,25 +3,31 @@
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 from pathlib import Path
 
 import pytest
 
-from tests.daemon import daemon_group, stop
+from checkd.plan import ScriptSpec
+from tests.daemon import daemon_group, short_tmpdir, stop
 from tests.lab import Lab, wait_until
 from vrrpd import notify
 
 
 def test_specific_script_runs_before_generic_with_keepalived_arguments() -> None:
-    jobs = notify.jobs_for(
-        "VI_1", {"notify_master": "/x/m a b", "notify": "/x/g --v"}, "MASTER", 150
-    )
+    scripts = {
+        "notify_master": ScriptSpec("VI_1:m", "/x/m a b"),
+        "notify": ScriptSpec("VI_1:g", "/x/g --v"),
+    }
+    jobs = notify.jobs_for("VI_1", scripts, "MASTER", 150)
     assert [j.argv for j in jobs] == [
         ("/x/m", "a", "b"),
         ("/x/g", "--v", "INSTANCE", "VI_1", "MASTER", "150"),
     ]
-    assert notify.jobs_for("VI_1", {"notify": "/x/g"}, "STOP", 0)[0].timeout == notify.STOP_TIMEOUT
+    group = notify.jobs_for("G1", {"notify": ScriptSpec("G1:g", "/x/g")}, "STOP", 0, "GROUP")
+    assert group[0].argv == ("/x/g", "GROUP", "G1", "STOP", "0")
+    assert group[0].timeout == notify.STOP_TIMEOUT
     assert notify.fifo_line("VI_1", "BACKUP", 100) == 'INSTANCE "VI_1" BACKUP 100\n'
 
 
@@ -78,3 +84,48 @@ vrrp_instance VI_1 {{
         finally:
             os.close(reader)
     assert not fifo.exists()  # created by vrrpd, so removed by it
+
+
+@pytest.mark.netns
+def test_notify_script_runs_as_script_user_and_unsafe_ones_are_refused(lab: Lab) -> None:
+    # Under /tmp directly: pytest's own tmp dirs are 0700, which `nobody` cannot traverse.
+    tmp_path = short_tmpdir()
+    tmp_path.chmod(0o755)
+    out = tmp_path / "out"
+    out.mkdir(mode=0o777)
+    out.chmod(0o777)
+    whoami = tmp_path / "whoami.sh"
+    whoami.write_text(f"#!/bin/sh\nid -un > {out}/user\n")
+    whoami.chmod(0o755)
+    unsafe_dir = tmp_path / "writable"
+    unsafe_dir.mkdir()
+    unsafe_dir.chmod(0o777)  # anyone could replace the script: root must not run it
+    unsafe = unsafe_dir / "evil.sh"
+    unsafe.write_text(f"#!/bin/sh\ntouch {out}/evil-ran\n")
+    unsafe.chmod(0o755)
+    config = f"""
+global_defs {{
+    router_id n2
+    enable_script_security
+    script_user root
+}}
+vrrp_instance VI_1 {{
+    state BACKUP
+    interface eth0
+    virtual_router_id 62
+    priority 150
+    advert_int 1
+    virtual_ipaddress {{
+        192.0.2.151/24
+    }}
+    notify_master "{whoami}" nobody
+    notify_backup "{unsafe}"
+}}
+"""
+    with daemon_group(lab.node(0), config) as group:
+        group.wait_started()
+        wait_until((out / "user").exists, 15, message="notify_master to run")
+        assert (out / "user").read_text().strip() == "nobody"
+        assert not (out / "evil-ran").exists()
+        assert "vrrpd.notify.refused" in group.log_text()
+    shutil.rmtree(tmp_path)
