@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import os
 import shutil
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -79,14 +81,28 @@ def runtime_dir() -> Iterator[RuntimeDir]:
         shutil.rmtree(path, ignore_errors=True)
 
 
+# Events a subscriber delivered in the same batch as the one next_event returned: the next
+# call must see them (an "exited" and a "started" often arrive together).
+_unread: weakref.WeakKeyDictionary[Subscriber, collections.deque[Event]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 async def next_event(sub: Subscriber, predicate: Callable[[Event], bool], timeout: float) -> Event:
-    """The first delivered event matching ``predicate``, or AssertionError after ``timeout``."""
+    """The first delivered event matching ``predicate``, or AssertionError after ``timeout``.
+
+    Events before the match are skipped; events after it in the same batch are kept for the
+    next call on the same subscriber.
+    """
+    unread = _unread.setdefault(sub, collections.deque())
 
     async def scan() -> Event:
         while True:
-            for event in await sub.recv_batch():
+            while unread:
+                event = unread.popleft()
                 if predicate(event):
                     return event
+            unread.extend(await sub.recv_batch())
 
     try:
         return await asyncio.wait_for(scan(), timeout)
