@@ -134,6 +134,25 @@ def wants_burst(previous: Announce | None, boot: str, counter: int) -> bool:
     return counter > previous.counter
 
 
+def parse_renewal(body: Mapping[str, Any]) -> dict[str, tuple[int, float]]:
+    """``vrrp.renew``'s ``leases`` map (instance -> [generation, lease seconds]), checked
+    whole: one malformed entry refuses the message (it is untrusted input)."""
+    raw = body["leases"]
+    if not isinstance(raw, Mapping):
+        raise TypeError("leases is not a map")
+    out: dict[str, tuple[int, float]] = {}
+    for instance, value in raw.items():
+        if not isinstance(value, list | tuple) or len(value) != 2:
+            raise ValueError(f"lease of {instance!r} is not [generation, lease]")
+        generation, lease = value
+        if not isinstance(generation, int) or isinstance(generation, bool):
+            raise TypeError(f"generation of {instance!r} is not an integer")
+        if not isinstance(lease, int | float) or isinstance(lease, bool) or not 0 < lease < 3600:
+            raise ValueError(f"lease of {instance!r} is not a number of seconds")
+        out[str(instance)] = (generation, float(lease))
+    return out
+
+
 class NetDaemon:
     def __init__(self, comp: Component) -> None:
         self.comp = comp
@@ -180,7 +199,7 @@ class NetDaemon:
         for link in self.links.values():
             self._publish_link(link)
         self.loop.add_reader(self.monitor.fileno(), self._netlink_readable)
-        sub = self.comp.subscribe("config.current", "vrrp.intent.*", "hb.*")
+        sub = self.comp.subscribe("config.current", "vrrp.intent.*", "vrrp.renew", "hb.*")
         ticker = asyncio.create_task(self._tick(), name="netd.tick")
         try:
             while True:
@@ -226,6 +245,8 @@ class NetDaemon:
                 return  # only proof that the bus delivers
             if event.topic == "config.current":
                 self._config(event.body, event.env.boot)
+            elif event.topic == "vrrp.renew":
+                self._renew(event.body, event.env.boot)
             else:
                 self._intent(event.body, event.env.boot)
         except (KeyError, TypeError, ValueError, InvalidItemError, core.WireFormatError) as exc:
@@ -279,6 +300,15 @@ class NetDaemon:
             self.scheduler.stop(name)
             self._pending_garps.pop(name, None)
         self._end_grace_if_claimed()
+
+    def _renew(self, body: Mapping[str, Any], boot: str) -> None:
+        """Extend the leases of the intents a vrrpd start still holds, generation for
+        generation; one it names at a generation we lack gets no extension (its full intent
+        is re-sent right after every change, and every 5 s)."""
+        leases = parse_renewal(body)
+        now = time.monotonic()
+        for instance, (generation, lease) in leases.items():
+            self.store.renew(f"vrrp:{instance}", generation, boot, lease + LEASE_SLACK, now)
 
     def _offer(self, ds: DesiredSet, boot: str) -> None:
         offer = self.store.offer(ds, time.monotonic(), boot=boot)

@@ -54,6 +54,25 @@ class DesiredStore:
         )
         return Offer(True, changed)
 
+    def renew(self, owner: str, generation: int, boot: str, lease: float, now: float) -> bool:
+        """Extend ``owner``'s lease to ``now + lease`` if we hold exactly that generation from
+        that sender start (``boot``); anything else extends nothing.
+
+        A compact renewal names what the sender still holds without repeating it. If netd
+        holds another generation (the full set was lost) or another boot, extending would
+        keep items the sender no longer wants; the sender's full republish repairs that.
+        """
+        entry = self._entries.get(owner)
+        if (
+            entry is None
+            or entry.expires is None
+            or entry.boot != boot
+            or entry.ds.generation != generation
+        ):
+            return False
+        entry.expires = now + lease
+        return True
+
     def drop(self, owner: str) -> bool:
         return self._entries.pop(owner, None) is not None
 

@@ -60,7 +60,10 @@ from vrrpd.validate import Accepted, Drop, Expectations, ReceiveCounters, valida
 
 log = structlog.get_logger(__name__)
 
-RENEW_EVERY = 0.5  # intents are re-sent this often while held (lease is >= 1 s)
+RENEW_EVERY = 0.5  # held intents are renewed this often (lease is >= 1 s)
+# After each change an intent is re-sent whole this many renewal rounds, so a lost one costs
+# one round as before; later rounds renew it by generation only (one vrrp.renew for all).
+FULL_ROUNDS = 4
 MIN_LEASE = 1.0
 HEALTH_GRACE = 15.0  # a verdict not re-published for this long counts as failed
 _DROP_LOG_EVERY = 5.0
@@ -84,6 +87,7 @@ class Runner:
         self.held = False
         self.accept = True
         self.intent_generation = 0
+        self.full_rounds = 0  # renewal rounds left that re-send the whole intent
         self.announce = 0
         self.garp_count = 0
         self.status: dict[Tracker, bool | int | None] = {}
@@ -320,8 +324,21 @@ class Runner:
             "vmac": self.plan.vmac,
         }
 
-    def publish_intent(self) -> None:
+    def publish_intent(self, *, changed: bool = True) -> None:
+        if changed:
+            self.full_rounds = FULL_ROUNDS
         self.engine.comp.publisher.retain(f"vrrp.intent.{self.name}", self.intent_body())
+
+    def renewal(self) -> list[int | float] | None:
+        """This round's compact renewal ([generation, lease]), or None after re-sending the
+        whole intent (still in the rounds right after a change) or when nothing is held."""
+        if not self.held:
+            return None
+        if self.full_rounds > 0:
+            self.full_rounds -= 1
+            self.publish_intent(changed=False)
+            return None
+        return [self.intent_generation, self.lease]
 
     def publish_state(self) -> None:
         m = self.machine
@@ -755,9 +772,13 @@ class Engine:
                     for runner in self.runners.values():
                         self._refresh_trackers(runner)
                         runner.trackers_changed(now)
+            leases: dict[str, list[int | float]] = {}
             for runner in self.runners.values():
-                if runner.held:
-                    runner.publish_intent()
+                renewal = runner.renewal()
+                if renewal is not None:
+                    leases[runner.name] = renewal
+            if leases:
+                self.comp.publisher.publish("vrrp.renew", {"leases": leases})
 
     def publish_event(self, runner: Runner, kind: str, *, peer: IPAddress, priority: int) -> None:
         addrs = runner.last_peer_addresses.get(peer, ())

@@ -51,3 +51,39 @@ def test_held_generation_never_goes_backwards_within_a_boot(offers: list[tuple[i
         store.offer(DesiredSet("o", gen, (VIP1,) if with_vip else ()), 0.0, boot="x")
         best = max(best, gen)
         assert store.generation("o") == best
+
+
+def test_renewal_extends_only_the_same_generation_from_the_same_boot() -> None:
+    store = DesiredStore()
+    store.offer(DesiredSet("vrrp:VI_1", 3, (VIP1,), lease=1.0), 10.0, boot="a")
+    assert not store.renew("vrrp:VI_1", 4, "a", 1.0, 10.5)  # a generation we never got
+    assert not store.renew("vrrp:VI_1", 3, "b", 1.0, 10.5)  # another vrrpd start
+    assert not store.renew("vrrp:VI_2", 3, "a", 1.0, 10.5)  # an owner we do not hold
+    assert store.next_expiry() == 11.0
+    assert store.renew("vrrp:VI_1", 3, "a", 1.0, 10.8)
+    assert store.expire(11.5) == []
+    assert store.expire(11.8) == ["vrrp:VI_1"]
+    assert not store.renew("vrrp:VI_1", 3, "a", 1.0, 11.9)  # lapsed: nothing to revive
+
+
+def test_renewal_never_gives_a_lease_to_a_set_held_without_one() -> None:
+    store = DesiredStore()
+    store.offer(DesiredSet("static", 1, (VIP2,)), 0.0, boot="a")
+    assert not store.renew("static", 1, "a", 1.0, 0.0)
+    assert store.next_expiry() is None
+
+
+@given(st.lists(st.tuples(st.integers(0, 3), st.sampled_from("ab")), max_size=20))
+def test_a_lost_full_intent_is_never_papered_over_by_renewals(
+    renewals: list[tuple[int, str]],
+) -> None:
+    """Whatever renewals arrive, only ones naming the held (generation, boot) extend it."""
+    store = DesiredStore()
+    store.offer(DesiredSet("o", 1, (VIP1,), lease=1.0), 0.0, boot="a")
+    expires = 1.0
+    for step, (gen, boot) in enumerate(renewals, start=1):
+        now = step * 0.01
+        assert store.renew("o", gen, boot, 1.0, now) == ((gen, boot) == (1, "a"))
+        if (gen, boot) == (1, "a"):
+            expires = now + 1.0
+        assert store.next_expiry() == expires
