@@ -183,6 +183,7 @@ class NetDaemon:
         self._resync = False
         self._reconciling: asyncio.Task[None] | None = None
         self._garp_handle: asyncio.TimerHandle | None = None
+        self._links_changed: set[int] = set()  # ifindexes to publish at the end of this turn
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -387,7 +388,7 @@ class NetDaemon:
             "net.addr",
             {"ifindex": ev.ifindex, "address": cidr, "present": ev.added, "interface": link.name},
         )
-        self._publish_link(link)
+        self._link_changed_soon(link)
         if not ev.added:
             self._mark_dirty()  # if it was ours and still desired, the reconcile re-adds it
 
@@ -414,7 +415,22 @@ class NetDaemon:
                 link.addresses.add(f"{msg.get('IFA_ADDRESS')}/{msg['prefixlen']}")
 
     def _publish_link(self, link: LinkState) -> None:
+        self._links_changed.discard(link.ifindex)
         self.comp.publisher.retain(f"net.link.{link.name}", link.body())
+
+    def _link_changed_soon(self, link: LinkState) -> None:
+        """Publish ``net.link`` once at the end of this loop turn: installing 255 VIPs brings
+        255 address notifications, and each message lists every address of the link."""
+        if not self._links_changed:
+            self.loop.call_soon(self._flush_links)
+        self._links_changed.add(link.ifindex)
+
+    def _flush_links(self) -> None:
+        pending, self._links_changed = self._links_changed, set()
+        for ifindex in sorted(pending):
+            link = self.links.get(ifindex)
+            if link is not None:  # a removed link was published as down when it went
+                self._publish_link(link)
 
     def _mark_dirty(self) -> None:
         self._dirty = True

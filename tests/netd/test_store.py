@@ -87,3 +87,43 @@ def test_a_lost_full_intent_is_never_papered_over_by_renewals(
         if (gen, boot) == (1, "a"):
             expires = now + 1.0
         assert store.next_expiry() == expires
+
+
+OPS = st.lists(
+    st.tuples(
+        st.sampled_from(["offer", "lease", "renew", "drop", "expire"]),
+        st.sampled_from(["a", "b", "c"]),
+        st.floats(0.0, 2.0, allow_nan=False),
+    ),
+    max_size=40,
+)
+
+
+@given(OPS)
+def test_expire_drops_exactly_the_lapsed_leases(ops: list[tuple[str, str, float]]) -> None:
+    """However offers, renewals, drops and expiries interleave, expire() returns what a full
+    scan of the leases would (it skips the scan while no lease can have run out)."""
+    store = DesiredStore()
+    model: dict[str, float | None] = {}  # owner -> expiry (None: no lease)
+    now = 0.0
+    for op, owner, value in ops:
+        now += 0.05
+        if op == "offer":
+            store.offer(DesiredSet(owner, 1, (VIP1,)), now, boot="x")
+            model[owner] = None
+        elif op == "lease":
+            store.offer(DesiredSet(owner, 1, (VIP1,), lease=value + 0.01), now, boot="x")
+            model[owner] = now + value + 0.01
+        elif op == "renew":
+            if store.renew(owner, 1, "x", value + 0.01, now):
+                model[owner] = now + value + 0.01
+        elif op == "drop":
+            store.drop(owner)
+            model.pop(owner, None)
+        else:
+            now += value
+            lapsed = sorted(o for o, e in model.items() if e is not None and e <= now)
+            assert sorted(store.expire(now)) == lapsed
+            for o in lapsed:
+                del model[o]
+        assert store.owners() == sorted(model)
