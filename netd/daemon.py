@@ -172,6 +172,7 @@ class NetDaemon:
         self._published: dict[str, tuple[int, int, int]] = {}
         self._held: set[str] = set()  # owners whose current set is non-empty
         self._merged = Merged((), {}, ())
+        self._owned: dict[str, list[Item]] = {}  # merged items by owner (see _set_merged)
         self.vmacs: VmacManager
         self._vmac_specs: dict[str, VmacSpec] = {}  # owner -> the VMAC its intent names
         self._vmacs_made: dict[str, VmacSpec] = {}  # what exists because of us
@@ -183,6 +184,8 @@ class NetDaemon:
         self._resync = False
         self._reconciling: asyncio.Task[None] | None = None
         self._garp_handle: asyncio.TimerHandle | None = None
+        # owner -> the last intent's (items, interface, VIP interface) and what they parse to
+        self._parsed_items: dict[str, tuple[tuple[Any, ...], tuple[Item, ...]]] = {}
         self._links_changed: set[int] = set()  # ifindexes to publish at the end of this turn
 
     @property
@@ -285,11 +288,15 @@ class NetDaemon:
             else:
                 self._vmac_specs[name] = vmac
             self._mark_dirty()
-        items = fromconfig.intent_items(
-            list(body["items"]), body.get("interface"), vmac.name if vmac else None
-        )
+        source = (list(body["items"]), body.get("interface"), vmac.name if vmac else None)
+        parsed = self._parsed_items.get(name)
+        if parsed is not None and parsed[0] == source:
+            items = parsed[1]  # the periodic republish of an unchanged intent: parsed already
+        else:
+            items = tuple(fromconfig.intent_items(*source))
+            self._parsed_items[name] = (source, items)
         lease = float(body["lease"]) + LEASE_SLACK
-        self._offer(DesiredSet(name, int(body["generation"]), tuple(items), lease), boot)
+        self._offer(DesiredSet(name, int(body["generation"]), items, lease), boot)
         self._heard.add(instance)
         counter = int(body.get("announce", 0))
         if body.get("held") and wants_burst(self._announce.get(name), boot, counter):
@@ -522,12 +529,21 @@ class NetDaemon:
             self._publish_link(link)
 
     def _owned_by(self, owner: str) -> list[Item]:
-        merged = self._merged
-        return [i for i in merged.items if owner in merged.owners.get(item_key(i), ())]
+        return self._owned.get(owner, [])
+
+    def _set_merged(self, merged: Merged) -> None:
+        """Index the merged items by owner once: asking per owner (announcements, reports)
+        scanned every item for each of 255 owners."""
+        self._merged = merged
+        owned: dict[str, list[Item]] = {}
+        for item in merged.items:
+            for owner in merged.owners.get(item_key(item), ()):
+                owned.setdefault(owner, []).append(item)
+        self._owned = owned
 
     async def _reconcile(self) -> None:
         merged = self.store.merged()
-        self._merged = merged
+        self._set_merged(merged)
         for c in merged.conflicts:
             log.error("netd.conflict", key=str(c.key), kept=c.kept_owner, dropped=c.dropped_owner)
         try:
