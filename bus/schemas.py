@@ -52,6 +52,11 @@ SCHEMAS: tuple[Schema, ...] = (
         {"instance": str, "generation": int, "items": list, "lease": _NUM},
         "desired addresses/routes/rules of one instance for netd (retained)",
     ),
+    Schema(
+        "vrrp.renew",
+        {"leases": dict},
+        "renews held intents by generation: instance -> [generation, lease]",
+    ),
     Schema("vrrp.event.*", {"instance": str, "kind": str}, "split brain and other notices"),
     Schema(
         "net.applied.*",

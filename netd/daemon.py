@@ -135,6 +135,25 @@ def wants_burst(previous: Announce | None, boot: str, counter: int) -> bool:
     return counter > previous.counter
 
 
+def parse_renewal(body: Mapping[str, Any]) -> dict[str, tuple[int, float]]:
+    """``vrrp.renew``'s ``leases`` map (instance -> [generation, lease seconds]), checked
+    whole: one malformed entry refuses the message (it is untrusted input)."""
+    raw = body["leases"]
+    if not isinstance(raw, Mapping):
+        raise TypeError("leases is not a map")
+    out: dict[str, tuple[int, float]] = {}
+    for instance, value in raw.items():
+        if not isinstance(value, list | tuple) or len(value) != 2:
+            raise ValueError(f"lease of {instance!r} is not [generation, lease]")
+        generation, lease = value
+        if not isinstance(generation, int) or isinstance(generation, bool):
+            raise TypeError(f"generation of {instance!r} is not an integer")
+        if not isinstance(lease, int | float) or isinstance(lease, bool) or not 0 < lease < 3600:
+            raise ValueError(f"lease of {instance!r} is not a number of seconds")
+        out[str(instance)] = (generation, float(lease))
+    return out
+
+
 class NetDaemon:
     def __init__(self, comp: Component) -> None:
         self.comp = comp
@@ -154,6 +173,7 @@ class NetDaemon:
         self._published: dict[str, tuple[int, int, int]] = {}
         self._held: set[str] = set()  # owners whose current set is non-empty
         self._merged = Merged((), {}, ())
+        self._owned: dict[str, list[Item]] = {}  # merged items by owner (see _set_merged)
         self.vmacs: VmacManager
         self._vmac_specs: dict[str, VmacSpec] = {}  # owner -> the VMAC its intent names
         self._vmacs_made: dict[str, VmacSpec] = {}  # what exists because of us
@@ -165,6 +185,9 @@ class NetDaemon:
         self._resync = False
         self._reconciling: asyncio.Task[None] | None = None
         self._garp_handle: asyncio.TimerHandle | None = None
+        # owner -> the last intent's (items, interface, VIP interface) and what they parse to
+        self._parsed_items: dict[str, tuple[tuple[Any, ...], tuple[Item, ...]]] = {}
+        self._links_changed: set[int] = set()  # ifindexes to publish at the end of this turn
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -181,7 +204,7 @@ class NetDaemon:
         for link in self.links.values():
             self._publish_link(link)
         self.loop.add_reader(self.monitor.fileno(), self._netlink_readable)
-        sub = self.comp.subscribe("config.current", "vrrp.intent.*", "hb.*")
+        sub = self.comp.subscribe("config.current", "vrrp.intent.*", "vrrp.renew", "hb.*")
         ticker = asyncio.create_task(self._tick(), name="netd.tick")
         try:
             while True:
@@ -227,6 +250,8 @@ class NetDaemon:
                 return  # only proof that the bus delivers
             if event.topic == "config.current":
                 self._config(event.body, event.env.boot)
+            elif event.topic == "vrrp.renew":
+                self._renew(event.body, event.env.boot)
             else:
                 self._intent(event.body, event.env.boot)
         except (KeyError, TypeError, ValueError, InvalidItemError, core.WireFormatError) as exc:
@@ -277,11 +302,15 @@ class NetDaemon:
             else:
                 self._vmac_specs[name] = vmac
             self._mark_dirty()
-        items = fromconfig.intent_items(
-            list(body["items"]), body.get("interface"), vmac.name if vmac else None
-        )
+        source = (list(body["items"]), body.get("interface"), vmac.name if vmac else None)
+        parsed = self._parsed_items.get(name)
+        if parsed is not None and parsed[0] == source:
+            items = parsed[1]  # the periodic republish of an unchanged intent: parsed already
+        else:
+            items = tuple(fromconfig.intent_items(*source))
+            self._parsed_items[name] = (source, items)
         lease = float(body["lease"]) + LEASE_SLACK
-        self._offer(DesiredSet(name, int(body["generation"]), tuple(items), lease), boot)
+        self._offer(DesiredSet(name, int(body["generation"]), items, lease), boot)
         self._heard.add(instance)
         counter = int(body.get("announce", 0))
         if body.get("held") and wants_burst(self._announce.get(name), boot, counter):
@@ -293,6 +322,15 @@ class NetDaemon:
             self.scheduler.stop(name)
             self._pending_garps.pop(name, None)
         self._end_grace_if_claimed()
+
+    def _renew(self, body: Mapping[str, Any], boot: str) -> None:
+        """Extend the leases of the intents a vrrpd start still holds, generation for
+        generation; one it names at a generation we lack gets no extension (its full intent
+        is re-sent right after every change, and every 5 s)."""
+        leases = parse_renewal(body)
+        now = time.monotonic()
+        for instance, (generation, lease) in leases.items():
+            self.store.renew(f"vrrp:{instance}", generation, boot, lease + LEASE_SLACK, now)
 
     def _offer(self, ds: DesiredSet, boot: str) -> None:
         offer = self.store.offer(ds, time.monotonic(), boot=boot)
@@ -371,7 +409,7 @@ class NetDaemon:
             "net.addr",
             {"ifindex": ev.ifindex, "address": cidr, "present": ev.added, "interface": link.name},
         )
-        self._publish_link(link)
+        self._link_changed_soon(link)
         if not ev.added:
             self._mark_dirty()  # if it was ours and still desired, the reconcile re-adds it
 
@@ -398,7 +436,22 @@ class NetDaemon:
                 link.addresses.add(f"{msg.get('IFA_ADDRESS')}/{msg['prefixlen']}")
 
     def _publish_link(self, link: LinkState) -> None:
+        self._links_changed.discard(link.ifindex)
         self.comp.publisher.retain(f"net.link.{link.name}", link.body())
+
+    def _link_changed_soon(self, link: LinkState) -> None:
+        """Publish ``net.link`` once at the end of this loop turn: installing 255 VIPs brings
+        255 address notifications, and each message lists every address of the link."""
+        if not self._links_changed:
+            self.loop.call_soon(self._flush_links)
+        self._links_changed.add(link.ifindex)
+
+    def _flush_links(self) -> None:
+        pending, self._links_changed = self._links_changed, set()
+        for ifindex in sorted(pending):
+            link = self.links.get(ifindex)
+            if link is not None:  # a removed link was published as down when it went
+                self._publish_link(link)
 
     def _mark_dirty(self) -> None:
         self._dirty = True
@@ -490,12 +543,21 @@ class NetDaemon:
             self._publish_link(link)
 
     def _owned_by(self, owner: str) -> list[Item]:
-        merged = self._merged
-        return [i for i in merged.items if owner in merged.owners.get(item_key(i), ())]
+        return self._owned.get(owner, [])
+
+    def _set_merged(self, merged: Merged) -> None:
+        """Index the merged items by owner once: asking per owner (announcements, reports)
+        scanned every item for each of 255 owners."""
+        self._merged = merged
+        owned: dict[str, list[Item]] = {}
+        for item in merged.items:
+            for owner in merged.owners.get(item_key(item), ()):
+                owned.setdefault(owner, []).append(item)
+        self._owned = owned
 
     async def _reconcile(self) -> None:
         merged = self.store.merged()
-        self._merged = merged
+        self._set_merged(merged)
         for c in merged.conflicts:
             log.error("netd.conflict", key=str(c.key), kept=c.kept_owner, dropped=c.dropped_owner)
         try:

@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import signal
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
 import structlog
@@ -61,10 +61,42 @@ from vrrpd.validate import Accepted, Drop, Expectations, ReceiveCounters, valida
 
 log = structlog.get_logger(__name__)
 
-RENEW_EVERY = 0.5  # intents are re-sent this often while held (lease is >= 1 s)
+RENEW_EVERY = 0.5  # held intents are renewed this often (lease is >= 1 s)
+# After each change an intent is re-sent whole this many renewal rounds, so a lost one costs
+# one round as before; later rounds renew it by generation only (one vrrp.renew for all).
+FULL_ROUNDS = 4
 MIN_LEASE = 1.0
 HEALTH_GRACE = 15.0  # a verdict not re-published for this long counts as failed
 _DROP_LOG_EVERY = 5.0
+# Notices a peer can trigger with every advert (split brain: 10 a second at advert_int 0.1)
+# are logged, and published on vrrp.event, at most this often per (instance, notice, peer);
+# the next one says how many were held back (RFC 9568 asks to rate-limit such logs).
+_NOTICE_EVERY = 1.0
+_PER_ADVERT_NOTICES = frozenset(
+    {"vrrpd.split_brain", "vrrpd.advert.lower_prio_discarded", "vrrpd.advert.own_address"}
+)
+
+
+class NoticeLimiter:
+    """At most one notice per key every ``every`` seconds; counts the ones it holds back."""
+
+    def __init__(self, every: float) -> None:
+        self.every = every
+        self._last: dict[Hashable, tuple[float, int]] = {}
+
+    def due(self, key: Hashable, now: float) -> int | None:
+        """None when a notice for ``key`` went out less than ``every`` ago (this one is
+        counted); otherwise how many were held back since that last one."""
+        last = self._last.get(key)
+        if last is not None and now - last[0] < self.every:
+            self._last[key] = (last[0], last[1] + 1)
+            return None
+        self._last[key] = (now, 0)
+        return 0 if last is None else last[1]
+
+
+# Timer events are immutable: one per timer name, not one per expiry.
+_TIMER_FIRED = {t.value: TimerFired(t) for t in TimerName}
 
 
 class Runner:
@@ -85,6 +117,7 @@ class Runner:
         self.held = False
         self.accept = True
         self.intent_generation = 0
+        self.full_rounds = 0  # renewal rounds left that re-send the whole intent
         self.announce = 0
         self.garp_count = 0
         self.status: dict[Tracker, bool | int | None] = {}
@@ -97,6 +130,12 @@ class Runner:
         self.last_transition_at = time.time()
         self._published: tuple[State, int, IPAddress | None] | None = None
         self._drop_logged: dict[str, float] = {}
+        self.notices = NoticeLimiter(_NOTICE_EVERY)
+        # the last datagram's verdict (see receive)
+        self._rx_key = b""
+        self._rx_expect: Expectations | None = None
+        self._rx_result: Accepted | Drop | None = None
+        self._rx_event: AdvertReceived | None = None
 
     @property
     def name(self) -> str:
@@ -192,16 +231,28 @@ class Runner:
             self.publish_state()
 
     def receive(self, dgram: Datagram, now: float) -> None:
-        result = validate(dgram.payload, dgram.facts, self.expect)
+        # validate() is pure: the same bytes under the same expectations get the same verdict,
+        # and a master sends the same advert every interval.
+        if dgram.key and dgram.key == self._rx_key and self.expect is self._rx_expect:
+            result, event = self._rx_result, self._rx_event
+            assert result is not None
+        else:
+            result = validate(dgram.payload, dgram.facts, self.expect)
+            event = None
+            if isinstance(result, Accepted):
+                event = AdvertReceived.from_advert(result.advert, result.source)
+                self.last_peer_addresses[result.source] = result.advert.addresses
+            self._rx_key, self._rx_expect = dgram.key, self.expect
+            self._rx_result, self._rx_event = result, event
         self.counters.record(result)
-        if isinstance(result, Drop):
+        if event is None:
+            assert isinstance(result, Drop)
             self._log_drop(result, now)
             return
         assert isinstance(result, Accepted)
         for note in result.notes:
             self._log_drop(note, now, accepted=True)
-        self.last_peer_addresses[result.source] = result.advert.addresses
-        self.feed(AdvertReceived.from_advert(result.advert, result.source), now)
+        self.feed(event, now)
 
     def _log_drop(self, item: Drop | Any, now: float, accepted: bool = False) -> None:
         reason = str(item.reason)
@@ -254,12 +305,27 @@ class Runner:
                 case Notify():
                     self.notify(action)
                 case RxLowerPriority(peer=peer, priority=prio):
-                    eng.publish_event(self, "split_brain", peer=peer, priority=prio)
+                    held_back = self.notices.due(("vrrp.event.split_brain", peer), now)
+                    if held_back is not None:
+                        eng.publish_event(
+                            self, "split_brain", peer=peer, priority=prio, repeated=held_back
+                        )
                     eng.notifier.submit(notify.rx_lower_jobs(self.name, self.plan.notify))
                 case Log(event=event, detail=detail, peer=peer):
+                    fields: dict[str, Any] = {}
+                    if peer is not None and event in _PER_ADVERT_NOTICES:
+                        held_back = self.notices.due((event, peer), now)
+                        if held_back is None:
+                            continue
+                        if held_back:
+                            fields["repeated"] = held_back
                     level = "warning" if "split_brain" in event else "info"
                     getattr(log, level)(
-                        event, instance=self.name, detail=detail, peer=str(peer) if peer else None
+                        event,
+                        instance=self.name,
+                        detail=detail,
+                        peer=str(peer) if peer else None,
+                        **fields,
                     )
 
     def send_advert(self, priority: int) -> None:
@@ -321,8 +387,21 @@ class Runner:
             "vmac": self.plan.vmac,
         }
 
-    def publish_intent(self) -> None:
+    def publish_intent(self, *, changed: bool = True) -> None:
+        if changed:
+            self.full_rounds = FULL_ROUNDS
         self.engine.comp.publisher.retain(f"vrrp.intent.{self.name}", self.intent_body())
+
+    def renewal(self) -> list[int | float] | None:
+        """This round's compact renewal ([generation, lease]), or None after re-sending the
+        whole intent (still in the rounds right after a change) or when nothing is held."""
+        if not self.held:
+            return None
+        if self.full_rounds > 0:
+            self.full_rounds -= 1
+            self.publish_intent(changed=False)
+            return None
+        return [self.intent_generation, self.lease]
 
     def publish_state(self) -> None:
         m = self.machine
@@ -670,7 +749,7 @@ class Engine:
     def _timer_fired(self, instance: str, timer: str, now: float) -> None:
         runner = self.runners.get(instance)
         if runner is not None:
-            runner.feed(TimerFired(TimerName(timer)), now)
+            runner.feed(_TIMER_FIRED[timer], now)
 
     def link_changed(self, link: Link) -> None:
         old = self.links.get(link.name)
@@ -749,13 +828,19 @@ class Engine:
                     for runner in self.runners.values():
                         self._refresh_trackers(runner)
                         runner.trackers_changed(now)
+            leases: dict[str, list[int | float]] = {}
             for runner in self.runners.values():
-                if runner.held:
-                    runner.publish_intent()
+                renewal = runner.renewal()
+                if renewal is not None:
+                    leases[runner.name] = renewal
+            if leases:
+                self.comp.publisher.publish("vrrp.renew", {"leases": leases})
 
-    def publish_event(self, runner: Runner, kind: str, *, peer: IPAddress, priority: int) -> None:
+    def publish_event(
+        self, runner: Runner, kind: str, *, peer: IPAddress, priority: int, repeated: int = 0
+    ) -> None:
         addrs = runner.last_peer_addresses.get(peer, ())
-        body = {
+        body: dict[str, Any] = {
             "instance": runner.name,
             "kind": kind,
             "peer": str(peer),
@@ -764,6 +849,8 @@ class Engine:
             "priority": runner.machine.priority,
             "vips": [str(v) for v in runner.plan.vips],
         }
+        if repeated:
+            body["repeated"] = repeated  # held back by the rate limit since the last one
         log.error(
             "vrrp.event.split_brain",
             **{k: v for k, v in body.items() if k != "instance"},

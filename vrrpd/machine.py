@@ -293,7 +293,8 @@ class Machine:
         #: set by a sync group: returns False to hold this member back from MASTER
         self.sync_gate: Callable[[Machine], bool] | None = None
         self._timers: dict[TimerName, float] = {}
-        self._down_reason = "no advert heard since start-up"
+        #: why the master-down timer would run out: text, or (master, priority, interval in µs)
+        self._down_reason: str | tuple[IPAddress, int, int] = "no advert heard since start-up"
         self._preempt = _Preempt.IDLE
 
     # ---- timing ------------------------------------------------------------------------------
@@ -342,6 +343,12 @@ class Machine:
 
     def _cancel_all(self, out: list[Action]) -> None:
         self._cancel(out, *list(self._timers))
+
+    def _down_text(self) -> str:
+        if isinstance(self._down_reason, str):
+            return self._down_reason
+        source, priority, down_us = self._down_reason
+        return f"no advert from master {source} (priority {priority}) for {down_us / _US:g} s"
 
     def _learn_interval(self, interval_cs: int) -> None:
         # v2 has no Master_Adver_Interval: mismatching adverts never get this far.
@@ -525,11 +532,10 @@ class Machine:
                 )
             self.master_peer, self.master_priority = ev.source, ev.priority
             self.wants_master = False
-            self._down_reason = (
-                f"no advert from master {ev.source} (priority {ev.priority}) "
-                f"for {self.master_down_us / _US:g} s"
-            )
-            out.append(self._arm(TimerName.MASTER_DOWN, now, self.master_down_us))
+            down_us = self.master_down_us
+            # Formatted only when the timer runs out: this runs for every advert a backup hears.
+            self._down_reason = (ev.source, ev.priority, down_us)
+            out.append(self._arm(TimerName.MASTER_DOWN, now, down_us))
             return
         # Lower priority with preemption allowed: do not reset the down timer, so it runs out
         # and we take over (RFC 5798 §6.4.2).
@@ -624,7 +630,7 @@ class Machine:
                 now,
                 Cause(
                     CauseKind.TIMER,
-                    f"master-down timer expired: {self._down_reason}",
+                    f"master-down timer expired: {self._down_text()}",
                     peer=self.master_peer,
                     timer=TimerName.MASTER_DOWN,
                 ),

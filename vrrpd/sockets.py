@@ -25,6 +25,7 @@ from vrrpd.validate import IpFacts
 
 _RECV_SIZE = 4096
 _MAX_DRAIN = 256
+_SEEN_MAX = 1024  # decoded IPv4 datagrams remembered (one per VRID and master in practice)
 # Linux constants Python's socket module does not export on every build.
 _IPV6_RECVPKTINFO = getattr(socket, "IPV6_RECVPKTINFO", 49)
 _IPV6_PKTINFO = getattr(socket, "IPV6_PKTINFO", 50)
@@ -42,6 +43,9 @@ class Datagram:
     payload: bytes
     facts: IpFacts
     ifname: str
+    #: every byte validation depends on (payload, TTL, addresses, declared length): equal keys
+    #: mean equal verdicts, so a master's identical adverts are validated once
+    key: bytes = b""
 
 
 def _bind_device(sock: socket.socket, ifname: str) -> None:
@@ -64,6 +68,7 @@ class Receiver:
         except OSError as exc:
             raise SocketError(f"cannot open VRRP receive socket on {ifname}: {exc}") from exc
         self._groups: set[IPAddress] = set()
+        self._seen: dict[bytes, Datagram] = {}
 
     def fileno(self) -> int:
         return self.sock.fileno()
@@ -104,6 +109,18 @@ class Receiver:
     def _from_ipv4(self, data: bytes) -> Datagram | None:
         if len(data) < 20:
             return None
+        # A master's adverts differ only in IP id and header checksum: decode each once.
+        key = data[0:4] + data[8:9] + data[12:]
+        known = self._seen.get(key)
+        if known is not None:
+            return known
+        dgram = self._decode_ipv4(data, key)
+        if len(self._seen) >= _SEEN_MAX:
+            self._seen.clear()  # bounded: junk from the wire cannot grow it
+        self._seen[key] = dgram
+        return dgram
+
+    def _decode_ipv4(self, data: bytes, key: bytes) -> Datagram:
         ihl = (data[0] & 0x0F) * 4
         tot_len = int.from_bytes(data[2:4], "big")
         facts = IpFacts(
@@ -112,7 +129,7 @@ class Receiver:
             ttl=data[8],
             declared_len=max(0, tot_len - ihl),
         )
-        return Datagram(data[ihl:], facts, self.ifname)
+        return Datagram(data[ihl:], facts, self.ifname, key)
 
     def _from_ipv6(
         self, data: bytes, anc: list[tuple[int, int, bytes]], addr: tuple[str, int, int, int]
@@ -128,7 +145,9 @@ class Receiver:
         if dst is None:
             return None
         src = ipaddress.IPv6Address(addr[0].split("%", 1)[0])
-        return Datagram(data, IpFacts(src=src, dst=dst, ttl=hops, declared_len=None), self.ifname)
+        key = hops.to_bytes(4, "little", signed=True) + src.packed + dst.packed + data
+        facts = IpFacts(src=src, dst=dst, ttl=hops, declared_len=None)
+        return Datagram(data, facts, self.ifname, key)
 
     def close(self) -> None:
         self.sock.close()

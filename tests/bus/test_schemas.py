@@ -39,6 +39,7 @@ EXAMPLES: dict[str, tuple[str, dict[str, Any]]] = {
         "vrrp.intent.VI_1",
         {"instance": "VI_1", "generation": 4, "items": [], "lease": 3.6},
     ),
+    "vrrp.renew": ("vrrp.renew", {"leases": {"VI_1": [4, 3.6], "VI_2": [7, 1.0]}}),
     "vrrp.event.*": ("vrrp.event.VI_1", {"instance": "VI_1", "kind": "split_brain"}),
     "net.applied.*": (
         "net.applied.vrrp:VI_1",

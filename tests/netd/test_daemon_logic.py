@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from netd.daemon import Announce, VmacSpec, wants_burst
+from netd.daemon import Announce, VmacSpec, parse_renewal, wants_burst
 
 
 @given(st.lists(st.integers(0, 6), max_size=30).map(sorted))
@@ -40,3 +40,22 @@ def test_vmac_spec_from_intent() -> None:
         VmacSpec.from_intent({"name": "x", "base": "eth0", "vrid": 1, "family": 5})
     with pytest.raises(KeyError):
         VmacSpec.from_intent({"base": "eth0", "vrid": 1})
+
+
+def test_renewal_message_is_parsed_whole_or_refused() -> None:
+    assert parse_renewal({"leases": {"VI_1": [3, 1.0], "VI_2": [0, 2]}}) == {
+        "VI_1": (3, 1.0),
+        "VI_2": (0, 2.0),
+    }
+    assert parse_renewal({"leases": {}}) == {}
+    for bad in (
+        {"leases": [1, 2]},
+        {"leases": {"VI_1": 3}},
+        {"leases": {"VI_1": [3]}},
+        {"leases": {"VI_1": ["3", 1.0]}},
+        {"leases": {"VI_1": [True, 1.0]}},
+        {"leases": {"VI_1": [3, -1.0]}},
+        {"leases": {"VI_1": [3, False]}},
+    ):
+        with pytest.raises((TypeError, ValueError)):
+            parse_renewal(bad)
