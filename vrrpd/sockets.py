@@ -153,6 +153,14 @@ class Receiver:
         self.sock.close()
 
 
+def sockaddr(dst: IPAddress, ifindex: int) -> tuple[str, int] | tuple[str, int, int, int]:
+    """``sendto``'s address for an advert to ``dst`` out of interface ``ifindex``."""
+    if dst.version == 4:
+        return (str(dst), 0)
+    scope = ifindex if dst.is_link_local or dst.is_multicast else 0
+    return (str(dst), 0, 0, scope)
+
+
 class Sender:
     """Sends adverts out of one interface, from one source address, with TTL/hop limit 255."""
 
@@ -185,15 +193,21 @@ class Sender:
                 f"cannot open VRRP send socket on {ifname} from {src}: {exc}"
             ) from exc
         self.errors = 0
+        self._sockaddrs: dict[
+            int, tuple[IPAddress, tuple[str, int] | tuple[str, int, int, int]]
+        ] = {}
 
     def send(self, wire: bytes, dst: IPAddress) -> bool:
         """Send one advert; False (and counted) when the kernel refuses it."""
+        # Formatting the address costs as much as the rest of a master's advert: do it once
+        # per destination object (kept alive in the entry, so its id() cannot be reused).
+        entry = self._sockaddrs.get(id(dst))
+        if entry is None or entry[0] is not dst:
+            if len(self._sockaddrs) >= _SEEN_MAX:
+                self._sockaddrs.clear()
+            entry = self._sockaddrs[id(dst)] = (dst, sockaddr(dst, self.ifindex))
         try:
-            if self.family == 4:
-                self.sock.sendto(wire, (str(dst), 0))
-            else:
-                scope = self.ifindex if dst.is_link_local or dst.is_multicast else 0
-                self.sock.sendto(wire, (str(dst), 0, 0, scope))
+            self.sock.sendto(wire, entry[1])
         except OSError:
             self.errors += 1
             return False

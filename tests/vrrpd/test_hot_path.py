@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import struct
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from vrrpd.engine import NoticeLimiter
-from vrrpd.sockets import Receiver
+from vrrpd.sockets import Receiver, sockaddr
 
 
 @given(
@@ -92,3 +92,11 @@ def _receiver() -> Receiver:
     rx = object.__new__(Receiver)
     rx.ifname, rx._seen = "eth0", {}
     return rx
+
+
+def test_send_addresses_carry_the_scope_only_where_ipv6_needs_it() -> None:
+    assert sockaddr(IPv4Address("224.0.0.18"), 7) == ("224.0.0.18", 0)
+    assert sockaddr(IPv4Address("192.0.2.2"), 7) == ("192.0.2.2", 0)
+    assert sockaddr(IPv6Address("ff02::12"), 7) == ("ff02::12", 0, 0, 7)
+    assert sockaddr(IPv6Address("fe80::1"), 7) == ("fe80::1", 0, 0, 7)
+    assert sockaddr(IPv6Address("2001:db8::2"), 7) == ("2001:db8::2", 0, 0, 0)
