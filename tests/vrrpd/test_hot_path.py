@@ -8,7 +8,7 @@ from ipaddress import IPv4Address, IPv6Address
 from hypothesis import given
 from hypothesis import strategies as st
 
-from vrrpd.engine import NoticeLimiter
+from vrrpd.runner import NoticeLimiter
 from vrrpd.sockets import Receiver, sockaddr
 
 

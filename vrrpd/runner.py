@@ -1,0 +1,445 @@
+"""One running VRRP instance: its machine, its advert bytes, and what it tells the bus.
+
+A ``Runner`` turns the machine's actions into adverts on the wire, ``vrrp.state.<instance>``,
+``vrrp.intent.<instance>`` (what netd must install), ``vrrp.event.<instance>`` and notify
+scripts; the ``Engine`` (vrrpd.engine) owns the sockets, timers and bus inputs it shares.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Hashable
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from vrrpd import dumps, notify
+from vrrpd.links import Link
+from vrrpd.machine import (
+    Action,
+    AdvertReceived,
+    CancelTimer,
+    Event,
+    FaultChanged,
+    Log,
+    Machine,
+    Notify,
+    PriorityChanged,
+    RxLowerPriority,
+    SendAdvert,
+    SendGarp,
+    SetTimer,
+    SetVips,
+    State,
+    TimerFired,
+    TimerName,
+)
+from vrrpd.packet import Advert, ChecksumForm, IPAddress, PreparedAdvert, prepare
+from vrrpd.plan import InstancePlan
+from vrrpd.priority import Tracker, TrackerKind, evaluate
+from vrrpd.sockets import Datagram, Sender
+from vrrpd.syncgroup import GroupNotify, SyncGroup
+from vrrpd.validate import Accepted, Drop, Expectations, ReceiveCounters, validate
+
+if TYPE_CHECKING:
+    from vrrpd.engine import Engine
+
+log = structlog.get_logger(__name__)
+
+# After each change an intent is re-sent whole this many renewal rounds, so a lost one costs
+# one round as before; later rounds renew it by generation only (one vrrp.renew for all).
+FULL_ROUNDS = 4
+MIN_LEASE = 1.0
+_DROP_LOG_EVERY = 5.0
+# Notices a peer can trigger with every advert (split brain: 10 a second at advert_int 0.1)
+# are logged, and published on vrrp.event, at most this often per (instance, notice, peer);
+# the next one says how many were held back (RFC 9568 asks to rate-limit such logs).
+_NOTICE_EVERY = 1.0
+_PER_ADVERT_NOTICES = frozenset(
+    {"vrrpd.split_brain", "vrrpd.advert.lower_prio_discarded", "vrrpd.advert.own_address"}
+)
+
+
+class NoticeLimiter:
+    """At most one notice per key every ``every`` seconds; counts the ones it holds back."""
+
+    def __init__(self, every: float) -> None:
+        self.every = every
+        self._last: dict[Hashable, tuple[float, int]] = {}
+
+    def due(self, key: Hashable, now: float) -> int | None:
+        """None when a notice for ``key`` went out less than ``every`` ago (this one is
+        counted); otherwise how many were held back since that last one."""
+        last = self._last.get(key)
+        if last is not None and now - last[0] < self.every:
+            self._last[key] = (last[0], last[1] + 1)
+            return None
+        self._last[key] = (now, 0)
+        return 0 if last is None else last[1]
+
+
+# Timer events are immutable: one per timer name, not one per expiry.
+TIMER_FIRED = {t.value: TimerFired(t) for t in TimerName}
+
+
+class Runner:
+    """One running instance: its machine, its advert bytes and what it told the bus."""
+
+    def __init__(
+        self, engine: Engine, plan: InstancePlan, link: Link, primary: IPAddress, sender: Sender
+    ) -> None:
+        self.engine = engine
+        self.plan = plan
+        self.link = link
+        self.primary = primary
+        self.sender = sender
+        self.machine = Machine(plan.params_for(primary))
+        self.counters = ReceiveCounters()
+        self.expect = self._expectations()
+        self.adverts = self._prepare(plan.params.priority)
+        self.held = False
+        self.accept = True
+        self.intent_generation = 0
+        self.full_rounds = 0  # renewal rounds left that re-send the whole intent
+        self.announce = 0
+        self.garp_count = 0
+        self.status: dict[Tracker, bool | int | None] = {}
+        self.faults: frozenset[str] = frozenset()
+        self.disabled: set[Tracker] = set()
+        self.last_peer_addresses: dict[IPAddress, tuple[IPAddress, ...]] = {}
+        self.last_transition: dict[str, Any] = {}
+        self.group: SyncGroup | None = None
+        self.sent = dumps.SendCounters()
+        self.last_transition_at = time.time()
+        self._published: tuple[State, int, IPAddress | None] | None = None
+        self._drop_logged: dict[str, float] = {}
+        self.notices = NoticeLimiter(_NOTICE_EVERY)
+        # the last datagram's verdict (see receive)
+        self._rx_key = b""
+        self._rx_expect: Expectations | None = None
+        self._rx_result: Accepted | Drop | None = None
+        self._rx_event: AdvertReceived | None = None
+
+    @property
+    def name(self) -> str:
+        return self.plan.name
+
+    def _expectations(self) -> Expectations:
+        p = self.plan
+        return Expectations(
+            vrid=p.vrid,
+            version=p.version,
+            family=p.family,
+            interval_cs=p.params.interval_cs,
+            addresses=p.vips,
+            priority=p.params.priority,
+            auth_type=p.auth_type,
+            auth_pass=p.auth_pass,
+            unicast=p.unicast,
+            check_unicast_src=p.check_unicast_src,
+            unicast_peers=frozenset(p.unicast_peers),
+            own_addresses=frozenset({self.primary}),
+            checksum_any=p.checksum_as_v2,
+        )
+
+    def _prepare(self, priority: int) -> dict[IPAddress, PreparedAdvert]:
+        """One prepared advert per destination: the v3 pseudo-header covers the destination."""
+        p = self.plan
+        # keepalived's v3_checksum_as_v2 sends the v2 form (no pseudo-header) for old peers.
+        form = ChecksumForm.MESSAGE if p.checksum_as_v2 else ChecksumForm.PSEUDO
+        advert = Advert(
+            version=p.version,
+            vrid=p.vrid,
+            priority=priority,
+            addresses=p.vips,
+            interval=p.params.interval_cs if p.version == 3 else p.params.interval_cs // 100,
+            family=p.family,
+            auth_type=p.auth_type,
+            auth_data=p.auth_pass.ljust(8, b"\0") if p.auth_pass else bytes(8),
+        )
+        dsts = p.unicast_peers if p.unicast else (p.mcast_group,)
+        return {dst: prepare(advert, src=self.primary, dst=dst, form=form) for dst in dsts}
+
+    def compatible(self, new: InstancePlan) -> bool:
+        """Can ``new`` be applied without restarting the election (keepalived keeps state)?"""
+        old = self.plan
+        return (old.interface, old.family, old.vrid, old.version, old.unicast_src, old.vmac) == (
+            new.interface,
+            new.family,
+            new.vrid,
+            new.version,
+            new.unicast_src,
+            new.vmac,
+        )
+
+    def update(self, new: InstancePlan, now: float) -> None:
+        """A reload changed this instance: keep its state, adopt priority, VIPs, trackers."""
+        new_vips = set(new.vips) - set(self.plan.vips)
+        self.plan = new
+        self.machine.params = new.params_for(self.primary)
+        self.expect = self._expectations()
+        self.adverts = self._prepare(self.machine.priority)
+        self.intent_generation += 1
+        if self.held:
+            if new_vips:  # as keepalived: a master announces VIPs a reload added
+                self.announce += 1
+                self.garp_count = new.params.garp_master_repeat
+            self.publish_intent()
+        self.trackers_changed(now)
+        log.info("vrrpd.instance.updated", instance=self.name, state=self.machine.state.value)
+
+    # ---- inputs ------------------------------------------------------------------------------
+
+    def feed(self, event: Event, now: float) -> None:
+        if self.group is None:
+            self.execute(self.machine.handle(event, now), now)
+            self.after_actions()
+            return
+        # A sync group member: the group decides, and its actions may belong to any member.
+        by_member: dict[str, list[Action]] = {}
+        for member, action in self.group.handle(self.name, event, now):
+            if isinstance(action, GroupNotify):
+                self.engine.group_notify(action)
+            else:
+                by_member.setdefault(member, []).append(action)
+        for member, actions in by_member.items():
+            runner = self.engine.runners.get(member)
+            if runner is not None:
+                runner.execute(actions, now)
+                runner.after_actions()
+
+    def after_actions(self) -> None:
+        m = self.machine
+        if (m.state, m.priority, m.master_peer) != self._published:
+            self.publish_state()
+
+    def receive(self, dgram: Datagram, now: float) -> None:
+        # validate() is pure: the same bytes under the same expectations get the same verdict,
+        # and a master sends the same advert every interval.
+        if dgram.key and dgram.key == self._rx_key and self.expect is self._rx_expect:
+            result, event = self._rx_result, self._rx_event
+            assert result is not None
+        else:
+            result = validate(dgram.payload, dgram.facts, self.expect)
+            event = None
+            if isinstance(result, Accepted):
+                event = AdvertReceived.from_advert(result.advert, result.source)
+                self.last_peer_addresses[result.source] = result.advert.addresses
+            self._rx_key, self._rx_expect = dgram.key, self.expect
+            self._rx_result, self._rx_event = result, event
+        self.counters.record(result)
+        if event is None:
+            assert isinstance(result, Drop)
+            self._log_drop(result, now)
+            return
+        assert isinstance(result, Accepted)
+        for note in result.notes:
+            self._log_drop(note, now, accepted=True)
+        self.feed(event, now)
+
+    def _log_drop(self, item: Drop | Any, now: float, accepted: bool = False) -> None:
+        reason = str(item.reason)
+        if now - self._drop_logged.get(reason, -_DROP_LOG_EVERY) < _DROP_LOG_EVERY:
+            return
+        self._drop_logged[reason] = now
+        event = "vrrpd.advert.mismatch" if accepted else "vrrpd.advert.dropped"
+        counts = self.counters.notes if accepted else self.counters.drops
+        log.warning(
+            event, instance=self.name, reason=reason, detail=item.detail, count=counts[item.reason]
+        )
+
+    def trackers_changed(self, now: float) -> None:
+        # A check checkd refused to run (script security) is dropped from tracking, as
+        # keepalived drops it, rather than counted as failed.
+        trackers = [t for t in self.plan.trackers if t not in self.disabled]
+        verdict = evaluate(self.plan.params.priority, trackers, self.status)
+        faults = set(verdict.faults)
+        if self.plan.track_own_interface and not self.link.up:
+            faults.add(f"interface {self.plan.interface}")
+        for source in sorted(faults - self.faults):
+            self.feed(FaultChanged(source, faulty=True), now)
+        for source in sorted(self.faults - faults):
+            self.feed(FaultChanged(source, faulty=False), now)
+        self.faults = frozenset(faults)
+        if verdict.priority != self.machine.priority:
+            self.feed(PriorityChanged(verdict.priority, verdict.reason), now)
+
+    # ---- outputs -----------------------------------------------------------------------------
+
+    def execute(self, actions: list[Action], now: float) -> None:
+        eng = self.engine
+        for action in actions:
+            match action:
+                case SendAdvert(priority=prio):
+                    self.send_advert(prio)
+                case SetTimer(timer=timer, deadline=deadline):
+                    eng.timers.set(self.name, timer.value, deadline)
+                case CancelTimer(timer=timer):
+                    eng.timers.cancel(self.name, timer.value)
+                case SetVips(held=held, accept=accept):
+                    self.held, self.accept = held, accept
+                    self.intent_generation += 1
+                    self.publish_intent()
+                case SendGarp(count=count, reason=reason):
+                    self.announce += 1
+                    self.garp_count = count
+                    log.info("vrrpd.garp", instance=self.name, count=count, reason=reason)
+                    self.publish_intent()
+                case Notify():
+                    self.notify(action)
+                case RxLowerPriority(peer=peer, priority=prio):
+                    held_back = self.notices.due(("vrrp.event.split_brain", peer), now)
+                    if held_back is not None:
+                        eng.publish_event(
+                            self, "split_brain", peer=peer, priority=prio, repeated=held_back
+                        )
+                    eng.notifier.submit(notify.rx_lower_jobs(self.name, self.plan.notify))
+                case Log(event=event, detail=detail, peer=peer):
+                    fields: dict[str, Any] = {}
+                    if peer is not None and event in _PER_ADVERT_NOTICES:
+                        held_back = self.notices.due((event, peer), now)
+                        if held_back is None:
+                            continue
+                        if held_back:
+                            fields["repeated"] = held_back
+                    level = "warning" if "split_brain" in event else "info"
+                    getattr(log, level)(
+                        event,
+                        instance=self.name,
+                        detail=detail,
+                        peer=str(peer) if peer else None,
+                        **fields,
+                    )
+
+    def send_advert(self, priority: int) -> None:
+        sent = 0
+        for dst, prepared in self.adverts.items():
+            advert = prepared
+            if priority != prepared.priority:
+                advert = self.adverts[dst] = prepared.with_priority(priority)
+            sent += self.sender.send(advert.wire, dst)
+        self.sent.advert_sent += sent
+        if priority == 0:
+            self.sent.pri_zero_sent += sent
+
+    def view(self) -> dumps.InstanceView:
+        m, p = self.machine, self.plan
+        return dumps.InstanceView(
+            name=p.name,
+            version=p.version,
+            state=m.state,
+            vrid=p.vrid,
+            base_priority=p.params.priority,
+            effective_priority=m.priority,
+            interface=p.interface,
+            src_ip=str(self.primary),
+            mcast=str(p.mcast_group),
+            interval=p.params.interval_cs / 100,
+            master_adver_int=m.master_adver_int_cs / 100,
+            master_down=m.master_down_interval,
+            master_priority=m.master_priority or 0,
+            preempt=p.params.preempt,
+            preempt_delay=p.params.preempt_delay,
+            accept=self.accept,
+            vips=tuple(str(v) for v in p.vips),
+            vips_set=self.held,
+            auth_type=int(p.auth_type),
+            track_scripts=tuple(t.name for t in p.trackers if t.kind is TrackerKind.SCRIPT),
+            last_transition=self.last_transition_at,
+            received=self.counters,
+            sent=self.sent,
+        )
+
+    @property
+    def lease(self) -> float:
+        return max(MIN_LEASE, self.machine.master_down_interval)
+
+    def intent_body(self) -> dict[str, Any]:
+        return {
+            "instance": self.name,
+            "generation": self.intent_generation,
+            "items": list(self.plan.net_items) if self.held else [],
+            "held": self.held,
+            "lease": self.lease,
+            "interface": self.plan.interface,
+            "family": self.plan.family,
+            "accept": self.accept,
+            "announce": self.announce,
+            "garp_count": self.garp_count,
+            "garp": self.plan.garp,
+            "vmac": self.plan.vmac,
+        }
+
+    def publish_intent(self, *, changed: bool = True) -> None:
+        if changed:
+            self.full_rounds = FULL_ROUNDS
+        self.engine.comp.publisher.retain(f"vrrp.intent.{self.name}", self.intent_body())
+
+    def renewal(self) -> list[int | float] | None:
+        """This round's compact renewal ([generation, lease]), or None after re-sending the
+        whole intent (still in the rounds right after a change) or when nothing is held."""
+        if not self.held:
+            return None
+        if self.full_rounds > 0:
+            self.full_rounds -= 1
+            self.publish_intent(changed=False)
+            return None
+        return [self.intent_generation, self.lease]
+
+    def publish_state(self) -> None:
+        m = self.machine
+        self._published = (m.state, m.priority, m.master_peer)
+        self.engine.comp.publisher.retain(f"vrrp.state.{self.name}", self.state_body())
+
+    def state_body(self) -> dict[str, Any]:
+        """Current state plus the last transition's old/new/cause (retained on the bus)."""
+        m = self.machine
+        body: dict[str, Any] = {
+            "instance": self.name,
+            "state": m.state.value,
+            "priority": m.priority,
+            "base_priority": self.plan.params.priority,
+            "vrid": self.plan.vrid,
+            "interface": self.plan.interface,
+            "family": self.plan.family,
+            "version": self.plan.version,
+            "master": str(m.master_peer) if m.state is State.BACKUP and m.master_peer else None,
+            "vips": [str(v) for v in self.plan.vips],
+            "faults": sorted(self.faults),
+            "drops": self.counters.snapshot(),
+            "transitions": m.transitions,
+            **self.last_transition,
+        }
+        return body
+
+    def notify(self, action: Notify) -> None:
+        cause = action.cause
+        fields = {
+            "old": action.old.value,
+            "new": action.new.value,
+            "cause": cause.detail,
+            "cause_kind": cause.kind.value,
+        }
+        if cause.peer is not None:
+            fields["peer"] = str(cause.peer)
+        if cause.timer is not None:
+            fields["timer"] = cause.timer.value
+        if cause.source is not None:
+            fields["tracker"] = cause.source
+        self.last_transition = fields
+        self.last_transition_at = time.time()
+        if action.new is State.MASTER:
+            self.sent.become_master += 1
+        elif action.old is State.MASTER:
+            self.sent.release_master += 1
+        self.publish_state()
+        log.info("vrrp.state", instance=self.name, priority=action.priority, **fields)
+        state = "STOP" if self.engine.stopping else action.new.value
+        if state in ("MASTER", "BACKUP", "FAULT", "STOP"):
+            self.engine.notifier.submit(
+                notify.jobs_for(self.name, self.plan.notify, state, action.priority)
+            )
+            self.engine.fifo_write(notify.fifo_line(self.name, state, action.priority))
+
+    def close(self) -> None:
+        self.engine.timers.cancel_instance(self.name)
