@@ -59,6 +59,7 @@ from core.schema import (
     parse_ip,
     quote,
     render_block,
+    report_extra_parameters,
 )
 from core.tree import Node
 
@@ -642,12 +643,7 @@ class CheckerT:
 
     def parse(self, node: Node, ctx: Ctx) -> Checker:
         if node.args:
-            ctx.report(
-                "error",
-                "extra-parameters",
-                f"Block {node.keyword} has extra parameters",
-                node.args[0],
-            )
+            report_extra_parameters(ctx, node.keyword, node.args[0])
         values = parse_block(node.children or [], CHECKERS[self.kind], ctx)
         return Checker(kind=self.kind, **values)  # type: ignore[arg-type]
 
@@ -724,9 +720,7 @@ class RealServerT:
         ip = parse_ip(node.args[0])
         port = _port(node.args[1]) if len(node.args) > 1 else None
         if len(node.args) > 2:
-            ctx.report(
-                "error", "extra-parameters", "Block real_server has extra parameters", node.args[2]
-            )
+            report_extra_parameters(ctx, "real_server", node.args[2])
         values = parse_block(node.children or [], REAL_SERVER, ctx)
         return RealServer(ip=ip, port=port, **values)
 
@@ -812,9 +806,7 @@ class VirtualServerT:
                 head["port"] = _port(a[1])
             extra = a[2:]
         if extra:
-            ctx.report(
-                "error", "extra-parameters", "Block virtual_server has extra parameters", extra[0]
-            )
+            report_extra_parameters(ctx, "virtual_server", extra[0])
         name = vs_name(head.get("ip"), head.get("port"), head.get("fwmark"), head.get("group"))
         saved = ctx.owner
         ctx.owner = ("virtual_server", name)

@@ -756,6 +756,11 @@ def render_block(obj: Any, schema: BlockSchema, indent: str) -> list[str]:
     return lines
 
 
+def report_extra_parameters(ctx: Ctx, keyword: str, first_extra: Token) -> None:
+    """keepalived's complaint about words after a block keyword that takes none (or fewer)."""
+    ctx.report("error", "extra-parameters", f"Block {keyword} has extra parameters", first_extra)
+
+
 @dataclass(frozen=True)
 class SubBlock:
     """A nested block with its own schema, e.g. `authentication { ... }`."""
@@ -765,12 +770,7 @@ class SubBlock:
 
     def parse(self, node: Node, ctx: Ctx) -> Any:
         if node.args:
-            ctx.report(
-                "error",
-                "extra-parameters",
-                f"Block {node.keyword} has extra parameters",
-                node.args[0],
-            )
+            report_extra_parameters(ctx, node.keyword, node.args[0])
         saved = ctx.owner
         ctx.owner = (*saved, node.keyword)
         try:
@@ -793,12 +793,7 @@ class NamedBlock:
         if not node.args:
             raise ArgError(f"'{node.keyword}' needs a name", node.words[0])
         if len(node.args) > 1:
-            ctx.report(
-                "error",
-                "extra-parameters",
-                f"Block {node.keyword} has extra parameters",
-                node.args[1],
-            )
+            report_extra_parameters(ctx, node.keyword, node.args[1])
         name = node.args[0].text
         saved = ctx.owner
         ctx.owner = (node.keyword, name)
