@@ -33,6 +33,7 @@ __all__ = [
     "LabNode",
     "enter_netns",
     "netlink",
+    "remove_namespaces",
     "unique_prefix",
     "write_sysctl",
 ]
@@ -45,6 +46,18 @@ _libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
 
 class LabError(RuntimeError):
     """The lab could not be built or torn down."""
+
+
+def remove_namespaces(names: list[str]) -> None:
+    """Remove ``names`` newest first; keep going past failures and report them all at the end."""
+    errors: list[str] = []
+    for name in reversed(names):
+        try:
+            netns.remove(name)
+        except OSError as exc:
+            errors.append(f"{name}: {exc}")
+    if errors:
+        raise LabError("lab cleanup failed: " + "; ".join(errors))
 
 
 def unique_prefix() -> str:
@@ -198,14 +211,7 @@ class Lab:
         if self._closed:
             return
         self._closed = True
-        errors: list[str] = []
-        for name in reversed(self._namespaces):
-            try:
-                netns.remove(name)
-            except OSError as exc:  # keep removing the others; report at the end
-                errors.append(f"{name}: {exc}")
-        if errors:
-            raise LabError("lab cleanup failed: " + "; ".join(errors))
+        remove_namespaces(self._namespaces)
 
     def __enter__(self) -> Lab:
         return self

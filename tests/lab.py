@@ -28,7 +28,7 @@ from pyroute2 import IPRoute, netns
 
 # The namespace primitives are the operator lab's (ctl.lab); the test lab adds IPv6,
 # captures and read-back helpers on top.
-from ctl.lab import enter_netns, unique_prefix, write_sysctl
+from ctl.lab import enter_netns, remove_namespaces, unique_prefix, write_sysctl
 
 __all__ = [
     "Capture",
@@ -404,14 +404,7 @@ class Lab:
         if self._closed:
             return
         self._closed = True
-        errors: list[str] = []
-        for name in reversed(self._namespaces):
-            try:
-                netns.remove(name)
-            except OSError as exc:  # keep removing the others; report at the end
-                errors.append(f"{name}: {exc}")
-        if errors:
-            raise RuntimeError("lab cleanup failed: " + "; ".join(errors))
+        remove_namespaces(self._namespaces)
 
     def __enter__(self) -> Lab:
         return self
