@@ -8,18 +8,15 @@ from __future__ import annotations
 
 from dataclasses import replace
 from ipaddress import IPv4Address
-from types import SimpleNamespace
-from typing import Any
 
 import pytest
 import structlog
 from scapy.layers.inet import IP
 from scapy.layers.vrrp import VRRPv3
 
-from core import loads
-from vrrpd.links import Link
+from tests.vrrpd.stub_runner import Wire
+from tests.vrrpd.stub_runner import runner_for as stub_runner
 from vrrpd.packet import MCAST_V4, Advert, ChecksumForm, encode
-from vrrpd.plan import plan
 from vrrpd.runner import Runner
 from vrrpd.sockets import Datagram
 from vrrpd.unicast_checksum import UnicastChecksum
@@ -118,26 +115,9 @@ vrrp_instance VI_1 {{
 """
 
 
-class Wire:
-    def __init__(self) -> None:
-        self.sent: list[tuple[bytes, Any]] = []
-
-    def send(self, wire: bytes, dst: Any) -> bool:
-        self.sent.append((wire, dst))
-        return True
-
-
 def runner_for(option: str) -> tuple[Runner, Wire]:
-    text = CONFIG.format(me=ME, peer=PEER, vip=VIP, option=option)
-    result = loads(text, script_env=None, interfaces=["eth0"])
-    (p,) = plan(result.config)
-    engine = SimpleNamespace(
-        timers=SimpleNamespace(set=lambda *a: None, cancel=lambda *a: None),
-        comp=SimpleNamespace(publisher=SimpleNamespace(retain=lambda *a, **k: None)),
-    )
-    wire = Wire()
-    link = Link("eth0", 2, True)
-    return Runner(engine, p, link, ME, wire), wire  # type: ignore[arg-type]
+    runner, wire, _ = stub_runner(CONFIG.format(me=ME, peer=PEER, vip=VIP, option=option), ME)
+    return runner, wire
 
 
 @pytest.mark.parametrize(
