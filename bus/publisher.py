@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import structlog
@@ -49,6 +49,7 @@ class Publisher:
         # synchronous code (log processors, callbacks) publish without awaiting.
         self._sock: zmq.Socket[bytes] = zmq.Socket.shadow(self._async_sock.underlying)
         self._retained: dict[str, dict[str, Any]] = {}
+        self._refresh: dict[str, Callable[[], Mapping[str, Any]]] = {}
         self._interval = republish_interval
         self._tasks: list[asyncio.Task[None]] = []
         self._subscribed = asyncio.Condition()
@@ -74,16 +75,32 @@ class Publisher:
         except zmq.Again:
             log.warning("bus.publish.dropped", topic=topic, reason="high-water mark")
 
-    def retain(self, topic: str, body: Mapping[str, Any]) -> None:
-        """Publish state: remembered and re-sent to late joiners and periodically."""
+    def retain(
+        self,
+        topic: str,
+        body: Mapping[str, Any],
+        *,
+        refresh: Callable[[], Mapping[str, Any]] | None = None,
+    ) -> None:
+        """Publish state: remembered and re-sent to late joiners and periodically.
+
+        ``refresh``, when given, builds the body again at each re-send: for state with
+        fields that change too often to publish on every change (counters), so a re-send is
+        current without costing anything between re-sends.
+        """
         self._retained[topic] = dict(body)
+        if refresh is None:
+            self._refresh.pop(topic, None)
+        else:
+            self._refresh[topic] = refresh
         self.publish(topic, body)
 
     def forget(self, topic: str) -> None:
         self._retained.pop(topic, None)
+        self._refresh.pop(topic, None)
 
     def retained(self) -> dict[str, dict[str, Any]]:
-        return dict(self._retained)
+        return {topic: self._current(topic) for topic in list(self._retained)}
 
     async def wait_for_subscriber(self, topic: str, timeout: float) -> bool:
         """Wait until some subscriber's subscription covers ``topic`` (bounded by ``timeout``).
@@ -124,13 +141,19 @@ class Publisher:
             async with self._subscribed:
                 self._prefixes.add(prefix)
                 self._subscribed.notify_all()
-            for topic, body in list(self._retained.items()):
+            for topic in list(self._retained):
                 if topic.encode().startswith(prefix):
-                    self.publish(topic, body)
+                    self.publish(topic, self._current(topic))
 
     async def _republish_loop(self) -> None:
         assert self._interval is not None
         while True:
             await asyncio.sleep(self._interval)
-            for topic, body in list(self._retained.items()):
-                self.publish(topic, body)
+            for topic in list(self._retained):
+                self.publish(topic, self._current(topic))
+
+    def _current(self, topic: str) -> dict[str, Any]:
+        refresh = self._refresh.get(topic)
+        if refresh is not None:
+            self._retained[topic] = dict(refresh())
+        return self._retained[topic]

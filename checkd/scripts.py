@@ -82,17 +82,20 @@ def prepare(spec: ScriptSpec) -> Prepared:
     if not exe.via_shell and not security.can_execute(exe.path, identity):
         raise ScriptRefused(f"{exe.path} is not executable by user {identity.user}")
     warnings: tuple[str, ...] = ()
-    if identity.privileged:
+    # keepalived checks a setuid/setgid-root program whoever it runs as: exec makes it root.
+    setid = None if exe.via_shell else security.setid_root(exe.path)
+    if identity.privileged or setid:
         problems = security.unsafe_components(exe.configured_path, exe.path)
         if problems:
             detail = "; ".join(problems)
+            who = f"{identity.user} (uid {identity.uid})"
+            if not identity.privileged:
+                who += f", {setid}"
             if spec.script_security:
-                raise ScriptRefused(
-                    f"refusing to run {exe.path} as {identity.user} (uid {identity.uid}): "
-                    f"{detail}; or set script_user to an unprivileged user"
-                )
+                fix = "" if setid else "; or set script_user to an unprivileged user"
+                raise ScriptRefused(f"refusing to run {exe.path} as {who}: {detail}{fix}")
             warnings = (
-                f"unsafe permissions for {exe.path} run as {identity.user}: {detail} "
+                f"unsafe permissions for {exe.path} run as {who}: {detail} "
                 "(runs anyway: enable_script_security is off)",
             )
     return Prepared(exe, identity, warnings)

@@ -2,11 +2,12 @@
 
 Rules (keepalived-features 4.4): an explicit ``user [group]`` on the script wins, then global
 ``script_user``, then the user ``keepalived_script`` if it exists, then checkd's own uid/gid.
-A script run as uid 0 or gid 0 must live on a path whose every component (configured and
-resolved) is owned by root and not writable by group (unless root's group) or others; sticky
-directories are exempt from the write checks. With ``enable_script_security`` an unsafe script
-is refused; without it it runs and the problem is logged. Messages name the exact path, what
-is wrong and the fix, which keepalived's "Unsafe permissions found for script" does not.
+A script run as uid 0 or gid 0, or setuid/setgid root, must live on a path whose every
+component (configured and resolved) is owned by root and not writable by group (unless root's
+group) or others; sticky directories are exempt from the write checks. With
+``enable_script_security`` an unsafe script is refused; without it it runs and the problem is
+logged. Messages name the exact path, what is wrong and the fix, which keepalived's "Unsafe
+permissions found for script" does not.
 """
 
 from __future__ import annotations
@@ -81,6 +82,16 @@ def can_execute(path: str, who: Identity) -> bool:
     if st.st_gid == who.gid or st.st_gid in who.groups:
         return bool(mode & stat.S_IXGRP)
     return bool(mode & stat.S_IXOTH)
+
+
+def setid_root(path: str) -> str | None:
+    """ "setuid root" / "setgid root" when exec gives whoever runs ``path`` root's ids."""
+    st = os.stat(path)
+    if st.st_mode & stat.S_ISUID and st.st_uid == 0:
+        return "setuid root"
+    if st.st_mode & stat.S_ISGID and st.st_gid == 0:
+        return "setgid root"
+    return None
 
 
 def unsafe_components(*paths: str) -> list[str]:

@@ -371,6 +371,10 @@ class VrrpInstance:
     skip_check_adv_addr: bool | None = None
     accept: bool | None = None
     v3_checksum_as_v2: bool | None = None
+    #: ``old_unicast_checksum`` forces keepalived <= 1.3.6's unicast v3 checksum form;
+    #: ``old_unicast_checksum never`` stops the automatic switch to it
+    old_unicast_checksum: bool = False
+    old_unicast_checksum_never: bool = False
     promote_secondaries: bool = False
     native_ipv6: bool = False
     other: tuple[RawOption, ...] = ()

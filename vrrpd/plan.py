@@ -43,6 +43,11 @@ class InstancePlan:
     garp: dict[str, float]
     #: notify scripts by keyword (notify_master, notify, ...), ready for checkd's runner
     notify: dict[str, ScriptSpec]
+    #: per-peer ``min_ttl``/``max_ttl`` (keepalived's defaults 0 and 255 filled in), only for
+    #: peers that set either
+    peer_ttls: tuple[tuple[IPAddress, int, int], ...] = ()
+    #: ``old_unicast_checksum``: "auto" (switch on seeing the old form), "always" or "never"
+    old_unicast_checksum: str = "auto"
     #: ``use_vmac``: what netd needs to create the macvlan, as plain data for the intent
     #: (base, name, vrid, family, mac, always, xmit_base); None without use_vmac
     vmac: dict[str, Any] | None = None
@@ -193,8 +198,20 @@ def _plan_one(config: Config, inst: VrrpInstance, sync_group: str | None) -> Ins
             "gna_interval": float(g.vrrp_gna_interval),
         },
         notify=notify,
+        peer_ttls=tuple(
+            (_ip(peer.address), peer.min_ttl or 0, 255 if peer.max_ttl is None else peer.max_ttl)
+            for peer in inst.unicast_peer
+            if peer.min_ttl is not None or peer.max_ttl is not None
+        ),
+        old_unicast_checksum=_old_unicast_checksum(inst),
         vmac=_vmac(inst, family),
     )
+
+
+def _old_unicast_checksum(inst: VrrpInstance) -> str:
+    if inst.old_unicast_checksum_never:
+        return "never"
+    return "always" if inst.old_unicast_checksum else "auto"
 
 
 NOTIFY_KEYWORDS = (

@@ -39,6 +39,7 @@ from vrrpd.plan import InstancePlan
 from vrrpd.priority import Tracker, TrackerKind, evaluate
 from vrrpd.sockets import Datagram, Sender
 from vrrpd.syncgroup import GroupNotify, SyncGroup
+from vrrpd.unicast_checksum import UnicastChecksum
 from vrrpd.validate import Accepted, Drop, Expectations, ReceiveCounters, validate
 
 if TYPE_CHECKING:
@@ -95,6 +96,7 @@ class Runner:
         self.sender = sender
         self.machine = Machine(plan.params_for(primary))
         self.counters = ReceiveCounters()
+        self.checksum = self._checksum_policy()
         self.expect = self._expectations()
         self.adverts = self._prepare(plan.params.priority)
         self.held = False
@@ -138,15 +140,20 @@ class Runner:
             unicast=p.unicast,
             check_unicast_src=p.check_unicast_src,
             unicast_peers=frozenset(p.unicast_peers),
+            peer_ttls={peer: (lo, hi) for peer, lo, hi in p.peer_ttls},
             own_addresses=frozenset({self.primary}),
+            checksum_forms=self.checksum.rx_forms,
             checksum_any=p.checksum_as_v2,
         )
+
+    def _checksum_policy(self) -> UnicastChecksum:
+        p = self.plan
+        return UnicastChecksum(p.old_unicast_checksum, unicast=p.unicast, as_v2=p.checksum_as_v2)
 
     def _prepare(self, priority: int) -> dict[IPAddress, PreparedAdvert]:
         """One prepared advert per destination: the v3 pseudo-header covers the destination."""
         p = self.plan
-        # keepalived's v3_checksum_as_v2 sends the v2 form (no pseudo-header) for old peers.
-        form = ChecksumForm.MESSAGE if p.checksum_as_v2 else ChecksumForm.PSEUDO
+        form = self.checksum.tx_form
         advert = Advert(
             version=p.version,
             vrid=p.vrid,
@@ -177,6 +184,10 @@ class Runner:
         new_vips = set(new.vips) - set(self.plan.vips)
         self.plan = new
         self.machine.params = new.params_for(self.primary)
+        checksum = self._checksum_policy()
+        # A reload that leaves the mode alone keeps what auto mode learnt about the peers.
+        checksum.switched = self.checksum.switched and checksum.mode == self.checksum.mode
+        self.checksum = checksum
         self.expect = self._expectations()
         self.adverts = self._prepare(self.machine.priority)
         self.intent_generation += 1
@@ -225,6 +236,8 @@ class Runner:
             if isinstance(result, Accepted):
                 event = AdvertReceived.from_advert(result.advert, result.source)
                 self.last_peer_addresses[result.source] = result.advert.addresses
+                if result.checksum_form is ChecksumForm.OLD_UNICAST:
+                    self._old_checksum_seen(result.source)
             self._rx_key, self._rx_expect = dgram.key, self.expect
             self._rx_result, self._rx_event = result, event
         self.counters.record(result)
@@ -236,6 +249,18 @@ class Runner:
         for note in result.notes:
             self._log_drop(note, now, accepted=True)
         self.feed(event, now)
+
+    def _old_checksum_seen(self, peer: IPAddress) -> None:
+        if not self.checksum.observe(ChecksumForm.OLD_UNICAST):
+            return
+        self.adverts = self._prepare(self.machine.priority)
+        log.warning(
+            "vrrpd.checksum.old_unicast",
+            instance=self.name,
+            peer=str(peer),
+            detail="peer uses the keepalived <= 1.3.6 unicast VRRPv3 checksum; sending that "
+            "form from now on (set old_unicast_checksum never to refuse it instead)",
+        )
 
     def _log_drop(self, item: Drop | Any, now: float, accepted: bool = False) -> None:
         reason = str(item.reason)
@@ -389,7 +414,11 @@ class Runner:
     def publish_state(self) -> None:
         m = self.machine
         self._published = (m.state, m.priority, m.master_peer)
-        self.engine.comp.publisher.retain(f"vrrp.state.{self.name}", self.state_body())
+        # Re-sends rebuild the body, so its receive counters are current every 5 s although
+        # they change with every advert.
+        self.engine.comp.publisher.retain(
+            f"vrrp.state.{self.name}", self.state_body(), refresh=self.state_body
+        )
 
     def state_body(self) -> dict[str, Any]:
         """Current state plus the last transition's old/new/cause (retained on the bus)."""

@@ -20,7 +20,8 @@ driver dispatches by VRID before an instance is known:
    padding beyond the IP-declared length is cut off first), ``version`` for a nibble that is
    neither 2 nor 3
 2. ``vrid``
-3. ``ttl``: 255 for multicast; unicast only against the optional ``min_ttl``/``max_ttl``
+3. ``ttl``: 255 for multicast; unicast only against the optional ``min_ttl``/``max_ttl``,
+   the sending peer's own ones (``unicast_peer { IP min_ttl N max_ttl N }``) first
 4. ``version`` mismatch with the instance
 5. v2: ``auth_type`` (unknown, or not ours), ``auth`` (PASS compared in constant time; AH
    must have been checked by :func:`vrrpd.ah.unwrap`, signalled by ``IpFacts.ah_seq``),
@@ -47,6 +48,7 @@ from __future__ import annotations
 
 import hmac
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -135,6 +137,8 @@ class Expectations:
     unicast_peers: frozenset[IPAddress] = frozenset()
     min_ttl: int = 0
     max_ttl: int = 255
+    #: per-peer (min_ttl, max_ttl), overriding the two above for that source
+    peer_ttls: Mapping[IPAddress, tuple[int, int]] = field(default_factory=dict, hash=False)
     own_addresses: frozenset[IPAddress] = frozenset()
     checksum_forms: frozenset[ChecksumForm] = DEFAULT_RX_FORMS
     checksum_any: bool = False
@@ -233,11 +237,20 @@ def validate(payload: bytes, facts: IpFacts, expect: Expectations) -> Accepted |
     if not facts.unicast and not expect.unicast:
         if facts.ttl != _MULTICAST_TTL:
             return drop(DropReason.TTL, f"TTL/hop limit {facts.ttl}, multicast needs 255")
-    elif not expect.min_ttl <= facts.ttl <= expect.max_ttl:
-        return drop(
-            DropReason.TTL,
-            f"unicast TTL {facts.ttl} outside {expect.min_ttl}..{expect.max_ttl}",
-        )
+    else:
+        bounds = expect.peer_ttls.get(src)
+        if bounds is not None:
+            if not bounds[0] <= facts.ttl <= bounds[1]:
+                return drop(
+                    DropReason.TTL,
+                    f"unicast TTL {facts.ttl} outside peer {src}'s "
+                    f"min_ttl..max_ttl {bounds[0]}..{bounds[1]}",
+                )
+        elif not expect.min_ttl <= facts.ttl <= expect.max_ttl:
+            return drop(
+                DropReason.TTL,
+                f"unicast TTL {facts.ttl} outside {expect.min_ttl}..{expect.max_ttl}",
+            )
     if version != expect.version:
         return drop(DropReason.VERSION, f"VRRPv{version}, this instance runs v{expect.version}")
     if version == 2:

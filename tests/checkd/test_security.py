@@ -92,6 +92,19 @@ def test_unprivileged_user_is_not_subject_to_root_checks() -> None:
         assert prepared.identity.uid == 65534 and prepared.warnings == ()
 
 
+def test_setuid_root_program_is_checked_whoever_runs_it() -> None:
+    with open_dir() as d:
+        writable = d / "writable"
+        writable.mkdir()
+        writable.chmod(0o777)
+        script = write_script(writable, "chk.sh", "exit 0", mode=0o4755)
+        with pytest.raises(ScriptRefused) as info:
+            prepare(_spec(script, script_security=True, user="nobody"))
+        assert "setuid root" in str(info.value) and "world-writable" in str(info.value)
+        script.chmod(0o755)  # the same file without the setuid bit is no risk run as nobody
+        assert prepare(_spec(script, script_security=True, user="nobody")).warnings == ()
+
+
 def test_not_executable_for_the_user_is_refused() -> None:
     with open_dir() as d:
         script = write_script(d, "chk.sh", "exit 0", mode=0o744)

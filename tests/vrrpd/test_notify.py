@@ -124,7 +124,11 @@ vrrp_instance VI_1 {{
 """
     with daemon_group(lab.node(0), config) as group:
         group.wait_started()
-        wait_until((out / "user").exists, 15, message="notify_master to run")
+        # The shell creates the file before id writes to it: wait for the content.
+        user = out / "user"
+        wait_until(
+            lambda: user.exists() and user.read_text().endswith("\n"), 15, message="notify_master"
+        )
         assert (out / "user").read_text().strip() == "nobody"
         assert not (out / "evil-ran").exists()
         assert "vrrpd.notify.refused" in group.log_text()

@@ -128,6 +128,28 @@ def test_ttl_not_checked_for_unicast_unless_bounds() -> None:
     dropped(validate(v3(dst=ME), facts, bounded), DropReason.TTL)
 
 
+@given(st.integers(0, 255), st.integers(0, 255), st.integers(0, 255))
+def test_ttl_per_peer_bounds_name_the_peer(lo: int, hi: int, ttl: int) -> None:
+    other = IPv4Address("192.0.2.13")
+    expect = replace(
+        V3,
+        unicast=True,
+        check_unicast_src=True,
+        unicast_peers=frozenset({PEER, other}),
+        peer_ttls={PEER: (lo, hi)},
+        min_ttl=255,  # the instance-wide bounds do not apply to a peer with its own
+    )
+    result = validate(v3(dst=ME), IpFacts(src=PEER, dst=ME, ttl=ttl), expect)
+    if lo <= ttl <= hi:
+        assert isinstance(result, Accepted)
+    else:
+        d = dropped(result, DropReason.TTL)
+        assert f"peer {PEER}" in d.detail and f"{lo}..{hi}" in d.detail
+    # A peer without bounds of its own falls back to the instance's.
+    facts = IpFacts(src=other, dst=ME, ttl=ttl)
+    assert isinstance(validate(v3(dst=ME, src=other), facts, expect), Accepted) == (ttl == 255)
+
+
 def test_version_nibble_not_vrrp() -> None:
     dropped(validate(bytes([0x41]) + v3()[1:], MCAST, V3), DropReason.VERSION)
 

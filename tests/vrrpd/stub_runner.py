@@ -1,0 +1,53 @@
+"""A Runner on a stub engine (no sockets, timers or bus) for the runner's pure parts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from ipaddress import IPv4Address
+from types import SimpleNamespace
+from typing import Any
+
+from core import loads
+from vrrpd.links import Link
+from vrrpd.plan import plan
+from vrrpd.runner import Runner
+
+Refresh = Callable[[], Mapping[str, Any]]
+
+
+class Wire:
+    """Stands in for a Sender: keeps what would have gone on the wire."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[bytes, Any]] = []
+
+    def send(self, wire: bytes, dst: Any) -> bool:
+        self.sent.append((wire, dst))
+        return True
+
+
+class Retained:
+    """Stands in for the bus publisher: the last retained body and refresher per topic."""
+
+    def __init__(self) -> None:
+        self.bodies: dict[str, Mapping[str, Any]] = {}
+        self.refresh: dict[str, Refresh | None] = {}
+
+    def retain(
+        self, topic: str, body: Mapping[str, Any], *, refresh: Refresh | None = None
+    ) -> None:
+        self.bodies[topic] = body
+        self.refresh[topic] = refresh
+
+
+def runner_for(config: str, primary: IPv4Address) -> tuple[Runner, Wire, Retained]:
+    result = loads(config, script_env=None, interfaces=["eth0"])
+    (p,) = plan(result.config)
+    retained = Retained()
+    engine = SimpleNamespace(
+        timers=SimpleNamespace(set=lambda *a: None, cancel=lambda *a: None),
+        comp=SimpleNamespace(publisher=retained),
+    )
+    wire = Wire()
+    runner = Runner(engine, p, Link("eth0", 2, True), primary, wire)  # type: ignore[arg-type]
+    return runner, wire, retained
