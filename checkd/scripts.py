@@ -101,23 +101,25 @@ def prepare(spec: ScriptSpec) -> Prepared:
     return Prepared(exe, identity, warnings)
 
 
-async def run_once(
-    prepared: Prepared,
-    timeout: float,
-    *,
-    kill_grace: float = KILL_GRACE,
-    name: str = "",
-) -> RunResult:
-    """Run the script once; never raises for the script's own failures or hangs."""
+async def spawn(
+    prepared: Prepared, *extra_args: str, capture: bool = True
+) -> asyncio.subprocess.Process:
+    """Start the script as its user, in its own process group, with keepalived's environment.
+
+    ``extra_args`` are appended to the configured command line (keepalived appends the FIFO
+    path for a ``notify_fifo_script``). With ``capture`` the caller reads stdout+stderr;
+    otherwise they go to /dev/null, as keepalived sends them.
+    """
     exe, who = prepared.exe, prepared.identity
     switch = who.uid != os.getuid() or who.gid != os.getgid()
-    started = time.monotonic()
-    proc = await asyncio.create_subprocess_exec(
+    output = asyncio.subprocess.PIPE if capture else asyncio.subprocess.DEVNULL
+    return await asyncio.create_subprocess_exec(
         exe.path,
         *exe.argv[1:],
+        *extra_args,
         stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
+        stdout=output,
+        stderr=asyncio.subprocess.STDOUT if capture else asyncio.subprocess.DEVNULL,
         cwd="/",
         env=_script_env(),
         process_group=0,
@@ -126,6 +128,18 @@ async def run_once(
         extra_groups=list(who.groups) if switch else None,
         preexec_fn=_die_with_parent,
     )
+
+
+async def run_once(
+    prepared: Prepared,
+    timeout: float,
+    *,
+    kill_grace: float = KILL_GRACE,
+    name: str = "",
+) -> RunResult:
+    """Run the script once; never raises for the script's own failures or hangs."""
+    started = time.monotonic()
+    proc = await spawn(prepared)
     assert proc.stdout is not None
     reader = asyncio.create_task(_read_bounded(proc.stdout))
     timed_out = False
@@ -144,10 +158,10 @@ async def run_once(
                 pgid=proc.pid,
                 action="SIGTERM to process group",
             )
-            await _kill_group(proc, kill_grace)
+            await terminate(proc, kill_grace)
     except asyncio.CancelledError:
         # Reload or shutdown: the script goes with the check, but gets keepalived's 1 s.
-        await _kill_group(proc, min(kill_grace, CANCEL_GRACE))
+        await terminate(proc, min(kill_grace, CANCEL_GRACE))
         raise
     finally:
         if proc.returncode is None:
@@ -175,7 +189,7 @@ def _signal_group(pgid: int, sig: int) -> None:
         os.killpg(pgid, sig)
 
 
-async def _kill_group(proc: asyncio.subprocess.Process, grace: float) -> None:
+async def terminate(proc: asyncio.subprocess.Process, grace: float) -> None:
     """SIGTERM the group, SIGKILL it if the leader is not gone within ``grace``."""
     _signal_group(proc.pid, signal.SIGTERM)
     try:

@@ -27,15 +27,16 @@ from bus import Component
 from bus.component import SIGJSON
 from bus.envelope import Event as BusEvent
 from checkd.plan import ScriptSpec
-from core import Script, WireFormatError, from_wire
+from core import WireFormatError, from_wire
 from vrrpd import dumps, notify
+from vrrpd.fifo import FifoChannel, FifoSetup
 from vrrpd.links import Link
 from vrrpd.machine import (
     Shutdown,
     Startup,
 )
 from vrrpd.packet import IPAddress
-from vrrpd.plan import InstancePlan, notify_specs, plan
+from vrrpd.plan import InstancePlan, fifo_setup, notify_specs, plan
 from vrrpd.priority import Tracker, TrackerKind
 from vrrpd.runner import MIN_LEASE, TIMER_FIRED, Runner
 from vrrpd.sockets import Receiver, Sender, SocketError
@@ -84,7 +85,8 @@ class Engine:
         self.by_vrid: dict[tuple[str, int, int], Runner] = {}
         self.health: dict[str, tuple[float, Mapping[str, Any]]] = {}
         self.config_hash: str | None = None
-        self.fifo: notify.NotifyFifo | None = None
+        self.fifo: FifoChannel | None = None
+        self._closing: set[asyncio.Task[None]] = set()
         self.groups: dict[str, SyncGroup] = {}
         self.group_scripts: dict[str, dict[str, ScriptSpec]] = {}
         self.stopping = False
@@ -147,7 +149,7 @@ class Engine:
             return
         config = from_wire(body["model"])
         new_plans = {p.name: p for p in plan(config)}
-        self._open_fifo(config.global_defs.vrrp_notify_fifo or config.global_defs.notify_fifo)
+        self._open_fifo(fifo_setup(config))
         self.group_scripts = {g.name: notify_specs(config, g.name, g) for g in config.sync_groups}
         now = self.now()
         for name, runner in list(self.runners.items()):
@@ -170,18 +172,20 @@ class Engine:
         log.info("vrrpd.config", generation=body["generation"], instances=len(new_plans))
         self._start_pending(now)
 
-    def _open_fifo(self, script: Script | None) -> None:
-        path = script.command if script else None
-        if self.fifo is not None and self.fifo.path == path:
+    def _open_fifo(self, setup: FifoSetup | None) -> None:
+        if self.fifo is not None and self.fifo.setup == setup:
             return
         if self.fifo is not None:
-            self.fifo.close()
+            # keepalived closes the FIFO and SIGTERMs its reader when a reload changes it.
+            task = asyncio.create_task(self.fifo.close(), name="fifo-close")
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
             self.fifo = None
-        if path:
+        if setup is not None:
             try:
-                self.fifo = notify.NotifyFifo(path)
+                self.fifo = FifoChannel(setup)
             except OSError as exc:
-                log.error("vrrpd.notify_fifo.failed", path=path, reason=str(exc))
+                log.error("vrrpd.notify_fifo.failed", path=setup.path, reason=str(exc))
 
     def fifo_write(self, line: str) -> None:
         if self.fifo is not None:
@@ -455,7 +459,8 @@ class Engine:
         await self.notifier.drain(notify.STOP_TIMEOUT + 0.5)
         await self.notifier.close()
         if self.fifo is not None:
-            self.fifo.close()
+            await self.fifo.close()
+        await asyncio.gather(*self._closing, return_exceptions=True)
         self.timers.close()
         for receiver in self.receivers.values():
             with contextlib.suppress(ValueError, OSError):

@@ -1,4 +1,4 @@
-"""Notify scripts and the notify FIFO, one ordered queue per instance.
+"""Notify scripts, one ordered queue per instance, and the notify FIFO's line format.
 
 keepalived forks notify scripts and never waits, so a slow ``notify_backup`` can still be
 running when ``notify_master`` starts, and their order is not guaranteed. Here each instance
@@ -15,9 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import os
 import shlex
-import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -80,37 +78,6 @@ def rx_lower_jobs(instance: str, scripts: Scripts) -> list[Job]:
 
 def fifo_line(instance: str, state: str, priority: int) -> str:
     return f'INSTANCE "{instance}" {state} {priority}\n'
-
-
-class NotifyFifo:
-    """keepalived's notify FIFO: one line per state change, never blocking the daemon.
-
-    Created (0600) when missing and then unlinked at close; opened read-write and
-    non-blocking, as keepalived does, so a missing reader costs lines, never a stall.
-    """
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self.created = False
-        if not os.path.exists(path):
-            os.mkfifo(path, 0o600)
-            self.created = True
-        elif not stat.S_ISFIFO(os.stat(path).st_mode):
-            raise OSError(f"{path} exists and is not a FIFO")
-        self.fd = os.open(path, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
-        self.lost = 0
-
-    def write(self, line: str) -> None:
-        try:
-            os.write(self.fd, line.encode())
-        except BlockingIOError:
-            self.lost += 1
-
-    def close(self) -> None:
-        os.close(self.fd)
-        if self.created:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(self.path)
 
 
 class NotifyQueues:

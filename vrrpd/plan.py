@@ -14,6 +14,7 @@ from typing import Any
 
 from checkd.plan import ScriptSpec
 from core import Config, GlobalDefs, Script, VrrpInstance, part_to_wire, vrrp_settings
+from vrrpd.fifo import FifoSetup
 from vrrpd.machine import InstanceParams
 from vrrpd.packet import MCAST_V4, MCAST_V6, AuthType, IPAddress
 from vrrpd.priority import Tracker, TrackerKind
@@ -230,24 +231,45 @@ def notify_specs(config: Config, owner: str, block: object) -> dict[str, ScriptS
     The script's own ``user [group]`` wins, then global ``script_user``; checkd's runner falls
     back to ``keepalived_script`` or the daemon's own user, and applies script security.
     """
-    g = config.global_defs
     out: dict[str, ScriptSpec] = {}
     for keyword in NOTIFY_KEYWORDS:
         script: Script | None = getattr(block, keyword, None)
-        if script is None:
-            continue
-        user, group, source = script.user, script.group, "script"
-        if user is None and g.script_user is not None:
-            user, group, source = g.script_user.user, g.script_user.group, "script_user"
-        out[keyword] = ScriptSpec(
-            name=f"{owner}:{keyword}",
-            command=script.command,
-            user=user,
-            group=group,
-            user_source=source,
-            script_security=g.enable_script_security,
-        )
+        if script is not None:
+            out[keyword] = script_spec(config, f"{owner}:{keyword}", script)
     return out
+
+
+def script_spec(config: Config, name: str, script: Script) -> ScriptSpec:
+    """A script vrrpd runs itself, with keepalived's choice of user and script security."""
+    g = config.global_defs
+    user, group, source = script.user, script.group, "script"
+    if user is None and g.script_user is not None:
+        user, group, source = g.script_user.user, g.script_user.group, "script_user"
+    return ScriptSpec(
+        name=name,
+        command=script.command,
+        user=user,
+        group=group,
+        user_source=source,
+        script_security=g.enable_script_security,
+    )
+
+
+def fifo_setup(config: Config) -> FifoSetup | None:
+    """The VRRP notify FIFO and its reader: ``vrrp_notify_fifo`` wins over ``notify_fifo``.
+
+    A reader script goes with its own FIFO keyword (``vrrp_notify_fifo_script`` with
+    ``vrrp_notify_fifo``, ``notify_fifo_script`` with ``notify_fifo``).
+    """
+    g = config.global_defs
+    if g.vrrp_notify_fifo is not None:
+        fifo, reader = g.vrrp_notify_fifo, g.vrrp_notify_fifo_script
+    elif g.notify_fifo is not None:
+        fifo, reader = g.notify_fifo, g.notify_fifo_script
+    else:
+        return None
+    spec = script_spec(config, f"fifo:{fifo.command}", reader) if reader is not None else None
+    return FifoSetup(fifo.command, fifo.user, fifo.group, spec)
 
 
 def _trackers(config: Config, inst: VrrpInstance) -> tuple[Tracker, ...]:

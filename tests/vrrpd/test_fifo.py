@@ -1,0 +1,140 @@
+"""The notify FIFO's reader script (``vrrp_notify_fifo_script``), run as keepalived runs it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pwd
+import stat
+from pathlib import Path
+
+import pytest
+
+from core import Config, loads
+from tests.daemon import short_tmpdir
+from tests.lab import wait_until
+from vrrpd.fifo import FifoChannel
+from vrrpd.plan import fifo_setup
+
+NOBODY = pwd.getpwnam("nobody")
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="switching users needs root")
+
+
+def _config(text: str) -> Config:
+    return loads(text, script_env=None).config
+
+
+def _reader(tmp: Path) -> tuple[Path, Path]:
+    out = tmp / "out"
+    out.mkdir(mode=0o777)
+    out.chmod(0o777)
+    script = tmp / "reader.sh"
+    # keepalived's sample reader: the FIFO path is the last argument.
+    script.write_text(
+        f'#!/bin/sh\nid -u > {out}/uid\nwhile read -r line; do echo "$line" >> {out}/lines; '
+        'done < "$1"\n'
+    )
+    script.chmod(0o755)
+    return script, out
+
+
+def test_reader_gets_the_fifo_path_runs_as_its_user_and_is_stopped_with_the_fifo() -> None:
+    tmp = short_tmpdir()
+    tmp.chmod(0o755)
+    script, out = _reader(tmp)
+    fifo = tmp / "events.fifo"
+    config = _config(
+        f"""
+global_defs {{
+    script_user nobody
+    enable_script_security
+    vrrp_notify_fifo {fifo} nobody
+    vrrp_notify_fifo_script {script}
+}}
+"""
+    )
+    setup = fifo_setup(config)
+    assert setup is not None and setup.reader is not None
+    assert setup.reader.user == "nobody"
+
+    async def scenario() -> None:
+        channel = FifoChannel(setup)
+        # Created 0600 and given to the FIFO's user, so the unprivileged reader can open it.
+        st = fifo.stat()
+        assert stat.S_ISFIFO(st.st_mode) and st.st_uid == NOBODY.pw_uid
+        channel.write('INSTANCE "VI_1" BACKUP 100\n')
+        channel.write('INSTANCE "VI_1" MASTER 100\n')
+        lines = out / "lines"
+        await asyncio.to_thread(
+            wait_until, lambda: lines.exists() and lines.read_text().count("\n") == 2, 10
+        )
+        assert (out / "uid").read_text().strip() == str(NOBODY.pw_uid)
+        assert channel.reader is not None and not channel.reader.done()
+        await channel.close()
+
+    asyncio.run(scenario())
+    assert (out / "lines").read_text().splitlines() == [
+        'INSTANCE "VI_1" BACKUP 100',
+        'INSTANCE "VI_1" MASTER 100',
+    ]
+    assert not fifo.exists()  # created here, so removed at close
+    # The reader went with the FIFO: nothing of it is left running.
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        assert str(script).encode() not in cmdline, f"reader still running as pid {pid}"
+
+
+def test_unsafe_reader_is_refused_and_the_fifo_still_works(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    tmp = short_tmpdir()
+    tmp.chmod(0o777)  # anyone could replace the script: root must not run it
+    script, out = _reader(tmp)
+    fifo = tmp / "events.fifo"
+    config = _config(
+        f"""
+global_defs {{
+    script_user root
+    enable_script_security
+    notify_fifo {fifo}
+    notify_fifo_script {script}
+}}
+"""
+    )
+    setup = fifo_setup(config)
+    assert setup is not None
+
+    async def scenario() -> None:
+        channel = FifoChannel(setup)
+        assert channel.reader is not None
+        await asyncio.wait_for(channel.reader, 5)  # refused at once, not started
+        reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            channel.write('INSTANCE "VI_1" FAULT 0\n')
+            assert os.read(reader, 100) == b'INSTANCE "VI_1" FAULT 0\n'
+        finally:
+            os.close(reader)
+        await channel.close()
+
+    asyncio.run(scenario())
+    assert not (out / "uid").exists()
+
+
+def test_vrrp_fifo_wins_and_takes_its_own_reader() -> None:
+    config = _config(
+        """
+global_defs {
+    notify_fifo /run/a.fifo
+    notify_fifo_script /bin/cat
+    vrrp_notify_fifo /run/b.fifo
+}
+"""
+    )
+    setup = fifo_setup(config)
+    assert setup is not None
+    assert setup.path == "/run/b.fifo" and setup.reader is None
+    assert fifo_setup(_config("global_defs {\n}\n")) is None
