@@ -27,6 +27,11 @@ pytestmark = [pytest.mark.netns, pytest.mark.interop]
 
 HIGH, LOW = 150, 100
 AH = Variant("v2-ah", 2, 4, "192.0.2.100/24", 1, auth_pass="s3cret", auth_type="AH")
+# keepalived zeroes the TTL in the ICV only for unicast instances: both forms are tested.
+AH_UNICAST = Variant(
+    "v2-ah-unicast", 2, 4, "192.0.2.100/24", 1, auth_pass="s3cret", auth_type="AH", unicast=True
+)
+BOTH = [pytest.param(AH, id="multicast"), pytest.param(AH_UNICAST, id="unicast")]
 # Python start-up, log polling and netlink round trips on a loaded CI box.
 SLACK = 1.0
 # What keepalived logs about an AH advert it refused (vrrp.c: vrrp_in_chk_ipsecah, check_packet).
@@ -57,7 +62,10 @@ def _ah_frames(frames: list[bytes], src: str) -> list[bytes]:
     ]
 
 
-def test_pykeepalived_with_higher_priority_wins_and_its_ah_adverts_decode(lab: Lab) -> None:
+@pytest.mark.parametrize("variant", BOTH)
+def test_pykeepalived_with_higher_priority_wins_and_its_ah_adverts_decode(
+    lab: Lab, variant: Variant
+) -> None:
     from scapy.layers import ipsec
     from scapy.layers.inet import IP
     from scapy.layers.l2 import Ether
@@ -65,7 +73,7 @@ def test_pykeepalived_with_higher_priority_wins_and_its_ah_adverts_decode(lab: L
 
     capture = lab.node(THEIRS).capture()
     try:
-        with keepalived(lab, AH, LOW) as ka, pykeepalived(lab, AH, HIGH) as ours:
+        with keepalived(lab, variant, LOW) as ka, pykeepalived(lab, variant, HIGH) as ours:
             state = ours.watch.wait_state("MASTER", 15 + 3 * AH.master_down)
             assert state["priority"] == HIGH and state["version"] == 2
             ka.wait_current("BACKUP", timeout=2 * AH.master_down)
@@ -86,7 +94,8 @@ def test_pykeepalived_with_higher_priority_wins_and_its_ah_adverts_decode(lab: L
     for raw in mine:
         pkt = Ether(raw)
         ip, ah = pkt[IP], pkt[ipsec.AH]
-        assert (ip.src, ip.dst, ip.ttl, ip.proto, ip.tos) == (me, "224.0.0.18", 255, 51, 0xC0)
+        dst = lab.node(THEIRS).ip4 if variant.unicast else "224.0.0.18"
+        assert (ip.src, ip.dst, ip.ttl, ip.proto, ip.tos) == (me, dst, 255, 51, 0xC0)
         assert ah.nh == 112 and ah.payloadlen == 4
         assert ah.spi == int(ipaddress.IPv4Address(me))
         assert len(bytes(ah.icv)) == 12
@@ -102,8 +111,9 @@ def test_pykeepalived_with_higher_priority_wins_and_its_ah_adverts_decode(lab: L
     assert seqs == sorted(set(seqs)), f"sequence numbers must rise: {seqs}"
 
 
-def test_keepalived_with_higher_priority_wins(lab: Lab) -> None:
-    with keepalived(lab, AH, HIGH) as ka, pykeepalived(lab, AH, LOW) as ours:
+@pytest.mark.parametrize("variant", BOTH)
+def test_keepalived_with_higher_priority_wins(lab: Lab, variant: Variant) -> None:
+    with keepalived(lab, variant, HIGH) as ka, pykeepalived(lab, variant, LOW) as ours:
         ka.wait_current("MASTER", timeout=3 * AH.master_down)
         ours.watch.wait_state("BACKUP", 15)
         wait_sole_holder(lab, AH.vip, THEIRS, 2 * AH.master_down)
@@ -187,3 +197,23 @@ def test_wrong_password_is_dropped_by_both_sides(lab: Lab, tmp_path: Path) -> No
         wait_until(stats.exists, 5, message="keepalived.stats")
         failures = re.search(r"Failure: (\d+)", stats.read_text())
         assert failures is not None and int(failures.group(1)) >= 1, stats.read_text()
+
+
+def test_plain_adverts_for_an_ah_instance_are_dropped_as_auth_type(lab: Lab) -> None:
+    """keepalived with ``auth_type PASS`` on the same VRID: its protocol-112 adverts reach our
+    AH instance and are dropped by name ("No AH header but auth type is AH" in keepalived)."""
+    pass_variant = Variant("v2-pass", 2, 4, "192.0.2.100/24", 1, auth_pass="s3cret")
+    with keepalived(lab, pass_variant, HIGH) as ka, pykeepalived(lab, AH, LOW) as ours:
+        ka.wait_current("MASTER", timeout=3 * AH.master_down)
+
+        def type_drops() -> list[str]:
+            return [
+                ln
+                for ln in ours.group.log_text().splitlines()
+                if "vrrpd.advert.dropped" in ln and re.search(r"\breason=auth_type\b", ln)
+            ]
+
+        line = wait_until(type_drops, 3 * AH.master_down, message="auth_type drop")[0]
+        assert "PASS" in line and "AH" in line, line
+        # Not heard, so not obeyed: we take over after our Master_Down_Interval.
+        ours.watch.wait_state("MASTER", _mdi(LOW) + 15)
