@@ -7,10 +7,11 @@ This package's pure core (no sockets, clock or bus):
 * :mod:`vrrpd.machine` — the per-instance state machine (events + now → actions)
 * :mod:`vrrpd.priority` — effective priority and faults from weighted trackers
 * :mod:`vrrpd.syncgroup` — vrrp_sync_group coordination
-* :mod:`vrrpd.ah` — keepalived-style VRRPv2 IPsec-AH wrap/unwrap
+* :mod:`vrrpd.ah` — keepalived-style VRRPv2 IPsec-AH wrap/unwrap and the per-instance
+  sequence counter (:class:`AhSession`; its sockets are in ``vrrpd.ah_sockets``)
 """
 
-from vrrpd.ah import AH_LEN, IPPROTO_AH, AhError, Unwrapped, unwrap, wrap
+from vrrpd.ah import AH_LEN, IPPROTO_AH, AhError, AhSession, Unwrapped, unwrap, wrap
 from vrrpd.errors import (
     BadAddressCountError,
     BadChecksumError,
@@ -90,6 +91,7 @@ __all__ = [
     "Advert",
     "AdvertReceived",
     "AhError",
+    "AhSession",
     "AuthType",
     "BadAddressCountError",
     "BadChecksumError",

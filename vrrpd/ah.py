@@ -14,6 +14,7 @@ A driver with an ``auth_type AH`` instance opens a raw socket for protocol 51, c
 :func:`unwrap` on each datagram, then hands the returned VRRP payload to
 :func:`vrrpd.validate.validate` with ``IpFacts(ah_seq=...)`` so validation knows the AH check
 passed. To send, :func:`wrap` builds the full datagram (the kernel recomputes the IP checksum).
+:class:`AhSession` keeps one instance's state for both directions, as keepalived does.
 keepalived itself calls AH "not recommended"; it is here for drop-in compatibility only.
 """
 
@@ -32,6 +33,7 @@ __all__ = [
     "AH_LEN",
     "IPPROTO_AH",
     "AhError",
+    "AhSession",
     "Unwrapped",
     "unwrap",
     "wrap",
@@ -115,7 +117,7 @@ def unwrap(datagram: bytes, *, auth_pass: bytes, last_seq: int, unicast: bool = 
     if datagram[9] != IPPROTO_AH:
         raise AhError(f"IP protocol {datagram[9]} from {src}, AH is 51")
     total = int.from_bytes(datagram[2:4], "big")
-    if total > len(datagram):
+    if total > len(datagram) or total < ihl + AH_LEN:
         raise AhError(f"IP total length {total} but {len(datagram)} bytes from {src}")
     datagram = datagram[:total]
     next_header, _plen, _res, spi, seq = _AH.unpack_from(datagram, ihl)
@@ -131,3 +133,47 @@ def unwrap(datagram: bytes, *, auth_pass: bytes, last_seq: int, unicast: bool = 
     return Unwrapped(
         payload=bytes(datagram[ihl + AH_LEN :]), seq=seq, src=src, dst=dst, ttl=datagram[8]
     )
+
+
+_SEQ_MAX = 0xFFFFFFFE  # keepalived stops counting here ("cycled") rather than wrapping to 0
+
+
+@dataclass(slots=True)
+class AhSession:
+    """One AH instance's sequence counter and IP id (mutable on purpose).
+
+    keepalived keeps a single counter per instance for both directions: every accepted advert
+    raises it to the sender's sequence number and every sent advert uses counter + 1. So a
+    router that takes over continues above the sequence of the master it replaces, and a
+    restarted peer (counting from 1 again) is dropped as a replay until it has seen ours.
+    """
+
+    auth_pass: bytes
+    src: IPv4Address
+    unicast: bool = False
+    seq: int = 0
+    ip_id: int = 0
+
+    def seal(self, vrrp_payload: bytes, dsts: tuple[IPv4Address, ...]) -> list[bytes]:
+        """One advert round: a datagram per destination, all with the same sequence and id."""
+        if self.seq < _SEQ_MAX:
+            self.seq += 1
+        self.ip_id = self.ip_id % 0xFFFF + 1  # 1..65535: an id of 0 lets the kernel pick one
+        return [
+            wrap(
+                vrrp_payload,
+                src=self.src,
+                dst=dst,
+                auth_pass=self.auth_pass,
+                seq=self.seq,
+                ip_id=self.ip_id,
+                unicast=self.unicast,
+            )
+            for dst in dsts
+        ]
+
+    def open(self, datagram: bytes) -> Unwrapped:
+        """Check a received datagram (:func:`unwrap`) and remember its sequence number."""
+        got = unwrap(datagram, auth_pass=self.auth_pass, last_seq=self.seq, unicast=self.unicast)
+        self.seq = got.seq
+        return got

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import signal
 import time
 from collections.abc import Callable, Mapping
@@ -29,13 +30,15 @@ from bus.envelope import Event as BusEvent
 from checkd.plan import ScriptSpec
 from core import WireFormatError, from_wire
 from vrrpd import dumps, notify
+from vrrpd.ah import AhSession
+from vrrpd.ah_sockets import AhReceiver, AhSockets, vrid_of
 from vrrpd.fifo import FifoChannel, FifoSetup
 from vrrpd.links import Link
 from vrrpd.machine import (
     Shutdown,
     Startup,
 )
-from vrrpd.packet import IPAddress
+from vrrpd.packet import AuthType, IPAddress
 from vrrpd.plan import InstancePlan, fifo_setup, notify_specs, plan
 from vrrpd.priority import Tracker, TrackerKind
 from vrrpd.runner import MIN_LEASE, TIMER_FIRED, Runner
@@ -82,6 +85,7 @@ class Engine:
         self.runners: dict[str, Runner] = {}
         self.receivers: dict[tuple[int, str], Receiver] = {}
         self.senders: dict[tuple[int, str, IPAddress], Sender] = {}
+        self.ah_sockets = AhSockets()
         self.by_vrid: dict[tuple[str, int, int], Runner] = {}
         self.health: dict[str, tuple[float, Mapping[str, Any]]] = {}
         self.config_hash: str | None = None
@@ -303,7 +307,23 @@ class Engine:
         sender = self.senders.get(skey)
         if sender is None:
             sender = self.senders[skey] = Sender(p.family, on.name, on.ifindex, primary)
-        return Runner(self, p, link, primary, sender)
+        runner = Runner(self, p, link, primary, sender)
+        if p.auth_type == AuthType.AH:
+            self._attach_ah(runner, on)
+        return runner
+
+    def _attach_ah(self, runner: Runner, on: Link) -> None:
+        """auth_type AH: adverts go out and come in as IP protocol 51 (vrrpd.ah_sockets)."""
+        p = runner.plan
+        assert isinstance(runner.primary, ipaddress.IPv4Address)  # AH is IPv4 only (plan)
+        receiver, opened = self.ah_sockets.receiver(on.name, on.ifindex)
+        if opened:
+            self.loop.add_reader(receiver.fileno(), self._readable_ah, receiver)
+        if not p.unicast:
+            assert isinstance(p.mcast_group, ipaddress.IPv4Address)
+            receiver.join(p.mcast_group)
+        runner.ah_sender = self.ah_sockets.sender(on.name, on.ifindex)
+        runner.ah = AhSession(auth_pass=p.auth_pass, src=runner.primary, unicast=p.unicast)
 
     def _stop_runner(self, name: str, now: float, reason: str) -> None:
         runner = self.runners[name]
@@ -335,6 +355,18 @@ class Engine:
             runner = self.by_vrid.get((dgram.ifname, receiver.family, vrid))
             if runner is not None:
                 runner.receive(dgram, now)
+
+    def _readable_ah(self, receiver: AhReceiver) -> None:
+        now = self.now()
+        try:
+            datagrams = receiver.drain()
+        except SocketError as exc:
+            log.error("vrrpd.socket.error", interface=receiver.ifname, reason=str(exc))
+            return
+        for raw in datagrams:
+            runner = self.by_vrid.get((receiver.ifname, 4, vrid_of(raw)))
+            if runner is not None:
+                runner.receive_ah(raw, now)
 
     def _timer_fired(self, instance: str, timer: str, now: float) -> None:
         runner = self.runners.get(instance)
@@ -468,3 +500,7 @@ class Engine:
             receiver.close()
         for sender in self.senders.values():
             sender.close()
+        for ah_receiver in self.ah_sockets.receivers.values():
+            with contextlib.suppress(ValueError, OSError):
+                self.loop.remove_reader(ah_receiver.fileno())
+        self.ah_sockets.close()

@@ -135,8 +135,10 @@ def _plan_one(config: Config, inst: VrrpInstance, sync_group: str | None) -> Ins
     if version == 2 and auth is not None and auth.auth_type == "PASS":
         auth_type = AuthType.PASS
         auth_pass = (auth.auth_pass or "").encode()[:8]
-    elif version == 2 and auth is not None and auth.auth_type == "AH":
+    elif version == 2 and family == 4 and auth is not None and auth.auth_type == "AH":
+        # The HMAC key is the same 8 zero-padded bytes PASS would send (keepalived's auth_data).
         auth_type = AuthType.AH
+        auth_pass = (auth.auth_pass or "").encode()[:8]
     params = InstanceParams(
         name=inst.name,
         vrid=inst.virtual_router_id or 0,

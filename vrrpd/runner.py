@@ -7,6 +7,7 @@ scripts; the ``Engine`` (vrrpd.engine) owns the sockets, timers and bus inputs i
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from collections.abc import Hashable
 from typing import TYPE_CHECKING, Any
@@ -14,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from vrrpd import dumps, notify
+from vrrpd.ah import AhError, AhSession
+from vrrpd.ah_sockets import AhSender
 from vrrpd.links import Link
 from vrrpd.machine import (
     Action,
@@ -34,13 +37,21 @@ from vrrpd.machine import (
     TimerFired,
     TimerName,
 )
-from vrrpd.packet import Advert, ChecksumForm, IPAddress, PreparedAdvert, prepare
+from vrrpd.packet import Advert, AuthType, ChecksumForm, IPAddress, PreparedAdvert, prepare
 from vrrpd.plan import InstancePlan
 from vrrpd.priority import Tracker, TrackerKind, evaluate
 from vrrpd.sockets import Datagram, Sender
 from vrrpd.syncgroup import GroupNotify, SyncGroup
 from vrrpd.unicast_checksum import UnicastChecksum
-from vrrpd.validate import Accepted, Drop, Expectations, ReceiveCounters, validate
+from vrrpd.validate import (
+    Accepted,
+    Drop,
+    DropReason,
+    Expectations,
+    IpFacts,
+    ReceiveCounters,
+    validate,
+)
 
 if TYPE_CHECKING:
     from vrrpd.engine import Engine
@@ -121,6 +132,9 @@ class Runner:
         self._rx_expect: Expectations | None = None
         self._rx_result: Accepted | Drop | None = None
         self._rx_event: AdvertReceived | None = None
+        # auth_type AH: the anti-replay counter and the socket, set by the engine
+        self.ah: AhSession | None = None
+        self.ah_sender: AhSender | None = None
 
     @property
     def name(self) -> str:
@@ -170,6 +184,8 @@ class Runner:
     def compatible(self, new: InstancePlan) -> bool:
         """Can ``new`` be applied without restarting the election (keepalived keeps state)?"""
         old = self.plan
+        if (old.auth_type == AuthType.AH) != (new.auth_type == AuthType.AH):
+            return False  # AH adverts use other sockets (IP protocol 51)
         return (old.interface, old.family, old.vrid, old.version, old.unicast_src, old.vmac) == (
             new.interface,
             new.family,
@@ -189,6 +205,8 @@ class Runner:
         checksum.switched = self.checksum.switched and checksum.mode == self.checksum.mode
         self.checksum = checksum
         self.expect = self._expectations()
+        if self.ah is not None:
+            self.ah.auth_pass, self.ah.unicast = new.auth_pass, new.unicast
         self.adverts = self._prepare(self.machine.priority)
         self.intent_generation += 1
         if self.held:
@@ -261,6 +279,30 @@ class Runner:
             detail="peer uses the keepalived <= 1.3.6 unicast VRRPv3 checksum; sending that "
             "form from now on (set old_unicast_checksum never to refuse it instead)",
         )
+
+    def receive_ah(self, raw: bytes, now: float) -> None:
+        """A whole IPv4 datagram of protocol 51 (IP header first) for this instance's VRID."""
+        src = ipaddress.IPv4Address(raw[12:16]) if len(raw) >= 20 else ipaddress.IPv4Address(0)
+        if self.ah is None:
+            # keepalived: "Received AH header but auth type not AH"
+            drop = Drop(DropReason.AUTH_TYPE, f"AH datagram from {src}, we use no AH", src)
+        else:
+            try:
+                got = self.ah.open(raw)
+            except AhError as exc:
+                drop = Drop(DropReason.AUTH, f"advert from {src} dropped: {exc.detail}", src)
+            else:
+                facts = IpFacts(
+                    src=got.src,
+                    dst=got.dst,
+                    ttl=got.ttl,
+                    declared_len=len(got.payload),
+                    ah_seq=got.seq,
+                )
+                self.receive(Datagram(got.payload, facts, self.plan.advert_interface), now)
+                return
+        self.counters.record(drop)
+        self._log_drop(drop, now)
 
     def _log_drop(self, item: Drop | Any, now: float, accepted: bool = False) -> None:
         reason = str(item.reason)
@@ -337,12 +379,30 @@ class Runner:
                     )
 
     def send_advert(self, priority: int) -> None:
+        if self.ah is not None:
+            self.send_ah_advert(priority)
+            return
         sent = 0
         for dst, prepared in self.adverts.items():
             advert = prepared
             if priority != prepared.priority:
                 advert = self.adverts[dst] = prepared.with_priority(priority)
             sent += self.sender.send(advert.wire, dst)
+        self.sent.advert_sent += sent
+        if priority == 0:
+            self.sent.pri_zero_sent += sent
+
+    def send_ah_advert(self, priority: int) -> None:
+        """One advert round wrapped in AH: one sequence number for every destination."""
+        assert self.ah is not None and self.ah_sender is not None
+        dsts = tuple(d for d in self.adverts if isinstance(d, ipaddress.IPv4Address))
+        for dst in dsts:
+            if priority != self.adverts[dst].priority:
+                self.adverts[dst] = self.adverts[dst].with_priority(priority)
+        # v2 has no pseudo-header: the VRRP bytes are the same for every destination.
+        datagrams = self.ah.seal(self.adverts[dsts[0]].wire, dsts)
+        sender = self.ah_sender
+        sent = sum(sender.send(d, dst) for d, dst in zip(datagrams, dsts, strict=True))
         self.sent.advert_sent += sent
         if priority == 0:
             self.sent.pri_zero_sent += sent

@@ -63,6 +63,7 @@ def vrrp_config(
     advert_int: float = 1,
     version: int = 2,
     auth_pass: str | None = None,
+    auth_type: str = "PASS",
     unicast_src: str | None = None,
     unicast_peers: Sequence[str] = (),
     nopreempt: bool = False,
@@ -94,7 +95,7 @@ def vrrp_config(
     if auth_pass is not None:
         lines += [
             "    authentication {",
-            "        auth_type PASS",
+            f"        auth_type {auth_type}",
             f"        auth_pass {auth_pass}",
             "    }",
         ]

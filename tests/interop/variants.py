@@ -32,6 +32,7 @@ class Variant:
     advert_int: float
     auth_pass: str | None = None
     unicast: bool = False
+    auth_type: str = "PASS"  # with auth_pass: PASS or AH
 
     @property
     def master_down(self) -> float:
@@ -53,6 +54,7 @@ class Variant:
             advert_int=self.advert_int,
             version=self.version,
             auth_pass=self.auth_pass,
+            auth_type=self.auth_type,
             **unicast,  # type: ignore[arg-type]
             **extra,  # type: ignore[arg-type]
         )

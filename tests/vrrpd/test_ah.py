@@ -19,7 +19,8 @@ from scapy.layers.inet import IP
 from scapy.layers.ipsec import AH
 
 from tests.vrrpd.strategies import v4_addresses
-from vrrpd.ah import AH_LEN, AhError, unwrap, wrap
+from vrrpd.ah import AH_LEN, AhError, AhSession, unwrap, wrap
+from vrrpd.ah_sockets import vrid_of
 from vrrpd.packet import MCAST_V4, Advert, AuthType, encode
 from vrrpd.validate import Accepted, Expectations, IpFacts, validate
 
@@ -146,3 +147,103 @@ def test_unwrapped_payload_validates_as_ah_advert() -> None:
     facts = IpFacts(src=got.src, dst=got.dst, ttl=got.ttl, ah_seq=got.seq)
     result = validate(got.payload, facts, expect)
     assert isinstance(result, Accepted)
+
+
+def test_total_length_shorter_than_the_ah_header_is_an_ah_error() -> None:
+    d = bytearray(_datagram())
+    d[2:4] = (20 + 10).to_bytes(2, "big")  # claims to end inside the AH header
+    with pytest.raises(AhError, match="total length"):
+        unwrap(bytes(d), auth_pass=b"pw", last_seq=0)
+
+
+@given(st.integers(1, 4), st.integers(1, 40))
+def test_session_round_uses_one_sequence_and_one_ip_id_for_every_destination(
+    peers: int, rounds: int
+) -> None:
+    dsts = tuple(IPv4Address(int(PEER) + i) for i in range(peers))
+    session = AhSession(auth_pass=b"pw", src=SRC, unicast=True)
+    for n in range(1, rounds + 1):
+        datagrams = session.seal(PAYLOAD, dsts)
+        assert [IP(d).dst for d in datagrams] == [str(d) for d in dsts]
+        assert {IP(d)[AH].seq for d in datagrams} == {n}
+        assert {IP(d).id for d in datagrams} == {n}
+        for d in datagrams:  # each one verifies on its own (the ICV covers the destination)
+            assert unwrap(d, auth_pass=b"pw", last_seq=n - 1, unicast=True).seq == n
+
+
+def test_session_ip_id_skips_zero_and_sequence_stops_before_wrapping() -> None:
+    session = AhSession(auth_pass=b"pw", src=SRC, seq=0xFFFFFFFD, ip_id=0xFFFE)
+    ids, seqs = [], []
+    for _ in range(3):
+        (d,) = session.seal(PAYLOAD, (MCAST_V4,))
+        ids.append(IP(d).id)
+        seqs.append(IP(d)[AH].seq)
+    assert ids == [0xFFFF, 1, 2]
+    # keepalived's "cycled" counter: it stays at 0xFFFFFFFE rather than going back to 0.
+    assert seqs == [0xFFFFFFFE] * 3
+
+
+@given(st.lists(st.sampled_from(["a_sends", "b_sends", "b_replays"]), max_size=30))
+def test_sessions_share_one_counter_per_direction_like_keepalived(steps: list[str]) -> None:
+    """What a router accepts raises its own counter, so whoever sends next continues above
+    everything already seen on the link, and nothing already seen is accepted twice."""
+    a = AhSession(auth_pass=b"pw", src=SRC)
+    b = AhSession(auth_pass=b"pw", src=PEER)
+    last_from_b: bytes | None = None
+    for step in steps:
+        if step == "a_sends":
+            (d,) = a.seal(PAYLOAD, (MCAST_V4,))
+            got = b.open(d)
+            assert got.seq == a.seq == b.seq
+        elif step == "b_sends":
+            (last_from_b,) = b.seal(PAYLOAD, (MCAST_V4,))
+            assert a.open(last_from_b).seq == a.seq == b.seq
+        elif last_from_b is not None:
+            before = a.seq
+            with pytest.raises(AhError, match="already seen"):
+                a.open(last_from_b)
+            assert a.seq == before
+
+
+def test_session_rejects_a_wrong_password_without_moving_its_counter() -> None:
+    a = AhSession(auth_pass=b"secret", src=SRC)
+    b = AhSession(auth_pass=b"other", src=PEER, seq=7)
+    (d,) = a.seal(PAYLOAD, (MCAST_V4,))
+    with pytest.raises(AhError, match="ICV"):
+        b.open(d)
+    assert b.seq == 7
+
+
+def test_only_the_first_8_password_bytes_key_the_icv() -> None:
+    # keepalived keeps auth_pass in its 8-byte auth_data; longer passwords are truncated.
+    d = wrap(PAYLOAD, src=SRC, dst=MCAST_V4, auth_pass=b"12345678-and-more", seq=1, ip_id=1)
+    assert unwrap(d, auth_pass=b"12345678", last_seq=0).seq == 1
+
+
+@pytest.mark.parametrize("length", [0, 19, 20, 44, 45])
+def test_vrid_of_reads_behind_the_ah_header(length: int) -> None:
+    datagram = _datagram()[:length]
+    assert vrid_of(datagram) == (51 if length >= 46 else -1)
+    assert vrid_of(_datagram()) == 51
+
+
+def test_plan_keys_ah_with_the_truncated_auth_pass() -> None:
+    from core import loads
+    from vrrpd.plan import plan
+
+    text = """
+vrrp_instance VI_1 {
+    interface eth0
+    virtual_router_id 51
+    priority 100
+    authentication {
+        auth_type AH
+        auth_pass 0123456789
+    }
+    virtual_ipaddress {
+        192.0.2.100/24
+    }
+}
+"""
+    (p,) = plan(loads(text).config)
+    assert (p.auth_type, p.auth_pass, p.version) == (AuthType.AH, b"01234567", 2)
