@@ -1,0 +1,358 @@
+"""VRRPv3 Accept_Mode: drop packets addressed to the VIPs of a master that does not accept them.
+
+keepalived (``no_accept``, the default in strict mode for a non-owner) installs firewall rules
+while an instance is MASTER so that the VIPs are held (answered by ARP/ND) but not used: a
+packet to a VIP is dropped, as is one sent from it. We do the same with nftables, through
+pyroute2's netlink API (never by running ``nft``), in an ``inet`` table named by the global
+``nftables`` keyword (default ``keepalived``)::
+
+    table inet keepalived {            # userdata comment "pykeepalived netd": ours
+        set vips  { type ipv4_addr }
+        set vips6 { type ipv6_addr }
+        chain in  { type filter hook input priority -1
+                    ip6 daddr @vips6 icmpv6 type nd-neighbor-solicit..nd-neighbor-advert accept
+                    ip daddr @vips drop ; ip6 daddr @vips6 drop }
+        chain out { type filter hook output priority -1
+                    ip6 saddr @vips6 icmpv6 type nd-neighbor-solicit..nd-neighbor-advert accept
+                    ip saddr @vips drop ; ip6 saddr @vips6 drop }
+    }
+
+Neighbour discovery stays allowed for IPv6 VIPs: peers must resolve the VIP's MAC (NUD probes
+are unicast to the VIP), as keepalived allows it. Link-local VIPs go in ``vips6`` without an
+interface qualifier (keepalived keys them by interface index): the same link-local address on
+another interface is blocked too.
+
+The table carries a userdata marker, so leftovers of a killed run are found and removed at start
+whatever name that run used, and a table of the same name that is not ours is never touched.
+
+pyroute2 0.9's ``NFTables.sets()``/``set_elems()`` cannot run synchronously (they ``async for``
+over a list), so sets and their elements go through ``NFTSocket._command`` with the message
+classes pyroute2 provides; tables, chains and rules use the public methods.
+
+Pure parts (:func:`blocked_addresses`, :class:`FirewallSettings`, :func:`expressions`) are apart
+from :class:`Firewall`, the netlink I/O.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+import structlog
+from pyroute2.netlink.exceptions import NetlinkError
+from pyroute2.netlink.nfnetlink.nftsocket import (
+    NFPROTO_INET,
+    NFPROTO_IPV4,
+    NFPROTO_IPV6,
+    NFT_MSG_DELSETELEM,
+    NFT_MSG_GETSETELEM,
+    NFT_MSG_NEWSET,
+    NFT_MSG_NEWSETELEM,
+    Cmp,
+    Meta,
+    Regs,
+    nft_set_elem_list_msg,
+    nft_set_msg,
+)
+from pyroute2.nftables.expressions import genex
+from pyroute2.nftables.main import NFTables, NFTSet
+
+from core.model import Config
+from netd.desired import Address, Item
+from netd.errors import FirewallError
+
+__all__ = [
+    "DEFAULT_PRIORITY",
+    "DEFAULT_TABLE",
+    "MARKER",
+    "Firewall",
+    "FirewallSettings",
+    "blocked_addresses",
+    "expressions",
+]
+
+log = structlog.get_logger(__name__)
+
+DEFAULT_TABLE: Final = "keepalived"
+DEFAULT_PRIORITY: Final = -1
+MARKER: Final = "pykeepalived netd"
+SET4: Final = "vips"
+SET6: Final = "vips6"
+WHY: Final = (
+    "no_accept (VRRPv3 Accept_Mode off; implied by strict_mode/vrrp_strict unless 'accept' is "
+    "set): packets to and from this VIP are dropped while the instance is MASTER"
+)
+
+_IPPROTO_ICMPV6: Final = 58
+_ND_SOLICIT: Final = 135
+_ND_ADVERT: Final = 136
+_NF_DROP: Final = 0
+_NF_ACCEPT: Final = 1
+_PAYLOAD_NETWORK: Final = 1
+_PAYLOAD_TRANSPORT: Final = 2
+# (offset, length) of the source and destination in the IPv4 and IPv6 headers.
+_ADDR_FIELDS: Final = {4: {"saddr": (12, 4), "daddr": (16, 4)}, 6: {"saddr": (8, 16), "daddr": (24, 16)}}
+
+
+@dataclass(frozen=True, slots=True)
+class FirewallSettings:
+    """What the global ``nftables`` / ``nftables_priority`` keywords say."""
+
+    table: str = DEFAULT_TABLE
+    priority: int = DEFAULT_PRIORITY
+
+    @classmethod
+    def from_config(cls, config: Config) -> FirewallSettings:
+        table, priority = DEFAULT_TABLE, DEFAULT_PRIORITY
+        for opt in config.global_defs.other:
+            if opt.keyword == "nftables" and opt.args:
+                table = opt.args[0]
+            elif opt.keyword == "nftables_priority" and opt.args:
+                try:
+                    priority = int(opt.args[0])
+                except ValueError:
+                    log.warning("netd.firewall.bad_priority", value=opt.args[0], using=priority)
+        return cls(table, priority)
+
+
+def blocked_addresses(
+    owned: Mapping[str, Iterable[Item]], accepting: Mapping[str, bool]
+) -> dict[str, str]:
+    """IP -> owner for every address a non-accepting owner holds (owners default to accepting).
+
+    As keepalived, an instance's own choice decides: an address another, accepting owner also
+    holds is blocked all the same.
+    """
+    out: dict[str, str] = {}
+    for owner in sorted(owned):
+        if accepting.get(owner, True):
+            continue
+        for item in owned[owner]:
+            if isinstance(item, Address):
+                out.setdefault(item.ip, owner)
+    return out
+
+
+def _cmp(value: bytes, op: int = Cmp.NFT_CMP_EQ) -> dict[str, Any]:
+    return genex(
+        "cmp",
+        {"sreg": Regs.NFT_REG_1, "op": op, "data": {"attrs": [("NFTA_DATA_VALUE", value)]}},
+    )
+
+
+def _meta(key: int, value: int) -> list[dict[str, Any]]:
+    return [genex("meta", {"dreg": Regs.NFT_REG_1, "key": key}), _cmp(bytes([value]))]
+
+
+def _verdict(code: int) -> dict[str, Any]:
+    data = {"attrs": [("NFTA_DATA_VERDICT", {"attrs": [("NFTA_VERDICT_CODE", code)]})]}
+    return genex("immediate", {"dreg": Regs.NFT_REG_VERDICT, "data": data})
+
+
+def expressions(version: int, field: str, *, nd_accept: bool = False) -> list[dict[str, Any]]:
+    """One rule: ``ip[6] <field> @vips[6] drop``, or with ``nd_accept`` (IPv6 only) the rule
+    accepting neighbour solicitations/advertisements for those addresses."""
+    offset, length = _ADDR_FIELDS[version][field]
+    out = _meta(Meta.NFT_META_NFPROTO, NFPROTO_IPV4 if version == 4 else NFPROTO_IPV6)
+    out.append(
+        genex(
+            "payload",
+            {"dreg": Regs.NFT_REG_1, "base": _PAYLOAD_NETWORK, "offset": offset, "len": length},
+        )
+    )
+    out.append(genex("lookup", {"set": SET4 if version == 4 else SET6, "sreg": Regs.NFT_REG_1}))
+    if not nd_accept:
+        return [*out, _verdict(_NF_DROP)]
+    out += _meta(Meta.NFT_META_L4PROTO, _IPPROTO_ICMPV6)
+    out.append(
+        genex(
+            "payload",
+            {"dreg": Regs.NFT_REG_1, "base": _PAYLOAD_TRANSPORT, "offset": 0, "len": 1},
+        )
+    )
+    out.append(_cmp(bytes([_ND_SOLICIT]), Cmp.NFT_CMP_GTE))
+    out.append(_cmp(bytes([_ND_ADVERT]), Cmp.NFT_CMP_LTE))
+    return [*out, _verdict(_NF_ACCEPT)]
+
+
+def _error(what: str, exc: NetlinkError) -> FirewallError:
+    code = abs(int(exc.code))
+    return FirewallError(what, code, errno.errorcode.get(code, str(code)), str(exc))
+
+
+class Firewall:
+    """The nftables table of one netd (netlink I/O; call from one thread only)."""
+
+    def __init__(self) -> None:
+        self._nft: NFTables | None = None
+        self.settings = FirewallSettings()
+        self._built: FirewallSettings | None = None  # the table that exists because of us
+
+    @property
+    def nft(self) -> NFTables:
+        if self._nft is None:
+            try:
+                self._nft = NFTables(nfgen_family=NFPROTO_INET)
+            except (NetlinkError, OSError) as exc:
+                raise FirewallError("open nfnetlink", 0, "EIO", str(exc)) from exc
+        return self._nft
+
+    def configure(self, settings: FirewallSettings) -> None:
+        """Take new settings (no I/O); the next :meth:`sync` moves the table if they changed."""
+        self.settings = settings
+
+    def remove_leftovers(self) -> list[str]:
+        """Delete every inet table carrying our marker (a killed run's); return their names."""
+        removed = []
+        try:
+            tables = self.nft.get_tables()
+        except NetlinkError as exc:
+            raise _error("list tables", exc) from exc
+        for msg in tables:
+            name = msg.get_attr("NFTA_TABLE_NAME")
+            if msg.get_attr("NFTA_TABLE_USERDATA") != MARKER:
+                continue
+            self._delete_table(name)
+            removed.append(name)
+            log.info("netd.firewall.leftover_removed", table=name, detail="left by an earlier run")
+        return removed
+
+    def _table_owner(self, name: str) -> str | None:
+        """Our marker, another marker ("" if none), or None when no such table exists."""
+        for msg in self.nft.get_tables():
+            if msg.get_attr("NFTA_TABLE_NAME") == name:
+                return str(msg.get_attr("NFTA_TABLE_USERDATA") or "")
+        return None
+
+    def _delete_table(self, name: str) -> None:
+        try:
+            self.nft.table("del", name=name)
+        except NetlinkError as exc:
+            if abs(exc.code) != errno.ENOENT:
+                raise _error(f"delete table {name}", exc) from exc
+
+    def _build(self, s: FirewallSettings) -> None:
+        owner = self._table_owner(s.table)
+        if owner is not None and owner != MARKER:
+            raise FirewallError(
+                f"table inet {s.table}",
+                errno.EEXIST,
+                "EEXIST",
+                "a table of that name exists and is not ours; not touching it "
+                "(choose another name with the global 'nftables' keyword)",
+            )
+        what = f"build table inet {s.table}"
+        try:
+            if owner is not None:
+                self.nft.table("del", name=s.table)  # ours but unknown to us: start clean
+            self.nft.table("add", name=s.table, userdata=MARKER)
+            for name, key_type in ((SET4, "ipv4_addr"), (SET6, "ipv6_addr")):
+                attrs = NFTSet(table=s.table, name=name, key_type=key_type).as_netlink()
+                self.nft._command(nft_set_msg, {"add": NFT_MSG_NEWSET}, "add", attrs)
+            for chain, hook, field in (("in", "input", "daddr"), ("out", "output", "saddr")):
+                self.nft.chain(
+                    "add", table=s.table, name=chain, hook=hook, type="filter", priority=s.priority
+                )
+                for exprs in (
+                    expressions(6, field, nd_accept=True),
+                    expressions(4, field),
+                    expressions(6, field),
+                ):
+                    self.nft.rule("add", table=s.table, chain=chain, expressions=[exprs])
+        except NetlinkError as exc:
+            raise _error(what, exc) from exc
+        self._built = s
+        log.info(
+            "netd.firewall.table",
+            table=s.table,
+            family="inet",
+            hooks="input,output",
+            priority=s.priority,
+            detail="drops packets to/from the VIPs of no_accept masters",
+        )
+
+    def blocked(self) -> set[str]:
+        """The addresses the table blocks now (empty when it does not exist)."""
+        if self._built is None:
+            return set()
+        out: set[str] = set()
+        for name in (SET4, SET6):
+            msg = nft_set_elem_list_msg()
+            msg["attrs"] = [
+                ["NFTA_SET_ELEM_LIST_TABLE", self._built.table],
+                ["NFTA_SET_ELEM_LIST_SET", name],
+            ]
+            try:
+                replies = self.nft.request_get(msg, NFT_MSG_GETSETELEM)
+            except NetlinkError as exc:
+                if abs(exc.code) == errno.ENOENT:
+                    self._built = None  # removed behind our back: rebuilt on the next sync
+                    return set()
+                raise _error(f"read set {name}", exc) from exc
+            for reply in replies:
+                for elem in reply.get_attr("NFTA_SET_ELEM_LIST_ELEMENTS") or ():
+                    key = elem.get_attr("NFTA_SET_ELEM_KEY").get_attr("NFTA_DATA_VALUE")
+                    out.add(str(ipaddress.ip_address(bytes(key))))
+        return out
+
+    def _elements(self, cmd: str, ips: Iterable[str]) -> None:
+        assert self._built is not None
+        by_set: dict[str, list[bytes]] = {}
+        for ip in sorted(ips):
+            addr = ipaddress.ip_address(ip)
+            by_set.setdefault(SET4 if addr.version == 4 else SET6, []).append(addr.packed)
+        commands = {"add": NFT_MSG_NEWSETELEM, "del": NFT_MSG_DELSETELEM}
+        for name, keys in by_set.items():
+            elements = [
+                {"attrs": [["NFTA_SET_ELEM_KEY", {"attrs": [("NFTA_DATA_VALUE", k)]}]]}
+                for k in keys
+            ]
+            kwarg = {"table": self._built.table, "set": name, "elements": elements}
+            try:
+                self.nft._command(nft_set_elem_list_msg, commands, cmd, kwarg)
+            except NetlinkError as exc:
+                raise _error(f"{cmd} elements of {name}", exc) from exc
+
+    def sync(self, wanted: Mapping[str, str], *, removing: bool) -> None:
+        """Block every address in ``wanted`` (IP -> owner); with ``removing`` also unblock the
+        rest. Before addresses are added, call it without (the drop is in place before the VIP
+        is); after they are removed, with (the drop lasts as long as the VIP)."""
+        if self._built is not None and self._built != self.settings:
+            log.info("netd.firewall.moved", old=self._built.table, new=self.settings.table)
+            self._delete_table(self._built.table)
+            self._built = None
+        current = self.blocked()
+        missing = set(wanted) - current
+        if missing and self._built is None:
+            self._build(self.settings)
+            current = set()
+        if missing:
+            self._elements("add", missing)
+            for ip in sorted(missing):
+                log.info(
+                    "netd.firewall.drop",
+                    address=ip,
+                    owner=wanted[ip],
+                    table=self.settings.table,
+                    detail=WHY,
+                )
+        extra = current - set(wanted) if removing else set()
+        if extra:
+            self._elements("del", extra)
+            for ip in sorted(extra):
+                log.info("netd.firewall.undrop", address=ip, table=self.settings.table)
+
+    def close(self) -> None:
+        """Remove our table (keepalived removes its rules at stop) and the socket."""
+        try:
+            if self._built is not None:
+                self._delete_table(self._built.table)
+                log.info("netd.firewall.removed", table=self._built.table)
+                self._built = None
+        finally:
+            if self._nft is not None:
+                self._nft.close()
+                self._nft = None
