@@ -94,7 +94,10 @@ _NF_ACCEPT: Final = 1
 _PAYLOAD_NETWORK: Final = 1
 _PAYLOAD_TRANSPORT: Final = 2
 # (offset, length) of the source and destination in the IPv4 and IPv6 headers.
-_ADDR_FIELDS: Final = {4: {"saddr": (12, 4), "daddr": (16, 4)}, 6: {"saddr": (8, 16), "daddr": (24, 16)}}
+_ADDR_FIELDS: Final = {
+    4: {"saddr": (12, 4), "daddr": (16, 4)},
+    6: {"saddr": (8, 16), "daddr": (24, 16)},
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,10 +140,11 @@ def blocked_addresses(
 
 
 def _cmp(value: bytes, op: int = Cmp.NFT_CMP_EQ) -> dict[str, Any]:
-    return genex(
+    expr: dict[str, Any] = genex(
         "cmp",
         {"sreg": Regs.NFT_REG_1, "op": op, "data": {"attrs": [("NFTA_DATA_VALUE", value)]}},
     )
+    return expr
 
 
 def _meta(key: int, value: int) -> list[dict[str, Any]]:
@@ -149,7 +153,8 @@ def _meta(key: int, value: int) -> list[dict[str, Any]]:
 
 def _verdict(code: int) -> dict[str, Any]:
     data = {"attrs": [("NFTA_DATA_VERDICT", {"attrs": [("NFTA_VERDICT_CODE", code)]})]}
-    return genex("immediate", {"dreg": Regs.NFT_REG_VERDICT, "data": data})
+    expr: dict[str, Any] = genex("immediate", {"dreg": Regs.NFT_REG_VERDICT, "data": data})
+    return expr
 
 
 def expressions(version: int, field: str, *, nd_accept: bool = False) -> list[dict[str, Any]]:

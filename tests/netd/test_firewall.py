@@ -1,0 +1,227 @@
+"""Accept_Mode drop rules: the pure choice of addresses, and the nftables table in a namespace."""
+
+from __future__ import annotations
+
+import ipaddress
+import select
+import socket
+import struct
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pyroute2.nftables.main import NFTables
+from scapy.layers.inet import ICMP, IP
+from scapy.layers.inet6 import IPv6
+
+from core import loads
+from netd.desired import Address, Item, Route
+from netd.errors import FirewallError
+from netd.firewall import (
+    DEFAULT_TABLE,
+    MARKER,
+    Firewall,
+    FirewallSettings,
+    blocked_addresses,
+    expressions,
+)
+from tests.lab import Lab, Node
+
+# ---- pure ------------------------------------------------------------------------------------
+
+_ips = st.sampled_from(
+    [f"192.0.2.{i}" for i in range(1, 9)] + [f"2001:db8::{i}" for i in range(1, 9)]
+)
+_owners = st.sampled_from(["vrrp:VI_1", "vrrp:VI_2", "static", "~leftover"])
+
+
+@given(
+    st.dictionaries(_owners, st.lists(_ips, max_size=6)),
+    st.dictionaries(_owners, st.booleans()),
+)
+def test_blocked_are_exactly_the_addresses_of_non_accepting_owners(
+    held: dict[str, list[str]], accepting: dict[str, bool]
+) -> None:
+    route: Item = Route(dst="198.51.100.0/24", dev="eth0")
+    owned: dict[str, list[Item]] = {
+        o: [*(Address(ip, 32 if ":" not in ip else 128, "eth0") for ip in ips), route]
+        for o, ips in held.items()
+    }
+    blocked = blocked_addresses(owned, accepting)
+    want = {ip for o, ips in held.items() if accepting.get(o) is False for ip in ips}
+    assert set(blocked) == want
+    for ip, owner in blocked.items():
+        assert accepting[owner] is False and ip in held[owner]
+
+
+def test_settings_from_global_nftables_keywords() -> None:
+    base = "vrrp_instance VI_1 {\n interface eth0\n virtual_router_id 1\n priority 100\n}\n"
+    assert FirewallSettings.from_config(loads(base).config) == FirewallSettings(DEFAULT_TABLE, -1)
+    text = "global_defs {\n nftables pk_fw\n nftables_priority -5\n}\n" + base
+    assert FirewallSettings.from_config(loads(text).config) == FirewallSettings("pk_fw", -5)
+    bare = "global_defs {\n nftables\n}\n" + base
+    assert FirewallSettings.from_config(loads(bare).config).table == DEFAULT_TABLE
+
+
+def _payload_slice(exprs: list[dict[str, Any]], packet: bytes) -> bytes:
+    """Apply the rule's first network-header payload load to a packet, as the kernel does."""
+    for e in exprs:
+        attrs = dict(e["attrs"])
+        if attrs["NFTA_EXPR_NAME"] == "payload":
+            data = dict(attrs["NFTA_EXPR_DATA"]["attrs"])
+            off, length = data["NFTA_PAYLOAD_OFFSET"], data["NFTA_PAYLOAD_LEN"]
+            return packet[off : off + length]
+    raise AssertionError("no payload expression")
+
+
+@pytest.mark.parametrize("version", [4, 6])
+def test_rule_loads_the_addresses_from_where_the_header_has_them(version: int) -> None:
+    src, dst = ("192.0.2.1", "192.0.2.2") if version == 4 else ("2001:db8::1", "2001:db8::2")
+    pkt = bytes(IP(src=src, dst=dst) / ICMP() if version == 4 else IPv6(src=src, dst=dst))
+    for field, ip in (("saddr", src), ("daddr", dst)):
+        loaded = _payload_slice(expressions(version, field), pkt)
+        assert loaded == ipaddress.ip_address(ip).packed
+
+
+# ---- kernel ----------------------------------------------------------------------------------
+
+
+def tables(node: Node) -> dict[str, str | None]:
+    """inet table name -> userdata, read back through pyroute2 in the node's namespace."""
+
+    def read() -> dict[str, str | None]:
+        with NFTables(nfgen_family=1) as nft:
+            return {
+                t.get_attr("NFTA_TABLE_NAME"): t.get_attr("NFTA_TABLE_USERDATA")
+                for t in nft.get_tables()
+            }
+
+    return node.call(read)
+
+
+def ping(node: Node, dst: str, timeout: float = 0.5) -> bool:
+    """One ICMP echo from ``node`` to ``dst``: True when answered within ``timeout``."""
+    v6 = ":" in dst
+
+    def run() -> bool:
+        fam, proto = (
+            (socket.AF_INET6, socket.IPPROTO_ICMPV6)
+            if v6
+            else (socket.AF_INET, socket.IPPROTO_ICMP)
+        )
+        with socket.socket(fam, socket.SOCK_RAW, proto) as s:
+            ident = int(time.monotonic_ns()) & 0xFFFF
+            echo = (
+                bytes(ICMP(type=8, id=ident, seq=1) / b"pk")
+                if not v6
+                else (
+                    struct.pack("!BBHHH", 128, 0, 0, ident, 1) + b"pk"  # the kernel sums ICMPv6
+                )
+            )
+            s.sendto(echo, (dst, 0))
+            deadline = time.monotonic() + timeout
+            while (left := deadline - time.monotonic()) > 0:
+                if not select.select([s], [], [], left)[0]:
+                    break
+                data = s.recv(2048)
+                icmp = data if v6 else data[(data[0] & 15) * 4 :]
+                if icmp[0] == (129 if v6 else 0) and struct.unpack("!H", icmp[4:6])[0] == ident:
+                    return True
+        return False
+
+    return node.call(run)
+
+
+def answered(node: Node, dst: str) -> bool:
+    """A few tries: the first echo may wait for neighbour resolution."""
+    return any(ping(node, dst) for _ in range(3))
+
+
+VIP4, VIP6 = "192.0.2.200", "2001:db8::200"
+
+
+def add_vips(node: Node) -> None:
+    with node.ipr() as ipr:
+        idx = ipr.link_lookup(ifname=node.ifname)[0]
+        ipr.addr("add", index=idx, address=VIP4, prefixlen=24)
+        ipr.addr("add", index=idx, address=VIP6, prefixlen=64, flags=0x80)  # IFA_F_NODAD
+
+
+@pytest.fixture
+def fw_lab(lab: Lab) -> Lab:
+    add_vips(lab.node(0))
+    return lab
+
+
+def in_node(node: Node, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    return node.call(fn, *args, **kwargs)
+
+
+@pytest.mark.netns
+def test_blocked_vips_are_not_answered_and_read_back(fw_lab: Lab) -> None:
+    n0, n1 = fw_lab.nodes
+    assert answered(n1, VIP4) and answered(n1, VIP6)
+    fw = in_node(n0, Firewall)
+    try:
+        wanted = {VIP4: "vrrp:VI_1", VIP6: "vrrp:VI_1"}
+        in_node(n0, fw.sync, wanted, removing=False)
+        assert tables(n0) == {DEFAULT_TABLE: MARKER}
+        assert in_node(n0, fw.blocked) == {VIP4, VIP6}
+        assert not ping(n1, VIP4) and not ping(n1, VIP6)
+        # The node's own address is untouched, and IPv6 neighbour discovery of the VIP works.
+        assert answered(n1, n0.ip4) and answered(n1, n0.ip6)
+        # Unblocking one family only: that one is answered again.
+        in_node(n0, fw.sync, {VIP6: "vrrp:VI_1"}, removing=True)
+        assert in_node(n0, fw.blocked) == {VIP6}
+        assert answered(n1, VIP4) and not ping(n1, VIP6)
+        # Without removing, sync only adds: what the reconcile does before the VIPs go on.
+        in_node(n0, fw.sync, {VIP4: "vrrp:VI_1"}, removing=False)
+        assert in_node(n0, fw.blocked) == {VIP4, VIP6}
+    finally:
+        in_node(n0, fw.close)
+    assert tables(n0) == {}
+    assert answered(n1, VIP4) and answered(n1, VIP6)
+
+
+@pytest.mark.netns
+def test_leftovers_are_removed_whatever_their_name_and_foreign_tables_kept(lab: Lab) -> None:
+    n0 = lab.node(0)
+    old = in_node(n0, Firewall)
+    old.configure(FirewallSettings("pk_old", -1))
+    in_node(n0, old.sync, {VIP4: "vrrp:VI_1"}, removing=False)
+
+    def foreign() -> None:
+        with NFTables(nfgen_family=1) as nft:
+            nft.table("add", name="keepalived")  # someone else's, no marker
+
+    n0.call(foreign)
+    # A new run (the old one was killed: its socket just goes away) cleans up at start.
+    fresh = in_node(n0, Firewall)
+    try:
+        assert in_node(n0, fresh.remove_leftovers) == ["pk_old"]
+        assert set(tables(n0)) == {"keepalived"}
+        # The foreign table of our default name is refused, not taken over.
+        with pytest.raises(FirewallError, match="not ours"):
+            in_node(n0, fresh.sync, {VIP4: "vrrp:VI_1"}, removing=False)
+        assert tables(n0) == {"keepalived": None}
+    finally:
+        in_node(n0, fresh.close)
+        in_node(n0, old.close)
+
+
+@pytest.mark.netns
+def test_new_table_name_moves_the_rules(lab: Lab) -> None:
+    n0 = lab.node(0)
+    fw = in_node(n0, Firewall)
+    try:
+        in_node(n0, fw.sync, {VIP4: "vrrp:VI_1"}, removing=False)
+        fw.configure(FirewallSettings("pk_new", -2))
+        in_node(n0, fw.sync, {VIP4: "vrrp:VI_1"}, removing=True)
+        assert tables(n0) == {"pk_new": MARKER}
+        assert in_node(n0, fw.blocked) == {VIP4}
+    finally:
+        in_node(n0, fw.close)
+    assert tables(n0) == {}
