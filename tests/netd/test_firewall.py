@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import select
-import socket
-import struct
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -29,6 +25,7 @@ from netd.firewall import (
     expressions,
 )
 from tests.lab import Lab, Node
+from tests.netd.accept import answered, ping, tables
 
 # ---- pure ------------------------------------------------------------------------------------
 
@@ -87,57 +84,6 @@ def test_rule_loads_the_addresses_from_where_the_header_has_them(version: int) -
 
 
 # ---- kernel ----------------------------------------------------------------------------------
-
-
-def tables(node: Node) -> dict[str, str | None]:
-    """inet table name -> userdata, read back through pyroute2 in the node's namespace."""
-
-    def read() -> dict[str, str | None]:
-        with NFTables(nfgen_family=1) as nft:
-            return {
-                t.get_attr("NFTA_TABLE_NAME"): t.get_attr("NFTA_TABLE_USERDATA")
-                for t in nft.get_tables()
-            }
-
-    return node.call(read)
-
-
-def ping(node: Node, dst: str, timeout: float = 0.5) -> bool:
-    """One ICMP echo from ``node`` to ``dst``: True when answered within ``timeout``."""
-    v6 = ":" in dst
-
-    def run() -> bool:
-        fam, proto = (
-            (socket.AF_INET6, socket.IPPROTO_ICMPV6)
-            if v6
-            else (socket.AF_INET, socket.IPPROTO_ICMP)
-        )
-        with socket.socket(fam, socket.SOCK_RAW, proto) as s:
-            ident = int(time.monotonic_ns()) & 0xFFFF
-            echo = (
-                bytes(ICMP(type=8, id=ident, seq=1) / b"pk")
-                if not v6
-                else (
-                    struct.pack("!BBHHH", 128, 0, 0, ident, 1) + b"pk"  # the kernel sums ICMPv6
-                )
-            )
-            s.sendto(echo, (dst, 0))
-            deadline = time.monotonic() + timeout
-            while (left := deadline - time.monotonic()) > 0:
-                if not select.select([s], [], [], left)[0]:
-                    break
-                data = s.recv(2048)
-                icmp = data if v6 else data[(data[0] & 15) * 4 :]
-                if icmp[0] == (129 if v6 else 0) and struct.unpack("!H", icmp[4:6])[0] == ident:
-                    return True
-        return False
-
-    return node.call(run)
-
-
-def answered(node: Node, dst: str) -> bool:
-    """A few tries: the first echo may wait for neighbour resolution."""
-    return any(ping(node, dst) for _ in range(3))
 
 
 VIP4, VIP6 = "192.0.2.200", "2001:db8::200"
