@@ -113,6 +113,11 @@ class FirewallSettings:
         for opt in config.global_defs.other:
             if opt.keyword == "nftables" and opt.args:
                 table = opt.args[0]
+            elif opt.keyword == "vrrp_iptables":
+                log.warning(
+                    "netd.firewall.iptables_unsupported",
+                    detail="no_accept is enforced with nftables (through netlink), not iptables",
+                )
             elif opt.keyword == "nftables_priority" and opt.args:
                 try:
                     priority = int(opt.args[0])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -96,6 +97,15 @@ def add_vips(node: Node) -> None:
         ipr.addr("add", index=idx, address=VIP6, prefixlen=64, flags=0x80)  # IFA_F_NODAD
 
 
+def neighbour_mac(node: Node, ip: str) -> str | None:
+    """The MAC ``node`` resolved ``ip`` to, if the entry is usable (not FAILED/INCOMPLETE)."""
+    with node.ipr() as ipr:
+        for msg in ipr.neigh("dump", family=socket.AF_INET6):
+            if msg.get("NDA_DST") == ip and not msg["state"] & (0x01 | 0x20):
+                return str(msg.get("NDA_LLADDR"))
+    return None
+
+
 @pytest.fixture
 def fw_lab(lab: Lab) -> Lab:
     add_vips(lab.node(0))
@@ -116,8 +126,11 @@ def test_blocked_vips_are_not_answered_and_read_back(fw_lab: Lab) -> None:
         in_node(n0, fw.sync, wanted, removing=False)
         assert tables(n0) == {DEFAULT_TABLE: MARKER}
         assert in_node(n0, fw.blocked) == {VIP4, VIP6}
+        n1.run(["ip", "-6", "neigh", "flush", "dev", n1.ifname])
         assert not ping(n1, VIP4) and not ping(n1, VIP6)
-        # The node's own address is untouched, and IPv6 neighbour discovery of the VIP works.
+        # Neighbour discovery of a blocked IPv6 VIP still works (its NA comes from the VIP).
+        assert neighbour_mac(n1, VIP6) == n0.mac()
+        # The node's own addresses are untouched.
         assert answered(n1, n0.ip4) and answered(n1, n0.ip6)
         # Unblocking one family only: that one is answered again.
         in_node(n0, fw.sync, {VIP6: "vrrp:VI_1"}, removing=True)
