@@ -181,6 +181,7 @@ class NetDaemon:
         self._vmac_leftovers: set[str] = set()  # VMACs an earlier run left
         self.firewall = Firewall()  # Accept_Mode (no_accept) drop rules
         self._accepting: dict[str, bool] = {}  # owner -> its intent's accept
+        self._unblocked: dict[str, KernelError] = {}  # owner -> why its drop rules failed
         self._grace_over = False
         self._bus_seen = time.monotonic()  # last message of any kind from the bus
         self._hold_leases_until = 0.0
@@ -570,22 +571,27 @@ class NetDaemon:
             log.error("netd.conflict", key=str(c.key), kept=c.kept_owner, dropped=c.dropped_owner)
         # keepalived: the drop rules go in before the VIPs and out after them.
         blocked = blocked_addresses(self._owned, self._accepting)
-        await self._firewall(self.firewall.sync, blocked, removing=False)
+        failed = await self._firewall(self.firewall.sync, blocked, removing=False)
         try:
             result = await self._kernel(self.kernel.reconcile, list(merged.items))
         except KernelError as exc:
             log.error("netd.reconcile.failed", reason=str(exc))
             return
-        await self._firewall(self.firewall.sync, blocked, removing=True)
+        failed = await self._firewall(self.firewall.sync, blocked, removing=True) or failed
+        self._unblocked = {owner: failed for owner in blocked.values()} if failed else {}
         for op in result.done:
             log.info(f"netd.{op.action}", item=item_to_wire(op.item))
         self._report(result)
 
-    async def _firewall(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> None:
+    async def _firewall(
+        self, fn: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> KernelError | None:
         try:
             await self._kernel(functools.partial(fn, *args, **kwargs))
         except KernelError as exc:
             log.error("netd.firewall.failed", reason=str(exc))
+            return exc
+        return None
 
     def _report(self, result: ApplyResult) -> None:
         merged = self._merged
@@ -607,6 +613,15 @@ class NetDaemon:
                     "action": "add",
                     "errno": "EEXIST",
                     "reason": f"conflicts with {c.kept_owner}'s item of the same identity",
+                }
+            )
+        for owner, exc in self._unblocked.items():  # no_accept not enforced: say so
+            failed.setdefault(owner, []).append(
+                {
+                    "item": {"kind": "firewall", "table": self.firewall.settings.table},
+                    "action": "add",
+                    "errno": exc.errno_name,
+                    "reason": exc.reason,
                 }
             )
         for owner in self.store.owners():

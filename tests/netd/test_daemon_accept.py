@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
-import pytest
+import asyncio
+from typing import Any
 
-from tests.daemon import daemon_group
+import pytest
+import zmq.asyncio
+from pyroute2.nftables.main import NFTables
+
+from bus import Subscriber
+from tests.daemon import daemon_group, next_event
 from tests.lab import Lab, wait_until
 from tests.netd.accept import answered, ping, set_elements, tables
 from tests.netd.failover import VIP, GroupAt, config, kill_group
@@ -47,3 +53,37 @@ def test_accepting_master_answers_and_restart_after_kill_removes_old_rules(lab: 
             assert answered(n1, VIP)
             assert "netd.firewall.leftover_removed" in again.log_text()
             assert tables(n0) == {}, "an accepting master needs no table"
+
+
+def test_a_foreign_table_of_our_name_is_left_alone_and_the_failure_reported(lab: Lab) -> None:
+    n0 = lab.node(0)
+
+    def foreign() -> None:
+        with NFTables(nfgen_family=1) as nft:
+            nft.table("add", name="keepalived")
+
+    n0.call(foreign)
+    with daemon_group(n0, config(150, "n0", "    no_accept"), "-l") as g0:
+
+        async def scenario() -> dict[str, Any]:
+            ctx = zmq.asyncio.Context()
+            sub = Subscriber(ctx, g0.runtime, ["net.applied.*"])
+            sub.start()
+            try:
+                event = await next_event(
+                    sub,
+                    lambda e: any(f["item"].get("kind") == "firewall" for f in e.body["failures"]),
+                    30,
+                )
+                return dict(event.body)
+            finally:
+                sub.close()
+                ctx.term()
+
+        g0.wait_started()
+        body = asyncio.run(scenario())
+        assert body["owner"] == "vrrp:VI_1"
+        (failure,) = [f for f in body["failures"] if f["item"]["kind"] == "firewall"]
+        assert failure["errno"] == "EEXIST" and "not ours" in failure["reason"]
+        assert tables(n0) == {"keepalived": None}, "someone else's table must not be touched"
+    assert tables(n0) == {"keepalived": None}
