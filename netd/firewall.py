@@ -9,18 +9,22 @@ pyroute2's netlink API (never by running ``nft``), in an ``inet`` table named by
     table inet keepalived {            # userdata comment "pykeepalived netd": ours
         set vips  { type ipv4_addr }
         set vips6 { type ipv6_addr }
+        set vips6_ll { type ipv6_addr . iface_index }
         chain in  { type filter hook input priority -1
-                    ip6 daddr @vips6 icmpv6 type nd-neighbor-solicit..nd-neighbor-advert accept
+                    icmpv6 type nd-neighbor-solicit..nd-neighbor-advert accept
+                    ip6 daddr . meta iif @vips6_ll drop
                     ip daddr @vips drop ; ip6 daddr @vips6 drop }
         chain out { type filter hook output priority -1
-                    ip6 saddr @vips6 icmpv6 type nd-neighbor-solicit..nd-neighbor-advert accept
+                    icmpv6 type nd-neighbor-solicit..nd-neighbor-advert accept
+                    ip6 saddr . meta oif @vips6_ll drop
                     ip saddr @vips drop ; ip6 saddr @vips6 drop }
     }
 
-Neighbour discovery stays allowed for IPv6 VIPs: peers must resolve the VIP's MAC (NUD probes
-are unicast to the VIP), as keepalived allows it. Link-local VIPs go in ``vips6`` without an
-interface qualifier (keepalived keys them by interface index): the same link-local address on
-another interface is blocked too.
+Link-local VIPs (meaningful on one interface only) go in ``vips6_ll`` with their interface, as
+keepalived keys them. Neighbour discovery stays allowed: peers must resolve a VIP's MAC (NUD
+probes are unicast to the VIP, and the answer comes from it), as keepalived allows it.
+(keepalived uses an ``ip`` and an ``ip6`` table; one ``inet`` table does the same with an
+explicit protocol match.)
 
 The table carries a userdata marker, so leftovers of a killed run are found and removed at start
 whatever name that run used, and a table of the same name that is not ours is never touched.
@@ -29,17 +33,19 @@ pyroute2 0.9's ``NFTables.sets()``/``set_elems()`` cannot run synchronously (the
 over a list), so sets and their elements go through ``NFTSocket._command`` with the message
 classes pyroute2 provides; tables, chains and rules use the public methods.
 
-Pure parts (:func:`blocked_addresses`, :class:`FirewallSettings`, :func:`expressions`) are apart
-from :class:`Firewall`, the netlink I/O.
+Pure parts (:func:`blocked_addresses`, :class:`FirewallSettings`, :func:`expressions`,
+:func:`nd_accept`) are apart from :class:`Firewall`, the netlink I/O.
 """
 
 from __future__ import annotations
 
 import errno
 import ipaddress
+import socket
+import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypeAlias
 
 import structlog
 from pyroute2.netlink.exceptions import NetlinkError
@@ -68,10 +74,13 @@ __all__ = [
     "DEFAULT_PRIORITY",
     "DEFAULT_TABLE",
     "MARKER",
+    "Block",
     "Firewall",
     "FirewallSettings",
+    "block_of",
     "blocked_addresses",
     "expressions",
+    "nd_accept",
 ]
 
 log = structlog.get_logger(__name__)
@@ -81,6 +90,7 @@ DEFAULT_PRIORITY: Final = -1
 MARKER: Final = "pykeepalived netd"
 SET4: Final = "vips"
 SET6: Final = "vips6"
+SET6_LL: Final = "vips6_ll"
 WHY: Final = (
     "no_accept (VRRPv3 Accept_Mode off; implied by strict_mode/vrrp_strict unless 'accept' is "
     "set): packets to and from this VIP are dropped while the instance is MASTER"
@@ -93,6 +103,12 @@ _NF_DROP: Final = 0
 _NF_ACCEPT: Final = 1
 _PAYLOAD_NETWORK: Final = 1
 _PAYLOAD_TRANSPORT: Final = 2
+_TYPE_BITS: Final = 6  # nft's encoding of a concatenated key type
+_DATA_TYPE_IP6ADDR: Final = 8
+_DATA_TYPE_IFINDEX: Final = 20
+
+#: What is blocked: an address, with its interface for an IPv6 link-local one (else None).
+Block: TypeAlias = tuple[str, str | None]
 # (offset, length) of the source and destination in the IPv4 and IPv6 headers.
 _ADDR_FIELDS: Final = {
     4: {"saddr": (12, 4), "daddr": (16, 4)},
@@ -128,20 +144,25 @@ class FirewallSettings:
 
 def blocked_addresses(
     owned: Mapping[str, Iterable[Item]], accepting: Mapping[str, bool]
-) -> dict[str, str]:
-    """IP -> owner for every address a non-accepting owner holds (owners default to accepting).
+) -> dict[Block, str]:
+    """Block -> owner for every address a non-accepting owner holds (owners default to
+    accepting). A link-local IPv6 address is blocked on its interface only.
 
     As keepalived, an instance's own choice decides: an address another, accepting owner also
     holds is blocked all the same.
     """
-    out: dict[str, str] = {}
+    out: dict[Block, str] = {}
     for owner in sorted(owned):
         if accepting.get(owner, True):
             continue
         for item in owned[owner]:
             if isinstance(item, Address):
-                out.setdefault(item.ip, owner)
+                out.setdefault(block_of(item.ip, item.dev), owner)
     return out
+
+
+def block_of(ip: str, dev: str) -> Block:
+    return (ip, dev if ipaddress.ip_address(ip).is_link_local and ":" in ip else None)
 
 
 def _cmp(value: bytes, op: int = Cmp.NFT_CMP_EQ) -> dict[str, Any]:
@@ -162,20 +183,10 @@ def _verdict(code: int) -> dict[str, Any]:
     return expr
 
 
-def expressions(version: int, field: str, *, nd_accept: bool = False) -> list[dict[str, Any]]:
-    """One rule: ``ip[6] <field> @vips[6] drop``, or with ``nd_accept`` (IPv6 only) the rule
-    accepting neighbour solicitations/advertisements for those addresses."""
-    offset, length = _ADDR_FIELDS[version][field]
-    out = _meta(Meta.NFT_META_NFPROTO, NFPROTO_IPV4 if version == 4 else NFPROTO_IPV6)
-    out.append(
-        genex(
-            "payload",
-            {"dreg": Regs.NFT_REG_1, "base": _PAYLOAD_NETWORK, "offset": offset, "len": length},
-        )
-    )
-    out.append(genex("lookup", {"set": SET4 if version == 4 else SET6, "sreg": Regs.NFT_REG_1}))
-    if not nd_accept:
-        return [*out, _verdict(_NF_DROP)]
+def nd_accept() -> list[dict[str, Any]]:
+    """``icmpv6 type nd-neighbor-solicit..nd-neighbor-advert accept``, ahead of the drops:
+    peers must resolve a VIP's MAC (keepalived's rule, whatever the address)."""
+    out = _meta(Meta.NFT_META_NFPROTO, NFPROTO_IPV6)
     out += _meta(Meta.NFT_META_L4PROTO, _IPPROTO_ICMPV6)
     out.append(
         genex(
@@ -186,6 +197,50 @@ def expressions(version: int, field: str, *, nd_accept: bool = False) -> list[di
     out.append(_cmp(bytes([_ND_SOLICIT]), Cmp.NFT_CMP_GTE))
     out.append(_cmp(bytes([_ND_ADVERT]), Cmp.NFT_CMP_LTE))
     return [*out, _verdict(_NF_ACCEPT)]
+
+
+def expressions(version: int, field: str, *, link_local: bool = False) -> list[dict[str, Any]]:
+    """One rule: ``ip[6] <field> @vips[6] drop``, or with ``link_local`` (IPv6 only)
+    ``ip6 <field> . meta iif|oif @vips6_ll drop``."""
+    offset, length = _ADDR_FIELDS[version][field]
+    out = _meta(Meta.NFT_META_NFPROTO, NFPROTO_IPV4 if version == 4 else NFPROTO_IPV6)
+    out.append(
+        genex(
+            "payload",
+            {"dreg": Regs.NFT_REG_1, "base": _PAYLOAD_NETWORK, "offset": offset, "len": length},
+        )
+    )
+    if link_local:
+        # The interface goes right after the 16-byte address (NFT_REG_2 follows NFT_REG_1):
+        # the lookup reads the concatenated 20-byte key from NFT_REG_1 on.
+        key = Meta.NFT_META_IIF if field == "daddr" else Meta.NFT_META_OIF
+        out.append(genex("meta", {"dreg": Regs.NFT_REG_2, "key": key}))
+        out.append(genex("lookup", {"set": SET6_LL, "sreg": Regs.NFT_REG_1}))
+    else:
+        set_name = SET4 if version == 4 else SET6
+        out.append(genex("lookup", {"set": set_name, "sreg": Regs.NFT_REG_1}))
+    return [*out, _verdict(_NF_DROP)]
+
+
+def _block_from_key(key: bytes) -> Block:
+    """A set element's key: 4 or 16 address bytes, or 16 + a host-order ifindex (vips6_ll)."""
+    if len(key) == 20:
+        (index,) = struct.unpack("=I", key[16:])
+        try:
+            dev = socket.if_indextoname(index)
+        except OSError:
+            dev = f"#{index}"  # the interface went away; the element is still ours to remove
+        return (str(ipaddress.ip_address(key[:16])), dev)
+    return (str(ipaddress.ip_address(key)), None)
+
+
+def _ifindex(ip: str, dev: str) -> int:
+    if dev.startswith("#"):
+        return int(dev[1:])
+    try:
+        return socket.if_nametoindex(dev)
+    except OSError as exc:
+        raise FirewallError(f"block {ip}%{dev}", errno.ENODEV, "ENODEV", str(exc)) from exc
 
 
 def _error(what: str, exc: NetlinkError) -> FirewallError:
@@ -262,12 +317,17 @@ class Firewall:
             for name, key_type in ((SET4, "ipv4_addr"), (SET6, "ipv6_addr")):
                 attrs = NFTSet(table=s.table, name=name, key_type=key_type).as_netlink()
                 self.nft._command(nft_set_msg, {"add": NFT_MSG_NEWSET}, "add", attrs)
+            attrs = NFTSet(table=s.table, name=SET6_LL).as_netlink()
+            attrs["NFTA_SET_KEY_TYPE"] = _DATA_TYPE_IP6ADDR << _TYPE_BITS | _DATA_TYPE_IFINDEX
+            attrs["NFTA_SET_KEY_LEN"] = 20
+            self.nft._command(nft_set_msg, {"add": NFT_MSG_NEWSET}, "add", attrs)
             for chain, hook, field in (("in", "input", "daddr"), ("out", "output", "saddr")):
                 self.nft.chain(
                     "add", table=s.table, name=chain, hook=hook, type="filter", priority=s.priority
                 )
                 for exprs in (
-                    expressions(6, field, nd_accept=True),
+                    nd_accept(),
+                    expressions(6, field, link_local=True),
                     expressions(4, field),
                     expressions(6, field),
                 ):
@@ -284,12 +344,12 @@ class Firewall:
             detail="drops packets to/from the VIPs of no_accept masters",
         )
 
-    def blocked(self) -> set[str]:
-        """The addresses the table blocks now (empty when it does not exist)."""
+    def blocked(self) -> set[Block]:
+        """What the table blocks now (empty when it does not exist)."""
         if self._built is None:
             return set()
-        out: set[str] = set()
-        for name in (SET4, SET6):
+        out: set[Block] = set()
+        for name in (SET4, SET6, SET6_LL):
             msg = nft_set_elem_list_msg()
             msg["attrs"] = [
                 ["NFTA_SET_ELEM_LIST_TABLE", self._built.table],
@@ -304,16 +364,20 @@ class Firewall:
                 raise _error(f"read set {name}", exc) from exc
             for reply in replies:
                 for elem in reply.get_attr("NFTA_SET_ELEM_LIST_ELEMENTS") or ():
-                    key = elem.get_attr("NFTA_SET_ELEM_KEY").get_attr("NFTA_DATA_VALUE")
-                    out.add(str(ipaddress.ip_address(bytes(key))))
+                    key = bytes(elem.get_attr("NFTA_SET_ELEM_KEY").get_attr("NFTA_DATA_VALUE"))
+                    out.add(_block_from_key(key))
         return out
 
-    def _elements(self, cmd: str, ips: Iterable[str]) -> None:
+    def _elements(self, cmd: str, blocks: Iterable[Block]) -> None:
         assert self._built is not None
         by_set: dict[str, list[bytes]] = {}
-        for ip in sorted(ips):
+        for ip, dev in sorted(blocks, key=str):
             addr = ipaddress.ip_address(ip)
-            by_set.setdefault(SET4 if addr.version == 4 else SET6, []).append(addr.packed)
+            if dev is not None:
+                index = _ifindex(ip, dev)
+                by_set.setdefault(SET6_LL, []).append(addr.packed + struct.pack("=I", index))
+            else:
+                by_set.setdefault(SET4 if addr.version == 4 else SET6, []).append(addr.packed)
         commands = {"add": NFT_MSG_NEWSETELEM, "del": NFT_MSG_DELSETELEM}
         for name, keys in by_set.items():
             elements = [
@@ -326,8 +390,8 @@ class Firewall:
             except NetlinkError as exc:
                 raise _error(f"{cmd} elements of {name}", exc) from exc
 
-    def sync(self, wanted: Mapping[str, str], *, removing: bool) -> None:
-        """Block every address in ``wanted`` (IP -> owner); with ``removing`` also unblock the
+    def sync(self, wanted: Mapping[Block, str], *, removing: bool) -> None:
+        """Block everything in ``wanted`` (-> owner); with ``removing`` also unblock the
         rest. Before addresses are added, call it without (the drop is in place before the VIP
         is); after they are removed, with (the drop lasts as long as the VIP)."""
         if self._built is not None and self._built != self.settings:
@@ -341,19 +405,22 @@ class Firewall:
             current = set()
         if missing:
             self._elements("add", missing)
-            for ip in sorted(missing):
+            for block in sorted(missing, key=str):
                 log.info(
                     "netd.firewall.drop",
-                    address=ip,
-                    owner=wanted[ip],
+                    address=block[0],
+                    interface=block[1],
+                    owner=wanted[block],
                     table=self.settings.table,
                     detail=WHY,
                 )
         extra = current - set(wanted) if removing else set()
         if extra:
             self._elements("del", extra)
-            for ip in sorted(extra):
-                log.info("netd.firewall.undrop", address=ip, table=self.settings.table)
+            for ip, dev in sorted(extra, key=str):
+                log.info(
+                    "netd.firewall.undrop", address=ip, interface=dev, table=self.settings.table
+                )
 
     def close(self) -> None:
         """Remove our table (keepalived removes its rules at stop) and the socket."""
