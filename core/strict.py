@@ -58,14 +58,14 @@ def strict_changes(
             "strict-garp-repeat",
             "Strict mode requires no repeat garps. resetting",
             "garp_lower_prio_repeat",
-            0,
+            None,  # unset: strict mode's effective value is 0, which the keyword cannot say
         )
     if inst.garp_lower_prio_delay:
         reset(
             "strict-garp-delay",
             "Strict mode requires no repeat garp delay. resetting",
             "garp_lower_prio_delay",
-            0,
+            None,  # unset: strict mode's effective value is 0, which the keyword cannot say
         )
     if inst.lower_prio_no_advert is False:
         reset(

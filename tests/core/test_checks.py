@@ -229,8 +229,8 @@ _STRICT_RESETS = {
     # option -> (problem code, field, value after the reset)
     "down_timer_adverts 5": ("strict-down-timer", "down_timer_adverts", 3),
     "accept": ("strict-accept-v2", "accept", False),
-    "garp_lower_prio_repeat 3": ("strict-garp-repeat", "garp_lower_prio_repeat", 0),
-    "garp_lower_prio_delay 2": ("strict-garp-delay", "garp_lower_prio_delay", 0),
+    "garp_lower_prio_repeat 3": ("strict-garp-repeat", "garp_lower_prio_repeat", None),
+    "garp_lower_prio_delay 2": ("strict-garp-delay", "garp_lower_prio_delay", None),
     "lower_prio_no_advert false": ("strict-lower-prio-advert", "lower_prio_no_advert", True),
     "higher_prio_send_advert": ("strict-higher-prio-advert", "higher_prio_send_advert", False),
     "use_vmac vrrp51\n    vmac_xmit_base": ("strict-xmit-base", "vmac_xmit_base", False),
