@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 from core.model import Config, RealServer, SyncGroup, TrackRef, VirtualServer, VrrpInstance
 from core.problems import Location, Problem, Severity, find_location
+from core.strict import strict_changes
 
 T = TypeVar("T")
 
@@ -375,6 +376,8 @@ def _check_instance(
             at=(*inst_at, "authentication"),
         )
         changes["authentication"] = None
+    if strict:
+        changes.update(strict_changes(inst, version, r, inst_at))
     auth = changes.get("authentication", inst.authentication)
     if auth is not None:
         if version == 3:

@@ -77,8 +77,10 @@ def vrrp_settings(config: Config, inst: VrrpInstance) -> VrrpSettings:
         priority=priority,
         state=inst.effective_state,
         strict=strict,
-        # The address owner always accepts; otherwise accept unless strict or no_accept.
-        accept=priority == 255 or (inst.accept if inst.accept is not None else not strict),
+        # What keepalived's dump shows: accept/no_accept as configured, else on for the owner
+        # or outside strict mode. (An owner with no_accept still gets no drop rules: vrrpd's
+        # machine accepts for the owner whatever this says, as keepalived does.)
+        accept=inst.accept if inst.accept is not None else (priority == 255 or not strict),
         mcast_group=mcast,
         garp_master_delay=master_delay,
         garp_master_repeat=master_repeat,

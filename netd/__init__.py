@@ -45,12 +45,14 @@ from netd.desired import (
 from netd.devconf import DevconfGuard, ipv6_forwarding, read_ipv4_conf, write_ipv4_conf
 from netd.errors import (
     AnnounceError,
+    FirewallError,
     InvalidItemError,
     KernelError,
     NetdError,
     VmacError,
     WireFormatError,
 )
+from netd.firewall import Firewall, FirewallSettings, blocked_addresses
 from netd.kernel import NETD_PROTO, ApplyResult, Failure, KernelAdapter, Observed
 from netd.monitor import AddrEvent, Event, LinkEvent, Monitor, Overflow, RouteEvent
 from netd.reconcile import Action, Conflict, Merged, Operation, merge, plan, satisfies
@@ -74,6 +76,9 @@ __all__ = [
     "DevconfGuard",
     "Event",
     "Failure",
+    "Firewall",
+    "FirewallError",
+    "FirewallSettings",
     "FrameCache",
     "FrameSender",
     "GarpTiming",
@@ -99,6 +104,7 @@ __all__ = [
     "VmacError",
     "VmacManager",
     "WireFormatError",
+    "blocked_addresses",
     "build_frame",
     "build_garp",
     "build_unsolicited_na",

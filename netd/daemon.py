@@ -49,6 +49,7 @@ from netd import fromconfig
 from netd.announce import AnnounceScheduler, FrameSender, Target
 from netd.desired import Address, DesiredSet, Item, item_key, item_to_wire
 from netd.errors import AnnounceError, InvalidItemError, KernelError, VmacError
+from netd.firewall import Firewall, FirewallSettings, blocked_addresses
 from netd.kernel import ApplyResult, KernelAdapter
 from netd.monitor import AddrEvent, LinkEvent, Monitor, Overflow
 from netd.reconcile import Merged
@@ -178,6 +179,9 @@ class NetDaemon:
         self._vmac_specs: dict[str, VmacSpec] = {}  # owner -> the VMAC its intent names
         self._vmacs_made: dict[str, VmacSpec] = {}  # what exists because of us
         self._vmac_leftovers: set[str] = set()  # VMACs an earlier run left
+        self.firewall = Firewall()  # Accept_Mode (no_accept) drop rules
+        self._accepting: dict[str, bool] = {}  # owner -> its intent's accept
+        self._unblocked: dict[str, KernelError] = {}  # owner -> why its drop rules failed
         self._grace_over = False
         self._bus_seen = time.monotonic()  # last message of any kind from the bus
         self._hold_leases_until = 0.0
@@ -199,6 +203,7 @@ class NetDaemon:
     async def run(self) -> None:
         self.kernel = await self._kernel(KernelAdapter, self.comp.runtime.path)
         self.vmacs = await self._kernel(VmacManager, self.kernel)
+        await self._firewall(self.firewall.remove_leftovers)
         await self._adopt_leftovers()
         await self._read_links()
         for link in self.links.values():
@@ -270,6 +275,7 @@ class NetDaemon:
         self.instances = frozenset(
             i.name for i in config.instances if i.interface and i.virtual_router_id is not None
         )
+        self.firewall.configure(FirewallSettings.from_config(config))
         items = fromconfig.static_items(config)
         self._offer(DesiredSet(STATIC, int(body["generation"]), tuple(items)), boot)
         # Pacing between announcements is global (vrrp_garp_interval / vrrp_gna_interval);
@@ -309,6 +315,9 @@ class NetDaemon:
         else:
             items = tuple(fromconfig.intent_items(*source))
             self._parsed_items[name] = (source, items)
+        if self._accepting.get(name) != (accept := bool(body.get("accept", True))):
+            self._accepting[name] = accept
+            self._mark_dirty()
         lease = float(body["lease"]) + LEASE_SLACK
         self._offer(DesiredSet(name, int(body["generation"]), items, lease), boot)
         self._heard.add(instance)
@@ -560,14 +569,29 @@ class NetDaemon:
         self._set_merged(merged)
         for c in merged.conflicts:
             log.error("netd.conflict", key=str(c.key), kept=c.kept_owner, dropped=c.dropped_owner)
+        # keepalived: the drop rules go in before the VIPs and out after them.
+        blocked = blocked_addresses(self._owned, self._accepting)
+        failed = await self._firewall(self.firewall.sync, blocked, removing=False)
         try:
             result = await self._kernel(self.kernel.reconcile, list(merged.items))
         except KernelError as exc:
             log.error("netd.reconcile.failed", reason=str(exc))
             return
+        failed = await self._firewall(self.firewall.sync, blocked, removing=True) or failed
+        self._unblocked = {owner: failed for owner in blocked.values()} if failed else {}
         for op in result.done:
             log.info(f"netd.{op.action}", item=item_to_wire(op.item))
         self._report(result)
+
+    async def _firewall(
+        self, fn: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> KernelError | None:
+        try:
+            await self._kernel(functools.partial(fn, *args, **kwargs))
+        except KernelError as exc:
+            log.error("netd.firewall.failed", reason=str(exc))
+            return exc
+        return None
 
     def _report(self, result: ApplyResult) -> None:
         merged = self._merged
@@ -589,6 +613,15 @@ class NetDaemon:
                     "action": "add",
                     "errno": "EEXIST",
                     "reason": f"conflicts with {c.kept_owner}'s item of the same identity",
+                }
+            )
+        for owner, exc in self._unblocked.items():  # no_accept not enforced: say so
+            failed.setdefault(owner, []).append(
+                {
+                    "item": {"kind": "firewall", "table": self.firewall.settings.table},
+                    "action": "add",
+                    "errno": exc.errno_name,
+                    "reason": exc.reason,
                 }
             )
         for owner in self.store.owners():
@@ -688,6 +721,7 @@ class NetDaemon:
             log.info("netd.withdrawn", removed=len(result.done), failed=len(result.failures))
         except KernelError as exc:
             log.error("netd.withdraw.failed", reason=str(exc))
+        await self._firewall(self.firewall.close)
         # keepalived deletes its VMACs at stop (after the VIPs) and restores the sysctls.
         for name in [*self._vmacs_made, *self._vmac_leftovers]:
             await self._remove_vmac(name)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __all__ = [
     "AnnounceError",
+    "FirewallError",
     "InvalidItemError",
     "KernelError",
     "NetdError",
@@ -41,6 +42,10 @@ class KernelError(NetdError):
 
 class VmacError(KernelError):
     """A VMAC (macvlan) interface could not be created, found or removed."""
+
+
+class FirewallError(KernelError):
+    """The nftables table enforcing Accept_Mode could not be built, read or changed."""
 
 
 class AnnounceError(NetdError):

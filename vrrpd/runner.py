@@ -111,7 +111,7 @@ class Runner:
         self.expect = self._expectations()
         self.adverts = self._prepare(plan.params.priority)
         self.held = False
-        self.accept = True
+        self.accept = self.machine.accept
         self.intent_generation = 0
         self.full_rounds = 0  # renewal rounds left that re-send the whole intent
         self.announce = 0

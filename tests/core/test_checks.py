@@ -225,6 +225,62 @@ def test_strict_mode_drops_authentication(parse: Parse) -> None:
     assert r.config.instances[0].authentication is None
 
 
+_STRICT_RESETS = {
+    # option -> (problem code, field, value after the reset)
+    "down_timer_adverts 5": ("strict-down-timer", "down_timer_adverts", 3),
+    "accept": ("strict-accept-v2", "accept", False),
+    "garp_lower_prio_repeat 3": ("strict-garp-repeat", "garp_lower_prio_repeat", None),
+    "garp_lower_prio_delay 2": ("strict-garp-delay", "garp_lower_prio_delay", None),
+    "lower_prio_no_advert false": ("strict-lower-prio-advert", "lower_prio_no_advert", True),
+    "higher_prio_send_advert": ("strict-higher-prio-advert", "higher_prio_send_advert", False),
+    "use_vmac vrrp51\n    vmac_xmit_base": ("strict-xmit-base", "vmac_xmit_base", False),
+}
+
+
+def test_strict_mode_resets_what_keepalived_resets(parse: Parse) -> None:
+    for option, (code, field, value) in _STRICT_RESETS.items():
+        key, _, arg = option.partition(" ")
+        r = parse(inst(strict_mode="", priority="100", **{key: arg}))
+        problem(r, code)
+        assert getattr(r.config.instances[0], field) == value, option
+        assert r.exit_code == 5
+        # Without strict mode the same option is fine.
+        plain = parse(inst(priority="100", **{key: arg}))
+        assert not [p for p in plain.problems if p.code.startswith("strict-")], option
+
+
+def test_strict_mode_refuses_a_vmac_mac_and_keeps_the_vmac(parse: Parse) -> None:
+    r = parse(inst(strict_mode="", use_vmac="vrrp51 02:00:5e:00:01:33"))
+    problem(r, "strict-vmac-mac")
+    assert r.config.instances[0].use_vmac == core.Vmac(name="vrrp51", mac=None)
+
+
+def test_strict_v2_accept_only_refused_for_a_non_owner(parse: Parse) -> None:
+    owner = parse(inst(strict_mode="", priority="255", accept=""))
+    assert owner.exit_code == 0 and owner.config.instances[0].accept
+    v3 = parse(inst(strict_mode="", version="3", accept=""))
+    assert v3.exit_code == 0
+    assert core.vrrp_settings(v3.config, v3.config.instances[0]).accept
+
+
+def test_strict_initial_state_follows_ownership(parse: Parse) -> None:
+    for state, priority, want in (("MASTER", "100", "BACKUP"), ("BACKUP", "255", "MASTER")):
+        r = parse(inst(strict_mode="", state=state, priority=priority))
+        problem(r, "strict-master-owner")
+        assert r.config.instances[0].effective_state == want
+    assert parse(inst(strict_mode="", priority="255")).exit_code == 0
+
+
+def test_strict_ipv6_wants_v3_and_a_link_local_first_vip(parse: Parse) -> None:
+    v6 = inst(strict_mode="", version="2").replace("192.0.2.1/24", "2001:db8::1/64")
+    r = parse(v6)
+    problem(r, "strict-ipv6-v2")
+    problem(r, "strict-ipv6-link-local")
+    assert r.config.instances[0].version == 3
+    ll = parse(inst(strict_mode="", version="3").replace("192.0.2.1/24", "fe80::1/64"))
+    assert ll.exit_code == 0
+
+
 def test_sync_group_member_weights(parse: Parse) -> None:
     two = inst(**{"track_interface {\n eth1 weight 10\n }": ""}) + MINIMAL.replace(
         "VI_1", "VI_2"

@@ -250,6 +250,46 @@ vrrp_instance VI_1 {
   }
 }
 """,
+    "strict-resets": """
+global_defs {
+  vrrp_strict
+}
+vrrp_instance VI_1 {
+  interface eth0
+  virtual_router_id 72
+  state MASTER
+  priority 120
+  accept
+  down_timer_adverts 5
+  garp_lower_prio_repeat 3
+  garp_lower_prio_delay 2
+  lower_prio_no_advert false
+  higher_prio_send_advert
+  virtual_ipaddress {
+    192.0.2.31
+  }
+}
+vrrp_instance VI_2 {
+  interface eth0
+  virtual_router_id 73
+  state BACKUP
+  priority 255
+  no_accept
+  virtual_ipaddress {
+    192.0.2.32
+  }
+}
+vrrp_instance VI_3 {
+  interface eth0
+  virtual_router_id 74
+  version 3
+  priority 100
+  accept
+  virtual_ipaddress {
+    192.0.2.33
+  }
+}
+""",
 }
 
 

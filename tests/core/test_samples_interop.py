@@ -147,6 +147,7 @@ _BASE = """vrrp_instance VI_1 {
   192.0.2.1
  }
 """
+_STRICT = "global_defs {\n vrrp_strict\n}\n"
 _SCRIPT = "vrrp_script s1 {\n script /bin/true\n}\n"
 _TRACKED = " track_script {\n  s1\n }\n"
 
@@ -190,6 +191,35 @@ PROBES: dict[str, str] = {
     + _BASE
     + " authentication {\n  auth_type PASS\n  auth_pass abc\n }\n}\n",
     "strict-clean": "global_defs {\n vrrp_strict\n}\n" + _BASE + "}\n",
+    "strict-v2-accept": _STRICT + _BASE + " accept\n}\n",
+    "strict-v2-accept-owner": _STRICT
+    + _BASE.replace("priority 100", "priority 255")
+    + " accept\n}\n",
+    "strict-v3-no-accept": _STRICT + _BASE + " version 3\n no_accept\n}\n",
+    "strict-master-not-owner": _STRICT + _BASE + " state MASTER\n}\n",
+    "strict-owner-backup": _STRICT
+    + _BASE.replace("priority 100", "priority 255")
+    + " state BACKUP\n}\n",
+    "strict-down-timer": _STRICT + _BASE + " down_timer_adverts 5\n}\n",
+    "strict-garp-lower": _STRICT
+    + _BASE
+    + " garp_lower_prio_repeat 2\n garp_lower_prio_delay 1\n}\n",
+    "strict-lower-prio-advert": _STRICT + _BASE + " lower_prio_no_advert false\n}\n",
+    "strict-higher-prio-advert": _STRICT + _BASE + " higher_prio_send_advert\n}\n",
+    "strict-vmac-mac": _STRICT + _BASE + " use_vmac vrrp51 02:00:5e:00:01:33\n}\n",
+    "strict-vmac-xmit-base": _STRICT + _BASE + " use_vmac\n vmac_xmit_base\n}\n",
+    "strict-ipv6-global-first": _STRICT
+    + _BASE.replace("192.0.2.1", "2001:db8::1").replace("priority 100", "priority 100\n version 3")
+    + "}\n",
+    "strict-ipv6-link-local-first": _STRICT
+    + _BASE.replace("192.0.2.1", "fe80::1\n  2001:db8::1").replace(
+        "priority 100", "priority 100\n version 3"
+    )
+    + "}\n",
+    "strict-ipv6-version-2": _STRICT
+    + _BASE.replace("192.0.2.1", "fe80::1").replace("priority 100", "priority 100\n version 2")
+    + "}\n",
+    "nonstrict-v2-accept": _BASE + " accept\n}\n",
     "preempt-delay-nopreempt": _BASE + " nopreempt\n preempt_delay 5\n}\n",
     "preempt-delay-master": _BASE + " state MASTER\n preempt_delay 5\n}\n",
     "evips-only": _BASE.replace("virtual_ipaddress {", "virtual_ipaddress_excluded {") + "}\n",
