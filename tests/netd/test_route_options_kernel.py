@@ -4,6 +4,7 @@ nothing to do (the adapter's own read-back satisfies the desired item)."""
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import socket
 from collections.abc import Callable, Iterator
@@ -13,10 +14,12 @@ from typing import Any
 import pytest
 
 import core
+from ctl.snapshot import collect
 from netd import NETD_PROTO, Action, KernelAdapter, Route, Rule
 from netd.desired import Encap, Nexthop
 from netd.fromconfig import static_items
-from tests.lab import Lab, Node
+from tests.daemon import daemon_group
+from tests.lab import Lab, Node, wait_until
 
 pytestmark = pytest.mark.netns
 
@@ -345,3 +348,56 @@ def test_config_to_kernel_end_to_end(node: Node, ka: KernelAdapter) -> None:
     assert rules[102].get("FRA_L3MDEV") == 1
     assert rules[103]["flags"] & FIB_RULE_INVERT and rules[103].get("FRA_TUN_ID") == 7
     assert rules[104].get("FRA_SUPPRESS_IFGROUP") == 2 and rules[104]["tos"] == 0x10
+
+
+DAEMON_CONFIG = """
+global_defs {
+    router_id n0
+}
+static_routes {
+    198.51.100.0/24 nexthop via 192.0.2.1 dev eth0 weight 2 nexthop via 192.0.2.2 weight 3
+    198.51.100.5/32 via 192.0.2.1 encap mpls 100/200
+}
+static_rules {
+    from 192.0.2.0/24 ipproto tcp dport 443 table 5 preference 100
+}
+vrrp_instance VI_1 {
+    state MASTER
+    interface eth0
+    virtual_router_id 51
+    priority 150
+    advert_int 0.5
+    virtual_ipaddress {
+        192.0.2.100/24
+    }
+    virtual_routes {
+        203.0.113.0/24 nexthop via 192.0.2.1 weight 4 nexthop via 192.0.2.2 no_track
+    }
+}
+"""
+
+
+def test_daemon_installs_multipath_and_reports_an_unsupported_encap_in_net_applied(
+    node: Node,
+) -> None:
+    with daemon_group(node, DAEMON_CONFIG) as group:
+        group.wait_started()
+
+        def static_applied() -> dict[str, Any] | None:
+            snap = asyncio.run(collect(group.runtime, listen=0.5))
+            return snap.applied.get("static")
+
+        body = wait_until(static_applied, 20, 0.2, "net.applied.static")
+        if not body["failures"]:  # a kernel with mpls_iptunnel installs it
+            assert _route_msgs(node, "198.51.100.5/32")
+            return
+        (failure,) = body["failures"]
+        assert failure["item"]["dst"] == "198.51.100.5/32"
+        assert failure["item"]["encap"] == {"type": "mpls", "labels": [100, 200]}
+        assert failure["errno"] == errno.errorcode[errno.EOPNOTSUPP]
+        assert "lwt encapsulation type not supported" in failure["reason"]
+        hops = _one_route(node, "198.51.100.0/24").get("RTA_MULTIPATH")
+        assert [h["hops"] + 1 for h in hops] == [2, 3]
+        wait_until(lambda: bool(_route_msgs(node, "203.0.113.0/24")), 20, 0.1, "the virtual route")
+        hops = _one_route(node, "203.0.113.0/24").get("RTA_MULTIPATH")
+        assert [h["hops"] + 1 for h in hops] == [4, 1]
