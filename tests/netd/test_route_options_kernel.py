@@ -401,3 +401,26 @@ def test_daemon_installs_multipath_and_reports_an_unsupported_encap_in_net_appli
         wait_until(lambda: bool(_route_msgs(node, "203.0.113.0/24")), 20, 0.1, "the virtual route")
         hops = _one_route(node, "203.0.113.0/24").get("RTA_MULTIPATH")
         assert [h["hops"] + 1 for h in hops] == [4, 1]
+
+
+@pytest.mark.parametrize(
+    ("dst", "gw1", "gw2"),
+    [
+        ("198.51.100.0/24", "192.0.2.1", "192.0.2.2"),
+        ("2001:db8:9::/64", "2001:db8::1", "2001:db8::2"),
+    ],
+)
+def test_path_set_changes_converge(
+    node: Node, ka: KernelAdapter, dst: str, gw1: str, gw2: str
+) -> None:
+    single = Route(dst, via=gw1)
+    multi = Route(dst, nexthops=(Nexthop(via=gw1, weight=2), Nexthop(via=gw2)))
+    gw3 = gw2[:-1] + "3"
+    three = Route(dst, nexthops=(Nexthop(via=gw3), Nexthop(via=gw2), Nexthop(via=gw1)))
+    for want in (single, multi, three, multi, single, three):
+        res = ka.reconcile([want])
+        assert res.ok, res.failures
+        assert ka.reconcile([want]).done == (), want
+        (msg,) = _route_msgs(node, dst)
+        hops = msg.get("RTA_MULTIPATH") or []
+        assert [h.get("RTA_GATEWAY") for h in hops] == [nh.via for nh in want.nexthops]
