@@ -376,6 +376,12 @@ def parse_route(words: list[Token], ctx: Ctx) -> Route:
             dest_tok = _next(words, i)
             dest = _route_dest(dest_tok)
             i += 2
+        elif w == "from":
+            ftok = _next(words, i)
+            vals["from_"] = canon_interface(ftok)
+            if _family(vals["from_"]) != 6:  # type: ignore[arg-type]
+                raise ArgError(f"route from address only supported with IPv6 ({ftok.text})", ftok)
+            i += 2
         elif w in ("via", "gw"):
             if w == "gw":
                 ctx.report(
@@ -489,7 +495,9 @@ def route_family(r: Route) -> int | None:
 def _check_route_family(r: Route, where: Token) -> None:
     fam = route_family(r)
     addrs = [
-        a for a in (r.dest, r.via, r.via_or, r.src) if a not in (None, "default", "any", "all")
+        a
+        for a in (r.dest, r.via, r.via_or, r.src, r.from_)
+        if a not in (None, "default", "any", "all")
     ]
     addrs += [nh.via for nh in r.nexthops if nh.via is not None]
     if fam is not None and any(_family(a) != fam for a in addrs):
@@ -518,6 +526,8 @@ def render_route(r: Route) -> str:
     if r.src:
         parts += ["src", r.src]
     parts.append(r.dest)
+    if r.from_:
+        parts += ["from", r.from_]
     for key, kw in (
         ("via", "via"),
         ("via_or", "or"),

@@ -153,6 +153,7 @@ class Route:
     options: tuple[tuple[str, ...], ...] = ()
     encap: Encap | None = None
     nexthops: tuple[Nexthop, ...] = ()
+    from_: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

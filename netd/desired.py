@@ -335,6 +335,8 @@ class Route:
     pref: int | None = None
     # The kernel counts it down, so a read-back never matches: installed once, not compared.
     expires: int | None = field(default=None, compare=False)
+    #: source prefix of an IPv6 source-specific route (``from``); part of its identity.
+    from_prefix: str | None = None
 
     def __post_init__(self) -> None:
         fam: int | None = None
@@ -364,6 +366,10 @@ class Route:
             if self.family != socket.AF_INET6:
                 raise InvalidItemError(f"route {self.dst}: pref is IPv6-only")
             _uint(self.pref, 8, f"route {self.dst} pref")
+        if self.from_prefix is not None:
+            if self.family != socket.AF_INET6 or _family_of(self.from_prefix) != self.family:
+                raise InvalidItemError(f"route {self.dst}: from is IPv6-only")
+            _set(self, "from_prefix", _net(self.from_prefix, self.family, "route from"))
         if self.expires is not None:
             if self.family != socket.AF_INET6:
                 raise InvalidItemError(f"route {self.dst}: expires is IPv6-only")
@@ -512,8 +518,9 @@ def item_key(item: Item) -> ItemKey:
     if isinstance(item, Address):
         return ("addr", item.dev, item.ip, item.prefix, item.peer)
     if isinstance(item, Route):
-        # IPv4 fib aliases are keyed by (table, dst, tos, priority); IPv6 by (table, dst, metric).
-        return ("route", item.family, item.table, item.dst, item.tos, item.metric)
+        # IPv4 fib aliases are keyed by (table, dst, tos, priority); IPv6 by (table, dst, metric)
+        # and, for source-specific routes, the source prefix.
+        return ("route", item.family, item.table, item.dst, item.tos, item.metric, item.from_prefix)
     # Rules have no identity beyond their content; the kernel refuses exact duplicates and
     # ignores the protocol when it compares them.
     return (

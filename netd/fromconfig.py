@@ -204,6 +204,7 @@ def route(part: core.Route, default_dev: str | None) -> Route:
         no_track=part.no_track,
         nexthops=nexthops,
         encap=_encap(part.encap),
+        from_prefix=part.from_,
         **_route_options(part),
     )
 

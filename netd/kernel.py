@@ -378,6 +378,7 @@ class KernelAdapter:
                 metrics=tuple(metrics.items()),
                 realms=msg.get("RTA_FLOW"),
                 pref=msg.get("RTA_PREF"),
+                from_prefix=_from_prefix(msg),
             )
         except InvalidItemError:
             return None  # something the model cannot express is never ours
@@ -708,6 +709,12 @@ def _parse_ifaddr(data: bytes, offset: int, length: int) -> dict[str, Any]:
         elif atype == IFA_PROTO:
             out["IFA_PROTO"] = value[0]
     return out
+
+
+def _from_prefix(msg: dict[str, Any]) -> str | None:
+    if not msg.get("src_len"):
+        return None
+    return f"{msg.get('RTA_SRC', '::')}/{msg['src_len']}"
 
 
 def _range_of(nla_value: Any) -> tuple[int | None, int | None]:

@@ -22,6 +22,7 @@ NLA_F_NESTED: Final = 0x8000
 RTNH_F_ONLINK: Final = 0x04
 
 RTA_DST: Final = 1
+RTA_SRC: Final = 2
 RTA_OIF: Final = 4
 RTA_GATEWAY: Final = 5
 RTA_PRIORITY: Final = 6
@@ -49,7 +50,12 @@ RTAX_CC_ALGO: Final = ROUTE_METRICS["congctl"]
 
 _RTM_HEAD = struct.Struct("=BBBBBBBBI")
 _RTNH = struct.Struct("=HBBi")
-_ADDRS: Final = {RTA_DST: "RTA_DST", RTA_GATEWAY: "RTA_GATEWAY", RTA_PREFSRC: "RTA_PREFSRC"}
+_ADDRS: Final = {
+    RTA_DST: "RTA_DST",
+    RTA_SRC: "RTA_SRC",
+    RTA_GATEWAY: "RTA_GATEWAY",
+    RTA_PREFSRC: "RTA_PREFSRC",
+}
 _U32: Final = {
     RTA_OIF: "RTA_OIF",
     RTA_PRIORITY: "RTA_PRIORITY",
@@ -144,19 +150,25 @@ def encode_route(r: Route, deleting: bool, proto: int, ifindex: Callable[[str], 
     attrs = [_u32(RTA_TABLE, r.table)]
     if int(plen):
         attrs.append(_addr(RTA_DST, fam, net))
+    src_len = 0
+    if r.from_prefix is not None:
+        src_net, src_plen = r.from_prefix.split("/")
+        src_len = int(src_plen)
+        if src_len:
+            attrs.append(_addr(RTA_SRC, fam, src_net))
     if r.metric is not None:
         attrs.append(_u32(RTA_PRIORITY, r.metric))
     table = r.table if r.table < 256 else 0
     if deleting:
         head = _RTM_HEAD.pack(
-            fam, int(plen), 0, r.tos, table, 0, SCOPES["nowhere"], ROUTE_TYPES[r.type], 0
+            fam, int(plen), src_len, r.tos, table, 0, SCOPES["nowhere"], ROUTE_TYPES[r.type], 0
         )
         return head + b"".join(attrs)
     scope = r.scope if r.scope is not None else default_scope(r)
     flags = RTNH_F_ONLINK if r.onlink else 0
     rproto = proto if r.proto is None else r.proto
     head = _RTM_HEAD.pack(
-        fam, int(plen), 0, r.tos, table, rproto, scope, ROUTE_TYPES[r.type], flags
+        fam, int(plen), src_len, r.tos, table, rproto, scope, ROUTE_TYPES[r.type], flags
     )
     if r.via is not None:
         attrs.append(_addr(RTA_GATEWAY, fam, r.via))
@@ -260,12 +272,13 @@ def _parse_attrs(data: bytes, start: int, stop: int, family: int, out: dict[str,
 
 def parse_rtmsg(data: bytes, offset: int, length: int) -> dict[str, Any]:
     """Decode one RTM_NEWROUTE with struct: ~20x cheaper than a generic decode."""
-    family, dst_len, _src_len, tos, table, proto, scope, rtype, flags = _RTM_HEAD.unpack_from(
+    family, dst_len, src_len, tos, table, proto, scope, rtype, flags = _RTM_HEAD.unpack_from(
         data, offset + 16
     )
     out: dict[str, Any] = {
         "family": family,
         "dst_len": dst_len,
+        "src_len": src_len,
         "tos": tos,
         "table": table,
         "proto": proto,

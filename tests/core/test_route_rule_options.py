@@ -226,3 +226,16 @@ def test_bad_rule_options_drop_the_rule_with_line(parse: Parse, words: str, mess
     (p,) = r.problems
     assert (p.line, p.severity) == (3, "error")
     assert message in p.message and p.message.endswith("ignoring rule")
+
+
+def test_ipv6_route_from_source_prefix(parse: Parse) -> None:
+    r = _static(parse, "static_routes", "2001:db8:1::/64 from 2001:db8:a::/48 via 2001:db8::1")
+    assert _problems(r) == []
+    (route,) = r.config.static_routes
+    assert route.from_ == "2001:db8:a::/48"
+    _round_trips(r)
+    bad = _static(parse, "static_routes", "198.51.100.0/24 from 192.0.2.0/24 dev eth0")
+    assert bad.config.static_routes == ()
+    assert [(line, msg) for line, _, msg in _problems(bad)] == [
+        (2, "route from address only supported with IPv6 (192.0.2.0/24) - ignoring route")
+    ]

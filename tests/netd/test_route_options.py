@@ -109,6 +109,7 @@ ROUTES = [
     ),
     Route("198.51.100.9/32", via="192.0.2.1", encap=Encap("mpls", labels=(16, 17))),
     Route("2001:db8:2::/64", dev="eth0", encap=Encap("ila", locator="1:2:3:4")),
+    Route("2001:db8:3::/64", via="2001:db8::1", from_prefix="2001:db8:a::/48"),
 ]
 
 
@@ -151,6 +152,8 @@ def test_route_message_codec_round_trip(route: Route) -> None:
         assert (Encap(**hop["RTA_ENCAP"]) if "RTA_ENCAP" in hop else None) == nh.encap
     assert got.get("RTA_FLOW") == route.realms and got.get("RTA_PREF") == route.pref
     assert got.get("RTA_EXPIRES") == route.expires
+    src = f"{got.get('RTA_SRC')}/{got['src_len']}" if got["src_len"] else None
+    assert src == route.from_prefix
     assert dict(got.get("RTA_METRICS", {})) == dict(route.metrics)  # type: ignore[call-overload]
 
 

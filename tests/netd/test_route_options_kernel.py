@@ -424,3 +424,20 @@ def test_path_set_changes_converge(
         (msg,) = _route_msgs(node, dst)
         hops = msg.get("RTA_MULTIPATH") or []
         assert [h.get("RTA_GATEWAY") for h in hops] == [nh.via for nh in want.nexthops]
+
+
+def test_ipv6_source_specific_routes_are_told_apart_by_their_source(
+    node: Node, ka: KernelAdapter
+) -> None:
+    a = Route("2001:db8:4::/64", via="2001:db8::1", from_prefix="2001:db8:a::/48")
+    b = Route("2001:db8:4::/64", via="2001:db8::2", from_prefix="2001:db8:b::/48")
+    _installed_once(ka, a, b)
+    with node.ipr() as ipr:
+        got = {
+            (m.get("RTA_SRC"), m["src_len"]): m.get("RTA_GATEWAY")
+            for m in ipr.route("dump", family=socket.AF_INET6, table=254)
+            if m.get("RTA_DST") == "2001:db8:4::"
+        }
+    assert got == {("2001:db8:a::", 48): "2001:db8::1", ("2001:db8:b::", 48): "2001:db8::2"}
+    assert ka.reconcile([a]).ok
+    assert len(_route_msgs(node, "2001:db8:4::/64")) == 1
