@@ -159,11 +159,8 @@ _ROUTE_METRICS: dict[str, tuple[bool, str]] = {
 }
 _ROUTE_ALIASES = {"dsfield": "tos"}
 ROUTE_PREFS = ("low", "medium", "high")
-# keepalived accepts these but they concern MPLS routes or VRF devices only; said, not dropped.
-_ROUTE_IGNORED = {
-    "ttl-propagate": "'ttl-propagate' applies to MPLS routes only - ignoring",
-    "vrf": "'vrf' is not supported; give the VRF's routing table with 'table N' - ignoring",
-}
+# keepalived accepts it but it concerns MPLS routes only; said, not dropped.
+_ROUTE_IGNORED = {"ttl-propagate": "'ttl-propagate' applies to MPLS routes only - ignoring"}
 _TIME_UNITS = ("ms", "msec", "msecs", "s", "sec", "secs", "us", "usec", "usecs")
 MAX_MPLS_LABEL = 0xFFFFF
 
@@ -308,7 +305,8 @@ def render_encap(e: Encap) -> list[str]:
     return parts
 
 
-_NEXTHOP_END = {"nexthop", "no_track", "track_group"}
+# keepalived reads every word after the first `nexthop` as nexthop options.
+_NEXTHOP_END = {"nexthop"}
 
 
 def _parse_nexthop(words: list[Token], i: int, family: int | None) -> tuple[Nexthop, int]:
@@ -443,8 +441,17 @@ def parse_route(words: list[Token], ctx: Ctx) -> Route:
                 j += 1
             if j >= len(words):
                 raise ArgError("'as' needs an address", tok)
-            ctx.report("warning", "unsupported", '"as to" for MPLS only - ignoring', tok)
+            # keepalived's verdict: a config error, the route kept without it.
+            ctx.report("error", "unsupported", '"as to" for MPLS only - ignoring', tok)
             i = j + 1
+        elif w == "vrf":
+            # keepalived looks the VRF's table up; installing into another table would be
+            # worse than not installing.
+            raise ArgError(
+                f"'vrf {_next(words, i).text}' is not supported; give the VRF's table with "
+                "'table N'",
+                tok,
+            )
         elif w in ("append", "prepend"):
             ctx.report(
                 "warning",

@@ -128,6 +128,8 @@ def test_route_metrics_and_ipv6_options_are_validated_words(parse: Parse) -> Non
         ("198.51.100.0/24 dev eth0 rtt 5parsecs", "invalid rtt time '5parsecs'"),
         ("198.51.100.0/24 dev eth0 tos 300", "TOS value 300 is invalid"),
         ("198.51.100.0/24 via 192.0.2.1 src 2001:db8::1", "Cannot mix IPv4 and IPv6"),
+        ("198.51.100.0/24 dev eth0 vrf blue", "'vrf blue' is not supported"),
+        ("198.51.100.0/24 nexthop via 192.0.2.1 no_track", "trailing nonsense after nexthops"),
     ],
 )
 def test_bad_route_options_drop_the_route_with_file_and_line(
@@ -142,22 +144,21 @@ def test_bad_route_options_drop_the_route_with_file_and_line(
 
 
 @pytest.mark.parametrize(
-    ("words", "message"),
+    ("words", "severity", "message"),
     [
-        ("ttl-propagate enabled", "'ttl-propagate' applies to MPLS routes only"),
-        ("vrf blue", "'vrf' is not supported"),
-        ("as to 192.0.2.7", '"as to" for MPLS only'),
-        ("append", "'append' is not supported"),
+        ("ttl-propagate enabled", "warning", "'ttl-propagate' applies to MPLS routes only"),
+        ("as to 192.0.2.7", "error", '"as to" for MPLS only - ignoring'),
+        ("append", "warning", "'append' is not supported"),
     ],
 )
-def test_unsupported_route_options_warn_and_keep_the_route(
-    parse: Parse, words: str, message: str
+def test_unsupported_route_options_are_reported_and_the_route_kept(
+    parse: Parse, words: str, severity: str, message: str
 ) -> None:
     r = _static(parse, "static_routes", f"198.51.100.0/24 dev eth0 {words} metric 7")
     (route,) = r.config.static_routes
     assert route == Route("198.51.100.0/24", dev="eth0", metric=7)
     (p,) = r.problems
-    assert (p.line, p.severity) == (2, "warning") and message in p.message
+    assert (p.line, p.severity) == (2, severity) and message in p.message
 
 
 def test_rule_selectors(parse: Parse) -> None:
