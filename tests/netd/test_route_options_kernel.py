@@ -366,12 +366,13 @@ vrrp_instance VI_1 {
     interface eth0
     virtual_router_id 51
     priority 150
+    version 3
     advert_int 0.5
     virtual_ipaddress {
         192.0.2.100/24
     }
     virtual_routes {
-        203.0.113.0/24 nexthop via 192.0.2.1 weight 4 nexthop via 192.0.2.2 no_track
+        203.0.113.0/24 no_track nexthop via 192.0.2.1 weight 4 nexthop via 192.0.2.2
     }
 }
 """
@@ -380,6 +381,8 @@ vrrp_instance VI_1 {
 def test_daemon_installs_multipath_and_reports_an_unsupported_encap_in_net_applied(
     node: Node,
 ) -> None:
+    loaded = core.loads(DAEMON_CONFIG, config_id="n", script_env=None)
+    assert [p.severity for p in loaded.problems] == [], loaded.problems
     with daemon_group(node, DAEMON_CONFIG) as group:
         group.wait_started()
 
