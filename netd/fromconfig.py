@@ -131,7 +131,8 @@ def _route_options(part: core.Route) -> dict[str, Any]:
             metrics[name] = _metric_value(name, value)
         else:
             raise InvalidItemError(f"route {part.dest}: option {name!r} is not supported")
-        if len(opt) == 3 and opt[1] == "lock":
+        # The kernel honours rto_min only when locked, so iproute2 always locks it.
+        if (len(opt) == 3 and opt[1] == "lock") or name == "rto_min":
             lock |= 1 << (RTAX_MTU if name == "mtu" else ROUTE_METRICS[name])
     if lock:
         metrics["lock"] = lock

@@ -231,7 +231,7 @@ def test_route_options_map_onto_kernel_values() -> None:
         "advmss": 1300,
         "congctl": "bbr",
         "features": 1,
-        "lock": (1 << 8) | (1 << 2) | (1 << 16),
+        "lock": (1 << 8) | (1 << 2) | (1 << 16) | (1 << 13),  # rto_min: always locked
     }
     assert (got.mtu, got.realms, got.tos, got.proto) == (1400, 0x30004, 16, 4)
     raw = route_from_config(_parsed_route("198.51.100.0/24 dev eth0 rtt 10"), None)
