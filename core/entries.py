@@ -120,6 +120,8 @@ def render_address(a: Address) -> str:
     return " ".join(parts)
 
 
+# Route and rule protocols by name (iproute2's rt_protos); numbers are accepted too.
+RULE_PROTOCOLS = {"unspec": 0, "redirect": 1, "kernel": 2, "boot": 3, "static": 4, "keepalived": 18}
 ROUTE_TYPES = (
     "unicast",
     "local",
@@ -401,8 +403,14 @@ def parse_route(words: list[Token], ctx: Ctx) -> Route:
         elif w in ("dev", "oif"):
             vals["dev"] = _next(words, i).text
             i += 2
-        elif w in ("table", "scope", "protocol", "proto"):
-            vals[{"proto": "protocol"}.get(w, w)] = _next(words, i).text
+        elif w in ("protocol", "proto"):
+            ptok = _next(words, i)
+            if ptok.text not in RULE_PROTOCOLS:
+                parse_int_any(ptok, 0, 255, f"Protocol {ptok.text} not found or invalid for route")
+            vals["protocol"] = ptok.text
+            i += 2
+        elif w in ("table", "scope"):
+            vals[w] = _next(words, i).text
             i += 2
         elif w in ("metric", "priority", "preference"):
             vals["metric"] = parse_int(_next(words, i), 0, 0xFFFFFFFF)
@@ -479,6 +487,7 @@ def parse_route(words: list[Token], ctx: Ctx) -> Route:
             i += 1
     if dest is None:
         raise ArgError("route has no destination", words[0])
+    _check_tracked_protocol(ctx, vals, "Route", words)
     route = Route(
         dest,
         options=tuple(options),
@@ -487,6 +496,31 @@ def parse_route(words: list[Token], ctx: Ctx) -> Route:
     )
     _check_route_family(route, dest_tok)
     return route
+
+
+RTPROT_KEEPALIVED = 18
+
+
+def _check_tracked_protocol(
+    ctx: Ctx, vals: dict[str, object], what: str, words: list[Token]
+) -> None:
+    """keepalived tracks its routes and rules by their protocol: another one is reset."""
+    proto = vals.get("protocol")
+    if proto is None or vals.get("no_track"):
+        return
+    number = proto if isinstance(proto, int) else RULE_PROTOCOLS.get(str(proto))
+    if number is None:
+        number = int(str(proto), 0)
+    if number != RTPROT_KEEPALIVED:
+        tok = next((t for t in words if t.text in ("protocol", "proto")), words[0])
+        ctx.report(
+            "error",
+            "bad-value",
+            f"{what} cannot be tracked if protocol is not RTPROT_KEEPALIVED(18), "
+            "resetting protocol (add 'no_track' to keep it)",
+            tok,
+        )
+        del vals["protocol"]
 
 
 def route_family(r: Route) -> int | None:
@@ -517,6 +551,12 @@ def _check_route_family(r: Route, where: Token) -> None:
         raise ArgError("realms are only valid for IPv4", where)
     if r.via_or is not None and r.nexthops:
         raise ArgError('Cannot specify nexthops with "or" route', where)
+    # keepalived passes these on; the kernel refuses a gateway that differs from the first
+    # nexthop's, so say it here instead.
+    if r.nexthops and r.via is not None:
+        raise ArgError("'via' cannot be combined with nexthops (give it as a nexthop)", where)
+    if r.nexthops and r.encap is not None:
+        raise ArgError("'encap' cannot be combined with nexthops (give it per nexthop)", where)
 
 
 def _ip(tok: Token) -> str:
@@ -577,8 +617,6 @@ def render_route(r: Route) -> str:
     return " ".join(parts)
 
 
-# Rule protocols by name (iproute2's rt_protos); numbers are accepted too.
-RULE_PROTOCOLS = {"unspec": 0, "redirect": 1, "kernel": 2, "boot": 3, "static": 4, "keepalived": 18}
 _RULE_ACTION_TYPES = ("blackhole", "unreachable", "prohibit", "nop")
 
 
@@ -701,6 +739,7 @@ def parse_rule(words: list[Token], ctx: Ctx) -> Rule:
         else:
             ctx.report("error", "unknown-entry", f"unknown rule option '{w}' - ignoring", tok)
             i += 1
+    _check_tracked_protocol(ctx, vals, "Rule", words)
     rule = Rule(**vals)  # type: ignore[arg-type]
     if rule == Rule():
         raise ArgError("rule has no selector or action", words[0])

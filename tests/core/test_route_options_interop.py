@@ -70,6 +70,12 @@ ROUTES = {
     "ttl-propagate": "198.51.100.8/32 dev eth0 ttl-propagate enabled",
     "append": "198.51.100.8/32 dev eth0 append",
     "or": "198.51.100.8/32 dev eth0 via 192.0.2.2 or 192.0.2.3",
+    "protocol-unknown": "198.51.100.8/32 dev eth0 protocol foo",
+    "protocol-named": "198.51.100.8/32 dev eth0 protocol static",
+    "via-and-nexthops": "198.51.100.0/24 dev eth0 via 192.0.2.1 nexthop via 192.0.2.2 "
+    "nexthop via 192.0.2.3",
+    "encap-and-nexthops": "198.51.100.0/24 dev eth0 encap ip id 5 nexthop via 192.0.2.2 "
+    "nexthop via 192.0.2.3",
 }
 RULES = {
     "uidrange": "from 192.0.2.0/24 uidrange 100-200 table 5 preference 10",
@@ -88,7 +94,13 @@ RULES = {
 }
 
 # name -> (keepalived's exit code, ours, why we deliberately differ)
+_NEXTHOPS_REASON = (
+    "keepalived passes a top-level via/encap on with the nexthops; the kernel refuses a "
+    "gateway that differs from the first nexthop's, so we refuse the route at parse time"
+)
 DIFFERENCES: dict[str, tuple[int, int, str]] = {
+    "route via-and-nexthops": (0, 5, _NEXTHOPS_REASON),
+    "route encap-and-nexthops": (0, 5, _NEXTHOPS_REASON),
     "rule sport-single": (
         5,
         0,

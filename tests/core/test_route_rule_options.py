@@ -129,6 +129,15 @@ def test_route_metrics_and_ipv6_options_are_validated_words(parse: Parse) -> Non
         ("198.51.100.0/24 dev eth0 tos 300", "TOS value 300 is invalid"),
         ("198.51.100.0/24 via 192.0.2.1 src 2001:db8::1", "Cannot mix IPv4 and IPv6"),
         ("198.51.100.0/24 dev eth0 vrf blue", "'vrf blue' is not supported"),
+        ("198.51.100.0/24 dev eth0 protocol foo", "Protocol foo not found or invalid for route"),
+        (
+            "198.51.100.0/24 via 192.0.2.1 nexthop via 192.0.2.2 nexthop via 192.0.2.3",
+            "'via' cannot be combined with nexthops",
+        ),
+        (
+            "198.51.100.0/24 encap ip id 1 nexthop via 192.0.2.2 nexthop via 192.0.2.3",
+            "'encap' cannot be combined with nexthops",
+        ),
         ("198.51.100.0/24 nexthop via 192.0.2.1 no_track", "trailing nonsense after nexthops"),
     ],
 )
@@ -169,7 +178,8 @@ def test_rule_selectors(parse: Parse) -> None:
         "from 192.0.2.0/24 ipproto tcp sport 1000-2000 dport 80 table 5 preference 11",
         "l3mdev preference 12",
         "not from 192.0.2.0/24 tunnel-id 5 realms 3/4 table 5 preference 13",
-        "from 192.0.2.0/24 suppress_ifgroup 2 sup_pl 8 protocol boot table 5 preference 14",
+        "from 192.0.2.0/24 suppress_ifgroup 2 sup_pl 8 protocol boot table 5 preference 14 "
+        "no_track",
         "to 198.51.100.0/24 ipproto 17 dsfield 0x10 nop preference 15",
         "from 192.0.2.0/24 unreachable preference 16",
     )
@@ -198,6 +208,7 @@ def test_rule_selectors(parse: Parse) -> None:
             suppress_ifgroup=2,
             suppress_prefixlength=8,
             protocol=3,
+            no_track=True,
             table="5",
             preference=14,
         ),
@@ -240,3 +251,23 @@ def test_ipv6_route_from_source_prefix(parse: Parse) -> None:
     assert [(line, msg) for line, _, msg in _problems(bad)] == [
         (2, "route from address only supported with IPv6 (192.0.2.0/24) - ignoring route")
     ]
+
+
+@pytest.mark.parametrize(
+    ("block", "line", "what", "foreign", "own"),
+    [
+        ("static_routes", "198.51.100.0/24 dev eth0 protocol {}", "Route", "static", "keepalived"),
+        ("static_rules", "from 192.0.2.0/24 table 5 preference 5 protocol {}", "Rule", 99, 18),
+    ],
+)
+def test_a_tracked_item_gets_no_foreign_protocol(
+    parse: Parse, block: str, line: str, what: str, foreign: object, own: object
+) -> None:
+    r = _static(
+        parse, block, line.format(foreign), line.format(foreign) + " no_track", line.format(own)
+    )
+    items = r.config.static_routes if block == "static_routes" else r.config.static_rules
+    assert [item.protocol for item in items] == [None, foreign, own]
+    (p,) = r.problems
+    assert (p.line, p.severity) == (2, "error")
+    assert p.message.startswith(f"{what} cannot be tracked if protocol is not RTPROT_KEEPALIVED")

@@ -220,7 +220,8 @@ def test_route_options_map_onto_kernel_values() -> None:
     got = route_from_config(
         _parsed_route(
             "198.51.100.0/24 dev eth0 rtt 10ms rttvar 5ms rto_min 1s advmss lock 1300 "
-            "mtu lock 1400 congctl lock bbr features ecn realms 3/4 tos 0x10 protocol static"
+            "mtu lock 1400 congctl lock bbr features ecn realms 3/4 tos 0x10 protocol static "
+            "no_track"
         ),
         None,
     )
@@ -261,7 +262,8 @@ def test_rule_selectors_map_onto_kernel_values() -> None:
     text = (
         "static_rules {\n"
         " not from 192.0.2.0/24 uidrange 10-20 ipproto udp sport 53 dport 1000-2000 "
-        "tunnel-id 9 realms 3/4 suppress_ifgroup 2 sup_pl 8 tos 0x10 protocol 99 table 5 pref 7\n"
+        "tunnel-id 9 realms 3/4 suppress_ifgroup 2 sup_pl 8 tos 0x10 protocol 99 table 5 pref 7 "
+        "no_track\n"
         " l3mdev pref 8\n"
         "}\n"
     )

@@ -314,7 +314,7 @@ static_routes {
   198.51.100.1/32 dev eth0 encap ip id 5 dst 192.0.2.50 ttl 3 advmss lock 1300 rtt 10ms
   2001:db8:2::/64 dev eth0 encap ip6 dst 2001:db8::50 hoplimit 9 pref low
   203.0.113.0/24 via 192.0.2.1 or 192.0.2.2
-  203.0.113.128/25 dev eth0 congctl lock cubic features ecn quickack 1 protocol static
+  203.0.113.128/25 dev eth0 congctl lock cubic features ecn quickack 1 protocol static no_track
 }
 static_rules {
   from 192.0.2.0/24 uidrange 100-200 table 5 preference 100
