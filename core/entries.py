@@ -224,10 +224,6 @@ def canon_realms(tok: Token) -> str:
     return "/".join(str(int(p)) for p in parts)
 
 
-def _value(words: list[Token], i: int) -> Token:
-    return _next(words, i)
-
-
 def _family(addr: str) -> int:
     return 6 if ":" in addr else 4
 
@@ -238,9 +234,9 @@ def parse_encap(words: list[Token], i: int) -> tuple[Encap, int]:
     kind = kind_tok.text
     i += 2
     if kind == "mpls":
-        tok = _next(words, i - 1) if i < len(words) else None
-        if tok is None:
+        if i >= len(words):
             raise ArgError("missing address for MPLS encapsulation", kind_tok)
+        tok = words[i]
         try:
             labels = tuple(int(p) for p in tok.text.split("/"))
         except ValueError:

@@ -119,6 +119,8 @@ def test_route_metrics_and_ipv6_options_are_validated_words(parse: Parse) -> Non
         ("198.51.100.0/24 dev eth0 encap foo 1", "Unknown encap type - foo"),
         ("198.51.100.0/24 dev eth0 encap mpls 100/abc", "invalid mpls address 100/abc"),
         ("198.51.100.0/24 dev eth0 encap mpls 2000000", "invalid mpls address 2000000"),
+        ("198.51.100.0/24 dev eth0 encap mpls", "missing address for MPLS encapsulation"),
+        ("2001:db8::/64 dev eth0 encap ila", "missing locator for ILA encapsulation"),
         ("2001:db8::/64 dev eth0 encap ila 1:2:3", "invalid locator 1:2:3"),
         ("198.51.100.0/24 dev eth0 pref high", "pref is only valid for IPv6"),
         ("198.51.100.0/24 dev eth0 expires 10", "expires is only valid for IPv6"),
