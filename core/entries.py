@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import ipaddress
+import socket
 
 from core.lexer import Token
-from core.model import Address, Route, Rule, TrackRef, UnicastPeer, VsgEntry
+from core.model import Address, Encap, Nexthop, Route, Rule, TrackRef, UnicastPeer, VsgEntry
 from core.schema import ArgError, Ctx, parse_int, quote
 
 _ADDR_ARG = {"dev", "brd", "broadcast", "scope", "label", "peer", "preferred_lft", "track_group"}
@@ -119,6 +120,8 @@ def render_address(a: Address) -> str:
     return " ".join(parts)
 
 
+# Route and rule protocols by name (iproute2's rt_protos); numbers are accepted too.
+RULE_PROTOCOLS = {"unspec": 0, "redirect": 1, "kernel": 2, "boot": 3, "static": 4, "keepalived": 18}
 ROUTE_TYPES = (
     "unicast",
     "local",
@@ -131,32 +134,37 @@ ROUTE_TYPES = (
     "throw",
     "nat",
 )
-_ROUTE_ONE = {
-    "tos",
-    "dsfield",
-    "advmss",
-    "rtt",
-    "rttvar",
-    "reordering",
-    "window",
-    "cwnd",
-    "ssthresh",
-    "realms",
-    "rto_min",
-    "initcwnd",
-    "initrwnd",
-    "features",
-    "quickack",
-    "congctl",
-    "fastopen_no_cookie",
-    "hoplimit",
-    "pref",
-    "expires",
-    "ttl-propagate",
-    "vrf",
-    "as",
+# Route metrics and other one-value options, kept in `Route.options` as validated words.
+# name -> (accepts "lock", value check).
+_U32 = 0xFFFFFFFF
+_ROUTE_METRICS: dict[str, tuple[bool, str]] = {
+    "mtu": (True, "u32"),
+    "advmss": (True, "u32"),
+    "reordering": (True, "u32"),
+    "cwnd": (True, "u32"),
+    "ssthresh": (True, "u32"),
+    "rtt": (True, "time"),
+    "rttvar": (True, "time"),
+    "rto_min": (True, "time"),
+    "window": (False, "u32"),
+    "initcwnd": (False, "u32"),
+    "initrwnd": (False, "u32"),
+    "hoplimit": (False, "u8"),
+    "quickack": (False, "bool"),
+    "fastopen_no_cookie": (False, "bool"),
+    "congctl": (True, "name"),
+    "features": (False, "features"),
+    "tos": (False, "dsfield"),
+    "realms": (False, "realms"),
+    "pref": (False, "pref"),
+    "expires": (False, "u32"),
 }
-_ROUTE_ZERO = {"append", "prepend", "add"}
+_ROUTE_ALIASES = {"dsfield": "tos"}
+ROUTE_PREFS = ("low", "medium", "high")
+# keepalived accepts it but it concerns MPLS routes only; said, not dropped.
+_ROUTE_IGNORED = {"ttl-propagate": "'ttl-propagate' applies to MPLS routes only - ignoring"}
+_TIME_UNITS = ("ms", "msec", "msecs", "s", "sec", "secs", "us", "usec", "usecs")
+MAX_MPLS_LABEL = 0xFFFFF
 
 
 def _route_dest(tok: Token) -> str:
@@ -165,14 +173,195 @@ def _route_dest(tok: Token) -> str:
     return canon_interface(tok)
 
 
+def _check_value(kind: str, tok: Token, what: str) -> str:
+    """Validate one option value, returning its canonical text."""
+    text = tok.text
+    if kind == "u32":
+        return str(parse_int(tok, 0, _U32))
+    if kind == "u8":
+        return str(parse_int(tok, 0, 255))
+    if kind == "bool":
+        return str(parse_int(tok, 0, 1))
+    if kind == "time":
+        digits = text.rstrip("".join(sorted({c for u in _TIME_UNITS for c in u})))
+        unit = text[len(digits) :]
+        if not digits.isdigit() or (unit and unit not in _TIME_UNITS):
+            raise ArgError(f"invalid {what} time '{text}'", tok)
+        return text
+    if kind == "name":
+        return text
+    if kind == "features":
+        if text != "ecn":
+            raise ArgError(f"feature {text} not supported", tok)
+        return text
+    if kind == "dsfield":
+        return str(parse_int_any(tok, 0, 255, f"TOS value {text} is invalid"))
+    if kind == "realms":
+        return canon_realms(tok)
+    if kind == "pref":
+        if text in ROUTE_PREFS:
+            return text
+        return str(parse_int(tok, 0, 255))
+    raise AssertionError(kind)
+
+
+def parse_int_any(tok: Token, lo: int, hi: int, message: str) -> int:
+    """An integer in any base Python reads (0x10, 0o7, 12), within [lo, hi]."""
+    try:
+        v = int(tok.text, 0)
+    except ValueError:
+        raise ArgError(message, tok) from None
+    if not lo <= v <= hi:
+        raise ArgError(message, tok)
+    return v
+
+
+def canon_realms(tok: Token) -> str:
+    """`[FROM/]TO` realms, numbers 0..65535."""
+    parts = tok.text.split("/")
+    if len(parts) > 2 or not all(p.isdigit() and int(p) <= 0xFFFF for p in parts):
+        raise ArgError(f"Invalid realms {tok.text}", tok)
+    return "/".join(str(int(p)) for p in parts)
+
+
+def _family(addr: str) -> int:
+    return 6 if ":" in addr else 4
+
+
+def parse_encap(words: list[Token], i: int) -> tuple[Encap, int]:
+    """`encap TYPE ...` starting at words[i] ("encap"); returns the Encap and the next index."""
+    kind_tok = _next(words, i)
+    kind = kind_tok.text
+    i += 2
+    if kind == "mpls":
+        if i >= len(words):
+            raise ArgError("missing address for MPLS encapsulation", kind_tok)
+        tok = words[i]
+        try:
+            labels = tuple(int(p) for p in tok.text.split("/"))
+        except ValueError:
+            labels = ()
+        if not labels or not all(0 <= n <= MAX_MPLS_LABEL for n in labels):
+            raise ArgError(f"invalid mpls address {tok.text} for encapsulation", tok)
+        return Encap("mpls", labels=labels), i + 1
+    if kind == "ila":
+        if i >= len(words):
+            raise ArgError("missing locator for ILA encapsulation", kind_tok)
+        tok = words[i]
+        groups = tok.text.split(":")
+        if len(groups) != 4 or not all(
+            1 <= len(g) <= 4 and all(c in "0123456789abcdefABCDEF" for c in g) for g in groups
+        ):
+            raise ArgError(f"invalid locator {tok.text} for ila encapsulation", tok)
+        return Encap("ila", locator=":".join(g.lower().zfill(4) for g in groups)), i + 1
+    if kind not in ("ip", "ip6"):
+        raise ArgError(f"Unknown encap type - {kind}", kind_tok)
+    want = 4 if kind == "ip" else 6
+    tos_kw, ttl_kw = ("tos", "ttl") if kind == "ip" else ("tc", "hoplimit")
+    vals: dict[str, object] = {}
+    while i + 1 < len(words):
+        key, tok = words[i].text, words[i + 1]
+        if key == "id":
+            vals["id"] = parse_int(tok, 0, 2**64 - 1)
+        elif key in ("dst", "src"):
+            addr = _ip(tok)
+            if _family(addr) != want:
+                other = "IPv6" if want == 4 else "IPv4"
+                raise ArgError(f"{other} address {addr} not valid for {kind} encapsulation", tok)
+            vals[key] = addr
+        elif key == tos_kw:
+            vals["tos"] = parse_int_any(tok, 0, 255, f"{key} {tok.text} is not valid for {kind}")
+        elif key == ttl_kw:
+            vals["ttl"] = parse_int(tok, 0, 255)
+        elif key == "flags":
+            vals["flags"] = parse_int_any(tok, 0, 0xFFFF, f"flags {tok.text} is not valid")
+        else:
+            break
+        i += 2
+    if "dst" not in vals and "id" not in vals:
+        raise ArgError(f"address or id missing for {kind} encapsulation", kind_tok)
+    return Encap(kind, **vals), i  # type: ignore[arg-type]
+
+
+def render_encap(e: Encap) -> list[str]:
+    parts = ["encap", e.type]
+    if e.type == "mpls":
+        return [*parts, "/".join(str(n) for n in e.labels)]
+    if e.type == "ila":
+        return [*parts, str(e.locator)]
+    tos_kw, ttl_kw = ("tos", "ttl") if e.type == "ip" else ("tc", "hoplimit")
+    for kw, v in (
+        ("id", e.id),
+        ("dst", e.dst),
+        ("src", e.src),
+        (tos_kw, e.tos),
+        (ttl_kw, e.ttl),
+        ("flags", e.flags),
+    ):
+        if v is not None:
+            parts += [kw, str(v)]
+    return parts
+
+
+# keepalived reads every word after the first `nexthop` as nexthop options.
+_NEXTHOP_END = {"nexthop"}
+
+
+def _parse_nexthop(words: list[Token], i: int, family: int | None) -> tuple[Nexthop, int]:
+    """One `nexthop ...` clause starting after the word `nexthop`."""
+    vals: dict[str, object] = {}
+    start = words[i - 1]
+    while i < len(words) and words[i].text not in _NEXTHOP_END:
+        tok = words[i]
+        w = tok.text
+        if w == "via":
+            j = i + 1
+            if j < len(words) and words[j].text in ("inet", "inet6"):
+                j += 1
+            if j >= len(words):
+                raise ArgError("'via' needs a value", tok)
+            via = _ip(words[j])
+            if family is not None and _family(via) != family:
+                raise ArgError("Address family mismatch for next hop", words[j])
+            vals["via"] = via
+            i = j + 1
+        elif w == "dev":
+            vals["dev"] = _next(words, i).text
+            i += 2
+        elif w == "weight":
+            vtok = _next(words, i)
+            weight = parse_int(vtok, 0, 256)
+            if weight == 0:
+                raise ArgError("Invalid weight 0 specified for route", vtok)
+            vals["weight"] = weight
+            i += 2
+        elif w == "onlink":
+            vals["onlink"] = True
+            i += 1
+        elif w == "realms":
+            vals["realms"] = canon_realms(_next(words, i))
+            i += 2
+        elif w == "encap":
+            vals["encap"], i = parse_encap(words, i)
+        elif w == "as":
+            raise ArgError("'as [to]' (nat) not supported", tok)
+        else:
+            raise ArgError(f"Route has trailing nonsense after nexthops - {w}", tok)
+    if "via" not in vals and "dev" not in vals:
+        raise ArgError("nexthop needs 'via' or 'dev'", start)
+    return Nexthop(**vals), i  # type: ignore[arg-type]
+
+
 def parse_route(words: list[Token], ctx: Ctx) -> Route:
     vals: dict[str, object] = {}
     options: list[tuple[str, ...]] = []
+    nexthops: list[Nexthop] = []
     i = 0
     if words[0].text in ROUTE_TYPES:
         vals["type"] = words[0].text
         i = 1
     dest: str | None = None
+    dest_tok = words[0]
     while i < len(words):
         tok = words[i]
         w = tok.text
@@ -180,15 +369,27 @@ def parse_route(words: list[Token], ctx: Ctx) -> Route:
             vals["src"] = str(_ip(_next(words, i)))
             i += 2
         elif w == "to":
-            dest = _route_dest(_next(words, i))
+            dest_tok = _next(words, i)
+            dest = _route_dest(dest_tok)
+            i += 2
+        elif w == "from":
+            ftok = _next(words, i)
+            vals["from_"] = canon_interface(ftok)
+            if _family(vals["from_"]) != 6:  # type: ignore[arg-type]
+                raise ArgError(f"route from address only supported with IPv6 ({ftok.text})", ftok)
             i += 2
         elif w in ("via", "gw"):
             if w == "gw":
                 ctx.report(
                     "warning", "deprecated", '"gw" for routes is deprecated. Please use "via"', tok
                 )
-            vals["via"] = _ip(_next(words, i))
-            i += 2
+            j = i + 1
+            if j < len(words) and words[j].text in ("inet", "inet6"):
+                j += 1
+            if j >= len(words):
+                raise ArgError(f"'{w}' needs a value", tok)
+            vals["via"] = _ip(words[j])
+            i = j + 1
         elif w == "or":
             ctx.report(
                 "warning", "deprecated", '"or" for routes is deprecated. Please use "nexthop"', tok
@@ -198,8 +399,14 @@ def parse_route(words: list[Token], ctx: Ctx) -> Route:
         elif w in ("dev", "oif"):
             vals["dev"] = _next(words, i).text
             i += 2
-        elif w in ("table", "scope", "protocol", "proto"):
-            vals[{"proto": "protocol"}.get(w, w)] = _next(words, i).text
+        elif w in ("protocol", "proto"):
+            ptok = _next(words, i)
+            if ptok.text not in RULE_PROTOCOLS:
+                parse_int_any(ptok, 0, 255, f"Protocol {ptok.text} not found or invalid for route")
+            vals["protocol"] = ptok.text
+            i += 2
+        elif w in ("table", "scope"):
+            vals[w] = _next(words, i).text
             i += 2
         elif w in ("metric", "priority", "preference"):
             vals["metric"] = parse_int(_next(words, i), 0, 0xFFFFFFFF)
@@ -216,26 +423,59 @@ def parse_route(words: list[Token], ctx: Ctx) -> Route:
         elif w == "track_group":
             vals["track_group"] = _next(words, i).text
             i += 2
-        elif w == "mtu":
-            if i + 2 < len(words) and words[i + 1].text == "lock":
-                options.append(("mtu", "lock", words[i + 2].text))
-                i += 3
-            else:
-                options.append(("mtu", _next(words, i).text))
-                i += 2
-        elif w in _ROUTE_ONE:
-            options.append((w, _next(words, i).text))
-            i += 2
-        elif w in _ROUTE_ZERO:
-            options.append((w,))
-            i += 1
-        elif w in ("nexthop", "encap"):
+        elif w in _ROUTE_METRICS or w in _ROUTE_ALIASES:
+            name = _ROUTE_ALIASES.get(w, w)
+            lockable, kind = _ROUTE_METRICS[name]
             j = i + 1
-            while j < len(words) and words[j].text not in ("nexthop", "no_track", "track_group"):
+            lock = lockable and j < len(words) and words[j].text == "lock"
+            if lock:
                 j += 1
-            options.append(tuple(t.text for t in words[i:j]))
-            i = j
+            if j >= len(words):
+                raise ArgError(f"'{w}' needs a value", tok)
+            value = _check_value(kind, words[j], name)
+            options.append((name, "lock", value) if lock else (name, value))
+            i = j + 1
+        elif w in _ROUTE_IGNORED:
+            _next(words, i)
+            ctx.report("warning", "unsupported", _ROUTE_IGNORED[w], tok)
+            i += 2
+        elif w == "as":
+            j = i + 1
+            if j < len(words) and words[j].text == "to":
+                j += 1
+            if j >= len(words):
+                raise ArgError("'as' needs an address", tok)
+            # keepalived's verdict: a config error, the route kept without it.
+            ctx.report("error", "unsupported", '"as to" for MPLS only - ignoring', tok)
+            i = j + 1
+        elif w == "vrf":
+            # keepalived looks the VRF's table up; installing into another table would be
+            # worse than not installing.
+            raise ArgError(
+                f"'vrf {_next(words, i).text}' is not supported; give the VRF's table with "
+                "'table N'",
+                tok,
+            )
+        elif w in ("append", "prepend"):
+            ctx.report(
+                "warning",
+                "unsupported",
+                f"'{w}' is not supported (netd keeps one route per destination) - ignoring",
+                tok,
+            )
+            i += 1
+        elif w == "add":
+            i += 1  # the default
+        elif w == "encap":
+            vals["encap"], i = parse_encap(words, i)
+        elif w == "nexthop":
+            if "via_or" in vals:
+                raise ArgError('Cannot specify nexthops with "or" route', tok)
+            fam = _family(dest) if dest not in (None, "default", "any", "all") else None
+            nh, i = _parse_nexthop(words, i + 1, fam)
+            nexthops.append(nh)
         elif dest is None:
+            dest_tok = tok
             dest = _route_dest(tok)
             i += 1
         else:
@@ -243,7 +483,76 @@ def parse_route(words: list[Token], ctx: Ctx) -> Route:
             i += 1
     if dest is None:
         raise ArgError("route has no destination", words[0])
-    return Route(dest, options=tuple(options), **vals)  # type: ignore[arg-type]
+    _check_tracked_protocol(ctx, vals, "Route", words)
+    route = Route(
+        dest,
+        options=tuple(options),
+        nexthops=tuple(nexthops),
+        **vals,  # type: ignore[arg-type]
+    )
+    _check_route_family(route, dest_tok)
+    return route
+
+
+RTPROT_KEEPALIVED = 18
+
+
+def _check_tracked_protocol(
+    ctx: Ctx, vals: dict[str, object], what: str, words: list[Token]
+) -> None:
+    """keepalived tracks its routes and rules by their protocol: another one is reset."""
+    proto = vals.get("protocol")
+    if proto is None or vals.get("no_track"):
+        return
+    number = proto if isinstance(proto, int) else RULE_PROTOCOLS.get(str(proto))
+    if number is None:
+        number = int(str(proto), 0)
+    if number != RTPROT_KEEPALIVED:
+        tok = next((t for t in words if t.text in ("protocol", "proto")), words[0])
+        ctx.report(
+            "error",
+            "bad-value",
+            f"{what} cannot be tracked if protocol is not RTPROT_KEEPALIVED(18), "
+            "resetting protocol (add 'no_track' to keep it)",
+            tok,
+        )
+        del vals["protocol"]
+
+
+def route_family(r: Route) -> int | None:
+    """4 or 6 when the route's addresses (or inet/inet6) say so, else None."""
+    if r.family:
+        return 6 if r.family == "inet6" else 4
+    for addr in (r.dest, r.via, r.src, *(nh.via for nh in r.nexthops)):
+        if addr is not None and addr not in ("default", "any", "all"):
+            return _family(addr)
+    return None
+
+
+def _check_route_family(r: Route, where: Token) -> None:
+    fam = route_family(r)
+    addrs = [
+        a
+        for a in (r.dest, r.via, r.via_or, r.src, r.from_)
+        if a not in (None, "default", "any", "all")
+    ]
+    addrs += [nh.via for nh in r.nexthops if nh.via is not None]
+    if fam is not None and any(_family(a) != fam for a in addrs):
+        raise ArgError("Cannot mix IPv4 and IPv6 addresses for route", where)
+    names = {opt[0] for opt in r.options}
+    for v6only in ("pref", "expires"):
+        if v6only in names and fam == 4:
+            raise ArgError(f"{v6only} is only valid for IPv6", where)
+    if "realms" in names and fam == 6:
+        raise ArgError("realms are only valid for IPv4", where)
+    if r.via_or is not None and r.nexthops:
+        raise ArgError('Cannot specify nexthops with "or" route', where)
+    # keepalived passes these on; the kernel refuses a gateway that differs from the first
+    # nexthop's, so say it here instead.
+    if r.nexthops and r.via is not None:
+        raise ArgError("'via' cannot be combined with nexthops (give it as a nexthop)", where)
+    if r.nexthops and r.encap is not None:
+        raise ArgError("'encap' cannot be combined with nexthops (give it per nexthop)", where)
 
 
 def _ip(tok: Token) -> str:
@@ -260,6 +569,8 @@ def render_route(r: Route) -> str:
     if r.src:
         parts += ["src", r.src]
     parts.append(r.dest)
+    if r.from_:
+        parts += ["from", r.from_]
     for key, kw in (
         ("via", "via"),
         ("via_or", "or"),
@@ -278,27 +589,31 @@ def render_route(r: Route) -> str:
         parts.append(r.family)
     for opt in r.options:
         parts += [quote(o) for o in opt]
+    if r.encap is not None:
+        parts += render_encap(r.encap)
     if r.no_track:
         parts.append("no_track")
     if r.track_group:
         parts += ["track_group", quote(r.track_group)]
+    # Nexthops go last: keepalived reads everything after the first `nexthop` as nexthops.
+    for nh in r.nexthops:
+        parts.append("nexthop")
+        if nh.via is not None:
+            parts += ["via", nh.via]
+        if nh.dev is not None:
+            parts += ["dev", quote(nh.dev)]
+        if nh.weight is not None:
+            parts += ["weight", str(nh.weight)]
+        if nh.onlink:
+            parts.append("onlink")
+        if nh.realms is not None:
+            parts += ["realms", nh.realms]
+        if nh.encap is not None:
+            parts += render_encap(nh.encap)
     return " ".join(parts)
 
 
-_RULE_ONE = {
-    "realms",
-    "suppress_prefixlength",
-    "sup_pl",
-    "suppress_ifgroup",
-    "sup_group",
-    "uidrange",
-    "protocol",
-    "ipproto",
-    "sport",
-    "dport",
-    "tunnel-id",
-}
-_RULE_ZERO = {"nop", "l3mdev", "not"}
+_RULE_ACTION_TYPES = ("blackhole", "unreachable", "prohibit", "nop")
 
 
 def _rule_addr(tok: Token) -> str:
@@ -307,10 +622,38 @@ def _rule_addr(tok: Token) -> str:
     return canon_interface(tok)
 
 
+def _range(tok: Token, hi: int, what: str) -> str:
+    """`N` or `N-M` (N <= M <= hi) as canonical `N-M`."""
+    lo_text, sep, hi_text = tok.text.partition("-")
+    try:
+        lo = int(lo_text)
+        top = int(hi_text) if sep else lo
+    except ValueError:
+        raise ArgError(f"invalid {what} range {tok.text}", tok) from None
+    if not 0 <= lo <= top <= hi:
+        raise ArgError(f"invalid {what} range {tok.text}", tok)
+    return f"{lo}-{top}"
+
+
+def _ipproto(tok: Token) -> int:
+    if tok.text.isdigit():
+        return parse_int(tok, 0, 255)
+    try:
+        return socket.getprotobyname(tok.text)
+    except OSError:
+        raise ArgError(f"Invalid ipproto {tok.text}", tok) from None
+
+
+def _rule_protocol(tok: Token) -> int:
+    if tok.text in RULE_PROTOCOLS:
+        return RULE_PROTOCOLS[tok.text]
+    return parse_int_any(tok, 0, 255, f"Invalid protocol {tok.text}")
+
+
 def parse_rule(words: list[Token], ctx: Ctx) -> Rule:
     vals: dict[str, object] = {}
-    options: list[tuple[str, ...]] = []
     i = 0
+    action_tok: Token | None = None
     while i < len(words):
         tok = words[i]
         w = tok.text
@@ -322,6 +665,7 @@ def parse_rule(words: list[Token], ctx: Ctx) -> Rule:
             i += 2
         elif w in ("table", "lookup"):
             vals["table"] = _next(words, i).text
+            action_tok = action_tok or tok
             i += 2
         elif w in ("preference", "priority", "order", "pref", "prio"):
             vals["preference"] = parse_int(_next(words, i), 0, 0xFFFFFFFF)
@@ -329,15 +673,23 @@ def parse_rule(words: list[Token], ctx: Ctx) -> Rule:
         elif w in ("iif", "dev"):
             vals["iif"] = _next(words, i).text
             i += 2
-        elif w in ("oif", "tos", "fwmark", "type"):
+        elif w in ("oif", "fwmark"):
             vals[w] = _next(words, i).text
             i += 2
-        elif w == "dsfield":
-            vals["tos"] = _next(words, i).text
+        elif w == "type":
+            vals["type"] = _next(words, i).text
+            i += 2
+        elif w in ("tos", "dsfield"):
+            vtok = _next(words, i)
+            vals["tos"] = str(parse_int_any(vtok, 0, 255, f"TOS value {vtok.text} is invalid"))
             i += 2
         elif w == "goto":
             vals["goto"] = parse_int(_next(words, i), 0)
+            action_tok = action_tok or tok
             i += 2
+        elif w in _RULE_ACTION_TYPES:
+            vals["type"] = w
+            i += 1
         elif w in ("inet", "inet6"):
             vals["family"] = w
             i += 1
@@ -347,23 +699,59 @@ def parse_rule(words: list[Token], ctx: Ctx) -> Rule:
         elif w == "track_group":
             vals["track_group"] = _next(words, i).text
             i += 2
-        elif w in _RULE_ONE:
-            options.append((w, _next(words, i).text))
-            i += 2
-        elif w in _RULE_ZERO:
-            options.append((w,))
+        elif w == "not":
+            vals["invert"] = True
             i += 1
+        elif w == "l3mdev":
+            vals["l3mdev"] = True
+            i += 1
+        elif w in ("realms", "realm"):
+            vals["realms"] = canon_realms(_next(words, i))
+            i += 2
+        elif w in ("suppress_prefixlength", "sup_pl"):
+            vals["suppress_prefixlength"] = parse_int(_next(words, i), 0, 128)
+            i += 2
+        elif w in ("suppress_ifgroup", "sup_group"):
+            vals["suppress_ifgroup"] = parse_int(_next(words, i), 0, 0x7FFFFFFF)
+            i += 2
+        elif w == "uidrange":
+            vtok = _next(words, i)
+            if "-" not in vtok.text:
+                raise ArgError(f"Invalid uidrange {vtok.text} specified", vtok)
+            vals["uidrange"] = _range(vtok, _U32, "uid")
+            i += 2
+        elif w == "protocol":
+            vals["protocol"] = _rule_protocol(_next(words, i))
+            i += 2
+        elif w == "ipproto":
+            vals["ipproto"] = _ipproto(_next(words, i))
+            i += 2
+        elif w in ("sport", "dport"):
+            vals[w] = _range(_next(words, i), 0xFFFF, w)
+            i += 2
+        elif w in ("tunnel-id", "tun_id"):
+            vals["tunnel_id"] = parse_int(_next(words, i), 0, 2**64 - 1)
+            i += 2
         else:
             ctx.report("error", "unknown-entry", f"unknown rule option '{w}' - ignoring", tok)
             i += 1
-    rule = Rule(options=tuple(options), **vals)  # type: ignore[arg-type]
+    _check_tracked_protocol(ctx, vals, "Rule", words)
+    rule = Rule(**vals)  # type: ignore[arg-type]
     if rule == Rule():
         raise ArgError("rule has no selector or action", words[0])
+    if rule.l3mdev and (rule.table is not None or rule.goto is not None or rule.type):
+        raise ArgError(
+            "Cannot specify more than one of table/nop/goto/blackhole/prohibit/unreachable/l3mdev "
+            "for rule",
+            action_tok or words[0],
+        )
     return rule
 
 
 def render_rule(r: Rule) -> str:
     parts: list[str] = []
+    if r.invert:
+        parts.append("not")
     for key, kw in (
         ("from_", "from"),
         ("to", "to"),
@@ -373,12 +761,24 @@ def render_rule(r: Rule) -> str:
         ("oif", "oif"),
         ("fwmark", "fwmark"),
         ("tos", "tos"),
-        ("type", "type"),
         ("goto", "goto"),
+        ("realms", "realms"),
+        ("suppress_prefixlength", "suppress_prefixlength"),
+        ("suppress_ifgroup", "suppress_ifgroup"),
+        ("uidrange", "uidrange"),
+        ("protocol", "protocol"),
+        ("ipproto", "ipproto"),
+        ("sport", "sport"),
+        ("dport", "dport"),
+        ("tunnel_id", "tunnel-id"),
     ):
         v = getattr(r, key)
         if v is not None:
             parts += [kw, quote(str(v))]
+    if r.type is not None:
+        parts += [r.type] if r.type in _RULE_ACTION_TYPES else ["type", quote(r.type)]
+    if r.l3mdev:
+        parts.append("l3mdev")
     if r.family:
         parts.append(r.family)
     for opt in r.options:

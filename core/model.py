@@ -98,8 +98,43 @@ class Address:
 
 
 @dataclass(frozen=True, slots=True)
+class Encap:
+    """`encap mpls LABELS | ip ... | ip6 ... | ila LOCATOR` of a route or of one nexthop.
+
+    For `ip6`, `tos` holds `tc` and `ttl` holds `hoplimit` (the kernel has one pair of
+    attributes for both families).
+    """
+
+    type: Literal["mpls", "ip", "ip6", "ila"]
+    labels: tuple[int, ...] = ()
+    id: int | None = None
+    dst: str | None = None
+    src: str | None = None
+    tos: int | None = None
+    ttl: int | None = None
+    flags: int | None = None
+    locator: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Nexthop:
+    """One `nexthop via ADDR dev IF weight N onlink realms R encap ...` of a multipath route."""
+
+    via: str | None = None
+    dev: str | None = None
+    weight: int | None = None
+    onlink: bool = False
+    realms: str | None = None
+    encap: Encap | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Route:
-    """A virtual or static route (`ip route` syntax). Rare options stay in `options`."""
+    """A virtual or static route (`ip route` syntax).
+
+    `options` holds the route metrics and the other single-valued options (`tos`, `mtu [lock]`,
+    `advmss`, `pref`, `expires`, `realms`, ...) as validated word tuples in config order.
+    """
 
     dest: str
     type: str | None = None
@@ -116,11 +151,17 @@ class Route:
     no_track: bool = False
     track_group: str | None = None
     options: tuple[tuple[str, ...], ...] = ()
+    encap: Encap | None = None
+    nexthops: tuple[Nexthop, ...] = ()
+    from_: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Rule:
-    """A virtual or static rule (`ip rule` syntax). Rare options stay in `options`."""
+    """A virtual or static rule (`ip rule` syntax).
+
+    `sport`/`dport`/`uidrange` are canonical `LO-HI` ranges; `invert` is `not`.
+    """
 
     from_: str | None = None
     to: str | None = None
@@ -136,6 +177,17 @@ class Rule:
     no_track: bool = False
     track_group: str | None = None
     options: tuple[tuple[str, ...], ...] = ()
+    invert: bool = False
+    realms: str | None = None
+    suppress_prefixlength: int | None = None
+    suppress_ifgroup: int | None = None
+    uidrange: str | None = None
+    l3mdev: bool = False
+    protocol: int | None = None
+    ipproto: int | None = None
+    sport: str | None = None
+    dport: str | None = None
+    tunnel_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,13 +21,18 @@ from typing import Any, Final, TypeAlias
 from netd.errors import InvalidItemError, WireFormatError
 
 __all__ = [
+    "ENCAP_TYPES",
+    "ROUTE_METRICS",
+    "ROUTE_PREFS",
     "ROUTE_TYPES",
     "RULE_ACTIONS",
     "SCOPES",
     "Address",
     "DesiredSet",
+    "Encap",
     "Item",
     "ItemKey",
+    "Nexthop",
     "Route",
     "Rule",
     "item_from_wire",
@@ -69,6 +74,34 @@ RULE_ACTIONS: Final[Mapping[str, int]] = {
     "prohibit": 8,
 }
 
+#: lightweight-tunnel encapsulations (LWTUNNEL_ENCAP_*) netd can install.
+ENCAP_TYPES: Final[Mapping[str, int]] = {"mpls": 1, "ip": 2, "ila": 3, "ip6": 4}
+
+#: route metrics (RTAX_*) by their ``ip route`` name; ``mtu`` has its own Route field.
+ROUTE_METRICS: Final[Mapping[str, int]] = {
+    "lock": 1,
+    "window": 3,
+    "rtt": 4,
+    "rttvar": 5,
+    "ssthresh": 6,
+    "cwnd": 7,
+    "advmss": 8,
+    "reordering": 9,
+    "hoplimit": 10,
+    "initcwnd": 11,
+    "features": 12,
+    "rto_min": 13,
+    "initrwnd": 14,
+    "quickack": 15,
+    "congctl": 16,
+    "fastopen_no_cookie": 17,
+}
+RTAX_MTU: Final = 2
+
+#: IPv6 router preference (RTA_PREF) names.
+ROUTE_PREFS: Final[Mapping[str, int]] = {"medium": 0, "high": 1, "low": 3}
+
+MAX_MPLS_LABEL: Final = 0xFFFFF
 RT_TABLE_MAIN: Final = 254
 IP6_RT_PRIO_USER: Final = 1024
 MAX_LABEL_LEN: Final = 15
@@ -193,6 +226,87 @@ class Address:
         return None
 
 
+def _uint(value: int, bits: int, what: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**bits:
+        raise InvalidItemError(f"{what}: {value!r} is not a {bits}-bit unsigned number")
+
+
+@dataclass(frozen=True, slots=True)
+class Encap:
+    """A route's lightweight-tunnel encapsulation (``encap mpls|ip|ip6|ila``).
+
+    For ``ip6`` ``tos`` is the traffic class and ``ttl`` the hop limit. Unset numbers are 0
+    and an unset source is ``None``, as the kernel reports them.
+    """
+
+    type: str
+    labels: tuple[int, ...] = ()
+    id: int = 0
+    dst: str | None = None
+    src: str | None = None
+    tos: int = 0
+    ttl: int = 0
+    flags: int = 0
+    locator: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.type not in ENCAP_TYPES:
+            raise InvalidItemError(f"encap: unknown type {self.type!r}")
+        _set(self, "labels", tuple(self.labels))
+        for label in self.labels:
+            _uint(label, 20, "encap mpls label")
+        if self.type == "mpls" and not self.labels:
+            raise InvalidItemError("encap mpls: needs at least one label")
+        _uint(self.id, 64, "encap id")
+        _uint(self.tos, 8, "encap tos")
+        _uint(self.ttl, 8, "encap ttl")
+        _uint(self.flags, 16, "encap flags")
+        want = 6 if self.type == "ip6" else 4
+        for name in ("dst", "src"):
+            text = getattr(self, name)
+            if text is None:
+                continue
+            ip = _ip(text, f"encap {name}")
+            if ip.version != want:
+                raise InvalidItemError(f"encap {self.type}: {name} {text} of another family")
+            _set(self, name, None if name == "src" and int(ip) == 0 else str(ip))
+        if self.type in ("ip", "ip6") and self.dst is None and not self.id:
+            raise InvalidItemError(f"encap {self.type}: needs a dst or an id")
+        if self.type == "ila":
+            if self.locator is None:
+                raise InvalidItemError("encap ila: needs a locator")
+            groups = self.locator.split(":")
+            try:
+                ok = len(groups) == 4 and all(0 <= int(g, 16) <= 0xFFFF for g in groups)
+            except ValueError:
+                ok = False
+            if not ok:
+                raise InvalidItemError(f"encap ila: bad locator {self.locator!r}")
+            _set(self, "locator", ":".join(f"{int(g, 16):04x}" for g in groups))
+
+
+@dataclass(frozen=True, slots=True)
+class Nexthop:
+    """One path of a multipath route. ``dev`` ``None`` means "the kernel resolves it"."""
+
+    via: str | None = None
+    dev: str | None = None
+    weight: int = 1
+    onlink: bool = False
+    realms: int | None = None
+    encap: Encap | None = None
+
+    def __post_init__(self) -> None:
+        if self.via is None and self.dev is None:
+            raise InvalidItemError("nexthop: needs via or dev")
+        if self.via is not None:
+            _set(self, "via", str(_ip(self.via, "nexthop via")))
+        if isinstance(self.weight, bool) or not 1 <= self.weight <= 256:
+            raise InvalidItemError(f"nexthop: weight {self.weight!r} out of range 1..256")
+        if self.realms is not None:
+            _uint(self.realms, 32, "nexthop realms")
+
+
 @dataclass(frozen=True, slots=True)
 class Route:
     """One route. ``dst`` is ``net/len`` or ``default``; ``type`` a name from ROUTE_TYPES.
@@ -214,10 +328,20 @@ class Route:
     tos: int = 0
     mtu: int | None = None
     no_track: bool = field(default=False, compare=False)
+    nexthops: tuple[Nexthop, ...] = ()
+    encap: Encap | None = None
+    metrics: tuple[tuple[str, int | str], ...] = ()
+    realms: int | None = None
+    pref: int | None = None
+    # The kernel counts it down, so a read-back never matches: installed once, not compared.
+    expires: int | None = field(default=None, compare=False)
+    #: source prefix of an IPv6 source-specific route (``from``); part of its identity.
+    from_prefix: str | None = None
 
     def __post_init__(self) -> None:
         fam: int | None = None
-        for text in (self.via, self.src):
+        nexthops = tuple(self.nexthops)
+        for text in (*(nh.via for nh in nexthops), self.via, self.src):
             if text is not None:
                 fam = _family_of(text)
         if self.dst not in ("default", "any", "all"):
@@ -232,8 +356,24 @@ class Route:
                 raise InvalidItemError(f"route {self.dst}: {text} is of another family")
         if self.type not in ROUTE_TYPES:
             raise InvalidItemError(f"route {self.dst}: unknown type {self.type!r}")
-        if self.type == "unicast" and self.via is None and self.dev is None:
+        self._normalise_paths(nexthops)
+        if self.type == "unicast" and self.via is None and self.dev is None and not self.nexthops:
             raise InvalidItemError(f"route {self.dst}: a unicast route needs via or dev")
+        self._check_metrics()
+        if self.realms is not None:
+            _uint(self.realms, 32, f"route {self.dst} realms")
+        if self.pref is not None:
+            if self.family != socket.AF_INET6:
+                raise InvalidItemError(f"route {self.dst}: pref is IPv6-only")
+            _uint(self.pref, 8, f"route {self.dst} pref")
+        if self.from_prefix is not None:
+            if self.family != socket.AF_INET6 or _family_of(self.from_prefix) != self.family:
+                raise InvalidItemError(f"route {self.dst}: from is IPv6-only")
+            _set(self, "from_prefix", _net(self.from_prefix, self.family, "route from"))
+        if self.expires is not None:
+            if self.family != socket.AF_INET6:
+                raise InvalidItemError(f"route {self.dst}: expires is IPv6-only")
+            _uint(self.expires, 32, f"route {self.dst} expires")
         if self.scope is not None:
             _set(self, "scope", _scope(self.scope, f"route {self.dst}"))
         if not 0 <= self.table < 2**32:
@@ -244,6 +384,39 @@ class Route:
             _set(self, "metric", None)
         elif self.family == socket.AF_INET6 and self.metric is None:
             _set(self, "metric", IP6_RT_PRIO_USER)
+
+    def _normalise_paths(self, nexthops: tuple[Nexthop, ...]) -> None:
+        for nh in nexthops:
+            if nh.via is not None and _family_of(nh.via) != self.family:
+                raise InvalidItemError(f"route {self.dst}: nexthop {nh.via} of another family")
+        if nexthops and (self.via is not None or self.dev is not None or self.encap is not None):
+            raise InvalidItemError(f"route {self.dst}: via/dev/encap given with nexthops")
+        if len(nexthops) == 1:
+            # The kernel stores (and reports) a one-path multipath route as a plain one.
+            (nh,) = nexthops
+            _set(self, "via", nh.via)
+            _set(self, "dev", nh.dev)
+            _set(self, "onlink", self.onlink or nh.onlink)
+            _set(self, "encap", nh.encap)
+            if nh.realms is not None:
+                _set(self, "realms", nh.realms)
+            nexthops = ()
+        _set(self, "nexthops", nexthops)
+
+    def _check_metrics(self) -> None:
+        seen: dict[str, int | str] = {}
+        for pair in self.metrics:
+            name, value = pair
+            if name not in ROUTE_METRICS:
+                raise InvalidItemError(f"route {self.dst}: unknown metric {name!r}")
+            if name == "congctl":
+                if not isinstance(value, str) or not value:
+                    raise InvalidItemError(f"route {self.dst}: congctl needs a name")
+            else:
+                _uint(value, 32, f"route {self.dst} {name}")  # type: ignore[arg-type]
+            seen[name] = value
+        # Sorted by RTAX number, as the kernel reports them, so a read-back compares equal.
+        _set(self, "metrics", tuple(sorted(seen.items(), key=lambda kv: ROUTE_METRICS[kv[0]])))
 
     @property
     def family(self) -> int:
@@ -273,6 +446,18 @@ class Rule:
     suppress_prefixlength: int | None = None
     protocol: int | None = None
     no_track: bool = field(default=False, compare=False)
+    invert: bool = False
+    realms: int | None = None
+    suppress_ifgroup: int | None = None
+    l3mdev: bool = False
+    uid_start: int | None = None
+    uid_end: int | None = None
+    ip_proto: int | None = None
+    sport_start: int | None = None
+    sport_end: int | None = None
+    dport_start: int | None = None
+    dport_end: int | None = None
+    tun_id: int | None = None
 
     def __post_init__(self) -> None:
         fam = self.family
@@ -289,8 +474,28 @@ class Rule:
                 raise InvalidItemError(f"rule {self.priority}: from/to of mixed families")
         if self.action not in RULE_ACTIONS:
             raise InvalidItemError(f"rule {self.priority}: unknown type {self.action!r}")
-        if self.action == "table" and self.table is None:
+        if self.action == "table" and self.table is None and not self.l3mdev:
             raise InvalidItemError(f"rule {self.priority}: needs a table")
+        if self.l3mdev and (self.table is not None or self.action != "table"):
+            raise InvalidItemError(f"rule {self.priority}: l3mdev takes no table or other type")
+        for lo_name, hi_name, bits in (
+            ("uid_start", "uid_end", 32),
+            ("sport_start", "sport_end", 16),
+            ("dport_start", "dport_end", 16),
+        ):
+            lo, hi = getattr(self, lo_name), getattr(self, hi_name)
+            if (lo is None) != (hi is None):
+                raise InvalidItemError(f"rule {self.priority}: {lo_name} needs {hi_name}")
+            if lo is not None:
+                _uint(lo, bits, f"rule {self.priority} {lo_name}")
+                _uint(hi, bits, f"rule {self.priority} {hi_name}")
+                if lo > hi:
+                    raise InvalidItemError(f"rule {self.priority}: {lo_name} above {hi_name}")
+        for name, bits in (("ip_proto", 8), ("realms", 32), ("suppress_ifgroup", 32)):
+            if getattr(self, name) is not None:
+                _uint(getattr(self, name), bits, f"rule {self.priority} {name}")
+        if self.tun_id is not None:
+            _uint(self.tun_id, 64, f"rule {self.priority} tunnel-id")
         if self.action == "goto" and self.goto is None:
             raise InvalidItemError(f"rule {self.priority}: goto needs a target preference")
         if not 0 <= self.priority < 2**32:
@@ -313,8 +518,9 @@ def item_key(item: Item) -> ItemKey:
     if isinstance(item, Address):
         return ("addr", item.dev, item.ip, item.prefix, item.peer)
     if isinstance(item, Route):
-        # IPv4 fib aliases are keyed by (table, dst, tos, priority); IPv6 by (table, dst, metric).
-        return ("route", item.family, item.table, item.dst, item.tos, item.metric)
+        # IPv4 fib aliases are keyed by (table, dst, tos, priority); IPv6 by (table, dst, metric)
+        # and, for source-specific routes, the source prefix.
+        return ("route", item.family, item.table, item.dst, item.tos, item.metric, item.from_prefix)
     # Rules have no identity beyond their content; the kernel refuses exact duplicates and
     # ignores the protocol when it compares them.
     return (
@@ -334,15 +540,78 @@ _KINDS: Final[Mapping[str, type[Address] | type[Route] | type[Rule]]] = {
 }
 
 
+def _plain(value: Any) -> Any:
+    if isinstance(value, Encap | Nexthop):
+        return {
+            f.name: _plain(getattr(value, f.name))
+            for f in dataclasses.fields(value)
+            if getattr(value, f.name) != f.default
+        }
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
 def item_to_wire(item: Item) -> dict[str, Any]:
-    """A plain dict: ``{"kind": "addr"|"route"|"rule", <non-default fields>...}``."""
+    """A plain dict: ``{"kind": "addr"|"route"|"rule", <non-default fields>...}``.
+
+    Nexthops and encaps are nested maps, metrics ``[name, value]`` pairs.
+    """
     kind = {Address: "addr", Route: "route", Rule: "rule"}[type(item)]
     out: dict[str, Any] = {"kind": kind}
     for f in dataclasses.fields(item):
         value = getattr(item, f.name)
         if f.default is dataclasses.MISSING or value != f.default:
-            out[f.name] = value
+            out[f.name] = _plain(value)
     return out
+
+
+_SCALAR: Final = (str, int, bool, type(None))
+
+
+def _encap_from_wire(data: Any, where: str) -> Encap:
+    if not isinstance(data, Mapping):
+        raise WireFormatError(f"{where}: encap must be a map")
+    kwargs = dict(data)
+    labels = kwargs.get("labels", [])
+    if not isinstance(labels, list | tuple) or not all(
+        isinstance(n, int) and not isinstance(n, bool) for n in labels
+    ):
+        raise WireFormatError(f"{where}: encap labels must be a list of integers")
+    kwargs["labels"] = tuple(labels)
+    if not all(isinstance(v, _SCALAR) for k, v in kwargs.items() if k != "labels"):
+        raise WireFormatError(f"{where}: encap fields must be plain values")
+    return Encap(**kwargs)
+
+
+def _route_parts_from_wire(kwargs: dict[str, Any]) -> None:
+    """Nested route fields back into their value types (in place)."""
+    if kwargs.get("encap") is not None:
+        kwargs["encap"] = _encap_from_wire(kwargs["encap"], "route")
+    if "nexthops" in kwargs:
+        hops = kwargs["nexthops"]
+        if not isinstance(hops, list | tuple) or not all(isinstance(h, Mapping) for h in hops):
+            raise WireFormatError("route: nexthops must be a list of maps")
+        out = []
+        for raw in hops:
+            hop = dict(raw)
+            if hop.get("encap") is not None:
+                hop["encap"] = _encap_from_wire(hop["encap"], "nexthop")
+            if not all(isinstance(v, (*_SCALAR, Encap)) for v in hop.values()):
+                raise WireFormatError("route: nexthop fields must be plain values")
+            out.append(Nexthop(**hop))
+        kwargs["nexthops"] = tuple(out)
+    if "metrics" in kwargs:
+        pairs = kwargs["metrics"]
+        if not isinstance(pairs, list | tuple) or not all(
+            isinstance(p, list | tuple)
+            and len(p) == 2
+            and isinstance(p[0], str)
+            and isinstance(p[1], str | int)
+            for p in pairs
+        ):
+            raise WireFormatError("route: metrics must be a list of [name, value] pairs")
+        kwargs["metrics"] = tuple((p[0], p[1]) for p in pairs)
 
 
 def item_from_wire(data: Mapping[str, Any]) -> Item:
@@ -357,10 +626,14 @@ def item_from_wire(data: Mapping[str, Any]) -> Item:
     if unknown:
         raise WireFormatError(f"{kind}: unknown field(s) {sorted(unknown)}")
     kwargs = {k: v for k, v in data.items() if k != "kind"}
-    for k, v in kwargs.items():
-        if not isinstance(v, str | int | bool | type(None)):
-            raise WireFormatError(f"{kind}.{k}: unsupported value type {type(v).__name__}")
     try:
+        if cls is Route:
+            _route_parts_from_wire(kwargs)
+        for k, v in kwargs.items():
+            if not isinstance(v, (*_SCALAR, Encap, tuple)):
+                raise WireFormatError(f"{kind}.{k}: unsupported value type {type(v).__name__}")
+            if isinstance(v, Encap | tuple) and k not in ("encap", "nexthops", "metrics"):
+                raise WireFormatError(f"{kind}.{k}: unsupported value type {type(v).__name__}")
         return cls(**kwargs)
     except TypeError as exc:
         raise WireFormatError(f"{kind}: {exc}") from exc

@@ -11,7 +11,19 @@ import socket
 from typing import Any
 
 import core
-from netd.desired import RT_TABLE_MAIN, SCOPES, Address, Item, Route, Rule
+from netd.desired import (
+    ROUTE_METRICS,
+    ROUTE_PREFS,
+    RT_TABLE_MAIN,
+    RTAX_MTU,
+    SCOPES,
+    Address,
+    Encap,
+    Item,
+    Nexthop,
+    Route,
+    Rule,
+)
 from netd.errors import InvalidItemError
 
 # keepalived's default rule preference when none is given (ip rule's own is "next free").
@@ -61,23 +73,148 @@ def address(part: core.Address, default_dev: str | None) -> Address:
     )
 
 
+# rtm_protocol names (iproute2's rt_protos) a config may give instead of a number.
+_ROUTE_PROTOCOLS = {
+    "unspec": 0,
+    "redirect": 1,
+    "kernel": 2,
+    "boot": 3,
+    "static": 4,
+    "keepalived": 18,
+}
+# Unit -> milliseconds for rtt/rttvar/rto_min, as iproute2's get_time_rtt.
+_TIME_MS = {"s": 1000.0, "sec": 1000.0, "secs": 1000.0, "ms": 1.0, "msec": 1.0, "msecs": 1.0}
+_TIME_MS |= {"us": 0.001, "usec": 0.001, "usecs": 0.001}
+# iproute2 sends a time given with a unit in the kernel's units: rtt in 1/8 ms, rttvar 1/4 ms.
+_TIME_SCALE = {"rtt": 8, "rttvar": 4, "rto_min": 1}
+
+
+def _realms(text: str) -> int:
+    src, _, dst = text.rpartition("/")
+    return (int(src) << 16 if src else 0) | int(dst)
+
+
+def _metric_value(name: str, text: str) -> int | str:
+    if name == "congctl":
+        return text
+    if name == "features":
+        return 1  # RTAX_FEATURE_ECN, the only one keepalived accepts
+    if name in _TIME_SCALE:
+        digits = text.rstrip("abcdefghijklmnopqrstuvwxyz")
+        unit = text[len(digits) :]
+        if not unit:
+            return int(digits)  # raw kernel units, as iproute2
+        if unit not in _TIME_MS:
+            raise InvalidItemError(f"{name}: unknown time unit in {text!r}")
+        return round(int(digits) * _TIME_MS[unit]) * _TIME_SCALE[name]
+    return int(text)
+
+
+def _route_options(part: core.Route) -> dict[str, Any]:
+    """The validated option words of a core Route as desired Route fields."""
+    out: dict[str, Any] = {}
+    metrics: dict[str, int | str] = {}
+    lock = 0
+    for opt in part.options:
+        name, value = opt[0], opt[-1]
+        if name == "tos":
+            out["tos"] = int(value, 0)
+        elif name == "realms":
+            out["realms"] = _realms(value)
+        elif name == "pref":
+            out["pref"] = ROUTE_PREFS[value] if value in ROUTE_PREFS else int(value)
+        elif name == "expires":
+            out["expires"] = int(value)
+        elif name == "mtu":
+            out["mtu"] = int(value)
+        elif name in ROUTE_METRICS:
+            metrics[name] = _metric_value(name, value)
+        else:
+            raise InvalidItemError(f"route {part.dest}: option {name!r} is not supported")
+        # The kernel honours rto_min only when locked, so iproute2 always locks it.
+        if (len(opt) == 3 and opt[1] == "lock") or name == "rto_min":
+            lock |= 1 << (RTAX_MTU if name == "mtu" else ROUTE_METRICS[name])
+    if lock:
+        metrics["lock"] = lock
+    if metrics:
+        out["metrics"] = tuple(metrics.items())
+    return out
+
+
+def _encap(part: core.Encap | None) -> Encap | None:
+    if part is None:
+        return None
+    return Encap(
+        type=part.type,
+        labels=part.labels,
+        id=part.id or 0,
+        dst=part.dst,
+        src=part.src,
+        tos=part.tos or 0,
+        ttl=part.ttl or 0,
+        flags=part.flags or 0,
+        locator=part.locator,
+    )
+
+
+def _protocol(text: str | None) -> int | None:
+    if text is None:
+        return None
+    if text in _ROUTE_PROTOCOLS:
+        return _ROUTE_PROTOCOLS[text]
+    try:
+        return int(text, 0)
+    except ValueError:
+        raise InvalidItemError(f"unknown route protocol {text!r}") from None
+
+
 def route(part: core.Route, default_dev: str | None) -> Route:
     kind = part.type or "unicast"
     dev = part.dev
-    if dev is None and part.via is None and kind == "unicast":
+    nexthops = tuple(
+        Nexthop(
+            via=nh.via,
+            dev=nh.dev or part.dev,
+            weight=nh.weight or 1,
+            onlink=nh.onlink,
+            realms=_realms(nh.realms) if nh.realms else None,
+            encap=_encap(nh.encap),
+        )
+        for nh in part.nexthops
+    )
+    via = part.via
+    if part.via_or is not None:
+        # keepalived turns the deprecated `via A or B` into two nexthops.
+        nexthops = (Nexthop(via=via, dev=dev), Nexthop(via=part.via_or, dev=dev))
+        via = None
+    if nexthops:
+        dev = None
+    elif dev is None and via is None and kind == "unicast":
         dev = default_dev
     return Route(
         dst=part.dest,
-        via=part.via,
+        via=via,
         dev=dev,
         src=part.src,
         table=_table(part.table),
         metric=part.metric,
+        proto=_protocol(part.protocol),
         scope=_scope(part.scope),
         type=kind,
         onlink=part.onlink,
         no_track=part.no_track,
+        nexthops=nexthops,
+        encap=_encap(part.encap),
+        from_prefix=part.from_,
+        **_route_options(part),
     )
+
+
+def _range(text: str | None) -> tuple[int | None, int | None]:
+    if text is None:
+        return None, None
+    lo, _, hi = text.partition("-")
+    return int(lo), int(hi or lo)
 
 
 def rule(part: core.Rule, index: int) -> Rule:
@@ -90,9 +227,13 @@ def rule(part: core.Rule, index: int) -> Rule:
         fwmask = int(mask, 0) if mask else None
     # keepalived gives un-numbered rules a preference; a stable one keeps reloads idempotent.
     priority = part.preference if part.preference is not None else 32000 - index
+    uid_start, uid_end = _range(part.uidrange)
+    sport_start, sport_end = _range(part.sport)
+    dport_start, dport_end = _range(part.dport)
+    wants_table = part.table or (action == "table" and not part.l3mdev)
     return Rule(
         priority=priority,
-        table=_table(part.table) if part.table or action == "table" else None,
+        table=_table(part.table) if wants_table else None,
         src=part.from_,
         dst=part.to,
         family=family,
@@ -103,6 +244,21 @@ def rule(part: core.Rule, index: int) -> Rule:
         action=action,
         goto=part.goto,
         no_track=part.no_track,
+        tos=int(part.tos, 0) if part.tos else 0,
+        invert=part.invert,
+        realms=_realms(part.realms) if part.realms else None,
+        suppress_prefixlength=part.suppress_prefixlength,
+        suppress_ifgroup=part.suppress_ifgroup,
+        l3mdev=part.l3mdev,
+        protocol=part.protocol,
+        uid_start=uid_start,
+        uid_end=uid_end,
+        ip_proto=part.ipproto,
+        sport_start=sport_start,
+        sport_end=sport_end,
+        dport_start=dport_start,
+        dport_end=dport_end,
+        tun_id=part.tunnel_id,
     )
 
 

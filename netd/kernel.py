@@ -24,7 +24,7 @@ import os
 import socket
 import struct
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, TypeVar
@@ -50,10 +50,11 @@ from pyroute2.netlink.rtnl.rtmsg import rtmsg
 from netd.desired import (
     ROUTE_TYPES,
     RULE_ACTIONS,
-    SCOPES,
     Address,
+    Encap,
     Item,
     ItemKey,
+    Nexthop,
     Route,
     Rule,
     item_from_wire,
@@ -62,8 +63,9 @@ from netd.desired import (
 )
 from netd.errors import InvalidItemError, KernelError, WireFormatError
 from netd.monitor import AddrEvent, LinkEvent, addr_event, link_event
-from netd.nlbatch import NetlinkBatch, RawRequest, nla
+from netd.nlbatch import NetlinkBatch, RawRequest, attributes, nla
 from netd.reconcile import Action, Operation, plan
+from netd.routemsg import RTNH_F_ONLINK, encode_route, parse_rtmsg
 
 __all__ = [
     "NETD_PROTO",
@@ -88,10 +90,10 @@ IFA_F_NOPREFIXROUTE: Final = 0x200
 IFA_F_HOMEADDRESS: Final = 0x10
 IFA_F_MANAGETEMPADDR: Final = 0x100
 IFA_F_MCAUTOJOIN: Final = 0x400
-RTNH_F_ONLINK: Final = 0x04
 RT_TABLE_LOCAL: Final = 255
 RTPROT_KERNEL: Final = 2
 FRA_SUPPRESS_UNSET: Final = 0xFFFFFFFF
+FIB_RULE_INVERT: Final = 0x02
 INFINITY_LIFE: Final = 0xFFFFFFFF
 
 _ADD_OK: Final = frozenset({errno.EEXIST})
@@ -326,7 +328,7 @@ class KernelAdapter:
             head_table, head_proto = struct.unpack_from("=BB", data, offset + 20)
             if head_table == RT_TABLE_LOCAL and head_proto == RTPROT_KERNEL:
                 continue
-            msg = _parse_rtmsg(data, offset, length)
+            msg = parse_rtmsg(data, offset, length)
             table = msg.get("RTA_TABLE", msg["table"])
             item = self._route_from(msg, table)
             if item is not None:
@@ -334,16 +336,30 @@ class KernelAdapter:
         return out
 
     def _route_from(self, msg: Any, table: int) -> Route | None:
-        if msg.get("RTA_MULTIPATH"):
-            return None  # multipath routes are not expressible yet, so never ours
         dst = msg.get("RTA_DST")
         family = msg["family"]
         if dst is None:
             dst = "0.0.0.0" if family == socket.AF_INET else "::"
-        metrics = msg.get("RTA_METRICS")
-        mtu = metrics.get("RTAX_MTU") if metrics is not None else None
+        metrics = dict(msg.get("RTA_METRICS") or {})
+        mtu = metrics.pop("RTAX_MTU", None)
         metric = msg.get("RTA_PRIORITY")
+        hops = msg.get("RTA_MULTIPATH") or []
         try:
+            nexthops = []
+            for hop in hops:
+                dev = self._ifname(hop["oif"]) if hop["oif"] else None
+                if hop["oif"] and dev is None:
+                    return None  # its interface vanished mid-dump
+                nexthops.append(
+                    Nexthop(
+                        via=hop.get("RTA_GATEWAY"),
+                        dev=dev,
+                        weight=hop["weight"],
+                        onlink=bool(hop["flags"] & RTNH_F_ONLINK),
+                        realms=hop.get("RTA_FLOW"),
+                        encap=_encap_from(hop.get("RTA_ENCAP")),
+                    )
+                )
             return Route(
                 dst=f"{dst}/{msg['dst_len']}",
                 via=msg.get("RTA_GATEWAY"),
@@ -357,9 +373,15 @@ class KernelAdapter:
                 onlink=bool(msg["flags"] & RTNH_F_ONLINK),
                 tos=msg["tos"],
                 mtu=mtu,
+                nexthops=tuple(nexthops),
+                encap=_encap_from(msg.get("RTA_ENCAP")),
+                metrics=tuple(metrics.items()),
+                realms=msg.get("RTA_FLOW"),
+                pref=msg.get("RTA_PREF"),
+                from_prefix=_from_prefix(msg),
             )
         except InvalidItemError:
-            return None  # e.g. multipath routes: not expressible, never ours
+            return None  # something the model cannot express is never ours
 
     def read_rules(self) -> list[tuple[Rule, bool]]:
         out: list[tuple[Rule, bool]] = []
@@ -374,6 +396,11 @@ class KernelAdapter:
         table = msg.get("FRA_TABLE", msg["table"])
         suppress = msg.get("FRA_SUPPRESS_PREFIXLEN")
         proto = msg.get("FRA_PROTOCOL")
+        ifgroup = msg.get("FRA_SUPPRESS_IFGROUP")
+        uids, sports, dports = (
+            _range_of(msg.get(name))
+            for name in ("FRA_UID_RANGE", "FRA_SPORT_RANGE", "FRA_DPORT_RANGE")
+        )
         try:
             return Rule(
                 priority=msg.get("FRA_PRIORITY", 0),
@@ -390,6 +417,18 @@ class KernelAdapter:
                 goto=msg.get("FRA_GOTO"),
                 suppress_prefixlength=None if suppress in (None, FRA_SUPPRESS_UNSET) else suppress,
                 protocol=None if proto == self.proto else proto,
+                invert=bool(msg["flags"] & FIB_RULE_INVERT),
+                realms=msg.get("FRA_FLOW"),
+                suppress_ifgroup=None if ifgroup in (None, FRA_SUPPRESS_UNSET) else ifgroup,
+                l3mdev=bool(msg.get("FRA_L3MDEV")),
+                uid_start=uids[0],
+                uid_end=uids[1],
+                ip_proto=msg.get("FRA_IP_PROTO"),
+                sport_start=sports[0],
+                sport_end=sports[1],
+                dport_start=dports[0],
+                dport_end=dports[1],
+                tun_id=msg.get("FRA_TUN_ID"),
             )
         except InvalidItemError:
             return None
@@ -530,8 +569,8 @@ class KernelAdapter:
         if isinstance(item, Address):
             return self._addr_msg(item, deleting, RTM_DELADDR if deleting else RTM_NEWADDR, flags)
         if isinstance(item, Route):
-            msg = self._route_msg(item, deleting)
-            mtype = RTM_DELROUTE if deleting else RTM_NEWROUTE
+            body = encode_route(item, deleting, self.proto, self.ifindex)
+            return RawRequest(RTM_DELROUTE if deleting else RTM_NEWROUTE, flags, body)
         else:
             msg = self._rule_msg(item, deleting)
             mtype = RTM_DELRULE if deleting else RTM_NEWRULE
@@ -573,38 +612,6 @@ class KernelAdapter:
         head = _IFA_HEAD.pack(fam, a.prefix, ifa_flags & 0xFF, a.scope, self.ifindex(a.dev))
         return RawRequest(mtype, flags, head + b"".join(attrs))
 
-    def _route_msg(self, r: Route, deleting: bool) -> rtmsg:
-        net, plen = r.dst.split("/")
-        msg = rtmsg()
-        msg["family"] = r.family
-        msg["dst_len"] = int(plen)
-        msg["tos"] = r.tos
-        msg["table"] = r.table if r.table < 256 else 0
-        msg["type"] = ROUTE_TYPES[r.type]
-        attrs: list[tuple[str, Any]] = [("RTA_TABLE", r.table)]
-        if int(plen):
-            attrs.append(("RTA_DST", net))
-        if r.metric is not None:
-            attrs.append(("RTA_PRIORITY", r.metric))
-        if deleting:
-            msg["scope"] = SCOPES["nowhere"]  # as iproute2: match whatever scope it has
-            msg["attrs"] = attrs
-            return msg
-        msg["scope"] = r.scope if r.scope is not None else _default_scope(r)
-        msg["proto"] = self.proto if r.proto is None else r.proto
-        if r.onlink:
-            msg["flags"] = RTNH_F_ONLINK
-        if r.via is not None:
-            attrs.append(("RTA_GATEWAY", r.via))
-        if r.dev is not None:
-            attrs.append(("RTA_OIF", self.ifindex(r.dev)))
-        if r.src is not None:
-            attrs.append(("RTA_PREFSRC", r.src))
-        if r.mtu is not None:
-            attrs.append(("RTA_METRICS", {"attrs": [("RTAX_MTU", r.mtu)]}))
-        msg["attrs"] = attrs
-        return msg
-
     def _rule_msg(self, r: Rule, deleting: bool) -> fibmsg:
         msg = fibmsg()
         msg["family"] = r.family
@@ -631,6 +638,25 @@ class KernelAdapter:
             attrs.append(("FRA_GOTO", r.goto))
         if r.suppress_prefixlength is not None:
             attrs.append(("FRA_SUPPRESS_PREFIXLEN", r.suppress_prefixlength))
+        if r.invert:
+            msg["flags"] = FIB_RULE_INVERT
+        for attr, number in (
+            ("FRA_FLOW", r.realms),
+            ("FRA_SUPPRESS_IFGROUP", r.suppress_ifgroup),
+            ("FRA_IP_PROTO", r.ip_proto),
+            ("FRA_TUN_ID", r.tun_id),
+        ):
+            if number is not None:
+                attrs.append((attr, number))
+        if r.l3mdev:
+            attrs.append(("FRA_L3MDEV", 1))
+        for name, lo, hi in (
+            ("FRA_UID_RANGE", r.uid_start, r.uid_end),
+            ("FRA_SPORT_RANGE", r.sport_start, r.sport_end),
+            ("FRA_DPORT_RANGE", r.dport_start, r.dport_end),
+        ):
+            if lo is not None:
+                attrs.append((name, f"{lo}:{hi}"))  # pyroute2's spelling of a range
         if not deleting:
             attrs.append(("FRA_PROTOCOL", self.proto if r.protocol is None else r.protocol))
         msg["attrs"] = attrs
@@ -660,17 +686,6 @@ _IFA_ATTRS: Final = {
 }
 
 
-def _attributes(data: bytes, pos: int, end: int) -> Iterator[tuple[int, int, int]]:
-    """Walk netlink attributes in ``data[pos:end]``: (type without flag bits, value start,
-    value end). Stops at a malformed length instead of looping."""
-    while pos + 4 <= end:
-        alen, atype = struct.unpack_from("=HH", data, pos)
-        if alen < 4:
-            return
-        yield atype & 0x3FFF, pos + 4, pos + alen  # drop NLA_F_NESTED / NLA_F_NET_BYTEORDER
-        pos += (alen + 3) & ~3
-
-
 def _parse_ifaddr(data: bytes, offset: int, length: int) -> dict[str, Any]:
     """Decode one RTM_NEWADDR with struct: ~20x cheaper than a generic decode, and address
     dumps are what grows with the number of VIPs."""
@@ -682,7 +697,7 @@ def _parse_ifaddr(data: bytes, offset: int, length: int) -> dict[str, Any]:
         "scope": scope,
         "index": index,
     }
-    for atype, start, stop in _attributes(data, offset + 24, offset + length):
+    for atype, start, stop in attributes(data, offset + 24, offset + length):
         value = data[start:stop]
         name = _IFA_ATTRS.get(atype)
         if name == "IFA_LABEL":
@@ -696,54 +711,24 @@ def _parse_ifaddr(data: bytes, offset: int, length: int) -> dict[str, Any]:
     return out
 
 
-_RTM_HEAD = struct.Struct("=BBBBBBBBI")
-_RTA_ADDRS: Final = {1: "RTA_DST", 5: "RTA_GATEWAY", 7: "RTA_PREFSRC"}
-_RTA_U32: Final = {4: "RTA_OIF", 6: "RTA_PRIORITY", 15: "RTA_TABLE"}
-RTA_METRICS_ATTR: Final = 8
-RTA_MULTIPATH_ATTR: Final = 9
-RTAX_MTU: Final = 2
+def _from_prefix(msg: dict[str, Any]) -> str | None:
+    if not msg.get("src_len"):
+        return None
+    return f"{msg.get('RTA_SRC', '::')}/{msg['src_len']}"
 
 
-def _parse_rtmsg(data: bytes, offset: int, length: int) -> dict[str, Any]:
-    """Decode one RTM_NEWROUTE with struct (see :func:`_parse_ifaddr`)."""
-    family, dst_len, _src_len, tos, table, proto, scope, rtype, flags = _RTM_HEAD.unpack_from(
-        data, offset + 16
-    )
-    out: dict[str, Any] = {
-        "family": family,
-        "dst_len": dst_len,
-        "tos": tos,
-        "table": table,
-        "proto": proto,
-        "scope": scope,
-        "type": rtype,
-        "flags": flags,
-    }
-    for atype, start, stop in _attributes(data, offset + 28, offset + length):
-        if atype in _RTA_ADDRS:
-            out[_RTA_ADDRS[atype]] = socket.inet_ntop(family, data[start:stop])
-        elif atype in _RTA_U32:
-            out[_RTA_U32[atype]] = struct.unpack_from("=I", data, start)[0]
-        elif atype == RTA_METRICS_ATTR:
-            metrics: dict[str, int] = {}
-            for mtype, mstart, mstop in _attributes(data, start, stop):
-                if mtype == RTAX_MTU and mstop - mstart >= 4:
-                    metrics["RTAX_MTU"] = struct.unpack_from("=I", data, mstart)[0]
-            out["RTA_METRICS"] = metrics
-        elif atype == RTA_MULTIPATH_ATTR:
-            out["RTA_MULTIPATH"] = True
-    return out
+def _range_of(nla_value: Any) -> tuple[int | None, int | None]:
+    """pyroute2 decodes FRA_*_RANGE as ``"start:end"``."""
+    if nla_value is None:
+        return None, None
+    start, _, end = str(nla_value).partition(":")
+    return int(start), int(end)
 
 
-def _default_scope(r: Route) -> int:
-    """iproute2's implicit scope, so ``dev``-only routes behave as with ``ip route add``."""
-    if r.type in ("local", "nat"):
-        return SCOPES["host"]
-    if r.type in ("broadcast", "multicast", "anycast"):
-        return SCOPES["link"]
-    if r.type == "unicast" and r.via is None:
-        return SCOPES["link"]
-    return SCOPES["global"]
+def _encap_from(decoded: dict[str, Any] | None) -> Encap | None:
+    if decoded is None:
+        return None
+    return Encap(**decoded)  # an unknown kind raises InvalidItemError: not ours
 
 
 def _kind(item: Item) -> str:

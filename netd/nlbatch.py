@@ -16,13 +16,13 @@ import itertools
 import os
 import socket
 import struct
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
 from netd.errors import KernelError
 
-__all__ = ["Ack", "NetlinkBatch", "RawRequest", "nla"]
+__all__ = ["Ack", "NetlinkBatch", "RawRequest", "attributes", "nla"]
 
 SOL_NETLINK: Final = 270
 NETLINK_CAP_ACK: Final = 10
@@ -48,6 +48,17 @@ def nla(atype: int, payload: bytes) -> bytes:
     """One netlink attribute, padded to 4 bytes."""
     head = struct.pack("=HH", 4 + len(payload), atype)
     return head + payload + b"\0" * (-len(payload) % 4)
+
+
+def attributes(data: bytes, pos: int, end: int) -> Iterator[tuple[int, int, int]]:
+    """Walk netlink attributes in ``data[pos:end]``: (type without flag bits, value start,
+    value end). Stops at a malformed length instead of looping."""
+    while pos + 4 <= end:
+        alen, atype = struct.unpack_from("=HH", data, pos)
+        if alen < 4:
+            return
+        yield atype & 0x3FFF, pos + 4, pos + alen  # drop NLA_F_NESTED / NLA_F_NET_BYTEORDER
+        pos += (alen + 3) & ~3
 
 
 @dataclass(frozen=True, slots=True)

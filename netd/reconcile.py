@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
-from netd.desired import Address, DesiredSet, Item, ItemKey, Route, Rule, item_key
+from netd.desired import Address, DesiredSet, Item, ItemKey, Nexthop, Route, Rule, item_key
 
 __all__ = [
     "Action",
@@ -76,7 +76,7 @@ class Merged:
 # kernel-filled default (route scope, IPv4 label = ifname, ...) does not cause churn.
 _DONT_CARE_WHEN_NONE: Final[dict[type, frozenset[str]]] = {
     Address: frozenset({"brd", "label", "preferred_lft"}),
-    Route: frozenset({"dev", "scope", "proto", "mtu"}),
+    Route: frozenset({"dev", "scope", "proto", "mtu", "pref"}),
     Rule: frozenset({"protocol"}),
 }
 
@@ -92,9 +92,20 @@ def satisfies(desired: Item, observed: Item) -> bool:
         want = getattr(desired, f.name)
         if want is None and f.name in loose:
             continue
-        if want != getattr(observed, f.name):
+        if f.name == "nexthops":
+            if not _nexthops_satisfy(want, getattr(observed, f.name)):
+                return False
+        elif want != getattr(observed, f.name):
             return False
     return True
+
+
+def _nexthops_satisfy(want: tuple[Nexthop, ...], have: tuple[Nexthop, ...]) -> bool:
+    # A nexthop without dev lets the kernel pick the interface from its gateway.
+    return len(want) == len(have) and all(
+        w == (h if w.dev is not None else dataclasses.replace(h, dev=None))
+        for w, h in zip(want, have, strict=True)
+    )
 
 
 def merge(sets: Iterable[DesiredSet]) -> Merged:

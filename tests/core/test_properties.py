@@ -149,12 +149,17 @@ route = st.tuples(
                 "onlink",
                 "mtu lock 1400",
                 "no_track",
+                "advmss lock 1300",
+                "features ecn",
+                "encap ip id 5 dst 192.0.2.9 ttl 3",
+                "encap mpls 100/200",
             ]
         ),
         max_size=3,
         unique=True,
     ),
-).map(lambda t: f"{t[0]}{t[1]}/24 " + " ".join(t[2]))
+    st.sampled_from(["", " nexthop via 192.0.2.1 weight 2 nexthop dev eth0 onlink encap ip6 id 1"]),
+).map(lambda t: f"{t[0]}{t[1]}/24 " + " ".join(t[2]) + t[3])
 rule = st.lists(
     st.sampled_from(
         [
@@ -167,6 +172,12 @@ rule = st.lists(
             "inet",
             "no_track",
             "l3mdev",
+            "not",
+            "uidrange 10-20",
+            "ipproto udp",
+            "sport 53",
+            "dport 1000-2000",
+            "tunnel-id 7",
         ]
     ),
     min_size=1,

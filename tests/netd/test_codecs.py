@@ -12,8 +12,9 @@ from hypothesis import strategies as st
 from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
 from pyroute2.netlink.rtnl.rtmsg import rtmsg
 
-from netd.kernel import _parse_ifaddr, _parse_rtmsg
+from netd.kernel import _parse_ifaddr
 from netd.nlbatch import NLM_F_ACK_TLVS, NLM_F_CAPPED, NLMSG_ERROR, parse_acks
+from netd.routemsg import parse_rtmsg as _parse_rtmsg
 
 
 def _encoded(msg: object) -> bytes:
