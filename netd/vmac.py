@@ -9,6 +9,11 @@ right name, parent, MAC and mode is reused; one that differs is recreated; an in
 that name that is not a macvlan is never touched (error). IPv6 VMACs are created with
 ``addrgenmode none`` so the kernel does not derive an EUI-64 link-local address from the
 virtual MAC (RFC 5798 §7.4 forbids it, keepalived ka#2296).
+
+:meth:`VmacManager.set_protodown` sets ``IFLA_PROTO_DOWN`` (macvlan supports it since Linux
+5.1): a proto-down macvlan has no carrier and sends nothing (no ARP reply, no IGMP/MLD
+report, no advert) while it still receives, so a BACKUP's VMAC cannot teach the switch the
+virtual MAC.
 """
 
 from __future__ import annotations
@@ -57,6 +62,7 @@ class Vmac:
     mac: str
     mode: str | None
     up: bool
+    protodown: bool = False
 
 
 class VmacManager:
@@ -95,6 +101,7 @@ class VmacManager:
             mac=str(msg.get("IFLA_ADDRESS")),
             mode=msg.get_nested("IFLA_LINKINFO", "IFLA_INFO_DATA", "IFLA_MACVLAN_MODE"),
             up=bool(int(msg["flags"]) & 1),
+            protodown=bool(msg.get("IFLA_PROTO_DOWN")),
         )
 
     def get(self, ifname: str) -> Vmac | None:
@@ -139,8 +146,13 @@ class VmacManager:
         mac: str | None = None,
         mode: str = "private",
         up: bool = True,
+        protodown: bool = False,
     ) -> Vmac:
-        """Make sure the VMAC exists as asked (and is up if ``up``); return it."""
+        """Make sure the VMAC exists as asked (and is up if ``up``); return it.
+
+        ``protodown`` applies to a VMAC created here, before it goes up, so a BACKUP's new
+        VMAC never sends anything; an existing one is left as it is (see set_protodown).
+        """
         if mode not in MACVLAN_MODES:
             raise VmacError(f"vmac {ifname}", errno.EINVAL, "EINVAL", f"unknown mode {mode!r}")
         name = ifname or vmac_name(vrid, family)
@@ -182,6 +194,12 @@ class VmacManager:
         index = self._k.ifindex_fresh(name)
         if family == socket.AF_INET6:
             self._set_addrgen_none(index)
+        if protodown:
+            try:
+                self.set_protodown(name, True)
+            except VmacError as exc:
+                # Not fatal to the VMAC: the caller sees protodown=False and reports it.
+                log.warning("netd.vmac.protodown_failed", ifname=name, reason=str(exc))
         if up:
             self._set_up(index)
         log.info("netd.vmac.created", ifname=name, base=base, mac=want_mac, mode=mode)
@@ -201,6 +219,25 @@ class VmacManager:
             raise VmacError(
                 f"up {index}", exc.code, errno.errorcode.get(exc.code, "?"), str(exc)
             ) from exc
+
+    def set_protodown(self, ifname: str, on: bool) -> None:
+        """Protocol-down (no carrier, nothing sent) or back; VmacError if the kernel refuses
+        (EOPNOTSUPP before Linux 5.1) or the VMAC is gone."""
+        existing = self.get(ifname)
+        if existing is None:
+            raise VmacError(f"protodown {ifname}", errno.ENODEV, "ENODEV", "no such VMAC")
+        if existing.protodown == on:
+            return
+        try:
+            self._k.call(self._ipr.link, "set", index=existing.index, proto_down=int(on))
+        except NetlinkError as exc:
+            raise VmacError(
+                f"protodown {'on' if on else 'off'} {ifname}",
+                exc.code,
+                errno.errorcode.get(exc.code, "?"),
+                str(exc),
+            ) from exc
+        log.info("netd.vmac.protodown", ifname=ifname, on=on)
 
     def _set_addrgen_none(self, index: int) -> None:
         spec = {
