@@ -3,6 +3,8 @@ vrrp_send_vmac_update), the intent fields, and the scheduler's timing on a fake 
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -104,7 +106,7 @@ def test_every_sends_one_per_target_per_interval(
     assert len(sent) == 2 * periods
     times = sorted({at for at, _ in sent})
     assert times[0] == pytest.approx(start + interval)
-    assert all(b - a == pytest.approx(interval) for a, b in zip(times, times[1:], strict=False))
+    assert all(b - a == pytest.approx(interval) for a, b in itertools.pairwise(times))
     assert sched.periodic("vrrp:VI_1") == (interval, (T1, T2))
 
 

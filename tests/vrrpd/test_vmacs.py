@@ -89,7 +89,9 @@ global_defs {
         198.51.100.11/24 dev eth1
     }""",
         )
-        + instance("VI_2", 52, "    use_vmac\n    virtual_ipaddress {\n        192.0.2.11/24\n    }")
+        + instance(
+            "VI_2", 52, "    use_vmac\n    virtual_ipaddress {\n        192.0.2.11/24\n    }"
+        )
         + instance(
             "VI_3",
             52,
