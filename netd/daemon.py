@@ -851,7 +851,10 @@ class NetDaemon:
         except KernelError as exc:
             log.error("netd.withdraw.failed", reason=str(exc))
         # keepalived deletes its VMACs at stop (after the VIPs) and restores the sysctls.
-        for name in [*self._vmacs_made, *self._vmac_leftovers]:
+        # The named ones too: a reconcile cancelled by the TERM may have created one
+        # without recording it.
+        named = (spec.name for specs in self._vmac_specs.values() for spec in specs)
+        for name in dict.fromkeys([*self._vmacs_made, *self._vmac_leftovers, *named]):
             await self._remove_vmac(name)
         try:
             await self._kernel(self.vmacs.restore_interfaces)
