@@ -14,12 +14,13 @@ instance's VIPs on it and keeps it as long as the instance is configured (keepal
 it at start whatever the state), or only while the VIPs are held if the intent says
 ``always: false``. VMACs go at TERM; ones an earlier run left go when the grace ends unclaimed.
 ``addr_vmacs`` (``use_vmac_addr``) are more VMACs of the same instance, for its VIPs on other
-interfaces. While the instance is not MASTER its VMACs are kept ``protodown on`` (no carrier:
-they send nothing, neither ARP replies nor IGMP/MLD reports that would teach the switch the
-virtual MAC, yet still receive the master's adverts); they are set back before the VIPs and
-GARPs of a new MASTER. The peer never sees a macvlan's state, so this cannot disturb a
-keepalived peer. ``garp_extra_if`` adds a GARP/NA every N seconds on the instance's VIP
-interfaces other than its own while it is MASTER.
+interfaces. While the instance is not MASTER its VMACs that carry no adverts are kept
+``protodown on`` (no carrier: they send nothing, neither ARP replies nor IGMP/MLD reports that
+would teach the switch the virtual MAC, yet still receive); they are set back before the VIPs
+and GARPs of a new MASTER, so a peer sees no difference. The VMAC the adverts leave from is
+included only with ``PYKEEPALIVED_VMAC_PROTODOWN=all`` (see ``PROTODOWN_DEFAULT``).
+``garp_extra_if`` adds a GARP/NA every N seconds on the instance's VIP interfaces other than
+its own while it is MASTER.
 
 Every change marks the kernel "dirty"; one reconcile at a time merges all owners, observes the
 kernel and applies the difference (idempotent: an add that exists and a delete that is missing
@@ -40,6 +41,7 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
+import os
 import socket
 import time
 from collections.abc import Callable, Mapping
@@ -73,6 +75,12 @@ TICK = 0.05
 # second from all components) for this long, the silence is the bus's, not vrrpd's.
 BUS_SILENT_AFTER = 0.75
 HOLD_AFTER_BUS = 2.0  # after a silent bus, time for the owners' republishes to arrive
+PROTODOWN_ENV = "PYKEEPALIVED_VMAC_PROTODOWN"
+PROTODOWN_POLICIES = ("passive", "all", "off")
+# The advert-carrying VMAC is not proto-down by default: the first advert of a new MASTER
+# leaves before netd hears of the change and would be lost, which lets a peer (keepalived
+# or not) that is about to time out become master too, briefly.
+PROTODOWN_DEFAULT = "passive"
 LEFTOVER = "~leftover"  # '~' sorts after every real owner: they win conflicts
 STATIC = "static"
 
@@ -115,9 +123,11 @@ class VmacSpec:
     family: int  # 4 or 6
     mac: str | None
     always: bool
+    #: the instance's adverts go out of it (its own VMAC without vmac_xmit_base)
+    adverts: bool = False
 
     @classmethod
-    def from_intent(cls, data: Mapping[str, Any]) -> VmacSpec:
+    def from_intent(cls, data: Mapping[str, Any], adverts: bool = False) -> VmacSpec:
         family = int(data.get("family", 4))
         if family not in (4, 6):
             raise ValueError(f"vmac family {family} is neither 4 nor 6")
@@ -129,6 +139,7 @@ class VmacSpec:
             family=family,
             mac=str(mac).lower() if mac else None,
             always=bool(data.get("always", True)),
+            adverts=adverts,
         )
 
 
@@ -182,12 +193,30 @@ def extra_if_targets(
 def vmac_specs(body: Mapping[str, Any]) -> tuple[VmacSpec, ...]:
     """The intent's own VMAC (first) and its ``addr_vmacs``."""
     raw = body.get("vmac")
-    specs = [VmacSpec.from_intent(raw)] if isinstance(raw, Mapping) else []
+    specs = []
+    if isinstance(raw, Mapping):
+        specs.append(VmacSpec.from_intent(raw, adverts=not raw.get("xmit_base")))
     extra = body.get("addr_vmacs") or []
     if not isinstance(extra, list | tuple):
         raise TypeError("addr_vmacs is not a list")
     specs += [VmacSpec.from_intent(v) for v in extra]
     return tuple(specs)
+
+
+def protodown_policy(value: str | None) -> str:
+    """``$PYKEEPALIVED_VMAC_PROTODOWN``: which VMACs stay proto-down while their instance is
+    not MASTER. ``passive`` (default): those that carry no adverts (use_vmac_addr VMACs, and
+    the own VMAC with vmac_xmit_base); ``all``: the advert-carrying one too; ``off``: none."""
+    policy = (value or PROTODOWN_DEFAULT).strip().lower()
+    if policy not in PROTODOWN_POLICIES:
+        raise ValueError(f"{PROTODOWN_ENV}={value!r}: not one of {', '.join(PROTODOWN_POLICIES)}")
+    return policy
+
+
+def wants_protodown(policy: str, spec: VmacSpec, master: bool) -> bool:
+    if master or policy == "off":
+        return False
+    return policy == "all" or not spec.adverts
 
 
 def wants_burst(previous: Announce | None, boot: str, counter: int) -> bool:
@@ -247,6 +276,7 @@ class NetDaemon:
         # until what is asked changes
         self._protodown_failed: dict[str, tuple[str, bool, dict[str, Any]]] = {}
         self._extra_if: dict[str, ExtraIf] = {}  # owner -> garp_extra_if
+        self.protodown_policy = protodown_policy(os.environ.get(PROTODOWN_ENV))
         self._vmacs_made: dict[str, VmacSpec] = {}  # what exists because of us
         self._vmac_leftovers: set[str] = set()  # VMACs an earlier run left
         self._grace_over = False
@@ -569,7 +599,7 @@ class NetDaemon:
         """Create the VMACs intents name (before their VIPs go on them); remove the rest."""
         wanted = self._wanted_vmacs()
         for name, (owner, spec) in wanted.items():
-            down = owner not in self._master
+            down = wants_protodown(self.protodown_policy, spec, owner in self._master)
             if self._vmacs_made.get(name) != spec:
                 family = socket.AF_INET6 if spec.family == 6 else socket.AF_INET
                 try:
@@ -602,7 +632,11 @@ class NetDaemon:
 
     async def _sync_protodown(self, owner: str, name: str, down: bool) -> None:
         """A VMAC sends nothing unless its instance is MASTER (see the module docstring)."""
-        if self._protodown.get(name) == down:
+        # A macvlan gets its base's carrier back when it or its base goes up, protodown or
+        # not (Linux 6.x); that link event brings us here, and setting it again takes the
+        # carrier away.
+        carrier = any(link.up for link in self.links.values() if link.name == name)
+        if self._protodown.get(name) == down and not (down and carrier):
             return
         failed = self._protodown_failed.get(name)
         if failed is not None and failed[1] == down:

@@ -59,6 +59,11 @@ def protodown(node: Node, ifname: str) -> bool:
     return bool(state["protodown"])
 
 
+def no_carrier(node: Node, *names: str) -> bool:
+    links = node.links()
+    return all(links[name]["state"] == "DOWN" for name in names)
+
+
 def arrivals(
     cap: Capture, predicate: Callable[[bytes], bool], count: int, timeout: float
 ) -> list[float]:
@@ -109,18 +114,17 @@ def test_addr_vmac_extra_if_announcements_and_protodown_follow_the_master(lab: L
                     MAC6,
                     eth0,
                 )
-            # The master's VMACs carry traffic; the backup's are up but protocol-down.
+            # The master's VMACs carry traffic. The backup's use_vmac_addr VMAC is up but
+            # protocol-down (no carrier); its own VMAC, which the adverts leave from, is not
+            # (by default: see test_protodown_all_keeps_the_advert_vmac_down_too).
             wait_until(
-                lambda: protodown(n1, OWN) and protodown(n1, ADDR6),
-                10,
-                0.05,
-                "n1's VMACs protodown",
+                lambda: protodown(n1, ADDR6) and no_carrier(n1, ADDR6), 10, 0.05, "n1 protodown"
             )
-            assert (vmac_state(n1, OWN) or {}).get("up")
+            assert (vmac_state(n1, ADDR6) or {}).get("up")
+            assert not protodown(n1, OWN)
             assert not protodown(n0, OWN)
             assert not protodown(n0, ADDR6)
             assert f"{VIP}/24" not in n1.address_set(OWN)
-            # A protodown VMAC still hears the master's adverts: n1 stays backup.
             with VipWatch(lab.nodes) as quiet:
                 quiet.wait_sampled_until(quiet.samples[0].t + 3.0)
                 assert not any(s.held[1] for s in quiet.samples), "n1 became master too"
@@ -148,3 +152,31 @@ def test_addr_vmac_extra_if_announcements_and_protodown_follow_the_master(lab: L
             assert g1.pids()
     finally:
         watched.close()
+
+
+def test_protodown_all_keeps_the_advert_vmac_down_too(lab: Lab) -> None:
+    """PYKEEPALIVED_VMAC_PROTODOWN=all: the backup's own VMAC (adverts, IGMP joins) sends
+    nothing either, and still hears the master's adverts through it."""
+    n0, n1 = lab.nodes
+    env = {"PYKEEPALIVED_VMAC_PROTODOWN": "all"}
+    with daemon_group(n0, config(150, "n0", "    use_vmac"), "-l", env=env) as g0:
+        g0.wait_started()
+        wait_until(lambda: f"{VIP}/24" in n0.address_set(OWN), 20, 0.05, "VIP on n0's VMAC")
+        assert not protodown(n0, OWN)
+        # n1 joins an established master. (A new MASTER's first advert may leave before
+        # netd lifts protodown, which is why this is not the default: two nodes starting
+        # together can both hold the VIP for a moment.)
+        with daemon_group(n1, config(100, "n1", "    use_vmac"), "-l", env=env) as g1:
+            g1.wait_started()
+            wait_until(lambda: protodown(n1, OWN) and no_carrier(n1, OWN), 20, 0.05, "n1 protodown")
+            with VipWatch(lab.nodes) as quiet:
+                quiet.wait_sampled_until(quiet.samples[0].t + 3.0)
+                assert all(s.held[0] for s in quiet.samples), "n0 lost the VIP"
+                assert not any(s.held[1] for s in quiet.samples), "n1 became master too"
+            assert "new=MASTER" not in g1.log_text()
+            assert protodown(n1, OWN)
+            with VipWatch(lab.nodes) as watch:
+                g0.close()
+                watch.wait_held(1, True, 10)
+                assert not protodown(n1, OWN)
+            assert g1.pids()
