@@ -859,7 +859,9 @@ class NetDaemon:
                     self.scheduler.stop(owner)
                     self._pending_garps.pop(owner, None)
                     self._published.pop(owner, None)
+                if owner in self._master:  # its VMACs go quiet again (protodown)
                     self._master.discard(owner)
+                    self._mark_dirty()
                 if owner in held:
                     self._mark_dirty()
             if not self._grace_over and now - self.started >= RESTART_GRACE:
