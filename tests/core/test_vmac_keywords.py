@@ -67,9 +67,9 @@ def test_global_garp_extra_if_and_prefixes(parse: Parse) -> None:
 def test_instance_value_wins_and_zero_turns_the_global_off(parse: Parse) -> None:
     head = "global_defs {\n vrrp_garp_extra_if all 30\n}\n"
     inherited = parse(head + MINIMAL).config
-    assert core.vrrp_settings(
-        inherited, inherited.instances[0]
-    ).garp_extra_if == core.GarpExtraIf(30, True)
+    assert core.vrrp_settings(inherited, inherited.instances[0]).garp_extra_if == core.GarpExtraIf(
+        30, True
+    )
     own = parse(head + with_instance_line("garp_extra_if 5")).config
     assert core.vrrp_settings(own, own.instances[0]).garp_extra_if == core.GarpExtraIf(5, False)
     off = parse(head + with_instance_line("garp_extra_if 0")).config
