@@ -10,7 +10,15 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from core.checks import effective_version
-from core.model import Checker, Config, RealServer, State, VirtualServer, VrrpInstance
+from core.model import (
+    Checker,
+    Config,
+    GarpExtraIf,
+    RealServer,
+    State,
+    VirtualServer,
+    VrrpInstance,
+)
 
 T = TypeVar("T")
 
@@ -37,6 +45,9 @@ class VrrpSettings:
     skip_check_adv_addr: bool
     smtp_alert: bool
     notify_priority_changes: bool
+    #: periodic GARP/NA on other VIP interfaces; None when off (an instance's 0 turns the
+    #: global one off for it)
+    garp_extra_if: GarpExtraIf | None = None
 
 
 def vrrp_settings(config: Config, inst: VrrpInstance) -> VrrpSettings:
@@ -118,7 +129,12 @@ def vrrp_settings(config: Config, inst: VrrpInstance) -> VrrpSettings:
         notify_priority_changes=_first_bool(
             inst.notify_priority_changes, g.vrrp_notify_priority_changes
         ),
+        garp_extra_if=_garp_extra_if(inst.garp_extra_if or g.vrrp_garp_extra_if),
     )
+
+
+def _garp_extra_if(value: GarpExtraIf | None) -> GarpExtraIf | None:
+    return value if value is not None and value.interval > 0 else None
 
 
 def _first_bool(*values: bool | None) -> bool:

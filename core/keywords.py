@@ -12,6 +12,7 @@ from core.model import (
     BfdInstance,
     Checker,
     Config,
+    GarpExtraIf,
     GarpGroup,
     GlobalDefs,
     InitFile,
@@ -105,8 +106,6 @@ _GLOBAL_RAW = [
     "bfd_rlimit_rtime",
     "disable_local_igmp",
     "v3_checksum_as_v2",
-    "vrrp_garp_extra_if",
-    "vrrp_vmac_garp_intvl",
     "vrrp_owner_ignore_adverts",
     "vrrp_iptables",
     "vrrp_ipsets",
@@ -150,8 +149,6 @@ _GLOBAL_RAW = [
     "no_checker_emails",
     "vrrp_delay_after_boot",
     "log_unknown_vrids",
-    "vmac_prefix",
-    "vmac_addr_prefix",
     "umask",
     "random_seed",
     "reload_check_config",
@@ -180,6 +177,31 @@ _DEPRECATED_GLOBAL = {
     "lvs_flush_onstop": "lvs_flush_on_stop",
     "enable_snmp_keepalived": "enable_snmp_vrrp",
 }
+
+
+@dataclass(frozen=True)
+class GarpExtraIfT:
+    """`[all] SECS` in either order; keepalived allows 0 in an instance (none there, overriding
+    the global) and 1..86400 globally."""
+
+    lo: int = 0
+    block: bool = False
+
+    def parse(self, node: Node, ctx: Ctx) -> GarpExtraIf:
+        interval: int | None = None
+        all_if = False
+        for tok in node.args:
+            if tok.text == "all":
+                all_if = True
+            else:
+                interval = parse_int(tok, self.lo, 86400)
+        if interval is None:
+            raise ArgError("specified without time", node.words[0])
+        return GarpExtraIf(interval, all_if)
+
+    def render(self, kw: str, value: Any, indent: str) -> list[str]:
+        return [f"{indent}{kw}{' all' if value.all_if else ''} {value.interval}"]
+
 
 GLOBAL_DEFS = BlockSchema(
     "global_defs",
@@ -220,6 +242,17 @@ GLOBAL_DEFS = BlockSchema(
         K("vrrp_garp_interval", Float(0)),
         K("vrrp_gna_interval", Float(0)),
         K("vrrp_min_garp", BOOL),
+        K("vrrp_garp_extra_if", GarpExtraIfT(1)),
+        K(
+            "vrrp_vmac_garp_intvl",
+            GarpExtraIfT(1),
+            "vrrp_garp_extra_if",
+            canonical=False,
+            deprecated="vrrp_garp_extra_if",
+            deprecated_fails=False,
+        ),
+        K("vmac_prefix", Str()),
+        K("vmac_addr_prefix", Str()),
         K("vrrp_down_timer_adverts", Int(1, 100)),
         K("vrrp_lower_prio_no_advert", BOOL),
         K("vrrp_higher_prio_send_advert", BOOL),
@@ -454,6 +487,14 @@ VRRP_INSTANCE = BlockSchema(
         K("use_vmac", VmacT()),
         K("vmac_xmit_base", BOOL),
         K("use_vmac_addr", BOOL),
+        K("garp_extra_if", GarpExtraIfT()),
+        K(
+            "vmac_garp_intvl",
+            GarpExtraIfT(),
+            "garp_extra_if",
+            canonical=False,
+            deprecated="garp_extra_if",
+        ),
         K("garp_master_delay", Int(0)),
         K("garp_master_repeat", Int(1, 255)),
         K("garp_master_refresh", Int(0)),
@@ -477,8 +518,6 @@ VRRP_INSTANCE = BlockSchema(
         K("native_ipv6", BOOL, deprecated="an IPv6 virtual_ipaddress", deprecated_fails=False),
         Raw("use_ipvlan", 0, None),
         Raw("auth_hmac", 0, 0, True),
-        Raw("garp_extra_if", 1, 2),
-        Raw("vmac_garp_intvl", 1, 2, deprecated="garp_extra_if"),
         Raw("owner_ignore_adverts", 0, 1),
         Raw("timer_expired_backup", 0, 1),
         Raw("thread_timer_expired", 0, 1),

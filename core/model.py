@@ -212,6 +212,15 @@ class Vmac:
 
 
 @dataclass(frozen=True, slots=True)
+class GarpExtraIf:
+    """`garp_extra_if [all] SECS`: while MASTER, a GARP/NA every `interval` seconds on the VIP
+    interfaces other than the instance's own: VMACs only, or every one with `all`."""
+
+    interval: int
+    all_if: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class GlobalDefs:
     router_id: str | None = None
     notification_email: tuple[str, ...] = ()
@@ -245,6 +254,7 @@ class GlobalDefs:
     vrrp_garp_interval: float = 0.0
     vrrp_gna_interval: float = 0.0
     vrrp_min_garp: bool = False
+    vrrp_garp_extra_if: GarpExtraIf | None = None
     vrrp_down_timer_adverts: int = 3
     vrrp_lower_prio_no_advert: bool | None = None
     vrrp_higher_prio_send_advert: bool = False
@@ -262,6 +272,8 @@ class GlobalDefs:
     fifo_write_vrrp_states_on_reload: bool = False
     lvs_flush: bool = False
     max_auto_priority: int | None = None
+    vmac_prefix: str | None = None
+    vmac_addr_prefix: str | None = None
     other: tuple[RawOption, ...] = ()
 
 
@@ -410,6 +422,7 @@ class VrrpInstance:
     use_vmac: Vmac | None = None
     vmac_xmit_base: bool = False
     use_vmac_addr: bool = False
+    garp_extra_if: GarpExtraIf | None = None
     garp_master_delay: int | None = None
     garp_master_repeat: int | None = None
     garp_master_refresh: int | None = None

@@ -17,7 +17,8 @@ next one so it can arm a single timer. It implements keepalived's timing knobs
 (keepalived-features.md §5.6): ``garp_master_repeat`` copies per VIP interleaved across
 VIPs, a second burst after ``garp_master_delay``, periodic ``garp_master_refresh`` bursts,
 and ``garp_interval`` / ``gna_interval`` as a minimum gap per interface, so a burst for
-hundreds of VIPs is paced without ever blocking the loop.
+hundreds of VIPs is paced without ever blocking the loop; :meth:`AnnounceScheduler.every` gives
+``garp_extra_if``'s periodic announcements.
 """
 
 from __future__ import annotations
@@ -155,6 +156,8 @@ class _Refresh:
     owner: str
     next_at: float
     targets: tuple[Target, ...]
+    interval: float
+    repeat: int
 
 
 class AnnounceScheduler:
@@ -171,7 +174,8 @@ class AnnounceScheduler:
         # Per (interface, family): heap of (requested_at, seq, owner, target).
         self._queues: dict[tuple[str, int], list[tuple[float, int, str, Target]]] = {}
         self._next_free: dict[tuple[str, int], float] = {}
-        self._refresh: dict[str, _Refresh] = {}
+        # (owner, "refresh" | "extra_if") -> periodic announcements
+        self._refresh: dict[tuple[str, str], _Refresh] = {}
         #: garp_group: interface -> (garp_interval, gna_interval), None = the global value
         self.per_interface: dict[str, tuple[float | None, float | None]] = {}
 
@@ -207,7 +211,24 @@ class AnnounceScheduler:
             self._enqueue(owner, now + tm.master_delay, targets, tm.master_repeat)
         if tm.master_refresh > 0:
             first = now + tm.master_delay + tm.master_refresh
-            self._refresh[owner] = _Refresh(owner, first, tuple(targets))
+            self._refresh[(owner, "refresh")] = _Refresh(
+                owner, first, tuple(targets), tm.master_refresh, tm.master_refresh_repeat
+            )
+
+    def every(self, owner: str, now: float, interval: float, targets: Sequence[Target]) -> None:
+        """One announcement per target every ``interval`` s from ``now + interval`` until
+        :meth:`stop` (``garp_extra_if``); replaces the owner's earlier periodic set. No
+        targets or no interval: none."""
+        self._refresh.pop((owner, "extra_if"), None)
+        if interval > 0 and targets:
+            self._refresh[(owner, "extra_if")] = _Refresh(
+                owner, now + interval, tuple(targets), interval, 1
+            )
+
+    def periodic(self, owner: str) -> tuple[float, tuple[Target, ...]] | None:
+        """The owner's ``every`` set as (interval, targets); None without one."""
+        r = self._refresh.get((owner, "extra_if"))
+        return None if r is None else (r.interval, r.targets)
 
     def lower_priority_advert(self, owner: str, now: float, targets: Sequence[Target]) -> None:
         """A MASTER heard a lower-priority advert (split brain healing): announce again."""
@@ -220,7 +241,8 @@ class AnnounceScheduler:
 
     def stop(self, owner: str) -> None:
         """Leaving MASTER: drop everything still pending for ``owner``."""
-        self._refresh.pop(owner, None)
+        for periodic in [k for k in self._refresh if k[0] == owner]:
+            del self._refresh[periodic]
         for key, queue in self._queues.items():
             kept = [e for e in queue if e[2] != owner]
             if len(kept) != len(queue):
@@ -246,8 +268,8 @@ class AnnounceScheduler:
         """Everything due at ``now``, paced per interface; in send order."""
         for r in self._refresh.values():
             while r.next_at <= now:
-                self._enqueue(r.owner, r.next_at, r.targets, self.timing.master_refresh_repeat)
-                r.next_at += self.timing.master_refresh
+                self._enqueue(r.owner, r.next_at, r.targets, r.repeat)
+                r.next_at += r.interval
         out: list[Planned] = []
         for key, queue in self._queues.items():
             interval = self._interval(*key)

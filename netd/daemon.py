@@ -13,6 +13,14 @@ An intent may name a VMAC (``use_vmac``): netd creates the macvlan before instal
 instance's VIPs on it and keeps it as long as the instance is configured (keepalived creates
 it at start whatever the state), or only while the VIPs are held if the intent says
 ``always: false``. VMACs go at TERM; ones an earlier run left go when the grace ends unclaimed.
+``addr_vmacs`` (``use_vmac_addr``) are more VMACs of the same instance, for its VIPs on other
+interfaces. While the instance is not MASTER its VMACs that carry no adverts are kept
+``protodown on`` (no carrier: they send nothing, neither ARP replies nor IGMP/MLD reports that
+would teach the switch the virtual MAC, yet still receive); they are set back before the VIPs
+and GARPs of a new MASTER, so a peer sees no difference. The VMAC the adverts leave from is
+included only with ``PYKEEPALIVED_VMAC_PROTODOWN=all`` (see ``PROTODOWN_DEFAULT``).
+``garp_extra_if`` adds a GARP/NA every N seconds on the instance's VIP interfaces other than
+its own while it is MASTER.
 
 Every change marks the kernel "dirty"; one reconcile at a time merges all owners, observes the
 kernel and applies the difference (idempotent: an add that exists and a delete that is missing
@@ -33,6 +41,7 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
+import os
 import socket
 import time
 from collections.abc import Callable, Mapping
@@ -67,6 +76,12 @@ TICK = 0.05
 # second from all components) for this long, the silence is the bus's, not vrrpd's.
 BUS_SILENT_AFTER = 0.75
 HOLD_AFTER_BUS = 2.0  # after a silent bus, time for the owners' republishes to arrive
+PROTODOWN_ENV = "PYKEEPALIVED_VMAC_PROTODOWN"
+PROTODOWN_POLICIES = ("passive", "all", "off")
+# The advert-carrying VMAC is not proto-down by default: the first advert of a new MASTER
+# leaves before netd hears of the change and would be lost, which lets a peer (keepalived
+# or not) that is about to time out become master too, briefly.
+PROTODOWN_DEFAULT = "passive"
 LEFTOVER = "~leftover"  # '~' sorts after every real owner: they win conflicts
 STATIC = "static"
 
@@ -109,9 +124,11 @@ class VmacSpec:
     family: int  # 4 or 6
     mac: str | None
     always: bool
+    #: the instance's adverts go out of it (its own VMAC without vmac_xmit_base)
+    adverts: bool = False
 
     @classmethod
-    def from_intent(cls, data: Mapping[str, Any]) -> VmacSpec:
+    def from_intent(cls, data: Mapping[str, Any], adverts: bool = False) -> VmacSpec:
         family = int(data.get("family", 4))
         if family not in (4, 6):
             raise ValueError(f"vmac family {family} is neither 4 nor 6")
@@ -123,7 +140,84 @@ class VmacSpec:
             family=family,
             mac=str(mac).lower() if mac else None,
             always=bool(data.get("always", True)),
+            adverts=adverts,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class ExtraIf:
+    """``garp_extra_if`` as an intent asks for it: every ``interval`` s one GARP/NA per VIP
+    interface that is a VMAC (every one with ``all_if``), except ``own`` (the instance's
+    advert interface) unless it sends adverts from its base (``vmac_xmit_base``)."""
+
+    interval: float
+    all_if: bool
+    own: str
+    xmit_base: bool
+
+    @classmethod
+    def from_intent(cls, body: Mapping[str, Any]) -> ExtraIf | None:
+        raw = body.get("garp_extra_if")
+        if not isinstance(raw, Mapping):
+            return None
+        vmac = body.get("vmac")
+        interval = float(raw["interval"])
+        if not 0 < interval <= 86400:
+            raise ValueError(f"garp_extra_if interval {interval} is not in (0, 86400]")
+        own = vmac["name"] if isinstance(vmac, Mapping) else body.get("interface")
+        xmit_base = bool(vmac.get("xmit_base")) if isinstance(vmac, Mapping) else False
+        return cls(interval, bool(raw.get("all")), str(own), xmit_base)
+
+
+def extra_if_targets(
+    extra: ExtraIf, items: list[Item], vmacs: set[str], macs: Mapping[str, str | None]
+) -> list[Target]:
+    """keepalived's ``vrrp_send_vmac_update``: the first VIP/eVIP of each qualifying
+    interface, once per interface."""
+    out: list[Target] = []
+    done: set[str] = set()
+    for item in items:
+        if not isinstance(item, Address) or item.dev in done:
+            continue
+        if item.dev not in vmacs and not extra.all_if:
+            continue
+        if item.dev == extra.own and not extra.xmit_base:
+            continue
+        mac = macs.get(item.dev)
+        if not mac:
+            continue
+        done.add(item.dev)
+        out.append(Target(ifname=item.dev, ip=item.ip, mac=mac))
+    return out
+
+
+def vmac_specs(body: Mapping[str, Any]) -> tuple[VmacSpec, ...]:
+    """The intent's own VMAC (first) and its ``addr_vmacs``."""
+    raw = body.get("vmac")
+    specs = []
+    if isinstance(raw, Mapping):
+        specs.append(VmacSpec.from_intent(raw, adverts=not raw.get("xmit_base")))
+    extra = body.get("addr_vmacs") or []
+    if not isinstance(extra, list | tuple):
+        raise TypeError("addr_vmacs is not a list")
+    specs += [VmacSpec.from_intent(v) for v in extra]
+    return tuple(specs)
+
+
+def protodown_policy(value: str | None) -> str:
+    """``$PYKEEPALIVED_VMAC_PROTODOWN``: which VMACs stay proto-down while their instance is
+    not MASTER. ``passive`` (default): those that carry no adverts (use_vmac_addr VMACs, and
+    the own VMAC with vmac_xmit_base); ``all``: the advert-carrying one too; ``off``: none."""
+    policy = (value or PROTODOWN_DEFAULT).strip().lower()
+    if policy not in PROTODOWN_POLICIES:
+        raise ValueError(f"{PROTODOWN_ENV}={value!r}: not one of {', '.join(PROTODOWN_POLICIES)}")
+    return policy
+
+
+def wants_protodown(policy: str, spec: VmacSpec, master: bool) -> bool:
+    if master or policy == "off":
+        return False
+    return policy == "all" or not spec.adverts
 
 
 def wants_burst(previous: Announce | None, boot: str, counter: int) -> bool:
@@ -176,7 +270,14 @@ class NetDaemon:
         self._merged = Merged((), {}, ())
         self._owned: dict[str, list[Item]] = {}  # merged items by owner (see _set_merged)
         self.vmacs: VmacManager
-        self._vmac_specs: dict[str, VmacSpec] = {}  # owner -> the VMAC its intent names
+        self._vmac_specs: dict[str, tuple[VmacSpec, ...]] = {}  # owner -> its intent's VMACs
+        self._master: set[str] = set()  # owners whose intent says held (MASTER)
+        self._protodown: dict[str, bool] = {}  # VMAC -> the protodown we last set
+        # VMAC -> (owner, protodown asked, failure): reported in net.applied, not retried
+        # until what is asked changes
+        self._protodown_failed: dict[str, tuple[str, bool, dict[str, Any]]] = {}
+        self._extra_if: dict[str, ExtraIf] = {}  # owner -> garp_extra_if
+        self.protodown_policy = protodown_policy(os.environ.get(PROTODOWN_ENV))
         self._vmacs_made: dict[str, VmacSpec] = {}  # what exists because of us
         self._vmac_leftovers: set[str] = set()  # VMACs an earlier run left
         self.firewall = Firewall()  # Accept_Mode (no_accept) drop rules
@@ -300,14 +401,23 @@ class NetDaemon:
     def _intent(self, body: Mapping[str, Any], boot: str) -> None:
         instance = str(body["instance"])
         name = f"vrrp:{instance}"
-        raw_vmac = body.get("vmac")
-        vmac = VmacSpec.from_intent(raw_vmac) if isinstance(raw_vmac, Mapping) else None
-        if vmac != self._vmac_specs.get(name):
-            if vmac is None:
-                del self._vmac_specs[name]
+        specs = vmac_specs(body)
+        vmac = specs[0] if isinstance(body.get("vmac"), Mapping) else None
+        if specs != self._vmac_specs.get(name, ()):
+            if specs:
+                self._vmac_specs[name] = specs
             else:
-                self._vmac_specs[name] = vmac
+                self._vmac_specs.pop(name, None)
             self._mark_dirty()
+        extra_if = ExtraIf.from_intent(body)
+        if extra_if is None:
+            self._extra_if.pop(name, None)
+        else:
+            self._extra_if[name] = extra_if
+        master = bool(body.get("held"))
+        if master != (name in self._master):
+            (self._master.add if master else self._master.discard)(name)
+            self._mark_dirty()  # protodown follows
         source = (list(body["items"]), body.get("interface"), vmac.name if vmac else None)
         parsed = self._parsed_items.get(name)
         if parsed is not None and parsed[0] == source:
@@ -330,6 +440,8 @@ class NetDaemon:
         if not items:
             self.scheduler.stop(name)
             self._pending_garps.pop(name, None)
+        elif extra_if is None and self.scheduler.periodic(name) is not None:
+            self.scheduler.every(name, self.loop.time(), 0, ())
         self._end_grace_if_claimed()
 
     def _renew(self, body: Mapping[str, Any], boot: str) -> None:
@@ -481,40 +593,85 @@ class NetDaemon:
             for owner, count in list(self._pending_garps.items()):
                 del self._pending_garps[owner]
                 self._announce_owner(owner, count)
+            self._schedule_extra_if()
 
-    def _wanted_vmacs(self) -> dict[str, VmacSpec]:
+    def _wanted_vmacs(self) -> dict[str, tuple[str, VmacSpec]]:
+        """VMAC name -> (owner, spec) for every VMAC that should exist now."""
         return {
-            spec.name: spec
-            for owner, spec in sorted(self._vmac_specs.items())
+            spec.name: (owner, spec)
+            for owner, specs in sorted(self._vmac_specs.items())
+            for spec in specs
             if spec.always or owner in self._held
         }
 
     async def _sync_vmacs(self) -> None:
         """Create the VMACs intents name (before their VIPs go on them); remove the rest."""
         wanted = self._wanted_vmacs()
-        for name, spec in wanted.items():
-            if self._vmacs_made.get(name) == spec:
-                continue
-            family = socket.AF_INET6 if spec.family == 6 else socket.AF_INET
-            try:
-                vmac = await self._kernel(
-                    functools.partial(
-                        self.vmacs.ensure, spec.base, spec.vrid, family, ifname=name, mac=spec.mac
+        for name, (owner, spec) in wanted.items():
+            down = wants_protodown(self.protodown_policy, spec, owner in self._master)
+            if self._vmacs_made.get(name) != spec:
+                family = socket.AF_INET6 if spec.family == 6 else socket.AF_INET
+                try:
+                    vmac = await self._kernel(
+                        functools.partial(
+                            self.vmacs.ensure,
+                            spec.base,
+                            spec.vrid,
+                            family,
+                            ifname=name,
+                            mac=spec.mac,
+                            protodown=down,
+                        )
                     )
-                )
-            except (VmacError, KernelError) as exc:
-                log.error("netd.vmac.failed", vmac=name, base=spec.base, reason=str(exc))
-                continue
-            self._vmacs_made[name] = spec
-            self._vmac_leftovers.discard(name)
-            self._learn_vmac(vmac)
-            if spec.family == 6:
-                self._vmac_link_local(spec)
+                except (VmacError, KernelError) as exc:
+                    log.error("netd.vmac.failed", vmac=name, base=spec.base, reason=str(exc))
+                    continue
+                self._vmacs_made[name] = spec
+                self._protodown[name] = vmac.protodown
+                self._vmac_leftovers.discard(name)
+                self._learn_vmac(vmac)
+                if spec.family == 6:
+                    self._vmac_link_local(spec)
+            await self._sync_protodown(owner, name, down)
         doomed = [n for n in self._vmacs_made if n not in wanted]
         if self._grace_over:
             doomed += [n for n in self._vmac_leftovers if n not in wanted]
         for name in doomed:
             await self._remove_vmac(name)
+
+    async def _sync_protodown(self, owner: str, name: str, down: bool) -> None:
+        """A VMAC sends nothing unless its instance is MASTER (see the module docstring)."""
+        # A macvlan gets its base's carrier back when it or its base goes up, protodown or
+        # not (Linux 6.x); that link event brings us here, and setting it again takes the
+        # carrier away.
+        carrier = any(link.up for link in self.links.values() if link.name == name)
+        if self._protodown.get(name) == down and not (down and carrier):
+            return
+        failed = self._protodown_failed.get(name)
+        if failed is not None and failed[1] == down:
+            return  # reported already; try again when what is asked changes
+        try:
+            await self._kernel(self.vmacs.set_protodown, name, down)
+        except VmacError as exc:
+            log.error(
+                "netd.vmac.protodown_failed",
+                vmac=name,
+                on=down,
+                reason=str(exc),
+                detail="this kernel or interface refuses protodown (macvlan needs Linux 5.1)",
+            )
+            failure = {
+                "item": {"kind": "vmac", "ifname": name},
+                "action": f"protodown {'on' if down else 'off'}",
+                "errno": exc.errno_name,
+                "reason": exc.reason,
+            }
+            self._protodown_failed[name] = (owner, down, failure)
+            self._published.pop(owner, None)  # re-publish net.applied with the failure
+            return
+        self._protodown[name] = down
+        if self._protodown_failed.pop(name, None) is not None:
+            self._published.pop(owner, None)
 
     def _vmac_link_local(self, spec: VmacSpec) -> None:
         """An IPv6 VMAC is created without a link-local address (addrgenmode none: none may
@@ -535,6 +692,8 @@ class NetDaemon:
         if self.store.drop(f"vmac:{name}"):
             self._held.discard(f"vmac:{name}")
         spec = self._vmacs_made.pop(name, None)
+        self._protodown.pop(name, None)
+        self._protodown_failed.pop(name, None)
         try:
             await self._kernel(self.vmacs.remove, name)
         except VmacError as exc:
@@ -606,6 +765,8 @@ class NetDaemon:
                         "reason": f.reason,
                     }
                 )
+        for owner, _, failure in self._protodown_failed.values():
+            failed.setdefault(owner, []).append(failure)
         for c in merged.conflicts:
             failed.setdefault(c.dropped_owner, []).append(
                 {
@@ -653,6 +814,40 @@ class NetDaemon:
         log.info("netd.announce", owner=owner, targets=len(targets), count=count)
         self._send_due()
 
+    def _schedule_extra_if(self) -> None:
+        """garp_extra_if: periodic announcements for every MASTER asking for them, re-armed
+        only when what to announce changes (keepalived arms it on becoming MASTER)."""
+        macs = {link.name: link.mac for link in self.links.values()}
+        vmacs = set(self._vmacs_made)
+        now = self.loop.time()
+        changed = False
+        for owner, extra in self._extra_if.items():
+            targets: list[Target] = []
+            if owner in self._held:
+                targets = extra_if_targets(extra, self._owned_by(owner), vmacs, macs)
+            want = (extra.interval, tuple(targets)) if targets else None
+            if self.scheduler.periodic(owner) == want:
+                continue
+            self.scheduler.every(owner, now, extra.interval, targets)
+            changed = True
+            if targets:
+                log.info(
+                    "netd.announce.extra_if",
+                    owner=owner,
+                    interval=extra.interval,
+                    interfaces=[t.ifname for t in targets],
+                )
+        if changed:
+            self._arm_announcements()
+
+    def _arm_announcements(self) -> None:
+        if self._garp_handle is not None:
+            self._garp_handle.cancel()
+        self._garp_handle = None
+        nxt = self.scheduler.next_due()
+        if nxt is not None:
+            self._garp_handle = self.loop.call_at(nxt, self._send_due)
+
     def _send_due(self) -> None:
         self._garp_handle = None
         now = self.loop.time()
@@ -697,6 +892,9 @@ class NetDaemon:
                     self.scheduler.stop(owner)
                     self._pending_garps.pop(owner, None)
                     self._published.pop(owner, None)
+                if owner in self._master:  # its VMACs go quiet again (protodown)
+                    self._master.discard(owner)
+                    self._mark_dirty()
                 if owner in held:
                     self._mark_dirty()
             if not self._grace_over and now - self.started >= RESTART_GRACE:
@@ -723,7 +921,10 @@ class NetDaemon:
             log.error("netd.withdraw.failed", reason=str(exc))
         await self._firewall(self.firewall.close)
         # keepalived deletes its VMACs at stop (after the VIPs) and restores the sysctls.
-        for name in [*self._vmacs_made, *self._vmac_leftovers]:
+        # The named ones too: a reconcile cancelled by the TERM may have created one
+        # without recording it.
+        named = (spec.name for specs in self._vmac_specs.values() for spec in specs)
+        for name in dict.fromkeys([*self._vmacs_made, *self._vmac_leftovers, *named]):
             await self._remove_vmac(name)
         try:
             await self._kernel(self.vmacs.restore_interfaces)

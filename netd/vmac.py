@@ -9,6 +9,12 @@ right name, parent, MAC and mode is reused; one that differs is recreated; an in
 that name that is not a macvlan is never touched (error). IPv6 VMACs are created with
 ``addrgenmode none`` so the kernel does not derive an EUI-64 link-local address from the
 virtual MAC (RFC 5798 §7.4 forbids it, keepalived ka#2296).
+
+:meth:`VmacManager.set_protodown` sets ``IFLA_PROTO_DOWN`` (macvlan supports it since Linux
+5.1): a proto-down macvlan has no carrier and sends nothing (no ARP reply, no IGMP/MLD
+report, no advert) while it still receives, so a BACKUP's VMAC cannot teach the switch the
+virtual MAC. A proto-down macvlan gets its carrier back when its base interface comes up
+again (Linux 6.x): the caller sets protodown again then.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ log = structlog.get_logger(__name__)
 MACVLAN_MODES: Final = ("private", "vepa", "bridge", "passthru", "source")
 IN6_ADDR_GEN_MODE_NONE: Final = 1
 MAX_IFNAME: Final = 15
+IFF_LOWER_UP: Final = 0x10000
 
 
 def vmac_mac(vrid: int, family: int = socket.AF_INET) -> str:
@@ -57,6 +64,8 @@ class Vmac:
     mac: str
     mode: str | None
     up: bool
+    protodown: bool = False
+    carrier: bool = False
 
 
 class VmacManager:
@@ -95,6 +104,8 @@ class VmacManager:
             mac=str(msg.get("IFLA_ADDRESS")),
             mode=msg.get_nested("IFLA_LINKINFO", "IFLA_INFO_DATA", "IFLA_MACVLAN_MODE"),
             up=bool(int(msg["flags"]) & 1),
+            protodown=bool(msg.get("IFLA_PROTO_DOWN")),
+            carrier=bool(int(msg["flags"]) & IFF_LOWER_UP),
         )
 
     def get(self, ifname: str) -> Vmac | None:
@@ -139,8 +150,13 @@ class VmacManager:
         mac: str | None = None,
         mode: str = "private",
         up: bool = True,
+        protodown: bool = False,
     ) -> Vmac:
-        """Make sure the VMAC exists as asked (and is up if ``up``); return it."""
+        """Make sure the VMAC exists as asked (and is up if ``up``); return it.
+
+        ``protodown`` applies to a VMAC created here, right as it goes up, so a BACKUP's new
+        VMAC sends nothing; an existing one is left as it is (see set_protodown).
+        """
         if mode not in MACVLAN_MODES:
             raise VmacError(f"vmac {ifname}", errno.EINVAL, "EINVAL", f"unknown mode {mode!r}")
         name = ifname or vmac_name(vrid, family)
@@ -184,6 +200,13 @@ class VmacManager:
             self._set_addrgen_none(index)
         if up:
             self._set_up(index)
+        if protodown:
+            # After going up: opening a macvlan hands it its base's carrier, protodown or not.
+            try:
+                self.set_protodown(name, True)
+            except VmacError as exc:
+                # Not fatal to the VMAC: the caller sees protodown=False and reports it.
+                log.warning("netd.vmac.protodown_failed", ifname=name, reason=str(exc))
         log.info("netd.vmac.created", ifname=name, base=base, mac=want_mac, mode=mode)
         created = self.get(name)
         if created is None:
@@ -201,6 +224,27 @@ class VmacManager:
             raise VmacError(
                 f"up {index}", exc.code, errno.errorcode.get(exc.code, "?"), str(exc)
             ) from exc
+
+    def set_protodown(self, ifname: str, on: bool) -> None:
+        """Protocol-down (no carrier, nothing sent) or back; VmacError if the kernel refuses
+        (EOPNOTSUPP before Linux 5.1) or the VMAC is gone."""
+        existing = self.get(ifname)
+        if existing is None:
+            raise VmacError(f"protodown {ifname}", errno.ENODEV, "ENODEV", "no such VMAC")
+        # The kernel hands a macvlan its base's carrier when the base comes up again, even
+        # while it is proto-down: setting it again takes the carrier away once more.
+        if existing.protodown == on and not (on and existing.carrier):
+            return
+        try:
+            self._k.call(self._ipr.link, "set", index=existing.index, proto_down=int(on))
+        except NetlinkError as exc:
+            raise VmacError(
+                f"protodown {'on' if on else 'off'} {ifname}",
+                exc.code,
+                errno.errorcode.get(exc.code, "?"),
+                str(exc),
+            ) from exc
+        log.info("netd.vmac.protodown", ifname=ifname, on=on)
 
     def _set_addrgen_none(self, index: int) -> None:
         spec = {

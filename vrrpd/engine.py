@@ -287,7 +287,7 @@ class Engine:
                 "announce": 0,
                 "garp_count": 0,
                 "garp": p.garp,
-                "vmac": p.vmac,
+                **p.vmac_fields,
             },
         )
 

@@ -18,6 +18,7 @@ from vrrpd.fifo import FifoSetup
 from vrrpd.machine import InstanceParams
 from vrrpd.packet import MCAST_V4, MCAST_V6, AuthType, IPAddress
 from vrrpd.priority import Tracker, TrackerKind
+from vrrpd.vmacs import InstanceVmacs, assign_vmacs
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +53,20 @@ class InstancePlan:
     #: ``use_vmac``: what netd needs to create the macvlan, as plain data for the intent
     #: (base, name, vrid, family, mac, always, xmit_base); None without use_vmac
     vmac: dict[str, Any] | None = None
+    #: ``use_vmac_addr``: VMACs for the VIPs on other interfaces (base, name, vrid, family,
+    #: mac, always); the VIPs in ``net_items`` already name them as their ``dev``
+    addr_vmacs: tuple[dict[str, Any], ...] = ()
+    #: ``garp_extra_if``: ``{"interval": seconds, "all": bool}``; None when off
+    garp_extra_if: dict[str, Any] | None = None
+
+    @property
+    def vmac_fields(self) -> dict[str, Any]:
+        """What netd needs in every intent for VMACs and extra-interface announcements."""
+        return {
+            "vmac": self.vmac,
+            "addr_vmacs": list(self.addr_vmacs),
+            "garp_extra_if": self.garp_extra_if,
+        }
 
     @property
     def advert_interface(self) -> str:
@@ -75,52 +90,21 @@ class InstancePlan:
 
 def plan(config: Config) -> list[InstancePlan]:
     groups = {member: g.name for g in config.sync_groups for member in g.group}
-    plans = [
-        _plan_one(config, inst, groups.get(inst.name))
+    vmacs = assign_vmacs(config)
+    return [
+        _plan_one(config, inst, groups.get(inst.name), vmacs[inst.name])
         for inst in config.instances
         if inst.interface and inst.virtual_router_id is not None
     ]
-    return _unique_vmac_names(plans)
-
-
-def _unique_vmac_names(plans: list[InstancePlan]) -> list[InstancePlan]:
-    """keepalived names a VMAC ``vrrp.VRID``; an IPv6 instance whose default name is taken
-    (an IPv4 instance with the same VRID) gets ``vrrp6.VRID``."""
-    taken: set[str] = set()
-    out = []
-    for p in plans:
-        vmac = p.vmac
-        if vmac is not None and vmac["name"] in taken and vmac["default_name"] and p.family == 6:
-            vmac = {**vmac, "name": f"vrrp6.{p.vrid}"}
-        if vmac is not None:
-            taken.add(vmac["name"])
-        out.append(p if vmac is p.vmac else dataclasses.replace(p, vmac=vmac))
-    return out
-
-
-def _vmac(inst: VrrpInstance, family: int) -> dict[str, Any] | None:
-    if inst.use_vmac is None or inst.interface is None or inst.virtual_router_id is None:
-        return None
-    vrid = inst.virtual_router_id
-    return {
-        "base": inst.interface,
-        "name": inst.use_vmac.name or f"vrrp.{vrid}",
-        "default_name": inst.use_vmac.name is None,
-        "vrid": vrid,
-        "family": family,
-        # RFC 5798 7.3: 00:00:5e:00:01:VRID (IPv4), 00:00:5e:00:02:VRID (IPv6)
-        "mac": inst.use_vmac.mac or f"00:00:5e:00:{1 if family == 4 else 2:02x}:{vrid:02x}",
-        # keepalived creates the VMAC at start and keeps it whatever the state
-        "always": True,
-        "xmit_base": bool(inst.vmac_xmit_base),
-    }
 
 
 def _ip(text: str) -> IPAddress:
     return ipaddress.ip_address(text.split("/", 1)[0])
 
 
-def _plan_one(config: Config, inst: VrrpInstance, sync_group: str | None) -> InstancePlan:
+def _plan_one(
+    config: Config, inst: VrrpInstance, sync_group: str | None, vmacs: InstanceVmacs
+) -> InstancePlan:
     g: GlobalDefs = config.global_defs
     eff = vrrp_settings(config, inst)  # keepalived's inheritance, resolved once, in core
     family = inst.family
@@ -171,7 +155,12 @@ def _plan_one(config: Config, inst: VrrpInstance, sync_group: str | None) -> Ins
         ("route", inst.virtual_routes),
         ("rule", inst.virtual_rules),
     ):
-        net_items += [{"kind": kind, "spec": part_to_wire(p)} for p in parts]
+        for index, p in enumerate(parts):
+            spec = part_to_wire(p)
+            vmac_dev = vmacs.devs.get((kind, index))
+            if vmac_dev is not None:
+                spec = {**spec, "dev": vmac_dev}
+            net_items.append({"kind": kind, "spec": spec})
     notify = notify_specs(config, inst.name, inst)
     return InstancePlan(
         name=inst.name,
@@ -207,7 +196,13 @@ def _plan_one(config: Config, inst: VrrpInstance, sync_group: str | None) -> Ins
             if peer.min_ttl is not None or peer.max_ttl is not None
         ),
         old_unicast_checksum=_old_unicast_checksum(inst),
-        vmac=_vmac(inst, family),
+        vmac=vmacs.own,
+        addr_vmacs=vmacs.extra,
+        garp_extra_if=(
+            {"interval": float(eff.garp_extra_if.interval), "all": eff.garp_extra_if.all_if}
+            if eff.garp_extra_if is not None
+            else None
+        ),
     )
 
 

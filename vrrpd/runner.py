@@ -452,7 +452,7 @@ class Runner:
             "announce": self.announce,
             "garp_count": self.garp_count,
             "garp": self.plan.garp,
-            "vmac": self.plan.vmac,
+            **self.plan.vmac_fields,
         }
 
     def publish_intent(self, *, changed: bool = True) -> None:

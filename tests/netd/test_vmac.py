@@ -12,7 +12,7 @@ from netd.devconf import ipv6_forwarding
 from netd.errors import VmacError
 from netd.kernel import KernelAdapter
 from netd.vmac import VmacManager, vmac_mac, vmac_name
-from tests.lab import Lab, Node
+from tests.lab import Lab, Node, wait_until
 
 pytestmark = pytest.mark.netns
 
@@ -155,3 +155,33 @@ def test_originals_survive_a_crash_and_are_restored_by_the_next_run(
         assert node.sysctl("net.ipv4.conf.eth0.arp_ignore") == "0"
     finally:
         second.close()
+
+
+def proto_down(node: Node, ifname: str) -> bool:
+    with node.ipr() as ipr:
+        msg = ipr.link("get", index=ipr.link_lookup(ifname=ifname)[0])[0]
+        return bool(msg.get("IFLA_PROTO_DOWN"))
+
+
+def test_protodown_from_creation_and_back(node: Node, mgr: VmacManager) -> None:
+    v = mgr.ensure("eth0", 51, protodown=True)
+    assert v.protodown and v.up and proto_down(node, "vrrp.51")
+    # Going up may hand it its base's carrier a moment later; netd answers that link event
+    # by setting protodown again, which takes the carrier away: up, but sending nothing.
+    wait_until(lambda: mgr.get("vrrp.51").carrier, 5, 0.05, "the base's carrier")  # type: ignore[union-attr]
+    mgr.set_protodown("vrrp.51", True)
+    wait_until(lambda: node.links()["vrrp.51"]["state"] == "DOWN", 5, 0.05, "no carrier")
+    # The kernel gives it the base's carrier back when the base comes up again; setting
+    # protodown again (what netd does on that link event) takes it away.
+    node.run(["ip", "link", "set", "eth0", "down"])
+    node.run(["ip", "link", "set", "eth0", "up"])
+    wait_until(lambda: node.links()["vrrp.51"]["state"] == "UP", 5, 0.05, "carrier back")
+    assert proto_down(node, "vrrp.51")
+    mgr.set_protodown("vrrp.51", True)
+    wait_until(lambda: node.links()["vrrp.51"]["state"] == "DOWN", 5, 0.05, "no carrier again")
+    mgr.set_protodown("vrrp.51", False)
+    assert not proto_down(node, "vrrp.51")
+    again = mgr.ensure("eth0", 51, protodown=True)  # an existing one is reused as it is
+    assert not again.protodown
+    with pytest.raises(VmacError):
+        mgr.set_protodown("vrrp.99", True)
