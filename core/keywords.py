@@ -193,7 +193,7 @@ GLOBAL_DEFS = BlockSchema(
         K("smtp_connect_timeout", Int(1)),
         K("smtp_alert", BOOL),
         K("smtp_alert_vrrp", BOOL),
-        K("smtp_alert_checker", BOOL),
+        K("smtp_alert_checker", BOOL, implemented=False),
         K("no_email_faults", BOOL),
         K("checker_log_all_failures", BOOL),
         K("script_user", UserGroupT()),
