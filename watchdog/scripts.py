@@ -77,7 +77,12 @@ async def run_hook_async(hook: Hook, kill_grace: float = KILL_GRACE) -> RunResul
     except (ScriptRefused, OSError) as exc:
         log.error("watchdog.script.refused", script=hook.kind, command=command, reason=str(exc))
         return None
-    for warning in prepared.warnings:
+    warnings = list(prepared.warnings)
+    if not hook.spec.script_security:
+        # keepalived 2.2.7 says "SECURITY VIOLATION - start/shutdown scripts are being
+        # executed but script_security not enabled" for any such script.
+        warnings.append("start/shutdown scripts run but enable_script_security is not set")
+    for warning in warnings:
         log.warning("watchdog.script.insecure", script=hook.kind, detail=warning)
     log.info(
         "watchdog.script.start",

@@ -147,7 +147,7 @@ def test_hanging_startup_and_shutdown_scripts_are_killed_and_the_daemon_goes_on(
 ) -> None:
     lab: Lab = make_lab(1)
     hang = scratch / "hang.sh"
-    hang.write_text(f"#!/bin/sh\ntouch {scratch}/out/$1\nexec sleep 60\n")
+    hang.write_text(f"#!/bin/sh\ntouch {scratch}/out/$1\nexec sleep 60.4242\n")
     hang.chmod(0o755)
     config = (
         "global_defs {\n"
@@ -172,8 +172,11 @@ def test_hanging_startup_and_shutdown_scripts_are_killed_and_the_daemon_goes_on(
         ("shutdown_script", 1.0, -15),
     ]
     assert stop_took < 15  # children's orderly stop + 1 s, not the script's 60 s
+    # As keepalived, say that these scripts run without enable_script_security.
+    insecure = _records(log_text, "watchdog.script.insecure")
+    assert [r["script"] for r in insecure] == ["startup_script", "shutdown_script"]
     # Nothing of the scripts survives: their whole process group was killed.
-    wait_until(lambda: "sleep 60" not in _ps(), 5, message="no sleeping script left")
+    wait_until(lambda: "sleep 60.4242" not in _ps(), 5, message="no sleeping script left")
 
 
 def _ps() -> str:
