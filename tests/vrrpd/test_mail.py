@@ -188,11 +188,29 @@ def test_rcpt_gets_the_bare_address_of_a_named_recipient() -> None:
     assert mail.envelope_address("ops@example.org") == "ops@example.org"
 
 
-def test_smtp_alert_checker_is_reported_as_not_implemented() -> None:
-    result = loads("global_defs {\n smtp_alert_checker\n}\n", script_env=None)
-    assert any(
-        p.code == "not-implemented" and "smtp_alert_checker" in p.message for p in result.problems
-    )
+def test_checker_mail_is_reported_as_not_implemented_vrrp_mail_is_not() -> None:
+    text = """
+global_defs {
+    smtp_alert_checker
+}
+virtual_server 192.0.2.5 80 {
+    protocol TCP
+    lb_kind NAT
+    lb_algo rr
+    smtp_alert
+    real_server 192.0.2.6 80 {
+        smtp_alert
+        TCP_CHECK {
+            connect_timeout 3
+        }
+    }
+}
+""" + INSTANCE.format(vrid=51, extra="smtp_alert")
+    result = loads(text, script_env=None)
+    flagged = [(p.line, p.text) for p in result.problems if p.code == "not-implemented"]
+    # global smtp_alert_checker, the virtual server's and the real server's smtp_alert; the
+    # vrrp_instance's smtp_alert (last line of the file) is implemented.
+    assert flagged == [(3, "smtp_alert_checker"), (9, "smtp_alert"), (11, "smtp_alert")]
 
 
 # ---- a real SMTP server -----------------------------------------------------------------------
