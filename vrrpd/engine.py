@@ -29,7 +29,7 @@ from bus.component import SIGJSON
 from bus.envelope import Event as BusEvent
 from checkd.plan import ScriptSpec
 from core import WireFormatError, from_wire
-from vrrpd import dumps, notify
+from vrrpd import dumps, mail, notify
 from vrrpd.ah import AhSession
 from vrrpd.ah_sockets import AhReceiver, AhSockets, vrid_of
 from vrrpd.fifo import FifoChannel, FifoSetup
@@ -80,6 +80,7 @@ class Engine:
         self.comp = comp
         self.timers = TimerHeap(self._timer_fired)
         self.notifier = notify.NotifyQueues()
+        self.mailer = mail.Mailer()
         self.links: dict[str, Link] = {}
         self.plans: dict[str, InstancePlan] = {}
         self.runners: dict[str, Runner] = {}
@@ -154,6 +155,7 @@ class Engine:
         config = from_wire(body["model"])
         new_plans = {p.name: p for p in plan(config)}
         self._open_fifo(fifo_setup(config))
+        self.mailer.configure(mail.mail_settings(config))
         self.group_scripts = {g.name: notify_specs(config, g.name, g) for g in config.sync_groups}
         now = self.now()
         for name, runner in list(self.runners.items()):
@@ -264,6 +266,7 @@ class Engine:
         scripts = self.group_scripts.get(action.group, {})
         self.notifier.submit(notify.jobs_for(action.group, scripts, state, 0, scope="GROUP"))
         self.fifo_write(f'GROUP "{action.group}" {state} 0\n')
+        self.mailer.alert("GROUP", action.group, state)
 
     def _ask_for_vmac(self, p: InstancePlan) -> None:
         """Before the election starts: an intent holding nothing but naming the VMAC."""
@@ -490,6 +493,7 @@ class Engine:
             self._stop_runner(name, now, reason="daemon stopping")
         await self.notifier.drain(notify.STOP_TIMEOUT + 0.5)
         await self.notifier.close()
+        await self.mailer.close()
         if self.fifo is not None:
             await self.fifo.close()
         await asyncio.gather(*self._closing, return_exceptions=True)

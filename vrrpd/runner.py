@@ -529,6 +529,7 @@ class Runner:
                 notify.jobs_for(self.name, self.plan.notify, state, action.priority)
             )
             self.engine.fifo_write(notify.fifo_line(self.name, state, action.priority))
+            self.engine.mailer.alert("INSTANCE", self.name, state)
 
     def close(self) -> None:
         self.engine.timers.cancel_instance(self.name)

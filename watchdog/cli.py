@@ -17,8 +17,9 @@ from pathlib import Path
 import structlog
 
 from bus import Component, RuntimeDir, RuntimeDirLocked, add_common_arguments, start_component
+from bus.logs import configure as configure_logs
 from bus.runtime import DEFAULT_RUNTIME_DIR
-from watchdog import children, pidfile
+from watchdog import children, pidfile, scripts
 from watchdog.supervisor import STOP_WAIT, Supervisor
 
 log = structlog.get_logger(__name__)
@@ -104,9 +105,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     runtime = RuntimeDir.at(args.runtime_dir)
     try:
         with runtime.exclusive("daemon"):
-            return start_component(
-                "watchdog", _watchdog_body(args, runtime), args, grace=STOP_GRACE
+            # keepalived's parent runs startup_script before any child and shutdown_script
+            # after the last one; here both run outside the component (see watchdog.scripts).
+            configure_logs(
+                "watchdog",
+                console=args.log_console,
+                detail=args.log_detail,
+                facility=args.log_facility,
             )
+            hooks = scripts.read_hooks(args.use_file, args.config_id)
+            scripts.run_hook(hooks.get("startup_script"))
+            try:
+                return start_component(
+                    "watchdog", _watchdog_body(args, runtime), args, grace=STOP_GRACE
+                )
+            finally:
+                scripts.run_hook(hooks.get("shutdown_script"))
     except RuntimeDirLocked as exc:
         print(f"pykeepalived: {exc}", file=sys.stderr)
         return 1
