@@ -13,6 +13,10 @@ How a driver uses it::
     actions = machine.handle(FaultChanged("interface eth0", faulty=True), now)
     actions = machine.handle(Shutdown(), now)
 
+    # instead of Startup, when netd still holds this instance's items from the previous
+    # vrrpd run (a quick restart): MASTER at once, no GARP, cause "resumed"
+    actions = machine.handle(Resume(), now)
+
 Executing the action list, strictly in order:
 
 * :class:`SendAdvert` — send the instance's advert with that priority (a cached
@@ -66,6 +70,7 @@ __all__ = [
     "Machine",
     "Notify",
     "PriorityChanged",
+    "Resume",
     "RxLowerPriority",
     "SendAdvert",
     "SendGarp",
@@ -106,6 +111,7 @@ class CauseKind(StrEnum):
     FAULT_CLEARED = "fault_cleared"
     SHUTDOWN = "shutdown"
     SYNC_GROUP = "sync_group"
+    RESUMED = "resumed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,7 +218,21 @@ class Shutdown:
     reason: str = "shutdown requested"
 
 
-Event = Startup | AdvertReceived | TimerFired | PriorityChanged | FaultChanged | Shutdown
+@dataclass(frozen=True, slots=True)
+class Resume:
+    """Start-up after a quick vrrpd restart: netd still holds this instance's items.
+
+    Fed instead of :class:`Startup`, in INIT. The instance becomes MASTER at once (an advert
+    now, VIPs held, no GARP: the addresses never moved) unless it is faulty or heard an advert
+    from another router while it waited in INIT, in which case it starts as usual. For one
+    Master_Down_Interval afterwards a peer that took over meanwhile (its advert at our
+    priority or above, or any advert when we do not preempt) wins: see ``Machine``.
+    """
+
+    detail: str = "netd still holds its addresses from the previous vrrpd run"
+
+
+Event = Startup | AdvertReceived | TimerFired | PriorityChanged | FaultChanged | Shutdown | Resume
 
 
 # ---- actions --------------------------------------------------------------------------------
@@ -296,6 +316,10 @@ class Machine:
         #: why the master-down timer would run out: text, or (master, priority, interval in µs)
         self._down_reason: str | tuple[IPAddress, int, int] = "no advert heard since start-up"
         self._preempt = _Preempt.IDLE
+        #: an advert (source, priority) heard while still in INIT: a Resume then starts as usual
+        self.heard_in_init: tuple[IPAddress, int] | None = None
+        #: after a Resume, until this time a peer that took over meanwhile wins (see Resume)
+        self._resumed_until: float | None = None
 
     # ---- timing ------------------------------------------------------------------------------
 
@@ -363,7 +387,9 @@ class Machine:
         self.transitions += 1
         out.append(Notify(old, new, cause, self.priority))
 
-    def _become_master(self, out: list[Action], now: float, cause: Cause) -> None:
+    def _become_master(
+        self, out: list[Action], now: float, cause: Cause, *, announce: bool = True
+    ) -> None:
         p = self.params
         self._cancel(out, TimerName.MASTER_DOWN, TimerName.PREEMPT_DELAY)
         self._preempt = _Preempt.IDLE
@@ -372,7 +398,7 @@ class Machine:
         # keepalived sends the advert before installing VIPs so the old master lets go first.
         out.append(SendAdvert(self.priority))
         out.append(SetVips(held=True, accept=self.accept))
-        if p.garp_master_repeat > 0:
+        if announce and p.garp_master_repeat > 0:
             out.append(SendGarp(p.garp_master_repeat, "became master"))
             if p.garp_master_delay > 0:
                 out.append(self._arm_s(TimerName.GARP_DELAY, now, p.garp_master_delay))
@@ -383,6 +409,7 @@ class Machine:
         self._notify(out, State.MASTER, cause)
 
     def _leave_master(self, out: list[Action]) -> None:
+        self._resumed_until = None
         self._cancel(
             out,
             TimerName.ADVER,
@@ -459,6 +486,8 @@ class Machine:
                     self._backup_rx(out, now, event)
                 elif self.state is State.MASTER:
                     self._master_rx(out, now, event)
+                elif self.state is State.INIT and event.priority > 0:
+                    self.heard_in_init = (event.source, event.priority)
             case TimerFired(timer=timer):
                 self._on_timer(out, now, timer)
             case PriorityChanged():
@@ -468,6 +497,8 @@ class Machine:
             case Shutdown(reason=reason):
                 if self.state is not State.INIT:
                     self._become_init(out, Cause(CauseKind.SHUTDOWN, reason))
+            case Resume():
+                self._on_resume(out, now, event)
         return out
 
     def force_master(self, now: float, cause: Cause) -> list[Action]:
@@ -499,6 +530,39 @@ class Machine:
             return
         detail = "start-up as address owner" if self.params.owner else "start-up"
         self._leave_fault_or_init(out, now, Cause(CauseKind.STARTUP, detail))
+
+    def _on_resume(self, out: list[Action], now: float, ev: Resume) -> None:
+        if self.state is not State.INIT:
+            out.append(Log("vrrpd.resume.ignored", f"already {self.state}"))
+            return
+        if any(self.faults.values()) or self.heard_in_init is not None:
+            if self.heard_in_init is not None:
+                source, priority = self.heard_in_init
+                out.append(
+                    Log(
+                        "vrrpd.resume.declined",
+                        f"advert from {source} with priority {priority} heard before resuming: "
+                        "starting as usual",
+                        source,
+                    )
+                )
+            self._on_startup(out, now)
+            return
+        self.master_adver_int_cs = self.params.interval_cs
+        cause = Cause(CauseKind.RESUMED, f"resumed: {ev.detail}")
+        self._become_master(out, now, cause, announce=False)
+        self._resumed_until = now + self.master_down_us / _US
+
+    def _yields_after_resume(self, ev: AdvertReceived, now: float) -> bool:
+        """Just after a Resume, a peer that took over while we were away keeps the role: its
+        advert at our priority or above (or any advert when we do not preempt) wins."""
+        until = self._resumed_until
+        if until is None:
+            return False
+        if now >= until:
+            self._resumed_until = None
+            return False
+        return ev.priority >= self.priority or not self.params.preempt
 
     def _ignores_adverts(self) -> bool:
         return self.params.owner and self.params.owner_ignore_adverts
@@ -561,12 +625,23 @@ class Machine:
             out.append(self._arm(TimerName.ADVER, now, p.interval_cs * _CS_US))
             return
         ours = int(p.primary_address)
-        if ev.priority > self.priority or (ev.priority == self.priority and int(ev.source) > ours):
+        higher = ev.priority > self.priority or (
+            ev.priority == self.priority and int(ev.source) > ours
+        )
+        took_over = (
+            not higher
+            and self._resumed_until is not None
+            and int(ev.source) != ours
+            and self._yields_after_resume(ev, now)
+        )
+        if higher or took_over:
             if p.higher_prio_send_advert:
                 out.append(SendAdvert(self.priority))
             self._learn_interval(ev.interval_cs)
             self.master_peer, self.master_priority = ev.source, ev.priority
             tie = " (equal priority, higher address)" if ev.priority == self.priority else ""
+            if took_over:
+                tie = " (it took over while this vrrpd restarted)"
             self._down_reason = (
                 f"no advert from master {ev.source} (priority {ev.priority}) "
                 f"for {self.master_down_us / _US:g} s"
@@ -576,7 +651,8 @@ class Machine:
                 now,
                 Cause(
                     CauseKind.ADVERT,
-                    f"advert from {ev.source} with higher priority {ev.priority}, "
+                    f"advert from {ev.source} with {'' if took_over else 'higher '}"
+                    f"priority {ev.priority}, "
                     f"ours {self.priority}{tie}",
                     peer=ev.source,
                     priority=ev.priority,
