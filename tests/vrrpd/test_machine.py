@@ -22,6 +22,7 @@ from vrrpd.machine import (
     Machine,
     Notify,
     PriorityChanged,
+    Resume,
     RxLowerPriority,
     SendAdvert,
     SendGarp,
@@ -424,6 +425,7 @@ def test_stale_timer_fire_is_ignored() -> None:
 
 _events = st.one_of(
     st.builds(Startup),
+    st.builds(Resume),
     st.builds(Shutdown),
     st.builds(
         AdvertReceived,
