@@ -173,3 +173,62 @@ def test_slow_vrrpd_restart_after_the_lease_ran_out_starts_as_usual(
     text = g0.log_text()
     assert "vrrpd.instance.not_resumed" in text
     assert "netd.lease.expired" in text
+
+
+def reconfigure_and_restart_vrrpd(group: DaemonGroup, text: str) -> tuple[float, int]:
+    """The configuration changes while vrrpd is down: vrrpd is frozen (so it cannot take the
+    reload itself), core reloads, then vrrpd is killed and restarted on the new config."""
+    vrrpd = group.pids()["vrrpd"]
+    t0 = time.monotonic()
+    os.kill(vrrpd, signal.SIGSTOP)
+    try:
+        group.config.write_text(text)
+        os.kill(group.pids()["core"], signal.SIGHUP)
+    finally:
+        os.kill(vrrpd, signal.SIGKILL)
+    wait_until(lambda: group.pids().get("vrrpd") not in (None, vrrpd), 10, 0.02, "restart")
+    return t0, group.pids()["vrrpd"]
+
+
+def test_restart_with_a_lowered_priority_resumes_and_lets_the_protocol_hand_over(
+    lab: Lab, pair: tuple[DaemonGroup, DaemonGroup], marker: Path, tmp_path: Path
+) -> None:
+    """Priority is not part of what must match: as after a reload, the resumed master
+    advertises its new priority 50 and node 1 (100, preempting) takes over by the protocol,
+    without the VIP going missing in between."""
+    g0, g1 = pair
+    wait_master_on_0(lab, marker)
+    with (
+        watching(g0, tmp_path / "t0") as t0s,
+        watching(g1, tmp_path / "t1") as t1s,
+        VipWatch(lab.nodes) as watch,
+    ):
+        t0, new = reconfigure_and_restart_vrrpd(g0, notify_config(50, "n0", marker))
+        taken = watch.wait_held(1, True, 15, after=t0)
+        watch.wait_held(0, False, 10, after=taken)
+        watch.wait_sampled_until(time.monotonic() + 0.5)
+        wait_until(lambda: len(t0s(new)) >= 2, 10, 0.02, "node 0's transitions")
+        states = [(r["old"], r["new"], r["cause_kind"]) for r in t0s(new)]
+        assert states == [("INIT", "MASTER", "resumed"), ("MASTER", "BACKUP", "advert")], states
+        assert [(r["old"], r["new"]) for r in t1s()] == [("BACKUP", "MASTER")]
+        nobody = [s.t for s in watch.samples if s.t >= t0 and not any(s.held)]
+        assert not nobody or max(nobody) - min(nobody) < 0.25, "the VIP was missing"
+
+
+def test_restart_with_changed_vips_does_not_resume_them(
+    lab: Lab, pair: tuple[DaemonGroup, DaemonGroup], marker: Path, tmp_path: Path
+) -> None:
+    """netd holds items of another configuration: the instance starts as usual (BACKUP, the
+    old VIP withdrawn) instead of resuming them."""
+    g0, _ = pair
+    wait_master_on_0(lab, marker)
+    other = "192.0.2.201"
+    text = notify_config(150, "n0", marker).replace(f"{VIP}/24", f"{other}/24")
+    with watching(g0, tmp_path / "t0") as t0s, VipWatch(lab.nodes) as watch:
+        t0, new = reconfigure_and_restart_vrrpd(g0, text)
+        watch.wait_held(0, False, 10, after=t0)
+        wait_until(lambda: t0s(new), 10, 0.02, "node 0's first transition")
+        first = t0s(new)[0]
+        assert (first["old"], first["new"], first["cause_kind"]) == ("INIT", "BACKUP", "startup")
+    text = g0.log_text()
+    assert "vrrpd.instance.not_resumed" in text and "a different configuration" in text
