@@ -268,8 +268,17 @@ class Engine:
         instance = str(body["owner"]).removeprefix("vrrp:")
         self.applied[instance] = body
         runner = self.runners.get(instance)
-        if runner is not None and instance in self.awaiting:
+        if runner is None:
+            return
+        if instance in self.awaiting:
             self._begin(runner, self.now())
+        elif runner.machine.resuming:
+            decision = decide(body, runner.fingerprint, waiting=False)
+            if decision.verdict is not Verdict.RESUME:
+                # The lease ran out while we listened: resuming would re-add what netd just
+                # withdrew, and the peer is about to take over.
+                log.info("vrrpd.instance.not_resumed", instance=instance, reason=decision.reason)
+                runner.feed(Startup(), self.now())
 
     def _resume_window_closed(self) -> None:
         if self.stopping:

@@ -14,7 +14,8 @@ How a driver uses it::
     actions = machine.handle(Shutdown(), now)
 
     # instead of Startup, when netd still holds this instance's items from the previous
-    # vrrpd run (a quick restart): MASTER at once, no GARP, cause "resumed"
+    # vrrpd run (a quick restart): listen one advert interval, then MASTER without GARP,
+    # cause "resumed" (an advert heard meanwhile, or Startup fed meanwhile: start as usual)
     actions = machine.handle(Resume(), now)
 
 Executing the action list, strictly in order:
@@ -101,6 +102,7 @@ class TimerName(StrEnum):
     GARP_DELAY = "garp_delay"
     GARP_REFRESH = "garp_refresh"
     GARP_LOWER_PRIO = "garp_lower_prio"
+    RESUME = "resume"
 
 
 class CauseKind(StrEnum):
@@ -222,11 +224,15 @@ class Shutdown:
 class Resume:
     """Start-up after a quick vrrpd restart: netd still holds this instance's items.
 
-    Fed instead of :class:`Startup`, in INIT. The instance becomes MASTER at once (an advert
-    now, VIPs held, no GARP: the addresses never moved) unless it is faulty or heard an advert
-    from another router while it waited in INIT, in which case it starts as usual. For one
-    Master_Down_Interval afterwards a peer that took over meanwhile (its advert at our
-    priority or above, or any advert when we do not preempt) wins: see ``Machine``.
+    Fed instead of :class:`Startup`, in INIT. The instance first listens, still in INIT, for a
+    little more than one advert interval (the ``resume`` timer): a peer that took over while
+    vrrpd was away advertises within that time. Hearing an advert (priority > 0) from another
+    router then means a normal start, at once, following that advert; so does a
+    :class:`Startup` fed meanwhile (the driver learnt that netd's lease ran out). When the
+    timer runs out the instance becomes MASTER (an advert now, VIPs held, no GARP: the
+    addresses never moved), or FAULT if a fault source is bad. From then on the usual rules
+    apply, also to a peer that took over just as we resumed (its advert in flight): the peer
+    applies them to our advert too, and yielding on both sides would leave no master.
     """
 
     detail: str = "netd still holds its addresses from the previous vrrpd run"
@@ -318,8 +324,8 @@ class Machine:
         self._preempt = _Preempt.IDLE
         #: an advert (source, priority) heard while still in INIT: a Resume then starts as usual
         self.heard_in_init: tuple[IPAddress, int] | None = None
-        #: after a Resume, until this time a peer that took over meanwhile wins (see Resume)
-        self._resumed_until: float | None = None
+        #: the Resume being listened for (INIT with the resume timer armed)
+        self._resuming: Resume | None = None
 
     # ---- timing ------------------------------------------------------------------------------
 
@@ -347,6 +353,11 @@ class Machine:
     def timers(self) -> dict[TimerName, float]:
         """Armed timers and their absolute deadlines (a copy)."""
         return dict(self._timers)
+
+    @property
+    def resuming(self) -> bool:
+        """Listening before resuming (see :class:`Resume`)."""
+        return self._resuming is not None
 
     @property
     def accept(self) -> bool:
@@ -409,7 +420,6 @@ class Machine:
         self._notify(out, State.MASTER, cause)
 
     def _leave_master(self, out: list[Action]) -> None:
-        self._resumed_until = None
         self._cancel(
             out,
             TimerName.ADVER,
@@ -487,7 +497,7 @@ class Machine:
                 elif self.state is State.MASTER:
                     self._master_rx(out, now, event)
                 elif self.state is State.INIT and event.priority > 0:
-                    self.heard_in_init = (event.source, event.priority)
+                    self._init_rx(out, now, event)
             case TimerFired(timer=timer):
                 self._on_timer(out, now, timer)
             case PriorityChanged():
@@ -495,6 +505,7 @@ class Machine:
             case FaultChanged():
                 self._on_fault(out, now, event)
             case Shutdown(reason=reason):
+                self._stop_resuming(out)
                 if self.state is not State.INIT:
                     self._become_init(out, Cause(CauseKind.SHUTDOWN, reason))
             case Resume():
@@ -518,7 +529,11 @@ class Machine:
 
     # ---- event handlers ----------------------------------------------------------------------
 
-    def _on_startup(self, out: list[Action], now: float) -> None:
+    def _on_startup(
+        self, out: list[Action], now: float, heard: tuple[IPAddress, int] | None = None
+    ) -> None:
+        """Start as usual; ``heard`` is the advert (source, priority) that stopped a resume."""
+        self._stop_resuming(out)
         if self.state is not State.INIT:
             out.append(Log("vrrpd.startup.ignored", f"already {self.state}"))
             return
@@ -529,40 +544,66 @@ class Machine:
             )
             return
         detail = "start-up as address owner" if self.params.owner else "start-up"
-        self._leave_fault_or_init(out, now, Cause(CauseKind.STARTUP, detail))
+        if heard is None:
+            self._leave_fault_or_init(out, now, Cause(CauseKind.STARTUP, detail))
+            return
+        source, priority = heard
+        detail += f" (not resumed: advert from {source} with priority {priority})"
+        cause = Cause(CauseKind.STARTUP, detail, peer=source, priority=priority)
+        self._leave_fault_or_init(out, now, cause)
 
     def _on_resume(self, out: list[Action], now: float, ev: Resume) -> None:
-        if self.state is not State.INIT:
+        if self.state is not State.INIT or self._resuming is not None:
             out.append(Log("vrrpd.resume.ignored", f"already {self.state}"))
             return
-        if any(self.faults.values()) or self.heard_in_init is not None:
-            if self.heard_in_init is not None:
-                source, priority = self.heard_in_init
-                out.append(
-                    Log(
-                        "vrrpd.resume.declined",
-                        f"advert from {source} with priority {priority} heard before resuming: "
-                        "starting as usual",
-                        source,
-                    )
-                )
+        if self.heard_in_init is not None:
+            self._decline_resume(out, now, *self.heard_in_init)
+            return
+        self._resuming = ev
+        # A little over one interval: the first advert of a peer that took over cannot be
+        # missed for the scheduling jitter of either side.
+        listen_us = self.params.interval_cs * _CS_US * 5 // 4
+        out.append(self._arm(TimerName.RESUME, now, listen_us))
+        out.append(Log("vrrpd.resume.listening", f"for {listen_us / _US:g} s before resuming"))
+
+    def _stop_resuming(self, out: list[Action]) -> None:
+        if self._resuming is not None:
+            self._resuming = None
+            self._cancel(out, TimerName.RESUME)
+
+    def _decline_resume(
+        self, out: list[Action], now: float, source: IPAddress, priority: int
+    ) -> None:
+        self._stop_resuming(out)
+        out.append(
+            Log(
+                "vrrpd.resume.declined",
+                f"advert from {source} with priority {priority} heard before resuming: "
+                "starting as usual",
+                source,
+            )
+        )
+        self._on_startup(out, now, (source, priority))
+
+    def _init_rx(self, out: list[Action], now: float, ev: AdvertReceived) -> None:
+        if self._ignores_adverts():
+            return
+        self.heard_in_init = (ev.source, ev.priority)
+        if self._resuming is None:
+            return
+        self._decline_resume(out, now, ev.source, ev.priority)
+        if self.state is State.BACKUP:
+            self._backup_rx(out, now, ev)  # follow the master just heard, as usual
+
+    def _resume_now(self, out: list[Action], now: float) -> None:
+        ev, self._resuming = self._resuming, None
+        assert ev is not None
+        if any(self.faults.values()):
             self._on_startup(out, now)
             return
         self.master_adver_int_cs = self.params.interval_cs
         cause = Cause(CauseKind.RESUMED, f"resumed: {ev.detail}")
         self._become_master(out, now, cause, announce=False)
-        self._resumed_until = now + self.master_down_us / _US
-
-    def _yields_after_resume(self, ev: AdvertReceived, now: float) -> bool:
-        """Just after a Resume, a peer that took over while we were away keeps the role: its
-        advert at our priority or above (or any advert when we do not preempt) wins."""
-        until = self._resumed_until
-        if until is None:
-            return False
-        if now >= until:
-            self._resumed_until = None
-            return False
-        return ev.priority >= self.priority or not self.params.preempt
 
     def _ignores_adverts(self) -> bool:
         return self.params.owner and self.params.owner_ignore_adverts
@@ -625,23 +666,12 @@ class Machine:
             out.append(self._arm(TimerName.ADVER, now, p.interval_cs * _CS_US))
             return
         ours = int(p.primary_address)
-        higher = ev.priority > self.priority or (
-            ev.priority == self.priority and int(ev.source) > ours
-        )
-        took_over = (
-            not higher
-            and self._resumed_until is not None
-            and int(ev.source) != ours
-            and self._yields_after_resume(ev, now)
-        )
-        if higher or took_over:
+        if ev.priority > self.priority or (ev.priority == self.priority and int(ev.source) > ours):
             if p.higher_prio_send_advert:
                 out.append(SendAdvert(self.priority))
             self._learn_interval(ev.interval_cs)
             self.master_peer, self.master_priority = ev.source, ev.priority
             tie = " (equal priority, higher address)" if ev.priority == self.priority else ""
-            if took_over:
-                tie = " (it took over while this vrrpd restarted)"
             self._down_reason = (
                 f"no advert from master {ev.source} (priority {ev.priority}) "
                 f"for {self.master_down_us / _US:g} s"
@@ -651,8 +681,7 @@ class Machine:
                 now,
                 Cause(
                     CauseKind.ADVERT,
-                    f"advert from {ev.source} with {'' if took_over else 'higher '}"
-                    f"priority {ev.priority}, "
+                    f"advert from {ev.source} with higher priority {ev.priority}, "
                     f"ours {self.priority}{tie}",
                     peer=ev.source,
                     priority=ev.priority,
@@ -692,7 +721,10 @@ class Machine:
             return  # cancelled or re-armed since: a stale fire
         del self._timers[timer]
         p = self.params
-        if timer is TimerName.MASTER_DOWN and self.state is State.BACKUP:
+        if timer is TimerName.RESUME:
+            if self.state is State.INIT and self._resuming is not None:
+                self._resume_now(out, now)
+        elif timer is TimerName.MASTER_DOWN and self.state is State.BACKUP:
             self.wants_master = True
             if self.sync_gate is not None and not self.sync_gate(self):
                 # keepalived: prefer BACKUP until every sync-group member wants MASTER.

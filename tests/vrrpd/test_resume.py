@@ -11,8 +11,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import core
+from tests.vrrpd.sim import Segment
 from vrrpd.machine import (
     AdvertReceived,
+    CancelTimer,
     CauseKind,
     FaultChanged,
     InstanceParams,
@@ -24,6 +26,7 @@ from vrrpd.machine import (
     SendGarp,
     SetTimer,
     SetVips,
+    Shutdown,
     Startup,
     State,
     TimerFired,
@@ -47,9 +50,14 @@ def state(m: Machine) -> State:
     return m.state  # a call stops mypy from narrowing m.state across handle() calls
 
 
+LISTEN = 1.25  # the resume timer: a little over one advert interval
+
+
 def resumed(params: InstanceParams = P, now: float = 0.0) -> Machine:
+    """A machine that resumed at ``now`` (Resume fed one listening period earlier)."""
     m = Machine(params)
-    m.handle(Resume(), now)
+    m.handle(Resume(), now - LISTEN)
+    m.handle(TimerFired(TimerName.RESUME), now)
     assert m.state is State.MASTER
     return m
 
@@ -57,16 +65,20 @@ def resumed(params: InstanceParams = P, now: float = 0.0) -> Machine:
 # ---- the machine -------------------------------------------------------------------------------
 
 
-def test_resume_is_master_at_once_with_an_advert_and_no_garp() -> None:
+def test_resume_listens_one_interval_then_is_master_with_an_advert_and_no_garp() -> None:
     m = Machine(P)
     actions = m.handle(Resume("netd holds 1 item"), 10.0)
-    assert m.state is State.MASTER
+    assert m.state is State.INIT and m.resuming
+    assert m.timers == {TimerName.RESUME: 10.0 + LISTEN}
+    assert not [a for a in actions if isinstance(a, SendAdvert | SetVips | Notify)]
+    actions = m.handle(TimerFired(TimerName.RESUME), 10.0 + LISTEN)
+    assert state(m) is State.MASTER and TimerName.RESUME not in m.timers
     # The advert goes first (the peer keeps waiting), then the VIPs are claimed under this
     # vrrpd's start so netd renews rather than withdraws them.
     assert actions[0] == SendAdvert(100)
     assert SetVips(held=True, accept=True) in actions
     assert not [a for a in actions if isinstance(a, SendGarp)], "the VIPs never moved"
-    assert m.timers == {TimerName.ADVER: 11.0}
+    assert m.timers == {TimerName.ADVER: 11.0 + LISTEN}
     (note,) = [a for a in actions if isinstance(a, Notify)]
     assert (note.old, note.new, note.cause.kind) == (State.INIT, State.MASTER, CauseKind.RESUMED)
     assert "netd holds 1 item" in note.cause.detail
@@ -74,40 +86,73 @@ def test_resume_is_master_at_once_with_an_advert_and_no_garp() -> None:
 
 
 def test_resume_keeps_the_garp_refresh_schedule() -> None:
-    m = Machine(replace(P, garp_master_refresh=10.0, garp_master_delay=5.0))
-    actions = m.handle(Resume(), 0.0)
-    assert not [a for a in actions if isinstance(a, SendGarp)]
+    m = resumed(replace(P, garp_master_refresh=10.0, garp_master_delay=5.0))
     assert m.timers[TimerName.GARP_REFRESH] == 15.0
     assert TimerName.GARP_DELAY not in m.timers
 
 
-@pytest.mark.parametrize("prio", [1, 99, 100, 101, 255])
-def test_an_advert_heard_before_resuming_means_a_normal_start(prio: int) -> None:
+@pytest.mark.parametrize("prio", [1, 99, 100, 101, 254])
+@pytest.mark.parametrize("heard_before", [True, False])
+def test_an_advert_heard_before_resuming_means_a_normal_start(
+    prio: int, heard_before: bool
+) -> None:
+    """Heard before the Resume event (while the engine waited for netd) or while listening:
+    a normal start at once, following the advert just heard."""
+    peer = HIGH if prio >= 100 else LOW
     m = Machine(P)
-    assert m.handle(adv(HIGH if prio >= 100 else LOW, prio), 0.0) == []
-    assert m.state is State.INIT
-    actions = m.handle(Resume(), 0.2)
-    assert state(m) is State.BACKUP
+    if heard_before:
+        assert m.handle(adv(peer, prio), 0.0) == []
+        actions = m.handle(Resume(), 0.2)
+    else:
+        m.handle(Resume(), 0.0)
+        actions = m.handle(adv(peer, prio), 0.2)
+    assert state(m) is State.BACKUP and not m.resuming
+    assert TimerName.RESUME not in m.timers
     assert SetVips(held=False, accept=True) in actions
-    assert [a.event for a in actions if isinstance(a, Log)] == ["vrrpd.resume.declined"]
+    assert "vrrpd.resume.declined" in [a.event for a in actions if isinstance(a, Log)]
     assert m.last_cause is not None and m.last_cause.kind is CauseKind.STARTUP
+    if prio >= 100 and not heard_before:  # follow the master just heard: its down timer
+        assert m.master_peer == peer
+        assert m.timers[TimerName.MASTER_DOWN] == pytest.approx(0.2 + MDI_100)
+    # A stale resume timer changes nothing.
+    assert m.handle(TimerFired(TimerName.RESUME), 0.2 + LISTEN) == []
 
 
-def test_a_resigning_advert_heard_before_resuming_does_not_stop_it() -> None:
+def test_startup_while_listening_is_a_normal_start() -> None:
+    """The engine feeds Startup when netd reports the lease ran out meanwhile."""
+    m = Machine(P)
+    m.handle(Resume(), 0.0)
+    actions = m.handle(Startup(), 0.5)
+    assert state(m) is State.BACKUP and not m.resuming
+    assert CancelTimer(TimerName.RESUME) in actions
+    assert TimerName.RESUME not in m.timers
+
+
+def test_a_resigning_advert_does_not_stop_a_resume() -> None:
     m = Machine(P)
     m.handle(adv(HIGH, 0), 0.0)
     m.handle(Resume(), 0.1)
-    assert m.state is State.MASTER
+    m.handle(adv(HIGH, 0), 0.2)
+    m.handle(TimerFired(TimerName.RESUME), 0.1 + LISTEN)
+    assert state(m) is State.MASTER
 
 
-def test_resume_with_a_fault_goes_to_fault() -> None:
+def test_a_fault_while_listening_goes_to_fault() -> None:
     m = Machine(P)
-    m.handle(FaultChanged.interface("eth0", up=False), 0.0)
+    m.handle(Resume(), 0.0)
+    m.handle(FaultChanged.interface("eth0", up=False), 0.5)
     assert m.state is State.INIT
-    actions = m.handle(Resume(), 0.1)
+    actions = m.handle(TimerFired(TimerName.RESUME), LISTEN)
     assert state(m) is State.FAULT
     assert SetVips(held=False, accept=True) in actions
     assert not [a for a in actions if isinstance(a, SendAdvert)]
+
+
+def test_shutdown_while_listening_disarms_the_resume_timer() -> None:
+    m = Machine(P)
+    m.handle(Resume(), 0.0)
+    m.handle(Shutdown(), 0.5)
+    assert m.timers == {} and not m.resuming
 
 
 def test_resume_after_start_is_ignored() -> None:
@@ -126,45 +171,28 @@ def test_the_owner_resumes_too() -> None:
 @pytest.mark.parametrize(
     ("peer", "prio", "preempt", "expected"),
     [
-        (HIGH, 101, True, State.BACKUP),  # the protocol anyway
-        (LOW, 100, True, State.BACKUP),  # equal priority: the one that took over keeps it
-        (HIGH, 100, True, State.BACKUP),
-        (LOW, 99, True, State.MASTER),  # lower with preemption: we take it back at once
-        (LOW, 99, False, State.BACKUP),  # nopreempt: never steal from a peer that took over
+        (HIGH, 101, True, State.BACKUP),
+        (HIGH, 100, True, State.BACKUP),  # equal priority, higher address
+        (LOW, 100, True, State.MASTER),  # equal priority, lower address: it yields to us
+        (LOW, 99, True, State.MASTER),
+        (LOW, 99, False, State.MASTER),  # it yields to our higher priority: so must we not
     ],
 )
-def test_a_peer_that_took_over_meanwhile_wins_just_after_resuming(
+def test_just_after_resuming_the_usual_rules_apply(
     peer: IPv4Address, prio: int, preempt: bool, expected: State
 ) -> None:
+    """A peer that took over just as we resumed (its advert was in flight) applies the usual
+    rules to our advert; applying other ones here could leave both sides BACKUP."""
     m = resumed(replace(P, preempt=preempt))
-    actions = m.handle(adv(peer, prio), 1.0)
+    actions = m.handle(adv(peer, prio), 0.01)
     assert state(m) is expected
     if expected is State.BACKUP:
         (note,) = [a for a in actions if isinstance(a, Notify)]
         assert note.cause.kind is CauseKind.ADVERT and note.cause.peer == peer
         assert SetVips(held=False, accept=True) in actions
         assert TimerName.MASTER_DOWN in m.timers
-
-
-@pytest.mark.parametrize(("prio", "preempt"), [(100, True), (99, False)])
-def test_after_one_master_down_interval_the_usual_rules_apply(prio: int, preempt: bool) -> None:
-    m = resumed(replace(P, preempt=preempt))
-    for k in range(1, 5):  # still master, sending adverts
-        m.handle(TimerFired(TimerName.ADVER), float(k))
-    m.handle(adv(LOW, prio), MDI_100 + 0.5)
-    # Equal priority from a lower address, or lower priority: the master keeps the role.
-    assert state(m) is State.MASTER
-
-
-def test_leaving_master_ends_the_resume_grace() -> None:
-    m = resumed()
-    m.handle(adv(HIGH, 101), 0.5)
-    assert state(m) is State.BACKUP
-    m.handle(TimerFired(TimerName.MASTER_DOWN), 0.5 + MDI_100)
-    assert state(m) is State.MASTER
-    # A normal takeover: the equal-priority, lower-address advert loses as usual.
-    m.handle(adv(LOW, 100), 0.6 + MDI_100)
-    assert state(m) is State.MASTER
+    else:
+        assert SendAdvert(100) in actions  # answered at once: the peer steps down
 
 
 _before = st.lists(
@@ -178,29 +206,34 @@ _before = st.lists(
 )
 
 
-@given(st.sampled_from([1, 100, 254, 255]), st.booleans(), _before, st.booleans())
+@given(st.sampled_from([1, 100, 254, 255]), st.booleans(), _before, _before, st.booleans())
 def test_resume_is_silent_only_when_nothing_was_heard_and_nothing_is_faulty(
-    prio: int, preempt: bool, heard: list[AdvertReceived], faulty: bool
+    prio: int,
+    preempt: bool,
+    before: list[AdvertReceived],
+    listening: list[AdvertReceived],
+    faulty: bool,
 ) -> None:
     m = Machine(replace(P, priority=prio, preempt=preempt))
-    for i, event in enumerate(heard):
+    for i, event in enumerate(before):
         assert m.handle(event, i * 0.01) == []
-    if faulty:
-        m.handle(FaultChanged("track_script chk", faulty=True), 0.05)
     actions = m.handle(Resume(), 0.1)
-    notes = [a for a in actions if isinstance(a, Notify)]
-    assert len(notes) == 1 and notes[0].old is State.INIT
-    interrupted = any(a.priority > 0 for a in heard)
+    for i, event in enumerate(listening):
+        actions += m.handle(event, 0.2 + i * 0.01)
     if faulty:
+        actions += m.handle(FaultChanged("track_script chk", faulty=True), 0.3)
+    actions += m.handle(TimerFired(TimerName.RESUME), 0.1 + LISTEN)
+    notes = [a for a in actions if isinstance(a, Notify)]
+    assert notes and notes[0].old is State.INIT
+    interrupted = any(a.priority > 0 for a in before + listening)
+    owner_ignores = False  # owner_ignore_adverts is off here: the owner hears adverts too
+    if interrupted and not owner_ignores:
+        assert notes[0].cause.kind is CauseKind.STARTUP
+    elif faulty:
         assert m.state is State.FAULT
-    elif interrupted:
-        assert notes[0].cause.kind is not CauseKind.RESUMED
-        # As a normal start: the owner takes over at once, anyone else waits as BACKUP.
-        assert m.state is (State.MASTER if prio == 255 else State.BACKUP)
     else:
-        assert notes[0].cause.kind is CauseKind.RESUMED
+        assert [n.cause.kind for n in notes] == [CauseKind.RESUMED]
         assert m.state is State.MASTER
-    if notes[0].cause.kind is CauseKind.RESUMED:
         assert not [a for a in actions if isinstance(a, SendGarp)]
     for action in actions:
         if isinstance(action, SetTimer):
@@ -265,3 +298,61 @@ def test_decide(report: dict[str, object] | None, waiting: bool, verdict: Verdic
     decision = decide(report, "F", waiting=waiting)
     assert decision.verdict is verdict
     assert decision.reason
+
+
+# ---- the race in virtual time: the peer may have taken over before we resume -----------------
+
+
+@given(
+    pa=st.integers(101, 254),
+    gap=st.integers(1, 100),
+    preempt=st.booleans(),
+    crash_phase=st.floats(0.0, 0.99),
+    away=st.floats(0.05, 1.0),
+    seed=st.integers(0, 2**16),
+)
+def test_resume_in_a_simulation_never_steals_and_never_leaves_two_masters(
+    pa: int, gap: int, preempt: bool, crash_phase: float, away: float, seed: int
+) -> None:
+    """A (higher priority, master) is killed and restarted; it gets Resume while netd's lease
+    still runs (within its own Master_Down_Interval of the crash). B may time out before,
+    while or after A listens. A resumes only if B did not take over before it listened its
+    interval (up to the delay of an advert in flight); if A heard B, it starts as usual and
+    the protocol decides (A preempts back, or B keeps the role when A does not preempt)."""
+    pb = max(1, pa - gap)
+    seg = Segment(seed=seed, delay=(0.0, 0.005))
+    a = seg.add(replace(P, name="a", primary_address=ME, priority=pa, preempt=preempt))
+    b = seg.add(replace(P, name="b", primary_address=HIGH, priority=pb))
+    seg.at(0.0, "a", Startup())
+    seg.at(0.0, "b", Startup())
+    seg.run_until(10.0)
+    assert seg.masters() == [a]
+    garps = a.garps
+    crash = 10.0 + crash_phase
+    seg.at(crash, "a", "crash")
+    restart = crash + away * a.machine.master_down_interval
+    seg.at(restart, "a", "resume")
+    two_since: list[float] = []
+    longest = [0.0]
+
+    def check(s: Segment) -> None:
+        if len(s.masters()) > 1:
+            two_since.append(s.now)
+            longest[0] = max(longest[0], s.now - two_since[0])
+        else:
+            two_since.clear()
+
+    seg.run_until(restart + 20.0, check)
+    assert longest[0] <= 1.0 + 0.01  # one advert interval (plus delay) at the very most
+    after = [t for t in seg.transitions if t.time >= crash]
+    b_took_over = [t.time for t in after if t.router == "b" and t.new is State.MASTER]
+    first = next(t for t in after if t.router == "a")
+    if first.notify.cause.kind is CauseKind.RESUMED:
+        assert not b_took_over or b_took_over[0] >= first.time - 0.005 - 1e-9, "stolen"
+        assert seg.masters() == [a]
+        assert a.garps == garps, "a resumed master sent GARPs"
+        if not b_took_over:
+            assert [(t.router, t.new) for t in after] == [("a", State.MASTER)]
+    else:
+        assert first.new is State.BACKUP and b_took_over and b_took_over[0] < first.time
+        assert seg.masters() == ([a] if preempt else [b])
