@@ -245,6 +245,12 @@ class Engine:
 
     def _begin(self, runner: Runner, now: float) -> None:
         """Start a new runner's election, or resume what netd still holds for it."""
+        if now >= self.resume_until and runner.name not in self.awaiting:
+            # Long after start-up (a reload adding or re-creating an instance): the report
+            # may predate this vrrpd's own withdrawal; resuming is for a restart only.
+            runner.feed(Startup(), now)
+            runner.trackers_changed(now)
+            return
         decision = decide(
             self.applied.get(runner.name), runner.fingerprint, waiting=now < self.resume_until
         )
