@@ -34,6 +34,7 @@ from vrrpd.machine import (
 )
 from vrrpd.plan import InstancePlan, plan
 from vrrpd.resume import Verdict, decide, fingerprint
+from vrrpd.syncgroup import GroupNotify, SyncGroup
 
 ME = IPv4Address("192.0.2.11")
 LOW = IPv4Address("192.0.2.5")
@@ -356,3 +357,20 @@ def test_resume_in_a_simulation_never_steals_and_never_leaves_two_masters(
     else:
         assert first.new is State.BACKUP and b_took_over and b_took_over[0] < first.time
         assert seg.masters() == ([a] if preempt else [b])
+
+
+def test_sync_group_members_resume_each_by_itself_and_the_group_ends_master() -> None:
+    a = Machine(P)
+    b = Machine(replace(P, name="VI_2", vrid=52))
+    group = SyncGroup("G", {"VI_1": a, "VI_2": b})
+    for name in ("VI_1", "VI_2"):
+        group.handle(name, Resume(), 0.0)
+    out = []
+    for name in ("VI_1", "VI_2"):
+        out += group.handle(name, TimerFired(TimerName.RESUME), LISTEN)
+    notes = [(m, act.cause.kind) for m, act in out if isinstance(act, Notify)]
+    # No member is forced anywhere by the group: each resumes by its own timer.
+    assert notes == [("VI_1", CauseKind.RESUMED), ("VI_2", CauseKind.RESUMED)]
+    assert (a.state, b.state, group.state) == (State.MASTER, State.MASTER, State.MASTER)
+    # The engine runs no group notify script for these (the member's cause is "resumed").
+    assert [g.new for _, g in out if isinstance(g, GroupNotify)] == [State.BACKUP, State.MASTER]
