@@ -244,3 +244,18 @@ def test_restart_with_changed_vips_does_not_resume_them(
         assert (first["old"], first["new"], first["cause_kind"]) == ("INIT", "BACKUP", "startup")
     text = g0.log_text()
     assert "vrrpd.instance.not_resumed" in text and "a different configuration" in text
+
+
+def test_restart_without_the_instance_leaves_its_vip_to_the_lease(
+    lab: Lab, pair: tuple[DaemonGroup, DaemonGroup], marker: Path
+) -> None:
+    """Nobody resumes an instance the configuration no longer has: netd withdraws its VIP when
+    the lease runs out, and node 1 takes over."""
+    g0, _ = pair
+    wait_master_on_0(lab, marker)
+    with VipWatch(lab.nodes) as watch:
+        t0, _new = reconfigure_and_restart_vrrpd(g0, "global_defs {\n    router_id n0\n}\n")
+        gone = watch.wait_held(0, False, 10, after=t0)
+        watch.wait_held(1, True, 10, after=t0)
+    assert gone - t0 <= master_down(150) + 0.2  # the lease, from the last renewal before t0
+    assert "netd.lease.expired" in g0.log_text()
