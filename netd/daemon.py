@@ -265,7 +265,9 @@ class NetDaemon:
         self._heard: set[str] = set()  # instances whose intent arrived since start
         self._announce: dict[str, Announce] = {}
         self._pending_garps: dict[str, int] = {}
-        self._published: dict[str, tuple[int, int, int]] = {}
+        self._published: dict[str, tuple[int, int, int, str]] = {}
+        # owner -> the fingerprint of the intent held (echoed in net.applied, see vrrpd.resume)
+        self._fingerprints: dict[str, str] = {}
         self._held: set[str] = set()  # owners whose current set is non-empty
         self._merged = Merged((), {}, ())
         self._owned: dict[str, list[Item]] = {}  # merged items by owner (see _set_merged)
@@ -429,7 +431,8 @@ class NetDaemon:
             self._accepting[name] = accept
             self._mark_dirty()
         lease = float(body["lease"]) + LEASE_SLACK
-        self._offer(DesiredSet(name, int(body["generation"]), items, lease), boot)
+        if self._offer(DesiredSet(name, int(body["generation"]), items, lease), boot):
+            self._fingerprints[name] = str(body.get("fingerprint") or "")
         self._heard.add(instance)
         counter = int(body.get("announce", 0))
         if body.get("held") and wants_burst(self._announce.get(name), boot, counter):
@@ -453,16 +456,17 @@ class NetDaemon:
         for instance, (generation, lease) in leases.items():
             self.store.renew(f"vrrp:{instance}", generation, boot, lease + LEASE_SLACK, now)
 
-    def _offer(self, ds: DesiredSet, boot: str) -> None:
+    def _offer(self, ds: DesiredSet, boot: str) -> bool:
         offer = self.store.offer(ds, time.monotonic(), boot=boot)
         if not offer.accepted:
             log.debug("netd.desired.refused", owner=ds.owner, reason=offer.reason)
-            return
+            return False
         was_held = ds.owner in self._held
         (self._held.add if ds.items else self._held.discard)(ds.owner)
         # An empty set replacing nothing (a backup's periodic republish) changes no kernel.
         if offer.changed and (ds.items or was_held):
             self._mark_dirty()
+        return True
 
     def _end_grace_if_claimed(self) -> None:
         """Every instance has spoken: leftovers it did not claim can go now."""
@@ -791,14 +795,24 @@ class NetDaemon:
                 continue
             failures = failed.get(owner, [])
             items = len(self._owned_by(owner))
-            marker = (generation, len(failures), items)
+            fingerprint = self._fingerprints.get(owner, "")
+            marker = (generation, len(failures), items, fingerprint)
             if self._published.get(owner) == marker:
                 continue
             self._published[owner] = marker
-            self.comp.publisher.retain(
-                f"net.applied.{owner}",
-                {"owner": owner, "generation": generation, "failures": failures, "items": items},
-            )
+            body = {"owner": owner, "generation": generation, "failures": failures, "items": items}
+            if fingerprint:
+                body["fingerprint"] = fingerprint
+            self.comp.publisher.retain(f"net.applied.{owner}", body)
+
+    def _report_expired(self, owner: str) -> None:
+        """The retained report must not go on saying an expired owner's items are installed:
+        a restarted vrrpd resumes only what netd still holds (vrrpd.resume)."""
+        topic = f"net.applied.{owner}"
+        self.comp.publisher.forget(topic)
+        self.comp.publisher.publish(
+            topic, {"owner": owner, "generation": -1, "failures": [], "items": 0, "expired": True}
+        )
 
     # ---- announcements -----------------------------------------------------------------------
 
@@ -892,6 +906,8 @@ class NetDaemon:
                     self.scheduler.stop(owner)
                     self._pending_garps.pop(owner, None)
                     self._published.pop(owner, None)
+                    self._fingerprints.pop(owner, None)
+                    self._report_expired(owner)
                 if owner in self._master:  # its VMACs go quiet again (protodown)
                     self._master.discard(owner)
                     self._mark_dirty()

@@ -35,12 +35,15 @@ from vrrpd.ah_sockets import AhReceiver, AhSockets, vrid_of
 from vrrpd.fifo import FifoChannel, FifoSetup
 from vrrpd.links import Link
 from vrrpd.machine import (
+    CauseKind,
+    Resume,
     Shutdown,
     Startup,
 )
 from vrrpd.packet import AuthType, IPAddress
 from vrrpd.plan import InstancePlan, fifo_setup, notify_specs, plan
 from vrrpd.priority import Tracker, TrackerKind
+from vrrpd.resume import RESUME_WINDOW, Verdict, decide
 from vrrpd.runner import MIN_LEASE, TIMER_FIRED, Runner
 from vrrpd.sockets import Receiver, Sender, SocketError
 from vrrpd.syncgroup import GroupNotify, SyncGroup
@@ -96,6 +99,11 @@ class Engine:
         self.group_scripts: dict[str, dict[str, ScriptSpec]] = {}
         self.stopping = False
         self._stale_logged: set[str] = set()
+        #: netd's last net.applied.vrrp:<instance> report, by instance (see vrrpd.resume)
+        self.applied: dict[str, Mapping[str, Any]] = {}
+        #: instances started within RESUME_WINDOW still waiting in INIT for netd's report
+        self.awaiting: set[str] = set()
+        self.resume_until = float("-inf")
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -119,7 +127,9 @@ class Engine:
             signal.SIGUSR2, lambda: self._dump("keepalived.stats", dumps.stats_text)
         )
         self.comp.on_signal(SIGJSON, lambda: self._dump("keepalived.json", dumps.json_text))
-        sub = self.comp.subscribe("config.current", "net.link.*", "health.*")
+        sub = self.comp.subscribe("config.current", "net.link.*", "health.*", "net.applied.vrrp:*")
+        self.resume_until = self.now() + RESUME_WINDOW
+        self.loop.call_at(self.resume_until, self._resume_window_closed)
         renew = asyncio.create_task(self._renew_loop(), name="vrrpd.renew")
         try:
             while True:
@@ -138,6 +148,8 @@ class Engine:
                 self.link_changed(Link.from_event(event.body))
             elif root == "health":
                 self.health_changed(event.body)
+            elif event.topic.startswith("net.applied.vrrp:"):
+                self.applied_changed(event.body)
         except (KeyError, TypeError, ValueError, WireFormatError) as exc:
             log.error(
                 "vrrpd.input.invalid",
@@ -205,6 +217,10 @@ class Engine:
             if link is None:
                 continue
             if p.advert_interface not in self.links:
+                if now < self.resume_until:
+                    # A VMAC netd still has is reported at once; an empty intent sent now
+                    # would withdraw the VIPs a quick restart is about to resume.
+                    continue
                 self._ask_for_vmac(p)  # netd creates it; its net.link starts us
                 continue
             taken = {v for q in self.plans.values() for v in q.vips}
@@ -234,9 +250,62 @@ class Engine:
                 primary=str(primary),
             )
             self._refresh_trackers(runner)
+            self._begin(runner, now)
+        self._form_groups()
+
+    def _begin(self, runner: Runner, now: float) -> None:
+        """Start a new runner's election, or resume what netd still holds for it."""
+        if now >= self.resume_until and runner.name not in self.awaiting:
+            # Long after start-up (a reload adding or re-creating an instance): the report
+            # may predate this vrrpd's own withdrawal; resuming is for a restart only.
             runner.feed(Startup(), now)
             runner.trackers_changed(now)
-        self._form_groups()
+            return
+        decision = decide(
+            self.applied.get(runner.name), runner.fingerprint, waiting=now < self.resume_until
+        )
+        if decision.verdict is Verdict.WAIT:
+            # Trackers are evaluated in INIT meanwhile: the decision sees faults and priority.
+            self.awaiting.add(runner.name)
+            runner.trackers_changed(now)
+            return
+        waited = runner.name in self.awaiting
+        self.awaiting.discard(runner.name)
+        if decision.verdict is Verdict.RESUME:
+            log.info("vrrpd.instance.resuming", instance=runner.name, reason=decision.reason)
+            runner.feed(Resume(decision.reason), now)
+        else:
+            if self.applied.get(runner.name) is not None or waited:
+                log.info("vrrpd.instance.not_resumed", instance=runner.name, reason=decision.reason)
+            runner.feed(Startup(), now)
+        runner.trackers_changed(now)
+
+    def applied_changed(self, body: Mapping[str, Any]) -> None:
+        instance = str(body["owner"]).removeprefix("vrrp:")
+        self.applied[instance] = body
+        runner = self.runners.get(instance)
+        if runner is None:
+            return
+        if instance in self.awaiting:
+            self._begin(runner, self.now())
+        elif runner.machine.resuming:
+            decision = decide(body, runner.fingerprint, waiting=False)
+            if decision.verdict is not Verdict.RESUME:
+                # The lease ran out while we listened: resuming would re-add what netd just
+                # withdrew, and the peer is about to take over.
+                log.info("vrrpd.instance.not_resumed", instance=instance, reason=decision.reason)
+                runner.feed(Startup(), self.now())
+
+    def _resume_window_closed(self) -> None:
+        if self.stopping:
+            return
+        now = self.now()
+        for name in sorted(self.awaiting):
+            runner = self.runners.get(name)
+            if runner is not None:
+                self._begin(runner, now)
+            self.awaiting.discard(name)
+        self._start_pending(now)  # instances whose VMAC never showed up: ask netd for it
 
     def _form_groups(self) -> None:
         """A sync group starts coordinating once every member instance is running."""
@@ -263,6 +332,10 @@ class Engine:
             new=state,
             member=action.member,
         )
+        member = self.runners.get(action.member)
+        cause = member.machine.last_cause if member is not None else None
+        if cause is not None and cause.kind is CauseKind.RESUMED:
+            return  # as for the instance itself: a resume runs no notify script
         scripts = self.group_scripts.get(action.group, {})
         self.notifier.submit(notify.jobs_for(action.group, scripts, state, 0, scope="GROUP"))
         self.fifo_write(f'GROUP "{action.group}" {state} 0\n')
@@ -337,6 +410,7 @@ class Engine:
                 if other.group is group:
                     other.group = None
         del self.runners[name]
+        self.awaiting.discard(name)
         runner.feed(Shutdown(reason), now)
         runner.close()
         plan = runner.plan
@@ -380,6 +454,8 @@ class Engine:
         old = self.links.get(link.name)
         self.links[link.name] = link
         now = self.now()
+        if old is not None and old.ifindex != link.ifindex:
+            self._follow_ifindex(link)
         # Trackers only read up/down; an address-only change (netd installing VIPs) must not
         # cost a re-evaluation of every instance on the interface.
         state_changed = old is None or (old.up, old.ifindex) != (link.up, link.ifindex)
@@ -396,6 +472,39 @@ class Engine:
                 runner.trackers_changed(now)
         if old is None or old.addresses != link.addresses:
             self._start_pending(now)
+
+    def _follow_ifindex(self, link: Link) -> None:
+        """The interface was re-created (netd re-making a deleted VMAC, say): sockets bound to
+        the old index, and its multicast memberships, would hear and send nothing."""
+        for key in [k for k in self.receivers if k[1] == link.name]:
+            old = self.receivers.pop(key)
+            with contextlib.suppress(ValueError, OSError):
+                self.loop.remove_reader(old.fileno())
+            old.close()
+            try:
+                receiver = Receiver(key[0], link.name, link.ifindex)
+                for runner in self.runners.values():
+                    p = runner.plan
+                    if p.advert_interface == link.name and p.family == key[0] and not p.unicast:
+                        receiver.join(p.mcast_group)
+            except SocketError as exc:
+                log.error("vrrpd.socket.error", interface=link.name, reason=str(exc))
+                continue
+            self.receivers[key] = receiver
+            self.loop.add_reader(receiver.fileno(), self._readable, receiver)
+        for skey in [k for k in self.senders if k[1] == link.name]:
+            old_sender = self.senders.pop(skey)
+            old_sender.close()
+            try:
+                sender = Sender(skey[0], link.name, link.ifindex, skey[2])
+            except SocketError as exc:
+                log.error("vrrpd.socket.error", interface=link.name, reason=str(exc))
+                continue
+            self.senders[skey] = sender
+            for runner in self.runners.values():
+                if runner.sender is old_sender:
+                    runner.sender = sender
+        log.info("vrrpd.socket.reopened", interface=link.name, ifindex=link.ifindex)
 
     def health_changed(self, body: Mapping[str, Any]) -> None:
         name = str(body["name"])

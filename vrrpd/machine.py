@@ -13,6 +13,11 @@ How a driver uses it::
     actions = machine.handle(FaultChanged("interface eth0", faulty=True), now)
     actions = machine.handle(Shutdown(), now)
 
+    # instead of Startup, when netd still holds this instance's items from the previous
+    # vrrpd run (a quick restart): listen one advert interval, then MASTER without GARP,
+    # cause "resumed" (an advert heard meanwhile, or Startup fed meanwhile: start as usual)
+    actions = machine.handle(Resume(), now)
+
 Executing the action list, strictly in order:
 
 * :class:`SendAdvert` — send the instance's advert with that priority (a cached
@@ -66,6 +71,7 @@ __all__ = [
     "Machine",
     "Notify",
     "PriorityChanged",
+    "Resume",
     "RxLowerPriority",
     "SendAdvert",
     "SendGarp",
@@ -96,6 +102,7 @@ class TimerName(StrEnum):
     GARP_DELAY = "garp_delay"
     GARP_REFRESH = "garp_refresh"
     GARP_LOWER_PRIO = "garp_lower_prio"
+    RESUME = "resume"
 
 
 class CauseKind(StrEnum):
@@ -106,6 +113,7 @@ class CauseKind(StrEnum):
     FAULT_CLEARED = "fault_cleared"
     SHUTDOWN = "shutdown"
     SYNC_GROUP = "sync_group"
+    RESUMED = "resumed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,7 +220,25 @@ class Shutdown:
     reason: str = "shutdown requested"
 
 
-Event = Startup | AdvertReceived | TimerFired | PriorityChanged | FaultChanged | Shutdown
+@dataclass(frozen=True, slots=True)
+class Resume:
+    """Start-up after a quick vrrpd restart: netd still holds this instance's items.
+
+    Fed instead of :class:`Startup`, in INIT. The instance first listens, still in INIT, for a
+    little more than one advert interval (the ``resume`` timer): a peer that took over while
+    vrrpd was away advertises within that time. Hearing an advert (priority > 0) from another
+    router then means a normal start, at once, following that advert; so does a
+    :class:`Startup` fed meanwhile (the driver learnt that netd's lease ran out). When the
+    timer runs out the instance becomes MASTER (an advert now, VIPs held, no GARP: the
+    addresses never moved), or FAULT if a fault source is bad. From then on the usual rules
+    apply, also to a peer that took over just as we resumed (its advert in flight): the peer
+    applies them to our advert too, and yielding on both sides would leave no master.
+    """
+
+    detail: str = "netd still holds its addresses from the previous vrrpd run"
+
+
+Event = Startup | AdvertReceived | TimerFired | PriorityChanged | FaultChanged | Shutdown | Resume
 
 
 # ---- actions --------------------------------------------------------------------------------
@@ -296,6 +322,10 @@ class Machine:
         #: why the master-down timer would run out: text, or (master, priority, interval in µs)
         self._down_reason: str | tuple[IPAddress, int, int] = "no advert heard since start-up"
         self._preempt = _Preempt.IDLE
+        #: an advert (source, priority) heard while still in INIT: a Resume then starts as usual
+        self.heard_in_init: tuple[IPAddress, int] | None = None
+        #: the Resume being listened for (INIT with the resume timer armed)
+        self._resuming: Resume | None = None
 
     # ---- timing ------------------------------------------------------------------------------
 
@@ -323,6 +353,11 @@ class Machine:
     def timers(self) -> dict[TimerName, float]:
         """Armed timers and their absolute deadlines (a copy)."""
         return dict(self._timers)
+
+    @property
+    def resuming(self) -> bool:
+        """Listening before resuming (see :class:`Resume`)."""
+        return self._resuming is not None
 
     @property
     def accept(self) -> bool:
@@ -363,7 +398,9 @@ class Machine:
         self.transitions += 1
         out.append(Notify(old, new, cause, self.priority))
 
-    def _become_master(self, out: list[Action], now: float, cause: Cause) -> None:
+    def _become_master(
+        self, out: list[Action], now: float, cause: Cause, *, announce: bool = True
+    ) -> None:
         p = self.params
         self._cancel(out, TimerName.MASTER_DOWN, TimerName.PREEMPT_DELAY)
         self._preempt = _Preempt.IDLE
@@ -372,7 +409,7 @@ class Machine:
         # keepalived sends the advert before installing VIPs so the old master lets go first.
         out.append(SendAdvert(self.priority))
         out.append(SetVips(held=True, accept=self.accept))
-        if p.garp_master_repeat > 0:
+        if announce and p.garp_master_repeat > 0:
             out.append(SendGarp(p.garp_master_repeat, "became master"))
             if p.garp_master_delay > 0:
                 out.append(self._arm_s(TimerName.GARP_DELAY, now, p.garp_master_delay))
@@ -459,6 +496,8 @@ class Machine:
                     self._backup_rx(out, now, event)
                 elif self.state is State.MASTER:
                     self._master_rx(out, now, event)
+                elif self.state is State.INIT and event.priority > 0:
+                    self._init_rx(out, now, event)
             case TimerFired(timer=timer):
                 self._on_timer(out, now, timer)
             case PriorityChanged():
@@ -466,8 +505,11 @@ class Machine:
             case FaultChanged():
                 self._on_fault(out, now, event)
             case Shutdown(reason=reason):
+                self._stop_resuming(out)
                 if self.state is not State.INIT:
                     self._become_init(out, Cause(CauseKind.SHUTDOWN, reason))
+            case Resume():
+                self._on_resume(out, now, event)
         return out
 
     def force_master(self, now: float, cause: Cause) -> list[Action]:
@@ -487,7 +529,11 @@ class Machine:
 
     # ---- event handlers ----------------------------------------------------------------------
 
-    def _on_startup(self, out: list[Action], now: float) -> None:
+    def _on_startup(
+        self, out: list[Action], now: float, heard: tuple[IPAddress, int] | None = None
+    ) -> None:
+        """Start as usual; ``heard`` is the advert (source, priority) that stopped a resume."""
+        self._stop_resuming(out)
         if self.state is not State.INIT:
             out.append(Log("vrrpd.startup.ignored", f"already {self.state}"))
             return
@@ -498,7 +544,66 @@ class Machine:
             )
             return
         detail = "start-up as address owner" if self.params.owner else "start-up"
-        self._leave_fault_or_init(out, now, Cause(CauseKind.STARTUP, detail))
+        if heard is None:
+            self._leave_fault_or_init(out, now, Cause(CauseKind.STARTUP, detail))
+            return
+        source, priority = heard
+        detail += f" (not resumed: advert from {source} with priority {priority})"
+        cause = Cause(CauseKind.STARTUP, detail, peer=source, priority=priority)
+        self._leave_fault_or_init(out, now, cause)
+
+    def _on_resume(self, out: list[Action], now: float, ev: Resume) -> None:
+        if self.state is not State.INIT or self._resuming is not None:
+            out.append(Log("vrrpd.resume.ignored", f"already {self.state}"))
+            return
+        if self.heard_in_init is not None:
+            self._decline_resume(out, now, *self.heard_in_init)
+            return
+        self._resuming = ev
+        # A little over one interval: the first advert of a peer that took over cannot be
+        # missed for the scheduling jitter of either side.
+        listen_us = self.params.interval_cs * _CS_US * 5 // 4
+        out.append(self._arm(TimerName.RESUME, now, listen_us))
+        out.append(Log("vrrpd.resume.listening", f"for {listen_us / _US:g} s before resuming"))
+
+    def _stop_resuming(self, out: list[Action]) -> None:
+        if self._resuming is not None:
+            self._resuming = None
+            self._cancel(out, TimerName.RESUME)
+
+    def _decline_resume(
+        self, out: list[Action], now: float, source: IPAddress, priority: int
+    ) -> None:
+        self._stop_resuming(out)
+        out.append(
+            Log(
+                "vrrpd.resume.declined",
+                f"advert from {source} with priority {priority} heard before resuming: "
+                "starting as usual",
+                source,
+            )
+        )
+        self._on_startup(out, now, (source, priority))
+
+    def _init_rx(self, out: list[Action], now: float, ev: AdvertReceived) -> None:
+        if self._ignores_adverts():
+            return
+        self.heard_in_init = (ev.source, ev.priority)
+        if self._resuming is None:
+            return
+        self._decline_resume(out, now, ev.source, ev.priority)
+        if self.state is State.BACKUP:
+            self._backup_rx(out, now, ev)  # follow the master just heard, as usual
+
+    def _resume_now(self, out: list[Action], now: float) -> None:
+        ev, self._resuming = self._resuming, None
+        assert ev is not None
+        if any(self.faults.values()):
+            self._on_startup(out, now)
+            return
+        self.master_adver_int_cs = self.params.interval_cs
+        cause = Cause(CauseKind.RESUMED, f"resumed: {ev.detail}")
+        self._become_master(out, now, cause, announce=False)
 
     def _ignores_adverts(self) -> bool:
         return self.params.owner and self.params.owner_ignore_adverts
@@ -616,7 +721,10 @@ class Machine:
             return  # cancelled or re-armed since: a stale fire
         del self._timers[timer]
         p = self.params
-        if timer is TimerName.MASTER_DOWN and self.state is State.BACKUP:
+        if timer is TimerName.RESUME:
+            if self.state is State.INIT and self._resuming is not None:
+                self._resume_now(out, now)
+        elif timer is TimerName.MASTER_DOWN and self.state is State.BACKUP:
             self.wants_master = True
             if self.sync_gate is not None and not self.sync_gate(self):
                 # keepalived: prefer BACKUP until every sync-group member wants MASTER.

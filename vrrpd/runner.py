@@ -22,6 +22,7 @@ from vrrpd.machine import (
     Action,
     AdvertReceived,
     CancelTimer,
+    CauseKind,
     Event,
     FaultChanged,
     Log,
@@ -40,6 +41,7 @@ from vrrpd.machine import (
 from vrrpd.packet import Advert, AuthType, ChecksumForm, IPAddress, PreparedAdvert, prepare
 from vrrpd.plan import InstancePlan
 from vrrpd.priority import Tracker, TrackerKind, evaluate
+from vrrpd.resume import fingerprint
 from vrrpd.sockets import Datagram, Sender
 from vrrpd.syncgroup import GroupNotify, SyncGroup
 from vrrpd.unicast_checksum import UnicastChecksum
@@ -110,6 +112,7 @@ class Runner:
         self.checksum = self._checksum_policy()
         self.expect = self._expectations()
         self.adverts = self._prepare(plan.params.priority)
+        self.fingerprint = fingerprint(plan)
         self.held = False
         self.accept = self.machine.accept
         self.intent_generation = 0
@@ -208,6 +211,7 @@ class Runner:
         if self.ah is not None:
             self.ah.auth_pass, self.ah.unicast = new.auth_pass, new.unicast
         self.adverts = self._prepare(self.machine.priority)
+        self.fingerprint = fingerprint(new)
         self.intent_generation += 1
         if self.held:
             if new_vips:  # as keepalived: a master announces VIPs a reload added
@@ -453,6 +457,8 @@ class Runner:
             "garp_count": self.garp_count,
             "garp": self.plan.garp,
             **self.plan.vmac_fields,
+            # netd copies it into net.applied: a restarted vrrpd resumes only its own items
+            "fingerprint": self.fingerprint,
         }
 
     def publish_intent(self, *, changed: bool = True) -> None:
@@ -524,6 +530,10 @@ class Runner:
         self.publish_state()
         log.info("vrrp.state", instance=self.name, priority=action.priority, **fields)
         state = "STOP" if self.engine.stopping else action.new.value
+        if cause.kind is CauseKind.RESUMED:
+            # Nothing changed on the network or for the operator: the previous vrrpd already
+            # ran notify_master for this mastership (see docs/architecture.md).
+            return
         if state in ("MASTER", "BACKUP", "FAULT", "STOP"):
             self.engine.notifier.submit(
                 notify.jobs_for(self.name, self.plan.notify, state, action.priority)

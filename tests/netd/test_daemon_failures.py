@@ -82,14 +82,20 @@ def test_netd_killed_while_master_leaves_vips_and_reconciles_without_flap(
 def test_vrrpd_killed_while_master_vip_withdrawn_within_lease_and_peer_takes_it(
     lab: Lab, pair: tuple[DaemonGroup, DaemonGroup]
 ) -> None:
+    """A vrrpd restarted within its lease resumes (tests/vrrpd/test_resume_daemon.py): here it
+    is frozen first, so it stays away past the lease, and killed only once node 1 took over."""
     g0, _ = pair
     wait_master_on_0(lab)
     lease = max(1.0, master_down(150))
+    vrrpd = g0.pids()["vrrpd"]
     with VipWatch(lab.nodes) as watch:
         t0 = time.monotonic()
-        os.kill(g0.pids()["vrrpd"], signal.SIGKILL)
-        gone = watch.wait_held(0, False, 10, after=t0)
-        taken = watch.wait_held(1, True, 10, after=t0)
+        os.kill(vrrpd, signal.SIGSTOP)
+        try:
+            gone = watch.wait_held(0, False, 10, after=t0)
+            taken = watch.wait_held(1, True, 10, after=t0)
+        finally:
+            os.kill(vrrpd, signal.SIGKILL)
         # The restarted vrrpd (priority 150, preempt) takes the VIP back: wait for that
         # too, so the overlap measure covers both hand-overs.
         back = watch.wait_held(0, True, 15, after=gone)

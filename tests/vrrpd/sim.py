@@ -30,6 +30,7 @@ from vrrpd.machine import (
     Machine,
     Notify,
     PriorityChanged,
+    Resume,
     SendAdvert,
     SendGarp,
     SetTimer,
@@ -132,7 +133,8 @@ class Segment:
         heapq.heappush(self._queue, (at, next(self._seq), kind, router, payload))
 
     def at(self, when: float, router: str, event: Event | str) -> None:
-        """Schedule an input: a machine event, or "crash" / "restart"."""
+        """Schedule an input: a machine event, or "crash" / "restart" / "resume" (a restart
+        that finds netd still holding its VIPs: the new machine gets Resume, not Startup)."""
         self._push(when, "input", router, event)
 
     def run_until(self, until: float, check: Callable[[Segment], None] | None = None) -> None:
@@ -163,11 +165,11 @@ class Segment:
             router.alive = False
             router.vips_held = False
             return
-        if payload == "restart":
+        if payload in ("restart", "resume"):
             router.machine = Machine(router.params)
             router.alive = True
             router.heard.clear()
-            self._feed(router, Startup())
+            self._feed(router, Startup() if payload == "restart" else Resume())
             return
         if router.alive:
             assert isinstance(
@@ -205,7 +207,13 @@ class Segment:
             elif cause.kind is CauseKind.ADVERT:
                 ok = ok and isinstance(event, AdvertReceived) and event.source == cause.peer
             elif cause.kind is CauseKind.STARTUP:
-                ok = ok and isinstance(event, Startup)
+                # A resume stopped by an advert starts as usual, naming that advert.
+                ok = ok and (
+                    isinstance(event, Startup)
+                    or (isinstance(event, Resume | AdvertReceived) and cause.peer is not None)
+                )
+            elif cause.kind is CauseKind.RESUMED:
+                ok = ok and event == TimerFired(TimerName.RESUME)
             elif cause.kind is CauseKind.SHUTDOWN:
                 ok = ok and isinstance(event, Shutdown)
             elif cause.kind in (CauseKind.FAULT, CauseKind.FAULT_CLEARED):

@@ -22,6 +22,7 @@ from vrrpd.machine import (
     Machine,
     Notify,
     PriorityChanged,
+    Resume,
     RxLowerPriority,
     SendAdvert,
     SendGarp,
@@ -424,6 +425,7 @@ def test_stale_timer_fire_is_ignored() -> None:
 
 _events = st.one_of(
     st.builds(Startup),
+    st.builds(Resume),
     st.builds(Shutdown),
     st.builds(
         AdvertReceived,
@@ -467,6 +469,8 @@ def test_random_event_sequences_keep_invariants(
         elif m.state is State.BACKUP:
             assert TimerName.MASTER_DOWN in m.timers
             assert TimerName.ADVER not in m.timers
+        elif m.resuming:  # INIT, listening before a resume
+            assert m.state is State.INIT and set(m.timers) == {TimerName.RESUME}
         else:
             assert m.timers == {}
         if prio == 255:
