@@ -83,6 +83,8 @@ def parse_address(words: list[Token], ctx: Ctx) -> Address:
                     ctx.report("error", "bad-value", f"invalid {key} address '{val}'", words[i + 1])
                     i += 2
                     continue
+            if key == "track_group":
+                _track_group_not_implemented(ctx, words[i])
             vals[key] = val
             i += 2
         elif w in _ADDR_FLAG:
@@ -215,6 +217,7 @@ def parse_route(words: list[Token], ctx: Ctx) -> Route:
             i += 1
         elif w == "track_group":
             vals["track_group"] = _next(words, i).text
+            _track_group_not_implemented(ctx, words[i])
             i += 2
         elif w == "mtu":
             if i + 2 < len(words) and words[i + 1].text == "lock":
@@ -346,6 +349,7 @@ def parse_rule(words: list[Token], ctx: Ctx) -> Rule:
             i += 1
         elif w == "track_group":
             vals["track_group"] = _next(words, i).text
+            _track_group_not_implemented(ctx, words[i])
             i += 2
         elif w in _RULE_ONE:
             options.append((w, _next(words, i).text))
@@ -469,3 +473,14 @@ def render_vsg_entry(e: VsgEntry) -> str:
     if e.fwmark is not None:
         return f"fwmark {e.fwmark}" + (f" {e.family}" if e.family else "")
     return f"{e.address}" + (f" {e.port}" if e.port is not None else "")
+
+
+def _track_group_not_implemented(ctx: Ctx, token: Token) -> None:
+    # No component restores static items or faults instances for them: say so, once per use.
+    ctx.report(
+        "not-implemented",
+        "not-implemented",
+        "'track_group' is accepted but not implemented yet (a lost static address, route or "
+        "rule does not put the group's instances in FAULT)",
+        token,
+    )

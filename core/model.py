@@ -347,7 +347,6 @@ class VrrpInstance:
     notify_priority_changes: bool | None = None
     smtp_alert: bool | None = None
     unicast_src_ip: str | None = None
-    mcast_src_ip: str | None = None
     unicast_peer: tuple[UnicastPeer, ...] = ()
     unicast_ttl: int | None = None
     unicast_fault_no_peer: bool = False
