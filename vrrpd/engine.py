@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import ipaddress
 import signal
+import socket
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -37,6 +38,7 @@ from vrrpd.links import Link
 from vrrpd.machine import (
     Shutdown,
     Startup,
+    State,
 )
 from vrrpd.packet import AuthType, IPAddress
 from vrrpd.plan import InstancePlan, fifo_setup, notify_specs, plan
@@ -84,7 +86,7 @@ class Engine:
         self.plans: dict[str, InstancePlan] = {}
         self.runners: dict[str, Runner] = {}
         self.receivers: dict[tuple[int, str], Receiver] = {}
-        self.senders: dict[tuple[int, str, IPAddress], Sender] = {}
+        self.senders: dict[tuple[int, str, IPAddress, int], Sender] = {}
         self.ah_sockets = AhSockets()
         self.by_vrid: dict[tuple[str, int, int], Runner] = {}
         self.health: dict[str, tuple[float, Mapping[str, Any]]] = {}
@@ -95,6 +97,10 @@ class Engine:
         self.group_scripts: dict[str, dict[str, ScriptSpec]] = {}
         self.stopping = False
         self._stale_logged: set[str] = set()
+        #: vrrp_startup_delay: no instance starts before this loop time (set by the first config)
+        self.start_after: float | None = None
+        self._delayed_start: asyncio.TimerHandle | None = None
+        self.router_id = socket.gethostname()  # keepalived's default; router_id replaces it
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -113,7 +119,12 @@ class Engine:
         log.info("vrrpd.dump", file=str(path), instances=len(views))
 
     async def run(self) -> None:
-        self.comp.on_signal(signal.SIGUSR1, lambda: self._dump("keepalived.data", dumps.data_text))
+        self.comp.on_signal(
+            signal.SIGUSR1,
+            lambda: self._dump(
+                "keepalived.data", lambda views: dumps.data_text(views, self.router_id)
+            ),
+        )
         self.comp.on_signal(
             signal.SIGUSR2, lambda: self._dump("keepalived.stats", dumps.stats_text)
         )
@@ -156,6 +167,10 @@ class Engine:
         self._open_fifo(fifo_setup(config))
         self.group_scripts = {g.name: notify_specs(config, g.name, g) for g in config.sync_groups}
         now = self.now()
+        reload = self.config_hash is not None
+        self.router_id = config.global_defs.router_id or socket.gethostname()
+        if self.start_after is None:
+            self._delay_start(now, config.global_defs.vrrp_startup_delay)
         for name, runner in list(self.runners.items()):
             new = new_plans.get(name)
             if new == self.plans.get(name):
@@ -163,18 +178,32 @@ class Engine:
             if new is not None and runner.compatible(new):
                 self._refresh_trackers_for(runner, new)
                 runner.update(new, now)
+            elif new is None:
+                runner.removed_as = "DELETED" if runner.plan.notify_deleted else "FAULT"
+                self._stop_runner(name, now, reason="removed from the configuration")
             else:
-                self._stop_runner(
-                    name,
-                    now,
-                    reason="removed from the configuration"
-                    if new is None
-                    else "interface, VRID or version changed",
-                )
+                self._stop_runner(name, now, reason="interface, VRID or version changed")
         self.plans = new_plans
         self.config_hash = digest
         log.info("vrrpd.config", generation=body["generation"], instances=len(new_plans))
+        if reload and config.global_defs.fifo_write_vrrp_states_on_reload:
+            # keepalived re-writes the states of the instances that survived the reload
+            for runner in self.runners.values():
+                m = runner.machine
+                if m.state is not State.INIT:
+                    self.fifo_write(notify.fifo_line(runner.name, m.state.value, m.priority))
         self._start_pending(now)
+
+    def _delay_start(self, now: float, delay: float) -> None:
+        """``vrrp_startup_delay``: instances start that long after vrrpd's first config."""
+        self.start_after = now + delay
+        if delay > 0:
+            log.info("vrrpd.startup.delayed", seconds=delay)
+            self._delayed_start = self.loop.call_at(self.start_after, self._delay_over)
+
+    def _delay_over(self) -> None:
+        self.start_after = float("-inf")  # call_at may fire a clock tick early
+        self._start_pending(self.now())
 
     def _open_fifo(self, setup: FifoSetup | None) -> None:
         if self.fifo is not None and self.fifo.setup == setup:
@@ -196,6 +225,8 @@ class Engine:
             self.fifo.write(line)
 
     def _start_pending(self, now: float) -> None:
+        if self.start_after is not None and now < self.start_after:
+            return  # vrrp_startup_delay: the delayed call starts them
         for name, p in self.plans.items():
             if name in self.runners:
                 continue
@@ -303,10 +334,17 @@ class Engine:
             self.loop.add_reader(receiver.fileno(), self._readable, receiver)
         if not p.unicast:
             receiver.join(p.mcast_group)
-        skey = (p.family, on.name, primary)
+        skey = (p.family, on.name, primary, p.unicast_ttl)
         sender = self.senders.get(skey)
         if sender is None:
-            sender = self.senders[skey] = Sender(p.family, on.name, on.ifindex, primary)
+            sender = self.senders[skey] = Sender(
+                p.family,
+                on.name,
+                on.ifindex,
+                primary,
+                unicast_ttl=p.unicast_ttl,
+                freebind=p.track_src_ip,
+            )
         runner = Runner(self, p, link, primary, sender)
         if p.auth_type == AuthType.AH:
             self._attach_ah(runner, on)
@@ -323,7 +361,9 @@ class Engine:
             assert isinstance(p.mcast_group, ipaddress.IPv4Address)
             receiver.join(p.mcast_group)
         runner.ah_sender = self.ah_sockets.sender(on.name, on.ifindex)
-        runner.ah = AhSession(auth_pass=p.auth_pass, src=runner.primary, unicast=p.unicast)
+        runner.ah = AhSession(
+            auth_pass=p.auth_pass, src=runner.primary, unicast=p.unicast, ttl=p.unicast_ttl
+        )
 
     def _stop_runner(self, name: str, now: float, reason: str) -> None:
         runner = self.runners[name]
@@ -392,6 +432,11 @@ class Engine:
                 self._refresh_trackers(runner)
                 runner.trackers_changed(now)
         if old is None or old.addresses != link.addresses:
+            if old is not None and not state_changed:
+                # track_src_ip: the configured source address may have come or gone.
+                for runner in self.runners.values():
+                    if runner.plan.track_src_ip and runner.plan.interface == link.name:
+                        runner.trackers_changed(now)
             self._start_pending(now)
 
     def health_changed(self, body: Mapping[str, Any]) -> None:
@@ -485,6 +530,8 @@ class Engine:
     async def shutdown(self) -> None:
         """keepalived's stop: priority-0 adverts from masters, withdraw, STOP notifications."""
         self.stopping = True
+        if self._delayed_start is not None:
+            self._delayed_start.cancel()
         now = self.now()
         for name in list(self.runners):
             self._stop_runner(name, now, reason="daemon stopping")

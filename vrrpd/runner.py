@@ -135,6 +135,9 @@ class Runner:
         # auth_type AH: the anti-replay counter and the socket, set by the engine
         self.ah: AhSession | None = None
         self.ah_sender: AhSender | None = None
+        #: set when a reload removes the instance: what its last transition reports
+        #: (keepalived: DELETED with notify_deleted, else FAULT)
+        self.removed_as: str | None = None
 
     @property
     def name(self) -> str:
@@ -186,13 +189,22 @@ class Runner:
         old = self.plan
         if (old.auth_type == AuthType.AH) != (new.auth_type == AuthType.AH):
             return False  # AH adverts use other sockets (IP protocol 51)
-        return (old.interface, old.family, old.vrid, old.version, old.unicast_src, old.vmac) == (
+        return (
+            old.interface,
+            old.family,
+            old.vrid,
+            old.version,
+            old.unicast_src,
+            old.vmac,
+            old.unicast_ttl,  # the send socket carries it
+        ) == (
             new.interface,
             new.family,
             new.vrid,
             new.version,
             new.unicast_src,
             new.vmac,
+            new.unicast_ttl,
         )
 
     def update(self, new: InstancePlan, now: float) -> None:
@@ -323,6 +335,10 @@ class Runner:
         faults = set(verdict.faults)
         if self.plan.track_own_interface and not self.link.up:
             faults.add(f"interface {self.plan.interface}")
+        faults.update(self.plan.config_faults)
+        src = self.plan.unicast_src
+        if self.plan.track_src_ip and src is not None and src not in self.link.ips:
+            faults.add(f"source address {src} not on {self.plan.interface} (track_src_ip)")
         for source in sorted(faults - self.faults):
             self.feed(FaultChanged(source, faulty=True), now)
         for source in sorted(self.faults - faults):
@@ -523,8 +539,8 @@ class Runner:
             self.sent.release_master += 1
         self.publish_state()
         log.info("vrrp.state", instance=self.name, priority=action.priority, **fields)
-        state = "STOP" if self.engine.stopping else action.new.value
-        if state in ("MASTER", "BACKUP", "FAULT", "STOP"):
+        state = "STOP" if self.engine.stopping else self.removed_as or action.new.value
+        if state in ("MASTER", "BACKUP", "FAULT", "STOP", "DELETED"):
             self.engine.notifier.submit(
                 notify.jobs_for(self.name, self.plan.notify, state, action.priority)
             )
