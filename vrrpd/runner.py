@@ -338,7 +338,7 @@ class Runner:
         faults.update(self.plan.config_faults)
         src = self.plan.unicast_src
         if self.plan.track_src_ip and src is not None and src not in self.link.ips:
-            faults.add(f"source address {src} not on {self.plan.interface} (track_src_ip)")
+            faults.add(f"source address {src} on {self.plan.interface} (track_src_ip)")
         for source in sorted(faults - self.faults):
             self.feed(FaultChanged(source, faulty=True), now)
         for source in sorted(self.faults - faults):

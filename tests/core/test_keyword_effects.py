@@ -57,8 +57,7 @@ def test_notify_deleted_with_a_command_keeps_user_and_group(parse: Parse) -> Non
             "'track_group'",
         ),
         (
-            "static_rules {\n    from 192.0.2.5 table 7 preference 5 track_group TG\n}\n"
-            + MINIMAL,
+            "static_rules {\n    from 192.0.2.5 table 7 preference 5 track_group TG\n}\n" + MINIMAL,
             "'track_group'",
         ),
     ],

