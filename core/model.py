@@ -200,6 +200,8 @@ class GlobalDefs:
     vrrp_skip_check_adv_addr: bool = False
     vrrp_strict: bool = False
     vrrp_startup_delay: float = 0.0
+    #: keepalived 2.4: VRRP starts no earlier than this long after the system booted
+    vrrp_delay_after_boot: float = 0.0
     notify_fifo: Script | None = None
     notify_fifo_script: Script | None = None
     vrrp_notify_fifo: Script | None = None

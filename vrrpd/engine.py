@@ -41,7 +41,7 @@ from vrrpd.machine import (
     State,
 )
 from vrrpd.packet import AuthType, IPAddress
-from vrrpd.plan import InstancePlan, fifo_setup, notify_specs, plan
+from vrrpd.plan import InstancePlan, fifo_setup, notify_specs, plan, startup_delay
 from vrrpd.priority import Tracker, TrackerKind
 from vrrpd.runner import MIN_LEASE, TIMER_FIRED, Runner
 from vrrpd.sockets import Receiver, Sender, SocketError
@@ -170,7 +170,8 @@ class Engine:
         reload = self.config_hash is not None
         self.router_id = config.global_defs.router_id or socket.gethostname()
         if self.start_after is None:
-            self._delay_start(now, config.global_defs.vrrp_startup_delay)
+            uptime = time.clock_gettime(time.CLOCK_BOOTTIME)
+            self._delay_start(now, startup_delay(config.global_defs, uptime))
         for name, runner in list(self.runners.items()):
             new = new_plans.get(name)
             if new == self.plans.get(name):
@@ -195,7 +196,8 @@ class Engine:
         self._start_pending(now)
 
     def _delay_start(self, now: float, delay: float) -> None:
-        """``vrrp_startup_delay``: instances start that long after vrrpd's first config."""
+        """``vrrp_startup_delay``/``vrrp_delay_after_boot``: instances start ``delay`` after
+        vrrpd's first config."""
         self.start_after = now + delay
         if delay > 0:
             log.info("vrrpd.startup.delayed", seconds=delay)

@@ -280,6 +280,12 @@ def script_spec(config: Config, name: str, script: Script) -> ScriptSpec:
     )
 
 
+def startup_delay(g: GlobalDefs, uptime: float) -> float:
+    """Seconds before the instances start: ``vrrp_startup_delay``, or longer while the system
+    has been up less than ``vrrp_delay_after_boot`` (the later of the two wins)."""
+    return max(g.vrrp_startup_delay, g.vrrp_delay_after_boot - uptime, 0.0)
+
+
 def fifo_setup(config: Config) -> FifoSetup | None:
     """The VRRP notify FIFO and its reader: ``vrrp_notify_fifo`` wins over ``notify_fifo``.
 

@@ -15,7 +15,7 @@ from vrrpd.links import Link
 from vrrpd.machine import Shutdown, Startup, State
 from vrrpd.notify import Job
 from vrrpd.packet import Advert, encode
-from vrrpd.plan import InstancePlan, plan
+from vrrpd.plan import InstancePlan, plan, startup_delay
 from vrrpd.runner import Runner
 from vrrpd.validate import Accepted, IpFacts, validate
 
@@ -176,3 +176,16 @@ def test_keepalived_data_dump_names_the_router_id() -> None:
         "------< VRRP Topology >------",
     ]
     assert dumps.data_text([]).startswith("------< VRRP Topology >------")
+
+
+def test_startup_waits_for_the_later_of_startup_delay_and_delay_after_boot() -> None:
+    def delay(options: str, uptime: float) -> float:
+        result = loads(f"global_defs {{\n{options}\n}}\n" + config(""), script_env=None)
+        assert result.exit_code == 0 and not result.problems, result.problems
+        return startup_delay(result.config.global_defs, uptime)
+
+    assert delay("", 5.0) == 0.0
+    assert delay("vrrp_startup_delay 3", 1000.0) == 3.0
+    assert delay("vrrp_delay_after_boot 60", 45.0) == 15.0
+    assert delay("vrrp_delay_after_boot 60", 600.0) == 0.0
+    assert delay("vrrp_delay_after_boot 60\nvrrp_startup_delay 20", 45.0) == 20.0
