@@ -101,6 +101,7 @@ class Engine:
         self.start_after: float | None = None
         self._delayed_start: asyncio.TimerHandle | None = None
         self.router_id = socket.gethostname()  # keepalived's default; router_id replaces it
+        self.dynamic_interfaces = False
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -169,6 +170,7 @@ class Engine:
         now = self.now()
         reload = self.config_hash is not None
         self.router_id = config.global_defs.router_id or socket.gethostname()
+        self.dynamic_interfaces = config.global_defs.dynamic_interfaces
         if self.start_after is None:
             uptime = time.clock_gettime(time.CLOCK_BOOTTIME)
             self._delay_start(now, startup_delay(config.global_defs, uptime))
@@ -419,6 +421,8 @@ class Engine:
         old = self.links.get(link.name)
         self.links[link.name] = link
         now = self.now()
+        if old is not None and old.ifindex != link.ifindex:
+            self._link_recreated(link, old.ifindex, now)
         # Trackers only read up/down; an address-only change (netd installing VIPs) must not
         # cost a re-evaluation of every instance on the interface.
         state_changed = old is None or (old.up, old.ifindex) != (link.up, link.ifindex)
@@ -440,6 +444,48 @@ class Engine:
                     if runner.plan.track_src_ip and runner.plan.interface == link.name:
                         runner.trackers_changed(now)
             self._start_pending(now)
+
+    def _link_recreated(self, link: Link, old_index: int, now: float) -> None:
+        """An interface deleted and created again (new ifindex): sockets bound to the old one
+        neither hear nor send. With ``dynamic_interfaces`` (and always for a VMAC, which netd
+        re-creates itself) the instances on it restart on new sockets; otherwise they stay in
+        FAULT, as keepalived's do (see ``Runner.trackers_changed``)."""
+        name = link.name
+        on_it = [
+            r.name
+            for r in self.runners.values()
+            if name in (r.plan.interface, r.plan.advert_interface)
+        ]
+        if not on_it:
+            return
+        follow = [
+            r.name
+            for r in self.runners.values()
+            if name in (r.plan.interface, r.plan.advert_interface)
+            and (
+                self.dynamic_interfaces or (r.plan.vmac is not None and r.plan.vmac["name"] == name)
+            )
+        ]
+        log.warning(
+            "vrrpd.interface.recreated",
+            interface=name,
+            old_ifindex=old_index,
+            ifindex=link.ifindex,
+            restarting=follow,
+            faulted=[r for r in on_it if r not in follow],
+        )
+        if not follow:
+            return
+        for runner_name in follow:
+            self._stop_runner(runner_name, now, reason=f"interface {name} re-created")
+        for key in [k for k in self.receivers if k[1] == name]:
+            receiver = self.receivers.pop(key)
+            with contextlib.suppress(ValueError, OSError):
+                self.loop.remove_reader(receiver.fileno())
+            receiver.close()
+        for skey in [k for k in self.senders if k[1] == name]:
+            self.senders.pop(skey).close()
+        self._start_pending(now)
 
     def health_changed(self, body: Mapping[str, Any]) -> None:
         name = str(body["name"])

@@ -138,6 +138,9 @@ class Runner:
         #: set when a reload removes the instance: what its last transition reports
         #: (keepalived: DELETED with notify_deleted, else FAULT)
         self.removed_as: str | None = None
+        #: the interface's index when the sockets were opened: a re-created interface has
+        #: another one, and this instance's sockets are deaf and mute on it
+        self.bound_ifindex = link.ifindex
 
     @property
     def name(self) -> str:
@@ -336,6 +339,8 @@ class Runner:
         if self.plan.track_own_interface and not self.link.up:
             faults.add(f"interface {self.plan.interface}")
         faults.update(self.plan.config_faults)
+        if self.link.ifindex != self.bound_ifindex:
+            faults.add(f"interface {self.plan.interface} re-created (dynamic_interfaces not set)")
         src = self.plan.unicast_src
         if self.plan.track_src_ip and src is not None and src not in self.link.ips:
             faults.add(f"source address {src} on {self.plan.interface} (track_src_ip)")
@@ -343,7 +348,12 @@ class Runner:
             self.feed(FaultChanged(source, faulty=True), now)
         for source in sorted(self.faults - faults):
             self.feed(FaultChanged(source, faulty=False), now)
+        changed = faults != self.faults
         self.faults = frozenset(faults)
+        if changed and self.machine.state is State.FAULT:
+            # Still FAULT for another reason: no transition publishes it, but the operator
+            # should see why the instance is in FAULT now.
+            self.publish_state()
         if verdict.priority != self.machine.priority:
             self.feed(PriorityChanged(verdict.priority, verdict.reason), now)
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -224,3 +226,85 @@ def test_vrrp_startup_delay_holds_the_instances_back(lab: Lab) -> None:
         )
         assert time.monotonic() - delayed_at > 2.5
         wait_until(lambda: "192.0.2.97/24" in lab.node(0).address_set(), 10, message="MASTER")
+
+
+def _recreate_pair(node: Any) -> None:
+    node.run(["ip", "link", "del", "kwa"], check=False)
+    node.run(["ip", "link", "add", "kwa", "type", "veth", "peer", "name", "kwb"])
+    node.run(["ip", "addr", "add", "198.51.100.1/24", "dev", "kwa"])
+    node.run(["ip", "link", "set", "kwa", "up"])
+    node.run(["ip", "link", "set", "kwb", "up"])
+
+
+def _adverts_on_kwb(node: Any, timeout: float) -> None:
+    capture = node.capture("kwb")
+    try:
+        # VRRP (IPv4 protocol 112) from 198.51.100.1, as the far end of the pair sees it
+        capture.wait_for(
+            lambda f: (
+                f[12:14] == ETH_IPV4 and f[23] == 112 and f[26:30] == bytes([198, 51, 100, 1])
+            ),
+            2,
+            timeout=timeout,
+        )
+    finally:
+        capture.close()
+
+
+@pytest.mark.parametrize("dynamic", [True, False])
+def test_a_recreated_interface_is_followed_only_with_dynamic_interfaces(
+    lab: Lab, dynamic: bool
+) -> None:
+    node = lab.node(0)
+    _recreate_pair(node)
+    glob = "global_defs {\n    dynamic_interfaces\n}\n" if dynamic else ""
+    config = (
+        glob
+        + """
+vrrp_instance VI_1 {
+    state MASTER
+    interface kwa
+    virtual_router_id 98
+    priority 255
+    advert_int 0.5
+    version 3
+    virtual_ipaddress {
+        198.51.100.98/24
+    }
+}
+"""
+    )
+    with daemon_group(node, config) as group:
+        group.wait_started()
+        _adverts_on_kwb(node, 20)
+        _recreate_pair(node)  # a new kwa: another ifindex
+        wait_until(
+            lambda: "vrrpd.interface.recreated" in group.log_text(), 15, message="re-creation"
+        )
+        if dynamic:
+            _adverts_on_kwb(node, 20)
+            wait_until(
+                lambda: "198.51.100.98/24" in node.address_set("kwa"), 15, message="VIP back"
+            )
+        else:
+            # The interface is up again, but this instance's sockets are bound to the old one.
+            wait_until(
+                lambda: _vi_1(group) == ("FAULT", [RECREATED]), 15, message="FAULT (re-created)"
+            )
+            assert "198.51.100.98/24" not in node.address_set("kwa")
+
+
+RECREATED = "interface kwa re-created (dynamic_interfaces not set)"
+
+
+def _vi_1(group: Any) -> tuple[str, list[str]] | None:
+    """VI_1's state and faults as ``pykeepalivedctl status --json`` reports them."""
+    out = subprocess.run(
+        [sys.executable, "-m", "ctl", "--runtime-dir", str(group.runtime.path), "status", "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    ).stdout
+    inst = json.loads(out)["instances"].get("VI_1")
+    return None if inst is None else (inst["state"], inst["faults"])
