@@ -189,3 +189,8 @@ def test_startup_waits_for_the_later_of_startup_delay_and_delay_after_boot() -> 
     assert delay("vrrp_delay_after_boot 60", 45.0) == 15.0
     assert delay("vrrp_delay_after_boot 60", 600.0) == 0.0
     assert delay("vrrp_delay_after_boot 60\nvrrp_startup_delay 20", 45.0) == 20.0
+
+
+def test_mcast_src_ip_is_the_source_of_multicast_adverts() -> None:
+    p = plan_of(config("mcast_src_ip 192.0.2.7", peers=""))
+    assert not p.unicast and p.unicast_src == IPv4Address("192.0.2.7")
