@@ -147,7 +147,6 @@ _GLOBAL_RAW = [
     "vrrp_rx_bufs_multiplier",
     "rs_init_notifies",
     "no_checker_emails",
-    "vrrp_delay_after_boot",
     "log_unknown_vrids",
     "umask",
     "random_seed",
@@ -260,6 +259,7 @@ GLOBAL_DEFS = BlockSchema(
         K("vrrp_skip_check_adv_addr", BOOL),
         K("vrrp_strict", BOOL),
         K("vrrp_startup_delay", Float(0, 4294.967295)),
+        K("vrrp_delay_after_boot", Float(0, 4294.967295)),
         K("notify_fifo", SCRIPT),
         K("notify_fifo_script", SCRIPT),
         K("vrrp_notify_fifo", SCRIPT),
@@ -269,7 +269,9 @@ GLOBAL_DEFS = BlockSchema(
         K("vrrp_notify_priority_changes", BOOL),
         K("fifo_write_vrrp_states_on_reload", BOOL),
         K("lvs_flush", BOOL),
-        K("max_auto_priority", OptInt(0, -1, 99)),
+        # realtime scheduling of a late process: none of the vrrp_/checker_ *priority
+        # keywords is acted on either
+        K("max_auto_priority", OptInt(0, -1, 99), implemented=False),
         *[
             Raw(n, 0, None, None, _DEPRECATED_GLOBAL.get(n), deprecated_fails=False)
             for n in _GLOBAL_RAW
@@ -470,20 +472,22 @@ VRRP_INSTANCE = BlockSchema(
         K("notify_backup", SCRIPT),
         K("notify_fault", SCRIPT),
         K("notify_stop", SCRIPT),
-        K("notify_deleted", SCRIPT),
+        K("notify_deleted", ScriptT(optional=True)),
         K("notify", SCRIPT),
         K("notify_master_rx_lower_pri", SCRIPT),
         K("notify_priority_changes", BOOL),
         K("smtp_alert", BOOL),
         K("unicast_src_ip", Ip()),
-        K("mcast_src_ip", Ip()),
+        # keepalived parses both with one handler: the source of every advert, unicast or not
+        K("mcast_src_ip", Ip(), "unicast_src_ip", canonical=False),
         K("unicast_peer", PEERS, mode="extend"),
         K("unicast_ttl", Int(0, 255)),
         K("unicast_fault_no_peer", BOOL),
         K("check_unicast_src", BOOL),
         K("mcast_dst_ip", Ip(multicast=True)),
         K("track_src_ip", BOOL),
-        K("vrf", Str()),
+        # unicast without an interface, bound to a VRF: instances need an interface here
+        K("vrf", Str(), implemented=False),
         K("use_vmac", VmacT()),
         K("vmac_xmit_base", BOOL),
         K("use_vmac_addr", BOOL),

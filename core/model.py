@@ -262,6 +262,8 @@ class GlobalDefs:
     vrrp_skip_check_adv_addr: bool = False
     vrrp_strict: bool = False
     vrrp_startup_delay: float = 0.0
+    #: keepalived 2.4: VRRP starts no earlier than this long after the system booted
+    vrrp_delay_after_boot: float = 0.0
     notify_fifo: Script | None = None
     notify_fifo_script: Script | None = None
     vrrp_notify_fifo: Script | None = None
@@ -411,7 +413,6 @@ class VrrpInstance:
     notify_priority_changes: bool | None = None
     smtp_alert: bool | None = None
     unicast_src_ip: str | None = None
-    mcast_src_ip: str | None = None
     unicast_peer: tuple[UnicastPeer, ...] = ()
     unicast_ttl: int | None = None
     unicast_fault_no_peer: bool = False

@@ -367,9 +367,14 @@ class ScriptT:
     with_user: bool = True
     first_word_only: bool = False
     block: bool = False
+    #: the command is optional (``notify_deleted`` alone only switches DELETED reports on);
+    #: a bare keyword parses to ``Script("")``
+    optional: bool = False
 
     def parse(self, node: Node, ctx: Ctx) -> Script:
         args = node.args
+        if not args and self.optional:
+            return Script("")
         if not args:
             raise ArgError(f"'{node.keyword}' needs a command", node.words[0])
         if not self.with_user:
@@ -397,6 +402,8 @@ class ScriptT:
 
     def render(self, kw: str, value: Any, indent: str) -> list[str]:
         assert isinstance(value, Script)
+        if not value.command and self.optional:
+            return [f"{indent}{kw}"]
         parts = [f"{indent}{kw}", quote_always(value.command)]
         if value.user is not None:
             parts.append(quote(value.user))

@@ -107,7 +107,7 @@ def _uses(config: Config) -> Iterator[_Use]:
         for o in objs:
             for f in notify:
                 sc = getattr(o, f, None)
-                if sc is not None:
+                if sc is not None and sc.command:  # a bare notify_deleted runs nothing
                     yield _Use(sc, (owner_kw, o.name, f), _explicit(sc), None)
     for f in (
         "startup_script",

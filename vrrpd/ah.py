@@ -153,6 +153,8 @@ class AhSession:
     unicast: bool = False
     seq: int = 0
     ip_id: int = 0
+    #: ``unicast_ttl`` (multicast adverts always go out with 255)
+    ttl: int = 255
 
     def seal(self, vrrp_payload: bytes, dsts: tuple[IPv4Address, ...]) -> list[bytes]:
         """One advert round: a datagram per destination, all with the same sequence and id."""
@@ -168,6 +170,7 @@ class AhSession:
                 seq=self.seq,
                 ip_id=self.ip_id,
                 unicast=self.unicast,
+                ttl=self.ttl if self.unicast else 255,
             )
             for dst in dsts
         ]

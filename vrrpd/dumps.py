@@ -163,8 +163,12 @@ def json_text(views: list[InstanceView]) -> str:
     return json.dumps(records, separators=(",", ":"))
 
 
-def data_text(views: list[InstanceView]) -> str:
-    out = ["------< VRRP Topology >------"]
+def data_text(views: list[InstanceView], router_id: str | None = None) -> str:
+    out = []
+    if router_id is not None:
+        # keepalived.data opens with the global definitions; router_id is the one vrrpd knows
+        out += ["------< Global definitions >------", f" Router ID = {router_id}"]
+    out.append("------< VRRP Topology >------")
     for v in views:
         out += [
             f" VRRP Instance = {v.name}",

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import ipaddress
 import signal
+import socket
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -39,9 +40,10 @@ from vrrpd.machine import (
     Resume,
     Shutdown,
     Startup,
+    State,
 )
 from vrrpd.packet import AuthType, IPAddress
-from vrrpd.plan import InstancePlan, fifo_setup, notify_specs, plan
+from vrrpd.plan import InstancePlan, fifo_setup, notify_specs, plan, startup_delay
 from vrrpd.priority import Tracker, TrackerKind
 from vrrpd.resume import RESUME_WINDOW, Verdict, decide
 from vrrpd.runner import MIN_LEASE, TIMER_FIRED, Runner
@@ -88,7 +90,7 @@ class Engine:
         self.plans: dict[str, InstancePlan] = {}
         self.runners: dict[str, Runner] = {}
         self.receivers: dict[tuple[int, str], Receiver] = {}
-        self.senders: dict[tuple[int, str, IPAddress], Sender] = {}
+        self.senders: dict[tuple[int, str, IPAddress, int], Sender] = {}
         self.ah_sockets = AhSockets()
         self.by_vrid: dict[tuple[str, int, int], Runner] = {}
         self.health: dict[str, tuple[float, Mapping[str, Any]]] = {}
@@ -104,6 +106,11 @@ class Engine:
         #: instances started within RESUME_WINDOW still waiting in INIT for netd's report
         self.awaiting: set[str] = set()
         self.resume_until = float("-inf")
+        #: vrrp_startup_delay: no instance starts before this loop time (set by the first config)
+        self.start_after: float | None = None
+        self._delayed_start: asyncio.TimerHandle | None = None
+        self.router_id = socket.gethostname()  # keepalived's default; router_id replaces it
+        self.dynamic_interfaces = False
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -122,7 +129,12 @@ class Engine:
         log.info("vrrpd.dump", file=str(path), instances=len(views))
 
     async def run(self) -> None:
-        self.comp.on_signal(signal.SIGUSR1, lambda: self._dump("keepalived.data", dumps.data_text))
+        self.comp.on_signal(
+            signal.SIGUSR1,
+            lambda: self._dump(
+                "keepalived.data", lambda views: dumps.data_text(views, self.router_id)
+            ),
+        )
         self.comp.on_signal(
             signal.SIGUSR2, lambda: self._dump("keepalived.stats", dumps.stats_text)
         )
@@ -170,6 +182,12 @@ class Engine:
         self.mailer.configure(mail.mail_settings(config))
         self.group_scripts = {g.name: notify_specs(config, g.name, g) for g in config.sync_groups}
         now = self.now()
+        reload = self.config_hash is not None
+        self.router_id = config.global_defs.router_id or socket.gethostname()
+        self.dynamic_interfaces = config.global_defs.dynamic_interfaces
+        if self.start_after is None:
+            uptime = time.clock_gettime(time.CLOCK_BOOTTIME)
+            self._delay_start(now, startup_delay(config.global_defs, uptime))
         for name, runner in list(self.runners.items()):
             new = new_plans.get(name)
             if new == self.plans.get(name):
@@ -177,18 +195,33 @@ class Engine:
             if new is not None and runner.compatible(new):
                 self._refresh_trackers_for(runner, new)
                 runner.update(new, now)
+            elif new is None:
+                runner.removed_as = "DELETED" if runner.plan.notify_deleted else "FAULT"
+                self._stop_runner(name, now, reason="removed from the configuration")
             else:
-                self._stop_runner(
-                    name,
-                    now,
-                    reason="removed from the configuration"
-                    if new is None
-                    else "interface, VRID or version changed",
-                )
+                self._stop_runner(name, now, reason="interface, VRID or version changed")
         self.plans = new_plans
         self.config_hash = digest
         log.info("vrrpd.config", generation=body["generation"], instances=len(new_plans))
+        if reload and config.global_defs.fifo_write_vrrp_states_on_reload:
+            # keepalived re-writes the states of the instances that survived the reload
+            for runner in self.runners.values():
+                m = runner.machine
+                if m.state is not State.INIT:
+                    self.fifo_write(notify.fifo_line(runner.name, m.state.value, m.priority))
         self._start_pending(now)
+
+    def _delay_start(self, now: float, delay: float) -> None:
+        """``vrrp_startup_delay``/``vrrp_delay_after_boot``: instances start ``delay`` after
+        vrrpd's first config."""
+        self.start_after = now + delay
+        if delay > 0:
+            log.info("vrrpd.startup.delayed", seconds=delay)
+            self._delayed_start = self.loop.call_at(self.start_after, self._delay_over)
+
+    def _delay_over(self) -> None:
+        self.start_after = float("-inf")  # call_at may fire a clock tick early
+        self._start_pending(self.now())
 
     def _open_fifo(self, setup: FifoSetup | None) -> None:
         if self.fifo is not None and self.fifo.setup == setup:
@@ -210,6 +243,8 @@ class Engine:
             self.fifo.write(line)
 
     def _start_pending(self, now: float) -> None:
+        if self.start_after is not None and now < self.start_after:
+            return  # vrrp_startup_delay: the delayed call starts them
         for name, p in self.plans.items():
             if name in self.runners:
                 continue
@@ -379,10 +414,17 @@ class Engine:
             self.loop.add_reader(receiver.fileno(), self._readable, receiver)
         if not p.unicast:
             receiver.join(p.mcast_group)
-        skey = (p.family, on.name, primary)
+        skey = (p.family, on.name, primary, p.unicast_ttl)
         sender = self.senders.get(skey)
         if sender is None:
-            sender = self.senders[skey] = Sender(p.family, on.name, on.ifindex, primary)
+            sender = self.senders[skey] = Sender(
+                p.family,
+                on.name,
+                on.ifindex,
+                primary,
+                unicast_ttl=p.unicast_ttl,
+                freebind=p.track_src_ip,
+            )
         runner = Runner(self, p, link, primary, sender)
         if p.auth_type == AuthType.AH:
             self._attach_ah(runner, on)
@@ -399,7 +441,9 @@ class Engine:
             assert isinstance(p.mcast_group, ipaddress.IPv4Address)
             receiver.join(p.mcast_group)
         runner.ah_sender = self.ah_sockets.sender(on.name, on.ifindex)
-        runner.ah = AhSession(auth_pass=p.auth_pass, src=runner.primary, unicast=p.unicast)
+        runner.ah = AhSession(
+            auth_pass=p.auth_pass, src=runner.primary, unicast=p.unicast, ttl=p.unicast_ttl
+        )
 
     def _stop_runner(self, name: str, now: float, reason: str) -> None:
         runner = self.runners[name]
@@ -455,7 +499,7 @@ class Engine:
         self.links[link.name] = link
         now = self.now()
         if old is not None and old.ifindex != link.ifindex:
-            self._follow_ifindex(link)
+            self._link_recreated(link, old.ifindex, now)
         # Trackers only read up/down; an address-only change (netd installing VIPs) must not
         # cost a re-evaluation of every instance on the interface.
         state_changed = old is None or (old.up, old.ifindex) != (link.up, link.ifindex)
@@ -471,11 +515,53 @@ class Engine:
                 self._refresh_trackers(runner)
                 runner.trackers_changed(now)
         if old is None or old.addresses != link.addresses:
+            if old is not None and not state_changed:
+                # track_src_ip: the configured source address may have come or gone.
+                for runner in self.runners.values():
+                    if runner.plan.track_src_ip and runner.plan.interface == link.name:
+                        runner.trackers_changed(now)
             self._start_pending(now)
 
+    def _link_recreated(self, link: Link, old_index: int, now: float) -> None:
+        """An interface deleted and created again (new ifindex): sockets bound to the old one
+        neither hear nor send. With ``dynamic_interfaces`` (and always for a VMAC, which netd
+        re-creates itself) the instances on it restart on new sockets; otherwise they stay in
+        FAULT, as keepalived's do (see ``Runner.trackers_changed``)."""
+        name = link.name
+        on_it = [
+            r.name
+            for r in self.runners.values()
+            if name in (r.plan.interface, r.plan.advert_interface)
+        ]
+        if not on_it:
+            return
+        follow = [
+            r.name
+            for r in self.runners.values()
+            if name in (r.plan.interface, r.plan.advert_interface)
+            and (
+                self.dynamic_interfaces or (r.plan.vmac is not None and r.plan.vmac["name"] == name)
+            )
+        ]
+        log.warning(
+            "vrrpd.interface.recreated",
+            interface=name,
+            old_ifindex=old_index,
+            ifindex=link.ifindex,
+            restarting=follow,
+            faulted=[r for r in on_it if r not in follow],
+        )
+        if not follow:
+            return
+        self._follow_ifindex(link)
+        for runner_name in follow:
+            self.runners[runner_name].bound_ifindex = link.ifindex
+        self._start_pending(now)
+
     def _follow_ifindex(self, link: Link) -> None:
-        """The interface was re-created (netd re-making a deleted VMAC, say): sockets bound to
-        the old index, and its multicast memberships, would hear and send nothing."""
+        """Re-open the sockets bound to a re-created interface, and its multicast memberships,
+        in place: the instances that follow it keep their state (a VMAC netd re-made while
+        we were master stays master)."""
         for key in [k for k in self.receivers if k[1] == link.name]:
             old = self.receivers.pop(key)
             with contextlib.suppress(ValueError, OSError):
@@ -495,15 +581,22 @@ class Engine:
         for skey in [k for k in self.senders if k[1] == link.name]:
             old_sender = self.senders.pop(skey)
             old_sender.close()
+            users = [r for r in self.runners.values() if r.sender is old_sender]
             try:
-                sender = Sender(skey[0], link.name, link.ifindex, skey[2])
+                sender = Sender(
+                    skey[0],
+                    link.name,
+                    link.ifindex,
+                    skey[2],
+                    unicast_ttl=skey[3],
+                    freebind=any(r.plan.track_src_ip for r in users),
+                )
             except SocketError as exc:
                 log.error("vrrpd.socket.error", interface=link.name, reason=str(exc))
                 continue
             self.senders[skey] = sender
-            for runner in self.runners.values():
-                if runner.sender is old_sender:
-                    runner.sender = sender
+            for runner in users:
+                runner.sender = sender
         log.info("vrrpd.socket.reopened", interface=link.name, ifindex=link.ifindex)
 
     def health_changed(self, body: Mapping[str, Any]) -> None:
@@ -597,6 +690,8 @@ class Engine:
     async def shutdown(self) -> None:
         """keepalived's stop: priority-0 adverts from masters, withdraw, STOP notifications."""
         self.stopping = True
+        if self._delayed_start is not None:
+            self._delayed_start.cancel()
         now = self.now()
         for name in list(self.runners):
             self._stop_runner(name, now, reason="daemon stopping")

@@ -32,6 +32,10 @@ class Link:
             addresses=tuple(addrs),
         )
 
+    @property
+    def ips(self) -> frozenset[IPAddress]:
+        return frozenset(iface.ip for iface in self.addresses)
+
     def primary(self, family: int, exclude: Iterable[IPAddress] = ()) -> IPAddress | None:
         """keepalived's choice: the first v4 address, or the IPv6 link-local, not a VIP."""
         skip = set(exclude)

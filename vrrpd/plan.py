@@ -58,6 +58,16 @@ class InstancePlan:
     addr_vmacs: tuple[dict[str, Any], ...] = ()
     #: ``garp_extra_if``: ``{"interval": seconds, "all": bool}``; None when off
     garp_extra_if: dict[str, Any] | None = None
+    #: ``unicast_ttl``: TTL (IPv6: hop limit) of unicast adverts; multicast ones always use 255
+    unicast_ttl: int = 255
+    #: ``track_src_ip``: FAULT while the configured ``unicast_src_ip`` (or ``mcast_src_ip``)
+    #: is not on the interface
+    track_src_ip: bool = False
+    #: faults the configuration itself causes (``unicast_fault_no_peer`` without peers): the
+    #: instance stays in FAULT while they are there
+    config_faults: tuple[str, ...] = ()
+    #: ``notify_deleted`` is set: a reload removing the instance reports DELETED, not FAULT
+    notify_deleted: bool = False
 
     @property
     def vmac_fields(self) -> dict[str, Any]:
@@ -203,7 +213,19 @@ def _plan_one(
             if eff.garp_extra_if is not None
             else None
         ),
+        unicast_ttl=255 if inst.unicast_ttl is None else inst.unicast_ttl,
+        track_src_ip=inst.track_src_ip and inst.unicast_src_ip is not None,
+        config_faults=_config_faults(inst),
+        notify_deleted=inst.notify_deleted is not None,
     )
+
+
+def _config_faults(inst: VrrpInstance) -> tuple[str, ...]:
+    # keepalived >= 2.2.7: with unicast_fault_no_peer an instance without peers is in FAULT
+    # instead of falling back to multicast.
+    if inst.unicast_fault_no_peer and not inst.unicast_peer:
+        return ("no unicast peers (unicast_fault_no_peer)",)
+    return ()
 
 
 def _old_unicast_checksum(inst: VrrpInstance) -> str:
@@ -217,6 +239,7 @@ NOTIFY_KEYWORDS = (
     "notify_backup",
     "notify_fault",
     "notify_stop",
+    "notify_deleted",
     "notify",
     "notify_master_rx_lower_pri",
 )
@@ -231,7 +254,7 @@ def notify_specs(config: Config, owner: str, block: object) -> dict[str, ScriptS
     out: dict[str, ScriptSpec] = {}
     for keyword in NOTIFY_KEYWORDS:
         script: Script | None = getattr(block, keyword, None)
-        if script is not None:
+        if script is not None and script.command:  # a bare notify_deleted runs nothing
             out[keyword] = script_spec(config, f"{owner}:{keyword}", script)
     return out
 
@@ -250,6 +273,12 @@ def script_spec(config: Config, name: str, script: Script) -> ScriptSpec:
         user_source=source,
         script_security=g.enable_script_security,
     )
+
+
+def startup_delay(g: GlobalDefs, uptime: float) -> float:
+    """Seconds before the instances start: ``vrrp_startup_delay``, or longer while the system
+    has been up less than ``vrrp_delay_after_boot`` (the later of the two wins)."""
+    return max(g.vrrp_startup_delay, g.vrrp_delay_after_boot - uptime, 0.0)
 
 
 def fifo_setup(config: Config) -> FifoSetup | None:

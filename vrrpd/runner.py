@@ -138,6 +138,12 @@ class Runner:
         # auth_type AH: the anti-replay counter and the socket, set by the engine
         self.ah: AhSession | None = None
         self.ah_sender: AhSender | None = None
+        #: set when a reload removes the instance: what its last transition reports
+        #: (keepalived: DELETED with notify_deleted, else FAULT)
+        self.removed_as: str | None = None
+        #: the interface's index when the sockets were opened: a re-created interface has
+        #: another one, and this instance's sockets are deaf and mute on it
+        self.bound_ifindex = link.ifindex
 
     @property
     def name(self) -> str:
@@ -189,13 +195,22 @@ class Runner:
         old = self.plan
         if (old.auth_type == AuthType.AH) != (new.auth_type == AuthType.AH):
             return False  # AH adverts use other sockets (IP protocol 51)
-        return (old.interface, old.family, old.vrid, old.version, old.unicast_src, old.vmac) == (
+        return (
+            old.interface,
+            old.family,
+            old.vrid,
+            old.version,
+            old.unicast_src,
+            old.vmac,
+            old.unicast_ttl,  # the send socket carries it
+        ) == (
             new.interface,
             new.family,
             new.vrid,
             new.version,
             new.unicast_src,
             new.vmac,
+            new.unicast_ttl,
         )
 
     def update(self, new: InstancePlan, now: float) -> None:
@@ -327,11 +342,22 @@ class Runner:
         faults = set(verdict.faults)
         if self.plan.track_own_interface and not self.link.up:
             faults.add(f"interface {self.plan.interface}")
+        faults.update(self.plan.config_faults)
+        if self.link.ifindex != self.bound_ifindex:
+            faults.add(f"interface {self.plan.interface} re-created (dynamic_interfaces not set)")
+        src = self.plan.unicast_src
+        if self.plan.track_src_ip and src is not None and src not in self.link.ips:
+            faults.add(f"source address {src} on {self.plan.interface} (track_src_ip)")
         for source in sorted(faults - self.faults):
             self.feed(FaultChanged(source, faulty=True), now)
         for source in sorted(self.faults - faults):
             self.feed(FaultChanged(source, faulty=False), now)
+        changed = faults != self.faults
         self.faults = frozenset(faults)
+        if changed and self.machine.state is State.FAULT:
+            # Still FAULT for another reason: no transition publishes it, but the operator
+            # should see why the instance is in FAULT now.
+            self.publish_state()
         if verdict.priority != self.machine.priority:
             self.feed(PriorityChanged(verdict.priority, verdict.reason), now)
 
@@ -529,12 +555,12 @@ class Runner:
             self.sent.release_master += 1
         self.publish_state()
         log.info("vrrp.state", instance=self.name, priority=action.priority, **fields)
-        state = "STOP" if self.engine.stopping else action.new.value
+        state = "STOP" if self.engine.stopping else self.removed_as or action.new.value
         if cause.kind is CauseKind.RESUMED:
             # Nothing changed on the network or for the operator: the previous vrrpd already
             # ran notify_master for this mastership (see docs/architecture.md).
             return
-        if state in ("MASTER", "BACKUP", "FAULT", "STOP"):
+        if state in ("MASTER", "BACKUP", "FAULT", "STOP", "DELETED"):
             self.engine.notifier.submit(
                 notify.jobs_for(self.name, self.plan.notify, state, action.priority)
             )

@@ -32,6 +32,8 @@ _IPV6_PKTINFO = getattr(socket, "IPV6_PKTINFO", 50)
 _IPV6_RECVHOPLIMIT = getattr(socket, "IPV6_RECVHOPLIMIT", 51)
 _IPV6_HOPLIMIT = getattr(socket, "IPV6_HOPLIMIT", 52)
 _SO_BINDTODEVICE = getattr(socket, "SO_BINDTODEVICE", 25)
+_IP_FREEBIND = getattr(socket, "IP_FREEBIND", 15)
+_IPV6_FREEBIND = 78  # linux/in6.h; not exported by Python
 
 
 class SocketError(VrrpdError):
@@ -162,18 +164,40 @@ def sockaddr(dst: IPAddress, ifindex: int) -> tuple[str, int] | tuple[str, int, 
 
 
 class Sender:
-    """Sends adverts out of one interface, from one source address, with TTL/hop limit 255."""
+    """Sends adverts out of one interface, from one source address.
 
-    def __init__(self, family: int, ifname: str, ifindex: int, src: IPAddress) -> None:
+    Multicast adverts always carry TTL/hop limit 255 (RFC 9568); unicast ones ``unicast_ttl``
+    (keepalived's default 255). ``freebind`` lets the socket bind a source address that is not
+    (yet) on the interface, for ``track_src_ip``: the instance then starts in FAULT instead of
+    not starting at all.
+    """
+
+    def __init__(
+        self,
+        family: int,
+        ifname: str,
+        ifindex: int,
+        src: IPAddress,
+        *,
+        unicast_ttl: int = 255,
+        freebind: bool = False,
+    ) -> None:
         self.family, self.ifname, self.ifindex, self.src = family, ifname, ifindex, src
         af = socket.AF_INET if family == 4 else socket.AF_INET6
         try:
             self.sock = socket.socket(af, socket.SOCK_RAW, IPPROTO_VRRP)
             self.sock.setblocking(False)
             _bind_device(self.sock, ifname)
+            if freebind:
+                level, opt = (
+                    (socket.IPPROTO_IP, _IP_FREEBIND)
+                    if family == 4
+                    else (socket.IPPROTO_IPV6, _IPV6_FREEBIND)
+                )
+                self.sock.setsockopt(level, opt, 1)
             if family == 4:
                 self.sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 255)
-                self.sock.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, 255)
+                self.sock.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, unicast_ttl)
                 self.sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 0)
                 self.sock.setsockopt(
                     socket.IPPROTO_IP,
@@ -183,7 +207,7 @@ class Sender:
                 self.sock.bind((str(src), 0))
             else:
                 self.sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)
-                self.sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, 255)
+                self.sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, unicast_ttl)
                 self.sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_LOOP, 0)
                 self.sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, ifindex)
                 scope = ifindex if src.is_link_local else 0

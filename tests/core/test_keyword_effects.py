@@ -1,0 +1,84 @@
+"""Keywords an operator sets either act (parsed where vrrpd reads them) or say they do not."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+import core
+from tests.core.conftest import MINIMAL
+
+Parse = Callable[..., core.LoadResult]
+
+
+def with_option(option: str) -> str:
+    return MINIMAL.replace("virtual_router_id 51", f"virtual_router_id 51\n    {option}")
+
+
+def not_implemented(r: core.LoadResult) -> list[str]:
+    return [p.message for p in r.problems if p.severity == "not-implemented"]
+
+
+def test_mcast_src_ip_is_unicast_src_ip_as_in_keepalived(parse: Parse) -> None:
+    r = parse(with_option("mcast_src_ip 192.0.2.7"))
+    (i,) = r.config.instances
+    assert i.unicast_src_ip == "192.0.2.7"
+    assert r.exit_code == 0 and not r.problems
+    # One handler in keepalived: both set means the last wins, with a warning.
+    r = parse(with_option("unicast_src_ip 192.0.2.8\n    mcast_src_ip 192.0.2.7"))
+    assert r.config.instances[0].unicast_src_ip == "192.0.2.7"
+    assert [p.code for p in r.problems] == ["duplicate-keyword"]
+
+
+def test_bare_notify_deleted_parses_and_renders_back(parse: Parse) -> None:
+    r = parse(with_option("notify_deleted"))
+    assert r.exit_code == 0, r.problems
+    (i,) = r.config.instances
+    assert i.notify_deleted == core.Script("")
+    text = core.render(r.config)
+    assert "notify_deleted\n" in text and 'notify_deleted ""' not in text
+    assert parse(text).config == r.config
+
+
+def test_notify_deleted_with_a_command_keeps_user_and_group(parse: Parse) -> None:
+    (i,) = parse(with_option("notify_deleted /bin/true nobody nogroup")).config.instances
+    assert i.notify_deleted == core.Script("/bin/true", "nobody", "nogroup")
+
+
+@pytest.mark.parametrize(
+    ("text", "word"),
+    [
+        (with_option("vrf blue"), "'vrf'"),
+        ("global_defs {\n    max_auto_priority 10\n}\n" + MINIMAL, "'max_auto_priority'"),
+        (MINIMAL.replace("192.0.2.1/24", "192.0.2.1/24 track_group TG"), "'track_group'"),
+        (
+            "static_routes {\n    198.51.100.0/24 via 192.0.2.2 track_group TG\n}\n" + MINIMAL,
+            "'track_group'",
+        ),
+        (
+            "static_rules {\n    from 192.0.2.5 table 7 preference 5 track_group TG\n}\n" + MINIMAL,
+            "'track_group'",
+        ),
+    ],
+)
+def test_keywords_nothing_acts_on_say_so(parse: Parse, text: str, word: str) -> None:
+    r = parse(text)
+    assert r.exit_code == 0, r.problems
+    assert any(word in m and "not implemented" in m for m in not_implemented(r)), r.problems
+
+
+@pytest.mark.parametrize(
+    "option",
+    [
+        "unicast_ttl 64",
+        "track_src_ip",
+        "unicast_fault_no_peer",
+        "notify_deleted",
+        "no_virtual_ipaddress",
+        "mcast_src_ip 192.0.2.7",
+        "native_ipv6",
+    ],
+)
+def test_keywords_vrrpd_acts_on_report_no_not_implemented(parse: Parse, option: str) -> None:
+    assert not not_implemented(parse(with_option(option)))
