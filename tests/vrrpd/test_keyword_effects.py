@@ -13,6 +13,7 @@ from vrrpd import dumps
 from vrrpd.ah import AhSession
 from vrrpd.links import Link
 from vrrpd.machine import Shutdown, Startup, State
+from vrrpd.mail import Mailer
 from vrrpd.notify import Job
 from vrrpd.packet import Advert, encode
 from vrrpd.plan import InstancePlan, plan, startup_delay
@@ -57,6 +58,7 @@ class StubEngine:
         self.timers = SimpleNamespace(set=lambda *a: None, cancel=lambda *a: None)
         self.comp = SimpleNamespace(publisher=Retained())
         self.notifier = SimpleNamespace(submit=self.jobs.extend)
+        self.mailer = Mailer()  # unconfigured: smtp_alert is not what these tests are about
 
     def fifo_write(self, line: str) -> None:
         self.fifo.append(line)
