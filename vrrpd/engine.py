@@ -33,11 +33,12 @@ from vrrpd.links import Link
 from vrrpd.machine import (
     Shutdown,
     Startup,
+    TimerName,
 )
 from vrrpd.packet import IPAddress
 from vrrpd.plan import InstancePlan, notify_specs, plan
 from vrrpd.priority import Tracker, TrackerKind
-from vrrpd.runner import MIN_LEASE, TIMER_FIRED, Runner
+from vrrpd.runner import MIN_LEASE, Runner
 from vrrpd.sockets import Receiver, Sender, SocketError
 from vrrpd.syncgroup import GroupNotify, SyncGroup
 from vrrpd.timers import TimerHeap
@@ -46,6 +47,10 @@ log = structlog.get_logger(__name__)
 
 RENEW_EVERY = 0.5  # held intents are renewed this often (lease is >= 1 s)
 HEALTH_GRACE = 15.0  # a verdict not re-published for this long counts as failed
+# A receive socket woken again within this long is left to queue for this long before it is
+# read (see Engine._readable).
+RX_COALESCE = 0.005
+_MASTER_DOWN = TimerName.MASTER_DOWN.value
 
 
 def latest_links(events: list[BusEvent]) -> list[BusEvent]:
@@ -89,6 +94,8 @@ class Engine:
         self.group_scripts: dict[str, dict[str, ScriptSpec]] = {}
         self.stopping = False
         self._stale_logged: set[str] = set()
+        self._rx_last: dict[Receiver, float] = {}
+        self._rx_paused: dict[Receiver, asyncio.TimerHandle] = {}
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -331,11 +338,34 @@ class Engine:
             runner = self.by_vrid.get((dgram.ifname, receiver.family, vrid))
             if runner is not None:
                 runner.receive(dgram, now)
+        # A backup of hundreds of instances hears thousands of adverts a second, and a wake-up
+        # per handful costs more than reading them: when woken again this soon, stop watching
+        # the socket and read what queued up in one go RX_COALESCE later. An advert is handled
+        # at most that late, which only ever delays a take-over (the master-down deadline
+        # counts from when it is handled), and a master-down timer reads them first.
+        if now - self._rx_last.get(receiver, -RX_COALESCE) < RX_COALESCE and not self.stopping:
+            self.loop.remove_reader(receiver.fileno())
+            self._rx_paused[receiver] = self.loop.call_at(now + RX_COALESCE, self._resume, receiver)
+        self._rx_last[receiver] = now
+
+    def _resume(self, receiver: Receiver) -> None:
+        handle = self._rx_paused.pop(receiver, None)
+        if handle is None:
+            return
+        handle.cancel()
+        self.loop.add_reader(receiver.fileno(), self._readable, receiver)
+        self._readable(receiver)
 
     def _timer_fired(self, instance: str, timer: str, now: float) -> None:
+        if timer == _MASTER_DOWN and self._rx_paused:
+            # The master's latest advert may be waiting in a paused socket.
+            for receiver in list(self._rx_paused):
+                self._resume(receiver)
+            if self.timers.armed(instance, timer):
+                return  # that advert re-armed the timer
         runner = self.runners.get(instance)
         if runner is not None:
-            runner.feed(TIMER_FIRED[timer], now)
+            runner.timer_fired(timer, now)
 
     def link_changed(self, link: Link) -> None:
         old = self.links.get(link.name)
@@ -457,6 +487,9 @@ class Engine:
         if self.fifo is not None:
             self.fifo.close()
         self.timers.close()
+        for handle in self._rx_paused.values():
+            handle.cancel()
+        self._rx_paused.clear()
         for receiver in self.receivers.values():
             with contextlib.suppress(ValueError, OSError):
                 self.loop.remove_reader(receiver.fileno())
