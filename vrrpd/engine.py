@@ -328,33 +328,46 @@ class Engine:
 
     def _readable(self, receiver: Receiver) -> None:
         now = self.now()
-        try:
-            datagrams = receiver.drain()
-        except SocketError as exc:
-            log.error("vrrpd.socket.error", interface=receiver.ifname, reason=str(exc))
-            return
-        for dgram in datagrams:
-            vrid = dgram.payload[1] if len(dgram.payload) > 1 else -1
-            runner = self.by_vrid.get((dgram.ifname, receiver.family, vrid))
-            if runner is not None:
-                runner.receive(dgram, now)
+        self._read(receiver, now)
         # A backup of hundreds of instances hears thousands of adverts a second, and a wake-up
         # per handful costs more than reading them: when woken again this soon, stop watching
-        # the socket and read what queued up in one go RX_COALESCE later. An advert is handled
-        # at most that late, which only ever delays a take-over (the master-down deadline
-        # counts from when it is handled), and a master-down timer reads them first.
+        # the socket and read what queued up in one go RX_COALESCE later, and so on until a
+        # read finds nothing. An advert is handled at most that late, which only ever delays a
+        # take-over (the master-down deadline counts from when it is handled), and a
+        # master-down timer reads paused sockets before it fires.
         if now - self._rx_last.get(receiver, -RX_COALESCE) < RX_COALESCE and not self.stopping:
             self.loop.remove_reader(receiver.fileno())
-            self._rx_paused[receiver] = self.loop.call_at(now + RX_COALESCE, self._resume, receiver)
+            self._pause(receiver, now)
         self._rx_last[receiver] = now
+
+    def _pause(self, receiver: Receiver, now: float) -> None:
+        self._rx_paused[receiver] = self.loop.call_at(now + RX_COALESCE, self._resume, receiver)
 
     def _resume(self, receiver: Receiver) -> None:
         handle = self._rx_paused.pop(receiver, None)
         if handle is None:
             return
         handle.cancel()
-        self.loop.add_reader(receiver.fileno(), self._readable, receiver)
-        self._readable(receiver)
+        now = self.now()
+        self._rx_last[receiver] = now
+        if self._read(receiver, now) and not self.stopping:
+            self._pause(receiver, now)  # still busy
+        else:
+            self.loop.add_reader(receiver.fileno(), self._readable, receiver)
+
+    def _read(self, receiver: Receiver, now: float) -> int:
+        """Hand every queued datagram to its instance; how many there were."""
+        try:
+            datagrams = receiver.drain()
+        except SocketError as exc:
+            log.error("vrrpd.socket.error", interface=receiver.ifname, reason=str(exc))
+            return 0
+        for dgram in datagrams:
+            vrid = dgram.payload[1] if len(dgram.payload) > 1 else -1
+            runner = self.by_vrid.get((dgram.ifname, receiver.family, vrid))
+            if runner is not None:
+                runner.receive(dgram, now)
+        return len(datagrams)
 
     def _timer_fired(self, instance: str, timer: str, now: float) -> None:
         if timer == _MASTER_DOWN and self._rx_paused:
