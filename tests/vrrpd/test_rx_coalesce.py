@@ -155,3 +155,12 @@ def test_master_down_reads_a_paused_socket_first() -> None:
 
 def _advert() -> Datagram:
     return Datagram(bytes([0x31, VRID, 100, 1]) + bytes(4), FACTS, "eth0")
+
+
+def test_a_receive_socket_has_room_for_every_instances_advert_at_once() -> None:
+    rx = Receiver(4, "lo", socket.if_nametoindex("lo"))  # opened only, nothing is sent
+    try:
+        # 255 adverts queued while the socket is paused, at up to 2 kB of accounting each
+        assert rx.sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) >= 255 * 2048
+    finally:
+        rx.close()
