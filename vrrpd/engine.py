@@ -41,12 +41,13 @@ from vrrpd.machine import (
     Shutdown,
     Startup,
     State,
+    TimerName,
 )
 from vrrpd.packet import AuthType, IPAddress
 from vrrpd.plan import InstancePlan, fifo_setup, notify_specs, plan, startup_delay
 from vrrpd.priority import Tracker, TrackerKind
 from vrrpd.resume import RESUME_WINDOW, Verdict, decide
-from vrrpd.runner import MIN_LEASE, TIMER_FIRED, Runner
+from vrrpd.runner import MIN_LEASE, Runner
 from vrrpd.sockets import Receiver, Sender, SocketError
 from vrrpd.syncgroup import GroupNotify, SyncGroup
 from vrrpd.timers import TimerHeap
@@ -55,6 +56,10 @@ log = structlog.get_logger(__name__)
 
 RENEW_EVERY = 0.5  # held intents are renewed this often (lease is >= 1 s)
 HEALTH_GRACE = 15.0  # a verdict not re-published for this long counts as failed
+# A receive socket woken again within this long is left to queue for this long before it is
+# read (see Engine._readable).
+RX_COALESCE = 0.005
+_MASTER_DOWN = TimerName.MASTER_DOWN.value
 
 
 def latest_links(events: list[BusEvent]) -> list[BusEvent]:
@@ -111,6 +116,8 @@ class Engine:
         self._delayed_start: asyncio.TimerHandle | None = None
         self.router_id = socket.gethostname()  # keepalived's default; router_id replaces it
         self.dynamic_interfaces = False
+        self._rx_last: dict[Receiver, float] = {}
+        self._rx_paused: dict[Receiver, asyncio.TimerHandle] = {}
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -466,16 +473,56 @@ class Engine:
 
     def _readable(self, receiver: Receiver) -> None:
         now = self.now()
+        self._read(receiver, now)
+        # A backup of hundreds of instances hears thousands of adverts a second, and a wake-up
+        # per handful costs more than reading them: when woken again this soon, stop watching
+        # the socket and read what queued up in one go RX_COALESCE later, and so on until a
+        # read finds nothing. An advert is handled at most that late, which only ever delays a
+        # take-over (the master-down deadline counts from when it is handled), and a
+        # master-down timer reads paused sockets before it fires.
+        if now - self._rx_last.get(receiver, -RX_COALESCE) < RX_COALESCE and not self.stopping:
+            self.loop.remove_reader(receiver.fileno())
+            self._pause(receiver, now)
+        self._rx_last[receiver] = now
+
+    def _pause(self, receiver: Receiver, now: float) -> None:
+        self._rx_paused[receiver] = self.loop.call_at(now + RX_COALESCE, self._resume, receiver)
+
+    def _resume(self, receiver: Receiver) -> None:
+        handle = self._rx_paused.pop(receiver, None)
+        if handle is None:
+            return
+        handle.cancel()
+        now = self.now()
+        self._rx_last[receiver] = now
+        if self._read(receiver, now) and not self.stopping:
+            self._pause(receiver, now)  # still busy
+        else:
+            self.loop.add_reader(receiver.fileno(), self._readable, receiver)
+
+    def _close_receiver(self, receiver: Receiver) -> None:
+        """Stop reading ``receiver`` (watched or paused) and close it."""
+        handle = self._rx_paused.pop(receiver, None)
+        if handle is not None:
+            handle.cancel()
+        self._rx_last.pop(receiver, None)
+        with contextlib.suppress(ValueError, OSError):
+            self.loop.remove_reader(receiver.fileno())
+        receiver.close()
+
+    def _read(self, receiver: Receiver, now: float) -> int:
+        """Hand every queued datagram to its instance; how many there were."""
         try:
             datagrams = receiver.drain()
         except SocketError as exc:
             log.error("vrrpd.socket.error", interface=receiver.ifname, reason=str(exc))
-            return
+            return 0
         for dgram in datagrams:
             vrid = dgram.payload[1] if len(dgram.payload) > 1 else -1
             runner = self.by_vrid.get((dgram.ifname, receiver.family, vrid))
             if runner is not None:
                 runner.receive(dgram, now)
+        return len(datagrams)
 
     def _readable_ah(self, receiver: AhReceiver) -> None:
         now = self.now()
@@ -490,9 +537,15 @@ class Engine:
                 runner.receive_ah(raw, now)
 
     def _timer_fired(self, instance: str, timer: str, now: float) -> None:
+        if timer == _MASTER_DOWN and self._rx_paused:
+            # The master's latest advert may be waiting in a paused socket.
+            for receiver in list(self._rx_paused):
+                self._resume(receiver)
+            if self.timers.armed(instance, timer):
+                return  # that advert re-armed the timer
         runner = self.runners.get(instance)
         if runner is not None:
-            runner.feed(TIMER_FIRED[timer], now)
+            runner.timer_fired(timer, now)
 
     def link_changed(self, link: Link) -> None:
         old = self.links.get(link.name)
@@ -563,10 +616,7 @@ class Engine:
         in place: the instances that follow it keep their state (a VMAC netd re-made while
         we were master stays master)."""
         for key in [k for k in self.receivers if k[1] == link.name]:
-            old = self.receivers.pop(key)
-            with contextlib.suppress(ValueError, OSError):
-                self.loop.remove_reader(old.fileno())
-            old.close()
+            self._close_receiver(self.receivers.pop(key))
             try:
                 receiver = Receiver(key[0], link.name, link.ifindex)
                 for runner in self.runners.values():
@@ -703,9 +753,7 @@ class Engine:
         await asyncio.gather(*self._closing, return_exceptions=True)
         self.timers.close()
         for receiver in self.receivers.values():
-            with contextlib.suppress(ValueError, OSError):
-                self.loop.remove_reader(receiver.fileno())
-            receiver.close()
+            self._close_receiver(receiver)
         for sender in self.senders.values():
             sender.close()
         for ah_receiver in self.ah_sockets.receivers.values():

@@ -512,6 +512,46 @@ class Machine:
                 self._on_resume(out, now, event)
         return out
 
+    def renew_master(self, ev: AdvertReceived, now: float) -> float | None:
+        """The advert a backup hears most, handled without building actions.
+
+        When ``ev`` repeats what this BACKUP already knows of its master (same source, priority
+        and interval) and :meth:`handle` would only re-arm the master-down timer, re-arm it and
+        return the new deadline (the caller re-arms its timer like a ``SetTimer``). Otherwise
+        change nothing and return None: the caller feeds ``ev`` through :meth:`handle`.
+        """
+        p = self.params
+        if (
+            self.state is not State.BACKUP
+            or (ev.source is not self.master_peer and ev.source != self.master_peer)
+            or ev.priority != self.master_priority
+            or ev.priority == 0
+            or (p.version == 3 and ev.interval_cs != self.master_adver_int_cs)
+            or (p.owner_ignore_adverts and p.owner)
+        ):
+            return None
+        # The branches of _backup_rx that do more than re-arm: a lower-priority master we may
+        # preempt (now, or by starting preempt_delay).
+        if ev.priority < self.priority and p.preempt and self._preempt is not _Preempt.PENDING:
+            return None
+        self.wants_master = False
+        down_us = self.master_down_us
+        self._down_reason = (ev.source, ev.priority, down_us)
+        deadline = now + down_us / _US
+        self._timers[TimerName.MASTER_DOWN] = deadline
+        return deadline
+
+    def renew_adver(self, now: float) -> float | None:
+        """A MASTER's advert timer ran out: the same as :meth:`handle` with that
+        ``TimerFired``, which would send one advert at :attr:`priority` and re-arm the timer.
+        Re-arm it and return the new deadline (the caller sends the advert and re-arms its
+        timer); None, changing nothing, when not a MASTER with that timer armed."""
+        if self.state is not State.MASTER or TimerName.ADVER not in self._timers:
+            return None
+        deadline = now + self.params.interval_cs * _CS_US / _US
+        self._timers[TimerName.ADVER] = deadline
+        return deadline
+
     def force_master(self, now: float, cause: Cause) -> list[Action]:
         """Sync group: a sibling became MASTER, follow it (only from BACKUP)."""
         out: list[Action] = []

@@ -94,6 +94,8 @@ class NoticeLimiter:
 
 # Timer events are immutable: one per timer name, not one per expiry.
 TIMER_FIRED = {t.value: TimerFired(t) for t in TimerName}
+_MASTER_DOWN = TimerName.MASTER_DOWN.value
+_ADVER = TimerName.ADVER.value
 
 
 class Runner:
@@ -267,6 +269,20 @@ class Runner:
         if dgram.key and dgram.key == self._rx_key and self.expect is self._rx_expect:
             result, event = self._rx_result, self._rx_event
             assert result is not None
+            if event is not None and self.group is None:
+                assert isinstance(result, Accepted)
+                # A backup's steady state: its master's advert again. Only the master-down
+                # deadline moves; state, priority and master stay, so nothing is published.
+                deadline = None if result.notes else self.machine.renew_master(event, now)
+                if deadline is not None:
+                    # What counters.record does for an accepted advert without notes and with
+                    # a non-zero priority (renew_master takes no other).
+                    counters = self.counters
+                    counters.accepted += 1
+                    if result.checksum_form is not None:
+                        counters.checksum_forms[result.checksum_form] += 1
+                    self.engine.timers.set(self.plan.name, _MASTER_DOWN, deadline)
+                    return
         else:
             result = validate(dgram.payload, dgram.facts, self.expect)
             event = None
@@ -322,6 +338,16 @@ class Runner:
                 return
         self.counters.record(drop)
         self._log_drop(drop, now)
+
+    def timer_fired(self, timer: str, now: float) -> None:
+        if timer == _ADVER and self.group is None:
+            # A master's steady state: one advert per interval, nothing else changes.
+            deadline = self.machine.renew_adver(now)
+            if deadline is not None:
+                self.send_advert(self.machine.priority)
+                self.engine.timers.set(self.plan.name, _ADVER, deadline)
+                return
+        self.feed(TIMER_FIRED[timer], now)
 
     def _log_drop(self, item: Drop | Any, now: float, accepted: bool = False) -> None:
         reason = str(item.reason)

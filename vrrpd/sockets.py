@@ -34,6 +34,12 @@ _IPV6_HOPLIMIT = getattr(socket, "IPV6_HOPLIMIT", 52)
 _SO_BINDTODEVICE = getattr(socket, "SO_BINDTODEVICE", 25)
 _IP_FREEBIND = getattr(socket, "IP_FREEBIND", 15)
 _IPV6_FREEBIND = 78  # linux/in6.h; not exported by Python
+_SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
+# Room for every instance's advert queued at once (a master sends them in bursts, and the
+# engine reads a busy socket only every few ms): 255 small datagrams take ~175 kB of kernel
+# accounting, near the 208 kB default. keepalived sizes its receive buffers too
+# (vrrp_rx_bufs_policy).
+_RCVBUF = 1 << 20
 
 
 class SocketError(VrrpdError):
@@ -64,6 +70,10 @@ class Receiver:
             self.sock = socket.socket(af, socket.SOCK_RAW, IPPROTO_VRRP)
             self.sock.setblocking(False)
             _bind_device(self.sock, ifname)
+            try:  # root may exceed net.core.rmem_max
+                self.sock.setsockopt(socket.SOL_SOCKET, _SO_RCVBUFFORCE, _RCVBUF)
+            except PermissionError:
+                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _RCVBUF)
             if family == 6:
                 self.sock.setsockopt(socket.IPPROTO_IPV6, _IPV6_RECVHOPLIMIT, 1)
                 self.sock.setsockopt(socket.IPPROTO_IPV6, _IPV6_RECVPKTINFO, 1)

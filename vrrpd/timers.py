@@ -1,9 +1,11 @@
 """One timer heap for every instance, behind a single asyncio timer handle.
 
 Machines re-arm their timers on every advert; allocating an asyncio handle each time would put
-an allocation and a cancellation on the hot path. Instead deadlines go into a heap with lazy
-deletion (the latest deadline per (instance, timer) wins; older heap entries are skipped when
-they surface) and only the earliest deadline holds a loop handle.
+an allocation and a cancellation on the hot path. Instead deadlines go into a heap and only the
+earliest holds a loop handle. The latest deadline per (instance, timer) wins, and a deadline
+that only moves later (a backup's master-down timer, pushed back by every advert) does not
+touch the heap: its queued entry surfaces at the old time and is queued again at the new one.
+Entries superseded by an earlier deadline, or cancelled, are skipped when they surface.
 """
 
 from __future__ import annotations
@@ -20,11 +22,18 @@ class TimerHeap:
         self._fire = fire
         self._heap: list[tuple[float, str, str]] = []
         self._due: dict[Key, float] = {}
+        #: the live heap entry per key (the one whose deadline is here); others are stale
+        self._queued: dict[Key, float] = {}
         self._handle: asyncio.TimerHandle | None = None
         self._handle_at: float | None = None
 
     def set(self, instance: str, timer: str, deadline: float) -> None:
-        self._due[(instance, timer)] = deadline
+        key = (instance, timer)
+        self._due[key] = deadline
+        queued = self._queued.get(key)
+        if queued is not None and queued <= deadline:
+            return  # that entry surfaces first and is queued again at the deadline
+        self._queued[key] = deadline
         heapq.heappush(self._heap, (deadline, instance, timer))
         if self._handle_at is None or deadline < self._handle_at:
             self._arm(deadline)
@@ -36,6 +45,9 @@ class TimerHeap:
         for key in [k for k in self._due if k[0] == instance]:
             del self._due[key]
 
+    def armed(self, instance: str, timer: str) -> bool:
+        return (instance, timer) in self._due
+
     def _arm(self, deadline: float) -> None:
         if self._handle is not None:
             self._handle.cancel()
@@ -43,17 +55,35 @@ class TimerHeap:
         self._handle = loop.call_at(deadline, self._run)
         self._handle_at = deadline
 
+    def _surface(self, now: float | None) -> tuple[Key, float] | None:
+        """Pop the head entry: (key, deadline) when it fires now, else None (dropped as
+        stale or cancelled, or queued again at its moved deadline)."""
+        at, instance, timer = heapq.heappop(self._heap)
+        key = (instance, timer)
+        if self._queued.get(key) != at:
+            return None
+        del self._queued[key]
+        due = self._due.get(key)
+        if due is None:
+            return None
+        if now is not None and due <= now:
+            return key, due
+        self._queued[key] = due
+        heapq.heappush(self._heap, (due, instance, timer))
+        return None
+
     def _run(self) -> None:
         self._handle = self._handle_at = None
         now = asyncio.get_running_loop().time()
         while self._heap and self._heap[0][0] <= now:
-            deadline, instance, timer = heapq.heappop(self._heap)
-            if self._due.get((instance, timer)) == deadline:
+            fired = self._surface(now)
+            if fired is not None:
+                (instance, timer), _ = fired
                 del self._due[(instance, timer)]
                 self._fire(instance, timer, now)
-        # Drop stale heads so the next handle is for a live deadline.
+        # Settle the head so the next handle is for a live deadline, not a stale or moved one.
         while self._heap and self._due.get(self._heap[0][1:]) != self._heap[0][0]:
-            heapq.heappop(self._heap)
+            self._surface(None)
         if self._heap and self._handle is None:
             self._arm(self._heap[0][0])
 
@@ -62,3 +92,4 @@ class TimerHeap:
             self._handle.cancel()
         self._heap.clear()
         self._due.clear()
+        self._queued.clear()
