@@ -216,7 +216,7 @@ GLOBAL_DEFS = BlockSchema(
         K("smtp_alert_vrrp", BOOL),
         K("smtp_alert_checker", BOOL, implemented=False),
         K("no_email_faults", BOOL),
-        K("checker_log_all_failures", BOOL),
+        K("checker_log_all_failures", BOOL, implemented=False),  # LVS: not run here
         K("script_user", UserGroupT()),
         K("enable_script_security", BOOL),
         K("startup_script", SCRIPT),
@@ -264,11 +264,11 @@ GLOBAL_DEFS = BlockSchema(
         K("notify_fifo_script", SCRIPT),
         K("vrrp_notify_fifo", SCRIPT),
         K("vrrp_notify_fifo_script", SCRIPT),
-        K("lvs_notify_fifo", SCRIPT),
-        K("lvs_notify_fifo_script", SCRIPT),
+        K("lvs_notify_fifo", SCRIPT, implemented=False),  # LVS: not run here
+        K("lvs_notify_fifo_script", SCRIPT, implemented=False),  # LVS: not run here
         K("vrrp_notify_priority_changes", BOOL),
         K("fifo_write_vrrp_states_on_reload", BOOL),
-        K("lvs_flush", BOOL),
+        K("lvs_flush", BOOL, implemented=False),  # LVS: not run here
         # realtime scheduling of a late process: none of the vrrp_/checker_ *priority
         # keywords is acted on either
         K("max_auto_priority", OptInt(0, -1, 99), implemented=False),
@@ -921,8 +921,16 @@ ROOT = BlockSchema(
         K("vrrp_sync_group", NamedBlock(SYNC_GROUP), "sync_groups", mode="append"),
         K("garp_group", SubBlock(GARP_GROUP), "garp_groups", mode="append"),
         K("vrrp_instance", NamedBlock(VRRP_INSTANCE), "instances", mode="append"),
-        K("virtual_server_group", VsgT(), "virtual_server_groups", mode="append"),
-        K("virtual_server", VirtualServerT(), "virtual_servers", mode="append"),
+        # LVS/IPVS is not run here: the blocks are parsed and checked (so `-t` judges a whole
+        # keepalived.conf) and the operator is told they do nothing.
+        K(
+            "virtual_server_group",
+            VsgT(),
+            "virtual_server_groups",
+            mode="append",
+            implemented=False,
+        ),
+        K("virtual_server", VirtualServerT(), "virtual_servers", mode="append", implemented=False),
         K("SSL", SubBlock(SSL), "ssl"),
         Raw("net_namespace_ipvs", 0, 1),
         Raw("namespace_with_ipsets", 0, 0),

@@ -60,6 +60,21 @@ def test_notify_deleted_with_a_command_keeps_user_and_group(parse: Parse) -> Non
             "static_rules {\n    from 192.0.2.5 table 7 preference 5 track_group TG\n}\n" + MINIMAL,
             "'track_group'",
         ),
+        # LVS is not run here: a keepalived.conf with virtual servers must say so, not pass
+        # silently as if its load balancing were in place.
+        (
+            "virtual_server 192.0.2.9 80 {\n    delay_loop 6\n    lb_algo rr\n    lb_kind NAT\n"
+            "    protocol TCP\n    real_server 192.0.2.2 80 {\n        weight 1\n"
+            "        TCP_CHECK {\n            connect_timeout 3\n        }\n    }\n}\n" + MINIMAL,
+            "'virtual_server'",
+        ),
+        ("virtual_server_group G {\n    192.0.2.9 80\n}\n" + MINIMAL, "'virtual_server_group'"),
+        ("global_defs {\n    lvs_flush\n}\n" + MINIMAL, "'lvs_flush'"),
+        ("global_defs {\n    lvs_notify_fifo /run/l.fifo\n}\n" + MINIMAL, "'lvs_notify_fifo'"),
+        (
+            "global_defs {\n    checker_log_all_failures\n}\n" + MINIMAL,
+            "'checker_log_all_failures'",
+        ),
     ],
 )
 def test_keywords_nothing_acts_on_say_so(parse: Parse, text: str, word: str) -> None:
