@@ -11,6 +11,7 @@ import socket
 from typing import Any
 
 import core
+from netd import rtnames
 from netd.desired import (
     ROUTE_METRICS,
     ROUTE_PREFS,
@@ -26,22 +27,21 @@ from netd.desired import (
 )
 from netd.errors import InvalidItemError
 
-# keepalived's default rule preference when none is given (ip rule's own is "next free").
-_TABLE_NAMES = {"main": 254, "local": 255, "default": 253}
-
 
 def _table(text: str | None) -> int:
     if text is None:
         return RT_TABLE_MAIN
-    if text in _TABLE_NAMES:
-        return _TABLE_NAMES[text]
     try:
-        return int(text)
+        return int(text, 0)
     except ValueError:
+        pass
+    names = rtnames.table_names()
+    if text not in names:
         raise InvalidItemError(
-            f"table {text!r} is neither a number nor main/local/default "
-            "(names from /etc/iproute2/rt_tables are not supported yet)"
-        ) from None
+            f"table {text!r} is neither a number nor a name in /etc/iproute2/rt_tables "
+            "(or rt_tables.d/*.conf)"
+        )
+    return names[text]
 
 
 def _scope(text: str | None) -> int | None:
