@@ -50,6 +50,7 @@ import structlog
 
 from core.effective import vrrp_settings
 from core.model import Config
+from vrrpd.queues import KeyedQueues
 
 log = structlog.get_logger(__name__)
 
@@ -245,8 +246,9 @@ class Mailer:
 
     def __init__(self) -> None:
         self.settings: MailSettings | None = None
-        self._queues: dict[str, asyncio.Queue[tuple[Mail, MailSettings]]] = {}
-        self._workers: dict[str, asyncio.Task[None]] = {}
+        self._queues: KeyedQueues[tuple[Mail, MailSettings]] = KeyedQueues(
+            "mail", self._deliver_item
+        )
         self.sent = 0
         self.failed = 0
 
@@ -259,39 +261,21 @@ class Mailer:
         if settings is None or not settings.wants(scope, name, state):
             return
         mail = compose(settings, scope, name, state)
-        queue = self._queues.get(mail.owner)
-        if queue is None:
-            queue = self._queues[mail.owner] = asyncio.Queue()
-            self._workers[mail.owner] = asyncio.create_task(
-                self._work(queue), name=f"mail.{mail.owner}"
-            )
-        if queue.qsize() >= BACKLOG:
-            dropped, _ = queue.get_nowait()
-            queue.task_done()
+        dropped = self._queues.put(mail.owner, (mail, settings), backlog=BACKLOG)
+        if dropped is not None:
             self.failed += 1
             log.error(
-                "vrrpd.mail.dropped", owner=mail.owner, subject=dropped.subject, backlog=BACKLOG
+                "vrrpd.mail.dropped", owner=mail.owner, subject=dropped[0].subject, backlog=BACKLOG
             )
-        queue.put_nowait((mail, settings))
 
     async def drain(self, timeout: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(
-                asyncio.gather(*(q.join() for q in self._queues.values())), timeout
-            )
+        await self._queues.drain(timeout)
 
     async def close(self) -> None:
-        for task in self._workers.values():
-            task.cancel()
-        await asyncio.gather(*self._workers.values(), return_exceptions=True)
+        await self._queues.close()
 
-    async def _work(self, queue: asyncio.Queue[tuple[Mail, MailSettings]]) -> None:
-        while True:
-            mail, settings = await queue.get()
-            try:
-                await self._deliver(mail, settings)
-            finally:
-                queue.task_done()
+    async def _deliver_item(self, item: tuple[Mail, MailSettings]) -> None:
+        await self._deliver(*item)
 
     async def _deliver(self, mail: Mail, s: MailSettings) -> None:
         started = time.monotonic()

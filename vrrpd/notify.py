@@ -12,8 +12,6 @@ their path is unsafe, stdin/stdout on /dev/null, in their own process group.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import dataclasses
 import shlex
 from collections.abc import Mapping
@@ -24,6 +22,7 @@ import structlog
 from checkd.errors import ScriptRefused
 from checkd.plan import ScriptSpec
 from checkd.scripts import prepare, run_once
+from vrrpd.queues import KeyedQueues
 
 log = structlog.get_logger(__name__)
 
@@ -80,40 +79,15 @@ def fifo_line(instance: str, state: str, priority: int) -> str:
     return f'INSTANCE "{instance}" {state} {priority}\n'
 
 
-class NotifyQueues:
+class NotifyQueues(KeyedQueues[Job]):
+    """One ordered queue of notify scripts per instance (or sync group)."""
+
     def __init__(self) -> None:
-        self._queues: dict[str, asyncio.Queue[Job]] = {}
-        self._workers: dict[str, asyncio.Task[None]] = {}
+        super().__init__("notify", run_job)
 
     def submit(self, jobs: list[Job]) -> None:
         for job in jobs:
-            queue = self._queues.get(job.instance)
-            if queue is None:
-                queue = self._queues[job.instance] = asyncio.Queue()
-                self._workers[job.instance] = asyncio.create_task(
-                    self._work(queue), name=f"notify.{job.instance}"
-                )
-            queue.put_nowait(job)
-
-    async def drain(self, timeout: float) -> None:
-        """Wait (bounded) for queued scripts, e.g. the STOP notifications at shutdown."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(
-                asyncio.gather(*(q.join() for q in self._queues.values())), timeout
-            )
-
-    async def close(self) -> None:
-        for task in self._workers.values():
-            task.cancel()
-        await asyncio.gather(*self._workers.values(), return_exceptions=True)
-
-    async def _work(self, queue: asyncio.Queue[Job]) -> None:
-        while True:
-            job = await queue.get()
-            try:
-                await run_job(job)
-            finally:
-                queue.task_done()
+            self.put(job.instance, job)
 
 
 async def run_job(job: Job) -> None:
