@@ -639,7 +639,9 @@ class Engine:
                     link.ifindex,
                     skey[2],
                     unicast_ttl=skey[3],
-                    freebind=any(r.plan.track_src_ip for r in users),
+                    # The new interface may not have its address yet (it is being built
+                    # while we look): bind anyway, sends start working once it is there.
+                    freebind=True,
                 )
             except SocketError as exc:
                 log.error("vrrpd.socket.error", interface=link.name, reason=str(exc))

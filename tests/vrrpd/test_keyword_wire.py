@@ -228,9 +228,10 @@ def test_vrrp_startup_delay_holds_the_instances_back(lab: Lab) -> None:
         wait_until(lambda: "192.0.2.97/24" in lab.node(0).address_set(), 10, message="MASTER")
 
 
-def _recreate_pair(node: Any) -> None:
+def _recreate_pair(node: Any, address_after: float = 0.0) -> None:
     node.run(["ip", "link", "del", "kwa"], check=False)
     node.run(["ip", "link", "add", "kwa", "type", "veth", "peer", "name", "kwb"])
+    time.sleep(address_after)  # the new interface is seen before it has its address
     node.run(["ip", "addr", "add", "198.51.100.1/24", "dev", "kwa"])
     node.run(["ip", "link", "set", "kwa", "up"])
     node.run(["ip", "link", "set", "kwb", "up"])
@@ -251,9 +252,9 @@ def _adverts_on_kwb(node: Any, timeout: float) -> None:
         capture.close()
 
 
-@pytest.mark.parametrize("dynamic", [True, False])
+@pytest.mark.parametrize(("dynamic", "address_after"), [(True, 0.0), (True, 1.5), (False, 0.0)])
 def test_a_recreated_interface_is_followed_only_with_dynamic_interfaces(
-    lab: Lab, dynamic: bool
+    lab: Lab, dynamic: bool, address_after: float
 ) -> None:
     node = lab.node(0)
     _recreate_pair(node)
@@ -277,7 +278,7 @@ vrrp_instance VI_1 {
     with daemon_group(node, config) as group:
         group.wait_started()
         _adverts_on_kwb(node, 20)
-        _recreate_pair(node)  # a new kwa: another ifindex
+        _recreate_pair(node, address_after)  # a new kwa: another ifindex
         wait_until(
             lambda: "vrrpd.interface.recreated" in group.log_text(), 15, message="re-creation"
         )
