@@ -4,18 +4,29 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-DEBIAN_PACKAGES := iproute2 keepalived tcpdump procps
+DEBIAN_PACKAGES := iproute2 keepalived tcpdump procps frr
+POLICY_RC_D := /usr/sbin/policy-rc.d
 RUNTIME_DIR ?= /run/pykeepalived
 
 .PHONY: deps venv demo run test test-fast lint typecheck bench clean
 
-# Debian packages the tests and the demo use (keepalived is the interop reference peer).
+# Debian packages the tests and the demo use (keepalived and FRR are the interop reference
+# peers). The interop tests run their own keepalived, zebra and vrrpd inside lab namespaces,
+# so package scripts must not start the services on the host: a policy-rc.d that says 101
+# ("action forbidden") stops them, and is removed again only if this target created it.
 deps:
 	@missing=""; for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if ! $(PYTHON) -m venv --help >/dev/null 2>&1; then missing="$$missing python3-venv"; fi; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
+	  created=""; \
+	  if [ ! -e $(POLICY_RC_D) ]; then \
+	    printf '#!/bin/sh\nexit 101\n' > $(POLICY_RC_D) && chmod +x $(POLICY_RC_D) && created=1; \
+	  fi; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	  rc=$$?; \
+	  if [ -n "$$created" ]; then rm -f $(POLICY_RC_D); fi; \
+	  exit $$rc; \
 	fi
 
 $(BIN)/activate: pyproject.toml

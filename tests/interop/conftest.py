@@ -1,6 +1,12 @@
-"""Interop tests need Debian's keepalived; without it they skip instead of failing."""
+"""Interop tests need their reference peer installed; without it they skip instead of failing.
+
+The peer is Debian's keepalived unless a test module names another binary in ``PEER_BINARY``
+(with an install hint in ``PEER_INSTALL``), as the FRR suite does.
+"""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
@@ -8,9 +14,12 @@ from tests.interop.peers import KEEPALIVED
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    if KEEPALIVED.exists():
-        return
-    skip = pytest.mark.skip(reason=f"{KEEPALIVED} is not installed (apt-get install keepalived)")
     for item in items:
-        if item.get_closest_marker("interop") is not None:
-            item.add_marker(skip)
+        if item.get_closest_marker("interop") is None:
+            continue
+        module = getattr(item, "module", None)
+        binary: Path = getattr(module, "PEER_BINARY", KEEPALIVED)
+        if binary.exists():
+            continue
+        hint = getattr(module, "PEER_INSTALL", "apt-get install keepalived")
+        item.add_marker(pytest.mark.skip(reason=f"{binary} is not installed ({hint})"))
