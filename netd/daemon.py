@@ -18,7 +18,7 @@ interfaces. While the instance is not MASTER its VMACs that carry no adverts are
 ``protodown on`` (no carrier: they send nothing, neither ARP replies nor IGMP/MLD reports that
 would teach the switch the virtual MAC, yet still receive); they are set back before the VIPs
 and GARPs of a new MASTER, so a peer sees no difference. The VMAC the adverts leave from is
-included only with ``PYKEEPALIVED_VMAC_PROTODOWN=all`` (see ``PROTODOWN_DEFAULT``).
+included only with ``PYKEEPALIVED_VMAC_PROTODOWN=all`` (see ``netd.vmacintent.PROTODOWN_DEFAULT``).
 ``garp_extra_if`` adds a GARP/NA every N seconds on the instance's VIP interfaces other than
 its own while it is MASTER.
 
@@ -64,6 +64,15 @@ from netd.monitor import AddrEvent, LinkEvent, Monitor, Overflow
 from netd.reconcile import Merged
 from netd.store import DesiredStore
 from netd.vmac import Vmac, VmacManager
+from netd.vmacintent import (
+    PROTODOWN_ENV,
+    ExtraIf,
+    VmacSpec,
+    extra_if_targets,
+    protodown_policy,
+    vmac_specs,
+    wants_protodown,
+)
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -76,12 +85,6 @@ TICK = 0.05
 # second from all components) for this long, the silence is the bus's, not vrrpd's.
 BUS_SILENT_AFTER = 0.75
 HOLD_AFTER_BUS = 2.0  # after a silent bus, time for the owners' republishes to arrive
-PROTODOWN_ENV = "PYKEEPALIVED_VMAC_PROTODOWN"
-PROTODOWN_POLICIES = ("passive", "all", "off")
-# The advert-carrying VMAC is not proto-down by default: the first advert of a new MASTER
-# leaves before netd hears of the change and would be lost, which lets a peer (keepalived
-# or not) that is about to time out become master too, briefly.
-PROTODOWN_DEFAULT = "passive"
 LEFTOVER = "~leftover"  # '~' sorts after every real owner: they win conflicts
 STATIC = "static"
 
@@ -112,112 +115,6 @@ class LinkState:
             "oper_state": self.oper_state,
             "addresses": sorted(self.addresses),
         }
-
-
-@dataclass(frozen=True, slots=True)
-class VmacSpec:
-    """A VMAC as an intent asks for it (see vrrpd.plan)."""
-
-    name: str
-    base: str
-    vrid: int
-    family: int  # 4 or 6
-    mac: str | None
-    always: bool
-    #: the instance's adverts go out of it (its own VMAC without vmac_xmit_base)
-    adverts: bool = False
-
-    @classmethod
-    def from_intent(cls, data: Mapping[str, Any], adverts: bool = False) -> VmacSpec:
-        family = int(data.get("family", 4))
-        if family not in (4, 6):
-            raise ValueError(f"vmac family {family} is neither 4 nor 6")
-        mac = data.get("mac")
-        return cls(
-            name=str(data["name"]),
-            base=str(data["base"]),
-            vrid=int(data["vrid"]),
-            family=family,
-            mac=str(mac).lower() if mac else None,
-            always=bool(data.get("always", True)),
-            adverts=adverts,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class ExtraIf:
-    """``garp_extra_if`` as an intent asks for it: every ``interval`` s one GARP/NA per VIP
-    interface that is a VMAC (every one with ``all_if``), except ``own`` (the instance's
-    advert interface) unless it sends adverts from its base (``vmac_xmit_base``)."""
-
-    interval: float
-    all_if: bool
-    own: str
-    xmit_base: bool
-
-    @classmethod
-    def from_intent(cls, body: Mapping[str, Any]) -> ExtraIf | None:
-        raw = body.get("garp_extra_if")
-        if not isinstance(raw, Mapping):
-            return None
-        vmac = body.get("vmac")
-        interval = float(raw["interval"])
-        if not 0 < interval <= 86400:
-            raise ValueError(f"garp_extra_if interval {interval} is not in (0, 86400]")
-        own = vmac["name"] if isinstance(vmac, Mapping) else body.get("interface")
-        xmit_base = bool(vmac.get("xmit_base")) if isinstance(vmac, Mapping) else False
-        return cls(interval, bool(raw.get("all")), str(own), xmit_base)
-
-
-def extra_if_targets(
-    extra: ExtraIf, items: list[Item], vmacs: set[str], macs: Mapping[str, str | None]
-) -> list[Target]:
-    """keepalived's ``vrrp_send_vmac_update``: the first VIP/eVIP of each qualifying
-    interface, once per interface."""
-    out: list[Target] = []
-    done: set[str] = set()
-    for item in items:
-        if not isinstance(item, Address) or item.dev in done:
-            continue
-        if item.dev not in vmacs and not extra.all_if:
-            continue
-        if item.dev == extra.own and not extra.xmit_base:
-            continue
-        mac = macs.get(item.dev)
-        if not mac:
-            continue
-        done.add(item.dev)
-        out.append(Target(ifname=item.dev, ip=item.ip, mac=mac))
-    return out
-
-
-def vmac_specs(body: Mapping[str, Any]) -> tuple[VmacSpec, ...]:
-    """The intent's own VMAC (first) and its ``addr_vmacs``."""
-    raw = body.get("vmac")
-    specs = []
-    if isinstance(raw, Mapping):
-        specs.append(VmacSpec.from_intent(raw, adverts=not raw.get("xmit_base")))
-    extra = body.get("addr_vmacs") or []
-    if not isinstance(extra, list | tuple):
-        raise TypeError("addr_vmacs is not a list")
-    specs += [VmacSpec.from_intent(v) for v in extra]
-    return tuple(specs)
-
-
-def protodown_policy(value: str | None) -> str:
-    """``$PYKEEPALIVED_VMAC_PROTODOWN``: which VMACs stay proto-down while their instance is
-    not MASTER. ``passive`` (default): those that carry no adverts (use_vmac_addr VMACs, and
-    the own VMAC with vmac_xmit_base); ``all``: the advert-carrying one too; ``off``: none."""
-    policy = (value or PROTODOWN_DEFAULT).strip().lower()
-    if policy not in PROTODOWN_POLICIES:
-        raise ValueError(f"{PROTODOWN_ENV}={value!r}: not one of {', '.join(PROTODOWN_POLICIES)}")
-    return policy
-
-
-def wants_protodown(policy: str, spec: VmacSpec, master: bool) -> bool:
-    if master or policy == "off":
-        return False
-    return policy == "all" or not spec.adverts
 
 
 def wants_burst(previous: Announce | None, boot: str, counter: int) -> bool:

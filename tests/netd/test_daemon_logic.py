@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from netd.daemon import Announce, VmacSpec, parse_renewal, wants_burst
+from netd.daemon import Announce, parse_renewal, wants_burst
+from netd.vmacintent import VmacSpec
 
 
 @given(st.lists(st.integers(0, 6), max_size=30).map(sorted))

@@ -10,8 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from netd.announce import AnnounceScheduler, Target
-from netd.daemon import ExtraIf, extra_if_targets, vmac_specs
 from netd.desired import Address, Item, Route
+from netd.vmacintent import ExtraIf, extra_if_targets, vmac_specs
 
 MACS = {
     "eth0": "02:00:00:00:00:01",
