@@ -441,6 +441,13 @@ class Engine:
         """auth_type AH: adverts go out and come in as IP protocol 51 (vrrpd.ah_sockets)."""
         p = runner.plan
         assert isinstance(runner.primary, ipaddress.IPv4Address)  # AH is IPv4 only (plan)
+        self._ah_sockets_for(runner, on)
+        runner.ah = AhSession(
+            auth_pass=p.auth_pass, src=runner.primary, unicast=p.unicast, ttl=p.unicast_ttl
+        )
+
+    def _ah_sockets_for(self, runner: Runner, on: Link) -> None:
+        p = runner.plan
         receiver, opened = self.ah_sockets.receiver(on.name, on.ifindex)
         if opened:
             self.loop.add_reader(receiver.fileno(), self._readable_ah, receiver)
@@ -448,9 +455,25 @@ class Engine:
             assert isinstance(p.mcast_group, ipaddress.IPv4Address)
             receiver.join(p.mcast_group)
         runner.ah_sender = self.ah_sockets.sender(on.name, on.ifindex)
-        runner.ah = AhSession(
-            auth_pass=p.auth_pass, src=runner.primary, unicast=p.unicast, ttl=p.unicast_ttl
-        )
+
+    def _follow_ah(self, link: Link) -> None:
+        """AH sockets on a re-created interface, re-opened like the others; the sessions (and
+        their sequence numbers, which the peer's anti-replay window remembers) stay."""
+        old = self.ah_sockets.receivers.pop(link.name, None)
+        if old is not None:
+            with contextlib.suppress(ValueError, OSError):
+                self.loop.remove_reader(old.fileno())
+            old.close()
+        old_sender = self.ah_sockets.senders.pop(link.name, None)
+        if old_sender is not None:
+            old_sender.close()
+        for runner in self.runners.values():
+            if runner.ah is not None and runner.plan.advert_interface == link.name:
+                try:
+                    self._ah_sockets_for(runner, link)
+                except SocketError as exc:
+                    log.error("vrrpd.socket.error", interface=link.name, reason=str(exc))
+                    return
 
     def _stop_runner(self, name: str, now: float, reason: str) -> None:
         runner = self.runners[name]
@@ -649,6 +672,7 @@ class Engine:
             self.senders[skey] = sender
             for runner in users:
                 runner.sender = sender
+        self._follow_ah(link)
         log.info("vrrpd.socket.reopened", interface=link.name, ifindex=link.ifindex)
 
     def health_changed(self, body: Mapping[str, Any]) -> None:

@@ -309,3 +309,51 @@ def _vi_1(group: Any) -> tuple[str, list[str]] | None:
     ).stdout
     inst = json.loads(out)["instances"].get("VI_1")
     return None if inst is None else (inst["state"], inst["faults"])
+
+
+def test_ah_adverts_follow_a_recreated_interface(lab: Lab) -> None:
+    node = lab.node(0)
+    _recreate_pair(node)
+    config = """
+global_defs {
+    dynamic_interfaces
+}
+vrrp_instance VI_1 {
+    state MASTER
+    interface kwa
+    virtual_router_id 97
+    priority 255
+    advert_int 0.5
+    version 2
+    authentication {
+        auth_type AH
+        auth_pass s3cret
+    }
+    virtual_ipaddress {
+        198.51.100.97/24
+    }
+}
+"""
+
+    def ah_adverts(timeout: float) -> None:
+        capture = node.capture("kwb")
+        try:
+            # IPv4 protocol 51 (AH) from 198.51.100.1, as the far end of the pair sees it
+            capture.wait_for(
+                lambda f: (
+                    f[12:14] == ETH_IPV4 and f[23] == 51 and f[26:30] == bytes([198, 51, 100, 1])
+                ),
+                2,
+                timeout=timeout,
+            )
+        finally:
+            capture.close()
+
+    with daemon_group(node, config) as group:
+        group.wait_started()
+        ah_adverts(20)
+        _recreate_pair(node, 1.0)  # a new kwa, its address a second late
+        wait_until(
+            lambda: "vrrpd.interface.recreated" in group.log_text(), 15, message="re-creation"
+        )
+        ah_adverts(20)
