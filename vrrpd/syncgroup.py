@@ -38,6 +38,7 @@ from vrrpd.machine import (
     Machine,
     RxLowerPriority,
     SendGarp,
+    Startup,
     State,
 )
 
@@ -136,7 +137,27 @@ class SyncGroup:
                     source=member,
                 )
                 out += [(name, a) for a in other.force_backup(now, cause)]
+            elif after is State.BACKUP and before is State.INIT:
+                out += self._stop_resume(name, other, member, now)
         return out
+
+    def _stop_resume(
+        self, name: str, other: Machine, member: str, now: float
+    ) -> list[tuple[str, Action | GroupNotify]]:
+        """``member`` started and heard a master after a quick vrrpd restart: a sibling still
+        listening must not resume (the group would then force ``member`` to MASTER against
+        that master), and one that already resumed falls back with the group."""
+        if other.resuming:
+            return [(name, a) for a in other.handle(Startup(), now)]
+        last = other.last_cause
+        if other.state is State.MASTER and last is not None and last.kind is CauseKind.RESUMED:
+            cause = Cause(
+                CauseKind.SYNC_GROUP,
+                f"sync group {self.name}: syncing to BACKUP with {member}, which heard a master",
+                source=member,
+            )
+            return [(name, a) for a in other.force_backup(now, cause)]
+        return []
 
     def _propagate_faults(self, now: float) -> list[tuple[str, Action | GroupNotify]]:
         out: list[tuple[str, Action | GroupNotify]] = []

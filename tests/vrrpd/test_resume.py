@@ -7,7 +7,7 @@ from dataclasses import replace
 from ipaddress import IPv4Address
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 import core
@@ -312,6 +312,7 @@ def test_decide(report: dict[str, object] | None, waiting: bool, verdict: Verdic
     away=st.floats(0.05, 1.0),
     seed=st.integers(0, 2**16),
 )
+@example(pa=115, gap=1, preempt=False, crash_phase=0.41015625, away=0.41015625, seed=0)
 def test_resume_in_a_simulation_never_steals_and_never_leaves_two_masters(
     pa: int, gap: int, preempt: bool, crash_phase: float, away: float, seed: int
 ) -> None:
@@ -351,9 +352,12 @@ def test_resume_in_a_simulation_never_steals_and_never_leaves_two_masters(
     if first.notify.cause.kind is CauseKind.RESUMED:
         assert not b_took_over or b_took_over[0] >= first.time - 0.005 - 1e-9, "stolen"
         assert seg.masters() == [a]
-        assert a.garps == garps, "a resumed master sent GARPs"
         if not b_took_over:
+            assert a.garps == garps, "a resumed master sent GARPs"
             assert [(t.router, t.new) for t in after] == [("a", State.MASTER)]
+        # Otherwise B timed out just as A resumed (its advert in flight): A, hearing B's
+        # lower-priority advert as master, re-announces as keepalived does, since B's GARPs
+        # may have moved the switch's and hosts' ARP entries.
     else:
         assert first.new is State.BACKUP and b_took_over and b_took_over[0] < first.time
         assert seg.masters() == ([a] if preempt else [b])
@@ -374,3 +378,45 @@ def test_sync_group_members_resume_each_by_itself_and_the_group_ends_master() ->
     assert (a.state, b.state, group.state) == (State.MASTER, State.MASTER, State.MASTER)
     # The engine runs no group notify script for these (the member's cause is "resumed").
     assert [g.new for _, g in out if isinstance(g, GroupNotify)] == [State.BACKUP, State.MASTER]
+
+
+def _group() -> tuple[Machine, Machine, SyncGroup]:
+    a = Machine(P)
+    b = Machine(replace(P, name="VI_2", vrid=52))
+    group = SyncGroup("G", {"VI_1": a, "VI_2": b})
+    for name in ("VI_1", "VI_2"):
+        group.handle(name, Resume(), 0.0)
+    return a, b, group
+
+
+def test_a_member_hearing_a_master_stops_its_siblings_resume() -> None:
+    a, b, group = _group()
+    # VI_2's peer took over while vrrpd was away: VI_2 hears it and starts as usual.
+    group.handle("VI_2", adv(HIGH, 200), 0.5)
+    assert (state(a), state(b)) == (State.BACKUP, State.BACKUP)
+    assert not a.resuming and TimerName.RESUME not in a.timers
+    # Without this, VI_1's resume would make the group MASTER and force VI_2 to MASTER
+    # against a master of higher priority.
+    out = group.handle("VI_1", TimerFired(TimerName.RESUME), LISTEN)
+    assert (state(a), state(b), group.state) == (State.BACKUP, State.BACKUP, State.BACKUP)
+    assert not [act for _, act in out if isinstance(act, SendAdvert)]
+
+
+def test_a_resumed_member_falls_back_with_a_sibling_that_hears_a_master() -> None:
+    a, b, group = _group()
+    group.handle("VI_1", TimerFired(TimerName.RESUME), LISTEN)
+    assert state(a) is State.MASTER and b.resuming
+    out = group.handle("VI_2", adv(HIGH, 200), LISTEN + 0.1)
+    assert (state(a), state(b), group.state) == (State.BACKUP, State.BACKUP, State.BACKUP)
+    (note,) = [act for m, act in out if m == "VI_1" and isinstance(act, Notify)]
+    assert note.cause.kind is CauseKind.SYNC_GROUP and "heard a master" in note.cause.detail
+
+
+def test_a_normal_group_start_is_not_touched_by_the_resume_rule() -> None:
+    a = Machine(P)
+    b = Machine(replace(P, name="VI_2", vrid=52, priority=255))
+    group = SyncGroup("G", {"VI_1": a, "VI_2": b})
+    group.handle("VI_1", Startup(), 0.0)
+    out = group.handle("VI_2", Startup(), 0.0)  # the owner goes MASTER, the group follows
+    assert (state(a), state(b)) == (State.MASTER, State.MASTER)
+    assert any(m == "VI_1" and isinstance(act, Notify) for m, act in out)
