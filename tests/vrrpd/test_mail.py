@@ -417,7 +417,12 @@ def test_daemon_mails_instance_and_group_transitions(make_lab: Any) -> None:
         with daemon_group(node, text) as group:
             group.wait_started()
             wait_until(lambda: len(inbox.envelopes) >= 6, 20, message="six mails")
-            log_text = group.log_text()
+            # The server has a mail before vrrpd has read its final reply and logged it.
+            log_text = wait_until(
+                lambda: (t := group.log_text()).count('"vrrpd.mail.sent"') >= 6 and t,
+                10,
+                message="six vrrpd.mail.sent logs",
+            )
     subjects = sorted(m["Subject"] for m in inbox.messages())
     assert subjects == [
         "[node1] VRRP Group G1 - Entering BACKUP state",
