@@ -4,7 +4,6 @@ ownership markers and leftovers."""
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -20,27 +19,12 @@ from netd import (
     Rule,
     item_key,
 )
-from tests.lab import Lab, Node
+from tests.lab import Node
 
 pytestmark = pytest.mark.netns
 
 IFA_F_NODAD = 0x02
 IFA_F_DEPRECATED = 0x20
-
-
-@pytest.fixture
-def node(make_lab: Callable[..., Lab]) -> Node:
-    return make_lab(1).nodes[0]
-
-
-@pytest.fixture
-def ka(node: Node, tmp_path: Path) -> Iterator[KernelAdapter]:
-    with node.inside():
-        adapter = KernelAdapter(state_dir=tmp_path)
-    try:
-        yield adapter
-    finally:
-        adapter.close()
 
 
 def _addr(node: Node, ip: str) -> dict[str, object]:

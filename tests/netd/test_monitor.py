@@ -4,20 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
 from netd import NETD_PROTO, Address, KernelAdapter, Route
 from netd.monitor import AddrEvent, Event, LinkEvent, Monitor, Overflow, RouteEvent
-from tests.lab import Lab, Node, wait_until
+from tests.lab import Node, wait_until
 
 pytestmark = pytest.mark.netns
-
-
-@pytest.fixture
-def node(make_lab: Callable[..., Lab]) -> Node:
-    return make_lab(1).nodes[0]
 
 
 @pytest.fixture

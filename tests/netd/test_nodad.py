@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 
@@ -20,16 +19,6 @@ def node(make_lab: Callable[..., Lab]) -> Node:
     node.sysctl("net.ipv6.conf.eth0.accept_dad", "1")
     node.sysctl("net.ipv6.conf.eth0.dad_transmits", "3")
     return node
-
-
-@pytest.fixture
-def ka(node: Node, tmp_path: Path) -> Iterator[KernelAdapter]:
-    with node.inside():
-        adapter = KernelAdapter(state_dir=tmp_path)
-    try:
-        yield adapter
-    finally:
-        adapter.close()
 
 
 def test_ipv6_address_is_nodad_and_never_tentative_with_dad_on(

@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import errno
 import socket
-from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,7 +17,7 @@ from netd import NETD_PROTO, Action, KernelAdapter, Route, Rule
 from netd.desired import Encap, Nexthop
 from netd.fromconfig import static_items
 from tests.daemon import daemon_group
-from tests.lab import Lab, Node, wait_until
+from tests.lab import Node, wait_until
 
 pytestmark = pytest.mark.netns
 
@@ -27,21 +25,6 @@ LWTUNNEL_ENCAP_IP = 2
 LWTUNNEL_ENCAP_IP6 = 4
 RTAX_FEATURE_ECN = 1
 FIB_RULE_INVERT = 0x02
-
-
-@pytest.fixture
-def node(make_lab: Callable[..., Lab]) -> Node:
-    return make_lab(1).nodes[0]
-
-
-@pytest.fixture
-def ka(node: Node, tmp_path: Path) -> Iterator[KernelAdapter]:
-    with node.inside():
-        adapter = KernelAdapter(state_dir=tmp_path)
-    try:
-        yield adapter
-    finally:
-        adapter.close()
 
 
 def _route_msgs(node: Node, dst: str, table: int = 254) -> list[Any]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,7 +12,7 @@ from netd.devconf import ipv6_forwarding
 from netd.errors import VmacError
 from netd.kernel import KernelAdapter
 from netd.vmac import VmacManager, vmac_mac, vmac_name
-from tests.lab import Lab, Node, wait_until
+from tests.lab import Node, wait_until
 
 pytestmark = pytest.mark.netns
 
@@ -24,11 +24,6 @@ def test_names_and_macs_follow_keepalived() -> None:
     assert vmac_mac(255, socket.AF_INET6) == "00:00:5e:00:02:ff"
     with pytest.raises(VmacError):
         vmac_mac(0)
-
-
-@pytest.fixture
-def node(make_lab: Callable[..., Lab]) -> Node:
-    return make_lab(1).nodes[0]
 
 
 @pytest.fixture
