@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from bus.component import PARENT_ENV, SIGJSON, Component, signal_name
+from bus.component import PARENT_ENV, Component
+from bus.signals import SIGJSON, SIGSTATS_CLEAR, signal_name
 from watchdog import pidfile
 from watchdog.backoff import Backoff
 from watchdog.children import PERMANENT_EXIT_CODES, ChildSpec
@@ -28,12 +29,14 @@ HEARTBEAT_TIMEOUT = 3.5  # about three missed 1 s heartbeats (Paranoid Pirate li
 STARTUP_GRACE = 10.0  # a child's first heartbeat may take this long (imports, config)
 STOP_WAIT = 5.0  # keepalived's child_wait_time
 
-# Which children each forwarded signal goes to (keepalived: USR2 and JSON go to VRRP only).
+# Which children each forwarded signal goes to (keepalived: USR2, JSON and STATS_CLEAR go to
+# VRRP only).
 SIGNAL_ROUTES: dict[int, tuple[str, ...]] = {
     signal.SIGHUP: ("core",),
     signal.SIGUSR1: ("core", "netd", "checkd", "vrrpd"),
     signal.SIGUSR2: ("vrrpd",),
     SIGJSON: ("vrrpd",),
+    SIGSTATS_CLEAR: ("vrrpd",),
 }
 
 
