@@ -559,6 +559,8 @@ class Runner:
             "vips": [str(v) for v in self.plan.vips],
             "faults": sorted(self.faults),
             "drops": self.counters.snapshot(),
+            # keepalived's USR2/JSON statistics, for metrics (docs/operations.md)
+            "stats": dumps.stats_fields(self.view()),
             "transitions": m.transitions,
             **self.last_transition,
         }

@@ -74,6 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-r", "--vrrp_pid", type=Path, help="VRRP (vrrpd) pid file")
     p.add_argument("-c", "--checkers_pid", type=Path, help="checker (checkd) pid file")
     p.add_argument("-v", "--version", action="version", version=f"pykeepalived {_version()}")
+    p.add_argument(
+        "--metrics",
+        type=_listen,
+        metavar="HOST:PORT",
+        help="serve Prometheus metrics there (pykeepalived only; off by default)",
+    )
     _add_keepalived_only_options(p)
     return p
 
@@ -133,6 +139,14 @@ def _add_keepalived_only_options(p: argparse.ArgumentParser) -> None:
         metavar="SIGFUNC",
         help="print the signal number for STOP, RELOAD, DATA, STATS, STATS_CLEAR, JSON",
     )
+
+
+def _listen(text: str) -> tuple[str, int]:
+    """``HOST:PORT``, ``[v6]:PORT`` or ``:PORT`` (every address)."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"metrics address {text!r} is not HOST:PORT")
+    return host.strip("[]") or "0.0.0.0", int(port)
 
 
 def _umask(text: str) -> int:
@@ -262,7 +276,7 @@ def _watchdog_body(args: argparse.Namespace, runtime: RuntimeDir):  # type: igno
 
     async def body(comp: Component) -> None:
         pidfile.write(paths["watchdog"], os.getpid())
-        supervisor = Supervisor(comp, specs, respawn=not args.dont_respawn)
+        supervisor = Supervisor(comp, specs, respawn=not args.dont_respawn, metrics=args.metrics)
         try:
             await supervisor.run()
         finally:
