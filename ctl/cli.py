@@ -50,12 +50,27 @@ def cmd_publish(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     runtime = RuntimeDir.at(args.runtime_dir)
     busclient.require_bus(runtime)
+    if args.watch:
+        return _watch_status(runtime, args.json)
     snap = asyncio.run(snapshot.collect(runtime))
     if args.json:
         print(json.dumps(snap.to_json(), indent=2, default=str))
     else:
         print(snapshot.status_table(snap))
     return 0
+
+
+def _watch_status(runtime: RuntimeDir, as_json: bool) -> int:
+    """Redraw the status in place until interrupted (one JSON object per line with --json)."""
+    try:
+        while True:
+            snap = asyncio.run(snapshot.collect(runtime))
+            if as_json:
+                print(json.dumps(snap.to_json(), default=str), flush=True)
+            else:
+                print(f"\x1b[H\x1b[J{snapshot.status_table(snap)}", flush=True)
+    except KeyboardInterrupt:
+        return 0
 
 
 def cmd_dump(args: argparse.Namespace) -> int:
@@ -149,6 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("status", help="instances, checks and components of the running daemon")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--watch", action="store_true", help="redraw in place until Ctrl-C")
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("dump", help="everything the daemon publishes as state, as JSON")
