@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 import core
 from bus import RuntimeDir
 from bus.envelope import Event
+from bus.errors import RuntimeDirError
 from ctl import busclient, render, snapshot
 from ctl.values import FieldError, parse_fields
 
@@ -233,6 +234,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except busclient.NoBusError as exc:
         print(f"pykeepalivedctl: {exc}", file=sys.stderr)
         return 3
+    except RuntimeDirError as exc:
+        print(f"pykeepalivedctl: {exc}", file=sys.stderr)
+        return 4  # keepalived's "missing permission"
 
 
 if __name__ == "__main__":
