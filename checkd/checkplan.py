@@ -356,11 +356,13 @@ def _range(
         return addr, addr
     base_text, end_text = text.split("-", 1)
     base = ipaddress.ip_address(base_text)
-    if (base.version == 4 and "." in end_text) or (base.version == 6 and ":" in end_text):
+    if "." in end_text or ":" in end_text:
         end = ipaddress.ip_address(end_text)
         if end.version != base.version:
             raise ValueError("range address families do not match")
         return base, end
+    if not end_text.isalnum():
+        raise ValueError(f"invalid range end {end_text!r}")
     if base.version == 4:
         last_byte = int(end_text, 10)
         if not 0 <= last_byte <= 255 or last_byte <= int(base) & 0xFF:
