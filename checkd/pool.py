@@ -46,7 +46,18 @@ def real_weight(weight: int) -> int:
 @dataclass(frozen=True, slots=True)
 class CheckerStatus:
     retry: RetryState
-    weight: int = 0  # what this checker adds to the real server's weight
+    weight: int = 0  # what this checker adds to the real server's configured weight
+    # misc_dynamic: the whole weight the script asked for, whatever the configured weight
+    # (so a reload that changes ``weight`` keeps the script's answer, as keepalived does).
+    absolute: int | None = None
+
+    def adds(self, configured: int) -> int:
+        return self.weight if self.absolute is None else self.absolute - configured
+
+
+def effective_weight(configured: int, checkers: Mapping[str, CheckerStatus]) -> int:
+    """The configured weight plus what the checkers add (may be out of the kernel's range)."""
+    return configured + sum(c.adds(configured) for c in checkers.values())
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +68,7 @@ class Member:
 
     @property
     def effective_weight(self) -> int:
-        return self.rs.weight + sum(c.weight for c in self.checkers.values())
+        return effective_weight(self.rs.weight, self.checkers)
 
     @property
     def failed(self) -> int:
@@ -237,10 +248,14 @@ class CheckerVerdict:
 
 @dataclass(frozen=True, slots=True)
 class CheckerWeight:
-    """A checker's new contribution to its real server's weight (misc_dynamic, FILE_CHECK)."""
+    """A checker's new contribution to its real server's weight (misc_dynamic, FILE_CHECK).
+
+    ``absolute``: ``weight`` is the real server's whole weight (misc_dynamic exit 2..255).
+    """
 
     checker_id: str
     weight: int
+    absolute: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,15 +273,15 @@ class Transition:
     delay: float | None = None  # for a ProbeResult: seconds until that checker's next probe
 
 
-def misc_dynamic_weight(status: int, weight: int) -> int | None:
-    """A misc_dynamic exit status as a weight contribution (None: the status is a failure).
+def misc_dynamic_weight(checker_id: str, status: int) -> CheckerWeight | None:
+    """A misc_dynamic exit status as a weight event (None: the status is a failure).
 
-    0 leaves the configured weight; 2..255 set the effective weight to status - 2.
+    0 leaves the configured weight; 2..255 make the real server's weight status - 2.
     """
     if status == 0:
-        return 0
+        return CheckerWeight(checker_id, 0)
     if 2 <= status <= 255:
-        return status - 2 - weight
+        return CheckerWeight(checker_id, status - 2, absolute=True)
     return None
 
 
@@ -313,7 +328,7 @@ class _Work:
     # -- sums --
 
     def effective_weight(self, rs_id: str) -> int:
-        return self.rs[rs_id].weight + sum(c.weight for c in self.checkers[rs_id].values())
+        return effective_weight(self.rs[rs_id].weight, self.checkers[rs_id])
 
     def failed(self, rs_id: str) -> int:
         return sum(1 for c in self.checkers[rs_id].values() if not c.retry.is_up)
@@ -477,15 +492,24 @@ class _Work:
         if mail is not None and self.rs[rs_id].smtp_alert and notify:
             self.rs_mail(rs_id, mail)
 
-    def checker_weight(self, checker_id: str, weight: int) -> None:
+    def checker_weight(self, checker_id: str, weight: int, absolute: bool) -> None:
         """keepalived's update_svr_wgt for a checker's new weight contribution."""
         rs_id = self.rs_of(checker_id)
         old = real_weight(self.effective_weight(rs_id))
         status = self.checkers[rs_id][checker_id]
-        self.checkers[rs_id][checker_id] = replace(status, weight=weight)
+        self.checkers[rs_id][checker_id] = (
+            replace(status, weight=0, absolute=weight)
+            if absolute
+            else replace(status, weight=weight, absolute=None)
+        )
+        if self.log_weight_change(rs_id, old):
+            self.update_quorum_state(init=False)
+
+    def log_weight_change(self, rs_id: str, old: int) -> bool:
+        """Log a change of the weight the kernel sees; False when there is none."""
         new = real_weight(self.effective_weight(rs_id))
         if new == old:
-            return
+            return False
         rs = self.rs[rs_id]
         state = "" if self.alive[rs_id] else "in"
         self.log(
@@ -497,7 +521,7 @@ class _Work:
             old=old,
             new=new,
         )
-        self.update_quorum_state(init=False)
+        return True
 
     def clear_rs(self, rs_id: str, *, stopping: bool, was_set: bool) -> None:
         """keepalived's clear_service_rs: a real server leaves (shutdown or reload)."""
@@ -598,7 +622,7 @@ def apply(state: PoolState, event: Event) -> Transition:
     elif isinstance(event, CheckerVerdict):
         work.checker_verdict(event.checker_id, event.up, event.mail)
     elif isinstance(event, CheckerWeight):
-        work.checker_weight(event.checker_id, event.weight)
+        work.checker_weight(event.checker_id, event.weight, event.absolute)
     else:
         return shutdown(state)
     return Transition(work.freeze(), tuple(work.actions), delay)
@@ -683,7 +707,9 @@ def reload_pool(
             if rs.id in kept
             else _fresh_checkers(rs)
         )
-    for rs_id in kept:
+    for rs_id, old_checkers in kept.items():
+        before = real_weight(effective_weight(old_plans[rs_id].weight, old_checkers))
+        work.log_weight_change(rs_id, before)
         if work.failed(rs_id) == 0 and not work.alive[rs_id]:
             work.perform_svr_state(rs_id, True)
     work.vs_down_notifies(stopping=False)
@@ -714,7 +740,7 @@ def _migrate_checkers(
             retry = checker_migrate(status.retry, retry=c.settings.retry)
         else:
             retry = RetryState(True, False, min(status.retry.retry_it, c.settings.retry))
-        result[c.id] = CheckerStatus(retry, status.weight)
+        result[c.id] = CheckerStatus(retry, status.weight, status.absolute)
     failed = any(not s.retry.is_up for s in result.values())
     if failed or (not alive and not any(s.retry.has_run for s in result.values())):
         # Checkers that have not run yet: alpha ones count as failed, and one failure is enough.

@@ -356,11 +356,40 @@ def test_sorry_with_inhibited_real_servers_keeps_them_at_zero() -> None:
 
 
 @pytest.mark.parametrize(
-    ("status", "weight", "expected"),
-    [(0, 5, 0), (1, 5, None), (2, 5, -5), (7, 5, 0), (255, 1, 252), (256, 1, None)],
+    ("status", "expected"),
+    [
+        (0, CheckerWeight("c", 0)),
+        (1, None),
+        (2, CheckerWeight("c", 0, absolute=True)),
+        (7, CheckerWeight("c", 5, absolute=True)),
+        (255, CheckerWeight("c", 253, absolute=True)),
+        (256, None),
+    ],
 )
-def test_misc_dynamic_weight(status: int, weight: int, expected: int | None) -> None:
-    assert misc_dynamic_weight(status, weight) == expected
+def test_misc_dynamic_weight(status: int, expected: CheckerWeight | None) -> None:
+    assert misc_dynamic_weight("c", status) == expected
+
+
+def test_misc_dynamic_weight_survives_a_weight_change_on_reload() -> None:
+    vs = make_vs((2, 2), quorum=1)
+    s = apply(start(vs).state, CheckerWeight(chk(1), 7, absolute=True)).state
+    assert live(s)[rs_text(1)] == 7
+    changed = replace(vs, real_servers=(replace(vs.real_servers[0], weight=5), vs.real_servers[1]))
+    t = reload_pool(s, plan(changed))
+    assert live(t.state)[rs_text(1)] == 7  # still the script's answer
+    t = apply(t.state, CheckerWeight(chk(1), 0))  # exit 0: back to the configured weight
+    assert live(t.state)[rs_text(1)] == 5
+
+
+def test_reload_weight_change_is_logged_and_applied() -> None:
+    vs = make_vs((2, 2))
+    s = start(vs).state
+    changed = replace(vs, real_servers=(replace(vs.real_servers[0], weight=5), vs.real_servers[1]))
+    t = reload_pool(s, plan(changed))
+    assert live(t.state)[rs_text(1)] == 5
+    assert [a.message for a in t.actions if isinstance(a, LogEvent)] == [
+        f"Changing weight from 2 to 5 for active service {rs_text(1)} of VS {VS}"
+    ]
 
 
 @pytest.mark.parametrize(
