@@ -561,3 +561,41 @@ def test_remove_pool_takes_every_server_down() -> None:
         f"RS {rs_text(2)} {VS} DOWN\n",
         f"VS {VS} DOWN\n",
     ]
+
+
+def test_reload_new_checker_on_a_healthy_server_gets_its_retries() -> None:
+    vs = make_vs((1,), rs_kw={"retry": 1})
+    s = start(vs).state
+    two = replace(
+        vs,
+        real_servers=(
+            replace(vs.real_servers[0], checkers=(Checker("TCP_CHECK"), Checker("PING_CHECK"))),
+        ),
+    )
+    t = reload_pool(s, plan(two))
+    ping = chk(1, 0, "PING_CHECK")
+    t = apply(t.state, ProbeResult(ping, False))
+    assert t.state.member(rs_id(1)).alive and t.delay == 1.0  # a retry, not DOWN at once
+    t = apply(t.state, ProbeResult(ping, False))
+    assert not t.state.member(rs_id(1)).alive
+
+
+def test_reload_new_alpha_checker_on_a_failed_server_counts_as_down() -> None:
+    vs = make_vs((1,))
+    s = verdicts(start(vs).state, (1, False)).state
+    two = replace(
+        vs,
+        real_servers=(
+            replace(
+                vs.real_servers[0],
+                checkers=(Checker("TCP_CHECK"), Checker("PING_CHECK", alpha=True)),
+            ),
+        ),
+    )
+    t = reload_pool(s, plan(two))
+    m = t.state.member(rs_id(1))
+    assert not m.alive and m.failed == 2
+    t = apply(t.state, CheckerVerdict(chk(1), True))
+    assert not t.state.member(rs_id(1)).alive  # the alpha checker still has to succeed
+    t = apply(t.state, ProbeResult(chk(1, 0, "PING_CHECK"), True))
+    assert t.state.member(rs_id(1)).alive
