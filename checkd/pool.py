@@ -21,249 +21,26 @@ sorry servers"):
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any
 
 from checkd.checker_state import RetryState, record
 from checkd.checker_state import migrate as checker_migrate
 from checkd.checkplan import RealServerPlan, VirtualServerPlan
-from core.model import Script
-
-WEIGHT_MAX = 2**31 - 1
-
-ScriptRole = Literal["notify_up", "notify_down", "quorum_up", "quorum_down"]
-
-
-def real_weight(weight: int) -> int:
-    """The weight the kernel can be given for an effective weight."""
-    return max(0, min(weight, WEIGHT_MAX))
-
-
-# --- state -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class CheckerStatus:
-    retry: RetryState
-    weight: int = 0  # what this checker adds to the real server's configured weight
-    # misc_dynamic: the whole weight the script asked for, whatever the configured weight
-    # (so a reload that changes ``weight`` keeps the script's answer, as keepalived does).
-    absolute: int | None = None
-
-    def adds(self, configured: int) -> int:
-        return self.weight if self.absolute is None else self.absolute - configured
-
-
-def effective_weight(configured: int, checkers: Mapping[str, CheckerStatus]) -> int:
-    """The configured weight plus what the checkers add (may be out of the kernel's range)."""
-    return configured + sum(c.adds(configured) for c in checkers.values())
-
-
-@dataclass(frozen=True, slots=True)
-class Member:
-    rs: RealServerPlan
-    alive: bool
-    checkers: Mapping[str, CheckerStatus] = field(default_factory=lambda: MappingProxyType({}))
-
-    @property
-    def effective_weight(self) -> int:
-        return effective_weight(self.rs.weight, self.checkers)
-
-    @property
-    def failed(self) -> int:
-        return sum(1 for c in self.checkers.values() if not c.retry.is_up)
-
-
-@dataclass(frozen=True, slots=True)
-class PoolState:
-    vs: VirtualServerPlan
-    members: tuple[Member, ...]
-    quorum_up: bool
-    sorry_active: bool
-    router_id: str
-    no_checker_emails: bool = False
-
-    def member(self, rs_id: str) -> Member:
-        for m in self.members:
-            if m.rs.id == rs_id:
-                return m
-        raise KeyError(rs_id)
-
-    @property
-    def live_weight(self) -> int:
-        return sum(real_weight(m.effective_weight) for m in self.members if m.alive)
-
-    def snapshot(self) -> PoolSnapshot:
-        return _snapshot(self)
-
-
-# --- what the bus sees -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class MemberView:
-    id: str
-    ip: str
-    port: int
-    alive: bool
-    weight: int  # configured
-    effective_weight: int  # configured + checker weights, clamped for the kernel
-    pool_weight: int | None  # the weight it has in the pool, None when it is not in it
-
-
-@dataclass(frozen=True, slots=True)
-class PoolSnapshot:
-    vs: str
-    quorum_up: bool
-    quorum: int
-    hysteresis: int
-    live_weight: int
-    sorry_server: str | None
-    sorry_active: bool
-    sorry_weight: int | None  # the sorry server's weight in the pool, None when absent
-    members: tuple[MemberView, ...]
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "vs": self.vs,
-            "quorum_up": self.quorum_up,
-            "quorum": self.quorum,
-            "hysteresis": self.hysteresis,
-            "live_weight": self.live_weight,
-            "sorry_server": self.sorry_server,
-            "sorry_active": self.sorry_active,
-            "sorry_weight": self.sorry_weight,
-            "members": [
-                {
-                    "id": m.id,
-                    "ip": m.ip,
-                    "port": m.port,
-                    "alive": m.alive,
-                    "weight": m.weight,
-                    "effective_weight": m.effective_weight,
-                    "pool_weight": m.pool_weight,
-                }
-                for m in self.members
-            ],
-        }
-
-
-def _snapshot(state: PoolState) -> PoolSnapshot:
-    ss = state.vs.sorry_server
-    sorry_weight = None
-    if ss is not None and state.sorry_active:
-        sorry_weight = ss.weight
-    elif ss is not None and ss.inhibit:
-        sorry_weight = 0
-    return PoolSnapshot(
-        vs=state.vs.id,
-        quorum_up=state.quorum_up,
-        quorum=state.vs.quorum,
-        hysteresis=state.vs.hysteresis,
-        live_weight=state.live_weight,
-        sorry_server=ss.text if ss is not None else None,
-        sorry_active=state.sorry_active,
-        sorry_weight=sorry_weight,
-        members=tuple(
-            MemberView(
-                id=m.rs.id,
-                ip=m.rs.ip,
-                port=m.rs.port,
-                alive=m.alive,
-                weight=m.rs.weight,
-                effective_weight=real_weight(m.effective_weight),
-                pool_weight=_pool_weight(m, state.sorry_active),
-            )
-            for m in state.members
-        ),
-    )
-
-
-def _pool_weight(m: Member, sorry_active: bool) -> int | None:
-    if m.alive and not sorry_active:
-        return real_weight(m.effective_weight)
-    return 0 if m.rs.inhibit else None
-
-
-# --- actions ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class RunScript:
-    """Run a notify script; at shutdown (``stopping``) keepalived waits for it, up to 1 s."""
-
-    script: Script
-    role: ScriptRole
-    target: str  # the real or virtual server id
-    stopping: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class FifoLine:
-    """A line for ``notify_fifo`` and ``lvs_notify_fifo``."""
-
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
-class Mail:
-    """An smtp_alert; the mailer drops it when no notification_email/smtp_server is set."""
-
-    subject: str
-    body: str
-
-
-@dataclass(frozen=True, slots=True)
-class LogEvent:
-    event: str  # dotted name, e.g. checkd.rs.down
-    message: str  # keepalived's own log text
-    fields: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
-
-
-Action = RunScript | FifoLine | Mail | LogEvent
-
-
-# --- events ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ProbeResult:
-    """One probe's result, counted with the checker's retries (checkd.checker_state)."""
-
-    checker_id: str
-    success: bool
-    detail: str | None = None  # mail detail, see checker_state.mail_body
-    mail: str | None = None  # the smtp_alert body for a verdict change
-
-
-@dataclass(frozen=True, slots=True)
-class CheckerVerdict:
-    """A verdict a checker reached itself (HTTP URL lists, MISC_CHECK, FILE_CHECK, BFD)."""
-
-    checker_id: str
-    up: bool
-    mail: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class CheckerWeight:
-    """A checker's new contribution to its real server's weight (misc_dynamic, FILE_CHECK).
-
-    ``absolute``: ``weight`` is the real server's whole weight (misc_dynamic exit 2..255).
-    """
-
-    checker_id: str
-    weight: int
-    absolute: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Shutdown:
-    pass
-
-
-Event = ProbeResult | CheckerVerdict | CheckerWeight | Shutdown
+from checkd.pool_messages import (
+    Action,
+    CheckerVerdict,
+    CheckerWeight,
+    Event,
+    FifoLine,
+    LogEvent,
+    Mail,
+    ProbeResult,
+    RunScript,
+    ScriptRole,
+)
+from checkd.pool_state import CheckerStatus, Member, PoolState, effective_weight, real_weight
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,26 +48,6 @@ class Transition:
     state: PoolState
     actions: tuple[Action, ...]
     delay: float | None = None  # for a ProbeResult: seconds until that checker's next probe
-
-
-def misc_dynamic_weight(checker_id: str, status: int) -> CheckerWeight | None:
-    """A misc_dynamic exit status as a weight event (None: the status is a failure).
-
-    0 leaves the configured weight; 2..255 make the real server's weight status - 2.
-    """
-    if status == 0:
-        return CheckerWeight(checker_id, 0)
-    if 2 <= status <= 255:
-        return CheckerWeight(checker_id, status - 2, absolute=True)
-    return None
-
-
-def file_check_weight(value: int, weight: int, reverse: bool) -> int | None:
-    """A FILE_CHECK value as a weight contribution (None: the value means failure)."""
-    if weight == 0:
-        return 0 if value == 0 else None
-    product = value * weight * (-1 if reverse else 1)
-    return None if product <= -(2**31) else max(min(product, WEIGHT_MAX), -(2**31))
 
 
 # --- the working copy ------------------------------------------------------------------------

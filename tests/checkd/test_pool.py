@@ -14,25 +14,21 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from checkd.checkplan import VirtualServerPlan, plan_virtual_server
-from checkd.pool import (
+from checkd.pool import Transition, apply, reload_pool, remove_pool, start_pool
+from checkd.pool_messages import (
     Action,
     CheckerVerdict,
     CheckerWeight,
     FifoLine,
     LogEvent,
     Mail,
-    PoolState,
     ProbeResult,
     RunScript,
     Shutdown,
-    Transition,
-    apply,
     file_check_weight,
     misc_dynamic_weight,
-    reload_pool,
-    remove_pool,
-    start_pool,
 )
+from checkd.pool_state import PoolState
 from core.model import Checker, GlobalDefs, HostPort, RealServer, Script, VirtualServer
 
 VS = "[192.0.2.1]:tcp:80"
