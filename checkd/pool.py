@@ -353,7 +353,7 @@ def start_pool(
     return Transition(work.freeze(), tuple(work.actions))
 
 
-def apply(state: PoolState, event: Event) -> Transition:
+def apply_event(state: PoolState, event: Event) -> Transition:
     """One event on the pool."""
     work = _Work(state)
     delay = None

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from checkd.checkplan import VirtualServerPlan, plan_virtual_server
-from checkd.pool import Transition, apply, reload_pool, remove_pool, start_pool
+from checkd.pool import Transition, apply_event, reload_pool, remove_pool, start_pool
 from checkd.pool_messages import (
     Action,
     CheckerVerdict,
@@ -95,7 +95,7 @@ def fifo(t: Transition) -> list[str]:
 def verdicts(state: PoolState, *events: tuple[int, bool]) -> Transition:
     t = Transition(state, ())
     for i, up in events:
-        t = apply(
+        t = apply_event(
             t.state,
             CheckerVerdict(
                 chk(i), up, "=> TCP CHECK %s on service <=" % ("succeed" if up else "failed")
@@ -169,13 +169,13 @@ def test_rs_down_and_up_notify_script_fifo_and_mail() -> None:
 
 def test_rs_is_up_only_when_all_its_checkers_are() -> None:
     s = start(make_vs(weights=(1,), checkers=2)).state
-    t = apply(s, CheckerVerdict(chk(1, 0), False))
+    t = apply_event(s, CheckerVerdict(chk(1, 0), False))
     assert not t.state.member(rs_id(1)).alive
-    t = apply(t.state, CheckerVerdict(chk(1, 1), False))
+    t = apply_event(t.state, CheckerVerdict(chk(1, 1), False))
     assert fifo(t) == []  # already down: the second failure changes nothing in the pool
-    t = apply(t.state, CheckerVerdict(chk(1, 0), True))
+    t = apply_event(t.state, CheckerVerdict(chk(1, 0), True))
     assert not t.state.member(rs_id(1)).alive and fifo(t) == []
-    t = apply(t.state, CheckerVerdict(chk(1, 1), True))
+    t = apply_event(t.state, CheckerVerdict(chk(1, 1), True))
     assert t.state.member(rs_id(1)).alive
     assert fifo(t) == [f"RS {rs_text(1)} {VS} UP\n", f"VS {VS} UP\n"]
 
@@ -185,8 +185,8 @@ def test_checker_mail_without_rs_change_depends_on_no_checker_emails(
     no_checker_emails: bool,
 ) -> None:
     s = start(make_vs(weights=(1,), checkers=2), no_checker_emails=no_checker_emails).state
-    s = apply(s, CheckerVerdict(chk(1, 0), False, "first")).state
-    t = apply(s, CheckerVerdict(chk(1, 1), False, "second"))
+    s = apply_event(s, CheckerVerdict(chk(1, 0), False, "first")).state
+    t = apply_event(s, CheckerVerdict(chk(1, 1), False, "second"))
     assert [a.body for a in t.actions if isinstance(a, Mail)] == (
         [] if no_checker_emails else ["second"]
     )
@@ -199,22 +199,22 @@ def test_rs_smtp_alert_off_sends_no_checker_mail() -> None:
 
 def test_alpha_first_failure_notifies_down_without_a_transition() -> None:
     s = start(make_vs(alpha=True)).state
-    t = apply(s, ProbeResult(chk(1), False))
+    t = apply_event(s, ProbeResult(chk(1), False))
     assert fifo(t) == [f"RS {rs_text(1)} {VS} DOWN\n"]
     assert not [a for a in t.actions if isinstance(a, Mail)]
 
 
 def test_non_alpha_first_success_is_silent() -> None:
     s = start(make_vs()).state
-    assert notices(apply(s, ProbeResult(chk(1), True, mail="x"))) == []
+    assert notices(apply_event(s, ProbeResult(chk(1), True, mail="x"))) == []
 
 
 def test_probe_results_count_retries_in_the_pool() -> None:
     s = start(make_vs(weights=(1,), rs_kw={"retry": 2, "delay_before_retry": 3.0})).state
-    s = apply(s, ProbeResult(chk(1), True)).state
-    t1 = apply(s, ProbeResult(chk(1), False))
-    t2 = apply(t1.state, ProbeResult(chk(1), False))
-    t3 = apply(t2.state, ProbeResult(chk(1), False))
+    s = apply_event(s, ProbeResult(chk(1), True)).state
+    t1 = apply_event(s, ProbeResult(chk(1), False))
+    t2 = apply_event(t1.state, ProbeResult(chk(1), False))
+    t3 = apply_event(t2.state, ProbeResult(chk(1), False))
     assert [t.delay for t in (t1, t2, t3)] == [3.0, 3.0, 60.0]
     assert [t.state.member(rs_id(1)).alive for t in (t1, t2, t3)] == [True, True, False]
 
@@ -368,12 +368,12 @@ def test_misc_dynamic_weight(status: int, expected: CheckerWeight | None) -> Non
 
 def test_misc_dynamic_weight_survives_a_weight_change_on_reload() -> None:
     vs = make_vs((2, 2), quorum=1)
-    s = apply(start(vs).state, CheckerWeight(chk(1), 7, absolute=True)).state
+    s = apply_event(start(vs).state, CheckerWeight(chk(1), 7, absolute=True)).state
     assert live(s)[rs_text(1)] == 7
     changed = replace(vs, real_servers=(replace(vs.real_servers[0], weight=5), vs.real_servers[1]))
     t = reload_pool(s, plan(changed))
     assert live(t.state)[rs_text(1)] == 7  # still the script's answer
-    t = apply(t.state, CheckerWeight(chk(1), 0))  # exit 0: back to the configured weight
+    t = apply_event(t.state, CheckerWeight(chk(1), 0))  # exit 0: back to the configured weight
     assert live(t.state)[rs_text(1)] == 5
 
 
@@ -405,7 +405,7 @@ def test_file_check_weight(value: int, weight: int, reverse: bool, expected: int
 
 def test_checker_weight_changes_effective_weight_and_quorum() -> None:
     s = start(make_vs((2, 2), quorum=4)).state
-    t = apply(s, CheckerWeight(chk(1), -2))  # misc_dynamic exit 2 on a weight-2 server
+    t = apply_event(s, CheckerWeight(chk(1), -2))  # misc_dynamic exit 2 on a weight-2 server
     assert live(t.state) == {rs_text(1): 0, rs_text(2): 2}
     assert not t.state.quorum_up and fifo(t) == [f"VS {VS} DOWN\n"]
     assert any(
@@ -413,13 +413,13 @@ def test_checker_weight_changes_effective_weight_and_quorum() -> None:
         and a.message == f"Changing weight from 2 to 0 for active service {rs_text(1)} of VS {VS}"
         for a in t.actions
     )
-    t = apply(t.state, CheckerWeight(chk(1), 0))
+    t = apply_event(t.state, CheckerWeight(chk(1), 0))
     assert t.state.quorum_up and live(t.state)[rs_text(1)] == 2
 
 
 def test_negative_effective_weight_is_clamped_to_zero() -> None:
     s = start(make_vs((1,))).state
-    t = apply(s, CheckerWeight(chk(1), -10))
+    t = apply_event(s, CheckerWeight(chk(1), -10))
     assert t.state.snapshot().members[0].effective_weight == 0
 
 
@@ -428,7 +428,7 @@ def test_negative_effective_weight_is_clamped_to_zero() -> None:
 
 def test_shutdown_with_omega_runs_down_notifiers() -> None:
     s = start(make_vs((1,), omega=True)).state
-    t = apply(s, Shutdown())
+    t = apply_event(s, Shutdown())
     assert notices(t) == [
         RunScript(Script("/down 1"), "notify_down", rs_id(1), stopping=True),
         FifoLine(f"RS {rs_text(1)} {VS} DOWN\n"),
@@ -441,7 +441,7 @@ def test_shutdown_with_omega_runs_down_notifiers() -> None:
 
 
 def test_shutdown_without_omega_is_silent() -> None:
-    t = apply(start(make_vs()).state, Shutdown())
+    t = apply_event(start(make_vs()).state, Shutdown())
     assert notices(t) == []
     assert [a.message for a in t.actions if isinstance(a, LogEvent)] == [
         f"Shutting down service {rs_text(1)} from VS {VS}",
@@ -451,7 +451,7 @@ def test_shutdown_without_omega_is_silent() -> None:
 
 def test_shutdown_skips_servers_out_of_the_pool() -> None:
     s = verdicts(start(make_vs((1, 1), omega=True)).state, (1, False)).state
-    t = apply(s, Shutdown())
+    t = apply_event(s, Shutdown())
     assert [x for x in fifo(t) if x.startswith("RS")] == [f"RS {rs_text(2)} {VS} DOWN\n"]
 
 
@@ -570,9 +570,9 @@ def test_reload_new_checker_on_a_healthy_server_gets_its_retries() -> None:
     )
     t = reload_pool(s, plan(two))
     ping = chk(1, 0, "PING_CHECK")
-    t = apply(t.state, ProbeResult(ping, False))
+    t = apply_event(t.state, ProbeResult(ping, False))
     assert t.state.member(rs_id(1)).alive and t.delay == 1.0  # a retry, not DOWN at once
-    t = apply(t.state, ProbeResult(ping, False))
+    t = apply_event(t.state, ProbeResult(ping, False))
     assert not t.state.member(rs_id(1)).alive
 
 
@@ -591,7 +591,7 @@ def test_reload_new_alpha_checker_on_a_failed_server_counts_as_down() -> None:
     t = reload_pool(s, plan(two))
     m = t.state.member(rs_id(1))
     assert not m.alive and m.failed == 2
-    t = apply(t.state, CheckerVerdict(chk(1), True))
+    t = apply_event(t.state, CheckerVerdict(chk(1), True))
     assert not t.state.member(rs_id(1)).alive  # the alpha checker still has to succeed
-    t = apply(t.state, ProbeResult(chk(1, 0, "PING_CHECK"), True))
+    t = apply_event(t.state, ProbeResult(chk(1, 0, "PING_CHECK"), True))
     assert t.state.member(rs_id(1)).alive
