@@ -496,7 +496,10 @@ def _migrate_checkers(
         if status.retry.has_run:
             retry = checker_migrate(status.retry, retry=c.settings.retry)
         else:
-            retry = RetryState(True, False, min(status.retry.retry_it, c.settings.retry))
+            # keepalived forgets that an alpha checker which has not run yet is down, and a
+            # reload then puts its server in the pool untested; it stays down here.
+            is_up = status.retry.is_up or not c.settings.alpha
+            retry = RetryState(is_up, False, min(status.retry.retry_it, c.settings.retry))
         result[c.id] = CheckerStatus(retry, status.weight, status.absolute)
     failed = any(not s.retry.is_up for s in result.values())
     if failed or (not alive and not any(s.retry.has_run for s in result.values())):

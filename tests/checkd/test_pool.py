@@ -595,3 +595,97 @@ def test_reload_new_alpha_checker_on_a_failed_server_counts_as_down() -> None:
     assert not t.state.member(rs_id(1)).alive  # the alpha checker still has to succeed
     t = apply_event(t.state, ProbeResult(chk(1, 0, "PING_CHECK"), True))
     assert t.state.member(rs_id(1)).alive
+
+
+@pytest.mark.parametrize(
+    ("vs_kw", "rs_line", "vs_line"),
+    [
+        (
+            {"ip": "192.0.2.1", "port": 443, "protocol": "TCP"},
+            "RS [198.51.100.1]:tcp:443 [192.0.2.1]:tcp:443 DOWN\n",
+            "VS [192.0.2.1]:tcp:443 DOWN\n",
+        ),
+        (
+            {"ip": "192.0.2.1", "port": 53, "protocol": "UDP"},
+            "RS [198.51.100.1]:udp:53 [192.0.2.1]:udp:53 DOWN\n",
+            "VS [192.0.2.1]:udp:53 DOWN\n",
+        ),
+        (
+            {"fwmark": 7, "lvs_method": "DR"},
+            "RS [198.51.100.1]:none:0 FWM 7 DOWN\n",
+            "VS FWM 7 DOWN\n",
+        ),
+        (
+            {"ip": "2001:db8::1", "port": 80, "protocol": "TCP"},
+            "RS [198.51.100.1]:tcp:80 [2001:db8::1]:tcp:80 DOWN\n",
+            "VS [2001:db8::1]:tcp:80 DOWN\n",
+        ),
+    ],
+)
+def test_fifo_lines_for_each_kind_of_virtual_server(
+    vs_kw: dict[str, Any], rs_line: str, vs_line: str
+) -> None:
+    rs = RealServer(ip="198.51.100.1", checkers=(Checker("TCP_CHECK"),))
+    vs = VirtualServer(name="x", real_servers=(rs,), **vs_kw)
+    p = plan(vs)
+    s = start_pool(p, router_id="lb1").state
+    t = apply_event(s, CheckerVerdict(p.real_servers[0].checkers[0].id, False))
+    assert fifo(t) == [rs_line, vs_line]
+
+
+def test_fifo_lines_for_a_group_member() -> None:
+    from checkd.checkplan import build_plan
+    from core.model import Config, VirtualServerGroup, VsgEntry
+
+    rs = RealServer(ip="198.51.100.1", port=80, checkers=(Checker("TCP_CHECK"),))
+    cfg = Config(
+        virtual_server_groups=(VirtualServerGroup("web", (VsgEntry("192.0.2.1-3", 80),)),),
+        virtual_servers=(
+            VirtualServer(name="group web", group="web", protocol="TCP", real_servers=(rs,)),
+        ),
+    )
+    p = build_plan(cfg, hostname="lb1").virtual_servers[0]
+    s = start_pool(p, router_id="lb1").state
+    t = apply_event(s, CheckerVerdict(p.real_servers[0].checkers[0].id, False))
+    assert fifo(t) == ["RS [198.51.100.1]:tcp:80 [web]:0 DOWN\n", "VS [web]:0 DOWN\n"]
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    # A pool weighing 0 has quorum 0, which keepalived gains and loses at every look.
+    weights=st.lists(st.integers(1, 3), min_size=1, max_size=4),
+    checkers=st.integers(1, 3),
+    alpha=st.booleans(),
+    sorry=st.booleans(),
+    events=st.lists(st.tuples(st.integers(0, 3), st.integers(0, 2), st.booleans()), max_size=20),
+)
+def test_reload_with_the_same_configuration_changes_nothing(
+    weights: list[int],
+    checkers: int,
+    alpha: bool,
+    sorry: bool,
+    events: list[tuple[int, int, bool]],
+) -> None:
+    extra: dict[str, Any] = {"alpha": alpha, "quorum": 2}
+    if sorry:
+        extra["sorry_server"] = HostPort("203.0.113.9")
+    vs = make_vs(tuple(weights), checkers=checkers, **extra)
+    s = start(vs).state
+    for pick, n, ok in events:
+        i = pick % len(weights) + 1
+        s = apply_event(s, ProbeResult(chk(i, n % checkers), ok)).state
+    t = reload_pool(s, plan(vs))
+    assert notices(t) == []
+    assert t.state.snapshot() == s.snapshot()
+    for before, after in zip(s.members, t.state.members, strict=True):
+        assert {k: (c.retry.is_up, c.retry.has_run) for k, c in before.checkers.items()} == {
+            k: (c.retry.is_up, c.retry.has_run) for k, c in after.checkers.items()
+        }
+
+
+def test_reload_keeps_an_unrun_alpha_checker_down() -> None:
+    vs = make_vs((1,), checkers=2, alpha=True)
+    s = apply_event(start(vs).state, ProbeResult(chk(1, 0), True)).state
+    assert not s.member(rs_id(1)).alive  # the second alpha checker has not run yet
+    t = reload_pool(s, plan(vs))
+    assert not t.state.member(rs_id(1)).alive and notices(t) == []
