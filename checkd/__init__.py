@@ -41,7 +41,7 @@ from checkd.checkplan import (
     VsgMember,
     build_plan,
 )
-from checkd.errors import CheckdError, PlanError, ScriptRefused
+from checkd.errors import CheckdError, PlanError, PoolError, ScriptRefused
 from checkd.files import FileCheck, parse_value, read_value, strtol
 from checkd.hysteresis import Debounce, RiseFall
 from checkd.plan import FileSpec, Plan, ProcessSpec, ScriptSpec, Spec, normalize, plan_from_wire
@@ -84,6 +84,7 @@ __all__ = [
     "MemberView",
     "Plan",
     "PlanError",
+    "PoolError",
     "PoolSnapshot",
     "PoolState",
     "ProbeResult",

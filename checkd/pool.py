@@ -27,7 +27,8 @@ from typing import Any
 
 from checkd.checker_state import RetryState, record
 from checkd.checker_state import migrate as checker_migrate
-from checkd.checkplan import RealServerPlan, VirtualServerPlan
+from checkd.checkplan import CheckerPlan, RealServerPlan, VirtualServerPlan
+from checkd.errors import PoolError
 from checkd.pool_messages import (
     Action,
     CheckerVerdict,
@@ -101,7 +102,7 @@ class _Work:
         for rs_id, checkers in self.checkers.items():
             if checker_id in checkers:
                 return rs_id
-        raise KeyError(checker_id)
+        raise PoolError(f"virtual server {self.vs.id} has no checker {checker_id!r}")
 
     # -- actions --
 
@@ -369,7 +370,7 @@ def apply_event(state: PoolState, event: Event) -> Transition:
             delay_before_retry=s.delay_before_retry,
         )
         delay = outcome.delay
-        _log_probe(work, plan.kind, work.rs[rs_id].text, outcome.step, outcome.retries)
+        _log_probe(work, plan, work.rs[rs_id].text, outcome.step, outcome.retries)
         if outcome.verdict is not None:
             work.checker_verdict(event.checker_id, outcome.verdict, event.mail)
         status = work.checkers[rs_id][event.checker_id]
@@ -385,8 +386,16 @@ def apply_event(state: PoolState, event: Event) -> Transition:
     return Transition(work.freeze(), tuple(work.actions), delay)
 
 
-def _log_probe(work: _Work, kind: str, rs_text: str, step: str, retries: int) -> None:
-    if step in ("up", "first-up"):
+def _log_probe(work: _Work, plan: CheckerPlan, rs_text: str, step: str, retries: int) -> None:
+    kind = plan.kind
+    if step == "retry" and plan.log_all_failures:
+        work.log(
+            "checkd.checker.retry",
+            f"{kind} on service {rs_text} failed, will retry.",
+            rs=rs_text,
+            kind=kind,
+        )
+    elif step in ("up", "first-up"):
         work.log(
             "checkd.checker.up", f"{kind} on service {rs_text} success.", rs=rs_text, kind=kind
         )

@@ -60,8 +60,9 @@ class ProbeResult:
 
     checker_id: str
     success: bool
-    detail: str | None = None  # mail detail, see checker_state.mail_body
-    mail: str | None = None  # the smtp_alert body for a verdict change
+    # The smtp_alert body should this result change the checker's verdict
+    # (checker_state.mail_body gives keepalived's text for each kind of checker).
+    mail: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -689,3 +689,25 @@ def test_reload_keeps_an_unrun_alpha_checker_down() -> None:
     assert not s.member(rs_id(1)).alive  # the second alpha checker has not run yet
     t = reload_pool(s, plan(vs))
     assert not t.state.member(rs_id(1)).alive and notices(t) == []
+
+
+def test_unknown_checker_is_a_named_error() -> None:
+    from checkd.errors import PoolError
+
+    with pytest.raises(PoolError, match=r"virtual server \[192.0.2.1\]:tcp:80 has no checker 'x'"):
+        apply_event(start(make_vs()).state, CheckerVerdict("x", True))
+
+
+@pytest.mark.parametrize("log_all", [False, True])
+def test_log_all_failures_logs_each_retry(log_all: bool) -> None:
+    vs = make_vs((1,))
+    vs = replace(
+        vs,
+        real_servers=(
+            replace(vs.real_servers[0], checkers=(Checker("TCP_CHECK", log_all_failures=log_all),)),
+        ),
+    )
+    s = apply_event(start(vs).state, ProbeResult(chk(1), True)).state
+    t = apply_event(s, ProbeResult(chk(1), False))
+    events = [a.event for a in t.actions if isinstance(a, LogEvent)]
+    assert events == (["checkd.checker.retry"] if log_all else [])
