@@ -342,3 +342,13 @@ def test_build_plan_numbers_group_members_and_skips_unknown_groups() -> None:
         "virtual server group nope specified but not configured - ignoring virtual server"
         " group nope",
     )
+
+
+@pytest.mark.parametrize(
+    ("own", "checker_loop", "expected"), [(None, 2.0, 60.0), (5.0, 2.0, 5.0), (0.0, None, 60.0)]
+)
+def test_misc_timeout_defaults_to_the_virtual_servers_delay_loop(
+    own: float | None, checker_loop: float | None, expected: float
+) -> None:
+    c = {"misc_timeout": own, "delay_loop": checker_loop}
+    assert checker_of(vs_with(c, kind="MISC_CHECK")).settings.misc_timeout == expected
