@@ -6,6 +6,8 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from checkd.checkplan import VsgMember, build_plan, expand_group, plan_virtual_server
 from checkd.errors import PlanError
@@ -352,3 +354,28 @@ def test_misc_timeout_defaults_to_the_virtual_servers_delay_loop(
 ) -> None:
     c = {"misc_timeout": own, "delay_loop": checker_loop}
     assert checker_of(vs_with(c, kind="MISC_CHECK")).settings.misc_timeout == expected
+
+
+opt_float = st.none() | st.floats(0.5, 100, allow_nan=False)
+opt_int = st.none() | st.integers(0, 9)
+
+
+@given(
+    c=st.tuples(opt_float, opt_int, opt_float, opt_float),
+    r=st.tuples(opt_float, opt_int, opt_float, opt_float),
+    v=st.tuples(opt_float, opt_int, opt_float, opt_float),
+)
+def test_first_level_that_sets_an_option_wins(
+    c: tuple[Any, ...], r: tuple[Any, ...], v: tuple[Any, ...]
+) -> None:
+    names = ("connect_timeout", "retry", "delay_before_retry", "warmup")
+    defaults = (5.0, 1, 1.0, 60.0)
+    vs = vs_with(
+        dict(zip(names, c, strict=True)),
+        dict(zip(names, r, strict=True)),
+        dict(zip(names, v, strict=True)),
+    )
+    s = checker_of(vs).settings
+    for name, values, default in zip(names, zip(c, r, v, strict=True), defaults, strict=True):
+        expected = next((x for x in values if x is not None), default)
+        assert getattr(s, name) == expected, name
