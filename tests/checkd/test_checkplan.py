@@ -379,3 +379,74 @@ def test_first_level_that_sets_an_option_wins(
     for name, values, default in zip(names, zip(c, r, v, strict=True), defaults, strict=True):
         expected = next((x for x in values if x is not None), default)
         assert getattr(s, name) == expected, name
+
+
+KEEPALIVED_CONF = """
+global_defs {
+  router_id lb1
+  smtp_alert_checker off
+}
+virtual_server_group web {
+  192.0.2.10-12 80
+  fwmark 9
+}
+virtual_server group web {
+  delay_loop 6
+  lb_algo wrr
+  lb_kind NAT
+  protocol TCP
+  quorum 3
+  hysteresis 1
+  sorry_server 203.0.113.9 8080
+  real_server 198.51.100.1 80 {
+    weight 2
+    inhibit_on_failure
+    TCP_CHECK {
+      connect_timeout 3
+    }
+  }
+  real_server 198.51.100.2 80 {
+    smtp_alert on
+    HTTP_GET {
+      url {
+        path /health
+      }
+      retry 2
+    }
+  }
+}
+"""
+
+
+def test_plan_from_a_keepalived_conf() -> None:
+    import core
+
+    cfg = core.loads(KEEPALIVED_CONF, config_id="lb1", script_env=None).config
+    plan = build_plan(cfg, hostname="ignored")
+    (vs,) = plan.virtual_servers
+    assert plan.router_id == "lb1"
+    assert (vs.id, vs.protocol, vs.quorum, vs.hysteresis, vs.smtp_alert) == (
+        "[web]:0",
+        "tcp",
+        3,
+        1,
+        False,
+    )
+    assert [m.count for m in vs.members] == [3, 1]
+    assert vs.sorry_server is not None and vs.sorry_server.text == "[203.0.113.9]:tcp:8080"
+    one, two = vs.real_servers
+    assert (one.weight, one.inhibit, one.smtp_alert) == (2, True, False)
+    assert two.smtp_alert is True
+    tcp, http = one.checkers[0].settings, two.checkers[0].settings
+    assert (tcp.connect_timeout, tcp.retry, tcp.delay_loop, tcp.delay_before_retry) == (
+        3.0,
+        1,
+        6.0,
+        1.0,
+    )
+    assert (http.connect_timeout, http.retry, http.delay_before_retry, http.warmup) == (
+        5.0,
+        2,
+        3.0,
+        6.0,
+    )
