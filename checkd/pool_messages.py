@@ -28,7 +28,11 @@ class RunScript:
 
 @dataclass(frozen=True, slots=True)
 class FifoLine:
-    """A line for ``notify_fifo`` and ``lvs_notify_fifo``."""
+    """A line for ``notify_fifo`` and ``lvs_notify_fifo``, newline included.
+
+    keepalived also writes the C string's terminating NUL after each LVS line (not after VRRP
+    ones); that byte is left out on purpose (docs/checkers.md, "Notifications").
+    """
 
     text: str
 
