@@ -13,3 +13,7 @@ class PlanError(CheckdError):
 
 class ScriptRefused(CheckdError):
     """A script will not be run; the message says exactly why and how to fix it."""
+
+
+class PoolError(CheckdError):
+    """An event names a checker the virtual server's pool does not have."""
