@@ -27,12 +27,12 @@ fork_delay/terminate_delay. A ``vrrp_script`` without a command is left to an ex
 checker (docs/bus.md).
 """
 
-from checkd.errors import CheckdError, PlanError, ScriptRefused
+from checkd.errors import CheckdError, PlanError
 from checkd.files import FileCheck, parse_value, read_value, strtol
 from checkd.hysteresis import Debounce, RiseFall
 from checkd.plan import FileSpec, Plan, ProcessSpec, ScriptSpec, Spec, normalize, plan_from_wire
 from checkd.processes import ProcessCheck, ProcInfo, ProcTable, matches
-from checkd.scripts import RunResult, ScriptCheck, prepare, run_once
+from checkd.scripts import ScriptCheck
 from checkd.supervisor import CheckSet, Timing
 from checkd.verdict import Verdict
 
@@ -49,9 +49,7 @@ __all__ = [
     "ProcessCheck",
     "ProcessSpec",
     "RiseFall",
-    "RunResult",
     "ScriptCheck",
-    "ScriptRefused",
     "ScriptSpec",
     "Spec",
     "Timing",
@@ -60,8 +58,6 @@ __all__ = [
     "normalize",
     "parse_value",
     "plan_from_wire",
-    "prepare",
     "read_value",
-    "run_once",
     "strtol",
 ]

@@ -9,7 +9,3 @@ class CheckdError(Exception):
 
 class PlanError(CheckdError):
     """The published configuration cannot be turned into checks (malformed model)."""
-
-
-class ScriptRefused(CheckdError):
-    """A script will not be run; the message says exactly why and how to fix it."""
