@@ -67,10 +67,12 @@ def _component_problem(path: str) -> str | None:
     except OSError as exc:
         return f"{path}: cannot stat ({exc.strerror})"
     mode = st.st_mode
-    what = "directory" if stat.S_ISDIR(mode) else "file"
+    what = "directory" if stat.S_ISDIR(mode) else "symlink" if stat.S_ISLNK(mode) else "file"
     if st.st_uid != 0:
         return f"{path} ({what}) is owned by uid {st.st_uid}, not root; fix: chown root {path}"
-    if stat.S_ISDIR(mode) and mode & stat.S_ISVTX:
+    # A symlink's own mode is always 0777 and means nothing: only replacing it redirects the
+    # path, and that needs write access to its directory, which is a component checked too.
+    if stat.S_ISLNK(mode) or (stat.S_ISDIR(mode) and mode & stat.S_ISVTX):
         return None
     if mode & stat.S_IWOTH:
         return (

@@ -149,3 +149,14 @@ def test_configtest_judges_a_root_script_by_the_runner_rules(tmp_path: Path) -> 
     d.chmod(0o777)
     # The same words the daemons use when they refuse it.
     assert SYSTEM.insecure(str(script)) == security.unsafe_components(str(script))[0]
+
+
+def test_a_root_owned_symlink_is_judged_by_its_directory(tmp_path: Path) -> None:
+    # /bin -> usr/bin on merged-/usr systems: the link's 0777 mode is no hole.
+    script = write_script(tmp_path, "chk.sh", "exit 0")
+    (tmp_path / "link").symlink_to(script)
+    assert security.unsafe_components(str(tmp_path / "link"), str(script)) == []
+    assert security.unsafe_components("/bin/true", os.path.realpath("/bin/true")) == []
+    os.lchown(tmp_path / "link", 65534, 65534)
+    (problem,) = security.unsafe_components(str(tmp_path / "link"))
+    assert "(symlink) is owned by uid 65534, not root" in problem
