@@ -219,7 +219,7 @@ def _script(
     )
 
 
-def _user_group(value: Any, what: str) -> scripts.identity.UserGroup | None:
+def _user_group(value: Any, what: str) -> scripts.UserGroup | None:
     """A wire-form ``{user, group}`` (a vrrp_script's ``user``, a script's own, or
     ``script_user``) as the runner's plain pair; None when it names no user."""
     found = _opt_map(value, what)

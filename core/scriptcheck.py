@@ -128,7 +128,7 @@ def _explicit(sc: Script) -> UserGroup | None:
     return UserGroup(sc.user, sc.group) if sc.user else None
 
 
-def _pair(ug: UserGroup | None) -> tuple[str, str | None] | None:
+def _pair(ug: UserGroup | None) -> scripts.UserGroup | None:
     return None if ug is None else (ug.user, ug.group)
 
 

@@ -19,7 +19,13 @@ Events are logged under the caller's component name (``checkd.script.timeout``,
 
 from scripts.command import Executable, resolve, split_command
 from scripts.errors import ScriptError, ScriptRefused
-from scripts.identity import DEFAULT_SCRIPT_USER, Identity, choose_user, resolve_identity
+from scripts.identity import (
+    DEFAULT_SCRIPT_USER,
+    Identity,
+    UserGroup,
+    choose_user,
+    resolve_identity,
+)
 from scripts.prepare import Prepared, prepare
 from scripts.run import OUTPUT_LIMIT, RunResult, run_once
 from scripts.security import can_execute, setid_root, unsafe_components
@@ -38,6 +44,7 @@ __all__ = [
     "ScriptError",
     "ScriptRefused",
     "ScriptSpec",
+    "UserGroup",
     "can_execute",
     "choose_user",
     "prepare",

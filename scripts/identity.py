@@ -17,10 +17,13 @@ from scripts.errors import ScriptRefused
 
 DEFAULT_SCRIPT_USER = "keepalived_script"
 
+#: A configured ``user [group]`` as plain names, before the user database is asked.
+UserGroup = tuple[str, str | None]
+
 
 @dataclass(frozen=True, slots=True)
 class Identity:
-    """A resolved uid/gid; ``groups`` None keeps keepalived's default (no supplementary groups)."""
+    """A resolved uid/gid; empty ``groups`` is keepalived's default (no supplementary groups)."""
 
     user: str
     uid: int
@@ -64,9 +67,6 @@ def resolve_identity(user: str | None, group: str | None, *, source: str = "scri
         if supplementary:
             groups = tuple(os.getgrouplist(pw.pw_name, gid))
     return Identity(pw.pw_name, pw.pw_uid, gid, groups, source=source)
-
-
-UserGroup = tuple[str, str | None]
 
 
 def choose_user(
