@@ -41,7 +41,7 @@ from checkd.checkplan import (
     VsgMember,
     build_plan,
 )
-from checkd.errors import CheckdError, PlanError, PoolError, ScriptRefused
+from checkd.errors import CheckdError, PlanError, PoolError
 from checkd.files import FileCheck, parse_value, read_value, strtol
 from checkd.hysteresis import Debounce, RiseFall
 from checkd.plan import FileSpec, Plan, ProcessSpec, ScriptSpec, Spec, normalize, plan_from_wire
@@ -62,7 +62,7 @@ from checkd.pool_messages import (
 )
 from checkd.pool_state import MemberView, PoolSnapshot, PoolState
 from checkd.processes import ProcessCheck, ProcInfo, ProcTable, matches
-from checkd.scripts import RunResult, ScriptCheck, prepare, run_once
+from checkd.scripts import ScriptCheck
 from checkd.supervisor import CheckSet, Timing
 from checkd.verdict import Verdict
 
@@ -95,10 +95,8 @@ __all__ = [
     "RealServerPlan",
     "RetryState",
     "RiseFall",
-    "RunResult",
     "RunScript",
     "ScriptCheck",
-    "ScriptRefused",
     "ScriptSpec",
     "Shutdown",
     "SorryServerPlan",
@@ -118,11 +116,9 @@ __all__ = [
     "normalize",
     "parse_value",
     "plan_from_wire",
-    "prepare",
     "read_value",
     "reload_pool",
     "remove_pool",
-    "run_once",
     "start_pool",
     "strtol",
 ]
