@@ -9,7 +9,7 @@ naming the peer here, so the probes only deal with their protocol.
 from __future__ import annotations
 
 import asyncio
-import errno
+import os
 import socket
 import ssl
 
@@ -21,8 +21,9 @@ READ_SIZE = 4096
 
 def describe_os_error(exc: OSError) -> str:
     """``connection refused`` rather than ``[Errno 111] Connection refused``."""
-    if exc.errno is not None:
-        return (exc.strerror or errno.errorcode.get(exc.errno, str(exc.errno))).lower()
+    if exc.errno:
+        # not exc.strerror: asyncio puts its own sentence there ("Connect call failed …")
+        return os.strerror(exc.errno).lower()
     return str(exc) or type(exc).__name__
 
 
