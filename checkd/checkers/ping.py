@@ -187,8 +187,8 @@ class Pinger:
         return shared
 
     @property
-    def open_sockets(self) -> int:
-        return len(self._sockets)
+    def sockets(self) -> tuple[IcmpSocket, ...]:
+        return tuple(self._sockets.values())
 
     async def ping(self, opts: ConnectOptions) -> CheckResult:
         """One PING_CHECK attempt: an echo reply within ``connect_timeout``."""

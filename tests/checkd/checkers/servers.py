@@ -64,7 +64,7 @@ def http_server(
     listener = _listener(host)
     stop = threading.Event()
     if tls is not None:
-        tls.sni_callback = lambda sslobj, name, ctx: recorder.sni.append(name)  # type: ignore[assignment,misc]
+        tls.sni_callback = lambda sslobj, name, ctx: recorder.sni.append(name)
 
     def serve_one(conn: socket.socket) -> None:
         try:
