@@ -8,6 +8,7 @@ accepts.
 
 from checkd.checkers.dns import build_query, dns_check
 from checkd.checkers.errors import CheckerConfigError, CheckerError, ProbeFailed
+from checkd.checkers.factory import Probe, make_probe
 from checkd.checkers.file import file_check, judge_value
 from checkd.checkers.http import (
     HttpCheck,
@@ -32,6 +33,7 @@ __all__ = [
     "ConnectOptions",
     "HttpCheck",
     "Pinger",
+    "Probe",
     "ProbeFailed",
     "ReplyRule",
     "Response",
@@ -44,6 +46,7 @@ __all__ = [
     "http_check",
     "judge",
     "judge_value",
+    "make_probe",
     "parse_hex",
     "parse_status_codes",
     "request_bytes",

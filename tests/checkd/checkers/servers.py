@@ -57,9 +57,10 @@ def http_server(
     response: bytes | Callable[[bytes], bytes],
     host: str = "127.0.0.1",
     tls: ssl.SSLContext | None = None,
+    ragged: bool = False,
 ) -> Iterator[tuple[int, Recorder]]:
     """Answer every request with ``response`` (raw bytes, or made from the request), then
-    close the connection as HTTP/1.0 servers do."""
+    close the connection as HTTP/1.0 servers do (``ragged``: TLS without close_notify)."""
     recorder = Recorder()
     listener = _listener(host)
     stop = threading.Event()
@@ -74,7 +75,7 @@ def http_server(
             request = _read_request(conn)
             recorder.add(request)
             conn.sendall(response(request) if callable(response) else response)
-            if isinstance(conn, ssl.SSLSocket):
+            if isinstance(conn, ssl.SSLSocket) and not ragged:
                 conn.unwrap().close()
         except (OSError, ssl.SSLError):
             pass

@@ -309,3 +309,39 @@ def test_genhash_ssl_digest_equal(certdir: Path) -> None:
     assert code == 0
     assert theirs == hashlib.md5(BODY).hexdigest()
     assert rec.requests[0] == rec.requests[1]
+
+
+def test_tls_close_without_close_notify_ends_the_body(certdir: Path) -> None:
+    ctx = make_certificate(certdir)
+    digest = hashlib.md5(BODY).hexdigest()
+    with http_server(ok_response(), tls=ctx, ragged=True) as (port, _):
+        ok, reason = run(check_for(port, UrlSpec("/", digest=digest), tls=True))
+    assert ok, reason
+
+
+@needs_genhash
+def test_genhash_sni_and_virtualhost_equal(certdir: Path) -> None:
+    from ctl.cli import main
+
+    ctx = make_certificate(certdir)
+    with http_server(ok_response(), tls=ctx) as (port, rec):
+        args = ["-S", "-I", "-V", "www.example.test", "-s", "127.0.0.1", "-p", str(port), "-u", "/"]
+        theirs = genhash(*args).stdout.strip()
+        assert main(["genhash", *args, "-t", "5"]) == 0
+    assert theirs == hashlib.md5(BODY).hexdigest()
+    assert rec.sni == ["www.example.test", "www.example.test"]
+    assert rec.requests[0] == rec.requests[1]
+
+
+@needs_genhash
+def test_header_beyond_keepalived_buffer_is_no_data_as_in_genhash() -> None:
+    from ctl.cli import main
+
+    huge = b"HTTP/1.0 200 OK\r\nX-Filler: " + b"a" * 5000 + b"\r\n\r\nbody"
+    with http_server(huge) as (port, _):
+        theirs = genhash("-s", "127.0.0.1", "-p", str(port), "-u", "/")
+        ok, reason = run(check_for(port))
+        code = main(["genhash", "-s", "127.0.0.1", "-p", str(port), "-u", "/", "-t", "5"])
+    assert "no data received" in theirs.stderr
+    assert not ok and reason.endswith("no complete HTTP header received")
+    assert code == 1

@@ -16,17 +16,19 @@ from aiosmtpd.controller import Controller
 from checkd.checkers import (
     CheckerConfigError,
     ConnectOptions,
+    Pinger,
     ReplyRule,
     UdpCheck,
     build_query,
     dns_check,
     file_check,
+    make_probe,
     parse_hex,
     smtp_check,
     tcp_check,
     udp_check,
 )
-from core.model import Checker
+from core.model import Checker, RealServer, TrackFile, VirtualServer
 from tests.checkd.checkers.servers import (
     closed_port,
     dns_answer,
@@ -260,3 +262,33 @@ def test_file_check(tmp_path: Path) -> None:
     f.write_text("99999999999")
     out = file_check(str(f))
     assert not out.ok and "out of int32 range" in out.reason
+
+
+# -- from the configuration ----------------------------------------------------------------
+
+
+def test_make_probe_from_model(tmp_path: Path) -> None:
+    f = tmp_path / "w"
+    f.write_text("2")
+    vs = VirtualServer(name="192.0.2.1 80", ip="192.0.2.1", port=80, connect_timeout=4)
+    tracked = {"tf": TrackFile(name="tf", file=str(f), weight=3)}
+    pinger = Pinger()
+    with silent_tcp_server() as port:
+        rs = RealServer(ip="127.0.0.1", port=port)
+        tcp = make_probe(Checker(kind="TCP_CHECK"), rs, vs, pinger)
+        assert asyncio.run(tcp()).ok
+    probe = make_probe(Checker(kind="FILE_CHECK", track_file="tf"), rs, vs, pinger, tracked)
+    assert asyncio.run(probe()).weight == 6
+    own = Checker(kind="FILE_CHECK", track_file="tf", weight=-1, weight_reverse=True)
+    assert asyncio.run(make_probe(own, rs, vs, pinger, tracked)()).weight == 2
+    for bad in (Checker(kind="FILE_CHECK", track_file="nope"), Checker(kind="MISC_CHECK")):
+        with pytest.raises(CheckerConfigError):
+            make_probe(bad, rs, vs, pinger, tracked)
+    smtp = ConnectOptions.from_model(
+        Checker(kind="SMTP_CHECK"), RealServer(ip="198.51.100.2"), vs, 25
+    )
+    assert (smtp.connect_port, smtp.connect_timeout) == (80, 4)  # the VS port is inherited
+    rs_only = ConnectOptions.from_model(
+        Checker(kind="DNS_CHECK", connect_port=5353, connect_timeout=1), rs, vs
+    )
+    assert (rs_only.connect_port, rs_only.connect_timeout) == (5353, 1)
