@@ -1,10 +1,12 @@
 """From the typed configuration to a ready probe: one place that knows which checker needs
-which inputs, so the scheduler only awaits ``probe()``."""
+which inputs, so the scheduler only awaits ``probe()``. Standard library only
+(``functools.partial`` binds each probe's inputs)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from functools import partial
+from typing import Any
 
 from checkd.checkers.dns import dns_check
 from checkd.checkers.errors import CheckerConfigError
@@ -17,7 +19,7 @@ from checkd.checkers.tcp import tcp_check
 from checkd.checkers.udp import UdpCheck, udp_check
 from core.model import Checker, RealServer, TrackFile, VirtualServer
 
-Probe = Callable[[], Awaitable[CheckResult]]
+Probe = Callable[[], Coroutine[Any, Any, CheckResult]]
 
 DEFAULT_PORTS = {"SMTP_CHECK": 25, "DNS_CHECK": 53}
 

@@ -1,4 +1,8 @@
-"""What one probe reports, and where it connects: the types every checker shares."""
+"""What one probe reports, and where it connects: the types every checker shares.
+
+Standard library only (frozen dataclasses, ``ipaddress``): plain values the scheduler can keep,
+compare and log.
+"""
 
 from __future__ import annotations
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import re
 import shutil
 import subprocess
 import tempfile
@@ -23,6 +24,7 @@ from checkd.checkers import (
     request_bytes,
 )
 from core.model import Checker, RealServer, Url, VirtualServer
+from ctl.cli import main
 from tests.checkd.checkers.servers import (
     closed_port,
     http_server,
@@ -136,7 +138,7 @@ def test_virtualhost_precedence_url_checker_rs_vs() -> None:
 
 def test_pass_status_digest_and_regex() -> None:
     digest = hashlib.md5(BODY).hexdigest()
-    url = UrlSpec("/", digest=digest, regex=__import__("re").compile(rb"pool member \w+"))
+    url = UrlSpec("/", digest=digest, regex=re.compile(rb"pool member \w+"))
     with http_server(ok_response()) as (port, _):
         ok, reason = run(check_for(port, url))
     assert ok, reason
@@ -178,8 +180,6 @@ def test_digest_mismatch_names_both() -> None:
 
 
 def test_regex_no_match_inverts() -> None:
-    import re
-
     url = UrlSpec("/", regex=re.compile(rb"error"), regex_no_match=True)
     with http_server(ok_response()) as (port, _):
         assert run(check_for(port, url))[0]
@@ -245,34 +245,13 @@ BIG = ok_response(bytes(range(256)) * 200)
     [ok_response(), CHUNKED, SHORT_LENGTH, BIG],
     ids=["plain", "chunked", "short-length", "big"],
 )
-def test_genhash_digest_equal(response: bytes) -> None:
-    from ctl.cli import main
-
+def test_genhash_digest_equal(response: bytes, capsys: pytest.CaptureFixture[str]) -> None:
     with http_server(response) as (port, _):
         theirs = genhash("-s", "127.0.0.1", "-p", str(port), "-u", "/").stdout.strip()
-        ours = subprocess.run(
-            [
-                __import__("sys").executable,
-                "-c",
-                "import sys; from ctl.cli import main; sys.exit(main(sys.argv[1:]))",
-                "genhash",
-                "-s",
-                "127.0.0.1",
-                "-p",
-                str(port),
-                "-u",
-                "/",
-                "-t",
-                "5",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
-    assert ours.returncode == 0, ours.stderr
+        code = main(["genhash", "-s", "127.0.0.1", "-p", str(port), "-u", "/", "-t", "5"])
+    assert code == 0
     assert len(theirs) == 32
-    assert ours.stdout.strip() == theirs
-    assert callable(main)
+    assert capsys.readouterr().out.strip() == theirs
 
 
 # -- TLS -----------------------------------------------------------------------------------
@@ -300,8 +279,6 @@ def test_ssl_get_against_plain_server_fails() -> None:
 
 @needs_genhash
 def test_genhash_ssl_digest_equal(certdir: Path) -> None:
-    from ctl.cli import main
-
     ctx = make_certificate(certdir)
     with http_server(ok_response(), tls=ctx) as (port, rec):
         theirs = genhash("-S", "-s", "127.0.0.1", "-p", str(port), "-u", "/").stdout.strip()
@@ -321,8 +298,6 @@ def test_tls_close_without_close_notify_ends_the_body(certdir: Path) -> None:
 
 @needs_genhash
 def test_genhash_sni_and_virtualhost_equal(certdir: Path) -> None:
-    from ctl.cli import main
-
     ctx = make_certificate(certdir)
     with http_server(ok_response(), tls=ctx) as (port, rec):
         args = ["-S", "-I", "-V", "www.example.test", "-s", "127.0.0.1", "-p", str(port), "-u", "/"]
@@ -335,8 +310,6 @@ def test_genhash_sni_and_virtualhost_equal(certdir: Path) -> None:
 
 @needs_genhash
 def test_header_beyond_keepalived_buffer_is_no_data_as_in_genhash() -> None:
-    from ctl.cli import main
-
     huge = b"HTTP/1.0 200 OK\r\nX-Filler: " + b"a" * 5000 + b"\r\n\r\nbody"
     with http_server(huge) as (port, _):
         theirs = genhash("-s", "127.0.0.1", "-p", str(port), "-u", "/")
@@ -345,3 +318,28 @@ def test_header_beyond_keepalived_buffer_is_no_data_as_in_genhash() -> None:
     assert "no data received" in theirs.stderr
     assert not ok and reason.endswith("no complete HTTP header received")
     assert code == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["-s", "www.example.test", "-p", "80", "-u", "/"], "server should be an IP"),
+        (["-s", "127.0.0.1", "-p", "70000", "-u", "/"], "invalid port number '70000'"),
+        (["-s", "127.0.0.1", "-p", "80", "-u", "/", "-P", "2"], "invalid HTTP protocol"),
+        (["-s", "127.0.0.1", "-p", "80"], "-u/--url"),
+    ],
+)
+def test_genhash_rejects_bad_options(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["genhash", *args])
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_genhash_refused_is_an_error(capsys: pytest.CaptureFixture[str]) -> None:
+    port = closed_port()
+    assert main(["genhash", "-s", "127.0.0.1", "-p", str(port), "-u", "/", "-t", "2"]) == 1
+    err = capsys.readouterr().err
+    assert err == f"genhash: connect to 127.0.0.1:{port} failed: connection refused\n"
