@@ -292,3 +292,23 @@ def test_make_probe_from_model(tmp_path: Path) -> None:
         Checker(kind="DNS_CHECK", connect_port=5353, connect_timeout=1), rs, vs
     )
     assert (rs_only.connect_port, rs_only.connect_timeout) == (5353, 1)
+
+
+def test_ipv6_udp_and_dns() -> None:
+    with udp_responder(dns_answer(), host="::1") as (port, _):
+        result = asyncio.run(dns_check(opts(port, host="::1")))
+    assert result.ok and result.reason == f"DNS SOA . to [::1]:{port}: answered with rcode 0"
+    port = closed_port("::1", socket.SOCK_DGRAM)
+    result = asyncio.run(udp_check(UdpCheck(opts(port, host="::1"))))
+    assert result.reason == f"UDP to [::1]:{port}: connection refused"
+
+
+def test_socket_options_reach_the_socket() -> None:
+    from checkd.checkers.connection import make_socket
+
+    o = ConnectOptions("127.0.0.1", 9, bindto="127.0.0.3", bind_port=0, bind_if="lo", fwmark=7)
+    with make_socket(o, socket.SOCK_STREAM) as sock:
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_MARK) == 7
+        device = sock.getsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, 16)
+        assert device.rstrip(b"\0") == b"lo"
+        assert sock.getsockname()[0] == "127.0.0.3"
