@@ -14,7 +14,7 @@ import core
 from bus import RuntimeDir
 from bus.envelope import Event
 from bus.errors import RuntimeDirError
-from ctl import busclient, render, snapshot
+from ctl import busclient, genhash, render, snapshot
 from ctl.values import FieldError, parse_fields
 
 Command = Callable[[argparse.Namespace], int]
@@ -223,6 +223,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vrrp-version", type=int, choices=(2, 3), default=2)
     p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for an election")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser(
+        "genhash",
+        help="print the MD5 digest of a page for HTTP_GET/SSL_GET (like keepalived's genhash)",
+        description="Fetch one URL as HTTP_GET/SSL_GET does and print the MD5 of its body, "
+        "the value for a url block's digest.",
+    )
+    genhash.add_arguments(p)
+    p.set_defaults(func=genhash.run)
     return parser
 
 
