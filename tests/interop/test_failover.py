@@ -23,7 +23,15 @@ from pathlib import Path
 import pytest
 
 from tests.interop.peers import vip_holders, wait_sole_holder
-from tests.interop.variants import OURS, THEIRS, VARIANTS, Variant, keepalived, pykeepalived
+from tests.interop.variants import (
+    OURS,
+    THEIRS,
+    VARIANTS,
+    Variant,
+    keepalived,
+    pykeepalived,
+    variant_of,
+)
 from tests.lab import Lab, wait_until
 
 pytestmark = [pytest.mark.netns, pytest.mark.interop]
@@ -125,7 +133,7 @@ LEASE_SLACK = 0.25  # netd.daemon.LEASE_SLACK
 HEARTBEAT_TIMEOUT = 3.5  # watchdog.supervisor.HEARTBEAT_TIMEOUT
 
 
-@pytest.mark.parametrize("variant", [v for v in VARIANTS if v.values[0].version == 3])
+@pytest.mark.parametrize("variant", [v for v in VARIANTS if variant_of(v).version == 3])
 def test_hung_vrrpd_loses_its_vip_by_lease_and_comes_back(lab: Lab, variant: Variant) -> None:
     """DESIGN: netd keeps VIPs only for a lease, so a stuck vrrpd cannot hold a VIP the peer
     has taken. Needs lease < heartbeat timeout, so v3 intervals only (v2's MDI is ~3.4 s)."""

@@ -7,16 +7,18 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from _pytest.mark.structures import ParameterSet
 from scapy.layers.inet import IP
 from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Ether
 from scapy.layers.vrrp import VRRP, VRRPv3
+from scapy.packet import Packet
 
 from core import loads
 from tests.interop.peers import KEEPALIVED, decode_vrrp, vrrp_frames
-from tests.interop.variants import VARIANTS, Variant
+from tests.interop.variants import VARIANTS, Variant, variant_of
 
-EXTRAS = [{}, {"nopreempt": True}, {"preempt_delay": 3.0}]
+EXTRAS: list[dict[str, object]] = [{}, {"nopreempt": True}, {"preempt_delay": 3.0}]
 
 
 class _FakeLab:
@@ -42,10 +44,10 @@ class _FakeLab:
         return self.nodes[i]
 
 
-def _configs() -> list[object]:
+def _configs() -> list[ParameterSet]:
     out = []
     for param in VARIANTS:
-        variant = param.values[0]
+        variant = variant_of(param)
         for extra in EXTRAS:
             label = "-".join(extra) or "plain"
             out.append(pytest.param(variant, extra, id=f"{param.id}-{label}"))
@@ -81,8 +83,8 @@ def test_keepalived_reads_the_shared_config_without_problems(
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-def _frame(packet: object) -> bytes:
-    return bytes(packet)  # type: ignore[call-overload]
+def _frame(packet: Packet) -> bytes:
+    return bytes(packet)
 
 
 @pytest.mark.parametrize(
@@ -100,7 +102,7 @@ def _frame(packet: object) -> bytes:
     ],
     ids=["v2", "v3-ipv4", "v3-ipv6"],
 )
-def test_decoder_accepts_good_and_flags_bad_checksums(frame: object) -> None:
+def test_decoder_accepts_good_and_flags_bad_checksums(frame: Packet) -> None:
     raw = _frame(frame)
     assert vrrp_frames([raw]) == [raw]
     good = decode_vrrp(raw)

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
+from _pytest.mark.structures import ParameterSet
 
 from tests.daemon import DaemonGroup, daemon_group
 from tests.interop.peers import BusWatch, KeepalivedPeer, vrrp_config
@@ -68,6 +69,13 @@ VARIANTS = [
     pytest.param(Variant("v3-ipv6", 3, 6, "2001:db8::100/64", 0.1), id="v3-ipv6"),
     pytest.param(Variant("unicast", 3, 4, "192.0.2.100/24", 0.1, unicast=True), id="v3-unicast"),
 ]
+
+
+def variant_of(param: ParameterSet) -> Variant:
+    """The Variant a VARIANTS entry carries (pytest types a param's values as object)."""
+    variant = param.values[0]
+    assert isinstance(variant, Variant)
+    return variant
 
 
 @dataclass(slots=True)
