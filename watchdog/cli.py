@@ -10,9 +10,10 @@ import argparse
 import os
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import structlog
 
@@ -126,7 +127,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
-def _watchdog_body(args: argparse.Namespace, runtime: RuntimeDir):  # type: ignore[no-untyped-def]
+def _watchdog_body(
+    args: argparse.Namespace, runtime: RuntimeDir
+) -> Callable[[Component], Coroutine[Any, Any, None]]:
     paths = pidfile_paths(args, runtime)
     specs = children.specs(args, runtime.path, paths)
 

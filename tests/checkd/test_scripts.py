@@ -6,21 +6,22 @@ import asyncio
 import contextlib
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 import structlog
 
 from checkd.plan import ScriptSpec
-from checkd.scripts import ScriptCheck, prepare, run_once
+from checkd.scripts import RunResult, ScriptCheck, prepare, run_once
 from checkd.verdict import Verdict
 from tests.checkd.support import Recorder, open_dir, pid_alive, until, write_script
 
 
-def _spec(path: Path | str, **kw: object) -> ScriptSpec:
-    return ScriptSpec(name="chk", command=str(path), **kw)  # type: ignore[arg-type]
+def _spec(path: Path | str, **kw: Any) -> ScriptSpec:
+    return ScriptSpec(name="chk", command=str(path), **kw)
 
 
-def _once(spec: ScriptSpec, kill_grace: float = 0.5):  # type: ignore[no-untyped-def]
+def _once(spec: ScriptSpec, kill_grace: float = 0.5) -> RunResult:
     return asyncio.run(run_once(prepare(spec), spec.effective_timeout, kill_grace=kill_grace))
 
 
@@ -89,8 +90,8 @@ def test_run_as_unprivileged_user() -> None:
         assert not _once(_spec(script)).success  # and as root it is root
 
 
-def _check(spec: ScriptSpec, rec: Recorder, **kw: object) -> tuple[ScriptCheck, asyncio.Task[None]]:
-    check = ScriptCheck(spec, kill_grace=0.2, **kw)  # type: ignore[arg-type]
+def _check(spec: ScriptSpec, rec: Recorder, **kw: Any) -> tuple[ScriptCheck, asyncio.Task[None]]:
+    check = ScriptCheck(spec, kill_grace=0.2, **kw)
     return check, asyncio.create_task(check.run(rec))
 
 

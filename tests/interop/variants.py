@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from _pytest.mark.structures import ParameterSet
@@ -43,7 +44,7 @@ class Variant:
     def address(self, node: Node) -> str:
         return node.ip4 if self.family == 4 else node.ip6
 
-    def config(self, lab: Lab, index: int, priority: int, **extra: object) -> str:
+    def config(self, lab: Lab, index: int, priority: int, **extra: Any) -> str:
         me, peer = lab.node(index), lab.node(1 - index)
         unicast: dict[str, object] = {}
         if self.unicast:
@@ -57,7 +58,7 @@ class Variant:
             auth_pass=self.auth_pass,
             auth_type=self.auth_type,
             **unicast,  # type: ignore[arg-type]
-            **extra,  # type: ignore[arg-type]
+            **extra,
         )
 
 
@@ -87,7 +88,7 @@ class Ours:
 
 
 @contextlib.contextmanager
-def pykeepalived(lab: Lab, variant: Variant, priority: int, **extra: object) -> Iterator[Ours]:
+def pykeepalived(lab: Lab, variant: Variant, priority: int, **extra: Any) -> Iterator[Ours]:
     config = variant.config(lab, OURS, priority, **extra)
     with daemon_group(lab.node(OURS), config, "-l") as group:
         group.wait_started()
@@ -99,5 +100,5 @@ def pykeepalived(lab: Lab, variant: Variant, priority: int, **extra: object) -> 
                 raise
 
 
-def keepalived(lab: Lab, variant: Variant, priority: int, **extra: object) -> KeepalivedPeer:
+def keepalived(lab: Lab, variant: Variant, priority: int, **extra: Any) -> KeepalivedPeer:
     return KeepalivedPeer(lab.node(THEIRS), variant.config(lab, THEIRS, priority, **extra))
