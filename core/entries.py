@@ -43,7 +43,7 @@ def _next(words: list[Token], i: int) -> Token:
 def parse_address(words: list[Token], ctx: Ctx) -> Address:
     addr = canon_interface(words[0])
     v6 = ":" in addr
-    vals: dict[str, object] = {}
+    vals: dict[str, Any] = {}
     i = 1
     while i < len(words):
         w = words[i].text
@@ -103,7 +103,7 @@ def parse_address(words: list[Token], ctx: Ctx) -> Address:
                 words[i],
             )
             i += 1
-    return Address(addr, **vals)  # type: ignore[arg-type]
+    return Address(addr, **vals)
 
 
 def render_address(a: Address) -> str:
@@ -329,7 +329,7 @@ _NEXTHOP_END = {"nexthop"}
 
 def _parse_nexthop(words: list[Token], i: int, family: int | None) -> tuple[Nexthop, int]:
     """One `nexthop ...` clause starting after the word `nexthop`."""
-    vals: dict[str, object] = {}
+    vals: dict[str, Any] = {}
     start = words[i - 1]
     while i < len(words) and words[i].text not in _NEXTHOP_END:
         tok = words[i]
@@ -369,7 +369,7 @@ def _parse_nexthop(words: list[Token], i: int, family: int | None) -> tuple[Next
             raise ArgError(f"Route has trailing nonsense after nexthops - {w}", tok)
     if "via" not in vals and "dev" not in vals:
         raise ArgError("nexthop needs 'via' or 'dev'", start)
-    return Nexthop(**vals), i  # type: ignore[arg-type]
+    return Nexthop(**vals), i
 
 
 def parse_route(words: list[Token], ctx: Ctx) -> Route:
@@ -954,7 +954,7 @@ def render_peer(p: UnicastPeer) -> str:
     return s
 
 
-def make_track_parser(lo: int = -253, hi: int = 253) -> object:
+def make_track_parser(lo: int = -253, hi: int = 253) -> Callable[[list[Token], Ctx], TrackRef]:
     def parse_track(words: list[Token], ctx: Ctx) -> TrackRef:
         name = words[0].text
         weight: int | None = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 from _pytest.mark.structures import ParameterSet
@@ -18,7 +19,7 @@ from core import loads
 from tests.interop.peers import KEEPALIVED, decode_vrrp, vrrp_frames
 from tests.interop.variants import VARIANTS, Variant, variant_of
 
-EXTRAS: list[dict[str, object]] = [{}, {"nopreempt": True}, {"preempt_delay": 3.0}]
+EXTRAS: list[dict[str, Any]] = [{}, {"nopreempt": True}, {"preempt_delay": 3.0}]
 
 
 class _FakeLab:
@@ -56,7 +57,7 @@ def _configs() -> list[ParameterSet]:
 
 @pytest.mark.parametrize(("variant", "extra"), _configs())
 def test_pykeepalived_reads_the_shared_config_without_problems(
-    variant: Variant, extra: dict[str, object]
+    variant: Variant, extra: dict[str, Any]
 ) -> None:
     lab = _FakeLab()
     for index in (0, 1):
@@ -71,7 +72,7 @@ def test_pykeepalived_reads_the_shared_config_without_problems(
 @pytest.mark.interop
 @pytest.mark.parametrize(("variant", "extra"), _configs())
 def test_keepalived_reads_the_shared_config_without_problems(
-    variant: Variant, extra: dict[str, object]
+    variant: Variant, extra: dict[str, Any]
 ) -> None:
     lab = _FakeLab()
     with tempfile.TemporaryDirectory(prefix="pk-kat-") as tmp:

@@ -46,7 +46,7 @@ class Variant:
 
     def config(self, lab: Lab, index: int, priority: int, **extra: Any) -> str:
         me, peer = lab.node(index), lab.node(1 - index)
-        unicast: dict[str, object] = {}
+        unicast: dict[str, Any] = {}
         if self.unicast:
             unicast = {"unicast_src": self.address(me), "unicast_peers": [self.address(peer)]}
         return vrrp_config(
@@ -57,7 +57,7 @@ class Variant:
             version=self.version,
             auth_pass=self.auth_pass,
             auth_type=self.auth_type,
-            **unicast,  # type: ignore[arg-type]
+            **unicast,
             **extra,
         )
 
