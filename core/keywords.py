@@ -692,6 +692,7 @@ class CheckerT:
         if node.args:
             report_extra_parameters(ctx, node.keyword, node.args[0])
         values = parse_block(node.children or [], CHECKERS[self.kind], ctx)
+        # kind is a key of CHECKERS, so one of Checker.kind's literals; mypy sees a str.
         return Checker(kind=self.kind, **values)  # type: ignore[arg-type]
 
     def render(self, kw: str, value: Any, indent: str) -> list[str]:

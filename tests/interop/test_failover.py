@@ -121,7 +121,8 @@ def test_keepalived_master_stopped_we_take_over(lab: Lab, variant: Variant, sig:
         wait_until(lambda: OURS in vip_holders(lab, variant.vip), 5, message="our VIP")
         if sig == signal.SIGTERM:
             assert took < _skew(variant, LOW) + SLACK, f"takeover took {took:.2f}s"
-            ka.proc.wait(10)  # type: ignore[union-attr]
+            assert ka.proc is not None
+            ka.proc.wait(10)
             wait_sole_holder(lab, variant.vip, OURS, 5)
         else:
             assert _mdi(variant, LOW) - variant.advert_int <= took <= _mdi(variant, LOW) + SLACK

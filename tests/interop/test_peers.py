@@ -61,6 +61,7 @@ def test_pykeepalived_reads_the_shared_config_without_problems(
 ) -> None:
     lab = _FakeLab()
     for index in (0, 1):
+        # _FakeLab stands in for a Lab: config() only asks it for nodes.
         text = variant.config(lab, index, 150, **extra)  # type: ignore[arg-type]
         result = loads(text, script_env=None)
         assert [str(p) for p in result.problems] == []
@@ -77,7 +78,7 @@ def test_keepalived_reads_the_shared_config_without_problems(
     lab = _FakeLab()
     with tempfile.TemporaryDirectory(prefix="pk-kat-") as tmp:
         conf = Path(tmp) / "keepalived.conf"
-        conf.write_text(variant.config(lab, 1, 150, **extra))  # type: ignore[arg-type]
+        conf.write_text(variant.config(lab, 1, 150, **extra))  # type: ignore[arg-type]  # _FakeLab
         proc = subprocess.run(
             [str(KEEPALIVED), "-t", "-f", str(conf), "-l"], capture_output=True, text=True
         )

@@ -111,7 +111,7 @@ def test_desired_set_round_trips_through_msgpack() -> None:
 )
 def test_bad_wire_payloads_raise_wire_format_error(payload: object) -> None:
     with pytest.raises(WireFormatError):
-        DesiredSet.from_wire(payload)  # type: ignore[arg-type]
+        DesiredSet.from_wire(payload)  # type: ignore[arg-type]  # deliberately malformed
 
 
 @given(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Callable
 from ipaddress import IPv4Address
 from typing import Any
 
@@ -112,9 +113,9 @@ def test_multicast_ttl_is_covered_but_unicast_ttl_is_not() -> None:
         (lambda d: d[:24] + (int.from_bytes(d[24:28]) ^ 1).to_bytes(4) + d[28:], "ICV"),
     ],
 )
-def test_tampering_is_rejected(mutate: object, message: str) -> None:
+def test_tampering_is_rejected(mutate: Callable[[bytes], bytes], message: str) -> None:
     with pytest.raises(AhError, match=message):
-        unwrap(mutate(_datagram()), auth_pass=b"pw", last_seq=0)  # type: ignore[operator]
+        unwrap(mutate(_datagram()), auth_pass=b"pw", last_seq=0)
 
 
 def test_wrong_password_replay_and_spi() -> None:
