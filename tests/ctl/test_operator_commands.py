@@ -78,6 +78,12 @@ def group(lab: Lab) -> Iterator[DaemonGroup]:
                 15,
                 message=f"{name} to become master alone on the segment",
             )
+        # MASTER is announced before netd installs the VIPs the tests look for.
+        wait_until(
+            lambda: {"192.0.2.100/24", "192.0.2.101/24"} <= g.node.address_set(),
+            5,
+            message="both VIPs installed",
+        )
         yield g
 
 

@@ -209,8 +209,15 @@ global_defs {{
                 'INSTANCE "VI_2" FAULT 255',
                 'INSTANCE "VI_3" MASTER 255',
             ]
-            assert "192.0.2.96/24" in lab.node(0).address_set()
-            assert not {"192.0.2.94/24", "192.0.2.95/24"} & lab.node(0).address_set()
+            # The FIFO line comes with the state change, before netd has (un)installed the VIPs.
+            wait_until(
+                lambda: (
+                    "192.0.2.96/24" in (held := lab.node(0).address_set())
+                    and not {"192.0.2.94/24", "192.0.2.95/24"} & held
+                ),
+                5,
+                message="VI_3's VIP installed, VI_1's and VI_2's removed",
+            )
         finally:
             os.close(reader)
 
