@@ -201,7 +201,7 @@ def _check_value(kind: str, tok: Token, what: str) -> str:
             raise ArgError(f"feature {text} not supported", tok)
         return text
     if kind == "dsfield":
-        return str(parse_int_any(tok, 0, 255, f"TOS value {text} is invalid"))
+        return _tos(tok)
     if kind == "realms":
         return canon_realms(tok)
     if kind == "pref":
@@ -539,7 +539,7 @@ class Option:
     read: _Reader
 
 
-def _flag(field: str | None) -> Option:
+def _flag(field: str) -> Option:
     """KEYWORD alone: the field is true."""
     return Option(field, lambda words, i, ctx: (True, i + 1))
 
