@@ -36,6 +36,7 @@ from core.schema import (
     Ctx,
     DupFloat,
     EntryList,
+    FileMode,
     Flag,
     FlagOption,
     Float,
@@ -148,7 +149,6 @@ _GLOBAL_RAW = [
     "rs_init_notifies",
     "no_checker_emails",
     "log_unknown_vrids",
-    "umask",
     "random_seed",
     "reload_check_config",
     "reload_time_file",
@@ -207,6 +207,7 @@ GLOBAL_DEFS = BlockSchema(
     GlobalDefs,
     [
         K("router_id", Str()),
+        K("umask", FileMode()),
         K("notification_email", WordList()),
         K("notification_email_from", Str()),
         K("smtp_server", HostPortT()),
@@ -893,7 +894,8 @@ ROOT = BlockSchema(
     Config,
     [
         K("global_defs", SubBlock(GLOBAL_DEFS)),
-        K("net_namespace", Str()),
+        # Refused by the daemon at start rather than run in the wrong namespace.
+        K("net_namespace", Str(), implemented=False),
         K("instance", Str()),
         K("use_pid_dir", BOOL),
         K("child_wait_time", Int(0)),

@@ -223,6 +223,8 @@ class GarpExtraIf:
 @dataclass(frozen=True, slots=True)
 class GlobalDefs:
     router_id: str | None = None
+    #: file-creation mask for the daemon and its children (keepalived default 0177)
+    umask: int | None = None
     notification_email: tuple[str, ...] = ()
     notification_email_from: str | None = None
     smtp_server: HostPort | None = None

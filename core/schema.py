@@ -118,6 +118,38 @@ def parse_int(tok: Token, lo: int | None = None, hi: int | None = None, base: in
     return v
 
 
+def c_integer(text: str) -> int:
+    """An integer as C's strtoul(…, 0) reads it: ``0x`` hex, a leading ``0`` octal, else decimal.
+
+    keepalived reads ``umask`` (and ``-u``) this way, so ``0027`` is octal, as operators mean it.
+    """
+    if text.lower().startswith("0x"):
+        return int(text[2:], 16)
+    if len(text) > 1 and text.startswith("0"):
+        return int(text[1:], 8)
+    return int(text, 10)
+
+
+@dataclass(frozen=True)
+class FileMode:
+    """A permission mask such as ``umask 0027``, read like keepalived (C's base-0 integers)."""
+
+    block: bool = False
+
+    def parse(self, node: Node, ctx: Ctx) -> int:
+        tok = _one(node)
+        try:
+            value = c_integer(tok.text)
+        except ValueError:
+            raise ArgError(f"'{tok.text}' is not a number (e.g. 0027)", tok) from None
+        if not 0 <= value <= 0o777:
+            raise ArgError(f"'{tok.text}' is not a mask between 0 and 0777", tok)
+        return value
+
+    def render(self, kw: str, value: Any, indent: str) -> list[str]:
+        return [f"{indent}{kw} 0{value:o}"]
+
+
 def parse_float(tok: Token, lo: float | None = None, hi: float | None = None) -> float:
     try:
         v = float(tok.text)

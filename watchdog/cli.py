@@ -22,15 +22,15 @@ from bus import Component, RuntimeDir, RuntimeDirLocked, add_common_arguments, s
 from bus.logs import configure as configure_logs
 from bus.runtime import DEFAULT_RUNTIME_DIR
 from bus.signals import SIGNAL_FUNCTIONS
+from core.schema import c_integer
 from watchdog import children, pidfile, scripts
-from watchdog.supervisor import STOP_WAIT, Supervisor
+from watchdog.settings import DaemonSettings, pid_names, read_settings
+from watchdog.supervisor import Supervisor
 
 log = structlog.get_logger(__name__)
 
 DEFAULT_CONFIG = "/etc/keepalived/keepalived.conf"
 CORE_PATTERN = Path("/proc/sys/kernel/core_pattern")
-# Every child may use its full stop wait, one after another.
-STOP_GRACE = STOP_WAIT * len(children.START_ORDER) + 2
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -156,12 +156,7 @@ def _listen(text: str) -> tuple[str, int]:
 def _umask(text: str) -> int:
     """keepalived reads -u with strtoul(…, 0): 0x.. hex, a leading 0 octal, else decimal."""
     try:
-        if text.lower().startswith("0x"):
-            value = int(text, 16)
-        elif text.startswith("0"):
-            value = int(text, 8)
-        else:
-            value = int(text, 10)
+        value = c_integer(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"invalid umask {text!r}") from None
     if not 0 <= value <= 0o777:
@@ -221,14 +216,15 @@ def _version() -> str:
         return "unknown"
 
 
-def pidfile_paths(args: argparse.Namespace, runtime: RuntimeDir) -> dict[str, Path]:
-    """keepalived's /run/keepalived.pid etc. for the default runtime dir; else inside it."""
+def pidfile_paths(
+    args: argparse.Namespace, runtime: RuntimeDir, conf: DaemonSettings
+) -> dict[str, Path]:
+    """keepalived's /run/keepalived.pid etc. for the default runtime dir, else inside it;
+    ``-p``/``-r``/``-c`` win over both."""
     base = Path("/run") if str(runtime.path) == DEFAULT_RUNTIME_DIR else runtime.path
-    return {
-        "watchdog": args.pid or base / "keepalived.pid",
-        "vrrpd": args.vrrp_pid or base / "vrrp.pid",
-        "checkd": args.checkers_pid or base / "checkers.pid",
-    }
+    names = pid_names(base, conf)
+    given = {"watchdog": args.pid, "vrrpd": args.vrrp_pid, "checkd": args.checkers_pid}
+    return {name: given[name] or path for name, path in names.items()}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -254,14 +250,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.use_file.exists():
         print(f"pykeepalived: configuration file {args.use_file} not found", file=sys.stderr)
         return 6  # keepalived's NOT_CONFIGURED
+    conf = read_settings(args.use_file, args.config_id)
+    if conf.net_namespace and not args.namespace:
+        print(
+            f"pykeepalived: net_namespace {conf.net_namespace} is not implemented; not starting",
+            file=sys.stderr,
+        )
+        return 1
+    if args.umask is None and conf.umask is not None:
+        args.umask = conf.umask  # -u wins, as in keepalived
     undo = _apply_process_options(args)
     try:
-        return _run(args)
+        return _run(args, conf)
     finally:
         undo()
 
 
-def _run(args: argparse.Namespace) -> int:
+def _run(args: argparse.Namespace, conf: DaemonSettings) -> int:
     runtime = RuntimeDir.at(args.runtime_dir)
     try:
         with runtime.exclusive("daemon"):
@@ -273,28 +278,35 @@ def _run(args: argparse.Namespace) -> int:
                 detail=args.log_detail,
                 facility=args.log_facility,
             )
-            hooks = scripts.read_hooks(args.use_file, args.config_id)
-            scripts.run_hook(hooks.get("startup_script"))
+            scripts.run_hook(conf.hooks.get("startup_script"))
+            # Every child may use its full wait, one after another.
+            grace = conf.child_wait_time * len(children.START_ORDER) + 2
             try:
                 return start_component(
-                    "watchdog", _watchdog_body(args, runtime), args, grace=STOP_GRACE
+                    "watchdog", _watchdog_body(args, runtime, conf), args, grace=grace
                 )
             finally:
-                scripts.run_hook(hooks.get("shutdown_script"))
+                scripts.run_hook(conf.hooks.get("shutdown_script"))
     except RuntimeDirLocked as exc:
         print(f"pykeepalived: {exc}", file=sys.stderr)
         return 1
 
 
 def _watchdog_body(
-    args: argparse.Namespace, runtime: RuntimeDir
+    args: argparse.Namespace, runtime: RuntimeDir, conf: DaemonSettings
 ) -> Callable[[Component], Coroutine[Any, Any, None]]:
-    paths = pidfile_paths(args, runtime)
+    paths = pidfile_paths(args, runtime, conf)
     specs = children.specs(args, runtime.path, paths)
 
     async def body(comp: Component) -> None:
         pidfile.write(paths["watchdog"], os.getpid())
-        supervisor = Supervisor(comp, specs, respawn=not args.dont_respawn, metrics=args.metrics)
+        supervisor = Supervisor(
+            comp,
+            specs,
+            respawn=not args.dont_respawn,
+            metrics=args.metrics,
+            stop_wait=conf.child_wait_time,
+        )
         try:
             await supervisor.run()
         finally:

@@ -19,13 +19,11 @@ the children), so these outcomes go to the watchdog's log output only.
 from __future__ import annotations
 
 import asyncio
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import structlog
 
-from core import load, script_spec
+from core import script_spec
 from core.model import Config
 from scripts import KILL_GRACE, RunResult, ScriptRefused, ScriptSpec, prepare, run_once
 
@@ -54,12 +52,6 @@ def hooks(config: Config) -> dict[str, Hook]:
         if script is not None:
             out[kind] = Hook(kind, script_spec(config, kind, script), float(timeout))
     return out
-
-
-def read_hooks(path: str | os.PathLike[str], config_id: str | None = None) -> dict[str, Hook]:
-    """Parse the config file as the watchdog sees it (core re-reads it and reports problems)."""
-    result = load(Path(path), config_id=config_id, script_env=None)
-    return hooks(result.config)
 
 
 def run_hook(hook: Hook | None, kill_grace: float = KILL_GRACE) -> RunResult | None:

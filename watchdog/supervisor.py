@@ -31,7 +31,7 @@ HEARTBEAT_TIMEOUT = 3.5  # about three missed 1 s heartbeats (Paranoid Pirate li
 # systemd's watchdog pings stop sooner than that, so they stop before a hung child is replaced.
 PING_SILENCE = 2.0
 STARTUP_GRACE = 10.0  # a child's first heartbeat may take this long (imports, config)
-STOP_WAIT = 5.0  # keepalived's child_wait_time
+STOP_WAIT = 5.0  # keepalived's child_wait_time default
 
 # Which children each forwarded signal goes to (keepalived: USR2, JSON and STATS_CLEAR go to
 # VRRP only).
@@ -74,9 +74,11 @@ class Supervisor:
         *,
         respawn: bool = True,
         metrics: tuple[str, int] | None = None,
+        stop_wait: float = STOP_WAIT,
     ) -> None:
         self.comp = comp
         self.metrics = metrics
+        self.stop_wait = stop_wait
         self.children = {s.name: Child(s) for s in specs}
         self.respawn = respawn
         self._stopping = False
@@ -300,7 +302,7 @@ class Supervisor:
                 continue
             child.proc.terminate()
             try:
-                await asyncio.wait_for(child.proc.wait(), STOP_WAIT)
+                await asyncio.wait_for(child.proc.wait(), self.stop_wait)
             except TimeoutError:
                 log.error("watchdog.child.kill", child=child.name, reason="failed to die")
                 with contextlib.suppress(ProcessLookupError):

@@ -1,0 +1,59 @@
+"""What the watchdog itself takes from the configuration: where and how the daemon runs.
+
+keepalived's parent reads these before it forks (keepalived-features: the start-up sequence):
+the start/stop scripts, how long it waits for children at shutdown (``child_wait_time``), the
+``umask`` files are created with, and the pid file names that ``instance`` and ``use_pid_dir``
+change. core re-reads the file and reports every problem; the watchdog only needs these values,
+read once at start.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from core import load
+from core.model import Config
+from watchdog.scripts import Hook, hooks
+
+DEFAULT_CHILD_WAIT = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonSettings:
+    hooks: dict[str, Hook]
+    child_wait_time: float = DEFAULT_CHILD_WAIT
+    umask: int | None = None
+    net_namespace: str | None = None
+    instance: str | None = None
+    use_pid_dir: bool = False
+
+
+def settings(config: Config) -> DaemonSettings:
+    return DaemonSettings(
+        hooks=hooks(config),
+        child_wait_time=float(config.child_wait_time),
+        umask=config.global_defs.umask,
+        net_namespace=config.net_namespace,
+        instance=config.instance,
+        use_pid_dir=config.use_pid_dir,
+    )
+
+
+def read_settings(path: str | os.PathLike[str], config_id: str | None = None) -> DaemonSettings:
+    return settings(load(Path(path), config_id=config_id, script_env=None).config)
+
+
+def pid_names(base: Path, s: DaemonSettings) -> dict[str, Path]:
+    """keepalived's pid file names: ``keepalived.pid``, ``vrrp.pid``, ``checkers.pid`` in
+    ``base``; in ``base/keepalived/`` with ``use_pid_dir`` or an ``instance``, whose name is
+    then appended (``vrrp_NAME.pid``)."""
+    if s.instance or s.use_pid_dir:
+        base = base / "keepalived"
+    suffix = f"_{s.instance}" if s.instance else ""
+    return {
+        "watchdog": base / f"keepalived{suffix}.pid",
+        "vrrpd": base / f"vrrp{suffix}.pid",
+        "checkd": base / f"checkers{suffix}.pid",
+    }
