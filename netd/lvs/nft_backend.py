@@ -82,16 +82,11 @@ class NftablesBackend:
     name: Final = "nftables"
 
     def __init__(self, table: str = DEFAULT_TABLE) -> None:
+        """Opens the socket now: the table lives in the caller's network namespace."""
         self.table = table
-        self._sock: NftSocket | None = None
+        self.sock = NftSocket(NFPROTO_INET)
         self._applied: dict[tuple[str, ...], Obj] = {}
         self._built = False
-
-    @property
-    def sock(self) -> NftSocket:
-        if self._sock is None:
-            self._sock = NftSocket(NFPROTO_INET)
-        return self._sock
 
     @property
     def applied(self) -> Objects:
@@ -230,6 +225,4 @@ class NftablesBackend:
         self._applied, self._built = {}, False
 
     def close(self) -> None:
-        if self._sock is not None:
-            self._sock.close()
-            self._sock = None
+        self.sock.close()
