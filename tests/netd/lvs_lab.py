@@ -5,6 +5,9 @@
                                                                            └── rs2 203.0.113.12
                                                                    (default via 203.0.113.1)
 
+and the same in IPv6: client 2001:db8:1::10, director 2001:db8:1::1 / 2001:db8:2::1 with
+VIP6 2001:db8:1::80, real servers 2001:db8:2::10, ::11, ::12.
+
 Each real server runs a small threaded HTTP/1.1 server (keep-alive, so a test can hold an
 established connection) answering every GET with its own name. Documentation addresses only;
 :meth:`LvsLab.close` kills the servers and removes every namespace.
@@ -30,9 +33,11 @@ VIP = "198.51.100.80"
 PORT = 80
 RS_PORT = 8080
 RS_ADDRS = ("203.0.113.10", "203.0.113.11", "203.0.113.12")
+VIP6 = "2001:db8:1::80"
+RS_ADDRS6 = ("2001:db8:2::10", "2001:db8:2::11", "2001:db8:2::12")
 
 _SERVER = r"""
-import http.server, sys
+import http.server, socket, sys
 name = sys.argv[1].encode()
 class H(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -43,7 +48,9 @@ class H(http.server.BaseHTTPRequestHandler):
         self.wfile.write(name)
     def log_message(self, *a):
         pass
-http.server.ThreadingHTTPServer(("0.0.0.0", int(sys.argv[2])), H).serve_forever()
+class S(http.server.ThreadingHTTPServer):
+    address_family = socket.AF_INET6  # dual-stack: IPv4 clients arrive as ::ffff:a.b.c.d
+S(("::", int(sys.argv[2])), H).serve_forever()
 """
 
 
@@ -65,6 +72,8 @@ class LvsLab:
         netns.create(name)
         self._namespaces.append(name)
         with enter_netns(name):
+            for scope in ("all", "default"):  # addresses usable at once, no DAD
+                write_sysctl(f"/proc/sys/net/ipv6/conf/{scope}/accept_dad", "0")
             ipr = IPRoute()
         ipr.link("set", index=ipr.link_lookup(ifname="lo")[0], state="up")
         return ipr
@@ -76,18 +85,24 @@ class LvsLab:
             with self._ns(self.client) as c:
                 d.link("set", index=d.link_lookup(ifname="c")[0], net_ns_fd=self.client)
                 self._up(c, "c", "198.51.100.10", 24, "198.51.100.1")
+                self._up(c, "c", "2001:db8:1::10", 64, "2001:db8:1::1")
             self._up(d, "out", "198.51.100.1", 24)
+            self._up(d, "out", "2001:db8:1::1", 64)
             d.addr("add", index=d.link_lookup(ifname="out")[0], address=VIP, prefixlen=32)
+            d.addr("add", index=d.link_lookup(ifname="out")[0], address=VIP6, prefixlen=128)
             self._up(d, "in", "203.0.113.1", 24)
+            self._up(d, "in", "2001:db8:2::1", 64)
             for i, ns in enumerate(self.servers):
                 d.link("add", ifname=f"rs{i}", kind="veth", peer="eth0")
                 with self._ns(ns) as r:
                     d.link("set", index=d.link_lookup(ifname="eth0")[0], net_ns_fd=ns)
                     self._up(r, "eth0", RS_ADDRS[i], 24, "203.0.113.1")
+                    self._up(r, "eth0", RS_ADDRS6[i], 64, "2001:db8:2::1")
                 port = d.link_lookup(ifname=f"rs{i}")[0]
                 d.link("set", index=port, master=d.link_lookup(ifname="in")[0], state="up")
         with enter_netns(self.director):
             write_sysctl("/proc/sys/net/ipv4/ip_forward", "1")
+            write_sysctl("/proc/sys/net/ipv6/conf/all/forwarding", "1")
         for i, ns in enumerate(self.servers):
             with enter_netns(ns):
                 self._procs.append(
@@ -98,12 +113,13 @@ class LvsLab:
                     )
                 )
         for i in range(len(self.servers)):
-            wait_until(
-                lambda i=i: self.get(RS_ADDRS[i], RS_PORT) == f"rs{i}",  # type: ignore[misc]
-                10,
-                0.05,
-                f"the HTTP server of rs{i}",
-            )
+            for addr in (RS_ADDRS[i], RS_ADDRS6[i]):
+                wait_until(
+                    lambda a=addr, i=i: self.get(a, RS_PORT) == f"rs{i}",  # type: ignore[misc]
+                    10,
+                    0.05,
+                    f"the HTTP server of rs{i} on {addr}",
+                )
 
     @staticmethod
     def _up(ipr: IPRoute, ifname: str, addr: str, plen: int, gw: str | None = None) -> None:
@@ -111,7 +127,7 @@ class LvsLab:
         ipr.link("set", index=idx, state="up")
         ipr.addr("add", index=idx, address=addr, prefixlen=plen)
         if gw is not None:
-            ipr.route("add", dst="0.0.0.0/0", gateway=gw)
+            ipr.route("add", dst="::/0" if ":" in gw else "0.0.0.0/0", gateway=gw)
 
     def in_director(self, fn: Callable[[], T]) -> T:
         with enter_netns(self.director):

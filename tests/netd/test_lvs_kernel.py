@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import shutil
+from collections import Counter
 from collections.abc import Iterator
 
 import pytest
@@ -14,7 +15,7 @@ from netd.lvs import Member, NftablesBackend, Persistence, Service, VirtualServe
 from netd.lvs.render import MARKER
 from netd.nftbatch import NftRequest
 from tests.lab import wait_until
-from tests.netd.lvs_lab import PORT, RS_ADDRS, RS_PORT, VIP, LvsLab
+from tests.netd.lvs_lab import PORT, RS_ADDRS, RS_ADDRS6, RS_PORT, VIP, VIP6, LvsLab
 
 pytestmark = pytest.mark.skipif(shutil.which("nft") is None, reason="needs nft (Debian nftables)")
 
@@ -51,6 +52,35 @@ def test_weights_spread_new_connections(lab: LvsLab, backend: NftablesBackend) -
     got = lab.spread(200)
     # wrr counts connections (numgen inc), so 3:1 is exact; allow 5% for anything else
     assert set(got) == {"rs0", "rs1"} and abs(got["rs0"] - 150) <= 10, got
+
+
+def test_ipv6_service(lab: LvsLab, backend: NftablesBackend) -> None:
+    members = tuple(Member(a, RS_PORT, w) for a, w in zip(RS_ADDRS6, (1, 1, 0), strict=True))
+    backend.apply([VirtualServer(Service(VIP6, "tcp", PORT), "rr", members=members)])
+    got = Counter(lab.get(VIP6) for _ in range(20))
+    assert got == {"rs0": 10, "rs1": 10}
+
+
+def test_fwmark_service(lab: LvsLab, backend: NftablesBackend) -> None:
+    # Marks come from the operator's own rules before NAT; here one marks port 81 with 5.
+    lab.nft("add", "table", "inet", "marker")
+    lab.nft(
+        "add",
+        "chain",
+        "inet",
+        "marker",
+        "pre",
+        "{ type filter hook prerouting priority mangle; }",
+    )
+    lab.nft(
+        "add", "rule", "inet", "marker", "pre", "tcp", "dport", "81", "meta", "mark", "set", "5"
+    )
+    try:
+        backend.apply([VirtualServer(Service(fwmark=5), "rr", members=(_rs(1), _rs(2)))])
+        got = Counter(lab.get(VIP, 81) for _ in range(10))
+        assert got == {"rs1": 5, "rs2": 5}
+    finally:
+        lab.nft("delete", "table", "inet", "marker")
 
 
 def test_random_fallback_scheduler_follows_weights_roughly(
