@@ -12,7 +12,7 @@ Typical use by netd (one thread)::
 """
 
 from netd.lvs.backend import LvsBackend, choose_backend, ipvs_available
-from netd.lvs.layout import MAX_SLOTS, assign_slots, layout, slot_counts
+from netd.lvs.layout import MAX_SLOTS, assign_slots, layout, notes, slot_counts
 from netd.lvs.model import (
     FALLBACK_SCHEDULERS,
     SCHEDULERS,
@@ -45,6 +45,7 @@ __all__ = [
     "diff",
     "ipvs_available",
     "layout",
+    "notes",
     "plan",
     "slot_counts",
 ]

@@ -49,6 +49,7 @@ __all__ = [
     "assign_slots",
     "layout",
     "members_of",
+    "notes",
     "previous_slots",
     "service_chain",
     "slot_counts",
@@ -313,3 +314,26 @@ def members_of(objects: Objects, chain: str) -> Sequence[str]:
     slots_map = f"{chain}-slots"
     elems = [o for o in objects.values() if isinstance(o, Element) and o.map == slots_map]
     return [e.target for e in sorted(elems, key=lambda e: struct.unpack("=I", e.key_bytes)[0])]
+
+
+def notes(vs: VirtualServer) -> list[str]:
+    """Where the nftables datapath behaves differently from IPVS for ``vs``, one sentence
+    each (for ``-t`` and the log; docs/lvs.md has the whole list)."""
+    where = vs.name or str(vs.service)
+    out = []
+    if vs.scheduler in FALLBACK_SCHEDULERS:
+        out.append(
+            f"{where}: lvs_sched {vs.scheduler} needs connection counts, which nftables does not "
+            "keep: new connections are spread at random by weight"
+        )
+    if vs.scheduler == "mh":
+        out.append(
+            f"{where}: lvs_sched mh is a source-address hash (jhash), not Maglev: changing the "
+            "pool remaps most clients"
+        )
+    if vs.persistence is not None:
+        out.append(
+            f"{where}: persistence_timeout counts from the client's last new connection, not "
+            "from the end of its last connection"
+        )
+    return out

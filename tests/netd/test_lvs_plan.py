@@ -16,6 +16,7 @@ from netd.lvs import (
     Service,
     VirtualServer,
     assign_slots,
+    notes,
     plan,
     slot_counts,
 )
@@ -209,6 +210,15 @@ def test_granularity_is_a_source_mask() -> None:
     assert names == ["payload", "bitwise", "lookup", "immediate"]
     mask = dict(dict(exprs[1]["attrs"])["NFTA_EXPR_DATA"]["attrs"])["NFTA_BITWISE_MASK"]
     assert mask == {"attrs": [("NFTA_DATA_VALUE", b"\xff\xff\xff\x00")]}
+
+
+def test_notes_say_where_nftables_differs_from_ipvs() -> None:
+    assert notes(_vs(A)) == []
+    said = notes(_vs(A, scheduler="wlc", persistence=Persistence(30)))
+    assert len(said) == 2
+    assert "lvs_sched wlc needs connection counts" in said[0]
+    assert "from the client's last new connection" in said[1]
+    assert "not Maglev" in notes(_vs(A, scheduler="mh"))[0]
 
 
 # ---- refusals -----------------------------------------------------------------------------------
