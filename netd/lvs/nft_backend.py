@@ -103,7 +103,8 @@ class NftablesBackend:
             )
         return out
 
-    def _rule_handles(self) -> dict[tuple[str, str], int]:
+    def rule_handles(self) -> dict[tuple[str, str], int]:
+        """(chain, rule tag) -> the kernel's handle for every rule of our table."""
         out = {}
         rules = self.sock.dump(NFT_MSG_GETRULE, (("NFTA_RULE_TABLE", self.table),), "list rules")
         for msg in rules:
@@ -140,7 +141,7 @@ class NftablesBackend:
             flags = msg.get_attr("NFTA_SET_FLAGS") or ()
             if "NFT_SET_MAP" in flags:
                 elems |= self._elements(name)
-        rules = set(self._rule_handles())
+        rules = set(self.rule_handles())
         return frozenset(chains), frozenset(sets), frozenset(rules), frozenset(elems)
 
     # ---- changing it --------------------------------------------------------------------
@@ -193,7 +194,7 @@ class NftablesBackend:
         if not p.ops:
             return Applied((), self.sock.generation())
         handles = (
-            self._rule_handles()
+            self.rule_handles()
             if any(op.verb == "del" and isinstance(op.obj, Rule) for op in p.ops)
             else {}
         )

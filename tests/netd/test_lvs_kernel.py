@@ -152,7 +152,7 @@ def test_a_single_server_change_is_one_transaction_touching_only_it(
     backend.apply(
         [VirtualServer(SVC, "wrr", persistence=per, members=(_rs(0, 2), _rs(1, 2), _rs(2, 1)))]
     )
-    handles = backend._rule_handles()
+    handles = backend.rule_handles()
     before = backend.sock.generation()
     done = backend.apply(
         [VirtualServer(SVC, "wrr", persistence=per, members=(_rs(0, 2), _rs(1, 2), _rs(2, 0)))]
@@ -163,7 +163,7 @@ def test_a_single_server_change_is_one_transaction_touching_only_it(
         f"del rule vs-tcp-{VIP}-80/pick",
         f"add rule vs-tcp-{VIP}-80/pick",
     ]
-    after = backend._rule_handles()
+    after = backend.rule_handles()
     # every rule but the pick keeps its handle: nothing else was rewritten
     changed = {k for k in handles if after.get(k) != handles[k]}
     assert changed == {(f"vs-tcp-{VIP}-80", "pick")}
