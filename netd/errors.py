@@ -7,7 +7,9 @@ __all__ = [
     "FirewallError",
     "InvalidItemError",
     "KernelError",
+    "LvsConfigError",
     "NetdError",
+    "NftError",
     "VmacError",
     "WireFormatError",
 ]
@@ -46,6 +48,15 @@ class VmacError(KernelError):
 
 class FirewallError(KernelError):
     """The nftables table enforcing Accept_Mode could not be built, read or changed."""
+
+
+class NftError(KernelError):
+    """An nftables transaction or read-back failed (the kernel applied nothing of it)."""
+
+
+class LvsConfigError(NetdError, ValueError):
+    """A virtual server cannot be programmed as described (``TUN`` forwarding, DR not yet
+    implemented, a member of the wrong address family, ...)."""
 
 
 class AnnounceError(NetdError):

@@ -63,10 +63,10 @@ from pyroute2.netlink.nfnetlink.nftsocket import (
     nft_set_elem_list_msg,
     nft_set_msg,
 )
-from pyroute2.nftables.expressions import genex
 from pyroute2.nftables.main import NFTables, NFTSet
 
 from core.model import Config
+from netd import nftexpr as nx
 from netd.desired import Address, Item
 from netd.errors import FirewallError
 
@@ -99,10 +99,6 @@ WHY: Final = (
 _IPPROTO_ICMPV6: Final = 58
 _ND_SOLICIT: Final = 135
 _ND_ADVERT: Final = 136
-_NF_DROP: Final = 0
-_NF_ACCEPT: Final = 1
-_PAYLOAD_NETWORK: Final = 1
-_PAYLOAD_TRANSPORT: Final = 2
 _TYPE_BITS: Final = 6  # nft's encoding of a concatenated key type
 _DATA_TYPE_IP6ADDR: Final = 8
 _DATA_TYPE_IFINDEX: Final = 20
@@ -165,61 +161,33 @@ def block_of(ip: str, dev: str) -> Block:
     return (ip, dev if ipaddress.ip_address(ip).is_link_local and ":" in ip else None)
 
 
-def _cmp(value: bytes, op: int = Cmp.NFT_CMP_EQ) -> dict[str, Any]:
-    expr: dict[str, Any] = genex(
-        "cmp",
-        {"sreg": Regs.NFT_REG_1, "op": op, "data": {"attrs": [("NFTA_DATA_VALUE", value)]}},
-    )
-    return expr
-
-
-def _meta(key: int, value: int) -> list[dict[str, Any]]:
-    return [genex("meta", {"dreg": Regs.NFT_REG_1, "key": key}), _cmp(bytes([value]))]
-
-
-def _verdict(code: int) -> dict[str, Any]:
-    data = {"attrs": [("NFTA_DATA_VERDICT", {"attrs": [("NFTA_VERDICT_CODE", code)]})]}
-    expr: dict[str, Any] = genex("immediate", {"dreg": Regs.NFT_REG_VERDICT, "data": data})
-    return expr
-
-
 def nd_accept() -> list[dict[str, Any]]:
     """``icmpv6 type nd-neighbor-solicit..nd-neighbor-advert accept``, ahead of the drops:
     peers must resolve a VIP's MAC (keepalived's rule, whatever the address)."""
-    out = _meta(Meta.NFT_META_NFPROTO, NFPROTO_IPV6)
-    out += _meta(Meta.NFT_META_L4PROTO, _IPPROTO_ICMPV6)
-    out.append(
-        genex(
-            "payload",
-            {"dreg": Regs.NFT_REG_1, "base": _PAYLOAD_TRANSPORT, "offset": 0, "len": 1},
-        )
-    )
-    out.append(_cmp(bytes([_ND_SOLICIT]), Cmp.NFT_CMP_GTE))
-    out.append(_cmp(bytes([_ND_ADVERT]), Cmp.NFT_CMP_LTE))
-    return [*out, _verdict(_NF_ACCEPT)]
+    out = nx.meta_eq(Meta.NFT_META_NFPROTO, NFPROTO_IPV6)
+    out += nx.meta_eq(Meta.NFT_META_L4PROTO, _IPPROTO_ICMPV6)
+    out.append(nx.payload(nx.PAYLOAD_TRANSPORT, 0, 1))
+    out.append(nx.cmp(bytes([_ND_SOLICIT]), Cmp.NFT_CMP_GTE))
+    out.append(nx.cmp(bytes([_ND_ADVERT]), Cmp.NFT_CMP_LTE))
+    return [*out, nx.verdict(nx.NF_ACCEPT)]
 
 
 def expressions(version: int, field: str, *, link_local: bool = False) -> list[dict[str, Any]]:
     """One rule: ``ip[6] <field> @vips[6] drop``, or with ``link_local`` (IPv6 only)
     ``ip6 <field> . meta iif|oif @vips6_ll drop``."""
     offset, length = _ADDR_FIELDS[version][field]
-    out = _meta(Meta.NFT_META_NFPROTO, NFPROTO_IPV4 if version == 4 else NFPROTO_IPV6)
-    out.append(
-        genex(
-            "payload",
-            {"dreg": Regs.NFT_REG_1, "base": _PAYLOAD_NETWORK, "offset": offset, "len": length},
-        )
-    )
+    out = nx.meta_eq(Meta.NFT_META_NFPROTO, NFPROTO_IPV4 if version == 4 else NFPROTO_IPV6)
+    out.append(nx.payload(nx.PAYLOAD_NETWORK, offset, length))
     if link_local:
         # The interface goes right after the 16-byte address (NFT_REG_2 follows NFT_REG_1):
         # the lookup reads the concatenated 20-byte key from NFT_REG_1 on.
         key = Meta.NFT_META_IIF if field == "daddr" else Meta.NFT_META_OIF
-        out.append(genex("meta", {"dreg": Regs.NFT_REG_2, "key": key}))
-        out.append(genex("lookup", {"set": SET6_LL, "sreg": Regs.NFT_REG_1}))
+        out.append(nx.meta(key, dreg=Regs.NFT_REG_2))
+        out.append(nx.lookup(SET6_LL))
     else:
         set_name = SET4 if version == 4 else SET6
-        out.append(genex("lookup", {"set": set_name, "sreg": Regs.NFT_REG_1}))
-    return [*out, _verdict(_NF_DROP)]
+        out.append(nx.lookup(set_name))
+    return [*out, nx.verdict(nx.NF_DROP)]
 
 
 def _block_from_key(key: bytes) -> Block:

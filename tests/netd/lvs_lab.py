@@ -1,0 +1,172 @@
+"""A routed LVS lab: client — director — real servers, each in its own namespace.
+
+    client 198.51.100.10 ──veth── 198.51.100.1 director 203.0.113.1 ──bridge── rs0 203.0.113.10
+      (default via .1)                  ip_forward=1, VIP 198.51.100.80     ├── rs1 203.0.113.11
+                                                                           └── rs2 203.0.113.12
+                                                                   (default via 203.0.113.1)
+
+and the same in IPv6: client 2001:db8:1::10, director 2001:db8:1::1 / 2001:db8:2::1 with
+VIP6 2001:db8:1::80, real servers 2001:db8:2::10, ::11, ::12.
+
+Each real server runs a small threaded HTTP/1.1 server (keep-alive, so a test can hold an
+established connection) answering every GET with its own name. Documentation addresses only;
+:meth:`LvsLab.close` kills the servers and removes every namespace.
+"""
+
+from __future__ import annotations
+
+import http.client
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Callable
+from typing import TypeVar
+
+from pyroute2 import IPRoute, netns
+
+from ctl.lab import enter_netns, remove_namespaces, unique_prefix, write_sysctl
+from tests.lab import wait_until
+
+T = TypeVar("T")
+
+VIP = "198.51.100.80"
+PORT = 80
+RS_PORT = 8080
+RS_ADDRS = ("203.0.113.10", "203.0.113.11", "203.0.113.12")
+VIP6 = "2001:db8:1::80"
+RS_ADDRS6 = ("2001:db8:2::10", "2001:db8:2::11", "2001:db8:2::12")
+
+_SERVER = r"""
+import http.server, socket, sys
+name = sys.argv[1].encode()
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(name)))
+        self.end_headers()
+        self.wfile.write(name)
+    def log_message(self, *a):
+        pass
+class S(http.server.ThreadingHTTPServer):
+    address_family = socket.AF_INET6  # dual-stack: IPv4 clients arrive as ::ffff:a.b.c.d
+S(("::", int(sys.argv[2])), H).serve_forever()
+"""
+
+
+class LvsLab:
+    def __init__(self, servers: int = 3) -> None:
+        prefix = unique_prefix()
+        self.client = f"{prefix}-client"
+        self.director = f"{prefix}-dir"
+        self.servers = [f"{prefix}-rs{i}" for i in range(servers)]
+        self._namespaces: list[str] = []
+        self._procs: list[subprocess.Popen[bytes]] = []
+        try:
+            self._build()
+        except BaseException:
+            self.close()
+            raise
+
+    def _ns(self, name: str) -> IPRoute:
+        netns.create(name)
+        self._namespaces.append(name)
+        with enter_netns(name):
+            for scope in ("all", "default"):  # addresses usable at once, no DAD
+                write_sysctl(f"/proc/sys/net/ipv6/conf/{scope}/accept_dad", "0")
+            ipr = IPRoute()
+        ipr.link("set", index=ipr.link_lookup(ifname="lo")[0], state="up")
+        return ipr
+
+    def _build(self) -> None:
+        with self._ns(self.director) as d:
+            d.link("add", ifname="out", kind="veth", peer="c")
+            d.link("add", ifname="in", kind="bridge")
+            with self._ns(self.client) as c:
+                d.link("set", index=d.link_lookup(ifname="c")[0], net_ns_fd=self.client)
+                self._up(c, "c", "198.51.100.10", 24, "198.51.100.1")
+                self._up(c, "c", "2001:db8:1::10", 64, "2001:db8:1::1")
+            self._up(d, "out", "198.51.100.1", 24)
+            self._up(d, "out", "2001:db8:1::1", 64)
+            d.addr("add", index=d.link_lookup(ifname="out")[0], address=VIP, prefixlen=32)
+            d.addr("add", index=d.link_lookup(ifname="out")[0], address=VIP6, prefixlen=128)
+            self._up(d, "in", "203.0.113.1", 24)
+            self._up(d, "in", "2001:db8:2::1", 64)
+            for i, ns in enumerate(self.servers):
+                d.link("add", ifname=f"rs{i}", kind="veth", peer="eth0")
+                with self._ns(ns) as r:
+                    d.link("set", index=d.link_lookup(ifname="eth0")[0], net_ns_fd=ns)
+                    self._up(r, "eth0", RS_ADDRS[i], 24, "203.0.113.1")
+                    self._up(r, "eth0", RS_ADDRS6[i], 64, "2001:db8:2::1")
+                port = d.link_lookup(ifname=f"rs{i}")[0]
+                d.link("set", index=port, master=d.link_lookup(ifname="in")[0], state="up")
+        with enter_netns(self.director):
+            write_sysctl("/proc/sys/net/ipv4/ip_forward", "1")
+            write_sysctl("/proc/sys/net/ipv6/conf/all/forwarding", "1")
+        for i, ns in enumerate(self.servers):
+            with enter_netns(ns):
+                self._procs.append(
+                    subprocess.Popen(
+                        [sys.executable, "-c", _SERVER, f"rs{i}", str(RS_PORT)],
+                        stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL,
+                    )
+                )
+        for i in range(len(self.servers)):
+            for addr in (RS_ADDRS[i], RS_ADDRS6[i]):
+                wait_until(
+                    lambda a=addr, i=i: self.get(a, RS_PORT) == f"rs{i}",  # type: ignore[misc]
+                    10,
+                    0.05,
+                    f"the HTTP server of rs{i} on {addr}",
+                )
+
+    @staticmethod
+    def _up(ipr: IPRoute, ifname: str, addr: str, plen: int, gw: str | None = None) -> None:
+        idx = ipr.link_lookup(ifname=ifname)[0]
+        ipr.link("set", index=idx, state="up")
+        ipr.addr("add", index=idx, address=addr, prefixlen=plen)
+        if gw is not None:
+            ipr.route("add", dst="::/0" if ":" in gw else "0.0.0.0/0", gateway=gw)
+
+    def in_director(self, fn: Callable[[], T]) -> T:
+        with enter_netns(self.director):
+            return fn()
+
+    def connect(self, host: str = VIP, port: int = PORT) -> http.client.HTTPConnection:
+        """A keep-alive connection from the client (its socket lives in the client's namespace)."""
+        conn = http.client.HTTPConnection(host, port, timeout=3)
+        with enter_netns(self.client):
+            conn.connect()
+        return conn
+
+    @staticmethod
+    def ask(conn: http.client.HTTPConnection) -> str:
+        conn.request("GET", "/")
+        return conn.getresponse().read().decode()
+
+    def get(self, host: str = VIP, port: int = PORT) -> str:
+        """One request on a new connection from the client: the answering server's name."""
+        conn = self.connect(host, port)
+        try:
+            return self.ask(conn)
+        finally:
+            conn.close()
+
+    def spread(self, n: int) -> Counter[str]:
+        return Counter(self.get() for _ in range(n))
+
+    def nft(self, *args: str) -> str:
+        return subprocess.run(
+            ["ip", "netns", "exec", self.director, "nft", *args],
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout
+
+    def close(self) -> None:
+        for p in self._procs:
+            p.kill()
+            p.wait(5)
+        remove_namespaces(self._namespaces)
