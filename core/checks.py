@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from core.model import Config, RealServer, SyncGroup, TrackRef, VirtualServer, VrrpInstance
 from core.problems import Location, Problem, Severity, find_location
 from core.strict import strict_changes
+from core.vsnames import quorum_script_names
 
 T = TypeVar("T")
 
@@ -94,8 +95,11 @@ def check(
         virtual_servers=_first_of_each(config.virtual_servers),
     )
     scripts = []
+    quorums = quorum_script_names(config)
     for s in config.vrrp_scripts:
-        if s.script is None:
+        if s.script is None and s.name in quorums:
+            pass  # checkd publishes this virtual server's quorum (core.vsnames)
+        elif s.script is None:
             # keepalived removes such a script; pykeepalived keeps it for an external checker
             # (DESIGN.md: a vrrp_script can be fed over the bus instead of by checkd).
             r(
