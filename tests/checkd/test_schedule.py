@@ -255,3 +255,15 @@ def test_reload_keeps_unchanged_servers_and_their_schedule() -> None:
     sim.apply(config(1))  # two removed: their topics are forgotten
     assert rs2 not in sim.publisher.retained and rs1 in sim.publisher.retained
     assert cid in sim.runner.armed and len(sim.runner.armed) == 1
+
+
+def test_core_and_checkd_agree_on_quorum_script_names() -> None:
+    from core.vsnames import quorum_script_names
+
+    cfg = config(2, services=3)
+    plan = build_plan(cfg, hostname="lb")
+    from checkd.pool_topics import quorum_name
+
+    assert sorted(quorum_script_names(cfg)) == sorted(
+        quorum_name(v.id) for v in plan.virtual_servers
+    )
