@@ -29,6 +29,22 @@ def _config(script: Path, extra: str = "") -> str:
 global_defs {{
     router_id lb1
 }}
+vrrp_script vs:192.0.2.100:tcp:80 {{
+    weight -50
+}}
+vrrp_instance VI_1 {{
+    state BACKUP
+    interface eth0
+    virtual_router_id 71
+    priority 150
+    advert_int 1
+    virtual_ipaddress {{
+        192.0.2.100/24
+    }}
+    track_script {{
+        vs:192.0.2.100:tcp:80
+    }}
+}}
 virtual_server 192.0.2.100 80 {{
     delay_loop 1
     lb_algo rr
@@ -142,10 +158,20 @@ def test_http_and_misc_checks_drive_the_pools(make_lab: Any, tmp_path: Path) -> 
             pool = _status(group)["pools"]["[192.0.2.100]:tcp:80"]
             assert pool["quorum_up"] is False and pool["members"][0]["pool_weight"] is None
             assert "HTTP_GET DOWN" in ctl(group.runtime.path, "status").stdout
+            # The instance tracking the quorum loses its weight.
+            assert _status(group)["health"]["vs:192.0.2.100:tcp:80"]["ok"] is False
+            wait_until(
+                lambda: _status(group)["instances"]["VI_1"]["priority"] == 100,
+                10,
+                message="VI_1 priority 150 - 50",
+            )
 
             http = _http(lab, tmp_path)
             wait_until(lambda: _rs(group, HTTP_RS).get("alive") is True, 15, message="RS back")
             assert _status(group)["pools"]["[192.0.2.100]:tcp:80"]["quorum_up"] is True
+            wait_until(
+                lambda: _status(group)["instances"]["VI_1"]["priority"] == 150, 10, message="150"
+            )
 
             # misc_dynamic: exit 12 makes the weight 10.
             value.write_text("12")
