@@ -10,8 +10,9 @@ the last result an operator sees (``ok``, ``reason``).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass, replace
+from typing import Any
 
 import structlog
 
@@ -37,7 +38,7 @@ class AttemptResult:
     events: tuple[Event, ...]
 
 
-Attempt = Callable[[], Awaitable[AttemptResult]]
+Attempt = Callable[[], Coroutine[Any, Any, AttemptResult]]
 
 
 @dataclass(frozen=True, slots=True)
