@@ -104,3 +104,14 @@ def test_checkers_and_virtual_servers_are_not_reported_as_not_implemented(parse:
     words = [m for m in not_implemented(r)]
     assert not any(w in m for m in words for w in ("'virtual_server'", "CHECK", "real_server"))
     assert any("'lb_algo'" in m for m in words) and any("'lb_kind'" in m for m in words)
+
+
+def test_a_vrrp_script_named_for_a_virtual_servers_quorum_is_not_external(parse: Parse) -> None:
+    vs = (
+        "virtual_server 192.0.2.9 80 {\n    lb_algo rr\n    lb_kind NAT\n    protocol TCP\n"
+        "    real_server 192.0.2.2 80 {\n        TCP_CHECK {\n        }\n    }\n}\n"
+    )
+    fed = parse("vrrp_script vs:192.0.2.9:tcp:80 {\n    weight -20\n}\n" + vs + MINIMAL)
+    assert not [p for p in fed.problems if p.code == "external-script"]
+    other = parse("vrrp_script vs:192.0.2.9:tcp:81 {\n    weight -20\n}\n" + vs + MINIMAL)
+    assert [p for p in other.problems if p.code == "external-script"]
