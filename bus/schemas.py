@@ -43,6 +43,16 @@ SCHEMAS: tuple[Schema, ...] = (
     Schema("config.reload", {}, "a request to reload (pykeepalivedctl reload)"),
     Schema("health.*", {"name": str, "ok": bool}, "a check verdict (retained by checkd)"),
     Schema(
+        "check.pool.*",
+        {"vs": str, "quorum_up": bool, "members": list},
+        "a virtual server's pool (retained by checkd)",
+    ),
+    Schema(
+        "check.rs.*",
+        {"vs": str, "rs": str, "alive": bool, "checkers": list},
+        "a real server's verdict and its checkers' last results (retained by checkd)",
+    ),
+    Schema(
         "vrrp.state.*",
         {"instance": str, "state": str, "priority": int},
         "an instance's state (retained); transitions carry old/new/cause",

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 _TOPIC_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:@/+-]*$")
 MAX_TOPIC_LEN = 255
 
-PUBLIC_ROOTS = ("config", "health", "vrrp", "net", "hb", "log")
+PUBLIC_ROOTS = ("config", "health", "check", "vrrp", "net", "hb", "log")
 
 
 def is_valid(topic: str) -> bool:

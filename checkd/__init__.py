@@ -2,7 +2,9 @@
 
 The LVS side (docs/checkers.md): ``build_plan`` resolves virtual servers, real servers and
 checkers from the configuration; ``start_pool``/``apply_event``/``reload_pool``/``remove_pool``
-keep each virtual server's pool as keepalived does and return what to do as data.
+keep each virtual server's pool as keepalived does and return what to do as data;
+``LvsService``/``PoolRunner`` run them in the daemon (one ``TimerHeap`` for every checker) and
+publish ``check.pool.<vs>``, ``check.rs.<vs>/<rs>`` and ``health.vs:<vs>`` (docs/bus.md).
 
 ``python -m checkd --runtime-dir DIR`` follows ``config.current`` and publishes one retained
 ``health.<name>`` event per tracked check (re-sent on change, every 5 s and to late joiners):
@@ -44,6 +46,8 @@ from checkd.checkplan import (
 from checkd.errors import CheckdError, PlanError, PoolError
 from checkd.files import FileCheck, parse_value, read_value, strtol
 from checkd.hysteresis import Debounce, RiseFall
+from checkd.lvs_runner import PoolRunner
+from checkd.lvs_service import LvsService
 from checkd.plan import FileSpec, Plan, ProcessSpec, ScriptSpec, Spec, normalize, plan_from_wire
 from checkd.pool import Transition, apply_event, reload_pool, remove_pool, start_pool
 from checkd.pool_messages import (
@@ -62,6 +66,7 @@ from checkd.pool_messages import (
 )
 from checkd.pool_state import MemberView, PoolSnapshot, PoolState
 from checkd.processes import ProcessCheck, ProcInfo, ProcTable, matches
+from checkd.schedule import TimerHeap, start_delay
 from checkd.scripts import ScriptCheck
 from checkd.supervisor import CheckSet, Timing
 from checkd.verdict import Verdict
@@ -80,11 +85,13 @@ __all__ = [
     "FileCheck",
     "FileSpec",
     "LogEvent",
+    "LvsService",
     "Mail",
     "MemberView",
     "Plan",
     "PlanError",
     "PoolError",
+    "PoolRunner",
     "PoolSnapshot",
     "PoolState",
     "ProbeResult",
@@ -101,6 +108,7 @@ __all__ = [
     "Shutdown",
     "SorryServerPlan",
     "Spec",
+    "TimerHeap",
     "Timing",
     "Transition",
     "Verdict",
@@ -119,6 +127,7 @@ __all__ = [
     "read_value",
     "reload_pool",
     "remove_pool",
+    "start_delay",
     "start_pool",
     "strtol",
 ]

@@ -151,14 +151,15 @@ def _snapshot(state: PoolState) -> PoolSnapshot:
                 alive=m.alive,
                 weight=m.rs.weight,
                 effective_weight=real_weight(m.effective_weight),
-                pool_weight=_pool_weight(m, state.sorry_active),
+                pool_weight=pool_weight(m, state.sorry_active),
             )
             for m in state.members
         ),
     )
 
 
-def _pool_weight(m: Member, sorry_active: bool) -> int | None:
+def pool_weight(m: Member, sorry_active: bool) -> int | None:
+    """The weight a member has in the kernel's pool, None when it is not in it."""
     if m.alive and not sorry_active:
         return real_weight(m.effective_weight)
     return 0 if m.rs.inhibit else None

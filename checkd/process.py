@@ -1,8 +1,11 @@
-"""checkd's process: follows ``config.current`` and publishes ``health.<name>`` verdicts.
+"""checkd's process: follows ``config.current`` and publishes verdicts and pools.
 
-A new config hash is planned (``checkd.plan``) and reconciled with the running checks
-(``checkd.supervisor``); a model that cannot be read is logged and the last good checks keep
-running. SIGUSR1 logs every check with its last verdict (``checkd.dump``).
+A new config hash is planned twice: the tracked checks (``checkd.plan``) are reconciled with
+the running ones (``checkd.supervisor``), and the virtual servers (``checkd.lvs_service``)
+with the running pools. A model that cannot be read is logged and the last good checks and
+pools keep running. ``vrrp.state.*`` tells ``ha_suspend`` which VIPs this node holds.
+SIGUSR1 logs every check with its last verdict (``checkd.dump``) and every pool
+(``checkd.dump.pool``).
 """
 
 from __future__ import annotations
@@ -12,7 +15,9 @@ import signal
 import structlog
 
 from bus import Component
+from bus.envelope import Event
 from checkd.errors import PlanError
+from checkd.lvs_service import LvsService
 from checkd.plan import normalize, plan_from_wire
 from checkd.supervisor import CheckSet
 
@@ -20,41 +25,49 @@ log = structlog.get_logger(__name__)
 
 
 async def serve(comp: Component) -> None:
-    configs = comp.subscribe("config.current")
+    events = comp.subscribe("config.current", "vrrp.state.*")
     checks = CheckSet(comp.publisher.retain, comp.publisher.forget)
+    lvs = LvsService(comp.publisher)
 
     def dump() -> None:
         for entry in checks.snapshot():
             log.info("checkd.dump", **entry)
+        for pool in lvs.snapshot():
+            log.info("checkd.dump.pool", **pool)
 
     comp.on_signal(signal.SIGUSR1, dump)
     seen: str | None = None
+    lvs.start()
     try:
         while True:
-            for event in await configs.recv_batch():
-                body = event.body
-                if body.get("hash") == seen:
-                    continue
-                generation = body.get("generation")
-                try:
-                    plan = plan_from_wire(normalize(body["model"]))
-                except PlanError as exc:
-                    # Keep running the last good checks: a bad publish must not stop them.
-                    log.error("checkd.config.rejected", generation=generation, error=str(exc))
-                    continue
-                seen = body.get("hash")
-                for name in plan.unused:
-                    log.warning("checkd.config.unused", check=name)
-                for name in plan.external:
-                    log.info("checkd.config.external", check=name, topic=f"health.{name}")
-                for problem in plan.problems:
-                    log.error("checkd.config.problem", problem=problem)
-                await checks.apply(plan)
-                log.info(
-                    "checkd.config.applied",
-                    generation=generation,
-                    hash=seen,
-                    checks=checks.names,
-                )
+            for event in await events.recv_batch():
+                if event.topic != "config.current":
+                    lvs.vrrp_state(event.body)
+                elif event.body.get("hash") != seen:
+                    seen = await _config(event, checks, lvs) or seen
     finally:
+        await lvs.stop()
         await checks.stop_all()
+
+
+async def _config(event: Event, checks: CheckSet, lvs: LvsService) -> str | None:
+    """Apply one new configuration; the hash it applied, or None when it was rejected."""
+    body = event.body
+    generation = body.get("generation")
+    try:
+        plan = plan_from_wire(normalize(body["model"]))
+    except PlanError as exc:
+        # Keep running the last good checks: a bad publish must not stop them.
+        log.error("checkd.config.rejected", generation=generation, error=str(exc))
+        return None
+    seen: str | None = body.get("hash")
+    for name in plan.unused:
+        log.warning("checkd.config.unused", check=name)
+    for name in plan.external:
+        log.info("checkd.config.external", check=name, topic=f"health.{name}")
+    for problem in plan.problems:
+        log.error("checkd.config.problem", problem=problem)
+    await checks.apply(plan)
+    lvs.apply_model(body["model"], generation)
+    log.info("checkd.config.applied", generation=generation, hash=seen, checks=checks.names)
+    return seen

@@ -24,6 +24,7 @@ from core.model import (
 )
 from core.problems import Location, Problem, Severity, find_location
 from core.strict import strict_changes
+from core.vsnames import quorum_script_names
 
 T = TypeVar("T")
 # (owner name, block, where) -> the track_* fields to replace
@@ -76,8 +77,11 @@ def _check_trackables(
 ) -> tuple[list[VrrpScript], list[TrackFile], list[TrackProcess]]:
     """vrrp_script, track_file and vrrp_track_process blocks keepalived keeps."""
     scripts = []
+    quorums = quorum_script_names(config)
     for s in config.vrrp_scripts:
-        if s.script is None:
+        if s.script is None and s.name in quorums:
+            pass  # checkd publishes this virtual server's quorum (core.vsnames)
+        elif s.script is None:
             # keepalived removes such a script; pykeepalived keeps it for an external checker
             # (DESIGN.md: a vrrp_script can be fed over the bus instead of by checkd).
             r(

@@ -217,7 +217,7 @@ GLOBAL_DEFS = BlockSchema(
         K("smtp_alert_vrrp", BOOL),
         K("smtp_alert_checker", BOOL, implemented=False),
         K("no_email_faults", BOOL),
-        K("checker_log_all_failures", BOOL, implemented=False),  # LVS: not run here
+        K("checker_log_all_failures", BOOL),
         K("script_user", UserGroupT()),
         K("enable_script_security", BOOL),
         K("startup_script", SCRIPT),
@@ -265,7 +265,7 @@ GLOBAL_DEFS = BlockSchema(
         K("notify_fifo_script", SCRIPT),
         K("vrrp_notify_fifo", SCRIPT),
         K("vrrp_notify_fifo_script", SCRIPT),
-        K("lvs_notify_fifo", SCRIPT, implemented=False),  # LVS: not run here
+        K("lvs_notify_fifo", SCRIPT),  # checkd writes the lines; no FIFO script
         K("lvs_notify_fifo_script", SCRIPT, implemented=False),  # LVS: not run here
         K("vrrp_notify_priority_changes", BOOL),
         K("fifo_write_vrrp_states_on_reload", BOOL),
@@ -734,8 +734,8 @@ REAL_SERVER = BlockSchema(
     RealServer,
     [
         K("weight", Int(0, 65535)),
-        K("lvs_method", Choice(_LVS_METHODS)),
-        K("lb_kind", Choice(_LVS_METHODS), "lvs_method", canonical=False),
+        K("lvs_method", Choice(_LVS_METHODS), implemented=False),
+        K("lb_kind", Choice(_LVS_METHODS), "lvs_method", canonical=False, implemented=False),
         K("notify_up", SCRIPT),
         K("notify_down", SCRIPT),
         K("uthreshold", Int(0)),
@@ -782,13 +782,14 @@ VIRTUAL_SERVER = BlockSchema(
     "virtual_server",
     VirtualServer,
     [
-        K("lvs_sched", Choice(_LVS_SCHED)),
-        K("lb_algo", Choice(_LVS_SCHED), "lvs_sched", canonical=False),
-        K("lvs_method", Choice(_LVS_METHODS)),
-        K("lb_kind", Choice(_LVS_METHODS), "lvs_method", canonical=False),
+        # The IPVS datapath (issue #11) is not installed: these keywords do nothing yet.
+        K("lvs_sched", Choice(_LVS_SCHED), implemented=False),
+        K("lb_algo", Choice(_LVS_SCHED), "lvs_sched", canonical=False, implemented=False),
+        K("lvs_method", Choice(_LVS_METHODS), implemented=False),
+        K("lb_kind", Choice(_LVS_METHODS), "lvs_method", canonical=False, implemented=False),
         K("protocol", Choice(("TCP", "UDP", "SCTP"), True)),
-        K("persistence_timeout", OptInt(360, 1)),
-        K("persistence_granularity", Str()),
+        K("persistence_timeout", OptInt(360, 1), implemented=False),
+        K("persistence_granularity", Str(), implemented=False),
         K("delay_loop", TIMER),
         K("connect_timeout", TIMER),
         K("retry", Int(0)),
@@ -924,16 +925,15 @@ ROOT = BlockSchema(
         K("vrrp_sync_group", NamedBlock(SYNC_GROUP), "sync_groups", mode="append"),
         K("garp_group", SubBlock(GARP_GROUP), "garp_groups", mode="append"),
         K("vrrp_instance", NamedBlock(VRRP_INSTANCE), "instances", mode="append"),
-        # LVS/IPVS is not run here: the blocks are parsed and checked (so `-t` judges a whole
-        # keepalived.conf) and the operator is told they do nothing.
+        # checkd runs the virtual servers' checkers and pools; the IPVS datapath keywords
+        # inside them (lvs_sched, lvs_method, persistence...) are reported as not implemented.
         K(
             "virtual_server_group",
             VsgT(),
             "virtual_server_groups",
             mode="append",
-            implemented=False,
         ),
-        K("virtual_server", VirtualServerT(), "virtual_servers", mode="append", implemented=False),
+        K("virtual_server", VirtualServerT(), "virtual_servers", mode="append"),
         K("SSL", SubBlock(SSL), "ssl"),
         Raw("net_namespace_ipvs", 0, 1),
         Raw("namespace_with_ipsets", 0, 0),

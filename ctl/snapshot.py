@@ -28,6 +28,8 @@ class Snapshot:
     links: dict[str, dict[str, Any]] = field(default_factory=dict)
     applied: dict[str, dict[str, Any]] = field(default_factory=dict)
     intents: dict[str, dict[str, Any]] = field(default_factory=dict)
+    pools: dict[str, dict[str, Any]] = field(default_factory=dict)  # by virtual server id
+    real_servers: dict[str, dict[str, Any]] = field(default_factory=dict)  # by real server id
 
     def to_json(self, *, with_model: bool = False) -> dict[str, Any]:
         config = dict(self.config or {})
@@ -41,6 +43,8 @@ class Snapshot:
             "links": self.links,
             "applied": self.applied,
             "intents": self.intents,
+            "pools": self.pools,
+            "real_servers": self.real_servers,
         }
 
 
@@ -57,6 +61,8 @@ async def collect(runtime: RuntimeDir, listen: float = LISTEN) -> Snapshot:
             "hb.*",
             "net.link.*",
             "net.applied.*",
+            "check.pool.*",
+            "check.rs.*",
         ],
     )
     sub.start()
@@ -85,6 +91,10 @@ async def collect(runtime: RuntimeDir, listen: float = LISTEN) -> Snapshot:
                     snap.links[body["name"]] = body
                 elif ev.topic.startswith("net.applied."):
                     snap.applied[body["owner"]] = body
+                elif ev.topic.startswith("check.pool."):
+                    snap.pools[body["vs"]] = body
+                elif ev.topic.startswith("check.rs."):
+                    snap.real_servers[body["rs"]] = body
     finally:
         sub.close()
         ctx.term()
@@ -126,6 +136,7 @@ def status_table(snap: Snapshot) -> str:
             h = snap.health[name]
             rows.append((name, "yes" if h["ok"] else "NO", str(h.get("reason", ""))))
         lines += _table(rows)
+    lines += _pool_lines(snap)
     lines.append("")
     rows = [("COMPONENT", "PID", "UPTIME", "LOOP LAG")]
     for name in sorted(snap.components):
@@ -133,6 +144,60 @@ def status_table(snap: Snapshot) -> str:
         rows.append((name, str(c["pid"]), f"{c['uptime']:.0f}s", f"{c.get('lag', 0) * 1000:.1f}ms"))
     lines += _table(rows)
     return "\n".join(lines)
+
+
+def _pool_lines(snap: Snapshot) -> list[str]:
+    """Each virtual server's pool, then its real servers with every checker's last result."""
+    if not snap.pools:
+        return []
+    rows: list[tuple[str, ...]] = [("VIRTUAL SERVER", "QUORUM", "WEIGHT", "SORRY SERVER", "NOTE")]
+    for vs_id in sorted(snap.pools):
+        p = snap.pools[vs_id]
+        sorry = p.get("sorry_server") or "-"
+        if p.get("sorry_server") and p.get("sorry_active"):
+            sorry += " (in use)"
+        note = "ha_suspend: checks paused" if p.get("ha_suspended") else ""
+        rows.append(
+            (
+                vs_id,
+                f"{'up' if p['quorum_up'] else 'DOWN'} ({p.get('quorum', 0)})",
+                str(p.get("live_weight", 0)),
+                sorry,
+                note,
+            )
+        )
+    lines = ["", *_table(rows), ""]
+    rows = [("REAL SERVER", "STATE", "WEIGHT", "CHECKER", "LAST RESULT")]
+    for rs_id in sorted(snap.real_servers):
+        r = snap.real_servers[rs_id]
+        in_pool = r.get("pool_weight")
+        state = ("up" if r["alive"] else "DOWN") + ("" if in_pool is not None else ", out of pool")
+        weight = f"{r.get('effective_weight', 0)}/{r.get('weight', 0)}"
+        checkers = r.get("checkers") or [{}]
+        for n, c in enumerate(checkers):
+            rows.append(
+                (
+                    rs_id if n == 0 else "",
+                    state if n == 0 else "",
+                    weight if n == 0 else "",
+                    _checker_cell(c),
+                    _result_cell(c),
+                )
+            )
+    return lines + _table(rows)
+
+
+def _checker_cell(c: dict[str, Any]) -> str:
+    if not c:
+        return "-"
+    verdict = "no result yet" if not c.get("has_run") else ("up" if c.get("up") else "DOWN")
+    return f"{c.get('kind', '?')} {verdict}"
+
+
+def _result_cell(c: dict[str, Any]) -> str:
+    if c.get("ok") is None:
+        return ""
+    return f"{'ok' if c['ok'] else 'failed'}: {c.get('reason', '')}"
 
 
 def _priority_breakdown(name: str, inst: dict[str, Any]) -> list[str]:

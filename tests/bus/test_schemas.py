@@ -34,6 +34,19 @@ EXAMPLES: dict[str, tuple[str, dict[str, Any]]] = {
     ),
     "config.reload": ("config.reload", {}),
     "health.*": ("health.chk_web", {"name": "chk_web", "ok": False, "reason": "HTTP 503"}),
+    "check.pool.*": (
+        "check.pool.192.0.2.1:tcp:80",
+        {"vs": "[192.0.2.1]:tcp:80", "quorum_up": True, "members": []},
+    ),
+    "check.rs.*": (
+        "check.rs.192.0.2.1:tcp:80/198.51.100.1:tcp:80",
+        {
+            "vs": "[192.0.2.1]:tcp:80",
+            "rs": "[192.0.2.1]:tcp:80 [198.51.100.1]:tcp:80",
+            "alive": True,
+            "checkers": [],
+        },
+    ),
     "vrrp.state.*": ("vrrp.state.VI_1", {"instance": "VI_1", "state": "MASTER", "priority": 150}),
     "vrrp.intent.*": (
         "vrrp.intent.VI_1",

@@ -60,21 +60,15 @@ def test_notify_deleted_with_a_command_keeps_user_and_group(parse: Parse) -> Non
             "static_rules {\n    from 192.0.2.5 table 7 preference 5 track_group TG\n}\n" + MINIMAL,
             "'track_group'",
         ),
-        # LVS is not run here: a keepalived.conf with virtual servers must say so, not pass
-        # silently as if its load balancing were in place.
+        # checkd runs the checkers, but the IPVS datapath is not installed: a keepalived.conf
+        # with virtual servers must say so, not pass silently as if load balancing were in place.
         (
             "virtual_server 192.0.2.9 80 {\n    delay_loop 6\n    lb_algo rr\n    lb_kind NAT\n"
             "    protocol TCP\n    real_server 192.0.2.2 80 {\n        weight 1\n"
             "        TCP_CHECK {\n            connect_timeout 3\n        }\n    }\n}\n" + MINIMAL,
-            "'virtual_server'",
+            "'lb_algo'",
         ),
-        ("virtual_server_group G {\n    192.0.2.9 80\n}\n" + MINIMAL, "'virtual_server_group'"),
         ("global_defs {\n    lvs_flush\n}\n" + MINIMAL, "'lvs_flush'"),
-        ("global_defs {\n    lvs_notify_fifo /run/l.fifo\n}\n" + MINIMAL, "'lvs_notify_fifo'"),
-        (
-            "global_defs {\n    checker_log_all_failures\n}\n" + MINIMAL,
-            "'checker_log_all_failures'",
-        ),
     ],
 )
 def test_keywords_nothing_acts_on_say_so(parse: Parse, text: str, word: str) -> None:
@@ -97,3 +91,27 @@ def test_keywords_nothing_acts_on_say_so(parse: Parse, text: str, word: str) -> 
 )
 def test_keywords_vrrpd_acts_on_report_no_not_implemented(parse: Parse, option: str) -> None:
     assert not not_implemented(parse(with_option(option)))
+
+
+def test_checkers_and_virtual_servers_are_not_reported_as_not_implemented(parse: Parse) -> None:
+    text = (
+        "virtual_server 192.0.2.9 80 {\n    delay_loop 6\n    lb_algo rr\n    lb_kind NAT\n"
+        "    protocol TCP\n    real_server 192.0.2.2 80 {\n        weight 1\n"
+        "        TCP_CHECK {\n            connect_timeout 3\n        }\n"
+        "        MISC_CHECK {\n            misc_path /bin/true\n        }\n    }\n}\n" + MINIMAL
+    )
+    r = parse(text)
+    words = [m for m in not_implemented(r)]
+    assert not any(w in m for m in words for w in ("'virtual_server'", "CHECK", "real_server"))
+    assert any("'lb_algo'" in m for m in words) and any("'lb_kind'" in m for m in words)
+
+
+def test_a_vrrp_script_named_for_a_virtual_servers_quorum_is_not_external(parse: Parse) -> None:
+    vs = (
+        "virtual_server 192.0.2.9 80 {\n    lb_algo rr\n    lb_kind NAT\n    protocol TCP\n"
+        "    real_server 192.0.2.2 80 {\n        TCP_CHECK {\n        }\n    }\n}\n"
+    )
+    fed = parse("vrrp_script vs:192.0.2.9:tcp:80 {\n    weight -20\n}\n" + vs + MINIMAL)
+    assert not [p for p in fed.problems if p.code == "external-script"]
+    other = parse("vrrp_script vs:192.0.2.9:tcp:81 {\n    weight -20\n}\n" + vs + MINIMAL)
+    assert [p for p in other.problems if p.code == "external-script"]

@@ -1,0 +1,314 @@
+"""The virtual servers' pools, kept live: checkers run on one timer heap, results feed the pools.
+
+One object owns every pool (``checkd.pool``), every armed checker (``checkd.attempts``) and one
+``TimerHeap`` (``checkd.schedule``). A checker has no task of its own: when its time comes one
+attempt is started, bounded by the checker's timeout, and its result is applied to the pool,
+which says when the checker runs next (``delay_loop``, or ``delay_before_retry`` while
+retrying). The decisions (``apply``, ``due``, ``finished``, ``set_held``) are plain methods
+taking the time, so tests drive them with a fake clock; ``run`` is the thin async loop around
+them. What the pools ask for is handed to an action sink (``checkd.pool_actions``) and their
+state is published retained (``checkd.pool_topics``) when it changes.
+
+``ha_suspend``: a virtual server with it runs no checker while none of its addresses is among
+the VIPs of the VRRP instances that are MASTER on this node (``set_held``, from
+``vrrp.state.*``); its due checkers are passed over, one ``delay_loop`` at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Protocol
+
+import structlog
+
+from checkd.attempts import Armed, AttemptResult
+from checkd.checkplan import CheckPlan, VirtualServerPlan
+from checkd.errors import PoolError
+from checkd.pool import Transition, apply_event, reload_pool, remove_pool, shutdown, start_pool
+from checkd.pool_messages import Action
+from checkd.pool_state import Member, PoolState
+from checkd.pool_topics import (
+    LastResult,
+    pool_body,
+    pool_topic,
+    quorum_verdict,
+    rs_body,
+    rs_change_key,
+    rs_topic,
+)
+from checkd.schedule import TimerHeap, start_delay
+from core.model import Config
+
+log = structlog.get_logger(__name__)
+
+
+class Retainer(Protocol):
+    def retain(
+        self,
+        topic: str,
+        body: Mapping[str, Any],
+        *,
+        refresh: Callable[[], Mapping[str, Any]] | None = None,
+    ) -> None: ...
+
+    def forget(self, topic: str) -> None: ...
+
+
+class ActionSink(Protocol):
+    def configure(self, config: Config) -> None: ...
+
+    def perform(self, actions: Iterable[Action]) -> None: ...
+
+
+class PoolRunner:
+    def __init__(
+        self,
+        publisher: Retainer,
+        actions: ActionSink,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.publisher = publisher
+        self.actions = actions
+        self.clock = clock
+        self.wall = wall
+        self.pools: dict[str, PoolState] = {}
+        self.armed: dict[str, Armed] = {}
+        self.heap = TimerHeap()
+        self.last: dict[str, LastResult] = {}
+        self.held: frozenset[str] = frozenset()
+        self._published: dict[str, Any] = {}
+        self._inflight: dict[str, asyncio.Task[None]] = {}
+        self._wake = asyncio.Event()
+
+    # --- decisions (no I/O but the sinks; driven by tests with a fake clock) --------------
+
+    def apply(self, plan: CheckPlan, armed: Mapping[str, Armed]) -> None:
+        """A new configuration: pools start, reload or go; changed checkers start afresh."""
+        now = self.clock()
+        wanted = {vs.id: vs for vs in plan.virtual_servers}
+        for vs_id in [v for v in self.pools if v not in wanted]:
+            self._perform(remove_pool(self.pools.pop(vs_id)))
+        for vs in plan.virtual_servers:
+            old = self.pools.get(vs.id)
+            t = (
+                reload_pool(old, vs, router_id=plan.router_id)
+                if old is not None
+                else start_pool(
+                    vs, router_id=plan.router_id, no_checker_emails=plan.no_checker_emails
+                )
+            )
+            self.pools[vs.id] = t.state
+            self._perform(t)
+        for cid, old_armed in self.armed.items():
+            new = armed.get(cid)
+            if new is None or not new.same_as(old_armed):
+                self.heap.cancel(cid)
+                self._cancel(cid)
+                if new is None:
+                    self.last.pop(cid, None)
+        for cid, new in armed.items():
+            before = self.armed.get(cid)
+            if before is None or not new.same_as(before):
+                s = new.plan.settings
+                self.heap.push(cid, now + start_delay(cid, s.delay_loop, s.warmup))
+        self.armed = dict(armed)
+        self._publish_all()
+        self._wake.set()
+
+    def due(self, now: float) -> list[Armed]:
+        """The checkers to start now; a suspended virtual server's are passed over."""
+        out: list[Armed] = []
+        for cid in self.heap.pop_due(now):
+            armed = self.armed.get(cid)
+            if armed is None:
+                continue
+            if self.suspended(armed.vs_id):
+                self.heap.push(cid, now + armed.plan.settings.delay_loop)
+                continue
+            out.append(armed)
+        return out
+
+    def finished(self, armed: Armed, result: AttemptResult, now: float) -> None:
+        """One attempt's result: into the pool, actions out, next attempt scheduled."""
+        cid = armed.plan.id
+        current = self.armed.get(cid)
+        if current is None or not current.same_as(armed):
+            return  # removed or changed by a reload while it ran
+        self.last[cid] = LastResult(result.ok, result.reason, self.wall())
+        before = state = self.pools[armed.vs_id]
+        delay: float | None = None
+        for event in result.events:
+            try:
+                t = apply_event(state, event)
+            except PoolError as exc:
+                log.error("checkd.pool.error", vs=armed.vs_id, checker=cid, error=str(exc))
+                continue
+            state = t.state
+            self.actions.perform(t.actions)
+            if t.delay is not None:
+                delay = t.delay
+        self.pools[armed.vs_id] = state
+        self.heap.push(cid, now + (armed.plan.settings.delay_loop if delay is None else delay))
+        member = state.member(armed.plan.rs_id)
+        if _moved(before, state, member):
+            self._publish_vs(armed.vs_id)
+        else:
+            self._publish_rs(armed.vs_id, member)
+
+    def set_held(self, addresses: Iterable[str]) -> None:
+        """The VIPs this node holds now (MASTER instances'), for ``ha_suspend``."""
+        before = {vs_id: self.suspended(vs_id) for vs_id in self.pools}
+        self.held = frozenset(addresses)
+        for vs_id, was in before.items():
+            now_suspended = self.suspended(vs_id)
+            if now_suspended != was:
+                event = "checkd.vs.suspended" if now_suspended else "checkd.vs.resumed"
+                log.info(event, vs=vs_id)
+                self._publish_vs(vs_id)
+
+    def suspended(self, vs_id: str) -> bool:
+        pool = self.pools.get(vs_id)
+        if pool is None or not pool.vs.ha_suspend:
+            return False
+        return not any(_addresses(pool.vs) & self.held)
+
+    def stop_pools(self) -> None:
+        """checkd stops: every pool's shutdown (notifications only with ``omega``)."""
+        for vs_id in list(self.pools):
+            self._perform(shutdown(self.pools.pop(vs_id)))
+
+    # --- publishing -------------------------------------------------------------------------
+
+    def _publish_all(self) -> None:
+        valid: set[str] = set()
+        for vs_id in self.pools:
+            valid |= self._publish_vs(vs_id)
+        for topic in [t for t in self._published if t not in valid]:
+            del self._published[topic]
+            self.publisher.forget(topic)
+
+    def _publish_vs(self, vs_id: str) -> set[str]:
+        state = self.pools[vs_id]
+        suspended = self.suspended(vs_id)
+        topics = {pool_topic(vs_id)}
+        self._put(pool_topic(vs_id), pool_body(state, suspended=suspended))
+        verdict = quorum_verdict(state)
+        health = f"health.{verdict['name']}"
+        topics.add(health)
+        self._put(health, verdict)
+        for member in state.members:
+            topics.add(self._publish_rs(vs_id, member, suspended))
+        return topics
+
+    def _publish_rs(self, vs_id: str, member: Member, suspended: bool | None = None) -> str:
+        state = self.pools[vs_id]
+        if suspended is None:
+            suspended = self.suspended(vs_id)
+        topic = rs_topic(vs_id, member.rs.text)
+        body = rs_body(state, member, self.last, suspended=suspended)
+        self._put(
+            topic,
+            body,
+            change=rs_change_key(body),
+            refresh=self._rs_refresher(vs_id, member.rs.id, body),
+        )
+        return topic
+
+    def _rs_refresher(
+        self, vs_id: str, rs_id: str, fallback: dict[str, Any]
+    ) -> Callable[[], Mapping[str, Any]]:
+        def refresh() -> Mapping[str, Any]:
+            state = self.pools.get(vs_id)
+            if state is None:
+                return fallback
+            try:
+                member = state.member(rs_id)
+            except KeyError:
+                return fallback
+            return rs_body(state, member, self.last, suspended=self.suspended(vs_id))
+
+        return refresh
+
+    def _put(
+        self,
+        topic: str,
+        body: dict[str, Any],
+        *,
+        change: Any = None,
+        refresh: Callable[[], Mapping[str, Any]] | None = None,
+    ) -> None:
+        key = body if change is None else change
+        if self._published.get(topic) == key:
+            return
+        self._published[topic] = key
+        self.publisher.retain(topic, body, refresh=refresh)
+
+    def _perform(self, t: Transition) -> None:
+        self.actions.perform(t.actions)
+
+    # --- the loop ---------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Start due attempts until cancelled; wakes early when ``apply`` changes the heap."""
+        while True:
+            self._wake.clear()
+            for armed in self.due(self.clock()):
+                self._launch(armed)
+            next_at = self.heap.next_at()
+            timeout = None if next_at is None else max(0.0, next_at - self.clock())
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
+
+    def _launch(self, armed: Armed) -> None:
+        cid = armed.plan.id
+        task = asyncio.create_task(self._attempt(armed), name=f"checkd.attempt {cid}")
+        self._inflight[cid] = task
+
+    async def _attempt(self, armed: Armed) -> None:
+        cid = armed.plan.id
+        try:
+            result = await armed.attempt()
+        except Exception as exc:  # a bug in one probe must not stop the others
+            log.error("checkd.checker.crashed", checker=cid, exc_info=exc)
+            result = AttemptResult(False, f"checker crashed: {exc!r}", ())
+        finally:
+            if self._inflight.get(cid) is asyncio.current_task():
+                del self._inflight[cid]
+        self.finished(armed, result, self.clock())
+        self._wake.set()
+
+    def _cancel(self, cid: str) -> None:
+        task = self._inflight.pop(cid, None)
+        if task is not None:
+            task.cancel()
+
+    async def stop(self) -> None:
+        """Cancel every attempt under way (their scripts are killed) and wait for them."""
+        tasks = list(self._inflight.values())
+        self._inflight.clear()
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+def _moved(before: PoolState, after: PoolState, member: Member) -> bool:
+    """Whether a result for ``member`` changed more than the member's own checkers: only its
+    verdict or weight can move the quorum, the sorry server and so the other members."""
+    old = before.member(member.rs.id)
+    return (
+        (before.quorum_up, before.sorry_active) != (after.quorum_up, after.sorry_active)
+        or old.alive != member.alive
+        or old.effective_weight != member.effective_weight
+    )
+
+
+def _addresses(vs: VirtualServerPlan) -> set[str]:
+    return {addr for member in vs.members for addr in member.addresses()}

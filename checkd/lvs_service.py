@@ -1,0 +1,90 @@
+"""checkd's LVS side in the daemon: from ``config.current`` and ``vrrp.state.*`` to live pools.
+
+Each new configuration is read with core's own validator (``core.from_wire``), planned
+(``checkd.checkplan.build_plan``), armed (``checkd.attempts.arm``) and handed to the
+``PoolRunner``, which keeps unchanged real servers' state across the reload. A model that
+cannot be read or planned is logged and the running pools carry on untouched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import Mapping
+from typing import Any
+
+import structlog
+
+from checkd.attempts import arm
+from checkd.checkers import Pinger
+from checkd.checkplan import build_plan
+from checkd.errors import CheckdError
+from checkd.lvs_runner import PoolRunner, Retainer
+from checkd.pool_actions import ActionRunner
+from core import WireFormatError, from_wire
+
+log = structlog.get_logger(__name__)
+
+
+class LvsService:
+    def __init__(self, publisher: Retainer, *, actions: ActionRunner | None = None) -> None:
+        self.actions = actions or ActionRunner()
+        self.runner = PoolRunner(publisher, self.actions)
+        self.pinger = Pinger()
+        self._instances: dict[str, tuple[str, tuple[str, ...]]] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self.runner.run(), name="checkd.lvs")
+
+    def apply_model(self, model: Mapping[str, Any], generation: object) -> bool:
+        """Apply a published model; False (and the old pools keep running) when it is bad."""
+        try:
+            config = from_wire(dict(model))
+            plan = build_plan(config, hostname=socket.gethostname())
+            armed = arm(config, plan, self.pinger)
+        except (WireFormatError, CheckdError) as exc:
+            log.error("checkd.lvs.rejected", generation=generation, error=str(exc))
+            return False
+        for warning in plan.warnings:
+            log.warning("checkd.lvs.warning", detail=warning)
+        for vs in plan.virtual_servers:
+            for warning in vs.warnings:
+                log.warning("checkd.lvs.warning", vs=vs.id, detail=warning)
+        self.actions.configure(config)
+        self.runner.apply(plan, armed)
+        if plan.virtual_servers:
+            log.info(
+                "checkd.lvs.applied",
+                generation=generation,
+                virtual_servers=len(plan.virtual_servers),
+                checkers=len(armed),
+            )
+        return True
+
+    def vrrp_state(self, body: Mapping[str, Any]) -> None:
+        """One ``vrrp.state.*`` body: which VIPs this node holds, for ``ha_suspend``."""
+        name = body.get("instance")
+        if not isinstance(name, str):
+            return
+        vips = body.get("vips") or []
+        self._instances[name] = (str(body.get("state", "")), tuple(str(v) for v in vips))
+        held = {v for state, vs in self._instances.values() if state == "MASTER" for v in vs}
+        self.runner.set_held(held)
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        """Every pool as published (what SIGUSR1 logs)."""
+        return [
+            {"vs": vs_id, **state.snapshot().as_dict()}
+            for vs_id, state in self.runner.pools.items()
+        ]
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.runner.stop()
+        self.runner.stop_pools()
+        await self.actions.stop()

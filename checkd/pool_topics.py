@@ -1,0 +1,155 @@
+"""What checkd publishes about virtual servers: topic names and bodies, pure.
+
+keepalived's service ids (``[192.0.2.1]:tcp:80``, ``FWM 7``, ``[group]:0``) carry brackets and
+spaces, which bus topics do not allow, so each becomes a *key* (docs/bus.md, "Real servers and
+pools"):
+
+======================  =====================================================
+virtual server id       key
+======================  =====================================================
+``[192.0.2.1]:tcp:80``  ``192.0.2.1:tcp:80`` (``2001:db8::1:tcp:80`` for IPv6)
+``FWM 7``               ``fwm:7``
+``[web]:0``             ``group:web:0``
+======================  =====================================================
+
+and a real server's key is ``<vs key>/<address>:<proto>:<port>``. Topics:
+``check.pool.<vs key>`` (the pool), ``check.rs.<vs key>/<rs key>`` (one real server and its
+checkers) and ``health.vs:<vs key>`` (the quorum as a verdict a ``track_script`` can follow).
+The ``check.`` root keeps them apart from ``health.*``, whose subscribers expect only verdicts.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from checkd.pool_state import Member, PoolState, pool_weight, real_weight
+
+_BAD = re.compile(r"[^A-Za-z0-9_.:@/+-]")
+_SERVICE = re.compile(r"\[(?P<inner>[^\]]*)\]:(?P<rest>.*)")
+
+
+def vs_key(vs_id: str) -> str:
+    """The topic-safe key of a virtual server id."""
+    if vs_id.startswith("FWM "):
+        return _safe(f"fwm:{vs_id[4:]}")
+    m = _SERVICE.fullmatch(vs_id)
+    if m is None:
+        return _safe(vs_id)
+    inner, rest = m["inner"], m["rest"]
+    try:
+        ipaddress.ip_address(inner)
+    except ValueError:
+        return _safe(f"group:{inner}:{rest}")
+    return _safe(f"{inner}:{rest}")
+
+
+def rs_key(vs_id: str, rs_text: str) -> str:
+    """``<vs key>/<address>:<proto>:<port>`` for a real server's ``[address]:proto:port``."""
+    return f"{vs_key(vs_id)}/{_safe(rs_text.replace('[', '').replace(']', ''))}"
+
+
+def _safe(text: str) -> str:
+    return _BAD.sub("_", text)
+
+
+def pool_topic(vs_id: str) -> str:
+    return f"check.pool.{vs_key(vs_id)}"
+
+
+def rs_topic(vs_id: str, rs_text: str) -> str:
+    return f"check.rs.{rs_key(vs_id, rs_text)}"
+
+
+def quorum_name(vs_id: str) -> str:
+    """The ``vrrp_script`` name that follows this virtual server's quorum."""
+    return f"vs:{vs_key(vs_id)}"
+
+
+@dataclass(frozen=True, slots=True)
+class LastResult:
+    """A checker's latest attempt, for operators."""
+
+    ok: bool
+    reason: str
+    at: float  # wall clock
+
+
+def pool_body(state: PoolState, *, suspended: bool) -> dict[str, Any]:
+    """``check.pool.<vs>``: the pool snapshot plus the virtual server's name and suspension."""
+    return {
+        **state.snapshot().as_dict(),
+        "name": state.vs.name,
+        "key": vs_key(state.vs.id),
+        "ha_suspended": suspended,
+    }
+
+
+def rs_body(
+    state: PoolState, member: Member, last: Mapping[str, LastResult], *, suspended: bool
+) -> dict[str, Any]:
+    """``check.rs.<vs>/<rs>``: one real server's verdict and its checkers' last results."""
+    checkers = []
+    for plan in member.rs.checkers:
+        status = member.checkers.get(plan.id)
+        seen = last.get(plan.id)
+        checkers.append(
+            {
+                "id": plan.id,
+                "kind": plan.kind,
+                "up": status.retry.is_up if status is not None else None,
+                "has_run": status.retry.has_run if status is not None else False,
+                "ok": None if seen is None else seen.ok,
+                "reason": "" if seen is None else seen.reason,
+                "at": None if seen is None else seen.at,
+            }
+        )
+    return {
+        "vs": state.vs.id,
+        "rs": member.rs.id,
+        "ip": member.rs.ip,
+        "port": member.rs.port,
+        "alive": member.alive,
+        "weight": member.rs.weight,
+        "effective_weight": real_weight(member.effective_weight),
+        "pool_weight": pool_weight(member, state.sorry_active),
+        "ha_suspended": suspended,
+        "checkers": checkers,
+    }
+
+
+def rs_change_key(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of an ``rs_body`` whose change is published at once; reasons and times ride
+    along with it and with the periodic re-sends, so a server answering a little faster or
+    slower each time does not cost a message per probe."""
+    return {
+        **{k: v for k, v in body.items() if k != "checkers"},
+        "checkers": [
+            {k: v for k, v in c.items() if k not in ("reason", "at")} for c in body["checkers"]
+        ],
+    }
+
+
+def quorum_verdict(state: PoolState) -> dict[str, Any]:
+    """``health.vs:<vs key>``: the quorum, in the shape of every other verdict."""
+    vs = state.vs
+    up = state.quorum_up
+    live = state.live_weight
+    if vs.quorum or vs.hysteresis:
+        reason = f"quorum {'up' if up else 'down'}: weight {live}, quorum {vs.quorum}"
+        if vs.hysteresis:
+            reason += f" (hysteresis {vs.hysteresis})"
+    else:
+        reason = f"quorum {'up' if up else 'down'}: weight {live}"
+    return {
+        "name": quorum_name(vs.id),
+        "ok": up,
+        "kind": "pool",
+        "reason": reason,
+        "weight": 0,
+        "reverse": False,
+        "vs": vs.id,
+    }

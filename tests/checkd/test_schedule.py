@@ -1,0 +1,269 @@
+"""The checker scheduler on a fake clock: spread, no bursts, retry timing, ha_suspend, reload.
+
+``PoolRunner``'s decisions (``apply``, ``due``, ``finished``, ``set_held``) take the time as an
+argument, so these tests step a fake clock through minutes of checking in milliseconds; the
+probes' results are scripted per real server.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bus.topics import is_valid
+from checkd.attempts import Armed, AttemptResult, probe_events
+from checkd.checker_state import BOOTSTRAP_DELAY
+from checkd.checkers import CheckResult
+from checkd.checkplan import CheckPlan, build_plan
+from checkd.lvs_runner import PoolRunner
+from checkd.pool_messages import Action
+from checkd.schedule import TimerHeap, phase, start_delay
+from core.model import Checker, Config, RealServer, VirtualServer
+
+
+class FakePublisher:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, dict[str, Any]]] = []
+        self.retained: dict[str, Mapping[str, Any]] = {}
+
+    def retain(
+        self,
+        topic: str,
+        body: Mapping[str, Any],
+        *,
+        refresh: Callable[[], Mapping[str, Any]] | None = None,
+    ) -> None:
+        self.sent.append((topic, dict(body)))
+        self.retained[topic] = body
+
+    def forget(self, topic: str) -> None:
+        self.retained.pop(topic, None)
+
+    def bodies(self, prefix: str) -> list[dict[str, Any]]:
+        return [b for t, b in self.sent if t.startswith(prefix)]
+
+
+class FakeActions:
+    def __init__(self) -> None:
+        self.done: list[Action] = []
+
+    def configure(self, config: Config) -> None:
+        pass
+
+    def perform(self, actions: Iterable[Action]) -> None:
+        self.done.extend(actions)
+
+
+def config(
+    n: int = 3,
+    *,
+    services: int = 1,
+    delay_loop: float = 6,
+    retry: int = 2,
+    delay_before_retry: float = 1,
+    ha_suspend: bool = False,
+    warmup: float | None = None,
+) -> Config:
+    checker = Checker(
+        kind="TCP_CHECK",
+        retry=retry,
+        delay_before_retry=delay_before_retry,
+        connect_timeout=1,
+        warmup=warmup,
+    )
+    rss = tuple(
+        RealServer(ip=f"198.51.{100 + i // 250}.{i % 250 + 1}", port=80, checkers=(checker,))
+        for i in range(n)
+    )
+    vss = tuple(
+        VirtualServer(
+            name=f"192.0.2.1 {80 + i}",
+            ip="192.0.2.1",
+            port=80 + i,
+            protocol="TCP",
+            delay_loop=delay_loop,
+            ha_suspend=ha_suspend,
+            real_servers=rss,
+        )
+        for i in range(services)
+    )
+    return Config(virtual_servers=vss)
+
+
+def armed_for(plan: CheckPlan) -> dict[str, Armed]:
+    async def never() -> AttemptResult:  # the simulation supplies results itself
+        raise AssertionError("not run in a fake-clock test")
+
+    return {
+        c.id: Armed(c, vs.id, c.settings.connect_timeout + 1, never)
+        for vs in plan.virtual_servers
+        for rs in vs.real_servers
+        for c in rs.checkers
+    }
+
+
+class Sim:
+    """A PoolRunner on a fake clock; ``healthy(rs_ip, t)`` decides each probe."""
+
+    def __init__(self, cfg: Config, healthy: Callable[[str, float], bool]) -> None:
+        self.t = 0.0
+        self.publisher = FakePublisher()
+        self.actions = FakeActions()
+        self.runner = PoolRunner(
+            self.publisher, self.actions, clock=lambda: self.t, wall=lambda: self.t
+        )
+        self.healthy = healthy
+        self.starts: dict[str, list[float]] = {}
+        self.apply(cfg)
+
+    def apply(self, cfg: Config) -> None:
+        self.plan = build_plan(cfg, hostname="lb1")
+        self.runner.apply(self.plan, armed_for(self.plan))
+
+    def run_until(self, end: float, step: float = 0.05, took: float = 0.02) -> None:
+        while self.t < end:
+            for armed in self.runner.due(self.t):
+                cid = armed.plan.id
+                self.starts.setdefault(cid, []).append(round(self.t, 3))
+                ip = cid.split("[")[2].split("]")[0]
+                ok = self.healthy(ip, self.t)
+                result = CheckResult(ok, "ok" if ok else "refused")
+                events = probe_events(armed.plan, result)
+                self.runner.finished(armed, AttemptResult(ok, result.reason, events), self.t + took)
+            self.t = round(self.t + step, 6)
+
+
+def test_phase_is_stable_and_within_the_period() -> None:
+    assert phase("a", 10) == phase("a", 10)
+    assert phase("a", 10) != phase("b", 10)
+    assert phase("a", 0) == 0.0
+
+
+@given(st.lists(st.text(min_size=1), min_size=1, max_size=50), st.floats(0.1, 3600))
+def test_start_delay_bounds(keys: list[str], period: float) -> None:
+    for key in keys:
+        assert BOOTSTRAP_DELAY <= start_delay(key, period, 0) < BOOTSTRAP_DELAY + period
+        assert BOOTSTRAP_DELAY <= start_delay(key, 1, period) < BOOTSTRAP_DELAY + period
+
+
+def test_timer_heap_orders_reschedules_and_cancels() -> None:
+    heap = TimerHeap()
+    heap.push("a", 3)
+    heap.push("b", 1)
+    heap.push("c", 2)
+    heap.push("a", 0.5)  # rescheduled earlier: the old entry is skipped
+    heap.cancel("c")
+    assert heap.next_at() == 0.5
+    assert heap.pop_due(1.5) == ["a", "b"]
+    assert heap.pop_due(10) == []
+    assert len(heap) == 0 and heap.next_at() is None
+    for i in range(1000):  # many reschedules do not grow the heap without bound
+        heap.push("x", float(i))
+    assert len(heap._heap) < 200
+
+
+def test_thousands_of_checkers_spread_over_delay_loop() -> None:
+    sim = Sim(config(20, services=100, delay_loop=10), lambda ip, t: True)
+    sim.run_until(31, step=0.1)
+    firsts = [s[0] for s in sim.starts.values()]
+    assert len(firsts) == 2000
+    assert min(firsts) >= BOOTSTRAP_DELAY and max(firsts) <= BOOTSTRAP_DELAY + 10 + 0.1
+    # Every second of the period starts about a tenth of them: no burst (keepalived fires
+    # them all 1 s after start-up).
+    per_second = Counter(int(t) for starts in sim.starts.values() for t in starts if t >= 11)
+    assert max(per_second.values()) < 2000 / 10 * 1.5
+    assert min(per_second.values()) > 2000 / 10 * 0.5
+    # And each keeps its own pace: delay_loop after the previous attempt ended.
+    some = next(iter(sim.starts.values()))
+    assert all(abs(b - a - 10.02) < 0.11 for a, b in itertools.pairwise(some))
+
+
+def test_warmup_spreads_the_first_probe_over_warmup() -> None:
+    sim = Sim(config(200, delay_loop=60, warmup=4), lambda ip, t: True)
+    sim.run_until(6)
+    firsts = [s[0] for s in sim.starts.values()]
+    assert len(firsts) == 200 and max(firsts) < BOOTSTRAP_DELAY + 4 + 0.1
+
+
+def test_retry_timing_and_the_verdict_on_the_bus() -> None:
+    failing_from = 20.0
+    sim = Sim(config(2), lambda ip, t: not (ip == "198.51.100.1" and t >= failing_from))
+    sim.run_until(60)
+    cid = next(c for c in sim.starts if "198.51.100.1" in c)
+    starts = sim.starts[cid]
+    first_fail = next(t for t in starts if t >= failing_from)
+    i = starts.index(first_fail)
+    # Two retries delay_before_retry (1 s) after each failed attempt ended, then the DOWN
+    # verdict; a down checker is probed every delay_loop (6 s) without retries.
+    gaps = [round(b - a, 2) for a, b in itertools.pairwise(starts[i:])]
+    # (the fake clock steps 0.05 s, the attempt takes 0.02 s)
+    assert all(1.0 < g <= 1.1 for g in gaps[:2]), gaps
+    assert len(gaps) > 3 and all(6.0 < g <= 6.1 for g in gaps[2:]), gaps
+    rs_topic = "check.rs.192.0.2.1:tcp:80/198.51.100.1:tcp:80"
+    downs = [b for t, b in sim.publisher.sent if t == rs_topic and not b["alive"]]
+    assert len(downs) == 1
+    assert downs[0]["checkers"][0]["reason"] == "refused"
+    pool = sim.publisher.retained["check.pool.192.0.2.1:tcp:80"]
+    assert [m["alive"] for m in pool["members"]] == [False, True]
+    assert pool["members"][0]["pool_weight"] is None
+    assert any("RS [198.51.100.1]:tcp:80" in getattr(a, "text", "") for a in sim.actions.done)
+
+
+def test_topics_are_valid_bus_topics_and_quorum_is_a_verdict() -> None:
+    sim = Sim(config(2), lambda ip, t: False)
+    sim.run_until(20)
+    assert sim.publisher.retained
+    assert all(is_valid(t) for t in sim.publisher.retained)
+    verdict = sim.publisher.retained["health.vs:192.0.2.1:tcp:80"]
+    assert verdict["name"] == "vs:192.0.2.1:tcp:80" and verdict["ok"] is False
+
+
+def test_ha_suspend_pauses_checks_until_this_node_holds_the_address() -> None:
+    sim = Sim(config(1, ha_suspend=True), lambda ip, t: True)
+    sim.run_until(20)
+    assert sim.starts == {}
+    pool = sim.publisher.retained["check.pool.192.0.2.1:tcp:80"]
+    assert pool["ha_suspended"] is True
+    sim.runner.set_held({"192.0.2.1"})
+    sim.run_until(30)
+    assert len(next(iter(sim.starts.values()))) >= 1
+    assert sim.publisher.retained["check.pool.192.0.2.1:tcp:80"]["ha_suspended"] is False
+    count = len(next(iter(sim.starts.values())))
+    sim.runner.set_held({"192.0.2.99"})
+    sim.run_until(60)
+    assert len(next(iter(sim.starts.values()))) == count
+
+
+def test_reload_keeps_unchanged_servers_and_their_schedule() -> None:
+    sim = Sim(config(2), lambda ip, t: ip != "198.51.100.2")
+    sim.run_until(30)
+    cid = next(c for c in sim.starts if "198.51.100.1" in c)
+    due_before = sim.runner.heap.at(cid)
+    sent_before = len(sim.publisher.sent)
+    sim.apply(config(3))  # one real server added
+    assert sim.runner.heap.at(cid) == due_before
+    rs1 = "check.rs.192.0.2.1:tcp:80/198.51.100.1:tcp:80"
+    rs2 = "check.rs.192.0.2.1:tcp:80/198.51.100.2:tcp:80"
+    new = [t for t, _ in sim.publisher.sent[sent_before:]]
+    assert rs1 not in new and rs2 not in new  # nothing changed for them: no flap
+    assert sim.publisher.retained[rs2]["alive"] is False
+    sim.apply(config(1))  # two removed: their topics are forgotten
+    assert rs2 not in sim.publisher.retained and rs1 in sim.publisher.retained
+    assert cid in sim.runner.armed and len(sim.runner.armed) == 1
+
+
+def test_core_and_checkd_agree_on_quorum_script_names() -> None:
+    from core.vsnames import quorum_script_names
+
+    cfg = config(2, services=3)
+    plan = build_plan(cfg, hostname="lb")
+    from checkd.pool_topics import quorum_name
+
+    assert sorted(quorum_script_names(cfg)) == sorted(
+        quorum_name(v.id) for v in plan.virtual_servers
+    )
