@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from bus import messages
 from vrrpd import dumps, notify
 from vrrpd.ah import AhError, AhSession
 from vrrpd.ah_sockets import AhSender
@@ -391,6 +392,8 @@ class Runner:
 
     def execute(self, actions: list[Action], now: float) -> None:
         eng = self.engine
+        # A takeover's SetVips and SendGarp come in one batch: netd gets one intent for both.
+        intent_dirty = False
         for action in actions:
             match action:
                 case SendAdvert(priority=prio):
@@ -402,12 +405,12 @@ class Runner:
                 case SetVips(held=held, accept=accept):
                     self.held, self.accept = held, accept
                     self.intent_generation += 1
-                    self.publish_intent()
+                    intent_dirty = True
                 case SendGarp(count=count, reason=reason):
                     self.announce += 1
                     self.garp_count = count
                     log.info("vrrpd.garp", instance=self.name, count=count, reason=reason)
-                    self.publish_intent()
+                    intent_dirty = True
                 case Notify():
                     self.notify(action)
                 case RxLowerPriority(peer=peer, priority=prio):
@@ -433,6 +436,8 @@ class Runner:
                         peer=str(peer) if peer else None,
                         **fields,
                     )
+        if intent_dirty:
+            self.publish_intent()
 
     def send_advert(self, priority: int) -> None:
         if self.ah is not None:
@@ -496,29 +501,23 @@ class Runner:
         return max(MIN_LEASE, self.machine.master_down_interval)
 
     def intent_body(self) -> dict[str, Any]:
-        return {
-            "instance": self.name,
-            "generation": self.intent_generation,
-            "items": list(self.plan.net_items) if self.held else [],
-            "held": self.held,
-            "lease": self.lease,
-            "interface": self.plan.interface,
-            "family": self.plan.family,
-            "accept": self.accept,
-            "announce": self.announce,
-            "garp_count": self.garp_count,
-            "garp": self.plan.garp,
-            **self.plan.vmac_fields,
+        return self.plan.intent(
+            generation=self.intent_generation,
+            held=self.held,
+            lease=self.lease,
+            accept=self.accept,
+            announce=self.announce,
+            garp_count=self.garp_count,
             # netd copies it into net.applied: a restarted vrrpd resumes only its own items
-            "fingerprint": self.fingerprint,
-        }
+            fingerprint=self.fingerprint,
+        ).encode()
 
     def publish_intent(self, *, changed: bool = True) -> None:
         if changed:
             self.full_rounds = FULL_ROUNDS
         self.engine.comp.publisher.retain(f"vrrp.intent.{self.name}", self.intent_body())
 
-    def renewal(self) -> list[int | float] | None:
+    def renewal(self) -> tuple[int, float] | None:
         """This round's compact renewal ([generation, lease]), or None after re-sending the
         whole intent (still in the rounds right after a change) or when nothing is held."""
         if not self.held:
@@ -527,7 +526,7 @@ class Runner:
             self.full_rounds -= 1
             self.publish_intent(changed=False)
             return None
-        return [self.intent_generation, self.lease]
+        return (self.intent_generation, self.lease)
 
     def publish_state(self) -> None:
         m = self.machine
@@ -541,23 +540,22 @@ class Runner:
     def state_body(self) -> dict[str, Any]:
         """Current state plus the last transition's old/new/cause (retained on the bus)."""
         m = self.machine
-        body: dict[str, Any] = {
-            "instance": self.name,
-            "state": m.state.value,
-            "priority": m.priority,
-            "base_priority": self.plan.params.priority,
-            "vrid": self.plan.vrid,
-            "interface": self.plan.interface,
-            "family": self.plan.family,
-            "version": self.plan.version,
-            "master": str(m.master_peer) if m.state is State.BACKUP and m.master_peer else None,
-            "vips": [str(v) for v in self.plan.vips],
-            "faults": sorted(self.faults),
-            "drops": self.counters.snapshot(),
-            "transitions": m.transitions,
+        return messages.StateReport(
+            instance=self.name,
+            state=m.state.value,
+            priority=m.priority,
+            base_priority=self.plan.params.priority,
+            vrid=self.plan.vrid,
+            interface=self.plan.interface,
+            family=self.plan.family,
+            version=self.plan.version,
+            master=str(m.master_peer) if m.state is State.BACKUP and m.master_peer else None,
+            vips=tuple(str(v) for v in self.plan.vips),
+            faults=tuple(sorted(self.faults)),
+            drops=self.counters.snapshot(),
+            transitions=m.transitions,
             **self.last_transition,
-        }
-        return body
+        ).encode()
 
     def notify(self, action: Notify) -> None:
         cause = action.cause
