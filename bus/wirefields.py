@@ -53,7 +53,7 @@ class Invalid(Exception):
     """One field failed; ``path`` names it (``items[3].kind``)."""
 
     def __init__(self, path: str, problem: str) -> None:
-        super().__init__(f"field {path!r} {problem}")
+        super().__init__(f"field '{path}' {problem}")
         self.path = path
         self.problem = problem
 
