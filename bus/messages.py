@@ -153,6 +153,8 @@ class Vmac(Struct):
     always: bool = True
     #: only on the instance's own VMAC: adverts leave from the base interface
     xmit_base: bool | None = None
+    #: only on the instance's own VMAC: the name was picked, not configured
+    default_name: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
