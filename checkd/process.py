@@ -11,7 +11,7 @@ import signal
 
 import structlog
 
-from bus import Component
+from bus import Component, MessageRejected, messages
 from checkd.errors import PlanError
 from checkd.plan import normalize, plan_from_wire
 from checkd.supervisor import CheckSet
@@ -32,17 +32,21 @@ async def serve(comp: Component) -> None:
     try:
         while True:
             for event in await configs.recv_batch():
-                body = event.body
-                if body.get("hash") == seen:
-                    continue
-                generation = body.get("generation")
                 try:
-                    plan = plan_from_wire(normalize(body["model"]))
+                    config = messages.ConfigCurrent.decode(event.topic, event.body)
+                except MessageRejected as exc:
+                    log.error("checkd.config.rejected", error=str(exc))
+                    continue
+                if config.hash == seen:
+                    continue
+                generation = config.generation
+                try:
+                    plan = plan_from_wire(normalize(config.model))
                 except PlanError as exc:
                     # Keep running the last good checks: a bad publish must not stop them.
                     log.error("checkd.config.rejected", generation=generation, error=str(exc))
                     continue
-                seen = body.get("hash")
+                seen = config.hash
                 for name in plan.unused:
                     log.warning("checkd.config.unused", check=name)
                 for name in plan.external:
