@@ -367,18 +367,7 @@ class Route:
         self._check_metrics()
         if self.realms is not None:
             _uint(self.realms, 32, f"route {self.dst} realms")
-        if self.pref is not None:
-            if self.family != socket.AF_INET6:
-                raise InvalidItemError(f"route {self.dst}: pref is IPv6-only")
-            _uint(self.pref, 8, f"route {self.dst} pref")
-        if self.from_prefix is not None:
-            if self.family != socket.AF_INET6 or _family_of(self.from_prefix) != self.family:
-                raise InvalidItemError(f"route {self.dst}: from is IPv6-only")
-            _set(self, "from_prefix", _net(self.from_prefix, self.family, "route from"))
-        if self.expires is not None:
-            if self.family != socket.AF_INET6:
-                raise InvalidItemError(f"route {self.dst}: expires is IPv6-only")
-            _uint(self.expires, 32, f"route {self.dst} expires")
+        self._check_ipv6_options()
         if self.scope is not None:
             _set(self, "scope", _scope(self.scope, f"route {self.dst}"))
         if not 0 <= self.table < 2**32:
@@ -389,6 +378,22 @@ class Route:
             _set(self, "metric", None)
         elif self.family == socket.AF_INET6 and self.metric is None:
             _set(self, "metric", IP6_RT_PRIO_USER)
+
+    def _check_ipv6_options(self) -> None:
+        """``pref``, ``from`` and ``expires`` exist for IPv6 routes only."""
+        v6 = self.family == socket.AF_INET6
+        if self.pref is not None:
+            if not v6:
+                raise InvalidItemError(f"route {self.dst}: pref is IPv6-only")
+            _uint(self.pref, 8, f"route {self.dst} pref")
+        if self.from_prefix is not None:
+            if not v6 or _family_of(self.from_prefix) != self.family:
+                raise InvalidItemError(f"route {self.dst}: from is IPv6-only")
+            _set(self, "from_prefix", _net(self.from_prefix, self.family, "route from"))
+        if self.expires is not None:
+            if not v6:
+                raise InvalidItemError(f"route {self.dst}: expires is IPv6-only")
+            _uint(self.expires, 32, f"route {self.dst} expires")
 
     def _normalise_paths(self, nexthops: tuple[Nexthop, ...]) -> None:
         for nh in nexthops:
@@ -485,6 +490,18 @@ class Rule:
             raise InvalidItemError(f"rule {self.priority}: needs a table")
         if self.l3mdev and (self.table is not None or self.action != "table"):
             raise InvalidItemError(f"rule {self.priority}: l3mdev takes no table or other type")
+        self._check_selectors()
+        if self.action == "goto" and self.goto is None:
+            raise InvalidItemError(f"rule {self.priority}: goto needs a target preference")
+        if not 0 <= self.priority < 2**32:
+            raise InvalidItemError(f"rule {self.priority}: preference out of range")
+        if self.fwmark is not None and self.fwmask is None:
+            _set(self, "fwmask", 0xFFFFFFFF)  # what the kernel reports for a bare fwmark
+        if self.fwmark is None and self.fwmask is not None:
+            raise InvalidItemError(f"rule {self.priority}: fwmask without fwmark")
+
+    def _check_selectors(self) -> None:
+        """The numeric selectors: ranges in order and every number within its width."""
         for lo_name, hi_name, bits in (
             ("uid_start", "uid_end", 32),
             ("sport_start", "sport_end", 16),
@@ -503,14 +520,6 @@ class Rule:
                 _uint(getattr(self, name), bits, f"rule {self.priority} {name}")
         if self.tun_id is not None:
             _uint(self.tun_id, 64, f"rule {self.priority} tunnel-id")
-        if self.action == "goto" and self.goto is None:
-            raise InvalidItemError(f"rule {self.priority}: goto needs a target preference")
-        if not 0 <= self.priority < 2**32:
-            raise InvalidItemError(f"rule {self.priority}: preference out of range")
-        if self.fwmark is not None and self.fwmask is None:
-            _set(self, "fwmask", 0xFFFFFFFF)  # what the kernel reports for a bare fwmark
-        if self.fwmark is None and self.fwmask is not None:
-            raise InvalidItemError(f"rule {self.priority}: fwmask without fwmark")
 
 
 Item: TypeAlias = Address | Route | Rule
