@@ -36,6 +36,7 @@ __all__ = [
     "Renew",
     "SplitBrain",
     "StateReport",
+    "TrackerShare",
     "Verdict",
     "Vmac",
     "message_for",
@@ -105,6 +106,19 @@ class Verdict(Message):
 
 
 @dataclass(frozen=True, slots=True)
+class TrackerShare(Struct):
+    """What one tracker adds to an instance's priority (or that it puts it in FAULT)."""
+
+    tracker: str
+    weight: int
+    reverse: bool
+    #: true/false, a track_file value, or absent before its first report
+    status: bool | int | None = None
+    delta: int = 0
+    fault: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class StateReport(Message):
     """An instance's state; the transition fields describe the last transition."""
 
@@ -122,7 +136,9 @@ class StateReport(Message):
     master: str | None = None
     vips: tuple[str, ...] = ()
     faults: tuple[str, ...] = ()
+    trackers: tuple[TrackerShare, ...] = ()
     drops: Mapping[str, int] = field(default_factory=dict)
+    stats: Mapping[str, int] = field(default_factory=dict)
     transitions: int | None = None
     old: str | None = None
     new: str | None = None

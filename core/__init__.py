@@ -9,7 +9,10 @@
 auth_pass truncated, unknown tracked names dropped, ...). Publish it with `to_wire` /
 `config_hash`; on reload compare with `diff(old, new)`. `render(config)` prints it back as
 keepalived.conf. `vrrp_settings` / `checker_settings` resolve inherited defaults, and
-`election_lint` checks tracker weights across the nodes of a cluster.
+`election_lint` checks tracker weights across the nodes of a cluster, and `cluster_lint`
+every other disagreement between the nodes' files (`pykeepalivedctl check --cluster`).
+`script_spec` turns a configured script into what the ground-floor script runner
+(`scripts`) runs.
 """
 
 from core.api import (
@@ -22,6 +25,7 @@ from core.api import (
     loads,
 )
 from core.checks import check
+from core.cluster import cluster_lint
 from core.diff import ConfigDiff, SectionDiff, diff
 from core.effective import CheckerSettings, VrrpSettings, checker_settings, vrrp_settings
 from core.election import election_lint
@@ -63,7 +67,7 @@ from core.model import (
 from core.problems import Location, Problem, Severity, format_problem
 from core.reference import keyword_reference, problem_to_dict
 from core.render import render
-from core.scriptcheck import ScriptEnv
+from core.scriptcheck import ScriptEnv, script_spec
 from core.wire import config_hash, from_wire, part_from_wire, part_to_wire, to_wire
 
 __all__ = [
@@ -115,6 +119,7 @@ __all__ = [
     "WireFormatError",
     "check",
     "checker_settings",
+    "cluster_lint",
     "config_hash",
     "diff",
     "election_lint",
@@ -127,6 +132,7 @@ __all__ = [
     "part_to_wire",
     "problem_to_dict",
     "render",
+    "script_spec",
     "system_interfaces",
     "to_wire",
     "vrrp_settings",

@@ -13,7 +13,8 @@ from collections.abc import Callable, Sequence
 import core
 from bus import RuntimeDir, messages
 from bus.envelope import Event
-from ctl import busclient, render, snapshot
+from bus.errors import RuntimeDirError
+from ctl import busclient, genhash, render, snapshot
 from ctl.values import FieldError, parse_fields
 
 Command = Callable[[argparse.Namespace], int]
@@ -50,12 +51,27 @@ def cmd_publish(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     runtime = RuntimeDir.at(args.runtime_dir)
     busclient.require_bus(runtime)
+    if args.watch:
+        return _watch_status(runtime, args.json)
     snap = asyncio.run(snapshot.collect(runtime))
     if args.json:
         print(json.dumps(snap.to_json(), indent=2, default=str))
     else:
         print(snapshot.status_table(snap))
     return 0
+
+
+def _watch_status(runtime: RuntimeDir, as_json: bool) -> int:
+    """Redraw the status in place until interrupted (one JSON object per line with --json)."""
+    try:
+        while True:
+            snap = asyncio.run(snapshot.collect(runtime))
+            if as_json:
+                print(json.dumps(snap.to_json(), default=str), flush=True)
+            else:
+                print(f"\x1b[H\x1b[J{snapshot.status_table(snap)}", flush=True)
+    except KeyboardInterrupt:
+        return 0
 
 
 def cmd_dump(args: argparse.Namespace) -> int:
@@ -95,16 +111,25 @@ def cmd_reload(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    result = core.load(args.file, config_id=args.config_id)
+    if len(args.files) > 1 and not args.cluster:
+        print("pykeepalivedctl check: several files need --cluster", file=sys.stderr)
+        return 2
+    results = {path: core.load(path, config_id=args.config_id) for path in args.files}
+    problems = [p for r in results.values() for p in r.problems]
+    code = max(r.exit_code for r in results.values())
+    if args.cluster:
+        across = core.cluster_lint(results)
+        problems += across
+        if any(p.severity == "error" for p in across):
+            code = max(code, core.EXIT_ERRORS)
     if args.json:
-        problems = [core.problem_to_dict(p) for p in result.problems]
-        print(json.dumps({"exit_code": result.exit_code, "problems": problems}, indent=2))
+        found = [core.problem_to_dict(p) for p in problems]
+        print(json.dumps({"exit_code": code, "problems": found}, indent=2))
     else:
-        for problem in result.problems:
+        for problem in problems:
             print(core.format_problem(problem))
-        if not result.problems:
-            print(f"{args.file}: no problems found")
-    code: int = result.exit_code
+        if not problems:
+            print(f"{', '.join(args.files)}: no problems found")
     return code
 
 
@@ -142,6 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("status", help="instances, checks and components of the running daemon")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--watch", action="store_true", help="redraw in place until Ctrl-C")
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("dump", help="everything the daemon publishes as state, as JSON")
@@ -151,7 +177,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_reload)
 
     p = sub.add_parser("check", help="lint a configuration file (exit codes as keepalived -t)")
-    p.add_argument("file", help="keepalived.conf to check")
+    p.add_argument("files", nargs="+", metavar="file", help="keepalived.conf to check")
+    p.add_argument(
+        "--cluster",
+        action="store_true",
+        help="the files are the nodes of one cluster: also check them against each other",
+    )
     p.add_argument("--json", action="store_true", help="machine-readable problems")
     p.add_argument("-i", "--config-id", help="id for @conditional lines (default: hostname)")
     p.set_defaults(func=cmd_check)
@@ -194,6 +225,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vrrp-version", type=int, choices=(2, 3), default=2)
     p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for an election")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser(
+        "genhash",
+        help="print the MD5 digest of a page for HTTP_GET/SSL_GET (like keepalived's genhash)",
+        description="Fetch one URL as HTTP_GET/SSL_GET does and print the MD5 of its body, "
+        "the value for a url block's digest.",
+    )
+    genhash.add_arguments(p)
+    p.set_defaults(func=genhash.run)
     return parser
 
 
@@ -205,6 +245,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except busclient.NoBusError as exc:
         print(f"pykeepalivedctl: {exc}", file=sys.stderr)
         return 3
+    except RuntimeDirError as exc:
+        print(f"pykeepalivedctl: {exc}", file=sys.stderr)
+        return 4  # keepalived's "missing permission"
 
 
 if __name__ == "__main__":
