@@ -5,10 +5,11 @@ Public surface:
 - ``RuntimeDir``: where the sockets and locks live.
 - ``Publisher`` / ``Subscriber``: asyncio helpers (retained state, exact topics, gap detection).
 - ``Event``, ``Envelope``, ``encode``/``decode``: the wire format (see docs/bus.md).
+- ``messages``: every public message as one typed class (``Intent``, ``Verdict``, ...).
 - ``Component``, ``run_component``: the shared process skeleton (heartbeats, logs, signals).
 """
 
-from bus import topics
+from bus import messages, topics
 from bus.component import Component, add_common_arguments, run_component, start_component
 from bus.envelope import VERSION, Envelope, Event, Stamper, decode, encode
 from bus.errors import BusError, MessageRejected, RuntimeDirError, RuntimeDirLocked
@@ -33,6 +34,7 @@ __all__ = [
     "add_common_arguments",
     "decode",
     "encode",
+    "messages",
     "run_component",
     "start_component",
     "topics",

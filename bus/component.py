@@ -25,7 +25,7 @@ import setproctitle
 import structlog
 import zmq.asyncio
 
-from bus import logs, topics
+from bus import logs, messages, topics
 from bus.errors import BusError
 from bus.publisher import Publisher
 from bus.runtime import RuntimeDir
@@ -121,10 +121,8 @@ class Component:
         while True:
             now = time.monotonic()
             lag = max(0.0, now - expected)
-            self.publisher.publish(
-                topic,
-                {"name": self.name, "uptime": round(now - self.started, 3), "lag": round(lag, 6)},
-            )
+            beat = messages.Heartbeat(self.name, round(now - self.started, 3), lag=round(lag, 6))
+            self.publisher.publish(topic, beat.encode())
             expected = now + HEARTBEAT_INTERVAL
             await asyncio.sleep(HEARTBEAT_INTERVAL)
 

@@ -3,84 +3,40 @@
 A message on a known topic that lacks a required field, or carries one of the wrong type, is
 dropped with reason ``schema`` (and counted) before any component logic sees it. Extra fields
 are allowed: schemas only grow, and a newer publisher must not break an older reader.
-docs/bus.md documents the same table; a test keeps the two in step.
+
+The table is derived from the message classes in ``bus.messages`` (their fields without a
+default are the required ones); a component that uses a message decodes it whole with its
+class, which checks the optional fields too. docs/bus.md documents the same classes; a test
+keeps the two in step.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from bus import wirefields
 from bus.errors import MessageRejected
-
-_NUM = (int, float)
+from bus.messages import MESSAGES
+from bus.wirefields import Invalid, Message
 
 
 @dataclass(frozen=True, slots=True)
 class Schema:
     pattern: str  # exact topic, or prefix ending in '*'
-    required: Mapping[str, type | tuple[type, ...]]
+    #: required field -> type as docs/bus.md names it (str, int, number, bool, list, map)
+    required: Mapping[str, str]
     summary: str
+    message: type[Message]
 
     def covers(self, topic: str) -> bool:
-        if self.pattern.endswith("*"):
-            return topic.startswith(self.pattern[:-1])
-        return topic == self.pattern
+        return self.message.covers(topic)
 
 
-SCHEMAS: tuple[Schema, ...] = (
-    Schema(
-        "config.current",
-        {"generation": int, "hash": str, "path": str, "model": dict, "diff": dict, "reason": str},
-        "the running configuration (retained)",
-    ),
-    Schema(
-        "config.rejected",
-        {"kept_generation": int, "path": str, "problems": list, "reason": str},
-        "a reload that failed validation; the old config keeps running",
-    ),
-    Schema("config.reload", {}, "a request to reload (pykeepalivedctl reload)"),
-    Schema("health.*", {"name": str, "ok": bool}, "a check verdict (retained by checkd)"),
-    Schema(
-        "check.pool.*",
-        {"vs": str, "quorum_up": bool, "members": list},
-        "a virtual server's pool (retained by checkd)",
-    ),
-    Schema(
-        "check.rs.*",
-        {"vs": str, "rs": str, "alive": bool, "checkers": list},
-        "a real server's verdict and its checkers' last results (retained by checkd)",
-    ),
-    Schema(
-        "vrrp.state.*",
-        {"instance": str, "state": str, "priority": int},
-        "an instance's state (retained); transitions carry old/new/cause",
-    ),
-    Schema(
-        "vrrp.intent.*",
-        {"instance": str, "generation": int, "items": list, "lease": _NUM},
-        "desired addresses/routes/rules of one instance for netd (retained)",
-    ),
-    Schema(
-        "vrrp.renew",
-        {"leases": dict},
-        "renews held intents by generation: instance -> [generation, lease]",
-    ),
-    Schema("vrrp.event.*", {"instance": str, "kind": str}, "split brain and other notices"),
-    Schema(
-        "net.applied.*",
-        {"owner": str, "generation": int, "failures": list},
-        "what netd applied for one owner (retained)",
-    ),
-    Schema("net.link.*", {"ifindex": int, "name": str, "up": bool}, "one link (retained)"),
-    Schema(
-        "net.addr",
-        {"ifindex": int, "address": str, "present": bool},
-        "an address appeared or vanished",
-    ),
-    Schema("hb.*", {"name": str, "uptime": _NUM}, "heartbeat from a component's event loop"),
-    Schema("log.*", {"event": str, "level": str}, "a component's structured log record"),
+SCHEMAS: tuple[Schema, ...] = tuple(
+    Schema(cls.PATTERN, wirefields.required_fields(cls), cls.SUMMARY, cls) for cls in MESSAGES
 )
 
 
@@ -92,24 +48,25 @@ def schema_for(topic: str) -> Schema | None:
 
 
 def check(topic: str, body: Mapping[str, Any]) -> None:
-    """Raise MessageRejected("schema", ...) naming the first bad field."""
+    """Raise MessageRejected("schema", ...) naming the first bad required field."""
     schema = schema_for(topic)
     if schema is None:
         return
-    for name, typ in schema.required.items():
+    cls = schema.message
+    hints = _required_hints(cls)
+    for name, tp in hints.items():
         if name not in body:
             raise MessageRejected("schema", f"{topic}: required field {name!r} missing")
-        value = body[name]
-        if not isinstance(value, typ) or (
-            isinstance(value, bool) and typ is not bool and typ != (bool,)
-        ):
-            raise MessageRejected(
-                "schema",
-                f"{topic}: field {name!r} is {type(value).__name__}, expected {_type_name(typ)}",
-            )
+        try:
+            wirefields.check_field(cls, name, tp, body[name])
+        except Invalid as exc:
+            raise MessageRejected("schema", f"{topic}: {exc}") from None
 
 
-def _type_name(typ: type | tuple[type, ...]) -> str:
-    if isinstance(typ, tuple):
-        return " or ".join(t.__name__ for t in typ)
-    return typ.__name__
+def _required_hints(cls: type[Message]) -> dict[str, Any]:
+    hints = wirefields.hints(cls)
+    return {
+        f.name: hints[f.name]
+        for f in dataclasses.fields(cls)
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    }

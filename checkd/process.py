@@ -14,7 +14,7 @@ import signal
 
 import structlog
 
-from bus import Component
+from bus import Component, MessageRejected, messages
 from bus.envelope import Event
 from checkd.errors import PlanError
 from checkd.lvs_service import LvsService
@@ -52,15 +52,19 @@ async def serve(comp: Component) -> None:
 
 async def _config(event: Event, checks: CheckSet, lvs: LvsService) -> str | None:
     """Apply one new configuration; the hash it applied, or None when it was rejected."""
-    body = event.body
-    generation = body.get("generation")
     try:
-        plan = plan_from_wire(normalize(body["model"]))
+        config = messages.ConfigCurrent.decode(event.topic, event.body)
+    except MessageRejected as exc:
+        log.error("checkd.config.rejected", error=str(exc))
+        return None
+    generation = config.generation
+    try:
+        plan = plan_from_wire(normalize(config.model))
     except PlanError as exc:
         # Keep running the last good checks: a bad publish must not stop them.
         log.error("checkd.config.rejected", generation=generation, error=str(exc))
         return None
-    seen: str | None = body.get("hash")
+    seen: str | None = config.hash
     for name in plan.unused:
         log.warning("checkd.config.unused", check=name)
     for name in plan.external:
@@ -68,6 +72,6 @@ async def _config(event: Event, checks: CheckSet, lvs: LvsService) -> str | None
     for problem in plan.problems:
         log.error("checkd.config.problem", problem=problem)
     await checks.apply(plan)
-    lvs.apply_model(body["model"], generation)
+    lvs.apply_model(dict(config.model), generation)
     log.info("checkd.config.applied", generation=generation, hash=seen, checks=checks.names)
     return seen

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from bus import messages
 from checkd.plan import Kind
 
 
@@ -27,21 +28,18 @@ class Verdict:
     disabled: bool = False  # the check cannot run at all (reason says why)
 
     def body(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "name": self.name,
-            "ok": self.ok,
-            "kind": self.kind,
-            "reason": self.reason,
-            "weight": self.weight,
-            "reverse": self.reverse,
-        }
-        for key in ("rc", "value", "count"):
-            field_value = getattr(self, key)
-            if field_value is not None:
-                out[key] = field_value
-        if self.disabled:
-            out["disabled"] = True
-        return out
+        return messages.Verdict(
+            name=self.name,
+            ok=self.ok,
+            kind=str(self.kind),
+            reason=self.reason,
+            weight=self.weight,
+            reverse=self.reverse,
+            rc=self.rc,
+            value=self.value,
+            count=self.count,
+            disabled=True if self.disabled else None,
+        ).encode()
 
 
 def topic(name: str) -> str:

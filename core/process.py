@@ -18,7 +18,7 @@ from typing import Any
 
 import structlog
 
-from bus import Component
+from bus import Component, messages
 from core import LoadResult, config_hash, diff, format_problem, load, to_wire
 from core.generation import GenerationStore
 
@@ -68,15 +68,15 @@ class ConfigOwner:
         if self.current is not None:
             changes = _plain(dataclasses.asdict(diff(self.current.config, result.config)))
         self.current, self.hash = result, new_hash
-        body = {
-            "generation": generation,
-            "hash": new_hash,
-            "path": str(self.path),
-            "reason": reason,
-            "diff": changes,
-            "model": to_wire(result.config, omit_defaults=True),  # 5x smaller; from_wire fills in
-        }
-        self.comp.publisher.retain(CURRENT, body)
+        current = messages.ConfigCurrent(
+            generation=generation,
+            hash=new_hash,
+            path=str(self.path),
+            model=to_wire(result.config, omit_defaults=True),  # 5x smaller; from_wire fills in
+            diff=changes,
+            reason=reason,
+        )
+        self.comp.publisher.retain(CURRENT, current.encode())
         log.info(
             "config.current",
             generation=generation,
@@ -92,12 +92,9 @@ class ConfigOwner:
         log.error("config.rejected", kept_generation=gen, reason=reason, problems=len(problems))
         self.comp.publisher.publish(
             REJECTED,
-            {
-                "kept_generation": gen,
-                "path": str(self.path),
-                "reason": reason,
-                "problems": problems,
-            },
+            messages.ConfigRejected(
+                kept_generation=gen, path=str(self.path), problems=tuple(problems), reason=reason
+            ).encode(),
         )
 
 

@@ -10,6 +10,7 @@ import dataclasses
 import hashlib
 import types
 import typing
+from collections.abc import Callable
 from functools import cache
 from typing import Any, Literal, Union, get_args, get_origin
 
@@ -73,20 +74,7 @@ def _decode(tp: Any, value: Any, path: str) -> Any:
     if tp is Any:
         return value
     if origin in (Union, types.UnionType):
-        args = get_args(tp)
-        if value is None:
-            if type(None) in args:
-                return None
-            raise WireFormatError(f"{path}: null not allowed")
-        errors = []
-        for a in args:
-            if a is type(None):
-                continue
-            try:
-                return _decode(a, value, path)
-            except WireFormatError as exc:
-                errors.append(str(exc))
-        raise WireFormatError("; ".join(errors))
+        return _decode_union(tp, value, path)
     if origin is Literal:
         if value not in get_args(tp):
             raise WireFormatError(f"{path}: {value!r} not one of {get_args(tp)}")
@@ -97,34 +85,58 @@ def _decode(tp: Any, value: Any, path: str) -> Any:
         (item,) = get_args(tp)[:1]
         return tuple(_decode(item, v, f"{path}[{i}]") for i, v in enumerate(value))
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
-        if not isinstance(value, dict):
-            raise WireFormatError(f"{path}: expected a map for {tp.__name__}")
-        hints = _hints(tp)
-        unknown = set(value) - set(hints)
-        if unknown:
-            raise WireFormatError(f"{path}: unknown field(s) {sorted(unknown)} for {tp.__name__}")
-        kwargs = {k: _decode(hints[k], v, f"{path}.{k}") for k, v in value.items()}
+        return _decode_dataclass(tp, value, path)
+    return _decode_scalar(tp, value, path)
+
+
+def _decode_union(tp: Any, value: Any, path: str) -> Any:
+    args = get_args(tp)
+    if value is None:
+        if type(None) in args:
+            return None
+        raise WireFormatError(f"{path}: null not allowed")
+    errors = []
+    for a in args:
+        if a is type(None):
+            continue
         try:
-            return tp(**kwargs)
-        except TypeError as exc:
-            raise WireFormatError(f"{path}: {exc}") from exc
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise WireFormatError(f"{path}: expected a number")
-        return float(value)
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise WireFormatError(f"{path}: expected an integer")
-        return value
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise WireFormatError(f"{path}: expected a boolean")
-        return value
-    if tp is str:
-        if not isinstance(value, str):
-            raise WireFormatError(f"{path}: expected a string")
-        return value
-    raise WireFormatError(f"{path}: unsupported type {tp!r}")
+            return _decode(a, value, path)
+        except WireFormatError as exc:
+            errors.append(str(exc))
+    raise WireFormatError("; ".join(errors))
+
+
+def _decode_dataclass(tp: type, value: Any, path: str) -> Any:
+    if not isinstance(value, dict):
+        raise WireFormatError(f"{path}: expected a map for {tp.__name__}")
+    hints = _hints(tp)
+    unknown = set(value) - set(hints)
+    if unknown:
+        raise WireFormatError(f"{path}: unknown field(s) {sorted(unknown)} for {tp.__name__}")
+    kwargs = {k: _decode(hints[k], v, f"{path}.{k}") for k, v in value.items()}
+    try:
+        return tp(**kwargs)
+    except TypeError as exc:
+        raise WireFormatError(f"{path}: {exc}") from exc
+
+
+#: scalar type -> (accepts, what the error says it expected)
+_SCALARS: dict[type, tuple[Callable[[Any], bool], str]] = {
+    float: (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool), "a number"),
+    int: (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
+    bool: (lambda v: isinstance(v, bool), "a boolean"),
+    str: (lambda v: isinstance(v, str), "a string"),
+}
+
+
+def _decode_scalar(tp: Any, value: Any, path: str) -> Any:
+    check = _SCALARS.get(tp)
+    if check is None:
+        raise WireFormatError(f"{path}: unsupported type {tp!r}")
+    accepts, expected = check
+    if not accepts(value):
+        raise WireFormatError(f"{path}: expected {expected}")
+    return float(value) if tp is float else value
 
 
 def from_wire(d: dict[str, Any]) -> Config:

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 import core
-from bus import RuntimeDir
+from bus import RuntimeDir, messages
 from bus.envelope import Event
 from bus.errors import RuntimeDirError
 from ctl import busclient, genhash, render, snapshot
@@ -90,19 +90,21 @@ def cmd_reload(args: argparse.Namespace) -> int:
         print("pykeepalivedctl reload: core did not answer (is it running?)", file=sys.stderr)
         return 4
     if answer.topic == "config.rejected":
+        rejected = messages.ConfigRejected.decode(answer.topic, answer.body)
         print(
-            f"reload rejected; generation {answer.body['kept_generation']} keeps running:",
+            f"reload rejected; generation {rejected.kept_generation} keeps running:",
             file=sys.stderr,
         )
-        for problem in answer.body["problems"]:
+        for problem in rejected.problems:
             print(problem, file=sys.stderr)
         return 5
+    current = messages.ConfigCurrent.decode(answer.topic, answer.body)
     changes = {
         section: change
-        for section, change in answer.body.get("diff", {}).items()
+        for section, change in current.diff.items()
         if (any(change.values()) if isinstance(change, dict) else change)
     }
-    print(f"reloaded: generation {answer.body['generation']} hash {answer.body['hash'][:12]}")
+    print(f"reloaded: generation {current.generation} hash {current.hash[:12]}")
     for section, change in sorted(changes.items()):
         print(f"  {section}: {json.dumps(change)}")
     return 0

@@ -14,7 +14,7 @@ from typing import Any
 
 import zmq.asyncio
 
-from bus import RuntimeDir, Subscriber
+from bus import MessageRejected, RuntimeDir, Subscriber, messages
 
 LISTEN = 1.2  # one heartbeat interval plus margin
 
@@ -30,6 +30,34 @@ class Snapshot:
     intents: dict[str, dict[str, Any]] = field(default_factory=dict)
     pools: dict[str, dict[str, Any]] = field(default_factory=dict)  # by virtual server id
     real_servers: dict[str, dict[str, Any]] = field(default_factory=dict)  # by real server id
+    #: why messages were left out (a field failed its message class's check)
+    rejected: list[str] = field(default_factory=list)
+
+    def add(self, topic: str, body: dict[str, Any], pid: int) -> None:
+        """File one retained message under its key; each is checked whole by its message
+        class first (MessageRejected names the bad field). The body is kept as sent, with
+        fields newer publishers add."""
+        root, _, rest = topic.partition(".")
+        if topic == "config.current":
+            messages.ConfigCurrent.decode(topic, body)
+            self.config = body
+        elif topic.startswith("vrrp.state."):
+            self.instances[messages.StateReport.decode(topic, body).instance] = body
+        elif topic.startswith("vrrp.intent."):
+            self.intents[messages.Intent.decode(topic, body).instance] = body
+        elif root == "health":
+            self.health[messages.Verdict.decode(topic, body).name] = body
+        elif root == "hb":
+            messages.Heartbeat.decode(topic, body)
+            self.components[rest] = {**body, "pid": pid}
+        elif topic.startswith("net.link."):
+            self.links[messages.LinkReport.decode(topic, body).name] = body
+        elif topic.startswith("net.applied."):
+            self.applied[messages.Applied.decode(topic, body).owner] = body
+        elif topic.startswith("check.pool."):
+            self.pools[messages.PoolReport.decode(topic, body).vs] = body
+        elif topic.startswith("check.rs."):
+            self.real_servers[messages.RealServerReport.decode(topic, body).rs] = body
 
     def to_json(self, *, with_model: bool = False) -> dict[str, Any]:
         config = dict(self.config or {})
@@ -75,26 +103,10 @@ async def collect(runtime: RuntimeDir, listen: float = LISTEN) -> Snapshot:
             except TimeoutError:
                 break
             for ev in batch:
-                root, _, rest = ev.topic.partition(".")
-                body = ev.body
-                if ev.topic == "config.current":
-                    snap.config = body
-                elif ev.topic.startswith("vrrp.state."):
-                    snap.instances[body["instance"]] = body
-                elif ev.topic.startswith("vrrp.intent."):
-                    snap.intents[body["instance"]] = body
-                elif root == "health":
-                    snap.health[body["name"]] = body
-                elif root == "hb":
-                    snap.components[rest] = {**body, "pid": ev.env.pid}
-                elif ev.topic.startswith("net.link."):
-                    snap.links[body["name"]] = body
-                elif ev.topic.startswith("net.applied."):
-                    snap.applied[body["owner"]] = body
-                elif ev.topic.startswith("check.pool."):
-                    snap.pools[body["vs"]] = body
-                elif ev.topic.startswith("check.rs."):
-                    snap.real_servers[body["rs"]] = body
+                try:
+                    snap.add(ev.topic, ev.body, ev.env.pid)
+                except MessageRejected as exc:
+                    snap.rejected.append(exc.detail)
     finally:
         sub.close()
         ctx.term()
@@ -143,6 +155,9 @@ def status_table(snap: Snapshot) -> str:
         c = snap.components[name]
         rows.append((name, str(c["pid"]), f"{c['uptime']:.0f}s", f"{c.get('lag', 0) * 1000:.1f}ms"))
     lines += _table(rows)
+    if snap.rejected:
+        lines += ["", f"left out {len(snap.rejected)} malformed message(s):"]
+        lines += [f"  {why}" for why in snap.rejected]
     return "\n".join(lines)
 
 

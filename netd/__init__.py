@@ -6,7 +6,8 @@ Typical use by the process (everything runs in netd's own network namespace)::
     kernel = KernelAdapter(state_dir=runtime_dir)      # netlink; marks what it installs
     kernel.cleanup(keep=static_items)                    # startup: remove a dead run's leftovers
     store = DesiredStore()
-    store.offer(DesiredSet.from_wire(payload), now, boot=envelope["boot"])
+    items = fromconfig.intent_items(Intent.decode(topic, body).items, "eth0")
+    store.offer(DesiredSet("vrrp:VI_1", generation, items), now, boot=envelope["boot"])
     result = kernel.reconcile(store.merged().items)      # ApplyResult: done / failures
     store.expire(now)                                    # leases; reconcile again if any lapsed
 
@@ -40,9 +41,9 @@ from netd.desired import (
     Nexthop,
     Route,
     Rule,
-    item_from_wire,
+    describe,
     item_key,
-    item_to_wire,
+    with_origin,
 )
 from netd.devconf import DevconfGuard, ipv6_forwarding, read_ipv4_conf, write_ipv4_conf
 from netd.errors import (
@@ -112,15 +113,15 @@ __all__ = [
     "build_frame",
     "build_garp",
     "build_unsolicited_na",
+    "describe",
     "ipv6_forwarding",
-    "item_from_wire",
     "item_key",
-    "item_to_wire",
     "merge",
     "plan",
     "read_ipv4_conf",
     "satisfies",
     "vmac_mac",
     "vmac_name",
+    "with_origin",
     "write_ipv4_conf",
 ]

@@ -52,11 +52,11 @@ from typing import Any, TypeVar
 import structlog
 
 import core
-from bus import Component
+from bus import Component, MessageRejected, messages
 from bus.envelope import Event as BusEvent
 from netd import fromconfig
 from netd.announce import AnnounceScheduler, FrameSender, Target
-from netd.desired import Address, DesiredSet, Item, item_key, item_to_wire
+from netd.desired import Address, DesiredSet, Item, describe, item_key
 from netd.errors import AnnounceError, InvalidItemError, KernelError, VmacError
 from netd.firewall import Firewall, FirewallSettings, blocked_addresses
 from netd.kernel import ApplyResult, KernelAdapter
@@ -106,15 +106,24 @@ class LinkState:
     oper_state: str | None
     addresses: set[str] = field(default_factory=set)
 
-    def body(self) -> dict[str, Any]:
-        return {
-            "ifindex": self.ifindex,
-            "name": self.name,
-            "up": self.up,
-            "mac": self.mac,
-            "oper_state": self.oper_state,
-            "addresses": sorted(self.addresses),
-        }
+    def report(self) -> messages.LinkReport:
+        return messages.LinkReport(
+            ifindex=self.ifindex,
+            name=self.name,
+            up=self.up,
+            mac=self.mac,
+            oper_state=self.oper_state,
+            addresses=tuple(sorted(self.addresses)),
+        )
+
+
+def reported_item(item: Item) -> Mapping[str, Any]:
+    """How a failure report names an item: as the intent (or, for ``static``, the
+    configuration) gave it, ``{"kind": ..., "spec": <core model part>}``. An item netd did not
+    get from one (a leftover it found in the kernel) is named by its kernel identity."""
+    if item.origin is not None:
+        return item.origin
+    return {"kind": "kernel", "key": describe(item)}
 
 
 def wants_burst(previous: Announce | None, boot: str, counter: int) -> bool:
@@ -127,23 +136,13 @@ def wants_burst(previous: Announce | None, boot: str, counter: int) -> bool:
     return counter > previous.counter
 
 
-def parse_renewal(body: Mapping[str, Any]) -> dict[str, tuple[int, float]]:
-    """``vrrp.renew``'s ``leases`` map (instance -> [generation, lease seconds]), checked
-    whole: one malformed entry refuses the message (it is untrusted input)."""
-    raw = body["leases"]
-    if not isinstance(raw, Mapping):
-        raise TypeError("leases is not a map")
-    out: dict[str, tuple[int, float]] = {}
-    for instance, value in raw.items():
-        if not isinstance(value, list | tuple) or len(value) != 2:
-            raise ValueError(f"lease of {instance!r} is not [generation, lease]")
-        generation, lease = value
-        if not isinstance(generation, int) or isinstance(generation, bool):
-            raise TypeError(f"generation of {instance!r} is not an integer")
-        if not isinstance(lease, int | float) or isinstance(lease, bool) or not 0 < lease < 3600:
+def parse_renewal(renewal: messages.Renew) -> dict[str, tuple[int, float]]:
+    """``vrrp.renew``'s leases (instance -> (generation, lease seconds)), checked whole: one
+    implausible lease refuses the message (it is untrusted input)."""
+    for instance, (_, lease) in renewal.leases.items():
+        if not 0 < lease < 3600:
             raise ValueError(f"lease of {instance!r} is not a number of seconds")
-        out[str(instance)] = (generation, float(lease))
-    return out
+    return {k: (generation, float(lease)) for k, (generation, lease) in renewal.leases.items()}
 
 
 class NetDaemon:
@@ -174,7 +173,7 @@ class NetDaemon:
         self._protodown: dict[str, bool] = {}  # VMAC -> the protodown we last set
         # VMAC -> (owner, protodown asked, failure): reported in net.applied, not retried
         # until what is asked changes
-        self._protodown_failed: dict[str, tuple[str, bool, dict[str, Any]]] = {}
+        self._protodown_failed: dict[str, tuple[str, bool, messages.Failure]] = {}
         self._extra_if: dict[str, ExtraIf] = {}  # owner -> garp_extra_if
         self.protodown_policy = protodown_policy(os.environ.get(PROTODOWN_ENV))
         self._vmacs_made: dict[str, VmacSpec] = {}  # what exists because of us
@@ -229,7 +228,7 @@ class NetDaemon:
         for item in leftovers:
             log.info(
                 "netd.leftover.found",
-                item=item_to_wire(item),
+                item=describe(item),
                 detail="installed by an earlier run; kept until claimed or the grace ends",
             )
         try:
@@ -253,13 +252,14 @@ class NetDaemon:
         try:
             if event.topic.startswith("hb."):
                 return  # only proof that the bus delivers
-            if event.topic == "config.current":
-                self._config(event.body, event.env.boot)
-            elif event.topic == "vrrp.renew":
-                self._renew(event.body, event.env.boot)
+            topic, body, boot = event.topic, event.body, event.env.boot
+            if topic == "config.current":
+                self._config(messages.ConfigCurrent.decode(topic, body), boot)
+            elif topic == "vrrp.renew":
+                self._renew(messages.Renew.decode(topic, body), boot)
             else:
-                self._intent(event.body, event.env.boot)
-        except (KeyError, TypeError, ValueError, InvalidItemError, core.WireFormatError) as exc:
+                self._intent(messages.Intent.decode(topic, body), boot)
+        except (MessageRejected, ValueError, InvalidItemError, core.WireFormatError) as exc:
             log.error(
                 "netd.input.invalid",
                 topic=event.topic,
@@ -267,17 +267,17 @@ class NetDaemon:
                 reason=f"{type(exc).__name__}: {exc}",
             )
 
-    def _config(self, body: Mapping[str, Any], boot: str) -> None:
-        if body["hash"] == self.config_hash:
+    def _config(self, msg: messages.ConfigCurrent, boot: str) -> None:
+        if msg.hash == self.config_hash:
             return
-        config = core.from_wire(body["model"])
-        self.config_hash = body["hash"]
+        config = core.from_wire(dict(msg.model))
+        self.config_hash = msg.hash
         self.instances = frozenset(
             i.name for i in config.instances if i.interface and i.virtual_router_id is not None
         )
         self.firewall.configure(FirewallSettings.from_config(config))
         items = fromconfig.static_items(config)
-        self._offer(DesiredSet(STATIC, int(body["generation"]), tuple(items)), boot)
+        self._offer(DesiredSet(STATIC, msg.generation, tuple(items)), boot)
         # Pacing between announcements is global (vrrp_garp_interval / vrrp_gna_interval);
         # how many and when is vrrpd's machine's to say, one burst per request.
         g = config.global_defs
@@ -297,44 +297,44 @@ class NetDaemon:
                 self._mark_dirty()
         self._end_grace_if_claimed()
 
-    def _intent(self, body: Mapping[str, Any], boot: str) -> None:
-        instance = str(body["instance"])
+    def _intent(self, intent: messages.Intent, boot: str) -> None:
+        instance = intent.instance
         name = f"vrrp:{instance}"
-        specs = vmac_specs(body)
-        vmac = specs[0] if isinstance(body.get("vmac"), Mapping) else None
+        specs = vmac_specs(intent)
+        vmac = specs[0] if intent.vmac is not None else None
         if specs != self._vmac_specs.get(name, ()):
             if specs:
                 self._vmac_specs[name] = specs
             else:
                 self._vmac_specs.pop(name, None)
             self._mark_dirty()
-        extra_if = ExtraIf.from_intent(body)
+        extra_if = ExtraIf.from_intent(intent)
         if extra_if is None:
             self._extra_if.pop(name, None)
         else:
             self._extra_if[name] = extra_if
-        master = bool(body.get("held"))
+        master = intent.held
         if master != (name in self._master):
             (self._master.add if master else self._master.discard)(name)
             self._mark_dirty()  # protodown follows
-        source = (list(body["items"]), body.get("interface"), vmac.name if vmac else None)
+        source = (intent.items, intent.interface, vmac.name if vmac else None)
         parsed = self._parsed_items.get(name)
         if parsed is not None and parsed[0] == source:
             items = parsed[1]  # the periodic republish of an unchanged intent: parsed already
         else:
             items = tuple(fromconfig.intent_items(*source))
             self._parsed_items[name] = (source, items)
-        if self._accepting.get(name) != (accept := bool(body.get("accept", True))):
+        if self._accepting.get(name) != (accept := intent.accept):
             self._accepting[name] = accept
             self._mark_dirty()
-        lease = float(body["lease"]) + LEASE_SLACK
-        if self._offer(DesiredSet(name, int(body["generation"]), items, lease), boot):
-            self._fingerprints[name] = str(body.get("fingerprint") or "")
+        lease = float(intent.lease) + LEASE_SLACK
+        if self._offer(DesiredSet(name, intent.generation, items, lease), boot):
+            self._fingerprints[name] = intent.fingerprint or ""
         self._heard.add(instance)
-        counter = int(body.get("announce", 0))
-        if body.get("held") and wants_burst(self._announce.get(name), boot, counter):
+        counter = intent.announce
+        if intent.held and wants_burst(self._announce.get(name), boot, counter):
             # Addresses first, then tell the segment: sent right after the next reconcile.
-            self._pending_garps[name] = max(1, int(body.get("garp_count", 5)))
+            self._pending_garps[name] = max(1, intent.garp_count or 5)
             self._mark_dirty()
         self._announce[name] = Announce(boot, counter)
         if not items:
@@ -344,11 +344,11 @@ class NetDaemon:
             self.scheduler.every(name, self.loop.time(), 0, ())
         self._end_grace_if_claimed()
 
-    def _renew(self, body: Mapping[str, Any], boot: str) -> None:
+    def _renew(self, renewal: messages.Renew, boot: str) -> None:
         """Extend the leases of the intents a vrrpd start still holds, generation for
         generation; one it names at a generation we lack gets no extension (its full intent
         is re-sent right after every change, and every 5 s)."""
-        leases = parse_renewal(body)
+        leases = parse_renewal(renewal)
         now = time.monotonic()
         for instance, (generation, lease) in leases.items():
             self.store.renew(f"vrrp:{instance}", generation, boot, lease + LEASE_SLACK, now)
@@ -397,7 +397,8 @@ class NetDaemon:
         if ev.removed:
             gone = self.links.pop(ev.ifindex, None)
             if gone:
-                self.comp.publisher.retain(f"net.link.{gone.name}", {**gone.body(), "up": False})
+                down = dataclasses.replace(gone.report(), up=False)
+                self.comp.publisher.retain(f"net.link.{gone.name}", down.encode())
                 if self._vmacs_made.pop(gone.name, None) is not None:
                     log.warning("netd.vmac.vanished", vmac=gone.name, detail="re-creating it")
                     self._mark_dirty()
@@ -427,10 +428,8 @@ class NetDaemon:
         if ev.added == present:
             return
         (link.addresses.add if ev.added else link.addresses.discard)(cidr)
-        self.comp.publisher.publish(
-            "net.addr",
-            {"ifindex": ev.ifindex, "address": cidr, "present": ev.added, "interface": link.name},
-        )
+        change = messages.AddrChange(ev.ifindex, cidr, ev.added, interface=link.name)
+        self.comp.publisher.publish("net.addr", change.encode())
         self._link_changed_soon(link)
         if not ev.added:
             self._mark_dirty()  # if it was ours and still desired, the reconcile re-adds it
@@ -459,7 +458,7 @@ class NetDaemon:
 
     def _publish_link(self, link: LinkState) -> None:
         self._links_changed.discard(link.ifindex)
-        self.comp.publisher.retain(f"net.link.{link.name}", link.body())
+        self.comp.publisher.retain(f"net.link.{link.name}", link.report().encode())
 
     def _link_changed_soon(self, link: LinkState) -> None:
         """Publish ``net.link`` once at the end of this loop turn: installing 255 VIPs brings
@@ -561,12 +560,12 @@ class NetDaemon:
                 reason=str(exc),
                 detail="this kernel or interface refuses protodown (macvlan needs Linux 5.1)",
             )
-            failure = {
-                "item": {"kind": "vmac", "ifname": name},
-                "action": f"protodown {'on' if down else 'off'}",
-                "errno": exc.errno_name,
-                "reason": exc.reason,
-            }
+            failure = messages.Failure(
+                item={"kind": "vmac", "ifname": name},
+                action=f"protodown {'on' if down else 'off'}",
+                errno=exc.errno_name,
+                reason=exc.reason,
+            )
             self._protodown_failed[name] = (owner, down, failure)
             self._published.pop(owner, None)  # re-publish net.applied with the failure
             return
@@ -640,7 +639,7 @@ class NetDaemon:
         failed = await self._firewall(self.firewall.sync, blocked, removing=True) or failed
         self._unblocked = {owner: failed for owner in blocked.values()} if failed else {}
         for op in result.done:
-            log.info(f"netd.{op.action}", item=item_to_wire(op.item))
+            log.info(f"netd.{op.action}", item=describe(op.item))
         self._report(result)
 
     async def _firewall(
@@ -655,36 +654,38 @@ class NetDaemon:
 
     def _report(self, result: ApplyResult) -> None:
         merged = self._merged
-        failed: dict[str, list[dict[str, Any]]] = {}
+        desired = {item_key(i): i for i in merged.items}
+        failed: dict[str, list[messages.Failure]] = {}
         for f in result.failures:
-            for owner in merged.owners.get(item_key(f.op.item), ()):
+            key = item_key(f.op.item)
+            for owner in merged.owners.get(key, ()):
                 failed.setdefault(owner, []).append(
-                    {
-                        "item": item_to_wire(f.op.item),
-                        "action": str(f.op.action),
-                        "errno": f.errno_name,
-                        "reason": f.reason,
-                    }
+                    messages.Failure(
+                        item=reported_item(desired.get(key, f.op.item)),
+                        action=str(f.op.action),
+                        errno=f.errno_name,
+                        reason=f.reason,
+                    )
                 )
         for owner, _, failure in self._protodown_failed.values():
             failed.setdefault(owner, []).append(failure)
         for c in merged.conflicts:
             failed.setdefault(c.dropped_owner, []).append(
-                {
-                    "item": item_to_wire(c.dropped),
-                    "action": "add",
-                    "errno": "EEXIST",
-                    "reason": f"conflicts with {c.kept_owner}'s item of the same identity",
-                }
+                messages.Failure(
+                    item=reported_item(c.dropped),
+                    action="add",
+                    errno="EEXIST",
+                    reason=f"conflicts with {c.kept_owner}'s item of the same identity",
+                )
             )
         for owner, exc in self._unblocked.items():  # no_accept not enforced: say so
             failed.setdefault(owner, []).append(
-                {
-                    "item": {"kind": "firewall", "table": self.firewall.settings.table},
-                    "action": "add",
-                    "errno": exc.errno_name,
-                    "reason": exc.reason,
-                }
+                messages.Failure(
+                    item={"kind": "firewall", "table": self.firewall.settings.table},
+                    action="add",
+                    errno=exc.errno_name,
+                    reason=exc.reason,
+                )
             )
         for owner in self.store.owners():
             generation = self.store.generation(owner)
@@ -697,19 +698,18 @@ class NetDaemon:
             if self._published.get(owner) == marker:
                 continue
             self._published[owner] = marker
-            body = {"owner": owner, "generation": generation, "failures": failures, "items": items}
-            if fingerprint:
-                body["fingerprint"] = fingerprint
-            self.comp.publisher.retain(f"net.applied.{owner}", body)
+            report = messages.Applied(
+                owner, generation, tuple(failures), items=items, fingerprint=fingerprint or None
+            )
+            self.comp.publisher.retain(f"net.applied.{owner}", report.encode())
 
     def _report_expired(self, owner: str) -> None:
         """The retained report must not go on saying an expired owner's items are installed:
         a restarted vrrpd resumes only what netd still holds (vrrpd.resume)."""
         topic = f"net.applied.{owner}"
         self.comp.publisher.forget(topic)
-        self.comp.publisher.publish(
-            topic, {"owner": owner, "generation": -1, "failures": [], "items": 0, "expired": True}
-        )
+        gone = messages.Applied(owner, -1, (), items=0, expired=True)
+        self.comp.publisher.publish(topic, gone.encode())
 
     # ---- announcements -----------------------------------------------------------------------
 

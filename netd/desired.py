@@ -6,7 +6,8 @@ that the config layer can map a parsed ``virtual_ipaddress`` / ``virtual_routes`
 (compressed IP text, ``default`` spelled as ``0.0.0.0/0`` or ``::/0``) so two spellings of
 the same item compare equal and reconcile to nothing.
 
-``to_wire`` / ``from_wire`` give plain msgpack-able dicts for the bus.
+Items arrive as core model parts (``netd.fromconfig``) and remember that origin, which is how
+``net.applied`` failure reports name them; netd has no wire form of its own for them.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeAlias
 
-from netd.errors import InvalidItemError, WireFormatError
+from netd.errors import InvalidItemError
 
 __all__ = [
     "ENCAP_TYPES",
@@ -35,9 +36,9 @@ __all__ = [
     "Nexthop",
     "Route",
     "Rule",
-    "item_from_wire",
+    "describe",
     "item_key",
-    "item_to_wire",
+    "with_origin",
 ]
 
 #: rtm_scope / ifa_scope names (iproute2's rt_scopes).
@@ -171,6 +172,8 @@ class Address:
     mngtmpaddr: bool = False
     autojoin: bool = False
     no_track: bool = field(default=False, compare=False)
+    #: the configuration entry it came from, as the bus names it (see ``with_origin``)
+    origin: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         ip = _ip(self.ip, "address")
@@ -337,6 +340,8 @@ class Route:
     expires: int | None = field(default=None, compare=False)
     #: source prefix of an IPv6 source-specific route (``from``); part of its identity.
     from_prefix: str | None = None
+    #: the configuration entry it came from, as the bus names it (see ``with_origin``)
+    origin: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         fam: int | None = None
@@ -362,18 +367,7 @@ class Route:
         self._check_metrics()
         if self.realms is not None:
             _uint(self.realms, 32, f"route {self.dst} realms")
-        if self.pref is not None:
-            if self.family != socket.AF_INET6:
-                raise InvalidItemError(f"route {self.dst}: pref is IPv6-only")
-            _uint(self.pref, 8, f"route {self.dst} pref")
-        if self.from_prefix is not None:
-            if self.family != socket.AF_INET6 or _family_of(self.from_prefix) != self.family:
-                raise InvalidItemError(f"route {self.dst}: from is IPv6-only")
-            _set(self, "from_prefix", _net(self.from_prefix, self.family, "route from"))
-        if self.expires is not None:
-            if self.family != socket.AF_INET6:
-                raise InvalidItemError(f"route {self.dst}: expires is IPv6-only")
-            _uint(self.expires, 32, f"route {self.dst} expires")
+        self._check_ipv6_options()
         if self.scope is not None:
             _set(self, "scope", _scope(self.scope, f"route {self.dst}"))
         if not 0 <= self.table < 2**32:
@@ -384,6 +378,22 @@ class Route:
             _set(self, "metric", None)
         elif self.family == socket.AF_INET6 and self.metric is None:
             _set(self, "metric", IP6_RT_PRIO_USER)
+
+    def _check_ipv6_options(self) -> None:
+        """``pref``, ``from`` and ``expires`` exist for IPv6 routes only."""
+        v6 = self.family == socket.AF_INET6
+        if self.pref is not None:
+            if not v6:
+                raise InvalidItemError(f"route {self.dst}: pref is IPv6-only")
+            _uint(self.pref, 8, f"route {self.dst} pref")
+        if self.from_prefix is not None:
+            if not v6 or _family_of(self.from_prefix) != self.family:
+                raise InvalidItemError(f"route {self.dst}: from is IPv6-only")
+            _set(self, "from_prefix", _net(self.from_prefix, self.family, "route from"))
+        if self.expires is not None:
+            if not v6:
+                raise InvalidItemError(f"route {self.dst}: expires is IPv6-only")
+            _uint(self.expires, 32, f"route {self.dst} expires")
 
     def _normalise_paths(self, nexthops: tuple[Nexthop, ...]) -> None:
         for nh in nexthops:
@@ -458,6 +468,8 @@ class Rule:
     dport_start: int | None = None
     dport_end: int | None = None
     tun_id: int | None = None
+    #: the configuration entry it came from, as the bus names it (see ``with_origin``)
+    origin: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         fam = self.family
@@ -478,6 +490,18 @@ class Rule:
             raise InvalidItemError(f"rule {self.priority}: needs a table")
         if self.l3mdev and (self.table is not None or self.action != "table"):
             raise InvalidItemError(f"rule {self.priority}: l3mdev takes no table or other type")
+        self._check_selectors()
+        if self.action == "goto" and self.goto is None:
+            raise InvalidItemError(f"rule {self.priority}: goto needs a target preference")
+        if not 0 <= self.priority < 2**32:
+            raise InvalidItemError(f"rule {self.priority}: preference out of range")
+        if self.fwmark is not None and self.fwmask is None:
+            _set(self, "fwmask", 0xFFFFFFFF)  # what the kernel reports for a bare fwmark
+        if self.fwmark is None and self.fwmask is not None:
+            raise InvalidItemError(f"rule {self.priority}: fwmask without fwmark")
+
+    def _check_selectors(self) -> None:
+        """The numeric selectors: ranges in order and every number within its width."""
         for lo_name, hi_name, bits in (
             ("uid_start", "uid_end", 32),
             ("sport_start", "sport_end", 16),
@@ -496,18 +520,19 @@ class Rule:
                 _uint(getattr(self, name), bits, f"rule {self.priority} {name}")
         if self.tun_id is not None:
             _uint(self.tun_id, 64, f"rule {self.priority} tunnel-id")
-        if self.action == "goto" and self.goto is None:
-            raise InvalidItemError(f"rule {self.priority}: goto needs a target preference")
-        if not 0 <= self.priority < 2**32:
-            raise InvalidItemError(f"rule {self.priority}: preference out of range")
-        if self.fwmark is not None and self.fwmask is None:
-            _set(self, "fwmask", 0xFFFFFFFF)  # what the kernel reports for a bare fwmark
-        if self.fwmark is None and self.fwmask is not None:
-            raise InvalidItemError(f"rule {self.priority}: fwmask without fwmark")
 
 
 Item: TypeAlias = Address | Route | Rule
 ItemKey: TypeAlias = tuple[Any, ...]
+
+
+def with_origin(item: Item, kind: str, spec: Mapping[str, Any]) -> Item:
+    """The item remembering the configuration entry it was made from: ``kind`` (``vip``,
+    ``evip``, ``address``, ``route``, ``rule``) and ``spec`` (the core model part as plain
+    data). netd's failure reports name an item so, in the form the intent gave it; the origin
+    takes no part in comparisons."""
+    _set(item, "origin", {"kind": kind, "spec": spec})
+    return item
 
 
 def item_key(item: Item) -> ItemKey:
@@ -533,112 +558,20 @@ def item_key(item: Item) -> ItemKey:
     )
 
 
-_KINDS: Final[Mapping[str, type[Address] | type[Route] | type[Rule]]] = {
-    "addr": Address,
-    "route": Route,
-    "rule": Rule,
-}
+_KIND_NAMES: Final[Mapping[type, str]] = {Address: "addr", Route: "route", Rule: "rule"}
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, Encap | Nexthop):
-        return {
-            f.name: _plain(getattr(value, f.name))
-            for f in dataclasses.fields(value)
-            if getattr(value, f.name) != f.default
-        }
-    if isinstance(value, tuple):
-        return [_plain(v) for v in value]
-    return value
-
-
-def item_to_wire(item: Item) -> dict[str, Any]:
-    """A plain dict: ``{"kind": "addr"|"route"|"rule", <non-default fields>...}``.
-
-    Nexthops and encaps are nested maps, metrics ``[name, value]`` pairs.
-    """
-    kind = {Address: "addr", Route: "route", Rule: "rule"}[type(item)]
-    out: dict[str, Any] = {"kind": kind}
+def describe(item: Item) -> str:
+    """One line for logs and reports: the kind and every field that is not its default
+    (``addr ip=192.0.2.10 prefix=24 dev=eth0``)."""
+    parts = [_KIND_NAMES[type(item)]]
     for f in dataclasses.fields(item):
+        if f.name == "origin":
+            continue
         value = getattr(item, f.name)
         if f.default is dataclasses.MISSING or value != f.default:
-            out[f.name] = _plain(value)
-    return out
-
-
-_SCALAR: Final = (str, int, bool, type(None))
-
-
-def _encap_from_wire(data: Any, where: str) -> Encap:
-    if not isinstance(data, Mapping):
-        raise WireFormatError(f"{where}: encap must be a map")
-    kwargs = dict(data)
-    labels = kwargs.get("labels", [])
-    if not isinstance(labels, list | tuple) or not all(
-        isinstance(n, int) and not isinstance(n, bool) for n in labels
-    ):
-        raise WireFormatError(f"{where}: encap labels must be a list of integers")
-    kwargs["labels"] = tuple(labels)
-    if not all(isinstance(v, _SCALAR) for k, v in kwargs.items() if k != "labels"):
-        raise WireFormatError(f"{where}: encap fields must be plain values")
-    return Encap(**kwargs)
-
-
-def _route_parts_from_wire(kwargs: dict[str, Any]) -> None:
-    """Nested route fields back into their value types (in place)."""
-    if kwargs.get("encap") is not None:
-        kwargs["encap"] = _encap_from_wire(kwargs["encap"], "route")
-    if "nexthops" in kwargs:
-        hops = kwargs["nexthops"]
-        if not isinstance(hops, list | tuple) or not all(isinstance(h, Mapping) for h in hops):
-            raise WireFormatError("route: nexthops must be a list of maps")
-        out = []
-        for raw in hops:
-            hop = dict(raw)
-            if hop.get("encap") is not None:
-                hop["encap"] = _encap_from_wire(hop["encap"], "nexthop")
-            if not all(isinstance(v, (*_SCALAR, Encap)) for v in hop.values()):
-                raise WireFormatError("route: nexthop fields must be plain values")
-            out.append(Nexthop(**hop))
-        kwargs["nexthops"] = tuple(out)
-    if "metrics" in kwargs:
-        pairs = kwargs["metrics"]
-        if not isinstance(pairs, list | tuple) or not all(
-            isinstance(p, list | tuple)
-            and len(p) == 2
-            and isinstance(p[0], str)
-            and isinstance(p[1], str | int)
-            for p in pairs
-        ):
-            raise WireFormatError("route: metrics must be a list of [name, value] pairs")
-        kwargs["metrics"] = tuple((p[0], p[1]) for p in pairs)
-
-
-def item_from_wire(data: Mapping[str, Any]) -> Item:
-    if not isinstance(data, Mapping):
-        raise WireFormatError(f"item must be a map, got {type(data).__name__}")
-    kind = data.get("kind")
-    cls = _KINDS.get(kind) if isinstance(kind, str) else None
-    if cls is None:
-        raise WireFormatError(f"unknown item kind {kind!r}")
-    names = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = set(data) - set(names) - {"kind"}
-    if unknown:
-        raise WireFormatError(f"{kind}: unknown field(s) {sorted(unknown)}")
-    kwargs = {k: v for k, v in data.items() if k != "kind"}
-    try:
-        if cls is Route:
-            _route_parts_from_wire(kwargs)
-        for k, v in kwargs.items():
-            if not isinstance(v, (*_SCALAR, Encap, tuple)):
-                raise WireFormatError(f"{kind}.{k}: unsupported value type {type(v).__name__}")
-            if isinstance(v, Encap | tuple) and k not in ("encap", "nexthops", "metrics"):
-                raise WireFormatError(f"{kind}.{k}: unsupported value type {type(v).__name__}")
-        return cls(**kwargs)
-    except TypeError as exc:
-        raise WireFormatError(f"{kind}: {exc}") from exc
-    except InvalidItemError as exc:
-        raise WireFormatError(f"{kind}: {exc}") from exc
+            parts.append(f"{f.name}={value}")
+    return " ".join(parts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -672,36 +605,3 @@ class DesiredSet:
     @property
     def rules(self) -> tuple[Rule, ...]:
         return tuple(i for i in self.items if isinstance(i, Rule))
-
-    def to_wire(self) -> dict[str, Any]:
-        return {
-            "owner": self.owner,
-            "generation": self.generation,
-            "lease": self.lease,
-            "items": [item_to_wire(i) for i in self.items],
-        }
-
-    @classmethod
-    def from_wire(cls, data: Mapping[str, Any]) -> DesiredSet:
-        if not isinstance(data, Mapping):
-            raise WireFormatError("desired set must be a map")
-        owner, gen, lease, items = (
-            data.get("owner"),
-            data.get("generation"),
-            data.get("lease"),
-            data.get("items", []),
-        )
-        if not isinstance(owner, str) or not owner:
-            raise WireFormatError("desired set: owner must be a non-empty string")
-        if not isinstance(gen, int) or isinstance(gen, bool) or gen < 0:
-            raise WireFormatError("desired set: generation must be a non-negative integer")
-        if lease is not None and (not isinstance(lease, int | float) or isinstance(lease, bool)):
-            raise WireFormatError("desired set: lease must be a number or null")
-        if not isinstance(items, list | tuple):
-            raise WireFormatError("desired set: items must be a list")
-        return cls(
-            owner=owner,
-            generation=gen,
-            items=tuple(item_from_wire(i) for i in items),
-            lease=None if lease is None else float(lease),
-        )

@@ -8,9 +8,11 @@ what netd installs. A part that cannot be installed raises ``InvalidItemError`` 
 from __future__ import annotations
 
 import socket
+from collections.abc import Sequence
 from typing import Any
 
 import core
+from bus import messages
 from netd import rtnames
 from netd.desired import (
     ROUTE_METRICS,
@@ -24,6 +26,7 @@ from netd.desired import (
     Nexthop,
     Route,
     Rule,
+    with_origin,
 )
 from netd.errors import InvalidItemError
 
@@ -263,9 +266,10 @@ def rule(part: core.Rule, index: int) -> Rule:
 
 
 def intent_items(
-    items: list[dict[str, Any]], interface: str | None, vip_interface: str | None = None
+    items: Sequence[messages.IntentItem], interface: str | None, vip_interface: str | None = None
 ) -> list[Item]:
-    """Items of a ``vrrp.intent.<instance>`` message: ``{"kind": ..., "spec": <core part>}``.
+    """Items of a ``vrrp.intent.<instance>`` message (core model parts tagged with a kind),
+    each remembering the entry it came from.
 
     ``vip_interface`` is where VIPs without ``dev`` go when it differs from the instance's
     interface: with ``use_vmac`` keepalived puts them on the VMAC.
@@ -273,25 +277,34 @@ def intent_items(
     out: list[Item] = []
     rules = 0
     for entry in items:
-        kind, spec = entry["kind"], entry["spec"]
+        kind, spec = entry.kind, entry.spec
+        item: Item
         if kind == "vip":
-            out.append(address(core.part_from_wire(core.Address, spec), vip_interface or interface))
+            item = address(core.part_from_wire(core.Address, spec), vip_interface or interface)
         elif kind == "evip":
-            out.append(address(core.part_from_wire(core.Address, spec), interface))
+            item = address(core.part_from_wire(core.Address, spec), interface)
         elif kind == "route":
-            out.append(route(core.part_from_wire(core.Route, spec), interface))
-        elif kind == "rule":
-            out.append(rule(core.part_from_wire(core.Rule, spec), rules))
-            rules += 1
+            item = route(core.part_from_wire(core.Route, spec), interface)
         else:
-            raise InvalidItemError(f"unknown intent item kind {kind!r}")
+            item = rule(core.part_from_wire(core.Rule, spec), rules)
+            rules += 1
+        out.append(with_origin(item, kind, spec))
     return out
 
 
 def static_items(config: core.Config) -> list[Item]:
     """``static_ipaddress``, ``static_routes`` and ``static_rules``: held whatever the state."""
     default_dev = config.global_defs.default_interface
-    items: list[Item] = [address(a, default_dev) for a in config.static_ipaddress]
-    items += [route(r, default_dev) for r in config.static_routes]
-    items += [rule(r, i) for i, r in enumerate(config.static_rules)]
+    items: list[Item] = [
+        with_origin(address(a, default_dev), "address", core.part_to_wire(a))
+        for a in config.static_ipaddress
+    ]
+    items += [
+        with_origin(route(r, default_dev), "route", core.part_to_wire(r))
+        for r in config.static_routes
+    ]
+    items += [
+        with_origin(rule(r, i), "rule", core.part_to_wire(r))
+        for i, r in enumerate(config.static_rules)
+    ]
     return items

@@ -57,15 +57,15 @@ from netd.desired import (
     Nexthop,
     Route,
     Rule,
-    item_from_wire,
+    describe,
     item_key,
-    item_to_wire,
 )
 from netd.errors import InvalidItemError, KernelError, WireFormatError
 from netd.monitor import AddrEvent, LinkEvent, addr_event, link_event
 from netd.nlbatch import NetlinkBatch, RawRequest, attributes, nla
 from netd.reconcile import Action, Operation, plan
 from netd.routemsg import RTNH_F_ONLINK, encode_route, parse_rtmsg
+from netd.statefile import item_from_state, item_to_state
 
 __all__ = [
     "NETD_PROTO",
@@ -234,7 +234,7 @@ class KernelAdapter:
             return {}
         try:
             data = json.loads(self._state_path.read_text(encoding="utf-8"))
-            items = [item_from_wire(d) for d in data["items"]]
+            items = [item_from_state(d) for d in data["items"]]
         except (OSError, ValueError, KeyError, TypeError, WireFormatError) as exc:
             # A corrupt state file must not stop netd; the kernel markers still work.
             log.warning("netd.state.unreadable", path=str(self._state_path), error=str(exc))
@@ -244,7 +244,7 @@ class KernelAdapter:
     def _save_state(self) -> None:
         if self._state_path is None:
             return
-        payload = {"version": 1, "items": [item_to_wire(i) for i in self._installed.values()]}
+        payload = {"version": 1, "items": [item_to_state(i) for i in self._installed.values()]}
         self._state_path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self._state_path.parent, prefix=".netd-state-")
         try:
@@ -463,7 +463,7 @@ class KernelAdapter:
         ops = plan(keep, obs.items, obs.owned)
         ops = [op for op in ops if op.action is Action.DELETE]
         for op in ops:
-            log.info("netd.cleanup.stale", item=item_to_wire(op.item))
+            log.info("netd.cleanup.stale", item=describe(op.item))
         return self.apply(ops)
 
     # -- writing --------------------------------------------------------------------------

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
+from bus import messages
 from netd.announce import Target
 from netd.desired import Address, Item
 
@@ -35,18 +35,16 @@ class VmacSpec:
     adverts: bool = False
 
     @classmethod
-    def from_intent(cls, data: Mapping[str, Any], adverts: bool = False) -> VmacSpec:
-        family = int(data.get("family", 4))
-        if family not in (4, 6):
-            raise ValueError(f"vmac family {family} is neither 4 nor 6")
-        mac = data.get("mac")
+    def from_intent(cls, vmac: messages.Vmac, adverts: bool = False) -> VmacSpec:
+        if vmac.family not in (4, 6):
+            raise ValueError(f"vmac family {vmac.family} is neither 4 nor 6")
         return cls(
-            name=str(data["name"]),
-            base=str(data["base"]),
-            vrid=int(data["vrid"]),
-            family=family,
-            mac=str(mac).lower() if mac else None,
-            always=bool(data.get("always", True)),
+            name=vmac.name,
+            base=vmac.base,
+            vrid=vmac.vrid,
+            family=vmac.family,
+            mac=vmac.mac.lower() if vmac.mac else None,
+            always=vmac.always,
             adverts=adverts,
         )
 
@@ -63,17 +61,16 @@ class ExtraIf:
     xmit_base: bool
 
     @classmethod
-    def from_intent(cls, body: Mapping[str, Any]) -> ExtraIf | None:
-        raw = body.get("garp_extra_if")
-        if not isinstance(raw, Mapping):
+    def from_intent(cls, intent: messages.Intent) -> ExtraIf | None:
+        raw, vmac = intent.garp_extra_if, intent.vmac
+        if raw is None:
             return None
-        vmac = body.get("vmac")
-        interval = float(raw["interval"])
+        interval = float(raw.interval)
         if not 0 < interval <= 86400:
             raise ValueError(f"garp_extra_if interval {interval} is not in (0, 86400]")
-        own = vmac["name"] if isinstance(vmac, Mapping) else body.get("interface")
-        xmit_base = bool(vmac.get("xmit_base")) if isinstance(vmac, Mapping) else False
-        return cls(interval, bool(raw.get("all")), str(own), xmit_base)
+        own = vmac.name if vmac is not None else intent.interface
+        xmit_base = bool(vmac.xmit_base) if vmac is not None else False
+        return cls(interval, raw.all, str(own), xmit_base)
 
 
 def extra_if_targets(
@@ -98,16 +95,12 @@ def extra_if_targets(
     return out
 
 
-def vmac_specs(body: Mapping[str, Any]) -> tuple[VmacSpec, ...]:
+def vmac_specs(intent: messages.Intent) -> tuple[VmacSpec, ...]:
     """The intent's own VMAC (first) and its ``addr_vmacs``."""
-    raw = body.get("vmac")
     specs = []
-    if isinstance(raw, Mapping):
-        specs.append(VmacSpec.from_intent(raw, adverts=not raw.get("xmit_base")))
-    extra = body.get("addr_vmacs") or []
-    if not isinstance(extra, list | tuple):
-        raise TypeError("addr_vmacs is not a list")
-    specs += [VmacSpec.from_intent(v) for v in extra]
+    if intent.vmac is not None:
+        specs.append(VmacSpec.from_intent(intent.vmac, adverts=not intent.vmac.xmit_base))
+    specs += [VmacSpec.from_intent(v) for v in intent.addr_vmacs]
     return tuple(specs)
 
 

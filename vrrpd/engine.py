@@ -20,12 +20,11 @@ import ipaddress
 import signal
 import socket
 import time
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable
 
 import structlog
 
-from bus import Component
+from bus import Component, MessageRejected, messages
 from bus.envelope import Event as BusEvent
 from bus.signals import SIGJSON, SIGSTATS_CLEAR
 from core import WireFormatError, from_wire
@@ -98,7 +97,7 @@ class Engine:
         self.senders: dict[tuple[int, str, IPAddress, int], Sender] = {}
         self.ah_sockets = AhSockets()
         self.by_vrid: dict[tuple[str, int, int], Runner] = {}
-        self.health: dict[str, tuple[float, Mapping[str, Any]]] = {}
+        self.health: dict[str, tuple[float, messages.Verdict]] = {}
         self.config_hash: str | None = None
         self.fifo: FifoChannel | None = None
         self._closing: set[asyncio.Task[None]] = set()
@@ -107,7 +106,7 @@ class Engine:
         self.stopping = False
         self._stale_logged: set[str] = set()
         #: netd's last net.applied.vrrp:<instance> report, by instance (see vrrpd.resume)
-        self.applied: dict[str, Mapping[str, Any]] = {}
+        self.applied: dict[str, messages.Applied] = {}
         #: instances started within RESUME_WINDOW still waiting in INIT for netd's report
         self.awaiting: set[str] = set()
         self.resume_until = float("-inf")
@@ -166,16 +165,17 @@ class Engine:
 
     def _dispatch(self, event: BusEvent) -> None:
         root = event.topic.split(".", 1)[0]
+        topic, body = event.topic, event.body
         try:
-            if event.topic == "config.current":
-                self.apply_config(event.body)
-            elif event.topic.startswith("net.link."):
-                self.link_changed(Link.from_event(event.body))
+            if topic == "config.current":
+                self.apply_config(messages.ConfigCurrent.decode(topic, body))
+            elif topic.startswith("net.link."):
+                self.link_changed(Link.from_event(messages.LinkReport.decode(topic, body)))
             elif root == "health":
-                self.health_changed(event.body)
-            elif event.topic.startswith("net.applied.vrrp:"):
-                self.applied_changed(event.body)
-        except (KeyError, TypeError, ValueError, WireFormatError) as exc:
+                self.health_changed(messages.Verdict.decode(topic, body))
+            elif topic.startswith("net.applied.vrrp:"):
+                self.applied_changed(messages.Applied.decode(topic, body))
+        except (MessageRejected, ValueError, WireFormatError) as exc:
             log.error(
                 "vrrpd.input.invalid",
                 topic=event.topic,
@@ -185,11 +185,11 @@ class Engine:
 
     # ---- configuration -----------------------------------------------------------------------
 
-    def apply_config(self, body: Mapping[str, Any]) -> None:
-        digest = body["hash"]
+    def apply_config(self, msg: messages.ConfigCurrent) -> None:
+        digest = msg.hash
         if digest == self.config_hash:
             return
-        config = from_wire(body["model"])
+        config = from_wire(dict(msg.model))
         new_plans = {p.name: p for p in plan(config)}
         self._open_fifo(fifo_setup(config))
         self.mailer.configure(mail.mail_settings(config))
@@ -215,7 +215,7 @@ class Engine:
                 self._stop_runner(name, now, reason="interface, VRID or version changed")
         self.plans = new_plans
         self.config_hash = digest
-        log.info("vrrpd.config", generation=body["generation"], instances=len(new_plans))
+        log.info("vrrpd.config", generation=msg.generation, instances=len(new_plans))
         if reload and config.global_defs.fifo_write_vrrp_states_on_reload:
             # keepalived re-writes the states of the instances that survived the reload
             for runner in self.runners.values():
@@ -328,16 +328,16 @@ class Engine:
             runner.feed(Startup(), now)
         runner.trackers_changed(now)
 
-    def applied_changed(self, body: Mapping[str, Any]) -> None:
-        instance = str(body["owner"]).removeprefix("vrrp:")
-        self.applied[instance] = body
+    def applied_changed(self, msg: messages.Applied) -> None:
+        instance = msg.owner.removeprefix("vrrp:")
+        self.applied[instance] = msg
         runner = self.runners.get(instance)
         if runner is None:
             return
         if instance in self.awaiting:
             self._begin(runner, self.now())
         elif runner.machine.resuming:
-            decision = decide(body, runner.fingerprint, waiting=False)
+            decision = decide(msg, runner.fingerprint, waiting=False)
             if decision.verdict is not Verdict.RESUME:
                 # The lease ran out while we listened: resuming would re-add what netd just
                 # withdrew, and the peer is about to take over.
@@ -399,20 +399,7 @@ class Engine:
         )
         self.comp.publisher.retain(
             f"vrrp.intent.{p.name}",
-            {
-                "instance": p.name,
-                "generation": 0,
-                "items": [],
-                "held": False,
-                "lease": MIN_LEASE,
-                "interface": p.interface,
-                "family": p.family,
-                "accept": True,
-                "announce": 0,
-                "garp_count": 0,
-                "garp": p.garp,
-                **p.vmac_fields,
-            },
+            p.intent(generation=0, held=False, lease=MIN_LEASE, accept=True).encode(),
         )
 
     def _make_runner(self, p: InstancePlan, link: Link, primary: IPAddress) -> Runner:
@@ -681,9 +668,9 @@ class Engine:
         self._follow_ah(link)
         log.info("vrrpd.socket.reopened", interface=link.name, ifindex=link.ifindex)
 
-    def health_changed(self, body: Mapping[str, Any]) -> None:
-        name = str(body["name"])
-        self.health[name] = (time.monotonic(), body)
+    def health_changed(self, verdict: messages.Verdict) -> None:
+        name = verdict.name
+        self.health[name] = (time.monotonic(), verdict)
         self._stale_logged.discard(name)
         now = self.now()
         for runner in self.runners.values():
@@ -702,7 +689,8 @@ class Engine:
             t
             for t in plan.trackers
             if t.kind is not TrackerKind.INTERFACE
-            and self.health.get(t.name, (0.0, {}))[1].get("disabled")
+            and (seen := self.health.get(t.name)) is not None
+            and seen[1].disabled
         }
 
     def _status(self, tracker: Tracker) -> bool | int | None:
@@ -712,13 +700,13 @@ class Engine:
         seen = self.health.get(tracker.name)
         if seen is None:
             return None
-        at, body = seen
+        at, verdict = seen
         if time.monotonic() - at > HEALTH_GRACE:
             return False  # its publisher went silent: treated as failed (DESIGN.md)
         if tracker.kind is TrackerKind.FILE:
-            value = body.get("value")
-            return int(value) if isinstance(value, int) else (0 if body.get("ok") else 1)
-        return bool(body.get("ok"))
+            value = verdict.value
+            return value if value is not None else (0 if verdict.ok else 1)
+        return verdict.ok
 
     async def _renew_loop(self) -> None:
         """Renew held intents well within their lease; age out verdicts nobody re-sends."""
@@ -737,29 +725,29 @@ class Engine:
                     for runner in self.runners.values():
                         self._refresh_trackers(runner)
                         runner.trackers_changed(now)
-            leases: dict[str, list[int | float]] = {}
+            leases: dict[str, tuple[int, float]] = {}
             for runner in self.runners.values():
                 renewal = runner.renewal()
                 if renewal is not None:
                     leases[runner.name] = renewal
             if leases:
-                self.comp.publisher.publish("vrrp.renew", {"leases": leases})
+                self.comp.publisher.publish("vrrp.renew", messages.Renew(leases).encode())
 
     def publish_event(
         self, runner: Runner, kind: str, *, peer: IPAddress, priority: int, repeated: int = 0
     ) -> None:
         addrs = runner.last_peer_addresses.get(peer, ())
-        body: dict[str, Any] = {
-            "instance": runner.name,
-            "kind": kind,
-            "peer": str(peer),
-            "peer_priority": priority,
-            "peer_vips": [str(a) for a in addrs],
-            "priority": runner.machine.priority,
-            "vips": [str(v) for v in runner.plan.vips],
-        }
-        if repeated:
-            body["repeated"] = repeated  # held back by the rate limit since the last one
+        body = messages.SplitBrain(
+            instance=runner.name,
+            kind=kind,
+            peer=str(peer),
+            peer_priority=priority,
+            peer_vips=tuple(str(a) for a in addrs),
+            priority=runner.machine.priority,
+            vips=tuple(str(v) for v in runner.plan.vips),
+            # held back by the rate limit since the last one
+            repeated=repeated or None,
+        ).encode()
         log.error(
             "vrrp.event.split_brain",
             **{k: v for k, v in body.items() if k != "instance"},

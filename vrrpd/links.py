@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
+from bus import messages
 from vrrpd.packet import IPAddress
 
 
@@ -18,17 +18,17 @@ class Link:
     addresses: tuple[ipaddress.IPv4Interface | ipaddress.IPv6Interface, ...] = ()
 
     @classmethod
-    def from_event(cls, body: Mapping[str, Any]) -> Link:
+    def from_event(cls, report: messages.LinkReport) -> Link:
         addrs = []
-        for text in body.get("addresses", ()):
+        for text in report.addresses:
             try:
-                addrs.append(ipaddress.ip_interface(str(text)))
+                addrs.append(ipaddress.ip_interface(text))
             except ValueError:
                 continue
         return cls(
-            name=str(body["name"]),
-            ifindex=int(body["ifindex"]),
-            up=bool(body["up"]),
+            name=report.name,
+            ifindex=report.ifindex,
+            up=report.up,
             addresses=tuple(addrs),
         )
 

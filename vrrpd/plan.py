@@ -12,6 +12,7 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
+from bus import messages
 from core import (
     Config,
     GlobalDefs,
@@ -77,14 +78,39 @@ class InstancePlan:
     #: ``notify_deleted`` is set: a reload removing the instance reports DELETED, not FAULT
     notify_deleted: bool = False
 
-    @property
-    def vmac_fields(self) -> dict[str, Any]:
-        """What netd needs in every intent for VMACs and extra-interface announcements."""
-        return {
-            "vmac": self.vmac,
-            "addr_vmacs": list(self.addr_vmacs),
-            "garp_extra_if": self.garp_extra_if,
-        }
+    def intent(
+        self,
+        *,
+        generation: int,
+        held: bool,
+        lease: float,
+        accept: bool,
+        announce: int = 0,
+        garp_count: int = 0,
+        fingerprint: str | None = None,
+    ) -> messages.Intent:
+        """The ``vrrp.intent`` message for this instance: what netd installs while ``held``,
+        and the VMACs and extra-interface announcements it needs whether held or not."""
+        extra = self.garp_extra_if
+        return messages.Intent(
+            instance=self.name,
+            generation=generation,
+            items=tuple(messages.IntentItem(i["kind"], i["spec"]) for i in self.net_items)
+            if held
+            else (),
+            held=held,
+            lease=lease,
+            interface=self.interface,
+            family=self.family,
+            accept=accept,
+            announce=announce,
+            garp_count=garp_count,
+            garp=self.garp,
+            vmac=None if self.vmac is None else messages.Vmac(**self.vmac),
+            addr_vmacs=tuple(messages.Vmac(**v) for v in self.addr_vmacs),
+            garp_extra_if=None if extra is None else messages.ExtraIf(**extra),
+            fingerprint=fingerprint,
+        )
 
     @property
     def advert_interface(self) -> str:

@@ -20,11 +20,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
 
+from bus import messages
 from vrrpd.plan import InstancePlan
 
 __all__ = ["Decision", "Verdict", "decide", "fingerprint"]
@@ -60,20 +59,20 @@ def fingerprint(plan: InstancePlan) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def decide(applied: Mapping[str, Any] | None, wanted: str, *, waiting: bool) -> Decision:
+def decide(applied: messages.Applied | None, wanted: str, *, waiting: bool) -> Decision:
     """Resume, start as usual, or (while ``waiting`` is allowed) wait for netd's report.
 
-    ``applied`` is the last ``net.applied.vrrp:<instance>`` body (None: none seen yet) and
+    ``applied`` is the last ``net.applied.vrrp:<instance>`` report (None: none seen yet) and
     ``wanted`` the instance's current :func:`fingerprint`.
     """
     if applied is None:
         if waiting:
             return Decision(Verdict.WAIT, "no report from netd yet")
         return Decision(Verdict.START, "netd reported nothing held for it")
-    items = applied.get("items")
-    if not isinstance(items, int) or isinstance(items, bool) or items <= 0:
+    items = applied.items
+    if items is None or items <= 0:
         return Decision(Verdict.START, "netd holds nothing for it")
-    held = applied.get("fingerprint")
+    held = applied.fingerprint
     if held != wanted:
         why = "no fingerprint" if not held else "a different configuration"
         return Decision(Verdict.START, f"netd holds items of {why}")

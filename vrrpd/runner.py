@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from bus import messages
 from vrrpd import dumps, notify
 from vrrpd.ah import AhError, AhSession
 from vrrpd.ah_sockets import AhSender
@@ -394,6 +395,8 @@ class Runner:
 
     def execute(self, actions: list[Action], now: float) -> None:
         eng = self.engine
+        # A takeover's SetVips and SendGarp come in one batch: netd gets one intent for both.
+        intent_dirty = False
         for action in actions:
             match action:
                 case SendAdvert(priority=prio):
@@ -405,12 +408,12 @@ class Runner:
                 case SetVips(held=held, accept=accept):
                     self.held, self.accept = held, accept
                     self.intent_generation += 1
-                    self.publish_intent()
+                    intent_dirty = True
                 case SendGarp(count=count, reason=reason):
                     self.announce += 1
                     self.garp_count = count
                     log.info("vrrpd.garp", instance=self.name, count=count, reason=reason)
-                    self.publish_intent()
+                    intent_dirty = True
                 case Notify():
                     self.notify(action)
                 case RxLowerPriority(peer=peer, priority=prio):
@@ -436,6 +439,8 @@ class Runner:
                         peer=str(peer) if peer else None,
                         **fields,
                     )
+        if intent_dirty:
+            self.publish_intent()
 
     def send_advert(self, priority: int) -> None:
         if self.ah is not None:
@@ -504,29 +509,23 @@ class Runner:
         return max(MIN_LEASE, self.machine.master_down_interval)
 
     def intent_body(self) -> dict[str, Any]:
-        return {
-            "instance": self.name,
-            "generation": self.intent_generation,
-            "items": list(self.plan.net_items) if self.held else [],
-            "held": self.held,
-            "lease": self.lease,
-            "interface": self.plan.interface,
-            "family": self.plan.family,
-            "accept": self.accept,
-            "announce": self.announce,
-            "garp_count": self.garp_count,
-            "garp": self.plan.garp,
-            **self.plan.vmac_fields,
+        return self.plan.intent(
+            generation=self.intent_generation,
+            held=self.held,
+            lease=self.lease,
+            accept=self.accept,
+            announce=self.announce,
+            garp_count=self.garp_count,
             # netd copies it into net.applied: a restarted vrrpd resumes only its own items
-            "fingerprint": self.fingerprint,
-        }
+            fingerprint=self.fingerprint,
+        ).encode()
 
     def publish_intent(self, *, changed: bool = True) -> None:
         if changed:
             self.full_rounds = FULL_ROUNDS
         self.engine.comp.publisher.retain(f"vrrp.intent.{self.name}", self.intent_body())
 
-    def renewal(self) -> list[int | float] | None:
+    def renewal(self) -> tuple[int, float] | None:
         """This round's compact renewal ([generation, lease]), or None after re-sending the
         whole intent (still in the rounds right after a change) or when nothing is held."""
         if not self.held:
@@ -535,7 +534,7 @@ class Runner:
             self.full_rounds -= 1
             self.publish_intent(changed=False)
             return None
-        return [self.intent_generation, self.lease]
+        return (self.intent_generation, self.lease)
 
     def publish_state(self) -> None:
         m = self.machine
@@ -549,27 +548,36 @@ class Runner:
     def state_body(self) -> dict[str, Any]:
         """Current state plus the last transition's old/new/cause (retained on the bus)."""
         m = self.machine
-        body: dict[str, Any] = {
-            "instance": self.name,
-            "state": m.state.value,
-            "priority": m.priority,
-            "base_priority": self.plan.params.priority,
-            "vrid": self.plan.vrid,
-            "interface": self.plan.interface,
-            "family": self.plan.family,
-            "version": self.plan.version,
-            "master": str(m.master_peer) if m.state is State.BACKUP and m.master_peer else None,
-            "vips": [str(v) for v in self.plan.vips],
-            "faults": sorted(self.faults),
+        return messages.StateReport(
+            instance=self.name,
+            state=m.state.value,
+            priority=m.priority,
+            base_priority=self.plan.params.priority,
+            vrid=self.plan.vrid,
+            interface=self.plan.interface,
+            family=self.plan.family,
+            version=self.plan.version,
+            master=str(m.master_peer) if m.state is State.BACKUP and m.master_peer else None,
+            vips=tuple(str(v) for v in self.plan.vips),
+            faults=tuple(sorted(self.faults)),
             # how the effective priority is made: base plus each tracker's contribution
-            "trackers": [c.to_wire() for c in self.priority_verdict.contributions],
-            "drops": self.counters.snapshot(),
+            trackers=tuple(
+                messages.TrackerShare(
+                    tracker=c.tracker.label,
+                    weight=c.tracker.weight,
+                    reverse=c.tracker.reverse,
+                    status=c.status,
+                    delta=c.delta,
+                    fault=c.fault,
+                )
+                for c in self.priority_verdict.contributions
+            ),
+            drops=self.counters.snapshot(),
             # keepalived's USR2/JSON statistics, for metrics (docs/operations.md)
-            "stats": dumps.stats_fields(self.view()),
-            "transitions": m.transitions,
+            stats=dumps.stats_fields(self.view()),
+            transitions=m.transitions,
             **self.last_transition,
-        }
-        return body
+        ).encode()
 
     def notify(self, action: Notify) -> None:
         cause = action.cause

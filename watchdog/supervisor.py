@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
+from bus import MessageRejected, messages
 from bus.component import PARENT_ENV, Component
 from bus.signals import SIGJSON, SIGSTATS_CLEAR, signal_name
 from watchdog import pidfile
@@ -250,7 +251,11 @@ class Supervisor:
         try:
             while True:
                 for event in await sub.recv_batch():
-                    child = self.children.get(event.body.get("name", ""))
+                    try:
+                        beat = messages.Heartbeat.decode(event.topic, event.body)
+                    except MessageRejected:
+                        continue  # the subscriber already checked its required fields
+                    child = self.children.get(beat.name)
                     if child is not None and child.proc and event.env.pid == child.proc.pid:
                         now = time.monotonic()
                         if child.name == "bus" and not self._fresh(child, startup=False):

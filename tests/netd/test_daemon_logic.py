@@ -6,6 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bus import MessageRejected
+from bus.messages import Renew, Vmac
 from netd.daemon import Announce, parse_renewal, wants_burst
 from netd.vmacintent import VmacSpec
 
@@ -33,30 +35,31 @@ def test_a_restarted_netd_announces_what_a_master_holds_once() -> None:
 
 
 def test_vmac_spec_from_intent() -> None:
-    spec = VmacSpec.from_intent(
-        {"name": "vrrp.51", "base": "eth0", "vrid": 51, "family": 4, "mac": "00:00:5E:00:01:33"}
-    )
+    vmac = Vmac("eth0", "vrrp.51", 51, 4, mac="00:00:5E:00:01:33")
+    spec = VmacSpec.from_intent(vmac)
     assert spec == VmacSpec("vrrp.51", "eth0", 51, 4, "00:00:5e:00:01:33", True)
     with pytest.raises(ValueError):
-        VmacSpec.from_intent({"name": "x", "base": "eth0", "vrid": 1, "family": 5})
-    with pytest.raises(KeyError):
-        VmacSpec.from_intent({"base": "eth0", "vrid": 1})
+        VmacSpec.from_intent(Vmac("eth0", "x", 1, 5))
 
 
 def test_renewal_message_is_parsed_whole_or_refused() -> None:
-    assert parse_renewal({"leases": {"VI_1": [3, 1.0], "VI_2": [0, 2]}}) == {
+    def renewal(leases: object) -> Renew:
+        return Renew.decode("vrrp.renew", {"leases": leases})
+
+    assert parse_renewal(renewal({"VI_1": [3, 1.0], "VI_2": [0, 2]})) == {
         "VI_1": (3, 1.0),
         "VI_2": (0, 2.0),
     }
-    assert parse_renewal({"leases": {}}) == {}
+    assert parse_renewal(renewal({})) == {}
     for bad in (
-        {"leases": [1, 2]},
-        {"leases": {"VI_1": 3}},
-        {"leases": {"VI_1": [3]}},
-        {"leases": {"VI_1": ["3", 1.0]}},
-        {"leases": {"VI_1": [True, 1.0]}},
-        {"leases": {"VI_1": [3, -1.0]}},
-        {"leases": {"VI_1": [3, False]}},
+        [1, 2],
+        {"VI_1": 3},
+        {"VI_1": [3]},
+        {"VI_1": ["3", 1.0]},
+        {"VI_1": [True, 1.0]},
+        {"VI_1": [3, False]},
     ):
-        with pytest.raises((TypeError, ValueError)):
-            parse_renewal(bad)
+        with pytest.raises(MessageRejected, match="'leases"):
+            renewal(bad)
+    with pytest.raises(ValueError):
+        parse_renewal(renewal({"VI_1": [3, -1.0]}))

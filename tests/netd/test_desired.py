@@ -1,25 +1,25 @@
-"""The desired-state model: normalisation, validation and the wire format."""
+"""The desired-state model: normalisation, validation, origins and the state file."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-import msgpack
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from netd import (
     Address,
-    DesiredSet,
     InvalidItemError,
     Route,
     Rule,
     WireFormatError,
-    item_from_wire,
+    describe,
     item_key,
-    item_to_wire,
+    with_origin,
 )
+from netd.statefile import item_from_state, item_to_state
 
 
 def test_brd_plus_and_minus_are_resolved() -> None:
@@ -74,44 +74,44 @@ def test_rule_validation_and_fwmask_default() -> None:
         Rule(priority=5, table=1, src="192.0.2.0/24", dst="2001:db8::/64")
 
 
-def test_desired_set_round_trips_through_msgpack() -> None:
-    ds = DesiredSet(
-        "vrrp:VI_1",
-        7,
-        (
-            Address("192.0.2.100", 24, "eth0", brd="+", label="eth0:vip", no_track=True),
-            Address("2001:db8::100", 128, "eth0"),
-            Route("198.51.100.0/24", via="192.0.2.1", table=100, metric=5),
-            Route("203.0.113.0/24", type="blackhole"),
-            Rule(priority=100, table=100, src="192.0.2.100/32", fwmark=4),
-        ),
-        lease=3.5,
+def test_state_file_round_trip_keeps_every_field_but_the_origin() -> None:
+    items = (
+        Address("192.0.2.100", 24, "eth0", brd="+", label="eth0:vip", no_track=True),
+        Address("2001:db8::100", 128, "eth0"),
+        Route("198.51.100.0/24", via="192.0.2.1", table=100, metric=5),
+        Route("203.0.113.0/24", type="blackhole"),
+        Rule(priority=100, table=100, src="192.0.2.100/32", fwmark=4),
     )
-    wire = msgpack.unpackb(msgpack.packb(ds.to_wire()))
-    back = DesiredSet.from_wire(wire)
-    assert back == ds
-    assert back.items[0].no_track is True
-    assert len(back.addresses) == 2 and len(back.routes) == 2 and len(back.rules) == 1
+    for item in items:
+        with_origin(item, "route", {"dst": "x"})
+        saved = json.loads(json.dumps(item_to_state(item)))
+        assert "origin" not in saved
+        back = item_from_state(saved)
+        assert back == item and back.origin is None
+    assert item_from_state(item_to_state(items[0])).no_track is True
+
+
+def test_the_origin_takes_no_part_in_identity_or_equality() -> None:
+    a = Address("192.0.2.100", 24, "eth0")
+    b = with_origin(Address("192.0.2.100", 24, "eth0"), "vip", {"address": "192.0.2.100/24"})
+    assert a == b and hash(a) == hash(b) and item_key(a) == item_key(b)
+    assert b.origin == {"kind": "vip", "spec": {"address": "192.0.2.100/24"}}
+    assert describe(b) == "addr ip=192.0.2.100 prefix=24 dev=eth0"
 
 
 @pytest.mark.parametrize(
     "payload",
     [
         [],
-        {"owner": "", "generation": 1},
-        {"owner": "x", "generation": -1},
-        {"owner": "x", "generation": True},
-        {"owner": "x", "generation": 1, "items": "nope"},
-        {"owner": "x", "generation": 1, "items": [{"kind": "tunnel"}]},
-        {"owner": "x", "generation": 1, "items": [{"kind": "addr", "ip": "x", "prefix": 1}]},
-        {"owner": "x", "generation": 1, "items": [{"kind": "addr", "bogus": 1}]},
-        {"owner": "x", "generation": 1, "items": [{"kind": "route", "dst": [1]}]},
-        {"owner": "x", "generation": 1, "lease": "soon"},
+        {"kind": "tunnel"},
+        {"kind": "addr", "ip": "x", "prefix": 1},
+        {"kind": "addr", "bogus": 1},
+        {"kind": "route", "dst": [1]},
     ],
 )
-def test_bad_wire_payloads_raise_wire_format_error(payload: object) -> None:
+def test_bad_state_entries_raise_wire_format_error(payload: object) -> None:
     with pytest.raises(WireFormatError):
-        DesiredSet.from_wire(payload)  # type: ignore[arg-type]  # deliberately malformed
+        item_from_state(payload)  # type: ignore[arg-type]
 
 
 @given(
@@ -122,4 +122,4 @@ def test_bad_wire_payloads_raise_wire_format_error(payload: object) -> None:
 )
 def test_address_wire_round_trip(host: int, prefix: int, label: str | None, scope: int) -> None:
     a = Address(f"192.0.2.{host}", prefix, "eth0", label=label, scope=scope)
-    assert item_from_wire(msgpack.unpackb(msgpack.packb(item_to_wire(a)))) == a
+    assert item_from_state(json.loads(json.dumps(item_to_state(a)))) == a

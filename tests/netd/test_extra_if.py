@@ -9,6 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bus import MessageRejected
+from bus.messages import Intent
 from netd.announce import AnnounceScheduler, Target
 from netd.desired import Address, Item, Route
 from netd.vmacintent import ExtraIf, extra_if_targets, vmac_specs
@@ -57,30 +59,43 @@ def test_xmit_base_announces_on_the_own_vmac_too() -> None:
     ]
 
 
+def _intent(**fields: object) -> Intent:
+    return Intent.decode(
+        "vrrp.intent.VI_1",
+        {
+            "instance": "VI_1",
+            "generation": 1,
+            "items": [],
+            "lease": 3,
+            "interface": "eth0",
+            **fields,
+        },
+    )
+
+
 def test_from_intent_names_the_own_interface() -> None:
-    base = {"instance": "VI_1", "interface": "eth0"}
-    assert ExtraIf.from_intent(base) is None
-    assert ExtraIf.from_intent({**base, "garp_extra_if": {"interval": 2, "all": True}}) == ExtraIf(
+    assert ExtraIf.from_intent(_intent()) is None
+    assert ExtraIf.from_intent(_intent(garp_extra_if={"interval": 2, "all": True})) == ExtraIf(
         2.0, True, "eth0", False
     )
-    vmac = {"name": "vrrp.51", "base": "eth0", "vrid": 51, "xmit_base": True}
-    with_vmac = {**base, "vmac": vmac, "garp_extra_if": {"interval": 2}}
+    vmac = {"name": "vrrp.51", "base": "eth0", "vrid": 51, "family": 4, "xmit_base": True}
+    with_vmac = _intent(vmac=vmac, garp_extra_if={"interval": 2})
     assert ExtraIf.from_intent(with_vmac) == ExtraIf(2.0, False, "vrrp.51", True)
     with pytest.raises(ValueError):
-        ExtraIf.from_intent({**base, "garp_extra_if": {"interval": 0}})
+        ExtraIf.from_intent(_intent(garp_extra_if={"interval": 0}))
 
 
 def test_vmac_specs_own_first_then_addr_vmacs() -> None:
     own = {"name": "vrrp.51", "base": "eth0", "vrid": 51, "family": 4}
     extra = {"name": "vrrp1.51", "base": "eth1", "vrid": 51, "family": 4, "always": False}
-    specs = vmac_specs({"vmac": own, "addr_vmacs": [extra]})
+    specs = vmac_specs(_intent(vmac=own, addr_vmacs=[extra]))
     assert [(s.name, s.base, s.always) for s in specs] == [
         ("vrrp.51", "eth0", True),
         ("vrrp1.51", "eth1", False),
     ]
-    assert vmac_specs({"vmac": None}) == ()
-    with pytest.raises(TypeError):
-        vmac_specs({"addr_vmacs": "vrrp1.51"})
+    assert vmac_specs(_intent(vmac=None)) == ()
+    with pytest.raises(MessageRejected, match="'addr_vmacs'"):
+        _intent(addr_vmacs="vrrp1.51")
 
 
 T1 = Target("vrrp1.51", "198.51.100.10", "00:00:5e:00:01:33")

@@ -15,13 +15,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import core
-from netd import InvalidItemError, Route, Rule, WireFormatError, item_from_wire, item_to_wire
+from bus.messages import Intent
+from netd import InvalidItemError, Route, Rule, WireFormatError
 from netd.desired import ROUTE_METRICS, Encap, Nexthop
 from netd.fromconfig import intent_items
 from netd.fromconfig import route as route_from_config
 from netd.fromconfig import rule as rule_from_config
 from netd.reconcile import satisfies
 from netd.routemsg import encode_route, parse_rtmsg
+from netd.statefile import item_from_state, item_to_state
 
 IFINDEX = {"eth0": 2, "eth1": 3}
 
@@ -116,8 +118,8 @@ ROUTES = [
 
 @pytest.mark.parametrize("route", ROUTES, ids=lambda r: r.dst)
 def test_route_wire_round_trip_through_json(route: Route) -> None:
-    # The state file is JSON, the bus msgpack: lists must come back as tuples.
-    back = item_from_wire(json.loads(json.dumps(item_to_wire(route))))
+    # The state file is JSON: lists must come back as tuples.
+    back = item_from_state(json.loads(json.dumps(item_to_state(route))))
     assert back == route and back.expires == route.expires
 
 
@@ -134,7 +136,7 @@ def test_route_wire_round_trip_through_json(route: Route) -> None:
 )
 def test_malformed_route_wire_is_refused(bad: dict[str, Any]) -> None:
     with pytest.raises(WireFormatError):
-        item_from_wire(bad)
+        item_from_state(bad)
 
 
 @pytest.mark.parametrize("route", ROUTES, ids=lambda r: r.dst)
@@ -307,8 +309,9 @@ def test_vrrpd_intent_carries_nexthops_encap_and_rule_selectors() -> None:
     inst = core.loads(text, config_id="n", script_env=None).config.instances[0]
     entries = [{"kind": "route", "spec": core.part_to_wire(r)} for r in inst.virtual_routes]
     entries += [{"kind": "rule", "spec": core.part_to_wire(r)} for r in inst.virtual_rules]
-    on_the_bus = msgpack.unpackb(msgpack.packb(entries))
-    route, rule = intent_items(on_the_bus, "eth0")
+    body = {"instance": "VI_1", "generation": 1, "lease": 3, "items": entries}
+    intent = Intent.decode("vrrp.intent.VI_1", msgpack.unpackb(msgpack.packb(body)))
+    route, rule = intent_items(intent.items, "eth0")
     assert route == Route(
         "198.51.100.0/24",
         nexthops=(

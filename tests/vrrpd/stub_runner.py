@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Mapping
 from ipaddress import IPv4Address
 from types import SimpleNamespace
@@ -32,12 +33,14 @@ class Retained:
     def __init__(self) -> None:
         self.bodies: dict[str, Mapping[str, Any]] = {}
         self.refresh: dict[str, Refresh | None] = {}
+        self.counts: Counter[str] = Counter()
 
     def retain(
         self, topic: str, body: Mapping[str, Any], *, refresh: Refresh | None = None
     ) -> None:
         self.bodies[topic] = body
         self.refresh[topic] = refresh
+        self.counts[topic] += 1
 
 
 def runner_for(config: str, primary: IPv4Address) -> tuple[Runner, Wire, Retained]:

@@ -11,6 +11,8 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 import core
+from bus import MessageRejected
+from bus.messages import Applied
 from tests.vrrpd.sim import Segment
 from vrrpd.machine import (
     AdvertReceived,
@@ -272,12 +274,19 @@ def test_the_fingerprint_covers_what_netd_installs_and_the_identity_not_the_prio
     assert fingerprint(one_plan(vrid=52)) != base
 
 
-def applied(items: object, fp: str | None) -> dict[str, object]:
+def applied(items: int | None, fp: str | None) -> dict[str, object]:
     body: dict[str, object] = {"owner": "vrrp:VI_1", "generation": 7, "failures": []}
-    body["items"] = items
+    if items is not None:
+        body["items"] = items
     if fp is not None:
         body["fingerprint"] = fp
     return body
+
+
+def test_malformed_reports_are_refused_at_the_boundary() -> None:
+    for items in (True, "1"):
+        with pytest.raises(MessageRejected, match="'items'"):
+            Applied.decode("net.applied.vrrp:VI_1", {**applied(1, "F"), "items": items})
 
 
 @pytest.mark.parametrize(
@@ -290,13 +299,17 @@ def applied(items: object, fp: str | None) -> dict[str, object]:
         (applied(0, "F"), True, Verdict.START),  # it was BACKUP, or the lease ran out
         (applied(1, "G"), True, Verdict.START),  # config changed while vrrpd was down
         (applied(1, None), True, Verdict.START),  # an older vrrpd's intent
-        (applied(True, "F"), True, Verdict.START),  # malformed
-        (applied("1", "F"), True, Verdict.START),
-        ({"owner": "vrrp:VI_1", "items": 0, "expired": True}, True, Verdict.START),
+        (applied(None, "F"), True, Verdict.START),  # an older netd's report
+        (
+            {"owner": "vrrp:VI_1", "generation": -1, "failures": [], "items": 0, "expired": True},
+            True,
+            Verdict.START,
+        ),
     ],
 )
 def test_decide(report: dict[str, object] | None, waiting: bool, verdict: Verdict) -> None:
-    decision = decide(report, "F", waiting=waiting)
+    msg = None if report is None else Applied.decode("net.applied.vrrp:VI_1", report)
+    decision = decide(msg, "F", waiting=waiting)
     assert decision.verdict is verdict
     assert decision.reason
 

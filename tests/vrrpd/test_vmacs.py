@@ -7,6 +7,7 @@ import itertools
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bus.messages import ExtraIf, Intent
 from core import Config, loads
 from vrrpd.plan import plan
 from vrrpd.vmacs import assign_vmacs, vmac_name_candidates
@@ -192,12 +193,18 @@ global_defs {
     devs = [(i["kind"], i["spec"]["dev"]) for i in p1.net_items]
     # keepalived puts same-family eVIPs on the VMAC too
     assert devs == [("vip", "vrrp.51"), ("vip", "vrrp1.51"), ("evip", "vrrp.51")]
-    fields = p1.vmac_fields
-    assert fields["vmac"]["name"] == "vrrp.51"
-    assert [v["name"] for v in fields["addr_vmacs"]] == ["vrrp1.51"]
+
+    def intent(name: str) -> Intent:
+        return plans[name].intent(generation=1, held=False, lease=3.0, accept=True)
+
+    i1 = intent("VI_1")
+    assert i1.vmac is not None and i1.vmac.name == "vrrp.51"
+    assert [v.name for v in i1.addr_vmacs] == ["vrrp1.51"]
     # global vrrp_garp_extra_if applies where the instance says nothing; 0 turns it off
-    assert fields["garp_extra_if"] == {"interval": 30.0, "all": True}
-    assert plans["VI_2"].vmac_fields["garp_extra_if"] == {"interval": 5.0, "all": False}
-    assert plans["VI_3"].vmac_fields["garp_extra_if"] is None
-    assert plans["VI_2"].vmac_fields["vmac"] is None
-    assert plans["VI_2"].vmac_fields["addr_vmacs"] == []
+    assert i1.garp_extra_if == ExtraIf(30.0, True)
+    assert intent("VI_2").garp_extra_if == ExtraIf(5.0, False)
+    assert intent("VI_3").garp_extra_if is None
+    assert intent("VI_2").vmac is None
+    assert intent("VI_2").addr_vmacs == ()
+    # ... and they survive the bus
+    assert Intent.decode("vrrp.intent.VI_1", i1.encode()) == i1
