@@ -3,13 +3,15 @@
 A message on a known topic that lacks a required field, or carries one of the wrong type, is
 dropped with reason ``schema`` (and counted) before any component logic sees it. Extra fields
 are allowed: schemas only grow, and a newer publisher must not break an older reader.
+Some of those extra fields are documented with a type (``optional``): a message that carries
+one with the wrong type is rejected like a mistyped required field, and one without it is not.
 docs/bus.md documents the same table; a test keeps the two in step.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from bus.errors import MessageRejected
@@ -22,6 +24,7 @@ class Schema:
     pattern: str  # exact topic, or prefix ending in '*'
     required: Mapping[str, type | tuple[type, ...]]
     summary: str
+    optional: Mapping[str, type | tuple[type, ...]] = field(default_factory=dict)
 
     def covers(self, topic: str) -> bool:
         if self.pattern.endswith("*"):
@@ -63,7 +66,13 @@ SCHEMAS: tuple[Schema, ...] = (
         {"owner": str, "generation": int, "failures": list},
         "what netd applied for one owner (retained)",
     ),
-    Schema("net.link.*", {"ifindex": int, "name": str, "up": bool}, "one link (retained)"),
+    Schema(
+        "net.link.*",
+        {"ifindex": int, "name": str, "up": bool},
+        "one link (retained)",
+        # primary: IPv4 primaries in kernel order; tentative: IPv6 addresses in DAD
+        optional={"addresses": list, "primary": list, "tentative": list},
+    ),
     Schema(
         "net.addr",
         {"ifindex": int, "address": str, "present": bool},
@@ -89,14 +98,20 @@ def check(topic: str, body: Mapping[str, Any]) -> None:
     for name, typ in schema.required.items():
         if name not in body:
             raise MessageRejected("schema", f"{topic}: required field {name!r} missing")
-        value = body[name]
-        if not isinstance(value, typ) or (
-            isinstance(value, bool) and typ is not bool and typ != (bool,)
-        ):
-            raise MessageRejected(
-                "schema",
-                f"{topic}: field {name!r} is {type(value).__name__}, expected {_type_name(typ)}",
-            )
+        _check_type(topic, name, body[name], typ)
+    for name, typ in schema.optional.items():
+        if name in body:
+            _check_type(topic, name, body[name], typ)
+
+
+def _check_type(topic: str, name: str, value: Any, typ: type | tuple[type, ...]) -> None:
+    if not isinstance(value, typ) or (
+        isinstance(value, bool) and typ is not bool and typ != (bool,)
+    ):
+        raise MessageRejected(
+            "schema",
+            f"{topic}: field {name!r} is {type(value).__name__}, expected {_type_name(typ)}",
+        )
 
 
 def _type_name(typ: type | tuple[type, ...]) -> str:

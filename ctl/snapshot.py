@@ -117,6 +117,13 @@ def status_table(snap: Snapshot) -> str:
             )
         )
     lines += _table(rows)
+    faults = [(n, snap.instances[n].get("faults") or []) for n in sorted(snap.instances)]
+    faults = [(n, f) for n, f in faults if snap.instances[n]["state"] == "FAULT" and f]
+    if faults:
+        lines.append("")
+        rows = [("INSTANCE", "FAULT")]
+        rows += [(name, str(reason)) for name, reasons in faults for reason in reasons]
+        lines += _table(rows)
     if snap.health:
         lines.append("")
         rows = [("CHECK", "OK", "REASON")]

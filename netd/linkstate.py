@@ -66,9 +66,7 @@ class LinkState:
     def primary(self) -> list[str]:
         """IPv4 primaries in kernel order (the first is keepalived's advert source)."""
         return [
-            cidr
-            for cidr, f in self.addresses.items()
-            if f.family == socket.AF_INET and f.primary
+            cidr for cidr, f in self.addresses.items() if f.family == socket.AF_INET and f.primary
         ]
 
     def tentative(self) -> list[str]:

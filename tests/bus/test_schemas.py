@@ -45,7 +45,17 @@ EXAMPLES: dict[str, tuple[str, dict[str, Any]]] = {
         "net.applied.vrrp:VI_1",
         {"owner": "vrrp:VI_1", "generation": 4, "failures": []},
     ),
-    "net.link.*": ("net.link.eth0", {"ifindex": 2, "name": "eth0", "up": True}),
+    "net.link.*": (
+        "net.link.eth0",
+        {
+            "ifindex": 2,
+            "name": "eth0",
+            "up": True,
+            "addresses": ["192.0.2.10/24", "192.0.2.11/24", "fe80::1/64"],
+            "primary": ["192.0.2.11/24"],
+            "tentative": ["fe80::1/64"],
+        },
+    ),
     "net.addr": ("net.addr", {"ifindex": 2, "address": "192.0.2.1/24", "present": True}),
     "hb.*": ("hb.vrrpd", {"name": "vrrpd", "uptime": 12.5}),
     "log.*": ("log.core", {"event": "config.current", "level": "info"}),
@@ -71,6 +81,23 @@ def test_schema_accepts_example_and_rejects_each_broken_field(pattern: str) -> N
             check(topic, {**body, field: wrong})
 
 
+@pytest.mark.parametrize("pattern", sorted(p for p, (_t, _b) in EXAMPLES.items()))
+def test_optional_fields_are_typed_when_present(pattern: str) -> None:
+    topic, body = EXAMPLES[pattern]
+    schema = schema_for(topic)
+    assert schema is not None
+    for field in schema.optional:
+        assert field in body, f"the example of {pattern} should show {field}"
+        check(topic, {k: v for k, v in body.items() if k != field})  # absent: still valid
+        with pytest.raises(MessageRejected, match=f"'{field}' is"):
+            check(topic, {**body, field: object()})
+
+
+def test_net_link_from_an_older_netd_is_still_valid() -> None:
+    """Before primary/tentative existed: readers must accept the old report."""
+    check("net.link.eth0", {"ifindex": 2, "name": "eth0", "up": True, "addresses": []})
+
+
 def test_bool_is_not_accepted_as_a_number() -> None:
     with pytest.raises(MessageRejected):
         check("vrrp.state.X", {"instance": "X", "state": "BACKUP", "priority": True})
@@ -88,5 +115,5 @@ def test_docs_document_every_schema() -> None:
             f"`{schema.pattern[:-1]}<" if schema.pattern.endswith("*") else f"`{schema.pattern}`"
         )
         assert written in doc, f"docs/bus.md does not document {schema.pattern}"
-        for field in schema.required:
+        for field in (*schema.required, *schema.optional):
             assert f"`{field}`" in doc, f"docs/bus.md does not mention field {field}"
