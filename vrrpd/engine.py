@@ -264,7 +264,9 @@ class Engine:
                 continue
             link = self.links.get(p.interface)
             if link is None:
-                if now >= self.resume_until:  # netd's retained reports have arrived by now
+                # Only once netd has spoken (it reports every link at start): before that,
+                # at a slow boot, "not found" would be a false alarm.
+                if self.links and now >= self.resume_until:
                     self._not_started(p, f"interface {p.interface} not found", now)
                 continue
             if p.advert_interface not in self.links:
@@ -461,6 +463,16 @@ class Engine:
         on = self.links[p.advert_interface]
         key = (p.family, on.name)
         receiver = self.receivers.get(key)
+        if (
+            receiver is not None
+            and receiver.ifindex != on.ifindex
+            and not any(
+                (r.plan.family, r.plan.advert_interface) == key for r in self.runners.values()
+            )
+        ):
+            # Left by a start that failed before the interface was re-created: it is deaf.
+            self._close_receiver(self.receivers.pop(key))
+            receiver = None
         if receiver is None:
             receiver = self.receivers[key] = Receiver(p.family, on.name, on.ifindex)
             self.loop.add_reader(receiver.fileno(), self._readable, receiver)
