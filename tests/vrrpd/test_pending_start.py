@@ -20,7 +20,7 @@ from tests.lab import Lab, Node, wait_until
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 
-DEV = "dum0"
+DEV = "late0"  # one end of a veth pair created mid-test (no dummy module everywhere)
 VIP = "198.51.100.100/24"
 CONFIG = f"""
 global_defs {{
@@ -73,8 +73,9 @@ def test_instance_waits_in_fault_through_every_stage(make_lab: Callable[..., Lab
             with BusWatch(group.runtime) as watch:
                 _fault(watch, f"interface {DEV} not found", START)
                 assert f"interface {DEV} not found" in _status_text(group)
-                node.run(["ip", "link", "add", DEV, "type", "dummy"])
+                node.run(["ip", "link", "add", DEV, "type", "veth", "peer", "name", "late1"])
                 _fault(watch, f"interface {DEV} is down")
+                node.run(["ip", "link", "set", "late1", "up"])
                 node.run(["ip", "link", "set", DEV, "up"])
                 _fault(watch, f"no IPv4 address on {DEV}")
                 assert f"no IPv4 address on {DEV}" in _status_text(group)
