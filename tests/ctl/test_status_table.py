@@ -16,5 +16,5 @@ def test_fault_reasons_are_listed() -> None:
     snap.instances["VI_2"] = {"instance": "VI_2", "state": "BACKUP", "priority": 100, "faults": []}
     text = status_table(snap)
     reasons = [ln.split() for ln in text.splitlines() if "tentative" in ln]
-    assert reasons == ["VI_1 link-local fe80::1 on eth0 is tentative (DAD)".split()]
+    assert reasons == [["VI_1", "link-local", "fe80::1", "on", "eth0", "is", "tentative", "(DAD)"]]
     assert text.count("FAULT") == 2  # the state column and the reasons' heading
