@@ -141,6 +141,13 @@ def status_table(snap: Snapshot) -> str:
     lines += _table(rows)
     for name in sorted(snap.instances):
         lines += _priority_breakdown(name, snap.instances[name])
+    faults = [(n, snap.instances[n].get("faults") or []) for n in sorted(snap.instances)]
+    faults = [(n, f) for n, f in faults if snap.instances[n]["state"] == "FAULT" and f]
+    if faults:
+        lines.append("")
+        rows = [("INSTANCE", "FAULT")]
+        rows += [(name, str(reason)) for name, reasons in faults for reason in reasons]
+        lines += _table(rows)
     if snap.health:
         lines.append("")
         rows = [("CHECK", "OK", "REASON")]
@@ -216,10 +223,9 @@ def _result_cell(c: dict[str, Any]) -> str:
 
 
 def _priority_breakdown(name: str, inst: dict[str, Any]) -> list[str]:
-    """``VI_1 priority 130 = base 150, track_script chk_web -20 (failed)`` plus faults."""
+    """``VI_1 priority 130 = base 150, track_script chk_web -20 (failed)``."""
     trackers = inst.get("trackers") or []
-    faults = inst.get("faults") or []
-    if not trackers and not faults:
+    if not trackers:
         return []
     base = inst.get("base_priority", inst["priority"])
     parts = [f"base {base}"]
@@ -234,9 +240,8 @@ def _priority_breakdown(name: str, inst: dict[str, Any]) -> list[str]:
         )
         effect = "FAULT" if t.get("fault") else f"{t.get('delta', 0):+d}"
         parts.append(f"{t['tracker']} {effect} ({seen})")
-    lines = [f"  {name}: priority {inst['priority']} = {', '.join(parts)}"]
-    lines += [f"  {name}: FAULT because of {fault}" for fault in faults]
-    return lines
+    # The FAULT reasons have their own table below.
+    return [f"  {name}: priority {inst['priority']} = {', '.join(parts)}"]
 
 
 def _table(rows: Sequence[tuple[str, ...]]) -> list[str]:

@@ -57,6 +57,7 @@ from netd.errors import (
 )
 from netd.firewall import Firewall, FirewallSettings, blocked_addresses
 from netd.kernel import NETD_PROTO, ApplyResult, Failure, KernelAdapter, Observed
+from netd.linkstate import AddrFacts, LinkState
 from netd.monitor import AddrEvent, Event, LinkEvent, Monitor, Overflow, RouteEvent
 from netd.reconcile import Action, Conflict, Merged, Operation, merge, plan, satisfies
 from netd.store import DesiredStore, Offer
@@ -69,6 +70,7 @@ __all__ = [
     "SCOPES",
     "Action",
     "AddrEvent",
+    "AddrFacts",
     "Address",
     "AnnounceError",
     "AnnounceScheduler",
@@ -92,6 +94,7 @@ __all__ = [
     "KernelAdapter",
     "KernelError",
     "LinkEvent",
+    "LinkState",
     "Merged",
     "Monitor",
     "NetdError",

@@ -46,7 +46,7 @@ import socket
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import structlog
@@ -60,6 +60,7 @@ from netd.desired import Address, DesiredSet, Item, describe, item_key
 from netd.errors import AnnounceError, InvalidItemError, KernelError, VmacError
 from netd.firewall import Firewall, FirewallSettings, blocked_addresses
 from netd.kernel import ApplyResult, KernelAdapter
+from netd.linkstate import LinkState
 from netd.monitor import AddrEvent, LinkEvent, Monitor, Overflow
 from netd.reconcile import Merged
 from netd.store import DesiredStore
@@ -95,26 +96,6 @@ class Announce:
 
     boot: str
     counter: int
-
-
-@dataclass(slots=True)
-class LinkState:
-    ifindex: int
-    name: str
-    up: bool
-    mac: str | None
-    oper_state: str | None
-    addresses: set[str] = field(default_factory=set)
-
-    def report(self) -> messages.LinkReport:
-        return messages.LinkReport(
-            ifindex=self.ifindex,
-            name=self.name,
-            up=self.up,
-            mac=self.mac,
-            oper_state=self.oper_state,
-            addresses=tuple(sorted(self.addresses)),
-        )
 
 
 def reported_item(item: Item) -> Mapping[str, Any]:
@@ -406,9 +387,8 @@ class NetDaemon:
         link = self.links.get(ev.ifindex)
         name = ev.ifname or (link.name if link else str(ev.ifindex))
         if link is None:
-            link = self.links[ev.ifindex] = LinkState(
-                ev.ifindex, name, ev.usable, ev.mac, ev.oper_state
-            )
+            link = self.links[ev.ifindex] = LinkState.from_event(ev)
+            link.name = name
             self._publish_link(link)
             self._mark_dirty()
             return
@@ -421,40 +401,31 @@ class NetDaemon:
 
     def _addr_event(self, ev: AddrEvent) -> None:
         link = self.links.get(ev.ifindex)
-        cidr = f"{ev.ip}/{ev.prefix}"
         if link is None:
             return
+        cidr = f"{ev.ip}/{ev.prefix}"
         present = cidr in link.addresses
+        if not link.observe(ev):
+            return
+        self._link_changed_soon(link)  # also when only its flags changed (DAD over, promoted)
         if ev.added == present:
             return
-        (link.addresses.add if ev.added else link.addresses.discard)(cidr)
         change = messages.AddrChange(ev.ifindex, cidr, ev.added, interface=link.name)
         self.comp.publisher.publish("net.addr", change.encode())
-        self._link_changed_soon(link)
         if not ev.added:
             self._mark_dirty()  # if it was ours and still desired, the reconcile re-adds it
 
     # ---- kernel ------------------------------------------------------------------------------
 
     async def _read_links(self) -> None:
-        ipr = self.kernel.ipr
-        links_dump = await self._kernel(lambda: list(self.kernel.call(ipr.link, "dump")))
-        addr_dump = await self._kernel(lambda: list(self.kernel.call(ipr.addr, "dump")))
-        self.links = {}
-        for msg in links_dump:
-            flags = int(msg["flags"])
-            up = bool(flags & 0x1) and bool(flags & 0x40)  # IFF_UP and IFF_RUNNING
-            self.links[int(msg["index"])] = LinkState(
-                int(msg["index"]),
-                str(msg.get("IFLA_IFNAME")),
-                up,
-                msg.get("IFLA_ADDRESS"),
-                msg.get("IFLA_OPERSTATE"),
-            )
-        for msg in addr_dump:
-            link = self.links.get(int(msg["index"]))
+        """Every link and address as the kernel lists them now (start, or after Overflow)."""
+        links = await self._kernel(self.kernel.links)
+        addresses = await self._kernel(self.kernel.interface_addresses)
+        self.links = {ev.ifindex: LinkState.from_event(ev) for ev in links}
+        for addr in addresses:
+            link = self.links.get(addr.ifindex)
             if link is not None:
-                link.addresses.add(f"{msg.get('IFA_ADDRESS')}/{msg['prefixlen']}")
+                link.observe(addr)
 
     def _publish_link(self, link: LinkState) -> None:
         self._links_changed.discard(link.ifindex)
@@ -578,11 +549,13 @@ class NetDaemon:
         be derived from the virtual MAC, RFC 5798 7.4); as keepalived, give it the base's,
         the source of the instance's adverts."""
         base = next((link for link in self.links.values() if link.name == spec.base), None)
-        local = sorted(a for a in (base.addresses if base else ()) if a.startswith("fe80:"))
-        if not local:
+        # The one vrrpd sends from: the first usable one, not the lowest. A tentative one
+        # will do (the VMAC's copy is added nodad): the base's DAD may still be running.
+        local = base.link_local(tentative=True) if base else None
+        if local is None:
             log.warning("netd.vmac.no_link_local", vmac=spec.name, base=spec.base)
             return
-        ip, _, prefix = local[0].partition("/")
+        ip, _, prefix = local.partition("/")
         item = Address(ip=ip, prefix=int(prefix), dev=spec.name)
         self.store.offer(DesiredSet(f"vmac:{spec.name}", 0, (item,)), time.monotonic())
         self._held.add(f"vmac:{spec.name}")

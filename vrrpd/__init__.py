@@ -67,6 +67,7 @@ from vrrpd.packet import (
     parse,
     prepare,
 )
+from vrrpd.pending import Backoff, PendingStarts
 from vrrpd.priority import PriorityVerdict, Tracker, TrackerKind, evaluate
 from vrrpd.syncgroup import GroupNotify, SyncGroup
 from vrrpd.validate import (
@@ -94,6 +95,7 @@ __all__ = [
     "AhError",
     "AhSession",
     "AuthType",
+    "Backoff",
     "BadAddressCountError",
     "BadChecksumError",
     "BadIntervalError",
@@ -119,6 +121,7 @@ __all__ = [
     "Machine",
     "Note",
     "Notify",
+    "PendingStarts",
     "PreparedAdvert",
     "PriorityChanged",
     "PriorityVerdict",

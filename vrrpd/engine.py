@@ -43,6 +43,7 @@ from vrrpd.machine import (
     TimerName,
 )
 from vrrpd.packet import AuthType, IPAddress
+from vrrpd.pending import PendingStarts, fault_state
 from vrrpd.plan import InstancePlan, fifo_setup, notify_specs, plan, startup_delay
 from vrrpd.priority import Tracker, TrackerKind
 from vrrpd.resume import RESUME_WINDOW, Verdict, decide
@@ -117,6 +118,9 @@ class Engine:
         self.dynamic_interfaces = False
         self._rx_last: dict[Receiver, float] = {}
         self._rx_paused: dict[Receiver, asyncio.TimerHandle] = {}
+        #: instances that could not start yet (FAULT until they can; see vrrpd.pending)
+        self.pending = PendingStarts()
+        self._retry: asyncio.TimerHandle | None = None
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -215,6 +219,9 @@ class Engine:
                 self._stop_runner(name, now, reason="interface, VRID or version changed")
         self.plans = new_plans
         self.config_hash = digest
+        for name in self.pending.names():
+            if name not in new_plans and self.pending.started(name):
+                self.comp.publisher.forget(f"vrrp.state.{name}")
         log.info("vrrpd.config", generation=msg.generation, instances=len(new_plans))
         if reload and config.global_defs.fifo_write_vrrp_states_on_reload:
             # keepalived re-writes the states of the instances that survived the reload
@@ -263,6 +270,10 @@ class Engine:
                 continue
             link = self.links.get(p.interface)
             if link is None:
+                # Only once netd has spoken (it reports every link at start): before that,
+                # at a slow boot, "not found" would be a false alarm.
+                if self.links and now >= self.resume_until:
+                    self._not_started(p, f"interface {p.interface} not found", now)
                 continue
             if p.advert_interface not in self.links:
                 if now < self.resume_until:
@@ -274,17 +285,12 @@ class Engine:
             taken = {v for q in self.plans.values() for v in q.vips}
             primary = p.unicast_src or link.primary(p.family, exclude=taken)
             if primary is None:
-                log.warning(
-                    "vrrpd.instance.waiting",
-                    instance=name,
-                    interface=p.interface,
-                    reason=f"no IPv{p.family} address to send adverts from",
-                )
+                self._not_started(p, link.why_no_source(p.family), now)
                 continue
             try:
                 runner = self._make_runner(p, link, primary)
             except SocketError as exc:
-                log.error("vrrpd.instance.socket", instance=name, reason=str(exc))
+                self._not_started(p, str(exc), now)
                 continue
             self.runners[name] = runner
             self.by_vrid[(p.advert_interface, p.family, p.vrid)] = runner
@@ -299,7 +305,48 @@ class Engine:
             )
             self._refresh_trackers(runner)
             self._begin(runner, now)
+            if self.pending.started(name):
+                runner.publish_state()  # replaces the FAULT published while it waited
         self._form_groups()
+        self._schedule_retry()
+
+    def _not_started(self, p: InstancePlan, reason: str, now: float) -> None:
+        """``p`` cannot start yet: FAULT with the reason, and a retry (vrrpd.pending)."""
+        if not self.pending.failed(p.name, reason, now):
+            return
+        log.warning(
+            "vrrpd.instance.waiting",
+            instance=p.name,
+            interface=p.interface,
+            state="FAULT",
+            reason=reason,
+        )
+        body = fault_state(
+            instance=p.name,
+            reason=reason,
+            priority=p.params.priority,
+            vrid=p.vrid,
+            interface=p.interface,
+            family=p.family,
+            version=p.version,
+            vips=[str(v) for v in p.vips],
+        )
+        self.comp.publisher.retain(f"vrrp.state.{p.name}", body)
+
+    def _schedule_retry(self) -> None:
+        """The back-off retry of waiting instances, for failures no net.link announces."""
+        at = self.pending.next_retry()
+        if self._retry is not None:
+            if at is not None and self._retry.when() == at:
+                return
+            self._retry.cancel()
+            self._retry = None
+        if at is not None and not self.stopping:
+            self._retry = self.loop.call_at(at, self._retry_due)
+
+    def _retry_due(self) -> None:
+        self._retry = None
+        self._start_pending(self.now())
 
     def _begin(self, runner: Runner, now: float) -> None:
         """Start a new runner's election, or resume what netd still holds for it."""
@@ -409,11 +456,30 @@ class Engine:
         on = self.links[p.advert_interface]
         key = (p.family, on.name)
         receiver = self.receivers.get(key)
+        if (
+            receiver is not None
+            and receiver.ifindex != on.ifindex
+            and not any(
+                (r.plan.family, r.plan.advert_interface) == key for r in self.runners.values()
+            )
+        ):
+            # Left by a start that failed before the interface was re-created: it is deaf.
+            self._close_receiver(self.receivers.pop(key))
+            receiver = None
         if receiver is None:
             receiver = self.receivers[key] = Receiver(p.family, on.name, on.ifindex)
             self.loop.add_reader(receiver.fileno(), self._readable, receiver)
         if not p.unicast:
             receiver.join(p.mcast_group)
+        sender = self._sender_for(p, primary)
+        runner = Runner(self, p, link, primary, sender)
+        if p.auth_type == AuthType.AH:
+            self._attach_ah(runner, on)
+        return runner
+
+    def _sender_for(self, p: InstancePlan, primary: IPAddress) -> Sender:
+        """The send socket of ``p``'s advert interface bound to ``primary`` (shared)."""
+        on = self.links[p.advert_interface]
         skey = (p.family, on.name, primary, p.unicast_ttl)
         sender = self.senders.get(skey)
         if sender is None:
@@ -425,10 +491,7 @@ class Engine:
                 unicast_ttl=p.unicast_ttl,
                 freebind=p.track_src_ip,
             )
-        runner = Runner(self, p, link, primary, sender)
-        if p.auth_type == AuthType.AH:
-            self._attach_ah(runner, on)
-        return runner
+        return sender
 
     def _attach_ah(self, runner: Runner, on: Link) -> None:
         """auth_type AH: adverts go out and come in as IP protocol 51 (vrrpd.ah_sockets)."""
@@ -572,6 +635,7 @@ class Engine:
         # Trackers only read up/down; an address-only change (netd installing VIPs) must not
         # cost a re-evaluation of every instance on the interface.
         state_changed = old is None or (old.up, old.ifindex) != (link.up, link.ifindex)
+        sources_changed = old is None or old.sources != link.sources
         for runner in self.runners.values():
             if runner.plan.interface == link.name:
                 runner.link = link
@@ -583,13 +647,43 @@ class Engine:
             ):
                 self._refresh_trackers(runner)
                 runner.trackers_changed(now)
-        if old is None or old.addresses != link.addresses:
+        if sources_changed:
             if old is not None and not state_changed:
                 # track_src_ip: the configured source address may have come or gone.
                 for runner in self.runners.values():
                     if runner.plan.track_src_ip and runner.plan.interface == link.name:
                         runner.trackers_changed(now)
+            if old is not None:
+                self._follow_source(link)
+        if sources_changed or (state_changed and self.pending.names()):
             self._start_pending(now)
+
+    def _follow_source(self, link: Link) -> None:
+        """The interface's primary (or usable link-local) changed: the instances that send
+        from it without ``unicast_src_ip``/``mcast_src_ip`` follow, as keepalived's do,
+        keeping their state."""
+        taken = {v for q in self.plans.values() for v in q.vips}
+        for runner in self.runners.values():
+            p = runner.plan
+            if p.interface != link.name or p.unicast_src is not None:
+                continue
+            new = link.primary(p.family, exclude=taken)
+            if new is None or new == runner.primary:
+                continue  # nothing to send from yet: keep trying the old one
+            try:
+                sender = self._sender_for(p, new)
+            except SocketError as exc:
+                log.error("vrrpd.socket.error", instance=p.name, reason=str(exc))
+                continue
+            old_sender, old_primary = runner.sender, runner.primary
+            runner.move_source(new, sender)
+            log.info(
+                "vrrpd.instance.source", instance=p.name, old=str(old_primary), primary=str(new)
+            )
+            if all(r.sender is not old_sender for r in self.runners.values()):
+                for key in [k for k, v in self.senders.items() if v is old_sender]:
+                    del self.senders[key]
+                old_sender.close()
 
     def _link_recreated(self, link: Link, old_index: int, now: float) -> None:
         """An interface deleted and created again (new ifindex): sockets bound to the old one
@@ -762,6 +856,11 @@ class Engine:
         self.stopping = True
         if self._delayed_start is not None:
             self._delayed_start.cancel()
+        if self._retry is not None:
+            self._retry.cancel()
+        for name in self.pending.names():
+            self.pending.started(name)
+            self.comp.publisher.forget(f"vrrp.state.{name}")
         now = self.now()
         for name in list(self.runners):
             self._stop_runner(name, now, reason="daemon stopping")

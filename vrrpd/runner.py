@@ -240,6 +240,17 @@ class Runner:
         self.trackers_changed(now)
         log.info("vrrpd.instance.updated", instance=self.name, state=self.machine.state.value)
 
+    def move_source(self, primary: IPAddress, sender: Sender) -> None:
+        """The interface's primary address changed: adverts leave from ``primary`` now, and
+        the election carries on (keepalived follows its interface's address too)."""
+        self.primary, self.sender = primary, sender
+        self.machine.params = self.plan.params_for(primary)
+        self.expect = self._expectations()
+        if self.ah is not None:
+            assert isinstance(primary, ipaddress.IPv4Address)  # AH is IPv4 only (plan)
+            self.ah.src = primary
+        self.adverts = self._prepare(self.machine.priority)
+
     # ---- inputs ------------------------------------------------------------------------------
 
     def feed(self, event: Event, now: float) -> None:

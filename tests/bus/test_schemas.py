@@ -53,7 +53,17 @@ EXAMPLES: dict[str, tuple[str, dict[str, Any]]] = {
         "net.applied.vrrp:VI_1",
         {"owner": "vrrp:VI_1", "generation": 4, "failures": []},
     ),
-    "net.link.*": ("net.link.eth0", {"ifindex": 2, "name": "eth0", "up": True}),
+    "net.link.*": (
+        "net.link.eth0",
+        {
+            "ifindex": 2,
+            "name": "eth0",
+            "up": True,
+            "addresses": ["192.0.2.10/24", "192.0.2.11/24", "fe80::1/64"],
+            "primary": ["192.0.2.11/24"],
+            "tentative": ["fe80::1/64"],
+        },
+    ),
     "net.addr": ("net.addr", {"ifindex": 2, "address": "192.0.2.1/24", "present": True}),
     "hb.*": ("hb.vrrpd", {"name": "vrrpd", "uptime": 12.5}),
     "log.*": ("log.core", {"event": "config.current", "level": "info"}),
@@ -77,6 +87,11 @@ def test_schema_accepts_example_and_rejects_each_broken_field(pattern: str) -> N
         wrong = object() if typ != "str" else 12345
         with pytest.raises(MessageRejected, match=f"'{field}' is"):
             check(topic, {**body, field: wrong})
+
+
+def test_net_link_from_an_older_netd_is_still_valid() -> None:
+    """Before primary/tentative existed: readers must accept the old report."""
+    check("net.link.eth0", {"ifindex": 2, "name": "eth0", "up": True, "addresses": []})
 
 
 def test_bool_is_not_accepted_as_a_number() -> None:
