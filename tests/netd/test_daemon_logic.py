@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from netd.daemon import Announce, parse_renewal, wants_burst
+from netd.daemon import parse_renewal
+from netd.owners import Announce, wants_burst
 from netd.vmacintent import VmacSpec
 
 
