@@ -463,6 +463,11 @@ class Runner:
         if priority == 0:
             self.sent.pri_zero_sent += sent
 
+    def clear_stats(self) -> None:
+        """keepalived's STATS_CLEAR: the counters of the USR2 and JSON dumps start again."""
+        self.counters.clear()
+        self.sent.clear()
+
     def view(self) -> dumps.InstanceView:
         m, p = self.machine, self.plan
         return dumps.InstanceView(
