@@ -28,8 +28,8 @@ import structlog
 from bus import Component
 from bus.envelope import Event as BusEvent
 from bus.signals import SIGJSON, SIGSTATS_CLEAR
-from checkd.plan import ScriptSpec
 from core import WireFormatError, from_wire
+from scripts import ScriptSpec
 from vrrpd import dumps, mail, notify
 from vrrpd.ah import AhSession
 from vrrpd.ah_sockets import AhReceiver, AhSockets, vrid_of

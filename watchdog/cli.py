@@ -11,9 +11,10 @@ import os
 import resource
 import socket
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import structlog
 
@@ -74,6 +75,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-r", "--vrrp_pid", type=Path, help="VRRP (vrrpd) pid file")
     p.add_argument("-c", "--checkers_pid", type=Path, help="checker (checkd) pid file")
     p.add_argument("-v", "--version", action="version", version=f"pykeepalived {_version()}")
+    p.add_argument(
+        "-T", "--genhash", action="store_true", help="genhash utility mode (must come first)"
+    )
+    p.add_argument(
+        "--metrics",
+        type=_listen,
+        metavar="HOST:PORT",
+        help="serve Prometheus metrics there (pykeepalived only; off by default)",
+    )
     _add_keepalived_only_options(p)
     return p
 
@@ -135,6 +145,14 @@ def _add_keepalived_only_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _listen(text: str) -> tuple[str, int]:
+    """``HOST:PORT``, ``[v6]:PORT`` or ``:PORT`` (every address)."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"metrics address {text!r} is not HOST:PORT")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
 def _umask(text: str) -> int:
     """keepalived reads -u with strtoul(…, 0): 0x.. hex, a leading 0 octal, else decimal."""
     try:
@@ -149,6 +167,15 @@ def _umask(text: str) -> int:
     if not 0 <= value <= 0o777:
         raise argparse.ArgumentTypeError(f"umask {text!r} is out of range")
     return value
+
+
+def _genhash(argv: list[str]) -> int:
+    """keepalived's -T: the rest of the command line is genhash's."""
+    from ctl import genhash
+
+    p = argparse.ArgumentParser(prog="pykeepalived -T", description="genhash utility mode")
+    genhash.add_arguments(p)
+    return genhash.run(p.parse_args(argv))
 
 
 def signum(name: str) -> int:
@@ -205,7 +232,10 @@ def pidfile_paths(args: argparse.Namespace, runtime: RuntimeDir) -> dict[str, Pa
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    if words[:1] in (["-T"], ["--genhash"]):
+        return _genhash(words[1:])
+    args = build_parser().parse_args(words)
     if args.signum is not None:
         return signum(args.signum)
     if args.namespace:
@@ -256,13 +286,15 @@ def _run(args: argparse.Namespace) -> int:
         return 1
 
 
-def _watchdog_body(args: argparse.Namespace, runtime: RuntimeDir):  # type: ignore[no-untyped-def]
+def _watchdog_body(
+    args: argparse.Namespace, runtime: RuntimeDir
+) -> Callable[[Component], Coroutine[Any, Any, None]]:
     paths = pidfile_paths(args, runtime)
     specs = children.specs(args, runtime.path, paths)
 
     async def body(comp: Component) -> None:
         pidfile.write(paths["watchdog"], os.getpid())
-        supervisor = Supervisor(comp, specs, respawn=not args.dont_respawn)
+        supervisor = Supervisor(comp, specs, respawn=not args.dont_respawn, metrics=args.metrics)
         try:
             await supervisor.run()
         finally:

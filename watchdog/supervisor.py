@@ -67,8 +67,16 @@ class PermanentFailure(Exception):
 
 
 class Supervisor:
-    def __init__(self, comp: Component, specs: list[ChildSpec], *, respawn: bool = True) -> None:
+    def __init__(
+        self,
+        comp: Component,
+        specs: list[ChildSpec],
+        *,
+        respawn: bool = True,
+        metrics: tuple[str, int] | None = None,
+    ) -> None:
         self.comp = comp
+        self.metrics = metrics
         self.children = {s.name: Child(s) for s in specs}
         self.respawn = respawn
         self._stopping = False
@@ -89,6 +97,8 @@ class Supervisor:
             monitors.append(asyncio.create_task(self._follow_for_systemd(), name="sdnotify"))
         if self.notifier.watchdog_interval:
             monitors.append(asyncio.create_task(self._ping_systemd(), name="sdwatchdog"))
+        if self.metrics:
+            monitors.append(asyncio.create_task(self._serve_metrics(*self.metrics), name="metrics"))
         try:
             # Runs until the component harness cancels us (TERM/INT, or comp.stop() after a
             # permanent failure); waiting on comp.stopping here would race that cancellation.
@@ -157,6 +167,28 @@ class Supervisor:
         if child.last_heartbeat is None:
             return self._fresh(child)  # starting: its start-up grace applies
         return time.monotonic() - child.last_heartbeat < PING_SILENCE
+
+    async def _serve_metrics(self, host: str, port: int) -> None:
+        from watchdog import metrics  # prometheus-client is loaded only when metrics are on
+
+        sub = self.comp.subscribe("vrrp.state.*", "health.*")
+        view = metrics.BusView()
+        collector = metrics.DaemonCollector(
+            view,
+            restarts=lambda: {c.name: c.restarts for c in self.children.values()},
+            bus_drops=lambda: sub.stats.dropped,
+            bus_gaps=lambda: sub.stats.gaps,
+        )
+        try:
+            server = await metrics.serve(collector, host, port)
+        except OSError as exc:
+            # The daemon runs on without metrics rather than not at all.
+            log.error("watchdog.metrics.failed", host=host, port=port, reason=str(exc))
+            return
+        async with server:
+            while True:
+                for event in await sub.recv_batch():
+                    view.apply(event.topic, event.body)
 
     async def _spawn(self, child: Child) -> None:
         # The child arms PR_SET_PDEATHSIG itself (see bus.component.follow_parent): a

@@ -49,5 +49,6 @@ def runner_for(config: str, primary: IPv4Address) -> tuple[Runner, Wire, Retaine
         comp=SimpleNamespace(publisher=retained),
     )
     wire = Wire()
+    # engine and wire are stubs with only what a Runner calls.
     runner = Runner(engine, p, Link("eth0", 2, True), primary, wire)  # type: ignore[arg-type]
     return runner, wire, retained

@@ -66,6 +66,7 @@ class StubEngine:
 
 def started(p: InstancePlan, link: Link) -> tuple[Runner, StubEngine]:
     engine = StubEngine()
+    # StubEngine and Wire are stubs with only what a Runner calls.
     runner = Runner(engine, p, link, ME, Wire())  # type: ignore[arg-type]
     runner.feed(Startup(), 0.0)
     runner.trackers_changed(0.0)

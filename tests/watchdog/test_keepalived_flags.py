@@ -12,8 +12,8 @@ from collections.abc import Iterator
 import pytest
 
 from bus.signals import CAUGHT_SIGNALS, SIGNAL_FUNCTIONS, signal_name
-from tests.daemon import DaemonGroup, daemon_group, wait_until
-from tests.lab import Lab
+from tests.daemon import DaemonGroup, daemon_group
+from tests.lab import Lab, wait_until
 from watchdog.cli import build_parser, main
 
 KEEPALIVED = shutil.which("keepalived") or "/usr/sbin/keepalived"
@@ -58,7 +58,8 @@ def test_every_keepalived_option_is_accepted() -> None:
     for short, long, takes_value in options:
         if long in ("help", "version", "genhash"):
             continue  # exit at once / genhash mode, tested on their own
-        value = [SAMPLE_VALUES[long]] if takes_value and SAMPLE_VALUES.get(long) else []
+        sample = SAMPLE_VALUES.get(long) if takes_value else None
+        value = [sample] if sample else []
         for spelling in filter(None, (f"--{long}", short and f"-{short}")):
             parser.parse_args([spelling, *value])  # argparse exits 2 on an unknown option
 
