@@ -69,11 +69,10 @@ class SocketPool:
     def open(self, p: InstancePlan, on: Link, primary: IPAddress) -> Sender:
         """Listen for ``p``'s adverts on ``on`` (its advert interface); the socket to send
         them from ``primary``. Raises :class:`SocketError`."""
-        key = (p.family, on.name)
-        receiver = self.receivers.get(key)
+        receiver = self.receivers.get((p.family, on.name))
         if receiver is None:
-            receiver = self.receivers[key] = Receiver(p.family, on.name, on.ifindex)
-            self.loop.add_reader(receiver.fileno(), self._readable, receiver)
+            receiver = Receiver(p.family, on.name, on.ifindex)
+            self.watch(receiver)
         if not p.unicast:
             receiver.join(p.mcast_group)
         skey = (p.family, on.name, primary, p.unicast_ttl)
@@ -106,6 +105,11 @@ class SocketPool:
             assert isinstance(p.mcast_group, ipaddress.IPv4Address)
             receiver.join(p.mcast_group)
         return self.ah_sockets.sender(on.name, on.ifindex)
+
+    def watch(self, receiver: Receiver) -> None:
+        """Read ``receiver``: the receive socket for its family and interface from now on."""
+        self.receivers[(receiver.family, receiver.ifname)] = receiver
+        self.loop.add_reader(receiver.fileno(), self._readable, receiver)
 
     def listen(self, p: InstancePlan, listener: Listener) -> None:
         """Hand ``listener`` the datagrams for ``p``'s VRID on its advert interface."""
@@ -209,8 +213,7 @@ class SocketPool:
             except SocketError as exc:
                 log.error("vrrpd.socket.error", interface=link.name, reason=str(exc))
                 continue
-            self.receivers[key] = receiver
-            self.loop.add_reader(receiver.fileno(), self._readable, receiver)
+            self.watch(receiver)
 
     def _follow_senders(self, link: Link, runners: list[Runner]) -> None:
         for skey in [k for k in self.senders if k[1] == link.name]:

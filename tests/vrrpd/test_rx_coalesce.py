@@ -78,9 +78,7 @@ class Pool:
         self.rx = FakeReceiver()
         self.listener = Listener(self.timers, rearm)
         self.sockets.listeners[("eth0", 4, VRID)] = self.listener
-        receiver = cast(Receiver, self.rx)  # the fake has what the pool reads of a Receiver
-        self.sockets.receivers[(4, "eth0")] = receiver
-        asyncio.get_running_loop().add_reader(self.rx.fileno(), self.sockets._readable, receiver)
+        self.sockets.watch(cast(Receiver, self.rx))  # the fake has what the pool uses of one
 
     def close(self) -> None:
         self.sockets.close()  # closes the fake receiver too
