@@ -28,13 +28,13 @@ from bus import Component
 from bus.component import SIGJSON
 from bus.envelope import Event as BusEvent
 from core import WireFormatError, from_wire
-from vrrpd import dumps, mail, notify
+from vrrpd import dumps, notify
 from vrrpd.health import Health
 from vrrpd.links import Link
 from vrrpd.machine import State, TimerName
 from vrrpd.outputs import Outputs
 from vrrpd.packet import AuthType, IPAddress
-from vrrpd.plan import InstancePlan, fifo_setup, notify_specs, plan, startup_delay
+from vrrpd.plan import InstancePlan, plan, startup_delay
 from vrrpd.priority import TrackerKind
 from vrrpd.runner import Runner
 from vrrpd.socket_pool import SocketPool
@@ -149,11 +149,7 @@ class Engine:
             return
         config = from_wire(body["model"])
         new_plans = {p.name: p for p in plan(config)}
-        self.host.open_fifo(fifo_setup(config))
-        self.host.mailer.configure(mail.mail_settings(config))
-        self.host.group_scripts = {
-            g.name: notify_specs(config, g.name, g) for g in config.sync_groups
-        }
+        self.host.configure(config)
         now = self.now()
         reload = self.config_hash is not None
         self.router_id = config.global_defs.router_id or socket.gethostname()
@@ -224,7 +220,7 @@ class Engine:
         self.starter.stopped(name)
         runner.stop(reason, now, removed=removed)
         self.sockets.unlisten(runner.plan)
-        self.comp.publisher.forget(f"vrrp.state.{name}")
+        self.host.forget_state(name)
         log.info("vrrpd.instance.stopped", instance=name, reason=reason)
 
     def _timer_fired(self, instance: str, timer: str, now: float) -> None:
@@ -318,7 +314,7 @@ class Engine:
                 if renewal is not None:
                     leases[runner.name] = renewal
             if leases:
-                self.comp.publisher.publish("vrrp.renew", {"leases": leases})
+                self.host.publish_renewals(leases)
 
     # ---- shutdown ----------------------------------------------------------------------------
 

@@ -1,8 +1,9 @@
 """vrrpd's :class:`vrrpd.host.RunnerHost`: where the instances' actions take effect.
 
-One shared timer heap, the bus publisher, the notify script queues, the notify FIFO, the mailer
-and the sync groups. A sync group's own notifications (``GROUP name STATE 0``) go out here too,
-in the same order as an instance's: scripts, FIFO line, mail.
+One shared timer heap, the bus publisher (everything vrrpd publishes goes out here), the
+notify script queues, the notify FIFO, the mailer and the sync groups. A sync group's own
+notifications (``GROUP name STATE 0``) go out here too, in the same order as an instance's:
+scripts, FIFO line, mail.
 """
 
 from __future__ import annotations
@@ -16,12 +17,14 @@ import structlog
 
 from bus import Publisher
 from checkd.plan import ScriptSpec
+from core import Config
 from vrrpd import mail, notify
 from vrrpd.fifo import FifoChannel, FifoSetup
 from vrrpd.groups import Groups
 from vrrpd.host import Refresh
 from vrrpd.machine import Event
 from vrrpd.notify import Job
+from vrrpd.plan import fifo_setup, notify_specs
 from vrrpd.runner import Runner
 from vrrpd.syncgroup import GroupNotify
 from vrrpd.timers import TimerHeap
@@ -93,6 +96,14 @@ class Outputs:
 
     # ---- the daemon's side -------------------------------------------------------------------
 
+    def forget_state(self, instance: str) -> None:
+        """``instance`` stopped: no more re-sends of its ``vrrp.state``."""
+        self.publisher.forget(f"vrrp.state.{instance}")
+
+    def publish_renewals(self, leases: Mapping[str, list[int | float]]) -> None:
+        """``vrrp.renew``: one [generation, lease] per held intent not re-sent whole."""
+        self.publisher.publish("vrrp.renew", {"leases": dict(leases)})
+
     def group_notify(self, action: GroupNotify, resumed: bool) -> None:
         state = "STOP" if self._stopping else action.new.value
         log.info(
@@ -109,7 +120,14 @@ class Outputs:
         self.fifo_write(f'GROUP "{action.group}" {state} 0\n')
         self.mailer.alert("GROUP", action.group, state)
 
-    def open_fifo(self, setup: FifoSetup | None) -> None:
+    def configure(self, config: Config) -> None:
+        """A new configuration: its notify FIFO, ``smtp_alert`` settings and sync group
+        scripts."""
+        self._open_fifo(fifo_setup(config))
+        self.mailer.configure(mail.mail_settings(config))
+        self.group_scripts = {g.name: notify_specs(config, g.name, g) for g in config.sync_groups}
+
+    def _open_fifo(self, setup: FifoSetup | None) -> None:
         if self.fifo is not None and self.fifo.setup == setup:
             return
         if self.fifo is not None:
