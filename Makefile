@@ -4,14 +4,14 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-DEBIAN_PACKAGES := iproute2 keepalived tcpdump procps frr
+DEBIAN_PACKAGES := iproute2 keepalived tcpdump procps frr systemd prometheus
 POLICY_RC_D := /usr/sbin/policy-rc.d
 RUNTIME_DIR ?= /run/pykeepalived
 
 .PHONY: deps venv demo run test test-fast lint typecheck bench clean
 
 # Debian packages the tests and the demo use (keepalived and FRR are the interop reference
-# peers). The interop tests run their own keepalived, zebra and vrrpd inside lab namespaces,
+# peers; prometheus brings promtool, which lints the metrics; systemd, systemd-analyze). The interop tests run their own keepalived, zebra and vrrpd inside lab namespaces,
 # so package scripts must not start the services on the host: a policy-rc.d that says 101
 # ("action forbidden") stops them, and is removed again only if this target created it.
 deps:

@@ -29,6 +29,7 @@ from bus import logs, topics
 from bus.errors import BusError
 from bus.publisher import Publisher
 from bus.runtime import RuntimeDir
+from bus.signals import CAUGHT_SIGNALS, signal_name
 from bus.subscriber import Subscriber
 
 log = structlog.get_logger(__name__)
@@ -40,9 +41,6 @@ EXIT_SOFTWARE = 70
 PARENT_ENV = "PYKEEPALIVED_WATCHDOG_PID"
 _PR_SET_PDEATHSIG = 1
 
-# Signals a component may want to act on besides TERM/INT.
-SIGJSON = signal.SIGRTMIN + 2
-HOOK_SIGNALS: tuple[int, ...] = (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2, SIGJSON)
 
 Body = Callable[["Component"], Coroutine[Any, Any, None]]
 
@@ -60,17 +58,19 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-S",
         "--log-facility",
-        choices=sorted(logs.SYSLOG_FACILITIES),
-        help="log to syslog with this facility",
+        type=_facility,
+        help="log to syslog with this facility: 0-7 (local0-7), local0-7, user or daemon",
     )
 
 
-def signal_name(signum: int) -> str:
-    """``SIGTERM``, or ``SIGRTMIN+2`` for real-time signals (which have no enum member)."""
-    try:
-        return signal.Signals(signum).name
-    except ValueError:
-        return f"SIGRTMIN+{signum - signal.SIGRTMIN}"
+def _facility(text: str) -> str:
+    """keepalived's -S: a digit is LOG_LOCAL<digit>; names as syslog spells them."""
+    name = f"local{text}" if text.isdigit() else text
+    if name not in logs.SYSLOG_FACILITIES:
+        raise argparse.ArgumentTypeError(
+            f"invalid facility {text!r} (0-7, local0-7, user or daemon)"
+        )
+    return name
 
 
 class Component:
@@ -99,15 +99,20 @@ class Component:
         return sub
 
     def on_signal(self, signum: int, hook: Callable[[], None]) -> None:
-        """Run ``hook`` in the event loop when ``signum`` (HUP, USR1, USR2, SIGJSON) arrives."""
+        """Run ``hook`` in the event loop when ``signum`` (one of CAUGHT_SIGNALS) arrives."""
         self._signal_hooks.setdefault(signum, []).append(hook)
 
     def stop(self) -> None:
         self.stopping.set()
 
     def _signalled(self, signum: int) -> None:
+        hooks = self._signal_hooks.get(signum, ())
+        if not hooks:
+            # keepalived ignores signals it has no use for; dying would be worse.
+            log.warning("component.signal.ignored", signal=signal_name(signum))
+            return
         log.info("component.signal", signal=signal_name(signum))
-        for hook in self._signal_hooks.get(signum, ()):
+        for hook in hooks:
             hook()
 
     async def heartbeat_loop(self) -> None:
@@ -177,7 +182,7 @@ async def _serve(
     loop = asyncio.get_running_loop()
     for stop_sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(stop_sig, comp.stop)
-    for hook_sig in HOOK_SIGNALS:
+    for hook_sig in CAUGHT_SIGNALS:
         loop.add_signal_handler(hook_sig, comp._signalled, hook_sig)
     comp.publisher.start()
     forwarder.attach(comp.publisher.publish)

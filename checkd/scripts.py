@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from bus.component import signal_name
+from bus.signals import signal_name
 from checkd import command, security
 from checkd.errors import ScriptRefused
 from checkd.hysteresis import RiseFall

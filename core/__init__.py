@@ -9,7 +9,8 @@
 auth_pass truncated, unknown tracked names dropped, ...). Publish it with `to_wire` /
 `config_hash`; on reload compare with `diff(old, new)`. `render(config)` prints it back as
 keepalived.conf. `vrrp_settings` / `checker_settings` resolve inherited defaults, and
-`election_lint` checks tracker weights across the nodes of a cluster.
+`election_lint` checks tracker weights across the nodes of a cluster, and `cluster_lint`
+every other disagreement between the nodes' files (`pykeepalivedctl check --cluster`).
 """
 
 from core.api import (
@@ -22,6 +23,7 @@ from core.api import (
     loads,
 )
 from core.checks import check
+from core.cluster import cluster_lint
 from core.diff import ConfigDiff, SectionDiff, diff
 from core.effective import CheckerSettings, VrrpSettings, checker_settings, vrrp_settings
 from core.election import election_lint
@@ -115,6 +117,7 @@ __all__ = [
     "WireFormatError",
     "check",
     "checker_settings",
+    "cluster_lint",
     "config_hash",
     "diff",
     "election_lint",

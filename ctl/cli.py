@@ -93,16 +93,25 @@ def cmd_reload(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    result = core.load(args.file, config_id=args.config_id)
+    if len(args.files) > 1 and not args.cluster:
+        print("pykeepalivedctl check: several files need --cluster", file=sys.stderr)
+        return 2
+    results = {path: core.load(path, config_id=args.config_id) for path in args.files}
+    problems = [p for r in results.values() for p in r.problems]
+    code = max(r.exit_code for r in results.values())
+    if args.cluster:
+        across = core.cluster_lint(results)
+        problems += across
+        if any(p.severity == "error" for p in across):
+            code = max(code, core.EXIT_ERRORS)
     if args.json:
-        problems = [core.problem_to_dict(p) for p in result.problems]
-        print(json.dumps({"exit_code": result.exit_code, "problems": problems}, indent=2))
+        found = [core.problem_to_dict(p) for p in problems]
+        print(json.dumps({"exit_code": code, "problems": found}, indent=2))
     else:
-        for problem in result.problems:
+        for problem in problems:
             print(core.format_problem(problem))
-        if not result.problems:
-            print(f"{args.file}: no problems found")
-    code: int = result.exit_code
+        if not problems:
+            print(f"{', '.join(args.files)}: no problems found")
     return code
 
 
@@ -149,7 +158,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_reload)
 
     p = sub.add_parser("check", help="lint a configuration file (exit codes as keepalived -t)")
-    p.add_argument("file", help="keepalived.conf to check")
+    p.add_argument("files", nargs="+", metavar="file", help="keepalived.conf to check")
+    p.add_argument(
+        "--cluster",
+        action="store_true",
+        help="the files are the nodes of one cluster: also check them against each other",
+    )
     p.add_argument("--json", action="store_true", help="machine-readable problems")
     p.add_argument("-i", "--config-id", help="id for @conditional lines (default: hostname)")
     p.set_defaults(func=cmd_check)

@@ -29,6 +29,9 @@ class SendCounters:
     become_master: int = 0
     release_master: int = 0
 
+    def clear(self) -> None:
+        self.advert_sent = self.pri_zero_sent = self.become_master = self.release_master = 0
+
 
 @dataclass(frozen=True, slots=True)
 class InstanceView:

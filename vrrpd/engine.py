@@ -25,8 +25,8 @@ from typing import Any
 import structlog
 
 from bus import Component
-from bus.component import SIGJSON
 from bus.envelope import Event as BusEvent
+from bus.signals import SIGJSON, SIGSTATS_CLEAR
 from core import WireFormatError, from_wire
 from vrrpd import dumps, notify
 from vrrpd.health import Health
@@ -100,6 +100,11 @@ class Engine:
             return
         log.info("vrrpd.dump", file=str(path), instances=len(views))
 
+    def _clear_stats(self) -> None:
+        for runner in self.runners.values():
+            runner.clear_stats()
+        log.info("vrrpd.stats.cleared", instances=len(self.runners))
+
     async def run(self) -> None:
         self.comp.on_signal(
             signal.SIGUSR1,
@@ -111,6 +116,7 @@ class Engine:
             signal.SIGUSR2, lambda: self._dump("keepalived.stats", dumps.stats_text)
         )
         self.comp.on_signal(SIGJSON, lambda: self._dump("keepalived.json", dumps.json_text))
+        self.comp.on_signal(SIGSTATS_CLEAR, self._clear_stats)
         sub = self.comp.subscribe("config.current", "net.link.*", "health.*", "net.applied.vrrp:*")
         self.starter.open_window(self.now())
         renew = asyncio.create_task(self._renew_loop(), name="vrrpd.renew")

@@ -499,6 +499,11 @@ class Runner:
         if priority == 0:
             self.sent.pri_zero_sent += sent
 
+    def clear_stats(self) -> None:
+        """keepalived's STATS_CLEAR: the counters of the USR2 and JSON dumps start again."""
+        self.counters.clear()
+        self.sent.clear()
+
     def view(self) -> dumps.InstanceView:
         m, p = self.machine, self.plan
         return dumps.InstanceView(
@@ -588,6 +593,8 @@ class Runner:
             "vips": [str(v) for v in self.plan.vips],
             "faults": sorted(self.faults),
             "drops": self.counters.snapshot(),
+            # keepalived's USR2/JSON statistics, for metrics (docs/operations.md)
+            "stats": dumps.stats_fields(self.view()),
             "transitions": m.transitions,
             **self.last_transition,
         }

@@ -179,6 +179,11 @@ class ReceiveCounters:
     notes: Counter[DropReason] = field(default_factory=Counter)
     checksum_forms: Counter[ChecksumForm] = field(default_factory=Counter)
 
+    def clear(self) -> None:
+        self.accepted = self.priority_zero = 0
+        for counts in (self.drops, self.notes, self.checksum_forms):
+            counts.clear()
+
     def record(self, result: Accepted | Drop) -> None:
         if isinstance(result, Drop):
             self.drops[result.reason] += 1

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import metadata
 from pathlib import Path
 
@@ -19,12 +20,14 @@ import structlog
 from bus import Component, RuntimeDir, RuntimeDirLocked, add_common_arguments, start_component
 from bus.logs import configure as configure_logs
 from bus.runtime import DEFAULT_RUNTIME_DIR
+from bus.signals import SIGNAL_FUNCTIONS
 from watchdog import children, pidfile, scripts
 from watchdog.supervisor import STOP_WAIT, Supervisor
 
 log = structlog.get_logger(__name__)
 
 DEFAULT_CONFIG = "/etc/keepalived/keepalived.conf"
+CORE_PATTERN = Path("/proc/sys/kernel/core_pattern")
 # Every child may use its full stop wait, one after another.
 STOP_GRACE = STOP_WAIT * len(children.START_ORDER) + 2
 
@@ -71,7 +74,131 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-r", "--vrrp_pid", type=Path, help="VRRP (vrrpd) pid file")
     p.add_argument("-c", "--checkers_pid", type=Path, help="checker (checkd) pid file")
     p.add_argument("-v", "--version", action="version", version=f"pykeepalived {_version()}")
+    p.add_argument(
+        "--metrics",
+        type=_listen,
+        metavar="HOST:PORT",
+        help="serve Prometheus metrics there (pykeepalived only; off by default)",
+    )
+    _add_keepalived_only_options(p)
     return p
+
+
+# keepalived 2.2.7 options that change nothing here, or are not built yet. Each is accepted
+# (unit files and /etc/default/keepalived pass them) and, where it would change what the
+# daemon does, named in one warning at start so nobody relies on it silently.
+_NOT_IMPLEMENTED = {
+    "release_vips": "-X/--release-vips",
+    "dont_release_vrrp": "-V/--dont-release-vrrp (VIPs are withdrawn at stop)",
+    "dont_release_ipvs": "-I/--dont-release-ipvs",
+    "dump_conf": "-d/--dump-conf (use pykeepalivedctl dump)",
+    "address_monitoring": "-a/--address-monitoring (pykeepalivedctl tail net.addr shows them)",
+    "snmp": "-x/--snmp (no SNMP subsystem)",
+    "snmp_agent_socket": "-A/--snmp-agent-socket (no SNMP subsystem)",
+    "all_config": "-e/--all-config",
+}
+
+
+def _add_keepalived_only_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "-B", "--no_bfd", action="store_true", help="accepted: there is no BFD subsystem"
+    )
+    p.add_argument("--all", action="store_true", help="accepted: every component always runs")
+    p.add_argument(
+        "-G", "--no-syslog", action="store_true", help="do not log to syslog (overrides -S)"
+    )
+    p.add_argument("-u", "--umask", type=_umask, help="umask for created files (numeric)")
+    p.add_argument("-X", "--release-vips", action="store_true", help="accepted, not implemented")
+    p.add_argument(
+        "-V", "--dont-release-vrrp", action="store_true", help="accepted, not implemented"
+    )
+    p.add_argument(
+        "-I", "--dont-release-ipvs", action="store_true", help="accepted, not implemented"
+    )
+    p.add_argument("-d", "--dump-conf", action="store_true", help="accepted, not implemented")
+    p.add_argument(
+        "-a", "--address-monitoring", action="store_true", help="accepted, not implemented"
+    )
+    p.add_argument("-b", "--bfd_pid", type=Path, help="accepted: there is no BFD subsystem")
+    p.add_argument("-x", "--snmp", action="store_true", help="accepted: there is no SNMP subsystem")
+    p.add_argument("-A", "--snmp-agent-socket", help="accepted: there is no SNMP subsystem")
+    p.add_argument("-s", "--namespace", help="refused: network namespaces are not built yet")
+    p.add_argument(
+        "-m", "--core-dump", action="store_true", help="allow core dumps of every process"
+    )
+    p.add_argument(
+        "-M",
+        "--core-dump-pattern",
+        nargs="?",
+        const="core",
+        help="also set kernel.core_pattern (default 'core'), restored at exit",
+    )
+    p.add_argument("-e", "--all-config", action="store_true", help="accepted, not implemented")
+    p.add_argument(
+        "--signum",
+        metavar="SIGFUNC",
+        help="print the signal number for STOP, RELOAD, DATA, STATS, STATS_CLEAR, JSON",
+    )
+
+
+def _listen(text: str) -> tuple[str, int]:
+    """``HOST:PORT``, ``[v6]:PORT`` or ``:PORT`` (every address)."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise argparse.ArgumentTypeError(f"metrics address {text!r} is not HOST:PORT")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+def _umask(text: str) -> int:
+    """keepalived reads -u with strtoul(…, 0): 0x.. hex, a leading 0 octal, else decimal."""
+    try:
+        if text.lower().startswith("0x"):
+            value = int(text, 16)
+        elif text.startswith("0"):
+            value = int(text, 8)
+        else:
+            value = int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid umask {text!r}") from None
+    if not 0 <= value <= 0o777:
+        raise argparse.ArgumentTypeError(f"umask {text!r} is out of range")
+    return value
+
+
+def signum(name: str) -> int:
+    """``--signum``: print the number as keepalived does; 1 for a name it does not know."""
+    number = SIGNAL_FUNCTIONS.get(name)
+    if number is None:
+        print(f"Unknown sigfunc {name}", file=sys.stderr)
+        return 1
+    print(number)
+    return 0
+
+
+def _apply_process_options(args: argparse.Namespace) -> Callable[[], None]:
+    """Options that shape the process (inherited by every child); returns the undo."""
+    if args.umask is not None:
+        os.umask(args.umask)
+    if args.no_syslog:
+        args.log_facility = None
+    for attr, what in _NOT_IMPLEMENTED.items():
+        if getattr(args, attr):
+            print(f"pykeepalived: {what} is accepted but not implemented", file=sys.stderr)
+    if args.core_dump or args.core_dump_pattern:
+        resource.setrlimit(resource.RLIMIT_CORE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+    if args.core_dump_pattern:
+        return _set_core_pattern(args.core_dump_pattern)
+    return lambda: None
+
+
+def _set_core_pattern(pattern: str) -> Callable[[], None]:
+    old = CORE_PATTERN.read_text()
+    CORE_PATTERN.write_text(pattern)
+
+    def restore() -> None:
+        CORE_PATTERN.write_text(old)
+
+    return restore
 
 
 def _version() -> str:
@@ -93,6 +220,15 @@ def pidfile_paths(args: argparse.Namespace, runtime: RuntimeDir) -> dict[str, Pa
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.signum is not None:
+        return signum(args.signum)
+    if args.namespace:
+        # Running in the wrong namespace would put the VIPs on the wrong network.
+        print(
+            f"pykeepalived: -s/--namespace {args.namespace} is not implemented; not starting",
+            file=sys.stderr,
+        )
+        return 1
     if not args.config_id:
         args.config_id = socket.gethostname().split(".", 1)[0]
     if args.config_test is not None:
@@ -102,6 +238,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.use_file.exists():
         print(f"pykeepalived: configuration file {args.use_file} not found", file=sys.stderr)
         return 6  # keepalived's NOT_CONFIGURED
+    undo = _apply_process_options(args)
+    try:
+        return _run(args)
+    finally:
+        undo()
+
+
+def _run(args: argparse.Namespace) -> int:
     runtime = RuntimeDir.at(args.runtime_dir)
     try:
         with runtime.exclusive("daemon"):
@@ -132,7 +276,7 @@ def _watchdog_body(args: argparse.Namespace, runtime: RuntimeDir):  # type: igno
 
     async def body(comp: Component) -> None:
         pidfile.write(paths["watchdog"], os.getpid())
-        supervisor = Supervisor(comp, specs, respawn=not args.dont_respawn)
+        supervisor = Supervisor(comp, specs, respawn=not args.dont_respawn, metrics=args.metrics)
         try:
             await supervisor.run()
         finally:

@@ -17,23 +17,30 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from bus.component import PARENT_ENV, SIGJSON, Component, signal_name
+from bus.component import PARENT_ENV, Component
+from bus.signals import SIGJSON, SIGSTATS_CLEAR, signal_name
 from watchdog import pidfile
 from watchdog.backoff import Backoff
 from watchdog.children import PERMANENT_EXIT_CODES, ChildSpec
+from watchdog.readiness import Readiness, Say
+from watchdog.sdnotify import Notifier
 
 log = structlog.get_logger(__name__)
 
 HEARTBEAT_TIMEOUT = 3.5  # about three missed 1 s heartbeats (Paranoid Pirate liveness)
+# systemd's watchdog pings stop sooner than that, so they stop before a hung child is replaced.
+PING_SILENCE = 2.0
 STARTUP_GRACE = 10.0  # a child's first heartbeat may take this long (imports, config)
 STOP_WAIT = 5.0  # keepalived's child_wait_time
 
-# Which children each forwarded signal goes to (keepalived: USR2 and JSON go to VRRP only).
+# Which children each forwarded signal goes to (keepalived: USR2, JSON and STATS_CLEAR go to
+# VRRP only).
 SIGNAL_ROUTES: dict[int, tuple[str, ...]] = {
     signal.SIGHUP: ("core",),
     signal.SIGUSR1: ("core", "netd", "checkd", "vrrpd"),
     signal.SIGUSR2: ("vrrpd",),
     SIGJSON: ("vrrpd",),
+    SIGSTATS_CLEAR: ("vrrpd",),
 }
 
 
@@ -60,32 +67,52 @@ class PermanentFailure(Exception):
 
 
 class Supervisor:
-    def __init__(self, comp: Component, specs: list[ChildSpec], *, respawn: bool = True) -> None:
+    def __init__(
+        self,
+        comp: Component,
+        specs: list[ChildSpec],
+        *,
+        respawn: bool = True,
+        metrics: tuple[str, int] | None = None,
+    ) -> None:
         self.comp = comp
+        self.metrics = metrics
         self.children = {s.name: Child(s) for s in specs}
         self.respawn = respawn
         self._stopping = False
         self.failure: PermanentFailure | None = None
+        self.notifier = Notifier()
+        self.readiness = Readiness(tuple(self.children))
         for signum, targets in SIGNAL_ROUTES.items():
             comp.on_signal(signum, functools.partial(self.forward, signum, targets))
+        comp.on_signal(signal.SIGHUP, lambda: self._tell_systemd(self.readiness.reload_requested()))
 
     async def run(self) -> None:
         keepers = []
         for child in self.children.values():
             await self._spawn(child)
             keepers.append(asyncio.create_task(self._keep(child), name=f"keep.{child.name}"))
-        monitor = asyncio.create_task(self._watch_heartbeats(), name="heartbeats")
+        monitors = [asyncio.create_task(self._watch_heartbeats(), name="heartbeats")]
+        if self.notifier.enabled:
+            monitors.append(asyncio.create_task(self._follow_for_systemd(), name="sdnotify"))
+        if self.notifier.watchdog_interval:
+            monitors.append(asyncio.create_task(self._ping_systemd(), name="sdwatchdog"))
+        if self.metrics:
+            monitors.append(asyncio.create_task(self._serve_metrics(*self.metrics), name="metrics"))
         try:
             # Runs until the component harness cancels us (TERM/INT, or comp.stop() after a
             # permanent failure); waiting on comp.stopping here would race that cancellation.
             await asyncio.Future()
         finally:
             self._stopping = True
-            monitor.cancel()
+            self.notifier.stopping()
+            for task in monitors:
+                task.cancel()
             await self._stop_all()
             for task in keepers:
                 task.cancel()
-            await asyncio.gather(monitor, *keepers, return_exceptions=True)
+            await asyncio.gather(*monitors, *keepers, return_exceptions=True)
+            self.notifier.close()
 
     def forward(self, signum: int, targets: tuple[str, ...]) -> None:
         for name in targets:
@@ -93,6 +120,75 @@ class Supervisor:
             if child and child.running and child.proc:
                 log.info("watchdog.signal.forwarded", child=name, signal=signal_name(signum))
                 child.proc.send_signal(signum)
+
+    async def _follow_for_systemd(self) -> None:
+        """Turn the bus's view of the group into READY/RELOADING/STATUS for systemd."""
+        sub = self.comp.subscribe(
+            "hb.*", "config.current", "config.rejected", "config.reload", "vrrp.state.*"
+        )
+        r = self.readiness
+        while True:
+            for event in await sub.recv_batch():
+                body, topic = event.body, event.topic
+                if topic.startswith("hb."):
+                    says = r.heartbeat(str(body.get("name", "")))
+                elif topic == "config.current":
+                    says = r.config_current(int(body["generation"]))
+                elif topic == "config.rejected":
+                    says = r.config_rejected()
+                elif topic == "config.reload":
+                    says = r.reload_requested()
+                else:
+                    says = r.vrrp_state(str(body["instance"]), str(body["state"]))
+                self._tell_systemd(says)
+
+    def _tell_systemd(self, says: list[Say]) -> None:
+        for say in says:
+            if say == "ready":
+                self.notifier.ready(self.readiness.status_line())
+                log.info("watchdog.sdnotify.ready", status=self.readiness.status_line())
+            elif say == "reloading":
+                self.notifier.reloading()
+            else:
+                self.notifier.status(self.readiness.status_line())
+
+    async def _ping_systemd(self) -> None:
+        """WATCHDOG=1 only while every child runs and heart-beats: a hung group is restarted."""
+        interval = self.notifier.watchdog_interval
+        assert interval is not None
+        while True:
+            await asyncio.sleep(interval)
+            if all(self._pingable(c) for c in self.children.values()):
+                self.notifier.watchdog()
+
+    def _pingable(self, child: Child) -> bool:
+        if not child.running:
+            return False
+        if child.last_heartbeat is None:
+            return self._fresh(child)  # starting: its start-up grace applies
+        return time.monotonic() - child.last_heartbeat < PING_SILENCE
+
+    async def _serve_metrics(self, host: str, port: int) -> None:
+        from watchdog import metrics  # prometheus-client is loaded only when metrics are on
+
+        sub = self.comp.subscribe("vrrp.state.*", "health.*")
+        view = metrics.BusView()
+        collector = metrics.DaemonCollector(
+            view,
+            restarts=lambda: {c.name: c.restarts for c in self.children.values()},
+            bus_drops=lambda: sub.stats.dropped,
+            bus_gaps=lambda: sub.stats.gaps,
+        )
+        try:
+            server = await metrics.serve(collector, host, port)
+        except OSError as exc:
+            # The daemon runs on without metrics rather than not at all.
+            log.error("watchdog.metrics.failed", host=host, port=port, reason=str(exc))
+            return
+        async with server:
+            while True:
+                for event in await sub.recv_batch():
+                    view.apply(event.topic, event.body)
 
     async def _spawn(self, child: Child) -> None:
         # The child arms PR_SET_PDEATHSIG itself (see bus.component.follow_parent): a
@@ -103,6 +199,7 @@ class Supervisor:
         )
         child.started = time.monotonic()
         child.last_heartbeat = None
+        self._tell_systemd(self.readiness.child_restarted(child.name))
         if child.spec.pidfile:
             pidfile.write(child.spec.pidfile, child.proc.pid)
         log.info(
