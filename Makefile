@@ -4,7 +4,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-DEBIAN_PACKAGES := iproute2 keepalived tcpdump procps frr systemd prometheus
+DEBIAN_PACKAGES := iproute2 keepalived tcpdump procps frr systemd prometheus openssl
 POLICY_RC_D := /usr/sbin/policy-rc.d
 RUNTIME_DIR ?= /run/pykeepalived
 

@@ -95,9 +95,15 @@ class RuntimeDir:
     def is_locked(self, name: str) -> bool:
         """True while some process holds ``name``'s lock (a live bus, not stale files)."""
         path = self.lock_path(name)
-        if not path.exists():
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
             return False
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except PermissionError:
+            raise RuntimeDirError(
+                f"permission denied on {self.path}: the bus is for root only (or the "
+                "runtime directory's group); run this as root"
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -1,4 +1,8 @@
-"""checkd: health verdicts for vrrp_script, track_file and track_process.
+"""checkd: health verdicts for vrrp_script, track_file and track_process, and LVS pools.
+
+The LVS side (docs/checkers.md): ``build_plan`` resolves virtual servers, real servers and
+checkers from the configuration; ``start_pool``/``apply_event``/``reload_pool``/``remove_pool``
+keep each virtual server's pool as keepalived does and return what to do as data.
 
 ``python -m checkd --runtime-dir DIR`` follows ``config.current`` and publishes one retained
 ``health.<name>`` event per tracked check (re-sent on change, every 5 s and to late joiners):
@@ -27,41 +31,94 @@ fork_delay/terminate_delay. A ``vrrp_script`` without a command is left to an ex
 checker (docs/bus.md).
 """
 
-from checkd.errors import CheckdError, PlanError, ScriptRefused
+from checkd.checker_state import RetryState, first_delay, mail_body
+from checkd.checkplan import (
+    CheckerPlan,
+    CheckPlan,
+    RealServerPlan,
+    SorryServerPlan,
+    VirtualServerPlan,
+    VsgMember,
+    build_plan,
+)
+from checkd.errors import CheckdError, PlanError, PoolError
 from checkd.files import FileCheck, parse_value, read_value, strtol
 from checkd.hysteresis import Debounce, RiseFall
 from checkd.plan import FileSpec, Plan, ProcessSpec, ScriptSpec, Spec, normalize, plan_from_wire
+from checkd.pool import Transition, apply_event, reload_pool, remove_pool, start_pool
+from checkd.pool_messages import (
+    Action,
+    CheckerVerdict,
+    CheckerWeight,
+    Event,
+    FifoLine,
+    LogEvent,
+    Mail,
+    ProbeResult,
+    RunScript,
+    Shutdown,
+    file_check_weight,
+    misc_dynamic_weight,
+)
+from checkd.pool_state import MemberView, PoolSnapshot, PoolState
 from checkd.processes import ProcessCheck, ProcInfo, ProcTable, matches
-from checkd.scripts import RunResult, ScriptCheck, prepare, run_once
+from checkd.scripts import ScriptCheck
 from checkd.supervisor import CheckSet, Timing
 from checkd.verdict import Verdict
 
 __all__ = [
+    "Action",
+    "CheckPlan",
     "CheckSet",
     "CheckdError",
+    "CheckerPlan",
+    "CheckerVerdict",
+    "CheckerWeight",
     "Debounce",
+    "Event",
+    "FifoLine",
     "FileCheck",
     "FileSpec",
+    "LogEvent",
+    "Mail",
+    "MemberView",
     "Plan",
     "PlanError",
+    "PoolError",
+    "PoolSnapshot",
+    "PoolState",
+    "ProbeResult",
     "ProcInfo",
     "ProcTable",
     "ProcessCheck",
     "ProcessSpec",
+    "RealServerPlan",
+    "RetryState",
     "RiseFall",
-    "RunResult",
+    "RunScript",
     "ScriptCheck",
-    "ScriptRefused",
     "ScriptSpec",
+    "Shutdown",
+    "SorryServerPlan",
     "Spec",
     "Timing",
+    "Transition",
     "Verdict",
+    "VirtualServerPlan",
+    "VsgMember",
+    "apply_event",
+    "build_plan",
+    "file_check_weight",
+    "first_delay",
+    "mail_body",
     "matches",
+    "misc_dynamic_weight",
     "normalize",
     "parse_value",
     "plan_from_wire",
-    "prepare",
     "read_value",
-    "run_once",
+    "reload_pool",
+    "remove_pool",
+    "start_pool",
     "strtol",
 ]

@@ -11,5 +11,5 @@ class PlanError(CheckdError):
     """The published configuration cannot be turned into checks (malformed model)."""
 
 
-class ScriptRefused(CheckdError):
-    """A script will not be run; the message says exactly why and how to fix it."""
+class PoolError(CheckdError):
+    """An event names a checker the virtual server's pool does not have."""

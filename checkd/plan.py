@@ -1,10 +1,9 @@
 """From the published configuration to the checks checkd runs.
 
 The input is the ``model`` map of ``config.current``: core's ``Config`` in its wire form
-(``core.to_wire``: dataclass fields by name, tuples as lists). Reading the wire form rather than
-core's dataclasses keeps checkd independent of core's Python API; ``normalize`` passes the map
-through ``core.from_wire``/``core.to_wire`` when core provides them, so a malformed model is
-rejected by the same validator everywhere and missing fields get core's defaults.
+(``core.to_wire``: dataclass fields by name, tuples as lists). ``normalize`` passes the map
+through ``core.from_wire``/``core.to_wire``, so a malformed model is rejected by the same
+validator everywhere and missing fields get core's defaults.
 
 Like keepalived, only checks that something tracks are run ("script X is not used"); the
 names of the others are in ``Plan.unused`` so they can be logged, not silently dropped. A
@@ -14,18 +13,21 @@ names of the others are in ``Plan.unused`` so they can be logged, not silently d
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import scripts
 from checkd.errors import PlanError
+from core import WireFormatError, from_wire, to_wire
 
 Kind = Literal["script", "file", "process"]
 
 
 @dataclass(frozen=True, slots=True)
 class ScriptSpec:
+    """A vrrp_script check: the script to run (see :attr:`run`) and how its results count."""
+
     name: str
     command: str
     interval: float = 1.0
@@ -44,6 +46,18 @@ class ScriptSpec:
     @property
     def effective_timeout(self) -> float:
         return self.interval if self.timeout is None else self.timeout
+
+    @property
+    def run(self) -> scripts.ScriptSpec:
+        """What the ground-floor runner needs: the command and who runs it."""
+        return scripts.ScriptSpec(
+            name=self.name,
+            command=self.command,
+            user=self.user,
+            group=self.group,
+            user_source=self.user_source,
+            script_security=self.script_security,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,20 +101,10 @@ class Plan:
 
 
 def normalize(model: Mapping[str, Any]) -> dict[str, Any]:
-    """Validate and complete ``model`` with core's codec when it is importable."""
-    try:
-        core: Any = importlib.import_module("core")
-    except ImportError:
-        core = None
-    from_wire = getattr(core, "from_wire", None)
-    to_wire = getattr(core, "to_wire", None)
-    if from_wire is None or to_wire is None:
-        return dict(model)
+    """Validate and complete ``model`` with core's codec; PlanError when core rejects it."""
     try:
         out: dict[str, Any] = to_wire(from_wire(dict(model)))
-    except Exception as exc:
-        # core raises its own WireFormatError; checkd must not depend on its class to
-        # translate it, so anything core's decoder rejects becomes a PlanError here.
+    except WireFormatError as exc:
         raise PlanError(f"config model rejected: {exc}") from exc
     return out
 
@@ -194,20 +198,10 @@ def _script(
     fall = _int(item.get("fall", 1), "fall")
     if rise < 1 or fall < 1:
         raise PlanError(f"rise and fall must be at least 1 (rise {rise}, fall {fall})")
-    user_map = _opt_map(item.get("user"), "user")
-    user, group, source = None, None, "script"
-    if user_map is not None:
-        user, group = (
-            _opt_str(user_map.get("user"), "user"),
-            _opt_str(user_map.get("group"), "group"),
-        )
-    elif script.get("user") is not None:
-        user = _opt_str(script.get("user"), "script.user")
-        group = _opt_str(script.get("group"), "script.group")
-    elif script_user is not None:
-        user = _opt_str(script_user.get("user"), "script_user.user")
-        group = _opt_str(script_user.get("group"), "script_user.group")
-        source = "script_user"
+    user, group, source = scripts.choose_user(
+        _user_group(item.get("user"), "user") or _user_group(script, "script"),
+        _user_group(script_user, "script_user"),
+    )
     return ScriptSpec(
         name=name,
         command=command,
@@ -223,6 +217,15 @@ def _script(
         user_source=source,
         script_security=security,
     )
+
+
+def _user_group(value: Any, what: str) -> scripts.UserGroup | None:
+    """A wire-form ``{user, group}`` (a vrrp_script's ``user``, a script's own, or
+    ``script_user``) as the runner's plain pair; None when it names no user."""
+    found = _opt_map(value, what)
+    if found is None or found.get("user") is None:
+        return None
+    return (_str(found.get("user"), f"{what}.user"), _opt_str(found.get("group"), f"{what}.group"))
 
 
 def _file(name: str, item: Mapping[str, Any]) -> FileSpec:

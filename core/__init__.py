@@ -11,6 +11,8 @@ auth_pass truncated, unknown tracked names dropped, ...). Publish it with `to_wi
 keepalived.conf. `vrrp_settings` / `checker_settings` resolve inherited defaults, and
 `election_lint` checks tracker weights across the nodes of a cluster, and `cluster_lint`
 every other disagreement between the nodes' files (`pykeepalivedctl check --cluster`).
+`script_spec` turns a configured script into what the ground-floor script runner
+(`scripts`) runs.
 """
 
 from core.api import (
@@ -65,7 +67,7 @@ from core.model import (
 from core.problems import Location, Problem, Severity, format_problem
 from core.reference import keyword_reference, problem_to_dict
 from core.render import render
-from core.scriptcheck import ScriptEnv
+from core.scriptcheck import ScriptEnv, script_spec
 from core.wire import config_hash, from_wire, part_from_wire, part_to_wire, to_wire
 
 __all__ = [
@@ -130,6 +132,7 @@ __all__ = [
     "part_to_wire",
     "problem_to_dict",
     "render",
+    "script_spec",
     "system_interfaces",
     "to_wire",
     "vrrp_settings",

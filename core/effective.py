@@ -183,11 +183,9 @@ def checker_settings(vs: VirtualServer, rs: RealServer, c: Checker) -> CheckerSe
         warmup=_first(c.warmup, rs.warmup, vs.warmup, default=delay_loop),
         alpha=_first(c.alpha, rs.alpha, vs.alpha, default=False),
         virtualhost=_first_opt(c.virtualhost, rs.virtualhost, vs.virtualhost),
-        misc_timeout=(
-            (c.misc_timeout if c.misc_timeout is not None else delay_loop)
-            if c.kind == "MISC_CHECK"
-            else None
-        ),
+        # keepalived times a MISC_CHECK out after its virtual server's delay_loop, not the
+        # checker's own, unless misc_timeout is set (0 counts as unset).
+        misc_timeout=(c.misc_timeout or vs.delay_loop) if c.kind == "MISC_CHECK" else None,
     )
 
 

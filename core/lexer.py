@@ -93,7 +93,7 @@ _QUOTE_ESCAPE_RE = re.compile(r'\\([\\"])')
 
 def _unquote(word: str) -> str:
     # Inside double quotes keepalived's first tokenizer turns \" into " and \\ into \; every
-    # other backslash is left for the script splitter (split_command).
+    # other backslash is left for the script splitter (``scripts.split_command``).
     return _QUOTED_RE.sub(lambda m: _QUOTE_ESCAPE_RE.sub(r"\1", m.group()[1:-1]), word)
 
 
@@ -171,83 +171,3 @@ def _split_words_slow(text: str, file: str, line: int, col_offset: int = 0) -> l
             i += 1
         tokens.append(Token("".join(buf), file, line, col_offset + start + 1, quoted))
     return tokens
-
-
-_ESCAPES = {
-    "a": "\a",
-    "b": "\b",
-    "E": "\x1b",
-    "f": "\f",
-    "n": "\n",
-    "r": "\r",
-    "t": "\t",
-    "v": "\v",
-}
-
-
-def split_command(cmd: str) -> list[str]:
-    """Split a script command into argv with keepalived's shell-like rules.
-
-    Single and double quotes group words (quotes removed, may join adjacent text); backslash
-    escapes `\\a \\b \\E \\f \\n \\r \\t \\v \\NNN \\xHH \\cC`, and `\\X` gives X.
-    """
-    args: list[str] = []
-    buf: list[str] = []
-    have = False
-    quote = ""
-    i = 0
-    n = len(cmd)
-    while i < n:
-        c = cmd[i]
-        if quote:
-            if c == quote:
-                quote = ""
-            elif c == "\\" and quote == '"' and i + 1 < n:
-                i, s = _escape(cmd, i + 1)
-                buf.append(s)
-                continue
-            else:
-                buf.append(c)
-            i += 1
-            continue
-        if c in " \t":
-            if have:
-                args.append("".join(buf))
-                buf, have = [], False
-            i += 1
-            continue
-        have = True
-        if c in "'\"":
-            quote = c
-            i += 1
-            continue
-        if c == "\\" and i + 1 < n:
-            i, s = _escape(cmd, i + 1)
-            buf.append(s)
-            continue
-        buf.append(c)
-        i += 1
-    if have:
-        args.append("".join(buf))
-    return args
-
-
-def _escape(cmd: str, i: int) -> tuple[int, str]:
-    c = cmd[i]
-    if c in _ESCAPES:
-        return i + 1, _ESCAPES[c]
-    if c in "01234567":
-        j = i
-        while j < len(cmd) and j < i + 3 and cmd[j] in "01234567":
-            j += 1
-        return j, chr(int(cmd[i:j], 8))
-    if c == "x":
-        j = i + 1
-        while j < len(cmd) and j < i + 3 and cmd[j] in "0123456789abcdefABCDEF":
-            j += 1
-        if j > i + 1:
-            return j, chr(int(cmd[i + 1 : j], 16))
-        return i + 1, "x"
-    if c == "c" and i + 1 < len(cmd):
-        return i + 2, chr(ord(cmd[i + 1].upper()) ^ 0x40)
-    return i + 1, c

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from core.lexer import split_command
+from scripts.command import split_command
 
 State = Literal["MASTER", "BACKUP"]
 

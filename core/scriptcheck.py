@@ -2,7 +2,9 @@
 
 keepalived's `-t` verdict depends on them (exit 6 "SECURITY VIOLATION" when an existing script is
 configured without `enable_script_security`), so `load` runs them against the real system; tests
-pass a fake `ScriptEnv`.
+pass a fake `ScriptEnv`. Which user runs a script and whether its path is safe to run as root
+are the script runner's rules (`scripts.choose_user`, `scripts.unsafe_components`), the same the
+daemons apply when they run it; `script_spec` builds the runner's input from the model.
 """
 
 from __future__ import annotations
@@ -10,10 +12,10 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import stat
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
+import scripts
 from core.model import Config, Script, UserGroup
 from core.problems import Location, Problem, find_location
 
@@ -44,27 +46,9 @@ def _user_exists(name: str) -> bool:
 
 
 def _insecure(path: str) -> str | None:
-    """keepalived's rule: every component of the real path is owned by root and not writable by
-    group (unless the group is root) or others; sticky directories are exempt from the write
-    checks."""
-    real = os.path.realpath(path)
-    parts = [real]
-    while parts[-1] != os.path.dirname(parts[-1]):
-        parts.append(os.path.dirname(parts[-1]))
-    for part in parts:
-        try:
-            st = os.stat(part)
-        except OSError as exc:
-            return f"{part}: {exc.strerror}"
-        if st.st_uid != 0:
-            return f"{part} is not owned by root"
-        if os.path.isdir(part) and st.st_mode & stat.S_ISVTX:
-            continue
-        if st.st_mode & stat.S_IWOTH:
-            return f"{part} is world-writable"
-        if st.st_mode & stat.S_IWGRP and st.st_gid != 0:
-            return f"{part} is writable by group {st.st_gid}"
-    return None
+    """The first reason running ``path`` as root is unsafe (keepalived's script security)."""
+    problems = scripts.unsafe_components(path, os.path.realpath(path))
+    return problems[0] if problems else None
 
 
 SYSTEM = ScriptEnv(_which, _user_exists, _insecure)
@@ -78,47 +62,53 @@ class _Use:
     tracked_name: str | None  # vrrp_script name when tracked by someone
 
 
+_NOTIFY_KEYWORDS = (
+    "notify_master",
+    "notify_backup",
+    "notify_fault",
+    "notify_stop",
+    "notify_deleted",
+    "notify",
+    "notify_master_rx_lower_pri",
+)
+_GLOBAL_SCRIPTS = (
+    "startup_script",
+    "shutdown_script",
+    "notify_fifo_script",
+    "vrrp_notify_fifo_script",
+    "lvs_notify_fifo_script",
+)
+
+
 def _uses(config: Config) -> Iterator[_Use]:
-    g = config.global_defs
     tracked = {t.name for i in config.instances for t in i.track_script} | {
         t.name for s in config.sync_groups for t in s.track_script
     }
     for s in config.vrrp_scripts:
         if s.script is not None:
-            yield _Use(
-                s.script,
-                ("vrrp_script", s.name, "script"),
-                s.user,
-                s.name if s.name in tracked else None,
-            )
-    notify = (
-        "notify_master",
-        "notify_backup",
-        "notify_fault",
-        "notify_stop",
-        "notify_deleted",
-        "notify",
-        "notify_master_rx_lower_pri",
-    )
+            at = ("vrrp_script", s.name, "script")
+            yield _Use(s.script, at, s.user, s.name if s.name in tracked else None)
+    yield from _notify_uses(config)
+    for f in _GLOBAL_SCRIPTS:
+        sc = getattr(config.global_defs, f)
+        if sc is not None:
+            yield _Use(sc, ("global_defs", f), _explicit(sc), None)
+    yield from _lvs_uses(config)
+
+
+def _notify_uses(config: Config) -> Iterator[_Use]:
     for owner_kw, objs in (
         ("vrrp_instance", config.instances),
         ("vrrp_sync_group", config.sync_groups),
     ):
         for o in objs:
-            for f in notify:
+            for f in _NOTIFY_KEYWORDS:
                 sc = getattr(o, f, None)
                 if sc is not None and sc.command:  # a bare notify_deleted runs nothing
                     yield _Use(sc, (owner_kw, o.name, f), _explicit(sc), None)
-    for f in (
-        "startup_script",
-        "shutdown_script",
-        "notify_fifo_script",
-        "vrrp_notify_fifo_script",
-        "lvs_notify_fifo_script",
-    ):
-        sc = getattr(g, f)
-        if sc is not None:
-            yield _Use(sc, ("global_defs", f), _explicit(sc), None)
+
+
+def _lvs_uses(config: Config) -> Iterator[_Use]:
     for vs in config.virtual_servers:
         for f in ("quorum_up", "quorum_down"):
             sc = getattr(vs, f)
@@ -136,6 +126,25 @@ def _uses(config: Config) -> Iterator[_Use]:
 
 def _explicit(sc: Script) -> UserGroup | None:
     return UserGroup(sc.user, sc.group) if sc.user else None
+
+
+def _pair(ug: UserGroup | None) -> scripts.UserGroup | None:
+    return None if ug is None else (ug.user, ug.group)
+
+
+def script_spec(config: Config, name: str, script: Script) -> scripts.ScriptSpec:
+    """What the script runner needs to run ``script``: keepalived's choice of user (its own
+    ``user [group]``, then global ``script_user``) and ``enable_script_security``."""
+    g = config.global_defs
+    user, group, source = scripts.choose_user(_pair(_explicit(script)), _pair(g.script_user))
+    return scripts.ScriptSpec(
+        name=name,
+        command=script.command,
+        user=user,
+        group=group,
+        user_source=source,
+        script_security=g.enable_script_security,
+    )
 
 
 def check_scripts(
@@ -180,12 +189,9 @@ def check_scripts(
                 )
             continue
         found_any = True
-        if (
-            g.enable_script_security
-            and use.user is None
-            and g.script_user is None
-            and not env.user_exists("keepalived_script")
-        ):
+        user, _, _ = scripts.choose_user(_pair(use.user), _pair(g.script_user))
+        default_exists = env.user_exists(scripts.DEFAULT_SCRIPT_USER)
+        if g.enable_script_security and user is None and not default_exists:
             add(
                 "error",
                 "script-user",
@@ -195,13 +201,8 @@ def check_scripts(
                 cmd,
             )
             continue
-        runs_as_root = (
-            use.user.user == "root"
-            if use.user is not None
-            else g.script_user.user == "root"
-            if g.script_user is not None
-            else not env.user_exists("keepalived_script")
-        )
+        # No user and no keepalived_script: the daemon runs it as itself, root.
+        runs_as_root = user == "root" if user is not None else not default_exists
         reason = env.insecure(path) if g.enable_script_security and runs_as_root else None
         if reason is not None:
             # keepalived disables the script; -t fails only for a tracked vrrp_script.

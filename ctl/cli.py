@@ -13,7 +13,8 @@ from collections.abc import Callable, Sequence
 import core
 from bus import RuntimeDir
 from bus.envelope import Event
-from ctl import busclient, render, snapshot
+from bus.errors import RuntimeDirError
+from ctl import busclient, genhash, render, snapshot
 from ctl.values import FieldError, parse_fields
 
 Command = Callable[[argparse.Namespace], int]
@@ -50,12 +51,27 @@ def cmd_publish(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     runtime = RuntimeDir.at(args.runtime_dir)
     busclient.require_bus(runtime)
+    if args.watch:
+        return _watch_status(runtime, args.json)
     snap = asyncio.run(snapshot.collect(runtime))
     if args.json:
         print(json.dumps(snap.to_json(), indent=2, default=str))
     else:
         print(snapshot.status_table(snap))
     return 0
+
+
+def _watch_status(runtime: RuntimeDir, as_json: bool) -> int:
+    """Redraw the status in place until interrupted (one JSON object per line with --json)."""
+    try:
+        while True:
+            snap = asyncio.run(snapshot.collect(runtime))
+            if as_json:
+                print(json.dumps(snap.to_json(), default=str), flush=True)
+            else:
+                print(f"\x1b[H\x1b[J{snapshot.status_table(snap)}", flush=True)
+    except KeyboardInterrupt:
+        return 0
 
 
 def cmd_dump(args: argparse.Namespace) -> int:
@@ -149,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("status", help="instances, checks and components of the running daemon")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--watch", action="store_true", help="redraw in place until Ctrl-C")
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("dump", help="everything the daemon publishes as state, as JSON")
@@ -206,6 +223,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vrrp-version", type=int, choices=(2, 3), default=2)
     p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for an election")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser(
+        "genhash",
+        help="print the MD5 digest of a page for HTTP_GET/SSL_GET (like keepalived's genhash)",
+        description="Fetch one URL as HTTP_GET/SSL_GET does and print the MD5 of its body, "
+        "the value for a url block's digest.",
+    )
+    genhash.add_arguments(p)
+    p.set_defaults(func=genhash.run)
     return parser
 
 
@@ -217,6 +243,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except busclient.NoBusError as exc:
         print(f"pykeepalivedctl: {exc}", file=sys.stderr)
         return 3
+    except RuntimeDirError as exc:
+        print(f"pykeepalivedctl: {exc}", file=sys.stderr)
+        return 4  # keepalived's "missing permission"
 
 
 if __name__ == "__main__":

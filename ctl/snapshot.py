@@ -117,6 +117,8 @@ def status_table(snap: Snapshot) -> str:
             )
         )
     lines += _table(rows)
+    for name in sorted(snap.instances):
+        lines += _priority_breakdown(name, snap.instances[name])
     if snap.health:
         lines.append("")
         rows = [("CHECK", "OK", "REASON")]
@@ -131,6 +133,30 @@ def status_table(snap: Snapshot) -> str:
         rows.append((name, str(c["pid"]), f"{c['uptime']:.0f}s", f"{c.get('lag', 0) * 1000:.1f}ms"))
     lines += _table(rows)
     return "\n".join(lines)
+
+
+def _priority_breakdown(name: str, inst: dict[str, Any]) -> list[str]:
+    """``VI_1 priority 130 = base 150, track_script chk_web -20 (failed)`` plus faults."""
+    trackers = inst.get("trackers") or []
+    faults = inst.get("faults") or []
+    if not trackers and not faults:
+        return []
+    base = inst.get("base_priority", inst["priority"])
+    parts = [f"base {base}"]
+    for t in trackers:
+        status = t.get("status")
+        seen = (
+            "no report yet"
+            if status is None
+            else ("ok" if status else "failed")
+            if isinstance(status, bool)
+            else f"value {status}"
+        )
+        effect = "FAULT" if t.get("fault") else f"{t.get('delta', 0):+d}"
+        parts.append(f"{t['tracker']} {effect} ({seen})")
+    lines = [f"  {name}: priority {inst['priority']} = {', '.join(parts)}"]
+    lines += [f"  {name}: FAULT because of {fault}" for fault in faults]
+    return lines
 
 
 def _table(rows: Sequence[tuple[str, ...]]) -> list[str]:

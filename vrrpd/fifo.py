@@ -6,7 +6,8 @@ chowned to the given user), opens it read-write and non-blocking so a missing re
 lines, never a stall, and unlinks it at close if it created it. ``*_notify_fifo_script CMD``
 is started with the FIFO path appended as its last argument, runs for as long as the FIFO is
 open, and gets SIGTERM when the FIFO is closed (stop, or a reload that changes it). The
-script runs like every other script: checkd's user resolution and script security.
+script runs like every other script, through the ground-floor runner (``scripts``): its user
+resolution and script security, events logged as ``vrrpd.script.*``.
 """
 
 from __future__ import annotations
@@ -19,12 +20,19 @@ from dataclasses import dataclass
 
 import structlog
 
-from checkd.errors import ScriptRefused
-from checkd.plan import ScriptSpec
-from checkd.scripts import CANCEL_GRACE, prepare, spawn, terminate
-from checkd.security import resolve_identity
+from scripts import (
+    CANCEL_GRACE,
+    ScriptRefused,
+    ScriptSpec,
+    prepare,
+    resolve_identity,
+    spawn,
+    terminate,
+)
 
 log = structlog.get_logger(__name__)
+
+COMPONENT = "vrrpd"
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +124,7 @@ class FifoChannel:
         try:
             rc = await proc.wait()
         except asyncio.CancelledError:
-            await terminate(proc, CANCEL_GRACE)
+            await terminate(proc, CANCEL_GRACE, component=COMPONENT)
             raise
         # keepalived does not restart a reader that exits; say so loudly, since every
         # later line now waits in the pipe buffer with nobody reading it.

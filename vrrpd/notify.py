@@ -5,9 +5,10 @@ running when ``notify_master`` starts, and their order is not guaranteed. Here e
 has one queue: its scripts run strictly in transition order, never two at once, each bounded
 by a timeout (its process group is killed after it) and each outcome is logged.
 
-Scripts run exactly as checkd runs a vrrp_script (``checkd.scripts``): split like keepalived,
-as ``script_user`` or the script's own user, refused under ``enable_script_security`` when
-their path is unsafe, stdin/stdout on /dev/null, in their own process group.
+Scripts go through the ground-floor script runner (``scripts``), as checkd's vrrp_scripts do:
+split like keepalived, as ``script_user`` or the script's own user, refused under
+``enable_script_security`` when their path is unsafe, stdin on /dev/null, in their own process
+group. The runner logs under vrrpd's name (``vrrpd.script.timeout``, ``vrrpd.script.kill``).
 """
 
 from __future__ import annotations
@@ -19,12 +20,12 @@ from dataclasses import dataclass
 
 import structlog
 
-from checkd.errors import ScriptRefused
-from checkd.plan import ScriptSpec
-from checkd.scripts import prepare, run_once
+from scripts import ScriptRefused, ScriptSpec, prepare, run_once, split_command
 from vrrpd.queues import KeyedQueues
 
 log = structlog.get_logger(__name__)
+
+COMPONENT = "vrrpd"
 
 NOTIFY_TIMEOUT = 30.0
 STOP_TIMEOUT = 1.0  # keepalived gives STOP-time scripts one second
@@ -41,7 +42,7 @@ class Job:
 
     @property
     def argv(self) -> tuple[str, ...]:
-        return tuple(shlex.split(self.spec.command))
+        return tuple(split_command(self.spec.command))
 
 
 def _with_args(spec: ScriptSpec, *args: str) -> ScriptSpec:
@@ -105,7 +106,9 @@ async def run_job(job: Job) -> None:
         return
     for warning in prepared.warnings:
         log.warning("vrrpd.notify.insecure", instance=job.instance, script=job.kind, detail=warning)
-    result = await run_once(prepared, job.timeout, name=f"{job.instance}:{job.kind}")
+    result = await run_once(
+        prepared, job.timeout, component=COMPONENT, name=f"{job.instance}:{job.kind}"
+    )
     if result.timed_out:
         log.error(
             "vrrpd.notify.timeout",

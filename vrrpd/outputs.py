@@ -16,8 +16,8 @@ from typing import Any
 import structlog
 
 from bus import Publisher
-from checkd.plan import ScriptSpec
 from core import Config
+from scripts import ScriptSpec
 from vrrpd import mail, notify
 from vrrpd.fifo import FifoChannel, FifoSetup
 from vrrpd.groups import Groups

@@ -12,8 +12,16 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
-from checkd.plan import ScriptSpec
-from core import Config, GlobalDefs, Script, VrrpInstance, part_to_wire, vrrp_settings
+from core import (
+    Config,
+    GlobalDefs,
+    Script,
+    VrrpInstance,
+    part_to_wire,
+    script_spec,
+    vrrp_settings,
+)
+from scripts import ScriptSpec
 from vrrpd.fifo import FifoSetup
 from vrrpd.machine import InstanceParams
 from vrrpd.packet import MCAST_V4, MCAST_V6, AuthType, IPAddress
@@ -43,7 +51,7 @@ class InstancePlan:
     #: what netd installs while we are MASTER: core model parts as plain data
     net_items: tuple[dict[str, Any], ...]
     garp: dict[str, float]
-    #: notify scripts by keyword (notify_master, notify, ...), ready for checkd's runner
+    #: notify scripts by keyword (notify_master, notify, ...), ready for the script runner
     notify: dict[str, ScriptSpec]
     #: per-peer ``min_ttl``/``max_ttl`` (keepalived's defaults 0 and 255 filled in), only for
     #: peers that set either
@@ -248,8 +256,8 @@ NOTIFY_KEYWORDS = (
 def notify_specs(config: Config, owner: str, block: object) -> dict[str, ScriptSpec]:
     """An instance's or sync group's notify scripts, with keepalived's choice of user.
 
-    The script's own ``user [group]`` wins, then global ``script_user``; checkd's runner falls
-    back to ``keepalived_script`` or the daemon's own user, and applies script security.
+    The script's own ``user [group]`` wins, then global ``script_user``; the script runner
+    falls back to ``keepalived_script`` or the daemon's own user, and applies script security.
     """
     out: dict[str, ScriptSpec] = {}
     for keyword in NOTIFY_KEYWORDS:
@@ -257,22 +265,6 @@ def notify_specs(config: Config, owner: str, block: object) -> dict[str, ScriptS
         if script is not None and script.command:  # a bare notify_deleted runs nothing
             out[keyword] = script_spec(config, f"{owner}:{keyword}", script)
     return out
-
-
-def script_spec(config: Config, name: str, script: Script) -> ScriptSpec:
-    """A script vrrpd runs itself, with keepalived's choice of user and script security."""
-    g = config.global_defs
-    user, group, source = script.user, script.group, "script"
-    if user is None and g.script_user is not None:
-        user, group, source = g.script_user.user, g.script_user.group, "script_user"
-    return ScriptSpec(
-        name=name,
-        command=script.command,
-        user=user,
-        group=group,
-        user_source=source,
-        script_security=g.enable_script_security,
-    )
 
 
 def startup_delay(g: GlobalDefs, uptime: float) -> float:

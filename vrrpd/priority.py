@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 __all__ = [
+    "Contribution",
     "PriorityVerdict",
     "Tracker",
     "TrackerKind",
@@ -58,10 +59,31 @@ class Tracker:
 
 
 @dataclass(frozen=True, slots=True)
+class Contribution:
+    """What one tracker does to the priority now: the breakdown ``status`` shows."""
+
+    tracker: Tracker
+    status: bool | int | None  # None: no report yet
+    delta: int
+    fault: bool
+
+    def to_wire(self) -> dict[str, object]:
+        return {
+            "tracker": self.tracker.label,
+            "weight": self.tracker.weight,
+            "reverse": self.tracker.reverse,
+            "status": self.status,
+            "delta": self.delta,
+            "fault": self.fault,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class PriorityVerdict:
     priority: int
     faults: frozenset[str]
     reason: str
+    contributions: tuple[Contribution, ...] = ()
 
 
 def _contribution(tracker: Tracker, status: bool | int | None) -> tuple[int, bool]:
@@ -104,8 +126,11 @@ def evaluate(
     total = base
     faults: set[str] = set()
     parts: list[str] = []
+    contributions = []
     for tracker in trackers:
-        delta, fault = _contribution(tracker, status.get(tracker))
+        now = status.get(tracker)
+        delta, fault = _contribution(tracker, now)
+        contributions.append(Contribution(tracker, now, delta, fault))
         if fault:
             faults.add(tracker.label)
         if delta:
@@ -113,4 +138,4 @@ def evaluate(
             parts.append(f"{tracker.label} {delta:+d}")
     priority = 255 if base == 255 else min(max(total, 1), 254)
     reason = ", ".join(parts) if parts else "no tracker adjustment"
-    return PriorityVerdict(priority=priority, faults=frozenset(faults), reason=reason)
+    return PriorityVerdict(priority, frozenset(faults), reason, tuple(contributions))

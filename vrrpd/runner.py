@@ -42,7 +42,7 @@ from vrrpd.machine import (
 )
 from vrrpd.packet import Advert, AuthType, ChecksumForm, IPAddress, PreparedAdvert, prepare
 from vrrpd.plan import InstancePlan
-from vrrpd.priority import Tracker, TrackerKind, evaluate
+from vrrpd.priority import PriorityVerdict, Tracker, TrackerKind, evaluate
 from vrrpd.resume import fingerprint
 from vrrpd.sockets import Datagram
 from vrrpd.unicast_checksum import UnicastChecksum
@@ -125,6 +125,7 @@ class Runner:
         self.announce = 0
         self.garp_count = 0
         self.status: dict[Tracker, bool | int | None] = {}
+        self.priority_verdict = PriorityVerdict(self.plan.params.priority, frozenset(), "")
         self.faults: frozenset[str] = frozenset()
         self.disabled: set[Tracker] = set()
         self.last_peer_addresses: dict[IPAddress, tuple[IPAddress, ...]] = {}
@@ -401,6 +402,8 @@ class Runner:
         # keepalived drops it, rather than counted as failed.
         trackers = [t for t in self.plan.trackers if t not in self.disabled]
         verdict = evaluate(self.plan.params.priority, trackers, self.status)
+        breakdown_changed = verdict.contributions != self.priority_verdict.contributions
+        self.priority_verdict = verdict
         faults = set(verdict.faults)
         if self.plan.track_own_interface and not self.link.up:
             faults.add(f"interface {self.plan.interface}")
@@ -416,12 +419,12 @@ class Runner:
             self.feed(FaultChanged(source, faulty=False), now)
         changed = faults != self.faults
         self.faults = frozenset(faults)
-        if changed and self.machine.state is State.FAULT:
-            # Still FAULT for another reason: no transition publishes it, but the operator
-            # should see why the instance is in FAULT now.
-            self.publish_state()
         if verdict.priority != self.machine.priority:
             self.feed(PriorityChanged(verdict.priority, verdict.reason), now)
+        if changed or breakdown_changed:
+            # No transition may publish it, but the operator should see at once why the
+            # instance is in FAULT, or what makes its priority what it is.
+            self.publish_state()
 
     # ---- outputs -----------------------------------------------------------------------------
 
@@ -592,6 +595,8 @@ class Runner:
             "master": str(m.master_peer) if m.state is State.BACKUP and m.master_peer else None,
             "vips": [str(v) for v in self.plan.vips],
             "faults": sorted(self.faults),
+            # how the effective priority is made: base plus each tracker's contribution
+            "trackers": [c.to_wire() for c in self.priority_verdict.contributions],
             "drops": self.counters.snapshot(),
             # keepalived's USR2/JSON statistics, for metrics (docs/operations.md)
             "stats": dumps.stats_fields(self.view()),

@@ -75,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-c", "--checkers_pid", type=Path, help="checker (checkd) pid file")
     p.add_argument("-v", "--version", action="version", version=f"pykeepalived {_version()}")
     p.add_argument(
+        "-T", "--genhash", action="store_true", help="genhash utility mode (must come first)"
+    )
+    p.add_argument(
         "--metrics",
         type=_listen,
         metavar="HOST:PORT",
@@ -165,6 +168,15 @@ def _umask(text: str) -> int:
     return value
 
 
+def _genhash(argv: list[str]) -> int:
+    """keepalived's -T: the rest of the command line is genhash's."""
+    from ctl import genhash
+
+    p = argparse.ArgumentParser(prog="pykeepalived -T", description="genhash utility mode")
+    genhash.add_arguments(p)
+    return genhash.run(p.parse_args(argv))
+
+
 def signum(name: str) -> int:
     """``--signum``: print the number as keepalived does; 1 for a name it does not know."""
     number = SIGNAL_FUNCTIONS.get(name)
@@ -219,7 +231,10 @@ def pidfile_paths(args: argparse.Namespace, runtime: RuntimeDir) -> dict[str, Pa
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    if words[:1] in (["-T"], ["--genhash"]):
+        return _genhash(words[1:])
+    args = build_parser().parse_args(words)
     if args.signum is not None:
         return signum(args.signum)
     if args.namespace:

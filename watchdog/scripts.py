@@ -5,13 +5,13 @@ child, and ``shutdown_script`` after every child has exited; each is bounded by 
 ``*_timeout`` (default 10 s), then gets SIGTERM and SIGKILL. Its result changes nothing: the
 daemon starts (or ends) either way, but the outcome is logged.
 
-The scripts run exactly like vrrp_scripts and notify scripts (``checkd.scripts``): keepalived's
-argument splitting, the script's own ``user [group]`` or ``script_user``, refused under
-``enable_script_security`` when the path is unsafe, in their own process group, with the first
-bytes of their output logged when they fail.
+The scripts run like vrrp_scripts and notify scripts, through the ground-floor script runner
+(``scripts``): keepalived's argument splitting, the script's own ``user [group]`` or
+``script_user``, refused under ``enable_script_security`` when the path is unsafe, in their own
+process group, with the first bytes of their output logged when they fail.
 
 They run outside the watchdog's event loop (before its bus component starts and after it has
-closed), so no libzmq thread exists when ``checkd.scripts.spawn`` forks: its ``preexec_fn`` is
+closed), so no libzmq thread exists when ``scripts.spawn`` forks: its ``preexec_fn`` is
 only safe in a process without other threads. There is no bus then either (the bus is one of
 the children), so these outcomes go to the watchdog's log output only.
 """
@@ -25,14 +25,13 @@ from pathlib import Path
 
 import structlog
 
-from checkd.errors import ScriptRefused
-from checkd.plan import ScriptSpec
-from checkd.scripts import KILL_GRACE, RunResult, prepare, run_once
-from core import load
+from core import load, script_spec
 from core.model import Config
-from vrrpd.plan import script_spec
+from scripts import KILL_GRACE, RunResult, ScriptRefused, ScriptSpec, prepare, run_once
 
 log = structlog.get_logger(__name__)
+
+COMPONENT = "watchdog"
 
 KINDS = ("startup_script", "shutdown_script")
 
@@ -92,7 +91,15 @@ async def run_hook_async(hook: Hook, kill_grace: float = KILL_GRACE) -> RunResul
         timeout=hook.timeout,
     )
     try:
-        result = await run_once(prepared, hook.timeout, kill_grace=kill_grace, name=hook.kind)
+        # The timeout is logged below, with its outcome, as watchdog.script.timeout.
+        result = await run_once(
+            prepared,
+            hook.timeout,
+            component=COMPONENT,
+            kill_grace=kill_grace,
+            name=hook.kind,
+            log_timeout=False,
+        )
     except OSError as exc:
         log.error("watchdog.script.exec_failed", script=hook.kind, command=command, error=str(exc))
         return None

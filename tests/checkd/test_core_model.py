@@ -1,16 +1,10 @@
-"""checkd reads what core really publishes: keepalived.conf -> core -> wire -> check specs.
-
-Skipped where core's parser and wire codec are not in the tree (checkd's branch before the
-merge); the hand-built wire models in the other tests cover checkd on its own.
-"""
+"""checkd reads what core really publishes: keepalived.conf -> core -> wire -> check specs."""
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
 import pytest
 
+import core
 from checkd.plan import FileSpec, ProcessSpec, ScriptSpec, normalize, plan_from_wire
 
 CONF = """
@@ -68,16 +62,8 @@ vrrp_instance VI_1 {
 """
 
 
-def _core() -> Any:
-    core: Any = importlib.import_module("core")
-    if not all(hasattr(core, n) for n in ("loads", "to_wire", "from_wire")):
-        pytest.skip("core's parser and wire codec are not in this tree yet")
-    return core
-
-
 @pytest.mark.parametrize("omit_defaults", [False, True])
 def test_plan_from_a_parsed_keepalived_conf(omit_defaults: bool) -> None:
-    core = _core()
     result = core.loads(CONF, script_env=None)
     kwargs = {"omit_defaults": True} if omit_defaults else {}
     model = core.to_wire(result.config, **kwargs)
@@ -115,7 +101,6 @@ def test_plan_from_a_parsed_keepalived_conf(omit_defaults: bool) -> None:
 
 
 def test_core_rejects_a_malformed_model() -> None:
-    _core()
     from checkd.errors import PlanError
 
     with pytest.raises(PlanError, match="config model rejected"):

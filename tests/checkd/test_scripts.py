@@ -1,4 +1,4 @@
-"""vrrp_script runs: real processes, real timeouts, real process groups."""
+"""vrrp_script checks: rise/fall, reloads, cancellation and logging around the script runner."""
 
 from __future__ import annotations
 
@@ -7,86 +7,16 @@ import contextlib
 import os
 from pathlib import Path
 
-import pytest
 import structlog
 
 from checkd.plan import ScriptSpec
-from checkd.scripts import ScriptCheck, prepare, run_once
+from checkd.scripts import ScriptCheck
 from checkd.verdict import Verdict
-from tests.checkd.support import Recorder, open_dir, pid_alive, until, write_script
+from tests.checkd.support import Recorder, pid_alive, until, write_script
 
 
 def _spec(path: Path | str, **kw: object) -> ScriptSpec:
     return ScriptSpec(name="chk", command=str(path), **kw)  # type: ignore[arg-type]
-
-
-def _once(spec: ScriptSpec, kill_grace: float = 0.5):  # type: ignore[no-untyped-def]
-    return asyncio.run(run_once(prepare(spec), spec.effective_timeout, kill_grace=kill_grace))
-
-
-def test_exit_codes_and_output(tmp_path: Path) -> None:
-    ok = _once(_spec(write_script(tmp_path, "ok.sh", "exit 0"), interval=5))
-    assert ok.success and ok.rc == 0
-    bad = _once(_spec(write_script(tmp_path, "bad.sh", "echo out; echo err >&2; exit 3")))
-    assert (bad.success, bad.rc, bad.describe()) == (False, 3, "exited with status 3")
-    assert bad.output == b"out\nerr\n"
-    killed = _once(_spec(write_script(tmp_path, "sig.sh", "kill -USR1 $$")))
-    assert killed.rc == -10 and not killed.success and "SIGUSR1" in killed.describe()
-
-
-def test_arguments_are_split_like_keepalived_not_by_a_shell(tmp_path: Path) -> None:
-    out = tmp_path / "argv"
-    script = write_script(tmp_path, "args.sh", f'printf "%s|" "$@" > {out}')
-    res = _once(_spec(f"{script} one 'two words' \"$HOME\" a\\ b"))
-    assert res.success
-    # No shell: $HOME is not expanded, quotes group words, backslash escapes the space.
-    assert out.read_text() == "one|two words|$HOME|a b|"
-
-
-def test_environment_stdin_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    out = tmp_path / "env"
-    monkeypatch.setenv("LD_PRELOAD", "/nonexistent.so")
-    monkeypatch.setenv("PK_KEEP", "yes")
-    script = write_script(
-        tmp_path,
-        "env.sh",
-        f'{{ echo "preload=${{LD_PRELOAD-unset}} keep=$PK_KEEP cwd=$(pwd)"; '
-        f"cat; echo pgid=$(ps -o pgid= -p $$ | tr -d ' ') pid=$$; }} > {out}",
-    )
-    assert _once(_spec(script)).success
-    text = out.read_text()
-    assert "preload=unset keep=yes cwd=/" in text
-    pgid, pid = (part.split("=")[1] for part in text.split()[-2:])
-    assert pgid == pid  # its own process group leader
-
-
-def test_timeout_kills_the_whole_group_even_when_term_is_ignored(tmp_path: Path) -> None:
-    pids = tmp_path / "pids"
-    script = write_script(
-        tmp_path,
-        "hang.sh",
-        # A child that ignores SIGTERM, and the script itself sleeping forever.
-        f"(trap '' TERM; sleep 1000) & echo $! > {pids}; sleep 1000",
-    )
-    with structlog.testing.capture_logs() as logs:
-        res = _once(_spec(script, interval=10, timeout=0.3), kill_grace=0.3)
-    assert res.timed_out and not res.success and res.describe() == "timed out"
-    assert 0.3 <= res.duration < 3
-    child = int(pids.read_text())
-
-    async def gone() -> None:
-        await until(lambda: not pid_alive(child), 3, "the TERM-ignoring child to be killed")
-
-    asyncio.run(gone())
-    events = [e["event"] for e in logs]
-    assert "checkd.script.timeout" in events
-
-
-def test_run_as_unprivileged_user() -> None:
-    with open_dir() as d:
-        script = write_script(d, "who.sh", '[ "$(id -u)" = 65534 ] && [ "$(id -G)" = 65534 ]')
-        assert _once(_spec(script, user="nobody")).success
-        assert not _once(_spec(script)).success  # and as root it is root
 
 
 def _check(spec: ScriptSpec, rec: Recorder, **kw: object) -> tuple[ScriptCheck, asyncio.Task[None]]:
@@ -240,3 +170,21 @@ def test_result_is_logged_as_structured_event(tmp_path: Path) -> None:
     assert isinstance(result["duration"], float)
     start = next(e for e in logs if e["event"] == "checkd.script.start")
     assert start["uid"] == os.getuid() and start["path"] == str(script)
+
+
+def test_a_timeout_is_logged_under_checkd(tmp_path: Path) -> None:
+    script = write_script(tmp_path, "hang.sh", "exec sleep 1000")
+    rec = Recorder()
+
+    async def scenario() -> None:
+        _, task = _check(_spec(script, interval=10, timeout=0.1), rec)
+        try:
+            await until(lambda: rec.verdicts, 5, "a verdict")
+        finally:
+            await _cancel(task)
+
+    with structlog.testing.capture_logs() as logs:
+        asyncio.run(scenario())
+    assert rec.verdicts[0].reason == "timed out"
+    timeout = next(e for e in logs if e["event"] == "checkd.script.timeout")
+    assert (timeout["name"], timeout["timeout"]) == ("chk", 0.1)

@@ -1,18 +1,13 @@
-"""core, checkd and the bus as real processes: keepalived.conf in, health verdicts out.
-
-Skipped until core's loader is in the tree (checkd's own branch); runs once merged.
-"""
+"""core, checkd and the bus as real processes: keepalived.conf in, health verdicts out."""
 
 from __future__ import annotations
 
 import asyncio
-import importlib
 import signal
 import subprocess
 from pathlib import Path
 from typing import Any
 
-import pytest
 import zmq.asyncio
 
 from bus import RuntimeDir, Subscriber
@@ -45,14 +40,7 @@ vrrp_instance VI_1 {{
 """
 
 
-def _needs_core() -> None:
-    core: Any = importlib.import_module("core")
-    if not hasattr(core, "load"):
-        pytest.skip("core's loader is not in this tree yet")
-
-
 def test_verdicts_from_a_real_keepalived_conf_survive_a_reload(tmp_path: Path) -> None:
-    _needs_core()
     flag = tmp_path / "flag"
     script = write_script(tmp_path, "chk.sh", f"test -e {flag}")
     conf = tmp_path / "keepalived.conf"

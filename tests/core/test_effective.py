@@ -82,4 +82,5 @@ virtual_server 192.0.2.1 80 {
     )
     assert http.virtualhost == "vs.example"
     assert (dns.connect_port, dns.retry, dns.delay_before_retry) == (53, 4, 10.0)
-    assert (misc.delay_loop, misc.misc_timeout, misc.retry) == (2.0, 2.0, 4)
+    # misc_timeout defaults to the virtual server's delay_loop (10), not the checker's (2).
+    assert (misc.delay_loop, misc.misc_timeout, misc.retry) == (2.0, 10.0, 4)

@@ -1,6 +1,6 @@
 import pytest
 
-from core.lexer import LexError, decomment, split_command, split_words
+from core.lexer import LexError, decomment, split_words
 
 
 @pytest.mark.parametrize(
@@ -36,18 +36,3 @@ def test_split_words_quotes_braces_and_columns() -> None:
 def test_quoted_brace_is_text() -> None:
     (tok,) = split_words('"{"', "f", 1)
     assert tok.text == "{" and not tok.is_open
-
-
-@pytest.mark.parametrize(
-    ("cmd", "argv"),
-    [
-        ("/bin/echo 'a b' c\\x41", ["/bin/echo", "a b", "cA"]),
-        ('abc"d e"f', ["abcd ef"]),
-        ("a\\ b  c", ["a b", "c"]),
-        ("x \\101\\t", ["x", "A\t"]),
-        ("killall -0 sshd", ["killall", "-0", "sshd"]),
-        ("", []),
-    ],
-)
-def test_split_command(cmd: str, argv: list[str]) -> None:
-    assert split_command(cmd) == argv

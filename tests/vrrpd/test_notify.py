@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import stat
 from pathlib import Path
 
 import pytest
+import structlog
 
-from checkd.plan import ScriptSpec
+from scripts import ScriptSpec
 from tests.daemon import daemon_group, short_tmpdir, stop
 from tests.lab import Lab, wait_until
 from vrrpd import notify
@@ -29,6 +31,19 @@ def test_specific_script_runs_before_generic_with_keepalived_arguments() -> None
     assert group[0].argv == ("/x/g", "GROUP", "G1", "STOP", "0")
     assert group[0].timeout == notify.STOP_TIMEOUT
     assert notify.fifo_line("VI_1", "BACKUP", 100) == 'INSTANCE "VI_1" BACKUP 100\n'
+
+
+def test_a_notify_script_that_times_out_is_logged_under_vrrpd(tmp_path: Path) -> None:
+    script = tmp_path / "hang.sh"
+    script.write_text("#!/bin/sh\ntrap '' TERM\nwhile :; do sleep 0.05; done\n")
+    script.chmod(0o755)
+    job = notify.Job("VI_1", "notify_master", ScriptSpec("VI_1:m", str(script)), 0.2)
+    with structlog.testing.capture_logs() as logs:
+        asyncio.run(notify.run_job(job))
+    events = [e["event"] for e in logs]
+    # The runner's own events carry vrrpd's name (a stubborn script needs SIGKILL too).
+    assert events == ["vrrpd.script.timeout", "vrrpd.script.kill", "vrrpd.notify.timeout"]
+    assert logs[0]["name"] == "VI_1:notify_master"
 
 
 @pytest.mark.netns

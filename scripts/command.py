@@ -1,41 +1,100 @@
 """Turning a configured script command into what is executed, as keepalived does.
 
 keepalived execs the command directly (no shell) after splitting it with its own shell-like
-rules; the splitter lives in core (``core.lexer.split_command``). Until core is importable in
-this process it falls back to POSIX ``shlex`` rules, which agree on quoting and plain
-backslashes and differ only on C-style escapes such as ``\\n``.
+rules (:func:`split_command`); core's model uses the same splitter for ``Script.argv``, so what
+``pykeepalivedctl check`` and the config dump show is what runs.
 """
 
 from __future__ import annotations
 
-import importlib
 import os
-import shlex
 import shutil
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
-from checkd.errors import ScriptRefused
+from scripts.errors import ScriptRefused
 
 SHELL = "/bin/sh"
 _MAGIC_LEN = 4
 
 
-def _core_splitter() -> Callable[[str], list[str]] | None:
-    try:
-        lexer: Any = importlib.import_module("core.lexer")
-    except ImportError:
-        return None
-    split: Callable[[str], list[str]] | None = getattr(lexer, "split_command", None)
-    return split
+_ESCAPES = {
+    "a": "\a",
+    "b": "\b",
+    "E": "\x1b",
+    "f": "\f",
+    "n": "\n",
+    "r": "\r",
+    "t": "\t",
+    "v": "\v",
+}
 
 
-def split_command(command: str) -> list[str]:
-    split = _core_splitter()
-    if split is not None:
-        return split(command)
-    return shlex.split(command)
+def split_command(cmd: str) -> list[str]:
+    """Split a script command into argv with keepalived's shell-like rules.
+
+    Single and double quotes group words (quotes removed, may join adjacent text); backslash
+    escapes `\\a \\b \\E \\f \\n \\r \\t \\v \\NNN \\xHH \\cC`, and `\\X` gives X.
+    """
+    args: list[str] = []
+    buf: list[str] = []
+    have = False
+    quote = ""
+    i = 0
+    n = len(cmd)
+    while i < n:
+        c = cmd[i]
+        if quote:
+            if c == quote:
+                quote = ""
+            elif c == "\\" and quote == '"' and i + 1 < n:
+                i, s = _escape(cmd, i + 1)
+                buf.append(s)
+                continue
+            else:
+                buf.append(c)
+            i += 1
+            continue
+        if c in " \t":
+            if have:
+                args.append("".join(buf))
+                buf, have = [], False
+            i += 1
+            continue
+        have = True
+        if c in "'\"":
+            quote = c
+            i += 1
+            continue
+        if c == "\\" and i + 1 < n:
+            i, s = _escape(cmd, i + 1)
+            buf.append(s)
+            continue
+        buf.append(c)
+        i += 1
+    if have:
+        args.append("".join(buf))
+    return args
+
+
+def _escape(cmd: str, i: int) -> tuple[int, str]:
+    c = cmd[i]
+    if c in _ESCAPES:
+        return i + 1, _ESCAPES[c]
+    if c in "01234567":
+        j = i
+        while j < len(cmd) and j < i + 3 and cmd[j] in "01234567":
+            j += 1
+        return j, chr(int(cmd[i:j], 8))
+    if c == "x":
+        j = i + 1
+        while j < len(cmd) and j < i + 3 and cmd[j] in "0123456789abcdefABCDEF":
+            j += 1
+        if j > i + 1:
+            return j, chr(int(cmd[i + 1 : j], 16))
+        return i + 1, "x"
+    if c == "c" and i + 1 < len(cmd):
+        return i + 2, chr(ord(cmd[i + 1].upper()) ^ 0x40)
+    return i + 1, c
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,75 +1,22 @@
-"""Who a script runs as, and whether running it as root is safe (keepalived's script_security).
+"""Whether running a script as its user is safe: keepalived's ``enable_script_security``.
 
-Rules (keepalived-features 4.4): an explicit ``user [group]`` on the script wins, then global
-``script_user``, then the user ``keepalived_script`` if it exists, then checkd's own uid/gid.
 A script run as uid 0 or gid 0, or setuid/setgid root, must live on a path whose every
 component (configured and resolved) is owned by root and not writable by group (unless root's
 group) or others; sticky directories are exempt from the write checks. With
 ``enable_script_security`` an unsafe script is refused; without it it runs and the problem is
 logged. Messages name the exact path, what is wrong and the fix, which keepalived's "Unsafe
-permissions found for script" does not.
+permissions found for script" does not. ``pykeepalivedctl check`` (``core.scriptcheck``) asks
+the same :func:`unsafe_components` as the daemons that run the scripts.
 """
 
 from __future__ import annotations
 
 import grp
 import os
-import pwd
 import stat
-from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from checkd.errors import ScriptRefused
-
-DEFAULT_SCRIPT_USER = "keepalived_script"
-
-
-@dataclass(frozen=True, slots=True)
-class Identity:
-    """A resolved uid/gid; ``groups`` None keeps keepalived's default (no supplementary groups)."""
-
-    user: str
-    uid: int
-    gid: int
-    groups: tuple[int, ...] = ()
-    source: str = "self"  # script | script_user | default | self
-
-    @property
-    def privileged(self) -> bool:
-        return self.uid == 0 or self.gid == 0
-
-
-def resolve_identity(user: str | None, group: str | None, *, source: str = "script") -> Identity:
-    """Identity for ``user``/``group``; None means checkd's own (or keepalived_script)."""
-    if user is None:
-        try:
-            pw = pwd.getpwnam(DEFAULT_SCRIPT_USER)
-        except KeyError:
-            uid, gid = os.getuid(), os.getgid()
-            try:
-                name = pwd.getpwuid(uid).pw_name
-            except KeyError:
-                name = str(uid)
-            return Identity(name, uid, gid, source="self")
-        return Identity(pw.pw_name, pw.pw_uid, pw.pw_gid, source="default")
-    try:
-        pw = pwd.getpwnam(user) if not user.isdigit() else pwd.getpwuid(int(user))
-    except KeyError:
-        raise ScriptRefused(f"script user {user!r} does not exist") from None
-    gid = pw.pw_gid
-    groups: tuple[int, ...] = ()
-    if group:
-        # ``user :group`` (leading colon) also sets the user's supplementary groups.
-        supplementary = group.startswith(":")
-        name = group.lstrip(":")
-        if name:
-            try:
-                gid = grp.getgrnam(name).gr_gid if not name.isdigit() else int(name)
-            except KeyError:
-                raise ScriptRefused(f"script group {name!r} does not exist") from None
-        if supplementary:
-            groups = tuple(os.getgrouplist(pw.pw_name, gid))
-    return Identity(pw.pw_name, pw.pw_uid, gid, groups, source=source)
+from scripts.identity import Identity
 
 
 def can_execute(path: str, who: Identity) -> bool:
@@ -120,10 +67,12 @@ def _component_problem(path: str) -> str | None:
     except OSError as exc:
         return f"{path}: cannot stat ({exc.strerror})"
     mode = st.st_mode
-    what = "directory" if stat.S_ISDIR(mode) else "file"
+    what = "directory" if stat.S_ISDIR(mode) else "symlink" if stat.S_ISLNK(mode) else "file"
     if st.st_uid != 0:
         return f"{path} ({what}) is owned by uid {st.st_uid}, not root; fix: chown root {path}"
-    if stat.S_ISDIR(mode) and mode & stat.S_ISVTX:
+    # A symlink's own mode is always 0777 and means nothing: only replacing it redirects the
+    # path, and that needs write access to its directory, which is a component checked too.
+    if stat.S_ISLNK(mode) or (stat.S_ISDIR(mode) and mode & stat.S_ISVTX):
         return None
     if mode & stat.S_IWOTH:
         return (

@@ -8,10 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from checkd import command, security
-from checkd.errors import ScriptRefused
-from checkd.plan import ScriptSpec
-from checkd.scripts import prepare
+from scripts import ScriptRefused, ScriptSpec, choose_user, command, identity, prepare, security
 from tests.checkd.support import open_dir, write_script
 
 
@@ -114,22 +111,52 @@ def test_not_executable_for_the_user_is_refused() -> None:
 
 def test_unknown_user_and_group() -> None:
     with pytest.raises(ScriptRefused, match="script user 'pk-no-such-user' does not exist"):
-        security.resolve_identity("pk-no-such-user", None)
+        identity.resolve_identity("pk-no-such-user", None)
     with pytest.raises(ScriptRefused, match="script group 'pk-no-such-group' does not exist"):
-        security.resolve_identity("nobody", "pk-no-such-group")
+        identity.resolve_identity("nobody", "pk-no-such-group")
 
 
 def test_user_with_group_and_supplementary() -> None:
-    plain = security.resolve_identity("nobody", "root")
+    plain = identity.resolve_identity("nobody", "root")
     assert (plain.uid, plain.gid, plain.groups, plain.privileged) == (65534, 0, (), True)
-    supp = security.resolve_identity("root", ":root")
+    supp = identity.resolve_identity("root", ":root")
     assert 0 in supp.groups
 
 
 def test_script_security_without_any_script_user_is_refused(tmp_path: Path) -> None:
     script = write_script(tmp_path, "chk.sh", "exit 0")
-    if security.resolve_identity(None, None).source != "self":
+    if identity.resolve_identity(None, None).source != "self":
         pytest.skip("this host has a keepalived_script user")
     with pytest.raises(ScriptRefused, match=r"no user to run the script as.*set script_user"):
         prepare(_spec(script, script_security=True))
     assert prepare(_spec(script, script_security=True, user="root")).warnings == ()
+
+
+def test_choose_user_follows_keepalived_order() -> None:
+    # The script's own user wins over script_user; without either the runner decides.
+    assert choose_user(("nobody", "daemon"), ("root", None)) == ("nobody", "daemon", "script")
+    assert choose_user(None, ("root", None)) == ("root", None, "script_user")
+    assert choose_user(None, None) == (None, None, "script")
+
+
+def test_configtest_judges_a_root_script_by_the_runner_rules(tmp_path: Path) -> None:
+    from core.scriptcheck import SYSTEM
+
+    d = tmp_path / "scripts"
+    d.mkdir()
+    script = write_script(d, "chk.sh", "exit 0")
+    assert SYSTEM.insecure(str(script)) is None
+    d.chmod(0o777)
+    # The same words the daemons use when they refuse it.
+    assert SYSTEM.insecure(str(script)) == security.unsafe_components(str(script))[0]
+
+
+def test_a_root_owned_symlink_is_judged_by_its_directory(tmp_path: Path) -> None:
+    # /bin -> usr/bin on merged-/usr systems: the link's 0777 mode is no hole.
+    script = write_script(tmp_path, "chk.sh", "exit 0")
+    (tmp_path / "link").symlink_to(script)
+    assert security.unsafe_components(str(tmp_path / "link"), str(script)) == []
+    assert security.unsafe_components("/bin/true", os.path.realpath("/bin/true")) == []
+    os.lchown(tmp_path / "link", 65534, 65534)
+    (problem,) = security.unsafe_components(str(tmp_path / "link"))
+    assert "(symlink) is owned by uid 65534, not root" in problem

@@ -1,0 +1,193 @@
+"""Footprint: memory (PSS) per process and start-up time, pykeepalived vs keepalived.
+
+Run as root from the repository root:
+
+    PYTHONPATH=. .venv/bin/python bench/footprint.py [--instances 1 255] [--repeats 3]
+        [--settle 3] [--json FILE]
+
+For each instance count, the two daemons take turns (ours, keepalived, ours, ...; ``--repeats``
+runs each) on one node of a fresh lab (ctl.lab), with a config of N instances that own their
+addresses (priority 255, so both daemons advertise at once instead of waiting out a
+master-down interval; VRIDs 1..N on eth0, one documentation /32 VIP each, advert_int 1).
+Per run:
+
+* **start-up**: from the moment the daemon is launched to its first advert on the wire
+  (kernel timestamp of a passive capture on the lab's bridge);
+* **memory**: once every instance has advertised and ``--settle`` seconds have passed, the
+  proportional set size (``Pss`` in /proc/PID/smaps_rollup) of every process of the daemon:
+  shared pages (the interpreter, libraries) are split between the processes sharing them, so
+  the sum is what the daemon really costs the machine.
+
+Printed: the median and spread of both figures per daemon and instance count, ours per
+process, and the ratios ours / keepalived. ``--json`` writes the same as a result file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from failover import KEEPALIVED, Daemon, Keepalived, Ours
+from scale import vip
+
+from ctl.capture import AdvertCapture
+from ctl.lab import Lab, LabNode
+
+
+def footprint_config(instances: int) -> str:
+    blocks = ["global_defs {\n    router_id footprint\n}\n"]
+    for i in range(1, instances + 1):
+        blocks.append(
+            f"vrrp_instance VI_{i} {{\n"
+            f"    state MASTER\n    interface eth0\n    virtual_router_id {i}\n"
+            f"    priority 255\n    advert_int 1\n"
+            f"    virtual_ipaddress {{\n        {vip(i)} dev eth0\n    }}\n}}\n"
+        )
+    return "\n".join(blocks)
+
+
+def pss_kib(pid: int) -> int | None:
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def component(pid: int) -> str:
+    """Our process's component name: setproctitle writes ``pykeepalived: vrrpd --runtime-dir …``."""
+    try:
+        text = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
+    except OSError:
+        return str(pid)
+    return text.split()[1] if text.startswith("pykeepalived: ") else Path(text).name
+
+
+@dataclass(slots=True)
+class Run:
+    daemon: str
+    instances: int
+    startup_s: float
+    pss_kib: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def total_mib(self) -> float:
+        return sum(self.pss_kib.values()) / 1024
+
+
+def one_run(
+    name: str, impl: Callable[[LabNode, str], Daemon], instances: int, settle: float
+) -> Run:
+    config = footprint_config(instances)
+    with Lab(nodes=1) as lab:
+        lab.wait_ready()
+        (node,) = lab.nodes
+        with AdvertCapture(lab.hub) as cap:
+            launched = time.time()
+            daemon = impl(node, config)
+            try:
+                vrids: set[int] = set()
+                first: float | None = None
+                deadline = time.monotonic() + 60
+                while len(vrids) < instances:
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"{name}: {len(vrids)}/{instances} advertised")
+                    for adv in cap.drain():
+                        first = adv.ts if first is None else min(first, adv.ts)
+                        vrids.add(adv.vrid)
+                    cap.adverts.clear()
+                    time.sleep(0.005)
+                assert first is not None
+                time.sleep(settle)
+                pids = sorted(daemon.pids())
+                run = Run(name, instances, first - launched)
+                for i, pid in enumerate(pids):
+                    kib = pss_kib(pid)
+                    if kib is not None:
+                        label = component(pid) if name == "ours" else ("parent", "vrrp")[min(i, 1)]
+                        run.pss_kib[label] = run.pss_kib.get(label, 0) + kib
+                return run
+            except BaseException:
+                print(f"--- {name} log ---\n{daemon.log_tail()}", file=sys.stderr)
+                raise
+            finally:
+                daemon.close()
+
+
+def spread(values: list[float]) -> str:
+    return f"{statistics.median(values):8.3f}  ({min(values):.3f}..{max(values):.3f})"
+
+
+def report(runs: list[Run], instances: int) -> dict[str, object]:
+    ours = [r for r in runs if r.daemon == "ours" and r.instances == instances]
+    theirs = [r for r in runs if r.daemon == "keepalived" and r.instances == instances]
+    print(f"\n== {instances} instance(s), {len(ours)} runs each (median (min..max))")
+    for label, group in (("pykeepalived", ours), ("keepalived", theirs)):
+        if group:
+            print(f"{label:13} PSS MiB {spread([r.total_mib for r in group])}")
+            print(f"{label:13} start s {spread([r.startup_s for r in group])}")
+    summary: dict[str, object] = {"instances": instances}
+    if ours:
+        per_process = {
+            p: statistics.median(r.pss_kib.get(p, 0) / 1024 for r in ours)
+            for p in sorted({p for r in ours for p in r.pss_kib})
+        }
+        print(
+            "pykeepalived per process (MiB): "
+            + ", ".join(f"{p} {v:.1f}" for p, v in per_process.items())
+        )
+        summary["ours_per_process_mib"] = per_process
+    if ours and theirs:
+        mem = statistics.median(r.total_mib for r in ours) / statistics.median(
+            r.total_mib for r in theirs
+        )
+        start = statistics.median(r.startup_s for r in ours) / statistics.median(
+            r.startup_s for r in theirs
+        )
+        print(f"ratio ours/keepalived: memory {mem:.2f}x, start-up {start:.2f}x")
+        summary.update(memory_ratio=mem, startup_ratio=start)
+    return summary
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--instances", type=int, nargs="+", default=[1, 255])
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--settle", type=float, default=3.0)
+    ap.add_argument("--only", choices=("ours", "keepalived"))
+    ap.add_argument("--json", type=Path, help="write the runs and the summary here")
+    args = ap.parse_args()
+    impls: list[tuple[str, Callable[[LabNode, str], Daemon]]] = [("ours", Ours)]
+    if Path(KEEPALIVED).exists():
+        impls.append(("keepalived", Keepalived))
+    impls = [(n, i) for n, i in impls if args.only in (None, n)]
+    runs: list[Run] = []
+    for count in args.instances:
+        for rep in range(args.repeats):
+            for name, impl in impls if rep % 2 == 0 else impls[::-1]:
+                run = one_run(name, impl, count, args.settle)
+                figures = f"start {run.startup_s:.3f} s  PSS {run.total_mib:.1f} MiB"
+                print(f"{name:10} n={count:<4} {figures}", flush=True)
+                runs.append(run)
+    summaries = [report(runs, count) for count in args.instances]
+    if args.json:
+        args.json.write_text(
+            json.dumps({"runs": [asdict(r) for r in runs], "summary": summaries}, indent=2)
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,118 @@
+"""What the pool hears (events) and what it asks the daemon to do (actions), as data."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Literal
+
+from checkd.pool_state import WEIGHT_MAX
+from core.model import Script
+
+ScriptRole = Literal["notify_up", "notify_down", "quorum_up", "quorum_down"]
+
+
+# --- actions ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RunScript:
+    """Run a notify script; at shutdown (``stopping``) keepalived waits for it, up to 1 s."""
+
+    script: Script
+    role: ScriptRole
+    target: str  # the real or virtual server id
+    stopping: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class FifoLine:
+    """A line for ``notify_fifo`` and ``lvs_notify_fifo``, newline included.
+
+    keepalived also writes the C string's terminating NUL after each LVS line (not after VRRP
+    ones); that byte is left out on purpose (docs/checkers.md, "Notifications").
+    """
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Mail:
+    """An smtp_alert; the mailer drops it when no notification_email/smtp_server is set."""
+
+    subject: str
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
+class LogEvent:
+    event: str  # dotted name, e.g. checkd.rs.down
+    message: str  # keepalived's own log text
+    fields: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+
+
+Action = RunScript | FifoLine | Mail | LogEvent
+
+
+# --- events ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeResult:
+    """One probe's result, counted with the checker's retries (checkd.checker_state)."""
+
+    checker_id: str
+    success: bool
+    # The smtp_alert body should this result change the checker's verdict
+    # (checker_state.mail_body gives keepalived's text for each kind of checker).
+    mail: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CheckerVerdict:
+    """A verdict a checker reached itself (HTTP URL lists, MISC_CHECK, FILE_CHECK, BFD)."""
+
+    checker_id: str
+    up: bool
+    mail: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CheckerWeight:
+    """A checker's new contribution to its real server's weight (misc_dynamic, FILE_CHECK).
+
+    ``absolute``: ``weight`` is the real server's whole weight (misc_dynamic exit 2..255).
+    """
+
+    checker_id: str
+    weight: int
+    absolute: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Shutdown:
+    pass
+
+
+Event = ProbeResult | CheckerVerdict | CheckerWeight | Shutdown
+
+
+def misc_dynamic_weight(checker_id: str, status: int) -> CheckerWeight | None:
+    """A misc_dynamic exit status as a weight event (None: the status is a failure).
+
+    0 leaves the configured weight; 2..255 make the real server's weight status - 2.
+    """
+    if status == 0:
+        return CheckerWeight(checker_id, 0)
+    if 2 <= status <= 255:
+        return CheckerWeight(checker_id, status - 2, absolute=True)
+    return None
+
+
+def file_check_weight(value: int, weight: int, reverse: bool) -> int | None:
+    """A FILE_CHECK value as a weight contribution (None: the value means failure)."""
+    if weight == 0:
+        return 0 if value == 0 else None
+    product = value * weight * (-1 if reverse else 1)
+    return None if product <= -(2**31) else max(min(product, WEIGHT_MAX), -(2**31))

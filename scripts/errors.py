@@ -1,0 +1,11 @@
+"""The script runner's exceptions."""
+
+from __future__ import annotations
+
+
+class ScriptError(Exception):
+    """Base of everything the script runner raises on purpose."""
+
+
+class ScriptRefused(ScriptError):
+    """A script will not be run; the message says exactly why and how to fix it."""
