@@ -71,6 +71,8 @@ def latest_links(events: list[BusEvent]) -> list[BusEvent]:
 
 
 class Engine:
+    """vrrpd's event loop: bus events, timers and signals, dispatched to the helpers."""
+
     def __init__(self, comp: Component) -> None:
         self.comp = comp
         self.links: dict[str, Link] = {}
