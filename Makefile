@@ -58,7 +58,6 @@ lint: venv
 
 typecheck: venv
 	$(BIN)/mypy
-	$(BIN)/mypy tests/vrrpd/fakes.py  # the fake RunnerHost keeps up with the Protocol
 
 # Each prints its figures next to keepalived's from the same run (docs/benchmarks.md).
 bench: deps venv

@@ -20,7 +20,10 @@ import multiprocessing as mp
 import statistics
 import sys
 import time
+from multiprocessing.queues import Queue
+from multiprocessing.synchronize import Event
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -32,7 +35,7 @@ from tests.daemon import running_bus, runtime_dir
 TARGET_P99_MS = 1.0
 
 
-def _subscriber(path: str, expected: int, ready: mp.Event, out: mp.Queue) -> None:  # type: ignore[type-arg]
+def _subscriber(path: str, expected: int, ready: Event, out: Queue[dict[str, Any]]) -> None:
     async def run() -> None:
         ctx = zmq.asyncio.Context()
         sub = Subscriber(ctx, RuntimeDir(Path(path)), ["bench.*"])
@@ -87,7 +90,8 @@ async def _publish(rt: RuntimeDir, count: int, rate: float | None) -> float:
 
 
 def run(rt: RuntimeDir, count: int, rate: float | None) -> dict[str, float]:
-    ready, out = mp.Event(), mp.Queue()
+    ready = mp.Event()
+    out: Queue[dict[str, Any]] = mp.Queue()
     proc = mp.Process(target=_subscriber, args=(str(rt.path), count, ready, out))
     proc.start()
     ready.wait(10)

@@ -12,7 +12,7 @@ import logging
 import sys
 import syslog
 from collections.abc import Callable, Mapping, MutableMapping
-from typing import Any, TextIO
+from typing import Any, Final, TextIO
 
 import structlog
 
@@ -55,14 +55,29 @@ class BusForwarder:
         return event_dict
 
 
+# structlog calls the logger method named for the record's level; syslog gets that level, so
+# an operator filtering on priority (err and up, say) sees the errors.
+SYSLOG_PRIORITIES: Final[Mapping[str, int]] = {
+    "debug": syslog.LOG_DEBUG,
+    "info": syslog.LOG_INFO,
+    "msg": syslog.LOG_INFO,
+    "log": syslog.LOG_INFO,
+    "warn": syslog.LOG_WARNING,
+    "warning": syslog.LOG_WARNING,
+    "error": syslog.LOG_ERR,
+    "exception": syslog.LOG_ERR,
+    "critical": syslog.LOG_CRIT,
+    "fatal": syslog.LOG_CRIT,
+}
+
+
 class _SyslogLogger:
+    """The logger structlog writes rendered records to: one method per level name."""
+
     def __init__(self, ident: str, facility: int, *_args: Any) -> None:
         syslog.openlog(ident, syslog.LOG_PID, facility)
-
-    def msg(self, message: str) -> None:
-        syslog.syslog(syslog.LOG_INFO, message)
-
-    log = debug = info = warn = warning = error = critical = exception = fatal = msg
+        for method, priority in SYSLOG_PRIORITIES.items():
+            setattr(self, method, functools.partial(syslog.syslog, priority))
 
 
 def configure(

@@ -7,15 +7,27 @@ truncated to 8 bytes, unknown tracked names dropped) plus the problems found. Pu
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any, TypeVar
 
-from core.model import Config, RealServer, SyncGroup, TrackRef, VirtualServer, VrrpInstance
+from core.model import (
+    Config,
+    RealServer,
+    SyncGroup,
+    TrackFile,
+    TrackProcess,
+    TrackRef,
+    VirtualServer,
+    VrrpInstance,
+    VrrpScript,
+)
 from core.problems import Location, Problem, Severity, find_location
 from core.strict import strict_changes
 
 T = TypeVar("T")
+# (owner name, block, where) -> the track_* fields to replace
+_FixTracks = Callable[[str, Any, tuple[str, ...]], dict[str, Any]]
 
 
 class _Report:
@@ -59,40 +71,10 @@ def _dups(names: list[str]) -> list[str]:
     return [n for n, c in Counter(names).items() if c > 1]
 
 
-def check(
-    config: Config, locs: Mapping[tuple[str, ...], Location] | None = None
-) -> tuple[Config, list[Problem]]:
-    r = _Report(locs or {})
-    for what, items in (
-        ("vrrp_instance", config.instances),
-        ("vrrp_script", config.vrrp_scripts),
-        ("track_file", config.track_files),
-        ("vrrp_track_process", config.track_processes),
-        ("vrrp_sync_group", config.sync_groups),
-        ("bfd_instance", config.bfd_instances),
-        ("virtual_server_group", config.virtual_server_groups),
-        ("virtual_server", config.virtual_servers),
-    ):
-        for d in _dups([i.name for i in items]):
-            r(
-                "error",
-                "duplicate-name",
-                f"{what} '{d}' is defined more than once; the first is used",
-                d,
-                at=(what, d),
-            )
-
-    config = replace(
-        config,
-        instances=_first_of_each(config.instances),
-        vrrp_scripts=_first_of_each(config.vrrp_scripts),
-        track_files=_first_of_each(config.track_files),
-        track_processes=_first_of_each(config.track_processes),
-        sync_groups=_first_of_each(config.sync_groups),
-        bfd_instances=_first_of_each(config.bfd_instances),
-        virtual_server_groups=_first_of_each(config.virtual_server_groups),
-        virtual_servers=_first_of_each(config.virtual_servers),
-    )
+def _check_trackables(
+    config: Config, r: _Report
+) -> tuple[list[VrrpScript], list[TrackFile], list[TrackProcess]]:
+    """vrrp_script, track_file and vrrp_track_process blocks keepalived keeps."""
     scripts = []
     for s in config.vrrp_scripts:
         if s.script is None:
@@ -131,12 +113,11 @@ def check(
             )
             continue
         procs.append(p)
-    names: dict[str, set[str]] = {
-        "track_script": {s.name for s in scripts},
-        "track_file": {f.name for f in files},
-        "track_process": {p.name for p in procs},
-        "track_bfd": {b.name for b in config.bfd_instances},
-    }
+    return scripts, files, procs
+
+
+def _track_fixer(names: dict[str, set[str]], r: _Report) -> _FixTracks:
+    """Drops duplicate and unknown tracked names from a block's track_* lists, saying so."""
 
     def fix_tracks(owner: str, obj: Any, where: tuple[str, ...]) -> dict[str, Any]:
         out: dict[str, tuple[TrackRef, ...]] = {}
@@ -170,9 +151,14 @@ def check(
                 out[field] = tuple(kept)
         return out
 
-    instances = [_check_instance(config, i, r, fix_tracks) for i in config.instances]
-    inst_names = {i.name for i in instances}
+    return fix_tracks
 
+
+def _check_sync_groups(
+    config: Config, instances: list[VrrpInstance], r: _Report, fix_tracks: _FixTracks
+) -> tuple[list[SyncGroup], dict[str, str], set[str]]:
+    """The sync groups kept, each instance's group, and the scripts instances or groups track."""
+    inst_names = {i.name for i in instances}
     used_scripts = {t.name for i in instances for t in i.track_script}
     groups: list[SyncGroup] = []
     member_of: dict[str, str] = {}
@@ -221,6 +207,55 @@ def check(
         groups.append(
             replace(g, group=tuple(members), **fix_tracks(g.name, g, ("vrrp_sync_group", g.name)))
         )
+    return groups, member_of, used_scripts
+
+
+def check(
+    config: Config, locs: Mapping[tuple[str, ...], Location] | None = None
+) -> tuple[Config, list[Problem]]:
+    r = _Report(locs or {})
+    for what, items in (
+        ("vrrp_instance", config.instances),
+        ("vrrp_script", config.vrrp_scripts),
+        ("track_file", config.track_files),
+        ("vrrp_track_process", config.track_processes),
+        ("vrrp_sync_group", config.sync_groups),
+        ("bfd_instance", config.bfd_instances),
+        ("virtual_server_group", config.virtual_server_groups),
+        ("virtual_server", config.virtual_servers),
+    ):
+        for d in _dups([i.name for i in items]):
+            r(
+                "error",
+                "duplicate-name",
+                f"{what} '{d}' is defined more than once; the first is used",
+                d,
+                at=(what, d),
+            )
+
+    config = replace(
+        config,
+        instances=_first_of_each(config.instances),
+        vrrp_scripts=_first_of_each(config.vrrp_scripts),
+        track_files=_first_of_each(config.track_files),
+        track_processes=_first_of_each(config.track_processes),
+        sync_groups=_first_of_each(config.sync_groups),
+        bfd_instances=_first_of_each(config.bfd_instances),
+        virtual_server_groups=_first_of_each(config.virtual_server_groups),
+        virtual_servers=_first_of_each(config.virtual_servers),
+    )
+    scripts, files, procs = _check_trackables(config, r)
+    names: dict[str, set[str]] = {
+        "track_script": {s.name for s in scripts},
+        "track_file": {f.name for f in files},
+        "track_process": {p.name for p in procs},
+        "track_bfd": {b.name for b in config.bfd_instances},
+    }
+
+    fix_tracks = _track_fixer(names, r)
+    instances = [_check_instance(config, i, r, fix_tracks) for i in config.instances]
+
+    groups, member_of, used_scripts = _check_sync_groups(config, instances, r, fix_tracks)
     group_by_name = {g.name: g for g in groups}
     instances = [
         _sync_member_weights(config, i, group_by_name[member_of[i.name]], r)
@@ -270,9 +305,30 @@ def check(
 def _check_instance(
     config: Config, inst: VrrpInstance, r: _Report, fix_tracks: Any
 ) -> VrrpInstance:
+    changes: dict[str, Any] = fix_tracks(inst.name, inst, ("vrrp_instance", inst.name))
+    # In keepalived's order: a later check sees what an earlier one corrected.
+    for step in (
+        _check_addressing,
+        _check_preempt,
+        _check_auth,
+        _check_advert_int,
+        _check_weights,
+        _check_peers_routes_rules,
+    ):
+        step(config, inst, r, changes)
+    return replace(inst, **changes) if changes else inst
+
+
+def _strict(config: Config, inst: VrrpInstance) -> bool:
+    return inst.strict_mode if inst.strict_mode is not None else config.global_defs.vrrp_strict
+
+
+def _check_addressing(
+    config: Config, inst: VrrpInstance, r: _Report, changes: dict[str, Any]
+) -> None:
+    """Own interface tracked, VRID, interface, VIPs and their family."""
     n = inst.name
     inst_at = ("vrrp_instance", n)
-    changes: dict[str, Any] = fix_tracks(n, inst, inst_at)
     if inst.interface is not None and any(t.name == inst.interface for t in inst.track_interface):
         r(
             "error",
@@ -282,9 +338,9 @@ def _check_instance(
             inst.interface,
             at=(*inst_at, "track_interface"),
         )
-        changes["track_interface"] = tuple(
-            t for t in inst.track_interface if t.name != inst.interface
-        )
+        # On top of what fix_tracks already dropped (duplicates), not instead of it.
+        tracked = changes.get("track_interface", inst.track_interface)
+        changes["track_interface"] = tuple(t for t in tracked if t.name != inst.interface)
     if inst.virtual_router_id is None:
         r(
             "error",
@@ -326,7 +382,12 @@ def _check_instance(
             kept.append(a)
         if len(kept) != len(inst.virtual_ipaddress):
             changes["virtual_ipaddress"] = tuple(kept)
-    version = effective_version(config, inst)
+
+
+def _check_preempt(config: Config, inst: VrrpInstance, r: _Report, changes: dict[str, Any]) -> None:
+    """nopreempt and preempt_delay against the initial state, priority and strict mode."""
+    n = inst.name
+    inst_at = ("vrrp_instance", n)
     if inst.state == "MASTER" and inst.nopreempt:
         r(
             "error",
@@ -346,7 +407,7 @@ def _check_instance(
             at=(*inst_at, "nopreempt"),
         )
         changes["nopreempt"] = False
-    strict = inst.strict_mode if inst.strict_mode is not None else config.global_defs.vrrp_strict
+    strict = _strict(config, inst)
     if inst.preempt_delay:
         why = (
             "nopreempt"
@@ -366,6 +427,14 @@ def _check_instance(
                 at=(*inst_at, "preempt_delay"),
             )
             changes["preempt_delay"] = 0.0
+
+
+def _check_auth(config: Config, inst: VrrpInstance, r: _Report, changes: dict[str, Any]) -> None:
+    """Authentication against strict mode and the VRRP version; strict mode's own changes."""
+    n = inst.name
+    inst_at = ("vrrp_instance", n)
+    version = effective_version(config, inst)
+    strict = _strict(config, inst)
     if strict and inst.authentication is not None:
         r(
             "error",
@@ -417,6 +486,15 @@ def _check_instance(
                 at=(*inst_at, "authentication"),
             )
             changes["state"] = "BACKUP"
+
+
+def _check_advert_int(
+    config: Config, inst: VrrpInstance, r: _Report, changes: dict[str, Any]
+) -> None:
+    """The advertisement interval each VRRP version can carry."""
+    n = inst.name
+    inst_at = ("vrrp_instance", n)
+    version = effective_version(config, inst)
     adv = inst.advert_int
     if version == 2 and adv != int(adv):
         r(
@@ -440,6 +518,12 @@ def _check_instance(
             changes["advert_int"] = 40.95
         elif round(adv * 100) != adv * 100:
             changes["advert_int"] = round(adv * 100) / 100
+
+
+def _check_weights(config: Config, inst: VrrpInstance, r: _Report, changes: dict[str, Any]) -> None:
+    """Tracker weights an address owner or nopreempt make useless."""
+    n = inst.name
+    inst_at = ("vrrp_instance", n)
     weighted = [w for w in _weights(config, inst, changes) if w]
     if weighted and inst.effective_priority == 255:
         for field in ("track_interface", "track_script", "track_file", "track_process"):
@@ -467,6 +551,14 @@ def _check_instance(
             n,
             at=(*inst_at, "nopreempt"),
         )
+
+
+def _check_peers_routes_rules(
+    config: Config, inst: VrrpInstance, r: _Report, changes: dict[str, Any]
+) -> None:
+    """Unicast peers, virtual routes and rules, native_ipv6, VMAC with unicast."""
+    n = inst.name
+    inst_at = ("vrrp_instance", n)
     peers = [p.address for p in inst.unicast_peer]
     for d in _dups(peers):
         r(
@@ -511,7 +603,6 @@ def _check_instance(
             n,
             at=inst_at,
         )
-    return replace(inst, **changes) if changes else inst
 
 
 def _check_vrids(instances: list[VrrpInstance], r: _Report) -> None:
@@ -644,17 +735,7 @@ def _check_virtual_server(
             continue
         seen.add((rs.ip, rs.port))
         kept.append(rs)
-        for c in rs.checkers:
-            if c.kind in ("HTTP_GET", "SSL_GET") and not c.urls:
-                err("no-url", f"{c.kind} for real_server {rs.ip} has no url", c.kind)
-            if c.kind == "MISC_CHECK" and c.misc_path is None:
-                err("no-misc-path", f"MISC_CHECK for real_server {rs.ip} has no misc_path", c.kind)
-            if c.kind == "FILE_CHECK" and c.track_file not in track_files:
-                err(
-                    "unknown-track",
-                    f"FILE_CHECK for real_server {rs.ip}: track_file {c.track_file} not found",
-                    str(c.track_file),
-                )
+        _check_checkers(rs, track_files, err)
     if not kept:
         err("no-real-servers", "has no real servers - ignoring")
         return None
@@ -666,3 +747,18 @@ def _check_virtual_server(
             where="quorum",
         )
     return replace(vs, real_servers=tuple(kept)) if len(kept) != len(vs.real_servers) else vs
+
+
+def _check_checkers(rs: RealServer, track_files: set[str], err: Callable[..., None]) -> None:
+    """What each checker of a real server needs: a url, a misc_path, a known track_file."""
+    for c in rs.checkers:
+        if c.kind in ("HTTP_GET", "SSL_GET") and not c.urls:
+            err("no-url", f"{c.kind} for real_server {rs.ip} has no url", c.kind)
+        if c.kind == "MISC_CHECK" and c.misc_path is None:
+            err("no-misc-path", f"MISC_CHECK for real_server {rs.ip} has no misc_path", c.kind)
+        if c.kind == "FILE_CHECK" and c.track_file not in track_files:
+            err(
+                "unknown-track",
+                f"FILE_CHECK for real_server {rs.ip}: track_file {c.track_file} not found",
+                str(c.track_file),
+            )

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import socket
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
 
 from core.lexer import Token
 from core.model import Address, Encap, Nexthop, Route, Rule, TrackRef, UnicastPeer, VsgEntry
@@ -39,7 +43,7 @@ def _next(words: list[Token], i: int) -> Token:
 def parse_address(words: list[Token], ctx: Ctx) -> Address:
     addr = canon_interface(words[0])
     v6 = ":" in addr
-    vals: dict[str, object] = {}
+    vals: dict[str, Any] = {}
     i = 1
     while i < len(words):
         w = words[i].text
@@ -99,7 +103,7 @@ def parse_address(words: list[Token], ctx: Ctx) -> Address:
                 words[i],
             )
             i += 1
-    return Address(addr, **vals)  # type: ignore[arg-type]
+    return Address(addr, **vals)
 
 
 def render_address(a: Address) -> str:
@@ -197,7 +201,7 @@ def _check_value(kind: str, tok: Token, what: str) -> str:
             raise ArgError(f"feature {text} not supported", tok)
         return text
     if kind == "dsfield":
-        return str(parse_int_any(tok, 0, 255, f"TOS value {text} is invalid"))
+        return _tos(tok)
     if kind == "realms":
         return canon_realms(tok)
     if kind == "pref":
@@ -236,31 +240,45 @@ def parse_encap(words: list[Token], i: int) -> tuple[Encap, int]:
     kind = kind_tok.text
     i += 2
     if kind == "mpls":
-        if i >= len(words):
-            raise ArgError("missing address for MPLS encapsulation", kind_tok)
-        tok = words[i]
-        try:
-            labels = tuple(int(p) for p in tok.text.split("/"))
-        except ValueError:
-            labels = ()
-        if not labels or not all(0 <= n <= MAX_MPLS_LABEL for n in labels):
-            raise ArgError(f"invalid mpls address {tok.text} for encapsulation", tok)
-        return Encap("mpls", labels=labels), i + 1
+        return _parse_mpls_encap(words, i, kind_tok)
     if kind == "ila":
-        if i >= len(words):
-            raise ArgError("missing locator for ILA encapsulation", kind_tok)
-        tok = words[i]
-        groups = tok.text.split(":")
-        if len(groups) != 4 or not all(
-            1 <= len(g) <= 4 and all(c in "0123456789abcdefABCDEF" for c in g) for g in groups
-        ):
-            raise ArgError(f"invalid locator {tok.text} for ila encapsulation", tok)
-        return Encap("ila", locator=":".join(g.lower().zfill(4) for g in groups)), i + 1
+        return _parse_ila_encap(words, i, kind_tok)
     if kind not in ("ip", "ip6"):
         raise ArgError(f"Unknown encap type - {kind}", kind_tok)
+    return _parse_ip_encap(words, i, kind_tok)
+
+
+def _parse_mpls_encap(words: list[Token], i: int, kind_tok: Token) -> tuple[Encap, int]:
+    if i >= len(words):
+        raise ArgError("missing address for MPLS encapsulation", kind_tok)
+    tok = words[i]
+    try:
+        labels = tuple(int(p) for p in tok.text.split("/"))
+    except ValueError:
+        labels = ()
+    if not labels or not all(0 <= n <= MAX_MPLS_LABEL for n in labels):
+        raise ArgError(f"invalid mpls address {tok.text} for encapsulation", tok)
+    return Encap("mpls", labels=labels), i + 1
+
+
+def _parse_ila_encap(words: list[Token], i: int, kind_tok: Token) -> tuple[Encap, int]:
+    if i >= len(words):
+        raise ArgError("missing locator for ILA encapsulation", kind_tok)
+    tok = words[i]
+    groups = tok.text.split(":")
+    if len(groups) != 4 or not all(
+        1 <= len(g) <= 4 and all(c in "0123456789abcdefABCDEF" for c in g) for g in groups
+    ):
+        raise ArgError(f"invalid locator {tok.text} for ila encapsulation", tok)
+    return Encap("ila", locator=":".join(g.lower().zfill(4) for g in groups)), i + 1
+
+
+def _parse_ip_encap(words: list[Token], i: int, kind_tok: Token) -> tuple[Encap, int]:
+    """`encap ip|ip6 [id N] [dst A] [src A] [tos|tc N] [ttl|hoplimit N] [flags N]`."""
+    kind: Literal["ip", "ip6"] = "ip" if kind_tok.text == "ip" else "ip6"
     want = 4 if kind == "ip" else 6
     tos_kw, ttl_kw = ("tos", "ttl") if kind == "ip" else ("tc", "hoplimit")
-    vals: dict[str, object] = {}
+    vals: dict[str, Any] = {}
     while i + 1 < len(words):
         key, tok = words[i].text, words[i + 1]
         if key == "id":
@@ -282,7 +300,7 @@ def parse_encap(words: list[Token], i: int) -> tuple[Encap, int]:
         i += 2
     if "dst" not in vals and "id" not in vals:
         raise ArgError(f"address or id missing for {kind} encapsulation", kind_tok)
-    return Encap(kind, **vals), i  # type: ignore[arg-type]
+    return Encap(kind, **vals), i
 
 
 def render_encap(e: Encap) -> list[str]:
@@ -311,7 +329,7 @@ _NEXTHOP_END = {"nexthop"}
 
 def _parse_nexthop(words: list[Token], i: int, family: int | None) -> tuple[Nexthop, int]:
     """One `nexthop ...` clause starting after the word `nexthop`."""
-    vals: dict[str, object] = {}
+    vals: dict[str, Any] = {}
     start = words[i - 1]
     while i < len(words) and words[i].text not in _NEXTHOP_END:
         tok = words[i]
@@ -351,148 +369,46 @@ def _parse_nexthop(words: list[Token], i: int, family: int | None) -> tuple[Next
             raise ArgError(f"Route has trailing nonsense after nexthops - {w}", tok)
     if "via" not in vals and "dev" not in vals:
         raise ArgError("nexthop needs 'via' or 'dev'", start)
-    return Nexthop(**vals), i  # type: ignore[arg-type]
+    return Nexthop(**vals), i
 
 
 def parse_route(words: list[Token], ctx: Ctx) -> Route:
-    vals: dict[str, object] = {}
-    options: list[tuple[str, ...]] = []
+    start = 1 if words[0].text in ROUTE_TYPES else 0
     nexthops: list[Nexthop] = []
-    i = 0
-    if words[0].text in ROUTE_TYPES:
-        vals["type"] = words[0].text
-        i = 1
-    dest: str | None = None
     dest_tok = words[0]
-    while i < len(words):
+
+    def other(read: _Read, i: int) -> int:
+        """`to DEST`, a bare destination, and `nexthop ...`: not options of the table."""
+        nonlocal dest_tok
         tok = words[i]
-        w = tok.text
-        if w == "src":
-            vals["src"] = str(_ip(_next(words, i)))
-            i += 2
-        elif w == "to":
+        if tok.text == "to":
             dest_tok = _next(words, i)
-            dest = _route_dest(dest_tok)
-            i += 2
-        elif w == "from":
-            ftok = _next(words, i)
-            vals["from_"] = canon_interface(ftok)
-            if _family(vals["from_"]) != 6:  # type: ignore[arg-type]
-                raise ArgError(f"route from address only supported with IPv6 ({ftok.text})", ftok)
-            i += 2
-        elif w in ("via", "gw"):
-            if w == "gw":
-                ctx.report(
-                    "warning", "deprecated", '"gw" for routes is deprecated. Please use "via"', tok
-                )
-            j = i + 1
-            if j < len(words) and words[j].text in ("inet", "inet6"):
-                j += 1
-            if j >= len(words):
-                raise ArgError(f"'{w}' needs a value", tok)
-            vals["via"] = _ip(words[j])
-            i = j + 1
-        elif w == "or":
-            ctx.report(
-                "warning", "deprecated", '"or" for routes is deprecated. Please use "nexthop"', tok
-            )
-            vals["via_or"] = _ip(_next(words, i))
-            i += 2
-        elif w in ("dev", "oif"):
-            vals["dev"] = _next(words, i).text
-            i += 2
-        elif w in ("protocol", "proto"):
-            ptok = _next(words, i)
-            if ptok.text not in RULE_PROTOCOLS:
-                parse_int_any(ptok, 0, 255, f"Protocol {ptok.text} not found or invalid for route")
-            vals["protocol"] = ptok.text
-            i += 2
-        elif w in ("table", "scope"):
-            vals[w] = _next(words, i).text
-            i += 2
-        elif w in ("metric", "priority", "preference"):
-            vals["metric"] = parse_int(_next(words, i), 0, 0xFFFFFFFF)
-            i += 2
-        elif w == "onlink":
-            vals["onlink"] = True
-            i += 1
-        elif w in ("inet", "inet6"):
-            vals["family"] = w
-            i += 1
-        elif w == "no_track":
-            vals["no_track"] = True
-            i += 1
-        elif w == "track_group":
-            vals["track_group"] = _next(words, i).text
-            _track_group_not_implemented(ctx, words[i])
-            i += 2
-        elif w in _ROUTE_METRICS or w in _ROUTE_ALIASES:
-            name = _ROUTE_ALIASES.get(w, w)
-            lockable, kind = _ROUTE_METRICS[name]
-            j = i + 1
-            lock = lockable and j < len(words) and words[j].text == "lock"
-            if lock:
-                j += 1
-            if j >= len(words):
-                raise ArgError(f"'{w}' needs a value", tok)
-            value = _check_value(kind, words[j], name)
-            options.append((name, "lock", value) if lock else (name, value))
-            i = j + 1
-        elif w in _ROUTE_IGNORED:
-            _next(words, i)
-            ctx.report("warning", "unsupported", _ROUTE_IGNORED[w], tok)
-            i += 2
-        elif w == "as":
-            j = i + 1
-            if j < len(words) and words[j].text == "to":
-                j += 1
-            if j >= len(words):
-                raise ArgError("'as' needs an address", tok)
-            # keepalived's verdict: a config error, the route kept without it.
-            ctx.report("error", "unsupported", '"as to" for MPLS only - ignoring', tok)
-            i = j + 1
-        elif w == "vrf":
-            # keepalived looks the VRF's table up; installing into another table would be
-            # worse than not installing.
-            raise ArgError(
-                f"'vrf {_next(words, i).text}' is not supported; give the VRF's table with "
-                "'table N'",
-                tok,
-            )
-        elif w in ("append", "prepend"):
-            ctx.report(
-                "warning",
-                "unsupported",
-                f"'{w}' is not supported (netd keeps one route per destination) - ignoring",
-                tok,
-            )
-            i += 1
-        elif w == "add":
-            i += 1  # the default
-        elif w == "encap":
-            vals["encap"], i = parse_encap(words, i)
-        elif w == "nexthop":
-            if "via_or" in vals:
+            read.vals["dest"] = _route_dest(dest_tok)
+            return i + 2
+        if tok.text == "nexthop":
+            if "via_or" in read.vals:
                 raise ArgError('Cannot specify nexthops with "or" route', tok)
+            dest = read.vals.get("dest")
             fam = _family(dest) if dest not in (None, "default", "any", "all") else None
             nh, i = _parse_nexthop(words, i + 1, fam)
             nexthops.append(nh)
-        elif dest is None:
+            return i
+        if "dest" not in read.vals:
             dest_tok = tok
-            dest = _route_dest(tok)
-            i += 1
-        else:
-            ctx.report("error", "unknown-entry", f"unknown route option '{w}' - ignoring", tok)
-            i += 1
+            read.vals["dest"] = _route_dest(tok)
+            return i + 1
+        ctx.report("error", "unknown-entry", f"unknown route option '{tok.text}' - ignoring", tok)
+        return i + 1
+
+    read = _read_options(words, start, ctx, ROUTE_OPTIONS, other)
+    vals = read.vals
+    dest = vals.pop("dest", None)
     if dest is None:
         raise ArgError("route has no destination", words[0])
+    if start:
+        vals["type"] = words[0].text
     _check_tracked_protocol(ctx, vals, "Route", words)
-    route = Route(
-        dest,
-        options=tuple(options),
-        nexthops=tuple(nexthops),
-        **vals,  # type: ignore[arg-type]
-    )
+    route = Route(dest, options=tuple(read.options), nexthops=tuple(nexthops), **vals)
     _check_route_family(route, dest_tok)
     return route
 
@@ -565,60 +481,6 @@ def _ip(tok: Token) -> str:
         raise ArgError(f"invalid IP address '{tok.text}'", tok) from None
 
 
-def render_route(r: Route) -> str:
-    parts: list[str] = []
-    if r.type:
-        parts.append(r.type)
-    if r.src:
-        parts += ["src", r.src]
-    parts.append(r.dest)
-    if r.from_:
-        parts += ["from", r.from_]
-    for key, kw in (
-        ("via", "via"),
-        ("via_or", "or"),
-        ("dev", "dev"),
-        ("table", "table"),
-        ("metric", "metric"),
-        ("scope", "scope"),
-        ("protocol", "protocol"),
-    ):
-        v = getattr(r, key)
-        if v is not None:
-            parts += [kw, quote(str(v))]
-    if r.onlink:
-        parts.append("onlink")
-    if r.family:
-        parts.append(r.family)
-    for opt in r.options:
-        parts += [quote(o) for o in opt]
-    if r.encap is not None:
-        parts += render_encap(r.encap)
-    if r.no_track:
-        parts.append("no_track")
-    if r.track_group:
-        parts += ["track_group", quote(r.track_group)]
-    # Nexthops go last: keepalived reads everything after the first `nexthop` as nexthops.
-    for nh in r.nexthops:
-        parts.append("nexthop")
-        if nh.via is not None:
-            parts += ["via", nh.via]
-        if nh.dev is not None:
-            parts += ["dev", quote(nh.dev)]
-        if nh.weight is not None:
-            parts += ["weight", str(nh.weight)]
-        if nh.onlink:
-            parts.append("onlink")
-        if nh.realms is not None:
-            parts += ["realms", nh.realms]
-        if nh.encap is not None:
-            parts += render_encap(nh.encap)
-    return " ".join(parts)
-
-
-_RULE_ACTION_TYPES = ("blackhole", "unreachable", "prohibit", "nop")
-
-
 def _rule_addr(tok: Token) -> str:
     if tok.text in ("all", "default", "any"):
         return tok.text
@@ -653,145 +515,417 @@ def _rule_protocol(tok: Token) -> int:
     return parse_int_any(tok, 0, 255, f"Invalid protocol {tok.text}")
 
 
-def parse_rule(words: list[Token], ctx: Ctx) -> Rule:
-    vals: dict[str, object] = {}
-    i = 0
-    action_tok: Token | None = None
+# Route and rule options. Each keyword maps to an Option: the model field it fills and how its
+# words are read. The options routes and rules share are the same entries, so a keyword's
+# spelling, arity and error text live in one place; parse_route and parse_rule are loops over
+# their table, and render_route and render_rule loops over the fields in writing order.
+
+# (words, index of the keyword, ctx) -> (value, index after the option's words)
+_Reader = Callable[[list[Token], int, Ctx], tuple[Any, int]]
+# The field an Option's value is appended to instead of set.
+_OPTIONS = "options"
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    """How one keyword is read: `read` returns its value and the index after its words.
+
+    The value goes to the model field `field`; with `field` "options" it is appended to the
+    entry's `options` (a validated word tuple), with `field` None it is dropped (the reader
+    said why).
+    """
+
+    field: str | None
+    read: _Reader
+
+
+def _flag(field: str) -> Option:
+    """KEYWORD alone: the field is true."""
+    return Option(field, lambda words, i, ctx: (True, i + 1))
+
+
+def _keyword(field: str) -> Option:
+    """KEYWORD alone, itself the value (`inet6`, `blackhole`)."""
+    return Option(field, lambda words, i, ctx: (words[i].text, i + 1))
+
+
+def _text(tok: Token) -> str:
+    return tok.text
+
+
+def _value(field: str, parse: Callable[[Token], object] = _text) -> Option:
+    """KEYWORD VALUE: one word, checked and made canonical by `parse`."""
+    return Option(field, lambda words, i, ctx: (parse(_next(words, i)), i + 2))
+
+
+def _u32(tok: Token) -> int:
+    return parse_int(tok, 0, _U32)
+
+
+def _tos(tok: Token) -> str:
+    return str(parse_int_any(tok, 0, 255, f"TOS value {tok.text} is invalid"))
+
+
+def _read_track_group(words: list[Token], i: int, ctx: Ctx) -> tuple[str, int]:
+    group = _next(words, i).text
+    _track_group_not_implemented(ctx, words[i])
+    return group, i + 2
+
+
+# Options every route and rule has.
+_SHARED_OPTIONS: dict[str, Option] = {
+    "table": _value("table"),
+    "inet": _keyword("family"),
+    "inet6": _keyword("family"),
+    "no_track": _flag("no_track"),
+    "track_group": Option("track_group", _read_track_group),
+}
+
+
+def _route_from(tok: Token) -> str:
+    addr = canon_interface(tok)
+    if _family(addr) != 6:
+        raise ArgError(f"route from address only supported with IPv6 ({tok.text})", tok)
+    return addr
+
+
+def _route_protocol(tok: Token) -> str:
+    if tok.text not in RULE_PROTOCOLS:
+        parse_int_any(tok, 0, 255, f"Protocol {tok.text} not found or invalid for route")
+    return tok.text
+
+
+def _read_via(words: list[Token], i: int, ctx: Ctx) -> tuple[str, int]:
+    """`via [inet|inet6] ADDR`, or the deprecated `gw`."""
+    tok = words[i]
+    if tok.text == "gw":
+        ctx.report("warning", "deprecated", '"gw" for routes is deprecated. Please use "via"', tok)
+    j = i + 1
+    if j < len(words) and words[j].text in ("inet", "inet6"):
+        j += 1
+    if j >= len(words):
+        raise ArgError(f"'{tok.text}' needs a value", tok)
+    return _ip(words[j]), j + 1
+
+
+def _read_or(words: list[Token], i: int, ctx: Ctx) -> tuple[str, int]:
+    ctx.report(
+        "warning", "deprecated", '"or" for routes is deprecated. Please use "nexthop"', words[i]
+    )
+    return _ip(_next(words, i)), i + 2
+
+
+def _metric(name: str, lockable: bool, kind: str) -> Option:
+    """`NAME [lock] VALUE`, kept in `Route.options` as ("name"[, "lock"], value)."""
+
+    def read(words: list[Token], i: int, ctx: Ctx) -> tuple[tuple[str, ...], int]:
+        j = i + 1
+        lock = lockable and j < len(words) and words[j].text == "lock"
+        if lock:
+            j += 1
+        if j >= len(words):
+            raise ArgError(f"'{words[i].text}' needs a value", words[i])
+        value = _check_value(kind, words[j], name)
+        return ((name, "lock", value) if lock else (name, value)), j + 1
+
+    return Option(_OPTIONS, read)
+
+
+def _ignored(message: str) -> Option:
+    """KEYWORD VALUE that keepalived accepts and has no effect here: said, not dropped silently."""
+
+    def read(words: list[Token], i: int, ctx: Ctx) -> tuple[None, int]:
+        _next(words, i)
+        ctx.report("warning", "unsupported", message, words[i])
+        return None, i + 2
+
+    return Option(None, read)
+
+
+def _read_as(words: list[Token], i: int, ctx: Ctx) -> tuple[None, int]:
+    j = i + 1
+    if j < len(words) and words[j].text == "to":
+        j += 1
+    if j >= len(words):
+        raise ArgError("'as' needs an address", words[i])
+    # keepalived's verdict: a config error, the route kept without it.
+    ctx.report("error", "unsupported", '"as to" for MPLS only - ignoring', words[i])
+    return None, j + 1
+
+
+def _read_vrf(words: list[Token], i: int, ctx: Ctx) -> tuple[None, int]:
+    # keepalived looks the VRF's table up; installing into another table would be worse than
+    # not installing.
+    raise ArgError(
+        f"'vrf {_next(words, i).text}' is not supported; give the VRF's table with 'table N'",
+        words[i],
+    )
+
+
+def _read_one_route_only(words: list[Token], i: int, ctx: Ctx) -> tuple[None, int]:
+    ctx.report(
+        "warning",
+        "unsupported",
+        f"'{words[i].text}' is not supported (netd keeps one route per destination) - ignoring",
+        words[i],
+    )
+    return None, i + 1
+
+
+def _read_encap(words: list[Token], i: int, ctx: Ctx) -> tuple[Encap, int]:
+    return parse_encap(words, i)
+
+
+ROUTE_OPTIONS: dict[str, Option] = {
+    **_SHARED_OPTIONS,
+    "src": _value("src", _ip),
+    "from": _value("from_", _route_from),
+    "via": Option("via", _read_via),
+    "gw": Option("via", _read_via),
+    "or": Option("via_or", _read_or),
+    "dev": _value("dev"),
+    "oif": _value("dev"),
+    "protocol": _value("protocol", _route_protocol),
+    "proto": _value("protocol", _route_protocol),
+    "scope": _value("scope"),
+    "metric": _value("metric", _u32),
+    "priority": _value("metric", _u32),
+    "preference": _value("metric", _u32),
+    "onlink": _flag("onlink"),
+    **{
+        kw: _metric(name, *_ROUTE_METRICS[name])
+        for kw, name in [*((m, m) for m in _ROUTE_METRICS), *_ROUTE_ALIASES.items()]
+    },
+    **{kw: _ignored(message) for kw, message in _ROUTE_IGNORED.items()},
+    "as": Option(None, _read_as),
+    "vrf": Option(None, _read_vrf),
+    "append": Option(None, _read_one_route_only),
+    "prepend": Option(None, _read_one_route_only),
+    "add": Option(None, lambda words, i, ctx: (None, i + 1)),  # the default
+    "encap": Option("encap", _read_encap),
+}
+
+
+def _uidrange(tok: Token) -> str:
+    if "-" not in tok.text:
+        raise ArgError(f"Invalid uidrange {tok.text} specified", tok)
+    return _range(tok, _U32, "uid")
+
+
+def _port_range(what: str) -> Callable[[Token], str]:
+    return lambda tok: _range(tok, 0xFFFF, what)
+
+
+_RULE_ACTION_TYPES = ("blackhole", "unreachable", "prohibit", "nop")
+# The rule's action: at most one of them (l3mdev too), said at the first one written.
+_RULE_ACTION_FIELDS = ("table", "goto")
+
+RULE_OPTIONS: dict[str, Option] = {
+    **_SHARED_OPTIONS,
+    "from": _value("from_", _rule_addr),
+    "to": _value("to", _rule_addr),
+    "lookup": _SHARED_OPTIONS["table"],
+    **dict.fromkeys(
+        ("preference", "priority", "order", "pref", "prio"), _value("preference", _u32)
+    ),
+    "iif": _value("iif"),
+    "dev": _value("iif"),
+    "oif": _value("oif"),
+    "fwmark": _value("fwmark"),
+    "type": _value("type"),
+    "tos": _value("tos", _tos),
+    "dsfield": _value("tos", _tos),
+    "goto": _value("goto", lambda tok: parse_int(tok, 0)),
+    **{kw: _keyword("type") for kw in _RULE_ACTION_TYPES},
+    "not": _flag("invert"),
+    "l3mdev": _flag("l3mdev"),
+    "realms": _value("realms", canon_realms),
+    "realm": _value("realms", canon_realms),
+    "suppress_prefixlength": _value("suppress_prefixlength", lambda t: parse_int(t, 0, 128)),
+    "sup_pl": _value("suppress_prefixlength", lambda t: parse_int(t, 0, 128)),
+    "suppress_ifgroup": _value("suppress_ifgroup", lambda t: parse_int(t, 0, 0x7FFFFFFF)),
+    "sup_group": _value("suppress_ifgroup", lambda t: parse_int(t, 0, 0x7FFFFFFF)),
+    "uidrange": _value("uidrange", _uidrange),
+    "protocol": _value("protocol", _rule_protocol),
+    "ipproto": _value("ipproto", _ipproto),
+    "sport": _value("sport", _port_range("sport")),
+    "dport": _value("dport", _port_range("dport")),
+    "tunnel-id": _value("tunnel_id", lambda t: parse_int(t, 0, 2**64 - 1)),
+    "tun_id": _value("tunnel_id", lambda t: parse_int(t, 0, 2**64 - 1)),
+}
+
+
+@dataclass(slots=True)
+class _Read:
+    """What an entry's options said: model fields, `options` tuples, first keyword per field."""
+
+    vals: dict[str, Any] = dataclasses.field(default_factory=dict)
+    options: list[tuple[str, ...]] = dataclasses.field(default_factory=list)
+    first: dict[str, int] = dataclasses.field(default_factory=dict)
+
+
+def _read_options(
+    words: list[Token],
+    i: int,
+    ctx: Ctx,
+    table: Mapping[str, Option],
+    other: Callable[[_Read, int], int],
+) -> _Read:
+    """Read words[i:] by `table`; `other(read, i)` handles a word that is no keyword there."""
+    read = _Read()
     while i < len(words):
+        opt = table.get(words[i].text)
+        if opt is None:
+            i = other(read, i)
+            continue
+        start = i
+        value, i = opt.read(words, i, ctx)
+        if opt.field == _OPTIONS:
+            read.options.append(value)
+        elif opt.field is not None:
+            read.vals[opt.field] = value
+            read.first.setdefault(opt.field, start)
+    return read
+
+
+# How each field of a route or rule is written, in writing order: a renderer is called with
+# the field's value unless that is None.
+_Render = Callable[[Any], list[str]]
+
+
+def _kw(kw: str) -> _Render:
+    """`KEYWORD VALUE`."""
+    return lambda v: [kw, quote(str(v))]
+
+
+def _kw_if_set(kw: str) -> _Render:
+    """`KEYWORD VALUE` unless the value is empty."""
+    return lambda v: [kw, quote(str(v))] if v else []
+
+
+def _bare_if_set(v: object) -> list[str]:
+    return [quote(str(v))] if v else []
+
+
+def _flag_word(kw: str) -> _Render:
+    return lambda v: [kw] if v else []
+
+
+def _option_words(options: tuple[tuple[str, ...], ...]) -> list[str]:
+    return [quote(o) for opt in options for o in opt]
+
+
+def _render_nexthops(nexthops: tuple[Nexthop, ...]) -> list[str]:
+    parts: list[str] = []
+    for nh in nexthops:
+        parts.append("nexthop")
+        if nh.via is not None:
+            parts += ["via", nh.via]
+        if nh.dev is not None:
+            parts += ["dev", quote(nh.dev)]
+        if nh.weight is not None:
+            parts += ["weight", str(nh.weight)]
+        if nh.onlink:
+            parts.append("onlink")
+        if nh.realms is not None:
+            parts += ["realms", nh.realms]
+        if nh.encap is not None:
+            parts += render_encap(nh.encap)
+    return parts
+
+
+_ROUTE_LAYOUT: tuple[tuple[str, _Render], ...] = (
+    ("type", _bare_if_set),
+    ("src", _kw_if_set("src")),
+    ("dest", lambda v: [v]),
+    ("from_", _kw_if_set("from")),
+    ("via", _kw("via")),
+    ("via_or", _kw("or")),
+    ("dev", _kw("dev")),
+    ("table", _kw("table")),
+    ("metric", _kw("metric")),
+    ("scope", _kw("scope")),
+    ("protocol", _kw("protocol")),
+    ("onlink", _flag_word("onlink")),
+    ("family", _bare_if_set),
+    ("options", _option_words),
+    ("encap", render_encap),
+    ("no_track", _flag_word("no_track")),
+    ("track_group", _kw_if_set("track_group")),
+    # Nexthops go last: keepalived reads everything after the first `nexthop` as nexthops.
+    ("nexthops", _render_nexthops),
+)
+
+
+def _render(entry: object, layout: tuple[tuple[str, _Render], ...]) -> str:
+    parts: list[str] = []
+    for name, render in layout:
+        value = getattr(entry, name)
+        if value is not None:
+            parts += render(value)
+    return " ".join(parts)
+
+
+def render_route(r: Route) -> str:
+    return _render(r, _ROUTE_LAYOUT)
+
+
+def parse_rule(words: list[Token], ctx: Ctx) -> Rule:
+    def other(read: _Read, i: int) -> int:
         tok = words[i]
-        w = tok.text
-        if w == "from":
-            vals["from_"] = _rule_addr(_next(words, i))
-            i += 2
-        elif w == "to":
-            vals["to"] = _rule_addr(_next(words, i))
-            i += 2
-        elif w in ("table", "lookup"):
-            vals["table"] = _next(words, i).text
-            action_tok = action_tok or tok
-            i += 2
-        elif w in ("preference", "priority", "order", "pref", "prio"):
-            vals["preference"] = parse_int(_next(words, i), 0, 0xFFFFFFFF)
-            i += 2
-        elif w in ("iif", "dev"):
-            vals["iif"] = _next(words, i).text
-            i += 2
-        elif w in ("oif", "fwmark"):
-            vals[w] = _next(words, i).text
-            i += 2
-        elif w == "type":
-            vals["type"] = _next(words, i).text
-            i += 2
-        elif w in ("tos", "dsfield"):
-            vtok = _next(words, i)
-            vals["tos"] = str(parse_int_any(vtok, 0, 255, f"TOS value {vtok.text} is invalid"))
-            i += 2
-        elif w == "goto":
-            vals["goto"] = parse_int(_next(words, i), 0)
-            action_tok = action_tok or tok
-            i += 2
-        elif w in _RULE_ACTION_TYPES:
-            vals["type"] = w
-            i += 1
-        elif w in ("inet", "inet6"):
-            vals["family"] = w
-            i += 1
-        elif w == "no_track":
-            vals["no_track"] = True
-            i += 1
-        elif w == "track_group":
-            vals["track_group"] = _next(words, i).text
-            _track_group_not_implemented(ctx, words[i])
-            i += 2
-        elif w == "not":
-            vals["invert"] = True
-            i += 1
-        elif w == "l3mdev":
-            vals["l3mdev"] = True
-            i += 1
-        elif w in ("realms", "realm"):
-            vals["realms"] = canon_realms(_next(words, i))
-            i += 2
-        elif w in ("suppress_prefixlength", "sup_pl"):
-            vals["suppress_prefixlength"] = parse_int(_next(words, i), 0, 128)
-            i += 2
-        elif w in ("suppress_ifgroup", "sup_group"):
-            vals["suppress_ifgroup"] = parse_int(_next(words, i), 0, 0x7FFFFFFF)
-            i += 2
-        elif w == "uidrange":
-            vtok = _next(words, i)
-            if "-" not in vtok.text:
-                raise ArgError(f"Invalid uidrange {vtok.text} specified", vtok)
-            vals["uidrange"] = _range(vtok, _U32, "uid")
-            i += 2
-        elif w == "protocol":
-            vals["protocol"] = _rule_protocol(_next(words, i))
-            i += 2
-        elif w == "ipproto":
-            vals["ipproto"] = _ipproto(_next(words, i))
-            i += 2
-        elif w in ("sport", "dport"):
-            vals[w] = _range(_next(words, i), 0xFFFF, w)
-            i += 2
-        elif w in ("tunnel-id", "tun_id"):
-            vals["tunnel_id"] = parse_int(_next(words, i), 0, 2**64 - 1)
-            i += 2
-        else:
-            ctx.report("error", "unknown-entry", f"unknown rule option '{w}' - ignoring", tok)
-            i += 1
-    _check_tracked_protocol(ctx, vals, "Rule", words)
-    rule = Rule(**vals)  # type: ignore[arg-type]
+        ctx.report("error", "unknown-entry", f"unknown rule option '{tok.text}' - ignoring", tok)
+        return i + 1
+
+    read = _read_options(words, 0, ctx, RULE_OPTIONS, other)
+    _check_tracked_protocol(ctx, read.vals, "Rule", words)
+    rule = Rule(**read.vals)
     if rule == Rule():
         raise ArgError("rule has no selector or action", words[0])
     if rule.l3mdev and (rule.table is not None or rule.goto is not None or rule.type):
+        actions = [read.first[f] for f in _RULE_ACTION_FIELDS if f in read.first]
         raise ArgError(
             "Cannot specify more than one of table/nop/goto/blackhole/prohibit/unreachable/l3mdev "
             "for rule",
-            action_tok or words[0],
+            words[min(actions)] if actions else words[0],
         )
     return rule
 
 
+def _rule_type(t: str) -> list[str]:
+    return [t] if t in _RULE_ACTION_TYPES else ["type", quote(t)]
+
+
+_RULE_LAYOUT: tuple[tuple[str, _Render], ...] = (
+    ("invert", _flag_word("not")),
+    ("from_", _kw("from")),
+    ("to", _kw("to")),
+    ("table", _kw("table")),
+    ("preference", _kw("preference")),
+    ("iif", _kw("iif")),
+    ("oif", _kw("oif")),
+    ("fwmark", _kw("fwmark")),
+    ("tos", _kw("tos")),
+    ("goto", _kw("goto")),
+    ("realms", _kw("realms")),
+    ("suppress_prefixlength", _kw("suppress_prefixlength")),
+    ("suppress_ifgroup", _kw("suppress_ifgroup")),
+    ("uidrange", _kw("uidrange")),
+    ("protocol", _kw("protocol")),
+    ("ipproto", _kw("ipproto")),
+    ("sport", _kw("sport")),
+    ("dport", _kw("dport")),
+    ("tunnel_id", _kw("tunnel-id")),
+    ("type", _rule_type),
+    ("l3mdev", _flag_word("l3mdev")),
+    ("family", _bare_if_set),
+    ("options", _option_words),
+    ("no_track", _flag_word("no_track")),
+    ("track_group", _kw_if_set("track_group")),
+)
+
+
 def render_rule(r: Rule) -> str:
-    parts: list[str] = []
-    if r.invert:
-        parts.append("not")
-    for key, kw in (
-        ("from_", "from"),
-        ("to", "to"),
-        ("table", "table"),
-        ("preference", "preference"),
-        ("iif", "iif"),
-        ("oif", "oif"),
-        ("fwmark", "fwmark"),
-        ("tos", "tos"),
-        ("goto", "goto"),
-        ("realms", "realms"),
-        ("suppress_prefixlength", "suppress_prefixlength"),
-        ("suppress_ifgroup", "suppress_ifgroup"),
-        ("uidrange", "uidrange"),
-        ("protocol", "protocol"),
-        ("ipproto", "ipproto"),
-        ("sport", "sport"),
-        ("dport", "dport"),
-        ("tunnel_id", "tunnel-id"),
-    ):
-        v = getattr(r, key)
-        if v is not None:
-            parts += [kw, quote(str(v))]
-    if r.type is not None:
-        parts += [r.type] if r.type in _RULE_ACTION_TYPES else ["type", quote(r.type)]
-    if r.l3mdev:
-        parts.append("l3mdev")
-    if r.family:
-        parts.append(r.family)
-    for opt in r.options:
-        parts += [quote(o) for o in opt]
-    if r.no_track:
-        parts.append("no_track")
-    if r.track_group:
-        parts += ["track_group", quote(r.track_group)]
-    return " ".join(parts)
+    return _render(r, _RULE_LAYOUT)
 
 
 def parse_peer(words: list[Token], ctx: Ctx) -> UnicastPeer:
@@ -820,7 +954,7 @@ def render_peer(p: UnicastPeer) -> str:
     return s
 
 
-def make_track_parser(lo: int = -253, hi: int = 253) -> object:
+def make_track_parser(lo: int = -253, hi: int = 253) -> Callable[[list[Token], Ctx], TrackRef]:
     def parse_track(words: list[Token], ctx: Ctx) -> TrackRef:
         name = words[0].text
         weight: int | None = None

@@ -10,7 +10,7 @@ import socket
 from collections.abc import Collection, Iterator, Mapping
 
 from core.model import Config
-from core.problems import Location, Problem, find_location
+from core.problems import Location, Problem, Severity, find_location
 
 
 def system_interfaces() -> frozenset[str]:
@@ -51,7 +51,7 @@ def check_interfaces(
 ) -> list[Problem]:
     locs = locs or {}
     # With dynamic_interfaces keepalived waits for the interface to appear: not an error.
-    severity = "warning" if config.global_defs.dynamic_interfaces else "error"
+    severity: Severity = "warning" if config.global_defs.dynamic_interfaces else "error"
     out: list[Problem] = []
     for name, what, at in _uses(config):
         if name in interfaces:
@@ -59,7 +59,7 @@ def check_interfaces(
         loc = find_location(locs, at)
         out.append(
             Problem(
-                severity,  # type: ignore[arg-type]
+                severity,
                 "missing-interface",
                 f"interface {name} for {what} doesn't exist",
                 loc.file,

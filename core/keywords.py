@@ -68,8 +68,8 @@ ADDRESSES = EntryList(ent.parse_address, ent.render_address, "address")
 ROUTES = EntryList(ent.parse_route, ent.render_route, "route")
 RULES = EntryList(ent.parse_rule, ent.render_rule, "rule")
 PEERS = EntryList(ent.parse_peer, ent.render_peer, "peer")
-TRACK = EntryList(ent.make_track_parser(), ent.render_track, "track entry")  # type: ignore[arg-type]
-TRACK254 = EntryList(ent.make_track_parser(-254, 254), ent.render_track, "track entry")  # type: ignore[arg-type]
+TRACK = EntryList(ent.make_track_parser(), ent.render_track, "track entry")
+TRACK254 = EntryList(ent.make_track_parser(-254, 254), ent.render_track, "track entry")
 SCRIPT = ScriptT()
 TIMER = Float(0)
 BOOL = Flag()
@@ -692,6 +692,7 @@ class CheckerT:
         if node.args:
             report_extra_parameters(ctx, node.keyword, node.args[0])
         values = parse_block(node.children or [], CHECKERS[self.kind], ctx)
+        # kind is a key of CHECKERS, so one of Checker.kind's literals; mypy sees a str.
         return Checker(kind=self.kind, **values)  # type: ignore[arg-type]
 
     def render(self, kw: str, value: Any, indent: str) -> list[str]:

@@ -600,6 +600,46 @@ class BlockSchema:
         return m[0] if m else None
 
 
+def _report_unknown(node: Node, schema: BlockSchema, ctx: Ctx) -> None:
+    """An unknown keyword: where it belongs if another block takes it, else a close spelling."""
+    word = node.keyword
+    hint = schema.hint(word)
+    where = f" in {schema.name}" if schema.name else ""
+    homes = [h for h in ctx.known_in.get(word, ()) if h != schema.name]
+    if homes:
+        where += f" (it belongs in {' or '.join(homes)})"
+        hint = None
+    ctx.report(
+        "error",
+        "unknown-keyword",
+        f"Unknown keyword '{word}'{where}",
+        node.words[0],
+        hint=hint,
+    )
+
+
+def _brace_fits(kw: Kw, node: Node, ctx: Ctx) -> bool:
+    """A block keyword needs `{`, any other must not have one; says which when not."""
+    word = node.keyword
+    if kw.vtype.block and node.children is None:
+        ctx.report(
+            "error",
+            "missing-brace",
+            f"Missing '{{' at beginning of '{word}' block",
+            node.words[0],
+        )
+        return False
+    if not kw.vtype.block and node.children is not None:
+        ctx.report(
+            "error",
+            "unexpected-brace",
+            f"'{word}' does not take a block - ignoring it",
+            node.words[0],
+        )
+        return False
+    return True
+
+
 def parse_block(
     nodes: Sequence[Node], schema: BlockSchema, ctx: Ctx, base: dict[str, Any] | None = None
 ) -> dict[str, Any]:
@@ -612,19 +652,7 @@ def parse_block(
         kw = schema.by_name.get(word)
         raw = schema.raws.get(word) if kw is None else None
         if kw is None and raw is None:
-            hint = schema.hint(word)
-            where = f" in {schema.name}" if schema.name else ""
-            homes = [h for h in ctx.known_in.get(word, ()) if h != schema.name]
-            if homes:
-                where += f" (it belongs in {' or '.join(homes)})"
-                hint = None
-            ctx.report(
-                "error",
-                "unknown-keyword",
-                f"Unknown keyword '{word}'{where}",
-                node.words[0],
-                hint=hint,
-            )
+            _report_unknown(node, schema, ctx)
             continue
         spec = kw or raw
         assert spec is not None
@@ -640,21 +668,7 @@ def parse_block(
             _parse_raw(node, raw, ctx, other)
             continue
         assert kw is not None
-        if kw.vtype.block and node.children is None:
-            ctx.report(
-                "error",
-                "missing-brace",
-                f"Missing '{{' at beginning of '{word}' block",
-                node.words[0],
-            )
-            continue
-        if not kw.vtype.block and node.children is not None:
-            ctx.report(
-                "error",
-                "unexpected-brace",
-                f"'{word}' does not take a block - ignoring it",
-                node.words[0],
-            )
+        if not _brace_fits(kw, node, ctx):
             continue
         ctx.locs.setdefault((*ctx.owner, word), node.loc)
         try:

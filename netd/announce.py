@@ -29,7 +29,7 @@ import itertools
 import socket
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 import structlog
 from scapy.layers.inet6 import ICMPv6ND_NA, ICMPv6NDOptDstLLAddr, IPv6
@@ -136,9 +136,9 @@ class GarpTiming:
     gna_interval: float = 0.0
 
     @classmethod
-    def min_garp(cls, **kwargs: float) -> GarpTiming:
+    def min_garp(cls, **kwargs: Any) -> GarpTiming:
         """``vrrp_min_garp``: one message per VIP, no second burst, no refresh."""
-        return cls(master_repeat=1, master_delay=0.0, master_refresh=0.0, **kwargs)  # type: ignore[arg-type]
+        return cls(master_repeat=1, master_delay=0.0, master_refresh=0.0, **kwargs)
 
 
 @dataclass(frozen=True, slots=True, order=True)

@@ -626,21 +626,15 @@ class KernelAdapter:
                 net, plen = value.split("/")
                 msg[f"{name}_len"] = int(plen)
                 attrs.append((f"FRA_{name.upper()}", net))
-        if r.iif is not None:
-            attrs.append(("FRA_IIFNAME", r.iif))
-        if r.oif is not None:
-            attrs.append(("FRA_OIFNAME", r.oif))
-        if r.fwmark is not None:
-            attrs.append(("FRA_FWMARK", r.fwmark))
-        if r.fwmask is not None:
-            attrs.append(("FRA_FWMASK", r.fwmask))
-        if r.goto is not None:
-            attrs.append(("FRA_GOTO", r.goto))
-        if r.suppress_prefixlength is not None:
-            attrs.append(("FRA_SUPPRESS_PREFIXLEN", r.suppress_prefixlength))
         if r.invert:
             msg["flags"] = FIB_RULE_INVERT
         for attr, number in (
+            ("FRA_IIFNAME", r.iif),
+            ("FRA_OIFNAME", r.oif),
+            ("FRA_FWMARK", r.fwmark),
+            ("FRA_FWMASK", r.fwmask),
+            ("FRA_GOTO", r.goto),
+            ("FRA_SUPPRESS_PREFIXLEN", r.suppress_prefixlength),
             ("FRA_FLOW", r.realms),
             ("FRA_SUPPRESS_IFGROUP", r.suppress_ifgroup),
             ("FRA_IP_PROTO", r.ip_proto),

@@ -172,6 +172,7 @@ def plan(
     def of(ops: list[Operation], cls: type) -> list[Operation]:
         return [op for op in ops if isinstance(op.item, cls)]
 
+    # of(..., Route) keeps only Route items, which mypy cannot follow through isinstance.
     route_adds = sorted(of(adds, Route), key=lambda op: _route_rank(op.item))  # type: ignore[arg-type]
     route_dels = sorted(of(deletes, Route), key=lambda op: -_route_rank(op.item))  # type: ignore[arg-type]
     return [

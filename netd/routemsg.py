@@ -188,21 +188,26 @@ def encode_route(r: Route, deleting: bool, proto: int, ifindex: Callable[[str], 
     if r.encap is not None:
         attrs += _encap_attrs(r.encap)
     if r.nexthops:
-        hops = []
-        for nh in r.nexthops:
-            sub = []
-            if nh.via is not None:
-                sub.append(_addr(RTA_GATEWAY, fam, nh.via))
-            if nh.realms is not None:
-                sub.append(_u32(RTA_FLOW, nh.realms))
-            if nh.encap is not None:
-                sub += _encap_attrs(nh.encap)
-            body = b"".join(sub)
-            oif = ifindex(nh.dev) if nh.dev is not None else 0
-            nh_flags = RTNH_F_ONLINK if nh.onlink else 0
-            hops.append(_RTNH.pack(_RTNH.size + len(body), nh_flags, nh.weight - 1, oif) + body)
-        attrs.append(nla(RTA_MULTIPATH, b"".join(hops)))
+        attrs.append(_multipath_attr(r, ifindex))
     return head + b"".join(attrs)
+
+
+def _multipath_attr(r: Route, ifindex: Callable[[str], int]) -> bytes:
+    """RTA_MULTIPATH: one rtnexthop (with its own gateway, realms, encap) per nexthop."""
+    hops = []
+    for nh in r.nexthops:
+        sub = []
+        if nh.via is not None:
+            sub.append(_addr(RTA_GATEWAY, r.family, nh.via))
+        if nh.realms is not None:
+            sub.append(_u32(RTA_FLOW, nh.realms))
+        if nh.encap is not None:
+            sub += _encap_attrs(nh.encap)
+        body = b"".join(sub)
+        oif = ifindex(nh.dev) if nh.dev is not None else 0
+        nh_flags = RTNH_F_ONLINK if nh.onlink else 0
+        hops.append(_RTNH.pack(_RTNH.size + len(body), nh_flags, nh.weight - 1, oif) + body)
+    return nla(RTA_MULTIPATH, b"".join(hops))
 
 
 def _parse_encap(kind: int, data: bytes, start: int, stop: int, family: int) -> dict[str, Any]:
@@ -241,33 +246,41 @@ def _parse_attrs(data: bytes, start: int, stop: int, family: int, out: dict[str,
         elif atype == RTA_PREF:
             out["RTA_PREF"] = data[s]
         elif atype == RTA_METRICS:
-            metrics: dict[str, int | str] = {}
-            for mtype, ms, me in attributes(data, s, e):
-                if mtype == RTAX_CC_ALGO:
-                    metrics["congctl"] = data[ms:me].rstrip(b"\0").decode(errors="replace")
-                elif mtype == RTAX_MTU and me - ms >= 4:
-                    metrics["RTAX_MTU"] = struct.unpack_from("=I", data, ms)[0]
-                elif mtype in _METRIC_NAMES and me - ms >= 4:
-                    metrics[_METRIC_NAMES[mtype]] = struct.unpack_from("=I", data, ms)[0]
-            out["RTA_METRICS"] = metrics
+            out["RTA_METRICS"] = _parse_metrics(data, s, e)
         elif atype == RTA_ENCAP_TYPE:
             encap_type = struct.unpack_from("=H", data, s)[0]
         elif atype == RTA_ENCAP:
             encap_span = (s, e)
         elif atype == RTA_MULTIPATH:
-            hops = []
-            pos = s
-            while pos + _RTNH.size <= e:
-                length, flags, hops_, ifindex = _RTNH.unpack_from(data, pos)
-                if length < _RTNH.size:
-                    break
-                hop: dict[str, Any] = {"flags": flags, "weight": hops_ + 1, "oif": ifindex}
-                _parse_attrs(data, pos + _RTNH.size, pos + length, family, hop)
-                hops.append(hop)
-                pos += (length + 3) & ~3
-            out["RTA_MULTIPATH"] = hops
+            out["RTA_MULTIPATH"] = _parse_multipath(data, s, e, family)
     if encap_type is not None and encap_span is not None:
         out["RTA_ENCAP"] = _parse_encap(encap_type, data, *encap_span, family)
+
+
+def _parse_metrics(data: bytes, start: int, stop: int) -> dict[str, int | str]:
+    metrics: dict[str, int | str] = {}
+    for mtype, ms, me in attributes(data, start, stop):
+        if mtype == RTAX_CC_ALGO:
+            metrics["congctl"] = data[ms:me].rstrip(b"\0").decode(errors="replace")
+        elif mtype == RTAX_MTU and me - ms >= 4:
+            metrics["RTAX_MTU"] = struct.unpack_from("=I", data, ms)[0]
+        elif mtype in _METRIC_NAMES and me - ms >= 4:
+            metrics[_METRIC_NAMES[mtype]] = struct.unpack_from("=I", data, ms)[0]
+    return metrics
+
+
+def _parse_multipath(data: bytes, start: int, stop: int, family: int) -> list[dict[str, Any]]:
+    hops = []
+    pos = start
+    while pos + _RTNH.size <= stop:
+        length, flags, hops_, ifindex = _RTNH.unpack_from(data, pos)
+        if length < _RTNH.size:
+            break
+        hop: dict[str, Any] = {"flags": flags, "weight": hops_ + 1, "oif": ifindex}
+        _parse_attrs(data, pos + _RTNH.size, pos + length, family, hop)
+        hops.append(hop)
+        pos += (length + 3) & ~3
+    return hops
 
 
 def parse_rtmsg(data: bytes, offset: int, length: int) -> dict[str, Any]:

@@ -38,13 +38,14 @@ def python_module(
     *args: str,
     netns: str | None = None,
     env: dict[str, str] | None = None,
-    **popen: object,
+    **popen: Any,
 ) -> subprocess.Popen[bytes]:
     argv = [sys.executable, "-m", module, *args]
     if netns:
         argv = ["ip", "netns", "exec", netns, *argv]
     full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
-    return subprocess.Popen(argv, cwd=REPO, env=full_env, **popen)  # type: ignore[call-overload]
+    proc: subprocess.Popen[bytes] = subprocess.Popen(argv, cwd=REPO, env=full_env, **popen)
+    return proc
 
 
 def stop(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> int:

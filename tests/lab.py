@@ -385,17 +385,16 @@ class Lab:
         bind() right after setup could fail with EADDRNOTAVAIL.
         """
         for node in self.nodes:
+
+            def up(n: Node = node) -> bool:
+                return bool(n.links()[n.ifname]["state"] == "UP")
+
+            def settled(n: Node = node) -> bool:
+                return not any(a["flags"] & IFA_F_TENTATIVE for a in n.addresses(n.ifname))
+
+            wait_until(up, timeout, message=f"{node.netns} {node.ifname} up")
             wait_until(
-                lambda n=node: n.links()[n.ifname]["state"] == "UP",  # type: ignore[misc]
-                timeout,
-                message=f"{node.netns} {node.ifname} up",
-            )
-            wait_until(
-                lambda n=node: (
-                    not any(  # type: ignore[misc]
-                        a["flags"] & IFA_F_TENTATIVE for a in n.addresses(n.ifname)
-                    )
-                ),
+                settled,
                 timeout,
                 message=f"{node.netns} addresses out of tentative state",
             )

@@ -209,6 +209,10 @@ def _fmt(addresses: tuple[IPAddress, ...] | frozenset[IPAddress]) -> str:
     return "[" + ", ".join(str(a) for a in sorted(addresses, key=int)) + "]"
 
 
+# A stage's verdict: why and what to say, or None to go on.
+_Verdict = tuple[DropReason, str] | None
+
+
 def validate(payload: bytes, facts: IpFacts, expect: Expectations) -> Accepted | Drop:
     """Check one received VRRP payload against an instance's expectations (order: module doc)."""
     src = facts.src
@@ -223,120 +227,168 @@ def validate(payload: bytes, facts: IpFacts, expect: Expectations) -> Accepted |
                 f"IP header declares {facts.declared_len} payload bytes, got {len(payload)}",
             )
         payload = payload[: facts.declared_len]
+    bad = (
+        _check_header(payload, expect)
+        or _check_ttl(facts, expect)
+        or _check_version(payload, facts, expect)
+    )
+    if bad is None and payload[0] & 0x0F != ADVERT_TYPE:
+        bad = DropReason.TYPE, f"type {payload[0] & 0x0F}, only 1 (ADVERTISEMENT) exists"
+    if bad is not None:
+        return drop(*bad)
+    try:
+        advert = parse(payload, family=expect.family)
+    except DecodeError as exc:
+        return drop(DropReason(exc.reason), exc.detail)
+    notes: list[Note] = []
+    if payload[0] >> 4 == 3 and advert.interval != expect.interval_cs:
+        notes.append(
+            Note(
+                DropReason.INTERVAL,
+                f"advert from {src} for VRID {expect.vrid}: interval {advert.interval} cs, "
+                f"ours {expect.interval_cs} cs (learned, not dropped)",
+            )
+        )
+    form = matching_checksum_form(
+        payload,
+        version=payload[0] >> 4,
+        family=expect.family,
+        src=src,
+        dst=facts.dst,
+        accept=expect.checksum_forms,
+    )
+    bad = (
+        _check_origin(advert, form, facts, expect)
+        or _check_addresses(advert, payload[3], expect, notes, src)
+        or _check_unicast_src(facts, expect)
+    )
+    if bad is not None:
+        return drop(*bad)
+    return Accepted(advert=advert, source=src, checksum_form=form, notes=tuple(notes))
+
+
+def _check_header(payload: bytes, expect: Expectations) -> _Verdict:
+    """Size, version against the family, length for the address count, VRID."""
     if len(payload) < 8:
-        return drop(DropReason.TOO_SHORT, f"{len(payload)} bytes, a VRRP header needs 8")
+        return DropReason.TOO_SHORT, f"{len(payload)} bytes, a VRRP header needs 8"
     version = payload[0] >> 4
     if version not in (2, 3) or (version == 2 and expect.family == 6):
-        return drop(DropReason.VERSION, f"version {version} over IPv{expect.family} is not VRRP")
+        return DropReason.VERSION, f"version {version} over IPv{expect.family} is not VRRP"
     count = payload[3]
     want = expected_length(version, expect.family, count)
     if len(payload) != want:
-        return drop(
+        return (
             DropReason.TOO_SHORT if len(payload) < want else DropReason.LENGTH,
             f"{len(payload)} bytes but v{version} with {count} IPv{expect.family} "
             f"addresses is {want} bytes",
         )
     vrid = payload[1]
     if vrid != expect.vrid:
-        return drop(DropReason.VRID, f"VRID {vrid} is not ours")
+        return DropReason.VRID, f"VRID {vrid} is not ours"
+    return None
+
+
+def _check_ttl(facts: IpFacts, expect: Expectations) -> _Verdict:
+    """Multicast needs TTL 255; unicast the peer's (or the instance's) min_ttl..max_ttl."""
     if not facts.unicast and not expect.unicast:
         if facts.ttl != _MULTICAST_TTL:
-            return drop(DropReason.TTL, f"TTL/hop limit {facts.ttl}, multicast needs 255")
-    else:
-        bounds = expect.peer_ttls.get(src)
-        if bounds is not None:
-            if not bounds[0] <= facts.ttl <= bounds[1]:
-                return drop(
-                    DropReason.TTL,
-                    f"unicast TTL {facts.ttl} outside peer {src}'s "
-                    f"min_ttl..max_ttl {bounds[0]}..{bounds[1]}",
-                )
-        elif not expect.min_ttl <= facts.ttl <= expect.max_ttl:
-            return drop(
+            return DropReason.TTL, f"TTL/hop limit {facts.ttl}, multicast needs 255"
+        return None
+    bounds = expect.peer_ttls.get(facts.src)
+    if bounds is not None:
+        if not bounds[0] <= facts.ttl <= bounds[1]:
+            return (
                 DropReason.TTL,
-                f"unicast TTL {facts.ttl} outside {expect.min_ttl}..{expect.max_ttl}",
+                f"unicast TTL {facts.ttl} outside peer {facts.src}'s "
+                f"min_ttl..max_ttl {bounds[0]}..{bounds[1]}",
             )
+    elif not expect.min_ttl <= facts.ttl <= expect.max_ttl:
+        return DropReason.TTL, f"unicast TTL {facts.ttl} outside {expect.min_ttl}..{expect.max_ttl}"
+    return None
+
+
+def _check_version(payload: bytes, facts: IpFacts, expect: Expectations) -> _Verdict:
+    """The version this instance runs, and for VRRPv2 the authentication and the interval."""
+    version = payload[0] >> 4
     if version != expect.version:
-        return drop(DropReason.VERSION, f"VRRPv{version}, this instance runs v{expect.version}")
-    if version == 2:
-        auth = payload[4]
-        if auth not in tuple(AuthType):
-            return drop(DropReason.AUTH_TYPE, f"unknown auth type {auth}")
-        if auth != expect.auth_type:
-            return drop(
-                DropReason.AUTH_TYPE,
-                f"auth type {AuthType(auth).name}, we use {expect.auth_type.name}",
-            )
-        if auth == AuthType.PASS:
-            ours = expect.auth_pass[:8].ljust(8, b"\x00")
-            if not hmac.compare_digest(payload[want - 8 : want], ours):
-                return drop(DropReason.AUTH, "PASS authentication data does not match ours")
-        elif auth == AuthType.AH and facts.ah_seq is None:
-            return drop(DropReason.AUTH, "Auth Type AH but the datagram carried no checked AH")
-        if payload[5] * 100 != expect.interval_cs:
-            return drop(
-                DropReason.INTERVAL,
-                f"adver_int {payload[5]} s, ours {expect.interval_cs / 100:g} s "
-                "(v2 requires equal intervals)",
-            )
-    if payload[0] & 0x0F != ADVERT_TYPE:
-        return drop(DropReason.TYPE, f"type {payload[0] & 0x0F}, only 1 (ADVERTISEMENT) exists")
-    try:
-        advert = parse(payload, family=expect.family)
-    except DecodeError as exc:
-        return drop(DropReason(exc.reason), exc.detail)
-    notes: list[Note] = []
-    if version == 3 and advert.interval != expect.interval_cs:
-        notes.append(
-            Note(
-                DropReason.INTERVAL,
-                f"advert from {src} for VRID {vrid}: interval {advert.interval} cs, "
-                f"ours {expect.interval_cs} cs (learned, not dropped)",
-            )
+        return DropReason.VERSION, f"VRRPv{version}, this instance runs v{expect.version}"
+    if version != 2:
+        return None
+    auth = payload[4]
+    if auth not in tuple(AuthType):
+        return DropReason.AUTH_TYPE, f"unknown auth type {auth}"
+    if auth != expect.auth_type:
+        return (
+            DropReason.AUTH_TYPE,
+            f"auth type {AuthType(auth).name}, we use {expect.auth_type.name}",
         )
-    form = matching_checksum_form(
-        payload,
-        version=version,
-        family=expect.family,
-        src=src,
-        dst=facts.dst,
-        accept=expect.checksum_forms,
-    )
+    if auth == AuthType.PASS:
+        ours = expect.auth_pass[:8].ljust(8, b"\x00")
+        if not hmac.compare_digest(payload[len(payload) - 8 :], ours):
+            return DropReason.AUTH, "PASS authentication data does not match ours"
+    elif auth == AuthType.AH and facts.ah_seq is None:
+        return DropReason.AUTH, "Auth Type AH but the datagram carried no checked AH"
+    if payload[5] * 100 != expect.interval_cs:
+        return (
+            DropReason.INTERVAL,
+            f"adver_int {payload[5]} s, ours {expect.interval_cs / 100:g} s "
+            "(v2 requires equal intervals)",
+        )
+    return None
+
+
+def _check_origin(
+    advert: Advert, form: ChecksumForm | None, facts: IpFacts, expect: Expectations
+) -> _Verdict:
+    """Checksum, unicast or multicast destination, our own addresses, the owner's choice."""
     if form is None and not expect.checksum_any:
-        return drop(
+        return (
             DropReason.CHECKSUM,
             f"checksum {advert.checksum:#06x} matches none of "
-            f"{sorted(f.value for f in expect.checksum_forms)} for {src} -> {facts.dst}",
+            f"{sorted(f.value for f in expect.checksum_forms)} for {facts.src} -> {facts.dst}",
         )
     if facts.unicast != expect.unicast:
-        return drop(
+        return (
             DropReason.DESTINATION,
             f"sent to {'unicast' if facts.unicast else 'multicast'} {facts.dst}, this instance "
             f"is {'unicast' if expect.unicast else 'multicast'}",
         )
-    if src in expect.own_addresses:
-        return drop(DropReason.OWN_ADDRESS, "source is one of our own addresses (looped back)")
+    if facts.src in expect.own_addresses:
+        return DropReason.OWN_ADDRESS, "source is one of our own addresses (looped back)"
     if expect.owner_ignore_adverts and expect.priority == 255:
-        return drop(DropReason.OWNER_IGNORE, "we are the address owner and ignore adverts")
+        return DropReason.OWNER_IGNORE, "we are the address owner and ignore adverts"
+    return None
+
+
+def _check_addresses(
+    advert: Advert, count: int, expect: Expectations, notes: list[Note], src: IPAddress
+) -> _Verdict:
+    """The advertised addresses against ours: dropped in strict mode, else noted."""
+    heard = f"advert from {src} for VRID {expect.vrid}"
     if count != len(expect.addresses):
         what = f"{count} addresses {_fmt(advert.addresses)}, we have {len(expect.addresses)}"
         if count == 0 or expect.strict_addresses:
-            return drop(DropReason.ADDR_COUNT, what)
-        notes.append(Note(DropReason.ADDR_COUNT, f"advert from {src} for VRID {vrid}: {what}"))
+            return DropReason.ADDR_COUNT, what
+        notes.append(Note(DropReason.ADDR_COUNT, f"{heard}: {what}"))
     elif set(advert.addresses) != set(expect.addresses):
         what = f"addresses {_fmt(advert.addresses)}, ours {_fmt(expect.addresses)}"
         if expect.strict_addresses and advert.priority != 255:
-            return drop(DropReason.ADDR_MISMATCH, what)
-        notes.append(Note(DropReason.ADDR_MISMATCH, f"advert from {src} for VRID {vrid}: {what}"))
+            return DropReason.ADDR_MISMATCH, what
+        notes.append(Note(DropReason.ADDR_MISMATCH, f"{heard}: {what}"))
     if expect.family == 6 and advert.addresses and not advert.addresses[0].is_link_local:
         # Erratum 8300: the first IPv6 address must be link-local. FRR does not do this, so
         # only strict mode drops; otherwise it is worth a log line.
         what = f"first address {advert.addresses[0]} is not link-local"
         if expect.strict_addresses:
-            return drop(DropReason.LINK_LOCAL, what)
-        notes.append(Note(DropReason.LINK_LOCAL, f"advert from {src} for VRID {vrid}: {what}"))
-    if expect.check_unicast_src and src not in expect.unicast_peers:
-        return drop(
-            DropReason.UNICAST_SRC, f"source is not a unicast peer {_fmt(expect.unicast_peers)}"
+            return DropReason.LINK_LOCAL, what
+        notes.append(Note(DropReason.LINK_LOCAL, f"{heard}: {what}"))
+    return None
+
+
+def _check_unicast_src(facts: IpFacts, expect: Expectations) -> _Verdict:
+    if expect.check_unicast_src and facts.src not in expect.unicast_peers:
+        return (
+            DropReason.UNICAST_SRC,
+            f"source is not a unicast peer {_fmt(expect.unicast_peers)}",
         )
-    return Accepted(advert=advert, source=src, checksum_form=form, notes=tuple(notes))
+    return None

@@ -11,9 +11,10 @@ import os
 import resource
 import socket
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import structlog
 
@@ -285,7 +286,9 @@ def _run(args: argparse.Namespace) -> int:
         return 1
 
 
-def _watchdog_body(args: argparse.Namespace, runtime: RuntimeDir):  # type: ignore[no-untyped-def]
+def _watchdog_body(
+    args: argparse.Namespace, runtime: RuntimeDir
+) -> Callable[[Component], Coroutine[Any, Any, None]]:
     paths = pidfile_paths(args, runtime)
     specs = children.specs(args, runtime.path, paths)
 

@@ -53,7 +53,8 @@ def test_body_may_not_shadow_envelope_fields() -> None:
 def _payload(**fields: object) -> bytes:
     base: dict[str, object] = {"v": 1, "src": "x", "pid": 1, "boot": "b", "seq": 1, "ts": 1.0}
     base.update(fields)
-    return msgpack.packb({k: v for k, v in base.items() if v is not ...})
+    packed: bytes = msgpack.packb({k: v for k, v in base.items() if v is not ...})
+    return packed
 
 
 @pytest.mark.parametrize(

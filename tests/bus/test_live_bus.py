@@ -12,7 +12,7 @@ import pytest
 import zmq
 import zmq.asyncio
 
-from bus import Publisher, RuntimeDir, Stamper, Subscriber, encode
+from bus import Event, Publisher, RuntimeDir, Stamper, Subscriber, encode
 from tests.daemon import (
     REPO,
     connected,
@@ -20,8 +20,8 @@ from tests.daemon import (
     raw_publisher,
     running_bus,
     runtime_dir,
-    wait_until,
 )
+from tests.lab import wait_until
 
 
 @pytest.fixture
@@ -96,7 +96,7 @@ def test_sequence_gap_and_restart_are_detected(bus: RuntimeDir) -> None:
         for seq in (1, 2, 5):
             send(seq)
         send(1, Stamper("ext"))  # same src, new boot: a restart, not a replay
-        events = []
+        events: list[Event] = []
         while len(events) < 4:
             events += await asyncio.wait_for(sub.recv_batch(), 5)
         assert [e.missed for e in events] == [0, 0, 2, 0]

@@ -13,6 +13,7 @@ from checkd.checkplan import VsgMember, build_plan, expand_group, plan_virtual_s
 from checkd.errors import PlanError
 from core.model import (
     Checker,
+    CheckerKind,
     Config,
     GlobalDefs,
     HostPort,
@@ -30,9 +31,9 @@ def vs_with(
     checker: dict[str, Any] | None = None,
     rs: dict[str, Any] | None = None,
     vs: dict[str, Any] | None = None,
-    kind: str = "TCP_CHECK",
+    kind: CheckerKind = "TCP_CHECK",
 ) -> VirtualServer:
-    c = Checker(kind=kind, **(checker or {}))  # type: ignore[arg-type]
+    c = Checker(kind=kind, **(checker or {}))
     r = RealServer(ip="198.51.100.1", port=80, checkers=(c,), **(rs or {}))
     return VirtualServer(
         name="192.0.2.1 80",
@@ -86,7 +87,7 @@ def test_each_timing_option_at_each_level(
         ("UDP_CHECK", 1, 1.0),
     ],
 )
-def test_per_kind_defaults(kind: str, retry: int, delay_before_retry: float) -> None:
+def test_per_kind_defaults(kind: CheckerKind, retry: int, delay_before_retry: float) -> None:
     s = checker_of(vs_with(kind=kind)).settings
     assert (s.retry, s.delay_before_retry, s.connect_timeout, s.warmup) == (
         retry,

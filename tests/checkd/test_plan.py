@@ -104,7 +104,7 @@ def test_bad_checks_are_problems_not_crashes() -> None:
 )
 def test_malformed_models_raise_plan_error(bad: object) -> None:
     with pytest.raises(PlanError):
-        plan_from_wire(bad)  # type: ignore[arg-type]
+        plan_from_wire(bad)  # type: ignore[arg-type]  # deliberately malformed
 
 
 def test_wrong_types_inside_a_check_are_reported() -> None:

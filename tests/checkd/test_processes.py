@@ -9,6 +9,7 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Literal
 
 import pytest
 from hypothesis import given
@@ -74,8 +75,8 @@ words = st.lists(st.text(alphabet="ab-=1", min_size=1, max_size=4), max_size=4)
 def test_parameter_modes_are_nested(have: list[str], want: list[str]) -> None:
     proc = _p("x", "x", *have)
 
-    def m(mode: str | None) -> bool:
-        return matches(ProcessSpec("t", ("x", *want), param_match=mode), proc)  # type: ignore[arg-type]
+    def m(mode: Literal["initial", "partial"] | None) -> bool:
+        return matches(ProcessSpec("t", ("x", *want), param_match=mode), proc)
 
     if want:
         # exact implies initial implies partial, and exact is list equality.

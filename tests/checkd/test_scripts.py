@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 from pathlib import Path
+from typing import Any
 
 import structlog
 
@@ -15,12 +16,12 @@ from checkd.verdict import Verdict
 from tests.checkd.support import Recorder, pid_alive, until, write_script
 
 
-def _spec(path: Path | str, **kw: object) -> ScriptSpec:
-    return ScriptSpec(name="chk", command=str(path), **kw)  # type: ignore[arg-type]
+def _spec(path: Path | str, **kw: Any) -> ScriptSpec:
+    return ScriptSpec(name="chk", command=str(path), **kw)
 
 
-def _check(spec: ScriptSpec, rec: Recorder, **kw: object) -> tuple[ScriptCheck, asyncio.Task[None]]:
-    check = ScriptCheck(spec, kill_grace=0.2, **kw)  # type: ignore[arg-type]
+def _check(spec: ScriptSpec, rec: Recorder, **kw: Any) -> tuple[ScriptCheck, asyncio.Task[None]]:
+    check = ScriptCheck(spec, kill_grace=0.2, **kw)
     return check, asyncio.create_task(check.run(rec))
 
 

@@ -6,6 +6,7 @@ model's default, and checkd's planner applies the same defaults.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 
@@ -25,10 +26,10 @@ def instance(name: str, **tracks: list[str]) -> dict[str, Any]:
 
 def model(
     *,
-    scripts: list[dict[str, Any]] = (),  # type: ignore[assignment]
-    files: list[dict[str, Any]] = (),  # type: ignore[assignment]
-    processes: list[dict[str, Any]] = (),  # type: ignore[assignment]
-    instances: list[dict[str, Any]] = (),  # type: ignore[assignment]
+    scripts: Sequence[dict[str, Any]] = (),
+    files: Sequence[dict[str, Any]] = (),
+    processes: Sequence[dict[str, Any]] = (),
+    instances: Sequence[dict[str, Any]] = (),
     global_defs: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     out: dict[str, Any] = {
@@ -43,9 +44,9 @@ def model(
 
 
 def tracking_all(
-    scripts: list[dict[str, Any]] = (),  # type: ignore[assignment]
-    files: list[dict[str, Any]] = (),  # type: ignore[assignment]
-    processes: list[dict[str, Any]] = (),  # type: ignore[assignment]
+    scripts: Sequence[dict[str, Any]] = (),
+    files: Sequence[dict[str, Any]] = (),
+    processes: Sequence[dict[str, Any]] = (),
     global_defs: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A model with one instance tracking every check given."""

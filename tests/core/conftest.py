@@ -1,4 +1,5 @@
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -24,9 +25,9 @@ def no_scripts_env(existing: set[str] | None = None, users: set[str] | None = No
 
 @pytest.fixture
 def parse() -> Callable[..., core.LoadResult]:
-    def _parse(text: str, **kw: object) -> core.LoadResult:
+    def _parse(text: str, **kw: Any) -> core.LoadResult:
         kw.setdefault("config_id", "node1")
         kw.setdefault("script_env", no_scripts_env())
-        return core.loads(text, **kw)  # type: ignore[arg-type]
+        return core.loads(text, **kw)
 
     return _parse

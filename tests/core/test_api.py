@@ -115,7 +115,7 @@ def test_diff(parse: Parse) -> None:
 def test_models_are_immutable(parse: Parse) -> None:
     i = parse(MINIMAL).config.instances[0]
     with pytest.raises(AttributeError):
-        i.priority = 5  # type: ignore[misc]
+        i.priority = 5  # type: ignore[misc]  # writing a frozen field is the point
     assert replace(i, priority=5).priority == 5
 
 

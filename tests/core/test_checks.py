@@ -344,3 +344,32 @@ def test_insecure_root_scripts_are_disabled() -> None:
     # Not run as root: not checked.
     as_nobody = tracked.replace("script_user root", "script_user nobody")
     assert core.loads(as_nobody, script_env=env).exit_code == 0
+
+
+def test_own_interface_and_duplicates_are_both_dropped_across_track_blocks() -> None:
+    # Found by test_mutated_configs_never_crash: dropping the instance's own interface used to
+    # put back the duplicates fix_tracks had just removed, so the loaded config did not survive
+    # its own render.
+    text = """
+vrrp_instance VI_1 {
+    interface eth0
+    virtual_router_id 51
+    priority 100
+    virtual_ipaddress {
+        192.0.2.1/24
+    }
+    track_interface {
+        eth1
+        eth2
+    }
+    track_interface {
+        eth0
+        eth2
+    }
+}
+"""
+    r = core.loads(text, config_id="n", script_env=no_scripts_env())
+    (inst,) = r.config.instances
+    assert [t.name for t in inst.track_interface] == ["eth1", "eth2"]
+    assert {p.code for p in r.problems} >= {"duplicate-track", "track-own-interface"}
+    assert core.loads(core.render(r.config), config_id="n", script_env=None).config == r.config

@@ -17,6 +17,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -369,7 +370,7 @@ def keepalived_dump(netns: str, conf: Path, run: Path) -> list[str]:
 
 def parse_dump(lines: list[str]) -> dict[str, dict[str, object]]:
     out: dict[str, dict[str, object]] = {}
-    cur: dict[str, object] = {}
+    cur: dict[str, Any] = {}
     section = ""
     for line in lines:
         text = line.strip()
@@ -393,13 +394,13 @@ def parse_dump(lines: list[str]) -> dict[str, dict[str, object]]:
             words = text.split()
             opts = dict(zip(words[1::2], words[2::2], strict=False))
             entry = (words[0], opts.get("dev"), opts.get("scope"), opts.get("label"))
-            cur[section].append(entry)  # type: ignore[attr-defined]
+            cur[section].append(entry)
         elif section == "peers" and line.startswith("     "):
-            cur[section].append(text.split()[0])  # type: ignore[attr-defined]
+            cur[section].append(text.split()[0])
         elif section.startswith("track_") and line.startswith("     "):
             # "eth1 weight -10", "tf, weight -2 reverse"
             words = text.replace(",", "").split()
-            cur[section].append((words[0], int(words[2]), "reverse" in words[3:]))  # type: ignore[attr-defined]
+            cur[section].append((words[0], int(words[2]), "reverse" in words[3:]))
         elif " state transition script = " in text:
             which, rest = text.split(" state transition script = ", 1)
             cur[f"script {which}"] = re.findall(r"'([^']*)'", rest.rsplit(", uid:gid", 1)[0])

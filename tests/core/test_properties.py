@@ -58,12 +58,35 @@ def num(lo: float | None, hi: float | None) -> st.SearchStrategy[str]:
     )
 
 
+# Value types whose argument text does not depend on the instance.
+_FIXED: dict[type, st.SearchStrategy[str]] = {
+    Flag: st.sampled_from(["", "on", "off", "yes", "false"]),
+    Const: st.just(""),
+    Str: texts.map(q),
+    Ip: ips,
+    Words: st.lists(texts.map(q), min_size=1, max_size=3).map(" ".join),
+    UserGroupT: st.lists(words, min_size=1, max_size=2).map(" ".join),
+    HostPortT: st.tuples(ips, st.one_of(st.just(""), st.integers(0, 65535).map(str))).map(" ".join),
+    WordList: st.lists(texts.map(q), max_size=3).map(lambda ws: "{\n" + "\n".join(ws) + "\n}"),
+    kwt.VmacT: st.sampled_from(
+        ["", "vrrp.5", "name v51", "00:00:5e:00:01:05", "v1 00:00:5e:00:01:05"]
+    ),
+    kwt.InitFileT: st.sampled_from(["", "5", "-3 overwrite", "0x10", "overwrite"]),
+}
+
+
+def _script(vt: ScriptT) -> st.SearchStrategy[str]:
+    cmd = st.lists(words, min_size=1, max_size=3).map(lambda w: q(" ".join(w)))
+    if not vt.with_user:
+        return cmd
+    return st.tuples(cmd, st.lists(words, max_size=2)).map(lambda t: " ".join([t[0], *t[1]]))
+
+
 def arg_strategy(vt: object) -> st.SearchStrategy[str] | None:
     """Argument text for one keyword, derived from its value type (None: not generated)."""
-    if isinstance(vt, Flag):
-        return st.sampled_from(["", "on", "off", "yes", "false"])
-    if isinstance(vt, Const):
-        return st.just("")
+    for kind, strategy in _FIXED.items():
+        if isinstance(vt, kind):
+            return strategy
     if isinstance(vt, Int):
         return st.integers(
             vt.lo if vt.lo is not None else -1000, vt.hi if vt.hi is not None else 10**6
@@ -72,37 +95,16 @@ def arg_strategy(vt: object) -> st.SearchStrategy[str] | None:
         return st.one_of(st.just(""), st.integers(vt.lo or 0, vt.hi or 10**6).map(str))
     if isinstance(vt, Float):
         return num(vt.lo, vt.hi)
-    if isinstance(vt, Str):
-        return texts.map(q)
-    if isinstance(vt, Ip):
-        return ips
     if isinstance(vt, Choice):
         return st.sampled_from(vt.options)
     if isinstance(vt, IntChoice):
         return st.sampled_from(vt.options).map(str)
-    if isinstance(vt, Words):
-        return st.lists(texts.map(q), min_size=1, max_size=3).map(" ".join)
     if isinstance(vt, ScriptT):
-        cmd = st.lists(words, min_size=1, max_size=3).map(lambda w: q(" ".join(w)))
-        if not vt.with_user:
-            return cmd
-        return st.tuples(cmd, st.lists(words, max_size=2)).map(lambda t: " ".join([t[0], *t[1]]))
-    if isinstance(vt, UserGroupT):
-        return st.lists(words, min_size=1, max_size=2).map(" ".join)
-    if isinstance(vt, HostPortT):
-        return st.tuples(ips, st.one_of(st.just(""), st.integers(0, 65535).map(str))).map(" ".join)
+        return _script(vt)
     if isinstance(vt, WeightT):
         return st.tuples(st.integers(vt.lo, vt.hi), st.sampled_from(["", "reverse"])).map(
             lambda t: f"{t[0]} {t[1]}"
         )
-    if isinstance(vt, WordList):
-        return st.lists(texts.map(q), max_size=3).map(lambda ws: "{\n" + "\n".join(ws) + "\n}")
-    if isinstance(vt, kwt.VmacT):
-        return st.sampled_from(
-            ["", "vrrp.5", "name v51", "00:00:5e:00:01:05", "v1 00:00:5e:00:01:05"]
-        )
-    if isinstance(vt, kwt.InitFileT):
-        return st.sampled_from(["", "5", "-3 overwrite", "0x10", "overwrite"])
     if isinstance(vt, SubBlock):
         return block_body(vt.schema).map(lambda body: "{\n" + body + "\n}")
     return None

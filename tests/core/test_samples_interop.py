@@ -128,7 +128,7 @@ def test_sample_verdicts_match_keepalived(netns: str, tmp_path: Path) -> None:
 def test_conditional_sample_with_config_ids(netns: str, tmp_path: Path) -> None:
     conf = SAMPLES / "keepalived.conf.conditional_conf"
     if not conf.exists():
-        pytest.skip("sample missing")
+        pytest.skip(f"{conf} is not installed (Debian keepalived ships it)")
     for config_id in ("high", "low", "other"):
         theirs = keepalived_verdict(netns, conf, tmp_path, config_id)
         ours = core.load(conf, config_id=config_id, interfaces=NETNS_IFACES).exit_code

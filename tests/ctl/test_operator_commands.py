@@ -69,11 +69,21 @@ def group(lab: Lab) -> Iterator[DaemonGroup]:
     with daemon_group(lab.node(0), TWO_INSTANCES) as g:
         g.wait_started()
         for name in ("VI_1", "VI_2"):
+
+            def is_master(n: str = name) -> bool:
+                return (state_of(g, n) or {}).get("state") == "MASTER"
+
             wait_until(
-                lambda n=name: (state_of(g, n) or {}).get("state") == "MASTER",
+                is_master,
                 15,
                 message=f"{name} to become master alone on the segment",
             )
+        # MASTER is announced before netd installs the VIPs the tests look for.
+        wait_until(
+            lambda: {"192.0.2.100/24", "192.0.2.101/24"} <= g.node.address_set(),
+            5,
+            message="both VIPs installed",
+        )
         yield g
 
 

@@ -41,6 +41,7 @@ __all__ = [
     "vip_holders",
     "vrrp_config",
     "vrrp_frames",
+    "wait_holders",
     "wait_sole_holder",
 ]
 
@@ -332,11 +333,20 @@ def vip_holders(lab: Lab, vip: str) -> set[int]:
 
 def wait_sole_holder(lab: Lab, vip: str, index: int, timeout: float = 10.0) -> None:
     """Wait until node ``index``, and no other node, holds ``vip``."""
+    wait_holders(lab, vip, {index}, timeout)
+
+
+def wait_holders(lab: Lab, vip: str, indexes: set[int], timeout: float = 10.0) -> None:
+    """Wait until exactly the nodes ``indexes`` hold ``vip``.
+
+    A state on the bus comes before netd has installed (or removed) the address, so a test
+    that asserts where a VIP is waits for the kernel, not for the announcement.
+    """
     wait_until(
-        lambda: vip_holders(lab, vip) == {index},
+        lambda: vip_holders(lab, vip) == indexes,
         timeout,
         0.02,
-        f"{vip} held by node {index} alone (now {vip_holders(lab, vip)})",
+        f"{vip} held by nodes {sorted(indexes)}",
     )
 
 

@@ -141,7 +141,8 @@ def test_failover_both_ways(lab: Lab) -> None:
             ka.signal(signal.SIGTERM)  # priority 0: we wait our skew time only
             master = ours.watch.wait_state("MASTER", _mdi(LOW) + SLACK)
             assert master["_ts"] - t0 < _skew(LOW) + SLACK
-            ka.proc.wait(10)  # type: ignore[union-attr]
+            assert ka.proc is not None
+            ka.proc.wait(10)
             wait_sole_holder(lab, AH.vip, OURS, 5)
             assert _refusals(ka) == []
         mark = ours.watch.mark()

@@ -40,12 +40,12 @@ def test_pykeepalived_with_higher_priority_wins(lab: Lab, variant: Variant) -> N
 def test_keepalived_with_higher_priority_wins(lab: Lab, variant: Variant) -> None:
     with keepalived(lab, variant, HIGH) as ka, pykeepalived(lab, variant, LOW) as ours:
         ka.wait_current("MASTER", timeout=3 * variant.master_down)
-        state = ours.watch.wait_state("BACKUP", 15)
+        ours.watch.wait_state("BACKUP", 15)
         wait_sole_holder(lab, variant.vip, THEIRS, 2 * variant.master_down)
         # Long enough for our down timer to have run out had we ignored its adverts.
         _stays(lab, variant.vip, THEIRS, variant.master_down)
-        state = ours.watch.last
-        assert state is not None and state["state"] == "BACKUP"
+        last = ours.watch.last
+        assert last is not None and last["state"] == "BACKUP"
         assert "MASTER" not in ours.watch.states()
         assert ka.current_state() == "MASTER"
         assert ka.complaints() == []

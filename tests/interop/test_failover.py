@@ -23,7 +23,15 @@ from pathlib import Path
 import pytest
 
 from tests.interop.peers import vip_holders, wait_sole_holder
-from tests.interop.variants import OURS, THEIRS, VARIANTS, Variant, keepalived, pykeepalived
+from tests.interop.variants import (
+    OURS,
+    THEIRS,
+    VARIANTS,
+    Variant,
+    keepalived,
+    pykeepalived,
+    variant_of,
+)
 from tests.lab import Lab, wait_until
 
 pytestmark = [pytest.mark.netns, pytest.mark.interop]
@@ -113,7 +121,8 @@ def test_keepalived_master_stopped_we_take_over(lab: Lab, variant: Variant, sig:
         wait_until(lambda: OURS in vip_holders(lab, variant.vip), 5, message="our VIP")
         if sig == signal.SIGTERM:
             assert took < _skew(variant, LOW) + SLACK, f"takeover took {took:.2f}s"
-            ka.proc.wait(10)  # type: ignore[union-attr]
+            assert ka.proc is not None
+            ka.proc.wait(10)
             wait_sole_holder(lab, variant.vip, OURS, 5)
         else:
             assert _mdi(variant, LOW) - variant.advert_int <= took <= _mdi(variant, LOW) + SLACK
@@ -125,7 +134,7 @@ LEASE_SLACK = 0.25  # netd.daemon.LEASE_SLACK
 HEARTBEAT_TIMEOUT = 3.5  # watchdog.supervisor.HEARTBEAT_TIMEOUT
 
 
-@pytest.mark.parametrize("variant", [v for v in VARIANTS if v.values[0].version == 3])
+@pytest.mark.parametrize("variant", [v for v in VARIANTS if variant_of(v).version == 3])
 def test_hung_vrrpd_loses_its_vip_by_lease_and_comes_back(lab: Lab, variant: Variant) -> None:
     """DESIGN: netd keeps VIPs only for a lease, so a stuck vrrpd cannot hold a VIP the peer
     has taken. Needs lease < heartbeat timeout, so v3 intervals only (v2's MDI is ~3.4 s)."""

@@ -5,18 +5,21 @@ from __future__ import annotations
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
+from _pytest.mark.structures import ParameterSet
 from scapy.layers.inet import IP
 from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Ether
 from scapy.layers.vrrp import VRRP, VRRPv3
+from scapy.packet import Packet
 
 from core import loads
 from tests.interop.peers import KEEPALIVED, decode_vrrp, vrrp_frames
-from tests.interop.variants import VARIANTS, Variant
+from tests.interop.variants import VARIANTS, Variant, variant_of
 
-EXTRAS = [{}, {"nopreempt": True}, {"preempt_delay": 3.0}]
+EXTRAS: list[dict[str, Any]] = [{}, {"nopreempt": True}, {"preempt_delay": 3.0}]
 
 
 class _FakeLab:
@@ -42,10 +45,10 @@ class _FakeLab:
         return self.nodes[i]
 
 
-def _configs() -> list[object]:
+def _configs() -> list[ParameterSet]:
     out = []
     for param in VARIANTS:
-        variant = param.values[0]
+        variant = variant_of(param)
         for extra in EXTRAS:
             label = "-".join(extra) or "plain"
             out.append(pytest.param(variant, extra, id=f"{param.id}-{label}"))
@@ -54,10 +57,11 @@ def _configs() -> list[object]:
 
 @pytest.mark.parametrize(("variant", "extra"), _configs())
 def test_pykeepalived_reads_the_shared_config_without_problems(
-    variant: Variant, extra: dict[str, object]
+    variant: Variant, extra: dict[str, Any]
 ) -> None:
     lab = _FakeLab()
     for index in (0, 1):
+        # _FakeLab stands in for a Lab: config() only asks it for nodes.
         text = variant.config(lab, index, 150, **extra)  # type: ignore[arg-type]
         result = loads(text, script_env=None)
         assert [str(p) for p in result.problems] == []
@@ -69,20 +73,20 @@ def test_pykeepalived_reads_the_shared_config_without_problems(
 @pytest.mark.interop
 @pytest.mark.parametrize(("variant", "extra"), _configs())
 def test_keepalived_reads_the_shared_config_without_problems(
-    variant: Variant, extra: dict[str, object]
+    variant: Variant, extra: dict[str, Any]
 ) -> None:
     lab = _FakeLab()
     with tempfile.TemporaryDirectory(prefix="pk-kat-") as tmp:
         conf = Path(tmp) / "keepalived.conf"
-        conf.write_text(variant.config(lab, 1, 150, **extra))  # type: ignore[arg-type]
+        conf.write_text(variant.config(lab, 1, 150, **extra))  # type: ignore[arg-type]  # _FakeLab
         proc = subprocess.run(
             [str(KEEPALIVED), "-t", "-f", str(conf), "-l"], capture_output=True, text=True
         )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-def _frame(packet: object) -> bytes:
-    return bytes(packet)  # type: ignore[call-overload]
+def _frame(packet: Packet) -> bytes:
+    return bytes(packet)
 
 
 @pytest.mark.parametrize(
@@ -100,7 +104,7 @@ def _frame(packet: object) -> bytes:
     ],
     ids=["v2", "v3-ipv4", "v3-ipv6"],
 )
-def test_decoder_accepts_good_and_flags_bad_checksums(frame: object) -> None:
+def test_decoder_accepts_good_and_flags_bad_checksums(frame: Packet) -> None:
     raw = _frame(frame)
     assert vrrp_frames([raw]) == [raw]
     good = decode_vrrp(raw)

@@ -10,8 +10,10 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
+from _pytest.mark.structures import ParameterSet
 
 from tests.daemon import DaemonGroup, daemon_group
 from tests.interop.peers import BusWatch, KeepalivedPeer, vrrp_config
@@ -42,9 +44,9 @@ class Variant:
     def address(self, node: Node) -> str:
         return node.ip4 if self.family == 4 else node.ip6
 
-    def config(self, lab: Lab, index: int, priority: int, **extra: object) -> str:
+    def config(self, lab: Lab, index: int, priority: int, **extra: Any) -> str:
         me, peer = lab.node(index), lab.node(1 - index)
-        unicast: dict[str, object] = {}
+        unicast: dict[str, Any] = {}
         if self.unicast:
             unicast = {"unicast_src": self.address(me), "unicast_peers": [self.address(peer)]}
         return vrrp_config(
@@ -55,8 +57,8 @@ class Variant:
             version=self.version,
             auth_pass=self.auth_pass,
             auth_type=self.auth_type,
-            **unicast,  # type: ignore[arg-type]
-            **extra,  # type: ignore[arg-type]
+            **unicast,
+            **extra,
         )
 
 
@@ -70,6 +72,13 @@ VARIANTS = [
 ]
 
 
+def variant_of(param: ParameterSet) -> Variant:
+    """The Variant a VARIANTS entry carries (pytest types a param's values as object)."""
+    variant = param.values[0]
+    assert isinstance(variant, Variant)
+    return variant
+
+
 @dataclass(slots=True)
 class Ours:
     """A running pykeepalived group on node 0 and a watch on its ``vrrp.state.VI_1``."""
@@ -79,7 +88,7 @@ class Ours:
 
 
 @contextlib.contextmanager
-def pykeepalived(lab: Lab, variant: Variant, priority: int, **extra: object) -> Iterator[Ours]:
+def pykeepalived(lab: Lab, variant: Variant, priority: int, **extra: Any) -> Iterator[Ours]:
     config = variant.config(lab, OURS, priority, **extra)
     with daemon_group(lab.node(OURS), config, "-l") as group:
         group.wait_started()
@@ -91,5 +100,5 @@ def pykeepalived(lab: Lab, variant: Variant, priority: int, **extra: object) -> 
                 raise
 
 
-def keepalived(lab: Lab, variant: Variant, priority: int, **extra: object) -> KeepalivedPeer:
+def keepalived(lab: Lab, variant: Variant, priority: int, **extra: Any) -> KeepalivedPeer:
     return KeepalivedPeer(lab.node(THEIRS), variant.config(lab, THEIRS, priority, **extra))

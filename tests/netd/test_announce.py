@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import socket
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given
@@ -153,7 +154,7 @@ def test_paced_burst_never_violates_the_gap(n: int, repeat: int, interval: float
     assert firsts[0] == n - 1  # each VIP's first copy precedes every repeat
 
 
-def _is_garp_for(ip: str):  # type: ignore[no-untyped-def]
+def _is_garp_for(ip: str) -> Callable[[bytes], bool]:
     def pred(frame: bytes) -> bool:
         pkt = Ether(frame)
         return ARP in pkt and pkt[ARP].op == 1 and pkt[ARP].psrc == ip and pkt[ARP].pdst == ip
@@ -161,7 +162,7 @@ def _is_garp_for(ip: str):  # type: ignore[no-untyped-def]
     return pred
 
 
-def _is_na_for(ip: str):  # type: ignore[no-untyped-def]
+def _is_na_for(ip: str) -> Callable[[bytes], bool]:
     def pred(frame: bytes) -> bool:
         pkt = Ether(frame)
         return ICMPv6ND_NA in pkt and pkt[ICMPv6ND_NA].tgt == ip and pkt[IPv6].src == ip

@@ -6,6 +6,7 @@ import errno
 import ipaddress
 import socket
 import struct
+from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -17,10 +18,11 @@ from netd.nlbatch import NLM_F_ACK_TLVS, NLM_F_CAPPED, NLMSG_ERROR, parse_acks
 from netd.routemsg import parse_rtmsg as _parse_rtmsg
 
 
-def _encoded(msg: object) -> bytes:
-    msg["header"]["type"] = 20  # type: ignore[index]
-    msg.encode()  # type: ignore[attr-defined]
-    return bytes(msg.data)  # type: ignore[attr-defined]
+def _encoded(msg: Any) -> bytes:
+    """A pyroute2 message (untyped) as the kernel would send it."""
+    msg["header"]["type"] = 20
+    msg.encode()
+    return bytes(msg.data)
 
 
 @given(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgpack
 import pytest
 from hypothesis import given
@@ -39,9 +41,9 @@ def test_brd_plus_and_minus_are_resolved() -> None:
         {"ip": "192.0.2.1", "prefix": 32, "dev": "eth0", "peer": "2001:db8::1"},
     ],
 )
-def test_invalid_addresses_are_rejected(kwargs: dict[str, object]) -> None:
+def test_invalid_addresses_are_rejected(kwargs: dict[str, Any]) -> None:
     with pytest.raises(InvalidItemError):
-        Address(**kwargs)  # type: ignore[arg-type]
+        Address(**kwargs)
 
 
 def test_ipv6_text_is_normalised_so_spellings_compare_equal() -> None:
@@ -109,7 +111,7 @@ def test_desired_set_round_trips_through_msgpack() -> None:
 )
 def test_bad_wire_payloads_raise_wire_format_error(payload: object) -> None:
     with pytest.raises(WireFormatError):
-        DesiredSet.from_wire(payload)  # type: ignore[arg-type]
+        DesiredSet.from_wire(payload)  # type: ignore[arg-type]  # deliberately malformed
 
 
 @given(

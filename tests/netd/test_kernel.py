@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,7 +28,7 @@ IFA_F_NODAD = 0x02
 IFA_F_DEPRECATED = 0x20
 
 
-def _addr(node: Node, ip: str) -> dict[str, object]:
+def _addr(node: Node, ip: str) -> dict[str, Any]:
     found = [a for a in node.addresses() if a["address"] == ip]
     assert len(found) == 1, node.addresses()
     return found[0]
@@ -61,10 +62,10 @@ def test_address_options_reach_the_kernel(
     for key, value in expect.items():
         assert got[key] == value, (key, got)
     if item.family == socket.AF_INET6:
-        assert int(got["flags"]) & IFA_F_NODAD  # type: ignore[call-overload]
-        deprecated = bool(int(got["flags"]) & IFA_F_DEPRECATED)  # type: ignore[call-overload]
+        assert int(got["flags"]) & IFA_F_NODAD
+        deprecated = bool(int(got["flags"]) & IFA_F_DEPRECATED)
         assert deprecated == (item.prefix == 128)  # keepalived: /128 gets preferred_lft 0
-    flags = int(got["flags"])  # type: ignore[call-overload]
+    flags = int(got["flags"])
     assert bool(flags & 0x200) == item.noprefixroute
     assert bool(flags & 0x10) == item.home and bool(flags & 0x100) == item.mngtmpaddr
     # Read back through the adapter too: the kernel's item satisfies the desired one.

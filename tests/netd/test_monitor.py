@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -25,7 +26,9 @@ def mon(node: Node) -> Iterator[Monitor]:
         m.close()
 
 
-def _collect(mon: Monitor, want: type, pred, timeout: float = 3.0) -> list[Event]:  # type: ignore[no-untyped-def]
+def _collect(
+    mon: Monitor, want: type, pred: Callable[[Any], bool], timeout: float = 3.0
+) -> list[Event]:
     seen: list[Event] = []
 
     def got() -> bool:

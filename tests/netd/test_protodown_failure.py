@@ -45,9 +45,10 @@ class RefusingVmacs:
 def test_refused_protodown_is_a_per_item_failure_not_retried_until_asked_otherwise() -> None:
     async def scenario() -> None:
         comp = Comp()
+        # Stubs with only what the daemon touches, so the refusal comes from a known place.
         daemon = NetDaemon(comp)  # type: ignore[arg-type]
         vmacs = RefusingVmacs()
-        daemon.vmacs = vmacs  # type: ignore[assignment]
+        daemon.vmacs = vmacs  # type: ignore[assignment]  # the stub above
         try:
             daemon.store.offer(DesiredSet("vrrp:VI_1", 3, ()), time.monotonic(), boot="b")
             await daemon._sync_protodown("vrrp:VI_1", "vrrp1.51", True)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import socket
 import struct
+from typing import Any
 
 import msgpack
 import pytest
@@ -25,7 +26,7 @@ from netd.routemsg import encode_route, parse_rtmsg
 IFINDEX = {"eth0": 2, "eth1": 3}
 
 
-def _decoded(route: Route) -> dict[str, object]:
+def _decoded(route: Route) -> dict[str, Any]:
     body = encode_route(route, False, 112, IFINDEX.__getitem__)
     data = struct.pack("=IHHII", 16 + len(body), 24, 0, 1, 0) + body
     return parse_rtmsg(data, 0, len(data))
@@ -48,9 +49,9 @@ def test_one_nexthop_is_spelled_as_a_plain_route() -> None:
         ({"dev": "eth0", "metrics": (("congctl", 5),)}, "congctl needs a name"),
     ],
 )
-def test_route_validation(kwargs: dict[str, object], message: str) -> None:
+def test_route_validation(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(InvalidItemError, match=message):
-        Route("198.51.100.0/24", **kwargs)  # type: ignore[arg-type]
+        Route("198.51.100.0/24", **kwargs)
 
 
 @pytest.mark.parametrize(
@@ -65,9 +66,9 @@ def test_route_validation(kwargs: dict[str, object], message: str) -> None:
         ({"type": "ila", "locator": "1:2:3"}, "bad locator"),
     ],
 )
-def test_encap_validation(kwargs: dict[str, object], message: str) -> None:
+def test_encap_validation(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(InvalidItemError, match=message):
-        Encap(**kwargs)  # type: ignore[arg-type]
+        Encap(**kwargs)
 
 
 def test_encap_spelling_matches_the_kernel() -> None:
@@ -85,9 +86,9 @@ def test_encap_spelling_matches_the_kernel() -> None:
         ({"table": 5, "ip_proto": 300}, "8-bit"),
     ],
 )
-def test_rule_validation(kwargs: dict[str, object], message: str) -> None:
+def test_rule_validation(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(InvalidItemError, match=message):
-        Rule(priority=5, **kwargs)  # type: ignore[arg-type]
+        Rule(priority=5, **kwargs)
 
 
 ROUTES = [
@@ -131,7 +132,7 @@ def test_route_wire_round_trip_through_json(route: Route) -> None:
         {"kind": "rule", "priority": 1, "table": 1, "metrics": [["advmss", 1]]},
     ],
 )
-def test_malformed_route_wire_is_refused(bad: dict[str, object]) -> None:
+def test_malformed_route_wire_is_refused(bad: dict[str, Any]) -> None:
     with pytest.raises(WireFormatError):
         item_from_wire(bad)
 
@@ -141,11 +142,11 @@ def test_route_message_codec_round_trip(route: Route) -> None:
     got = _decoded(route)
     assert got["family"] == route.family and got["proto"] == 112
     if route.encap is not None:
-        enc = dict(got["RTA_ENCAP"])  # type: ignore[call-overload]
+        enc = dict(got["RTA_ENCAP"])
         assert Encap(**enc) == route.encap
     hops = got.get("RTA_MULTIPATH", [])
-    assert len(hops) == len(route.nexthops)  # type: ignore[arg-type]
-    for hop, nh in zip(hops, route.nexthops, strict=True):  # type: ignore[call-overload]
+    assert len(hops) == len(route.nexthops)
+    for hop, nh in zip(hops, route.nexthops, strict=True):
         assert hop.get("RTA_GATEWAY") == nh.via and hop["weight"] == nh.weight
         assert hop["oif"] == (IFINDEX[nh.dev] if nh.dev else 0)
         assert bool(hop["flags"] & 0x04) == nh.onlink and hop.get("RTA_FLOW") == nh.realms
@@ -154,7 +155,7 @@ def test_route_message_codec_round_trip(route: Route) -> None:
     assert got.get("RTA_EXPIRES") == route.expires
     src = f"{got.get('RTA_SRC')}/{got['src_len']}" if got["src_len"] else None
     assert src == route.from_prefix
-    assert dict(got.get("RTA_METRICS", {})) == dict(route.metrics)  # type: ignore[call-overload]
+    assert dict(got.get("RTA_METRICS", {})) == dict(route.metrics)
 
 
 @given(
@@ -178,9 +179,9 @@ def test_route_codec_property(
     )
     got = _decoded(route)
     hops = got["RTA_MULTIPATH"]
-    assert [h["weight"] for h in hops] == weights  # type: ignore[attr-defined]
-    assert all(h["RTA_ENCAP"]["labels"] == tuple(labels) for h in hops)  # type: ignore[attr-defined]
-    assert dict(got.get("RTA_METRICS", {})) == metrics  # type: ignore[call-overload]
+    assert [h["weight"] for h in hops] == weights
+    assert all(h["RTA_ENCAP"]["labels"] == tuple(labels) for h in hops)
+    assert dict(got.get("RTA_METRICS", {})) == metrics
 
 
 def test_delete_names_only_the_identity() -> None:

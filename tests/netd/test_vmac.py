@@ -163,7 +163,9 @@ def test_protodown_from_creation_and_back(node: Node, mgr: VmacManager) -> None:
     assert v.protodown and v.up and proto_down(node, "vrrp.51")
     # Going up may hand it its base's carrier a moment later; netd answers that link event
     # by setting protodown again, which takes the carrier away: up, but sending nothing.
-    wait_until(lambda: mgr.get("vrrp.51").carrier, 5, 0.05, "the base's carrier")  # type: ignore[union-attr]
+    wait_until(
+        lambda: (v := mgr.get("vrrp.51")) is not None and v.carrier, 5, 0.05, "the base's carrier"
+    )
     mgr.set_protodown("vrrp.51", True)
     wait_until(lambda: node.links()["vrrp.51"]["state"] == "DOWN", 5, 0.05, "no carrier")
     # The kernel gives it the base's carrier back when the base comes up again; setting

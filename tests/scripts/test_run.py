@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 import structlog
@@ -12,8 +13,8 @@ from scripts import RunResult, ScriptSpec, prepare, run_once
 from tests.checkd.support import open_dir, pid_alive, until, write_script
 
 
-def _spec(path: Path | str, **kw: object) -> ScriptSpec:
-    return ScriptSpec(name="chk", command=str(path), **kw)  # type: ignore[arg-type]
+def _spec(path: Path | str, **kw: Any) -> ScriptSpec:
+    return ScriptSpec(name="chk", command=str(path), **kw)
 
 
 def _once(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -66,8 +67,8 @@ def test_group_writable_and_foreign_owner(tmp_path: Path) -> None:
     assert "owned by uid 65534, not root" in problem
 
 
-def _spec(path: Path, **kw: object) -> ScriptSpec:
-    return ScriptSpec(name="chk", command=str(path), **kw)  # type: ignore[arg-type]
+def _spec(path: Path, **kw: Any) -> ScriptSpec:
+    return ScriptSpec(name="chk", command=str(path), **kw)
 
 
 def test_enable_script_security_refuses_writable_script(tmp_path: Path) -> None:

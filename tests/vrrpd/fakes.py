@@ -3,7 +3,7 @@
 Everything a Runner does outside itself lands here to be asserted on: timers, what it retains
 and publishes on the bus, notify jobs, FIFO lines and mails. Sync group routing is the real
 :class:`vrrpd.groups.Groups` over :attr:`FakeHost.runners`. Typed against the Protocol, so
-mypy checks that the fake keeps up with it (``make typecheck`` checks this file too).
+mypy checks that the fake keeps up with it.
 """
 
 from __future__ import annotations

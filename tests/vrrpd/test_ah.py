@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Callable
 from ipaddress import IPv4Address
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -83,8 +85,8 @@ def test_round_trip(unicast: bool, seq: int) -> None:
     assert got.ttl == 255
 
 
-def _datagram(**kw: object) -> bytes:
-    return wrap(PAYLOAD, src=SRC, dst=MCAST_V4, auth_pass=b"pw", seq=5, ip_id=1, **kw)  # type: ignore[arg-type]
+def _datagram(**kw: Any) -> bytes:
+    return wrap(PAYLOAD, src=SRC, dst=MCAST_V4, auth_pass=b"pw", seq=5, ip_id=1, **kw)
 
 
 def test_mutable_fields_do_not_break_the_icv() -> None:
@@ -111,9 +113,9 @@ def test_multicast_ttl_is_covered_but_unicast_ttl_is_not() -> None:
         (lambda d: d[:24] + (int.from_bytes(d[24:28]) ^ 1).to_bytes(4) + d[28:], "ICV"),
     ],
 )
-def test_tampering_is_rejected(mutate: object, message: str) -> None:
+def test_tampering_is_rejected(mutate: Callable[[bytes], bytes], message: str) -> None:
     with pytest.raises(AhError, match=message):
-        unwrap(mutate(_datagram()), auth_pass=b"pw", last_seq=0)  # type: ignore[operator]
+        unwrap(mutate(_datagram()), auth_pass=b"pw", last_seq=0)
 
 
 def test_wrong_password_replay_and_spi() -> None:

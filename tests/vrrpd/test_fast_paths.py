@@ -156,7 +156,7 @@ def test_timer_heap_fires_each_latest_deadline_once_and_on_time(
         heap = TimerHeap(lambda inst, timer, now: fired.append((inst, timer, now)))
         model: dict[tuple[str, str], float] = {}
         try:
-            loop.time = lambda: clock[0]  # type: ignore[method-assign]
+            loop.time = lambda: clock[0]  # type: ignore[method-assign]  # a fake clock
 
             def advance(to: float) -> None:
                 # What the loop would do: run the heap's handle at its time, as often as due.

@@ -419,7 +419,7 @@ def test_daemon_mails_instance_and_group_transitions(make_lab: Any) -> None:
             wait_until(lambda: len(inbox.envelopes) >= 6, 20, message="six mails")
             # The server has a mail before vrrpd has read its final reply and logged it.
             log_text = wait_until(
-                lambda: (t := group.log_text()).count('"vrrpd.mail.sent"') >= 6 and t,
+                lambda: t if (t := group.log_text()).count('"vrrpd.mail.sent"') >= 6 else None,
                 10,
                 message="six vrrpd.mail.sent logs",
             )

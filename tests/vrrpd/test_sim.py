@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from ipaddress import IPv4Address
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -79,22 +80,22 @@ def _one_master_with_top_priority(seg: Segment) -> None:
 
 @settings(max_examples=_examples(60), deadline=None)
 @given(scenarios())
-def test_converges_to_one_master_with_highest_priority(sc: dict[str, object]) -> None:
-    interval = int(sc["interval_cs"]) / 100  # type: ignore[call-overload]
-    version = int(sc["version"])  # type: ignore[call-overload]
-    priorities: list[int] = sc["priorities"]  # type: ignore[assignment]
-    starts: list[float] = sc["starts"]  # type: ignore[assignment]
+def test_converges_to_one_master_with_highest_priority(sc: dict[str, Any]) -> None:
+    interval = int(sc["interval_cs"]) / 100
+    version = int(sc["version"])
+    priorities: list[int] = sc["priorities"]
+    starts: list[float] = sc["starts"]
     seg = Segment(
-        seed=int(sc["seed"]),  # type: ignore[call-overload]
-        loss=float(sc["loss"]),  # type: ignore[arg-type]
-        delay=(0.0, float(sc["delay"]) * interval),  # type: ignore[arg-type]
+        seed=int(sc["seed"]),
+        loss=float(sc["loss"]),
+        delay=(0.0, float(sc["delay"]) * interval),
     )
     n = len(priorities)
     for i, prio in enumerate(priorities):
-        seg.add(_params(i, prio, int(sc["interval_cs"]), version))  # type: ignore[call-overload]
+        seg.add(_params(i, prio, int(sc["interval_cs"]), version))
         seg.at(starts[i] * interval, f"r{i}", Startup())
     chaos = 30 * interval
-    for frac, idx, kind, prio in sc["perturbations"]:  # type: ignore[attr-defined]
+    for frac, idx, kind, prio in sc["perturbations"]:
         name = f"r{idx % n}"
         when = frac * chaos
         if kind == "priority":

@@ -6,6 +6,7 @@ import inspect
 import sys
 from dataclasses import replace
 from ipaddress import IPv4Address, IPv6Address
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -43,25 +44,25 @@ V2 = Expectations(vrid=51, version=2, interval_cs=100, addresses=(VIP,))
 MCAST = IpFacts(src=PEER, dst=MCAST_V4, ttl=255)
 
 
-def v3(prio: int = 100, addrs: tuple[IPv4Address, ...] = (VIP,), **kw: object) -> bytes:
+def v3(prio: int = 100, addrs: tuple[IPv4Address, ...] = (VIP,), **kw: Any) -> bytes:
     form = kw.pop("form", ChecksumForm.PSEUDO)
     interval = kw.pop("interval", 100)
     vrid = kw.pop("vrid", 51)
     src = kw.pop("src", PEER)
     dst = kw.pop("dst", MCAST_V4)
-    advert = Advert(3, vrid, prio, addrs, interval)  # type: ignore[arg-type]
-    return encode(advert, src=src, dst=dst, form=form)  # type: ignore[arg-type]
+    advert = Advert(3, vrid, prio, addrs, interval)
+    return encode(advert, src=src, dst=dst, form=form)
 
 
-def v2(**kw: object) -> bytes:
+def v2(**kw: Any) -> bytes:
     advert = Advert(
         version=2,
         vrid=51,
         priority=100,
         addresses=(VIP,),
-        interval=kw.get("interval", 1),  # type: ignore[arg-type]
-        auth_type=kw.get("auth_type", AuthType.NONE),  # type: ignore[arg-type]
-        auth_data=kw.get("auth_data", bytes(8)),  # type: ignore[arg-type]
+        interval=kw.get("interval", 1),
+        auth_type=kw.get("auth_type", AuthType.NONE),
+        auth_data=kw.get("auth_data", bytes(8)),
     )
     return encode(advert)
 

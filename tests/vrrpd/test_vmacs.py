@@ -7,7 +7,7 @@ import itertools
 from hypothesis import given
 from hypothesis import strategies as st
 
-from core import loads
+from core import Config, loads
 from vrrpd.plan import plan
 from vrrpd.vmacs import assign_vmacs, vmac_name_candidates
 
@@ -23,7 +23,7 @@ vrrp_instance {name} {{
 """
 
 
-def parsed(text: str):  # type: ignore[no-untyped-def]
+def parsed(text: str) -> Config:
     result = loads(text)
     errors = [p for p in result.problems if p.severity == "error"]
     assert not errors, errors

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 
@@ -18,7 +19,7 @@ from tests.watchdog.test_supervision import CONFIG
 pytestmark = pytest.mark.netns
 
 
-def snapshot(group: DaemonGroup) -> dict[str, dict[str, object]]:
+def snapshot(group: DaemonGroup) -> dict[str, dict[str, Any]]:
     out = subprocess.run(
         [sys.executable, "-m", "ctl", "--runtime-dir", str(group.runtime.path), "status", "--json"],
         capture_output=True,
@@ -27,7 +28,7 @@ def snapshot(group: DaemonGroup) -> dict[str, dict[str, object]]:
         timeout=20,
         check=True,
     )
-    parsed: dict[str, dict[str, object]] = json.loads(out.stdout)
+    parsed: dict[str, dict[str, Any]] = json.loads(out.stdout)
     return parsed
 
 

@@ -14,8 +14,8 @@ import pytest
 import zmq.asyncio
 
 from bus import Subscriber
-from tests.daemon import REPO, DaemonGroup, connected, daemon_group, next_event, stop, wait_until
-from tests.lab import Lab
+from tests.daemon import REPO, DaemonGroup, connected, daemon_group, next_event, stop
+from tests.lab import Lab, wait_until
 
 pytestmark = pytest.mark.netns
 

@@ -11,6 +11,7 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -49,9 +50,9 @@ def ok_response(body: bytes = BODY, status: str = "200 OK", extra: bytes = b"") 
     )
 
 
-def check_for(port: int, *urls: UrlSpec, host: str = "127.0.0.1", **kw: object) -> HttpCheck:
+def check_for(port: int, *urls: UrlSpec, host: str = "127.0.0.1", **kw: Any) -> HttpCheck:
     opts = ConnectOptions(host, port, connect_timeout=2.0)
-    return HttpCheck(opts=opts, urls=urls or (UrlSpec("/"),), **kw)  # type: ignore[arg-type]
+    return HttpCheck(opts=opts, urls=urls or (UrlSpec("/"),), **kw)
 
 
 def run(check: HttpCheck) -> tuple[bool, str]:
