@@ -6,7 +6,7 @@ rename and directories that appear later, and costs one stat per file per poll. 
 triggers an immediate re-read; the file is also re-read every ``REREAD_INTERVAL`` in case an
 mtime-preserving write slipped by.
 
-Reading follows keepalived (keepalived-features 2.5): the first 127 bytes are parsed like C's
+Reading follows keepalived 2.2.7: the first 127 bytes are parsed like C's
 ``strtol(buf, NULL, 0)`` (leading blanks, a sign, ``0x`` hex, leading-0 octal, trailing text
 ignored, no digits = 0); a missing, unreadable or empty file reads as 0; a value outside
 int32 is ignored (the previous value stands).
@@ -98,7 +98,7 @@ def init_file(spec: FileSpec) -> None:
 
 def judge(value: int, weight: int, reverse: bool) -> bool:
     """The object's own verdict: weight 0 fails on any non-zero value, else value x weight
-    below -253 fails (keepalived-features 2.5/5.9). vrrpd re-judges with per-instance weights.
+    below -253 fails (as in keepalived 2.2.7). vrrpd re-judges with per-instance weights.
     """
     if weight == 0:
         return value == 0

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 @dataclass(slots=True)
 class RiseFall:
-    """keepalived's vrrp_script result counter (keepalived-features 4.5).
+    """keepalived's vrrp_script result counter (keepalived 2.2.7).
 
     The counter runs from 0 to rise+fall-1 and the script is OK when it is >= rise. It starts
     at rise-1 (one success makes it OK, one failure makes it KO) or at 0 with ``init_fail``.

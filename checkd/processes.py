@@ -6,7 +6,7 @@ to resynchronise after an ENOBUFS overrun, and a process that lives less than ha
 is not something a quorum should rest on. One scan is shared by every track_process in the
 same poll round (``ProcTable``).
 
-Matching (keepalived-features 2.4, exact string comparison, never a regex):
+Matching (keepalived 2.2.7, exact string comparison, never a regex):
 
 - without ``full_command`` the name is compared with the kernel's ``comm`` (what
   ``/proc/PID/stat`` shows, at most 15 characters, so a longer name is compared on its first

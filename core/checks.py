@@ -83,7 +83,7 @@ def _check_trackables(
             pass  # checkd publishes this virtual server's quorum (core.vsnames)
         elif s.script is None:
             # keepalived removes such a script; pykeepalived keeps it for an external checker
-            # (DESIGN.md: a vrrp_script can be fed over the bus instead of by checkd).
+            # (docs/design.md: a vrrp_script can be fed over the bus instead of by checkd).
             r(
                 "warning",
                 "external-script",

@@ -1,5 +1,5 @@
 """What strict mode (``vrrp_strict`` / ``strict_mode``) resets in an instance, as keepalived 2.2.7
-reports it (keepalived-features.md §5.11). Messages are keepalived's own, checked live against
+reports it (keepalived 2.2.7). Messages are keepalived's own, checked live against
 ``keepalived -t`` (tests/core/test_samples_interop.py); each is an error that resets the setting.
 
 The checks that strict mode shares with other causes (preempt_delay, authentication, the missing

@@ -1,6 +1,6 @@
 """Gratuitous ARP / unsolicited NA: frames, a pure pacing scheduler, and a raw sender.
 
-Frames match keepalived's (vrrp-protocol.md §6 "Frame formats everyone uses"):
+Frames match keepalived's (the frame formats RFC 5798 and keepalived use):
 
 * GARP: Ethernet broadcast from the interface MAC (the VMAC with ``use_vmac``), ARP
   *request*, sha = that MAC, spa = tpa = VIP, tha = ff:ff:ff:ff:ff:ff.
@@ -14,7 +14,7 @@ only sends bytes.
 :class:`AnnounceScheduler` is pure (no clock, no sockets): the event loop feeds it ``now``
 and gets back :class:`Planned` ``(time, target, frame)`` items to send, plus the time of the
 next one so it can arm a single timer. It implements keepalived's timing knobs
-(keepalived-features.md §5.6): ``garp_master_repeat`` copies per VIP interleaved across
+(keepalived 2.2.7): ``garp_master_repeat`` copies per VIP interleaved across
 VIPs, a second burst after ``garp_master_delay``, periodic ``garp_master_refresh`` bursts,
 and ``garp_interval`` / ``gna_interval`` as a minimum gap per interface, so a burst for
 hundreds of VIPs is paced without ever blocking the loop; :meth:`AnnounceScheduler.every` gives

@@ -1,6 +1,6 @@
 """Desired network state: addresses, routes and rules as immutable values.
 
-The field set follows keepalived's entry syntax (keepalived-features.md §2.10) closely enough
+The field set follows keepalived's entry syntax (keepalived 2.2.7) closely enough
 that the config layer can map a parsed ``virtual_ipaddress`` / ``virtual_routes`` /
 ``virtual_rules`` line onto these classes one to one. Values are normalised on construction
 (compressed IP text, ``default`` spelled as ``0.0.0.0/0`` or ``::/0``) so two spellings of

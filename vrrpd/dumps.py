@@ -1,4 +1,4 @@
-"""keepalived's three dump files, written by vrrpd on a signal (keepalived-features §7).
+"""keepalived's three dump files, written by vrrpd on a signal (keepalived 2.2.7).
 
 USR1 writes ``keepalived.data`` (human-readable), USR2 ``keepalived.stats`` (counters), and
 SIGRTMIN+2 ``keepalived.json`` (json_version 1: one ``{"data", "stats"}`` object per

@@ -796,7 +796,7 @@ class Engine:
             return None
         at, verdict = seen
         if time.monotonic() - at > HEALTH_GRACE:
-            return False  # its publisher went silent: treated as failed (DESIGN.md)
+            return False  # its publisher went silent: treated as failed (docs/design.md)
         if tracker.kind is TrackerKind.FILE:
             value = verdict.value
             return value if value is not None else (0 if verdict.ok else 1)

@@ -5,7 +5,7 @@ calls :func:`evaluate`; when the returned priority differs it feeds
 ``PriorityChanged(verdict.priority, verdict.reason)`` to the machine, and for each fault source
 that appeared or disappeared ``FaultChanged(source, faulty)``.
 
-Rules (keepalived-features §5.9):
+Rules (keepalived 2.2.7):
 
 * effective priority = clamp(base + Σ contributions, 1, 254); an owner (255) never moves.
 * weight W > 0: +W while the tracked object is OK; W < 0: W (i.e. -|W|) while it is failed.

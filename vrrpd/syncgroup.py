@@ -6,7 +6,7 @@ The driver routes every event of a member through the group instead of the membe
     for name, action in group.handle("VI_1", event, now):
         execute(name, action)          # each action belongs to the named member
 
-Rules (keepalived-features §5.10):
+Rules (keepalived 2.2.7):
 
 * A member whose master-down timer expires only becomes MASTER when every other member also
   wants MASTER (is MASTER, or is a BACKUP whose own timer ran out / which saw only

@@ -1,6 +1,6 @@
 """What the watchdog itself takes from the configuration: where and how the daemon runs.
 
-keepalived's parent reads these before it forks (keepalived-features: the start-up sequence):
+keepalived's parent reads these before it forks (keepalived 2.2.7's start-up sequence):
 the start/stop scripts, how long it waits for children at shutdown (``child_wait_time``), the
 ``umask`` files are created with, and the pid file names that ``instance`` and ``use_pid_dir``
 change. core re-reads the file and reports every problem; the watchdog only needs these values,

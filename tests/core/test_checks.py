@@ -89,7 +89,7 @@ def test_unknown_tracked_names_are_dropped(parse: Parse) -> None:
 
 
 def test_vrrp_script_without_script_is_kept_for_an_external_checker(parse: Parse) -> None:
-    # keepalived removes it ("No script set"); DESIGN.md lets the bus feed it instead.
+    # keepalived removes it ("No script set"); docs/design.md lets the bus feed it instead.
     r = parse("vrrp_script s {\n interval 1\n}\n" + inst(**{"track_script {\n s\n }": ""}))
     p = problem(r, "external-script")
     assert p.severity == "warning" and "health.s" in p.message

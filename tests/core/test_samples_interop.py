@@ -31,7 +31,7 @@ _NETNS_REASON = (
 )
 _EXTERNAL_REASON = (
     "the sample has a vrrp_script with no script line: keepalived removes it (error, 5); "
-    "pykeepalived keeps it for an external checker on the bus (DESIGN.md) with a warning"
+    "pykeepalived keeps it for an external checker on the bus (docs/design.md) with a warning"
 )
 EXPECTED_DIFFERENCES: dict[tuple[str, str], tuple[int, int, str]] = {
     ("keepalived.conf.conditional_conf", "high"): (0, 5, _NETNS_REASON),

@@ -77,7 +77,7 @@ def test_parse_frame_ignores_other_traffic_and_truncation() -> None:
 
 
 def test_theory_matches_the_rfc_table() -> None:
-    # vrrp-protocol.md 5.1: v2 1 s, prio 100 -> 3.6094 s; v3 10 cs, prio 200 -> 321.9 ms.
+    # the VRRP RFCs: v2 1 s, prio 100 -> 3.6094 s; v3 10 cs, prio 200 -> 321.9 ms.
     assert master_down_interval(100, 1.0) == pytest.approx(3.6094, abs=1e-4)
     assert master_down_interval(200, 0.1) == pytest.approx(0.3219, abs=1e-4)
     assert skew_time(254, 1.0) == pytest.approx(0.0078, abs=1e-4)

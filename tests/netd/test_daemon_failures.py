@@ -1,4 +1,4 @@
-"""DESIGN.md "Failure semantics" for netd, with two real daemon groups on one segment.
+"""docs/design.md "Failure semantics" for netd, with two real daemon groups on one segment.
 
 Node 0 runs priority 150 and node 1 priority 100 on VRID 51 (VRRPv3, advert_int 0.5); the
 VIP is watched in both kernels every few milliseconds while processes are killed with

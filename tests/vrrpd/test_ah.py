@@ -3,7 +3,7 @@
 scapy's own AH support needs the `cryptography` package for HMAC-MD5-96 (not installed) and
 zeroes the TTL as RFC 4302 says, which keepalived does not do for multicast; so the ICV here is
 recomputed independently with the standard library from the rules written in
-vrrp-protocol.md §1.10, and scapy is used to dissect the headers.
+the VRRP RFCs, and scapy is used to dissect the headers.
 """
 
 from __future__ import annotations

@@ -112,7 +112,7 @@ def test_master_down_interval(
 
 
 def test_keepalived_verified_down_timer_prio_150() -> None:
-    # keepalived-features §5.4: prio 150 -> 3 414 062 us
+    # keepalived 2.2.7 prio 150 -> 3 414 062 us
     assert Machine(replace(P, priority=150)).master_down_us == 3_414_062
 
 

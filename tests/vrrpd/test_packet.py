@@ -1,6 +1,6 @@
 """Codec tests: known-answer vectors and property tests against scapy in both directions.
 
-scapy pitfalls (vrrp-protocol.md §3) and how these tests avoid them:
+scapy pitfalls and how these tests avoid them:
 * scapy has no RFC 9568 message-only IPv4 checksum: we build with ``chksum=0`` and set the
   value from ``scapy.utils.checksum`` over the VRRP bytes ourselves.
 * ``VRRPv3`` without an IP layer below cannot decode addresses: we always dissect
@@ -55,7 +55,7 @@ VIP = IPv4Address("192.0.2.100")
 SRC = IPv4Address("192.0.2.11")
 
 
-# ---- known answers (vrrp-protocol.md §1.4, from an implementation independent of ours) -------
+# ---- known answers (from an implementation independent of ours) ------------------------
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""Effective priority from weighted trackers (keepalived-features §5.9)."""
+"""Effective priority from weighted trackers (keepalived 2.2.7)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""DESIGN.md "Failure semantics": vrrpd restarted quickly resumes without needless transitions.
+"""docs/design.md "Failure semantics": vrrpd restarted quickly resumes without needless transitions.
 
 Two real daemon groups on one segment (node 0 priority 150, node 1 priority 100, VRRPv3; the
 config of tests/netd/failover.py with advert_int 1, as a resume listens 1.25 intervals first

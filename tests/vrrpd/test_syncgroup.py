@@ -1,4 +1,4 @@
-"""vrrp_sync_group: members move together (keepalived-features §5.10)."""
+"""vrrp_sync_group: members move together (keepalived 2.2.7)."""
 
 from __future__ import annotations
 

@@ -114,7 +114,7 @@ def test_checkd_script_verdict_moves_the_vip(lab: Lab, tmp_path: Path) -> None:
 
 
 def test_a_verdict_nobody_republishes_turns_into_a_failure(lab: Lab) -> None:
-    """DESIGN.md: with its checker gone, vrrpd keeps the last verdict for a grace period, then
+    """docs/design.md: with its checker gone, vrrpd keeps the last verdict for a grace period, then
     treats it as failed (logged), rather than trusting a stale "ok" for ever."""
     n0, n1 = lab.node(0), lab.node(1)
     # Node 1's check is run by its checkd (re-published); node 0's is fed once from outside.

@@ -1,4 +1,4 @@
-"""DESIGN.md: when the bus dies, components keep their state and VRRP keeps flowing; the
+"""docs/design.md: when the bus dies, components keep their state and VRRP keeps flowing; the
 watchdog restarts the bus and everything re-converges."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""DESIGN.md: when core dies, the others keep the last config; the restarted core republishes
+"""docs/design.md: when core dies, the others keep the last config; the restarted core republishes
 the same generation for the same file, and nothing downstream changes."""
 
 from __future__ import annotations
