@@ -14,6 +14,7 @@ import pytest
 from bus.signals import CAUGHT_SIGNALS, SIGNAL_FUNCTIONS, signal_name
 from tests.daemon import DaemonGroup, daemon_group
 from tests.lab import Lab, wait_until
+from tests.watchdog.test_supervision import CONFIG as SUPERVISED
 from watchdog.cli import build_parser, main
 
 KEEPALIVED = shutil.which("keepalived") or "/usr/sbin/keepalived"
@@ -102,23 +103,9 @@ def test_umask_is_read_as_keepalived_reads_it(given: str, mask: int) -> None:
     assert build_parser().parse_args(["-u", given]).umask == mask
 
 
-CONFIG = """
-vrrp_instance VI_1 {
-    state BACKUP
-    interface eth0
-    virtual_router_id 51
-    priority 100
-    advert_int 1
-    virtual_ipaddress {
-        192.0.2.200/24
-    }
-}
-"""
-
-
 @pytest.fixture
 def group(lab: Lab) -> Iterator[DaemonGroup]:
-    with daemon_group(lab.node(0), CONFIG, "-l") as g:
+    with daemon_group(lab.node(0), SUPERVISED, "-l") as g:
         g.wait_started()
         yield g
 
