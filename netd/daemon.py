@@ -46,7 +46,6 @@ import socket
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import structlog
@@ -62,6 +61,7 @@ from netd.firewall import Firewall, FirewallSettings, blocked_addresses
 from netd.kernel import ApplyResult, KernelAdapter
 from netd.linkstate import LinkState
 from netd.monitor import AddrEvent, LinkEvent, Monitor, Overflow
+from netd.owners import LEFTOVER, STATIC, Announce, Owners, vrrp_owner, wants_burst
 from netd.reconcile import Merged
 from netd.store import DesiredStore
 from netd.vmac import Vmac, VmacManager
@@ -86,16 +86,6 @@ TICK = 0.05
 # second from all components) for this long, the silence is the bus's, not vrrpd's.
 BUS_SILENT_AFTER = 0.75
 HOLD_AFTER_BUS = 2.0  # after a silent bus, time for the owners' republishes to arrive
-LEFTOVER = "~leftover"  # '~' sorts after every real owner: they win conflicts
-STATIC = "static"
-
-
-@dataclass(slots=True)
-class Announce:
-    """vrrpd's GARP/NA request counter for one owner, per vrrpd start (``boot``)."""
-
-    boot: str
-    counter: int
 
 
 def reported_item(item: Item) -> Mapping[str, Any]:
@@ -105,16 +95,6 @@ def reported_item(item: Item) -> Mapping[str, Any]:
     if item.origin is not None:
         return item.origin
     return {"kind": "kernel", "key": describe(item)}
-
-
-def wants_burst(previous: Announce | None, boot: str, counter: int) -> bool:
-    """A new GARP/NA burst is asked for when the counter moved on, or when a (re)started
-    vrrpd (or netd: nothing known yet) reports a non-zero counter."""
-    if counter <= 0:
-        return False
-    if previous is None or previous.boot != boot:
-        return True
-    return counter > previous.counter
 
 
 def parse_renewal(renewal: messages.Renew) -> dict[str, tuple[int, float]]:
@@ -140,27 +120,17 @@ class NetDaemon:
         self.config_hash: str | None = None
         self.instances: frozenset[str] | None = None  # VRRP instances of the config
         self._heard: set[str] = set()  # instances whose intent arrived since start
-        self._announce: dict[str, Announce] = {}
-        self._pending_garps: dict[str, int] = {}
-        self._published: dict[str, tuple[int, int, int, str]] = {}
-        # owner -> the fingerprint of the intent held (echoed in net.applied, see vrrpd.resume)
-        self._fingerprints: dict[str, str] = {}
-        self._held: set[str] = set()  # owners whose current set is non-empty
+        self.owners = Owners()
         self._merged = Merged((), {}, ())
-        self._owned: dict[str, list[Item]] = {}  # merged items by owner (see _set_merged)
         self.vmacs: VmacManager
-        self._vmac_specs: dict[str, tuple[VmacSpec, ...]] = {}  # owner -> its intent's VMACs
-        self._master: set[str] = set()  # owners whose intent says held (MASTER)
         self._protodown: dict[str, bool] = {}  # VMAC -> the protodown we last set
         # VMAC -> (owner, protodown asked, failure): reported in net.applied, not retried
         # until what is asked changes
         self._protodown_failed: dict[str, tuple[str, bool, messages.Failure]] = {}
-        self._extra_if: dict[str, ExtraIf] = {}  # owner -> garp_extra_if
         self.protodown_policy = protodown_policy(os.environ.get(PROTODOWN_ENV))
         self._vmacs_made: dict[str, VmacSpec] = {}  # what exists because of us
         self._vmac_leftovers: set[str] = set()  # VMACs an earlier run left
         self.firewall = Firewall()  # Accept_Mode (no_accept) drop rules
-        self._accepting: dict[str, bool] = {}  # owner -> its intent's accept
         self._unblocked: dict[str, KernelError] = {}  # owner -> why its drop rules failed
         self._grace_over = False
         self._bus_seen = time.monotonic()  # last message of any kind from the bus
@@ -169,8 +139,6 @@ class NetDaemon:
         self._resync = False
         self._reconciling: asyncio.Task[None] | None = None
         self._garp_handle: asyncio.TimerHandle | None = None
-        # owner -> the last intent's (items, interface, VIP interface) and what they parse to
-        self._parsed_items: dict[str, tuple[tuple[Any, ...], tuple[Item, ...]]] = {}
         self._links_changed: set[int] = set()  # ifindexes to publish at the end of this turn
 
     @property
@@ -224,7 +192,7 @@ class NetDaemon:
             self.store.offer(
                 DesiredSet(LEFTOVER, 0, tuple(leftovers), lease=RESTART_GRACE), time.monotonic()
             )
-            self._held.add(LEFTOVER)
+            self.owners.of(LEFTOVER).held = True
 
     # ---- inputs ------------------------------------------------------------------------------
 
@@ -272,55 +240,49 @@ class NetDaemon:
             for group in config.garp_groups
             for ifname in (*group.interfaces, *((group.interface,) if group.interface else ()))
         }
-        for owner in list(self._vmac_specs):
-            if owner.removeprefix("vrrp:") not in self.instances:
-                del self._vmac_specs[owner]  # the instance left the config: so does its VMAC
+        for state in self.owners:
+            if state.vmacs and state.name.removeprefix("vrrp:") not in self.instances:
+                state.vmacs = ()  # the instance left the config: so does its VMAC
                 self._mark_dirty()
         self._end_grace_if_claimed()
 
     def _intent(self, intent: messages.Intent, boot: str) -> None:
         instance = intent.instance
-        name = f"vrrp:{instance}"
+        name = vrrp_owner(instance)
         specs = vmac_specs(intent)
         vmac = specs[0] if intent.vmac is not None else None
-        if specs != self._vmac_specs.get(name, ()):
-            if specs:
-                self._vmac_specs[name] = specs
-            else:
-                self._vmac_specs.pop(name, None)
-            self._mark_dirty()
         extra_if = ExtraIf.from_intent(intent)
-        if extra_if is None:
-            self._extra_if.pop(name, None)
-        else:
-            self._extra_if[name] = extra_if
+        state = self.owners.of(name)
+        if specs != state.vmacs:
+            state.vmacs = specs
+            self._mark_dirty()
+        state.extra_if = extra_if
         master = intent.held
-        if master != (name in self._master):
-            (self._master.add if master else self._master.discard)(name)
+        if master != state.master:
+            state.master = master
             self._mark_dirty()  # protodown follows
         source = (intent.items, intent.interface, vmac.name if vmac else None)
-        parsed = self._parsed_items.get(name)
-        if parsed is not None and parsed[0] == source:
-            items = parsed[1]  # the periodic republish of an unchanged intent: parsed already
+        if state.parsed is not None and state.parsed[0] == source:
+            items = state.parsed[1]  # the periodic republish of an unchanged intent: parsed
         else:
             items = tuple(fromconfig.intent_items(*source))
-            self._parsed_items[name] = (source, items)
-        if self._accepting.get(name) != (accept := intent.accept):
-            self._accepting[name] = accept
+            state.parsed = (source, items)
+        if state.accept != (accept := intent.accept):
+            state.accept = accept
             self._mark_dirty()
         lease = float(intent.lease) + LEASE_SLACK
         if self._offer(DesiredSet(name, intent.generation, items, lease), boot):
-            self._fingerprints[name] = intent.fingerprint or ""
+            state.fingerprint = intent.fingerprint or ""
         self._heard.add(instance)
         counter = intent.announce
-        if intent.held and wants_burst(self._announce.get(name), boot, counter):
+        if master and wants_burst(state.announce, boot, counter):
             # Addresses first, then tell the segment: sent right after the next reconcile.
-            self._pending_garps[name] = max(1, intent.garp_count or 5)
+            state.pending_garps = max(1, intent.garp_count or 5)
             self._mark_dirty()
-        self._announce[name] = Announce(boot, counter)
+        state.announce = Announce(boot, counter)
         if not items:
             self.scheduler.stop(name)
-            self._pending_garps.pop(name, None)
+            state.pending_garps = 0
         elif extra_if is None and self.scheduler.periodic(name) is not None:
             self.scheduler.every(name, self.loop.time(), 0, ())
         self._end_grace_if_claimed()
@@ -339,8 +301,8 @@ class NetDaemon:
         if not offer.accepted:
             log.debug("netd.desired.refused", owner=ds.owner, reason=offer.reason)
             return False
-        was_held = ds.owner in self._held
-        (self._held.add if ds.items else self._held.discard)(ds.owner)
+        state = self.owners.of(ds.owner)
+        was_held, state.held = state.held, bool(ds.items)
         # An empty set replacing nothing (a backup's periodic republish) changes no kernel.
         if offer.changed and (ds.items or was_held):
             self._mark_dirty()
@@ -354,7 +316,7 @@ class NetDaemon:
             self._grace_over = True
             self._mark_dirty()  # unclaimed leftover VMACs go
         if self.store.drop(LEFTOVER):
-            self._held.discard(LEFTOVER)
+            self.owners.forget(LEFTOVER)
             log.info("netd.leftover.grace_ended", reason="every VRRP instance sent its intent")
             self._mark_dirty()
 
@@ -461,25 +423,26 @@ class NetDaemon:
                     self._publish_link(link)
             await self._sync_vmacs()
             await self._reconcile()
-            for owner, count in list(self._pending_garps.items()):
-                del self._pending_garps[owner]
-                self._announce_owner(owner, count)
+            for state in self.owners:
+                if state.pending_garps:
+                    count, state.pending_garps = state.pending_garps, 0
+                    self._announce_owner(state.name, count)
             self._schedule_extra_if()
 
     def _wanted_vmacs(self) -> dict[str, tuple[str, VmacSpec]]:
         """VMAC name -> (owner, spec) for every VMAC that should exist now."""
         return {
-            spec.name: (owner, spec)
-            for owner, specs in sorted(self._vmac_specs.items())
-            for spec in specs
-            if spec.always or owner in self._held
+            spec.name: (state.name, spec)
+            for state in self.owners.sorted()
+            for spec in state.vmacs
+            if spec.always or state.held
         }
 
     async def _sync_vmacs(self) -> None:
         """Create the VMACs intents name (before their VIPs go on them); remove the rest."""
         wanted = self._wanted_vmacs()
         for name, (owner, spec) in wanted.items():
-            down = wants_protodown(self.protodown_policy, spec, owner in self._master)
+            down = wants_protodown(self.protodown_policy, spec, self.owners.of(owner).master)
             if self._vmacs_made.get(name) != spec:
                 family = socket.AF_INET6 if spec.family == 6 else socket.AF_INET
                 try:
@@ -538,11 +501,11 @@ class NetDaemon:
                 reason=exc.reason,
             )
             self._protodown_failed[name] = (owner, down, failure)
-            self._published.pop(owner, None)  # re-publish net.applied with the failure
+            self.owners.of(owner).published = None  # re-publish net.applied with the failure
             return
         self._protodown[name] = down
         if self._protodown_failed.pop(name, None) is not None:
-            self._published.pop(owner, None)
+            self.owners.of(owner).published = None
 
     def _vmac_link_local(self, spec: VmacSpec) -> None:
         """An IPv6 VMAC is created without a link-local address (addrgenmode none: none may
@@ -558,12 +521,12 @@ class NetDaemon:
         ip, _, prefix = local.partition("/")
         item = Address(ip=ip, prefix=int(prefix), dev=spec.name)
         self.store.offer(DesiredSet(f"vmac:{spec.name}", 0, (item,)), time.monotonic())
-        self._held.add(f"vmac:{spec.name}")
+        self.owners.of(f"vmac:{spec.name}").held = True
 
     async def _remove_vmac(self, name: str) -> None:
         # Forget it first: its RTM_DELLINK must not read as "vanished, re-create it".
-        if self.store.drop(f"vmac:{name}"):
-            self._held.discard(f"vmac:{name}")
+        self.store.drop(f"vmac:{name}")
+        self.owners.forget(f"vmac:{name}")
         spec = self._vmacs_made.pop(name, None)
         self._protodown.pop(name, None)
         self._protodown_failed.pop(name, None)
@@ -583,9 +546,6 @@ class NetDaemon:
             self.links[vmac.index] = link
             self._publish_link(link)
 
-    def _owned_by(self, owner: str) -> list[Item]:
-        return self._owned.get(owner, [])
-
     def _set_merged(self, merged: Merged) -> None:
         """Index the merged items by owner once: asking per owner (announcements, reports)
         scanned every item for each of 255 owners."""
@@ -594,7 +554,7 @@ class NetDaemon:
         for item in merged.items:
             for owner in merged.owners.get(item_key(item), ()):
                 owned.setdefault(owner, []).append(item)
-        self._owned = owned
+        self.owners.set_owned(owned)
 
     async def _reconcile(self) -> None:
         merged = self.store.merged()
@@ -602,7 +562,7 @@ class NetDaemon:
         for c in merged.conflicts:
             log.error("netd.conflict", key=str(c.key), kept=c.kept_owner, dropped=c.dropped_owner)
         # keepalived: the drop rules go in before the VIPs and out after them.
-        blocked = blocked_addresses(self._owned, self._accepting)
+        blocked = blocked_addresses(self.owners.owned_map(), self.owners.accepting())
         failed = await self._firewall(self.firewall.sync, blocked, removing=False)
         try:
             result = await self._kernel(self.kernel.reconcile, list(merged.items))
@@ -665,12 +625,13 @@ class NetDaemon:
             if owner == LEFTOVER or generation is None:
                 continue
             failures = failed.get(owner, [])
-            items = len(self._owned_by(owner))
-            fingerprint = self._fingerprints.get(owner, "")
+            state = self.owners.of(owner)
+            items = len(state.owned)
+            fingerprint = state.fingerprint
             marker = (generation, len(failures), items, fingerprint)
-            if self._published.get(owner) == marker:
+            if state.published == marker:
                 continue
-            self._published[owner] = marker
+            state.published = marker
             report = messages.Applied(
                 owner, generation, tuple(failures), items=items, fingerprint=fingerprint or None
             )
@@ -689,7 +650,7 @@ class NetDaemon:
     def _announce_owner(self, owner: str, count: int) -> None:
         by_name = {link.name: link for link in self.links.values()}
         targets = []
-        for item in self._owned_by(owner):
+        for item in self.owners.owned(owner):
             if isinstance(item, Address) and (link := by_name.get(item.dev)) and link.mac:
                 targets.append(Target(ifname=item.dev, ip=item.ip, mac=link.mac))
         if not targets:
@@ -705,10 +666,13 @@ class NetDaemon:
         vmacs = set(self._vmacs_made)
         now = self.loop.time()
         changed = False
-        for owner, extra in self._extra_if.items():
+        for state in self.owners:
+            owner, extra = state.name, state.extra_if
+            if extra is None:
+                continue
             targets: list[Target] = []
-            if owner in self._held:
-                targets = extra_if_targets(extra, self._owned_by(owner), vmacs, macs)
+            if state.held:
+                targets = extra_if_targets(extra, state.owned, vmacs, macs)
             want = (extra.interval, tuple(targets)) if targets else None
             if self.scheduler.periodic(owner) == want:
                 continue
@@ -760,29 +724,26 @@ class NetDaemon:
                         detail="holding leases: renewals cannot arrive while the bus is down",
                     )
                 self._hold_leases_until = now + HOLD_AFTER_BUS
-            held = set(self._held)
             expired = [] if now < self._hold_leases_until else self.store.expire(now)
             for owner in expired:
-                self._held.discard(owner)
+                state = self.owners.of(owner)
                 if owner == LEFTOVER:
                     log.info("netd.leftover.grace_ended", reason=f"{RESTART_GRACE}s passed")
                     self._grace_over = True
-                elif owner in held:
+                    self.owners.forget(owner)
+                elif state.held:
                     log.warning(
                         "netd.lease.expired",
                         owner=owner,
                         detail="intent not renewed; withdrawing its addresses",
                     )
                     self.scheduler.stop(owner)
-                    self._pending_garps.pop(owner, None)
-                    self._published.pop(owner, None)
-                    self._fingerprints.pop(owner, None)
                     self._report_expired(owner)
-                if owner in self._master:  # its VMACs go quiet again (protodown)
-                    self._master.discard(owner)
+                if state.held or state.master:  # its VMACs go quiet again (protodown)
                     self._mark_dirty()
-                if owner in held:
-                    self._mark_dirty()
+                if state.held:
+                    state.lapse()
+                state.master = False
             if not self._grace_over and now - self.started >= RESTART_GRACE:
                 self._grace_over = True
                 self._mark_dirty()
@@ -809,7 +770,7 @@ class NetDaemon:
         # keepalived deletes its VMACs at stop (after the VIPs) and restores the sysctls.
         # The named ones too: a reconcile cancelled by the TERM may have created one
         # without recording it.
-        named = (spec.name for specs in self._vmac_specs.values() for spec in specs)
+        named = (spec.name for state in self.owners for spec in state.vmacs)
         for name in dict.fromkeys([*self._vmacs_made, *self._vmac_leftovers, *named]):
             await self._remove_vmac(name)
         try:
