@@ -59,6 +59,7 @@ from netd.desired import Address, DesiredSet, Item, describe, item_key
 from netd.errors import AnnounceError, InvalidItemError, KernelError, VmacError
 from netd.firewall import Firewall, FirewallSettings, blocked_addresses
 from netd.kernel import ApplyResult, KernelAdapter
+from netd.leases import LEASE_SLACK, RESTART_GRACE, Leases
 from netd.linkstate import LinkState
 from netd.monitor import AddrEvent, LinkEvent, Monitor, Overflow
 from netd.owners import LEFTOVER, STATIC, Announce, Owners, vrrp_owner, wants_burst
@@ -78,14 +79,7 @@ from netd.vmacintent import (
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
-RESTART_GRACE = 2.0  # longest we keep unclaimed leftovers after start (intents arrive first)
-LEASE_SLACK = 0.0  # vrrpd leases for its own Master_Down_Interval, below the peer's
 RECONCILE_EVERY = 5.0
-TICK = 0.05
-# Leases only mean "vrrpd is gone" while the bus works: without heartbeats (several a
-# second from all components) for this long, the silence is the bus's, not vrrpd's.
-BUS_SILENT_AFTER = 0.75
-HOLD_AFTER_BUS = 2.0  # after a silent bus, time for the owners' republishes to arrive
 
 
 def reported_item(item: Item) -> Mapping[str, Any]:
@@ -116,10 +110,8 @@ class NetDaemon:
         self.frames = FrameSender()
         self.store = DesiredStore()
         self.links: dict[int, LinkState] = {}
-        self.started = time.monotonic()
         self.config_hash: str | None = None
         self.instances: frozenset[str] | None = None  # VRRP instances of the config
-        self._heard: set[str] = set()  # instances whose intent arrived since start
         self.owners = Owners()
         self._merged = Merged((), {}, ())
         self.vmacs: VmacManager
@@ -132,9 +124,9 @@ class NetDaemon:
         self._vmac_leftovers: set[str] = set()  # VMACs an earlier run left
         self.firewall = Firewall()  # Accept_Mode (no_accept) drop rules
         self._unblocked: dict[str, KernelError] = {}  # owner -> why its drop rules failed
-        self._grace_over = False
-        self._bus_seen = time.monotonic()  # last message of any kind from the bus
-        self._hold_leases_until = 0.0
+        self.leases = Leases(self.store, time.monotonic)
+        self._lease_timer: asyncio.TimerHandle | None = None
+        self._lease_at: float | None = None  # when the armed lease timer fires
         self._dirty = False
         self._resync = False
         self._reconciling: asyncio.Task[None] | None = None
@@ -158,13 +150,15 @@ class NetDaemon:
             self._publish_link(link)
         self.loop.add_reader(self.monitor.fileno(), self._netlink_readable)
         sub = self.comp.subscribe("config.current", "vrrp.intent.*", "vrrp.renew", "hb.*")
-        ticker = asyncio.create_task(self._tick(), name="netd.tick")
+        self._arm_leases()
+        recheck = asyncio.create_task(self._recheck(), name="netd.recheck")
         try:
             while True:
                 for event in await sub.recv_batch():
                     self._dispatch(event)
+                self._arm_leases()
         finally:
-            ticker.cancel()
+            recheck.cancel()
             await self.shutdown()
 
     async def _adopt_leftovers(self) -> None:
@@ -189,15 +183,13 @@ class NetDaemon:
             log.info("netd.leftover.found", vmac=vmac.ifname, base=vmac.base, mac=vmac.mac)
             self._vmac_leftovers.add(vmac.ifname)
         if leftovers:
-            self.store.offer(
-                DesiredSet(LEFTOVER, 0, tuple(leftovers), lease=RESTART_GRACE), time.monotonic()
-            )
+            self.leases.offer_leftovers(leftovers)
             self.owners.of(LEFTOVER).held = True
 
     # ---- inputs ------------------------------------------------------------------------------
 
     def _dispatch(self, event: BusEvent) -> None:
-        self._bus_seen = time.monotonic()
+        self.leases.bus_heard()
         try:
             if event.topic.startswith("hb."):
                 return  # only proof that the bus delivers
@@ -224,6 +216,7 @@ class NetDaemon:
         self.instances = frozenset(
             i.name for i in config.instances if i.interface and i.virtual_router_id is not None
         )
+        self.leases.expect(frozenset(vrrp_owner(i) for i in self.instances))
         self.firewall.configure(FirewallSettings.from_config(config))
         items = fromconfig.static_items(config)
         self._offer(DesiredSet(STATIC, msg.generation, tuple(items)), boot)
@@ -273,7 +266,7 @@ class NetDaemon:
         lease = float(intent.lease) + LEASE_SLACK
         if self._offer(DesiredSet(name, intent.generation, items, lease), boot):
             state.fingerprint = intent.fingerprint or ""
-        self._heard.add(instance)
+        self.leases.heard_from(name)
         counter = intent.announce
         if master and wants_burst(state.announce, boot, counter):
             # Addresses first, then tell the segment: sent right after the next reconcile.
@@ -292,12 +285,10 @@ class NetDaemon:
         generation; one it names at a generation we lack gets no extension (its full intent
         is re-sent right after every change, and every 5 s)."""
         leases = parse_renewal(renewal)
-        now = time.monotonic()
-        for instance, (generation, lease) in leases.items():
-            self.store.renew(f"vrrp:{instance}", generation, boot, lease + LEASE_SLACK, now)
+        self.leases.renew(boot, {vrrp_owner(i): lease for i, lease in leases.items()})
 
     def _offer(self, ds: DesiredSet, boot: str) -> bool:
-        offer = self.store.offer(ds, time.monotonic(), boot=boot)
+        offer = self.leases.offer(ds, boot)
         if not offer.accepted:
             log.debug("netd.desired.refused", owner=ds.owner, reason=offer.reason)
             return False
@@ -310,12 +301,12 @@ class NetDaemon:
 
     def _end_grace_if_claimed(self) -> None:
         """Every instance has spoken: leftovers it did not claim can go now."""
-        if self.instances is None or not self.instances <= self._heard:
+        if not self.leases.all_claimed():
             return
-        if not self._grace_over:
-            self._grace_over = True
+        was_running, dropped = self.leases.end_grace()
+        if was_running:
             self._mark_dirty()  # unclaimed leftover VMACs go
-        if self.store.drop(LEFTOVER):
+        if dropped:
             self.owners.forget(LEFTOVER)
             log.info("netd.leftover.grace_ended", reason="every VRRP instance sent its intent")
             self._mark_dirty()
@@ -468,7 +459,7 @@ class NetDaemon:
                     self._vmac_link_local(spec)
             await self._sync_protodown(owner, name, down)
         doomed = [n for n in self._vmacs_made if n not in wanted]
-        if self._grace_over:
+        if self.leases.grace_over:
             doomed += [n for n in self._vmac_leftovers if n not in wanted]
         for name in doomed:
             await self._remove_vmac(name)
@@ -520,7 +511,7 @@ class NetDaemon:
             return
         ip, _, prefix = local.partition("/")
         item = Address(ip=ip, prefix=int(prefix), dev=spec.name)
-        self.store.offer(DesiredSet(f"vmac:{spec.name}", 0, (item,)), time.monotonic())
+        self.leases.offer(DesiredSet(f"vmac:{spec.name}", 0, (item,)))
         self.owners.of(f"vmac:{spec.name}").held = True
 
     async def _remove_vmac(self, name: str) -> None:
@@ -710,51 +701,63 @@ class NetDaemon:
 
     # ---- time --------------------------------------------------------------------------------
 
-    async def _tick(self) -> None:
-        """Expire leases; re-check the kernel now and then (someone may have changed it)."""
-        last_full = time.monotonic()
+    def _arm_leases(self) -> None:
+        """Sleep until a lease or the grace may run out: an idle netd does not tick. A timer
+        that fires early (a renewal moved the lease on) finds nothing and re-arms."""
+        at = self.leases.next_wakeup()
+        if at is None or (self._lease_at is not None and self._lease_at <= at):
+            return
+        if self._lease_timer is not None:
+            self._lease_timer.cancel()
+        self._lease_at = at
+        self._lease_timer = self.loop.call_later(max(0.0, at - time.monotonic()), self._leases_due)
+
+    def _leases_due(self) -> None:
+        self._lease_timer = self._lease_at = None
+        lapse = self.leases.due()
+        if lapse.bus_silent_for is not None:
+            log.warning(
+                "netd.bus.silent",
+                silent_for=round(lapse.bus_silent_for, 3),
+                detail="holding leases: renewals cannot arrive while the bus is down",
+            )
+        for owner in lapse.expired:
+            self._lease_ran_out(owner)
+        if lapse.grace_ended:
+            self._mark_dirty()
+        self._arm_leases()
+
+    def _lease_ran_out(self, owner: str) -> None:
+        state = self.owners.of(owner)
+        if owner == LEFTOVER:
+            log.info("netd.leftover.grace_ended", reason=f"{RESTART_GRACE}s passed")
+            self.owners.forget(owner)
+        elif state.held:
+            log.warning(
+                "netd.lease.expired",
+                owner=owner,
+                detail="intent not renewed; withdrawing its addresses",
+            )
+            self.scheduler.stop(owner)
+            self._report_expired(owner)
+        if state.held or state.master:  # its addresses go; its VMACs go quiet (protodown)
+            self._mark_dirty()
+        if state.held:
+            state.lapse()
+        state.master = False
+
+    async def _recheck(self) -> None:
+        """Re-check the kernel now and then (someone may have changed it)."""
         while True:
-            await asyncio.sleep(TICK)
-            now = time.monotonic()
-            if now - self._bus_seen > BUS_SILENT_AFTER:
-                if self._hold_leases_until <= now and self.store.next_expiry() is not None:
-                    log.warning(
-                        "netd.bus.silent",
-                        silent_for=round(now - self._bus_seen, 3),
-                        detail="holding leases: renewals cannot arrive while the bus is down",
-                    )
-                self._hold_leases_until = now + HOLD_AFTER_BUS
-            expired = [] if now < self._hold_leases_until else self.store.expire(now)
-            for owner in expired:
-                state = self.owners.of(owner)
-                if owner == LEFTOVER:
-                    log.info("netd.leftover.grace_ended", reason=f"{RESTART_GRACE}s passed")
-                    self._grace_over = True
-                    self.owners.forget(owner)
-                elif state.held:
-                    log.warning(
-                        "netd.lease.expired",
-                        owner=owner,
-                        detail="intent not renewed; withdrawing its addresses",
-                    )
-                    self.scheduler.stop(owner)
-                    self._report_expired(owner)
-                if state.held or state.master:  # its VMACs go quiet again (protodown)
-                    self._mark_dirty()
-                if state.held:
-                    state.lapse()
-                state.master = False
-            if not self._grace_over and now - self.started >= RESTART_GRACE:
-                self._grace_over = True
-                self._mark_dirty()
-            if now - last_full >= RECONCILE_EVERY:
-                last_full = now
-                self._mark_dirty()
+            await asyncio.sleep(RECONCILE_EVERY)
+            self._mark_dirty()
 
     async def shutdown(self) -> None:
         """keepalived removes what it installed when it stops."""
         if self._garp_handle is not None:
             self._garp_handle.cancel()
+        if self._lease_timer is not None:
+            self._lease_timer.cancel()
         with contextlib.suppress(ValueError, OSError):
             self.loop.remove_reader(self.monitor.fileno())
         if self._reconciling is not None:
