@@ -42,9 +42,8 @@ import contextlib
 import dataclasses
 import functools
 import os
-import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -55,6 +54,7 @@ from bus import Component, MessageRejected, messages
 from bus.envelope import Event as BusEvent
 from netd import fromconfig
 from netd.announce import AnnounceScheduler, FrameSender, Target
+from netd.applied import failures_by_owner, publish_applied, publish_expired
 from netd.desired import Address, DesiredSet, Item, describe, item_key
 from netd.errors import AnnounceError, InvalidItemError, KernelError, VmacError
 from netd.firewall import Firewall, FirewallSettings, blocked_addresses
@@ -73,22 +73,13 @@ from netd.vmacintent import (
     extra_if_targets,
     protodown_policy,
     vmac_specs,
-    wants_protodown,
 )
+from netd.vmacsync import VmacSync
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
 RECONCILE_EVERY = 5.0
-
-
-def reported_item(item: Item) -> Mapping[str, Any]:
-    """How a failure report names an item: as the intent (or, for ``static``, the
-    configuration) gave it, ``{"kind": ..., "spec": <core model part>}``. An item netd did not
-    get from one (a leftover it found in the kernel) is named by its kernel identity."""
-    if item.origin is not None:
-        return item.origin
-    return {"kind": "kernel", "key": describe(item)}
 
 
 def parse_renewal(renewal: messages.Renew) -> dict[str, tuple[int, float]]:
@@ -114,14 +105,14 @@ class NetDaemon:
         self.instances: frozenset[str] | None = None  # VRRP instances of the config
         self.owners = Owners()
         self._merged = Merged((), {}, ())
-        self.vmacs: VmacManager
-        self._protodown: dict[str, bool] = {}  # VMAC -> the protodown we last set
-        # VMAC -> (owner, protodown asked, failure): reported in net.applied, not retried
-        # until what is asked changes
-        self._protodown_failed: dict[str, tuple[str, bool, messages.Failure]] = {}
-        self.protodown_policy = protodown_policy(os.environ.get(PROTODOWN_ENV))
-        self._vmacs_made: dict[str, VmacSpec] = {}  # what exists because of us
-        self._vmac_leftovers: set[str] = set()  # VMACs an earlier run left
+        self.vmacs = VmacSync(
+            self.owners,
+            self._kernel,
+            protodown_policy(os.environ.get(PROTODOWN_ENV)),
+            made=self._vmac_made,
+            gone=self._vmac_gone,
+            carrier=self._carrier,
+        )
         self.firewall = Firewall()  # Accept_Mode (no_accept) drop rules
         self._unblocked: dict[str, KernelError] = {}  # owner -> why its drop rules failed
         self.leases = Leases(self.store, time.monotonic)
@@ -142,7 +133,7 @@ class NetDaemon:
 
     async def run(self) -> None:
         self.kernel = await self._kernel(KernelAdapter, self.comp.runtime.path)
-        self.vmacs = await self._kernel(VmacManager, self.kernel)
+        self.vmacs.manager = await self._kernel(VmacManager, self.kernel)
         await self._firewall(self.firewall.remove_leftovers)
         await self._adopt_leftovers()
         await self._read_links()
@@ -175,13 +166,13 @@ class NetDaemon:
                 detail="installed by an earlier run; kept until claimed or the grace ends",
             )
         try:
-            found = await self._kernel(self.vmacs.find)
+            found = await self._kernel(self.vmacs.manager.find)
         except VmacError as exc:
             log.error("netd.leftover.unreadable", reason=str(exc))
             found = []
         for vmac in found:
             log.info("netd.leftover.found", vmac=vmac.ifname, base=vmac.base, mac=vmac.mac)
-            self._vmac_leftovers.add(vmac.ifname)
+            self.vmacs.leftovers.add(vmac.ifname)
         if leftovers:
             self.leases.offer_leftovers(leftovers)
             self.owners.of(LEFTOVER).held = True
@@ -333,7 +324,7 @@ class NetDaemon:
             if gone:
                 down = dataclasses.replace(gone.report(), up=False)
                 self.comp.publisher.retain(f"net.link.{gone.name}", down.encode())
-                if self._vmacs_made.pop(gone.name, None) is not None:
+                if self.vmacs.vanished(gone.name):
                     log.warning("netd.vmac.vanished", vmac=gone.name, detail="re-creating it")
                     self._mark_dirty()
             return
@@ -412,7 +403,7 @@ class NetDaemon:
                 await self._read_links()
                 for link in self.links.values():
                     self._publish_link(link)
-            await self._sync_vmacs()
+            await self.vmacs.sync(self.leases.grace_over)
             await self._reconcile()
             for state in self.owners:
                 if state.pending_garps:
@@ -420,83 +411,17 @@ class NetDaemon:
                     self._announce_owner(state.name, count)
             self._schedule_extra_if()
 
-    def _wanted_vmacs(self) -> dict[str, tuple[str, VmacSpec]]:
-        """VMAC name -> (owner, spec) for every VMAC that should exist now."""
-        return {
-            spec.name: (state.name, spec)
-            for state in self.owners.sorted()
-            for spec in state.vmacs
-            if spec.always or state.held
-        }
+    def _carrier(self, ifname: str) -> bool:
+        return any(link.up for link in self.links.values() if link.name == ifname)
 
-    async def _sync_vmacs(self) -> None:
-        """Create the VMACs intents name (before their VIPs go on them); remove the rest."""
-        wanted = self._wanted_vmacs()
-        for name, (owner, spec) in wanted.items():
-            down = wants_protodown(self.protodown_policy, spec, self.owners.of(owner).master)
-            if self._vmacs_made.get(name) != spec:
-                family = socket.AF_INET6 if spec.family == 6 else socket.AF_INET
-                try:
-                    vmac = await self._kernel(
-                        functools.partial(
-                            self.vmacs.ensure,
-                            spec.base,
-                            spec.vrid,
-                            family,
-                            ifname=name,
-                            mac=spec.mac,
-                            protodown=down,
-                        )
-                    )
-                except (VmacError, KernelError) as exc:
-                    log.error("netd.vmac.failed", vmac=name, base=spec.base, reason=str(exc))
-                    continue
-                self._vmacs_made[name] = spec
-                self._protodown[name] = vmac.protodown
-                self._vmac_leftovers.discard(name)
-                self._learn_vmac(vmac)
-                if spec.family == 6:
-                    self._vmac_link_local(spec)
-            await self._sync_protodown(owner, name, down)
-        doomed = [n for n in self._vmacs_made if n not in wanted]
-        if self.leases.grace_over:
-            doomed += [n for n in self._vmac_leftovers if n not in wanted]
-        for name in doomed:
-            await self._remove_vmac(name)
+    def _vmac_made(self, vmac: Vmac, spec: VmacSpec) -> None:
+        self._learn_vmac(vmac)
+        if spec.family == 6:
+            self._vmac_link_local(spec)
 
-    async def _sync_protodown(self, owner: str, name: str, down: bool) -> None:
-        """A VMAC sends nothing unless its instance is MASTER (see the module docstring)."""
-        # A macvlan gets its base's carrier back when it or its base goes up, protodown or
-        # not (Linux 6.x); that link event brings us here, and setting it again takes the
-        # carrier away.
-        carrier = any(link.up for link in self.links.values() if link.name == name)
-        if self._protodown.get(name) == down and not (down and carrier):
-            return
-        failed = self._protodown_failed.get(name)
-        if failed is not None and failed[1] == down:
-            return  # reported already; try again when what is asked changes
-        try:
-            await self._kernel(self.vmacs.set_protodown, name, down)
-        except VmacError as exc:
-            log.error(
-                "netd.vmac.protodown_failed",
-                vmac=name,
-                on=down,
-                reason=str(exc),
-                detail="this kernel or interface refuses protodown (macvlan needs Linux 5.1)",
-            )
-            failure = messages.Failure(
-                item={"kind": "vmac", "ifname": name},
-                action=f"protodown {'on' if down else 'off'}",
-                errno=exc.errno_name,
-                reason=exc.reason,
-            )
-            self._protodown_failed[name] = (owner, down, failure)
-            self.owners.of(owner).published = None  # re-publish net.applied with the failure
-            return
-        self._protodown[name] = down
-        if self._protodown_failed.pop(name, None) is not None:
-            self.owners.of(owner).published = None
+    def _vmac_gone(self, name: str) -> None:
+        self.store.drop(f"vmac:{name}")
+        self.owners.forget(f"vmac:{name}")
 
     def _vmac_link_local(self, spec: VmacSpec) -> None:
         """An IPv6 VMAC is created without a link-local address (addrgenmode none: none may
@@ -513,22 +438,6 @@ class NetDaemon:
         item = Address(ip=ip, prefix=int(prefix), dev=spec.name)
         self.leases.offer(DesiredSet(f"vmac:{spec.name}", 0, (item,)))
         self.owners.of(f"vmac:{spec.name}").held = True
-
-    async def _remove_vmac(self, name: str) -> None:
-        # Forget it first: its RTM_DELLINK must not read as "vanished, re-create it".
-        self.store.drop(f"vmac:{name}")
-        self.owners.forget(f"vmac:{name}")
-        spec = self._vmacs_made.pop(name, None)
-        self._protodown.pop(name, None)
-        self._protodown_failed.pop(name, None)
-        try:
-            await self._kernel(self.vmacs.remove, name)
-        except VmacError as exc:
-            log.error("netd.vmac.remove_failed", vmac=name, reason=str(exc))
-            if spec is not None:
-                self._vmacs_made[name] = spec
-            return
-        self._vmac_leftovers.discard(name)
 
     def _learn_vmac(self, vmac: Vmac) -> None:
         """Know the VMAC's MAC at once: the GARPs right after this reconcile come from it."""
@@ -577,64 +486,14 @@ class NetDaemon:
         return None
 
     def _report(self, result: ApplyResult) -> None:
-        merged = self._merged
-        desired = {item_key(i): i for i in merged.items}
-        failed: dict[str, list[messages.Failure]] = {}
-        for f in result.failures:
-            key = item_key(f.op.item)
-            for owner in merged.owners.get(key, ()):
-                failed.setdefault(owner, []).append(
-                    messages.Failure(
-                        item=reported_item(desired.get(key, f.op.item)),
-                        action=str(f.op.action),
-                        errno=f.errno_name,
-                        reason=f.reason,
-                    )
-                )
-        for owner, _, failure in self._protodown_failed.values():
-            failed.setdefault(owner, []).append(failure)
-        for c in merged.conflicts:
-            failed.setdefault(c.dropped_owner, []).append(
-                messages.Failure(
-                    item=reported_item(c.dropped),
-                    action="add",
-                    errno="EEXIST",
-                    reason=f"conflicts with {c.kept_owner}'s item of the same identity",
-                )
-            )
-        for owner, exc in self._unblocked.items():  # no_accept not enforced: say so
-            failed.setdefault(owner, []).append(
-                messages.Failure(
-                    item={"kind": "firewall", "table": self.firewall.settings.table},
-                    action="add",
-                    errno=exc.errno_name,
-                    reason=exc.reason,
-                )
-            )
-        for owner in self.store.owners():
-            generation = self.store.generation(owner)
-            if owner == LEFTOVER or generation is None:
-                continue
-            failures = failed.get(owner, [])
-            state = self.owners.of(owner)
-            items = len(state.owned)
-            fingerprint = state.fingerprint
-            marker = (generation, len(failures), items, fingerprint)
-            if state.published == marker:
-                continue
-            state.published = marker
-            report = messages.Applied(
-                owner, generation, tuple(failures), items=items, fingerprint=fingerprint or None
-            )
-            self.comp.publisher.retain(f"net.applied.{owner}", report.encode())
-
-    def _report_expired(self, owner: str) -> None:
-        """The retained report must not go on saying an expired owner's items are installed:
-        a restarted vrrpd resumes only what netd still holds (vrrpd.resume)."""
-        topic = f"net.applied.{owner}"
-        self.comp.publisher.forget(topic)
-        gone = messages.Applied(owner, -1, (), items=0, expired=True)
-        self.comp.publisher.publish(topic, gone.encode())
+        failed = failures_by_owner(
+            result,
+            self._merged,
+            self.vmacs.failures(),
+            self._unblocked,
+            self.firewall.settings.table,
+        )
+        publish_applied(self.comp.publisher, self.store, self.owners, failed)
 
     # ---- announcements -----------------------------------------------------------------------
 
@@ -654,7 +513,7 @@ class NetDaemon:
         """garp_extra_if: periodic announcements for every MASTER asking for them, re-armed
         only when what to announce changes (keepalived arms it on becoming MASTER)."""
         macs = {link.name: link.mac for link in self.links.values()}
-        vmacs = set(self._vmacs_made)
+        vmacs = set(self.vmacs.made)
         now = self.loop.time()
         changed = False
         for state in self.owners:
@@ -739,7 +598,7 @@ class NetDaemon:
                 detail="intent not renewed; withdrawing its addresses",
             )
             self.scheduler.stop(owner)
-            self._report_expired(owner)
+            publish_expired(self.comp.publisher, owner)
         if state.held or state.master:  # its addresses go; its VMACs go quiet (protodown)
             self._mark_dirty()
         if state.held:
@@ -771,13 +630,9 @@ class NetDaemon:
             log.error("netd.withdraw.failed", reason=str(exc))
         await self._firewall(self.firewall.close)
         # keepalived deletes its VMACs at stop (after the VIPs) and restores the sysctls.
-        # The named ones too: a reconcile cancelled by the TERM may have created one
-        # without recording it.
-        named = (spec.name for state in self.owners for spec in state.vmacs)
-        for name in dict.fromkeys([*self._vmacs_made, *self._vmac_leftovers, *named]):
-            await self._remove_vmac(name)
+        await self.vmacs.remove_all()
         try:
-            await self._kernel(self.vmacs.restore_interfaces)
+            await self._kernel(self.vmacs.manager.restore_interfaces)
         except KernelError as exc:
             log.error("netd.devconf.restore_failed", reason=str(exc))
         self.frames.close()
