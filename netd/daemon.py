@@ -1,38 +1,31 @@
-"""netd's process logic: desired state from the bus in, kernel changes and observations out.
+"""netd's process: the event loop that drives the kernel from the bus.
 
-Owners of desired state:
+Desired state comes in from the bus (``config.current``, ``vrrp.intent.*``, ``vrrp.renew``;
+``hb.*`` only proves the bus delivers); kernel observations (links, addresses) come in from
+the netlink monitor; kernel changes, GARP/NA and ``net.link``/``net.addr``/``net.applied`` go
+out. Owners of desired state:
 
 * ``static`` — ``static_ipaddress``/``static_routes``/``static_rules`` from ``config.current``;
   held for as long as the config says so.
 * ``vrrp:<instance>`` — ``vrrp.intent.<instance>`` from vrrpd; held only for ``lease``
   seconds unless renewed, so a dead vrrpd cannot keep an address its peer has taken over.
-  Leases only run while the bus demonstrably delivers (heartbeats of every component): a
-  stalled bus stops renewals too, and vrrpd, still advertising, keeps the peer in backup.
+* ``~leftover`` — what an earlier netd installed, held for the start-up grace
+  (:mod:`netd.leftovers`).
 
-An intent may name a VMAC (``use_vmac``): netd creates the macvlan before installing the
-instance's VIPs on it and keeps it as long as the instance is configured (keepalived creates
-it at start whatever the state), or only while the VIPs are held if the intent says
-``always: false``. VMACs go at TERM; ones an earlier run left go when the grace ends unclaimed.
-``addr_vmacs`` (``use_vmac_addr``) are more VMACs of the same instance, for its VIPs on other
-interfaces. While the instance is not MASTER its VMACs that carry no adverts are kept
-``protodown on`` (no carrier: they send nothing, neither ARP replies nor IGMP/MLD reports that
-would teach the switch the virtual MAC, yet still receive); they are set back before the VIPs
-and GARPs of a new MASTER, so a peer sees no difference. The VMAC the adverts leave from is
-included only with ``PYKEEPALIVED_VMAC_PROTODOWN=all`` (see ``netd.vmacintent.PROTODOWN_DEFAULT``).
-``garp_extra_if`` adds a GARP/NA every N seconds on the instance's VIP interfaces other than
-its own while it is MASTER.
+The jobs around the loop, each in its module:
+
+* :mod:`netd.owners` — one :class:`~netd.owners.OwnerState` per owner (its intent's VMACs,
+  MASTER or not, the fingerprint, the last report, pending GARPs, ...);
+* :mod:`netd.store` and :mod:`netd.leases` — generations, and when leases, the hold while the
+  bus is silent and the start-up grace run out (pure; the loop sleeps until the next one);
+* :mod:`netd.vmacsync` — the VMACs intents name, and their protodown;
+* :mod:`netd.announcer` — GARP/NA bursts and ``garp_extra_if``;
+* :mod:`netd.applied` — the ``net.applied`` reports.
 
 Every change marks the kernel "dirty"; one reconcile at a time merges all owners, observes the
 kernel and applies the difference (idempotent: an add that exists and a delete that is missing
 are successes). Netlink calls run on one worker thread: pyroute2's synchronous API cannot run
 inside an asyncio loop, and a large dump must not stall the loop.
-
-Owners, generations and leases live in a :class:`~netd.store.DesiredStore`. What an earlier
-netd installed (found at start by its kernel marker or state file) is held by the pseudo-owner
-``~leftover`` (sorting last, so a real owner wins any conflict) until every configured VRRP
-instance has sent an intent or ``RESTART_GRACE`` has passed: a restarted netd does not flap
-VIPs that a living vrrpd still holds, and after a whole-group crash the leftovers nobody claims
-are removed as soon as the new vrrpd has spoken.
 """
 
 from __future__ import annotations
@@ -53,13 +46,14 @@ import core
 from bus import Component, MessageRejected, messages
 from bus.envelope import Event as BusEvent
 from netd import fromconfig
-from netd.announce import AnnounceScheduler, FrameSender, Target
+from netd.announcer import Announcer, burst_targets
 from netd.applied import failures_by_owner, publish_applied, publish_expired
 from netd.desired import Address, DesiredSet, Item, describe, item_key
-from netd.errors import AnnounceError, InvalidItemError, KernelError, VmacError
+from netd.errors import InvalidItemError, KernelError
 from netd.firewall import Firewall, FirewallSettings, blocked_addresses
 from netd.kernel import ApplyResult, KernelAdapter
 from netd.leases import LEASE_SLACK, RESTART_GRACE, Leases
+from netd.leftovers import find_leftovers
 from netd.linkstate import LinkState
 from netd.monitor import AddrEvent, LinkEvent, Monitor, Overflow
 from netd.owners import LEFTOVER, STATIC, Announce, Owners, vrrp_owner, wants_burst
@@ -70,7 +64,6 @@ from netd.vmacintent import (
     PROTODOWN_ENV,
     ExtraIf,
     VmacSpec,
-    extra_if_targets,
     protodown_policy,
     vmac_specs,
 )
@@ -97,8 +90,7 @@ class NetDaemon:
         self._netlink = ThreadPoolExecutor(1, thread_name_prefix="netlink")
         self.kernel: KernelAdapter
         self.monitor = Monitor()
-        self.scheduler = AnnounceScheduler()
-        self.frames = FrameSender()
+        self.announcer = Announcer()
         self.store = DesiredStore()
         self.links: dict[int, LinkState] = {}
         self.config_hash: str | None = None
@@ -121,7 +113,6 @@ class NetDaemon:
         self._dirty = False
         self._resync = False
         self._reconciling: asyncio.Task[None] | None = None
-        self._garp_handle: asyncio.TimerHandle | None = None
         self._links_changed: set[int] = set()  # ifindexes to publish at the end of this turn
 
     @property
@@ -153,28 +144,10 @@ class NetDaemon:
             await self.shutdown()
 
     async def _adopt_leftovers(self) -> None:
-        """What an earlier netd installed and left (it was killed, or the whole group was)."""
-        try:
-            leftovers = await self._kernel(self.kernel.find_leftovers)
-        except KernelError as exc:
-            log.error("netd.leftover.unreadable", reason=str(exc))
-            return
-        for item in leftovers:
-            log.info(
-                "netd.leftover.found",
-                item=describe(item),
-                detail="installed by an earlier run; kept until claimed or the grace ends",
-            )
-        try:
-            found = await self._kernel(self.vmacs.manager.find)
-        except VmacError as exc:
-            log.error("netd.leftover.unreadable", reason=str(exc))
-            found = []
-        for vmac in found:
-            log.info("netd.leftover.found", vmac=vmac.ifname, base=vmac.base, mac=vmac.mac)
-            self.vmacs.leftovers.add(vmac.ifname)
-        if leftovers:
-            self.leases.offer_leftovers(leftovers)
+        found = await find_leftovers(self._kernel, self.kernel, self.vmacs.manager)
+        self.vmacs.leftovers.update(vmac.ifname for vmac in found.vmacs)
+        if found.items:
+            self.leases.offer_leftovers(found.items)
             self.owners.of(LEFTOVER).held = True
 
     # ---- inputs ------------------------------------------------------------------------------
@@ -211,19 +184,7 @@ class NetDaemon:
         self.firewall.configure(FirewallSettings.from_config(config))
         items = fromconfig.static_items(config)
         self._offer(DesiredSet(STATIC, msg.generation, tuple(items)), boot)
-        # Pacing between announcements is global (vrrp_garp_interval / vrrp_gna_interval);
-        # how many and when is vrrpd's machine's to say, one burst per request.
-        g = config.global_defs
-        self.scheduler.timing = dataclasses.replace(
-            self.scheduler.timing,
-            garp_interval=g.vrrp_garp_interval,
-            gna_interval=g.vrrp_gna_interval,
-        )
-        self.scheduler.per_interface = {
-            ifname: (group.garp_interval, group.gna_interval)
-            for group in config.garp_groups
-            for ifname in (*group.interfaces, *((group.interface,) if group.interface else ()))
-        }
+        self.announcer.configure(config)
         for state in self.owners:
             if state.vmacs and state.name.removeprefix("vrrp:") not in self.instances:
                 state.vmacs = ()  # the instance left the config: so does its VMAC
@@ -265,10 +226,10 @@ class NetDaemon:
             self._mark_dirty()
         state.announce = Announce(boot, counter)
         if not items:
-            self.scheduler.stop(name)
+            self.announcer.stop(name)
             state.pending_garps = 0
-        elif extra_if is None and self.scheduler.periodic(name) is not None:
-            self.scheduler.every(name, self.loop.time(), 0, ())
+        elif extra_if is None:
+            self.announcer.stop_periodic(name)
         self._end_grace_if_claimed()
 
     def _renew(self, renewal: messages.Renew, boot: str) -> None:
@@ -409,7 +370,8 @@ class NetDaemon:
                 if state.pending_garps:
                     count, state.pending_garps = state.pending_garps, 0
                     self._announce_owner(state.name, count)
-            self._schedule_extra_if()
+            macs = {link.name: link.mac for link in self.links.values()}
+            self.announcer.extra_if(self.owners, set(self.vmacs.made), macs)
 
     def _carrier(self, ifname: str) -> bool:
         return any(link.up for link in self.links.values() if link.name == ifname)
@@ -498,65 +460,8 @@ class NetDaemon:
     # ---- announcements -----------------------------------------------------------------------
 
     def _announce_owner(self, owner: str, count: int) -> None:
-        by_name = {link.name: link for link in self.links.values()}
-        targets = []
-        for item in self.owners.owned(owner):
-            if isinstance(item, Address) and (link := by_name.get(item.dev)) and link.mac:
-                targets.append(Target(ifname=item.dev, ip=item.ip, mac=link.mac))
-        if not targets:
-            return
-        self.scheduler.burst(owner, self.loop.time(), targets, max(1, count))
-        log.info("netd.announce", owner=owner, targets=len(targets), count=count)
-        self._send_due()
-
-    def _schedule_extra_if(self) -> None:
-        """garp_extra_if: periodic announcements for every MASTER asking for them, re-armed
-        only when what to announce changes (keepalived arms it on becoming MASTER)."""
         macs = {link.name: link.mac for link in self.links.values()}
-        vmacs = set(self.vmacs.made)
-        now = self.loop.time()
-        changed = False
-        for state in self.owners:
-            owner, extra = state.name, state.extra_if
-            if extra is None:
-                continue
-            targets: list[Target] = []
-            if state.held:
-                targets = extra_if_targets(extra, state.owned, vmacs, macs)
-            want = (extra.interval, tuple(targets)) if targets else None
-            if self.scheduler.periodic(owner) == want:
-                continue
-            self.scheduler.every(owner, now, extra.interval, targets)
-            changed = True
-            if targets:
-                log.info(
-                    "netd.announce.extra_if",
-                    owner=owner,
-                    interval=extra.interval,
-                    interfaces=[t.ifname for t in targets],
-                )
-        if changed:
-            self._arm_announcements()
-
-    def _arm_announcements(self) -> None:
-        if self._garp_handle is not None:
-            self._garp_handle.cancel()
-        self._garp_handle = None
-        nxt = self.scheduler.next_due()
-        if nxt is not None:
-            self._garp_handle = self.loop.call_at(nxt, self._send_due)
-
-    def _send_due(self) -> None:
-        self._garp_handle = None
-        now = self.loop.time()
-        for planned in self.scheduler.due(now):
-            try:
-                self.frames.send(planned.target.ifname, planned.frame)
-            except AnnounceError as exc:
-                log.warning("netd.announce.failed", reason=str(exc))
-        nxt = self.scheduler.next_due()
-        if nxt is not None:
-            self._garp_handle = self.loop.call_at(nxt, self._send_due)
+        self.announcer.burst(owner, burst_targets(self.owners.owned(owner), macs), count)
 
     # ---- time --------------------------------------------------------------------------------
 
@@ -597,7 +502,7 @@ class NetDaemon:
                 owner=owner,
                 detail="intent not renewed; withdrawing its addresses",
             )
-            self.scheduler.stop(owner)
+            self.announcer.stop(owner)
             publish_expired(self.comp.publisher, owner)
         if state.held or state.master:  # its addresses go; its VMACs go quiet (protodown)
             self._mark_dirty()
@@ -613,8 +518,7 @@ class NetDaemon:
 
     async def shutdown(self) -> None:
         """keepalived removes what it installed when it stops."""
-        if self._garp_handle is not None:
-            self._garp_handle.cancel()
+        self.announcer.close()
         if self._lease_timer is not None:
             self._lease_timer.cancel()
         with contextlib.suppress(ValueError, OSError):
@@ -635,7 +539,6 @@ class NetDaemon:
             await self._kernel(self.vmacs.manager.restore_interfaces)
         except KernelError as exc:
             log.error("netd.devconf.restore_failed", reason=str(exc))
-        self.frames.close()
         self.monitor.close()
         await self._kernel(self.kernel.close)
         self._netlink.shutdown(wait=True)

@@ -6,9 +6,13 @@
 * Leases only mean "vrrpd is gone" while the bus demonstrably delivers (heartbeats of every
   component, several a second): once nothing has come for :data:`BUS_SILENT_AFTER`, the
   silence is the bus's, and no lease runs out until :data:`HOLD_AFTER_BUS` after the bus is
-  heard again (time for the owners' republishes to arrive).
+  heard again (time for the owners' republishes to arrive). A stalled bus stops renewals
+  too, and vrrpd, still advertising, keeps the peer in backup: withdrawing then would leave
+  the VIPs nowhere.
 * What an earlier netd left (the pseudo-owner ``~leftover``) is held for
-  :data:`RESTART_GRACE` after start, or until every configured VRRP instance has spoken.
+  :data:`RESTART_GRACE` after start, or until every configured VRRP instance has spoken: a
+  restarted netd does not flap VIPs that a living vrrpd still holds, and after a whole-group
+  crash the leftovers nobody claims go as soon as the new vrrpd has spoken.
 
 No I/O and no timer: the clock is injected, the daemon calls :meth:`Leases.due` when
 :meth:`Leases.next_wakeup` says so and acts on the :class:`Lapse` it returns.
