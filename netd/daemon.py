@@ -474,7 +474,8 @@ class NetDaemon:
         if self._lease_timer is not None:
             self._lease_timer.cancel()
         self._lease_at = at
-        self._lease_timer = self.loop.call_later(max(0.0, at - time.monotonic()), self._leases_due)
+        delay = max(0.0, at - self.leases.clock())
+        self._lease_timer = self.loop.call_later(delay, self._leases_due)
 
     def _leases_due(self) -> None:
         self._lease_timer = self._lease_at = None
