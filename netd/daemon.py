@@ -9,6 +9,7 @@ out. Owners of desired state:
   held for as long as the config says so.
 * ``vrrp:<instance>`` — ``vrrp.intent.<instance>`` from vrrpd; held only for ``lease``
   seconds unless renewed, so a dead vrrpd cannot keep an address its peer has taken over.
+* ``vmac:<ifname>`` — an IPv6 VMAC's link-local address (its base's), while the VMAC exists.
 * ``~leftover`` — what an earlier netd installed, held for the start-up grace
   (:mod:`netd.leftovers`).
 
@@ -20,7 +21,8 @@ The jobs around the loop, each in its module:
   bus is silent and the start-up grace run out (pure; the loop sleeps until the next one);
 * :mod:`netd.vmacsync` — the VMACs intents name, and their protodown;
 * :mod:`netd.announcer` — GARP/NA bursts and ``garp_extra_if``;
-* :mod:`netd.applied` — the ``net.applied`` reports.
+* :mod:`netd.applied` — the ``net.applied`` reports;
+* :mod:`netd.links` — every interface and its addresses, ``net.link``/``net.addr``.
 
 Every change marks the kernel "dirty"; one reconcile at a time merges all owners, observes the
 kernel and applies the difference (idempotent: an add that exists and a delete that is missing
@@ -32,7 +34,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import functools
 import os
 import time
@@ -54,7 +55,7 @@ from netd.firewall import Firewall, FirewallSettings, blocked_addresses
 from netd.kernel import ApplyResult, KernelAdapter
 from netd.leases import LEASE_SLACK, RESTART_GRACE, Leases
 from netd.leftovers import find_leftovers
-from netd.linkstate import LinkState
+from netd.links import Links
 from netd.monitor import AddrEvent, LinkEvent, Monitor, Overflow
 from netd.owners import LEFTOVER, STATIC, Announce, Owners, vrrp_owner, wants_burst
 from netd.reconcile import Merged
@@ -92,7 +93,7 @@ class NetDaemon:
         self.monitor = Monitor()
         self.announcer = Announcer()
         self.store = DesiredStore()
-        self.links: dict[int, LinkState] = {}
+        self.links = Links(comp.publisher)
         self.config_hash: str | None = None
         self.instances: frozenset[str] | None = None  # VRRP instances of the config
         self.owners = Owners()
@@ -103,7 +104,7 @@ class NetDaemon:
             protodown_policy(os.environ.get(PROTODOWN_ENV)),
             made=self._vmac_made,
             gone=self._vmac_gone,
-            carrier=self._carrier,
+            carrier=self.links.carrier,
         )
         self.firewall = Firewall()  # Accept_Mode (no_accept) drop rules
         self._unblocked: dict[str, KernelError] = {}  # owner -> why its drop rules failed
@@ -113,7 +114,6 @@ class NetDaemon:
         self._dirty = False
         self._resync = False
         self._reconciling: asyncio.Task[None] | None = None
-        self._links_changed: set[int] = set()  # ifindexes to publish at the end of this turn
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -128,8 +128,6 @@ class NetDaemon:
         await self._firewall(self.firewall.remove_leftovers)
         await self._adopt_leftovers()
         await self._read_links()
-        for link in self.links.values():
-            self._publish_link(link)
         self.loop.add_reader(self.monitor.fileno(), self._netlink_readable)
         sub = self.comp.subscribe("config.current", "vrrp.intent.*", "vrrp.renew", "hb.*")
         self._arm_leases()
@@ -273,52 +271,20 @@ class NetDaemon:
             if isinstance(ev, LinkEvent):
                 self._link_event(ev)
             elif isinstance(ev, AddrEvent):
-                self._addr_event(ev)
+                if self.links.addr_event(ev):
+                    self._mark_dirty()  # if it was ours and still desired, it goes back
             elif isinstance(ev, Overflow):
                 log.warning("netd.netlink.overflow", detail="notifications lost; re-reading")
                 self._resync = True
                 self._mark_dirty()
 
     def _link_event(self, ev: LinkEvent) -> None:
-        if ev.removed:
-            gone = self.links.pop(ev.ifindex, None)
-            if gone:
-                down = dataclasses.replace(gone.report(), up=False)
-                self.comp.publisher.retain(f"net.link.{gone.name}", down.encode())
-                if self.vmacs.vanished(gone.name):
-                    log.warning("netd.vmac.vanished", vmac=gone.name, detail="re-creating it")
-                    self._mark_dirty()
-            return
-        link = self.links.get(ev.ifindex)
-        name = ev.ifname or (link.name if link else str(ev.ifindex))
-        if link is None:
-            link = self.links[ev.ifindex] = LinkState.from_event(ev)
-            link.name = name
-            self._publish_link(link)
-            self._mark_dirty()
-            return
-        changed = (link.up, link.mac, link.name) != (ev.usable, ev.mac, name)
-        link.up, link.mac, link.name, link.oper_state = ev.usable, ev.mac, name, ev.oper_state
+        changed, gone = self.links.link_event(ev)
+        if gone is not None and self.vmacs.vanished(gone):
+            log.warning("netd.vmac.vanished", vmac=gone, detail="re-creating it")
+            changed = True
         if changed:
-            log.info("net.link", name=name, up=link.up, oper_state=ev.oper_state)
-            self._publish_link(link)
             self._mark_dirty()
-
-    def _addr_event(self, ev: AddrEvent) -> None:
-        link = self.links.get(ev.ifindex)
-        if link is None:
-            return
-        cidr = f"{ev.ip}/{ev.prefix}"
-        present = cidr in link.addresses
-        if not link.observe(ev):
-            return
-        self._link_changed_soon(link)  # also when only its flags changed (DAD over, promoted)
-        if ev.added == present:
-            return
-        change = messages.AddrChange(ev.ifindex, cidr, ev.added, interface=link.name)
-        self.comp.publisher.publish("net.addr", change.encode())
-        if not ev.added:
-            self._mark_dirty()  # if it was ours and still desired, the reconcile re-adds it
 
     # ---- kernel ------------------------------------------------------------------------------
 
@@ -326,29 +292,7 @@ class NetDaemon:
         """Every link and address as the kernel lists them now (start, or after Overflow)."""
         links = await self._kernel(self.kernel.links)
         addresses = await self._kernel(self.kernel.interface_addresses)
-        self.links = {ev.ifindex: LinkState.from_event(ev) for ev in links}
-        for addr in addresses:
-            link = self.links.get(addr.ifindex)
-            if link is not None:
-                link.observe(addr)
-
-    def _publish_link(self, link: LinkState) -> None:
-        self._links_changed.discard(link.ifindex)
-        self.comp.publisher.retain(f"net.link.{link.name}", link.report().encode())
-
-    def _link_changed_soon(self, link: LinkState) -> None:
-        """Publish ``net.link`` once at the end of this loop turn: installing 255 VIPs brings
-        255 address notifications, and each message lists every address of the link."""
-        if not self._links_changed:
-            self.loop.call_soon(self._flush_links)
-        self._links_changed.add(link.ifindex)
-
-    def _flush_links(self) -> None:
-        pending, self._links_changed = self._links_changed, set()
-        for ifindex in sorted(pending):
-            link = self.links.get(ifindex)
-            if link is not None:  # a removed link was published as down when it went
-                self._publish_link(link)
+        self.links.reset(links, addresses)
 
     def _mark_dirty(self) -> None:
         self._dirty = True
@@ -362,22 +306,16 @@ class NetDaemon:
             if self._resync:
                 self._resync = False
                 await self._read_links()
-                for link in self.links.values():
-                    self._publish_link(link)
             await self.vmacs.sync(self.leases.grace_over)
             await self._reconcile()
             for state in self.owners:
                 if state.pending_garps:
                     count, state.pending_garps = state.pending_garps, 0
                     self._announce_owner(state.name, count)
-            macs = {link.name: link.mac for link in self.links.values()}
-            self.announcer.extra_if(self.owners, set(self.vmacs.made), macs)
-
-    def _carrier(self, ifname: str) -> bool:
-        return any(link.up for link in self.links.values() if link.name == ifname)
+            self.announcer.extra_if(self.owners, set(self.vmacs.made), self.links.macs())
 
     def _vmac_made(self, vmac: Vmac, spec: VmacSpec) -> None:
-        self._learn_vmac(vmac)
+        self.links.learn(vmac.index, vmac.ifname, vmac.up, vmac.mac)
         if spec.family == 6:
             self._vmac_link_local(spec)
 
@@ -389,7 +327,7 @@ class NetDaemon:
         """An IPv6 VMAC is created without a link-local address (addrgenmode none: none may
         be derived from the virtual MAC, RFC 5798 7.4); as keepalived, give it the base's,
         the source of the instance's adverts."""
-        base = next((link for link in self.links.values() if link.name == spec.base), None)
+        base = self.links.named(spec.base)
         # The one vrrpd sends from: the first usable one, not the lowest. A tentative one
         # will do (the VMAC's copy is added nodad): the base's DAD may still be running.
         local = base.link_local(tentative=True) if base else None
@@ -400,13 +338,6 @@ class NetDaemon:
         item = Address(ip=ip, prefix=int(prefix), dev=spec.name)
         self.leases.offer(DesiredSet(f"vmac:{spec.name}", 0, (item,)))
         self.owners.of(f"vmac:{spec.name}").held = True
-
-    def _learn_vmac(self, vmac: Vmac) -> None:
-        """Know the VMAC's MAC at once: the GARPs right after this reconcile come from it."""
-        if vmac.index not in self.links:
-            link = LinkState(vmac.index, vmac.ifname, vmac.up, vmac.mac, None)
-            self.links[vmac.index] = link
-            self._publish_link(link)
 
     def _set_merged(self, merged: Merged) -> None:
         """Index the merged items by owner once: asking per owner (announcements, reports)
@@ -460,8 +391,8 @@ class NetDaemon:
     # ---- announcements -----------------------------------------------------------------------
 
     def _announce_owner(self, owner: str, count: int) -> None:
-        macs = {link.name: link.mac for link in self.links.values()}
-        self.announcer.burst(owner, burst_targets(self.owners.owned(owner), macs), count)
+        targets = burst_targets(self.owners.owned(owner), self.links.macs())
+        self.announcer.burst(owner, targets, count)
 
     # ---- time --------------------------------------------------------------------------------
 
