@@ -130,7 +130,7 @@ def test_keepalived_master_stopped_we_take_over(lab: Lab, variant: Variant, sig:
             assert vip_holders(lab, variant.vip) == {OURS, THEIRS}
 
 
-LEASE_SLACK = 0.25  # netd.daemon.LEASE_SLACK
+LEASE_SLACK = 0.25  # netd.leases.LEASE_SLACK
 HEARTBEAT_TIMEOUT = 3.5  # watchdog.supervisor.HEARTBEAT_TIMEOUT
 
 

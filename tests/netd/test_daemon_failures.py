@@ -29,7 +29,7 @@ from tests.netd.failover import (
 
 pytestmark = pytest.mark.netns
 
-LEASE_SLACK = 0.0  # netd.daemon.LEASE_SLACK
+LEASE_SLACK = 0.0  # netd.leases.LEASE_SLACK
 RENEW_EVERY = 0.5  # vrrpd re-sends held intents this often
 SAMPLING = 0.1  # allowance for sampling and process scheduling in a busy test run
 BOTH_HELD_MAX = 0.25  # half an advert interval

@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 
 from bus import MessageRejected
 from bus.messages import Renew, Vmac
-from netd.daemon import Announce, parse_renewal, wants_burst
+from netd.daemon import parse_renewal
+from netd.owners import Announce, wants_burst
 from netd.vmacintent import VmacSpec
 
 

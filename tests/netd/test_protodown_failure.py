@@ -48,11 +48,11 @@ def test_refused_protodown_is_a_per_item_failure_not_retried_until_asked_otherwi
         # Stubs with only what the daemon touches, so the refusal comes from a known place.
         daemon = NetDaemon(comp)  # type: ignore[arg-type]
         vmacs = RefusingVmacs()
-        daemon.vmacs = vmacs  # type: ignore[assignment]  # the stub above
+        daemon.vmacs.manager = vmacs  # type: ignore[assignment]  # the stub above
         try:
             daemon.store.offer(DesiredSet("vrrp:VI_1", 3, ()), time.monotonic(), boot="b")
-            await daemon._sync_protodown("vrrp:VI_1", "vrrp1.51", True)
-            await daemon._sync_protodown("vrrp:VI_1", "vrrp1.51", True)  # every reconcile
+            await daemon.vmacs.protodown("vrrp:VI_1", "vrrp1.51", True)
+            await daemon.vmacs.protodown("vrrp:VI_1", "vrrp1.51", True)  # every reconcile
             assert vmacs.calls == [("vrrp1.51", True)]
             daemon._report(ApplyResult())
             applied = comp.publisher.retained["net.applied.vrrp:VI_1"]
@@ -66,7 +66,7 @@ def test_refused_protodown_is_a_per_item_failure_not_retried_until_asked_otherwi
             ]
             # MASTER now: protodown off is asked, tried, and succeeds; the failure clears.
             vmacs.refuse = False
-            await daemon._sync_protodown("vrrp:VI_1", "vrrp1.51", False)
+            await daemon.vmacs.protodown("vrrp:VI_1", "vrrp1.51", False)
             assert vmacs.calls[-1] == ("vrrp1.51", False)
             daemon._report(ApplyResult())
             assert comp.publisher.retained["net.applied.vrrp:VI_1"]["failures"] == []

@@ -1,0 +1,153 @@
+"""The daemon's lease path without a kernel: intents and renewals in through the dispatcher,
+a fake clock, and what a lapse does to the owner and its ``net.applied`` report. (The
+policy itself is in tests/netd/test_leases.py; the real thing, with processes killed, in
+tests/netd/test_daemon_failures.py.)"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Any
+
+import msgpack
+import pytest
+
+from bus.envelope import Envelope, Event
+from bus.messages import Intent, IntentItem, Renew
+from bus.wirefields import Message
+from netd.daemon import NetDaemon
+from netd.kernel import ApplyResult
+from netd.leases import HOLD_AFTER_BUS, Leases
+from tests.netd.test_leases import Clock
+
+OWNER = "vrrp:VI_1"
+VIP = IntentItem("vip", {"address": "192.0.2.100/24"})
+
+
+@dataclass
+class Publisher:
+    retained: dict[str, dict[str, Any]] = field(default_factory=dict)
+    published: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+    def retain(self, topic: str, body: dict[str, Any]) -> None:
+        self.retained[topic] = body
+
+    def publish(self, topic: str, body: dict[str, Any]) -> None:
+        self.published.append((topic, body))
+
+    def forget(self, topic: str) -> None:
+        self.retained.pop(topic, None)
+
+
+@dataclass
+class Node:
+    daemon: NetDaemon
+    publisher: Publisher
+    clock: Clock
+    dirty: list[float]
+
+    def send(self, topic: str, msg: Message | None, boot: str = "boot-a") -> None:
+        """As the subscriber hands it over: the body through msgpack, in an envelope."""
+        body = msgpack.unpackb(msgpack.packb(msg.encode() if msg else {}))
+        env = Envelope(1, "vrrpd", 1, boot, 0, self.clock.now)
+        self.daemon._dispatch(Event(topic, env, body))
+
+    def intent(self, generation: int, boot: str = "boot-a") -> None:
+        intent = Intent(
+            "VI_1",
+            generation,
+            (VIP,),
+            lease=1.0,
+            held=True,
+            interface="eth0",
+            fingerprint=f"fp{generation}",
+        )
+        self.send("vrrp.intent.VI_1", intent, boot)
+
+    def renew(self, generation: int, boot: str = "boot-a") -> None:
+        self.send("vrrp.renew", Renew({"VI_1": (generation, 1.0)}), boot)
+
+    def heartbeat(self) -> None:
+        self.send("hb.core", None)
+
+    def wake(self, at: float) -> None:
+        """Run the clock to ``at`` with heartbeats, waking when the daemon would."""
+        while True:
+            wake = self.daemon.leases.next_wakeup()
+            step = min(self.clock.now + 0.25, at, *([wake] if wake is not None else []))
+            self.clock.now = step = max(step, self.clock.now)
+            if wake is not None and step >= wake:
+                self.daemon._leases_due()
+            else:
+                self.heartbeat()
+            if step >= at:
+                return
+
+
+@pytest.fixture
+def node() -> Iterator[Node]:
+    publisher = Publisher()
+    # a Component with only the publisher the lease path touches
+    daemon = NetDaemon(SimpleNamespace(publisher=publisher))  # type: ignore[arg-type]
+    clock = Clock()
+    daemon.leases = Leases(daemon.store, clock)
+    daemon.leases.end_grace()
+    dirty: list[float] = []
+    # no kernel: record when a reconcile would run instead of running one
+    daemon._mark_dirty = lambda: dirty.append(clock.now)  # type: ignore[method-assign]
+    daemon._arm_leases = lambda: None  # type: ignore[method-assign]  # the test wakes it
+    try:
+        yield Node(daemon, publisher, clock, dirty)
+    finally:
+        daemon._netlink.shutdown(wait=True)
+        daemon.monitor.close()
+
+
+def test_an_unrenewed_intent_lapses_at_its_lease_end_and_says_so(node: Node) -> None:
+    node.intent(1)
+    state = node.daemon.owners.of(OWNER)
+    assert state.held and state.master and state.fingerprint == "fp1"
+    node.daemon._report(ApplyResult())
+    assert "net.applied.vrrp:VI_1" in node.publisher.retained
+    node.dirty.clear()
+    node.wake(100.99)
+    assert node.daemon.store.owners() == [OWNER]
+    node.wake(101.0)
+    assert node.daemon.store.owners() == []
+    assert (state.held, state.master, state.fingerprint, state.published) == (
+        False,
+        False,
+        "",
+        None,
+    )
+    assert node.dirty == [101.0]  # the reconcile withdraws the VIP
+    assert "net.applied.vrrp:VI_1" not in node.publisher.retained
+    topic, body = node.publisher.published[-1]
+    assert topic == "net.applied.vrrp:VI_1" and body["expired"] and body["items"] == 0
+
+
+def test_renewals_of_the_held_generation_from_the_same_start_keep_it(node: Node) -> None:
+    node.intent(2)
+    for _ in range(6):  # 3 s of renewals every 0.5 s
+        node.wake(node.clock.now + 0.5)
+        node.renew(2)
+    node.renew(3)  # a generation netd never got: no extension
+    node.renew(2, boot="boot-b")  # another vrrpd start: none either
+    node.wake(node.clock.now + 0.99)
+    assert node.daemon.owners.of(OWNER).held
+    node.wake(node.clock.now + 0.01)
+    assert not node.daemon.owners.of(OWNER).held
+
+
+def test_a_silent_bus_holds_the_lease_until_after_it_is_back(node: Node) -> None:
+    node.intent(1)
+    node.clock.now = 101.5  # nothing heard for 1.5 s: the bus is silent
+    node.daemon._leases_due()
+    assert node.daemon.owners.of(OWNER).held
+    node.clock.now = 104.0
+    node.heartbeat()  # the bus is back; the renewals it held back are on their way
+    node.wake(104.0 + HOLD_AFTER_BUS - 0.01)
+    assert node.daemon.owners.of(OWNER).held
+    node.wake(104.0 + HOLD_AFTER_BUS)
+    assert not node.daemon.owners.of(OWNER).held
