@@ -70,6 +70,9 @@ class RealServerPlan:
     alpha: bool
     smtp_alert: bool
     lvs_method: str
+    # What the file said, for the SIGUSR1 dump only (checkd.dumps): never compared, so a
+    # reload that changes nothing the pool uses still counts as unchanged.
+    source: RealServer = field(compare=False, repr=False)
     notify_up: Script | None = None
     notify_down: Script | None = None
     checkers: tuple[CheckerPlan, ...] = ()
@@ -119,6 +122,7 @@ class VirtualServerPlan:
     omega: bool
     smtp_alert: bool
     ha_suspend: bool
+    source: VirtualServer = field(compare=False, repr=False)  # for the dump, as above
     quorum_up: Script | None = None
     quorum_down: Script | None = None
     sorry_server: SorryServerPlan | None = None
@@ -212,6 +216,7 @@ def plan_virtual_server(
         omega=vs.omega,
         smtp_alert=_smtp_alert(vs.smtp_alert, g, default=False),
         ha_suspend=vs.ha_suspend,
+        source=vs,
         quorum_up=vs.quorum_up,
         quorum_down=vs.quorum_down,
         sorry_server=_sorry(vs, protocol, method),
@@ -256,6 +261,7 @@ def _plan_rs(
         alpha=rs.alpha if rs.alpha is not None else vs.alpha,
         smtp_alert=_smtp_alert(rs.smtp_alert, g, default=True),
         lvs_method=method,
+        source=rs,
         notify_up=rs.notify_up,
         notify_down=rs.notify_down,
         checkers=tuple(checkers),

@@ -139,7 +139,7 @@ class PoolRunner:
         current = self.armed.get(cid)
         if current is None or not current.same_as(armed):
             return  # removed or changed by a reload while it ran
-        self.last[cid] = LastResult(result.ok, result.reason, self.wall())
+        self.last[cid] = LastResult(result.ok, result.reason, self.wall(), result.rc)
         before = state = self.pools[armed.vs_id]
         delay: float | None = None
         for event in result.events:

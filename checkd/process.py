@@ -5,7 +5,8 @@ the running ones (``checkd.supervisor``), and the virtual servers (``checkd.lvs_
 with the running pools. A model that cannot be read is logged and the last good checks and
 pools keep running. ``vrrp.state.*`` tells ``ha_suspend`` which VIPs this node holds.
 SIGUSR1 logs every check with its last verdict (``checkd.dump``) and every pool
-(``checkd.dump.pool``).
+(``checkd.dump.pool``), and writes keepalived's ``keepalived_check.data`` when there are
+virtual servers (``checkd.dumps``, in ``$TMPDIR`` or ``/tmp`` like vrrpd's dump files).
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ import signal
 
 import structlog
 
-from bus import Component, MessageRejected, messages
+from bus import Component, MessageRejected, dumpfiles, messages
 from bus.envelope import Event
+from checkd.dumps import FILE_NAME
 from checkd.errors import PlanError
 from checkd.lvs_service import LvsService
 from checkd.plan import normalize, plan_from_wire
@@ -34,6 +36,15 @@ async def serve(comp: Component) -> None:
             log.info("checkd.dump", **entry)
         for pool in lvs.snapshot():
             log.info("checkd.dump.pool", **pool)
+        text = lvs.dump_text()
+        if text is None:
+            return
+        try:
+            path = dumpfiles.write(FILE_NAME, text)
+        except OSError as exc:
+            log.error("checkd.dump.failed", file=FILE_NAME, reason=str(exc))
+            return
+        log.info("checkd.dump.written", file=str(path), virtual_servers=len(lvs.runner.pools))
 
     comp.on_signal(signal.SIGUSR1, dump)
     seen: str | None = None
