@@ -14,6 +14,7 @@ Inheritance (docs/checkers.md, "Pools, quorum and sorry servers"):
   its own, else global ``smtp_alert_checker``, else global ``smtp_alert``, else **on**; a virtual
   server the same chain but ending **off** (keepalived keeps this asymmetry for compatibility);
 * ``log_all_failures`` is the checker's own or global ``checker_log_all_failures``;
+* a real server's ``weight`` is its own, else the virtual server's ``weight``, else 1;
 * ``quorum`` is clamped to the real servers' total weight and ``hysteresis`` to ``quorum - 1``.
 
 Identifiers are keepalived's own text for a service, so they match its logs and notify FIFO
@@ -254,7 +255,7 @@ def _plan_rs(
         ip=rs.ip,
         port=port,
         text=text,
-        weight=rs.weight,
+        weight=vs.real_server_weight(rs),
         inhibit=rs.inhibit_on_failure
         if rs.inhibit_on_failure is not None
         else vs.inhibit_on_failure,
