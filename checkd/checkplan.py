@@ -15,7 +15,8 @@ Inheritance (docs/checkers.md, "Pools, quorum and sorry servers"):
   server the same chain but ending **off** (keepalived keeps this asymmetry for compatibility);
 * ``log_all_failures`` is the checker's own or global ``checker_log_all_failures``;
 * a real server's ``weight`` is its own, else the virtual server's ``weight``, else 1;
-* ``quorum`` is clamped to the real servers' total weight and ``hysteresis`` to ``quorum - 1``.
+* ``quorum`` is clamped to the real servers' total weight and ``hysteresis`` to ``quorum - 1``;
+* ``ha_suspend`` is cleared on a virtual server with fwmarks, as keepalived clears it.
 
 Identifiers are keepalived's own text for a service, so they match its logs and notify FIFO
 lines: a virtual server is ``[192.0.2.1]:tcp:80``, ``FWM 7`` or ``[group]:N`` (N = the order of
@@ -207,6 +208,13 @@ def plan_virtual_server(
         hysteresis = quorum - 1
     elif not quorum:
         hysteresis = 0
+    ha_suspend = vs.ha_suspend
+    if ha_suspend and any(m.fwmark is not None for m in members):
+        # a fwmark has no address this host could hold, so keepalived drops the option
+        warnings.append(
+            f"Virtual server {vs_id}: cannot use ha_suspend with fwmarks - clearing ha_suspend"
+        )
+        ha_suspend = False
     return VirtualServerPlan(
         id=vs_id,
         name=vs.name,
@@ -216,7 +224,7 @@ def plan_virtual_server(
         alpha=vs.alpha,
         omega=vs.omega,
         smtp_alert=_smtp_alert(vs.smtp_alert, g, default=False),
-        ha_suspend=vs.ha_suspend,
+        ha_suspend=ha_suspend,
         source=vs,
         quorum_up=vs.quorum_up,
         quorum_down=vs.quorum_down,

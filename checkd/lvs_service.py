@@ -1,4 +1,4 @@
-"""checkd's LVS side in the daemon: from ``config.current`` and ``vrrp.state.*`` to live pools.
+"""checkd's LVS side in the daemon: from ``config.current`` and ``net.link.*`` to live pools.
 
 Each new configuration is read with core's own validator (``core.from_wire``), planned
 (``checkd.checkplan.build_plan``), armed (``checkd.attempts.arm``) and handed to the
@@ -24,6 +24,7 @@ from checkd.checkers import Pinger
 from checkd.checkplan import build_plan
 from checkd.dumps import DumpContext, Kept, PoolDump, data_text, kept_by_reload
 from checkd.errors import CheckdError
+from checkd.local_addresses import LocalAddresses
 from checkd.lvs_runner import PoolRunner, Retainer
 from checkd.pool_actions import ActionRunner
 from checkd.pool_topics import LastResult
@@ -38,7 +39,7 @@ class LvsService:
         self.actions = actions or ActionRunner()
         self.runner = PoolRunner(publisher, self.actions)
         self.pinger = Pinger()
-        self._instances: dict[str, tuple[str, tuple[str, ...]]] = {}
+        self._local = LocalAddresses()
         self._task: asyncio.Task[None] | None = None
         # for the dump: the last applied configuration's context and what its reload kept
         self._context = DumpContext(ids=script_ids)
@@ -86,15 +87,11 @@ class LvsService:
         ]
         return data_text(pools, self._context)
 
-    def vrrp_state(self, body: Mapping[str, Any]) -> None:
-        """One ``vrrp.state.*`` body: which VIPs this node holds, for ``ha_suspend``."""
-        name = body.get("instance")
-        if not isinstance(name, str):
-            return
-        vips = body.get("vips") or []
-        self._instances[name] = (str(body.get("state", "")), tuple(str(v) for v in vips))
-        held = {v for state, vs in self._instances.values() if state == "MASTER" for v in vs}
-        self.runner.set_held(held)
+    def link(self, topic: str, body: Mapping[str, Any]) -> None:
+        """One ``net.link.*`` report: the addresses this host has, for ``ha_suspend``."""
+        held = self._local.update(topic, body)
+        if held is not None:
+            self.runner.set_held(held)
 
     def snapshot(self) -> list[dict[str, Any]]:
         """Every pool as published (what SIGUSR1 logs)."""

@@ -3,7 +3,8 @@
 A new config hash is planned twice: the tracked checks (``checkd.plan``) are reconciled with
 the running ones (``checkd.supervisor``), and the virtual servers (``checkd.lvs_service``)
 with the running pools. A model that cannot be read is logged and the last good checks and
-pools keep running. ``vrrp.state.*`` tells ``ha_suspend`` which VIPs this node holds.
+pools keep running. ``net.link.*`` tells ``ha_suspend`` which addresses this host has
+(``checkd.local_addresses``).
 SIGUSR1 logs every check with its last verdict (``checkd.dump``) and every pool
 (``checkd.dump.pool``), and writes keepalived's ``keepalived_check.data`` when there are
 virtual servers (``checkd.dumps``, in ``$TMPDIR`` or ``/tmp`` like vrrpd's dump files).
@@ -27,7 +28,7 @@ log = structlog.get_logger(__name__)
 
 
 async def serve(comp: Component) -> None:
-    events = comp.subscribe("config.current", "vrrp.state.*")
+    events = comp.subscribe("config.current", "net.link.*")
     checks = CheckSet(comp.publisher.retain, comp.publisher.forget)
     lvs = LvsService(comp.publisher)
 
@@ -53,7 +54,7 @@ async def serve(comp: Component) -> None:
         while True:
             for event in await events.recv_batch():
                 if event.topic != "config.current":
-                    lvs.vrrp_state(event.body)
+                    lvs.link(event.topic, event.body)
                 elif event.body.get("hash") != seen:
                     seen = await _config(event, checks, lvs) or seen
     finally:

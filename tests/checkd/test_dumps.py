@@ -265,7 +265,7 @@ def test_each_kind_of_checker_with_its_own_lines() -> None:
     assert "   lvs_sched = sh\n   Hashed = disabled\n   sh-port = enabled\n" in text
     assert "   sh-fallback = disabled\n   One packet scheduling = disabled\n" in text
     assert "   protocol = none\n" in text and "   Retry count = 4\n" in text
-    assert "   Using HA suspend\n" in text
+    assert "HA suspend" not in text  # keepalived clears it on a fwmark service
     assert "   RIP = 2001:db8::5, RPORT = 53, WEIGHT = 0 EFF WEIGHT = 0\n" in text
     assert "   Retry count = 4\n   Inhibit on failure is OFF\n" in text  # the RS inherits it
     assert "   Tracked Files\n     flag, weight 3\n" in text
