@@ -5,9 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import core
 from checkd.checkplan import plan_virtual_server
 from checkd.local_addresses import LocalAddresses
+from checkd.lvs_service import LvsService
+from checkd.pool_actions import ActionRunner
 from core.model import GlobalDefs, RealServer, VirtualServer
+from tests.checkd.support import FakePublisher
 
 
 def link(name: str, *addresses: str, up: bool = True) -> tuple[str, dict[str, Any]]:
@@ -46,3 +50,21 @@ def test_ha_suspend_is_cleared_on_a_fwmark_service() -> None:
         name="192.0.2.1 80", ip="192.0.2.1", port=80, ha_suspend=True, real_servers=rs
     )
     assert plan_virtual_server(addressed, GlobalDefs()).ha_suspend
+
+
+def test_the_service_suspends_and_resumes_on_link_reports() -> None:
+    conf = (
+        "virtual_server 192.0.2.10 80 {\n  protocol TCP\n  ha_suspend\n"
+        "  real_server 198.51.100.1 80 {\n    TCP_CHECK {\n    }\n  }\n}\n"
+    )
+    service = LvsService(FakePublisher(), actions=ActionRunner())
+    assert service.dump_text() is None  # no virtual servers: keepalived writes no file either
+    assert service.apply_model(core.to_wire(core.loads(conf, script_env=None).config), 1)
+    vs = "[192.0.2.10]:tcp:80"
+    assert service.runner.suspended(vs)  # until netd says the address is here
+    service.link(*link("eth0", "192.0.2.10/32"))
+    assert not service.runner.suspended(vs)
+    assert "   Enabled = yes\n" in (service.dump_text() or "")
+    service.link(*link("eth0"))
+    assert service.runner.suspended(vs)
+    assert "   Enabled = no\n" in (service.dump_text() or "")
