@@ -367,3 +367,30 @@ def test_sigusr1_writes_keepalived_check_data(tmp_path: Path) -> None:
     assert "   alive = 0\n   num failed checkers = 1\n" in second
     assert dump.stat().st_mode & 0o777 == 0o600
     assert "checkd.dump.written" in logs.read_text()
+
+
+def test_a_virtual_server_group_lists_its_entries_ranges_first() -> None:
+    plan = plan_of(
+        "virtual_server_group web {\n  fwmark 9\n  192.0.2.1-3 80\n  2001:db8::10 443\n}\n"
+        "virtual_server group web {\n  protocol TCP\n  real_server 198.51.100.1 80 {\n  }\n}\n"
+    )
+    state = start_pool(plan.virtual_servers[0], router_id="lb1").state
+    text = data_text([PoolDump(state)], DumpContext(ids=root_ids))
+    assert text.startswith(
+        "------< LVS Topology >------\n"
+        " System is compiled with LVS v1.2.1\n"
+        " ------< Virtual server group >------\n"
+        " Virtual Server Group = web, IPv4 = yes, IPv6 = yes\n"
+        "   VIP Range = 192.0.2.1-192.0.2.3, VPORT = 80\n"
+        "     Alive: 1 tcp, 0 udp, 0 sctp\n"
+        "     reloaded = False\n"
+        "   VIP = 2001:db8::10, VPORT = 443\n"
+        "     Alive: 1 tcp, 0 udp, 0 sctp\n"
+        "     reloaded = False\n"
+        "   FWMARK = 9\n"
+        "     Alive: 1 IPv4, 0 IPv6\n"
+        "     reloaded = False\n"
+        " ------< Virtual server >------\n"
+        " VS GROUP = [web]:0\n"
+        "   Address family = inet\n"  # from its real server, as keepalived takes it
+    )
