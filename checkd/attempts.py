@@ -36,6 +36,7 @@ class AttemptResult:
     ok: bool
     reason: str
     events: tuple[Event, ...]
+    rc: int | None = None  # MISC_CHECK: the script's exit status
 
 
 Attempt = Callable[[], Coroutine[Any, Any, AttemptResult]]
@@ -144,7 +145,7 @@ def _misc_attempt(
 
     async def attempt() -> AttemptResult:
         out = await run_misc(prepared, c_plan.id, timeout, dynamic=checker.misc_dynamic)
-        return AttemptResult(out.ok, out.reason, out.events)
+        return AttemptResult(out.ok, out.reason, out.events, out.rc)
 
     return attempt
 

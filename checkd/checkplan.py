@@ -14,7 +14,9 @@ Inheritance (docs/checkers.md, "Pools, quorum and sorry servers"):
   its own, else global ``smtp_alert_checker``, else global ``smtp_alert``, else **on**; a virtual
   server the same chain but ending **off** (keepalived keeps this asymmetry for compatibility);
 * ``log_all_failures`` is the checker's own or global ``checker_log_all_failures``;
-* ``quorum`` is clamped to the real servers' total weight and ``hysteresis`` to ``quorum - 1``.
+* a real server's ``weight`` is its own, else the virtual server's ``weight``, else 1;
+* ``quorum`` is clamped to the real servers' total weight and ``hysteresis`` to ``quorum - 1``;
+* ``ha_suspend`` is cleared on a virtual server with fwmarks, as keepalived clears it.
 
 Identifiers are keepalived's own text for a service, so they match its logs and notify FIFO
 lines: a virtual server is ``[192.0.2.1]:tcp:80``, ``FWM 7`` or ``[group]:N`` (N = the order of
@@ -70,6 +72,9 @@ class RealServerPlan:
     alpha: bool
     smtp_alert: bool
     lvs_method: str
+    # What the file said, for the SIGUSR1 dump only (checkd.dumps): never compared, so a
+    # reload that changes nothing the pool uses still counts as unchanged.
+    source: RealServer = field(compare=False, repr=False)
     notify_up: Script | None = None
     notify_down: Script | None = None
     checkers: tuple[CheckerPlan, ...] = ()
@@ -119,6 +124,7 @@ class VirtualServerPlan:
     omega: bool
     smtp_alert: bool
     ha_suspend: bool
+    source: VirtualServer = field(compare=False, repr=False)  # for the dump, as above
     quorum_up: Script | None = None
     quorum_down: Script | None = None
     sorry_server: SorryServerPlan | None = None
@@ -202,6 +208,13 @@ def plan_virtual_server(
         hysteresis = quorum - 1
     elif not quorum:
         hysteresis = 0
+    ha_suspend = vs.ha_suspend
+    if ha_suspend and any(m.fwmark is not None for m in members):
+        # a fwmark has no address this host could hold, so keepalived drops the option
+        warnings.append(
+            f"Virtual server {vs_id}: cannot use ha_suspend with fwmarks - clearing ha_suspend"
+        )
+        ha_suspend = False
     return VirtualServerPlan(
         id=vs_id,
         name=vs.name,
@@ -211,7 +224,8 @@ def plan_virtual_server(
         alpha=vs.alpha,
         omega=vs.omega,
         smtp_alert=_smtp_alert(vs.smtp_alert, g, default=False),
-        ha_suspend=vs.ha_suspend,
+        ha_suspend=ha_suspend,
+        source=vs,
         quorum_up=vs.quorum_up,
         quorum_down=vs.quorum_down,
         sorry_server=_sorry(vs, protocol, method),
@@ -249,13 +263,14 @@ def _plan_rs(
         ip=rs.ip,
         port=port,
         text=text,
-        weight=rs.weight,
+        weight=vs.real_server_weight(rs),
         inhibit=rs.inhibit_on_failure
         if rs.inhibit_on_failure is not None
         else vs.inhibit_on_failure,
         alpha=rs.alpha if rs.alpha is not None else vs.alpha,
         smtp_alert=_smtp_alert(rs.smtp_alert, g, default=True),
         lvs_method=method,
+        source=rs,
         notify_up=rs.notify_up,
         notify_down=rs.notify_down,
         checkers=tuple(checkers),

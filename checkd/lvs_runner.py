@@ -9,9 +9,9 @@ taking the time, so tests drive them with a fake clock; ``run`` is the thin asyn
 them. What the pools ask for is handed to an action sink (``checkd.pool_actions``) and their
 state is published retained (``checkd.pool_topics``) when it changes.
 
-``ha_suspend``: a virtual server with it runs no checker while none of its addresses is among
-the VIPs of the VRRP instances that are MASTER on this node (``set_held``, from
-``vrrp.state.*``); its due checkers are passed over, one ``delay_loop`` at a time.
+``ha_suspend``: a virtual server with it runs no checker while none of its addresses is
+configured on this host (``set_held``, from netd's ``net.link.*``: ``checkd.local_addresses``);
+its due checkers are passed over, one ``delay_loop`` at a time.
 """
 
 from __future__ import annotations
@@ -139,7 +139,7 @@ class PoolRunner:
         current = self.armed.get(cid)
         if current is None or not current.same_as(armed):
             return  # removed or changed by a reload while it ran
-        self.last[cid] = LastResult(result.ok, result.reason, self.wall())
+        self.last[cid] = LastResult(result.ok, result.reason, self.wall(), result.rc)
         before = state = self.pools[armed.vs_id]
         delay: float | None = None
         for event in result.events:
@@ -161,7 +161,7 @@ class PoolRunner:
             self._publish_rs(armed.vs_id, member)
 
     def set_held(self, addresses: Iterable[str]) -> None:
-        """The VIPs this node holds now (MASTER instances'), for ``ha_suspend``."""
+        """The addresses this host has now, for ``ha_suspend``."""
         before = {vs_id: self.suspended(vs_id) for vs_id in self.pools}
         self.held = frozenset(addresses)
         for vs_id, was in before.items():

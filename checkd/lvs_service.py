@@ -1,9 +1,11 @@
-"""checkd's LVS side in the daemon: from ``config.current`` and ``vrrp.state.*`` to live pools.
+"""checkd's LVS side in the daemon: from ``config.current`` and ``net.link.*`` to live pools.
 
 Each new configuration is read with core's own validator (``core.from_wire``), planned
 (``checkd.checkplan.build_plan``), armed (``checkd.attempts.arm``) and handed to the
 ``PoolRunner``, which keeps unchanged real servers' state across the reload. A model that
-cannot be read or planned is logged and the running pools carry on untouched.
+cannot be read or planned is logged and the running pools carry on untouched. ``dump_text``
+is the SIGUSR1 ``keepalived_check.data`` (``checkd.dumps``), for which the service also
+remembers what the last reload kept.
 """
 
 from __future__ import annotations
@@ -16,13 +18,18 @@ from typing import Any
 
 import structlog
 
+import scripts
 from checkd.attempts import arm
 from checkd.checkers import Pinger
 from checkd.checkplan import build_plan
+from checkd.dumps import DumpContext, Kept, PoolDump, data_text, kept_by_reload
 from checkd.errors import CheckdError
+from checkd.local_addresses import LocalAddresses
 from checkd.lvs_runner import PoolRunner, Retainer
 from checkd.pool_actions import ActionRunner
+from checkd.pool_topics import LastResult
 from core import WireFormatError, from_wire
+from core.model import Config
 
 log = structlog.get_logger(__name__)
 
@@ -32,8 +39,11 @@ class LvsService:
         self.actions = actions or ActionRunner()
         self.runner = PoolRunner(publisher, self.actions)
         self.pinger = Pinger()
-        self._instances: dict[str, tuple[str, tuple[str, ...]]] = {}
+        self._local = LocalAddresses()
         self._task: asyncio.Task[None] | None = None
+        # for the dump: the last applied configuration's context and what its reload kept
+        self._context = DumpContext(ids=script_ids)
+        self._kept = Kept()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self.runner.run(), name="checkd.lvs")
@@ -53,7 +63,10 @@ class LvsService:
             for warning in vs.warnings:
                 log.warning("checkd.lvs.warning", vs=vs.id, detail=warning)
         self.actions.configure(config)
+        before = dict(self.runner.pools)
         self.runner.apply(plan, armed)
+        self._kept = kept_by_reload(before, self.runner.pools)
+        self._context = dump_context(config, plan.router_id, self.runner.last)
         if plan.virtual_servers:
             log.info(
                 "checkd.lvs.applied",
@@ -63,15 +76,22 @@ class LvsService:
             )
         return True
 
-    def vrrp_state(self, body: Mapping[str, Any]) -> None:
-        """One ``vrrp.state.*`` body: which VIPs this node holds, for ``ha_suspend``."""
-        name = body.get("instance")
-        if not isinstance(name, str):
-            return
-        vips = body.get("vips") or []
-        self._instances[name] = (str(body.get("state", "")), tuple(str(v) for v in vips))
-        held = {v for state, vs in self._instances.values() if state == "MASTER" for v in vs}
-        self.runner.set_held(held)
+    def dump_text(self) -> str | None:
+        """keepalived_check.data, or None without virtual servers (keepalived then runs no
+        checker process, so it writes no such file)."""
+        if not self.runner.pools:
+            return None
+        pools = [
+            PoolDump(state, self.runner.suspended(vs_id), self._kept)
+            for vs_id, state in self.runner.pools.items()
+        ]
+        return data_text(pools, self._context)
+
+    def link(self, topic: str, body: Mapping[str, Any]) -> None:
+        """One ``net.link.*`` report: the addresses this host has, for ``ha_suspend``."""
+        held = self._local.update(topic, body)
+        if held is not None:
+            self.runner.set_held(held)
 
     def snapshot(self) -> list[dict[str, Any]]:
         """Every pool as published (what SIGUSR1 logs)."""
@@ -88,3 +108,24 @@ class LvsService:
         await self.runner.stop()
         self.runner.stop_pools()
         await self.actions.stop()
+
+
+def dump_context(config: Config, router_id: str, last: Mapping[str, LastResult]) -> DumpContext:
+    su = config.global_defs.script_user
+    return DumpContext(
+        ids=script_ids,
+        router_id=router_id,
+        last=last,
+        track_files={tf.name: tf for tf in config.track_files},
+        script_user=(su.user, su.group) if su is not None else None,
+    )
+
+
+def script_ids(user: str | None, group: str | None) -> tuple[int, int]:
+    """The uid/gid a script runs as; a user that does not exist falls back to the default
+    script user, as keepalived does (the script itself is refused and says so)."""
+    try:
+        who = scripts.resolve_identity(user, group)
+    except scripts.ScriptRefused:
+        who = scripts.resolve_identity(None, None)
+    return who.uid, who.gid

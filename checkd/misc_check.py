@@ -27,6 +27,7 @@ class MiscOutcome:
     ok: bool
     reason: str
     events: tuple[Event, ...]
+    rc: int | None = None  # the exit status (-N: signal N), None when it timed out or never ran
 
 
 def misc_spec(
@@ -66,10 +67,10 @@ def misc_outcome(checker_id: str, result: scripts.RunResult, *, dynamic: bool) -
         if weight is not None:
             up = ProbeResult(checker_id, True, mail_body("MISC_CHECK", True))
             detail = "" if not weight.absolute else f", weight {weight.weight}"
-            return MiscOutcome(True, reason + detail, (weight, up))
+            return MiscOutcome(True, reason + detail, (weight, up), result.rc)
     ok = result.rc == 0
     mail = mail_body("MISC_CHECK", ok)
-    return MiscOutcome(ok, reason, (ProbeResult(checker_id, ok, mail),))
+    return MiscOutcome(ok, reason, (ProbeResult(checker_id, ok, mail),), result.rc)
 
 
 async def run_misc(

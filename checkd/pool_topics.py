@@ -76,6 +76,7 @@ class LastResult:
     ok: bool
     reason: str
     at: float  # wall clock
+    rc: int | None = None  # MISC_CHECK: the script's exit status (the SIGUSR1 dump shows it)
 
 
 def pool_body(state: PoolState, *, suspended: bool) -> dict[str, Any]:

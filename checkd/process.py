@@ -3,9 +3,11 @@
 A new config hash is planned twice: the tracked checks (``checkd.plan``) are reconciled with
 the running ones (``checkd.supervisor``), and the virtual servers (``checkd.lvs_service``)
 with the running pools. A model that cannot be read is logged and the last good checks and
-pools keep running. ``vrrp.state.*`` tells ``ha_suspend`` which VIPs this node holds.
+pools keep running. ``net.link.*`` tells ``ha_suspend`` which addresses this host has
+(``checkd.local_addresses``).
 SIGUSR1 logs every check with its last verdict (``checkd.dump``) and every pool
-(``checkd.dump.pool``).
+(``checkd.dump.pool``), and writes keepalived's ``keepalived_check.data`` when there are
+virtual servers (``checkd.dumps``, in ``$TMPDIR`` or ``/tmp`` like vrrpd's dump files).
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ import signal
 
 import structlog
 
-from bus import Component, MessageRejected, messages
+from bus import Component, MessageRejected, dumpfiles, messages
 from bus.envelope import Event
+from checkd.dumps import FILE_NAME
 from checkd.errors import PlanError
 from checkd.lvs_service import LvsService
 from checkd.plan import normalize, plan_from_wire
@@ -25,7 +28,7 @@ log = structlog.get_logger(__name__)
 
 
 async def serve(comp: Component) -> None:
-    events = comp.subscribe("config.current", "vrrp.state.*")
+    events = comp.subscribe("config.current", "net.link.*")
     checks = CheckSet(comp.publisher.retain, comp.publisher.forget)
     lvs = LvsService(comp.publisher)
 
@@ -34,6 +37,15 @@ async def serve(comp: Component) -> None:
             log.info("checkd.dump", **entry)
         for pool in lvs.snapshot():
             log.info("checkd.dump.pool", **pool)
+        text = lvs.dump_text()
+        if text is None:
+            return
+        try:
+            path = dumpfiles.write(FILE_NAME, text)
+        except OSError as exc:
+            log.error("checkd.dump.failed", file=FILE_NAME, reason=str(exc))
+            return
+        log.info("checkd.dump.written", file=str(path), virtual_servers=len(lvs.runner.pools))
 
     comp.on_signal(signal.SIGUSR1, dump)
     seen: str | None = None
@@ -42,7 +54,7 @@ async def serve(comp: Component) -> None:
         while True:
             for event in await events.recv_batch():
                 if event.topic != "config.current":
-                    lvs.vrrp_state(event.body)
+                    lvs.link(event.topic, event.body)
                 elif event.body.get("hash") != seen:
                     seen = await _config(event, checks, lvs) or seen
     finally:

@@ -743,7 +743,7 @@ def _check_virtual_server(
     if not kept:
         err("no-real-servers", "has no real servers - ignoring")
         return None
-    total = sum(rs.weight for rs in kept)
+    total = sum(vs.real_server_weight(rs) for rs in kept)
     if vs.quorum > total:
         err(
             "quorum-weight",

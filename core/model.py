@@ -561,7 +561,7 @@ class Checker:
 class RealServer:
     ip: str
     port: int | None = None
-    weight: int = 1
+    weight: int | None = None  # None: the virtual server's (VirtualServer.real_server_weight)
     lvs_method: str | None = None
     notify_up: Script | None = None
     notify_down: Script | None = None
@@ -612,9 +612,16 @@ class VirtualServer:
     virtualhost: str | None = None
     smtp_alert: bool | None = None
     ip_family: str | None = None
-    weight: int | None = None
+    weight: int | None = None  # for its real servers without their own; None: 1
     real_servers: tuple[RealServer, ...] = ()
     other: tuple[RawOption, ...] = ()
+
+    def real_server_weight(self, rs: RealServer) -> int:
+        """keepalived's weight of a real server: its own, else this virtual server's ``weight``,
+        else 1 (the sorry server always has 1)."""
+        if rs.weight is not None:
+            return rs.weight
+        return 1 if self.weight is None else self.weight
 
 
 @dataclass(frozen=True, slots=True)

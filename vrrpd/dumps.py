@@ -2,7 +2,8 @@
 
 USR1 writes ``keepalived.data`` (human-readable), USR2 ``keepalived.stats`` (counters), and
 SIGRTMIN+2 ``keepalived.json`` (json_version 1: one ``{"data", "stats"}`` object per
-instance), all in ``$TMPDIR`` (if absolute) or ``/tmp``, mode 0600, written atomically.
+instance), all in ``$TMPDIR`` (if absolute) or ``/tmp``, mode 0600, written atomically
+(``bus.dumpfiles``).
 Tools that parse keepalived's files keep working; ``pykeepalivedctl status --json`` is the
 stable interface.
 """
@@ -10,12 +11,10 @@ stable interface.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
+from bus.dumpfiles import write as write  # noqa: PLC0414 (re-exported: vrrpd.engine uses it)
 from vrrpd.machine import State
 from vrrpd.validate import DropReason, ReceiveCounters
 
@@ -60,26 +59,6 @@ class InstanceView:
     last_transition: float
     received: ReceiveCounters
     sent: SendCounters
-
-
-def dump_dir() -> Path:
-    tmp = os.environ.get("TMPDIR", "")
-    return Path(tmp) if tmp.startswith("/") and os.path.isdir(tmp) else Path("/tmp")
-
-
-def write(name: str, text: str) -> Path:
-    """Atomically replace ``<dump dir>/<name>`` with ``text``, mode 0600."""
-    directory = dump_dir()
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=directory)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, directory / name)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return directory / name
 
 
 def _drops(c: ReceiveCounters, *reasons: DropReason) -> int:

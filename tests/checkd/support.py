@@ -6,7 +6,7 @@ import asyncio
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -91,3 +91,27 @@ def pid_alive(pid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
+
+
+class FakePublisher:
+    """Stands in for the bus publisher of ``PoolRunner`` (retain with ``refresh``)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, dict[str, Any]]] = []
+        self.retained: dict[str, Mapping[str, Any]] = {}
+
+    def retain(
+        self,
+        topic: str,
+        body: Mapping[str, Any],
+        *,
+        refresh: Callable[[], Mapping[str, Any]] | None = None,
+    ) -> None:
+        self.sent.append((topic, dict(body)))
+        self.retained[topic] = body
+
+    def forget(self, topic: str) -> None:
+        self.retained.pop(topic, None)
+
+    def bodies(self, prefix: str) -> list[dict[str, Any]]:
+        return [b for t, b in self.sent if t.startswith(prefix)]

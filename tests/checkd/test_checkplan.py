@@ -285,6 +285,39 @@ def test_quorum_and_hysteresis_clamps(
     assert bool(plan.warnings) == (expected != (quorum, hysteresis))
 
 
+@pytest.mark.parametrize(
+    ("vs_weight", "rs_weights", "expected"),
+    [
+        (None, (None, None), (1, 1)),  # keepalived's default
+        (3, (None, 2), (3, 2)),  # the VS's weight only for real servers without their own
+        (4, (0, None), (0, 4)),  # an explicit 0 is not "unset"
+    ],
+)
+def test_a_real_server_without_weight_takes_the_virtual_servers(
+    vs_weight: int | None, rs_weights: tuple[int | None, ...], expected: tuple[int, ...]
+) -> None:
+    rss = tuple(RealServer(ip=f"198.51.100.{i + 1}", weight=w) for i, w in enumerate(rs_weights))
+    vs = VirtualServer(name="x", ip="192.0.2.1", port=80, weight=vs_weight, real_servers=rss)
+    plan = plan_virtual_server(vs, G)
+    assert tuple(rs.weight for rs in plan.real_servers) == expected
+    assert plan.quorum == 1 and not plan.warnings  # quorum 1 fits every total above
+
+
+def test_the_virtual_servers_weight_counts_for_quorum_in_the_config_check() -> None:
+    import core
+
+    def problems(vs_weight: str) -> list[str]:
+        text = (
+            "virtual_server 192.0.2.1 80 {\n  protocol TCP\n  quorum 4\n"
+            f"{vs_weight}  real_server 198.51.100.1 80 {{\n  }}\n"
+            "  real_server 198.51.100.2 80 {\n  }\n}\n"
+        )
+        return [p.code for p in core.loads(text, script_env=None).problems]
+
+    assert "quorum-weight" in problems("")  # 1 + 1 < 4
+    assert "quorum-weight" not in problems("  weight 2\n")  # 2 + 2 = 4
+
+
 def test_sorry_server_takes_the_vs_port_and_inhibit() -> None:
     vs = vs_with(vs={"sorry_server": HostPort("203.0.113.9"), "sorry_server_inhibit": True})
     ss = plan_virtual_server(vs, G).sorry_server

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -24,28 +23,7 @@ from checkd.lvs_runner import PoolRunner
 from checkd.pool_messages import Action
 from checkd.schedule import TimerHeap, phase, start_delay
 from core.model import Checker, Config, RealServer, VirtualServer
-
-
-class FakePublisher:
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, dict[str, Any]]] = []
-        self.retained: dict[str, Mapping[str, Any]] = {}
-
-    def retain(
-        self,
-        topic: str,
-        body: Mapping[str, Any],
-        *,
-        refresh: Callable[[], Mapping[str, Any]] | None = None,
-    ) -> None:
-        self.sent.append((topic, dict(body)))
-        self.retained[topic] = body
-
-    def forget(self, topic: str) -> None:
-        self.retained.pop(topic, None)
-
-    def bodies(self, prefix: str) -> list[dict[str, Any]]:
-        return [b for t, b in self.sent if t.startswith(prefix)]
+from tests.checkd.support import FakePublisher
 
 
 class FakeActions:
