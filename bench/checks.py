@@ -203,6 +203,8 @@ class Recorder:
         self.suffix = victim_topic_suffix
         self.victim_alive: bool | None = None
         self.changed = asyncio.Event()
+        self.alive: dict[str, bool] = {}
+        self.false_downs = 0  # healthy servers declared down: the checker could not keep up
 
     def retain(
         self,
@@ -211,11 +213,19 @@ class Recorder:
         *,
         refresh: Callable[[], Mapping[str, Any]] | None = None,
     ) -> None:
-        if topic.startswith("check.rs.") and topic.endswith(self.suffix):
-            alive = bool(body.get("alive"))
+        if not topic.startswith("check.rs."):
+            return
+        alive = bool(body.get("alive"))
+        if topic.endswith(self.suffix):
             if alive != self.victim_alive:
                 self.victim_alive = alive
                 self.changed.set()
+            return
+        if self.alive.get(topic, True) and not alive:
+            self.false_downs += 1
+            reasons = [c.get("reason") for c in body.get("checkers", ())]
+            print(f"declared down: {topic} {reasons}", file=sys.stderr)
+        self.alive[topic] = alive
 
     def forget(self, topic: str) -> None:
         pass
@@ -234,6 +244,7 @@ class Figures:
     drift_p99_ms: float
     drift_max_ms: float
     verdict_s: list[float]
+    false_downs: int
     curl_cpu_us_per_check: float
     curl_ratio: float
 
@@ -258,7 +269,16 @@ async def wait_victim(recorder: Recorder, alive: bool, timeout: float) -> float:
     return time.monotonic() - start
 
 
-async def measure(args: argparse.Namespace) -> tuple[float, float, int, list[float], list[float]]:
+@dataclass
+class Window:
+    cpu: float
+    wall: float
+    lateness: list[float]
+    verdicts: list[float]
+    false_downs: int
+
+
+async def measure(args: argparse.Namespace) -> Window:
     text = bench_config(args.tcp, args.http, args.per_vs)
     result = core.loads(text, config_id="bench")
     errors = [p for p in result.problems if p.severity in ("error", "fatal")]
@@ -280,7 +300,6 @@ async def measure(args: argparse.Namespace) -> tuple[float, float, int, list[flo
         await asyncio.sleep(args.duration)
         cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
         heap.recording = False
-        checks = len(heap.lateness)
         verdicts = []
         for _ in range(args.victims):
             victim.kill()
@@ -288,7 +307,7 @@ async def measure(args: argparse.Namespace) -> tuple[float, float, int, list[flo
             verdicts.append(await wait_victim(recorder, False, 30))
             victim = start_server(victim=True)
             await wait_victim(recorder, True, 30)
-        return cpu, wall, checks, heap.lateness, verdicts
+        return Window(cpu, wall, heap.lateness, verdicts, recorder.false_downs)
     finally:
         victim.kill()
         await service.stop()
@@ -315,21 +334,23 @@ def quiet_logs() -> None:
 
 async def run(args: argparse.Namespace) -> Figures:
     quiet_logs()
-    cpu, wall, checks, lateness, verdicts = await measure(args)
+    w = await measure(args)
     curl = await curl_cost(args.curl)
-    per_check = cpu / checks if checks else float("nan")
+    checks = len(w.lateness)
+    per_check = w.cpu / checks if checks else float("nan")
     return Figures(
         checks=args.tcp + args.http,
         tcp=args.tcp,
         http=args.http,
-        duration=round(wall, 2),
-        checks_per_s=round(checks / wall, 1),
-        cpu_share=round(cpu / wall, 3),
+        duration=round(w.wall, 2),
+        checks_per_s=round(checks / w.wall, 1),
+        cpu_share=round(w.cpu / w.wall, 3),
         cpu_us_per_check=round(per_check * 1e6, 1),
-        drift_p50_ms=round(percentile(lateness, 0.5) * 1000, 2),
-        drift_p99_ms=round(percentile(lateness, 0.99) * 1000, 2),
-        drift_max_ms=round(max(lateness, default=float("nan")) * 1000, 2),
-        verdict_s=[round(v, 3) for v in verdicts],
+        drift_p50_ms=round(percentile(w.lateness, 0.5) * 1000, 2),
+        drift_p99_ms=round(percentile(w.lateness, 0.99) * 1000, 2),
+        drift_max_ms=round(max(w.lateness, default=float("nan")) * 1000, 2),
+        verdict_s=[round(v, 3) for v in w.verdicts],
+        false_downs=w.false_downs,
         curl_cpu_us_per_check=round(curl * 1e6, 1),
         curl_ratio=round(curl / per_check, 1) if checks else float("nan"),
     )
@@ -343,6 +364,7 @@ def report(f: Figures) -> None:
     if f.verdict_s:
         med = statistics.median(f.verdict_s)
         print(f"verdict:  median {med:.3f} s after the server died ({f.verdict_s})")
+    print(f"healthy servers declared down: {f.false_downs} (the checker falling behind)")
     print(f"curl vrrp_script: {f.curl_cpu_us_per_check} us CPU/check")
     print(f"ratio curl/native HTTP+TCP mix: {f.curl_ratio}x")
 
