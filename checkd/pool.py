@@ -107,7 +107,7 @@ class _Work:
     # -- actions --
 
     def log(self, event: str, message: str, **fields: Any) -> None:
-        self.actions.append(LogEvent(event, message, MappingProxyType(fields)))
+        self.actions.append(_log_event(event, message, **fields))
 
     def rs_notifies(self, rs_id: str, *, stopping: bool = False) -> None:
         rs, alive = self.rs[rs_id], self.alive[rs_id]
@@ -356,6 +356,50 @@ def start_pool(
 
 def apply_event(state: PoolState, event: Event) -> Transition:
     """One event on the pool."""
+    if isinstance(event, ProbeResult):
+        quick = _probe_without_verdict(state, event)
+        if quick is not None:
+            return quick
+    return _apply_on_copy(state, event)
+
+
+def _probe_without_verdict(state: PoolState, event: ProbeResult) -> Transition | None:
+    """The steady state, a probe that changes no checker's verdict, without copying the pool.
+
+    Only that checker's retry count moves, so only its member is rebuilt and the rest of the
+    pool (and its index) is shared with the old state; None when the probe changes a verdict
+    (or names an unknown checker) and the whole pool must be worked on."""
+    pos = state.position_of_checker(event.checker_id)
+    if pos is None:
+        return None
+    member = state.members[pos]
+    plan = next(c for c in member.rs.checkers if c.id == event.checker_id)
+    status = member.checkers[event.checker_id]
+    s = plan.settings
+    outcome = record(
+        status.retry,
+        event.success,
+        retry=s.retry,
+        delay_loop=s.delay_loop,
+        delay_before_retry=s.delay_before_retry,
+    )
+    if outcome.verdict is not None:
+        return None
+    checkers = dict(member.checkers)
+    checkers[event.checker_id] = replace(
+        status, retry=replace(outcome.state, is_up=status.retry.is_up)
+    )
+    members = (
+        *state.members[:pos],
+        Member(member.rs, member.alive, MappingProxyType(checkers)),
+        *state.members[pos + 1 :],
+    )
+    log = _probe_log(plan, member.rs.text, outcome.step, outcome.retries)
+    actions = () if log is None else (log,)
+    return Transition(replace(state, members=members), actions, outcome.delay)
+
+
+def _apply_on_copy(state: PoolState, event: Event) -> Transition:
     work = _Work(state)
     delay = None
     if isinstance(event, ProbeResult):
@@ -370,7 +414,9 @@ def apply_event(state: PoolState, event: Event) -> Transition:
             delay_before_retry=s.delay_before_retry,
         )
         delay = outcome.delay
-        _log_probe(work, plan, work.rs[rs_id].text, outcome.step, outcome.retries)
+        log = _probe_log(plan, work.rs[rs_id].text, outcome.step, outcome.retries)
+        if log is not None:
+            work.actions.append(log)
         if outcome.verdict is not None:
             work.checker_verdict(event.checker_id, outcome.verdict, event.mail)
         status = work.checkers[rs_id][event.checker_id]
@@ -386,28 +432,23 @@ def apply_event(state: PoolState, event: Event) -> Transition:
     return Transition(work.freeze(), tuple(work.actions), delay)
 
 
-def _log_probe(work: _Work, plan: CheckerPlan, rs_text: str, step: str, retries: int) -> None:
+def _probe_log(plan: CheckerPlan, rs_text: str, step: str, retries: int) -> LogEvent | None:
     kind = plan.kind
     if step == "retry" and plan.log_all_failures:
-        work.log(
-            "checkd.checker.retry",
-            f"{kind} on service {rs_text} failed, will retry.",
-            rs=rs_text,
-            kind=kind,
-        )
-    elif step in ("up", "first-up"):
-        work.log(
-            "checkd.checker.up", f"{kind} on service {rs_text} success.", rs=rs_text, kind=kind
-        )
-    elif step == "down":
+        message = f"{kind} on service {rs_text} failed, will retry."
+        return _log_event("checkd.checker.retry", message, rs=rs_text, kind=kind)
+    if step in ("up", "first-up"):
+        message = f"{kind} on service {rs_text} success."
+        return _log_event("checkd.checker.up", message, rs=rs_text, kind=kind)
+    if step == "down":
         after = f" after {retries} retries" if retries else ""
-        work.log(
-            "checkd.checker.down",
-            f"{kind} on service {rs_text} failed{after}.",
-            rs=rs_text,
-            kind=kind,
-            retries=retries,
-        )
+        message = f"{kind} on service {rs_text} failed{after}."
+        return _log_event("checkd.checker.down", message, rs=rs_text, kind=kind, retries=retries)
+    return None
+
+
+def _log_event(event: str, message: str, **fields: Any) -> LogEvent:
+    return LogEvent(event, message, MappingProxyType(fields))
 
 
 def shutdown(state: PoolState) -> Transition:

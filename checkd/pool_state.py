@@ -54,6 +54,25 @@ class Member:
 
 
 @dataclass(frozen=True, slots=True)
+class MemberIndex:
+    """Where each real server and each checker sits in ``PoolState.members``.
+
+    Built once per membership and handed on by the states that only change a checker's
+    status (``checkd.pool``'s probe fast path), so finding a member costs a dict lookup, not a
+    walk over a pool of thousands."""
+
+    by_rs: Mapping[str, int]
+    by_checker: Mapping[str, int]
+
+    @classmethod
+    def of(cls, members: tuple[Member, ...]) -> MemberIndex:
+        return cls(
+            by_rs={m.rs.id: i for i, m in enumerate(members)},
+            by_checker={cid: i for i, m in enumerate(members) for cid in m.checkers},
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class PoolState:
     vs: VirtualServerPlan
     members: tuple[Member, ...]
@@ -61,12 +80,22 @@ class PoolState:
     sorry_active: bool
     router_id: str
     no_checker_emails: bool = False
+    # Pass it on only with members in the same places holding the same checker ids.
+    index: MemberIndex | None = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.index is None:
+            object.__setattr__(self, "index", MemberIndex.of(self.members))
+
+    def _where(self) -> MemberIndex:
+        assert self.index is not None  # set by __post_init__
+        return self.index
 
     def member(self, rs_id: str) -> Member:
-        for m in self.members:
-            if m.rs.id == rs_id:
-                return m
-        raise KeyError(rs_id)
+        return self.members[self._where().by_rs[rs_id]]
+
+    def position_of_checker(self, checker_id: str) -> int | None:
+        return self._where().by_checker.get(checker_id)
 
     @property
     def live_weight(self) -> int:

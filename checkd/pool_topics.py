@@ -20,6 +20,7 @@ The ``check.`` root keeps them apart from ``health.*``, whose subscribers expect
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from collections.abc import Mapping
@@ -28,10 +29,13 @@ from typing import Any
 
 from checkd.pool_state import Member, PoolState, pool_weight, real_weight
 
+# Keys are asked for on every probe result; a pool's ids change only with the configuration.
+KEY_CACHE = 65536
 _BAD = re.compile(r"[^A-Za-z0-9_.:@/+-]")
 _SERVICE = re.compile(r"\[(?P<inner>[^\]]*)\]:(?P<rest>.*)")
 
 
+@functools.lru_cache(maxsize=KEY_CACHE)
 def vs_key(vs_id: str) -> str:
     """The topic-safe key of a virtual server id."""
     if vs_id.startswith("FWM "):
@@ -47,6 +51,7 @@ def vs_key(vs_id: str) -> str:
     return _safe(f"{inner}:{rest}")
 
 
+@functools.lru_cache(maxsize=KEY_CACHE)
 def rs_key(vs_id: str, rs_text: str) -> str:
     """``<vs key>/<address>:<proto>:<port>`` for a real server's ``[address]:proto:port``."""
     return f"{vs_key(vs_id)}/{_safe(rs_text.replace('[', '').replace(']', ''))}"

@@ -14,7 +14,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from checkd.checkplan import VirtualServerPlan, plan_virtual_server
-from checkd.pool import Transition, apply_event, reload_pool, remove_pool, start_pool
+from checkd.pool import (
+    Transition,
+    _apply_on_copy,
+    apply_event,
+    reload_pool,
+    remove_pool,
+    start_pool,
+)
 from checkd.pool_messages import (
     Action,
     CheckerVerdict,
@@ -711,3 +718,36 @@ def test_log_all_failures_logs_each_retry(log_all: bool) -> None:
     t = apply_event(s, ProbeResult(chk(1), False))
     events = [a.event for a in t.actions if isinstance(a, LogEvent)]
     assert events == (["checkd.checker.retry"] if log_all else [])
+
+
+# --- the probe fast path ---------------------------------------------------------------------
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    retry=st.integers(min_value=0, max_value=3),
+    checkers=st.integers(min_value=1, max_value=2),
+    log_all=st.booleans(),
+    probes=st.lists(
+        st.tuples(st.integers(min_value=1, max_value=3), st.integers(0, 1), st.booleans()),
+        max_size=40,
+    ),
+)
+def test_probe_fast_path_equals_working_on_a_copy(
+    retry: int, checkers: int, log_all: bool, probes: list[tuple[int, int, bool]]
+) -> None:
+    """apply_event skips copying the pool for probes that change no verdict; whatever the
+    sequence, each step must give what the full copy gives: state, actions and delay."""
+    vs = make_vs(weights=(1, 2, 3), checkers=checkers, rs_kw={"retry": retry})
+    logged = tuple(
+        replace(r, checkers=tuple(replace(c, log_all_failures=log_all) for c in r.checkers))
+        for r in vs.real_servers
+    )
+    state = start(replace(vs, real_servers=logged)).state
+    for rs, n, ok in probes:
+        event = ProbeResult(chk(rs, n % checkers), ok, mail="m")
+        fast, full = apply_event(state, event), _apply_on_copy(state, event)
+        assert fast == full
+        assert fast.state.members == full.state.members
+        state = fast.state
+    assert [state.member(rs_id(i)).rs.id for i in (1, 2, 3)] == [rs_id(i) for i in (1, 2, 3)]
