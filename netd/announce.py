@@ -108,7 +108,7 @@ def build_unsolicited_na(vip: str, mac: str, router: bool = False) -> bytes:
 
 def _internet_checksum(data: bytes) -> int:
     """RFC 1071 (even-length input: the NA is 32 octets, the pseudo-header 40)."""
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
     while total >> 16:
         total = (total & 0xFFFF) + (total >> 16)
     return ~total & 0xFFFF
