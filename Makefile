@@ -66,7 +66,7 @@ bench: deps venv
 	$(BIN)/python bench/netd_vips.py
 	$(BIN)/python bench/failover.py
 	$(BIN)/python bench/scale.py
-	$(BIN)/python bench/footprint.py --json bench-footprint.json
+	$(BIN)/python bench/footprint.py --json bench/results/footprint.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

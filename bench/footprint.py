@@ -275,6 +275,7 @@ def main() -> int:
                 runs.append(run)
     summaries = [report(runs, count) for count in args.instances]
     if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(
             json.dumps({"runs": [asdict(r) for r in runs], "summary": summaries}, indent=2)
         )
