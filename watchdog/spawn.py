@@ -51,6 +51,8 @@ ENTRY_MODULES = {
     "checkd": "checkd.process",
     "vrrpd": "vrrpd.process",
 }
+# The wait status of a child reaped by someone else: exit 255, which means "respawn".
+UNKNOWN_STATUS = 255 << 8
 # A fresh interpreter ignores these (CPython's start-up); every other signal is SIG_DFL.
 _IGNORED_AT_START = frozenset({signal.SIGPIPE, signal.SIGXFSZ})
 
@@ -89,7 +91,12 @@ class ForkedChild:
         self._loop.add_reader(self._pidfd, self._reap)
 
     def _reap(self) -> None:
-        pid, status = os.waitpid(self.pid, os.WNOHANG)
+        try:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+        except ChildProcessError:
+            # Reaped by someone else (a waitpid(-1) in a library): gone, its status unknown.
+            log.warning("watchdog.child.reaped_elsewhere", child_pid=self.pid)
+            pid, status = self.pid, UNKNOWN_STATUS
         if pid == 0:
             return
         self._loop.remove_reader(self._pidfd)
@@ -139,9 +146,16 @@ class Launcher:
         sys.stdout.flush()
         sys.stderr.flush()
         parent = os.getpid()
-        pid = os.fork()
-        if pid == 0:
-            _become(spec, parent)
+        # Blocked across the fork, so no signal reaches the child while it still has the
+        # watchdog's handlers (asyncio's would wake the watchdog's loop through their shared
+        # self-pipe); the child unblocks them once its own dispositions are in place.
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+        try:
+            pid = os.fork()
+            if pid == 0:
+                _become(spec, parent)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         return ForkedChild(pid)
 
     async def _exec(self, spec: ChildSpec) -> ChildProcess:

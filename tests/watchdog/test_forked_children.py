@@ -47,6 +47,13 @@ def _open_files(pid: int) -> set[str]:
     return found
 
 
+def _blocked_signals(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigBlk:"):
+            return int(line.split()[1], 16)
+    raise AssertionError(f"no SigBlk for {pid}")
+
+
 def _log_lines(group: DaemonGroup, *words: str) -> list[str]:
     return [line for line in group.log_text().splitlines() if all(w in line for w in words)]
 
@@ -65,6 +72,8 @@ def test_each_forked_child_has_its_own_name_and_none_of_the_watchdogs_files(
         assert title.startswith(f"pykeepalived: {name} --runtime-dir ")
         # The watchdog's lock must die with the watchdog, not live on in a child.
         assert lock not in _open_files(pid), name
+        # Blocked across the fork; a child that kept them blocked would never see a signal.
+        assert _blocked_signals(pid) == 0, name
 
 
 def test_a_forked_child_handles_signals_with_its_own_handlers(group: DaemonGroup) -> None:
