@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import signal
 import statistics
@@ -43,6 +44,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import structlog
 import zmq.asyncio
 from failover import KEEPALIVED, Daemon, Keepalived, Ours
 from scale import vip
@@ -255,6 +257,8 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="one run each, one instance, 1 s settle")
     ap.add_argument("--json", type=Path, help="write the runs and the summary here")
     args = ap.parse_args()
+    # The restart probe's subscriber would log every restart it sees; the figures say it all.
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     if args.quick:
         args.instances, args.repeats, args.settle = [1], 1, 1.0
     impls: list[tuple[str, Callable[[LabNode, str], Daemon]]] = []

@@ -2,11 +2,11 @@
 
 Six CPython interpreters that each import zmq, msgpack, structlog, the bus client and their
 component cost six copies of the same pages and six import times. So the watchdog imports
-every component's modules once (:meth:`Launcher.preload`), moves what it has built into the
-garbage collector's permanent generation (``gc.freeze()``: a collection would otherwise write
-to every object's header and copy the page), and forks each child from that image; the child
-then runs exactly what ``python -m <component>`` runs (its ``__main__``), so the Procfile,
-a component started by hand and a forked child behave alike.
+every component's modules once, before the first fork (:meth:`Launcher.preload`), moves what
+it has built into the garbage collector's permanent generation (``gc.freeze()``: a collection
+would otherwise write to every object's header and copy the page), and forks each child from
+that image; the child then runs exactly what ``python -m <component>`` runs (its ``__main__``),
+so the Procfile, a component started by hand and a forked child behave alike.
 
 A forked child starts as a copy of a multi-threaded process that holds sockets, locks and a
 zmq context, so before it runs its component it makes itself look freshly exec'd
@@ -138,9 +138,8 @@ class Launcher:
     async def start(self, spec: ChildSpec) -> ChildProcess:
         if not self.fork:
             return await self._exec(spec)
-        # Each component's modules are imported just before its first fork, so the bus runs
-        # while the rest load. Then whatever the watchdog built since the last fork has its
-        # garbage collected and the rest frozen: neither collector writes to shared pages.
+        # Whatever the watchdog built since the last fork (a restart): its garbage collected,
+        # the rest frozen, so neither process's collector writes to the pages they share.
         self.preload((spec.name,))
         # Unflushed output would be written twice, once by each process.
         sys.stdout.flush()
