@@ -66,6 +66,8 @@ bench: deps venv
 	$(BIN)/python bench/netd_vips.py
 	$(BIN)/python bench/failover.py
 	$(BIN)/python bench/scale.py
+	$(BIN)/python bench/footprint.py --json bench/results/footprint.json
+	$(BIN)/python bench/footprint_svg.py bench/results/footprint.json docs/footprint.svg
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -3,29 +3,38 @@
 Run as root from the repository root:
 
     PYTHONPATH=. .venv/bin/python bench/footprint.py [--instances 1 255] [--repeats 3]
-        [--settle 3] [--json FILE]
+        [--settle 3] [--spawn fork|exec|both] [--quick] [--json FILE]
 
-For each instance count, the two daemons take turns (ours, keepalived, ours, ...; ``--repeats``
-runs each) on one node of a fresh lab (ctl.lab), with a config of N instances that own their
-addresses (priority 255, so both daemons advertise at once instead of waiting out a
-master-down interval; VRIDs 1..N on eth0, one documentation /32 VIP each, advert_int 1).
-Per run:
+For each instance count, the daemons take turns (ours, keepalived, ours, ...; ``--repeats``
+runs each; ``--spawn both`` adds ours with ``PYKEEPALIVED_SPAWN=exec``, every child its own
+interpreter as before the watchdog forked them from one image) on one node of a fresh lab
+(ctl.lab), with a config of N instances that own their addresses (priority 255, so both
+daemons advertise at once instead of waiting out a master-down interval; VRIDs 1..N on eth0,
+one documentation /32 VIP each, advert_int 1). Per run:
 
 * **start-up**: from the moment the daemon is launched to its first advert on the wire
   (kernel timestamp of a passive capture on the lab's bridge);
 * **memory**: once every instance has advertised and ``--settle`` seconds have passed, the
   proportional set size (``Pss`` in /proc/PID/smaps_rollup) of every process of the daemon:
   shared pages (the interpreter, libraries) are split between the processes sharing them, so
-  the sum is what the daemon really costs the machine.
+  the sum is what the daemon really costs the machine;
+* **restart** (ours only): each component but the bus is killed with SIGKILL in turn, and timed
+  from the kill to its replacement's first heartbeat on the bus (the heartbeat's own
+  publish timestamp).
 
-Printed: the median and spread of both figures per daemon and instance count, ours per
+``--quick`` is one run of each daemon with one instance and a one-second settle: seconds, not
+minutes. Printed: the median and spread of each figure per daemon and instance count, ours per
 process, and the ratios ours / keepalived. ``--json`` writes the same as a result file.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
+import logging
+import os
+import signal
 import statistics
 import sys
 import time
@@ -35,11 +44,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import structlog
+import zmq.asyncio
 from failover import KEEPALIVED, Daemon, Keepalived, Ours
 from scale import vip
 
+from bus import RuntimeDir, Subscriber
 from ctl.capture import AdvertCapture
 from ctl.lab import Lab, LabNode
+
+RESTARTED = ("core", "netd", "checkd", "vrrpd")
 
 
 def footprint_config(instances: int) -> str:
@@ -79,10 +93,56 @@ class Run:
     instances: int
     startup_s: float
     pss_kib: dict[str, int] = field(default_factory=dict)
+    restart_s: dict[str, float] = field(default_factory=dict)
 
     @property
     def total_mib(self) -> float:
         return sum(self.pss_kib.values()) / 1024
+
+
+class OursExec(Ours):
+    """Ours with every child exec'd as its own interpreter (watchdog.spawn's SPAWN_ENV)."""
+
+    def __init__(self, node: LabNode, config: str) -> None:
+        os.environ["PYKEEPALIVED_SPAWN"] = "exec"
+        try:
+            super().__init__(node, config)
+        finally:
+            del os.environ["PYKEEPALIVED_SPAWN"]
+
+
+def restart_times(daemon: Ours) -> dict[str, float]:
+    """SIGKILL each component in turn; seconds until its replacement's first heartbeat."""
+    return asyncio.run(_restart_times(daemon.group.runtime))
+
+
+async def _restart_times(runtime: RuntimeDir) -> dict[str, float]:
+    from ctl.group import group_pids
+
+    ctx = zmq.asyncio.Context()
+    times: dict[str, float] = {}
+    try:
+        for name in RESTARTED:
+            sub = Subscriber(ctx, runtime, [f"hb.{name}"])
+            sub.start()
+            try:
+                await asyncio.wait_for(sub.recv_batch(), 10)  # subscribed: the old one is heard
+                old = group_pids(runtime.path)[name]
+                killed = time.time()
+                os.kill(old, signal.SIGKILL)
+                times[name] = await asyncio.wait_for(_first_beat_not_from(sub, old), 30) - killed
+            finally:
+                sub.close()
+    finally:
+        ctx.term()
+    return times
+
+
+async def _first_beat_not_from(sub: Subscriber, pid: int) -> float:
+    while True:
+        for event in await sub.recv_batch():
+            if event.env.pid != pid:
+                return event.env.ts
 
 
 def one_run(
@@ -114,8 +174,14 @@ def one_run(
                 for i, pid in enumerate(pids):
                     kib = pss_kib(pid)
                     if kib is not None:
-                        label = component(pid) if name == "ours" else ("parent", "vrrp")[min(i, 1)]
+                        label = (
+                            component(pid)
+                            if name.startswith("ours")
+                            else ("parent", "vrrp")[min(i, 1)]
+                        )
                         run.pss_kib[label] = run.pss_kib.get(label, 0) + kib
+                if isinstance(daemon, Ours) and instances == 1:
+                    run.restart_s = restart_times(daemon)
                 return run
             except BaseException:
                 print(f"--- {name} log ---\n{daemon.log_tail()}", file=sys.stderr)
@@ -131,12 +197,27 @@ def spread(values: list[float]) -> str:
 def report(runs: list[Run], instances: int) -> dict[str, object]:
     ours = [r for r in runs if r.daemon == "ours" and r.instances == instances]
     theirs = [r for r in runs if r.daemon == "keepalived" and r.instances == instances]
-    print(f"\n== {instances} instance(s), {len(ours)} runs each (median (min..max))")
-    for label, group in (("pykeepalived", ours), ("keepalived", theirs)):
+    execd = [r for r in runs if r.daemon == "ours-exec" and r.instances == instances]
+    print(f"\n== {instances} instance(s), {len(ours or execd)} runs each (median (min..max))")
+    summary: dict[str, object] = {"instances": instances}
+    for label, group in (("pykeepalived", ours), ("pyk. exec'd", execd), ("keepalived", theirs)):
         if group:
             print(f"{label:13} PSS MiB {spread([r.total_mib for r in group])}")
             print(f"{label:13} start s {spread([r.startup_s for r in group])}")
-    summary: dict[str, object] = {"instances": instances}
+            summary[f"{group[0].daemon}_pss_mib"] = statistics.median(r.total_mib for r in group)
+            summary[f"{group[0].daemon}_startup_s"] = statistics.median(r.startup_s for r in group)
+    for label, group in (("pykeepalived", ours), ("pyk. exec'd", execd)):
+        restarted = [r for r in group if r.restart_s]
+        if restarted:
+            per = {
+                c: statistics.median(r.restart_s[c] for r in restarted if c in r.restart_s)
+                for c in RESTARTED
+            }
+            print(
+                f"{label:13} restart → heartbeat s: "
+                + ", ".join(f"{c} {v:.3f}" for c, v in per.items())
+            )
+            summary[f"{restarted[0].daemon}_restart_s"] = per
     if ours:
         per_process = {
             p: statistics.median(r.pss_kib.get(p, 0) / 1024 for r in ours)
@@ -167,12 +248,27 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--settle", type=float, default=3.0)
     ap.add_argument("--only", choices=("ours", "keepalived"))
+    ap.add_argument(
+        "--spawn",
+        choices=("fork", "exec", "both"),
+        default="fork",
+        help="how our watchdog starts its children (both: run each way)",
+    )
+    ap.add_argument("--quick", action="store_true", help="one run each, one instance, 1 s settle")
     ap.add_argument("--json", type=Path, help="write the runs and the summary here")
     args = ap.parse_args()
-    impls: list[tuple[str, Callable[[LabNode, str], Daemon]]] = [("ours", Ours)]
+    # The restart probe's subscriber would log every restart it sees; the figures say it all.
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    if args.quick:
+        args.instances, args.repeats, args.settle = [1], 1, 1.0
+    impls: list[tuple[str, Callable[[LabNode, str], Daemon]]] = []
+    if args.spawn in ("fork", "both"):
+        impls.append(("ours", Ours))
+    if args.spawn in ("exec", "both"):
+        impls.append(("ours-exec", OursExec))
     if Path(KEEPALIVED).exists():
         impls.append(("keepalived", Keepalived))
-    impls = [(n, i) for n, i in impls if args.only in (None, n)]
+    impls = [(n, i) for n, i in impls if args.only in (None, n.split("-")[0])]
     runs: list[Run] = []
     for count in args.instances:
         for rep in range(args.repeats):
@@ -183,6 +279,7 @@ def main() -> int:
                 runs.append(run)
     summaries = [report(runs, count) for count in args.instances]
     if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(
             json.dumps({"runs": [asdict(r) for r in runs], "summary": summaries}, indent=2)
         )

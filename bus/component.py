@@ -117,6 +117,10 @@ class Component:
 
     async def heartbeat_loop(self) -> None:
         topic = topics.heartbeat(self.name)
+        # A beat sent before the broker has handed us a subscription is dropped silently, and
+        # the next one is an interval away: the first waits (at most that long) for a listener,
+        # so a restarted child is heard by the watchdog as soon as it is connected.
+        await self.publisher.wait_for_subscriber(topic, HEARTBEAT_INTERVAL)
         expected = time.monotonic()
         while True:
             now = time.monotonic()

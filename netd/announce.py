@@ -8,8 +8,9 @@ Frames match keepalived's (the frame formats RFC 5798 and keepalived use):
   ICMPv6 136 with O=1, S=0, R=1 only when the interface forwards, target = VIP and a target
   link-layer option carrying the MAC.
 
-Frames are built with scapy once per (interface, VIP, MAC) and cached as bytes; the hot path
-only sends bytes.
+Frames are packed with ``struct`` once per (interface, VIP, MAC) and cached as bytes; the hot
+path only sends bytes. A packet library would cost netd tens of MB for two fixed layouts, so
+scapy stays the reference decoder in the tests only.
 
 :class:`AnnounceScheduler` is pure (no clock, no sockets): the event loop feeds it ``now``
 and gets back :class:`Planned` ``(time, target, frame)`` items to send, plus the time of the
@@ -27,13 +28,12 @@ import heapq
 import ipaddress
 import itertools
 import socket
+import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 import structlog
-from scapy.layers.inet6 import ICMPv6ND_NA, ICMPv6NDOptDstLLAddr, IPv6
-from scapy.layers.l2 import ARP, Ether
 
 from netd.errors import AnnounceError
 
@@ -56,30 +56,62 @@ ALL_NODES_MAC: Final = "33:33:00:00:00:01"
 ALL_NODES: Final = "ff02::1"
 
 
+ETH_P_ARP: Final = 0x0806
+ETH_P_IPV6: Final = 0x86DD
+IPPROTO_ICMPV6: Final = 58
+ND_NEIGHBOR_ADVERT: Final = 136
+ND_OPT_TARGET_LINKADDR: Final = 2
+_NA_ROUTER, _NA_OVERRIDE = 0x80000000, 0x20000000
+
+_ETHER = struct.Struct("!6s6sH")
+# hardware type, protocol type, hardware/protocol lengths, operation, sha, spa, tha, tpa
+_ARP = struct.Struct("!HHBBH6s4s6s4s")
+# version/class/flow, payload length, next header, hop limit, source, destination
+_IPV6 = struct.Struct("!IHBB16s16s")
+# type, code, checksum, flags, target, then one option: type, length (8-octet units), MAC
+_NA = struct.Struct("!BBHI16sBB6s")
+
+
+def _mac(text: str) -> bytes:
+    raw = bytes.fromhex(text.replace(":", ""))
+    if len(raw) != 6:
+        raise ValueError(f"{text!r} is not a MAC address")
+    return raw
+
+
 def build_garp(vip: str, mac: str) -> bytes:
     """keepalived's gratuitous ARP for ``vip`` sent from ``mac``."""
     try:
-        pkt = Ether(dst=BROADCAST_MAC, src=mac, type=0x0806) / ARP(
-            hwtype=1, ptype=0x0800, hwlen=6, plen=4, op=1,
-            hwsrc=mac, psrc=vip, hwdst=BROADCAST_MAC, pdst=vip,
-        )  # fmt: skip
-        return bytes(pkt)
-    except (ValueError, OSError) as exc:
+        src, ip = _mac(mac), ipaddress.IPv4Address(vip).packed
+        bcast = _mac(BROADCAST_MAC)
+    except ValueError as exc:
         raise AnnounceError(f"cannot build GARP for {vip} from {mac}: {exc}") from exc
+    arp = _ARP.pack(1, 0x0800, 6, 4, 1, src, ip, bcast, ip)
+    return _ETHER.pack(bcast, src, ETH_P_ARP) + arp
 
 
 def build_unsolicited_na(vip: str, mac: str, router: bool = False) -> bytes:
     """keepalived's unsolicited neighbour advertisement for ``vip`` from ``mac``."""
     try:
-        pkt = (
-            Ether(dst=ALL_NODES_MAC, src=mac)
-            / IPv6(src=vip, dst=ALL_NODES, hlim=255)
-            / ICMPv6ND_NA(R=int(router), S=0, O=1, tgt=vip)
-            / ICMPv6NDOptDstLLAddr(lladdr=mac)
-        )
-        return bytes(pkt)
-    except (ValueError, OSError) as exc:
+        src, ip = _mac(mac), ipaddress.IPv6Address(vip).packed
+    except ValueError as exc:
         raise AnnounceError(f"cannot build NA for {vip} from {mac}: {exc}") from exc
+    dst = ipaddress.IPv6Address(ALL_NODES).packed
+    flags = _NA_OVERRIDE | (_NA_ROUTER if router else 0)
+    unsummed = _NA.pack(ND_NEIGHBOR_ADVERT, 0, 0, flags, ip, ND_OPT_TARGET_LINKADDR, 1, src)
+    pseudo = ip + dst + struct.pack("!I3xB", len(unsummed), IPPROTO_ICMPV6)
+    cksum = _internet_checksum(pseudo + unsummed)
+    icmp = unsummed[:2] + cksum.to_bytes(2, "big") + unsummed[4:]
+    ipv6 = _IPV6.pack(6 << 28, len(icmp), IPPROTO_ICMPV6, 255, ip, dst)
+    return _ETHER.pack(_mac(ALL_NODES_MAC), src, ETH_P_IPV6) + ipv6 + icmp
+
+
+def _internet_checksum(data: bytes) -> int:
+    """RFC 1071 (even-length input: the NA is 32 octets, the pseudo-header 40)."""
+    total: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
 
 
 @dataclass(frozen=True, slots=True)

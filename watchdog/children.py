@@ -17,8 +17,12 @@ PERMANENT_EXIT_CODES = frozenset({1, 2, 4})
 @dataclass(frozen=True, slots=True)
 class ChildSpec:
     name: str
-    argv: tuple[str, ...]
+    args: tuple[str, ...]  # after ``python -m <name>``
     pidfile: Path | None = None
+
+    @property
+    def argv(self) -> tuple[str, ...]:
+        return (sys.executable, "-m", self.name, *self.args)
 
 
 def wanted(vrrp_only: bool, check_only: bool) -> tuple[str, ...]:
@@ -44,7 +48,7 @@ def specs(
         common += ["-S", args.log_facility]
     result = []
     for name in wanted(args.vrrp, args.check):
-        argv = [sys.executable, "-m", name, *common]
+        argv = list(common)
         if name == "core":
             argv += ["-f", str(args.use_file)]
             if args.config_id:

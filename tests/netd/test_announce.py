@@ -21,6 +21,7 @@ from netd.announce import (
     build_garp,
     build_unsolicited_na,
 )
+from netd.errors import AnnounceError
 from netd.kernel import KernelAdapter
 from netd.vmac import VmacManager
 from tests.lab import Lab
@@ -53,6 +54,45 @@ def test_unsolicited_na_matches_keepalived_format(router: bool) -> None:
     sent_cksum = na.cksum
     del na.cksum
     assert Ether(bytes(pkt))[ICMPv6ND_NA].cksum == sent_cksum
+
+
+_macs = st.binary(min_size=6, max_size=6).map(lambda b: ":".join(f"{x:02x}" for x in b))
+
+
+@given(vip=st.ip_addresses(v=4).map(str), mac=_macs)
+def test_garp_is_byte_for_byte_scapys(vip: str, mac: str) -> None:
+    # scapy is the reference codec: netd packs the frame itself to keep scapy out of memory.
+    reference = Ether(dst="ff:ff:ff:ff:ff:ff", src=mac, type=0x0806) / ARP(
+        op=1, hwsrc=mac, psrc=vip, hwdst="ff:ff:ff:ff:ff:ff", pdst=vip
+    )
+    assert build_garp(vip, mac) == bytes(reference)
+
+
+@given(vip=st.ip_addresses(v=6).map(str), mac=_macs, router=st.booleans())
+def test_unsolicited_na_is_byte_for_byte_scapys(vip: str, mac: str, router: bool) -> None:
+    reference = (
+        Ether(dst="33:33:00:00:00:01", src=mac)
+        / IPv6(src=vip, dst="ff02::1", hlim=255)
+        / ICMPv6ND_NA(R=int(router), S=0, O=1, tgt=vip)
+        / ICMPv6NDOptDstLLAddr(lladdr=mac)
+    )
+    assert build_unsolicited_na(vip, mac, router) == bytes(reference)
+
+
+@pytest.mark.parametrize(
+    ("build", "vip", "mac"),
+    [
+        (build_garp, "2001:db8::1", MAC),
+        (build_garp, "192.0.2.1", "02:00:00:00:01"),
+        (build_unsolicited_na, "192.0.2.1", MAC),
+        (build_unsolicited_na, "2001:db8::1", "zz:00:00:00:00:01"),
+    ],
+)
+def test_a_frame_that_cannot_be_built_is_an_announce_error(
+    build: Callable[[str, str], bytes], vip: str, mac: str
+) -> None:
+    with pytest.raises(AnnounceError):
+        build(vip, mac)
 
 
 def _targets(n: int, ifname: str = "eth0") -> list[Target]:
