@@ -16,22 +16,41 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Collection, Mapping
+from typing import Any, Protocol
 
 import structlog
 
 from bus import messages
 from vrrpd.links import Link
 from vrrpd.machine import Resume, Startup
-from vrrpd.outputs import Outputs
 from vrrpd.packet import IPAddress
 from vrrpd.pending import PendingStarts, fault_state
 from vrrpd.plan import InstancePlan
 from vrrpd.resume import RESUME_WINDOW, Verdict, decide
 from vrrpd.runner import MIN_LEASE, Runner
 
-__all__ = ["Starter"]
+__all__ = ["StartOutputs", "Starter"]
 
 log = structlog.get_logger(__name__)
+
+
+class StartOutputs(Protocol):
+    """What the start-up part publishes (:class:`vrrpd.outputs.Outputs` in the daemon)."""
+
+    @property
+    def stopping(self) -> bool: ...
+
+    def publish_intent(self, instance: str, body: Mapping[str, Any]) -> None:
+        """An intent before the election: it holds nothing but names the VMAC to create."""
+        ...
+
+    def publish_waiting(self, instance: str, body: Mapping[str, Any]) -> None:
+        """``vrrp.state`` of an instance that cannot start yet (FAULT, with why)."""
+        ...
+
+    def forget_state(self, instance: str) -> None:
+        """No more ``vrrp.state`` for ``instance`` (gone from the config, or vrrpd stops)."""
+        ...
 
 
 class Starter:
@@ -41,7 +60,7 @@ class Starter:
     def __init__(
         self,
         runners: Mapping[str, Runner],
-        outputs: Outputs,
+        outputs: StartOutputs,
         start_pending: Callable[[float], None],
     ) -> None:
         self._runners = runners

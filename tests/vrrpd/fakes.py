@@ -1,9 +1,10 @@
 """A recording :class:`vrrpd.host.RunnerHost` and sender, for Runners without a daemon.
 
 Everything a Runner does outside itself lands here to be asserted on: timers, what it retains
-and publishes on the bus, notify jobs, FIFO lines and mails. Sync group routing is the real
-:class:`vrrpd.groups.Groups` over :attr:`FakeHost.runners`. Typed against the Protocol, so
-mypy checks that the fake keeps up with it.
+and publishes on the bus, notify jobs, FIFO lines and mails; so does what
+:class:`vrrpd.starter.Starter` publishes for instances that cannot start yet. Sync group
+routing is the real :class:`vrrpd.groups.Groups` over :attr:`FakeHost.runners`. Typed against
+both Protocols, so mypy checks that the fake keeps up with them.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from vrrpd.notify import Job
 from vrrpd.packet import IPAddress
 from vrrpd.plan import InstancePlan, plan
 from vrrpd.runner import Runner
+from vrrpd.starter import StartOutputs
 from vrrpd.syncgroup import GroupNotify
 
 __all__ = ["FakeHost", "Wire", "plans_of", "runner_for"]
@@ -96,6 +98,14 @@ class FakeHost:
     def wall_time(self) -> float:
         return self.wall
 
+    def publish_waiting(self, instance: str, body: Mapping[str, Any]) -> None:
+        self._retain(f"vrrp.state.{instance}", body)
+        self.refresh.pop(f"vrrp.state.{instance}", None)
+
+    def forget_state(self, instance: str) -> None:
+        self.retained.pop(f"vrrp.state.{instance}", None)
+        self.refresh.pop(f"vrrp.state.{instance}", None)
+
     def _group_notify(self, action: GroupNotify, resumed: bool) -> None:
         self.group_notes.append((action, resumed))
 
@@ -119,4 +129,6 @@ def runner_for(config: str, primary: IPv4Address) -> tuple[Runner, Wire, FakeHos
     return host.add(p, Link("eth0", 2, True), primary, wire), wire, host
 
 
-_: type[RunnerHost] = FakeHost  # mypy: the fake implements the whole Protocol
+# Typed so that mypy checks the fake implements the whole of both Protocols
+_: type[RunnerHost] = FakeHost
+_start: type[StartOutputs] = FakeHost
