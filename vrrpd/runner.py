@@ -4,7 +4,8 @@ A ``Runner`` turns the machine's actions into adverts on the wire, ``vrrp.state.
 ``vrrp.intent.<instance>`` (what netd must install), ``vrrp.event.<instance>`` and notify
 scripts. Everything outside the instance (timers, the bus, notify/FIFO/mail, its sync group) it
 reaches through a :class:`vrrpd.host.RunnerHost`; what the daemon changes about it (sockets,
-link, trackers, group) it is told through methods, never by having its attributes set.
+link, source address, trackers, group) it is told through methods, never by having its
+attributes set.
 """
 
 from __future__ import annotations
