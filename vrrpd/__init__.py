@@ -9,6 +9,13 @@ This package's pure core (no sockets, clock or bus):
 * :mod:`vrrpd.syncgroup` — vrrp_sync_group coordination
 * :mod:`vrrpd.ah` — keepalived-style VRRPv2 IPsec-AH wrap/unwrap and the per-instance
   sequence counter (:class:`AhSession`; its sockets are in ``vrrpd.ah_sockets``)
+* :mod:`vrrpd.pending` — instances that cannot start yet: reason, back-off, FAULT report
+
+The drivers around it (not exported: the daemon wires them, ``vrrpd.process``):
+``vrrpd.runner`` executes one instance's actions through a ``vrrpd.host.RunnerHost``
+(``vrrpd.outputs``); ``vrrpd.socket_pool``, ``vrrpd.health``, ``vrrpd.starter`` and
+``vrrpd.groups`` each own one part of the daemon; ``vrrpd.engine`` dispatches bus events and
+timers to them (docs/architecture.md, "The pure cores and their drivers").
 """
 
 from vrrpd.ah import AH_LEN, IPPROTO_AH, AhError, AhSession, Unwrapped, unwrap, wrap

@@ -2,7 +2,7 @@
 
 An instance needs its interface, an address to send from and its sockets before its election
 can start. Until then it is in FAULT, as keepalived's is, with the reason in ``faults`` of
-``vrrp.state.<instance>`` (so ``pykeepalivedctl status`` shows it). The engine tries again on
+``vrrp.state.<instance>`` (so ``pykeepalivedctl status`` shows it). vrrpd.starter tries again on
 every ``net.link`` change that can fix it (an address appearing or leaving DAD, the link
 coming up) and, for what no netlink event announces, after a bounded back-off.
 

@@ -3,7 +3,7 @@
 A quick vrrpd restart (``kill -9``, the watchdog restarts it at once) finds netd still holding
 the instance's VIPs: netd keeps them for a lease after the last renewal. Starting as BACKUP
 would withdraw them and take them back one Master_Down_Interval later, two transitions and a
-gap for nothing. Instead the engine asks :func:`decide` with netd's retained
+gap for nothing. Instead vrrpd.starter asks :func:`decide` with netd's retained
 ``net.applied.vrrp:<instance>`` report; on :attr:`Verdict.RESUME` it feeds
 :class:`vrrpd.machine.Resume` rather than ``Startup``.
 

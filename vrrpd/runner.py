@@ -2,22 +2,24 @@
 
 A ``Runner`` turns the machine's actions into adverts on the wire, ``vrrp.state.<instance>``,
 ``vrrp.intent.<instance>`` (what netd must install), ``vrrp.event.<instance>`` and notify
-scripts; the ``Engine`` (vrrpd.engine) owns the sockets, timers and bus inputs it shares.
+scripts. Everything outside the instance (timers, the bus, notify/FIFO/mail, its sync group) it
+reaches through a :class:`vrrpd.host.RunnerHost`; what the daemon changes about it (sockets,
+link, source address, trackers, group) it is told through methods, never by having its
+attributes set.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import time
 from collections.abc import Hashable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 
 from bus import messages
 from vrrpd import dumps, notify
 from vrrpd.ah import AhError, AhSession
-from vrrpd.ah_sockets import AhSender
+from vrrpd.host import AdvertSender, AhAdvertSender, RunnerHost
 from vrrpd.links import Link
 from vrrpd.machine import (
     Action,
@@ -35,6 +37,7 @@ from vrrpd.machine import (
     SendGarp,
     SetTimer,
     SetVips,
+    Shutdown,
     State,
     TimerFired,
     TimerName,
@@ -43,8 +46,7 @@ from vrrpd.packet import Advert, AuthType, ChecksumForm, IPAddress, PreparedAdve
 from vrrpd.plan import InstancePlan
 from vrrpd.priority import PriorityVerdict, Tracker, TrackerKind, evaluate
 from vrrpd.resume import fingerprint
-from vrrpd.sockets import Datagram, Sender
-from vrrpd.syncgroup import GroupNotify, SyncGroup
+from vrrpd.sockets import Datagram
 from vrrpd.unicast_checksum import UnicastChecksum
 from vrrpd.validate import (
     Accepted,
@@ -55,9 +57,6 @@ from vrrpd.validate import (
     ReceiveCounters,
     validate,
 )
-
-if TYPE_CHECKING:
-    from vrrpd.engine import Engine
 
 log = structlog.get_logger(__name__)
 
@@ -103,9 +102,14 @@ class Runner:
     """One running instance: its machine, its advert bytes and what it told the bus."""
 
     def __init__(
-        self, engine: Engine, plan: InstancePlan, link: Link, primary: IPAddress, sender: Sender
+        self,
+        host: RunnerHost,
+        plan: InstancePlan,
+        link: Link,
+        primary: IPAddress,
+        sender: AdvertSender,
     ) -> None:
-        self.engine = engine
+        self.host = host
         self.plan = plan
         self.link = link
         self.primary = primary
@@ -128,9 +132,10 @@ class Runner:
         self.disabled: set[Tracker] = set()
         self.last_peer_addresses: dict[IPAddress, tuple[IPAddress, ...]] = {}
         self.last_transition: dict[str, Any] = {}
-        self.group: SyncGroup | None = None
+        #: the sync group this instance moves with, once the group has formed (vrrpd.groups)
+        self.group: str | None = None
         self.sent = dumps.SendCounters()
-        self.last_transition_at = time.time()
+        self.last_transition_at = host.wall_time()
         self._published: tuple[State, int, IPAddress | None] | None = None
         self._drop_logged: dict[str, float] = {}
         self.notices = NoticeLimiter(_NOTICE_EVERY)
@@ -139,9 +144,9 @@ class Runner:
         self._rx_expect: Expectations | None = None
         self._rx_result: Accepted | Drop | None = None
         self._rx_event: AdvertReceived | None = None
-        # auth_type AH: the anti-replay counter and the socket, set by the engine
+        # auth_type AH: the anti-replay counter and the socket (see attach_ah)
         self.ah: AhSession | None = None
-        self.ah_sender: AhSender | None = None
+        self.ah_sender: AhAdvertSender | None = None
         #: set when a reload removes the instance: what its last transition reports
         #: (keepalived: DELETED with notify_deleted, else FAULT)
         self.removed_as: str | None = None
@@ -152,6 +157,48 @@ class Runner:
     @property
     def name(self) -> str:
         return self.plan.name
+
+    # ---- what the daemon changes about it ----------------------------------------------------
+
+    def attach_sender(self, sender: AdvertSender) -> None:
+        """Send from now on through ``sender`` (its interface was re-created)."""
+        self.sender = sender
+
+    def attach_ah(self, session: AhSession, sender: AhAdvertSender) -> None:
+        """``auth_type AH``: adverts go out wrapped by ``session`` through ``sender``."""
+        self.ah, self.ah_sender = session, sender
+
+    def attach_ah_sender(self, sender: AhAdvertSender) -> None:
+        """AH adverts go out through ``sender``; the session and its sequence numbers stay."""
+        self.ah_sender = sender
+
+    def set_link(self, link: Link) -> None:
+        """netd's latest report on the instance's interface (see :meth:`trackers_changed`)."""
+        self.link = link
+
+    def rebind(self, ifindex: int) -> None:
+        """The sockets now follow the interface under its new index ``ifindex``."""
+        self.bound_ifindex = ifindex
+
+    def track(self, status: dict[Tracker, bool | int | None], disabled: set[Tracker]) -> None:
+        """The trackers' current status, and those checkd refused to run; applied by the next
+        :meth:`trackers_changed`."""
+        self.status, self.disabled = status, disabled
+
+    def join_group(self, group: str) -> None:
+        """From now on the sync group ``group`` decides for this instance (vrrpd.groups)."""
+        self.group = group
+
+    def leave_group(self) -> None:
+        self.group = None
+
+    def stop(self, reason: str, now: float, *, removed: bool = False) -> None:
+        """keepalived's stop: shut the machine down and cancel its timers. ``removed``: a
+        reload dropped the instance, reported as DELETED with notify_deleted, else FAULT."""
+        if removed:
+            self.removed_as = "DELETED" if self.plan.notify_deleted else "FAULT"
+        self.feed(Shutdown(reason), now)
+        self.close()
 
     def _expectations(self) -> Expectations:
         p = self.plan
@@ -240,7 +287,7 @@ class Runner:
         self.trackers_changed(now)
         log.info("vrrpd.instance.updated", instance=self.name, state=self.machine.state.value)
 
-    def move_source(self, primary: IPAddress, sender: Sender) -> None:
+    def move_source(self, primary: IPAddress, sender: AdvertSender) -> None:
         """The interface's primary address changed: adverts leave from ``primary`` now, and
         the election carries on (keepalived follows its interface's address too)."""
         self.primary, self.sender = primary, sender
@@ -259,17 +306,7 @@ class Runner:
             self.after_actions()
             return
         # A sync group member: the group decides, and its actions may belong to any member.
-        by_member: dict[str, list[Action]] = {}
-        for member, action in self.group.handle(self.name, event, now):
-            if isinstance(action, GroupNotify):
-                self.engine.group_notify(action)
-            else:
-                by_member.setdefault(member, []).append(action)
-        for member, actions in by_member.items():
-            runner = self.engine.runners.get(member)
-            if runner is not None:
-                runner.execute(actions, now)
-                runner.after_actions()
+        self.host.route(self.name, event, now)
 
     def after_actions(self) -> None:
         m = self.machine
@@ -294,7 +331,7 @@ class Runner:
                     counters.accepted += 1
                     if result.checksum_form is not None:
                         counters.checksum_forms[result.checksum_form] += 1
-                    self.engine.timers.set(self.plan.name, _MASTER_DOWN, deadline)
+                    self.host.set_timer(self.plan.name, _MASTER_DOWN, deadline)
                     return
         else:
             result = validate(dgram.payload, dgram.facts, self.expect)
@@ -358,7 +395,7 @@ class Runner:
             deadline = self.machine.renew_adver(now)
             if deadline is not None:
                 self.send_advert(self.machine.priority)
-                self.engine.timers.set(self.plan.name, _ADVER, deadline)
+                self.host.set_timer(self.plan.name, _ADVER, deadline)
                 return
         self.feed(TIMER_FIRED[timer], now)
 
@@ -405,7 +442,7 @@ class Runner:
     # ---- outputs -----------------------------------------------------------------------------
 
     def execute(self, actions: list[Action], now: float) -> None:
-        eng = self.engine
+        host = self.host
         # A takeover's SetVips and SendGarp come in one batch: netd gets one intent for both.
         intent_dirty = False
         for action in actions:
@@ -413,9 +450,9 @@ class Runner:
                 case SendAdvert(priority=prio):
                     self.send_advert(prio)
                 case SetTimer(timer=timer, deadline=deadline):
-                    eng.timers.set(self.name, timer.value, deadline)
+                    host.set_timer(self.name, timer.value, deadline)
                 case CancelTimer(timer=timer):
-                    eng.timers.cancel(self.name, timer.value)
+                    host.cancel_timer(self.name, timer.value)
                 case SetVips(held=held, accept=accept):
                     self.held, self.accept = held, accept
                     self.intent_generation += 1
@@ -430,10 +467,10 @@ class Runner:
                 case RxLowerPriority(peer=peer, priority=prio):
                     held_back = self.notices.due(("vrrp.event.split_brain", peer), now)
                     if held_back is not None:
-                        eng.publish_event(
-                            self, "split_brain", peer=peer, priority=prio, repeated=held_back
+                        self.publish_event(
+                            "split_brain", peer=peer, priority=prio, repeated=held_back
                         )
-                    eng.notifier.submit(notify.rx_lower_jobs(self.name, self.plan.notify))
+                    host.run_notify(notify.rx_lower_jobs(self.name, self.plan.notify))
                 case Log(event=event, detail=detail, peer=peer):
                     fields: dict[str, Any] = {}
                     if peer is not None and event in _PER_ADVERT_NOTICES:
@@ -534,7 +571,7 @@ class Runner:
     def publish_intent(self, *, changed: bool = True) -> None:
         if changed:
             self.full_rounds = FULL_ROUNDS
-        self.engine.comp.publisher.retain(f"vrrp.intent.{self.name}", self.intent_body())
+        self.host.publish_intent(self.name, self.intent_body())
 
     def renewal(self) -> tuple[int, float] | None:
         """This round's compact renewal ([generation, lease]), or None after re-sending the
@@ -552,9 +589,7 @@ class Runner:
         self._published = (m.state, m.priority, m.master_peer)
         # Re-sends rebuild the body, so its receive counters are current every 5 s although
         # they change with every advert.
-        self.engine.comp.publisher.retain(
-            f"vrrp.state.{self.name}", self.state_body(), refresh=self.state_body
-        )
+        self.host.publish_state(self.name, self.state_body(), self.state_body)
 
     def state_body(self) -> dict[str, Any]:
         """Current state plus the last transition's old/new/cause (retained on the bus)."""
@@ -605,24 +640,47 @@ class Runner:
         if cause.source is not None:
             fields["tracker"] = cause.source
         self.last_transition = fields
-        self.last_transition_at = time.time()
+        self.last_transition_at = self.host.wall_time()
         if action.new is State.MASTER:
             self.sent.become_master += 1
         elif action.old is State.MASTER:
             self.sent.release_master += 1
         self.publish_state()
         log.info("vrrp.state", instance=self.name, priority=action.priority, **fields)
-        state = "STOP" if self.engine.stopping else self.removed_as or action.new.value
+        state = "STOP" if self.host.stopping else self.removed_as or action.new.value
         if cause.kind is CauseKind.RESUMED:
             # Nothing changed on the network or for the operator: the previous vrrpd already
             # ran notify_master for this mastership (see docs/architecture.md).
             return
         if state in ("MASTER", "BACKUP", "FAULT", "STOP", "DELETED"):
-            self.engine.notifier.submit(
+            self.host.run_notify(
                 notify.jobs_for(self.name, self.plan.notify, state, action.priority)
             )
-            self.engine.fifo_write(notify.fifo_line(self.name, state, action.priority))
-            self.engine.mailer.alert("INSTANCE", self.name, state)
+            self.host.fifo_write(notify.fifo_line(self.name, state, action.priority))
+            self.host.mail_alert("INSTANCE", self.name, state)
+
+    def publish_event(
+        self, kind: str, *, peer: IPAddress, priority: int, repeated: int = 0
+    ) -> None:
+        """``vrrp.event.<instance>``: a notice about ``peer`` (logged as well)."""
+        addrs = self.last_peer_addresses.get(peer, ())
+        body = messages.SplitBrain(
+            instance=self.name,
+            kind=kind,
+            peer=str(peer),
+            peer_priority=priority,
+            peer_vips=tuple(str(a) for a in addrs),
+            priority=self.machine.priority,
+            vips=tuple(str(v) for v in self.plan.vips),
+            # held back by the rate limit since the last one
+            repeated=repeated or None,
+        ).encode()
+        log.error(
+            "vrrp.event.split_brain",
+            **{k: v for k, v in body.items() if k != "instance"},
+            instance=self.name,
+        )
+        self.host.publish_event(self.name, body)
 
     def close(self) -> None:
-        self.engine.timers.cancel_instance(self.name)
+        self.host.cancel_timers(self.name)

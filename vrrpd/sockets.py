@@ -36,7 +36,7 @@ _IP_FREEBIND = getattr(socket, "IP_FREEBIND", 15)
 _IPV6_FREEBIND = 78  # linux/in6.h; not exported by Python
 _SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)
 # Room for every instance's advert queued at once (a master sends them in bursts, and the
-# engine reads a busy socket only every few ms): 255 small datagrams take ~175 kB of kernel
+# socket pool reads a busy socket only every few ms): 255 small datagrams take ~175 kB of kernel
 # accounting, near the 208 kB default. keepalived sizes its receive buffers too
 # (vrrp_rx_bufs_policy).
 _RCVBUF = 1 << 20

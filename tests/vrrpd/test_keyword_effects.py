@@ -1,20 +1,17 @@
 """Instance keywords vrrpd acts on: unicast_ttl, track_src_ip, unicast_fault_no_peer,
-notify_deleted, no_virtual_ipaddress, router_id (pure: plans and a runner on a stub engine)."""
+notify_deleted, no_virtual_ipaddress, router_id (pure: plans and a runner on a fake host)."""
 
 from __future__ import annotations
 
 import ipaddress
 from ipaddress import IPv4Address
-from types import SimpleNamespace
 
 from core import loads
-from tests.vrrpd.stub_runner import Retained, Wire
+from tests.vrrpd.fakes import FakeHost, Wire
 from vrrpd import dumps
 from vrrpd.ah import AhSession
 from vrrpd.links import Link
-from vrrpd.machine import Shutdown, Startup, State
-from vrrpd.mail import Mailer
-from vrrpd.notify import Job
+from vrrpd.machine import Startup, State
 from vrrpd.packet import Advert, encode
 from vrrpd.plan import InstancePlan, plan, startup_delay
 from vrrpd.runner import Runner
@@ -48,29 +45,12 @@ def plan_of(text: str) -> InstancePlan:
     return p
 
 
-class StubEngine:
-    """What a Runner uses of the engine, recording notify jobs and FIFO lines."""
-
-    def __init__(self) -> None:
-        self.jobs: list[Job] = []
-        self.fifo: list[str] = []
-        self.stopping = False
-        self.timers = SimpleNamespace(set=lambda *a: None, cancel=lambda *a: None)
-        self.comp = SimpleNamespace(publisher=Retained())
-        self.notifier = SimpleNamespace(submit=self.jobs.extend)
-        self.mailer = Mailer()  # unconfigured: smtp_alert is not what these tests are about
-
-    def fifo_write(self, line: str) -> None:
-        self.fifo.append(line)
-
-
-def started(p: InstancePlan, link: Link) -> tuple[Runner, StubEngine]:
-    engine = StubEngine()
-    # StubEngine and Wire are stubs with only what a Runner calls.
-    runner = Runner(engine, p, link, ME, Wire())  # type: ignore[arg-type]
+def started(p: InstancePlan, link: Link) -> tuple[Runner, FakeHost]:
+    host = FakeHost()
+    runner = host.add(p, link, ME, Wire())
     runner.feed(Startup(), 0.0)
     runner.trackers_changed(0.0)
-    return runner, engine
+    return runner, host
 
 
 def state_of(runner: Runner) -> State:
@@ -97,10 +77,10 @@ def test_ah_unicast_adverts_carry_unicast_ttl_multicast_ones_255() -> None:
 
 def test_unicast_fault_no_peer_without_peers_is_a_fault_with_its_cause() -> None:
     p = plan_of(config("unicast_src_ip 192.0.2.11\n    unicast_fault_no_peer", peers=""))
-    runner, engine = started(p, link_with("192.0.2.11/24"))
+    runner, host = started(p, link_with("192.0.2.11/24"))
     assert state_of(runner) is State.FAULT
     assert any("unicast_fault_no_peer" in f for f in runner.faults)
-    assert engine.fifo[-1] == 'INSTANCE "VI_1" FAULT 100\n'
+    assert host.fifo[-1] == 'INSTANCE "VI_1" FAULT 100\n'
     # With a peer the keyword changes nothing.
     p = plan_of(config("unicast_src_ip 192.0.2.11\n    unicast_fault_no_peer"))
     assert p.config_faults == ()
@@ -113,11 +93,11 @@ def test_track_src_ip_faults_while_the_source_is_missing_and_recovers() -> None:
     assert p.track_src_ip
     runner, _ = started(p, link_with("192.0.2.10/24", "192.0.2.11/24"))
     assert state_of(runner) is State.BACKUP
-    runner.link = link_with("192.0.2.10/24")
+    runner.set_link(link_with("192.0.2.10/24"))
     runner.trackers_changed(1.0)
     assert state_of(runner) is State.FAULT
     assert runner.faults == {"source address 192.0.2.11 on eth0 (track_src_ip)"}
-    runner.link = link_with("192.0.2.10/24", "192.0.2.11/24")
+    runner.set_link(link_with("192.0.2.10/24", "192.0.2.11/24"))
     runner.trackers_changed(2.0)
     assert state_of(runner) is State.BACKUP and not runner.faults
 
@@ -129,37 +109,37 @@ def test_without_track_src_ip_a_missing_source_is_no_fault() -> None:
     assert state_of(runner) is State.BACKUP
 
 
-def removed(options: str) -> StubEngine:
-    runner, engine = started(plan_of(config(options)), link_with("192.0.2.11/24"))
-    engine.jobs.clear()
-    engine.fifo.clear()
-    runner.removed_as = "DELETED" if runner.plan.notify_deleted else "FAULT"
-    runner.feed(Shutdown("removed from the configuration"), 5.0)
-    return engine
+def removed(options: str) -> FakeHost:
+    runner, host = started(plan_of(config(options)), link_with("192.0.2.11/24"))
+    host.jobs.clear()
+    host.fifo.clear()
+    runner.stop("removed from the configuration", 5.0, removed=True)
+    assert not host.timers  # a stopped instance leaves no timer behind
+    return host
 
 
 def test_a_removed_instance_reports_deleted_with_notify_deleted() -> None:
-    engine = removed('notify_deleted "/x/deleted d"\n    notify_fault /x/fault\n    notify /x/g')
-    assert [j.argv for j in engine.jobs] == [
+    host = removed('notify_deleted "/x/deleted d"\n    notify_fault /x/fault\n    notify /x/g')
+    assert [j.argv for j in host.jobs] == [
         ("/x/deleted", "d"),
         ("/x/g", "INSTANCE", "VI_1", "DELETED", "100"),
     ]
-    assert engine.fifo == ['INSTANCE "VI_1" DELETED 100\n']
+    assert host.fifo == ['INSTANCE "VI_1" DELETED 100\n']
 
 
 def test_a_bare_notify_deleted_only_changes_what_is_reported() -> None:
-    engine = removed("notify_deleted\n    notify /x/g")
-    assert [j.argv for j in engine.jobs] == [("/x/g", "INSTANCE", "VI_1", "DELETED", "100")]
-    assert engine.fifo == ['INSTANCE "VI_1" DELETED 100\n']
+    host = removed("notify_deleted\n    notify /x/g")
+    assert [j.argv for j in host.jobs] == [("/x/g", "INSTANCE", "VI_1", "DELETED", "100")]
+    assert host.fifo == ['INSTANCE "VI_1" DELETED 100\n']
 
 
 def test_a_removed_instance_reports_fault_without_notify_deleted() -> None:
-    engine = removed("notify_fault /x/fault\n    notify /x/g")
-    assert [j.argv for j in engine.jobs] == [
+    host = removed("notify_fault /x/fault\n    notify /x/g")
+    assert [j.argv for j in host.jobs] == [
         ("/x/fault",),
         ("/x/g", "INSTANCE", "VI_1", "FAULT", "100"),
     ]
-    assert engine.fifo == ['INSTANCE "VI_1" FAULT 100\n']
+    assert host.fifo == ['INSTANCE "VI_1" FAULT 100\n']
 
 
 def test_no_virtual_ipaddress_sends_and_accepts_adverts_without_addresses() -> None:

@@ -1,5 +1,8 @@
-"""The engine's receive pacing: a busy socket is read every RX_COALESCE, nothing is lost, and a
-master-down timer first reads what waits in a paused socket."""
+"""The socket pool's receive pacing: a busy socket is read every RX_COALESCE, nothing is lost,
+and a master-down timer first reads what waits in a paused socket.
+
+The receive socket is a fake over a socketpair (readable while datagrams wait), so the test
+controls exactly what arrives when; the real Receiver's buffer is checked at the end."""
 
 from __future__ import annotations
 
@@ -8,10 +11,9 @@ import socket
 from ipaddress import IPv4Address
 from typing import Any, cast
 
-from bus import Component
-from vrrpd.engine import RX_COALESCE, Engine
-from vrrpd.runner import Runner
+from vrrpd.socket_pool import RX_COALESCE, SocketPool
 from vrrpd.sockets import Datagram, Receiver
+from vrrpd.timers import TimerHeap
 from vrrpd.validate import IpFacts
 
 VRID = 7
@@ -51,40 +53,36 @@ class FakeReceiver:
         self.theirs.close()
 
 
-class FakeRunner:
+class Listener:
     """Counts adverts; each one re-arms master-down (as a backup's master's advert does)."""
 
-    def __init__(self, engine: Engine, rearm: bool) -> None:
-        self.engine, self.rearm = engine, rearm
+    def __init__(self, timers: TimerHeap, rearm: bool) -> None:
+        self.timers, self.rearm = timers, rearm
         self.received: list[float] = []
-        self.fired: list[str] = []
 
     def receive(self, dgram: Datagram, now: float) -> None:
         self.received.append(now)
         if self.rearm:
-            self.engine.timers.set("VI_1", "master_down", now + 1.0)
+            self.timers.set("VI_1", "master_down", now + 1.0)
 
-    def timer_fired(self, timer: str, now: float) -> None:
-        self.fired.append(timer)
-
-
-def engine_with(rearm: bool) -> tuple[Engine, FakeReceiver, FakeRunner]:
-    engine = Engine(cast(Component, object()))
-    rx = FakeReceiver()
-    runner = FakeRunner(engine, rearm)
-    engine.runners["VI_1"] = cast(Runner, runner)
-    engine.by_vrid[("eth0", 4, VRID)] = cast(Runner, runner)
-    engine.receivers[(4, "eth0")] = cast(Receiver, rx)
-    engine.loop.add_reader(rx.fileno(), engine._readable, cast(Receiver, rx))
-    return engine, rx, runner
+    def receive_ah(self, raw: bytes, now: float) -> None:
+        raise AssertionError("no AH here")
 
 
-def close(engine: Engine, rx: FakeReceiver) -> None:
-    for handle in engine._rx_paused.values():
-        handle.cancel()
-    engine.loop.remove_reader(rx.fileno())
-    engine.timers.close()
-    rx.close()
+class Pool:
+    """A SocketPool reading one fake receive socket for one listener."""
+
+    def __init__(self, rearm: bool) -> None:
+        self.timers = TimerHeap(lambda instance, timer, now: None)
+        self.sockets = SocketPool(lambda: False)
+        self.rx = FakeReceiver()
+        self.listener = Listener(self.timers, rearm)
+        self.sockets.listeners[("eth0", 4, VRID)] = self.listener
+        self.sockets.watch(cast(Receiver, self.rx))  # the fake has what the pool uses of one
+
+    def close(self) -> None:
+        self.sockets.close()  # closes the fake receiver too
+        self.timers.close()
 
 
 async def wait_for(cond: Any, timeout: float = 2.0) -> None:
@@ -94,63 +92,64 @@ async def wait_for(cond: Any, timeout: float = 2.0) -> None:
         await asyncio.sleep(0.001)
 
 
-async def pause(engine: Engine, rx: FakeReceiver, runner: FakeRunner) -> None:
+async def pause(pool: Pool) -> None:
     """Two reads in quick succession pause the socket."""
-    while not engine._rx_paused:
-        rx.arrive(1)
-        want = len(runner.received) + 1
-        await wait_for(lambda want=want: len(runner.received) == want)
+    while not pool.sockets.paused:
+        pool.rx.arrive(1)
+        want = len(pool.listener.received) + 1
+        await wait_for(lambda want=want: len(pool.listener.received) == want)
 
 
 def test_a_busy_socket_is_read_in_one_go_later_and_every_datagram_arrives() -> None:
     async def scenario() -> tuple[int, int]:
-        engine, rx, runner = engine_with(rearm=False)
+        pool = Pool(rearm=False)
+        rx, received = pool.rx, pool.listener.received
         try:
-            await pause(engine, rx, runner)
-            reads, heard = rx.reads, len(runner.received)
+            await pause(pool)
+            reads, heard = rx.reads, len(received)
             for _ in range(10):  # ten wake-ups' worth while paused
                 rx.arrive(1)
-            await wait_for(lambda: len(runner.received) == heard + 10)
-            return rx.reads - reads, len(runner.received) - heard
+            await wait_for(lambda: len(received) == heard + 10)
+            return rx.reads - reads, len(received) - heard
         finally:
-            close(engine, rx)
+            pool.close()
 
     assert asyncio.run(scenario()) == (1, 10)
 
 
 def test_a_quiet_socket_is_read_at_once() -> None:
     async def scenario() -> list[bool]:
-        engine, rx, runner = engine_with(rearm=False)
+        pool = Pool(rearm=False)
         try:
             paused = []
             for n in range(1, 4):
                 await asyncio.sleep(2 * RX_COALESCE)
-                rx.arrive(1)
-                await wait_for(lambda n=n: len(runner.received) == n)
-                paused.append(bool(engine._rx_paused))
+                pool.rx.arrive(1)
+                await wait_for(lambda n=n: len(pool.listener.received) == n)
+                paused.append(pool.sockets.paused)
             return paused
         finally:
-            close(engine, rx)
+            pool.close()
 
     assert asyncio.run(scenario()) == [False, False, False]
 
 
 def test_master_down_reads_a_paused_socket_first() -> None:
-    async def scenario(rearm: bool) -> list[str]:
-        engine, rx, runner = engine_with(rearm)
+    async def scenario(rearm: bool) -> bool:
+        pool = Pool(rearm)
         try:
-            await pause(engine, rx, runner)
-            heard = len(runner.received)
-            rx.queue.append(_advert())  # arrives while paused
-            engine.timers.cancel("VI_1", "master_down")  # as the heap does before it fires
-            engine._timer_fired("VI_1", "master_down", engine.now())
-            assert len(runner.received) == heard + 1  # the waiting advert was handled first
-            return runner.fired
+            await pause(pool)
+            heard = len(pool.listener.received)
+            pool.rx.queue.append(_advert())  # arrives while paused
+            pool.timers.cancel("VI_1", "master_down")  # as the heap does before it fires
+            due = pool.sockets.master_down_due("VI_1", pool.timers)
+            assert len(pool.listener.received) == heard + 1  # the waiting advert came first
+            return due
         finally:
-            close(engine, rx)
+            pool.close()
 
-    assert asyncio.run(scenario(rearm=True)) == []  # it re-armed the timer: no take-over
-    assert asyncio.run(scenario(rearm=False)) == ["master_down"]
+    assert asyncio.run(scenario(rearm=True)) is False  # it re-armed the timer: no take-over
+    assert asyncio.run(scenario(rearm=False)) is True
 
 
 def _advert() -> Datagram:

@@ -45,7 +45,7 @@ def test_ipv6_source_is_a_link_local_out_of_dad() -> None:
     assert "fe80::1" in link.why_no_source(6) and "tentative" in link.why_no_source(6)
     ready = _link(addresses=["2001:db8::10/64", "fe80::1/64"], tentative=[])
     assert ready.primary(6) == ip("fe80::1")
-    assert ready.sources != link.sources  # the engine retries on this change
+    assert ready.sources != link.sources  # vrrpd retries on this change
 
 
 def test_reasons_name_the_interface() -> None:

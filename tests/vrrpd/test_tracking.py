@@ -11,7 +11,7 @@ import pytest
 
 from tests.daemon import REPO, DaemonGroup, daemon_group
 from tests.lab import Lab, wait_until
-from vrrpd.engine import HEALTH_GRACE
+from vrrpd.health import HEALTH_GRACE
 
 pytestmark = pytest.mark.netns
 

@@ -14,8 +14,8 @@ import structlog
 from scapy.layers.inet import IP
 from scapy.layers.vrrp import VRRPv3
 
-from tests.vrrpd.stub_runner import Wire
-from tests.vrrpd.stub_runner import runner_for as stub_runner
+from tests.vrrpd.fakes import Wire
+from tests.vrrpd.fakes import runner_for as fake_runner
 from vrrpd.packet import MCAST_V4, Advert, ChecksumForm, encode
 from vrrpd.runner import Runner
 from vrrpd.sockets import Datagram
@@ -116,7 +116,7 @@ vrrp_instance VI_1 {{
 
 
 def runner_for(option: str) -> tuple[Runner, Wire]:
-    runner, wire, _ = stub_runner(CONFIG.format(me=ME, peer=PEER, vip=VIP, option=option), ME)
+    runner, wire, _ = fake_runner(CONFIG.format(me=ME, peer=PEER, vip=VIP, option=option), ME)
     return runner, wire
 
 
