@@ -19,6 +19,8 @@ from typing import Any
 import structlog
 
 from bus import Component, RuntimeDir, RuntimeDirLocked, add_common_arguments, start_component
+from bus.errors import LogOptionsInvalid
+from bus.logs import LogOptions
 from bus.logs import configure as configure_logs
 from bus.runtime import DEFAULT_RUNTIME_DIR
 from bus.signals import SIGNAL_FUNCTIONS
@@ -108,9 +110,6 @@ def _add_keepalived_only_options(p: argparse.ArgumentParser) -> None:
         "-B", "--no_bfd", action="store_true", help="accepted: there is no BFD subsystem"
     )
     p.add_argument("--all", action="store_true", help="accepted: every component always runs")
-    p.add_argument(
-        "-G", "--no-syslog", action="store_true", help="do not log to syslog (overrides -S)"
-    )
     p.add_argument("-u", "--umask", type=_umask, help="umask for created files (numeric)")
     p.add_argument("-X", "--release-vips", action="store_true", help="accepted, not implemented")
     p.add_argument(
@@ -187,8 +186,6 @@ def _apply_process_options(args: argparse.Namespace) -> Callable[[], None]:
     """Options that shape the process (inherited by every child); returns the undo."""
     if args.umask is not None:
         os.umask(args.umask)
-    if args.no_syslog:
-        args.log_facility = None
     for attr, what in _NOT_IMPLEMENTED.items():
         if getattr(args, attr):
             print(f"pykeepalived: {what} is accepted but not implemented", file=sys.stderr)
@@ -259,25 +256,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     if args.umask is None and conf.umask is not None:
         args.umask = conf.umask  # -u wins, as in keepalived
+    try:
+        log_options = LogOptions.from_args(args)
+    except LogOptionsInvalid as exc:
+        print(f"pykeepalived: {exc}", file=sys.stderr)
+        return 1
+    # The children inherit the environment, so they log where and how the watchdog does.
+    os.environ.update(log_options.environment())
     undo = _apply_process_options(args)
     try:
-        return _run(args, conf)
+        return _run(args, conf, log_options)
     finally:
         undo()
 
 
-def _run(args: argparse.Namespace, conf: DaemonSettings) -> int:
+def _run(args: argparse.Namespace, conf: DaemonSettings, log_options: LogOptions) -> int:
     runtime = RuntimeDir.at(args.runtime_dir)
     try:
         with runtime.exclusive("daemon"):
             # keepalived's parent runs startup_script before any child and shutdown_script
             # after the last one; here both run outside the component (see watchdog.scripts).
-            configure_logs(
-                "watchdog",
-                console=args.log_console,
-                detail=args.log_detail,
-                facility=args.log_facility,
-            )
+            configure_logs("watchdog", log_options)
             scripts.run_hook(conf.hooks.get("startup_script"))
             # Every child may use its full wait, one after another.
             grace = conf.child_wait_time * len(children.START_ORDER) + 2
