@@ -86,7 +86,7 @@ class _Sink:
     """The logger structlog hands rendered records to: one method per level name, each
     writing the console line (``-l``) and the syslog message (unless ``-G``)."""
 
-    def __init__(self, options: LogOptions, ident: str, stream: TextIO) -> None:
+    def __init__(self, options: LogOptions, ident: str, stream: TextIO, *_args: Any) -> None:
         self._stream = stream if options.console else None
         self._syslog = options.syslog
         if options.syslog:

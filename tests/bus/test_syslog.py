@@ -50,8 +50,8 @@ _PROBE = textwrap.dedent(
     p = argparse.ArgumentParser()
     add_common_arguments(p)
     configure("probe", LogOptions.from_args(p.parse_args(sys.argv[1:])))
-    structlog.get_logger().info("probe.informed", n=2)
-    structlog.get_logger().error("probe.failed", why="it broke")
+    structlog.get_logger(__name__).info("probe.informed", n=2)  # a named logger, as components
+    structlog.get_logger(__name__).error("probe.failed", why="it broke")
     """
 )
 
