@@ -895,8 +895,8 @@ ROOT = BlockSchema(
     Config,
     [
         K("global_defs", SubBlock(GLOBAL_DEFS)),
-        # Refused by the daemon at start rather than run in the wrong namespace.
-        K("net_namespace", Str(), implemented=False),
+        # The watchdog enters it before starting anything (watchdog.netns).
+        K("net_namespace", Str()),
         K("instance", Str()),
         K("use_pid_dir", BOOL),
         K("child_wait_time", Int(0)),

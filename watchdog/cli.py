@@ -7,6 +7,7 @@ which starts the bus, core, netd, checkd and vrrpd processes.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import resource
 import socket
@@ -25,7 +26,8 @@ from bus.logs import configure as configure_logs
 from bus.runtime import DEFAULT_RUNTIME_DIR
 from bus.signals import SIGNAL_FUNCTIONS
 from core.schema import c_integer
-from watchdog import children, pidfile, scripts
+from watchdog import children, netns, pidfile, scripts
+from watchdog.errors import NamespaceUnavailable
 from watchdog.settings import DaemonSettings, pid_names, read_settings
 from watchdog.supervisor import Supervisor
 
@@ -125,7 +127,9 @@ def _add_keepalived_only_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("-b", "--bfd_pid", type=Path, help="accepted: there is no BFD subsystem")
     p.add_argument("-x", "--snmp", action="store_true", help="accepted: there is no SNMP subsystem")
     p.add_argument("-A", "--snmp-agent-socket", help="accepted: there is no SNMP subsystem")
-    p.add_argument("-s", "--namespace", help="refused: network namespaces are not built yet")
+    p.add_argument(
+        "-s", "--namespace", help="run in network namespace NAME (overrides net_namespace)"
+    )
     p.add_argument(
         "-m", "--core-dump", action="store_true", help="allow core dumps of every process"
     )
@@ -231,28 +235,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(words)
     if args.signum is not None:
         return signum(args.signum)
-    if args.namespace:
-        # Running in the wrong namespace would put the VIPs on the wrong network.
-        print(
-            f"pykeepalived: -s/--namespace {args.namespace} is not implemented; not starting",
-            file=sys.stderr,
-        )
-        return 1
     if not args.config_id:
         args.config_id = socket.gethostname().split(".", 1)[0]
     if args.config_test is not None:
-        from core.configtest import config_test
-
-        return config_test(args.use_file, config_id=args.config_id, log_file=args.config_test)
+        return _config_test(args)
     if not args.use_file.exists():
         print(f"pykeepalived: configuration file {args.use_file} not found", file=sys.stderr)
         return 6  # keepalived's NOT_CONFIGURED
     conf = read_settings(args.use_file, args.config_id)
-    if conf.net_namespace and not args.namespace:
-        print(
-            f"pykeepalived: net_namespace {conf.net_namespace} is not implemented; not starting",
-            file=sys.stderr,
-        )
+    overridden = conf.net_namespace if args.namespace else None
+    if args.namespace:
+        conf = dataclasses.replace(conf, net_namespace=args.namespace)  # -s wins, as keepalived
+    # Before anything else starts (threads, the bus, children): they all inherit it.
+    if not _entered(conf.net_namespace):
         return 1
     if args.umask is None and conf.umask is not None:
         args.umask = conf.umask  # -u wins, as in keepalived
@@ -265,18 +260,53 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.update(log_options.environment())
     undo = _apply_process_options(args)
     try:
-        return _run(args, conf, log_options)
+        return _run(args, conf, log_options, overridden)
     finally:
         undo()
 
 
-def _run(args: argparse.Namespace, conf: DaemonSettings, log_options: LogOptions) -> int:
+def _config_test(args: argparse.Namespace) -> int:
+    from core.configtest import config_test
+
+    # As keepalived's -t: interfaces are checked in the namespace the daemon would use.
+    namespace = args.namespace
+    if namespace is None and args.use_file.exists():
+        namespace = read_settings(args.use_file, args.config_id).net_namespace
+    if not _entered(namespace):
+        return 1
+    return config_test(args.use_file, config_id=args.config_id, log_file=args.config_test)
+
+
+def _entered(namespace: str | None) -> bool:
+    """Enter ``namespace`` if there is one; False (with the reason on stderr) if it cannot be."""
+    if namespace is None:
+        return True
+    try:
+        netns.enter(namespace)
+    except NamespaceUnavailable as exc:
+        print(f"pykeepalived: {exc}; not starting", file=sys.stderr)
+        return False
+    return True
+
+
+def _run(
+    args: argparse.Namespace,
+    conf: DaemonSettings,
+    log_options: LogOptions,
+    overridden: str | None = None,
+) -> int:
     runtime = RuntimeDir.at(args.runtime_dir)
     try:
         with runtime.exclusive("daemon"):
             # keepalived's parent runs startup_script before any child and shutdown_script
             # after the last one; here both run outside the component (see watchdog.scripts).
             configure_logs("watchdog", log_options)
+            if conf.net_namespace:
+                log.info(
+                    "watchdog.namespace.entered",
+                    namespace=conf.net_namespace,
+                    overrides=overridden,
+                )
             scripts.run_hook(conf.hooks.get("startup_script"))
             # Every child may use its full wait, one after another.
             grace = conf.child_wait_time * len(children.START_ORDER) + 2

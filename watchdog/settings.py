@@ -1,7 +1,8 @@
 """What the watchdog itself takes from the configuration: where and how the daemon runs.
 
 keepalived's parent reads these before it forks (keepalived 2.2.7's start-up sequence):
-the start/stop scripts, how long it waits for children at shutdown (``child_wait_time``), the
+the network namespace it enters (``net_namespace``, see ``watchdog.netns``), the start/stop
+scripts, how long it waits for children at shutdown (``child_wait_time``), the
 ``umask`` files are created with, and the pid file names that ``instance`` and ``use_pid_dir``
 change. core re-reads the file and reports every problem; the watchdog only needs these values,
 read once at start.
@@ -48,9 +49,12 @@ def read_settings(path: str | os.PathLike[str], config_id: str | None = None) ->
 def pid_names(base: Path, s: DaemonSettings) -> dict[str, Path]:
     """keepalived's pid file names: ``keepalived.pid``, ``vrrp.pid``, ``checkers.pid`` in
     ``base``; in ``base/keepalived/`` with ``use_pid_dir`` or an ``instance``, whose name is
-    then appended (``vrrp_NAME.pid``)."""
-    if s.instance or s.use_pid_dir:
+    then appended (``vrrp_NAME.pid``); in ``base/keepalived/NAMESPACE/`` with a network
+    namespace (where keepalived's bind mount of its pid directory shows them)."""
+    if s.instance or s.use_pid_dir or s.net_namespace:
         base = base / "keepalived"
+    if s.net_namespace:
+        base = base / s.net_namespace
     suffix = f"_{s.instance}" if s.instance else ""
     return {
         "watchdog": base / f"keepalived{suffix}.pid",
