@@ -54,7 +54,7 @@ import structlog
 import core
 from bus import Component, MessageRejected, messages
 from bus.envelope import Event as BusEvent
-from netd import fromconfig
+from netd import foundvips, fromconfig
 from netd.announce import AnnounceScheduler, FrameSender, Target
 from netd.desired import Address, DesiredSet, Item, describe, item_key
 from netd.errors import AnnounceError, InvalidItemError, KernelError, VmacError
@@ -62,7 +62,7 @@ from netd.firewall import Firewall, FirewallSettings, blocked_addresses
 from netd.kernel import ApplyResult, KernelAdapter
 from netd.linkstate import LinkState
 from netd.monitor import AddrEvent, LinkEvent, Monitor, Overflow
-from netd.reconcile import Merged
+from netd.reconcile import Action, Merged, Operation
 from netd.store import DesiredStore
 from netd.vmac import Vmac, VmacManager
 from netd.vmacintent import (
@@ -127,8 +127,21 @@ def parse_renewal(renewal: messages.Renew) -> dict[str, tuple[int, float]]:
 
 
 class NetDaemon:
-    def __init__(self, comp: Component) -> None:
+    def __init__(
+        self,
+        comp: Component,
+        *,
+        release_at_stop: bool = True,
+        address_monitoring: bool = False,
+        release_vips: bool = False,
+    ) -> None:
         self.comp = comp
+        #: keepalived's -X: configured VIPs found at start-up, not installed by us, go
+        self.release_vips = release_vips
+        #: False with keepalived's -V: what VRRP instances hold stays when the daemon stops
+        self.release_at_stop = release_at_stop
+        #: keepalived's -a: every address event netlink reports is logged
+        self.address_monitoring = address_monitoring
         self._netlink = ThreadPoolExecutor(1, thread_name_prefix="netlink")
         self.kernel: KernelAdapter
         self.monitor = Monitor()
@@ -172,6 +185,7 @@ class NetDaemon:
         # owner -> the last intent's (items, interface, VIP interface) and what they parse to
         self._parsed_items: dict[str, tuple[tuple[Any, ...], tuple[Item, ...]]] = {}
         self._links_changed: set[int] = set()  # ifindexes to publish at the end of this turn
+        self._background: set[asyncio.Task[None]] = set()
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -259,6 +273,11 @@ class NetDaemon:
         self.firewall.configure(FirewallSettings.from_config(config))
         items = fromconfig.static_items(config)
         self._offer(DesiredSet(STATIC, msg.generation, tuple(items)), boot)
+        if self.release_vips:
+            self.release_vips = False  # at start-up only
+            task = asyncio.create_task(self._release_found_vips(config), name="netd.release")
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
         # Pacing between announcements is global (vrrp_garp_interval / vrrp_gna_interval);
         # how many and when is vrrpd's machine's to say, one burst per request.
         g = config.global_defs
@@ -401,6 +420,13 @@ class NetDaemon:
 
     def _addr_event(self, ev: AddrEvent) -> None:
         link = self.links.get(ev.ifindex)
+        if self.address_monitoring:
+            log.info(
+                "netd.address.added" if ev.added else "netd.address.deleted",
+                address=f"{ev.ip}/{ev.prefix}",
+                interface=link.name if link else None,
+                ifindex=ev.ifindex,
+            )
         if link is None:
             return
         cidr = f"{ev.ip}/{ev.prefix}"
@@ -800,11 +826,55 @@ class NetDaemon:
             self._reconciling.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reconciling
+        # keepalived's -V keeps what the VRRP instances hold (and the VMACs and drop rules
+        # they need); static items go either way.
+        kept = [] if self.release_at_stop else self._vrrp_items()
         try:
-            result = await self._kernel(self.kernel.reconcile, [])
-            log.info("netd.withdrawn", removed=len(result.done), failed=len(result.failures))
+            result = await self._kernel(self.kernel.reconcile, kept)
+            log.info(
+                "netd.withdrawn",
+                removed=len(result.done),
+                failed=len(result.failures),
+                kept=len(kept),
+            )
         except KernelError as exc:
             log.error("netd.withdraw.failed", reason=str(exc))
+        if self.release_at_stop:
+            await self._release_vrrp_extras()
+        self.frames.close()
+        self.monitor.close()
+        await self._kernel(self.kernel.close)
+        self._netlink.shutdown(wait=True)
+
+    async def _release_found_vips(self, config: core.Config) -> None:
+        vips = foundvips.configured(config)
+        try:
+            observed = await self._kernel(self.kernel.observe)
+            found = foundvips.unowned(vips, observed)
+            if not found:
+                return
+            ops = [Operation(Action.DELETE, item) for item in found]
+            result = await self._kernel(self.kernel.apply, ops)
+        except KernelError as exc:
+            log.error("netd.vip.release_failed", reason=str(exc))
+            return
+        for op in result.done:
+            log.info("netd.vip.released", item=describe(op.item), reason="found at start-up (-X)")
+        for failure in result.failures:
+            log.error(
+                "netd.vip.release_failed", item=describe(failure.op.item), reason=failure.reason
+            )
+
+    def _vrrp_items(self) -> list[Item]:
+        """What the VRRP instances' intents (and their VMACs) hold as last reconciled."""
+        return [
+            item
+            for owner, items in self._owned.items()
+            if owner.startswith(("vrrp:", "vmac:"))
+            for item in items
+        ]
+
+    async def _release_vrrp_extras(self) -> None:
         await self._firewall(self.firewall.close)
         # keepalived deletes its VMACs at stop (after the VIPs) and restores the sysctls.
         # The named ones too: a reconcile cancelled by the TERM may have created one
@@ -816,7 +886,3 @@ class NetDaemon:
             await self._kernel(self.vmacs.restore_interfaces)
         except KernelError as exc:
             log.error("netd.devconf.restore_failed", reason=str(exc))
-        self.frames.close()
-        self.monitor.close()
-        await self._kernel(self.kernel.close)
-        self._netlink.shutdown(wait=True)

@@ -86,8 +86,11 @@ def latest_links(events: list[BusEvent]) -> list[BusEvent]:
 
 
 class Engine:
-    def __init__(self, comp: Component) -> None:
+    def __init__(self, comp: Component, *, release_at_stop: bool = True) -> None:
         self.comp = comp
+        #: False with keepalived's -V: the daemon's stop leaves masters' VIPs and sends no
+        #: priority-0 advert (an instance removed by a reload still releases as usual)
+        self.release_at_stop = release_at_stop
         self.timers = TimerHeap(self._timer_fired)
         self.notifier = notify.NotifyQueues()
         self.mailer = mail.Mailer()
@@ -541,7 +544,8 @@ class Engine:
                     other.group = None
         del self.runners[name]
         self.awaiting.discard(name)
-        runner.feed(Shutdown(reason), now)
+        # keepalived's -V applies to the daemon's stop, not to an instance a reload removes.
+        runner.feed(Shutdown(reason, release=self.release_at_stop or not self.stopping), now)
         runner.close()
         plan = runner.plan
         self.by_vrid.pop((plan.advert_interface, plan.family, plan.vrid), None)

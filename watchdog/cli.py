@@ -26,7 +26,7 @@ from bus.logs import configure as configure_logs
 from bus.runtime import DEFAULT_RUNTIME_DIR
 from bus.signals import SIGNAL_FUNCTIONS
 from core.schema import c_integer
-from watchdog import children, netns, pidfile, scripts
+from watchdog import children, daemonflags, netns, pidfile, scripts
 from watchdog.errors import NamespaceUnavailable
 from watchdog.settings import DaemonSettings, pid_names, read_settings
 from watchdog.supervisor import Supervisor
@@ -92,18 +92,13 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-# keepalived 2.2.7 options that change nothing here, or are not built yet. Each is accepted
-# (unit files and /etc/default/keepalived pass them) and, where it would change what the
-# daemon does, named in one warning at start so nobody relies on it silently.
+# keepalived 2.2.7 options for subsystems or features that do not exist here. Each is accepted
+# (unit files and /etc/default/keepalived pass them) and named in one warning at start, with
+# why, so nobody relies on it silently.
 _NOT_IMPLEMENTED = {
-    "release_vips": "-X/--release-vips",
-    "dont_release_vrrp": "-V/--dont-release-vrrp (VIPs are withdrawn at stop)",
-    "dont_release_ipvs": "-I/--dont-release-ipvs",
-    "dump_conf": "-d/--dump-conf (use pykeepalivedctl dump)",
-    "address_monitoring": "-a/--address-monitoring (pykeepalivedctl tail net.addr shows them)",
-    "snmp": "-x/--snmp (no SNMP subsystem)",
-    "snmp_agent_socket": "-A/--snmp-agent-socket (no SNMP subsystem)",
-    "all_config": "-e/--all-config",
+    "dont_release_ipvs": "-I/--dont-release-ipvs is ignored: there is no IPVS datapath here",
+    "snmp": "-x/--snmp is ignored: there is no SNMP subsystem",
+    "snmp_agent_socket": "-A/--snmp-agent-socket is ignored: there is no SNMP subsystem",
 }
 
 
@@ -113,16 +108,29 @@ def _add_keepalived_only_options(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--all", action="store_true", help="accepted: every component always runs")
     p.add_argument("-u", "--umask", type=_umask, help="umask for created files (numeric)")
-    p.add_argument("-X", "--release-vips", action="store_true", help="accepted, not implemented")
     p.add_argument(
-        "-V", "--dont-release-vrrp", action="store_true", help="accepted, not implemented"
+        "-X",
+        "--release-vips",
+        action="store_true",
+        help="remove configured VIPs found at start-up that pykeepalived did not add (netd)",
     )
     p.add_argument(
-        "-I", "--dont-release-ipvs", action="store_true", help="accepted, not implemented"
+        "-V",
+        "--dont-release-vrrp",
+        action="store_true",
+        help="at stop, keep the VIPs, routes and rules and send no priority-0 advert",
     )
-    p.add_argument("-d", "--dump-conf", action="store_true", help="accepted, not implemented")
     p.add_argument(
-        "-a", "--address-monitoring", action="store_true", help="accepted, not implemented"
+        "-I", "--dont-release-ipvs", action="store_true", help="accepted: no IPVS datapath here"
+    )
+    p.add_argument(
+        "-d", "--dump-conf", action="store_true", help="log the parsed configuration (core)"
+    )
+    p.add_argument(
+        "-a",
+        "--address-monitoring",
+        action="store_true",
+        help="log every address addition/deletion netlink reports (netd)",
     )
     p.add_argument("-b", "--bfd_pid", type=Path, help="accepted: there is no BFD subsystem")
     p.add_argument("-x", "--snmp", action="store_true", help="accepted: there is no SNMP subsystem")
@@ -140,7 +148,12 @@ def _add_keepalived_only_options(p: argparse.ArgumentParser) -> None:
         const="core",
         help="also set kernel.core_pattern (default 'core'), restored at exit",
     )
-    p.add_argument("-e", "--all-config", action="store_true", help="accepted, not implemented")
+    p.add_argument(
+        "-e",
+        "--all-config",
+        action="store_true",
+        help="a missing included file is an error (same as includet)",
+    )
     p.add_argument(
         "--signum",
         metavar="SIGFUNC",
@@ -192,7 +205,7 @@ def _apply_process_options(args: argparse.Namespace) -> Callable[[], None]:
         os.umask(args.umask)
     for attr, what in _NOT_IMPLEMENTED.items():
         if getattr(args, attr):
-            print(f"pykeepalived: {what} is accepted but not implemented", file=sys.stderr)
+            print(f"pykeepalived: {what}", file=sys.stderr)
     if args.core_dump or args.core_dump_pattern:
         resource.setrlimit(resource.RLIMIT_CORE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
     if args.core_dump_pattern:
@@ -274,7 +287,12 @@ def _config_test(args: argparse.Namespace) -> int:
         namespace = read_settings(args.use_file, args.config_id).net_namespace
     if not _entered(namespace):
         return 1
-    return config_test(args.use_file, config_id=args.config_id, log_file=args.config_test)
+    return config_test(
+        args.use_file,
+        config_id=args.config_id,
+        log_file=args.config_test,
+        strict_includes=args.all_config,
+    )
 
 
 def _entered(namespace: str | None) -> bool:
@@ -325,7 +343,7 @@ def _watchdog_body(
     args: argparse.Namespace, runtime: RuntimeDir, conf: DaemonSettings
 ) -> Callable[[Component], Coroutine[Any, Any, None]]:
     paths = pidfile_paths(args, runtime, conf)
-    specs = children.specs(args, runtime.path, paths)
+    specs = daemonflags.forward(args, children.specs(args, runtime.path, paths))
 
     async def body(comp: Component) -> None:
         pidfile.write(paths["watchdog"], os.getpid())
