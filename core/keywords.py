@@ -46,6 +46,7 @@ from core.schema import (
     Ip,
     K,
     Kw,
+    ListenT,
     NamedBlock,
     OptInt,
     Raw,
@@ -208,6 +209,8 @@ GLOBAL_DEFS = BlockSchema(
     [
         K("router_id", Str()),
         K("umask", FileMode()),
+        # pykeepalived only (keepalived reports it as unknown): serve metrics there.
+        K("metrics_listen", ListenT()),
         K("notification_email", WordList()),
         K("notification_email_from", Str()),
         K("smtp_server", HostPortT()),

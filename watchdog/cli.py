@@ -25,6 +25,7 @@ from bus.logs import LogOptions
 from bus.logs import configure as configure_logs
 from bus.runtime import DEFAULT_RUNTIME_DIR
 from bus.signals import SIGNAL_FUNCTIONS
+from core.listen import parse_listen
 from core.schema import c_integer
 from watchdog import children, daemonflags, netns, pidfile, scripts
 from watchdog.errors import NamespaceUnavailable
@@ -86,7 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--metrics",
         type=_listen,
         metavar="HOST:PORT",
-        help="serve Prometheus metrics there (pykeepalived only; off by default)",
+        help="serve Prometheus metrics there (pykeepalived only; off by default; "
+        "overrides global_defs metrics_listen)",
     )
     _add_keepalived_only_options(p)
     return p
@@ -162,11 +164,10 @@ def _add_keepalived_only_options(p: argparse.ArgumentParser) -> None:
 
 
 def _listen(text: str) -> tuple[str, int]:
-    """``HOST:PORT``, ``[v6]:PORT`` or ``:PORT`` (every address)."""
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise argparse.ArgumentTypeError(f"metrics address {text!r} is not HOST:PORT")
-    return host.strip("[]") or "0.0.0.0", int(port)
+    try:
+        return parse_listen(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"metrics address {exc}") from None
 
 
 def _umask(text: str) -> int:
@@ -264,6 +265,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     if args.umask is None and conf.umask is not None:
         args.umask = conf.umask  # -u wins, as in keepalived
+    if args.metrics is None:
+        args.metrics = conf.metrics  # --metrics wins over metrics_listen
     try:
         log_options = LogOptions.from_args(args)
     except LogOptionsInvalid as exc:

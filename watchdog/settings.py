@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core import load
+from core.listen import parse_listen
 from core.model import Config
 from watchdog.scripts import Hook, hooks
 
@@ -29,6 +30,7 @@ class DaemonSettings:
     net_namespace: str | None = None
     instance: str | None = None
     use_pid_dir: bool = False
+    metrics: tuple[str, int] | None = None
 
 
 def settings(config: Config) -> DaemonSettings:
@@ -39,7 +41,16 @@ def settings(config: Config) -> DaemonSettings:
         net_namespace=config.net_namespace,
         instance=config.instance,
         use_pid_dir=config.use_pid_dir,
+        metrics=_listen(config.global_defs.metrics_listen),
     )
+
+
+def _listen(text: str | None) -> tuple[str, int] | None:
+    # core reports a malformed value with its line; the daemon then runs without metrics.
+    try:
+        return parse_listen(text) if text else None
+    except ValueError:
+        return None
 
 
 def read_settings(path: str | os.PathLike[str], config_id: str | None = None) -> DaemonSettings:
