@@ -30,6 +30,8 @@ _PLAIN = (str, int, float, bool, type(None))
 
 LOG_FORMAT_ENV: Final = "PYKEEPALIVED_LOG_FORMAT"
 LOG_TO_ENV: Final = "PYKEEPALIVED_LOG_TO"
+# Set by the watchdog for its children: what keepalived appends to its syslog idents.
+LOG_IDENT_ENV: Final = "PYKEEPALIVED_LOG_IDENT_SUFFIX"
 LOG_FORMATS: Final = ("text", "json")
 
 SYSLOG_FACILITIES = {f"local{i}": getattr(syslog, f"LOG_LOCAL{i}") for i in range(8)} | {
@@ -115,6 +117,9 @@ class LogOptions:
     facility: str = "daemon"
     detail: bool = False
     format: str = "text"
+    #: keepalived appends ``_NAMESPACE`` and ``_INSTANCE`` to its syslog idents, so that the
+    #: daemons of one host can be told apart (``pykeepalived-vrrpd_blue_alpha``)
+    ident_suffix: str = ""
 
     @classmethod
     def from_args(
@@ -134,13 +139,18 @@ class LogOptions:
             facility=args.log_facility or "daemon",
             detail=args.log_detail,
             format=fmt,
+            ident_suffix=environ.get(LOG_IDENT_ENV, ""),
         )
 
     def environment(self) -> dict[str, str]:
         """The variables that give a child process these same options: its own flags can only
         add the console or drop syslog, which these already say."""
         targets = [t for t, on in (("console", self.console), ("syslog", self.syslog)) if on]
-        return {LOG_FORMAT_ENV: self.format, LOG_TO_ENV: ",".join(targets)}
+        return {
+            LOG_FORMAT_ENV: self.format,
+            LOG_TO_ENV: ",".join(targets),
+            LOG_IDENT_ENV: self.ident_suffix,
+        }
 
 
 def configure(
@@ -164,7 +174,7 @@ def configure(
             logging.DEBUG if options.detail else logging.INFO
         ),
         logger_factory=functools.partial(
-            _Sink, options, f"pykeepalived-{component}", stream or sys.stderr
+            _Sink, options, f"pykeepalived-{component}{options.ident_suffix}", stream or sys.stderr
         ),
         cache_logger_on_first_use=False,
     )

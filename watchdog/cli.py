@@ -29,7 +29,7 @@ from core.listen import parse_listen
 from core.schema import c_integer
 from watchdog import children, daemonflags, netns, pidfile, scripts
 from watchdog.errors import NamespaceUnavailable
-from watchdog.settings import DaemonSettings, pid_names, read_settings
+from watchdog.settings import DaemonSettings, pid_names, read_settings, syslog_suffix
 from watchdog.supervisor import Supervisor
 
 log = structlog.get_logger(__name__)
@@ -272,6 +272,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LogOptionsInvalid as exc:
         print(f"pykeepalived: {exc}", file=sys.stderr)
         return 1
+    log_options = dataclasses.replace(log_options, ident_suffix=syslog_suffix(conf))
     # The children inherit the environment, so they log where and how the watchdog does.
     os.environ.update(log_options.environment())
     undo = _apply_process_options(args)

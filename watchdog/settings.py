@@ -72,3 +72,8 @@ def pid_names(base: Path, s: DaemonSettings) -> dict[str, Path]:
         "vrrpd": base / f"vrrp{suffix}.pid",
         "checkd": base / f"checkers{suffix}.pid",
     }
+
+
+def syslog_suffix(s: DaemonSettings) -> str:
+    """keepalived's syslog ident suffix: ``_NAMESPACE`` then ``_INSTANCE``, each if set."""
+    return "".join(f"_{part}" for part in (s.net_namespace, s.instance) if part)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from bus.logs import LOG_FORMAT_ENV, SYSLOG_PRIORITIES
+from bus.logs import LOG_FORMAT_ENV, LOG_IDENT_ENV, SYSLOG_PRIORITIES
 from tests.daemon import REPO
 
 # Needs root for the mount namespace, like the network-namespace tests.
@@ -176,3 +176,8 @@ def test_json_on_request_with_the_same_event_names(
         ("probe.failed", "error"),
     ]
     assert records[1]["why"] == "it broke"
+
+
+def test_the_ident_carries_the_namespace_and_instance_as_keepalived_s(tmp_path: Path) -> None:
+    got, _ = _run(tmp_path, _PROBE, env={LOG_IDENT_ENV: "_blue_alpha"})
+    assert all("pykeepalived-probe_blue_alpha[" in text for _, _, text in got), got

@@ -16,7 +16,7 @@ import core
 from tests.core.conftest import no_scripts_env
 from tests.daemon import REPO, DaemonGroup, daemon_group
 from tests.lab import Lab, wait_until
-from watchdog.settings import DaemonSettings, pid_names, settings
+from watchdog.settings import DaemonSettings, pid_names, settings, syslog_suffix
 
 INSTANCE = """
 vrrp_instance VI_1 {
@@ -115,3 +115,15 @@ def test_a_running_group_follows_the_global_keywords(group: DaemonGroup) -> None
     wait_until(lambda: group.proc.poll() is not None, 20, message="the group to stop")
     assert "watchdog.child.kill" in group.log_text()
     assert "child=netd" in group.log_text()
+
+
+@pytest.mark.parametrize(
+    ("head", "suffix"),
+    [
+        ("", ""),
+        ("instance alpha\n", "_alpha"),
+        ("net_namespace blue\ninstance alpha\n", "_blue_alpha"),
+    ],
+)
+def test_syslog_idents_are_suffixed_as_keepalived_s(head: str, suffix: str) -> None:
+    assert syslog_suffix(conf(head + INSTANCE)) == suffix
