@@ -98,7 +98,14 @@ class _Sink:
 
     def _emit(self, priority: int, console_line: str, syslog_line: str) -> None:
         if self._stream is not None:
-            print(console_line, file=self._stream, flush=True)
+            try:
+                print(console_line, file=self._stream, flush=True)
+            except OSError as exc:
+                # The reader went away (a closed pipe, journald restarted): a log line must not
+                # take the process down in the middle of its work, withdrawing VIPs say.
+                self._stream = None
+                if self._syslog:
+                    syslog.syslog(syslog.LOG_WARNING, f"log.console.lost reason={exc}")
         if self._syslog:
             syslog.syslog(priority, syslog_line)
 

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
 
 import pytest
+import structlog
 from hypothesis import given
 from hypothesis import strategies as st
 
 from bus.component import add_common_arguments
 from bus.errors import LogOptionsInvalid
 from bus.logline import body, console_prefix
-from bus.logs import LOG_FORMAT_ENV, LOG_TO_ENV, LogOptions
+from bus.logs import LOG_FORMAT_ENV, LOG_TO_ENV, LogOptions, configure
 
 
 def test_event_first_then_fields_in_order() -> None:
@@ -77,3 +79,16 @@ def test_the_flag_beats_the_environment_variable() -> None:
 def test_unknown_environment_values_are_refused(environ: dict[str, str]) -> None:
     with pytest.raises(LogOptionsInvalid):
         _options(**environ)
+
+
+class _ClosedPipe(io.StringIO):
+    def write(self, s: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_a_console_that_went_away_does_not_stop_the_process() -> None:
+    stream = _ClosedPipe()
+    configure("probe", LogOptions(console=True, syslog=False), stream=stream)
+    log = structlog.get_logger("probe")
+    log.info("probe.first")  # must not raise
+    log.info("probe.second")
