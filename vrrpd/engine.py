@@ -55,6 +55,10 @@ from vrrpd.timers import TimerHeap
 log = structlog.get_logger(__name__)
 
 RENEW_EVERY = 0.5  # held intents are renewed this often (lease is >= 1 s)
+# keepalived's -V: at the daemon's stop the held intents are renewed for this long, so netd
+# (stopped after vrrpd and checkd) does not withdraw them when their short lease runs out
+# meanwhile. A vrrpd stopped alone is restarted by the watchdog and resumes within it.
+STOP_HOLD = 30.0
 HEALTH_GRACE = 15.0  # a verdict not re-published for this long counts as failed
 # A receive socket woken again within this long is left to queue for this long before it is
 # read (see Engine._readable).
@@ -831,6 +835,12 @@ class Engine:
             if leases:
                 self.comp.publisher.publish("vrrp.renew", messages.Renew(leases).encode())
 
+    def _hold_at_stop(self) -> None:
+        leases = {r.name: (r.intent_generation, STOP_HOLD) for r in self.runners.values() if r.held}
+        if leases:
+            self.comp.publisher.publish("vrrp.renew", messages.Renew(leases).encode())
+            log.info("vrrpd.vips.kept", instances=sorted(leases), hold=STOP_HOLD)
+
     def publish_event(
         self, runner: Runner, kind: str, *, peer: IPAddress, priority: int, repeated: int = 0
     ) -> None:
@@ -866,6 +876,8 @@ class Engine:
             self.pending.started(name)
             self.comp.publisher.forget(f"vrrp.state.{name}")
         now = self.now()
+        if not self.release_at_stop:
+            self._hold_at_stop()
         for name in list(self.runners):
             self._stop_runner(name, now, reason="daemon stopping")
         await self.notifier.drain(notify.STOP_TIMEOUT + 0.5)

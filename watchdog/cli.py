@@ -138,7 +138,10 @@ def _add_keepalived_only_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("-x", "--snmp", action="store_true", help="accepted: there is no SNMP subsystem")
     p.add_argument("-A", "--snmp-agent-socket", help="accepted: there is no SNMP subsystem")
     p.add_argument(
-        "-s", "--namespace", help="run in network namespace NAME (overrides net_namespace)"
+        "-s",
+        "--namespace",
+        metavar="NAME",
+        help="run in network namespace NAME (overrides net_namespace)",
     )
     p.add_argument(
         "-m", "--core-dump", action="store_true", help="allow core dumps of every process"

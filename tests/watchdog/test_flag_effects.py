@@ -86,6 +86,9 @@ def test_v_keeps_the_vips_at_stop_d_dumps_the_config_a_logs_addresses(lab: Lab) 
         assert 0 not in _vrrp_priorities(capture.frames)
         (withdrawn,) = _records(log, "netd.withdrawn")
         assert withdrawn["kept"] == 1
+        # vrrpd renewed the held intent for the stop, so netd held it until its own turn.
+        (kept,) = _records(log, "vrrpd.vips.kept")
+        assert kept["instances"] == ["VI_1"]
     finally:
         capture.close()
 
