@@ -87,8 +87,10 @@ class _ClosedPipe(io.StringIO):
 
 
 def test_a_console_that_went_away_does_not_stop_the_process() -> None:
-    stream = _ClosedPipe()
-    configure("probe", LogOptions(console=True, syslog=False), stream=stream)
-    log = structlog.get_logger("probe")
-    log.info("probe.first")  # must not raise
-    log.info("probe.second")
+    configure("probe", LogOptions(console=True, syslog=False), stream=_ClosedPipe())
+    try:
+        log = structlog.get_logger("probe")
+        log.info("probe.first")  # must not raise
+        log.info("probe.second")
+    finally:
+        structlog.reset_defaults()
