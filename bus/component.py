@@ -26,7 +26,7 @@ import structlog
 import zmq.asyncio
 
 from bus import logs, messages, topics
-from bus.errors import BusError
+from bus.errors import BusError, LogOptionsInvalid
 from bus.publisher import Publisher
 from bus.runtime import RuntimeDir
 from bus.signals import CAUGHT_SIGNALS, signal_name
@@ -52,14 +52,20 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
         "(default $PYKEEPALIVED_RUNTIME_DIR or /run/pykeepalived)",
     )
     parser.add_argument(
-        "-l", "--log-console", action="store_true", help="human-readable log lines instead of JSON"
+        "-l", "--log-console", action="store_true", help="log to the console (stderr) too"
     )
     parser.add_argument("-D", "--log-detail", action="store_true", help="debug-level logging")
     parser.add_argument(
         "-S",
         "--log-facility",
         type=_facility,
-        help="log to syslog with this facility: 0-7 (local0-7), local0-7, user or daemon",
+        help="syslog facility: 0-7 (local0-7), local0-7, user or daemon (default)",
+    )
+    parser.add_argument("-G", "--no-syslog", action="store_true", help="do not log to syslog")
+    parser.add_argument(
+        "--log-format",
+        choices=logs.LOG_FORMATS,
+        help=f"one text line per event (default) or JSON (default from ${logs.LOG_FORMAT_ENV})",
     )
 
 
@@ -158,9 +164,11 @@ def start_component(
 ) -> int:
     """Run ``body`` as component ``name`` with already-parsed common arguments."""
     follow_parent()
-    forwarder = logs.configure(
-        name, console=args.log_console, detail=args.log_detail, facility=args.log_facility
-    )
+    try:
+        forwarder = logs.configure(name, logs.LogOptions.from_args(args))
+    except LogOptionsInvalid as exc:
+        print(f"pykeepalived {name}: {exc}", file=sys.stderr)
+        return 1
     runtime = RuntimeDir.at(args.runtime_dir)
     setproctitle.setproctitle(f"pykeepalived: {name} --runtime-dir {runtime.path}")
     try:

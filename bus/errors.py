@@ -3,7 +3,8 @@
 BusError
 ├── RuntimeDirError      the runtime directory cannot be used (permissions, path too long)
 │   └── RuntimeDirLocked another daemon already owns this runtime directory
-└── MessageRejected      an incoming message failed validation (carries a short reason code)
+├── MessageRejected      an incoming message failed validation (carries a short reason code)
+└── LogOptionsInvalid    PYKEEPALIVED_LOG_FORMAT or PYKEEPALIVED_LOG_TO holds something unknown
 """
 
 from __future__ import annotations
@@ -36,3 +37,7 @@ class MessageRejected(BusError):
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
+
+
+class LogOptionsInvalid(BusError):
+    """The logging environment variables ask for a format or destination that does not exist."""

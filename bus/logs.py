@@ -1,25 +1,38 @@
 """structlog set-up shared by every component.
 
-Log records are rendered locally (JSON lines by default, human console lines with ``-l``, or
-syslog with ``-S``) and also published as ``log.<component>`` events, so one
-``pykeepalivedctl tail 'log.*'`` shows every process's log in one stream.
+As keepalived: records go to syslog (facility ``daemon``, ``-S`` to change it) unless ``-G``,
+and to the console (stderr) too with ``-l``. Each is one human-readable line by default
+(``bus.logline``), or JSON with ``--log-format=json`` or ``PYKEEPALIVED_LOG_FORMAT=json``; the
+event names and fields are the same either way. Every record is also published as a
+``log.<component>`` event, so one ``pykeepalivedctl tail 'log.*'`` shows every process's log.
 """
 
 from __future__ import annotations
 
+import argparse
 import functools
 import logging
+import os
 import sys
 import syslog
 from collections.abc import Callable, Mapping, MutableMapping
+from dataclasses import dataclass
 from typing import Any, Final, TextIO
 
 import structlog
 
+from bus import logline
 from bus.envelope import ENVELOPE_KEYS
+from bus.errors import LogOptionsInvalid
 
 EventDict = MutableMapping[str, Any]
 _PLAIN = (str, int, float, bool, type(None))
+
+LOG_FORMAT_ENV: Final = "PYKEEPALIVED_LOG_FORMAT"
+LOG_TO_ENV: Final = "PYKEEPALIVED_LOG_TO"
+# Set by the watchdog for its children: what keepalived appends to its syslog idents.
+LOG_IDENT_ENV: Final = "PYKEEPALIVED_LOG_IDENT_SUFFIX"
+LOG_FORMATS: Final = ("text", "json")
 
 SYSLOG_FACILITIES = {f"local{i}": getattr(syslog, f"LOG_LOCAL{i}") for i in range(8)} | {
     "daemon": syslog.LOG_DAEMON,
@@ -71,38 +84,88 @@ SYSLOG_PRIORITIES: Final[Mapping[str, int]] = {
 }
 
 
-class _SyslogLogger:
-    """The logger structlog writes rendered records to: one method per level name."""
+class _Sink:
+    """The logger structlog hands rendered records to: one method per level name, each
+    writing the console line (``-l``) and the syslog message (unless ``-G``)."""
 
-    def __init__(self, ident: str, facility: int, *_args: Any) -> None:
-        syslog.openlog(ident, syslog.LOG_PID, facility)
+    def __init__(self, options: LogOptions, ident: str, stream: TextIO, *_args: Any) -> None:
+        self._stream = stream if options.console else None
+        self._syslog = options.syslog
+        if options.syslog:
+            syslog.openlog(ident, syslog.LOG_PID, SYSLOG_FACILITIES[options.facility])
         for method, priority in SYSLOG_PRIORITIES.items():
-            setattr(self, method, functools.partial(syslog.syslog, priority))
+            setattr(self, method, functools.partial(self._emit, priority))
+
+    def _emit(self, priority: int, console_line: str, syslog_line: str) -> None:
+        if self._stream is not None:
+            try:
+                print(console_line, file=self._stream, flush=True)
+            except OSError as exc:
+                # The reader went away (a closed pipe, journald restarted): a log line must not
+                # take the process down in the middle of its work, withdrawing VIPs say.
+                self._stream = None
+                if self._syslog:
+                    syslog.syslog(syslog.LOG_WARNING, f"log.console.lost reason={exc}")
+        if self._syslog:
+            syslog.syslog(priority, syslog_line)
+
+
+@dataclass(frozen=True, slots=True)
+class LogOptions:
+    """Where and how a process logs, as keepalived decides it: syslog (facility ``daemon``
+    unless ``-S``) unless ``-G``, the console too with ``-l``; debug events with ``-D``.
+
+    ``PYKEEPALIVED_LOG_TO`` (``syslog``, ``console`` or both, comma-separated) replaces the
+    default destination for harnesses; the flags still apply on top of it.
+    """
+
+    console: bool = False
+    syslog: bool = True
+    facility: str = "daemon"
+    detail: bool = False
+    format: str = "text"
+    #: keepalived appends ``_NAMESPACE`` and ``_INSTANCE`` to its syslog idents, so that the
+    #: daemons of one host can be told apart (``pykeepalived-vrrpd_blue_alpha``)
+    ident_suffix: str = ""
+
+    @classmethod
+    def from_args(
+        cls, args: argparse.Namespace, environ: Mapping[str, str] = os.environ
+    ) -> LogOptions:
+        fmt = args.log_format or environ.get(LOG_FORMAT_ENV) or "text"
+        if fmt not in LOG_FORMATS:
+            raise LogOptionsInvalid(f"{LOG_FORMAT_ENV}={fmt!r} is not one of {LOG_FORMATS}")
+        targets = set(filter(None, environ.get(LOG_TO_ENV, "syslog").split(",")))
+        if not targets <= {"console", "syslog"}:
+            raise LogOptionsInvalid(
+                f"{LOG_TO_ENV}={environ[LOG_TO_ENV]!r}: use console, syslog or both"
+            )
+        return cls(
+            console=args.log_console or "console" in targets,
+            syslog="syslog" in targets and not args.no_syslog,
+            facility=args.log_facility or "daemon",
+            detail=args.log_detail,
+            format=fmt,
+            ident_suffix=environ.get(LOG_IDENT_ENV, ""),
+        )
+
+    def environment(self) -> dict[str, str]:
+        """The variables that give a child process these same options: its own flags can only
+        add the console or drop syslog, which these already say."""
+        targets = [t for t, on in (("console", self.console), ("syslog", self.syslog)) if on]
+        return {
+            LOG_FORMAT_ENV: self.format,
+            LOG_TO_ENV: ",".join(targets),
+            LOG_IDENT_ENV: self.ident_suffix,
+        }
 
 
 def configure(
-    component: str,
-    *,
-    console: bool = False,
-    detail: bool = False,
-    facility: str | None = None,
-    stream: TextIO | None = None,
+    component: str, options: LogOptions | None = None, *, stream: TextIO | None = None
 ) -> BusForwarder:
     """Configure structlog for this process; returns the forwarder to attach a publisher to."""
+    options = options or LogOptions()
     forwarder = BusForwarder(component)
-    renderer: Any
-    if console:
-        renderer = structlog.dev.ConsoleRenderer(colors=(stream or sys.stderr).isatty())
-    else:
-        renderer = structlog.processors.JSONRenderer(default=str)
-    logger_factory: Any
-    if facility is not None:
-        logger_factory = functools.partial(
-            _SyslogLogger, f"pykeepalived-{component}", SYSLOG_FACILITIES[facility]
-        )
-        renderer = structlog.processors.KeyValueRenderer(key_order=["event"])
-    else:
-        logger_factory = structlog.PrintLoggerFactory(file=stream or sys.stderr)
     processors: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
@@ -110,17 +173,37 @@ def configure(
         _add_component(component),
         structlog.processors.format_exc_info,
         forwarder,
-        renderer,
+        _json_lines if options.format == "json" else _text_lines,
     ]
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(
-            logging.DEBUG if detail else logging.INFO
+            logging.DEBUG if options.detail else logging.INFO
         ),
-        logger_factory=logger_factory,
+        logger_factory=functools.partial(
+            _Sink, options, f"pykeepalived-{component}{options.ident_suffix}", stream or sys.stderr
+        ),
         cache_logger_on_first_use=False,
     )
     return forwarder
+
+
+_json_renderer = structlog.processors.JSONRenderer(default=str)
+
+
+def _json_lines(
+    logger: Any, method: str, event_dict: EventDict
+) -> tuple[tuple[str, str], dict[str, Any]]:
+    line = _json_renderer(logger, method, event_dict)
+    assert isinstance(line, str)
+    return (line, line), {}
+
+
+def _text_lines(
+    _logger: Any, _method: str, event_dict: EventDict
+) -> tuple[tuple[str, str], dict[str, Any]]:
+    text = logline.body(event_dict)
+    return (logline.console_prefix(event_dict) + text, text), {}
 
 
 def _add_component(component: str) -> Callable[[Any, str, EventDict], EventDict]:

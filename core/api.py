@@ -85,15 +85,17 @@ def load(
     config_id: str | None = None,
     script_env: ScriptEnv | None = SYSTEM,
     interfaces: Collection[str] | None = None,
+    strict_includes: bool = False,
 ) -> LoadResult:
     """Read, preprocess, parse and check a config file. Never raises for config mistakes.
 
     `script_env=None` skips the host-dependent script checks (exit code 6 needs them).
     `interfaces`: names that exist (e.g. `system_interfaces()`); when given, a config naming
     another interface is an error, as in `keepalived -t`. None skips that check.
+    `strict_includes`: keepalived's -e, a missing included file is an error.
     """
     path = os.fspath(path)
-    pre = Preprocessor(config_id).run_file(path)
+    pre = Preprocessor(config_id, strict_includes=strict_includes).run_file(path)
     if any(p.severity == "fatal" for p in pre.problems):
         return LoadResult(Config(), tuple(pre.problems), ())
     return _finish(pre, script_env, interfaces)

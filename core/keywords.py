@@ -46,6 +46,7 @@ from core.schema import (
     Ip,
     K,
     Kw,
+    ListenT,
     NamedBlock,
     OptInt,
     Raw,
@@ -208,6 +209,8 @@ GLOBAL_DEFS = BlockSchema(
     [
         K("router_id", Str()),
         K("umask", FileMode()),
+        # pykeepalived only (keepalived reports it as unknown): serve metrics there.
+        K("metrics_listen", ListenT()),
         K("notification_email", WordList()),
         K("notification_email_from", Str()),
         K("smtp_server", HostPortT()),
@@ -895,8 +898,8 @@ ROOT = BlockSchema(
     Config,
     [
         K("global_defs", SubBlock(GLOBAL_DEFS)),
-        # Refused by the daemon at start rather than run in the wrong namespace.
-        K("net_namespace", Str(), implemented=False),
+        # The watchdog enters it before starting anything (watchdog.netns).
+        K("net_namespace", Str()),
         K("instance", Str()),
         K("use_pid_dir", BOOL),
         K("child_wait_time", Int(0)),

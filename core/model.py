@@ -225,6 +225,8 @@ class GlobalDefs:
     router_id: str | None = None
     #: file-creation mask for the daemon and its children (keepalived default 0177)
     umask: int | None = None
+    #: pykeepalived only: ``HOST:PORT`` of the Prometheus endpoint (``--metrics`` wins)
+    metrics_listen: str | None = None
     notification_email: tuple[str, ...] = ()
     notification_email_from: str | None = None
     smtp_server: HostPort | None = None

@@ -92,8 +92,12 @@ class Preprocessor:
         config_id: str | None = None,
         reader: Reader = _read_file,
         seed: int | None = None,
+        *,
+        strict_includes: bool = False,
     ) -> None:
         self.config_id = config_id if config_id is not None else default_config_id()
+        #: keepalived's -e (--all-config): every include is an includet, a missing file an error
+        self.strict_includes = strict_includes
         self.reader = reader
         self.defs: dict[str, list[str]] = {}
         self.out = Preprocessed()
@@ -194,7 +198,7 @@ class Preprocessor:
                 "error", "include", f"'{kind}' needs a file name", path, lineno, off + 1, kind
             )
             return
-        strict = kind != "include"
+        strict = kind != "include" or self.strict_includes
         base = os.path.dirname(path) if path and not path.startswith("<") else os.getcwd()
         for pattern in words[1:]:
             full = pattern if os.path.isabs(pattern) else os.path.join(base, pattern)

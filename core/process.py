@@ -19,7 +19,7 @@ from typing import Any
 import structlog
 
 from bus import Component, messages
-from core import LoadResult, config_hash, diff, format_problem, load, to_wire
+from core import LoadResult, config_hash, diff, format_problem, load, render, to_wire
 from core.generation import GenerationStore
 
 log = structlog.get_logger(__name__)
@@ -31,21 +31,43 @@ REJECTED = "config.rejected"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-f", "--use-file", type=Path, required=True, help="keepalived.conf")
     parser.add_argument("-i", "--config-id", help="id for @conditional lines")
+    parser.add_argument(
+        "-d",
+        "--dump-conf",
+        action="store_true",
+        help="log the configuration as parsed, at start and at each reload (keepalived's -d)",
+    )
+    parser.add_argument(
+        "-e",
+        "--all-config",
+        action="store_true",
+        help="a missing included file is an error, as with includet (keepalived's -e)",
+    )
 
 
 class ConfigOwner:
     """Holds the running config and decides what each (re)load publishes."""
 
-    def __init__(self, comp: Component, path: Path, config_id: str | None) -> None:
+    def __init__(
+        self,
+        comp: Component,
+        path: Path,
+        config_id: str | None,
+        *,
+        dump: bool = False,
+        strict_includes: bool = False,
+    ) -> None:
         self.comp = comp
         self.path = path
         self.config_id = config_id
+        self.dump = dump
+        self.strict_includes = strict_includes
         self.store = GenerationStore(comp.runtime.path / "core.generation")
         self.current: LoadResult | None = None
         self.hash: str | None = None
 
     def load(self, *, reason: str) -> bool:
-        result = load(self.path, config_id=self.config_id)
+        result = load(self.path, config_id=self.config_id, strict_includes=self.strict_includes)
         blocking = [p for p in result.problems if p.severity in ("fatal", "error")]
         for problem in result.problems:
             log.log(
@@ -84,6 +106,8 @@ class ConfigOwner:
             reason=reason,
             problems=len(result.problems),
         )
+        if self.dump:
+            _dump(result, generation)
         return True
 
     def _reject(self, result: LoadResult, reason: str) -> None:
@@ -96,6 +120,15 @@ class ConfigOwner:
                 kept_generation=gen, path=str(self.path), problems=tuple(problems), reason=reason
             ).encode(),
         )
+
+
+def _dump(result: LoadResult, generation: int) -> None:
+    """keepalived's -d: the configuration as understood, one log line per line of it, in
+    keepalived's syntax (``core.render``: includes, conditionals and ``$`` definitions
+    resolved; values left at their defaults are not repeated)."""
+    lines = render(result.config).splitlines()
+    for number, line in enumerate(lines, 1):
+        log.info("config.dump", generation=generation, line=number, of=len(lines), text=line)
 
 
 def _plain(value: Any) -> Any:
@@ -114,7 +147,14 @@ def _level(severity: str) -> int:
 
 
 async def serve(comp: Component) -> None:
-    owner = ConfigOwner(comp, comp.args.use_file, comp.args.config_id)
+    args = comp.args
+    owner = ConfigOwner(
+        comp,
+        args.use_file,
+        args.config_id,
+        dump=args.dump_conf,
+        strict_includes=args.all_config,
+    )
     owner.load(reason="start")
     reloads: asyncio.Queue[str] = asyncio.Queue()
     comp.on_signal(signal.SIGHUP, lambda: reloads.put_nowait("SIGHUP"))

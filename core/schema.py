@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from core.lexer import Token
+from core.listen import parse_listen
 from core.model import HostPort, RawOption, Script, UserGroup
 from core.problems import Location, Problem, Severity
 from core.tree import Node
@@ -460,6 +461,24 @@ class UserGroupT:
                 [f"{indent}{kw}", quote(value.user), *([quote(value.group)] if value.group else [])]
             )
         ]
+
+
+@dataclass(frozen=True)
+class ListenT:
+    """``HOST:PORT`` (see ``core.listen``), kept as written."""
+
+    block: bool = False
+
+    def parse(self, node: Node, ctx: Ctx) -> str:
+        tok = _one(node)
+        try:
+            parse_listen(tok.text)
+        except ValueError as exc:
+            raise ArgError(str(exc), tok) from None
+        return tok.text
+
+    def render(self, kw: str, value: Any, indent: str) -> list[str]:
+        return [f"{indent}{kw} {value}"]
 
 
 @dataclass(frozen=True)

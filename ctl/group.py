@@ -48,7 +48,7 @@ def _signal(pid: int, sig: signal.Signals) -> None:
 
 
 class DaemonGroup:
-    """``python -m watchdog -f CONF --runtime-dir DIR -l`` inside ``node``."""
+    """``python -m watchdog -f CONF --runtime-dir DIR -l -G`` inside ``node``: console only."""
 
     def __init__(self, node: LabNode, config: str) -> None:
         self.node = node
@@ -62,7 +62,7 @@ class DaemonGroup:
     def start(self) -> None:
         argv = [
             sys.executable, "-m", "watchdog", "-f", str(self.config_path),
-            "--runtime-dir", str(self.runtime.path), "-l",
+            "--runtime-dir", str(self.runtime.path), "-l", "-G",
         ]  # fmt: skip
         env = {**os.environ, "PYTHONPATH": str(SOURCE_ROOT)}
         with self.log_path.open("wb") as log:

@@ -46,7 +46,7 @@ import structlog
 import core
 from bus import Component, MessageRejected, messages
 from bus.envelope import Event as BusEvent
-from netd import fromconfig
+from netd import foundvips, fromconfig
 from netd.announcer import Announcer, burst_targets
 from netd.applied import failures_by_owner, publish_applied, publish_expired
 from netd.desired import Address, DesiredSet, Item, describe, item_key
@@ -58,7 +58,7 @@ from netd.leftovers import find_leftovers
 from netd.links import Links
 from netd.monitor import AddrEvent, LinkEvent, Monitor, Overflow
 from netd.owners import LEFTOVER, STATIC, Announce, Owners, vrrp_owner, wants_burst
-from netd.reconcile import Merged
+from netd.reconcile import Action, Merged, Operation
 from netd.store import DesiredStore
 from netd.vmac import Vmac, VmacManager
 from netd.vmacintent import (
@@ -86,8 +86,21 @@ def parse_renewal(renewal: messages.Renew) -> dict[str, tuple[int, float]]:
 
 
 class NetDaemon:
-    def __init__(self, comp: Component) -> None:
+    def __init__(
+        self,
+        comp: Component,
+        *,
+        release_at_stop: bool = True,
+        address_monitoring: bool = False,
+        release_vips: bool = False,
+    ) -> None:
         self.comp = comp
+        #: keepalived's -X: configured VIPs found at start-up, not installed by us, go
+        self.release_vips = release_vips
+        #: False with keepalived's -V: what VRRP instances hold stays when the daemon stops
+        self.release_at_stop = release_at_stop
+        #: keepalived's -a: every address event netlink reports is logged
+        self.address_monitoring = address_monitoring
         self._netlink = ThreadPoolExecutor(1, thread_name_prefix="netlink")
         self.kernel: KernelAdapter
         self.monitor = Monitor()
@@ -114,6 +127,7 @@ class NetDaemon:
         self._dirty = False
         self._resync = False
         self._reconciling: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Task[None]] = set()
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -182,6 +196,11 @@ class NetDaemon:
         self.firewall.configure(FirewallSettings.from_config(config))
         items = fromconfig.static_items(config)
         self._offer(DesiredSet(STATIC, msg.generation, tuple(items)), boot)
+        if self.release_vips:
+            self.release_vips = False  # at start-up only
+            task = asyncio.create_task(self._release_found_vips(config), name="netd.release")
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
         self.announcer.configure(config)
         for state in self.owners:
             if state.vmacs and state.name.removeprefix("vrrp:") not in self.instances:
@@ -271,12 +290,22 @@ class NetDaemon:
             if isinstance(ev, LinkEvent):
                 self._link_event(ev)
             elif isinstance(ev, AddrEvent):
+                if self.address_monitoring:
+                    self._log_address(ev)
                 if self.links.addr_event(ev):
                     self._mark_dirty()  # if it was ours and still desired, it goes back
             elif isinstance(ev, Overflow):
                 log.warning("netd.netlink.overflow", detail="notifications lost; re-reading")
                 self._resync = True
                 self._mark_dirty()
+
+    def _log_address(self, ev: AddrEvent) -> None:
+        log.info(
+            "netd.address.added" if ev.added else "netd.address.deleted",
+            address=f"{ev.ip}/{ev.prefix}",
+            interface=self.links.name_of(ev.ifindex),
+            ifindex=ev.ifindex,
+        )
 
     def _link_event(self, ev: LinkEvent) -> None:
         changed, gone = self.links.link_event(ev)
@@ -459,11 +488,54 @@ class NetDaemon:
             self._reconciling.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reconciling
+        # keepalived's -V keeps what the VRRP instances hold (and the VMACs and drop rules
+        # they need); static items go either way.
+        kept = [] if self.release_at_stop else self._vrrp_items()
         try:
-            result = await self._kernel(self.kernel.reconcile, [])
-            log.info("netd.withdrawn", removed=len(result.done), failed=len(result.failures))
+            result = await self._kernel(self.kernel.reconcile, kept)
+            log.info(
+                "netd.withdrawn",
+                removed=len(result.done),
+                failed=len(result.failures),
+                kept=len(kept),
+            )
         except KernelError as exc:
             log.error("netd.withdraw.failed", reason=str(exc))
+        if self.release_at_stop:
+            await self._release_vrrp_extras()
+        self.monitor.close()
+        await self._kernel(self.kernel.close)
+        self._netlink.shutdown(wait=True)
+
+    async def _release_found_vips(self, config: core.Config) -> None:
+        vips = foundvips.configured(config)
+        try:
+            observed = await self._kernel(self.kernel.observe)
+            found = foundvips.unowned(vips, observed)
+            if not found:
+                return
+            ops = [Operation(Action.DELETE, item) for item in found]
+            result = await self._kernel(self.kernel.apply, ops)
+        except KernelError as exc:
+            log.error("netd.vip.release_failed", reason=str(exc))
+            return
+        for op in result.done:
+            log.info("netd.vip.released", item=describe(op.item), reason="found at start-up (-X)")
+        for failure in result.failures:
+            log.error(
+                "netd.vip.release_failed", item=describe(failure.op.item), reason=failure.reason
+            )
+
+    def _vrrp_items(self) -> list[Item]:
+        """What the VRRP instances' intents (and their VMACs) hold as last reconciled."""
+        return [
+            item
+            for owner, items in self.owners.owned_map().items()
+            if owner.startswith(("vrrp:", "vmac:"))
+            for item in items
+        ]
+
+    async def _release_vrrp_extras(self) -> None:
         await self._firewall(self.firewall.close)
         # keepalived deletes its VMACs at stop (after the VIPs) and restores the sysctls.
         await self.vmacs.remove_all()
@@ -471,6 +543,3 @@ class NetDaemon:
             await self._kernel(self.vmacs.manager.restore_interfaces)
         except KernelError as exc:
             log.error("netd.devconf.restore_failed", reason=str(exc))
-        self.monitor.close()
-        await self._kernel(self.kernel.close)
-        self._netlink.shutdown(wait=True)

@@ -45,6 +45,10 @@ class Links:
     def __iter__(self) -> Iterator[LinkState]:
         return iter(self._links.values())
 
+    def name_of(self, ifindex: int) -> str | None:
+        link = self._links.get(ifindex)
+        return link.name if link is not None else None
+
     def named(self, name: str) -> LinkState | None:
         return next((link for link in self._links.values() if link.name == name), None)
 

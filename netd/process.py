@@ -2,9 +2,38 @@
 
 from __future__ import annotations
 
+import argparse
+
 from bus import Component
 from netd.daemon import NetDaemon
 
 
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-V",
+        "--dont-release-vrrp",
+        action="store_true",
+        help="at stop, keep the VIPs, routes, rules and VMACs of VRRP instances (keepalived's -V)",
+    )
+    parser.add_argument(
+        "-X",
+        "--release-vips",
+        action="store_true",
+        help="remove configured VIPs found at start-up that pykeepalived did not add "
+        "(keepalived's -X)",
+    )
+    parser.add_argument(
+        "-a",
+        "--address-monitoring",
+        action="store_true",
+        help="log every address addition and deletion netlink reports (keepalived's -a)",
+    )
+
+
 async def serve(comp: Component) -> None:
-    await NetDaemon(comp).run()
+    await NetDaemon(
+        comp,
+        release_at_stop=not comp.args.dont_release_vrrp,
+        address_monitoring=comp.args.address_monitoring,
+        release_vips=comp.args.release_vips,
+    ).run()

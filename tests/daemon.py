@@ -22,10 +22,13 @@ import zmq.asyncio
 
 from bus import RuntimeDir, Subscriber
 from bus.envelope import Event
+from bus.logs import LOG_FORMAT_ENV
 from ctl.group import group_pids
 from tests.lab import wait_until
 
 REPO = Path(__file__).resolve().parent.parent
+# For tests that parse the log lines: the JSON form, asked for explicitly (text is the default).
+JSON_LOGS = {LOG_FORMAT_ENV: "json"}
 
 
 def short_tmpdir(prefix: str = "pk-") -> Path:

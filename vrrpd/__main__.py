@@ -3,6 +3,6 @@
 import sys
 
 from bus import run_component
-from vrrpd.process import serve
+from vrrpd.process import add_arguments, serve
 
-sys.exit(run_component("vrrpd", serve))
+sys.exit(run_component("vrrpd", serve, add_arguments=add_arguments))

@@ -45,6 +45,10 @@ from vrrpd.starter import Starter
 log = structlog.get_logger(__name__)
 
 RENEW_EVERY = 0.5  # held intents are renewed this often (lease is >= 1 s)
+# keepalived's -V: at the daemon's stop the held intents are renewed for this long, so netd
+# (stopped after vrrpd and checkd) does not withdraw them when their short lease runs out
+# meanwhile. A vrrpd stopped alone is restarted by the watchdog and resumes within it.
+STOP_HOLD = 30.0
 _MASTER_DOWN = TimerName.MASTER_DOWN.value
 
 
@@ -74,8 +78,11 @@ def latest_links(events: list[BusEvent]) -> list[BusEvent]:
 class Engine:
     """vrrpd's event loop: bus events, timers and signals, dispatched to the helpers."""
 
-    def __init__(self, comp: Component) -> None:
+    def __init__(self, comp: Component, *, release_at_stop: bool = True) -> None:
         self.comp = comp
+        #: False with keepalived's -V: the daemon's stop leaves masters' VIPs and sends no
+        #: priority-0 advert (an instance removed by a reload still releases as usual)
+        self.release_at_stop = release_at_stop
         self.links: dict[str, Link] = {}
         self.plans: dict[str, InstancePlan] = {}
         self.runners: dict[str, Runner] = {}
@@ -230,7 +237,9 @@ class Engine:
         self.host.groups.leave(runner)
         del self.runners[name]
         self.starter.stopped(name)
-        runner.stop(reason, now, removed=removed)
+        # keepalived's -V applies to the daemon's stop, not to an instance a reload removes.
+        release = self.release_at_stop or not self.host.stopping
+        runner.stop(reason, now, removed=removed, release=release)
         self.sockets.unlisten(runner.plan)
         self.host.forget_state(name)
         log.info("vrrpd.instance.stopped", instance=name, reason=reason)
@@ -356,6 +365,12 @@ class Engine:
             if leases:
                 self.host.publish_renewals(leases)
 
+    def _hold_at_stop(self) -> None:
+        leases = {r.name: (r.intent_generation, STOP_HOLD) for r in self.runners.values() if r.held}
+        if leases:
+            self.host.publish_renewals(leases)
+            log.info("vrrpd.vips.kept", instances=sorted(leases), hold=STOP_HOLD)
+
     # ---- shutdown ----------------------------------------------------------------------------
 
     async def shutdown(self) -> None:
@@ -363,6 +378,8 @@ class Engine:
         self.host.begin_stopping()
         self.starter.cancel()
         now = self.now()
+        if not self.release_at_stop:
+            self._hold_at_stop()
         for name in list(self.runners):
             self._stop_runner(name, now, reason="daemon stopping")
         await self.host.close()

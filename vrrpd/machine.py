@@ -218,6 +218,9 @@ class FaultChanged:
 @dataclass(frozen=True, slots=True)
 class Shutdown:
     reason: str = "shutdown requested"
+    #: False for keepalived's -V: a master leaves without a priority-0 advert and keeps its
+    #: VIPs (the STOP notifications still run)
+    release: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -454,14 +457,16 @@ class Machine:
         out.append(SetVips(held=False, accept=self.accept))
         self._notify(out, State.FAULT, cause)
 
-    def _become_init(self, out: list[Action], cause: Cause) -> None:
+    def _become_init(self, out: list[Action], cause: Cause, *, release: bool = True) -> None:
         if self.state is State.MASTER:
             self._cancel(out, TimerName.ADVER)
-            out.append(SendAdvert(0))
+            if release:
+                out.append(SendAdvert(0))
         self._cancel_all(out)
         self._preempt = _Preempt.IDLE
         self.wants_master = False
-        out.append(SetVips(held=False, accept=self.accept))
+        if release:
+            out.append(SetVips(held=False, accept=self.accept))
         self._notify(out, State.INIT, cause)
 
     def _leave_fault_or_init(self, out: list[Action], now: float, cause: Cause) -> None:
@@ -504,10 +509,10 @@ class Machine:
                 self._on_priority(out, now, event)
             case FaultChanged():
                 self._on_fault(out, now, event)
-            case Shutdown(reason=reason):
+            case Shutdown(reason=reason, release=release):
                 self._stop_resuming(out)
                 if self.state is not State.INIT:
-                    self._become_init(out, Cause(CauseKind.SHUTDOWN, reason))
+                    self._become_init(out, Cause(CauseKind.SHUTDOWN, reason), release=release)
             case Resume():
                 self._on_resume(out, now, event)
         return out

@@ -192,12 +192,13 @@ class Runner:
     def leave_group(self) -> None:
         self.group = None
 
-    def stop(self, reason: str, now: float, *, removed: bool = False) -> None:
+    def stop(self, reason: str, now: float, *, removed: bool = False, release: bool = True) -> None:
         """keepalived's stop: shut the machine down and cancel its timers. ``removed``: a
-        reload dropped the instance, reported as DELETED with notify_deleted, else FAULT."""
+        reload dropped the instance, reported as DELETED with notify_deleted, else FAULT.
+        ``release`` False (keepalived's -V): a master keeps its VIPs, no priority-0 advert."""
         if removed:
             self.removed_as = "DELETED" if self.plan.notify_deleted else "FAULT"
-        self.feed(Shutdown(reason), now)
+        self.feed(Shutdown(reason, release=release), now)
         self.close()
 
     def _expectations(self) -> Expectations:

@@ -7,6 +7,7 @@ which starts the bus, core, netd, checkd and vrrpd processes.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import resource
 import socket
@@ -19,12 +20,16 @@ from typing import Any
 import structlog
 
 from bus import Component, RuntimeDir, RuntimeDirLocked, add_common_arguments, start_component
+from bus.errors import LogOptionsInvalid
+from bus.logs import LogOptions
 from bus.logs import configure as configure_logs
 from bus.runtime import DEFAULT_RUNTIME_DIR
 from bus.signals import SIGNAL_FUNCTIONS
+from core.listen import parse_listen
 from core.schema import c_integer
-from watchdog import children, pidfile, scripts
-from watchdog.settings import DaemonSettings, pid_names, read_settings
+from watchdog import children, daemonflags, netns, pidfile, scripts
+from watchdog.errors import NamespaceUnavailable
+from watchdog.settings import DaemonSettings, pid_names, read_settings, syslog_suffix
 from watchdog.supervisor import Supervisor
 
 log = structlog.get_logger(__name__)
@@ -82,24 +87,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--metrics",
         type=_listen,
         metavar="HOST:PORT",
-        help="serve Prometheus metrics there (pykeepalived only; off by default)",
+        help="serve Prometheus metrics there (pykeepalived only; off by default; "
+        "overrides global_defs metrics_listen)",
     )
     _add_keepalived_only_options(p)
     return p
 
 
-# keepalived 2.2.7 options that change nothing here, or are not built yet. Each is accepted
-# (unit files and /etc/default/keepalived pass them) and, where it would change what the
-# daemon does, named in one warning at start so nobody relies on it silently.
+# keepalived 2.2.7 options for subsystems or features that do not exist here. Each is accepted
+# (unit files and /etc/default/keepalived pass them) and named in one warning at start, with
+# why, so nobody relies on it silently.
 _NOT_IMPLEMENTED = {
-    "release_vips": "-X/--release-vips",
-    "dont_release_vrrp": "-V/--dont-release-vrrp (VIPs are withdrawn at stop)",
-    "dont_release_ipvs": "-I/--dont-release-ipvs",
-    "dump_conf": "-d/--dump-conf (use pykeepalivedctl dump)",
-    "address_monitoring": "-a/--address-monitoring (pykeepalivedctl tail net.addr shows them)",
-    "snmp": "-x/--snmp (no SNMP subsystem)",
-    "snmp_agent_socket": "-A/--snmp-agent-socket (no SNMP subsystem)",
-    "all_config": "-e/--all-config",
+    "dont_release_ipvs": "-I/--dont-release-ipvs is ignored: there is no IPVS datapath here",
+    "snmp": "-x/--snmp is ignored: there is no SNMP subsystem",
+    "snmp_agent_socket": "-A/--snmp-agent-socket is ignored: there is no SNMP subsystem",
 }
 
 
@@ -108,25 +109,40 @@ def _add_keepalived_only_options(p: argparse.ArgumentParser) -> None:
         "-B", "--no_bfd", action="store_true", help="accepted: there is no BFD subsystem"
     )
     p.add_argument("--all", action="store_true", help="accepted: every component always runs")
-    p.add_argument(
-        "-G", "--no-syslog", action="store_true", help="do not log to syslog (overrides -S)"
-    )
     p.add_argument("-u", "--umask", type=_umask, help="umask for created files (numeric)")
-    p.add_argument("-X", "--release-vips", action="store_true", help="accepted, not implemented")
     p.add_argument(
-        "-V", "--dont-release-vrrp", action="store_true", help="accepted, not implemented"
+        "-X",
+        "--release-vips",
+        action="store_true",
+        help="remove configured VIPs found at start-up that pykeepalived did not add (netd)",
     )
     p.add_argument(
-        "-I", "--dont-release-ipvs", action="store_true", help="accepted, not implemented"
+        "-V",
+        "--dont-release-vrrp",
+        action="store_true",
+        help="at stop, keep the VIPs, routes and rules and send no priority-0 advert",
     )
-    p.add_argument("-d", "--dump-conf", action="store_true", help="accepted, not implemented")
     p.add_argument(
-        "-a", "--address-monitoring", action="store_true", help="accepted, not implemented"
+        "-I", "--dont-release-ipvs", action="store_true", help="accepted: no IPVS datapath here"
+    )
+    p.add_argument(
+        "-d", "--dump-conf", action="store_true", help="log the parsed configuration (core)"
+    )
+    p.add_argument(
+        "-a",
+        "--address-monitoring",
+        action="store_true",
+        help="log every address addition/deletion netlink reports (netd)",
     )
     p.add_argument("-b", "--bfd_pid", type=Path, help="accepted: there is no BFD subsystem")
     p.add_argument("-x", "--snmp", action="store_true", help="accepted: there is no SNMP subsystem")
     p.add_argument("-A", "--snmp-agent-socket", help="accepted: there is no SNMP subsystem")
-    p.add_argument("-s", "--namespace", help="refused: network namespaces are not built yet")
+    p.add_argument(
+        "-s",
+        "--namespace",
+        metavar="NAME",
+        help="run in network namespace NAME (overrides net_namespace)",
+    )
     p.add_argument(
         "-m", "--core-dump", action="store_true", help="allow core dumps of every process"
     )
@@ -137,7 +153,12 @@ def _add_keepalived_only_options(p: argparse.ArgumentParser) -> None:
         const="core",
         help="also set kernel.core_pattern (default 'core'), restored at exit",
     )
-    p.add_argument("-e", "--all-config", action="store_true", help="accepted, not implemented")
+    p.add_argument(
+        "-e",
+        "--all-config",
+        action="store_true",
+        help="a missing included file is an error (same as includet)",
+    )
     p.add_argument(
         "--signum",
         metavar="SIGFUNC",
@@ -146,11 +167,10 @@ def _add_keepalived_only_options(p: argparse.ArgumentParser) -> None:
 
 
 def _listen(text: str) -> tuple[str, int]:
-    """``HOST:PORT``, ``[v6]:PORT`` or ``:PORT`` (every address)."""
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise argparse.ArgumentTypeError(f"metrics address {text!r} is not HOST:PORT")
-    return host.strip("[]") or "0.0.0.0", int(port)
+    try:
+        return parse_listen(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"metrics address {exc}") from None
 
 
 def _umask(text: str) -> int:
@@ -187,11 +207,9 @@ def _apply_process_options(args: argparse.Namespace) -> Callable[[], None]:
     """Options that shape the process (inherited by every child); returns the undo."""
     if args.umask is not None:
         os.umask(args.umask)
-    if args.no_syslog:
-        args.log_facility = None
     for attr, what in _NOT_IMPLEMENTED.items():
         if getattr(args, attr):
-            print(f"pykeepalived: {what} is accepted but not implemented", file=sys.stderr)
+            print(f"pykeepalived: {what}", file=sys.stderr)
     if args.core_dump or args.core_dump_pattern:
         resource.setrlimit(resource.RLIMIT_CORE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
     if args.core_dump_pattern:
@@ -234,50 +252,86 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(words)
     if args.signum is not None:
         return signum(args.signum)
-    if args.namespace:
-        # Running in the wrong namespace would put the VIPs on the wrong network.
-        print(
-            f"pykeepalived: -s/--namespace {args.namespace} is not implemented; not starting",
-            file=sys.stderr,
-        )
-        return 1
     if not args.config_id:
         args.config_id = socket.gethostname().split(".", 1)[0]
     if args.config_test is not None:
-        from core.configtest import config_test
-
-        return config_test(args.use_file, config_id=args.config_id, log_file=args.config_test)
+        return _config_test(args)
     if not args.use_file.exists():
         print(f"pykeepalived: configuration file {args.use_file} not found", file=sys.stderr)
         return 6  # keepalived's NOT_CONFIGURED
     conf = read_settings(args.use_file, args.config_id)
-    if conf.net_namespace and not args.namespace:
-        print(
-            f"pykeepalived: net_namespace {conf.net_namespace} is not implemented; not starting",
-            file=sys.stderr,
-        )
+    overridden = conf.net_namespace if args.namespace else None
+    if args.namespace:
+        conf = dataclasses.replace(conf, net_namespace=args.namespace)  # -s wins, as keepalived
+    # Before anything else starts (threads, the bus, children): they all inherit it.
+    if not _entered(conf.net_namespace):
         return 1
     if args.umask is None and conf.umask is not None:
         args.umask = conf.umask  # -u wins, as in keepalived
+    if args.metrics is None:
+        args.metrics = conf.metrics  # --metrics wins over metrics_listen
+    try:
+        log_options = LogOptions.from_args(args)
+    except LogOptionsInvalid as exc:
+        print(f"pykeepalived: {exc}", file=sys.stderr)
+        return 1
+    log_options = dataclasses.replace(log_options, ident_suffix=syslog_suffix(conf))
+    # The children inherit the environment, so they log where and how the watchdog does.
+    os.environ.update(log_options.environment())
     undo = _apply_process_options(args)
     try:
-        return _run(args, conf)
+        return _run(args, conf, log_options, overridden)
     finally:
         undo()
 
 
-def _run(args: argparse.Namespace, conf: DaemonSettings) -> int:
+def _config_test(args: argparse.Namespace) -> int:
+    from core.configtest import config_test
+
+    # As keepalived's -t: interfaces are checked in the namespace the daemon would use.
+    namespace = args.namespace
+    if namespace is None and args.use_file.exists():
+        namespace = read_settings(args.use_file, args.config_id).net_namespace
+    if not _entered(namespace):
+        return 1
+    return config_test(
+        args.use_file,
+        config_id=args.config_id,
+        log_file=args.config_test,
+        strict_includes=args.all_config,
+    )
+
+
+def _entered(namespace: str | None) -> bool:
+    """Enter ``namespace`` if there is one; False (with the reason on stderr) if it cannot be."""
+    if namespace is None:
+        return True
+    try:
+        netns.enter(namespace)
+    except NamespaceUnavailable as exc:
+        print(f"pykeepalived: {exc}; not starting", file=sys.stderr)
+        return False
+    return True
+
+
+def _run(
+    args: argparse.Namespace,
+    conf: DaemonSettings,
+    log_options: LogOptions,
+    overridden: str | None = None,
+) -> int:
     runtime = RuntimeDir.at(args.runtime_dir)
     try:
         with runtime.exclusive("daemon"):
             # keepalived's parent runs startup_script before any child and shutdown_script
             # after the last one; here both run outside the component (see watchdog.scripts).
-            configure_logs(
-                "watchdog",
-                console=args.log_console,
-                detail=args.log_detail,
-                facility=args.log_facility,
-            )
+            configure_logs("watchdog", log_options)
+            if conf.net_namespace:
+                log.info(
+                    "watchdog.namespace.entered",
+                    namespace=conf.net_namespace,
+                    overrides=overridden,
+                )
             scripts.run_hook(conf.hooks.get("startup_script"))
             # Every child may use its full wait, one after another.
             grace = conf.child_wait_time * len(children.START_ORDER) + 2
@@ -296,7 +350,7 @@ def _watchdog_body(
     args: argparse.Namespace, runtime: RuntimeDir, conf: DaemonSettings
 ) -> Callable[[Component], Coroutine[Any, Any, None]]:
     paths = pidfile_paths(args, runtime, conf)
-    specs = children.specs(args, runtime.path, paths)
+    specs = daemonflags.forward(args, children.specs(args, runtime.path, paths))
 
     async def body(comp: Component) -> None:
         pidfile.write(paths["watchdog"], os.getpid())

@@ -19,6 +19,7 @@ from bus.envelope import Event
 from tests.checkd import wire
 from tests.checkd.support import pid_alive, write_script
 from tests.daemon import (
+    JSON_LOGS,
     connected,
     python_module,
     running_bus,
@@ -66,7 +67,12 @@ def test_checkd_publishes_and_follows_verdicts(tmp_path: Path) -> None:
         log_path = tmp_path / "checkd.log"
         with log_path.open("wb") as log_file:
             checkd = python_module(
-                "checkd", "--runtime-dir", str(rt.path), stdout=log_file, stderr=subprocess.STDOUT
+                "checkd",
+                "--runtime-dir",
+                str(rt.path),
+                env=JSON_LOGS,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
             )
             try:
                 asyncio.run(_scenario(rt, flag, track, sleeper, first, second))

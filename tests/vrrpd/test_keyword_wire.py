@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.daemon import DaemonGroup, daemon_group
+from tests.daemon import JSON_LOGS, DaemonGroup, daemon_group
 from tests.lab import Lab, wait_until
 
 pytestmark = pytest.mark.netns
@@ -72,7 +72,7 @@ vrrp_instance VI_6 {{
 """
     capture = n1.capture()
     try:
-        with daemon_group(n0, config) as group:
+        with daemon_group(n0, config, env=JSON_LOGS) as group:
             group.wait_started()
             capture.wait_for(lambda f: bool(_ipv4_vrrp_ttls([f], n0.ip4)), 3, timeout=20)
             capture.wait_for(lambda f: bool(_ipv6_vrrp_hops([f])), 3, timeout=20)
@@ -114,7 +114,7 @@ vrrp_instance VI_1 {{
     }}
 }}
 """
-    with daemon_group(n0, config) as group:
+    with daemon_group(n0, config, env=JSON_LOGS) as group:
         group.wait_started()
         wait_until(lambda: "192.0.2.93/24" in n0.address_set(), 20, message="MASTER")
         n0.run(["ip", "addr", "del", f"{src}/24", "dev", "eth0"])
@@ -174,7 +174,7 @@ global_defs {{
         + _instance("VI_2", 95, f'notify_fault "{script} fault"\n    {generic}')
         + keep
     )
-    with daemon_group(lab.node(0), config) as group:
+    with daemon_group(lab.node(0), config, env=JSON_LOGS) as group:
         group.wait_started()
         wait_until(fifo.exists, 15, message="vrrpd to create the notify FIFO")
         reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
@@ -236,7 +236,7 @@ def _logged_at(group: DaemonGroup, event: str) -> datetime:
 
 def test_vrrp_startup_delay_holds_the_instances_back(lab: Lab) -> None:
     config = "global_defs {\n    vrrp_startup_delay 3\n}\n" + _instance("VI_1", 97, "")
-    with daemon_group(lab.node(0), config) as group:
+    with daemon_group(lab.node(0), config, env=JSON_LOGS) as group:
         group.wait_started()
         wait_until(lambda: "vrrpd.startup.delayed" in group.log_text(), 15, message="the delay")
         wait_until(
@@ -296,7 +296,7 @@ vrrp_instance VI_1 {
 }
 """
     )
-    with daemon_group(node, config) as group:
+    with daemon_group(node, config, env=JSON_LOGS) as group:
         group.wait_started()
         _adverts_on_kwb(node, 20)
         _recreate_pair(node, address_after)  # a new kwa: another ifindex
@@ -370,7 +370,7 @@ vrrp_instance VI_1 {
         finally:
             capture.close()
 
-    with daemon_group(node, config) as group:
+    with daemon_group(node, config, env=JSON_LOGS) as group:
         group.wait_started()
         ah_adverts(20)
         _recreate_pair(node, 1.0)  # a new kwa, its address a second late

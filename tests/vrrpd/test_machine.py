@@ -382,6 +382,16 @@ def test_shutdown_from_master_sends_priority_zero_then_releases() -> None:
     assert of(actions, Notify)[0].cause.kind is CauseKind.SHUTDOWN
 
 
+def test_shutdown_without_release_keeps_the_vips_and_is_silent() -> None:
+    # keepalived's -V: no priority-0 advert, no VIP released; the STOP notification still runs.
+    m = master()
+    actions = m.handle(Shutdown(release=False), 50.0)
+    assert m.state is State.INIT
+    assert not of(actions, SendAdvert) and not of(actions, SetVips)
+    assert of(actions, Notify)[0].cause.kind is CauseKind.SHUTDOWN
+    assert m.timers == {}
+
+
 def test_shutdown_from_backup_sends_nothing() -> None:
     m = started()
     actions = m.handle(Shutdown(), 1.0)

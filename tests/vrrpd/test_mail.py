@@ -22,7 +22,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from structlog.testing import capture_logs
 
 from core import loads
-from tests.daemon import daemon_group
+from tests.daemon import JSON_LOGS, daemon_group
 from tests.lab import Lab, Node, wait_until
 from vrrpd import mail
 
@@ -416,7 +416,7 @@ def test_daemon_mails_instance_and_group_transitions(make_lab: Any) -> None:
     node = lab.node(0)
     with smtp_server(node.ip4, node) as (inbox, port):
         text = config(server=node.ip4, port=port, vrid=71, tail=GROUP % "")
-        with daemon_group(node, text) as group:
+        with daemon_group(node, text, env=JSON_LOGS) as group:
             group.wait_started()
             wait_until(lambda: len(inbox.envelopes) >= 6, 20, message="six mails")
             # The server has a mail before vrrpd has read its final reply and logged it.
@@ -460,7 +460,7 @@ def test_dead_smtp_server_does_not_delay_the_takeover(make_lab: Any, dead: str) 
         else contextlib.nullcontext(2525) as port
     ):
         text = config(server=node.ip4, port=port, timeout=5, vrid=72)
-        with daemon_group(node, text) as group:
+        with daemon_group(node, text, env=JSON_LOGS) as group:
             group.wait_started()
             wait_until(
                 lambda: len(_events(group.log_text(), "vrrpd.mail.failed")) >= 2,

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.daemon import REPO, DaemonGroup, daemon_group
+from tests.daemon import JSON_LOGS, REPO, DaemonGroup, daemon_group
 from tests.lab import Lab, wait_until
 from tests.watchdog.test_supervision import CONFIG
 
@@ -34,7 +34,7 @@ def snapshot(group: DaemonGroup) -> dict[str, dict[str, Any]]:
 
 def test_restarted_core_changes_nothing_downstream(lab: Lab) -> None:
     node = lab.node(0)
-    with daemon_group(node, CONFIG) as group:
+    with daemon_group(node, CONFIG, env=JSON_LOGS) as group:
         pids = group.wait_started()
         wait_until(lambda: "192.0.2.200/24" in node.address_set(), 15, message="master")
         before = snapshot(group)

@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -86,9 +87,11 @@ def test_log_facility_takes_numbers_and_names(given: str, facility: str) -> None
     assert build_parser().parse_args(["-S", given]).log_facility == facility
 
 
-def test_a_namespace_is_refused_rather_than_ignored(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["-s", "blue", "-f", "/nonexistent.conf"]) == 1
-    assert "not implemented; not starting" in capsys.readouterr().err
+def test_a_missing_namespace_is_named(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    conf = tmp_path / "k.conf"
+    conf.write_text("")
+    assert main(["-s", "pk-absent-ns", "-f", str(conf)]) == 1
+    assert "network namespace pk-absent-ns does not exist" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("bad", ["8", "local8", "kern", ""])

@@ -182,3 +182,11 @@ def test_a_running_group_is_scraped_over_http(lab: Lab, group: DaemonGroup) -> N
     if PROMTOOL:
         out = promtool_check(text.encode())
         assert out.returncode == 0, out.stdout + out.stderr
+
+
+@pytest.mark.netns
+def test_metrics_listen_in_global_defs_turns_them_on(lab: Lab) -> None:
+    config = f"global_defs {{\n    metrics_listen {lab.node(0).ip4}:{PORT}\n}}\n" + CONFIG
+    with daemon_group(lab.node(0), config, "-l") as g:
+        g.wait_started()
+        scrape_when(lab, "keepalived_vrrp_state{")

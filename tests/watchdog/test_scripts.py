@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from core import loads
-from tests.daemon import daemon_group, short_tmpdir, stop
+from tests.daemon import JSON_LOGS, daemon_group, short_tmpdir, stop
 from tests.lab import Lab, wait_until
 from watchdog import scripts
 
@@ -126,7 +126,7 @@ def test_startup_runs_before_any_child_and_shutdown_after_the_last(
         f'    shutdown_script "{probe} shutdown"\n'
         "}\n" + INSTANCE
     )
-    with daemon_group(lab.node(0), config) as group:
+    with daemon_group(lab.node(0), config, env=JSON_LOGS) as group:
         group.wait_started()
         lines = (out / "log").read_text().splitlines()
         assert lines == ["startup nobody 0"]
@@ -158,7 +158,7 @@ def test_hanging_startup_and_shutdown_scripts_are_killed_and_the_daemon_goes_on(
         "    shutdown_script_timeout 1\n"
         "}\n" + INSTANCE
     )
-    with daemon_group(lab.node(0), config) as group:
+    with daemon_group(lab.node(0), config, env=JSON_LOGS) as group:
         group.wait_started(timeout=20)
         assert (scratch / "out" / "up").exists()
         stopping = time.monotonic()
@@ -203,7 +203,7 @@ def test_an_unsafe_startup_script_is_refused_and_the_daemon_still_starts(
         f"    startup_script {evil}\n"
         "}\n" + INSTANCE
     )
-    with daemon_group(lab.node(0), config) as group:
+    with daemon_group(lab.node(0), config, env=JSON_LOGS) as group:
         group.wait_started()
         log_text = group.log_text()
     assert not (scratch / "out" / "evil-ran").exists()

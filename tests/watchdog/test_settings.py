@@ -1,5 +1,5 @@
 """Global keywords that change where and how the daemon runs: umask, child_wait_time,
-instance and use_pid_dir (pid file names), net_namespace (refused rather than ignored)."""
+instance and use_pid_dir (pid file names), net_namespace (tests/watchdog/test_netns.py)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import core
 from tests.core.conftest import no_scripts_env
 from tests.daemon import REPO, DaemonGroup, daemon_group
 from tests.lab import Lab, wait_until
-from watchdog.settings import DaemonSettings, pid_names, settings
+from watchdog.settings import DaemonSettings, pid_names, settings, syslog_suffix
 
 INSTANCE = """
 vrrp_instance VI_1 {
@@ -66,10 +66,9 @@ def test_a_bad_umask_names_the_line() -> None:
     assert (p.line, p.code) == (2, "bad-value")
 
 
-def test_net_namespace_is_reported_and_refused(tmp_path: Path) -> None:
-    text = "net_namespace blue\n" + INSTANCE
-    r = core.loads(text, config_id="n", script_env=None)
-    assert [p.code for p in r.problems] == ["not-implemented"]
+def test_a_missing_net_namespace_is_named_and_nothing_starts(tmp_path: Path) -> None:
+    text = "net_namespace pk-absent-ns\n" + INSTANCE
+    assert core.loads(text, config_id="n", script_env=None).problems == ()
     path = tmp_path / "k.conf"
     path.write_text(text)
     out = subprocess.run(
@@ -77,7 +76,13 @@ def test_net_namespace_is_reported_and_refused(tmp_path: Path) -> None:
         capture_output=True, text=True, cwd=REPO, timeout=60,
     )  # fmt: skip
     assert out.returncode == 1
-    assert "net_namespace blue is not implemented; not starting" in out.stderr
+    assert "network namespace pk-absent-ns does not exist" in out.stderr
+    assert not (tmp_path / "r").exists()  # refused before the bus or any child
+
+
+def test_pid_files_of_a_namespace_are_where_keepalived_shows_them() -> None:
+    s = conf("net_namespace blue\ninstance alpha\n" + INSTANCE)
+    assert pid_names(Path("/run"), s)["vrrpd"] == Path("/run/keepalived/blue/vrrp_alpha.pid")
 
 
 CONFIG = "instance alpha\nchild_wait_time 1\nglobal_defs {\n    umask 0027\n}\n" + INSTANCE
@@ -110,3 +115,15 @@ def test_a_running_group_follows_the_global_keywords(group: DaemonGroup) -> None
     wait_until(lambda: group.proc.poll() is not None, 20, message="the group to stop")
     assert "watchdog.child.kill" in group.log_text()
     assert "child=netd" in group.log_text()
+
+
+@pytest.mark.parametrize(
+    ("head", "suffix"),
+    [
+        ("", ""),
+        ("instance alpha\n", "_alpha"),
+        ("net_namespace blue\ninstance alpha\n", "_blue_alpha"),
+    ],
+)
+def test_syslog_idents_are_suffixed_as_keepalived_s(head: str, suffix: str) -> None:
+    assert syslog_suffix(conf(head + INSTANCE)) == suffix
