@@ -61,6 +61,7 @@ from netd.errors import AnnounceError, InvalidItemError, KernelError, VmacError
 from netd.firewall import Firewall, FirewallSettings, blocked_addresses
 from netd.kernel import ApplyResult, KernelAdapter
 from netd.linkstate import LinkState
+from netd.lvs.driver import LvsDriver
 from netd.monitor import AddrEvent, LinkEvent, Monitor, Overflow
 from netd.reconcile import Merged
 from netd.store import DesiredStore
@@ -172,6 +173,7 @@ class NetDaemon:
         # owner -> the last intent's (items, interface, VIP interface) and what they parse to
         self._parsed_items: dict[str, tuple[tuple[Any, ...], tuple[Item, ...]]] = {}
         self._links_changed: set[int] = set()  # ifindexes to publish at the end of this turn
+        self.lvs = LvsDriver(comp.publisher, self._kernel)  # virtual servers (docs/lvs.md)
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -189,7 +191,10 @@ class NetDaemon:
         for link in self.links.values():
             self._publish_link(link)
         self.loop.add_reader(self.monitor.fileno(), self._netlink_readable)
-        sub = self.comp.subscribe("config.current", "vrrp.intent.*", "vrrp.renew", "hb.*")
+        sub = self.comp.subscribe(
+            "config.current", "vrrp.intent.*", "vrrp.renew", "hb.*", "check.pool.*"
+        )
+        self.lvs.start()
         ticker = asyncio.create_task(self._tick(), name="netd.tick")
         try:
             while True:
@@ -238,6 +243,9 @@ class NetDaemon:
                 self._config(messages.ConfigCurrent.decode(topic, body), boot)
             elif topic == "vrrp.renew":
                 self._renew(messages.Renew.decode(topic, body), boot)
+            elif topic.startswith("check.pool."):
+                key = topic.removeprefix("check.pool.")
+                self.lvs.pool(key, messages.PoolReport.decode(topic, body))
             else:
                 self._intent(messages.Intent.decode(topic, body), boot)
         except (MessageRejected, ValueError, InvalidItemError, core.WireFormatError) as exc:
@@ -253,6 +261,7 @@ class NetDaemon:
             return
         config = core.from_wire(dict(msg.model))
         self.config_hash = msg.hash
+        self.lvs.configure(config, msg.generation)
         self.instances = frozenset(
             i.name for i in config.instances if i.interface and i.virtual_router_id is not None
         )
@@ -806,6 +815,7 @@ class NetDaemon:
         except KernelError as exc:
             log.error("netd.withdraw.failed", reason=str(exc))
         await self._firewall(self.firewall.close)
+        await self.lvs.stop()
         # keepalived deletes its VMACs at stop (after the VIPs) and restores the sysctls.
         # The named ones too: a reconcile cancelled by the TERM may have created one
         # without recording it.

@@ -1,0 +1,244 @@
+"""netd's LVS driver: the configuration and checkd's pools in, the datapath table out.
+
+netd's daemon hands it ``config.current`` and every ``check.pool.*`` message; the driver works
+out the virtual servers (:mod:`netd.lvs.fromconfig`) and applies them through the backend on
+the daemon's netlink worker thread, one reconcile at a time: changes that arrive while one runs
+are coalesced into the next, and each reconcile is one transaction (only what differs).
+
+* **Start.** A table an earlier run left (netd was killed) keeps forwarding until the first
+  apply replaces it in the same transaction that builds the new one, so restarting netd does
+  not interrupt the service. The first apply waits for checkd's pools (at most
+  :data:`POOL_GRACE` after the configuration): a restarted netd must not put a real server
+  that checkd has taken out back in for a moment. With no virtual server configured the
+  leftovers are removed at once.
+* **Drift.** Every :data:`RECONCILE_EVERY` seconds the table is read back and rebuilt when
+  someone changed it (:meth:`netd.lvs.LvsBackend.reconcile`).
+* **Failures.** A virtual server that cannot be programmed, or whose transaction the kernel
+  refuses, is reported on ``net.applied.lvs:<key>`` (the same :class:`bus.messages.Applied` as
+  for VIPs) and the others are applied without it.
+* **Stop.** :meth:`LvsDriver.stop` withdraws the table, as keepalived removes its IPVS services
+  at shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Final, Protocol, TypeVar
+
+import structlog
+
+from bus import messages
+from core.model import Config
+from netd.errors import KernelError, LvsUnsupportedError, NetdError
+from netd.lvs.backend import LvsBackend, choose_backend
+from netd.lvs.fromconfig import Desired, desired_servers
+from netd.lvs.model import VirtualServer
+
+__all__ = ["OWNER_PREFIX", "POOL_GRACE", "RECONCILE_EVERY", "LvsDriver"]
+
+log = structlog.get_logger(__name__)
+T = TypeVar("T")
+
+POOL_GRACE: Final = 2.0  # longest the first apply waits for checkd's retained pools
+RECONCILE_EVERY: Final = 5.0  # read the table back this often (someone may have changed it)
+OWNER_PREFIX: Final = "lvs:"  # net.applied.lvs:<key>
+
+
+class Reports(Protocol):
+    """The part of :class:`bus.Publisher` the driver uses."""
+
+    def retain(self, topic: str, body: Mapping[str, Any]) -> None: ...
+
+    def forget(self, topic: str) -> None: ...
+
+    def publish(self, topic: str, body: Mapping[str, Any]) -> None: ...
+
+
+Worker = Callable[..., Awaitable[Any]]  # the daemon's ``_kernel(fn, *args)``
+
+
+class LvsDriver:
+    def __init__(
+        self,
+        reports: Reports,
+        worker: Worker,
+        backend: Callable[[], LvsBackend] = choose_backend,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._reports = reports
+        self._worker = worker
+        self._make_backend = backend
+        self._clock = clock
+        self._backend: LvsBackend | None = None
+        self._config: Config | None = None
+        self._config_at = 0.0
+        self._generation = 0
+        self._pools: dict[str, messages.PoolReport] = {}
+        self._first_done = False
+        self._dirty = False
+        self._drift = False
+        self._task: asyncio.Task[None] | None = None
+        self._ticker: asyncio.Task[None] | None = None
+        self._published: dict[str, tuple[int, int, tuple[messages.Failure, ...]]] = {}
+        self._keys: frozenset[str] = frozenset()  # keys of the last desired state
+        self._last_full = 0.0  # when the table was last applied or read back
+
+    # ---- inputs (event loop) ----------------------------------------------------------------
+
+    def start(self) -> None:
+        """Begin the periodic drift check (the first apply waits for a configuration)."""
+        self._ticker = asyncio.create_task(self._tick(), name="netd.lvs.tick")
+
+    def configure(self, config: Config, generation: int) -> None:
+        if self._config is None:
+            self._config_at = self._clock()
+        self._config, self._generation = config, generation
+        self._mark_dirty()
+
+    def pool(self, key: str, report: messages.PoolReport) -> None:
+        """checkd's pool of the virtual server ``key`` (``check.pool.<key>``); an unchanged
+        one (the periodic re-send) costs nothing."""
+        if self._pools.get(key) == report:
+            return
+        self._pools[key] = report
+        self._mark_dirty()
+
+    async def stop(self, *, withdraw: bool = True) -> None:
+        """Cancel the work under way and withdraw the table (unless told to leave it)."""
+        for task in (self._ticker, self._task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        backend = self._backend
+        if backend is None:
+            return
+        self._backend = None
+        try:
+            if withdraw:
+                await self._worker(backend.withdraw)
+        except KernelError as exc:
+            log.error("netd.lvs.withdraw_failed", reason=str(exc))
+        finally:
+            await self._worker(backend.close)
+
+    # ---- reconcile ---------------------------------------------------------------------------
+
+    def _mark_dirty(self) -> None:
+        self._dirty = True
+        if self._task is None or self._task.done():
+            self._task = asyncio.create_task(self._run(), name="netd.lvs.reconcile")
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(min(POOL_GRACE, RECONCILE_EVERY) / 4)
+            if not self._first_done and self._config is not None:
+                self._mark_dirty()  # the grace may have ended
+            elif self._first_done and self._clock() - self._last_full >= RECONCILE_EVERY:
+                self._drift = True
+                self._mark_dirty()
+
+    async def _run(self) -> None:
+        while self._dirty:
+            self._dirty = False
+            config = self._config
+            if config is None or not self._ready(config):
+                return
+            desired = desired_servers(config, self._pools)
+            try:
+                if self._backend is None:
+                    self._backend = await self._worker(self._make_backend)
+                failures = await self._apply(self._backend, desired)
+            except NetdError as exc:
+                log.error("netd.lvs.failed", reason=str(exc))
+                failures = {
+                    key: _failure(key, desired.names[key], "apply", exc) for key in desired.servers
+                }
+            self._first_done = True
+            self._last_full = self._clock()
+            self._report(desired, failures)
+
+    def _ready(self, config: Config) -> bool:
+        """The first apply waits until checkd published every pool, or the grace ended."""
+        if self._first_done:
+            return True
+        desired = desired_servers(config, {})
+        waiting = [k for k in desired.servers if k not in self._pools]
+        return not waiting or self._clock() - self._config_at >= POOL_GRACE
+
+    async def _apply(self, backend: LvsBackend, desired: Desired) -> dict[str, messages.Failure]:
+        """Apply every virtual server in one transaction; if the kernel refuses it, one by one
+        so that each refusal is reported for the virtual server it belongs to."""
+        failures = {
+            key: _failure(key, desired.names[key], "configure", exc)
+            for key, exc in desired.errors.items()
+        }
+        servers = list(desired.servers.items())
+        if not servers and not self._first_done:
+            removed = await self._worker(backend.start)  # nothing to replace leftovers with
+            if removed:
+                log.info("netd.lvs.leftovers_removed", tables=removed)
+            return failures
+        fn = backend.reconcile if self._drift else backend.apply
+        self._drift = False
+        try:
+            await self._worker(fn, [vs for _, vs in servers])
+            return failures
+        except KernelError as exc:
+            log.error("netd.lvs.apply_failed", reason=str(exc), detail="retrying one by one")
+        good: list[VirtualServer] = []
+        for key, vs in servers:
+            try:
+                await self._worker(backend.apply, [*good, vs])
+            except KernelError as exc:
+                log.error("netd.lvs.vs_failed", vs=desired.names[key], reason=str(exc))
+                failures[key] = _failure(key, desired.names[key], "apply", exc)
+                continue
+            good.append(vs)
+        if len(good) < len(servers):
+            await self._worker(backend.apply, good)  # leave the table at the good ones
+        return failures
+
+    def _report(self, desired: Desired, failures: Mapping[str, messages.Failure]) -> None:
+        """``net.applied.lvs:<key>`` for every virtual server; a removed one's goes."""
+        keys = frozenset(desired.names)
+        for key in sorted(self._keys - keys):
+            topic = f"net.applied.{OWNER_PREFIX}{key}"
+            self._reports.forget(topic)
+            self._published.pop(key, None)
+            gone = messages.Applied(f"{OWNER_PREFIX}{key}", self._generation, (), items=0)
+            self._reports.publish(topic, gone.encode())
+        self._keys = keys
+        for key in sorted(keys):
+            failed = failures.get(key)
+            vs = desired.servers.get(key)
+            items = len(vs.pool()) if vs is not None and failed is None else 0
+            marker = (self._generation, items, (failed,) if failed else ())
+            if self._published.get(key) == marker:
+                continue
+            self._published[key] = marker
+            report = messages.Applied(
+                f"{OWNER_PREFIX}{key}", self._generation, marker[2], items=items
+            )
+            self._reports.retain(f"net.applied.{OWNER_PREFIX}{key}", report.encode())
+
+
+def _failure(key: str, name: str, action: str, exc: NetdError) -> messages.Failure:
+    """A virtual server that is not forwarded as configured, named as ``-t`` and checkd name
+    it (the configuration's ``virtual_server`` line and the key of its topics)."""
+    if isinstance(exc, KernelError):
+        code, reason = exc.errno_name, exc.reason
+    else:
+        unsupported = isinstance(exc, LvsUnsupportedError)
+        code, reason = errno.errorcode[errno.EOPNOTSUPP if unsupported else errno.EINVAL], str(exc)
+    return messages.Failure(
+        item={"kind": "virtual_server", "key": key, "name": name},
+        action=action,
+        errno=code,
+        reason=reason,
+    )
