@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final, Protocol, TypeVar
@@ -235,7 +234,8 @@ def _failure(key: str, name: str, action: str, exc: NetdError) -> messages.Failu
         code, reason = exc.errno_name, exc.reason
     else:
         unsupported = isinstance(exc, LvsUnsupportedError)
-        code, reason = errno.errorcode[errno.EOPNOTSUPP if unsupported else errno.EINVAL], str(exc)
+        # Named, not looked up: errno.errorcode spells EOPNOTSUPP as its Linux alias ENOTSUP.
+        code, reason = ("EOPNOTSUPP" if unsupported else "EINVAL"), str(exc)
     return messages.Failure(
         item={"kind": "virtual_server", "key": key, "name": name},
         action=action,
