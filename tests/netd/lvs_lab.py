@@ -19,8 +19,9 @@ import http.client
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from pyroute2 import IPRoute, netns
 
@@ -52,6 +53,14 @@ class S(http.server.ThreadingHTTPServer):
     address_family = socket.AF_INET6  # dual-stack: IPv4 clients arrive as ::ffff:a.b.c.d
 S(("::", int(sys.argv[2])), H).serve_forever()
 """
+
+
+@dataclass(frozen=True, slots=True)
+class DirectorNode:
+    netns: str
+
+    def popen(self, argv: Sequence[str], **kwargs: Any) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(["ip", "netns", "exec", self.netns, *argv], **kwargs)
 
 
 class LvsLab:
@@ -103,23 +112,48 @@ class LvsLab:
         with enter_netns(self.director):
             write_sysctl("/proc/sys/net/ipv4/ip_forward", "1")
             write_sysctl("/proc/sys/net/ipv6/conf/all/forwarding", "1")
-        for i, ns in enumerate(self.servers):
-            with enter_netns(ns):
-                self._procs.append(
-                    subprocess.Popen(
-                        [sys.executable, "-c", _SERVER, f"rs{i}", str(RS_PORT)],
-                        stdout=subprocess.DEVNULL,
-                        stderr=subprocess.DEVNULL,
-                    )
-                )
         for i in range(len(self.servers)):
-            for addr in (RS_ADDRS[i], RS_ADDRS6[i]):
-                wait_until(
-                    lambda a=addr, i=i: self.get(a, RS_PORT) == f"rs{i}",  # type: ignore[misc]
-                    10,
-                    0.05,
-                    f"the HTTP server of rs{i} on {addr}",
-                )
+            self._procs.append(self._serve(i))
+        for i in range(len(self.servers)):
+            self._wait_serving(i)
+
+    def _serve(self, i: int) -> subprocess.Popen[bytes]:
+        with enter_netns(self.servers[i]):
+            return subprocess.Popen(
+                [sys.executable, "-c", _SERVER, f"rs{i}", str(RS_PORT)],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+
+    def _wait_serving(self, i: int) -> None:
+        for addr in (RS_ADDRS[i], RS_ADDRS6[i]):
+            wait_until(
+                lambda a=addr: self._answers(a, RS_PORT) == f"rs{i}",  # type: ignore[misc]
+                10,
+                0.05,
+                f"the HTTP server of rs{i} on {addr}",
+            )
+
+    def _answers(self, host: str, port: int) -> str | None:
+        try:
+            return self.get(host, port)
+        except OSError:
+            return None
+
+    def stop_server(self, i: int) -> None:
+        """Stop real server ``i``'s HTTP server (its address stays: connections are refused)."""
+        self._procs[i].kill()
+        self._procs[i].wait(5)
+
+    def start_server(self, i: int) -> None:
+        """Start real server ``i``'s HTTP server again, once it answers."""
+        self._procs[i] = self._serve(i)
+        self._wait_serving(i)
+
+    @property
+    def director_node(self) -> DirectorNode:
+        """The director as a lab node for tests.daemon.DaemonGroup (it only needs popen)."""
+        return DirectorNode(self.director)
 
     @staticmethod
     def _up(ipr: IPRoute, ifname: str, addr: str, plen: int, gw: str | None = None) -> None:
