@@ -10,7 +10,10 @@ back. A flushed table is rebuilt; stopping the daemon removes the table.
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -114,3 +117,22 @@ def test_checkers_drive_the_datapath_and_stop_withdraws_it(lab: LvsLab) -> None:
         _expect(lab, 80, {"rs0", "rs1"}, "the table rebuilt after drift")
         assert _table_exists(lab)
     assert not _table_exists(lab), "the daemon's stop did not withdraw the LVS table"
+
+
+def test_a_restarted_netd_takes_the_table_over_without_a_gap(lab: LvsLab) -> None:
+    with daemon_group(lab.director_node, CONFIG) as group:
+        group.wait_started(("bus", "core", "netd", "checkd"))
+        _expect(lab, 80, {"rs0", "rs1"}, "both real servers behind port 80")
+        built = group.log_text().count("netd.lvs.table")
+        old = group.pids()["netd"]
+        os.kill(old, signal.SIGKILL)
+        # The killed netd's table goes on forwarding until the new netd replaces it in the
+        # transaction that builds its own: every request is answered meanwhile.
+        answered: set[str] = set()
+        deadline = time.monotonic() + 20
+        while group.log_text().count("netd.lvs.table") == built:
+            assert time.monotonic() < deadline, "the restarted netd built no table"
+            answered |= _answering(lab, 80, 2)
+        assert group.pids()["netd"] != old
+        assert answered <= {"rs0", "rs1"}, answered
+        _expect(lab, 80, {"rs0", "rs1"}, "the new netd's table")
