@@ -30,7 +30,7 @@ __all__ = [
 SCHEDULERS: Final = frozenset({"rr", "wrr", "sh", "mh", "dh", "fo", "lc", "wlc", "sed", "nq"})
 #: Schedulers that need per-server connection counts, which nftables does not keep: they fall
 #: back to a weighted random choice (see docs/lvs.md).
-FALLBACK_SCHEDULERS: Final = frozenset({"lc", "wlc", "sed", "nq", "lblc", "lblcr", "ovf"})
+FALLBACK_SCHEDULERS: Final = frozenset({"lc", "wlc", "sed", "nq", "lblc", "lblcr", "ovf", "twos"})
 PROTOCOLS: Final = {"tcp": 6, "udp": 17, "sctp": 132}
 
 
