@@ -3,6 +3,6 @@
 import sys
 
 from bus import run_component
-from netd.process import serve
+from netd.process import add_arguments, serve
 
-sys.exit(run_component("netd", serve))
+sys.exit(run_component("netd", serve, add_arguments=add_arguments))

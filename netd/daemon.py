@@ -815,7 +815,7 @@ class NetDaemon:
         except KernelError as exc:
             log.error("netd.withdraw.failed", reason=str(exc))
         await self._firewall(self.firewall.close)
-        await self.lvs.stop()
+        await self.lvs.stop(withdraw=not getattr(self.comp.args, "dont_release_ipvs", False))
         # keepalived deletes its VMACs at stop (after the VIPs) and restores the sysctls.
         # The named ones too: a reconcile cancelled by the TERM may have created one
         # without recording it.

@@ -45,6 +45,8 @@ def specs(
     result = []
     for name in wanted(args.vrrp, args.check):
         argv = [sys.executable, "-m", name, *common]
+        if name == "netd" and args.dont_release_ipvs:
+            argv.append("--dont-release-ipvs")  # keepalived's -I: keep the LVS table at stop
         if name == "core":
             argv += ["-f", str(args.use_file)]
             if args.config_id:

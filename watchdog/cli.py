@@ -94,7 +94,6 @@ def build_parser() -> argparse.ArgumentParser:
 _NOT_IMPLEMENTED = {
     "release_vips": "-X/--release-vips",
     "dont_release_vrrp": "-V/--dont-release-vrrp (VIPs are withdrawn at stop)",
-    "dont_release_ipvs": "-I/--dont-release-ipvs",
     "dump_conf": "-d/--dump-conf (use pykeepalivedctl dump)",
     "address_monitoring": "-a/--address-monitoring (pykeepalivedctl tail net.addr shows them)",
     "snmp": "-x/--snmp (no SNMP subsystem)",
@@ -117,7 +116,10 @@ def _add_keepalived_only_options(p: argparse.ArgumentParser) -> None:
         "-V", "--dont-release-vrrp", action="store_true", help="accepted, not implemented"
     )
     p.add_argument(
-        "-I", "--dont-release-ipvs", action="store_true", help="accepted, not implemented"
+        "-I",
+        "--dont-release-ipvs",
+        action="store_true",
+        help="leave the virtual servers' datapath in the kernel at stop",
     )
     p.add_argument("-d", "--dump-conf", action="store_true", help="accepted, not implemented")
     p.add_argument(

@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +16,7 @@ from bus.signals import CAUGHT_SIGNALS, SIGNAL_FUNCTIONS, signal_name
 from tests.daemon import DaemonGroup, daemon_group
 from tests.lab import Lab, wait_until
 from tests.watchdog.test_supervision import CONFIG as SUPERVISED
+from watchdog.children import specs
 from watchdog.cli import build_parser, main
 
 KEEPALIVED = shutil.which("keepalived") or "/usr/sbin/keepalived"
@@ -140,3 +142,12 @@ def test_no_signal_ends_the_group(group: DaemonGroup) -> None:
     assert _all_alive(before)
     assert "component.signal.ignored" in group.log_text()
     assert "vrrpd.stats.cleared" in group.log_text()
+
+
+def test_dont_release_ipvs_reaches_netd_alone() -> None:
+    args = build_parser().parse_args(["-I"])
+    argv = {c.name: c.argv for c in specs(args, Path("/run/pk"), {})}
+    assert "--dont-release-ipvs" in argv["netd"]
+    assert not any("--dont-release-ipvs" in a for n, a in argv.items() if n != "netd")
+    plain = {c.name: c.argv for c in specs(build_parser().parse_args([]), Path("/run/pk"), {})}
+    assert "--dont-release-ipvs" not in plain["netd"]
