@@ -11,8 +11,9 @@ are coalesced into the next, and each reconcile is one transaction (only what di
   :data:`POOL_GRACE` after the configuration): a restarted netd must not put a real server
   that checkd has taken out back in for a moment. With no virtual server configured the
   leftovers are removed at once.
-* **Drift.** Every :data:`RECONCILE_EVERY` seconds the table is read back and rebuilt when
-  someone changed it (:meth:`netd.lvs.LvsBackend.reconcile`).
+* **Drift.** The table is read back and rebuilt when someone changed it
+  (:meth:`netd.lvs.LvsBackend.reconcile`): at once when another process commits an nftables
+  transaction (:class:`netd.nftwatch.NftWatch`), and every :data:`RECONCILE_EVERY` seconds.
 * **Failures.** A virtual server that cannot be programmed, or whose transaction the kernel
   refuses, is reported on ``net.applied.lvs:<key>`` (the same :class:`bus.messages.Applied` as
   for VIPs) and the others are applied without it.
@@ -32,10 +33,11 @@ import structlog
 
 from bus import messages
 from core.model import Config
-from netd.errors import KernelError, LvsUnsupportedError, NetdError
+from netd.errors import KernelError, LvsUnsupportedError, NetdError, NftError
 from netd.lvs.backend import LvsBackend, choose_backend
 from netd.lvs.fromconfig import Desired, desired_servers
 from netd.lvs.model import VirtualServer
+from netd.nftwatch import NftWatch
 
 __all__ = ["OWNER_PREFIX", "POOL_GRACE", "RECONCILE_EVERY", "LvsDriver"]
 
@@ -86,12 +88,34 @@ class LvsDriver:
         self._published: dict[str, tuple[int, int, tuple[messages.Failure, ...]]] = {}
         self._keys: frozenset[str] = frozenset()  # keys of the last desired state
         self._last_full = 0.0  # when the table was last applied or read back
+        self._watch: NftWatch | None = None
 
     # ---- inputs (event loop) ----------------------------------------------------------------
 
-    def start(self) -> None:
-        """Begin the periodic drift check (the first apply waits for a configuration)."""
+    def start(self, watch: Callable[[], NftWatch] | None = NftWatch) -> None:
+        """Begin the drift checks: periodic, and at once when another process commits an
+        nftables transaction (``watch``). The first apply waits for a configuration."""
         self._ticker = asyncio.create_task(self._tick(), name="netd.lvs.tick")
+        if watch is None:
+            return
+        try:
+            self._watch = watch()
+        except NftError as exc:
+            log.warning("netd.lvs.unwatched", reason=str(exc), detail="drift found every 5 s")
+            return
+        asyncio.get_running_loop().add_reader(self._watch.fileno(), self._foreign_commit)
+
+    def _foreign_commit(self) -> None:
+        """Someone else changed the ruleset (maybe our table): read ours back now."""
+        assert self._watch is not None
+        try:
+            changed = self._watch.read()
+        except NftError as exc:
+            log.error("netd.lvs.watch_failed", reason=str(exc))
+            changed = True
+        if changed and self._first_done:
+            self._drift = True
+            self._mark_dirty()
 
     def configure(self, config: Config, generation: int) -> None:
         if self._config is None:
@@ -109,6 +133,11 @@ class LvsDriver:
 
     async def stop(self, *, withdraw: bool = True) -> None:
         """Cancel the work under way and withdraw the table (unless told to leave it)."""
+        if self._watch is not None:
+            with contextlib.suppress(ValueError, OSError):
+                asyncio.get_running_loop().remove_reader(self._watch.fileno())
+            self._watch.close()
+            self._watch = None
         for task in (self._ticker, self._task):
             if task is not None:
                 task.cancel()
