@@ -332,6 +332,8 @@ class Applied(Message):
     items: int | None = None
     fingerprint: str | None = None
     expired: bool | None = None
+    #: for ``lvs:`` owners, the datapath holding the virtual server (``nftables``)
+    backend: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

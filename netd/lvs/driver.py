@@ -251,7 +251,11 @@ class LvsDriver:
                 continue
             self._published[key] = marker
             report = messages.Applied(
-                f"{OWNER_PREFIX}{key}", self._generation, marker[2], items=items
+                f"{OWNER_PREFIX}{key}",
+                self._generation,
+                marker[2],
+                items=items,
+                backend=self._backend.name if self._backend is not None else None,
             )
             self._reports.retain(f"net.applied.{OWNER_PREFIX}{key}", report.encode())
 

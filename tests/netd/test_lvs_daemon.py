@@ -18,6 +18,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.ctl.test_operator_commands import ctl
 from tests.daemon import DaemonGroup, daemon_group
 from tests.lab import wait_until
 from tests.netd.lvs_lab import RS_ADDRS, RS_PORT, VIP, LvsLab
@@ -95,6 +96,12 @@ def _expect(lab: LvsLab, port: int, servers: set[str], why: str) -> None:
     wait_until(lambda: _answering(lab, port) == servers, 20, 0.1, f"{why}: {sorted(servers)}")
 
 
+def _status_row(group: DaemonGroup, port: int) -> str:
+    """The virtual server's row of ``pykeepalivedctl status``."""
+    out = ctl(group.runtime.path, "status").stdout
+    return next((r for r in out.splitlines() if r.startswith(f"[{VIP}]:tcp:{port}")), "")
+
+
 def _table_exists(lab: LvsLab) -> bool:
     return f"table inet {TABLE}" in lab.nft("list", "tables")
 
@@ -105,10 +112,12 @@ def test_checkers_drive_the_datapath_and_stop_withdraws_it(lab: LvsLab) -> None:
         group.wait_started(("bus", "core", "netd", "checkd"))
         _expect(lab, 80, {"rs0", "rs1"}, "both real servers behind port 80")
         _expect(lab, 81, {"rs0", "rs1"}, "port 81 has its quorum")
+        wait_until(lambda: "nftables, 2 server(s)" in _status_row(group, 80), 10)
         lab.stop_server(1)
         try:
             _expect(lab, 80, {"rs0"}, "rs1 checked down and out of port 80")
             _expect(lab, 81, {"rs2"}, "port 81 lost its quorum: the sorry server")
+            wait_until(lambda: "nftables, 1 server(s)" in _status_row(group, 80), 10)
         finally:
             lab.start_server(1)
         _expect(lab, 80, {"rs0", "rs1"}, "rs1 back in port 80")
