@@ -27,7 +27,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Final, Protocol, TypeVar
+from typing import Any, Final, Protocol
 
 import structlog
 
@@ -42,7 +42,6 @@ from netd.nftwatch import NftWatch
 __all__ = ["OWNER_PREFIX", "POOL_GRACE", "RECONCILE_EVERY", "LvsDriver"]
 
 log = structlog.get_logger(__name__)
-T = TypeVar("T")
 
 POOL_GRACE: Final = 2.0  # longest the first apply waits for checkd's retained pools
 RECONCILE_EVERY: Final = 5.0  # read the table back this often (someone may have changed it)
@@ -89,6 +88,8 @@ class LvsDriver:
         self._keys: frozenset[str] = frozenset()  # keys of the last desired state
         self._last_full = 0.0  # when the table was last applied or read back
         self._watch: NftWatch | None = None
+        self._installed: dict[str, VirtualServer] = {}  # key -> the version the kernel holds
+        self._stopping = False
 
     # ---- inputs (event loop) ----------------------------------------------------------------
 
@@ -132,17 +133,21 @@ class LvsDriver:
         self._mark_dirty()
 
     async def stop(self, *, withdraw: bool = True) -> None:
-        """Cancel the work under way and withdraw the table (unless told to leave it)."""
+        """Finish the apply under way, then withdraw the table (unless told to leave it)."""
+        self._stopping = True
         if self._watch is not None:
             with contextlib.suppress(ValueError, OSError):
                 asyncio.get_running_loop().remove_reader(self._watch.fileno())
             self._watch.close()
             self._watch = None
-        for task in (self._ticker, self._task):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+        if self._task is not None:
+            # Not cancelled: its netlink call runs on the worker thread regardless, and a
+            # backend or table it is creating must be known to be withdrawn.
+            await self._task
         backend = self._backend
         if backend is None:
             return
@@ -159,6 +164,8 @@ class LvsDriver:
 
     def _mark_dirty(self) -> None:
         self._dirty = True
+        if self._stopping:
+            return
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._run(), name="netd.lvs.reconcile")
 
@@ -172,7 +179,7 @@ class LvsDriver:
                 self._mark_dirty()
 
     async def _run(self) -> None:
-        while self._dirty:
+        while self._dirty and not self._stopping:
             self._dirty = False
             config = self._config
             if config is None or not self._ready(config):
@@ -200,14 +207,14 @@ class LvsDriver:
         return not waiting or self._clock() - self._config_at >= POOL_GRACE
 
     async def _apply(self, backend: LvsBackend, desired: Desired) -> dict[str, messages.Failure]:
-        """Apply every virtual server in one transaction; if the kernel refuses it, one by one
-        so that each refusal is reported for the virtual server it belongs to."""
+        """Apply every virtual server in one transaction; if the kernel refuses it, one at a
+        time, so that each refusal is reported for the virtual server it belongs to."""
         failures = {
             key: _failure(key, desired.names[key], "configure", exc)
             for key, exc in desired.errors.items()
         }
-        servers = list(desired.servers.items())
-        if not servers and not self._first_done:
+        want = dict(desired.servers)
+        if not want and not self._first_done:
             removed = await self._worker(backend.start)  # nothing to replace leftovers with
             if removed:
                 log.info("netd.lvs.leftovers_removed", tables=removed)
@@ -215,21 +222,25 @@ class LvsDriver:
         fn = backend.reconcile if self._drift else backend.apply
         self._drift = False
         try:
-            await self._worker(fn, [vs for _, vs in servers])
+            await self._worker(fn, list(want.values()))
+            self._installed = want
             return failures
         except KernelError as exc:
-            log.error("netd.lvs.apply_failed", reason=str(exc), detail="retrying one by one")
-        good: list[VirtualServer] = []
-        for key, vs in servers:
+            log.error("netd.lvs.apply_failed", reason=str(exc), detail="retrying one at a time")
+        # A refused virtual server keeps what the kernel held for it (a stale pool still
+        # serves); one the configuration dropped goes.
+        held = {k: vs for k, vs in self._installed.items() if k in want}
+        for key, vs in want.items():
+            trial = {**held, key: vs}
             try:
-                await self._worker(backend.apply, [*good, vs])
+                await self._worker(fn, list(trial.values()))
             except KernelError as exc:
                 log.error("netd.lvs.vs_failed", vs=desired.names[key], reason=str(exc))
                 failures[key] = _failure(key, desired.names[key], "apply", exc)
                 continue
-            good.append(vs)
-        if len(good) < len(servers):
-            await self._worker(backend.apply, good)  # leave the table at the good ones
+            held = trial
+        await self._worker(fn, list(held.values()))  # nothing passed: still drop the removed
+        self._installed = held
         return failures
 
     def _report(self, desired: Desired, failures: Mapping[str, messages.Failure]) -> None:

@@ -306,3 +306,26 @@ def test_a_removed_virtual_server_report_goes_and_stop_withdraws() -> None:
         assert backend.calls[-2:] == [("withdraw", ()), ("close", ())]
 
     asyncio.run(main())
+
+
+def test_a_refused_change_keeps_what_the_kernel_held_for_that_virtual_server() -> None:
+    async def main() -> None:
+        backend = FakeBackend(refuse=lambda vs: any(m.weight == 7 for m in vs.members))
+        driver, reports = _driver(backend)
+        driver.configure(_config(), 1)
+        both = {("203.0.113.10", 8080): 2, ("203.0.113.11", 80): 1}
+        driver.pool(KEY, _pool(both))
+        driver.pool(KEY81, _pool({("203.0.113.12", 8080): 1}))
+        await _settle()
+        old81 = backend.calls[-1][1][1]
+        # :80 loses .11 (accepted), :81's new weight is refused by the kernel
+        driver.pool(KEY, _pool({**both, ("203.0.113.11", 80): None}))
+        driver.pool(KEY81, _pool({("203.0.113.12", 8080): 7}))
+        await _settle()
+        servers = backend.calls[-1][1]
+        assert servers[0].members == (Member("203.0.113.10", 8080, 2),)
+        assert servers[1] == old81
+        assert _applied(reports, KEY81).failures[0].errno == "E2BIG"
+        assert _applied(reports, KEY).failures == ()
+
+    asyncio.run(main())
