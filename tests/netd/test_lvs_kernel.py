@@ -170,6 +170,24 @@ def test_a_single_server_change_is_one_transaction_touching_only_it(
     assert len(lab.spread(20).keys() & {"rs0", "rs1"}) == 1  # persistent: one of the two
 
 
+def test_a_thousand_server_pool_is_one_transaction_and_changes_stay_local(
+    lab: LvsLab, backend: NftablesBackend
+) -> None:
+    # Over 200 KiB of batch: above the default netlink send buffer (EMSGSIZE before netd
+    # forced a larger one).
+    svc = Service(VIP, "tcp", 81)
+    pool = tuple(Member(f"203.0.113.{10 + i % 200}", 10000 + i // 200) for i in range(1000))
+    backend.apply([VirtualServer(svc, "wrr", members=pool)])
+    before = backend.rule_handles()
+    assert len(before) > 1000
+    one = tuple(Member(m.address, m.port, 0) if i == 500 else m for i, m in enumerate(pool))
+    done = backend.apply([VirtualServer(svc, "wrr", members=one)])
+    after = backend.rule_handles()
+    assert {k for k in before if after.get(k) != before[k]} == {(f"vs-tcp-{VIP}-81", "pick")}
+    assert len(done.ops) <= 5  # its slot goes, the top slot fills the hole, the modulus
+    assert backend.rule_handles([f"vs-tcp-{VIP}-81"]).keys() == {(f"vs-tcp-{VIP}-81", "pick")}
+
+
 def test_a_failing_transaction_changes_nothing_and_says_why(
     lab: LvsLab, backend: NftablesBackend
 ) -> None:
