@@ -5,7 +5,7 @@ Run as root from the repository root:
 
     PYTHONPATH=. python bench/lvs.py [--servers 1000] [--runs 7] [--seconds 3]
 
-Everything happens in the namespace lab of tests/netd/lvs_lab.py (a client, a director, real
+Everything happens in the namespace lab of ctl/lvslab.py (a client, a director, real
 servers; documentation addresses only). The pool changes run through ``NftablesBackend`` in the
 director: one transaction each, timed from the call to the kernel's last acknowledgement. The
 connection rate is a Python client opening one HTTP connection after another (the client's own
@@ -26,10 +26,10 @@ from pathlib import Path
 
 import structlog
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for tests.netd.lvs_lab
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for ctl.lvslab
 
+from ctl.lvslab import PORT, RS_ADDRS, RS_PORT, VIP, LvsLab
 from netd.lvs import Member, NftablesBackend, Service, VirtualServer
-from tests.netd.lvs_lab import PORT, RS_ADDRS, RS_PORT, VIP, LvsLab
 
 
 def pool(count: int) -> tuple[Member, ...]:

@@ -1,4 +1,4 @@
-"""The whole daemon as an LVS-NAT director (tests/netd/lvs_lab.py: a client, the director, three
+"""The whole daemon as an LVS-NAT director (ctl/lvslab.py: a client, the director, three
 real servers running HTTP servers): checkd's HTTP_GET verdicts decide the pools, netd programs
 them into the nftables table, and the client sees the result.
 
@@ -18,10 +18,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from ctl.lvslab import RS_ADDRS, RS_PORT, VIP, LvsLab
 from tests.ctl.test_operator_commands import ctl
 from tests.daemon import DaemonGroup, daemon_group
 from tests.lab import wait_until
-from tests.netd.lvs_lab import RS_ADDRS, RS_PORT, VIP, LvsLab
 
 pytestmark = [
     pytest.mark.netns,

@@ -1,5 +1,5 @@
 """The nftables LVS datapath with real traffic: a client, a director running only the backend
-(driven directly, no daemon) and three real servers, each in a namespace (tests/netd/lvs_lab.py).
+(driven directly, no daemon) and three real servers, each in a namespace (ctl/lvslab.py).
 """
 
 from __future__ import annotations
@@ -10,12 +10,12 @@ from collections.abc import Iterator
 
 import pytest
 
+from ctl.lvslab import PORT, RS_ADDRS, RS_ADDRS6, RS_PORT, VIP, VIP6, LvsLab
 from netd.errors import NftError
 from netd.lvs import Member, NftablesBackend, Persistence, Service, VirtualServer, ipvs_available
 from netd.lvs.render import MARKER
 from netd.nftbatch import NftRequest
 from tests.lab import wait_until
-from tests.netd.lvs_lab import PORT, RS_ADDRS, RS_ADDRS6, RS_PORT, VIP, VIP6, LvsLab
 
 pytestmark = pytest.mark.skipif(shutil.which("nft") is None, reason="needs nft (Debian nftables)")
 

@@ -1,4 +1,5 @@
-"""A routed LVS lab: client — director — real servers, each in its own namespace.
+"""A routed LVS lab for ``pykeepalivedctl demo --lvs``, the LVS tests and bench/lvs.py: client —
+director — real servers, each in its own namespace.
 
     client 198.51.100.10 ──veth── 198.51.100.1 director 203.0.113.1 ──bridge── rs0 203.0.113.10
       (default via .1)                  ip_forward=1, VIP 198.51.100.80     ├── rs1 203.0.113.11
@@ -18,15 +19,15 @@ from __future__ import annotations
 import http.client
 import subprocess
 import sys
+import time
 from collections import Counter
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from collections.abc import Callable
+from ipaddress import IPv4Interface
+from typing import TypeVar
 
 from pyroute2 import IPRoute, netns
 
-from ctl.lab import enter_netns, remove_namespaces, unique_prefix, write_sysctl
-from tests.lab import wait_until
+from ctl.lab import LabError, LabNode, enter_netns, remove_namespaces, unique_prefix, write_sysctl
 
 T = TypeVar("T")
 
@@ -53,14 +54,6 @@ class S(http.server.ThreadingHTTPServer):
     address_family = socket.AF_INET6  # dual-stack: IPv4 clients arrive as ::ffff:a.b.c.d
 S(("::", int(sys.argv[2])), H).serve_forever()
 """
-
-
-@dataclass(frozen=True, slots=True)
-class DirectorNode:
-    netns: str
-
-    def popen(self, argv: Sequence[str], **kwargs: Any) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(["ip", "netns", "exec", self.netns, *argv], **kwargs)
 
 
 class LvsLab:
@@ -125,14 +118,13 @@ class LvsLab:
                 stderr=subprocess.DEVNULL,
             )
 
-    def _wait_serving(self, i: int) -> None:
+    def _wait_serving(self, i: int, timeout: float = 10.0) -> None:
         for addr in (RS_ADDRS[i], RS_ADDRS6[i]):
-            wait_until(
-                lambda a=addr: self._answers(a, RS_PORT) == f"rs{i}",  # type: ignore[misc]
-                10,
-                0.05,
-                f"the HTTP server of rs{i} on {addr}",
-            )
+            deadline = time.monotonic() + timeout
+            while self._answers(addr, RS_PORT) != f"rs{i}":
+                if time.monotonic() > deadline:
+                    raise LabError(f"the HTTP server of rs{i} does not answer on {addr}")
+                time.sleep(0.05)
 
     def _answers(self, host: str, port: int) -> str | None:
         try:
@@ -151,9 +143,9 @@ class LvsLab:
         self._wait_serving(i)
 
     @property
-    def director_node(self) -> DirectorNode:
-        """The director as a lab node for tests.daemon.DaemonGroup (it only needs popen)."""
-        return DirectorNode(self.director)
+    def director_node(self) -> LabNode:
+        """The director as a lab node, to run a daemon group in (``ctl.group.DaemonGroup``)."""
+        return LabNode(0, "director", self.director, "out", IPv4Interface("198.51.100.1/24"))
 
     @staticmethod
     def _up(ipr: IPRoute, ifname: str, addr: str, plen: int, gw: str | None = None) -> None:
