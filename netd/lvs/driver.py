@@ -13,7 +13,9 @@ are coalesced into the next, and each reconcile is one transaction (only what di
   leftovers are removed at once.
 * **Drift.** The table is read back and rebuilt when someone changed it
   (:meth:`netd.lvs.LvsBackend.reconcile`): at once when another process commits an nftables
-  transaction (:class:`netd.nftwatch.NftWatch`), and every :data:`RECONCILE_EVERY` seconds.
+  transaction (:class:`netd.nftwatch.NftWatch`; at most once every :data:`WATCH_SPACING`),
+  and every :data:`RECONCILE_EVERY_WATCHED` seconds as a backstop (:data:`RECONCILE_EVERY`
+  when the notifications cannot be had).
 * **Failures.** A virtual server that cannot be programmed, or whose transaction the kernel
   refuses, is reported on ``net.applied.lvs:<key>`` (the same :class:`bus.messages.Applied` as
   for VIPs) and the others are applied without it.
@@ -39,12 +41,18 @@ from netd.lvs.fromconfig import Desired, desired_servers
 from netd.lvs.model import VirtualServer
 from netd.nftwatch import NftWatch
 
-__all__ = ["OWNER_PREFIX", "POOL_GRACE", "RECONCILE_EVERY", "LvsDriver"]
+__all__ = ["OWNER_PREFIX", "POOL_GRACE", "RECONCILE_EVERY", "RECONCILE_EVERY_WATCHED", "LvsDriver"]
 
 log = structlog.get_logger(__name__)
 
 POOL_GRACE: Final = 2.0  # longest the first apply waits for checkd's retained pools
 RECONCILE_EVERY: Final = 5.0  # read the table back this often (someone may have changed it)
+# With the kernel's commit notifications (NftWatch) the periodic read-back is only a backstop,
+# and one notification-driven read-back a second is enough: a 1,000-server table takes
+# ~0.2 s to read on netd's one netlink thread, which VIPs share, and a busy firewall manager
+# may commit many times a second.
+RECONCILE_EVERY_WATCHED: Final = 30.0
+WATCH_SPACING: Final = 1.0
 OWNER_PREFIX: Final = "lvs:"  # net.applied.lvs:<key>
 
 
@@ -56,6 +64,16 @@ class Reports(Protocol):
     def forget(self, topic: str) -> None: ...
 
     def publish(self, topic: str, body: Mapping[str, Any]) -> None: ...
+
+
+class Watch(Protocol):
+    """What :class:`netd.nftwatch.NftWatch` offers: other processes' nftables commits."""
+
+    def fileno(self) -> int: ...
+
+    def read(self) -> bool: ...
+
+    def close(self) -> None: ...
 
 
 Worker = Callable[..., Awaitable[Any]]  # the daemon's ``_kernel(fn, *args)``
@@ -87,13 +105,15 @@ class LvsDriver:
         self._published: dict[str, tuple[int, int, tuple[messages.Failure, ...]]] = {}
         self._keys: frozenset[str] = frozenset()  # keys of the last desired state
         self._last_full = 0.0  # when the table was last applied or read back
-        self._watch: NftWatch | None = None
+        self._watch: Watch | None = None
         self._installed: dict[str, VirtualServer] = {}  # key -> the version the kernel holds
         self._stopping = False
+        self._every = RECONCILE_EVERY  # periodic read-back (longer once commits are watched)
+        self._drift_due: asyncio.TimerHandle | None = None
 
     # ---- inputs (event loop) ----------------------------------------------------------------
 
-    def start(self, watch: Callable[[], NftWatch] | None = NftWatch) -> None:
+    def start(self, watch: Callable[[], Watch] | None = NftWatch) -> None:
         """Begin the drift checks: periodic, and at once when another process commits an
         nftables transaction (``watch``). The first apply waits for a configuration."""
         self._ticker = asyncio.create_task(self._tick(), name="netd.lvs.tick")
@@ -105,18 +125,25 @@ class LvsDriver:
             log.warning("netd.lvs.unwatched", reason=str(exc), detail="drift found every 5 s")
             return
         asyncio.get_running_loop().add_reader(self._watch.fileno(), self._foreign_commit)
+        self._every = RECONCILE_EVERY_WATCHED
 
     def _foreign_commit(self) -> None:
-        """Someone else changed the ruleset (maybe our table): read ours back now."""
+        """Someone else changed the ruleset (maybe our table): read ours back soon."""
         assert self._watch is not None
         try:
             changed = self._watch.read()
         except NftError as exc:
             log.error("netd.lvs.watch_failed", reason=str(exc))
             changed = True
-        if changed and self._first_done:
-            self._drift = True
-            self._mark_dirty()
+        if not changed or not self._first_done or self._drift_due is not None:
+            return
+        wait = max(0.0, self._last_full + WATCH_SPACING - self._clock())
+        self._drift_due = asyncio.get_running_loop().call_later(wait, self._check_drift)
+
+    def _check_drift(self) -> None:
+        self._drift_due = None
+        self._drift = True
+        self._mark_dirty()
 
     def configure(self, config: Config, generation: int) -> None:
         if self._config is None:
@@ -135,6 +162,8 @@ class LvsDriver:
     async def stop(self, *, withdraw: bool = True) -> None:
         """Finish the apply under way, then withdraw the table (unless told to leave it)."""
         self._stopping = True
+        if self._drift_due is not None:
+            self._drift_due.cancel()
         if self._watch is not None:
             with contextlib.suppress(ValueError, OSError):
                 asyncio.get_running_loop().remove_reader(self._watch.fileno())
@@ -174,9 +203,8 @@ class LvsDriver:
             await asyncio.sleep(min(POOL_GRACE, RECONCILE_EVERY) / 4)
             if not self._first_done and self._config is not None:
                 self._mark_dirty()  # the grace may have ended
-            elif self._first_done and self._clock() - self._last_full >= RECONCILE_EVERY:
-                self._drift = True
-                self._mark_dirty()
+            elif self._first_done and self._clock() - self._last_full >= self._every:
+                self._check_drift()
 
     async def _run(self) -> None:
         while self._dirty and not self._stopping:
@@ -222,8 +250,16 @@ class LvsDriver:
         fn = backend.reconcile if self._drift else backend.apply
         self._drift = False
         try:
-            await self._worker(fn, list(want.values()))
+            applied = await self._worker(fn, list(want.values()))
             self._installed = want
+            if applied.ops:
+                log.info(
+                    "netd.lvs.applied",
+                    services=len(want),
+                    operations=len(applied.ops),
+                    generation=applied.generation,
+                    rebuilt=applied.rebuilt,
+                )
             return failures
         except KernelError as exc:
             log.error("netd.lvs.apply_failed", reason=str(exc), detail="retrying one at a time")

@@ -3,9 +3,10 @@ real servers running HTTP servers): checkd's HTTP_GET verdicts decide the pools,
 them into the nftables table, and the client sees the result.
 
 One configuration holds two virtual servers on the same two real servers: port 80 plain, port
-81 with ``quorum 2`` and a sorry server (rs2). Stopping rs1's HTTP server takes it out of port
-80's pool and loses port 81's quorum (the sorry server stands in); starting it again brings both
-back. A flushed table is rebuilt; stopping the daemon removes the table.
+81 with ``quorum 2`` and a sorry server (rs2); a third, ``lb_kind DR``, is reported as failed.
+Stopping rs1's HTTP server takes it out of port 80's pool and loses port 81's quorum (the sorry
+server stands in); starting it again brings both back. A deleted table is rebuilt; stopping the
+daemon removes the table.
 """
 
 from __future__ import annotations
@@ -69,6 +70,13 @@ virtual_server {VIP} 81 {{
     {_real_server(0)}
     {_real_server(1)}
 }}
+virtual_server {VIP} 82 {{
+    delay_loop 0.5
+    lb_algo rr
+    lb_kind DR
+    protocol TCP
+    {_real_server(2)}
+}}
 """
 
 
@@ -113,6 +121,9 @@ def test_checkers_drive_the_datapath_and_stop_withdraws_it(lab: LvsLab) -> None:
         _expect(lab, 80, {"rs0", "rs1"}, "both real servers behind port 80")
         _expect(lab, 81, {"rs0", "rs1"}, "port 81 has its quorum")
         wait_until(lambda: "nftables, 2 server(s)" in _status_row(group, 80), 10)
+        # DR is not in this datapath: that virtual server alone fails, and says why
+        wait_until(lambda: "FAILED: " in _status_row(group, 82), 10)
+        assert "lvs_method DR" in _status_row(group, 82)
         lab.stop_server(1)
         try:
             _expect(lab, 80, {"rs0"}, "rs1 checked down and out of port 80")

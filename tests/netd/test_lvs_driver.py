@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
@@ -327,5 +328,44 @@ def test_a_refused_change_keeps_what_the_kernel_held_for_that_virtual_server() -
         assert servers[1] == old81
         assert _applied(reports, KEY81).failures[0].errno == "E2BIG"
         assert _applied(reports, KEY).failures == ()
+
+    asyncio.run(main())
+
+
+class FakeWatch:
+    """A pipe standing in for the kernel's commit notifications."""
+
+    def __init__(self) -> None:
+        self.r, self.w = os.pipe()
+
+    def fileno(self) -> int:
+        return self.r
+
+    def read(self) -> bool:
+        return bool(os.read(self.r, 100))
+
+    def close(self) -> None:
+        os.close(self.r)
+        os.close(self.w)
+
+
+def test_a_foreign_commit_reads_the_table_back() -> None:
+    async def main() -> None:
+        backend, clock, watch = FakeBackend(), Clock(), FakeWatch()
+        driver, _ = _driver(backend, clock)
+        driver.start(watch=lambda: watch)
+        driver.configure(_config(), 1)
+        driver.pool(KEY, _pool({("203.0.113.10", 8080): 2}))
+        driver.pool(KEY81, _pool({}))
+        await _settle()
+        assert [verb for verb, _ in backend.calls] == ["apply"]
+        clock.now += 10  # well after the last read-back: no spacing to wait out
+        os.write(watch.w, b"x")  # someone ran nft
+        for _ in range(50):
+            await asyncio.sleep(0.01)
+            if backend.calls[-1][0] == "reconcile":
+                break
+        assert [verb for verb, _ in backend.calls] == ["apply", "reconcile"]
+        await driver.stop()
 
     asyncio.run(main())
