@@ -127,6 +127,11 @@ def parse_renewal(renewal: messages.Renew) -> dict[str, tuple[int, float]]:
     return {k: (generation, float(lease)) for k, (generation, lease) in renewal.leases.items()}
 
 
+def _arg(comp: Component, flag: str) -> bool:
+    """A flag of ``python -m netd`` (absent when netd runs without its own parser, in tests)."""
+    return bool(getattr(comp.args, flag, False))
+
+
 class NetDaemon:
     def __init__(self, comp: Component) -> None:
         self.comp = comp
@@ -173,7 +178,8 @@ class NetDaemon:
         # owner -> the last intent's (items, interface, VIP interface) and what they parse to
         self._parsed_items: dict[str, tuple[tuple[Any, ...], tuple[Item, ...]]] = {}
         self._links_changed: set[int] = set()  # ifindexes to publish at the end of this turn
-        self.lvs = LvsDriver(comp.publisher, self._kernel)  # virtual servers (docs/lvs.md)
+        # virtual servers (docs/lvs.md); the watchdog's -P/-C say whether netd programs them
+        self.lvs = LvsDriver(comp.publisher, self._kernel, enabled=not _arg(comp, "no_lvs"))
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -266,7 +272,7 @@ class NetDaemon:
             i.name for i in config.instances if i.interface and i.virtual_router_id is not None
         )
         self.firewall.configure(FirewallSettings.from_config(config))
-        items = fromconfig.static_items(config)
+        items = [] if _arg(self.comp, "lvs_only") else fromconfig.static_items(config)
         self._offer(DesiredSet(STATIC, msg.generation, tuple(items)), boot)
         # Pacing between announcements is global (vrrp_garp_interval / vrrp_gna_interval);
         # how many and when is vrrpd's machine's to say, one burst per request.
@@ -815,7 +821,7 @@ class NetDaemon:
         except KernelError as exc:
             log.error("netd.withdraw.failed", reason=str(exc))
         await self._firewall(self.firewall.close)
-        await self.lvs.stop(withdraw=not getattr(self.comp.args, "dont_release_ipvs", False))
+        await self.lvs.stop(withdraw=not _arg(self.comp, "dont_release_ipvs"))
         # keepalived deletes its VMACs at stop (after the VIPs) and restores the sysctls.
         # The named ones too: a reconcile cancelled by the TERM may have created one
         # without recording it.

@@ -86,8 +86,10 @@ class LvsDriver:
         worker: Worker,
         backend: Callable[[], LvsBackend] = choose_backend,
         *,
+        enabled: bool = True,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self._enabled = enabled  # off: every input is ignored and the kernel never touched
         self._reports = reports
         self._worker = worker
         self._make_backend = backend
@@ -116,6 +118,8 @@ class LvsDriver:
     def start(self, watch: Callable[[], Watch] | None = NftWatch) -> None:
         """Begin the drift checks: periodic, and at once when another process commits an
         nftables transaction (``watch``). The first apply waits for a configuration."""
+        if not self._enabled:
+            return
         self._ticker = asyncio.create_task(self._tick(), name="netd.lvs.tick")
         if watch is None:
             return
@@ -146,6 +150,8 @@ class LvsDriver:
         self._mark_dirty()
 
     def configure(self, config: Config, generation: int) -> None:
+        if not self._enabled:
+            return
         if self._config is None:
             self._config_at = self._clock()
         self._config, self._generation = config, generation

@@ -158,11 +158,15 @@ def test_a_restarted_netd_takes_the_table_over_without_a_gap(lab: LvsLab) -> Non
         _expect(lab, 80, {"rs0", "rs1"}, "the new netd's table")
 
 
-def test_dont_release_ipvs_leaves_the_table_at_stop(lab: LvsLab) -> None:
+def test_checkers_only_forward_and_dont_release_ipvs_leaves_the_table_at_stop(
+    lab: LvsLab,
+) -> None:
     try:
-        with daemon_group(lab.director_node, CONFIG, "-I") as group:
+        # keepalived -C: the checker process alone, and it programs the datapath
+        with daemon_group(lab.director_node, CONFIG, "-C", "-I") as group:
             group.wait_started(("bus", "core", "netd", "checkd"))
             _expect(lab, 80, {"rs0", "rs1"}, "both real servers behind port 80")
+            assert "vrrpd" not in group.pids()
         # keepalived -I: the services stay, and go on forwarding without the daemon
         assert _table_exists(lab)
         assert _answering(lab, 80) == {"rs0", "rs1"}

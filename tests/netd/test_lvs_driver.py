@@ -243,6 +243,21 @@ def test_the_first_apply_waits_for_the_pools_or_the_grace() -> None:
     asyncio.run(main())
 
 
+def test_a_disabled_driver_never_touches_the_kernel() -> None:
+    async def main() -> None:
+        backend = FakeBackend()
+        reports = FakeReports()
+        driver = LvsDriver(reports, _inline, lambda: backend, enabled=False, clock=Clock())
+        driver.start(watch=None)
+        driver.configure(_config(), 1)
+        driver.pool(KEY, _pool({}))
+        await _settle()
+        await driver.stop()
+        assert backend.calls == [] and reports.retained == {}
+
+    asyncio.run(main())
+
+
 def test_a_pool_change_is_one_apply_and_a_resend_is_free() -> None:
     async def main() -> None:
         backend = FakeBackend()

@@ -144,6 +144,23 @@ def test_no_signal_ends_the_group(group: DaemonGroup) -> None:
     assert "vrrpd.stats.cleared" in group.log_text()
 
 
+@pytest.mark.parametrize(
+    ("flags", "netd", "absent"),
+    [
+        ([], [], None),
+        (["-P"], ["--no-lvs"], "checkd"),  # no checker decides the pools: no datapath
+        (["-C"], ["--lvs-only"], "vrrpd"),  # the datapath, no static addresses
+        (["-P", "-C"], [], None),
+    ],
+)
+def test_vrrp_and_check_only_give_netd_its_role(
+    flags: list[str], netd: list[str], absent: str | None
+) -> None:
+    argv = {c.name: c.argv for c in specs(build_parser().parse_args(flags), Path("/run/pk"), {})}
+    assert [a for a in argv["netd"] if a.startswith("--") and "lvs" in a] == netd
+    assert absent not in argv
+
+
 def test_dont_release_ipvs_reaches_netd_alone() -> None:
     args = build_parser().parse_args(["-I"])
     argv = {c.name: c.argv for c in specs(args, Path("/run/pk"), {})}
