@@ -13,7 +13,8 @@ are coalesced into the next, and each reconcile is one transaction (only what di
   leftovers are removed at once.
 * **Drift.** The table is read back and rebuilt when someone changed it
   (:meth:`netd.lvs.LvsBackend.reconcile`): at once when another process commits an nftables
-  transaction (:class:`netd.nftwatch.NftWatch`; at most once every :data:`WATCH_SPACING`),
+  transaction touching it (:class:`netd.nftwatch.NftWatch`; at most once every
+  :data:`WATCH_SPACING`),
   and every :data:`RECONCILE_EVERY_WATCHED` seconds as a backstop (:data:`RECONCILE_EVERY`
   when the notifications cannot be had).
 * **Failures.** A virtual server that cannot be programmed, or whose transaction the kernel
@@ -32,6 +33,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final, Protocol
 
 import structlog
+from pyroute2.netlink.nfnetlink.nftsocket import NFPROTO_INET
 
 from bus import messages
 from core.model import Config
@@ -39,6 +41,7 @@ from netd.errors import KernelError, LvsUnsupportedError, NetdError, NftError
 from netd.lvs.backend import LvsBackend, choose_backend
 from netd.lvs.fromconfig import Desired, desired_servers
 from netd.lvs.model import VirtualServer
+from netd.lvs.nft_backend import DEFAULT_TABLE
 from netd.nftwatch import NftWatch
 
 __all__ = ["OWNER_PREFIX", "POOL_GRACE", "RECONCILE_EVERY", "RECONCILE_EVERY_WATCHED", "LvsDriver"]
@@ -54,6 +57,7 @@ RECONCILE_EVERY: Final = 5.0  # read the table back this often (someone may have
 RECONCILE_EVERY_WATCHED: Final = 30.0
 WATCH_SPACING: Final = 1.0
 OWNER_PREFIX: Final = "lvs:"  # net.applied.lvs:<key>
+WATCHED: Final = frozenset({(NFPROTO_INET, DEFAULT_TABLE)})  # others' commits to this count
 
 
 class Reports(Protocol):
@@ -115,7 +119,7 @@ class LvsDriver:
 
     # ---- inputs (event loop) ----------------------------------------------------------------
 
-    def start(self, watch: Callable[[], Watch] | None = NftWatch) -> None:
+    def start(self, watch: Callable[[], Watch] | None = lambda: NftWatch(WATCHED)) -> None:
         """Begin the drift checks: periodic, and at once when another process commits an
         nftables transaction (``watch``). The first apply waits for a configuration."""
         if not self._enabled:
