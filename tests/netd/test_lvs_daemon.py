@@ -136,6 +136,15 @@ def test_checkers_drive_the_datapath_and_stop_withdraws_it(lab: LvsLab) -> None:
         lab.nft("delete", "table", "inet", TABLE)  # someone removes the table
         _expect(lab, 80, {"rs0", "rs1"}, "the table rebuilt after drift")
         assert _table_exists(lab)
+        # a reload adds rs2 to port 80 and removes the DR virtual server
+        group.config.write_text(
+            CONFIG.replace(
+                f"{_real_server(1)}\n}}", f"{_real_server(1)}\n{_real_server(2)}\n}}", 1
+            ).split(f"virtual_server {VIP} 82")[0]
+        )
+        group.proc.send_signal(signal.SIGHUP)
+        _expect(lab, 80, {"rs0", "rs1", "rs2"}, "rs2 added by the reload")
+        wait_until(lambda: _status_row(group, 82) == "", 10, message="port 82 gone from status")
     assert not _table_exists(lab), "the daemon's stop did not withdraw the LVS table"
 
 
