@@ -57,15 +57,29 @@ S(("::", int(sys.argv[2])), H).serve_forever()
 
 
 class LvsLab:
-    def __init__(self, servers: int = 3) -> None:
+    """One director routing between the client and the real servers (``directors=1``), or
+    two on shared outside and inside segments (``directors=2``: a VRRP pair holds the VIP and
+    the real servers' gateway 203.0.113.1; the directors have 198.51.100.2+i and 203.0.113.2+i,
+    the client 198.51.100.10, all on-link, IPv4 only)."""
+
+    def __init__(self, servers: int = 3, directors: int = 1) -> None:
         prefix = unique_prefix()
         self.client = f"{prefix}-client"
-        self.director = f"{prefix}-dir"
+        self.directors = [f"{prefix}-dir{i}" for i in range(directors)]
+        self.director = self.directors[0]
+        self.hub = f"{prefix}-hub"
         self.servers = [f"{prefix}-rs{i}" for i in range(servers)]
         self._namespaces: list[str] = []
         self._procs: list[subprocess.Popen[bytes]] = []
         try:
-            self._build()
+            if directors == 1:
+                self._build()
+            else:
+                self._build_pair()
+            for i in range(len(self.servers)):
+                self._procs.append(self._serve(i))
+            for i in range(len(self.servers)):
+                self._wait_serving(i)
         except BaseException:
             self.close()
             raise
@@ -105,10 +119,37 @@ class LvsLab:
         with enter_netns(self.director):
             write_sysctl("/proc/sys/net/ipv4/ip_forward", "1")
             write_sysctl("/proc/sys/net/ipv6/conf/all/forwarding", "1")
-        for i in range(len(self.servers)):
-            self._procs.append(self._serve(i))
-        for i in range(len(self.servers)):
-            self._wait_serving(i)
+
+    def _build_pair(self) -> None:
+        with self._ns(self.hub) as hub:
+            for bridge in ("out", "in"):
+                hub.link("add", ifname=bridge, kind="bridge")
+                hub.link("set", index=hub.link_lookup(ifname=bridge)[0], state="up")
+            n = 0
+
+            def attach(ns: str, ipr: IPRoute, bridge: str, ifname: str, addr: str) -> None:
+                nonlocal n
+                n += 1
+                hub.link("add", ifname=f"h{n}", kind="veth", peer=f"p{n}")
+                hub.link("set", index=hub.link_lookup(ifname=f"p{n}")[0], net_ns_fd=ns)
+                end = hub.link_lookup(ifname=f"h{n}")[0]
+                hub.link("set", index=end, master=hub.link_lookup(ifname=bridge)[0], state="up")
+                ipr.link("set", index=ipr.link_lookup(ifname=f"p{n}")[0], ifname=ifname)
+                self._up(ipr, ifname, addr, 24)
+
+            with self._ns(self.client) as c:
+                attach(self.client, c, "out", "eth0", "198.51.100.10")
+            for i, ns in enumerate(self.directors):
+                with self._ns(ns) as d:
+                    attach(ns, d, "out", "out", f"198.51.100.{2 + i}")
+                    attach(ns, d, "in", "in", f"203.0.113.{2 + i}")
+                with enter_netns(ns):
+                    write_sysctl("/proc/sys/net/ipv4/ip_forward", "1")
+            for i, ns in enumerate(self.servers):
+                with self._ns(ns) as r:
+                    attach(ns, r, "in", "eth0", RS_ADDRS[i])
+                    # the gateway is the address the VRRP pair holds (on-link already)
+                    r.route("add", dst="0.0.0.0/0", gateway="203.0.113.1")
 
     def _serve(self, i: int) -> subprocess.Popen[bytes]:
         with enter_netns(self.servers[i]):
@@ -119,18 +160,24 @@ class LvsLab:
             )
 
     def _wait_serving(self, i: int, timeout: float = 10.0) -> None:
-        for addr in (RS_ADDRS[i], RS_ADDRS6[i]):
+        # Asked from the server's own namespace: the client may have no route to it yet.
+        for addr in (RS_ADDRS[i], RS_ADDRS6[i]) if len(self.directors) == 1 else (RS_ADDRS[i],):
             deadline = time.monotonic() + timeout
-            while self._answers(addr, RS_PORT) != f"rs{i}":
+            while self._answers(addr, RS_PORT, self.servers[i]) != f"rs{i}":
                 if time.monotonic() > deadline:
                     raise LabError(f"the HTTP server of rs{i} does not answer on {addr}")
                 time.sleep(0.05)
 
-    def _answers(self, host: str, port: int) -> str | None:
+    def _answers(self, host: str, port: int, ns: str) -> str | None:
+        conn = http.client.HTTPConnection(host, port, timeout=3)
         try:
-            return self.get(host, port)
+            with enter_netns(ns):
+                conn.connect()
+            return self.ask(conn)
         except OSError:
             return None
+        finally:
+            conn.close()
 
     def stop_server(self, i: int) -> None:
         """Stop real server ``i``'s HTTP server (its address stays: connections are refused)."""
@@ -142,10 +189,26 @@ class LvsLab:
         self._procs[i] = self._serve(i)
         self._wait_serving(i)
 
+    def cut_director(self, i: int) -> None:
+        """Take director ``i`` off both segments, as a power cut would: a killed daemon leaves
+        its addresses and table in the kernel, a dead machine forwards nothing."""
+        with enter_netns(self.directors[i]), IPRoute() as ipr:
+            for ifname in ("out", "in"):
+                ipr.link("set", index=ipr.link_lookup(ifname=ifname)[0], state="down")
+
     @property
     def director_node(self) -> LabNode:
         """The director as a lab node, to run a daemon group in (``ctl.group.DaemonGroup``)."""
-        return LabNode(0, "director", self.director, "out", IPv4Interface("198.51.100.1/24"))
+        return self.director_nodes[0]
+
+    @property
+    def director_nodes(self) -> list[LabNode]:
+        if len(self.directors) == 1:
+            return [LabNode(0, "director", self.director, "out", IPv4Interface("198.51.100.1/24"))]
+        return [
+            LabNode(i, f"director{i}", ns, "out", IPv4Interface(f"198.51.100.{2 + i}/24"))
+            for i, ns in enumerate(self.directors)
+        ]
 
     @staticmethod
     def _up(ipr: IPRoute, ifname: str, addr: str, plen: int, gw: str | None = None) -> None:
@@ -159,9 +222,11 @@ class LvsLab:
         with enter_netns(self.director):
             return fn()
 
-    def connect(self, host: str = VIP, port: int = PORT) -> http.client.HTTPConnection:
+    def connect(
+        self, host: str = VIP, port: int = PORT, timeout: float = 3.0
+    ) -> http.client.HTTPConnection:
         """A keep-alive connection from the client (its socket lives in the client's namespace)."""
-        conn = http.client.HTTPConnection(host, port, timeout=3)
+        conn = http.client.HTTPConnection(host, port, timeout=timeout)
         with enter_netns(self.client):
             conn.connect()
         return conn
@@ -171,9 +236,9 @@ class LvsLab:
         conn.request("GET", "/")
         return conn.getresponse().read().decode()
 
-    def get(self, host: str = VIP, port: int = PORT) -> str:
+    def get(self, host: str = VIP, port: int = PORT, timeout: float = 3.0) -> str:
         """One request on a new connection from the client: the answering server's name."""
-        conn = self.connect(host, port)
+        conn = self.connect(host, port, timeout)
         try:
             return self.ask(conn)
         finally:
@@ -182,9 +247,9 @@ class LvsLab:
     def spread(self, n: int) -> Counter[str]:
         return Counter(self.get() for _ in range(n))
 
-    def nft(self, *args: str) -> str:
+    def nft(self, *args: str, director: int = 0) -> str:
         return subprocess.run(
-            ["ip", "netns", "exec", self.director, "nft", *args],
+            ["ip", "netns", "exec", self.directors[director], "nft", *args],
             check=True,
             capture_output=True,
             text=True,
