@@ -17,7 +17,7 @@ from collections.abc import Iterator
 import pytest
 
 from ctl.group import DaemonGroup
-from ctl.lab import netlink
+from ctl.lab import enter_netns, netlink, write_sysctl
 from ctl.lvslab import PORT, RS_ADDRS, RS_PORT, VIP, LvsLab
 from tests.lab import wait_until
 
@@ -83,6 +83,13 @@ virtual_server {VIP} {PORT} {{
 def lab() -> Iterator[LvsLab]:
     lab = LvsLab(servers=2, directors=2)
     try:
+        # The client re-resolves the VIP within about 2 s even when no GARP reaches it: this
+        # test is about the datapath following the takeover. The takeover's first GARP burst
+        # for the outside instance sometimes does not arrive (docs/lvs.md); with the default
+        # timers the client would then keep the dead master's MAC for up to ~50 s.
+        with enter_netns(lab.client):
+            write_sysctl("/proc/sys/net/ipv4/neigh/eth0/base_reachable_time_ms", "1000")
+            write_sysctl("/proc/sys/net/ipv4/neigh/eth0/delay_first_probe_time", "1")
         yield lab
     finally:
         lab.close()
@@ -113,8 +120,9 @@ def test_killing_the_master_director_moves_the_address_and_the_pool(lab: LvsLab)
         groups[0].crash()
         lab.cut_director(0)
         t0 = time.monotonic()
-        lost, answered, back = 0, 0, 0.0
+        lost, answered, back, moved = 0, 0, 0.0, 0.0
         while answered < 10:  # ten answers in a row after the takeover
+            moved = moved or (time.monotonic() - t0 if _holds_vip(lab, 1) else 0.0)
             if _answers(lab, 0.2) in ("rs0", "rs1"):
                 back = back or time.monotonic() - t0
                 answered += 1
@@ -123,7 +131,7 @@ def test_killing_the_master_director_moves_the_address_and_the_pool(lab: LvsLab)
             assert time.monotonic() - t0 < 30, "the pool never came back"
         assert _holds_vip(lab, 1)
         # measured, not asserted (docs/lvs.md has the figures)
-        print(f"takeover: {lost} requests failed (0.2 s timeout each), back after {back:.2f}s")
+        print(f"takeover: VIP moved after {moved:.2f}s, {lost} lost, answers after {back:.2f}s")
     finally:
         for g in groups:
             g.close()
