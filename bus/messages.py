@@ -310,7 +310,8 @@ class SplitBrain(Message):
 class Failure(Struct):
     """One thing netd could not do for an owner. ``item`` is an intent item's form
     (``{"kind": "vip", "spec": ...}``), or ``{"kind": "firewall", "table": ...}`` /
-    ``{"kind": "vmac", "ifname": ...}``."""
+    ``{"kind": "vmac", "ifname": ...}`` /
+    ``{"kind": "virtual_server", "key": ..., "name": ...}``."""
 
     item: Mapping[str, Any] = field(metadata=wire(max_len=256))
     action: str
@@ -320,7 +321,7 @@ class Failure(Struct):
 
 @dataclass(frozen=True, slots=True)
 class Applied(Message):
-    """What netd installed for one owner (``vrrp:VI_1``, ``static``)."""
+    """What netd installed for one owner (``vrrp:VI_1``, ``static``, ``lvs:<vs key>``)."""
 
     PATTERN = "net.applied.*"
     SUMMARY = "what netd applied for one owner (retained)"
@@ -331,6 +332,8 @@ class Applied(Message):
     items: int | None = None
     fingerprint: str | None = None
     expired: bool | None = None
+    #: for ``lvs:`` owners, the datapath holding the virtual server (``nftables``)
+    backend: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -716,6 +716,7 @@ def _check_virtual_server(
         err("vs-no-scheduler", "no scheduler set, keepalived uses 'wlc' (set lb_algo/lvs_sched)")
     if vs.group is not None and vs.group not in vsg_names:
         err("unknown-vsg", f"virtual_server_group {vs.group} does not exist", vs.group)
+    _check_datapath(vs, r)
     family = 6 if vs.ip is not None and ":" in vs.ip else 4 if vs.ip is not None else None
     kept: list[RealServer] = []
     seen: set[tuple[str, int | None]] = set()
@@ -751,6 +752,40 @@ def _check_virtual_server(
             where="quorum",
         )
     return replace(vs, real_servers=tuple(kept)) if len(kept) != len(vs.real_servers) else vs
+
+
+# Schedulers that need per-server connection counts, which nftables does not keep
+# (netd.lvs.model.FALLBACK_SCHEDULERS; docs/lvs.md).
+_RANDOM_BY_WEIGHT = frozenset({"lc", "wlc", "sed", "nq", "lblc", "lblcr", "ovf", "twos"})
+
+
+def _check_datapath(vs: VirtualServer, r: _Report) -> None:
+    """What netd's nftables datapath does differently, or not at all (docs/lvs.md)."""
+    at = ("virtual_server", vs.name)
+    method = (vs.lvs_method or "NAT").upper()
+    unforwarded = None
+    if method != "NAT":
+        unforwarded = f"lvs_method {method} is not supported by the nftables datapath (NAT only)"
+    elif vs.group is not None:
+        unforwarded = "virtual_server_group is not supported by the nftables datapath"
+    if unforwarded:
+        r(
+            "warning",
+            "lvs-not-forwarded",
+            f"Virtual server {vs.name}: {unforwarded}; it is checked but not forwarded",
+            vs.name,
+            at=(*at, "lvs_method") if method != "NAT" else at,
+        )
+    sched = vs.lvs_sched or "wlc"
+    if sched in _RANDOM_BY_WEIGHT:
+        r(
+            "warning",
+            "lvs-sched-fallback",
+            f"Virtual server {vs.name}: lvs_sched {sched} needs connection counts, which "
+            "nftables does not keep: new connections are spread at random by weight",
+            vs.name,
+            at=(*at, "lvs_sched") if vs.lvs_sched else at,
+        )
 
 
 def _check_checkers(rs: RealServer, track_files: set[str], err: Callable[..., None]) -> None:

@@ -785,14 +785,15 @@ VIRTUAL_SERVER = BlockSchema(
     "virtual_server",
     VirtualServer,
     [
-        # The IPVS datapath (issue #11) is not installed: these keywords do nothing yet.
-        K("lvs_sched", Choice(_LVS_SCHED), implemented=False),
-        K("lb_algo", Choice(_LVS_SCHED), "lvs_sched", canonical=False, implemented=False),
-        K("lvs_method", Choice(_LVS_METHODS), implemented=False),
-        K("lb_kind", Choice(_LVS_METHODS), "lvs_method", canonical=False, implemented=False),
+        # netd programs these into its nftables datapath (docs/lvs.md); what it cannot do
+        # (DR, TUN, schedulers that need connection counts) core.checks reports.
+        K("lvs_sched", Choice(_LVS_SCHED)),
+        K("lb_algo", Choice(_LVS_SCHED), "lvs_sched", canonical=False),
+        K("lvs_method", Choice(_LVS_METHODS)),
+        K("lb_kind", Choice(_LVS_METHODS), "lvs_method", canonical=False),
         K("protocol", Choice(("TCP", "UDP", "SCTP"), True)),
-        K("persistence_timeout", OptInt(360, 1), implemented=False),
-        K("persistence_granularity", Str(), implemented=False),
+        K("persistence_timeout", OptInt(360, 1)),
+        K("persistence_granularity", Str()),
         K("delay_loop", TIMER),
         K("connect_timeout", TIMER),
         K("retry", Int(0)),
@@ -928,8 +929,7 @@ ROOT = BlockSchema(
         K("vrrp_sync_group", NamedBlock(SYNC_GROUP), "sync_groups", mode="append"),
         K("garp_group", SubBlock(GARP_GROUP), "garp_groups", mode="append"),
         K("vrrp_instance", NamedBlock(VRRP_INSTANCE), "instances", mode="append"),
-        # checkd runs the virtual servers' checkers and pools; the IPVS datapath keywords
-        # inside them (lvs_sched, lvs_method, persistence...) are reported as not implemented.
+        # checkd runs the virtual servers' checkers and pools, netd their datapath.
         K(
             "virtual_server_group",
             VsgT(),

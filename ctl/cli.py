@@ -134,11 +134,20 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from ctl import demo  # pyroute2 and the lab are only needed here
+    from ctl import demo, lvsdemo  # pyroute2 and the lab are only needed here
 
     if os.geteuid() != 0:
         print("pykeepalivedctl demo: needs root (it builds network namespaces)", file=sys.stderr)
         return 4
+    if args.lvs:
+        try:
+            lvsdemo.run_lvs_demo(sys.stdout, timeout=args.timeout)
+        except lvsdemo.LvsDemoError as exc:
+            print(f"pykeepalivedctl demo --lvs: {exc}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            return 130
+        return 0
     opts = demo.DemoOptions(
         nodes=args.nodes,
         crash=not args.graceful,
@@ -224,6 +233,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--advert-int", type=float, default=1.0, help="advert_int in seconds")
     p.add_argument("--vrrp-version", type=int, choices=(2, 3), default=2)
     p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for an election")
+    p.add_argument(
+        "--lvs",
+        action="store_true",
+        help="instead: a load-balancing director (virtual_server, 3 real servers), one real "
+        "server failing and coming back",
+    )
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser(

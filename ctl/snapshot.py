@@ -172,7 +172,9 @@ def _pool_lines(snap: Snapshot) -> list[str]:
     """Each virtual server's pool, then its real servers with every checker's last result."""
     if not snap.pools:
         return []
-    rows: list[tuple[str, ...]] = [("VIRTUAL SERVER", "QUORUM", "WEIGHT", "SORRY SERVER", "NOTE")]
+    rows: list[tuple[str, ...]] = [
+        ("VIRTUAL SERVER", "QUORUM", "WEIGHT", "SORRY SERVER", "DATAPATH", "NOTE")
+    ]
     for vs_id in sorted(snap.pools):
         p = snap.pools[vs_id]
         sorry = p.get("sorry_server") or "-"
@@ -185,6 +187,7 @@ def _pool_lines(snap: Snapshot) -> list[str]:
                 f"{'up' if p['quorum_up'] else 'DOWN'} ({p.get('quorum', 0)})",
                 str(p.get("live_weight", 0)),
                 sorry,
+                _datapath_cell(snap.applied.get(f"lvs:{p.get('key')}")),
                 note,
             )
         )
@@ -207,6 +210,16 @@ def _pool_lines(snap: Snapshot) -> list[str]:
                 )
             )
     return lines + _table(rows)
+
+
+def _datapath_cell(applied: dict[str, Any] | None) -> str:
+    """What netd installed for a virtual server (``net.applied.lvs:<key>``, docs/lvs.md)."""
+    if applied is None:
+        return "-"
+    failures = applied.get("failures") or []
+    if failures:
+        return f"FAILED: {failures[0].get('reason', '')}"
+    return f"{applied.get('backend') or 'kernel'}, {applied.get('items', 0)} server(s)"
 
 
 def _checker_cell(c: dict[str, Any]) -> str:

@@ -56,6 +56,7 @@ from netd.kernel import ApplyResult, KernelAdapter
 from netd.leases import LEASE_SLACK, RESTART_GRACE, Leases
 from netd.leftovers import find_leftovers
 from netd.links import Links
+from netd.lvs.driver import LvsDriver
 from netd.monitor import AddrEvent, LinkEvent, Monitor, Overflow
 from netd.owners import LEFTOVER, STATIC, Announce, Owners, vrrp_owner, wants_burst
 from netd.reconcile import Action, Merged, Operation
@@ -83,6 +84,11 @@ def parse_renewal(renewal: messages.Renew) -> dict[str, tuple[int, float]]:
         if not 0 < lease < 3600:
             raise ValueError(f"lease of {instance!r} is not a number of seconds")
     return {k: (generation, float(lease)) for k, (generation, lease) in renewal.leases.items()}
+
+
+def _arg(comp: Component, flag: str) -> bool:
+    """A flag of ``python -m netd`` (absent when netd runs without its own parser, in tests)."""
+    return bool(getattr(comp.args, flag, False))
 
 
 class NetDaemon:
@@ -128,6 +134,8 @@ class NetDaemon:
         self._resync = False
         self._reconciling: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
+        # virtual servers (docs/lvs.md); the watchdog's -P/-C say whether netd programs them
+        self.lvs = LvsDriver(comp.publisher, self._kernel, enabled=not _arg(comp, "no_lvs"))
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -143,7 +151,10 @@ class NetDaemon:
         await self._adopt_leftovers()
         await self._read_links()
         self.loop.add_reader(self.monitor.fileno(), self._netlink_readable)
-        sub = self.comp.subscribe("config.current", "vrrp.intent.*", "vrrp.renew", "hb.*")
+        sub = self.comp.subscribe(
+            "config.current", "vrrp.intent.*", "vrrp.renew", "hb.*", "check.pool.*"
+        )
+        self.lvs.start()
         self._arm_leases()
         recheck = asyncio.create_task(self._recheck(), name="netd.recheck")
         try:
@@ -174,6 +185,9 @@ class NetDaemon:
                 self._config(messages.ConfigCurrent.decode(topic, body), boot)
             elif topic == "vrrp.renew":
                 self._renew(messages.Renew.decode(topic, body), boot)
+            elif topic.startswith("check.pool."):
+                key = topic.removeprefix("check.pool.")
+                self.lvs.pool(key, messages.PoolReport.decode(topic, body))
             else:
                 self._intent(messages.Intent.decode(topic, body), boot)
         except (MessageRejected, ValueError, InvalidItemError, core.WireFormatError) as exc:
@@ -189,12 +203,13 @@ class NetDaemon:
             return
         config = core.from_wire(dict(msg.model))
         self.config_hash = msg.hash
+        self.lvs.configure(config, msg.generation)
         self.instances = frozenset(
             i.name for i in config.instances if i.interface and i.virtual_router_id is not None
         )
         self.leases.expect(frozenset(vrrp_owner(i) for i in self.instances))
         self.firewall.configure(FirewallSettings.from_config(config))
-        items = fromconfig.static_items(config)
+        items = [] if _arg(self.comp, "lvs_only") else fromconfig.static_items(config)
         self._offer(DesiredSet(STATIC, msg.generation, tuple(items)), boot)
         if self.release_vips:
             self.release_vips = False  # at start-up only
@@ -501,6 +516,7 @@ class NetDaemon:
             )
         except KernelError as exc:
             log.error("netd.withdraw.failed", reason=str(exc))
+        await self.lvs.stop(withdraw=not _arg(self.comp, "dont_release_ipvs"))
         if self.release_at_stop:
             await self._release_vrrp_extras()
         self.monitor.close()

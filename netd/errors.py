@@ -8,6 +8,7 @@ __all__ = [
     "InvalidItemError",
     "KernelError",
     "LvsConfigError",
+    "LvsUnsupportedError",
     "NetdError",
     "NftError",
     "VmacError",
@@ -57,6 +58,11 @@ class NftError(KernelError):
 class LvsConfigError(NetdError, ValueError):
     """A virtual server cannot be programmed as described (``TUN`` forwarding, DR not yet
     implemented, a member of the wrong address family, ...)."""
+
+
+class LvsUnsupportedError(LvsConfigError):
+    """A virtual server asks for what this datapath does not do (``TUN``, ``DR`` for now, port
+    0 services, ``virtual_server_group``)."""
 
 
 class AnnounceError(NetdError):

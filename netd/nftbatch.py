@@ -51,6 +51,7 @@ NFNL_MSG_BATCH_END: Final = 0x11
 NLMSG_ERROR: Final = 2
 NLMSG_DONE: Final = 3
 RCVBUF: Final = 8 * 1024 * 1024
+SO_SNDBUFFORCE: Final = getattr(socket, "SO_SNDBUFFORCE", 32)  # Linux; not in every Python
 TIMEOUT: Final = 5.0
 
 _HDR = struct.Struct("=IHHII")
@@ -143,8 +144,10 @@ class NftSocket:
         whats[end] = "commit transaction"
         parts.append(self._batch_marker(NFNL_MSG_BATCH_END, end))
         fence = next(self._seq)
+        payload = b"".join(parts)
         try:
-            self._sock.send(b"".join(parts))
+            self._fit(len(payload))
+            self._sock.send(payload)
             self._sock.send(self._encode(NFT_MSG_GETGEN, NLM_F_REQUEST, (), fence))
             acks, generation = self._read_until(fence)
         except OSError as exc:
@@ -160,6 +163,19 @@ class NftSocket:
                 missing[0], errno.EPROTO, "EPROTO", "the kernel did not acknowledge the request"
             )
         return generation
+
+    def _fit(self, size: int) -> None:
+        """Let one send carry ``size`` bytes: the kernel refuses a netlink message larger than
+        the socket's send buffer (EMSGSIZE), and a 1,000-server pool is a batch of several
+        hundred KiB, above the default ``wmem_max``. As nft does: force a larger buffer (we
+        have CAP_NET_ADMIN), else ask for what the sysctl allows."""
+        need = size + 4096
+        if self._sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF) >= need:
+            return
+        try:
+            self._sock.setsockopt(socket.SOL_SOCKET, SO_SNDBUFFORCE, need)
+        except PermissionError:
+            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, need)
 
     def _read_until(self, fence: int) -> tuple[dict[int, Ack], int]:
         acks: dict[int, Ack] = {}

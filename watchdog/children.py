@@ -26,14 +26,27 @@ class ChildSpec:
 
 
 def wanted(vrrp_only: bool, check_only: bool) -> tuple[str, ...]:
-    """keepalived's -P/-C: -P runs only VRRP, -C only the checkers; both or neither runs all."""
+    """keepalived's -P/-C: -P runs only VRRP, -C only the checkers; both or neither runs all.
+    netd runs in both: under -C it programs the virtual servers' datapath, as keepalived's
+    checker process programs IPVS (see :func:`netd_role`)."""
     if vrrp_only and not check_only:
         skip = {"checkd"}
     elif check_only and not vrrp_only:
-        skip = {"vrrpd", "netd"}
+        skip = {"vrrpd"}
     else:
         skip = set()
     return tuple(n for n in START_ORDER if n not in skip)
+
+
+def netd_role(vrrp_only: bool, check_only: bool) -> list[str]:
+    """netd's share of -P/-C: with -P no checker decides the pools, so no datapath (keepalived
+    -P programs no IPVS); with -C only the datapath (static addresses, routes and rules are
+    keepalived's VRRP process's)."""
+    if vrrp_only and not check_only:
+        return ["--no-lvs"]
+    if check_only and not vrrp_only:
+        return ["--lvs-only"]
+    return []
 
 
 def specs(
@@ -49,6 +62,10 @@ def specs(
     result = []
     for name in wanted(args.vrrp, args.check):
         argv = list(common)
+        if name == "netd":
+            argv += netd_role(args.vrrp, args.check)
+            if args.dont_release_ipvs:
+                argv.append("--dont-release-ipvs")  # keepalived's -I: keep the table at stop
         if name == "core":
             argv += ["-f", str(args.use_file)]
             if args.config_id:

@@ -98,7 +98,6 @@ def build_parser() -> argparse.ArgumentParser:
 # (unit files and /etc/default/keepalived pass them) and named in one warning at start, with
 # why, so nobody relies on it silently.
 _NOT_IMPLEMENTED = {
-    "dont_release_ipvs": "-I/--dont-release-ipvs is ignored: there is no IPVS datapath here",
     "snmp": "-x/--snmp is ignored: there is no SNMP subsystem",
     "snmp_agent_socket": "-A/--snmp-agent-socket is ignored: there is no SNMP subsystem",
 }
@@ -123,7 +122,10 @@ def _add_keepalived_only_options(p: argparse.ArgumentParser) -> None:
         help="at stop, keep the VIPs, routes and rules and send no priority-0 advert",
     )
     p.add_argument(
-        "-I", "--dont-release-ipvs", action="store_true", help="accepted: no IPVS datapath here"
+        "-I",
+        "--dont-release-ipvs",
+        action="store_true",
+        help="leave the virtual servers' datapath in the kernel at stop",
     )
     p.add_argument(
         "-d", "--dump-conf", action="store_true", help="log the parsed configuration (core)"

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Final
 
-from netd.errors import LvsConfigError
+from netd.errors import LvsConfigError, LvsUnsupportedError
 
 __all__ = [
     "FALLBACK_SCHEDULERS",
@@ -30,7 +30,7 @@ __all__ = [
 SCHEDULERS: Final = frozenset({"rr", "wrr", "sh", "mh", "dh", "fo", "lc", "wlc", "sed", "nq"})
 #: Schedulers that need per-server connection counts, which nftables does not keep: they fall
 #: back to a weighted random choice (see docs/lvs.md).
-FALLBACK_SCHEDULERS: Final = frozenset({"lc", "wlc", "sed", "nq", "lblc", "lblcr", "ovf"})
+FALLBACK_SCHEDULERS: Final = frozenset({"lc", "wlc", "sed", "nq", "lblc", "lblcr", "ovf", "twos"})
 PROTOCOLS: Final = {"tcp": 6, "udp": 17, "sctp": 132}
 
 
@@ -73,7 +73,7 @@ class Service:
                 f"{self.address}: protocol {self.protocol!r} (expected tcp, udp or sctp)"
             )
         if not 0 < self.port < 65536:
-            raise LvsConfigError(
+            raise LvsUnsupportedError(
                 f"{self.address}: port {self.port} (1..65535; port 0 services are not supported "
                 "by the nftables datapath)"
             )
@@ -142,12 +142,12 @@ class VirtualServer:
     def __post_init__(self) -> None:
         where = self.name or str(self.service)
         if self.forwarding is Forwarding.TUN:
-            raise LvsConfigError(
+            raise LvsUnsupportedError(
                 f"{where}: lvs_method TUN is not supported by the nftables datapath "
                 "(nftables has no IP-in-IP encapsulation; use NAT or DR)"
             )
         if self.forwarding is Forwarding.DR:
-            raise LvsConfigError(
+            raise LvsUnsupportedError(
                 f"{where}: lvs_method DR is not implemented yet in the nftables datapath (use NAT)"
             )
         if self.scheduler not in SCHEDULERS | FALLBACK_SCHEDULERS:

@@ -12,7 +12,7 @@ name without it is never touched, and marked leftovers of a killed run are remov
 from __future__ import annotations
 
 import errno
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -103,10 +103,22 @@ class NftablesBackend:
             )
         return out
 
-    def rule_handles(self) -> dict[tuple[str, str], int]:
-        """(chain, rule tag) -> the kernel's handle for every rule of our table."""
+    def rule_handles(self, chains: Iterable[str] | None = None) -> dict[tuple[str, str], int]:
+        """(chain, rule tag) -> the kernel's handle for every rule of our table, or only of
+        ``chains`` (a 1,000-server pool has over 1,000 rules: decoding them all costs ~100 ms,
+        a one-server change needs one or two chains)."""
         out = {}
-        rules = self.sock.dump(NFT_MSG_GETRULE, (("NFTA_RULE_TABLE", self.table),), "list rules")
+        table = (("NFTA_RULE_TABLE", self.table),)
+        if chains is None:
+            rules = self.sock.dump(NFT_MSG_GETRULE, table, "list rules")
+        else:
+            rules = [
+                msg
+                for chain in sorted(set(chains))
+                for msg in self.sock.dump(
+                    NFT_MSG_GETRULE, (*table, ("NFTA_RULE_CHAIN", chain)), f"list rules of {chain}"
+                )
+            ]
         for msg in rules:
             key = (str(msg.get_attr("NFTA_RULE_CHAIN")), str(msg.get_attr("NFTA_RULE_USERDATA")))
             out[key] = int(msg.get_attr("NFTA_RULE_HANDLE"))
@@ -193,11 +205,8 @@ class NftablesBackend:
         p = plan(self._applied, desired)
         if not p.ops:
             return Applied((), self.sock.generation())
-        handles = (
-            self.rule_handles()
-            if any(op.verb == "del" and isinstance(op.obj, Rule) for op in p.ops)
-            else {}
-        )
+        chains = [op.obj.chain for op in p.ops if op.verb == "del" and isinstance(op.obj, Rule)]
+        handles = self.rule_handles(chains) if chains else {}
         generation = self.sock.transaction([request(self.table, op, handles) for op in p.ops])
         self._applied = p.objects
         for op in p.ops:

@@ -60,14 +60,6 @@ def test_notify_deleted_with_a_command_keeps_user_and_group(parse: Parse) -> Non
             "static_rules {\n    from 192.0.2.5 table 7 preference 5 track_group TG\n}\n" + MINIMAL,
             "'track_group'",
         ),
-        # checkd runs the checkers, but the IPVS datapath is not installed: a keepalived.conf
-        # with virtual servers must say so, not pass silently as if load balancing were in place.
-        (
-            "virtual_server 192.0.2.9 80 {\n    delay_loop 6\n    lb_algo rr\n    lb_kind NAT\n"
-            "    protocol TCP\n    real_server 192.0.2.2 80 {\n        weight 1\n"
-            "        TCP_CHECK {\n            connect_timeout 3\n        }\n    }\n}\n" + MINIMAL,
-            "'lb_algo'",
-        ),
         ("global_defs {\n    lvs_flush\n}\n" + MINIMAL, "'lvs_flush'"),
     ],
 )
@@ -103,7 +95,29 @@ def test_checkers_and_virtual_servers_are_not_reported_as_not_implemented(parse:
     r = parse(text)
     words = [m for m in not_implemented(r)]
     assert not any(w in m for m in words for w in ("'virtual_server'", "CHECK", "real_server"))
-    assert any("'lb_algo'" in m for m in words) and any("'lb_kind'" in m for m in words)
+    # netd programs the datapath keywords (docs/lvs.md)
+    assert not any("'lb_algo'" in m or "'lb_kind'" in m for m in words)
+
+
+@pytest.mark.parametrize(
+    ("options", "codes"),
+    [
+        ("lb_algo rr\n    lb_kind NAT", []),
+        ("lb_algo wlc\n    lb_kind NAT", ["lvs-sched-fallback"]),
+        ("lb_algo rr\n    lb_kind DR", ["lvs-not-forwarded"]),
+        ("lb_algo rr\n    lb_kind TUN", ["lvs-not-forwarded"]),
+    ],
+)
+def test_what_the_nftables_datapath_does_differently_is_reported(
+    parse: Parse, options: str, codes: list[str]
+) -> None:
+    text = (
+        f"virtual_server 192.0.2.9 80 {{\n    {options}\n    protocol TCP\n"
+        "    real_server 192.0.2.2 80 {\n        TCP_CHECK {\n        }\n    }\n}\n" + MINIMAL
+    )
+    r = parse(text)
+    assert [p.code for p in r.problems if p.code.startswith("lvs-")] == codes
+    assert r.exit_code == 0
 
 
 def test_a_vrrp_script_named_for_a_virtual_servers_quorum_is_not_external(parse: Parse) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from ctl.snapshot import Snapshot, status_table
 
 
@@ -47,3 +49,38 @@ def test_pools_and_real_servers_in_the_table() -> None:
     assert "DOWN, out of pool" in line and "HTTP_GET DOWN" in line
     assert "failed: GET /: connection refused" in line
     assert snap.to_json()["real_servers"][rs]["alive"] is False
+
+
+def _pool(vs: str, key: str) -> dict[str, Any]:
+    return {"vs": vs, "key": key, "quorum_up": True, "quorum": 1, "live_weight": 2, "members": []}
+
+
+def test_each_virtual_server_shows_what_netd_installed() -> None:
+    ok, failed, unknown = "[192.0.2.1]:tcp:80", "[192.0.2.1]:tcp:81", "[192.0.2.1]:tcp:82"
+    snap = Snapshot(
+        pools={
+            ok: _pool(ok, "192.0.2.1:tcp:80"),
+            failed: _pool(failed, "192.0.2.1:tcp:81"),
+            unknown: _pool(unknown, "192.0.2.1:tcp:82"),
+        },
+        applied={
+            "lvs:192.0.2.1:tcp:80": {
+                "owner": "lvs:192.0.2.1:tcp:80",
+                "generation": 1,
+                "failures": [],
+                "items": 2,
+                "backend": "nftables",
+            },
+            "lvs:192.0.2.1:tcp:81": {
+                "owner": "lvs:192.0.2.1:tcp:81",
+                "generation": 1,
+                "failures": [{"reason": "lvs_method DR is not implemented yet"}],
+                "items": 0,
+                "backend": "nftables",
+            },
+        },
+    )
+    rows = {row.split()[0]: row for row in status_table(snap).splitlines() if row.startswith("[")}
+    assert "nftables, 2 server(s)" in rows[ok]
+    assert "FAILED: lvs_method DR is not implemented yet" in rows[failed]
+    assert "nftables" not in rows[unknown]  # netd has not reported it (yet)

@@ -1,5 +1,5 @@
 """The nftables LVS datapath with real traffic: a client, a director running only the backend
-(driven directly, no daemon) and three real servers, each in a namespace (tests/netd/lvs_lab.py).
+(driven directly, no daemon) and three real servers, each in a namespace (ctl/lvslab.py).
 """
 
 from __future__ import annotations
@@ -10,12 +10,12 @@ from collections.abc import Iterator
 
 import pytest
 
+from ctl.lvslab import PORT, RS_ADDRS, RS_ADDRS6, RS_PORT, VIP, VIP6, LvsLab
 from netd.errors import NftError
 from netd.lvs import Member, NftablesBackend, Persistence, Service, VirtualServer, ipvs_available
 from netd.lvs.render import MARKER
 from netd.nftbatch import NftRequest
 from tests.lab import wait_until
-from tests.netd.lvs_lab import PORT, RS_ADDRS, RS_ADDRS6, RS_PORT, VIP, VIP6, LvsLab
 
 pytestmark = pytest.mark.skipif(shutil.which("nft") is None, reason="needs nft (Debian nftables)")
 
@@ -168,6 +168,24 @@ def test_a_single_server_change_is_one_transaction_touching_only_it(
     changed = {k for k in handles if after.get(k) != handles[k]}
     assert changed == {(f"vs-tcp-{VIP}-80", "pick")}
     assert len(lab.spread(20).keys() & {"rs0", "rs1"}) == 1  # persistent: one of the two
+
+
+def test_a_thousand_server_pool_is_one_transaction_and_changes_stay_local(
+    lab: LvsLab, backend: NftablesBackend
+) -> None:
+    # Over 200 KiB of batch: above the default netlink send buffer (EMSGSIZE before netd
+    # forced a larger one).
+    svc = Service(VIP, "tcp", 81)
+    pool = tuple(Member(f"203.0.113.{10 + i % 200}", 10000 + i // 200) for i in range(1000))
+    backend.apply([VirtualServer(svc, "wrr", members=pool)])
+    before = backend.rule_handles()
+    assert len(before) > 1000
+    one = tuple(Member(m.address, m.port, 0) if i == 500 else m for i, m in enumerate(pool))
+    done = backend.apply([VirtualServer(svc, "wrr", members=one)])
+    after = backend.rule_handles()
+    assert {k for k in before if after.get(k) != before[k]} == {(f"vs-tcp-{VIP}-81", "pick")}
+    assert len(done.ops) <= 5  # its slot goes, the top slot fills the hole, the modulus
+    assert backend.rule_handles([f"vs-tcp-{VIP}-81"]).keys() == {(f"vs-tcp-{VIP}-81", "pick")}
 
 
 def test_a_failing_transaction_changes_nothing_and_says_why(

@@ -16,6 +16,7 @@ from bus.signals import CAUGHT_SIGNALS, SIGNAL_FUNCTIONS, signal_name
 from tests.daemon import DaemonGroup, daemon_group
 from tests.lab import Lab, wait_until
 from tests.watchdog.test_supervision import CONFIG as SUPERVISED
+from watchdog.children import specs
 from watchdog.cli import build_parser, main
 
 KEEPALIVED = shutil.which("keepalived") or "/usr/sbin/keepalived"
@@ -143,3 +144,29 @@ def test_no_signal_ends_the_group(group: DaemonGroup) -> None:
     assert _all_alive(before)
     assert "component.signal.ignored" in group.log_text()
     assert "vrrpd.stats.cleared" in group.log_text()
+
+
+@pytest.mark.parametrize(
+    ("flags", "netd", "absent"),
+    [
+        ([], [], None),
+        (["-P"], ["--no-lvs"], "checkd"),  # no checker decides the pools: no datapath
+        (["-C"], ["--lvs-only"], "vrrpd"),  # the datapath, no static addresses
+        (["-P", "-C"], [], None),
+    ],
+)
+def test_vrrp_and_check_only_give_netd_its_role(
+    flags: list[str], netd: list[str], absent: str | None
+) -> None:
+    argv = {c.name: c.argv for c in specs(build_parser().parse_args(flags), Path("/run/pk"), {})}
+    assert [a for a in argv["netd"] if a.startswith("--") and "lvs" in a] == netd
+    assert absent not in argv
+
+
+def test_dont_release_ipvs_reaches_netd_alone() -> None:
+    args = build_parser().parse_args(["-I"])
+    argv = {c.name: c.argv for c in specs(args, Path("/run/pk"), {})}
+    assert "--dont-release-ipvs" in argv["netd"]
+    assert not any("--dont-release-ipvs" in a for n, a in argv.items() if n != "netd")
+    plain = {c.name: c.argv for c in specs(build_parser().parse_args([]), Path("/run/pk"), {})}
+    assert "--dont-release-ipvs" not in plain["netd"]

@@ -1,0 +1,133 @@
+"""The virtual servers the datapath should hold: the configuration's ``virtual_server`` blocks
+with the pools checkd publishes (``check.pool.<key>``). Pure: no I/O, no clock.
+
+A virtual server's members are its configured real servers. checkd's pool says, for each one,
+the weight it has in the pool (``pool_weight``; absent: not in the pool) and whether the sorry
+server stands in. Until checkd has published a pool for a virtual server, every real server is
+in it with its configured weight (keepalived starts them alive too), except an ``alpha`` one,
+which waits for its first good check. A real server the pool does not list (the configuration
+just added it) is handled the same way, and one the pool lists but the configuration no
+longer has is left out: the configuration decides who exists, the pool how each one is doing.
+
+What cannot be programmed (``lvs_method DR``/``TUN``, a port 0 service, a
+``virtual_server_group``) is an error for that virtual server alone, named by its key.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from bus.messages import PoolReport
+from core.model import Config, RealServer
+from core.model import VirtualServer as ConfigVs
+from core.vsnames import vs_keys
+from netd.errors import LvsConfigError, LvsUnsupportedError
+from netd.lvs.model import Forwarding, Member, Persistence, Service, VirtualServer
+
+__all__ = ["DEFAULT_SCHEDULER", "Desired", "desired_servers"]
+
+#: keepalived's scheduler when a virtual server names none (``vs-no-scheduler`` in ``-t``).
+DEFAULT_SCHEDULER = "wlc"
+_MAX_WEIGHT = 65535  # IPVS's real server weight is an int, ours a slot count: cap it
+
+
+@dataclass(frozen=True, slots=True)
+class Desired:
+    """Virtual servers by key, the configuration names of every key, and what cannot be
+    programmed (key -> why)."""
+
+    servers: dict[str, VirtualServer] = field(default_factory=dict)
+    names: dict[str, str] = field(default_factory=dict)
+    errors: dict[str, LvsConfigError] = field(default_factory=dict)
+
+
+def desired_servers(config: Config, pools: Mapping[str, PoolReport]) -> Desired:
+    """What the datapath should forward for ``config``, given checkd's latest ``pools``."""
+    out = Desired()
+    for key, vs in vs_keys(config).items():
+        out.names[key] = vs.name
+        try:
+            out.servers[key] = _virtual_server(vs, pools.get(key))
+        except LvsConfigError as exc:
+            out.errors[key] = exc
+    return out
+
+
+def _virtual_server(vs: ConfigVs, pool: PoolReport | None) -> VirtualServer:
+    if vs.group is not None:
+        raise LvsUnsupportedError(
+            f"{vs.name}: virtual_server_group is not programmed by the nftables datapath yet"
+        )
+    method = (vs.lvs_method or "NAT").upper()
+    members = tuple(m for rs in vs.real_servers if (m := _member(vs, rs, method, pool)) is not None)
+    sorry = None
+    if vs.sorry_server is not None:
+        sorry = Member(vs.sorry_server.host, _port(vs, vs.sorry_server.port, method), 1)
+    return VirtualServer(
+        _service(vs),
+        (vs.lvs_sched or DEFAULT_SCHEDULER).lower(),
+        _forwarding(vs.name, method),
+        _persistence(vs),
+        members,
+        sorry,
+        sorry_active=bool(pool is not None and pool.sorry_active and sorry is not None),
+        name=vs.name,
+    )
+
+
+def _service(vs: ConfigVs) -> Service:
+    if vs.fwmark is not None:
+        return Service(fwmark=vs.fwmark, family=6 if vs.ip_family == "inet6" else 4)
+    # No protocol on an addressed service is the kernel's default, UDP (as checkd).
+    return Service(vs.ip, (vs.protocol or "udp").lower(), vs.port or 0)
+
+
+def _forwarding(name: str, method: str) -> Forwarding:
+    try:
+        return Forwarding(method)
+    except ValueError:
+        raise LvsConfigError(f"{name}: unknown lvs_method {method!r}") from None
+
+
+def _port(vs: ConfigVs, port: int | None, method: str) -> int | None:
+    # As checkd (and keepalived): a NAT real server without a port takes the virtual
+    # server's; a fwmark service has none, so the client's destination port is kept.
+    if method == "NAT" and port:
+        return port
+    return vs.port or None
+
+
+def _member(vs: ConfigVs, rs: RealServer, method: str, pool: PoolReport | None) -> Member | None:
+    port = _port(vs, rs.port, method)
+    if pool is not None:
+        for m in pool.members:
+            if m.ip == rs.ip and (m.port or None) == port:
+                if m.pool_weight is None:
+                    return None  # down (or the sorry server stands in) and not inhibited
+                return Member(rs.ip, port, min(m.pool_weight, _MAX_WEIGHT))
+    alpha = rs.alpha if rs.alpha is not None else vs.alpha
+    if alpha:
+        return None  # down until its first good check (checkd's pool will say)
+    return Member(rs.ip, port, min(vs.real_server_weight(rs), _MAX_WEIGHT))
+
+
+def _persistence(vs: ConfigVs) -> Persistence | None:
+    if vs.persistence_timeout is None:
+        return None
+    return Persistence(vs.persistence_timeout, _prefix(vs.name, vs.persistence_granularity))
+
+
+def _prefix(name: str, granularity: str | None) -> int | None:
+    """``persistence_granularity``: an IPv4 netmask (``255.255.255.0``) or a prefix length."""
+    if granularity is None:
+        return None
+    try:
+        if "." in granularity:
+            return ipaddress.IPv4Network(f"0.0.0.0/{granularity}").prefixlen
+        return int(granularity)
+    except ValueError:
+        raise LvsConfigError(
+            f"{name}: persistence_granularity {granularity!r} is not a netmask or prefix length"
+        ) from None
