@@ -86,11 +86,6 @@ def parse_renewal(renewal: messages.Renew) -> dict[str, tuple[int, float]]:
     return {k: (generation, float(lease)) for k, (generation, lease) in renewal.leases.items()}
 
 
-def _arg(comp: Component, flag: str) -> bool:
-    """A flag of ``python -m netd`` (absent when netd runs without its own parser, in tests)."""
-    return bool(getattr(comp.args, flag, False))
-
-
 class NetDaemon:
     def __init__(
         self,
@@ -99,6 +94,9 @@ class NetDaemon:
         release_at_stop: bool = True,
         address_monitoring: bool = False,
         release_vips: bool = False,
+        lvs: bool = True,
+        lvs_only: bool = False,
+        release_lvs_at_stop: bool = True,
     ) -> None:
         self.comp = comp
         #: keepalived's -X: configured VIPs found at start-up, not installed by us, go
@@ -107,6 +105,10 @@ class NetDaemon:
         self.release_at_stop = release_at_stop
         #: keepalived's -a: every address event netlink reports is logged
         self.address_monitoring = address_monitoring
+        #: the watchdog's -C: only the virtual servers' datapath, no static items
+        self.lvs_only = lvs_only
+        #: False with keepalived's -I: the LVS table stays in the kernel at stop
+        self.release_lvs_at_stop = release_lvs_at_stop
         self._netlink = ThreadPoolExecutor(1, thread_name_prefix="netlink")
         self.kernel: KernelAdapter
         self.monitor = Monitor()
@@ -135,7 +137,7 @@ class NetDaemon:
         self._reconciling: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
         # virtual servers (docs/lvs.md); the watchdog's -P/-C say whether netd programs them
-        self.lvs = LvsDriver(comp.publisher, self._kernel, enabled=not _arg(comp, "no_lvs"))
+        self.lvs = LvsDriver(comp.publisher, self._kernel, enabled=lvs)
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -209,7 +211,7 @@ class NetDaemon:
         )
         self.leases.expect(frozenset(vrrp_owner(i) for i in self.instances))
         self.firewall.configure(FirewallSettings.from_config(config))
-        items = [] if _arg(self.comp, "lvs_only") else fromconfig.static_items(config)
+        items = [] if self.lvs_only else fromconfig.static_items(config)
         self._offer(DesiredSet(STATIC, msg.generation, tuple(items)), boot)
         if self.release_vips:
             self.release_vips = False  # at start-up only
@@ -516,7 +518,7 @@ class NetDaemon:
             )
         except KernelError as exc:
             log.error("netd.withdraw.failed", reason=str(exc))
-        await self.lvs.stop(withdraw=not _arg(self.comp, "dont_release_ipvs"))
+        await self.lvs.stop(withdraw=self.release_lvs_at_stop)
         if self.release_at_stop:
             await self._release_vrrp_extras()
         self.monitor.close()

@@ -53,4 +53,7 @@ async def serve(comp: Component) -> None:
         release_at_stop=not comp.args.dont_release_vrrp,
         address_monitoring=comp.args.address_monitoring,
         release_vips=comp.args.release_vips,
+        lvs=not comp.args.no_lvs,
+        lvs_only=comp.args.lvs_only,
+        release_lvs_at_stop=not comp.args.dont_release_ipvs,
     ).run()
