@@ -51,6 +51,7 @@ from vrrpd.runner import MIN_LEASE, Runner
 from vrrpd.sockets import Receiver, Sender, SocketError
 from vrrpd.syncgroup import GroupNotify, SyncGroup
 from vrrpd.timers import TimerHeap
+from vrrpd.validate import DropReason
 
 log = structlog.get_logger(__name__)
 
@@ -141,6 +142,8 @@ class Engine:
     def _clear_stats(self) -> None:
         for runner in self.runners.values():
             runner.clear_stats()
+        for receiver in self.receivers.values():
+            receiver.unclaimed.clear()
         log.info("vrrpd.stats.cleared", instances=len(self.runners))
 
     async def run(self) -> None:
@@ -601,6 +604,10 @@ class Engine:
             runner = self.by_vrid.get((dgram.ifname, receiver.family, vrid))
             if runner is not None:
                 runner.receive(dgram, now)
+            else:
+                # Counted, not logged: other routers' VRIDs on a shared segment are normal
+                # (keepalived logs them only with log_unknown_vrids, and users find it noise).
+                receiver.unclaimed[DropReason.VRID if vrid >= 0 else DropReason.TOO_SHORT] += 1
         return len(datagrams)
 
     def _readable_ah(self, receiver: AhReceiver) -> None:

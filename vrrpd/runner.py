@@ -583,12 +583,21 @@ class Runner:
                 )
                 for c in self.priority_verdict.contributions
             ),
-            drops=self.counters.snapshot(),
+            drops=self.drops(),
             # keepalived's USR2/JSON statistics, for metrics (docs/operations.md)
             stats=dumps.stats_fields(self.view()),
             transitions=m.transitions,
             **self.last_transition,
         ).encode()
+
+    def drops(self) -> dict[str, int]:
+        """Receive counters, plus what this instance's socket got that no instance took."""
+        out = self.counters.snapshot()
+        receiver = self.engine.receivers.get((self.plan.family, self.plan.advert_interface))
+        if receiver is not None:
+            for reason, n in receiver.unclaimed.items():
+                out[f"drop.{reason.value}"] = out.get(f"drop.{reason.value}", 0) + n
+        return out
 
     def notify(self, action: Notify) -> None:
         cause = action.cause

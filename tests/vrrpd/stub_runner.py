@@ -50,6 +50,7 @@ def runner_for(config: str, primary: IPv4Address) -> tuple[Runner, Wire, Retaine
     engine = SimpleNamespace(
         timers=SimpleNamespace(set=lambda *a: None, cancel=lambda *a: None),
         comp=SimpleNamespace(publisher=retained),
+        receivers={},
     )
     wire = Wire()
     # engine and wire are stubs with only what a Runner calls.

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from ipaddress import IPv4Address
+from types import SimpleNamespace
 
 from tests.vrrpd.stub_runner import runner_for
 from vrrpd.packet import MCAST_V4, Advert, encode
 from vrrpd.sockets import Datagram
-from vrrpd.validate import IpFacts
+from vrrpd.validate import DropReason, IpFacts
 
 ME = IPv4Address("192.0.2.11")
 PEER = IPv4Address("192.0.2.12")
@@ -42,3 +44,17 @@ def test_the_retained_state_body_is_rebuilt_with_the_counters_of_the_moment() ->
     # ... but the body a re-send rebuilds has them.
     assert refresh()["drops"]["drop.ttl"] == 3
     assert refresh()["state"] == published["state"]
+
+
+def test_datagrams_no_instance_took_are_counted_under_every_instance_of_the_socket() -> None:
+    runner, _, retained = runner_for(CONFIG, ME)
+    unclaimed = Counter({DropReason.VRID: 5, DropReason.TOO_SHORT: 2})
+    receiver = SimpleNamespace(unclaimed=unclaimed)
+    runner.engine.receivers[(4, "eth0")] = receiver  # type: ignore[assignment]
+    bad_ttl = IpFacts(src=PEER, dst=MCAST_V4, ttl=64)
+    wire = encode(Advert(3, 51, 120, (IPv4Address("192.0.2.100"),), 100), src=PEER)
+    runner.receive(Datagram(wire[:6], bad_ttl, "eth0"), 0.0)  # too short, for VRID 51
+    runner.publish_state()
+    drops = retained.bodies["vrrp.state.VI_1"]["drops"]
+    assert drops["drop.vrid"] == 5
+    assert drops["drop.too_short"] == 3
