@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Mapping
-from ipaddress import IPv4Address
 from types import SimpleNamespace
 from typing import Any
 
 from core import loads
 from vrrpd.links import Link
+from vrrpd.packet import IPAddress
 from vrrpd.plan import plan
 from vrrpd.runner import Runner
 
@@ -43,14 +43,26 @@ class Retained:
         self.counts[topic] += 1
 
 
-def runner_for(config: str, primary: IPv4Address) -> tuple[Runner, Wire, Retained]:
+def runner_for(config: str, primary: IPAddress) -> tuple[Runner, Wire, Retained]:
     result = loads(config, script_env=None, interfaces=["eth0"])
     (p,) = plan(result.config)
     retained = Retained()
     engine = SimpleNamespace(
-        timers=SimpleNamespace(set=lambda *a: None, cancel=lambda *a: None),
+        timers=SimpleNamespace(
+            set=lambda *a: None,
+            cancel=lambda *a: None,
+            cancel_instance=lambda *a: None,
+            armed=lambda *a: False,
+        ),
         comp=SimpleNamespace(publisher=retained),
         receivers={},
+        runners={},
+        stopping=False,
+        notifier=SimpleNamespace(submit=lambda *a: None),
+        mailer=SimpleNamespace(alert=lambda *a: None),
+        fifo_write=lambda *a: None,
+        group_notify=lambda *a: None,
+        publish_event=lambda *a, **k: None,
     )
     wire = Wire()
     # engine and wire are stubs with only what a Runner calls.
