@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import string
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 import core
 from core import keywords as kwt
+from core.lexer import LexError, _split_words_slow, split_words
 from tests.core.test_properties import SEEDS
 from tests.fuzz.budget import fuzz
 
@@ -127,3 +129,29 @@ def test_a_sample_cut_or_spliced_anywhere_is_a_config_with_problems(
 @given(st.sampled_from(["a", "{", "$X", "~SEQ(I,1,2)", '"']), st.integers(1, 200_000))
 def test_very_long_lines_and_words_are_refused_not_fatal(word: str, count: int) -> None:
     check(f"global_defs {{\n router_id {word * count}\n}}\n")
+
+
+# Regressions found by the fuzzer.
+
+
+@pytest.mark.parametrize("space", ["\xa0", "\u2003", "\x1c", "\x85"])
+def test_a_line_of_unicode_space_is_an_unknown_word_not_a_crash(space: str) -> None:
+    # It raised IndexError: decomment strips ASCII blanks only, str.split() took U+00A0 as one.
+    result = core.loads(f"{space}\nglobal_defs {{\n router_id a{space}b\n}}\n", config_id="n")
+    assert result.exit_code == 5
+    assert any(space in core.format_problem(p) for p in result.problems)
+    # keepalived splits words on ASCII blanks only: the space stays inside the word.
+    assert result.config.global_defs.router_id == f"a{space}b"
+
+
+@given(st.text(' \t\xa0\u2003\x1cab{}"', max_size=30))
+def test_the_fast_tokenizer_equals_the_reference_on_unicode_blanks(text: str) -> None:
+    try:
+        fast = split_words(text, "f", 1)
+    except LexError:
+        fast = None
+    try:
+        slow = _split_words_slow(text, "f", 1)
+    except LexError:
+        slow = None
+    assert fast == slow
