@@ -47,11 +47,12 @@ from vrrpd.pending import PendingStarts, fault_state
 from vrrpd.plan import InstancePlan, fifo_setup, notify_specs, plan, startup_delay
 from vrrpd.priority import Tracker, TrackerKind
 from vrrpd.resume import RESUME_WINDOW, Verdict, decide
-from vrrpd.runner import MIN_LEASE, Runner
+from vrrpd.runner import MIN_LEASE, NoticeLimiter, Runner
 from vrrpd.sockets import Receiver, Sender, SocketError
 from vrrpd.syncgroup import GroupNotify, SyncGroup
 from vrrpd.timers import TimerHeap
 from vrrpd.validate import DropReason
+from vrrpd.verdicts import VerdictGate, checkd_checks
 
 log = structlog.get_logger(__name__)
 
@@ -100,6 +101,9 @@ class Engine:
         self.ah_sockets = AhSockets()
         self.by_vrid: dict[tuple[str, int, int], Runner] = {}
         self.health: dict[str, tuple[float, messages.Verdict]] = {}
+        self.verdicts = VerdictGate()
+        # one refusal logged per check every 5 s, whatever the senders (bounded by the config)
+        self._refusals = NoticeLimiter(5.0)
         self.config_hash: str | None = None
         self.fifo: FifoChannel | None = None
         self._closing: set[asyncio.Task[None]] = set()
@@ -179,7 +183,18 @@ class Engine:
             elif topic.startswith("net.link."):
                 self.link_changed(Link.from_event(messages.LinkReport.decode(topic, body)))
             elif root == "health":
-                self.health_changed(messages.Verdict.decode(topic, body))
+                verdict = messages.Verdict.decode(topic, body)
+                refused = self.verdicts.refusal(topic, verdict, event.env.src)
+                if refused is None:
+                    self.health_changed(verdict)
+                elif self._refusals.due(verdict.name, self.now()) is not None:
+                    log.warning(
+                        "vrrpd.health.refused",
+                        topic=topic,
+                        src=event.env.src,
+                        pid=event.env.pid,
+                        reason=refused,
+                    )
             elif topic.startswith("net.applied.vrrp:"):
                 self.applied_changed(messages.Applied.decode(topic, body))
         except (MessageRejected, ValueError, WireFormatError) as exc:
@@ -198,6 +213,7 @@ class Engine:
             return
         config = from_wire(dict(msg.model))
         new_plans = {p.name: p for p in plan(config)}
+        self.verdicts = VerdictGate(checkd_checks(config))
         self._open_fifo(fifo_setup(config))
         self.mailer.configure(mail.mail_settings(config))
         self.group_scripts = {g.name: notify_specs(config, g.name, g) for g in config.sync_groups}
