@@ -19,15 +19,22 @@ import select
 import socket
 import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from tests.daemon import DaemonGroup
-from tests.lab import Lab, Node
+from tests.lab import Lab, Node, wait_until
 
-__all__ = ["FaultLab", "Transition", "cluster_config", "dual_master_windows"]
+__all__ = [
+    "SCENARIOS",
+    "FaultLab",
+    "Outcome",
+    "Transition",
+    "cluster_config",
+    "dual_master_windows",
+]
 
 VIP = "192.0.2.200"
 INSTANCE = "VI_1"
@@ -193,6 +200,32 @@ class FaultLab:
         want = {master}
         return self.masters() == want and self.holders() == want and self.arp_holders() == want
 
+    def settle(self) -> float:
+        """Wait for node 0 alone master (:meth:`converged`); how long it took."""
+        start = time.monotonic()
+        # Generous bound: the time it takes is a figure (bench/faults.py), not an assertion.
+        wait_until(lambda: self.converged(0), 30 + 10 * self.interval, 0.2, "node 0 alone master")
+        return time.monotonic() - start
+
+    def restore(self) -> None:
+        """Undo every fault: rules flushed, cables back in."""
+        self.heal()
+        for i in range(len(self.nodes)):
+            self.set_link(i, up=True)
+
+    def adverts_seen(self, node: int, count: int) -> None:
+        """Wait until the observer saw ``count`` of ``node``'s adverts: a fault's duration."""
+        packed = socket.inet_aton(self.nodes[node].ip4)
+
+        def advert(frame: bytes) -> bool:
+            return frame[12:14] == b"\x08\x00" and frame[23] == 112 and frame[26:30] == packed
+
+        capture = self.observer.capture()
+        try:
+            capture.wait_for(advert, count, timeout=count * self.interval * 4 + 10)
+        finally:
+            capture.close()
+
     def close(self) -> None:
         for group in self.groups:
             group.close()
@@ -233,9 +266,10 @@ def arp_who_has(observer: Node, address: str, wait: float) -> set[str]:
         sock.close()
 
 
-def dual_master_windows(transitions: Sequence[Transition], since: float = 0.0) -> list[float]:
-    """How long each stretch with two or more MASTERs lasted (seconds), from ``since``."""
-    masters: set[int] = set()
+def dual_master_windows(transitions: Sequence[Transition], masters: set[int]) -> list[float]:
+    """How long each stretch with two or more MASTERs lasted (seconds); ``masters`` are the
+    nodes MASTER before the first transition. A stretch still open ends now."""
+    masters = set(masters)
     opened: float | None = None
     out = []
     for t in transitions:
@@ -246,9 +280,111 @@ def dual_master_windows(transitions: Sequence[Transition], since: float = 0.0) -
         if len(masters) >= 2 and opened is None:
             opened = t.at
         elif len(masters) < 2 and opened is not None:
-            if t.at >= since:
-                out.append(t.at - max(opened, since))
+            out.append(t.at - opened)
             opened = None
     if opened is not None:
-        out.append(time.time() - max(opened, since))
+        out.append(time.time() - opened)
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one scenario did: its transitions, and the time from the fault's end to
+    :meth:`FaultLab.converged` again."""
+
+    transitions: tuple[Transition, ...]
+    recovery: float
+    #: MASTERs when the fault began
+    masters: frozenset[int] = frozenset({0})
+
+    @property
+    def dual_master(self) -> list[float]:
+        return dual_master_windows(self.transitions, set(self.masters))
+
+
+def _run(lab: FaultLab, inject: Callable[[], None]) -> Outcome:
+    """``inject`` the fault (it returns when the fault has lasted long enough and its checks
+    passed), end it, and wait for the steady state."""
+    lab.settle()
+    before = len(lab.transitions())
+    masters = frozenset(lab.masters())
+    try:
+        inject()
+    finally:
+        lab.restore()
+    recovery = lab.settle()
+    return Outcome(tuple(lab.transitions()[before:]), recovery, masters)
+
+
+def advert_loss(lab: FaultLab, percent: int = 30, adverts: int = 15) -> Outcome:
+    def inject() -> None:
+        lab.fault(*lab.advert_loss(percent))
+        lab.adverts_seen(0, adverts)
+
+    out = _run(lab, inject)
+    # Whatever the loss did, nobody took over but on an expired master-down timer.
+    for t in out.transitions:
+        if t.new == "MASTER" and t.old == "BACKUP":
+            assert t.cause_kind == "timer" and "master-down" in t.cause, t
+    return out
+
+
+def one_way_from_master(lab: FaultLab) -> Outcome:
+    """Node 0's adverts no longer reach nodes 1 and 2; theirs still reach node 0."""
+
+    def inject() -> None:
+        lab.fault(*lab.drop_between([0], [1, 2]))
+        wait_until(lambda: lab.masters() == {0, 1}, 30, 0.2, "node 1 to take over too")
+        # Two masters on the wire: node 0 hears node 1's adverts and says so, naming it.
+        peer = lab.nodes[1].ip4
+        wait_until(lambda: peer in lab.split_brains(0), 10, 0.2, "a split brain naming node 1")
+        wait_until(lambda: lab.holders() == {0, 1}, 10, 0.2, "both to hold the VIP")
+        wait_until(lambda: lab.arp_holders() == {0, 1}, 10, 0.2, "both to answer ARP")
+
+    return _run(lab, inject)
+
+
+def one_way_to_master(lab: FaultLab) -> Outcome:
+    """Node 0 no longer hears the backups, which still hear it: nothing to do for anyone."""
+
+    def inject() -> None:
+        lab.fault(*lab.drop_between([1, 2], [0]))
+        lab.adverts_seen(0, 6)
+
+    out = _run(lab, inject)
+    assert out.transitions == (), out.transitions
+    return out
+
+
+def full_partition(lab: FaultLab) -> Outcome:
+    def inject() -> None:
+        lab.fault(*lab.drop_between([0], [1, 2]), *lab.drop_between([1, 2], [0]))
+        wait_until(lambda: lab.masters() == {0, 1}, 30, 0.2, "a master on each side")
+        # The observer sees both sides: the VIP's holders on the wire are the masters.
+        wait_until(lambda: lab.arp_holders() == {0, 1}, 10, 0.2, "both masters to answer ARP")
+        assert lab.holders() == {0, 1}
+
+    return _run(lab, inject)
+
+
+def flapping_link(lab: FaultLab, flaps: int = 3) -> Outcome:
+    """Node 0's cable pulled until node 1 took over, put back until node 0 is back, again."""
+
+    def inject() -> None:
+        for i in range(flaps):
+            lab.set_link(0, up=False)
+            wait_until(lambda: lab.masters() == {1}, 30, 0.2, "node 1 to take over")
+            lab.set_link(0, up=True)
+            if i < flaps - 1:
+                lab.settle()
+
+    return _run(lab, inject)
+
+
+SCENARIOS: dict[str, Callable[[FaultLab], Outcome]] = {
+    "advert loss 30 %": advert_loss,
+    "one-way partition from the master": one_way_from_master,
+    "one-way partition towards the master": one_way_to_master,
+    "full partition and heal": full_partition,
+    "flapping link (3 flaps)": flapping_link,
+}
