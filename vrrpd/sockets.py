@@ -143,7 +143,9 @@ class Receiver:
             src=ipaddress.IPv4Address(data[12:16]),
             dst=ipaddress.IPv4Address(data[16:20]),
             ttl=data[8],
-            declared_len=max(0, tot_len - ihl),
+            # A datagram filling the buffer was cut by recv (no VRRP advert is that long): its
+            # declared length is no padding to trim, and the length rule names it oversized.
+            declared_len=max(0, tot_len - ihl) if len(data) < _RECV_SIZE else None,
         )
         return Datagram(data[ihl:], facts, self.ifname, key)
 

@@ -219,3 +219,14 @@ def test_an_ipv6_source_with_a_scope_is_decoded_without_it() -> None:
     anc = [(socket.IPPROTO_IPV6, 50, MCAST_V6.packed + bytes(4))]
     dgram = bare_receiver(6)._from_ipv6(b"\x31", anc, ("fe80::1%eth0", 0, 0, 2))
     assert dgram is not None and dgram.facts.src == IPv6Address("fe80::1")
+
+
+def test_a_datagram_cut_by_the_receive_buffer_is_dropped_as_oversized() -> None:
+    advert = Advert(2, 51, 254, (IPv4Address("192.0.2.100"),), 1)
+    payload = encode(advert) + bytes(5000)
+    raw = ipv4_datagram(payload, IPv4Address("192.0.2.12"), 255)[:4096]  # what recv returns
+    dgram = bare_receiver(4)._from_ipv4(raw)
+    assert dgram is not None
+    expect = Expectations(vrid=51, version=2, addresses=advert.addresses)
+    result = validate(dgram.payload, dgram.facts, expect)
+    assert isinstance(result, Drop) and result.reason == "length", result
