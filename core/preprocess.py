@@ -16,13 +16,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.lexer import MAX_LINE_LENGTH, LexError, Token, decomment, split_words
+from core.lexer import (
+    INCLUDE_DIRECTIVES,
+    MAX_LINE_LENGTH,
+    LexError,
+    Token,
+    decomment,
+    split_words,
+)
 from core.problems import Problem, Severity
 
 _DEF_RE = re.compile(r"^\$([A-Za-z_][A-Za-z0-9_]*)=(.*)$", re.DOTALL)
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _BLANKS_RE = re.compile(r"[ \t\r\n\f\v]+")
-_INCLUDES = {"include", "includer", "includem", "includew", "includeb", "includea"}
 _MAX_DEPTH = 32
 _MAX_REPLACEMENTS = 10_000
 _MAX_LOOP_LINES = 1_000_000
@@ -163,7 +169,7 @@ class Preprocessor:
                 # Only ASCII blanks separate words (keepalived's C isspace; decomment strips
                 # the same set), so a line of U+00A0 is one word, not an empty split.
                 first = _BLANKS_RE.split(text_, maxsplit=1)[0]
-                if first in _INCLUDES:
+                if first in INCLUDE_DIRECTIVES:
                     self._include(text_, first, path, lineno, off)
                     continue
                 m = _DEF_RE.match(text_)

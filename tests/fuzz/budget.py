@@ -2,9 +2,11 @@
 
 CI runs every fuzz test with its ``ci`` example count (a few seconds each). For a long run:
 
-    PYKEEPALIVED_FUZZ_EXAMPLES=200000 PYTHONPATH=. .venv/bin/python -m pytest -q tests/fuzz
+    PYKEEPALIVED_FUZZ_EXAMPLES=5000 PYTHONPATH=. .venv/bin/python -m pytest -q -p no:logging \\
+        --timeout=0 tests/fuzz
 
-(docs/reliability.md records such runs). A crash hypothesis finds is shrunk and printed;
+(``--timeout=0``: pytest's 120 s per test would cut the run short; docs/reliability.md
+records such runs). A crash hypothesis finds is shrunk and printed;
 it becomes a regression test next to the fuzz test that found it.
 """
 

@@ -155,3 +155,13 @@ def test_the_fast_tokenizer_equals_the_reference_on_unicode_blanks(text: str) ->
     except LexError:
         slow = None
     assert fast == slow
+
+
+def test_a_list_item_named_include_renders_quoted_and_reads_back() -> None:
+    # Rendered bare, the item stood first on its line and was read back as the directive.
+    text = "global_defs {\n notification_email {include\n  ops@example.com\n }\n}\n"
+    config = core.loads(text, config_id="n", script_env=None).config
+    assert config.global_defs.notification_email == ("include", "ops@example.com")
+    rendered = core.render(config)
+    assert '"include"' in rendered
+    assert core.loads(rendered, config_id="n", script_env=None).config == config
