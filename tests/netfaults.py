@@ -213,8 +213,9 @@ class FaultLab:
         for i in range(len(self.nodes)):
             self.set_link(i, up=True)
 
-    def adverts_seen(self, node: int, count: int) -> None:
-        """Wait until the observer saw ``count`` of ``node``'s adverts: a fault's duration."""
+    def adverts_seen(self, node: int, count: int) -> list[bytes]:
+        """Wait until the observer saw ``count`` of ``node``'s adverts (a fault's duration);
+        the frames."""
         packed = socket.inet_aton(self.nodes[node].ip4)
 
         def advert(frame: bytes) -> bool:
@@ -222,9 +223,22 @@ class FaultLab:
 
         capture = self.observer.capture()
         try:
-            capture.wait_for(advert, count, timeout=count * self.interval * 4 + 10)
+            return capture.wait_for(advert, count, timeout=count * self.interval * 4 + 10)
         finally:
             capture.close()
+
+    def replay(self, frame: bytes, times: int) -> None:
+        """Send ``frame`` ``times`` times from the observer, as the observer's MAC (so the
+        bridge does not learn a node's MAC on the observer's port)."""
+        mine = bytes.fromhex(self.observer.mac().replace(":", ""))
+        with self.observer.inside():
+            sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+        try:
+            sock.bind((self.observer.ifname, 0))
+            for _ in range(times):
+                sock.send(frame[:6] + mine + frame[12:])
+        finally:
+            sock.close()
 
     def close(self) -> None:
         for group in self.groups:
@@ -381,8 +395,24 @@ def flapping_link(lab: FaultLab, flaps: int = 3) -> Outcome:
     return _run(lab, inject)
 
 
+def duplicated_adverts(lab: FaultLab, copies: int = 200) -> Outcome:
+    """A burst of copies of the master's own advert on the segment: nothing may change."""
+
+    def inject() -> None:
+        frame = lab.adverts_seen(0, 1)[0]
+        lab.replay(frame, copies)
+        lab.adverts_seen(0, 3)
+
+    out = _run(lab, inject)
+    assert out.transitions == (), out.transitions
+    return out
+
+
 SCENARIOS: dict[str, Callable[[FaultLab], Outcome]] = {
+    "advert loss 10 %": lambda lab: advert_loss(lab, 10),
     "advert loss 30 %": advert_loss,
+    "advert loss 60 %": lambda lab: advert_loss(lab, 60),
+    "a burst of 200 duplicated adverts": duplicated_adverts,
     "one-way partition from the master": one_way_from_master,
     "one-way partition towards the master": one_way_to_master,
     "full partition and heal": full_partition,

@@ -61,8 +61,16 @@ def cluster(request: pytest.FixtureRequest) -> Iterator[FaultLab]:
         lab.close()
 
 
-def test_advert_loss_then_one_master(cluster: FaultLab) -> None:
-    netfaults.advert_loss(cluster)
+@pytest.mark.parametrize(
+    "percent",
+    [pytest.param(10, marks=pytest.mark.slow), 30, pytest.param(60, marks=pytest.mark.slow)],
+)
+def test_advert_loss_then_one_master(cluster: FaultLab, percent: int) -> None:
+    netfaults.advert_loss(cluster, percent)
+
+
+def test_a_burst_of_duplicated_adverts_changes_nothing(cluster: FaultLab) -> None:
+    netfaults.duplicated_adverts(cluster)
 
 
 def test_one_way_partition_from_the_master_is_a_logged_split_brain(cluster: FaultLab) -> None:
