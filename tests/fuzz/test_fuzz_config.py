@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 import core
 from core import keywords as kwt
-from core.lexer import LexError, _split_words_slow, split_words
+from core.lexer import MAX_LINE_LENGTH, LexError, _split_words_slow, split_words
 from tests.core.test_properties import SEEDS
 from tests.fuzz.budget import fuzz
 
@@ -105,6 +105,10 @@ def check(text: str) -> None:
     for problem in result.problems:
         core.format_problem(problem)
     rendered = core.render(result.config)
+    if max(map(len, rendered.splitlines()), default=0) > MAX_LINE_LENGTH:
+        # A value near keepalived's line limit does not fit again once indented and quoted
+        # (docs/reliability.md): such a config cannot be rendered, only parsed.
+        return
     assert core.loads(rendered, config_id="n", script_env=None).config == result.config
 
 
