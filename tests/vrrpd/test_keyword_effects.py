@@ -59,6 +59,7 @@ class StubEngine:
         self.comp = SimpleNamespace(publisher=Retained())
         self.notifier = SimpleNamespace(submit=self.jobs.extend)
         self.mailer = Mailer()  # unconfigured: smtp_alert is not what these tests are about
+        self.receivers: dict[object, object] = {}
 
     def fifo_write(self, line: str) -> None:
         self.fifo.append(line)
