@@ -85,8 +85,14 @@ def decomment(text: str) -> tuple[str, int]:
     return "".join(out).rstrip(" \t\r\n\f\v"), offset
 
 
+#: words that make a line an include directive when they come first on it (unquoted)
+INCLUDE_DIRECTIVES = frozenset(
+    {"include", "includer", "includem", "includew", "includeb", "includea"}
+)
 _QUOTED = r'"(?:\\"|[^"])*"'
-_WORD_RE = re.compile(r'(?:[^\s{}"]+|' + _QUOTED + r")+|[{}]")
+# Blanks are ASCII only, as keepalived's (C locale isspace) and _split_words_slow's: U+00A0
+# and the other Unicode spaces are part of a word.
+_WORD_RE = re.compile(r'(?:[^ \t\r\n\f\v{}"]+|' + _QUOTED + r")+|[{}]")
 _QUOTED_RE = re.compile(_QUOTED)
 _QUOTE_ESCAPE_RE = re.compile(r'\\([\\"])')
 

@@ -16,12 +16,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.lexer import MAX_LINE_LENGTH, LexError, Token, decomment, split_words
+from core.lexer import (
+    INCLUDE_DIRECTIVES,
+    MAX_LINE_LENGTH,
+    LexError,
+    Token,
+    decomment,
+    split_words,
+)
 from core.problems import Problem, Severity
 
 _DEF_RE = re.compile(r"^\$([A-Za-z_][A-Za-z0-9_]*)=(.*)$", re.DOTALL)
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_INCLUDES = {"include", "includer", "includem", "includew", "includeb", "includea"}
+_BLANKS_RE = re.compile(r"[ \t\r\n\f\v]+")
 _MAX_DEPTH = 32
 _MAX_REPLACEMENTS = 10_000
 _MAX_LOOP_LINES = 1_000_000
@@ -136,7 +143,11 @@ class Preprocessor:
 
     # -- files ----------------------------------------------------------------------------
     def _process_file_text(self, text: str, path: str) -> None:
-        raw_lines = text.splitlines()
+        # Lines end at "\n" only, as keepalived reads them (str.splitlines would also break
+        # at \x1c..\x1e, \x85, U+2028...); a "\r" before it is a trailing blank.
+        raw_lines = text.split("\n")
+        if raw_lines[-1] == "":
+            raw_lines.pop()
         self.out.sources[path] = raw_lines
         self.out.files.append(path)
         # Compare real paths so "a.conf" and "conf.d/../a.conf" are one file for loop detection.
@@ -159,8 +170,10 @@ class Preprocessor:
                     continue
                 if not text_:
                     continue
-                first = text_.split(None, 1)[0]
-                if first in _INCLUDES:
+                # Only ASCII blanks separate words (keepalived's C isspace; decomment strips
+                # the same set), so a line of U+00A0 is one word, not an empty split.
+                first = _BLANKS_RE.split(text_, maxsplit=1)[0]
+                if first in INCLUDE_DIRECTIVES:
                     self._include(text_, first, path, lineno, off)
                     continue
                 m = _DEF_RE.match(text_)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from core.lexer import Token
+from core.lexer import INCLUDE_DIRECTIVES, Token
 from core.listen import parse_listen
 from core.model import HostPort, RawOption, Script, UserGroup
 from core.problems import Location, Problem, Severity
@@ -80,7 +80,13 @@ class VType(Protocol):
 
 def quote(s: str) -> str:
     """`s` as one config word: bare when that reads back the same, else double-quoted."""
-    if s and not any(c in s for c in ' \t"{}#!') and not s.startswith(("@", "$", "~")):
+    # A bare "include" first on a line (a list item) would be read as the directive.
+    if (
+        s
+        and not any(c in s for c in ' \t"{}#!')
+        and not s.startswith(("@", "$", "~"))
+        and s not in INCLUDE_DIRECTIVES
+    ):
         return s
     return quote_always(s)
 

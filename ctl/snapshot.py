@@ -63,6 +63,8 @@ class Snapshot:
         config = dict(self.config or {})
         if not with_model:
             config.pop("model", None)
+        elif "model" in config:
+            config["model"] = redacted(config["model"])
         return {
             "config": config or None,
             "instances": self.instances,
@@ -74,6 +76,22 @@ class Snapshot:
             "pools": self.pools,
             "real_servers": self.real_servers,
         }
+
+
+#: model fields never printed (docs/operations.md): the VRRPv2 PASS password
+SECRETS = frozenset({"auth_pass"})
+
+
+def redacted(value: Any) -> Any:
+    """``value`` with every secret field's value replaced, however deep it sits."""
+    if isinstance(value, dict):
+        return {
+            k: "<hidden>" if k in SECRETS and v is not None else redacted(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [redacted(v) for v in value]
+    return value
 
 
 async def collect(runtime: RuntimeDir, listen: float = LISTEN) -> Snapshot:

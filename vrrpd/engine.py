@@ -37,10 +37,11 @@ from vrrpd.outputs import Outputs
 from vrrpd.packet import AuthType, IPAddress
 from vrrpd.plan import InstancePlan, plan, startup_delay
 from vrrpd.priority import TrackerKind
-from vrrpd.runner import Runner
+from vrrpd.runner import NoticeLimiter, Runner
 from vrrpd.socket_pool import SocketPool
 from vrrpd.sockets import SocketError
 from vrrpd.starter import Starter
+from vrrpd.verdicts import VerdictGate, checkd_checks
 
 log = structlog.get_logger(__name__)
 
@@ -86,10 +87,13 @@ class Engine:
         self.links: dict[str, Link] = {}
         self.plans: dict[str, InstancePlan] = {}
         self.runners: dict[str, Runner] = {}
-        self.host = Outputs(comp.publisher, self.runners, self._timer_fired)
         self.sockets = SocketPool(lambda: self.host.stopping)
+        self.host = Outputs(comp.publisher, self.runners, self._timer_fired, self.sockets.unclaimed)
         self.health = Health(self.links)
         self.starter = Starter(self.runners, self.host, self._start_pending)
+        self.verdicts = VerdictGate()
+        # one refusal logged per check every 5 s, whatever the senders (bounded by the config)
+        self._refusals = NoticeLimiter(5.0)
         self.config_hash: str | None = None
         self.router_id = socket.gethostname()  # keepalived's default; router_id replaces it
         self.dynamic_interfaces = False
@@ -113,6 +117,7 @@ class Engine:
     def _clear_stats(self) -> None:
         for runner in self.runners.values():
             runner.clear_stats()
+        self.sockets.clear_unclaimed()
         log.info("vrrpd.stats.cleared", instances=len(self.runners))
 
     async def run(self) -> None:
@@ -147,7 +152,7 @@ class Engine:
             elif topic.startswith("net.link."):
                 self.link_changed(Link.from_event(messages.LinkReport.decode(topic, body)))
             elif root == "health":
-                self.health_changed(messages.Verdict.decode(topic, body))
+                self._verdict(event, messages.Verdict.decode(topic, body))
             elif topic.startswith("net.applied.vrrp:"):
                 self.starter.applied_changed(messages.Applied.decode(topic, body))
         except (MessageRejected, ValueError, WireFormatError) as exc:
@@ -167,6 +172,7 @@ class Engine:
         config = from_wire(dict(msg.model))
         new_plans = {p.name: p for p in plan(config)}
         self.host.configure(config)
+        self.verdicts = VerdictGate(checkd_checks(config))
         now = self.now()
         reload = self.config_hash is not None
         self.router_id = config.global_defs.router_id or socket.gethostname()
@@ -339,6 +345,21 @@ class Engine:
         for runner in follow:
             runner.rebind(link.ifindex)
         self._start_pending(now)
+
+    def _verdict(self, event: BusEvent, verdict: messages.Verdict) -> None:
+        """A verdict, unless it claims a check checkd runs and comes from someone else
+        (``vrrpd.verdicts``): that is refused and logged with the sender."""
+        refused = self.verdicts.refusal(event.topic, verdict, event.env.src)
+        if refused is None:
+            self.health_changed(verdict)
+        elif self._refusals.due(verdict.name, self.now()) is not None:
+            log.warning(
+                "vrrpd.health.refused",
+                topic=event.topic,
+                src=event.env.src,
+                pid=event.env.pid,
+                reason=refused,
+            )
 
     def health_changed(self, verdict: messages.Verdict) -> None:
         self.health.changed(verdict)

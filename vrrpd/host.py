@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from vrrpd.machine import Event
 from vrrpd.notify import Job
 from vrrpd.packet import IPAddress
+from vrrpd.validate import DropReason
 
 __all__ = ["AdvertSender", "AhAdvertSender", "Refresh", "RunnerHost"]
 
@@ -71,6 +72,11 @@ class RunnerHost(Protocol):
 
     def mail_alert(self, scope: str, name: str, state: str) -> None:
         """``smtp_alert``: a mail about ``name`` (an INSTANCE or GROUP) now in ``state``."""
+        ...
+
+    def unclaimed(self, family: int, interface: str) -> Mapping[DropReason, int]:
+        """Datagrams the receive socket of ``family`` on ``interface`` got that no instance
+        took (an unknown VRID, too short to name one): counted under every instance there."""
         ...
 
     def route(self, member: str, event: Event, now: float) -> None:

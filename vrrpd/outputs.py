@@ -28,6 +28,7 @@ from vrrpd.plan import fifo_setup, notify_specs
 from vrrpd.runner import Runner
 from vrrpd.syncgroup import GroupNotify
 from vrrpd.timers import TimerHeap
+from vrrpd.validate import DropReason
 
 __all__ = ["Outputs"]
 
@@ -42,8 +43,10 @@ class Outputs:
         publisher: Publisher,
         runners: Mapping[str, Runner],
         fire: Callable[[str, str, float], None],
+        unclaimed: Callable[[int, str], Mapping[DropReason, int]],
     ) -> None:
         self.publisher = publisher
+        self.unclaimed = unclaimed
         self.timers = TimerHeap(fire)
         self.notifier = notify.NotifyQueues()
         self.mailer = mail.Mailer()

@@ -619,12 +619,20 @@ class Runner:
                 )
                 for c in self.priority_verdict.contributions
             ),
-            drops=self.counters.snapshot(),
+            drops=self.drops(),
             # keepalived's USR2/JSON statistics, for metrics (docs/operations.md)
             stats=dumps.stats_fields(self.view()),
             transitions=m.transitions,
             **self.last_transition,
         ).encode()
+
+    def drops(self) -> dict[str, int]:
+        """Receive counters, plus what this instance's socket got that no instance took."""
+        out = self.counters.snapshot()
+        unclaimed = self.host.unclaimed(self.plan.family, self.plan.advert_interface)
+        for reason, n in unclaimed.items():
+            out[f"drop.{reason.value}"] = out.get(f"drop.{reason.value}", 0) + n
+        return out
 
     def notify(self, action: Notify) -> None:
         cause = action.cause

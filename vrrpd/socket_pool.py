@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Protocol
 
 import structlog
@@ -28,6 +28,7 @@ from vrrpd.plan import InstancePlan
 from vrrpd.runner import Runner
 from vrrpd.sockets import Datagram, Receiver, Sender, SocketError
 from vrrpd.timers import TimerHeap
+from vrrpd.validate import DropReason
 
 __all__ = ["RX_COALESCE", "Listener", "SocketPool"]
 
@@ -197,7 +198,19 @@ class SocketPool:
             listener = self.listeners.get((dgram.ifname, receiver.family, vrid))
             if listener is not None:
                 listener.receive(dgram, now)
+            else:
+                # Counted, not logged: other routers' VRIDs on a shared segment are normal
+                # (keepalived logs them only with log_unknown_vrids, and users find it noise).
+                receiver.unclaimed[DropReason.VRID if vrid >= 0 else DropReason.TOO_SHORT] += 1
         return len(datagrams)
+
+    def unclaimed(self, family: int, interface: str) -> Mapping[DropReason, int]:
+        receiver = self.receivers.get((family, interface))
+        return receiver.unclaimed if receiver is not None else {}
+
+    def clear_unclaimed(self) -> None:
+        for receiver in self.receivers.values():
+            receiver.unclaimed.clear()
 
     def _readable_ah(self, receiver: AhReceiver) -> None:
         now = self.loop.time()

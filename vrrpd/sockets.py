@@ -17,11 +17,12 @@ from __future__ import annotations
 import ipaddress
 import socket
 import struct
+from collections import Counter
 from dataclasses import dataclass
 
 from vrrpd.errors import VrrpdError
 from vrrpd.packet import IPPROTO_VRRP, IPAddress
-from vrrpd.validate import IpFacts
+from vrrpd.validate import DropReason, IpFacts
 
 _RECV_SIZE = 4096
 _MAX_DRAIN = 256
@@ -81,6 +82,9 @@ class Receiver:
             raise SocketError(f"cannot open VRRP receive socket on {ifname}: {exc}") from exc
         self._groups: set[IPAddress] = set()
         self._seen: dict[bytes, Datagram] = {}
+        #: datagrams no instance could take (a VRID nobody here runs, or too short to carry
+        #: one), counted here because there is no instance to count them under
+        self.unclaimed: Counter[DropReason] = Counter()
 
     def fileno(self) -> int:
         return self.sock.fileno()
@@ -139,7 +143,9 @@ class Receiver:
             src=ipaddress.IPv4Address(data[12:16]),
             dst=ipaddress.IPv4Address(data[16:20]),
             ttl=data[8],
-            declared_len=max(0, tot_len - ihl),
+            # A datagram filling the buffer was cut by recv (no VRRP advert is that long): its
+            # declared length is no padding to trim, and the length rule names it oversized.
+            declared_len=max(0, tot_len - ihl) if len(data) < _RECV_SIZE else None,
         )
         return Datagram(data[ihl:], facts, self.ifname, key)
 

@@ -25,6 +25,7 @@ from vrrpd.plan import InstancePlan, plan
 from vrrpd.runner import Runner
 from vrrpd.starter import StartOutputs
 from vrrpd.syncgroup import GroupNotify
+from vrrpd.validate import DropReason
 
 __all__ = ["FakeHost", "Wire", "plans_of", "runner_for"]
 
@@ -58,6 +59,8 @@ class FakeHost:
         self.group_notes: list[tuple[GroupNotify, bool]] = []
         self.runners: dict[str, Runner] = {}
         self.groups = Groups(self.runners, self._group_notify)
+        #: what each (family, interface) socket got that no instance took
+        self.unclaimed_counts: dict[tuple[int, str], dict[DropReason, int]] = {}
 
     def set_timer(self, instance: str, timer: str, deadline: float) -> None:
         self.timers[(instance, timer)] = deadline
@@ -108,6 +111,9 @@ class FakeHost:
 
     def _group_notify(self, action: GroupNotify, resumed: bool) -> None:
         self.group_notes.append((action, resumed))
+
+    def unclaimed(self, family: int, interface: str) -> Mapping[DropReason, int]:
+        return self.unclaimed_counts.get((family, interface), {})
 
     def add(self, p: InstancePlan, link: Link, primary: IPAddress, sender: AdvertSender) -> Runner:
         """A Runner on this host, known to its sync group routing."""

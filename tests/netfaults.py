@@ -1,0 +1,420 @@
+"""Network faults for a lab cluster: nftables on the lab's bridge, link flaps, and what to check.
+
+A :class:`FaultLab` is a :class:`tests.lab.Lab` of N daemon nodes plus one *observer* node
+(the last one) that runs nothing and only asks, by ARP, who answers for the VIP. Faults are
+injected on the wire itself: one nftables table of the ``bridge`` family in the hub
+namespace, whose forward chain sees every frame between two bridge ports (``v0``, ``v1``...,
+one per node) — flooded multicast adverts included, one copy per port — so the nodes' own
+nftables (netd's) are never touched. This kernel has no netem: loss is ``numgen random``.
+
+Each node's instance states come from its daemon's structured log (``vrrp.state`` lines), so
+the timeline has the daemon's own timestamps and the dual-master windows can be measured.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import select
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from tests.daemon import DaemonGroup
+from tests.lab import Lab, Node, wait_until
+
+__all__ = [
+    "SCENARIOS",
+    "FaultLab",
+    "Outcome",
+    "Transition",
+    "cluster_config",
+    "dual_master_windows",
+]
+
+VIP = "192.0.2.200"
+INSTANCE = "VI_1"
+_TABLE = "pk_faults"
+
+
+def cluster_config(index: int, priority: int, *, version: int, interval: str) -> str:
+    return f"""
+global_defs {{
+    router_id node{index}
+}}
+vrrp_instance {INSTANCE} {{
+    state BACKUP
+    interface eth0
+    virtual_router_id 51
+    priority {priority}
+    advert_int {interval}
+    version {version}
+    virtual_ipaddress {{
+        {VIP}/24
+    }}
+}}
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    node: int
+    at: float  # the daemon's own UTC timestamp, as a POSIX time
+    old: str
+    new: str
+    cause_kind: str
+    cause: str
+
+
+def _log_lines(group: DaemonGroup) -> Iterator[dict[str, Any]]:
+    for text in group.log_text().splitlines():
+        if not text.startswith("{"):
+            continue
+        with contextlib.suppress(ValueError):
+            line = json.loads(text)
+            if isinstance(line, dict):
+                yield line
+
+
+def _posix(stamp: str) -> float:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
+class FaultLab:
+    """``nodes`` daemon nodes plus an observer on one bridge, with fault injection."""
+
+    def __init__(self, configs: Sequence[str], interval: float) -> None:
+        #: the instances' advert interval (seconds), to scale waits
+        self.interval = interval
+        self.lab = Lab(nodes=len(configs) + 1)
+        self.groups: list[DaemonGroup] = []
+        try:
+            self.lab.wait_ready()
+            self.observer = self.lab.nodes[-1]
+            self.nodes = self.lab.nodes[:-1]
+            self.macs = {node.mac(): node.index for node in self.nodes}
+            self._nft(f"add table bridge {_TABLE}")
+            self._nft(
+                f"add chain bridge {_TABLE} faults "
+                "{ type filter hook forward priority 0; policy accept; }"
+            )
+            for node, config in zip(self.nodes, configs, strict=True):
+                self.groups.append(DaemonGroup(node, config))
+        except BaseException:
+            self.close()
+            raise
+
+    # ---- faults --------------------------------------------------------------------------
+
+    def _nft(self, command: str) -> None:
+        subprocess.run(
+            ["ip", "netns", "exec", self.lab.hub, "nft", command],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+
+    def fault(self, *rules: str) -> None:
+        """Replace the injected fault with ``rules`` (nft statements of the forward chain)."""
+        self._nft(f"flush chain bridge {_TABLE} faults")
+        for rule in rules:
+            self._nft(f"add rule bridge {_TABLE} faults {rule}")
+
+    def heal(self) -> None:
+        self._nft(f"flush chain bridge {_TABLE} faults")
+
+    @staticmethod
+    def port(index: int) -> str:
+        return f"v{index}"
+
+    def drop_between(self, src: Sequence[int], dst: Sequence[int]) -> list[str]:
+        """Rules dropping every frame from nodes ``src`` to nodes ``dst`` (one way)."""
+        ins = ", ".join(f'"{self.port(i)}"' for i in src)
+        outs = ", ".join(f'"{self.port(i)}"' for i in dst)
+        return [f"iifname {{ {ins} }} oifname {{ {outs} }} drop"]
+
+    @staticmethod
+    def advert_loss(percent: int) -> list[str]:
+        """Each copy of an advert (IP protocol 112) lost with probability ``percent``."""
+        return [f"ip protocol 112 numgen random mod 100 < {percent} drop"]
+
+    def set_link(self, index: int, up: bool) -> None:
+        """The hub end of node ``index``'s cable: down is a pulled cable for the node."""
+        subprocess.run(
+            ["ip", "-n", self.lab.hub, "link", "set", self.port(index), "up" if up else "down"],
+            check=True,
+            capture_output=True,
+        )
+
+    # ---- observations -------------------------------------------------------------------
+
+    def transitions(self) -> list[Transition]:
+        """Every node's instance transitions, merged in time order."""
+        out = []
+        for i, group in enumerate(self.groups):
+            for line in _log_lines(group):
+                if line.get("event") == "vrrp.state" and line.get("instance") == INSTANCE:
+                    out.append(
+                        Transition(
+                            i,
+                            _posix(str(line["timestamp"])),
+                            str(line.get("old")),
+                            str(line.get("new")),
+                            str(line.get("cause_kind")),
+                            str(line.get("cause")),
+                        )
+                    )
+        return sorted(out, key=lambda t: t.at)
+
+    def states(self) -> dict[int, str]:
+        now = {i: "INIT" for i in range(len(self.groups))}
+        for t in self.transitions():
+            now[t.node] = t.new
+        return now
+
+    def masters(self) -> set[int]:
+        return {i for i, state in self.states().items() if state == "MASTER"}
+
+    def holders(self) -> set[int]:
+        """Nodes whose kernel has the VIP on eth0."""
+        return {n.index for n in self.nodes if f"{VIP}/24" in n.address_set()}
+
+    def split_brains(self, node: int) -> list[str]:
+        """Peers that ``node`` logged a split brain about (``vrrpd.split_brain``), in order."""
+        return [
+            str(line.get("peer"))
+            for line in _log_lines(self.groups[node])
+            if line.get("event") == "vrrpd.split_brain"
+        ]
+
+    def arp_holders(self, wait: float = 0.3) -> set[int]:
+        """Nodes answering the observer's ARP request for the VIP (by their MAC)."""
+        return {self.macs[mac] for mac in arp_who_has(self.observer, VIP, wait) if mac in self.macs}
+
+    def converged(self, master: int) -> bool:
+        """``master`` alone is MASTER, alone holds the VIP and alone answers ARP for it."""
+        want = {master}
+        return self.masters() == want and self.holders() == want and self.arp_holders() == want
+
+    def settle(self) -> float:
+        """Wait for node 0 alone master (:meth:`converged`); how long it took."""
+        start = time.monotonic()
+        # Generous bound: the time it takes is a figure (bench/faults.py), not an assertion.
+        wait_until(lambda: self.converged(0), 30 + 10 * self.interval, 0.2, "node 0 alone master")
+        return time.monotonic() - start
+
+    def restore(self) -> None:
+        """Undo every fault: rules flushed, cables back in."""
+        self.heal()
+        for i in range(len(self.nodes)):
+            self.set_link(i, up=True)
+
+    def adverts_seen(self, node: int, count: int) -> list[bytes]:
+        """Wait until the observer saw ``count`` of ``node``'s adverts (a fault's duration);
+        the frames."""
+        packed = socket.inet_aton(self.nodes[node].ip4)
+
+        def advert(frame: bytes) -> bool:
+            return frame[12:14] == b"\x08\x00" and frame[23] == 112 and frame[26:30] == packed
+
+        capture = self.observer.capture()
+        try:
+            return capture.wait_for(advert, count, timeout=count * self.interval * 4 + 10)
+        finally:
+            capture.close()
+
+    def replay(self, frame: bytes, times: int) -> None:
+        """Send ``frame`` ``times`` times from the observer, as the observer's MAC (so the
+        bridge does not learn a node's MAC on the observer's port)."""
+        mine = bytes.fromhex(self.observer.mac().replace(":", ""))
+        with self.observer.inside():
+            sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+        try:
+            sock.bind((self.observer.ifname, 0))
+            for _ in range(times):
+                sock.send(frame[:6] + mine + frame[12:])
+        finally:
+            sock.close()
+
+    def close(self) -> None:
+        for group in self.groups:
+            group.close()
+        self.lab.close()
+
+
+def arp_who_has(observer: Node, address: str, wait: float) -> set[str]:
+    """MACs answering one broadcast ARP request for ``address`` from ``observer``'s eth0."""
+    mine = observer.mac()
+    request = (
+        b"\xff" * 6
+        + bytes.fromhex(mine.replace(":", ""))
+        + b"\x08\x06"
+        + bytes.fromhex("0001080006040001")
+        + bytes.fromhex(mine.replace(":", ""))
+        + socket.inet_aton(observer.ip4)
+        + bytes(6)
+        + socket.inet_aton(address)
+    )
+    with observer.inside():
+        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0806))
+    try:
+        sock.bind((observer.ifname, 0))
+        sock.send(request)
+        found: set[str] = set()
+        deadline = time.monotonic() + wait
+        while (left := deadline - time.monotonic()) > 0:
+            ready, _, _ = select.select([sock], [], [], left)
+            if not ready:
+                break
+            frame = sock.recv(128)
+            arp = frame[14:42]
+            # a reply (op 2) about the address, to us
+            if arp[6:8] == b"\x00\x02" and arp[14:18] == socket.inet_aton(address):
+                found.add(":".join(f"{b:02x}" for b in arp[8:14]))
+        return found
+    finally:
+        sock.close()
+
+
+def dual_master_windows(transitions: Sequence[Transition], masters: set[int]) -> list[float]:
+    """How long each stretch with two or more MASTERs lasted (seconds); ``masters`` are the
+    nodes MASTER before the first transition. A stretch still open ends now."""
+    masters = set(masters)
+    opened: float | None = None
+    out = []
+    for t in transitions:
+        if t.new == "MASTER":
+            masters.add(t.node)
+        else:
+            masters.discard(t.node)
+        if len(masters) >= 2 and opened is None:
+            opened = t.at
+        elif len(masters) < 2 and opened is not None:
+            out.append(t.at - opened)
+            opened = None
+    if opened is not None:
+        out.append(time.time() - opened)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one scenario did: its transitions, and the time from the fault's end to
+    :meth:`FaultLab.converged` again."""
+
+    transitions: tuple[Transition, ...]
+    recovery: float
+    #: MASTERs when the fault began
+    masters: frozenset[int] = frozenset({0})
+
+    @property
+    def dual_master(self) -> list[float]:
+        return dual_master_windows(self.transitions, set(self.masters))
+
+
+def _run(lab: FaultLab, inject: Callable[[], None]) -> Outcome:
+    """``inject`` the fault (it returns when the fault has lasted long enough and its checks
+    passed), end it, and wait for the steady state."""
+    lab.settle()
+    before = len(lab.transitions())
+    masters = frozenset(lab.masters())
+    try:
+        inject()
+    finally:
+        lab.restore()
+    recovery = lab.settle()
+    return Outcome(tuple(lab.transitions()[before:]), recovery, masters)
+
+
+def advert_loss(lab: FaultLab, percent: int = 30, adverts: int = 15) -> Outcome:
+    def inject() -> None:
+        lab.fault(*lab.advert_loss(percent))
+        lab.adverts_seen(0, adverts)
+
+    out = _run(lab, inject)
+    # Whatever the loss did, nobody took over but on an expired master-down timer.
+    for t in out.transitions:
+        if t.new == "MASTER" and t.old == "BACKUP":
+            assert t.cause_kind == "timer" and "master-down" in t.cause, t
+    return out
+
+
+def one_way_from_master(lab: FaultLab) -> Outcome:
+    """Node 0's adverts no longer reach nodes 1 and 2; theirs still reach node 0."""
+
+    def inject() -> None:
+        lab.fault(*lab.drop_between([0], [1, 2]))
+        wait_until(lambda: lab.masters() == {0, 1}, 30, 0.2, "node 1 to take over too")
+        # Two masters on the wire: node 0 hears node 1's adverts and says so, naming it.
+        peer = lab.nodes[1].ip4
+        wait_until(lambda: peer in lab.split_brains(0), 10, 0.2, "a split brain naming node 1")
+        wait_until(lambda: lab.holders() == {0, 1}, 10, 0.2, "both to hold the VIP")
+        wait_until(lambda: lab.arp_holders() == {0, 1}, 10, 0.2, "both to answer ARP")
+
+    return _run(lab, inject)
+
+
+def one_way_to_master(lab: FaultLab) -> Outcome:
+    """Node 0 no longer hears the backups, which still hear it: nothing to do for anyone."""
+
+    def inject() -> None:
+        lab.fault(*lab.drop_between([1, 2], [0]))
+        lab.adverts_seen(0, 6)
+
+    out = _run(lab, inject)
+    assert out.transitions == (), out.transitions
+    return out
+
+
+def full_partition(lab: FaultLab) -> Outcome:
+    def inject() -> None:
+        lab.fault(*lab.drop_between([0], [1, 2]), *lab.drop_between([1, 2], [0]))
+        wait_until(lambda: lab.masters() == {0, 1}, 30, 0.2, "a master on each side")
+        # The observer sees both sides: the VIP's holders on the wire are the masters.
+        wait_until(lambda: lab.arp_holders() == {0, 1}, 10, 0.2, "both masters to answer ARP")
+        assert lab.holders() == {0, 1}
+
+    return _run(lab, inject)
+
+
+def flapping_link(lab: FaultLab, flaps: int = 3) -> Outcome:
+    """Node 0's cable pulled until node 1 took over, put back until node 0 is back, again."""
+
+    def inject() -> None:
+        for i in range(flaps):
+            lab.set_link(0, up=False)
+            wait_until(lambda: lab.masters() == {1}, 30, 0.2, "node 1 to take over")
+            lab.set_link(0, up=True)
+            if i < flaps - 1:
+                lab.settle()
+
+    return _run(lab, inject)
+
+
+def duplicated_adverts(lab: FaultLab, copies: int = 200) -> Outcome:
+    """A burst of copies of the master's own advert on the segment: nothing may change."""
+
+    def inject() -> None:
+        frame = lab.adverts_seen(0, 1)[0]
+        lab.replay(frame, copies)
+        lab.adverts_seen(0, 3)
+
+    out = _run(lab, inject)
+    assert out.transitions == (), out.transitions
+    return out
+
+
+SCENARIOS: dict[str, Callable[[FaultLab], Outcome]] = {
+    "advert loss 10 %": lambda lab: advert_loss(lab, 10),
+    "advert loss 30 %": advert_loss,
+    "advert loss 60 %": lambda lab: advert_loss(lab, 60),
+    "a burst of 200 duplicated adverts": duplicated_adverts,
+    "one-way partition from the master": one_way_from_master,
+    "one-way partition towards the master": one_way_to_master,
+    "full partition and heal": full_partition,
+    "flapping link (3 flaps)": flapping_link,
+}
