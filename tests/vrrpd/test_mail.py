@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import email
 import email.policy
 import json
@@ -21,6 +22,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from structlog.testing import capture_logs
 
+import mail as smtp_mail
 from core import loads
 from tests.daemon import daemon_group
 from tests.lab import Lab, Node, wait_until
@@ -111,8 +113,15 @@ def test_defaults_are_keepalived_ones_hostname_and_user_at_host() -> None:
     )
     s = settings_for(text, hostname="box")
     assert s is not None
-    assert (s.server, s.port, s.helo, s.router_id, s.timeout) == ("192.0.2.1", 25, "box", "box", 30)
-    assert s.sender.endswith("@box") and len(s.sender) > len("@box")
+    smtp = s.smtp
+    assert (smtp.server, smtp.port, smtp.helo, s.router_id, smtp.timeout) == (
+        "192.0.2.1",
+        25,
+        "box",
+        "box",
+        30,
+    )
+    assert smtp.sender.endswith("@box") and len(smtp.sender) > len("@box")
 
 
 def test_nothing_is_mailed_without_a_server_or_recipients() -> None:
@@ -184,8 +193,8 @@ def test_only_master_backup_fault_mail_and_no_email_faults_silences_fault() -> N
 
 
 def test_rcpt_gets_the_bare_address_of_a_named_recipient() -> None:
-    assert mail.envelope_address("On Call <oncall@example.org>") == "oncall@example.org"
-    assert mail.envelope_address("ops@example.org") == "ops@example.org"
+    assert smtp_mail.envelope_address("On Call <oncall@example.org>") == "oncall@example.org"
+    assert smtp_mail.envelope_address("ops@example.org") == "ops@example.org"
 
 
 def test_checker_mail_is_reported_as_not_implemented_vrrp_mail_is_not() -> None:
@@ -290,16 +299,16 @@ def _free_port(host: str) -> int:
 def _settings(port: int, timeout: float = 2.0, host: str = "127.0.0.1") -> mail.MailSettings:
     s = settings_for(config(server=host, port=port))
     assert s is not None
-    return mail.MailSettings(
-        **{**{f: getattr(s, f) for f in mail.MailSettings.__slots__}, "timeout": timeout}
-    )
+    return dataclasses.replace(s, smtp=dataclasses.replace(s.smtp, timeout=timeout))
 
 
 def test_mail_reaches_a_real_server_with_keepalived_headers() -> None:
     with smtp_server() as (inbox, port):
         s = _settings(port)
         m = mail.compose(s, "INSTANCE", "VI_1", "MASTER")
-        reply = asyncio.run(mail.send(m, s.server, s.port, s.helo, s.timeout))
+        reply = asyncio.run(
+            smtp_mail.send(m, s.smtp.server, s.smtp.port, s.smtp.helo, s.smtp.timeout)
+        )
         assert "queued as 42" in reply
     ((helo, env),) = inbox.envelopes
     assert helo == "helo.example.org"
@@ -317,8 +326,8 @@ def test_refused_connection_fails_at_connect() -> None:
     port = _free_port("127.0.0.1")  # nothing listens there any more
     s = _settings(port)
     m = mail.compose(s, "INSTANCE", "VI_1", "MASTER")
-    with pytest.raises(mail.SmtpFailure) as info:
-        asyncio.run(mail.send(m, s.server, port, s.helo, s.timeout))
+    with pytest.raises(smtp_mail.SmtpFailure) as info:
+        asyncio.run(smtp_mail.send(m, s.smtp.server, port, s.smtp.helo, s.smtp.timeout))
     assert info.value.stage == "connect"
     assert "refused" in info.value.detail.lower()
 
@@ -328,8 +337,8 @@ def test_rejected_recipient_fails_with_the_servers_reply() -> None:
         inbox.reject_rcpt.add("oncall@example.org")
         s = _settings(port)
         m = mail.compose(s, "INSTANCE", "VI_1", "MASTER")
-        with pytest.raises(mail.SmtpFailure) as info:
-            asyncio.run(mail.send(m, s.server, port, s.helo, s.timeout))
+        with pytest.raises(smtp_mail.SmtpFailure) as info:
+            asyncio.run(smtp_mail.send(m, s.smtp.server, port, s.smtp.helo, s.smtp.timeout))
     assert (info.value.stage, info.value.code) == ("RCPT", 550)
     assert "no such user here" in info.value.detail
     assert inbox.envelopes == []
