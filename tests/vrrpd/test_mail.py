@@ -8,24 +8,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import email
-import email.policy
 import json
-import socket
-from collections.abc import Iterator, MutableMapping
+from collections.abc import MutableMapping
 from datetime import UTC, datetime
-from email.message import EmailMessage
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope, Session
 from structlog.testing import capture_logs
 
 import mail as smtp_mail
 from core import loads
 from tests.daemon import daemon_group
-from tests.lab import Lab, Node, wait_until
+from tests.lab import Lab, wait_until
+from tests.smtp_servers import free_port, hanging_server, smtp_server
 from vrrpd import mail
 
 GLOBALS = """
@@ -226,70 +221,6 @@ virtual_server 192.0.2.5 80 {
 # ---- a real SMTP server -----------------------------------------------------------------------
 
 
-class Inbox:
-    def __init__(self) -> None:
-        self.envelopes: list[tuple[str | None, Envelope]] = []
-        self.reject_rcpt: set[str] = set()
-
-    async def handle_RCPT(  # noqa: N802 - aiosmtpd's hook name
-        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
-    ) -> str:
-        if address in self.reject_rcpt:
-            return "550 5.1.1 no such user here"
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(  # noqa: N802 - aiosmtpd's hook name
-        self, server: SMTP, session: Session, envelope: Envelope
-    ) -> str:
-        self.envelopes.append((session.host_name, envelope))
-        return "250 2.0.0 queued as 42"
-
-    def messages(self) -> list[EmailMessage]:
-        out = []
-        for _, env in self.envelopes:
-            raw = env.original_content or b""
-            msg = email.message_from_bytes(raw, policy=email.policy.default)
-            assert isinstance(msg, EmailMessage)
-            out.append(msg)
-        return out
-
-
-@contextlib.contextmanager
-def smtp_server(host: str = "127.0.0.1", node: Node | None = None) -> Iterator[tuple[Inbox, int]]:
-    inbox = Inbox()
-    port = _free_port(host) if node is None else 2525
-    controller = Controller(inbox, hostname=host, port=port)
-    with node.inside() if node is not None else contextlib.nullcontext():
-        # The server thread inherits the namespace of the thread that starts it.
-        controller.start()
-    try:
-        yield inbox, port
-    finally:
-        with node.inside() if node is not None else contextlib.nullcontext():
-            controller.stop()
-
-
-@contextlib.contextmanager
-def hanging_server(host: str = "127.0.0.1", node: Node | None = None) -> Iterator[int]:
-    """Accepts connections (the kernel's backlog does) and never says a word."""
-    with node.inside() if node is not None else contextlib.nullcontext():
-        sock = socket.socket()
-    sock.bind((host, 0 if node is None else 2525))
-    sock.listen(8)
-    try:
-        yield sock.getsockname()[1]
-    finally:
-        sock.close()
-
-
-def _free_port(host: str) -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def _settings(port: int, timeout: float = 2.0, host: str = "127.0.0.1") -> mail.MailSettings:
     s = settings_for(config(server=host, port=port))
     assert s is not None
@@ -317,7 +248,7 @@ def test_mail_reaches_a_real_server_with_keepalived_headers() -> None:
 
 
 def test_refused_connection_fails_at_connect() -> None:
-    port = _free_port("127.0.0.1")  # nothing listens there any more
+    port = free_port("127.0.0.1")  # nothing listens there any more
     s = _settings(port)
     m = mail.compose(s, "INSTANCE", "VI_1", "MASTER")
     with pytest.raises(smtp_mail.SmtpFailure) as info:
