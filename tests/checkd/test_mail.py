@@ -14,8 +14,9 @@ import core
 from checkd.lvs_service import LvsService
 from checkd.pool_actions import ActionRunner
 from checkd.pool_messages import Mail
+from checkd.pool_topics import rs_topic
 from tests.checkd.support import FakePublisher, until
-from tests.smtp_servers import Inbox, smtp_server
+from tests.smtp_servers import Inbox, hanging_server, smtp_server
 
 VS = "[192.0.2.10]:tcp:80"
 
@@ -28,7 +29,7 @@ global_defs {{
     notification_email_from checkd@example.org
     smtp_server 127.0.0.1 {smtp_port}
     smtp_helo_name lb1.example.org
-    smtp_connect_timeout 5
+    smtp_connect_timeout {smtp_timeout}
 }}
 virtual_server 192.0.2.10 80 {{
     protocol TCP
@@ -63,7 +64,7 @@ def test_a_real_server_going_down_and_up_mails_keepalived_subject_and_body() -> 
         rs = f"[127.0.0.1]:tcp:{rs_port}"
         down = f"[lb1] Realserver {rs} of virtual server {VS} - DOWN"
         up = f"[lb1] Realserver {rs} of virtual server {VS} - UP"
-        conf = CONF.format(smtp_port=smtp_port, rs_port=rs_port)
+        conf = CONF.format(smtp_port=smtp_port, rs_port=rs_port, smtp_timeout=5)
         publisher = FakePublisher()
         service = LvsService(publisher, actions=ActionRunner())
         with capture_logs() as logs:
@@ -136,3 +137,42 @@ def test_without_a_server_nothing_is_mailed_and_nothing_fails() -> None:
 
     logs = asyncio.run(scenario())
     assert not [e for e in logs if ".mail." in e["event"]]
+
+
+def test_a_hanging_smtp_server_holds_no_probe_and_no_verdict() -> None:
+    """The server accepts and never answers (each step would wait 30 s): the real server still
+    goes down and up on the bus at its own pace while its mails wait in their queues, and
+    checkd stops without waiting for them."""
+
+    async def scenario(smtp_port: int) -> tuple[list[bool], int, int]:
+        real = await _serve(0)
+        rs_port = real.sockets[0].getsockname()[1]
+        topic = rs_topic(VS, f"[127.0.0.1]:tcp:{rs_port}")
+        conf = CONF.format(smtp_port=smtp_port, rs_port=rs_port, smtp_timeout=30)
+        publisher = FakePublisher()
+        actions = ActionRunner()
+        service = LvsService(publisher, actions=actions)
+        assert service.apply_model(core.to_wire(core.loads(conf, script_env=None).config), 1)
+        service.start()
+
+        def alive() -> list[bool]:
+            states = [b["alive"] for t, b in publisher.sent if t == topic]
+            return [a for i, a in enumerate(states) if i == 0 or states[i - 1] != a]
+
+        try:
+            await until(lambda: service.runner.last, 10, "a first probe")
+            real.close()
+            await real.wait_closed()
+            await until(lambda: alive()[-1:] == [False], 10, "the real server down")
+            real = await _serve(rs_port)
+            await until(lambda: alive()[-1:] == [True], 10, "the real server up again")
+            delivered = actions.mailer.sent, actions.mailer.failed
+        finally:
+            real.close()
+            await service.stop()
+        return alive(), *delivered
+
+    with hanging_server() as smtp_port:
+        alive, sent, failed = asyncio.run(scenario(smtp_port))
+    assert alive == [True, False, True]
+    assert (sent, failed) == (0, 0)  # every mail still waits for the server's greeting
