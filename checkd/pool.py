@@ -140,7 +140,7 @@ class _Work:
             q, h = self.vs.quorum, self.vs.hysteresis
             body = f"=> {what} {q}+{h}={threshold} <= {weight_sum} <="
         subject = f"[{self.router_id}] Virtualserver {self.vs.id} - {'UP' if up else 'DOWN'}"
-        self.actions.append(Mail(subject, body))
+        self.actions.append(Mail(subject, body, f"VS {self.vs.id}"))
 
     def rs_mail(self, rs_id: str, body: str, state: str | None = None) -> None:
         rs = self.rs[rs_id]
@@ -149,7 +149,7 @@ class _Work:
         subject = (
             f"[{self.router_id}] Realserver {rs.text} of virtual server {self.vs.id} - {state}"
         )
-        self.actions.append(Mail(subject, body))
+        self.actions.append(Mail(subject, body, f"RS {rs_id}"))
 
     # -- keepalived's ipwrapper, step by step --
 

@@ -9,7 +9,12 @@ log events.
 * ``FifoLine`` is written to global_defs' ``lvs_notify_fifo`` (else ``notify_fifo``) when it
   is configured and a reader holds it open; otherwise the line is logged
   (``checkd.fifo.line``). The FIFO's own script is not run by checkd.
-* ``Mail`` is logged as ``checkd.mail``: checkd has no mail queue of its own.
+* ``Mail`` goes to the ground-floor mail queue (``mail.Mailer``, the one vrrpd uses), one
+  ordered queue per real or virtual server, sent in the background in keepalived's form to
+  global_defs' ``smtp_server`` and ``notification_email``: logged as ``checkd.mail.sent`` or
+  ``checkd.mail.failed`` (with the SMTP step and the server's reply). Without a server or a
+  recipient nothing is mailed, as in keepalived. Mails still queued at shutdown are dropped
+  (keepalived exits before sending its "Shutting down" mail too).
 * ``LogEvent`` is logged under its own dotted name with keepalived's text as ``message``.
 """
 
@@ -24,6 +29,7 @@ from collections.abc import Iterable
 
 import structlog
 
+import mail
 import scripts
 from checkd.pool_messages import Action, FifoLine, LogEvent, Mail, RunScript
 from core.model import Config
@@ -81,6 +87,7 @@ class ActionRunner:
         self._script_user: tuple[str, str | None] | None = None
         self._script_security = False
         self._tasks: set[asyncio.Task[None]] = set()
+        self.mailer = mail.Mailer(COMPONENT)
 
     def configure(self, config: Config) -> None:
         g = config.global_defs
@@ -94,6 +101,7 @@ class ActionRunner:
             (g.script_user.user, g.script_user.group) if g.script_user is not None else None
         )
         self._script_security = g.enable_script_security
+        self.mailer.configure(mail.smtp_settings(g))
 
     def perform(self, actions: Iterable[Action]) -> None:
         for action in actions:
@@ -102,7 +110,7 @@ class ActionRunner:
             elif isinstance(action, FifoLine):
                 self._fifo_line(action.text)
             elif isinstance(action, Mail):
-                log.info("checkd.mail", subject=action.subject, body=action.body)
+                self.mailer.send(action.owner, action.subject, action.body)
             elif isinstance(action, RunScript):
                 self._start_script(action)
 
@@ -161,3 +169,4 @@ class ActionRunner:
                 await task
         if self._fifo is not None:
             self._fifo.close()
+        await self.mailer.close()

@@ -43,6 +43,9 @@ class Mail:
 
     subject: str
     body: str
+    # Whose queue it goes through (``RS <rs id>`` or ``VS <vs id>``, like the FIFO lines):
+    # one owner's mails go out in the order they were made.
+    owner: str
 
 
 @dataclass(frozen=True, slots=True)

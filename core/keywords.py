@@ -218,7 +218,7 @@ GLOBAL_DEFS = BlockSchema(
         K("smtp_connect_timeout", Int(1)),
         K("smtp_alert", BOOL),
         K("smtp_alert_vrrp", BOOL),
-        K("smtp_alert_checker", BOOL, implemented=False),
+        K("smtp_alert_checker", BOOL),
         K("no_email_faults", BOOL),
         K("checker_log_all_failures", BOOL),
         K("script_user", UserGroupT()),
@@ -750,7 +750,7 @@ REAL_SERVER = BlockSchema(
         K("warmup", TIMER),
         K("connect_timeout", TIMER),
         K("delay_loop", TIMER),
-        K("smtp_alert", BOOL, implemented=False),  # checker mail: we mail for VRRP only
+        K("smtp_alert", BOOL),
         K("virtualhost", Str()),
         *_checker_kws(),
         Raw("snmp_name", 1, 1),
@@ -810,7 +810,7 @@ VIRTUAL_SERVER = BlockSchema(
         K("sorry_server", HostPortT()),
         K("sorry_server_inhibit", BOOL),
         K("virtualhost", Str()),
-        K("smtp_alert", BOOL, implemented=False),  # checker mail: we mail for VRRP only
+        K("smtp_alert", BOOL),
         K("ip_family", Choice(("inet", "inet6"))),
         K("weight", Int(1, 65535)),
         K("real_server", RealServerT(), "real_servers", mode="append"),

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 import structlog
 
+from mail.queues import KeyedQueues
 from scripts import ScriptRefused, ScriptSpec, prepare, run_once, split_command
-from vrrpd.queues import KeyedQueues
 
 log = structlog.get_logger(__name__)
 

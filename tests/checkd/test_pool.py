@@ -124,7 +124,9 @@ def test_start_with_healthy_servers_reports_quorum_up_once() -> None:
     assert notices(t) == [
         RunScript(Script("/qup"), "quorum_up", VS),
         FifoLine(f"VS {VS} UP\n"),
-        Mail(f"[lb1] Virtualserver {VS} - UP", "=> Starting with quorum up 1+0=1 <= 2 <="),
+        Mail(
+            f"[lb1] Virtualserver {VS} - UP", "=> Starting with quorum up 1+0=1 <= 2 <=", f"VS {VS}"
+        ),
     ]
 
 
@@ -136,7 +138,11 @@ def test_start_all_alpha_with_sorry_server_puts_the_sorry_server_in() -> None:
     assert notices(t) == [
         RunScript(Script("/qdown"), "quorum_down", VS),
         FifoLine(f"VS {VS} DOWN\n"),
-        Mail(f"[lb1] Virtualserver {VS} - DOWN", "=> Starting with quorum down 1+0=1 <= 0 <="),
+        Mail(
+            f"[lb1] Virtualserver {VS} - DOWN",
+            "=> Starting with quorum down 1+0=1 <= 0 <=",
+            f"VS {VS}",
+        ),
     ]
 
 
@@ -167,6 +173,7 @@ def test_rs_down_and_up_notify_script_fifo_and_mail() -> None:
         Mail(
             f"[lb1] Realserver {rs_text(1)} of virtual server {VS} - DOWN",
             "=> TCP CHECK failed on service <=",
+            f"RS {rs_id(1)}",
         ),
     ]
     up = verdicts(down.state, (1, True))
@@ -329,10 +336,14 @@ def test_lost_and_gained_quorum_mail_bodies() -> None:
     s = start(make_vs((1, 1, 1), quorum=2, hysteresis=1)).state
     t = verdicts(s, (1, False), (2, False), (3, False))
     mails = [a for a in t.actions if isinstance(a, Mail) and "Virtualserver" in a.subject]
-    assert mails == [Mail(f"[lb1] Virtualserver {VS} - DOWN", "=> Lost quorum 2+1=1 <= 0 <=")]
+    assert mails == [
+        Mail(f"[lb1] Virtualserver {VS} - DOWN", "=> Lost quorum 2+1=1 <= 0 <=", f"VS {VS}")
+    ]
     t = verdicts(t.state, (1, True), (2, True), (3, True))
     mails = [a for a in t.actions if isinstance(a, Mail) and "Virtualserver" in a.subject]
-    assert mails == [Mail(f"[lb1] Virtualserver {VS} - UP", "=> Gained quorum 2+1=3 <= 3 <=")]
+    assert mails == [
+        Mail(f"[lb1] Virtualserver {VS} - UP", "=> Gained quorum 2+1=3 <= 3 <=", f"VS {VS}")
+    ]
 
 
 def test_sorry_server_replaces_and_restores_the_pool() -> None:
@@ -439,10 +450,14 @@ def test_shutdown_with_omega_runs_down_notifiers() -> None:
     assert notices(t) == [
         RunScript(Script("/down 1"), "notify_down", rs_id(1), stopping=True),
         FifoLine(f"RS {rs_text(1)} {VS} DOWN\n"),
-        Mail(f"[lb1] Realserver {rs_text(1)} of virtual server {VS} - DOWN", "=> Shutting down <="),
+        Mail(
+            f"[lb1] Realserver {rs_text(1)} of virtual server {VS} - DOWN",
+            "=> Shutting down <=",
+            f"RS {rs_id(1)}",
+        ),
         RunScript(Script("/qdown"), "quorum_down", VS, stopping=True),
         FifoLine(f"VS {VS} DOWN\n"),
-        Mail(f"[lb1] Virtualserver {VS} - DOWN", "=> Shutting down <="),
+        Mail(f"[lb1] Virtualserver {VS} - DOWN", "=> Shutting down <=", f"VS {VS}"),
     ]
     assert not t.state.quorum_up and not any(m.alive for m in t.state.members)
 
@@ -529,7 +544,11 @@ def test_reload_removes_gone_servers_with_notifications() -> None:
     assert notices(t)[:3] == [
         RunScript(Script("/down 2"), "notify_down", rs_id(2)),
         FifoLine(f"RS {rs_text(2)} {VS} DOWN\n"),
-        Mail(f"[lb1] Realserver {rs_text(2)} of virtual server {VS} - DOWN", "=> Removing <="),
+        Mail(
+            f"[lb1] Realserver {rs_text(2)} of virtual server {VS} - DOWN",
+            "=> Removing <=",
+            f"RS {rs_id(2)}",
+        ),
     ]
     assert [m.rs.id for m in t.state.members] == [rs_id(1)]
     assert t.state.quorum_up

@@ -12,7 +12,7 @@ import pytest
 from tests.daemon import daemon_group
 from tests.interop.peers import KeepalivedPeer
 from tests.lab import Lab, wait_until
-from tests.vrrpd.test_mail import Inbox, smtp_server
+from tests.smtp_servers import Inbox, smtp_server
 
 pytestmark = [pytest.mark.netns, pytest.mark.interop]
 

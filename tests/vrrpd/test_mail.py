@@ -7,23 +7,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import email
-import email.policy
+import dataclasses
 import json
-import socket
-from collections.abc import Iterator, MutableMapping
+from collections.abc import MutableMapping
 from datetime import UTC, datetime
-from email.message import EmailMessage
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope, Session
 from structlog.testing import capture_logs
 
+import mail as smtp_mail
 from core import loads
 from tests.daemon import JSON_LOGS, daemon_group
-from tests.lab import Lab, Node, wait_until
+from tests.lab import Lab, wait_until
+from tests.smtp_servers import free_port, hanging_server, smtp_server
 from vrrpd import mail
 
 GLOBALS = """
@@ -111,8 +108,15 @@ def test_defaults_are_keepalived_ones_hostname_and_user_at_host() -> None:
     )
     s = settings_for(text, hostname="box")
     assert s is not None
-    assert (s.server, s.port, s.helo, s.router_id, s.timeout) == ("192.0.2.1", 25, "box", "box", 30)
-    assert s.sender.endswith("@box") and len(s.sender) > len("@box")
+    smtp = s.smtp
+    assert (smtp.server, smtp.port, smtp.helo, s.router_id, smtp.timeout) == (
+        "192.0.2.1",
+        25,
+        "box",
+        "box",
+        30,
+    )
+    assert smtp.sender.endswith("@box") and len(smtp.sender) > len("@box")
 
 
 def test_nothing_is_mailed_without_a_server_or_recipients() -> None:
@@ -184,11 +188,11 @@ def test_only_master_backup_fault_mail_and_no_email_faults_silences_fault() -> N
 
 
 def test_rcpt_gets_the_bare_address_of_a_named_recipient() -> None:
-    assert mail.envelope_address("On Call <oncall@example.org>") == "oncall@example.org"
-    assert mail.envelope_address("ops@example.org") == "ops@example.org"
+    assert smtp_mail.envelope_address("On Call <oncall@example.org>") == "oncall@example.org"
+    assert smtp_mail.envelope_address("ops@example.org") == "ops@example.org"
 
 
-def test_checker_mail_is_reported_as_not_implemented_vrrp_mail_is_not() -> None:
+def test_checker_and_vrrp_mail_keywords_are_implemented() -> None:
     text = """
 global_defs {
     smtp_alert_checker
@@ -208,96 +212,28 @@ virtual_server 192.0.2.5 80 {
 """ + INSTANCE.format(vrid=51, extra="smtp_alert")
     result = loads(text, script_env=None)
     flagged = [(p.line, p.text) for p in result.problems if p.code == "not-implemented"]
-    # global smtp_alert_checker, the virtual and real server's smtp_alert (checker mails are
-    # only logged); the vrrp_instance's smtp_alert (last line of the file) is implemented, and
-    # so are the LVS datapath keywords (netd programs them).
-    assert sorted(flagged) == [
-        (3, "smtp_alert_checker"),
-        (9, "smtp_alert"),
-        (11, "smtp_alert"),
-    ]
+    # global smtp_alert_checker, the virtual and real server's smtp_alert (checkd mails,
+    # tests/checkd/test_mail.py), the vrrp_instance's smtp_alert and the LVS datapath keywords
+    # (netd programs them) are all acted on.
+    assert sorted(flagged) == []
 
 
 # ---- a real SMTP server -----------------------------------------------------------------------
 
 
-class Inbox:
-    def __init__(self) -> None:
-        self.envelopes: list[tuple[str | None, Envelope]] = []
-        self.reject_rcpt: set[str] = set()
-
-    async def handle_RCPT(  # noqa: N802 - aiosmtpd's hook name
-        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
-    ) -> str:
-        if address in self.reject_rcpt:
-            return "550 5.1.1 no such user here"
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(  # noqa: N802 - aiosmtpd's hook name
-        self, server: SMTP, session: Session, envelope: Envelope
-    ) -> str:
-        self.envelopes.append((session.host_name, envelope))
-        return "250 2.0.0 queued as 42"
-
-    def messages(self) -> list[EmailMessage]:
-        out = []
-        for _, env in self.envelopes:
-            raw = env.original_content or b""
-            msg = email.message_from_bytes(raw, policy=email.policy.default)
-            assert isinstance(msg, EmailMessage)
-            out.append(msg)
-        return out
-
-
-@contextlib.contextmanager
-def smtp_server(host: str = "127.0.0.1", node: Node | None = None) -> Iterator[tuple[Inbox, int]]:
-    inbox = Inbox()
-    port = _free_port(host) if node is None else 2525
-    controller = Controller(inbox, hostname=host, port=port)
-    with node.inside() if node is not None else contextlib.nullcontext():
-        # The server thread inherits the namespace of the thread that starts it.
-        controller.start()
-    try:
-        yield inbox, port
-    finally:
-        with node.inside() if node is not None else contextlib.nullcontext():
-            controller.stop()
-
-
-@contextlib.contextmanager
-def hanging_server(host: str = "127.0.0.1", node: Node | None = None) -> Iterator[int]:
-    """Accepts connections (the kernel's backlog does) and never says a word."""
-    with node.inside() if node is not None else contextlib.nullcontext():
-        sock = socket.socket()
-    sock.bind((host, 0 if node is None else 2525))
-    sock.listen(8)
-    try:
-        yield sock.getsockname()[1]
-    finally:
-        sock.close()
-
-
-def _free_port(host: str) -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def _settings(port: int, timeout: float = 2.0, host: str = "127.0.0.1") -> mail.MailSettings:
     s = settings_for(config(server=host, port=port))
     assert s is not None
-    return mail.MailSettings(
-        **{**{f: getattr(s, f) for f in mail.MailSettings.__slots__}, "timeout": timeout}
-    )
+    return dataclasses.replace(s, smtp=dataclasses.replace(s.smtp, timeout=timeout))
 
 
 def test_mail_reaches_a_real_server_with_keepalived_headers() -> None:
     with smtp_server() as (inbox, port):
         s = _settings(port)
         m = mail.compose(s, "INSTANCE", "VI_1", "MASTER")
-        reply = asyncio.run(mail.send(m, s.server, s.port, s.helo, s.timeout))
+        reply = asyncio.run(
+            smtp_mail.send(m, s.smtp.server, s.smtp.port, s.smtp.helo, s.smtp.timeout)
+        )
         assert "queued as 42" in reply
     ((helo, env),) = inbox.envelopes
     assert helo == "helo.example.org"
@@ -312,11 +248,11 @@ def test_mail_reaches_a_real_server_with_keepalived_headers() -> None:
 
 
 def test_refused_connection_fails_at_connect() -> None:
-    port = _free_port("127.0.0.1")  # nothing listens there any more
+    port = free_port("127.0.0.1")  # nothing listens there any more
     s = _settings(port)
     m = mail.compose(s, "INSTANCE", "VI_1", "MASTER")
-    with pytest.raises(mail.SmtpFailure) as info:
-        asyncio.run(mail.send(m, s.server, port, s.helo, s.timeout))
+    with pytest.raises(smtp_mail.SmtpFailure) as info:
+        asyncio.run(smtp_mail.send(m, s.smtp.server, port, s.smtp.helo, s.smtp.timeout))
     assert info.value.stage == "connect"
     assert "refused" in info.value.detail.lower()
 
@@ -326,8 +262,8 @@ def test_rejected_recipient_fails_with_the_servers_reply() -> None:
         inbox.reject_rcpt.add("oncall@example.org")
         s = _settings(port)
         m = mail.compose(s, "INSTANCE", "VI_1", "MASTER")
-        with pytest.raises(mail.SmtpFailure) as info:
-            asyncio.run(mail.send(m, s.server, port, s.helo, s.timeout))
+        with pytest.raises(smtp_mail.SmtpFailure) as info:
+            asyncio.run(smtp_mail.send(m, s.smtp.server, port, s.smtp.helo, s.smtp.timeout))
     assert (info.value.stage, info.value.code) == ("RCPT", 550)
     assert "no such user here" in info.value.detail
     assert inbox.envelopes == []

@@ -1,8 +1,8 @@
-"""Ordered background work, one FIFO per key (an instance or a sync group).
+"""Ordered background work, one FIFO per key (an instance, a sync group, a real server...).
 
-Notify scripts and SMTP alerts share the rule keepalived lacks: for one instance, never out of
-order and never two at once, while different instances never wait for each other. A queue
-and its worker task appear on first use.
+SMTP alerts (``mail.mailer``) and vrrpd's notify scripts (``vrrpd.notify``) share the rule
+keepalived lacks: for one owner, never out of order and never two at once, while different
+owners never wait for each other. A queue and its worker task appear on first use.
 """
 
 from __future__ import annotations
