@@ -238,14 +238,12 @@ class Starter:
             self.awaiting.add(runner.name)
             runner.trackers_changed(now)
             return
-        waited = runner.name in self.awaiting
         self.awaiting.discard(runner.name)
         if decision.verdict is Verdict.RESUME:
             log.info("vrrpd.instance.resuming", instance=runner.name, reason=decision.reason)
             runner.feed(Resume(decision.reason), now)
         else:
-            if self.applied.get(runner.name) is not None or waited:
-                log.info("vrrpd.instance.not_resumed", instance=runner.name, reason=decision.reason)
+            log.info("vrrpd.instance.not_resumed", instance=runner.name, reason=decision.reason)
             runner.feed(Startup(), now)
         runner.trackers_changed(now)
 

@@ -12,6 +12,8 @@ import ipaddress
 from collections.abc import Callable
 from ipaddress import IPv4Address
 
+from structlog.testing import capture_logs
+
 from bus.messages import Applied, Held, Intent
 from tests.vrrpd.fakes import FakeHost, Wire, plans_of
 from vrrpd.links import Link
@@ -77,17 +79,22 @@ def test_a_cold_start_begins_when_netd_says_it_holds_nothing_not_when_the_window
     node = Node()
     runner = node.start()
     assert state(runner) is State.INIT and node.starter.awaiting == {"VI_1"}
-    node.starter.held_changed(Held(()))
+    with capture_logs() as logs:
+        node.starter.held_changed(Held(()))
     assert state(runner) is State.BACKUP and not runner.machine.resuming
     assert not node.starter.awaiting
+    (said,) = [e for e in logs if e["event"] == "vrrpd.instance.not_resumed"]
+    assert said["reason"] == "netd reported nothing held for it"
 
 
 @in_loop
 def test_net_held_heard_before_the_instance_can_start_lets_it_start_at_once() -> None:
     node = Node()
     node.starter.held_changed(Held(("vrrp:VI_2",)))  # another instance's items: not ours
-    runner = node.start()
+    with capture_logs() as logs:
+        runner = node.start()
     assert state(runner) is State.BACKUP and not node.starter.awaiting
+    assert "vrrpd.instance.not_resumed" in [e["event"] for e in logs]
 
 
 @in_loop
