@@ -130,8 +130,15 @@ class Launcher:
         """Import the components named (those not imported yet), then freeze the image."""
         if not self.fork:
             return
-        for name in names:
-            importlib.import_module(ENTRY_MODULES[name])
+        # No collections while importing (the gc module's recipe for fork without exec): the
+        # imports only build objects that live on, so a collection finds nothing to free but
+        # costs ~10 % of the preload, and what it did free would leave holes in shared pages.
+        gc.disable()
+        try:
+            for name in names:
+                importlib.import_module(ENTRY_MODULES[name])
+        finally:
+            gc.enable()
         gc.collect()
         gc.freeze()
 
