@@ -21,7 +21,7 @@ from bus.component import Component
 from bus.signals import SIGJSON, SIGSTATS_CLEAR, signal_name
 from watchdog import pidfile
 from watchdog.backoff import Backoff
-from watchdog.children import PERMANENT_EXIT_CODES, ChildSpec
+from watchdog.children import PERMANENT_EXIT_CODES, START_LATE, ChildSpec
 from watchdog.readiness import Readiness, Say
 from watchdog.sdnotify import Notifier
 from watchdog.spawn import ChildProcess, Launcher
@@ -95,8 +95,11 @@ class Supervisor:
         keepers = []
         # Everything first, then the forks: a module imported after some child was forked
         # would copy the pages it shares with that child (~12 MiB more in a 1-instance group).
-        self.launcher.preload(tuple(self.children))
-        for child in self.children.values():
+        # Except checkd: not on the way to the first advert, imported and forked last.
+        first = [c for c in self.children.values() if c.name not in START_LATE]
+        later = [c for c in self.children.values() if c.name in START_LATE]
+        self.launcher.preload(tuple(c.name for c in first))
+        for child in (*first, *later):
             await self._spawn(child)
             keepers.append(asyncio.create_task(self._keep(child), name=f"keep.{child.name}"))
         monitors = [asyncio.create_task(self._watch_heartbeats(), name="heartbeats")]
