@@ -39,6 +39,14 @@ def wanted(vrrp_only: bool, check_only: bool) -> tuple[str, ...]:
     return tuple(n for n in START_ORDER if n not in skip)
 
 
+def launch_order(names: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``names`` (in start order) as (imported together before the first fork, started after
+    them): the components on the way to the first advert first, :data:`START_LATE` after.
+    Only the launch moves; stopping stays the reverse of :data:`START_ORDER`."""
+    first = tuple(n for n in names if n not in START_LATE)
+    return first, first + tuple(n for n in names if n in START_LATE)
+
+
 def specs(
     args: argparse.Namespace, runtime_dir: Path, pidfiles: dict[str, Path]
 ) -> list[ChildSpec]:
