@@ -130,15 +130,8 @@ class Launcher:
         """Import the components named (those not imported yet), then freeze the image."""
         if not self.fork:
             return
-        # No collections while importing (the gc module's recipe for fork without exec): the
-        # imports only build objects that live on, so a collection finds nothing to free but
-        # costs ~10 % of the preload, and what it did free would leave holes in shared pages.
-        gc.disable()
-        try:
-            for name in names:
-                importlib.import_module(ENTRY_MODULES[name])
-        finally:
-            gc.enable()
+        for name in names:
+            importlib.import_module(ENTRY_MODULES[name])
         gc.collect()
         gc.freeze()
 
