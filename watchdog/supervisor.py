@@ -95,8 +95,8 @@ class Supervisor:
         keepers = []
         # Everything first, then the forks: a module imported after some child was forked
         # would copy the pages it shares with that child (~12 MiB more in a 1-instance group).
-        # Except checkd, not on the way to the first advert: imported and forked last, it
-        # costs ~2 MiB more (docs/benchmarks.md, footprint) and no longer delays the advert.
+        # Except checkd, not on the way to the first advert: imported and forked last, it no
+        # longer delays the advert, for ~1 MiB more (docs/benchmarks.md, footprint).
         preloaded, order = launch_order(tuple(self.children))
         self.launcher.preload(preloaded)
         for name in order:
