@@ -18,6 +18,7 @@ import os
 import signal
 import sys
 import time
+import zlib
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
@@ -43,6 +44,24 @@ _PR_SET_PDEATHSIG = 1
 
 
 Body = Callable[["Component"], Coroutine[Any, Any, None]]
+
+
+def beat_phase(name: str) -> float:
+    """Where in each heartbeat interval component ``name`` beats, spread by name.
+
+    Forked from one image, the components start within milliseconds of each other, and beats
+    timed from each start would go out together once a second: a bus whose only traffic is
+    heartbeats would then be quiet for most of every second, which netd reads as a silent bus
+    (``netd.leases.BUS_SILENT_AFTER``) and holds the leases of a vrrpd that is gone."""
+    return (zlib.crc32(name.encode()) % 1000) / 1000 * HEARTBEAT_INTERVAL
+
+
+def next_beat(now: float, phase: float) -> float:
+    """The next beat after one sent at ``now``: the first time after ``now + interval / 2``
+    that falls on ``phase`` of the monotonic clock (one clock for every process on a host),
+    so every component keeps its place in the second, however late it started."""
+    earliest = now + HEARTBEAT_INTERVAL / 2
+    return earliest + (phase - earliest) % HEARTBEAT_INTERVAL
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
@@ -127,14 +146,15 @@ class Component:
         # the next one is an interval away: the first waits (at most that long) for a listener,
         # so a restarted child is heard by the watchdog as soon as it is connected.
         await self.publisher.wait_for_subscriber(topic, HEARTBEAT_INTERVAL)
+        phase = beat_phase(self.name)
         expected = time.monotonic()
         while True:
             now = time.monotonic()
             lag = max(0.0, now - expected)
             beat = messages.Heartbeat(self.name, round(now - self.started, 3), lag=round(lag, 6))
             self.publisher.publish(topic, beat.encode())
-            expected = now + HEARTBEAT_INTERVAL
-            await asyncio.sleep(HEARTBEAT_INTERVAL)
+            expected = next_beat(now, phase)
+            await asyncio.sleep(expected - now)
 
     async def close(self) -> None:
         for sub in self._subscribers:

@@ -29,6 +29,7 @@ __all__ = [
     "ExtraIf",
     "Failure",
     "Heartbeat",
+    "Held",
     "Intent",
     "IntentItem",
     "LinkReport",
@@ -337,6 +338,19 @@ class Applied(Message):
 
 
 @dataclass(frozen=True, slots=True)
+class Held(Message):
+    """The ``vrrp:`` owners netd holds items for: those whose ``net.applied`` report lists
+    installed items, or will once netd has installed the set it holds. Retained from netd's
+    start (empty on a cold start), so a starting vrrpd knows at once that no report is coming
+    for an instance not named (vrrpd.resume)."""
+
+    PATTERN = "net.held"
+    SUMMARY = "the vrrp owners netd holds items for (retained)"
+
+    owners: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class LinkReport(Message):
     """One link: up means administratively up and carrier."""
 
@@ -406,6 +420,7 @@ MESSAGES: tuple[type[Message], ...] = (
     Renew,
     SplitBrain,
     Applied,
+    Held,
     LinkReport,
     AddrChange,
     Heartbeat,

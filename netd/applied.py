@@ -7,6 +7,11 @@ another owner's item of the same identity, and ``no_accept`` drop rules that cou
 installed. A report goes out only when what it says changes. An owner whose lease ran out gets
 a last, unretained report saying so (``expired``): a restarted vrrpd must not resume from a
 retained report that still lists its items as installed.
+
+Beside them, one retained ``net.held`` names every ``vrrp:`` owner whose report lists
+installed items or is about to (netd holds a non-empty set for it), from netd's start on (empty
+on a cold start): a starting vrrpd waits for the report of an instance netd holds, and for no other
+(vrrpd.resume).
 """
 
 from __future__ import annotations
@@ -18,11 +23,21 @@ from bus import messages
 from netd.desired import Item, describe, item_key
 from netd.errors import KernelError
 from netd.kernel import ApplyResult
-from netd.owners import LEFTOVER, Owners
+from netd.owners import LEFTOVER, VRRP_PREFIX, Owners
 from netd.reconcile import Merged
 from netd.store import DesiredStore
 
-__all__ = ["Publisher", "failures_by_owner", "publish_applied", "publish_expired", "reported_item"]
+__all__ = [
+    "HeldSummary",
+    "Publisher",
+    "failures_by_owner",
+    "held_owners",
+    "publish_applied",
+    "publish_expired",
+    "reported_item",
+]
+
+HELD_TOPIC = "net.held"
 
 
 class Publisher(Protocol):
@@ -121,3 +136,28 @@ def publish_expired(publisher: Publisher, owner: str) -> None:
     publisher.forget(topic)
     gone = messages.Applied(owner, -1, (), items=0, expired=True)
     publisher.publish(topic, gone.encode())
+
+
+def held_owners(owners: Owners) -> tuple[str, ...]:
+    """The ``vrrp:`` owners netd holds a set for, or whose last ``net.applied`` report lists
+    installed items (a report saying so is out, or comes with the next reconcile), sorted."""
+    return tuple(
+        s.name
+        for s in owners.sorted()
+        if s.name.startswith(VRRP_PREFIX)
+        and (s.held or (s.published is not None and s.published[2] > 0))
+    )
+
+
+class HeldSummary:
+    """``net.held``: retained at netd's start and again whenever the held owners change."""
+
+    def __init__(self) -> None:
+        self._last: tuple[str, ...] | None = None
+
+    def publish(self, publisher: Publisher, owners: Owners) -> None:
+        held = held_owners(owners)
+        if held == self._last:
+            return
+        self._last = held
+        publisher.retain(HELD_TOPIC, messages.Held(held).encode())

@@ -48,7 +48,7 @@ from bus import Component, MessageRejected, messages
 from bus.envelope import Event as BusEvent
 from netd import foundvips, fromconfig
 from netd.announcer import Announcer, burst_targets
-from netd.applied import failures_by_owner, publish_applied, publish_expired
+from netd.applied import HeldSummary, failures_by_owner, publish_applied, publish_expired
 from netd.desired import Address, DesiredSet, Item, describe, item_key
 from netd.errors import InvalidItemError, KernelError
 from netd.firewall import Firewall, FirewallSettings, blocked_addresses
@@ -127,6 +127,7 @@ class NetDaemon:
             gone=self._vmac_gone,
             carrier=self.links.carrier,
         )
+        self.held = HeldSummary()  # net.held
         self.firewall = Firewall()  # Accept_Mode (no_accept) drop rules
         self._unblocked: dict[str, KernelError] = {}  # owner -> why its drop rules failed
         self.leases = Leases(self.store, time.monotonic)
@@ -147,6 +148,9 @@ class NetDaemon:
         return await self.loop.run_in_executor(self._netlink, functools.partial(fn, *args))
 
     async def run(self) -> None:
+        # At once, before any intent: a starting vrrpd need not wait for the report of an
+        # instance this netd holds nothing for (on a cold start, none).
+        self.held.publish(self.comp.publisher, self.owners)
         self.kernel = await self._kernel(KernelAdapter, self.comp.runtime.path)
         self.vmacs.manager = await self._kernel(VmacManager, self.kernel)
         await self._firewall(self.firewall.remove_leftovers)
@@ -280,6 +284,8 @@ class NetDaemon:
             return False
         state = self.owners.of(ds.owner)
         was_held, state.held = state.held, bool(ds.items)
+        if state.held != was_held:
+            self.held.publish(self.comp.publisher, self.owners)
         # An empty set replacing nothing (a backup's periodic republish) changes no kernel.
         if offer.changed and (ds.items or was_held):
             self._mark_dirty()
@@ -433,6 +439,7 @@ class NetDaemon:
             self.firewall.settings.table,
         )
         publish_applied(self.comp.publisher, self.store, self.owners, failed)
+        self.held.publish(self.comp.publisher, self.owners)
 
     # ---- announcements -----------------------------------------------------------------------
 
@@ -465,6 +472,8 @@ class NetDaemon:
             )
         for owner in lapse.expired:
             self._lease_ran_out(owner)
+        if lapse.expired:
+            self.held.publish(self.comp.publisher, self.owners)  # after the expired reports
         if lapse.grace_ended:
             self._mark_dirty()
         self._arm_leases()

@@ -22,7 +22,16 @@ from typing import Any
 from netd.desired import Item
 from netd.vmacintent import ExtraIf, VmacSpec
 
-__all__ = ["LEFTOVER", "STATIC", "Announce", "OwnerState", "Owners", "vrrp_owner", "wants_burst"]
+__all__ = [
+    "LEFTOVER",
+    "STATIC",
+    "VRRP_PREFIX",
+    "Announce",
+    "OwnerState",
+    "Owners",
+    "vrrp_owner",
+    "wants_burst",
+]
 
 LEFTOVER = "~leftover"  # '~' sorts after every real owner: they win conflicts
 STATIC = "static"
@@ -31,8 +40,11 @@ STATIC = "static"
 Published = tuple[int, int, int, str]
 
 
+VRRP_PREFIX = "vrrp:"
+
+
 def vrrp_owner(instance: str) -> str:
-    return f"vrrp:{instance}"
+    return f"{VRRP_PREFIX}{instance}"
 
 
 @dataclass(slots=True)

@@ -11,7 +11,7 @@ The ``Engine`` is the thin driver that feeds them, with one helper per job:
 * datagrams -> ``socket_pool`` (shared raw sockets, receive pacing) -> ``Runner.receive``;
 * ``health.<name>`` and ``net.link`` -> ``health`` (tracker status) -> ``trackers_changed``;
   a new primary address on ``net.link`` -> the instances sending from it follow;
-* ``net.applied.vrrp:<instance>`` -> ``starter`` (resume or start afresh);
+* ``net.applied.vrrp:<instance>`` and ``net.held`` -> ``starter`` (resume or start afresh);
 * timers -> ``Runner.timer_fired``; every ``RENEW_EVERY`` the held intents are renewed.
 """
 
@@ -132,7 +132,9 @@ class Engine:
         )
         self.comp.on_signal(SIGJSON, lambda: self._dump("keepalived.json", dumps.json_text))
         self.comp.on_signal(SIGSTATS_CLEAR, self._clear_stats)
-        sub = self.comp.subscribe("config.current", "net.link.*", "health.*", "net.applied.vrrp:*")
+        sub = self.comp.subscribe(
+            "config.current", "net.link.*", "health.*", "net.applied.vrrp:*", "net.held"
+        )
         self.starter.open_window(self.now())
         renew = asyncio.create_task(self._renew_loop(), name="vrrpd.renew")
         try:
@@ -155,6 +157,8 @@ class Engine:
                 self._verdict(event, messages.Verdict.decode(topic, body))
             elif topic.startswith("net.applied.vrrp:"):
                 self.starter.applied_changed(messages.Applied.decode(topic, body))
+            elif topic == "net.held":
+                self.starter.held_changed(messages.Held.decode(topic, body))
         except (MessageRejected, ValueError, WireFormatError) as exc:
             log.error(
                 "vrrpd.input.invalid",

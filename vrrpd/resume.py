@@ -29,7 +29,8 @@ from vrrpd.plan import InstancePlan
 __all__ = ["Decision", "Verdict", "decide", "fingerprint"]
 
 #: how long after vrrpd starts an instance waits for netd's report before starting as usual
-#: (netd re-sends its retained reports the moment vrrpd subscribes: milliseconds)
+#: (netd re-sends its retained reports the moment vrrpd subscribes: milliseconds); an instance
+#: netd's ``net.held`` does not name waits no longer than it takes ``net.held`` to arrive
 RESUME_WINDOW = 0.5
 
 

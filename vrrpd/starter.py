@@ -9,7 +9,9 @@ reports while it cannot start yet.
   change of its interface and after a back-off;
 * within :data:`vrrpd.resume.RESUME_WINDOW` of vrrpd's start, a new instance waits in INIT for
   netd's ``net.applied.vrrp:<instance>`` and resumes what netd still holds for it
-  (:func:`vrrpd.resume.decide`; docs/architecture.md, "A quick vrrpd restart resumes").
+  (:func:`vrrpd.resume.decide`; docs/architecture.md, "A quick vrrpd restart resumes") — unless
+  netd's ``net.held`` does not name it: then no report is coming and it starts at once (a cold
+  start does not sit out the window).
 """
 
 from __future__ import annotations
@@ -70,6 +72,8 @@ class Starter:
         self.applied: dict[str, messages.Applied] = {}
         #: instances started within RESUME_WINDOW still waiting in INIT for netd's report
         self.awaiting: set[str] = set()
+        #: the instances netd's net.held says it holds items for (None: not heard yet)
+        self.held: frozenset[str] | None = None
         self.resume_until = float("-inf")
         #: vrrp_startup_delay: no instance starts before this loop time (set by the first config)
         self.start_after: float | None = None
@@ -99,6 +103,13 @@ class Starter:
             log.info("vrrpd.startup.delayed", seconds=delay)
             self._delayed_start = self.loop.call_at(self.start_after, self._delay_over)
 
+    def may_wait(self, name: str, now: float) -> bool:
+        """Whether instance ``name`` may still wait for netd's report: within the window,
+        unless netd's ``net.held`` said it holds nothing for it (no report is coming)."""
+        if now >= self.resume_until:
+            return False
+        return self.held is None or name in self.held
+
     def _delay_over(self) -> None:
         self.start_after = float("-inf")  # call_at may fire a clock tick early
         self._start_pending(self.loop.time())
@@ -126,7 +137,7 @@ class Starter:
                     self.not_started(p, f"interface {p.interface} not found", now)
                 continue
             if p.advert_interface not in links:
-                if now < self.resume_until:
+                if self.may_wait(p.name, now):
                     # A VMAC netd still has is reported at once; an empty intent sent now
                     # would withdraw the VIPs a quick restart is about to resume.
                     continue
@@ -218,21 +229,21 @@ class Starter:
             runner.trackers_changed(now)
             return
         decision = decide(
-            self.applied.get(runner.name), runner.fingerprint, waiting=now < self.resume_until
+            self.applied.get(runner.name),
+            runner.fingerprint,
+            waiting=self.may_wait(runner.name, now),
         )
         if decision.verdict is Verdict.WAIT:
             # Trackers are evaluated in INIT meanwhile: the decision sees faults and priority.
             self.awaiting.add(runner.name)
             runner.trackers_changed(now)
             return
-        waited = runner.name in self.awaiting
         self.awaiting.discard(runner.name)
         if decision.verdict is Verdict.RESUME:
             log.info("vrrpd.instance.resuming", instance=runner.name, reason=decision.reason)
             runner.feed(Resume(decision.reason), now)
         else:
-            if self.applied.get(runner.name) is not None or waited:
-                log.info("vrrpd.instance.not_resumed", instance=runner.name, reason=decision.reason)
+            log.info("vrrpd.instance.not_resumed", instance=runner.name, reason=decision.reason)
             runner.feed(Startup(), now)
         runner.trackers_changed(now)
 
@@ -256,6 +267,18 @@ class Starter:
                 # withdrew, and the peer is about to take over.
                 log.info("vrrpd.instance.not_resumed", instance=instance, reason=decision.reason)
                 runner.feed(Startup(), self.loop.time())
+
+    def held_changed(self, msg: messages.Held) -> None:
+        """netd's ``net.held``: the instances it does not name need not wait any longer."""
+        self.held = frozenset(o.removeprefix("vrrp:") for o in msg.owners if o.startswith("vrrp:"))
+        now = self.loop.time()
+        if now >= self.resume_until:
+            return  # the window is over: nobody waits
+        for name in sorted(self.awaiting - self.held):
+            runner = self._runners.get(name)
+            if runner is not None:
+                self.begin(runner, now)
+        self._start_pending(now)  # VMACs held back for the window: ask netd for them now
 
     def _window_closed(self) -> None:
         if self._outputs.stopping:

@@ -21,7 +21,7 @@ from bus.component import Component
 from bus.signals import SIGJSON, SIGSTATS_CLEAR, signal_name
 from watchdog import pidfile
 from watchdog.backoff import Backoff
-from watchdog.children import PERMANENT_EXIT_CODES, ChildSpec
+from watchdog.children import PERMANENT_EXIT_CODES, ChildSpec, launch_order
 from watchdog.readiness import Readiness, Say
 from watchdog.sdnotify import Notifier
 from watchdog.spawn import ChildProcess, Launcher
@@ -95,8 +95,12 @@ class Supervisor:
         keepers = []
         # Everything first, then the forks: a module imported after some child was forked
         # would copy the pages it shares with that child (~12 MiB more in a 1-instance group).
-        self.launcher.preload(tuple(self.children))
-        for child in self.children.values():
+        # Except checkd, not on the way to the first advert: imported and forked last, it no
+        # longer delays the advert, for ~1 MiB more (docs/benchmarks.md, footprint).
+        preloaded, order = launch_order(tuple(self.children))
+        self.launcher.preload(preloaded)
+        for name in order:
+            child = self.children[name]
             await self._spawn(child)
             keepers.append(asyncio.create_task(self._keep(child), name=f"keep.{child.name}"))
         monitors = [asyncio.create_task(self._watch_heartbeats(), name="heartbeats")]

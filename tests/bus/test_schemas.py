@@ -53,6 +53,7 @@ EXAMPLES: dict[str, tuple[str, dict[str, Any]]] = {
         "net.applied.vrrp:VI_1",
         {"owner": "vrrp:VI_1", "generation": 4, "failures": []},
     ),
+    "net.held": ("net.held", {"owners": ["vrrp:VI_1"]}),
     "net.link.*": (
         "net.link.eth0",
         {

@@ -5,6 +5,7 @@ tests/netd/test_daemon_failures.py.)"""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from types import SimpleNamespace
@@ -13,10 +14,12 @@ from typing import Any
 import msgpack
 import pytest
 
+import netd.daemon
 from bus.envelope import Envelope, Event
-from bus.messages import Intent, IntentItem, Renew
+from bus.messages import Held, Intent, IntentItem, Renew
 from bus.wirefields import Message
 from netd.daemon import NetDaemon
+from netd.errors import KernelError
 from netd.kernel import ApplyResult
 from netd.leases import HOLD_AFTER_BUS, Leases
 from tests.netd.test_leases import Clock
@@ -29,12 +32,16 @@ VIP = IntentItem("vip", {"address": "192.0.2.100/24"})
 class Publisher:
     retained: dict[str, dict[str, Any]] = field(default_factory=dict)
     published: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    #: every retain and publish in order: (topic, body)
+    sent: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
     def retain(self, topic: str, body: dict[str, Any]) -> None:
         self.retained[topic] = body
+        self.sent.append((topic, body))
 
     def publish(self, topic: str, body: dict[str, Any]) -> None:
         self.published.append((topic, body))
+        self.sent.append((topic, body))
 
     def forget(self, topic: str) -> None:
         self.retained.pop(topic, None)
@@ -53,13 +60,13 @@ class Node:
         env = Envelope(1, "vrrpd", 1, boot, 0, self.clock.now)
         self.daemon._dispatch(Event(topic, env, body))
 
-    def intent(self, generation: int, boot: str = "boot-a") -> None:
+    def intent(self, generation: int, boot: str = "boot-a", *, held: bool = True) -> None:
         intent = Intent(
             "VI_1",
             generation,
-            (VIP,),
+            (VIP,) if held else (),
             lease=1.0,
-            held=True,
+            held=held,
             interface="eth0",
             fingerprint=f"fp{generation}",
         )
@@ -151,3 +158,36 @@ def test_a_silent_bus_holds_the_lease_until_after_it_is_back(node: Node) -> None
     assert node.daemon.owners.of(OWNER).held
     node.wake(104.0 + HOLD_AFTER_BUS)
     assert not node.daemon.owners.of(OWNER).held
+
+
+def held(node: Node) -> tuple[str, ...]:
+    return Held.decode("net.held", node.publisher.retained["net.held"]).owners
+
+
+def test_a_starting_netd_says_it_holds_nothing_before_it_touches_the_kernel(
+    node: Node, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a cold start a starting vrrpd need not sit out its resume window (issue #15)."""
+
+    def no_kernel(path: object) -> None:
+        raise KernelError("open", 2, "ENOENT", "no kernel in this test")
+
+    node.daemon.comp.runtime = SimpleNamespace(path="/nonexistent")  # type: ignore[assignment]
+    monkeypatch.setattr(netd.daemon, "KernelAdapter", no_kernel)
+    with pytest.raises(KernelError):
+        asyncio.run(node.daemon.run())
+    assert held(node) == ()
+
+
+def test_net_held_names_an_instance_from_its_intent_until_its_lease_runs_out(node: Node) -> None:
+    node.intent(1, held=False)  # a backup's intent holds nothing
+    assert "net.held" not in node.publisher.retained
+    node.intent(2)
+    assert held(node) == (OWNER,)  # before the reconcile: its report is coming
+    node.daemon._report(ApplyResult())
+    node.wake(101.0)
+    assert held(node) == ()
+    # The last word on it: the expired report, then net.held without it.
+    (expired,) = [i for i, (_, body) in enumerate(node.publisher.sent) if body.get("expired")]
+    assert node.publisher.sent[-1] == ("net.held", {"owners": []})
+    assert expired < len(node.publisher.sent) - 1
