@@ -155,7 +155,7 @@ async def _scenario(
     second: dict[str, Any],
 ) -> None:
     ctx = zmq.asyncio.Context()
-    core = Publisher(ctx, rt, "core", republish_interval=None)
+    core = Publisher(ctx, rt, "core")
     core.start()
     sub = Subscriber(ctx, rt, ["health.*", "log.checkd"])
     sub.start()
@@ -239,7 +239,7 @@ def test_stopping_or_killing_checkd_takes_its_scripts_along(tmp_path: Path) -> N
 
     async def scenario(rt: RuntimeDir) -> None:
         ctx = zmq.asyncio.Context()
-        core = Publisher(ctx, rt, "core", republish_interval=None)
+        core = Publisher(ctx, rt, "core")
         core.start()
         core.retain("config.current", _config(1, model))
         try:
