@@ -33,6 +33,7 @@ HEARTBEAT_TIMEOUT = 3.5  # about three missed 1 s heartbeats (Paranoid Pirate li
 PING_SILENCE = 2.0
 STARTUP_GRACE = 10.0  # a child's first heartbeat may take this long (imports, config)
 STOP_WAIT = 5.0  # keepalived's child_wait_time default
+METRICS_FRESH_WAIT = 0.25  # longest a scrape waits for vrrpd's re-sent states
 
 # Which children each forwarded signal goes to (keepalived: USR2, JSON and STATS_CLEAR go to
 # VRRP only).
@@ -180,6 +181,16 @@ class Supervisor:
 
         sub = self.comp.subscribe("vrrp.state.*", "health.*")
         view = metrics.BusView()
+        applied = asyncio.Event()
+
+        async def fresh() -> None:
+            """vrrpd re-sends its states (counters current) when asked: ask, and wait a
+            moment for the first of them rather than serve the previous scrape's."""
+            applied.clear()
+            sub.resync("vrrp.state.*")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(applied.wait(), METRICS_FRESH_WAIT)
+
         collector = metrics.DaemonCollector(
             view,
             restarts=lambda: {c.name: c.restarts for c in self.children.values()},
@@ -187,7 +198,7 @@ class Supervisor:
             bus_gaps=lambda: sub.stats.gaps,
         )
         try:
-            server = await metrics.serve(collector, host, port)
+            server = await metrics.serve(collector, host, port, fresh)
         except OSError as exc:
             # The daemon runs on without metrics rather than not at all.
             log.error("watchdog.metrics.failed", host=host, port=port, reason=str(exc))
@@ -196,6 +207,7 @@ class Supervisor:
             while True:
                 for event in await sub.recv_batch():
                     view.apply(event.topic, event.body)
+                applied.set()
 
     async def _spawn(self, child: Child) -> None:
         child.proc = await self.launcher.start(child.spec)
