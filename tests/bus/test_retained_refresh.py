@@ -88,3 +88,23 @@ def test_only_state_retained_with_repeat_is_resent_on_a_timer(bus: RuntimeDir) -
         ctx.term()
 
     asyncio.run(scenario())
+
+
+def test_state_retained_before_the_publisher_is_connected_still_arrives(bus: RuntimeDir) -> None:
+    """The publisher's own slow-joiner problem: its first send goes nowhere (no subscription
+    has reached it yet); the subscriptions the broker hands it on connecting bring it back."""
+
+    async def scenario() -> None:
+        ctx = zmq.asyncio.Context()
+        sub = Subscriber(ctx, bus, ["demo.*"])
+        sub.start()
+        pub = Publisher(ctx, bus, "core")
+        pub.start()
+        pub.retain("demo.current", {"generation": 1})  # before any subscription arrived
+        event = await next_event(sub, lambda e: True, 3)
+        assert (event.topic, event.body["generation"]) == ("demo.current", 1)
+        sub.close()
+        await pub.close()
+        ctx.term()
+
+    asyncio.run(scenario())
