@@ -56,7 +56,9 @@ class Subscriber:
 
     def start(self) -> None:
         self._sock.connect(self.runtime.sub_endpoint)
-        for prefix in {p.zmq_prefix for p in self.patterns}:
+        # In the order given: a subscription travels to the publishers behind the ones before
+        # it, so hearing the last one's topic proves the earlier ones arrived too.
+        for prefix in dict.fromkeys(p.zmq_prefix for p in self.patterns):
             self._sock.setsockopt(zmq.SUBSCRIBE, prefix)
 
     def resync(self, *patterns: str) -> None:
