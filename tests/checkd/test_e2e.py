@@ -20,6 +20,7 @@ from tests.checkd import wire
 from tests.checkd.support import pid_alive, write_script
 from tests.daemon import (
     connected,
+    next_event,
     python_module,
     running_bus,
     runtime_dir,
@@ -206,6 +207,16 @@ async def _scenario(
         finally:
             late_pump.cancel()
             late.close()
+        # An unchanged verdict is re-sent on a timer all the same: vrrpd takes a verdict
+        # nobody re-sends for a while as a dead checker (docs/bus.md).
+        heard = Subscriber(ctx, rt, ["health.pr"])
+        heard.start()
+        try:
+            await next_event(heard, lambda e: True, 5)  # the copy a joiner gets
+            again = await next_event(heard, lambda e: True, 15)  # the timer's
+            assert (again.body["ok"], again.body["count"]) == (False, 0)
+        finally:
+            heard.close()
         _unlink(flag)
         await verdicts.wait("chk_flag", ok=False)
     finally:
