@@ -70,7 +70,7 @@ def _subscriber(path: str, expected: int, ready: Event, out: Queue[dict[str, Any
 
 async def _publish(rt: RuntimeDir, count: int, rate: float | None) -> float:
     ctx = zmq.asyncio.Context()
-    pub = Publisher(ctx, rt, "bench", republish_interval=None)
+    pub = Publisher(ctx, rt, "bench")
     pub.start()
     assert await pub.wait_for_subscriber("bench.x", 5), "subscriber never connected"
     start = time.monotonic()

@@ -212,6 +212,7 @@ class Recorder:
         body: Mapping[str, Any],
         *,
         refresh: Callable[[], Mapping[str, Any]] | None = None,
+        repeat: bool = False,
     ) -> None:
         if not topic.startswith("check.rs."):
             return

@@ -3,7 +3,7 @@
 Run as root from the repository root:
 
     PYTHONPATH=. .venv/bin/python bench/scale.py [--duration 30] [--settle 8]
-        [--instances 255] [--interval 0.1] [--only ours|keepalived]
+        [--instances 255] [--interval 0.1] [--only ours|keepalived] [--runs 3]
 
 Two nodes on one bridge (ctl.lab). Both run the same generated config: instances VI_1..VI_N,
 VRIDs 1..N on eth0, one /32 VIP each (198.51.100.x, then 203.0.113.x), node1 priority 150,
@@ -18,7 +18,9 @@ transition), the bench samples, for ``--duration`` seconds:
 * the adverts on the wire (captured passively on the bridge): rate, and the largest gap
   between two adverts of one VRID (a gap near 3 x interval means a backup nearly took over).
 
-Printed: figures per daemon and the CPU ratio ours / keepalived.
+Printed: figures per daemon and the CPU ratio ours / keepalived. With ``--runs N`` the daemons
+take turns (ours, keepalived, ours, ...), each run in a fresh lab, and the summary gives each
+daemon's median CPU with its spread (min..max), the ratio of the medians and the per-run ratios.
 """
 
 from __future__ import annotations
@@ -286,6 +288,7 @@ def main() -> int:
     ap.add_argument("--interval", type=float, default=0.1, help="advert_int (v3)")
     ap.add_argument("--timeout", type=float, default=180.0, help="seconds to converge")
     ap.add_argument("--only", choices=("ours", "keepalived"))
+    ap.add_argument("--runs", type=int, default=1, help="runs per daemon, alternating")
     ap.add_argument(
         "--takeover",
         action="store_true",
@@ -311,14 +314,39 @@ def main() -> int:
         f"{args.instances} instances, advert_int {args.interval:g} s (v3), 2 nodes, "
         f"{args.duration:g} s window after convergence + {args.settle:g} s"
     )
-    results = [run(label, impl, args) for label, impl in impls.items()]
-    for r in results:
-        report(r, args.instances, args.interval)
-        if r.takeover is not None:
-            report_takeover(r.takeover, args.instances, args.interval)
-    if len(results) == 2 and results[1].cpu > 0:
-        print(f"\nCPU ratio pykeepalived / keepalived = {results[0].cpu / results[1].cpu:.2f}")
+    results: dict[str, list[Result]] = {label: [] for label in impls}
+    for n in range(args.runs):
+        for label, impl in impls.items():
+            r = run(label, impl, args)
+            results[label].append(r)
+            print(f"\n== run {n + 1}/{args.runs}", end="")
+            report(r, args.instances, args.interval)
+            if r.takeover is not None:
+                report_takeover(r.takeover, args.instances, args.interval)
+    summarize(results)
     return 0
+
+
+def summarize(results: dict[str, list[Result]]) -> None:
+    """Median CPU per daemon with its spread; ratios per run and of the medians."""
+    print()
+    medians: dict[str, float] = {}
+    for label, runs in results.items():
+        cpus = [r.cpu for r in runs]
+        medians[label] = statistics.median(cpus)
+        pct = [100 * r.cpu / r.duration for r in runs]
+        print(
+            f"{label}: median {medians[label]:.2f} s CPU ({statistics.median(pct):.1f} % of a "
+            f"core) over {len(runs)} run(s), spread {min(cpus):.2f}..{max(cpus):.2f} s"
+        )
+    ours, theirs = results.get("pykeepalived", []), results.get("keepalived", [])
+    if ours and theirs and medians["keepalived"] > 0:
+        pairs = [a.cpu / b.cpu for a, b in zip(ours, theirs, strict=True) if b.cpu > 0]
+        print(
+            f"CPU ratio pykeepalived / keepalived = "
+            f"{medians['pykeepalived'] / medians['keepalived']:.2f} (medians); per run "
+            + ", ".join(f"{x:.2f}" for x in pairs)
+        )
 
 
 if __name__ == "__main__":

@@ -9,7 +9,9 @@ verbose — every subscription, not just the first per topic, must reach the pub
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
+from collections.abc import Callable
 
 import structlog
 import zmq
@@ -27,8 +29,9 @@ MAX_MESSAGE = 32 * 1024 * 1024
 class Broker:
     """Owns the two bound sockets and the proxy thread."""
 
-    def __init__(self, runtime: RuntimeDir) -> None:
+    def __init__(self, runtime: RuntimeDir, on_exit: Callable[[], None] | None = None) -> None:
         self.runtime = runtime
+        self._on_exit = on_exit  # called from the proxy thread when it ends
         self.ctx = zmq.Context()
         self._thread: threading.Thread | None = None
         self._control_endpoint = f"inproc://bus-control-{id(self)}"
@@ -62,6 +65,8 @@ class Broker:
         finally:
             for sock in (xsub, xpub, control):
                 sock.close()
+            if self._on_exit is not None:
+                self._on_exit()
 
     @property
     def alive(self) -> bool:
@@ -81,13 +86,20 @@ class Broker:
 
 async def serve(comp: Component) -> None:
     """Component body of ``python -m bus``."""
+    loop = asyncio.get_running_loop()
+    ended = asyncio.Event()
+
+    def proxy_ended() -> None:
+        # Told by the thread rather than polled every second: an idle broker does not wake.
+        with contextlib.suppress(RuntimeError):  # the loop is already closed: we are stopping
+            loop.call_soon_threadsafe(ended.set)
+
     with comp.runtime.exclusive("bus"):
-        broker = Broker(comp.runtime)
+        broker = Broker(comp.runtime, on_exit=proxy_ended)
         broker.start()
         log.info("bus.listening", pub=comp.runtime.pub_endpoint, sub=comp.runtime.sub_endpoint)
         try:
-            while broker.alive:
-                await asyncio.sleep(1.0)
+            await ended.wait()
             raise RuntimeError("bus proxy thread ended unexpectedly")
         finally:
             broker.stop()

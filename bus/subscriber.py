@@ -56,8 +56,23 @@ class Subscriber:
 
     def start(self) -> None:
         self._sock.connect(self.runtime.sub_endpoint)
-        for prefix in {p.zmq_prefix for p in self.patterns}:
+        # In the order given: a subscription travels to the publishers behind the ones before
+        # it, so hearing the last one's topic proves the earlier ones arrived too.
+        for prefix in dict.fromkeys(p.zmq_prefix for p in self.patterns):
             self._sock.setsockopt(zmq.SUBSCRIBE, prefix)
+
+    def resync(self, *patterns: str) -> None:
+        """Ask the owners of retained state under ``patterns`` to send it again, now.
+
+        Subscribing again sends the subscription up to every publisher (the broker's XPUB is
+        verbose), and a publisher re-sends the retained topics a new subscription covers;
+        the matching unsubscribe leaves this socket's filter as it was. For a receiver that
+        knows it missed the last word on a topic (a renewal naming a generation it never
+        got, counters it wants current): nothing else re-sends it.
+        """
+        for prefix in {p.zmq_prefix for p in topics.patterns(patterns)}:
+            self._sock.setsockopt(zmq.SUBSCRIBE, prefix)
+            self._sock.setsockopt(zmq.UNSUBSCRIBE, prefix)
 
     def close(self) -> None:
         self._sock.close()

@@ -52,6 +52,7 @@ class Retainer(Protocol):
         body: Mapping[str, Any],
         *,
         refresh: Callable[[], Mapping[str, Any]] | None = None,
+        repeat: bool = False,
     ) -> None: ...
 
     def forget(self, topic: str) -> None: ...
@@ -246,7 +247,8 @@ class PoolRunner:
         if self._published.get(topic) == key:
             return
         self._published[topic] = key
-        self.publisher.retain(topic, body, refresh=refresh)
+        # A quorum verdict is tracked like any other: re-sent on a timer as proof of life.
+        self.publisher.retain(topic, body, refresh=refresh, repeat=topic.startswith("health."))
 
     def _perform(self, t: Transition) -> None:
         self.actions.perform(t.actions)

@@ -12,6 +12,7 @@ virtual servers (``checkd.dumps``, in ``$TMPDIR`` or ``/tmp`` like vrrpd's dump 
 
 from __future__ import annotations
 
+import functools
 import signal
 
 import structlog
@@ -29,7 +30,8 @@ log = structlog.get_logger(__name__)
 
 async def serve(comp: Component) -> None:
     events = comp.subscribe("config.current", "net.link.*")
-    checks = CheckSet(comp.publisher.retain, comp.publisher.forget)
+    # Verdicts are re-sent on a timer: vrrpd counts one nobody re-sends as failed.
+    checks = CheckSet(functools.partial(comp.publisher.retain, repeat=True), comp.publisher.forget)
     lvs = LvsService(comp.publisher)
 
     def dump() -> None:

@@ -4,7 +4,8 @@ On a new plan: checks whose spec is unchanged keep running untouched (a reload m
 a passing script to failed); changed ones are restarted seeded with their last verdict; new
 ones start; removed ones stop (their scripts are killed) and their topic is forgotten.
 Verdicts go to ``publish`` only when they differ from the last one published for the name;
-the bus publisher re-sends retained state periodically and to late joiners by itself.
+the bus publisher re-sends them to late joiners, and every few seconds as proof that checkd
+is alive (``repeat``), by itself.
 """
 
 from __future__ import annotations

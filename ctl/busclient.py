@@ -57,7 +57,7 @@ async def publish(
 ) -> bool:
     """Publish one event; True when a subscriber for it was connected."""
     ctx = zmq.asyncio.Context()
-    pub = Publisher(ctx, runtime, src, republish_interval=None)
+    pub = Publisher(ctx, runtime, src)
     pub.start()
     try:
         delivered = await pub.wait_for_subscriber(topic, CONNECT_TIMEOUT)
@@ -75,7 +75,7 @@ async def reload(runtime: RuntimeDir, *, src: str, timeout: float = 10.0) -> Eve
     ctx = zmq.asyncio.Context()
     sub = Subscriber(ctx, runtime, ["config.current", "config.rejected"])
     sub.start()
-    pub = Publisher(ctx, runtime, src, republish_interval=None)
+    pub = Publisher(ctx, runtime, src)
     pub.start()
     mine = f"request from {src}"
     try:

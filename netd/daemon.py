@@ -44,7 +44,7 @@ from typing import Any, TypeVar
 import structlog
 
 import core
-from bus import Component, MessageRejected, messages
+from bus import Component, MessageRejected, Subscriber, messages
 from bus.envelope import Event as BusEvent
 from netd import foundvips, fromconfig
 from netd.announcer import Announcer, burst_targets
@@ -75,6 +75,7 @@ log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
 RECONCILE_EVERY = 5.0
+RESYNC_EVERY = 1.0  # at most this often we ask vrrpd again for an intent we lack
 
 
 def parse_renewal(renewal: messages.Renew) -> dict[str, tuple[int, float]]:
@@ -139,6 +140,8 @@ class NetDaemon:
         self._background: set[asyncio.Task[None]] = set()
         # virtual servers (docs/lvs.md); the watchdog's -P/-C say whether netd programs them
         self.lvs = LvsDriver(comp.publisher, self._kernel, enabled=lvs)
+        self._sub: Subscriber | None = None
+        self._asked: dict[str, float] = {}  # instance -> when we last asked for its intent
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -157,7 +160,7 @@ class NetDaemon:
         await self._adopt_leftovers()
         await self._read_links()
         self.loop.add_reader(self.monitor.fileno(), self._netlink_readable)
-        sub = self.comp.subscribe(
+        sub = self._sub = self.comp.subscribe(
             "config.current", "vrrp.intent.*", "vrrp.renew", "hb.*", "check.pool.*"
         )
         self.lvs.start()
@@ -272,10 +275,22 @@ class NetDaemon:
 
     def _renew(self, renewal: messages.Renew, boot: str) -> None:
         """Extend the leases of the intents a vrrpd start still holds, generation for
-        generation; one it names at a generation we lack gets no extension (its full intent
-        is re-sent right after every change, and every 5 s)."""
+        generation; one it names at a generation we lack gets no extension, and we ask
+        vrrpd for that intent again (its full intent is re-sent right after every change,
+        but nothing re-sends it on a timer: a lost last copy would otherwise stay lost)."""
         leases = parse_renewal(renewal)
-        self.leases.renew(boot, {vrrp_owner(i): lease for i, lease in leases.items()})
+        extended = self.leases.renew(boot, {vrrp_owner(i): lease for i, lease in leases.items()})
+        now = self.leases.clock()
+        lacking = sorted(
+            i
+            for i in leases
+            if vrrp_owner(i) not in extended
+            and now - self._asked.get(i, -RESYNC_EVERY) >= RESYNC_EVERY
+        )
+        if lacking and self._sub is not None:
+            log.info("netd.intent.resync", instances=lacking)
+            self._asked.update(dict.fromkeys(lacking, now))
+            self._sub.resync(*(f"vrrp.intent.{i}" for i in lacking))
 
     def _offer(self, ds: DesiredSet, boot: str) -> bool:
         offer = self.leases.offer(ds, boot)

@@ -120,7 +120,7 @@ async def connected(
     """Block until ``sub`` provably receives ``topic``: probe with a throw-away publisher."""
     from bus import Publisher
 
-    probe = Publisher(ctx, runtime, "probe", republish_interval=None)
+    probe = Publisher(ctx, runtime, "probe")
     probe.start()
     try:
         assert await probe.wait_for_subscriber(topic, 5), f"no subscription to {topic} arrived"

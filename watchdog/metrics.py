@@ -16,7 +16,7 @@ HTTP side is one GET on the watchdog's asyncio loop, so no thread runs beside th
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -190,13 +190,24 @@ def _response(status: str, content_type: str, body: bytes) -> bytes:
     return head.encode() + body
 
 
-async def serve(collector: Collector, host: str, port: int) -> asyncio.Server:
-    """``GET /metrics`` (any path) answers the exposition; anything else is 405."""
+async def serve(
+    collector: Collector,
+    host: str,
+    port: int,
+    fresh: Callable[[], Awaitable[None]] | None = None,
+) -> asyncio.Server:
+    """``GET /metrics`` (any path) answers the exposition; anything else is 405.
+
+    ``fresh`` is awaited before each exposition: it brings the view up to date (vrrpd's
+    counters are re-sent only when asked).
+    """
 
     async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             request = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
             if request.startswith(b"GET "):
+                if fresh is not None:
+                    await fresh()
                 writer.write(_response("200 OK", CONTENT_TYPE_LATEST, exposition(collector)))
             else:
                 writer.write(_response("405 Method Not Allowed", "text/plain", b"only GET\n"))

@@ -33,6 +33,9 @@ HEARTBEAT_TIMEOUT = 3.5  # about three missed 1 s heartbeats (Paranoid Pirate li
 PING_SILENCE = 2.0
 STARTUP_GRACE = 10.0  # a child's first heartbeat may take this long (imports, config)
 STOP_WAIT = 5.0  # keepalived's child_wait_time default
+JUDGE_RETRY = 0.5  # the next look when a judgement is due but cannot be made yet
+JUDGE_SLACK = 0.01
+METRICS_FRESH_WAIT = 0.25  # longest a scrape waits for vrrpd's re-sent states
 
 # Which children each forwarded signal goes to (keepalived: USR2, JSON and STATS_CLEAR go to
 # VRRP only).
@@ -184,6 +187,16 @@ class Supervisor:
 
         sub = self.comp.subscribe("vrrp.state.*", "health.*")
         view = metrics.BusView()
+        applied = asyncio.Event()
+
+        async def fresh() -> None:
+            """vrrpd re-sends its states (counters current) when asked: ask, and wait a
+            moment for the first of them rather than serve the previous scrape's."""
+            applied.clear()
+            sub.resync("vrrp.state.*")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(applied.wait(), METRICS_FRESH_WAIT)
+
         collector = metrics.DaemonCollector(
             view,
             restarts=lambda: {c.name: c.restarts for c in self.children.values()},
@@ -191,7 +204,7 @@ class Supervisor:
             bus_gaps=lambda: sub.stats.gaps,
         )
         try:
-            server = await metrics.serve(collector, host, port)
+            server = await metrics.serve(collector, host, port, fresh)
         except OSError as exc:
             # The daemon runs on without metrics rather than not at all.
             log.error("watchdog.metrics.failed", host=host, port=port, reason=str(exc))
@@ -200,6 +213,7 @@ class Supervisor:
             while True:
                 for event in await sub.recv_batch():
                     view.apply(event.topic, event.body)
+                applied.set()
 
     async def _spawn(self, child: Child) -> None:
         child.proc = await self.launcher.start(child.spec)
@@ -269,7 +283,7 @@ class Supervisor:
 
     async def _judge_heartbeats(self) -> None:
         while True:
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(self._until_next_judgement())
             bus = self.children.get("bus")
             # Only a heartbeat actually received from the bus proves the others could be heard.
             bus_heard = bus is None or self._fresh(bus, startup=False)
@@ -285,6 +299,24 @@ class Supervisor:
                     assert child.proc is not None
                     with contextlib.suppress(ProcessLookupError):
                         child.proc.kill()
+
+    def _until_next_judgement(self) -> float:
+        """Sleep until the first moment a running child's silence could count as a hang,
+        rather than look every 0.5 s: an idle group wakes the watchdog for its heartbeats
+        only. A moment already past (the bus is silent, so the others are not judged) is
+        looked at again in JUDGE_RETRY."""
+        now = time.monotonic()
+        due = [self._judgement_at(c) for c in self.children.values() if c.running]
+        if not due:
+            return HEARTBEAT_TIMEOUT  # a child spawned meanwhile has a startup grace longer
+        return min(HEARTBEAT_TIMEOUT, max(JUDGE_RETRY, min(due) - now))
+
+    def _judgement_at(self, child: Child) -> float:
+        """When ``_fresh(child)`` turns false if nothing is heard (a hair after, not on, the
+        boundary: ``_fresh`` compares strictly)."""
+        if child.last_heartbeat is None:
+            return child.started + STARTUP_GRACE + JUDGE_SLACK
+        return child.last_heartbeat + HEARTBEAT_TIMEOUT + JUDGE_SLACK
 
     def _silence(self, child: Child) -> float:
         now = time.monotonic()

@@ -65,7 +65,7 @@ def test_external_publisher_health_reaches_exact_subscriber_only(bus: RuntimeDir
 def test_late_subscriber_gets_retained_state_at_once(bus: RuntimeDir) -> None:
     async def scenario() -> None:
         ctx = zmq.asyncio.Context()
-        pub = Publisher(ctx, bus, "vrrpd", republish_interval=None)  # no periodic help
+        pub = Publisher(ctx, bus, "vrrpd")  # nothing periodic: only the join re-sends
         pub.start()
         state = {"instance": "VI_1", "state": "MASTER", "priority": 100}
         pub.retain("vrrp.state.VI_1", state)

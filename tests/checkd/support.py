@@ -99,6 +99,7 @@ class FakePublisher:
     def __init__(self) -> None:
         self.sent: list[tuple[str, dict[str, Any]]] = []
         self.retained: dict[str, Mapping[str, Any]] = {}
+        self.repeated: set[str] = set()  # topics retained with repeat=True
 
     def retain(
         self,
@@ -106,9 +107,14 @@ class FakePublisher:
         body: Mapping[str, Any],
         *,
         refresh: Callable[[], Mapping[str, Any]] | None = None,
+        repeat: bool = False,
     ) -> None:
         self.sent.append((topic, dict(body)))
         self.retained[topic] = body
+        if repeat:
+            self.repeated.add(topic)
+        else:
+            self.repeated.discard(topic)
 
     def forget(self, topic: str) -> None:
         self.retained.pop(topic, None)

@@ -21,6 +21,7 @@ from tests.checkd.support import pid_alive, write_script
 from tests.daemon import (
     JSON_LOGS,
     connected,
+    next_event,
     python_module,
     running_bus,
     runtime_dir,
@@ -161,7 +162,7 @@ async def _scenario(
     second: dict[str, Any],
 ) -> None:
     ctx = zmq.asyncio.Context()
-    core = Publisher(ctx, rt, "core", republish_interval=None)
+    core = Publisher(ctx, rt, "core")
     core.start()
     sub = Subscriber(ctx, rt, ["health.*", "log.checkd"])
     sub.start()
@@ -212,6 +213,16 @@ async def _scenario(
         finally:
             late_pump.cancel()
             late.close()
+        # An unchanged verdict is re-sent on a timer all the same: vrrpd takes a verdict
+        # nobody re-sends for a while as a dead checker (docs/bus.md).
+        heard = Subscriber(ctx, rt, ["health.pr"])
+        heard.start()
+        try:
+            await next_event(heard, lambda e: True, 5)  # the copy a joiner gets
+            again = await next_event(heard, lambda e: True, 15)  # the timer's
+            assert (again.body["ok"], again.body["count"]) == (False, 0)
+        finally:
+            heard.close()
         _unlink(flag)
         await verdicts.wait("chk_flag", ok=False)
     finally:
@@ -245,7 +256,7 @@ def test_stopping_or_killing_checkd_takes_its_scripts_along(tmp_path: Path) -> N
 
     async def scenario(rt: RuntimeDir) -> None:
         ctx = zmq.asyncio.Context()
-        core = Publisher(ctx, rt, "core", republish_interval=None)
+        core = Publisher(ctx, rt, "core")
         core.start()
         core.retain("config.current", _config(1, model))
         try:

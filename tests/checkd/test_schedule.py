@@ -199,6 +199,8 @@ def test_topics_are_valid_bus_topics_and_quorum_is_a_verdict() -> None:
     assert all(is_valid(t) for t in sim.publisher.retained)
     verdict = sim.publisher.retained["health.vs:192.0.2.1:tcp:80"]
     assert verdict["name"] == "vs:192.0.2.1:tcp:80" and verdict["ok"] is False
+    # Re-sent on a timer as vrrpd expects of every verdict; pool reports only on change.
+    assert sim.publisher.repeated == {"health.vs:192.0.2.1:tcp:80"}
 
 
 def test_ha_suspend_pauses_checks_until_this_node_holds_the_address() -> None:

@@ -191,3 +191,31 @@ def test_net_held_names_an_instance_from_its_intent_until_its_lease_runs_out(nod
     (expired,) = [i for i, (_, body) in enumerate(node.publisher.sent) if body.get("expired")]
     assert node.publisher.sent[-1] == ("net.held", {"owners": []})
     assert expired < len(node.publisher.sent) - 1
+
+
+class Asked:
+    """Stands in for netd's bus subscriber: records what it asks the owners to re-send."""
+
+    def __init__(self) -> None:
+        self.patterns: list[tuple[str, ...]] = []
+
+    def resync(self, *patterns: str) -> None:
+        self.patterns.append(patterns)
+
+
+def test_a_renewal_naming_an_intent_netd_lacks_asks_vrrpd_for_it_again(node: Node) -> None:
+    """Nothing re-sends an intent on a timer: a lost last copy is asked for (docs/bus.md)."""
+    asked = Asked()
+    node.daemon._sub = asked  # type: ignore[assignment]
+    node.intent(2)
+    node.renew(2)
+    assert asked.patterns == []
+    node.renew(3)  # generation 3 was lost on the way
+    node.renew(3)  # asked at most once a second
+    assert asked.patterns == [("vrrp.intent.VI_1",)]
+    node.clock.now += 1.0
+    node.renew(3)
+    assert len(asked.patterns) == 2
+    node.intent(3)
+    node.renew(3)
+    assert len(asked.patterns) == 2

@@ -106,7 +106,7 @@ async def until(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
 @contextlib.asynccontextmanager
 async def fake_core_and_vrrpd(runtime: RuntimeDir) -> AsyncIterator[Publisher]:
     ctx = zmq.asyncio.Context()
-    pub = Publisher(ctx, runtime, "vrrpd", republish_interval=0.3)
+    pub = Publisher(ctx, runtime, "vrrpd")
     pub.start()
     try:
         yield pub

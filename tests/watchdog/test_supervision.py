@@ -8,13 +8,13 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import zmq.asyncio
 
-from bus import Subscriber
-from tests.daemon import REPO, DaemonGroup, connected, daemon_group, next_event, stop
+from bus import Event, Subscriber
+from tests.daemon import REPO, DaemonGroup, daemon_group, next_event, stop
 from tests.lab import Lab, wait_until
 
 pytestmark = pytest.mark.netns
@@ -46,14 +46,21 @@ def group(lab: Lab) -> Iterator[DaemonGroup]:
 def test_killed_child_is_back_within_two_seconds_and_tail_shows_it(group: DaemonGroup) -> None:
     async def scenario() -> None:
         ctx = zmq.asyncio.Context()
-        sub = Subscriber(ctx, group.runtime, ["log.watchdog"])
+        # The watchdog's own heartbeat, subscribed after its log, proves that the log
+        # subscription has reached the watchdog (not only the broker): its report of the
+        # kill cannot be sent to nobody.
+        sub = Subscriber(ctx, group.runtime, ["log.watchdog", "hb.watchdog"])
         sub.start()
-        await connected(sub, ctx, group.runtime, "log.watchdog")
+        await next_event(sub, lambda e: e.topic == "hb.watchdog", 10)
         old = group.pids()["checkd"]
         killed_at = time.time()
         os.kill(old, signal.SIGKILL)
-        exited = await next_event(sub, lambda e: e.body["event"] == "watchdog.child.exited", 10)
-        started = await next_event(sub, lambda e: e.body["event"] == "watchdog.child.started", 10)
+
+        def logged(event: str) -> Callable[[Event], bool]:
+            return lambda e: e.topic == "log.watchdog" and e.body["event"] == event
+
+        exited = await next_event(sub, logged("watchdog.child.exited"), 10)
+        started = await next_event(sub, logged("watchdog.child.started"), 10)
         assert exited.body["child"] == "checkd" and "SIGKILL" in exited.body["cause"]
         assert started.body["child"] == "checkd"
         # Judged by the watchdog's own timestamp, not by how late a loaded test machine
