@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from tests.daemon import DaemonGroup
+from tests.daemon import JSON_LOGS, DaemonGroup
 from tests.lab import Lab, Node, wait_until
 
 __all__ = [
@@ -103,7 +103,7 @@ class FaultLab:
                 "{ type filter hook forward priority 0; policy accept; }"
             )
             for node, config in zip(self.nodes, configs, strict=True):
-                self.groups.append(DaemonGroup(node, config))
+                self.groups.append(DaemonGroup(node, config, env=JSON_LOGS))
         except BaseException:
             self.close()
             raise

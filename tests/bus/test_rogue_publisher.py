@@ -25,7 +25,7 @@ import zmq
 
 from bus import RuntimeDir, Subscriber
 from ctl.snapshot import collect
-from tests.daemon import REPO, DaemonGroup, daemon_group, raw_publisher
+from tests.daemon import JSON_LOGS, REPO, DaemonGroup, daemon_group, raw_publisher
 from tests.lab import Lab, wait_until
 
 pytestmark = pytest.mark.netns
@@ -76,7 +76,7 @@ def instance(group: DaemonGroup) -> dict[str, Any]:
 def group(lab: Lab, tmp_path: Path) -> Iterator[DaemonGroup]:
     n0 = lab.node(0)
     # keepalived.data/.json go to $TMPDIR: this test's own directory
-    with daemon_group(n0, config(SECRET), env={"TMPDIR": str(tmp_path)}) as g:
+    with daemon_group(n0, config(SECRET), env={"TMPDIR": str(tmp_path), **JSON_LOGS}) as g:
         g.wait_started()
         wait_until(lambda: VIP in n0.address_set(), 30, message="the VIP")
         wait_until(

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from ctl.snapshot import collect
-from tests.daemon import DaemonGroup, daemon_group
+from tests.daemon import JSON_LOGS, DaemonGroup, daemon_group
 from tests.lab import Lab, wait_until
 from tests.vrrpd.hostile import VIPS, Injector, cases, flood_frame, link_local, victim_config
 
@@ -43,7 +43,7 @@ def counters(report: dict[str, Any]) -> Counter[str]:
 @pytest.fixture
 def victim(lab: Lab) -> Iterator[DaemonGroup]:
     n0 = lab.node(0)
-    with daemon_group(n0, victim_config()) as group:
+    with daemon_group(n0, victim_config(), env=JSON_LOGS) as group:
         group.wait_started()
         wait_until(
             lambda: {vip for _, vip in VIPS.values()} <= n0.address_set(),
