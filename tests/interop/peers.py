@@ -312,7 +312,8 @@ class BusWatch:
         self.close()
 
 
-_LOG_LINE = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+)Z \[\w+\s*\] (\S+)", re.M)
+# bus.logline's text form: ``<timestamp>Z <component>: [<level above info>: ]<event> k=v ...``
+_LOG_LINE = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+)Z [\w-]+: (?:[a-z]+: )?(\S+)", re.M)
 
 
 def log_times(text: str, event: str) -> list[float]:
