@@ -66,6 +66,10 @@ bench: deps venv
 	$(BIN)/python bench/netd_vips.py
 	$(BIN)/python bench/failover.py
 	$(BIN)/python bench/scale.py
+	mkdir -p bench/results
+	$(BIN)/python bench/checks.py --json bench/results/checks.json
+	$(BIN)/python bench/lvs.py
+	$(BIN)/python bench/hostile.py
 	$(BIN)/python bench/footprint.py --json bench/results/footprint.json
 	$(BIN)/python bench/footprint_svg.py bench/results/footprint.json docs/footprint.svg
 
