@@ -30,7 +30,7 @@ from bus import logs, messages, topics
 from bus.errors import BusError, LogOptionsInvalid
 from bus.publisher import Publisher
 from bus.runtime import RuntimeDir
-from bus.signals import CAUGHT_SIGNALS, signal_name
+from bus.signals import CAUGHT_SIGNALS, HANDLED_SIGNALS, signal_name
 from bus.subscriber import Subscriber
 
 log = structlog.get_logger(__name__)
@@ -214,6 +214,9 @@ async def _serve(
         loop.add_signal_handler(stop_sig, comp.stop)
     for hook_sig in CAUGHT_SIGNALS:
         loop.add_signal_handler(hook_sig, comp._signalled, hook_sig)
+    # A forked child (watchdog.spawn) held these back until now; a signal sent meanwhile is
+    # delivered here, to the handlers above. Started any other way, nothing was blocked.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, HANDLED_SIGNALS)
     comp.publisher.start()
     forwarder.attach(comp.publisher.publish)
     log.info(f"{name}.started", process_id=os.getpid(), runtime_dir=str(runtime.path))

@@ -99,7 +99,10 @@ class _Sink:
     def _emit(self, priority: int, console_line: str, syslog_line: str) -> None:
         if self._stream is not None:
             try:
-                print(console_line, file=self._stream, flush=True)
+                # One write for the line and its newline: a signal handler that logs runs
+                # between two Python-level calls, and would land inside the line otherwise.
+                self._stream.write(console_line + "\n")
+                self._stream.flush()
             except OSError as exc:
                 # The reader went away (a closed pipe, journald restarted): a log line must not
                 # take the process down in the middle of its work, withdrawing VIPs say.

@@ -56,6 +56,12 @@ CAUGHT_SIGNALS: tuple[int, ...] = tuple(
 )
 
 
+#: Every signal a component has a handler for once it runs (``bus.component``): the caught
+#: ones and the two that stop it. A child forked from the watchdog's image keeps these
+#: blocked until its handlers exist, so one sent that early waits instead of killing it.
+HANDLED_SIGNALS: frozenset[int] = frozenset({signal.SIGTERM, signal.SIGINT, *CAUGHT_SIGNALS})
+
+
 def signal_name(signum: int) -> str:
     """``SIGTERM``, or ``SIGRTMIN+2`` for real-time signals (which have no enum member)."""
     try:

@@ -38,6 +38,7 @@ from typing import NoReturn, Protocol
 import structlog
 
 from bus.component import EXIT_SOFTWARE, PARENT_ENV
+from bus.signals import HANDLED_SIGNALS
 from watchdog.children import ChildSpec
 
 log = structlog.get_logger(__name__)
@@ -196,7 +197,8 @@ def _exit_code(exc: SystemExit) -> int:
 
 
 def _reset_signals() -> None:
-    """A fresh interpreter's dispositions and an empty mask, not the watchdog's handlers."""
+    """A fresh interpreter's dispositions, not the watchdog's handlers; the handled signals stay
+    blocked until the component's own handlers exist."""
     signal.set_wakeup_fd(-1)  # the watchdog's event loop self-pipe
     for signum in signal.valid_signals():
         if signum in (signal.SIGKILL, signal.SIGSTOP):
@@ -209,7 +211,10 @@ def _reset_signals() -> None:
             handler = signal.SIG_DFL
         with contextlib.suppress(OSError, ValueError):  # those the C library reserves
             signal.signal(signum, handler)  # type: ignore[arg-type]
-    signal.pthread_sigmask(signal.SIG_SETMASK, set())
+    # The ones the component will handle stay blocked until bus.component has installed its
+    # handlers: sent in between (the watchdog's pid file names the child at once), a TERM or
+    # USR2 would otherwise meet the default action and kill the child.
+    signal.pthread_sigmask(signal.SIG_SETMASK, HANDLED_SIGNALS)
 
 
 def _release_inherited_fds() -> None:

@@ -11,6 +11,7 @@ import asyncio
 import os
 import signal
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -54,6 +55,10 @@ def _blocked_signals(pid: int) -> int:
     raise AssertionError(f"no SigBlk for {pid}")
 
 
+def _unblocked(pid: int) -> bool:
+    return _blocked_signals(pid) == 0
+
+
 def _log_lines(group: DaemonGroup, *words: str) -> list[str]:
     return [line for line in group.log_text().splitlines() if all(w in line for w in words)]
 
@@ -72,15 +77,16 @@ def test_each_forked_child_has_its_own_name_and_none_of_the_watchdogs_files(
         assert title.startswith(f"pykeepalived: {name} --runtime-dir ")
         # The watchdog's lock must die with the watchdog, not live on in a child.
         assert lock not in _open_files(pid), name
-        # Blocked across the fork; a child that kept them blocked would never see a signal.
-        assert _blocked_signals(pid) == 0, name
+        # Blocked across the fork and until the component's handlers exist (watchdog.spawn);
+        # a child that kept them blocked would never see a signal.
+        wait_until(partial(_unblocked, pid), 10, message=f"{name} to unblock its signals")
 
 
 def test_a_forked_child_handles_signals_with_its_own_handlers(group: DaemonGroup) -> None:
     checkd = group.pids()["checkd"]
     os.kill(checkd, signal.SIGUSR2)  # checkd has no use for it: logged and ignored
     wait_until(
-        lambda: _log_lines(group, "component.signal.ignored", "component=checkd"),
+        lambda: _log_lines(group, " checkd: ", "component.signal.ignored"),
         10,
         message="checkd to log the signal it ignores",
     )
