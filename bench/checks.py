@@ -265,8 +265,15 @@ async def wait_victim(recorder: Recorder, alive: bool, timeout: float) -> float:
         remaining = timeout - (time.monotonic() - start)
         if remaining <= 0:
             raise RuntimeError(f"victim never became {'up' if alive else 'down'}")
-        async with asyncio.timeout(remaining):
-            await recorder.changed.wait()
+        try:
+            async with asyncio.timeout(remaining):
+                await recorder.changed.wait()
+        except TimeoutError:
+            raise RuntimeError(
+                f"the victim's verdict did not become {'up' if alive else 'down'} within "
+                f"{timeout:.0f} s: checkd is not keeping up with this many checkers "
+                "(fewer --tcp/--http, or a longer delay_loop)"
+            ) from None
     return time.monotonic() - start
 
 
