@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 import core
 from core import keywords as kwt
-from core.lexer import MAX_LINE_LENGTH, LexError, _split_words_slow, split_words
+from core.lexer import MAX_LINE_LENGTH
 from tests.core.test_properties import SEEDS
 from tests.fuzz.budget import fuzz
 
@@ -146,19 +146,6 @@ def test_a_line_of_unicode_space_is_an_unknown_word_not_a_crash(space: str) -> N
     assert any(space in core.format_problem(p) for p in result.problems)
     # keepalived splits words on ASCII blanks only: the space stays inside the word.
     assert result.config.global_defs.router_id == f"a{space}b"
-
-
-@given(st.text(' \t\xa0\u2003\x1cab{}"', max_size=30))
-def test_the_fast_tokenizer_equals_the_reference_on_unicode_blanks(text: str) -> None:
-    try:
-        fast = split_words(text, "f", 1)
-    except LexError:
-        fast = None
-    try:
-        slow = _split_words_slow(text, "f", 1)
-    except LexError:
-        slow = None
-    assert fast == slow
 
 
 def test_a_list_item_named_include_renders_quoted_and_reads_back() -> None:
