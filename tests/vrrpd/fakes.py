@@ -27,7 +27,21 @@ from vrrpd.starter import StartOutputs
 from vrrpd.syncgroup import GroupNotify
 from vrrpd.validate import DropReason
 
-__all__ = ["FakeHost", "Wire", "plans_of", "runner_for"]
+__all__ = ["ONE_INSTANCE", "FakeHost", "Wire", "plans_of", "runner_for"]
+
+#: One BACKUP instance on eth0 (VRID 51, VIP 192.0.2.100/24); ``{options}`` adds lines to it.
+ONE_INSTANCE = """
+vrrp_instance VI_1 {{
+    state BACKUP
+    interface eth0
+    virtual_router_id 51
+    priority 100
+{options}
+    virtual_ipaddress {{
+        192.0.2.100/24
+    }}
+}}
+"""
 
 
 class Wire:

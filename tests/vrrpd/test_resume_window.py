@@ -15,7 +15,7 @@ from ipaddress import IPv4Address
 from structlog.testing import capture_logs
 
 from bus.messages import Applied, Held, Intent
-from tests.vrrpd.fakes import FakeHost, Wire, plans_of
+from tests.vrrpd.fakes import ONE_INSTANCE, FakeHost, Wire, plans_of
 from vrrpd.links import Link
 from vrrpd.machine import State
 from vrrpd.plan import InstancePlan
@@ -23,18 +23,6 @@ from vrrpd.runner import Runner
 from vrrpd.starter import Starter
 
 ME = IPv4Address("192.0.2.11")
-CONFIG = """
-vrrp_instance VI_1 {{
-    state BACKUP
-    interface eth0
-    virtual_router_id 51
-    priority 100
-{options}
-    virtual_ipaddress {{
-        192.0.2.100/24
-    }}
-}}
-"""
 ETH0 = Link("eth0", 2, True, (ipaddress.ip_interface("192.0.2.11/24"),))
 
 
@@ -43,7 +31,7 @@ class Node:
 
     def __init__(self, options: str = "") -> None:
         self.host = FakeHost()
-        (self.plan,) = plans_of(CONFIG.format(options=options))
+        (self.plan,) = plans_of(ONE_INSTANCE.format(options=options))
         self.pending: list[float] = []  # when the starter asked to start pending instances
         self.starter = Starter(self.host.runners, self.host, self.pending.append)
         self.now = asyncio.get_running_loop().time()

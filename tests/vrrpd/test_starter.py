@@ -7,30 +7,18 @@ import ipaddress
 from ipaddress import IPv4Address
 
 from bus.messages import Intent, StateReport
-from tests.vrrpd.fakes import FakeHost, Wire, plans_of
+from tests.vrrpd.fakes import ONE_INSTANCE, FakeHost, Wire, plans_of
 from vrrpd.links import Link
 from vrrpd.plan import InstancePlan
 from vrrpd.starter import Starter
 
 ME = IPv4Address("192.0.2.11")
 TOPIC = "vrrp.state.VI_1"
-CONFIG = """
-vrrp_instance VI_1 {{
-    state BACKUP
-    interface eth0
-    virtual_router_id 51
-    priority 100
-{options}
-    virtual_ipaddress {{
-        192.0.2.100/24
-    }}
-}}
-"""
 
 
 def setup(options: str = "") -> tuple[Starter, FakeHost, dict[str, InstancePlan]]:
     host = FakeHost()
-    plans = {p.name: p for p in plans_of(CONFIG.format(options=options))}
+    plans = {p.name: p for p in plans_of(ONE_INSTANCE.format(options=options))}
     return Starter(host.runners, host, lambda now: None), host, plans
 
 
