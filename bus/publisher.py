@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -61,6 +62,7 @@ class Publisher:
         self._subscribed = asyncio.Condition()
         self._prefixes: set[bytes] = set()
         self.sent = 0
+        self._send_lock = threading.Lock()
 
     @property
     def src(self) -> str:
@@ -72,12 +74,17 @@ class Publisher:
 
     def publish(self, topic: str, body: Mapping[str, Any]) -> None:
         """Send one event now. Never blocks; a full queue drops (receivers see the seq gap)."""
-        frames = envelope.encode(topic, body, self.stamper.next(topic))
-        try:
-            self._sock.send_multipart(frames, flags=zmq.NOBLOCK)
-            self.sent += 1
-        except zmq.Again:
-            log.warning("bus.publish.dropped", topic=topic, reason="high-water mark")
+        # Log records reach here from any thread (netd's netlink worker, say) and a zmq socket
+        # is not thread-safe: unserialized, two sends interleave their frames on the wire.
+        with self._send_lock:
+            frames = envelope.encode(topic, body, self.stamper.next(topic))
+            try:
+                self._sock.send_multipart(frames, flags=zmq.NOBLOCK)
+                self.sent += 1
+                return
+            except zmq.Again:
+                pass
+        log.warning("bus.publish.dropped", topic=topic, reason="high-water mark")
 
     def retain(
         self,
