@@ -93,6 +93,11 @@ def _rs(group: DaemonGroup, rs_id: str) -> dict[str, Any]:
     return found
 
 
+def _table_shows(group: DaemonGroup, *texts: str) -> bool:
+    table = ctl(group.runtime.path, "status").stdout
+    return all(t in table for t in texts)
+
+
 def _http(lab: Lab, root: Path) -> subprocess.Popen[bytes]:
     return lab.node(0).popen(
         [
@@ -146,8 +151,13 @@ def test_http_and_misc_checks_drive_the_pools(make_lab: Any, tmp_path: Path) -> 
                 15,
                 message="HTTP_GET ok",
             )
-            table = ctl(group.runtime.path, "status").stdout
-            assert "[192.0.2.100]:tcp:80" in table and "HTTP_GET up" in table
+            # One status call is a 1.2 s snapshot of what the publishers re-send to a new
+            # subscriber; on a loaded machine a re-send can miss that window, so ask again.
+            wait_until(
+                lambda: _table_shows(group, "[192.0.2.100]:tcp:80", "HTTP_GET up"),
+                10,
+                message="status table showing the pool and HTTP_GET up",
+            )
 
             # Stop the server: DOWN within delay_loop + connect_timeout + one retry.
             http.send_signal(signal.SIGTERM)
@@ -155,9 +165,17 @@ def test_http_and_misc_checks_drive_the_pools(make_lab: Any, tmp_path: Path) -> 
             stopped = time.monotonic()
             wait_until(lambda: _rs(group, HTTP_RS).get("alive") is False, 10, message="RS down")
             assert time.monotonic() - stopped < 1 + 1 + 0.5 + 1 + 2.5  # + status round trips
-            pool = _status(group)["pools"]["[192.0.2.100]:tcp:80"]
+            pool = wait_until(
+                lambda: _status(group)["pools"].get("[192.0.2.100]:tcp:80"),
+                10,
+                message="the pool in status --json",
+            )
             assert pool["quorum_up"] is False and pool["members"][0]["pool_weight"] is None
-            assert "HTTP_GET DOWN" in ctl(group.runtime.path, "status").stdout
+            wait_until(
+                lambda: _table_shows(group, "HTTP_GET DOWN"),
+                10,
+                message="status table showing HTTP_GET DOWN",
+            )
             # The instance tracking the quorum loses its weight.
             assert _status(group)["health"]["vs:192.0.2.100:tcp:80"]["ok"] is False
             wait_until(
