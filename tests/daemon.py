@@ -154,6 +154,13 @@ def component_pids(runtime: RuntimeDir) -> dict[str, int]:
     return group_pids(runtime.path)
 
 
+# Daemon groups still running: a failing test's report carries the end of their logs
+# (tests/conftest.py; daemon_group prints its own), since each log lives in a runtime dir
+# that teardown removes.
+RUNNING: weakref.WeakSet[DaemonGroup] = weakref.WeakSet()
+LOG_TAIL_LINES = 150
+
+
 class DaemonGroup:
     """``pykeepalived`` (the watchdog and all its children) running inside a lab node."""
 
@@ -177,6 +184,7 @@ class DaemonGroup:
         ]
         env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
         self.proc = node.popen(argv, stdout=self.log, stderr=subprocess.STDOUT, env=env, cwd=REPO)
+        RUNNING.add(self)
 
     def wait_started(
         self,
@@ -195,7 +203,11 @@ class DaemonGroup:
         self.log.flush()
         return (self.runtime.path / "daemon.log").read_text(errors="replace")
 
+    def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
+        return "\n".join(self.log_text().splitlines()[-lines:])
+
     def close(self) -> None:
+        RUNNING.discard(self)
         stop(self.proc, timeout=40)
         with contextlib.suppress(AssertionError):
             wait_until(lambda: not self.pids(), 10, message="children to exit")
@@ -213,5 +225,9 @@ def daemon_group(
     group = DaemonGroup(node, config, *extra, env=env)
     try:
         yield group
+    except BaseException:
+        # Shown with the failure ("Captured stdout call"): the log goes with the runtime dir.
+        print(f"--- daemon log {group.runtime.path} (tail) ---\n{group.log_tail()}")
+        raise
     finally:
         group.close()
