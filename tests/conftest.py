@@ -31,5 +31,5 @@ def pytest_runtest_makereport(
     report = yield
     if report.when == "call" and report.failed:
         for group in list(RUNNING):
-            report.sections.append((f"daemon log {group.runtime.path} (tail)", group.log_tail()))
+            report.sections.append(group.log_tail())
     return report

@@ -203,8 +203,10 @@ class DaemonGroup:
         self.log.flush()
         return (self.runtime.path / "daemon.log").read_text(errors="replace")
 
-    def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
-        return "\n".join(self.log_text().splitlines()[-lines:])
+    def log_tail(self, lines: int = LOG_TAIL_LINES) -> tuple[str, str]:
+        """A failure report's section: its title and the log's last ``lines`` lines."""
+        tail = "\n".join(self.log_text().splitlines()[-lines:])
+        return f"daemon log {self.runtime.path} (tail)", tail
 
     def close(self) -> None:
         RUNNING.discard(self)
@@ -227,7 +229,8 @@ def daemon_group(
         yield group
     except BaseException:
         # Shown with the failure ("Captured stdout call"): the log goes with the runtime dir.
-        print(f"--- daemon log {group.runtime.path} (tail) ---\n{group.log_tail()}")
+        title, tail = group.log_tail()
+        print(f"--- {title} ---\n{tail}")
         raise
     finally:
         group.close()
