@@ -27,7 +27,7 @@ import dataclasses
 import math
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from functools import cache
 from typing import Any, ClassVar, Literal, Self, Union, get_args, get_origin
 
@@ -77,25 +77,13 @@ class Struct:
     @classmethod
     def from_map(cls, body: Any, path: str = "") -> Self:
         """Decode a map, raising ``Invalid`` naming the first bad field."""
-        if not isinstance(body, Mapping):
-            raise Invalid(path or cls.__name__, f"is {type(body).__name__}, expected a map")
-        tps = hints(cls)
-        kwargs: dict[str, Any] = {}
-        rest_field: str | None = None
-        for f in dataclasses.fields(cls):
-            where = f"{path}.{f.name}" if path else f.name
-            if f.metadata.get("rest"):
-                rest_field = f.name
-                continue
-            if f.name not in body:
-                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                    raise Invalid(where, "missing")
-                continue
-            kwargs[f.name] = _decode(tps[f.name], body[f.name], where, f.metadata)
-        if rest_field is not None:
-            known = {f.name for f in dataclasses.fields(cls)}
-            kwargs[rest_field] = {k: v for k, v in body.items() if k not in known}
-        return cls(**kwargs)
+        try:
+            decoded: Self = _struct_decoder(cls)(body)
+        except Invalid as exc:
+            raise (
+                _rooted(exc, path) if path or exc.path else Invalid(cls.__name__, exc.problem)
+            ) from None
+        return decoded
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -160,7 +148,10 @@ def _hints(cls: Any) -> dict[str, Any]:
 def check_field(cls: type[Struct], name: str, tp: Any, value: Any) -> Any:
     """Decode one field of ``cls`` on its own (``bus.schemas`` checks required fields so)."""
     meta = next(f.metadata for f in dataclasses.fields(cls) if f.name == name)
-    return _decode(tp, value, name, meta)
+    try:
+        return _decoder(tp, meta.get("max_len"))(value)
+    except Invalid as exc:
+        raise _rooted(exc, name) from None
 
 
 def _encode(value: Any) -> Any:
@@ -173,93 +164,238 @@ def _encode(value: Any) -> Any:
     return value
 
 
-def _decode(tp: Any, value: Any, path: str, meta: Mapping[str, Any]) -> Any:
-    origin = get_origin(tp)
+# ---- decoding ------------------------------------------------------------------------------
+#
+# Each type is compiled once into a closure that checks and converts one value: walking the
+# hints with get_origin/get_args for every value cost more than the rest of a busy netd's
+# work (a vrrp.renew names every held instance, twice a second). A closure raises ``Invalid``
+# with the path *below* it (``""`` for the value itself, ``[3].kind`` for a part); each level
+# prefixes its own step, and only on the error path, so a valid value never formats a path.
+
+Decoder = Callable[[Any], Any]
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+def _decoder(tp: Any, max_len: int | None) -> Decoder:
+    return _compile(tp, max_len)
+
+
+@cache
+def _compile(tp: Any, max_len: int | None) -> Decoder:
     if tp is Any:
-        return value
+        return _identity
+    origin = get_origin(tp)
     if origin in (Union, types.UnionType):
-        return _decode_optional(tp, value, path, meta)
+        return _optional_decoder(get_args(tp), max_len)
     if origin is Literal:
-        if value not in get_args(tp) or isinstance(value, bool):
-            raise Invalid(
-                path, f"is {value!r}, expected one of {', '.join(map(str, get_args(tp)))}"
-            )
-        return value
+        return _literal_decoder(get_args(tp))
     if origin is tuple:
-        return _decode_tuple(tp, value, path, meta)
+        return _tuple_decoder(get_args(tp), max_len)
     if origin is Mapping:
-        return _decode_map(tp, value, path, meta)
+        return _map_decoder(get_args(tp)[1], max_len)
     if isinstance(tp, type) and issubclass(tp, Struct):
-        return tp.from_map(value, path)
-    return _decode_scalar(tp, value, path, meta)
+        struct: type[Struct] = tp
+
+        def decode_struct(value: Any) -> Any:
+            return _struct_decoder(struct)(value)  # looked up late: a struct may name itself
+
+        return decode_struct
+    return _scalar_decoder(tp, max_len)
 
 
-def _decode_optional(tp: Any, value: Any, path: str, meta: Mapping[str, Any]) -> Any:
-    args = [a for a in get_args(tp) if a is not type(None)]
-    if value is None:
-        if len(args) < len(get_args(tp)):
-            return None
-        raise Invalid(path, "is null")
-    problems = []
-    for a in args:
+def _rooted(exc: Invalid, root: str) -> Invalid:
+    """``exc`` (a path below some value) as raised from the value at ``root``."""
+    path = root + exc.path if root else exc.path.lstrip(".")
+    return Invalid(path, exc.problem)
+
+
+_STRUCT_DECODERS: dict[type[Struct], Decoder] = {}
+
+
+def _struct_decoder(cls: type[Struct]) -> Decoder:
+    decoder = _STRUCT_DECODERS.get(cls)
+    if decoder is None:
+        decoder = _STRUCT_DECODERS[cls] = _compile_struct(cls)
+    return decoder
+
+
+def _compile_struct(cls: type[Struct]) -> Decoder:
+    tps = hints(cls)
+    fields: list[tuple[str, str, Decoder, bool]] = []
+    rest: str | None = None
+    for f in dataclasses.fields(cls):
+        if f.metadata.get("rest"):
+            rest = f.name
+            continue
+        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        fields.append(
+            (f.name, f".{f.name}", _decoder(tps[f.name], f.metadata.get("max_len")), required)
+        )
+    known = frozenset(f.name for f in dataclasses.fields(cls))
+
+    def decode(body: Any) -> Any:
+        if not isinstance(body, Mapping):
+            raise Invalid("", f"is {type(body).__name__}, expected a map")
+        kwargs: dict[str, Any] = {}
+        for name, step, dec, required in fields:
+            if name not in body:
+                if required:
+                    raise Invalid(step, "missing")
+                continue
+            try:
+                kwargs[name] = dec(body[name])
+            except Invalid as exc:
+                raise Invalid(step + exc.path, exc.problem) from None
+        if rest is not None:
+            kwargs[rest] = {k: v for k, v in body.items() if k not in known}
+        return cls(**kwargs)
+
+    return decode
+
+
+def _optional_decoder(args: tuple[Any, ...], max_len: int | None) -> Decoder:
+    alternatives = [_decoder(a, max_len) for a in args if a is not type(None)]
+    nullable = len(alternatives) < len(args)
+
+    def decode(value: Any) -> Any:
+        if value is None:
+            if nullable:
+                return None
+            raise Invalid("", "is null")
+        problems = []
+        for dec in alternatives:
+            try:
+                return dec(value)
+            except Invalid as exc:
+                problems.append(exc.problem)
+        raise Invalid("", "; ".join(problems))
+
+    return decode
+
+
+def _literal_decoder(allowed: tuple[Any, ...]) -> Decoder:
+    def decode(value: Any) -> Any:
+        if value not in allowed or isinstance(value, bool):
+            raise Invalid("", f"is {value!r}, expected one of {', '.join(map(str, allowed))}")
+        return value
+
+    return decode
+
+
+def _located(items: Iterable[tuple[str, Decoder, Any]]) -> Invalid:
+    """The first failing part's error, re-found on the slow path after a fast one failed."""
+    for step, dec, value in items:
         try:
-            return _decode(a, value, path, meta)
+            dec(value)
         except Invalid as exc:
-            problems.append(exc.problem)
-    raise Invalid(path, "; ".join(problems))
+            return Invalid(step + exc.path, exc.problem)
+    raise AssertionError("a decoder failed once and not again")  # decoders are pure
 
 
-def _decode_tuple(tp: Any, value: Any, path: str, meta: Mapping[str, Any]) -> tuple[Any, ...]:
+def _list_check(value: Any) -> None:
     if not isinstance(value, list | tuple):
-        raise Invalid(path, f"is {type(value).__name__}, expected list")
-    args = get_args(tp)
+        raise Invalid("", f"is {type(value).__name__}, expected list")
+
+
+def _tuple_decoder(args: tuple[Any, ...], max_len: int | None) -> Decoder:
     if len(args) == 2 and args[1] is Ellipsis:
-        limit = meta.get("max_len", MAX_ENTRIES)
+        item = _decoder(args[0], None)
+        limit = MAX_ENTRIES if max_len is None else max_len
+
+        def decode_many(value: Any) -> tuple[Any, ...]:
+            _list_check(value)
+            if len(value) > limit:
+                raise Invalid("", f"has {len(value)} entries, at most {limit} allowed")
+            try:
+                return tuple(map(item, value))
+            except Invalid:
+                raise _located((f"[{i}]", item, v) for i, v in enumerate(value)) from None
+
+        return decode_many
+    parts = tuple(_decoder(a, None) for a in args)
+
+    def decode_fixed(value: Any) -> tuple[Any, ...]:
+        _list_check(value)
+        if len(value) != len(parts):
+            raise Invalid("", f"has {len(value)} entries, expected {len(parts)}")
+        try:
+            return tuple([dec(v) for dec, v in zip(parts, value, strict=True)])
+        except Invalid:
+            raise _located(
+                (f"[{i}]", dec, v) for i, (dec, v) in enumerate(zip(parts, value, strict=True))
+            ) from None
+
+    return decode_fixed
+
+
+def _map_decoder(value_tp: Any, max_len: int | None) -> Decoder:
+    item = _decoder(value_tp, None)
+    limit = MAX_ENTRIES if max_len is None else max_len
+
+    def decode(value: Any) -> dict[str, Any]:
+        if not isinstance(value, Mapping):
+            raise Invalid("", f"is {type(value).__name__}, expected map")
         if len(value) > limit:
-            raise Invalid(path, f"has {len(value)} entries, at most {limit} allowed")
-        return tuple(_decode(args[0], v, f"{path}[{i}]", {}) for i, v in enumerate(value))
-    if len(value) != len(args):
-        raise Invalid(path, f"has {len(value)} entries, expected {len(args)}")
-    return tuple(
-        _decode(a, v, f"{path}[{i}]", {}) for i, (a, v) in enumerate(zip(args, value, strict=True))
-    )
+            raise Invalid("", f"has {len(value)} entries, at most {limit} allowed")
+        out = {}
+        for k, v in value.items():
+            if not isinstance(k, str) or len(k) > MAX_TEXT:
+                raise Invalid("", f"has a key {k!r:.40} that is not a short string")
+            try:
+                out[k] = item(v)
+            except Invalid as exc:
+                raise Invalid(f"[{k!r}]{exc.path}", exc.problem) from None
+        return out
+
+    return decode
 
 
-def _decode_map(tp: Any, value: Any, path: str, meta: Mapping[str, Any]) -> dict[str, Any]:
-    if not isinstance(value, Mapping):
-        raise Invalid(path, f"is {type(value).__name__}, expected map")
-    limit = meta.get("max_len", MAX_ENTRIES)
-    if len(value) > limit:
-        raise Invalid(path, f"has {len(value)} entries, at most {limit} allowed")
-    value_type = get_args(tp)[1]
-    out = {}
-    for k, v in value.items():
-        if not isinstance(k, str) or len(k) > MAX_TEXT:
-            raise Invalid(path, f"has a key {k!r:.40} that is not a short string")
-        out[k] = _decode(value_type, v, f"{path}[{k!r}]", {})
-    return out
-
-
-def _decode_scalar(tp: Any, value: Any, path: str, meta: Mapping[str, Any]) -> Any:
+def _scalar_decoder(tp: Any, max_len: int | None) -> Decoder:
     if tp is bool:
-        if not isinstance(value, bool):
-            raise Invalid(path, f"is {type(value).__name__}, expected bool")
-        return value
-    if isinstance(value, bool):
-        raise Invalid(path, f"is bool, expected {describe(tp)}")
+        return _bool
+    expected = describe(tp)
+
+    def no_bool(value: Any) -> None:
+        if isinstance(value, bool):
+            raise Invalid("", f"is bool, expected {expected}")
+
     if tp is int:
-        if not isinstance(value, int) or not -_INT_RANGE <= value < _INT_RANGE:
-            raise Invalid(path, f"is {type(value).__name__}, expected a 64-bit int")
-        return value
+
+        def decode_int(value: Any) -> Any:
+            no_bool(value)
+            if not isinstance(value, int) or not -_INT_RANGE <= value < _INT_RANGE:
+                raise Invalid("", f"is {type(value).__name__}, expected a 64-bit int")
+            return value
+
+        return decode_int
     if tp is float:
-        if not isinstance(value, int | float) or not math.isfinite(value):
-            raise Invalid(path, f"is {type(value).__name__}, expected a finite number")
-        return value
+
+        def decode_float(value: Any) -> Any:
+            no_bool(value)
+            if not isinstance(value, int | float) or not math.isfinite(value):
+                raise Invalid("", f"is {type(value).__name__}, expected a finite number")
+            return value
+
+        return decode_float
     if tp is str:
-        if not isinstance(value, str):
-            raise Invalid(path, f"is {type(value).__name__}, expected str")
-        limit = meta.get("max_len", MAX_TEXT)
-        if len(value) > limit:
-            raise Invalid(path, f"is {len(value)} characters long, at most {limit} allowed")
-        return value
-    raise TypeError(f"{path}: unsupported wire type {tp!r}")  # a bug in a message class
+        limit = MAX_TEXT if max_len is None else max_len
+
+        def decode_str(value: Any) -> Any:
+            if not isinstance(value, str):
+                no_bool(value)
+                raise Invalid("", f"is {type(value).__name__}, expected str")
+            if len(value) > limit:
+                raise Invalid("", f"is {len(value)} characters long, at most {limit} allowed")
+            return value
+
+        return decode_str
+    raise TypeError(f"unsupported wire type {tp!r}")  # a bug in a message class
+
+
+def _bool(value: Any) -> Any:
+    if not isinstance(value, bool):
+        raise Invalid("", f"is {type(value).__name__}, expected bool")
+    return value

@@ -279,13 +279,14 @@ class NetDaemon:
         vrrpd for that intent again (its full intent is re-sent right after every change,
         but nothing re-sends it on a timer: a lost last copy would otherwise stay lost)."""
         leases = parse_renewal(renewal)
-        extended = self.leases.renew(boot, {vrrp_owner(i): lease for i, lease in leases.items()})
+        owners = {vrrp_owner(i): i for i in leases}
+        # A set: every held instance is named each round, and list membership was quadratic.
+        extended = set(self.leases.renew(boot, {o: leases[i] for o, i in owners.items()}))
         now = self.leases.clock()
         lacking = sorted(
             i
-            for i in leases
-            if vrrp_owner(i) not in extended
-            and now - self._asked.get(i, -RESYNC_EVERY) >= RESYNC_EVERY
+            for o, i in owners.items()
+            if o not in extended and now - self._asked.get(i, -RESYNC_EVERY) >= RESYNC_EVERY
         )
         if lacking and self._sub is not None:
             log.info("netd.intent.resync", instances=lacking)

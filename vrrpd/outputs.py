@@ -22,7 +22,7 @@ from vrrpd import mail, notify
 from vrrpd.fifo import FifoChannel, FifoSetup
 from vrrpd.groups import Groups
 from vrrpd.host import Refresh
-from vrrpd.machine import Event
+from vrrpd.machine import Event, TimerName
 from vrrpd.notify import Job
 from vrrpd.plan import fifo_setup, notify_specs
 from vrrpd.runner import Runner
@@ -33,6 +33,11 @@ from vrrpd.validate import DropReason
 __all__ = ["Outputs"]
 
 log = structlog.get_logger(__name__)
+
+#: how early an advert may go out when the timer heap wakes for another one anyway: never
+#: harmful (a backup waits three intervals), and a master of hundreds of instances then sends
+#: bursts of adverts per wake-up instead of one wake-up each
+ADVER_EARLY = 0.002
 
 
 class Outputs:
@@ -47,7 +52,7 @@ class Outputs:
     ) -> None:
         self.publisher = publisher
         self.unclaimed = unclaimed
-        self.timers = TimerHeap(fire)
+        self.timers = TimerHeap(fire, early={TimerName.ADVER.value: ADVER_EARLY})
         self.notifier = notify.NotifyQueues()
         self.mailer = mail.Mailer()
         self.fifo: FifoChannel | None = None

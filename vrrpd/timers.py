@@ -6,20 +6,29 @@ earliest holds a loop handle. The latest deadline per (instance, timer) wins, an
 that only moves later (a backup's master-down timer, pushed back by every advert) does not
 touch the heap: its queued entry surfaces at the old time and is queued again at the new one.
 Entries superseded by an earlier deadline, or cancelled, are skipped when they surface.
+A timer name may be allowed to fire a little early when the heap wakes for another timer
+anyway (``early``): timers that tolerate it then share wake-ups.
 """
 
 from __future__ import annotations
 
 import asyncio
 import heapq
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 Key = tuple[str, str]  # (instance, timer name)
 
 
 class TimerHeap:
-    def __init__(self, fire: Callable[[str, str, float], None]) -> None:
+    def __init__(
+        self, fire: Callable[[str, str, float], None], early: Mapping[str, float] | None = None
+    ) -> None:
         self._fire = fire
+        #: per timer name, how long before its deadline it may fire when the heap wakes for
+        #: another one anyway (adverts: sending one a little early is harmless, and hundreds
+        #: of instances then share a wake-up instead of waking the loop once each)
+        self._early = dict(early or {})
+        self._max_early = max(self._early.values(), default=0.0)
         self._heap: list[tuple[float, str, str]] = []
         self._due: dict[Key, float] = {}
         #: the live heap entry per key (the one whose deadline is here); others are stale
@@ -75,16 +84,29 @@ class TimerHeap:
     def _run(self) -> None:
         self._handle = self._handle_at = None
         now = asyncio.get_running_loop().time()
-        while self._heap and self._heap[0][0] <= now:
-            fired = self._surface(now)
+        held: list[tuple[float, str, str]] = []
+        while self._heap and self._heap[0][0] <= now + self._max_early:
+            at, _, timer = self._heap[0]
+            limit = now + self._early.get(timer, 0.0)
+            if at > limit:
+                held.append(heapq.heappop(self._heap))  # soon, but not allowed to fire early
+                continue
+            fired = self._surface(limit)
             if fired is not None:
                 (instance, timer), _ = fired
                 del self._due[(instance, timer)]
                 self._fire(instance, timer, now)
+        for entry in held:
+            heapq.heappush(self._heap, entry)
         # Settle the head so the next handle is for a live deadline, not a stale or moved one.
         while self._heap and self._due.get(self._heap[0][1:]) != self._heap[0][0]:
             self._surface(None)
-        if self._heap and self._handle is None:
+        self._arm_for_head()
+
+    def _arm_for_head(self) -> None:
+        # A callback that re-armed its own timer armed the handle at that (later) deadline:
+        # the head may be due sooner, and must not wait for it.
+        if self._heap and (self._handle_at is None or self._heap[0][0] < self._handle_at):
             self._arm(self._heap[0][0])
 
     def close(self) -> None:

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bus import MessageRejected
-from bus.messages import MESSAGES, Intent, LogRecord, message_for
+from bus.messages import MESSAGES, Intent, LogRecord, Renew, message_for
 from bus.wirefields import MAX_ENTRIES, MAX_TEXT, Message, Struct, hints
 
 _SCALARS = st.none() | st.booleans() | st.integers(-(2**40), 2**40) | st.text(max_size=8)
@@ -142,6 +142,31 @@ def test_nested_fields_are_named_by_path() -> None:
     body = {"instance": "VI_1", "generation": 1, "lease": 3, "items": [{"kind": "vap", "spec": {}}]}
     with pytest.raises(MessageRejected, match=r"'items\[0\]\.kind' is 'vap'"):
         Intent.decode("vrrp.intent.VI_1", body)
+
+
+@pytest.mark.parametrize(
+    "leases,path,problem",
+    [
+        (
+            {"VI_1": [3, 2.5], "VI_7": [3, "x"]},
+            r"leases\['VI_7'\]\[1\]",
+            "is str, expected a finite",
+        ),
+        ({"VI_1": [3]}, r"leases\['VI_1'\]", "has 1 entries, expected 2"),
+        ({"VI_1": [True, 2.5]}, r"leases\['VI_1'\]\[0\]", "is bool, expected int"),
+        ({7: [1, 2.5]}, "leases", "has a key 7 that is not a short string"),
+        ([], "leases", "is list, expected map"),
+    ],
+)
+def test_the_first_bad_part_of_a_busy_message_is_named(
+    leases: Any, path: str, problem: str
+) -> None:
+    # Decoders are compiled per type and format a path only once a value fails: the path
+    # must still lead to the part that failed, however deep.
+    with pytest.raises(MessageRejected, match=f"'{path}' {problem}"):
+        Renew.decode("vrrp.renew", {"leases": leases})
+    ok = {f"VI_{i}": [i, 2.5] for i in range(300)}
+    assert Renew.decode("vrrp.renew", {"leases": ok}).leases["VI_299"] == (299, 2.5)
 
 
 def test_bool_is_not_a_number_and_unknown_fields_pass() -> None:

@@ -8,6 +8,7 @@ import copy
 from dataclasses import replace
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -211,3 +212,99 @@ def test_a_deadline_that_only_moves_later_stays_one_heap_entry() -> None:
     entries, fired = asyncio.run(scenario())
     assert entries == 1
     assert fired == ["VI_1"]
+
+
+_EARLY = 0.002
+
+
+@settings(max_examples=150)
+@given(
+    st.lists(
+        st.tuples(
+            st.floats(0, 0.3),  # time passing first
+            st.sampled_from(["VI_1", "VI_2", "VI_3", "VI_4"]),
+            st.sampled_from(["master_down", "adver"]),
+            st.floats(0.0005, 0.5),  # a deadline this far ahead
+        ),
+        max_size=40,
+    ),
+    st.floats(0.01, 0.2),  # advert interval: a fired advert re-arms itself so far ahead
+)
+def test_timers_re_armed_by_their_callbacks_never_delay_others_and_only_adverts_go_early(
+    ops: list[tuple[float, str, str, float]], interval: float
+) -> None:
+    """A master's advert timer re-arms itself from its own callback: that must not push back
+    any other pending timer (a backup's master-down above all), and only an advert may go
+    out early, by at most its allowance."""
+
+    async def scenario() -> None:
+        loop = asyncio.get_running_loop()
+        clock = [loop.time()]
+        model: dict[tuple[str, str], float] = {}
+        rearms = [0]
+
+        def fire(inst: str, timer: str, now: float) -> None:
+            deadline = model.pop((inst, timer))
+            allowance = _EARLY if timer == "adver" else 0.0
+            assert deadline - allowance <= now <= deadline, (inst, timer, deadline, now)
+            if timer == "adver" and rearms[0] < 200:
+                rearms[0] += 1
+                model[(inst, timer)] = now + interval
+                heap.set(inst, timer, now + interval)
+
+        heap = TimerHeap(fire, early={"adver": _EARLY})
+        try:
+            loop.time = lambda: clock[0]  # type: ignore[method-assign]  # a fake clock
+
+            def advance(to: float) -> None:
+                while heap._handle_at is not None and heap._handle_at <= to:
+                    clock[0] = max(clock[0], heap._handle_at)
+                    assert heap._handle is not None
+                    heap._handle.cancel()
+                    heap._run()
+                clock[0] = to
+
+            for dt, inst, timer, ahead in ops:
+                advance(clock[0] + dt)
+                model[(inst, timer)] = clock[0] + ahead
+                heap.set(inst, timer, clock[0] + ahead)
+            rearms[0] = 200  # stop re-arming, let everything left fire
+            advance(clock[0] + 2.0)
+            assert model == {}
+        finally:
+            del loop.time
+            heap.close()
+
+    asyncio.run(scenario())
+
+
+def test_an_advert_re_armed_from_its_callback_does_not_hold_back_a_master_down() -> None:
+    # Found by the property above: the handle armed for the re-armed advert (100 ms on) was
+    # left in place although a master-down timer was due 10 ms later.
+    async def scenario() -> tuple[float | None, list[str]]:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        clock = [start]
+        fired: list[str] = []
+
+        def fire(inst: str, timer: str, now: float) -> None:
+            fired.append(inst)
+            heap.set(inst, timer, now + 0.1)
+
+        heap = TimerHeap(fire)
+        try:
+            loop.time = lambda: clock[0]  # type: ignore[method-assign]  # a fake clock
+            heap.set("VI_1", "adver", start + 0.01)
+            heap.set("VI_2", "master_down", start + 0.02)
+            clock[0] = start + 0.01
+            assert heap._handle is not None
+            heap._handle.cancel()
+            heap._run()
+            return (None if heap._handle_at is None else heap._handle_at - start), fired
+        finally:
+            del loop.time
+            heap.close()
+
+    next_wake, fired = asyncio.run(scenario())
+    assert fired == ["VI_1"]
+    assert next_wake == pytest.approx(0.02)  # the master-down's time, not the advert's 0.11
