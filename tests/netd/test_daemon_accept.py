@@ -42,7 +42,9 @@ def test_accepting_master_answers_and_restart_after_kill_removes_old_rules(lab: 
     with daemon_group(n0, config(150, "n0", "    no_accept"), "-l") as g0:
         g0.wait_started()
         wait_until(lambda: set_elements(n0, "keepalived", "vips") == {VIP}, 20, 0.05, "VIP blocked")
-        assert holds_vip(lab, 0) and not ping(n1, VIP)
+        # The drop rule goes in before the address: wait for the address too, then ask.
+        wait_until(lambda: holds_vip(lab, 0), 20, 0.05, "node 0 holds the VIP")
+        assert not ping(n1, VIP)
         kill_group(g0.runtime)
         assert set_elements(n0, "keepalived", "vips") == {VIP}, "kill -9 leaves the rules"
         # Restarted with accept: the old run's table goes at start, the VIP is answered.
