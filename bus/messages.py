@@ -37,6 +37,7 @@ __all__ = [
     "Renew",
     "SplitBrain",
     "StateReport",
+    "Synced",
     "TrackerShare",
     "Verdict",
     "Vmac",
@@ -385,6 +386,18 @@ class AddrChange(Message):
 
 
 @dataclass(frozen=True, slots=True)
+class Synced(Message):
+    """A publisher has re-sent the retained topics of every subscription that reached it
+    before ``fence`` (a ``bus.fence.*`` subscription that no message is sent on)."""
+
+    PATTERN = "bus.synced.*"
+    SUMMARY = "a publisher's answer to a fence: its re-sends before it are out"
+
+    publisher: str
+    fence: str
+
+
+@dataclass(frozen=True, slots=True)
 class Heartbeat(Message):
     PATTERN = "hb.*"
     SUMMARY = "heartbeat from a component's event loop"
@@ -424,6 +437,7 @@ MESSAGES: tuple[type[Message], ...] = (
     LinkReport,
     AddrChange,
     Heartbeat,
+    Synced,
     LogRecord,
 )
 

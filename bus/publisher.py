@@ -24,7 +24,7 @@ import structlog
 import zmq
 import zmq.asyncio
 
-from bus import envelope
+from bus import envelope, messages, topics
 from bus.runtime import RuntimeDir
 
 log = structlog.get_logger(__name__)
@@ -157,19 +157,33 @@ class Publisher:
 
     async def _watch_subscriptions(self) -> None:
         while True:
-            frames = await self._async_sock.recv_multipart()
-            msg = frames[0]
-            if not msg or msg[0] not in (0, 1):
-                continue
-            prefix = msg[1:]
-            if msg[0] == 0:
-                continue  # unsubscribe: retained state stays; nothing to do
-            async with self._subscribed:
-                self._prefixes.add(prefix)
-                self._subscribed.notify_all()
-            for topic in list(self._retained):
-                if topic.encode().startswith(prefix):
-                    self.publish(topic, self._current(topic))
+            batch = [await self._async_sock.recv_multipart()]
+            # Take every subscription already queued: a (re)connection to the broker hands us
+            # all of them at once, in the broker's order, not the subscribers'.
+            while True:
+                try:
+                    batch.append(self._sock.recv_multipart(flags=zmq.NOBLOCK))
+                except zmq.Again:
+                    break
+            fences = []
+            for frames in batch:
+                msg = frames[0]
+                if not msg or msg[0] != 1:
+                    continue  # not a subscription (an unsubscribe leaves retained state be)
+                prefix = msg[1:]
+                async with self._subscribed:
+                    self._prefixes.add(prefix)
+                    self._subscribed.notify_all()
+                for topic in list(self._retained):
+                    if topic.encode().startswith(prefix):
+                        self.publish(topic, self._current(topic))
+                if prefix.startswith(topics.FENCE_ROOT.encode()):
+                    fences.append(prefix.decode("utf-8", "replace"))
+            # A subscriber's fence, subscribed after everything else it wants: answering it
+            # once the whole batch is re-sent tells it our state has all reached it.
+            for fence in fences:
+                marker = topics.synced(self.src)
+                self.publish(marker, messages.Synced(self.src, fence).encode())
 
     def _arm_repeat(self) -> None:
         loop = asyncio.get_running_loop()

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 _TOPIC_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:@/+-]*$")
 MAX_TOPIC_LEN = 255
 
-PUBLIC_ROOTS = ("config", "health", "check", "vrrp", "net", "hb", "log")
+PUBLIC_ROOTS = ("config", "health", "check", "vrrp", "net", "hb", "log", "bus")
 
 
 def is_valid(topic: str) -> bool:
@@ -36,6 +36,19 @@ def heartbeat(component: str) -> str:
 
 def log(component: str) -> str:
     return f"log.{component}"
+
+
+FENCE_ROOT = "bus.fence."
+
+
+def synced(publisher: str) -> str:
+    return f"bus.synced.{publisher}"
+
+
+def fence(token: str) -> str:
+    """A subscription no message is ever sent on: publishers answer it with a
+    ``bus.synced.<publisher>`` marker once they have re-sent what came before it."""
+    return f"{FENCE_ROOT}{token}"
 
 
 @dataclass(frozen=True, slots=True)

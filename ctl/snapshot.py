@@ -1,12 +1,16 @@
 """Collect the daemon's current state from the bus: retained topics and heartbeats.
 
 Owners re-send retained state to every new subscriber at once, and heartbeats come every
-second, so a short listen gives a complete picture without any extra protocol.
+second. A listen of one heartbeat interval names the components; each then says when it has
+re-sent what our subscriptions cover (``bus.synced.<publisher>``, docs/bus.md), so a loaded
+machine gets a complete picture a little later rather than a partial one, and a component
+that never finishes is named instead of silently missing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -14,9 +18,22 @@ from typing import Any
 
 import zmq.asyncio
 
-from bus import MessageRejected, RuntimeDir, Subscriber, messages
+from bus import MessageRejected, RuntimeDir, Subscriber, messages, topics
 
 LISTEN = 1.2  # one heartbeat interval plus margin
+SETTLE = 5.0  # how long to wait, at most, for components still re-sending their state
+
+_TOPICS = (
+    "config.current",
+    "vrrp.state.*",
+    "vrrp.intent.*",
+    "health.*",
+    "hb.*",
+    "net.link.*",
+    "net.applied.*",
+    "check.pool.*",
+    "check.rs.*",
+)
 
 
 @dataclass(slots=True)
@@ -32,6 +49,8 @@ class Snapshot:
     real_servers: dict[str, dict[str, Any]] = field(default_factory=dict)  # by real server id
     #: why messages were left out (a field failed its message class's check)
     rejected: list[str] = field(default_factory=list)
+    #: components heard whose re-sent state did not all arrive in time
+    unsynced: list[str] = field(default_factory=list)
 
     def add(self, topic: str, body: dict[str, Any], pid: int) -> None:
         """File one retained message under its key; each is checked whole by its message
@@ -75,6 +94,7 @@ class Snapshot:
             "intents": self.intents,
             "pools": self.pools,
             "real_servers": self.real_servers,
+            "incomplete": self.unsynced,
         }
 
 
@@ -94,40 +114,64 @@ def redacted(value: Any) -> Any:
     return value
 
 
-async def collect(runtime: RuntimeDir, listen: float = LISTEN) -> Snapshot:
+class _Resends:
+    """Which components have re-sent everything our subscriptions cover: each answers our
+    fence, subscribed last, once it has re-sent what the subscriptions before it cover."""
+
+    def __init__(self, fence: str) -> None:
+        self.fence = fence
+        self.heard: set[str] = set()
+        self.done: set[str] = set()
+
+    def note(self, topic: str, body: dict[str, Any]) -> bool:
+        """Take one event; True if it was a marker (not state)."""
+        if topic.startswith("bus.synced."):
+            marker = messages.Synced.decode(topic, body)
+            if marker.fence == self.fence:
+                self.done.add(marker.publisher)
+            return True
+        if topic.startswith("hb."):
+            self.heard.add(topic.removeprefix("hb."))
+        return False
+
+    def waiting(self) -> list[str]:
+        return sorted(self.heard - self.done)
+
+
+async def collect(runtime: RuntimeDir, listen: float = LISTEN, settle: float = SETTLE) -> Snapshot:
+    """Listen ``listen`` seconds, then up to ``settle`` more for the components heard that
+    have not finished re-sending their state (named in ``Snapshot.unsynced`` if any never do)."""
     ctx = zmq.asyncio.Context()
-    sub = Subscriber(
-        ctx,
-        runtime,
-        [
-            "config.current",
-            "vrrp.state.*",
-            "vrrp.intent.*",
-            "health.*",
-            "hb.*",
-            "net.link.*",
-            "net.applied.*",
-            "check.pool.*",
-            "check.rs.*",
-        ],
-    )
+    fence = topics.fence(secrets.token_hex(8))
+    sub = Subscriber(ctx, runtime, ["bus.synced.*", *_TOPICS, fence])
     sub.start()
     snap = Snapshot()
-    deadline = time.monotonic() + listen
+    resends = _Resends(fence)
+    start = time.monotonic()
     try:
-        while (left := deadline - time.monotonic()) > 0:
+        while True:
+            now = time.monotonic()
+            left = start + listen - now
+            if left <= 0:
+                if not resends.waiting():
+                    break
+                left = start + listen + settle - now
+                if left <= 0:
+                    break
             try:
                 batch = await asyncio.wait_for(sub.recv_batch(), left)
             except TimeoutError:
-                break
+                continue
             for ev in batch:
                 try:
-                    snap.add(ev.topic, ev.body, ev.env.pid)
+                    if not resends.note(ev.topic, ev.body):
+                        snap.add(ev.topic, ev.body, ev.env.pid)
                 except MessageRejected as exc:
                     snap.rejected.append(exc.detail)
     finally:
         sub.close()
         ctx.term()
+    snap.unsynced = resends.waiting()
     return snap
 
 
@@ -180,6 +224,12 @@ def status_table(snap: Snapshot) -> str:
         c = snap.components[name]
         rows.append((name, str(c["pid"]), f"{c['uptime']:.0f}s", f"{c.get('lag', 0) * 1000:.1f}ms"))
     lines += _table(rows)
+    if snap.unsynced:
+        lines += [
+            "",
+            f"incomplete: {', '.join(snap.unsynced)} did not finish re-sending its state "
+            f"within {SETTLE:g} s (a busy or stuck component); what it holds may be missing",
+        ]
     if snap.rejected:
         lines += ["", f"left out {len(snap.rejected)} malformed message(s):"]
         lines += [f"  {why}" for why in snap.rejected]

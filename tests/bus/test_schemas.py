@@ -67,6 +67,7 @@ EXAMPLES: dict[str, tuple[str, dict[str, Any]]] = {
     ),
     "net.addr": ("net.addr", {"ifindex": 2, "address": "192.0.2.1/24", "present": True}),
     "hb.*": ("hb.vrrpd", {"name": "vrrpd", "uptime": 12.5}),
+    "bus.synced.*": ("bus.synced.vrrpd", {"publisher": "vrrpd", "fence": "bus.fence.1f"}),
     "log.*": ("log.core", {"event": "config.current", "level": "info"}),
 }
 
