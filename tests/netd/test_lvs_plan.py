@@ -30,6 +30,7 @@ from netd.lvs.layout import (
     SlotMap,
     members_of,
 )
+from netd.lvs.nft_support import refuse_unsupported
 from netd.lvs.planner import Op
 from netd.lvs.render import stmt_expressions
 
@@ -227,8 +228,14 @@ def test_notes_say_where_nftables_differs_from_ipvs() -> None:
 @pytest.mark.parametrize(
     ("build", "message"),
     [
-        (lambda: _vs(A, forwarding=Forwarding.TUN), "lvs_method TUN is not supported"),
-        (lambda: _vs(A, forwarding=Forwarding.DR), "lvs_method DR is not implemented yet"),
+        (
+            lambda: refuse_unsupported(_vs(A, forwarding=Forwarding.TUN)),
+            "lvs_method TUN is not supported",
+        ),
+        (
+            lambda: refuse_unsupported(_vs(A, forwarding=Forwarding.DR)),
+            "lvs_method DR is not implemented yet",
+        ),
         (
             lambda: _vs(Member("2001:db8::1")),
             "real server 2001:db8::1 is IPv6, the service is IPv4",
@@ -245,3 +252,11 @@ def test_notes_say_where_nftables_differs_from_ipvs() -> None:
 def test_bad_virtual_servers_are_refused_clearly(build: object, message: str) -> None:
     with pytest.raises(LvsConfigError, match=message.replace("(", r"\(").replace("[", r"\[")):
         build()  # type: ignore[operator]
+
+
+def test_the_model_takes_every_forwarding_method_and_nftables_refuses_its_own() -> None:
+    # IPVS forwards DR and TUN: only the nftables datapath refuses them, per virtual server
+    for method in Forwarding:
+        vs = _vs(A, forwarding=method)
+        assert vs.forwarding is method
+    refuse_unsupported(_vs(A))  # NAT: fine
