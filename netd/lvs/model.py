@@ -35,7 +35,17 @@ FALLBACK_SCHEDULERS: Final = frozenset({"lc", "wlc", "sed", "nq", "lblc", "lblcr
 PROTOCOLS: Final = {"tcp": 6, "udp": 17, "sctp": 132}
 #: keepalived's virtual_server flag keywords (IPVS service flags; nftables ignores them).
 SERVICE_FLAGS: Final = frozenset(
-    {"hashed", "ops", "flag-1", "flag-2", "flag-3", "sh-port", "sh-fallback", "mh-port", "mh-fallback"}
+    {
+        "hashed",
+        "ops",
+        "flag-1",
+        "flag-2",
+        "flag-3",
+        "sh-port",
+        "sh-fallback",
+        "mh-port",
+        "mh-fallback",
+    }
 )
 
 
