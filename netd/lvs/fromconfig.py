@@ -24,7 +24,7 @@ from core.model import Config, RealServer
 from core.model import VirtualServer as ConfigVs
 from core.vsnames import vs_keys
 from netd.errors import LvsConfigError, LvsUnsupportedError
-from netd.lvs.model import Forwarding, Member, Persistence, Service, VirtualServer
+from netd.lvs.model import SERVICE_FLAGS, Forwarding, Member, Persistence, Service, VirtualServer
 
 __all__ = ["DEFAULT_SCHEDULER", "Desired", "desired_servers"]
 
@@ -74,6 +74,7 @@ def _virtual_server(vs: ConfigVs, pool: PoolReport | None) -> VirtualServer:
         sorry,
         sorry_active=bool(pool is not None and pool.sorry_active and sorry is not None),
         name=vs.name,
+        flags=frozenset(o.keyword for o in vs.other if o.keyword in SERVICE_FLAGS),
     )
 
 
@@ -106,11 +107,15 @@ def _member(vs: ConfigVs, rs: RealServer, method: str, pool: PoolReport | None) 
             if m.ip == rs.ip and (m.port or None) == port:
                 if m.pool_weight is None:
                     return None  # down (or the sorry server stands in) and not inhibited
-                return Member(rs.ip, port, min(m.pool_weight, _MAX_WEIGHT))
+                return Member(rs.ip, port, min(m.pool_weight, _MAX_WEIGHT), *_thresholds(rs))
     alpha = rs.alpha if rs.alpha is not None else vs.alpha
     if alpha:
         return None  # down until its first good check (checkd's pool will say)
-    return Member(rs.ip, port, min(vs.real_server_weight(rs), _MAX_WEIGHT))
+    return Member(rs.ip, port, min(vs.real_server_weight(rs), _MAX_WEIGHT), *_thresholds(rs))
+
+
+def _thresholds(rs: RealServer) -> tuple[int, int]:
+    return (rs.uthreshold or 0, rs.lthreshold or 0)  # IPVS's; nftables has no counts
 
 
 def _persistence(vs: ConfigVs) -> Persistence | None:

@@ -51,6 +51,7 @@ __all__ = ["FlushOnStop", "IpvsApplied", "IpvsBackend", "IpvsKernel", "IpvsSocke
 log = structlog.get_logger(__name__)
 
 FlushOnStop = Literal["no", "full", "vs"]
+_NO_IPVS: Final = "this kernel has no IPVS (its generic netlink family does not resolve)"
 _GONE: Final = frozenset({errno.ENOENT, errno.ESRCH})  # a delete of what is not there
 
 Dests = dict[tuple[str, int], DestSpec]
@@ -75,7 +76,12 @@ class IpvsSocket:
     def __init__(self) -> None:
         from pyroute2 import IPVS  # binding needs the kernel: only here
 
-        self._sock = IPVS()
+        try:
+            self._sock = IPVS()
+        except NetlinkError as exc:
+            raise KernelError(
+                "IPVS", exc.code, errno.errorcode.get(exc.code, str(exc.code)), _NO_IPVS
+            ) from exc
 
     def _send(self, msg: IpvsMsg, flags: int) -> list[Any]:
         return list(self._sock.nlm_request(msg, msg_type=self._sock.prid, msg_flags=flags))
