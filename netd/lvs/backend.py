@@ -10,10 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from pyroute2.netlink.exceptions import NetlinkError
-from pyroute2.netlink.generic import GenericNetlinkSocket
-
-from netd.lvs.ipvs_backend import IpvsBackend
+from netd.lvs.ipvs_backend import IpvsBackend, ipvs_available
 from netd.lvs.model import VirtualServer
 from netd.lvs.nft_backend import NftablesBackend
 from netd.lvs.settings import LvsSettings
@@ -62,18 +59,6 @@ class LvsBackend(Protocol):
         ...
 
     def close(self) -> None: ...
-
-
-def ipvs_available() -> bool:
-    """Whether the kernel has IPVS (its generic netlink family resolves)."""
-    sock = GenericNetlinkSocket()
-    try:
-        sock.bind("IPVS", object)
-    except NetlinkError:
-        return False
-    finally:
-        sock.close()
-    return True
 
 
 def choose_backend(settings: LvsSettings | None = None, table: str | None = None) -> LvsBackend:

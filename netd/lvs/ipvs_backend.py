@@ -27,6 +27,7 @@ from typing import Any, Final, Literal, Protocol
 import structlog
 from pyroute2.netlink import NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST
 from pyroute2.netlink.exceptions import NetlinkError
+from pyroute2.netlink.generic import GenericNetlinkSocket
 
 from netd.errors import KernelError, LvsApplyError, LvsConfigError
 from netd.kernel import translate_netlink_error
@@ -46,7 +47,14 @@ from netd.lvs.ipvs_encode import (
 )
 from netd.lvs.model import VirtualServer
 
-__all__ = ["FlushOnStop", "IpvsApplied", "IpvsBackend", "IpvsKernel", "IpvsSocket"]
+__all__ = [
+    "FlushOnStop",
+    "IpvsApplied",
+    "IpvsBackend",
+    "IpvsKernel",
+    "IpvsSocket",
+    "ipvs_available",
+]
 
 log = structlog.get_logger(__name__)
 
@@ -56,6 +64,18 @@ _GONE: Final = frozenset({errno.ENOENT, errno.ESRCH})  # a delete of what is not
 
 Dests = dict[tuple[str, int], DestSpec]
 Table = dict[ServiceKey, tuple[ServiceSpec, Dests]]
+
+
+def ipvs_available() -> bool:
+    """Whether the kernel has IPVS (its generic netlink family resolves)."""
+    sock = GenericNetlinkSocket()
+    try:
+        sock.bind("IPVS", object)
+    except NetlinkError:
+        return False
+    finally:
+        sock.close()
+    return True
 
 
 class IpvsKernel(Protocol):
@@ -76,12 +96,13 @@ class IpvsSocket:
     def __init__(self) -> None:
         from pyroute2 import IPVS  # binding needs the kernel: only here
 
+        # Asked first: a failed IPVS() leaves its socket and event loop behind.
+        if not ipvs_available():
+            raise KernelError("IPVS", errno.ENOENT, "ENOENT", _NO_IPVS)
         try:
             self._sock = IPVS()
         except NetlinkError as exc:
-            raise KernelError(
-                "IPVS", exc.code, errno.errorcode.get(exc.code, str(exc.code)), _NO_IPVS
-            ) from exc
+            raise translate_netlink_error("IPVS", exc) from exc
 
     def _send(self, msg: IpvsMsg, flags: int) -> list[Any]:
         return list(self._sock.nlm_request(msg, msg_type=self._sock.prid, msg_flags=flags))
