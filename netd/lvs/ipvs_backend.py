@@ -146,6 +146,7 @@ class IpvsBackend:
         self.timeouts = timeouts
         self._applied: Table = {}
         self._read_first = True  # adopt what the kernel holds at the first apply
+        self._started = False
         self._saved_timeouts: Timeouts | None = None
         self._changes = itertools.count(1)
         self._generation = 0
@@ -188,7 +189,9 @@ class IpvsBackend:
 
     def start(self) -> list[str]:
         """``lvs_flush``: flush every IPVS service; ``lvs_timeouts``: set them (the kernel's
-        values are kept to restore at withdrawal). Returns what was removed."""
+        values are kept to restore at withdrawal). Returns what was removed. The first apply
+        does this if nobody did (the driver calls start only when nothing is configured)."""
+        self._started = True
         removed = []
         if self.flush_at_start:
             self._send("flush IPVS (lvs_flush)", request("flush"))
@@ -211,8 +214,10 @@ class IpvsBackend:
     def apply(self, desired: Sequence[VirtualServer]) -> IpvsApplied:
         """Make IPVS hold ``desired``, sending only what differs from what we applied."""
         want = _wanted(desired)
+        if not self._started:
+            self.start()
         if self._read_first:
-            have = self.read(set(want))
+            have = self.read(set(want) | set(self._applied))
             self._read_first = False
         else:
             have = dict(self._applied)
@@ -221,9 +226,11 @@ class IpvsBackend:
     def reconcile(self, desired: Sequence[VirtualServer]) -> IpvsApplied:
         """Read our services back from the kernel and repair whatever differs."""
         want = _wanted(desired)
+        if not self._started:
+            self.start()
         have = self.read(set(want) | set(self._applied))
         self._read_first = False
-        drifted = have != {k: v for k, v in self._applied.items()}
+        drifted = {k: have.get(k) for k in self._applied} != self._applied
         if drifted:
             log.warning("netd.lvs.drift", backend=self.name, detail="IPVS was changed outside netd")
         return self._sync(desired, want, have, rebuilt=drifted)
@@ -302,7 +309,7 @@ class IpvsBackend:
                     self._send(f"del service {key}", request("del_service", key), missing_ok=True)
             log.info("netd.lvs.removed", backend=self.name, services=len(self._applied))
         finally:
-            self._applied, self._read_first = {}, True
+            self._applied, self._read_first, self._started = {}, True, False
             if self._saved_timeouts is not None and self.timeouts is not None:
                 self._set_timeouts(self._saved_timeouts, self._saved_timeouts)
                 self._saved_timeouts = None

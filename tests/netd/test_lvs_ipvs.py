@@ -305,6 +305,19 @@ def test_lvs_flush_flushes_at_start() -> None:
     assert _backend(kernel).start() == [] and kernel.log[-1] == "FLUSH"  # the earlier one
 
 
+def test_the_first_apply_does_starts_work_when_nobody_called_start() -> None:
+    # the driver calls start() only when nothing is configured (for nftables, whose first
+    # apply replaces a killed run's table in one transaction)
+    kernel = FakeIpvs()
+    IpvsBackend(kernel).apply([VirtualServer(Service("192.0.2.7", "udp", 53), "rr")])
+    backend = _backend(kernel, flush_at_start=True, timeouts=Timeouts(tcp=60))
+    backend.apply([_vs(A)])
+    assert list(kernel.table()) == [f"6/{VIP}/80"] and kernel.timeouts["TIMEOUT_TCP"] == 60
+    kernel.log.clear()
+    backend.apply([_vs(A, B)])
+    assert kernel.log == ["NEW_DEST"]  # once only
+
+
 def test_lvs_timeouts_are_set_at_start_and_restored_at_withdrawal() -> None:
     kernel = FakeIpvs()
     backend = _backend(kernel, timeouts=Timeouts(tcp=60, udp=10))
