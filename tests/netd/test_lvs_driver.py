@@ -20,8 +20,10 @@ from netd.errors import KernelError, LvsApplyError, LvsUnsupportedError, NftErro
 from netd.lvs import Forwarding, Member, Service, VirtualServer
 from netd.lvs.driver import POOL_GRACE, LvsDriver
 from netd.lvs.fromconfig import desired_servers
+from netd.lvs.ipvs_encode import Timeouts
 from netd.lvs.nft_backend import Applied
 from netd.lvs.nft_support import refuse_unsupported
+from netd.lvs.settings import LvsSettings, lvs_settings
 
 KEY = "198.51.100.80:tcp:80"
 KEY81 = "198.51.100.80:tcp:81"
@@ -437,5 +439,30 @@ def test_a_backend_that_names_its_refusals_is_not_retried_one_at_a_time() -> Non
         refused = _applied(reports, KEY81)
         assert refused.items == 0 and refused.failures[0].errno == "EINVAL"
         assert _applied(reports, KEY).failures == ()
+
+    asyncio.run(main())
+
+
+def test_the_backend_is_made_with_the_configurations_lvs_settings() -> None:
+    async def main() -> None:
+        made: list[LvsSettings] = []
+        backend = FakeBackend()
+
+        def factory(settings: LvsSettings) -> FakeBackend:
+            made.append(settings)
+            return backend
+
+        driver = LvsDriver(FakeReports(), _inline, factory, clock=Clock())
+        config = core.loads(
+            "global_defs {\n    lvs_backend ipvs\n    lvs_flush\n    lvs_flush_on_stop VS\n"
+            "    lvs_timeouts tcp 60 udp 5\n}\n",
+            config_id="n",
+        ).config
+        driver.configure(replace(config, virtual_servers=_config().virtual_servers), 1)
+        driver.pool(KEY, _pool({}))
+        driver.pool(KEY81, _pool({}))
+        await _settle()
+        assert made == [LvsSettings("ipvs", True, "vs", Timeouts(tcp=60, udp=5))]
+        assert lvs_settings(Config()) == LvsSettings()  # auto, nothing flushed or changed
 
     asyncio.run(main())
