@@ -780,6 +780,8 @@ def _check_datapath(vs: VirtualServer, r: _Report, backend: str) -> None:
         unforwarded = f"lvs_method {method} is not supported by {nft} (NAT only)"
     elif vs.group is not None:
         unforwarded = "virtual_server_group is not programmed by netd's datapath yet"
+    elif vs.fwmark is None and not vs.port and nft:
+        unforwarded = f"port 0 services are not supported by {nft}"
     if unforwarded:
         r(
             "warning",

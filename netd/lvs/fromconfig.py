@@ -120,6 +120,8 @@ def _thresholds(rs: RealServer) -> tuple[int, int]:
 
 def _persistence(vs: ConfigVs) -> Persistence | None:
     if vs.persistence_timeout is None:
+        if vs.fwmark is None and not vs.port:
+            return Persistence()  # keepalived: "zero port only valid for persistent services"
         return None
     return Persistence(vs.persistence_timeout, _prefix(vs.name, vs.persistence_granularity))
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Final
 
-from netd.errors import LvsConfigError, LvsUnsupportedError
+from netd.errors import LvsConfigError
 
 __all__ = [
     "FALLBACK_SCHEDULERS",
@@ -87,11 +87,9 @@ class Service:
             raise LvsConfigError(
                 f"{self.address}: protocol {self.protocol!r} (expected tcp, udp or sctp)"
             )
-        if not 0 < self.port < 65536:
-            raise LvsUnsupportedError(
-                f"{self.address}: port {self.port} (1..65535; port 0 services are not supported "
-                "by the nftables datapath)"
-            )
+        if not 0 <= self.port < 65536:
+            # port 0: every port (IPVS, with persistence); the nftables datapath refuses it
+            raise LvsConfigError(f"{self.address}: port {self.port} (0..65535)")
 
     def __str__(self) -> str:
         if self.fwmark is not None:

@@ -21,6 +21,11 @@ def refuse_unsupported(vs: VirtualServer) -> None:
             f"{where}: lvs_method TUN is not supported by the nftables datapath "
             "(nftables has no IP-in-IP encapsulation; use NAT or DR, or lvs_backend ipvs)"
         )
+    if vs.service.fwmark is None and vs.service.port == 0:
+        raise LvsUnsupportedError(
+            f"{where}: port 0 services (every port, with persistence) are not supported by the "
+            "nftables datapath (use a fwmark service, or lvs_backend ipvs)"
+        )
     if vs.forwarding is Forwarding.DR:
         raise LvsUnsupportedError(
             f"{where}: lvs_method DR is not implemented yet in the nftables datapath (use NAT, "

@@ -122,3 +122,13 @@ def test_datapath_warnings_depend_on_the_backend(
     if backend == "auto":
         assert all("on a kernel without IPVS" in p.message for p in r.problems if p.code in codes)
     assert r.exit_code == 0
+
+
+@pytest.mark.parametrize(("backend", "codes"), [("ipvs", []), ("nftables", ["lvs-not-forwarded"])])
+def test_a_port_0_service_is_forwarded_by_ipvs_only(
+    parse: Parse, backend: str, codes: list[str]
+) -> None:
+    vs = _VS.format(sched="rr", method="NAT").replace("192.0.2.9 80", "192.0.2.9 0")
+    vs = vs.replace("lvs_sched", "persistence_timeout 60\n    lvs_sched")
+    r = parse(_globals(f"lvs_backend {backend}") + vs)
+    assert [c for c in _codes(r) if c.startswith("lvs-")] == codes

@@ -17,7 +17,7 @@ import core
 from bus import messages
 from core.model import Config
 from netd.errors import KernelError, LvsApplyError, LvsUnsupportedError, NftError
-from netd.lvs import Forwarding, Member, Service, VirtualServer
+from netd.lvs import Forwarding, Member, Persistence, Service, VirtualServer
 from netd.lvs.driver import POOL_GRACE, LvsDriver
 from netd.lvs.fromconfig import desired_servers
 from netd.lvs.ipvs_encode import Timeouts
@@ -140,6 +140,17 @@ def test_what_nftables_cannot_forward_is_its_own_refusal(method: str, word: str)
     assert d.servers[KEY].forwarding is Forwarding(method) and not d.errors
     with pytest.raises(LvsUnsupportedError, match=word):
         refuse_unsupported(d.servers[KEY])
+
+
+def test_a_port_0_service_is_persistent_as_keepalived_makes_it() -> None:
+    text = (
+        "virtual_server 198.51.100.80 0 {\n lb_algo rr\n lb_kind DR\n protocol TCP\n"
+        " real_server 203.0.113.10 0 {\n }\n}\n"
+    )
+    vs = desired_servers(core.loads(text, config_id="n").config, {}).servers["198.51.100.80:tcp:0"]
+    assert vs.persistence == Persistence(360) and vs.service.port == 0
+    with pytest.raises(LvsUnsupportedError, match="port 0"):
+        refuse_unsupported(vs)
 
 
 def test_thresholds_and_service_flags_reach_the_model() -> None:

@@ -98,6 +98,15 @@ def test_a_fwmark_service_has_its_family_and_mark_and_no_address(family: int, af
     assert {"NETMASK", "TIMEOUT"} <= set(svc)
 
 
+def test_a_port_0_service_is_persistent_over_every_port() -> None:
+    vs = VirtualServer(Service(VIP, "tcp", 0), "rr", Forwarding.DR, Persistence(360))
+    _, attrs = _bytes(request("new_service", service_spec(vs)))
+    assert attrs["SERVICE"]["PORT"] == b"\0\0" and attrs["SERVICE"]["FLAGS"][:4] == u32(1)
+    kernel = FakeIpvs()
+    _backend(kernel).apply([vs])
+    assert kernel.table() == {f"6/{VIP}/0": ("rr", 1, 360, {})}
+
+
 def test_a_services_key_alone_is_what_dest_commands_and_deletes_carry() -> None:
     spec = service_spec(_vs(A))
     cmd, attrs = _bytes(request("del_service", spec.key))

@@ -242,7 +242,13 @@ def test_notes_say_where_nftables_differs_from_ipvs() -> None:
         ),
         (lambda: _vs(A, A), "real server 203.0.113.10 listed twice"),
         (lambda: _vs(A, scheduler="bogus"), "unknown lvs_sched 'bogus'"),
-        (lambda: Service("198.51.100.1", "tcp", 0), "port 0 services are not supported"),
+        (
+            lambda: refuse_unsupported(
+                VirtualServer(Service("198.51.100.1", "tcp", 0), persistence=Persistence())
+            ),
+            "port 0 services",
+        ),
+        (lambda: Service("198.51.100.1", "tcp", 65536), "port 65536"),
         (lambda: Service("198.51.100.1", "icmp", 1), "protocol 'icmp'"),
         (lambda: Member("203.0.113.1", 80, 70000), "weight 70000"),
         (lambda: _vs(A, persistence=Persistence(30, 33)), "persistence_granularity /33"),
