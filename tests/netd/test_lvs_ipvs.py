@@ -5,12 +5,16 @@ virtual server, flushes, withdrawal and lvs_timeouts."""
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import socket
 import struct
 from typing import Any
 
 import pytest
+from pyroute2 import IPVSDest, IPVSService
+from pyroute2.ipvs import AsyncIPVS
+from pyroute2.netlink.generic.ipvs import ipvsmsg
 
 from netd.errors import KernelError, LvsApplyError, LvsConfigError
 from netd.lvs import Forwarding, Member, Persistence, Service, VirtualServer
@@ -352,3 +356,40 @@ def test_choose_backend_follows_lvs_backend() -> None:
         assert auto.name == "nftables"
     finally:
         auto.close()
+
+
+# ---- why pyroute2's helpers are not used -------------------------------------------------------
+
+
+def test_pyroute2_0_9_7s_ipvs_bugs_are_still_there() -> None:
+    """The four bugs docs/lvs.md lists. If this fails, pyroute2 fixed one: the workaround in
+    netd/lvs/ipvs_encode.py may go."""
+    sent: list[Any] = []
+
+    class Capture:
+        async def _do_request(self, msg: Any, msg_flags: int = 0) -> list[Any]:
+            sent.append(msg)
+            return []
+
+    # 1. "update" sends IPVS_CMD_DEL_SERVICE (3), not SET (2)
+    svc = IPVSService(addr=VIP, port=80, protocol=socket.IPPROTO_TCP)
+    asyncio.run(AsyncIPVS.service(Capture(), "update", svc))
+    assert sent[0]["cmd"] == 3
+    # 2. no NETMASK for IPv6 or fwmark services, no AF for a fwmark: the kernel says EINVAL
+    fwm = dict(IPVSService(fwmark=7).dump_nla()["attrs"])
+    assert "IPVS_SVC_ATTR_NETMASK" not in fwm and "IPVS_SVC_ATTR_AF" not in fwm
+    v6 = dict(IPVSService(addr=VIP6, port=80, protocol=6).dump_nla()["attrs"])
+    assert "IPVS_SVC_ATTR_NETMASK" not in v6
+    # 3. from_message keeps its own default forwarding method (DR) over the kernel's NAT
+    kernel = FakeIpvs()
+    _backend(kernel).apply([_vs(A)])
+    key = service_spec(_vs(A)).key
+    (dump,) = kernel.dump(request("get_dest", key))
+    assert dump.get_attr("IPVS_CMD_ATTR_DEST").get_attr("IPVS_DEST_ATTR_FWD_METHOD") == 0
+    assert IPVSDest.from_message(dump)["fwd_method"] == 3
+    # 4. the connection timeouts are typed "hex": a number cannot be encoded
+    msg = ipvsmsg()
+    msg["cmd"], msg["version"] = 12, 1
+    msg["attrs"] = [("IPVS_CMD_ATTR_TIMEOUT_TCP", 900)]
+    with pytest.raises(TypeError):
+        msg.encode()
