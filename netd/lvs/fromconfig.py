@@ -9,8 +9,9 @@ which waits for its first good check. A real server the pool does not list (the 
 just added it) is handled the same way, and one the pool lists but the configuration no
 longer has is left out: the configuration decides who exists, the pool how each one is doing.
 
-What cannot be programmed (``lvs_method DR``/``TUN``, a port 0 service, a
-``virtual_server_group``) is an error for that virtual server alone, named by its key.
+What cannot be programmed (a ``virtual_server_group``, a bad granularity) is an error for
+that virtual server alone, named by its key; what one datapath cannot forward (nftables:
+``lvs_method DR``/``TUN``, port 0) is its backend's ``check()`` to say, in the driver.
 """
 
 from __future__ import annotations
