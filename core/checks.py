@@ -290,7 +290,7 @@ def check(
             )
     vsg_names = {g.name for g in config.virtual_server_groups}
     servers = [
-        _check_virtual_server(vs, vsg_names, names["track_file"], r)
+        _check_virtual_server(vs, vsg_names, names["track_file"], r, config.global_defs.lvs_backend)
         for vs in config.virtual_servers
     ]
 
@@ -683,7 +683,11 @@ def _sync_member_weights(
 
 
 def _check_virtual_server(
-    vs: VirtualServer, vsg_names: set[str], track_files: set[str], r: _Report
+    vs: VirtualServer,
+    vsg_names: set[str],
+    track_files: set[str],
+    r: _Report,
+    backend: str = "auto",
 ) -> VirtualServer | None:
     """Checks keepalived 2.2.7 makes on LVS blocks; returns the server as keepalived keeps it."""
     at = ("virtual_server", vs.name)
@@ -716,7 +720,7 @@ def _check_virtual_server(
         err("vs-no-scheduler", "no scheduler set, keepalived uses 'wlc' (set lb_algo/lvs_sched)")
     if vs.group is not None and vs.group not in vsg_names:
         err("unknown-vsg", f"virtual_server_group {vs.group} does not exist", vs.group)
-    _check_datapath(vs, r)
+    _check_datapath(vs, r, backend)
     family = 6 if vs.ip is not None and ":" in vs.ip else 4 if vs.ip is not None else None
     kept: list[RealServer] = []
     seen: set[tuple[str, int | None]] = set()
@@ -759,30 +763,40 @@ def _check_virtual_server(
 _RANDOM_BY_WEIGHT = frozenset({"lc", "wlc", "sed", "nq", "lblc", "lblcr", "ovf", "twos"})
 
 
-def _check_datapath(vs: VirtualServer, r: _Report) -> None:
-    """What netd's nftables datapath does differently, or not at all (docs/lvs.md)."""
+def _check_datapath(vs: VirtualServer, r: _Report, backend: str) -> None:
+    """What netd's datapath does differently, or not at all (docs/lvs.md): the nftables one
+    (``lvs_backend nftables``, or ``auto`` on a kernel without IPVS) has NAT only and no
+    connection counts; IPVS has everything but ``virtual_server_group`` (not programmed yet)."""
+    if backend == "ipvs":
+        nft = ""  # IPVS forwards every method and has every scheduler
+    elif backend == "nftables":
+        nft = "the nftables datapath"
+    else:
+        nft = "the nftables datapath (lvs_backend auto, on a kernel without IPVS)"
     at = ("virtual_server", vs.name)
     method = (vs.lvs_method or "NAT").upper()
     unforwarded = None
-    if method != "NAT":
-        unforwarded = f"lvs_method {method} is not supported by the nftables datapath (NAT only)"
+    if method != "NAT" and nft:
+        unforwarded = f"lvs_method {method} is not supported by {nft} (NAT only)"
     elif vs.group is not None:
-        unforwarded = "virtual_server_group is not supported by the nftables datapath"
+        unforwarded = "virtual_server_group is not programmed by netd's datapath yet"
+    elif vs.fwmark is None and not vs.port and nft:
+        unforwarded = f"port 0 services are not supported by {nft}"
     if unforwarded:
         r(
             "warning",
             "lvs-not-forwarded",
             f"Virtual server {vs.name}: {unforwarded}; it is checked but not forwarded",
             vs.name,
-            at=(*at, "lvs_method") if method != "NAT" else at,
+            at=(*at, "lvs_method") if method != "NAT" and nft else at,
         )
     sched = vs.lvs_sched or "wlc"
-    if sched in _RANDOM_BY_WEIGHT:
+    if sched in _RANDOM_BY_WEIGHT and nft:
         r(
             "warning",
             "lvs-sched-fallback",
             f"Virtual server {vs.name}: lvs_sched {sched} needs connection counts, which "
-            "nftables does not keep: new connections are spread at random by weight",
+            f"{nft} does not keep: new connections are spread at random by weight",
             vs.name,
             at=(*at, "lvs_sched") if vs.lvs_sched else at,
         )

@@ -16,6 +16,7 @@ from core.model import (
     GarpGroup,
     GlobalDefs,
     InitFile,
+    LvsTimeouts,
     RealServer,
     SslConfig,
     SyncGroup,
@@ -119,9 +120,6 @@ _GLOBAL_RAW = [
     "nftables_ipvs_priority",
     "nftables_ipvs_start_fwmark",
     "lvs_sync_daemon",
-    "lvs_timeouts",
-    "lvs_flush_on_stop",
-    "lvs_flush_onstop",
     "snmp_socket",
     "enable_snmp_vrrp",
     "enable_snmp_keepalived",
@@ -174,7 +172,6 @@ _DEPRECATED_GLOBAL = {
     "checker_rlimit_rtime": "checker_rlimit_rttime",
     "bfd_rlimit_rtime": "bfd_rlimit_rttime",
     "vrrp_vmac_garp_intvl": "vrrp_garp_extra_if",
-    "lvs_flush_onstop": "lvs_flush_on_stop",
     "enable_snmp_keepalived": "enable_snmp_vrrp",
 }
 
@@ -203,6 +200,35 @@ class GarpExtraIfT:
         return [f"{indent}{kw}{' all' if value.all_if else ''} {value.interval}"]
 
 
+LVS_BACKENDS = ("auto", "nftables", "ipvs")
+_LVS_MAX_TIMEOUT = 86400 * 31  # keepalived's LVS_MAX_TIMEOUT
+
+
+@dataclass(frozen=True)
+class LvsTimeoutsT:
+    """``lvs_timeouts [tcp SECS] [tcpfin SECS] [udp SECS]``, at least one."""
+
+    block: bool = False
+
+    def parse(self, node: Node, ctx: Ctx) -> LvsTimeouts:
+        args = list(node.args)
+        if not args:
+            raise ArgError("requires at least one option", node.words[0])
+        values: dict[str, int] = {}
+        while args:
+            tok = args.pop(0)
+            if tok.text not in ("tcp", "tcpfin", "udp"):
+                raise ArgError(f"unknown option '{tok.text}' (tcp, tcpfin or udp)", tok)
+            if not args:
+                raise ArgError(f"no value for {tok.text}", tok)
+            values[tok.text] = parse_int(args.pop(0), 0, _LVS_MAX_TIMEOUT)
+        return LvsTimeouts(**values)
+
+    def render(self, kw: str, value: Any, indent: str) -> list[str]:
+        parts = [f"{k} {getattr(value, k)}" for k in ("tcp", "tcpfin", "udp")]
+        return [f"{indent}{kw} " + " ".join(p for p in parts if not p.endswith(" None"))]
+
+
 GLOBAL_DEFS = BlockSchema(
     "global_defs",
     GlobalDefs,
@@ -210,7 +236,9 @@ GLOBAL_DEFS = BlockSchema(
         K("router_id", Str()),
         K("umask", FileMode()),
         # pykeepalived only (keepalived reports it as unknown): serve metrics there.
-        K("metrics_listen", ListenT()),
+        K("metrics_listen", ListenT(), ours=True),
+        # pykeepalived only: which LVS datapath netd programs (docs/lvs.md)
+        K("lvs_backend", Choice(LVS_BACKENDS), ours=True),
         K("notification_email", WordList()),
         K("notification_email_from", Str()),
         K("smtp_server", HostPortT()),
@@ -272,7 +300,17 @@ GLOBAL_DEFS = BlockSchema(
         K("lvs_notify_fifo_script", SCRIPT, implemented=False),  # LVS: not run here
         K("vrrp_notify_priority_changes", BOOL),
         K("fifo_write_vrrp_states_on_reload", BOOL),
-        K("lvs_flush", BOOL, implemented=False),  # LVS: not run here
+        K("lvs_flush", BOOL),  # the IPVS backend flushes IPVS at start
+        K("lvs_flush_on_stop", FlagOption("VS"), ("lvs_flush_on_stop", "lvs_flush_on_stop_vs")),
+        K(
+            "lvs_flush_onstop",
+            FlagOption("VS"),
+            ("lvs_flush_on_stop", "lvs_flush_on_stop_vs"),
+            canonical=False,
+            deprecated="lvs_flush_on_stop",
+            deprecated_fails=False,
+        ),
+        K("lvs_timeouts", LvsTimeoutsT()),
         # realtime scheduling of a late process: none of the vrrp_/checker_ *priority
         # keywords is acted on either
         K("max_auto_priority", OptInt(0, -1, 99), implemented=False),

@@ -47,6 +47,16 @@ class UserGroup:
 
 
 @dataclass(frozen=True, slots=True)
+class LvsTimeouts:
+    """``lvs_timeouts [tcp SECS] [tcpfin SECS] [udp SECS]``: IPVS connection timeouts (None:
+    left as the kernel has them)."""
+
+    tcp: int | None = None
+    tcpfin: int | None = None
+    udp: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class HostPort:
     host: str
     port: int | None = None
@@ -277,6 +287,11 @@ class GlobalDefs:
     vrrp_notify_priority_changes: bool = False
     fifo_write_vrrp_states_on_reload: bool = False
     lvs_flush: bool = False
+    lvs_flush_on_stop: bool = False
+    lvs_flush_on_stop_vs: bool = False  # `lvs_flush_on_stop VS`: services only, not the table
+    lvs_timeouts: LvsTimeouts | None = None
+    #: pykeepalived only: the LVS datapath (auto: IPVS where the kernel has it, else nftables)
+    lvs_backend: str = "auto"
     max_auto_priority: int | None = None
     vmac_prefix: str | None = None
     vmac_addr_prefix: str | None = None

@@ -604,6 +604,8 @@ class Kw:
     # keepalived 2.2.7 -t fails on this deprecated keyword (it logs a config error), or accepts
     # it silently as a synonym; the problem code differs so exit codes can match.
     deprecated_fails: bool = True
+    # pykeepalived's own keyword (keepalived reports it as unknown): -t says so
+    ours: bool = False
 
 
 def K(  # noqa: N802 - a short constructor keeps the keyword tables readable
@@ -616,9 +618,10 @@ def K(  # noqa: N802 - a short constructor keeps the keyword tables readable
     implemented: bool = True,
     deprecated: str | None = None,
     deprecated_fails: bool = True,
+    ours: bool = False,
 ) -> Kw:
     fields = (field,) if isinstance(field, str) else (field or (name,))
-    return Kw(name, fields, vtype, mode, canonical, implemented, deprecated, deprecated_fails)
+    return Kw(name, fields, vtype, mode, canonical, implemented, deprecated, deprecated_fails, ours)
 
 
 @dataclass(frozen=True)
@@ -740,6 +743,13 @@ def parse_block(
                 "not-implemented",
                 "not-implemented",
                 f"'{word}' is accepted but not implemented yet",
+                node.words[0],
+            )
+        if kw.ours:
+            ctx.report(
+                "warning",
+                "pykeepalived-only",
+                f"'{word}' is a pykeepalived-only keyword (keepalived reports it as unknown)",
                 node.words[0],
             )
         if len(kw.fields) > 1:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "AnnounceError",
     "FirewallError",
     "InvalidItemError",
     "KernelError",
+    "LvsApplyError",
     "LvsConfigError",
     "LvsUnsupportedError",
     "NetdError",
@@ -41,6 +44,21 @@ class KernelError(NetdError):
         self.code = code
         self.errno_name = errno_name
         self.reason = reason
+
+
+class LvsApplyError(KernelError):
+    """The kernel refused some virtual servers of an apply and took the others:
+    ``failures`` maps each refused one's service to its error."""
+
+    def __init__(self, failures: dict[Any, KernelError]) -> None:
+        first = next(iter(failures.values()))
+        super().__init__(
+            f"{len(failures)} virtual server(s), first {first.what}",
+            first.code,
+            first.errno_name,
+            first.reason,
+        )
+        self.failures = failures
 
 
 class VmacError(KernelError):

@@ -4,6 +4,7 @@ kernel backends that run the plans (nftables here; IPVS where the kernel has it)
 Typical use by netd (one thread)::
 
     backend = choose_backend()                 # IPVS if the kernel has it, else nftables
+                                               # (lvs_backend in global_defs: LvsSettings)
     backend.start()                            # remove a killed run's leftovers
     backend.apply([VirtualServer(Service("192.0.2.1", "tcp", 80), "wrr",
                                  members=(Member("203.0.113.10", 80, weight=3), ...))])
@@ -12,6 +13,7 @@ Typical use by netd (one thread)::
 """
 
 from netd.lvs.backend import LvsBackend, choose_backend, ipvs_available
+from netd.lvs.ipvs_backend import IpvsBackend
 from netd.lvs.layout import MAX_SLOTS, assign_slots, layout, notes, slot_counts
 from netd.lvs.model import (
     FALLBACK_SCHEDULERS,
@@ -32,6 +34,7 @@ __all__ = [
     "SCHEDULERS",
     "Applied",
     "Forwarding",
+    "IpvsBackend",
     "LvsBackend",
     "Member",
     "NftablesBackend",

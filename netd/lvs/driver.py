@@ -37,11 +37,19 @@ from pyroute2.netlink.nfnetlink.nftsocket import NFPROTO_INET
 
 from bus import messages
 from core.model import Config
-from netd.errors import KernelError, LvsUnsupportedError, NetdError, NftError
+from netd.errors import (
+    KernelError,
+    LvsApplyError,
+    LvsConfigError,
+    LvsUnsupportedError,
+    NetdError,
+    NftError,
+)
 from netd.lvs.backend import LvsBackend, choose_backend
 from netd.lvs.fromconfig import Desired, desired_servers
 from netd.lvs.model import VirtualServer
 from netd.lvs.nft_backend import DEFAULT_TABLE
+from netd.lvs.settings import LvsSettings, lvs_settings
 from netd.nftwatch import NftWatch
 
 __all__ = ["OWNER_PREFIX", "POOL_GRACE", "RECONCILE_EVERY", "RECONCILE_EVERY_WATCHED", "LvsDriver"]
@@ -88,7 +96,7 @@ class LvsDriver:
         self,
         reports: Reports,
         worker: Worker,
-        backend: Callable[[], LvsBackend] = choose_backend,
+        backend: Callable[[LvsSettings], LvsBackend] = choose_backend,
         *,
         enabled: bool = True,
         clock: Callable[[], float] = time.monotonic,
@@ -225,7 +233,8 @@ class LvsDriver:
             desired = desired_servers(config, self._pools)
             try:
                 if self._backend is None:
-                    self._backend = await self._worker(self._make_backend)
+                    settings = lvs_settings(config)
+                    self._backend = await self._worker(self._make_backend, settings)
                 failures = await self._apply(self._backend, desired)
             except NetdError as exc:
                 log.error("netd.lvs.failed", reason=str(exc))
@@ -251,7 +260,14 @@ class LvsDriver:
             key: _failure(key, desired.names[key], "configure", exc)
             for key, exc in desired.errors.items()
         }
-        want = dict(desired.servers)
+        want = {}
+        for key, vs in desired.servers.items():
+            try:
+                backend.check(vs)  # what this datapath cannot forward fails alone
+            except LvsConfigError as exc:
+                failures[key] = _failure(key, desired.names[key], "configure", exc)
+                continue
+            want[key] = vs
         if not want and not self._first_done:
             removed = await self._worker(backend.start)  # nothing to replace leftovers with
             if removed:
@@ -270,6 +286,16 @@ class LvsDriver:
                     generation=applied.generation,
                     rebuilt=applied.rebuilt,
                 )
+            return failures
+        except LvsApplyError as exc:
+            # The backend applied the others and says which it could not (IPVS, no
+            # transactions): report those, no retries.
+            refused = {key for key, vs in want.items() if vs.service in exc.failures}
+            for key in refused:
+                reason = exc.failures[want[key].service]
+                log.error("netd.lvs.vs_failed", vs=desired.names[key], reason=str(reason))
+                failures[key] = _failure(key, desired.names[key], "apply", reason)
+            self._installed = {k: vs for k, vs in want.items() if k not in refused}
             return failures
         except KernelError as exc:
             log.error("netd.lvs.apply_failed", reason=str(exc), detail="retrying one at a time")

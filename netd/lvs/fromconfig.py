@@ -9,8 +9,9 @@ which waits for its first good check. A real server the pool does not list (the 
 just added it) is handled the same way, and one the pool lists but the configuration no
 longer has is left out: the configuration decides who exists, the pool how each one is doing.
 
-What cannot be programmed (``lvs_method DR``/``TUN``, a port 0 service, a
-``virtual_server_group``) is an error for that virtual server alone, named by its key.
+What cannot be programmed (a ``virtual_server_group``, a bad granularity) is an error for
+that virtual server alone, named by its key; what one datapath cannot forward (nftables:
+``lvs_method DR``/``TUN``, port 0) is its backend's ``check()`` to say, in the driver.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from core.model import Config, RealServer
 from core.model import VirtualServer as ConfigVs
 from core.vsnames import vs_keys
 from netd.errors import LvsConfigError, LvsUnsupportedError
-from netd.lvs.model import Forwarding, Member, Persistence, Service, VirtualServer
+from netd.lvs.model import SERVICE_FLAGS, Forwarding, Member, Persistence, Service, VirtualServer
 
 __all__ = ["DEFAULT_SCHEDULER", "Desired", "desired_servers"]
 
@@ -74,6 +75,7 @@ def _virtual_server(vs: ConfigVs, pool: PoolReport | None) -> VirtualServer:
         sorry,
         sorry_active=bool(pool is not None and pool.sorry_active and sorry is not None),
         name=vs.name,
+        flags=frozenset(o.keyword for o in vs.other if o.keyword in SERVICE_FLAGS),
     )
 
 
@@ -106,15 +108,21 @@ def _member(vs: ConfigVs, rs: RealServer, method: str, pool: PoolReport | None) 
             if m.ip == rs.ip and (m.port or None) == port:
                 if m.pool_weight is None:
                     return None  # down (or the sorry server stands in) and not inhibited
-                return Member(rs.ip, port, min(m.pool_weight, _MAX_WEIGHT))
+                return Member(rs.ip, port, min(m.pool_weight, _MAX_WEIGHT), *_thresholds(rs))
     alpha = rs.alpha if rs.alpha is not None else vs.alpha
     if alpha:
         return None  # down until its first good check (checkd's pool will say)
-    return Member(rs.ip, port, min(vs.real_server_weight(rs), _MAX_WEIGHT))
+    return Member(rs.ip, port, min(vs.real_server_weight(rs), _MAX_WEIGHT), *_thresholds(rs))
+
+
+def _thresholds(rs: RealServer) -> tuple[int, int]:
+    return (rs.uthreshold or 0, rs.lthreshold or 0)  # IPVS's; nftables has no counts
 
 
 def _persistence(vs: ConfigVs) -> Persistence | None:
     if vs.persistence_timeout is None:
+        if vs.fwmark is None and not vs.port:
+            return Persistence()  # keepalived: "zero port only valid for persistent services"
         return None
     return Persistence(vs.persistence_timeout, _prefix(vs.name, vs.persistence_granularity))
 

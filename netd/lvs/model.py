@@ -14,11 +14,12 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Final
 
-from netd.errors import LvsConfigError, LvsUnsupportedError
+from netd.errors import LvsConfigError
 
 __all__ = [
     "FALLBACK_SCHEDULERS",
     "SCHEDULERS",
+    "SERVICE_FLAGS",
     "Forwarding",
     "Member",
     "Persistence",
@@ -32,6 +33,20 @@ SCHEDULERS: Final = frozenset({"rr", "wrr", "sh", "mh", "dh", "fo", "lc", "wlc",
 #: back to a weighted random choice (see docs/lvs.md).
 FALLBACK_SCHEDULERS: Final = frozenset({"lc", "wlc", "sed", "nq", "lblc", "lblcr", "ovf", "twos"})
 PROTOCOLS: Final = {"tcp": 6, "udp": 17, "sctp": 132}
+#: keepalived's virtual_server flag keywords (IPVS service flags; nftables ignores them).
+SERVICE_FLAGS: Final = frozenset(
+    {
+        "hashed",
+        "ops",
+        "flag-1",
+        "flag-2",
+        "flag-3",
+        "sh-port",
+        "sh-fallback",
+        "mh-port",
+        "mh-fallback",
+    }
+)
 
 
 class Forwarding(Enum):
@@ -72,11 +87,9 @@ class Service:
             raise LvsConfigError(
                 f"{self.address}: protocol {self.protocol!r} (expected tcp, udp or sctp)"
             )
-        if not 0 < self.port < 65536:
-            raise LvsUnsupportedError(
-                f"{self.address}: port {self.port} (1..65535; port 0 services are not supported "
-                "by the nftables datapath)"
-            )
+        if not 0 <= self.port < 65536:
+            # port 0: every port (IPVS, with persistence); the nftables datapath refuses it
+            raise LvsConfigError(f"{self.address}: port {self.port} (0..65535)")
 
     def __str__(self) -> str:
         if self.fwmark is not None:
@@ -92,6 +105,8 @@ class Member:
     address: str
     port: int | None = None  # None: the client's destination port is kept
     weight: int = 1
+    upper: int = 0  # uthreshold: IPVS stops sending new connections above it (0: none)
+    lower: int = 0  # lthreshold: and resumes below it
 
     def __post_init__(self) -> None:
         try:
@@ -103,6 +118,8 @@ class Member:
             raise LvsConfigError(f"real server {self.address}: port {self.port} (1..65535)")
         if not 0 <= self.weight <= 65535:
             raise LvsConfigError(f"real server {self.address}: weight {self.weight} (0..65535)")
+        if not (0 <= self.upper < 2**32 and 0 <= self.lower < 2**32):
+            raise LvsConfigError(f"real server {self.address}: thresholds must be 0..4294967295")
 
     @property
     def family(self) -> int:
@@ -138,20 +155,16 @@ class VirtualServer:
     sorry: Member | None = None
     sorry_active: bool = False
     name: str = field(default="", compare=False)  # where it came from, for messages
+    flags: frozenset[str] = frozenset()  # IPVS service flags (SERVICE_FLAGS), e.g. "ops"
 
     def __post_init__(self) -> None:
         where = self.name or str(self.service)
-        if self.forwarding is Forwarding.TUN:
-            raise LvsUnsupportedError(
-                f"{where}: lvs_method TUN is not supported by the nftables datapath "
-                "(nftables has no IP-in-IP encapsulation; use NAT or DR)"
-            )
-        if self.forwarding is Forwarding.DR:
-            raise LvsUnsupportedError(
-                f"{where}: lvs_method DR is not implemented yet in the nftables datapath (use NAT)"
-            )
+        # Which forwarding methods a datapath implements is the backend's to say
+        # (netd.lvs.nft_support for nftables; IPVS has all three).
         if self.scheduler not in SCHEDULERS | FALLBACK_SCHEDULERS:
             raise LvsConfigError(f"{where}: unknown lvs_sched {self.scheduler!r}")
+        if not self.flags <= SERVICE_FLAGS:
+            raise LvsConfigError(f"{where}: unknown flags {sorted(self.flags - SERVICE_FLAGS)}")
         seen: set[tuple[str, int | None]] = set()
         for m in (*self.members, *((self.sorry,) if self.sorry else ())):
             if m.family != self.service.family:

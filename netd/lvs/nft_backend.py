@@ -29,6 +29,7 @@ from pyroute2.netlink.nfnetlink.nftsocket import (
 from netd.errors import NftError
 from netd.lvs.layout import Chain, Element, Obj, Objects, Rule, layout
 from netd.lvs.model import VirtualServer
+from netd.lvs.nft_support import refuse_unsupported
 from netd.lvs.planner import Op, diff, plan
 from netd.lvs.render import MARKER, delete_table, request, skeleton
 from netd.nftbatch import NftRequest, NftSocket
@@ -181,7 +182,13 @@ class NftablesBackend:
             )
         return [delete_table(self.table)]  # ours, but not what we remember: start clean
 
+    def check(self, vs: VirtualServer) -> None:
+        """Raise :class:`netd.errors.LvsUnsupportedError` if this datapath cannot forward ``vs``."""
+        refuse_unsupported(vs)
+
     def _build(self, desired: Sequence[VirtualServer], *, drift: bool) -> Applied:
+        for vs in desired:
+            refuse_unsupported(vs)
         objects = layout(desired, self._applied)
         ops = diff({}, objects)
         requests = [*self._check_name_free(), *skeleton(self.table)]
@@ -202,6 +209,8 @@ class NftablesBackend:
         """Make the table implement ``desired`` in one transaction (only what changed)."""
         if not self._built:
             return self._build(desired, drift=False)
+        for vs in desired:
+            refuse_unsupported(vs)
         p = plan(self._applied, desired)
         if not p.ops:
             return Applied((), self.sock.generation())

@@ -60,7 +60,6 @@ def test_notify_deleted_with_a_command_keeps_user_and_group(parse: Parse) -> Non
             "static_rules {\n    from 192.0.2.5 table 7 preference 5 track_group TG\n}\n" + MINIMAL,
             "'track_group'",
         ),
-        ("global_defs {\n    lvs_flush\n}\n" + MINIMAL, "'lvs_flush'"),
     ],
 )
 def test_keywords_nothing_acts_on_say_so(parse: Parse, text: str, word: str) -> None:
@@ -112,6 +111,7 @@ def test_what_the_nftables_datapath_does_differently_is_reported(
     parse: Parse, options: str, codes: list[str]
 ) -> None:
     text = (
+        "global_defs {\n    lvs_backend nftables\n}\n"
         f"virtual_server 192.0.2.9 80 {{\n    {options}\n    protocol TCP\n"
         "    real_server 192.0.2.2 80 {\n        TCP_CHECK {\n        }\n    }\n}\n" + MINIMAL
     )

@@ -16,11 +16,14 @@ import pytest
 import core
 from bus import messages
 from core.model import Config
-from netd.errors import NftError
-from netd.lvs import Member, Service, VirtualServer
+from netd.errors import KernelError, LvsApplyError, LvsUnsupportedError, NftError
+from netd.lvs import Forwarding, Member, Persistence, Service, VirtualServer
 from netd.lvs.driver import POOL_GRACE, LvsDriver
 from netd.lvs.fromconfig import desired_servers
+from netd.lvs.ipvs_encode import Timeouts
 from netd.lvs.nft_backend import Applied
+from netd.lvs.nft_support import refuse_unsupported
+from netd.lvs.settings import LvsSettings, lvs_settings
 
 KEY = "198.51.100.80:tcp:80"
 KEY81 = "198.51.100.80:tcp:81"
@@ -130,12 +133,43 @@ def test_persistence_and_its_granularity() -> None:
 
 
 @pytest.mark.parametrize(("method", "word"), [("DR", "DR"), ("TUN", "TUN")])
-def test_what_cannot_be_programmed_is_an_error_of_that_virtual_server(
-    method: str, word: str
-) -> None:
+def test_what_nftables_cannot_forward_is_its_own_refusal(method: str, word: str) -> None:
+    # IPVS forwards DR and TUN: the configuration's translation keeps them, the nftables
+    # backend refuses them (the driver reports that virtual server alone, below)
     d = desired_servers(_config(extra=f"lb_kind {method}"), {})
-    assert KEY not in d.servers and word in str(d.errors[KEY])
-    assert KEY81 in d.servers  # the others are not held back
+    assert d.servers[KEY].forwarding is Forwarding(method) and not d.errors
+    with pytest.raises(LvsUnsupportedError, match=word):
+        refuse_unsupported(d.servers[KEY])
+
+
+def test_a_port_0_service_is_persistent_as_keepalived_makes_it() -> None:
+    text = (
+        "virtual_server 198.51.100.80 0 {\n lb_algo rr\n lb_kind DR\n protocol TCP\n"
+        " real_server 203.0.113.10 0 {\n }\n}\n"
+    )
+    vs = desired_servers(core.loads(text, config_id="n").config, {}).servers["198.51.100.80:tcp:0"]
+    assert vs.persistence == Persistence(360) and vs.service.port == 0
+    with pytest.raises(LvsUnsupportedError, match="port 0"):
+        refuse_unsupported(vs)
+
+
+def test_thresholds_and_service_flags_reach_the_model() -> None:
+    config = _config(extra="ops\n    sh-port")
+    config = replace(
+        config,
+        virtual_servers=tuple(
+            replace(
+                vs,
+                real_servers=tuple(
+                    replace(rs, uthreshold=100, lthreshold=10) for rs in vs.real_servers
+                ),
+            )
+            for vs in config.virtual_servers
+        ),
+    )
+    vs = desired_servers(config, {}).servers[KEY]
+    assert vs.flags == {"ops", "sh-port"}
+    assert {(m.upper, m.lower) for m in vs.members} == {(100, 10)}
 
 
 # ---- the driver ------------------------------------------------------------------------------
@@ -147,6 +181,9 @@ class FakeBackend:
     def __init__(self, refuse: Callable[[VirtualServer], bool] = lambda vs: False) -> None:
         self.calls: list[tuple[str, tuple[VirtualServer, ...]]] = []
         self.refuse = refuse
+
+    def check(self, vs: VirtualServer) -> None:
+        refuse_unsupported(vs)  # as the nftables backend
 
     def start(self) -> list[str]:
         self.calls.append(("start", ()))
@@ -200,7 +237,7 @@ async def _inline(fn: Callable[..., Any], *args: Any) -> Any:
 
 def _driver(backend: FakeBackend, clock: Clock | None = None) -> tuple[LvsDriver, FakeReports]:
     reports = FakeReports()
-    return LvsDriver(reports, _inline, lambda: backend, clock=clock or Clock()), reports
+    return LvsDriver(reports, _inline, lambda _: backend, clock=clock or Clock()), reports
 
 
 async def _settle() -> None:
@@ -247,7 +284,7 @@ def test_a_disabled_driver_never_touches_the_kernel() -> None:
     async def main() -> None:
         backend = FakeBackend()
         reports = FakeReports()
-        driver = LvsDriver(reports, _inline, lambda: backend, enabled=False, clock=Clock())
+        driver = LvsDriver(reports, _inline, lambda _: backend, enabled=False, clock=Clock())
         driver.start(watch=None)
         driver.configure(_config(), 1)
         driver.pool(KEY, _pool({}))
@@ -382,5 +419,61 @@ def test_a_foreign_commit_reads_the_table_back() -> None:
                 break
         assert [verb for verb, _ in backend.calls] == ["apply", "reconcile"]
         await driver.stop()
+
+    asyncio.run(main())
+
+
+class PartialBackend(FakeBackend):
+    """As the IPVS backend: no transactions, so it applies what it can and names the rest."""
+
+    def _do(self, verb: str, desired: Sequence[VirtualServer]) -> Applied:
+        self.calls.append((verb, tuple(desired)))
+        bad = {
+            vs.service: KernelError("add service x", errno.EINVAL, "EINVAL", "bad")
+            for vs in desired
+            if self.refuse(vs)
+        }
+        if bad:
+            raise LvsApplyError(bad)
+        return Applied((), 1)
+
+
+def test_a_backend_that_names_its_refusals_is_not_retried_one_at_a_time() -> None:
+    async def main() -> None:
+        backend = PartialBackend(refuse=lambda vs: vs.service.port == 81)
+        driver, reports = _driver(backend)
+        driver.configure(_config(), 1)
+        driver.pool(KEY, _pool({}))
+        driver.pool(KEY81, _pool({}))
+        await _settle()
+        assert [verb for verb, _ in backend.calls] == ["apply"]  # one apply, no retries
+        refused = _applied(reports, KEY81)
+        assert refused.items == 0 and refused.failures[0].errno == "EINVAL"
+        assert _applied(reports, KEY).failures == ()
+
+    asyncio.run(main())
+
+
+def test_the_backend_is_made_with_the_configurations_lvs_settings() -> None:
+    async def main() -> None:
+        made: list[LvsSettings] = []
+        backend = FakeBackend()
+
+        def factory(settings: LvsSettings) -> FakeBackend:
+            made.append(settings)
+            return backend
+
+        driver = LvsDriver(FakeReports(), _inline, factory, clock=Clock())
+        config = core.loads(
+            "global_defs {\n    lvs_backend ipvs\n    lvs_flush\n    lvs_flush_on_stop VS\n"
+            "    lvs_timeouts tcp 60 udp 5\n}\n",
+            config_id="n",
+        ).config
+        driver.configure(replace(config, virtual_servers=_config().virtual_servers), 1)
+        driver.pool(KEY, _pool({}))
+        driver.pool(KEY81, _pool({}))
+        await _settle()
+        assert made == [LvsSettings("ipvs", True, "vs", Timeouts(tcp=60, udp=5))]
+        assert lvs_settings(Config()) == LvsSettings()  # auto, nothing flushed or changed
 
     asyncio.run(main())

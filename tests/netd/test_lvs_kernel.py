@@ -13,6 +13,7 @@ import pytest
 from ctl.lvslab import PORT, RS_ADDRS, RS_ADDRS6, RS_PORT, VIP, VIP6, LvsLab
 from netd.errors import NftError
 from netd.lvs import Member, NftablesBackend, Persistence, Service, VirtualServer, ipvs_available
+from netd.lvs.ipvs_backend import IpvsBackend
 from netd.lvs.render import MARKER
 from netd.nftbatch import NftRequest
 from tests.lab import wait_until
@@ -257,7 +258,23 @@ def test_withdraw_removes_the_table(lab: LvsLab, backend: NftablesBackend) -> No
     wait_until(lambda: not lab.nft("list", "ruleset").strip(), 2, message="empty ruleset")
 
 
-def test_ipvs_backend(lab: LvsLab) -> None:
+def test_ipvs_backend_forwards_by_weight_and_withdraws(lab: LvsLab) -> None:
+    """The IPVS backend in the kernel (only where it has IPVS; tests/netd/test_lvs_ipvs.py
+    covers it everywhere against a fake kernel)."""
     if not lab.in_director(ipvs_available):
-        pytest.skip("this kernel has no IPVS")
-    pytest.fail("this kernel has IPVS: the IPVS backend is not written yet")
+        pytest.skip("this kernel has no IPVS (CONFIG_IP_VS unset: no IPVS generic netlink family)")
+    backend = lab.in_director(IpvsBackend)  # its socket lives in the director's namespace
+    try:
+        backend.start()
+        backend.apply([VirtualServer(SVC, "wrr", members=(_rs(0, 3), _rs(1, 1)))])
+        (held,) = backend.read().values()
+        assert {d.address: d.weight for d in held[1].values()} == {RS_ADDRS[0]: 3, RS_ADDRS[1]: 1}
+        got = lab.spread(200)
+        assert set(got) == {"rs0", "rs1"} and abs(got["rs0"] - 150) <= 10, got
+        backend.withdraw()
+        assert SVC.address is not None and not [
+            k for k in backend.read() if k.address == SVC.address
+        ]
+    finally:
+        backend.withdraw()
+        backend.close()

@@ -30,6 +30,7 @@ from netd.lvs.layout import (
     SlotMap,
     members_of,
 )
+from netd.lvs.nft_support import refuse_unsupported
 from netd.lvs.planner import Op
 from netd.lvs.render import stmt_expressions
 
@@ -227,15 +228,27 @@ def test_notes_say_where_nftables_differs_from_ipvs() -> None:
 @pytest.mark.parametrize(
     ("build", "message"),
     [
-        (lambda: _vs(A, forwarding=Forwarding.TUN), "lvs_method TUN is not supported"),
-        (lambda: _vs(A, forwarding=Forwarding.DR), "lvs_method DR is not implemented yet"),
+        (
+            lambda: refuse_unsupported(_vs(A, forwarding=Forwarding.TUN)),
+            "lvs_method TUN is not supported",
+        ),
+        (
+            lambda: refuse_unsupported(_vs(A, forwarding=Forwarding.DR)),
+            "lvs_method DR is not implemented yet",
+        ),
         (
             lambda: _vs(Member("2001:db8::1")),
             "real server 2001:db8::1 is IPv6, the service is IPv4",
         ),
         (lambda: _vs(A, A), "real server 203.0.113.10 listed twice"),
         (lambda: _vs(A, scheduler="bogus"), "unknown lvs_sched 'bogus'"),
-        (lambda: Service("198.51.100.1", "tcp", 0), "port 0 services are not supported"),
+        (
+            lambda: refuse_unsupported(
+                VirtualServer(Service("198.51.100.1", "tcp", 0), persistence=Persistence())
+            ),
+            "port 0 services",
+        ),
+        (lambda: Service("198.51.100.1", "tcp", 65536), "port 65536"),
         (lambda: Service("198.51.100.1", "icmp", 1), "protocol 'icmp'"),
         (lambda: Member("203.0.113.1", 80, 70000), "weight 70000"),
         (lambda: _vs(A, persistence=Persistence(30, 33)), "persistence_granularity /33"),
@@ -245,3 +258,11 @@ def test_notes_say_where_nftables_differs_from_ipvs() -> None:
 def test_bad_virtual_servers_are_refused_clearly(build: object, message: str) -> None:
     with pytest.raises(LvsConfigError, match=message.replace("(", r"\(").replace("[", r"\[")):
         build()  # type: ignore[operator]
+
+
+def test_the_model_takes_every_forwarding_method_and_nftables_refuses_its_own() -> None:
+    # IPVS forwards DR and TUN: only the nftables datapath refuses them, per virtual server
+    for method in Forwarding:
+        vs = _vs(A, forwarding=method)
+        assert vs.forwarding is method
+    refuse_unsupported(_vs(A))  # NAT: fine
