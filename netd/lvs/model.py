@@ -140,16 +140,8 @@ class VirtualServer:
     name: str = field(default="", compare=False)  # where it came from, for messages
 
     def __post_init__(self) -> None:
+        # What a backend cannot do (TUN in nftables) is its layout's to refuse, not the model's.
         where = self.name or str(self.service)
-        if self.forwarding is Forwarding.TUN:
-            raise LvsUnsupportedError(
-                f"{where}: lvs_method TUN is not supported by the nftables datapath "
-                "(nftables has no IP-in-IP encapsulation; use NAT or DR)"
-            )
-        if self.forwarding is Forwarding.DR:
-            raise LvsUnsupportedError(
-                f"{where}: lvs_method DR is not implemented yet in the nftables datapath (use NAT)"
-            )
         if self.scheduler not in SCHEDULERS | FALLBACK_SCHEDULERS:
             raise LvsConfigError(f"{where}: unknown lvs_sched {self.scheduler!r}")
         seen: set[tuple[str, int | None]] = set()
