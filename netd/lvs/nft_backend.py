@@ -106,18 +106,19 @@ class NftablesBackend:
     def _route(self, vs: VirtualServer, address: str) -> int:
         """The interface index ``address`` is reached through, directly (DR rewrites only the
         MAC: a real server behind a gateway would get the gateway's)."""
-        what = f"{vs.name or vs.service}: lvs_method DR real server {address}"
+        what = f"{vs.name or vs.service}: lvs_method DR"
         try:
             (route,) = self._ipr.route("get", dst=address)[:1]
         except NetlinkError as exc:
-            raise NftError(what, exc.code, errno.errorcode.get(exc.code, "?"), "no route") from exc
+            name = errno.errorcode.get(exc.code, "?")
+            raise NftError(what, exc.code, name, f"no route to real server {address}") from exc
         gateway = route.get_attr("RTA_GATEWAY")
         if route["type"] == _RTN_LOCAL:
-            reason = "is an address of the director itself"
+            reason = f"real server {address} is an address of the director itself"
         elif gateway is not None:
             reason = (
-                f"is reached through the gateway {gateway}; DR needs real servers on a "
-                "network the director is directly connected to (use NAT)"
+                f"real server {address} is reached through the gateway {gateway}; DR needs "
+                "real servers on a network the director is directly connected to (use NAT)"
             )
         else:
             return int(route.get_attr("RTA_OIF"))
