@@ -764,17 +764,27 @@ def _check_datapath(vs: VirtualServer, r: _Report) -> None:
     at = ("virtual_server", vs.name)
     method = (vs.lvs_method or "NAT").upper()
     unforwarded = None
-    if method != "NAT":
-        unforwarded = f"lvs_method {method} is not supported by the nftables datapath (NAT only)"
+    if method == "TUN":
+        unforwarded = (
+            "lvs_method TUN is not supported by the nftables datapath (no IP-in-IP "
+            "encapsulation; use NAT or DR)"
+        )
     elif vs.group is not None:
         unforwarded = "virtual_server_group is not supported by the nftables datapath"
+    elif len(mixed := {vs.forwarding_of(rs) for rs in vs.real_servers}) > 1:
+        unforwarded = (
+            f"its real servers mix lvs_method {' and '.join(sorted(mixed))}, which the nftables "
+            "datapath cannot do in one virtual server (NAT and DR live in different tables)"
+        )
     if unforwarded:
         r(
             "warning",
             "lvs-not-forwarded",
             f"Virtual server {vs.name}: {unforwarded}; it is checked but not forwarded",
             vs.name,
-            at=(*at, "lvs_method") if method != "NAT" else at,
+            at=(*at, "lvs_method" if (*at, "lvs_method") in r.locs else "lb_kind")
+            if vs.group is None
+            else at,
         )
     sched = vs.lvs_sched or "wlc"
     if sched in _RANDOM_BY_WEIGHT:

@@ -737,8 +737,9 @@ REAL_SERVER = BlockSchema(
     RealServer,
     [
         K("weight", Int(0, 65535)),
-        K("lvs_method", Choice(_LVS_METHODS), implemented=False),
-        K("lb_kind", Choice(_LVS_METHODS), "lvs_method", canonical=False, implemented=False),
+        # a real server's own forwarding method (netd: one method per virtual server)
+        K("lvs_method", Choice(_LVS_METHODS)),
+        K("lb_kind", Choice(_LVS_METHODS), "lvs_method", canonical=False),
         K("notify_up", SCRIPT),
         K("notify_down", SCRIPT),
         K("uthreshold", Int(0)),
@@ -786,7 +787,7 @@ VIRTUAL_SERVER = BlockSchema(
     VirtualServer,
     [
         # netd programs these into its nftables datapath (docs/lvs.md); what it cannot do
-        # (DR, TUN, schedulers that need connection counts) core.checks reports.
+        # (TUN, schedulers that need connection counts) core.checks reports.
         K("lvs_sched", Choice(_LVS_SCHED)),
         K("lb_algo", Choice(_LVS_SCHED), "lvs_sched", canonical=False),
         K("lvs_method", Choice(_LVS_METHODS)),

@@ -625,6 +625,11 @@ class VirtualServer:
             return rs.weight
         return 1 if self.weight is None else self.weight
 
+    def forwarding_of(self, rs: RealServer) -> str:
+        """keepalived's forwarding method of a real server: its own ``lvs_method``, else this
+        virtual server's, else NAT."""
+        return (rs.lvs_method or self.lvs_method or "NAT").upper()
+
 
 @dataclass(frozen=True, slots=True)
 class SslConfig:

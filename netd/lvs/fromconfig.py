@@ -9,8 +9,9 @@ which waits for its first good check. A real server the pool does not list (the 
 just added it) is handled the same way, and one the pool lists but the configuration no
 longer has is left out: the configuration decides who exists, the pool how each one is doing.
 
-What cannot be programmed (``lvs_method DR``/``TUN``, a port 0 service, a
-``virtual_server_group``) is an error for that virtual server alone, named by its key.
+What cannot be programmed (real servers mixing lvs methods, a port 0 service, a
+``virtual_server_group``; ``TUN`` is the backend's to refuse) is an error for that virtual
+server alone, named by its key.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ def _virtual_server(vs: ConfigVs, pool: PoolReport | None) -> VirtualServer:
         raise LvsUnsupportedError(
             f"{vs.name}: virtual_server_group is not programmed by the nftables datapath yet"
         )
-    method = (vs.lvs_method or "NAT").upper()
+    method = _method(vs)
     members = tuple(m for rs in vs.real_servers if (m := _member(vs, rs, method, pool)) is not None)
     sorry = None
     if vs.sorry_server is not None:
@@ -82,6 +83,18 @@ def _service(vs: ConfigVs) -> Service:
         return Service(fwmark=vs.fwmark, family=6 if vs.ip_family == "inet6" else 4)
     # No protocol on an addressed service is the kernel's default, UDP (as checkd).
     return Service(vs.ip, (vs.protocol or "udp").lower(), vs.port or 0)
+
+
+def _method(vs: ConfigVs) -> str:
+    """The one forwarding method of the virtual server's real servers (each may name its
+    own, keepalived allows mixing; NAT and DR live in different tables here)."""
+    methods = {vs.forwarding_of(rs) for rs in vs.real_servers} or {(vs.lvs_method or "NAT").upper()}
+    if len(methods) > 1:
+        raise LvsUnsupportedError(
+            f"{vs.name}: its real servers mix lvs_method {' and '.join(sorted(methods))}, which "
+            "the nftables datapath cannot do in one virtual server"
+        )
+    return methods.pop()
 
 
 def _forwarding(name: str, method: str) -> Forwarding:

@@ -135,6 +135,21 @@ def test_what_cannot_be_programmed_is_an_error_of_that_virtual_server() -> None:
     assert KEY81 in d.servers  # the others are not held back
 
 
+def test_real_servers_mixing_methods_are_an_error_of_that_virtual_server() -> None:
+    d = desired_servers(_config(rs2="real_server 203.0.113.12 8080 {\n lvs_method DR\n }"), {})
+    assert "mix lvs_method DR and NAT" in str(d.errors[KEY]) and KEY81 in d.servers
+
+
+def test_a_real_servers_own_method_is_the_virtual_servers_when_they_all_agree() -> None:
+    config = _config(extra81="lvs_method NAT")
+    vs81 = replace(config.virtual_servers[1], lvs_method=None)
+    rs = tuple(replace(r, lvs_method="DR") for r in vs81.real_servers)
+    config = replace(
+        config, virtual_servers=(config.virtual_servers[0], replace(vs81, real_servers=rs))
+    )
+    assert desired_servers(config, {}).servers[KEY81].forwarding is Forwarding.DR
+
+
 @pytest.mark.parametrize("method", ["DR", "TUN"])
 def test_dr_and_tun_go_to_the_backend_which_decides(method: str) -> None:
     # TUN is refused by the nftables layout, not here: IPVS does it.
