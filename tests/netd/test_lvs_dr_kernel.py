@@ -19,6 +19,8 @@ from ctl.lvslab import RS_ADDRS, RS_ADDRS6, RS_PORT, VIP, VIP6, LvsLab
 from netd.errors import NftError
 from netd.lvs import Forwarding, Member, NftablesBackend, Persistence, Service, VirtualServer
 from netd.lvs.render import DR_MARKER
+from tests.daemon import daemon_group
+from tests.lab import wait_until
 
 pytestmark = pytest.mark.skipif(shutil.which("nft") is None, reason="needs nft (Debian nftables)")
 
@@ -191,3 +193,59 @@ def test_an_interface_added_later_gets_its_ingress_chain(
     assert "pk-x" not in lab.nft("list", "table", "netdev", DR_TABLE)
     assert not backend.dr.drifted()
     assert lab.get(VIP, RS_PORT) == "rs0"
+
+
+def _daemon_config(servers: range) -> str:
+    real_servers = "".join(
+        f"""
+    real_server {RS_ADDRS[i]} {RS_PORT} {{
+        HTTP_GET {{
+            url {{
+                path /
+                status_code 200
+            }}
+            connect_timeout 1
+            retry 0
+            delay_before_retry 0.5
+        }}
+    }}"""
+        for i in servers
+    )
+    return f"""
+global_defs {{
+    router_id director
+}}
+virtual_server {VIP} {RS_PORT} {{
+    delay_loop 0.5
+    lb_algo rr
+    lb_kind DR
+    protocol TCP
+    {real_servers}
+}}
+"""
+
+
+def _answering(lab: LvsLab, n: int = 6) -> set[str]:
+    seen = set()
+    for _ in range(n):
+        try:
+            seen.add(lab.get(VIP, RS_PORT, timeout=1))
+        except OSError as exc:  # nothing forwards yet, or a stopped server still in the pool
+            seen.add(type(exc).__name__)
+    return seen
+
+
+@pytest.mark.netns
+def test_the_daemon_forwards_dr_and_its_checkers_move_a_server_out(lab: LvsLab) -> None:
+    with daemon_group(lab.director_node, _daemon_config(range(2))) as group:
+        group.wait_started(("bus", "core", "netd", "checkd"))
+        want = {"rs0", "rs1"}
+        wait_until(lambda: _answering(lab) == want, 20, 0.1, "both real servers, by DR")
+        assert DR_TABLE in lab.nft("list", "tables", "netdev")
+        lab.stop_server(1)
+        try:
+            wait_until(lambda: _answering(lab) == {"rs0"}, 20, 0.1, "rs1 checked down and out")
+        finally:
+            lab.start_server(1)
+        wait_until(lambda: _answering(lab) == want, 20, 0.1, "rs1 back")
+    assert DR_TABLE not in lab.nft("list", "tables", "netdev"), "stop did not withdraw it"
