@@ -769,8 +769,6 @@ def _check_datapath(vs: VirtualServer, r: _Report) -> None:
             "lvs_method TUN is not supported by the nftables datapath (no IP-in-IP "
             "encapsulation; use NAT or DR)"
         )
-    elif vs.group is not None:
-        unforwarded = "virtual_server_group is not supported by the nftables datapath"
     elif len(mixed := {vs.forwarding_of(rs) for rs in vs.real_servers}) > 1:
         unforwarded = (
             f"its real servers mix lvs_method {' and '.join(sorted(mixed))}, which the nftables "
@@ -782,9 +780,7 @@ def _check_datapath(vs: VirtualServer, r: _Report) -> None:
             "lvs-not-forwarded",
             f"Virtual server {vs.name}: {unforwarded}; it is checked but not forwarded",
             vs.name,
-            at=(*at, "lvs_method" if (*at, "lvs_method") in r.locs else "lb_kind")
-            if vs.group is None
-            else at,
+            at=(*at, "lvs_method" if (*at, "lvs_method") in r.locs else "lb_kind"),
         )
     sched = vs.lvs_sched or "wlc"
     if sched in _RANDOM_BY_WEIGHT:

@@ -28,7 +28,14 @@ from dataclasses import dataclass, field
 from typing import Final, TypeAlias
 
 from netd.errors import LvsConfigError, LvsUnsupportedError
-from netd.lvs.model import FALLBACK_SCHEDULERS, PROTOCOLS, Forwarding, Member, VirtualServer
+from netd.lvs.model import (
+    FALLBACK_SCHEDULERS,
+    PROTOCOLS,
+    Forwarding,
+    Member,
+    Service,
+    VirtualServer,
+)
 
 __all__ = [
     "DISPATCH_MAPS",
@@ -270,8 +277,7 @@ def _pick_how(vs: VirtualServer) -> str:
     return "random"
 
 
-def _dispatch_key(vs: VirtualServer) -> tuple[bytes, str]:
-    s = vs.service
+def _dispatch_key(s: Service) -> tuple[bytes, str]:
     if s.fwmark is not None:
         return struct.pack("=I", s.fwmark), f"mark {s.fwmark}"
     assert s.address is not None
@@ -324,7 +330,8 @@ def _refuse(vs: VirtualServer) -> None:
             f"{where}: lvs_method TUN is not supported by the nftables datapath "
             "(nftables has no IP-in-IP encapsulation; use NAT or DR)"
         )
-    if vs.forwarding is Forwarding.DR and vs.service.fwmark is not None:
+    fwmark = any(s.fwmark is not None for s in (vs.service, *vs.aliases))
+    if vs.forwarding is Forwarding.DR and fwmark:
         raise LvsUnsupportedError(
             f"{where}: lvs_method DR with a fwmark service is not implemented by the nftables "
             "datapath (marks are set after its ingress hook); use an address and port"
@@ -340,10 +347,11 @@ def _service_objects(
         raise LvsConfigError(f"{vs.name or vs.service}: lvs_method DR belongs in the DR table")
     svc = service_chain(vs)
     fam = vs.service.family
-    key, label = _dispatch_key(vs)
-    dmap = DISPATCH_MAPS[(fam, vs.service.fwmark is not None)]
     slots_map = f"{svc}-slots"
-    out: list[Obj] = [Chain(svc), SlotMap(slots_map), Element(dmap, key, svc, label)]
+    out: list[Obj] = [Chain(svc), SlotMap(slots_map)]
+    for s in (vs.service, *vs.aliases):  # a group's addresses and marks share the chain
+        key, label = _dispatch_key(s)
+        out.append(Element(DISPATCH_MAPS[(s.family, s.fwmark is not None)], key, svc, label))
     if vs.persistence is not None or dr:
         out += [Chain(f"{svc}-aff"), Rule(svc, "aff", 0, Jump(f"{svc}-aff"))]
     for rid, m in vs.pool():
@@ -387,6 +395,9 @@ def layout(
             raise LvsConfigError(f"{vs.service}: defined twice")
         seen[svc] = vs
         for obj in _service_objects(vs, previous_slots(previous, vs), routes):
+            if obj.key in out:  # a dispatch element: two virtual servers claim one service
+                assert isinstance(obj, Element)
+                raise LvsConfigError(f"{vs.name or vs.service}: {obj.label} is defined twice")
             out[obj.key] = obj
     return out
 

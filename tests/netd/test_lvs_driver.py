@@ -135,6 +135,33 @@ def test_what_cannot_be_programmed_is_an_error_of_that_virtual_server() -> None:
     assert KEY81 in d.servers  # the others are not held back
 
 
+def test_a_virtual_server_group_is_every_address_of_it_with_one_pool() -> None:
+    text = """
+virtual_server_group G {
+    198.51.100.80-81 80
+    fwmark 7
+}
+virtual_server group G {
+    lb_algo rr
+    lb_kind NAT
+    protocol TCP
+    sorry_server 203.0.113.12 8080
+    sorry_server_inhibit
+    real_server 203.0.113.10 8080 {
+    }
+}
+"""
+    result = core.loads(text, script_env=None)
+    assert not [p for p in result.problems if p.severity == "fatal"], result.problems
+    (vs,) = desired_servers(result.config, {}).servers.values()
+    assert [str(s) for s in (vs.service, *vs.aliases)] == [
+        "tcp 198.51.100.80:80",
+        "tcp 198.51.100.81:80",
+        "fwmark 7",
+    ]
+    assert vs.sorry_inhibit and vs.pool()[-1][1] == Member("203.0.113.12", 8080, 0)
+
+
 def test_real_servers_mixing_methods_are_an_error_of_that_virtual_server() -> None:
     d = desired_servers(_config(rs2="real_server 203.0.113.12 8080 {\n lvs_method DR\n }"), {})
     assert "mix lvs_method DR and NAT" in str(d.errors[KEY]) and KEY81 in d.servers

@@ -200,6 +200,29 @@ def test_schedulers_choose_how_a_slot_is_picked() -> None:
         assert isinstance(pick, Rule) and isinstance(pick.stmt, Pick) and pick.stmt.how == how
 
 
+def test_a_groups_services_share_one_chain() -> None:
+    also = (Service("198.51.100.2", "tcp", 80), Service("198.51.100.1", "tcp", 81))
+    objects = plan({}, [_vs(A, aliases=also)]).objects
+    elems = [o for o in objects.values() if isinstance(o, Element) and o.map == "svc4"]
+    assert sorted(e.label for e in elems) == [
+        "198.51.100.1 . tcp . 80",
+        "198.51.100.1 . tcp . 81",
+        "198.51.100.2 . tcp . 80",
+    ]
+    assert {e.target for e in elems} == {CH}
+    with pytest.raises(LvsConfigError, match=r"198\.51\.100\.2 \. tcp \. 80 is defined twice"):
+        plan({}, [_vs(A, aliases=also), VirtualServer(also[0], "rr", members=(B,))])
+
+
+def test_an_inhibited_sorry_server_keeps_its_chain_without_slots() -> None:
+    sorry = Member("203.0.113.20", 8080)
+    objects = plan({}, [_vs(A, sorry=sorry, sorry_inhibit=True)]).objects
+    assert ("chain", f"{CH}-sorry-203.0.113.20-8080") in objects
+    assert members_of(objects, CH) == [_rs(A)] * 3
+    active = plan({}, [_vs(A, sorry=sorry, sorry_inhibit=True, sorry_active=True)]).objects
+    assert members_of(active, CH) == [f"{CH}-sorry-203.0.113.20-8080"]
+
+
 def test_fwmark_services_dispatch_on_the_mark() -> None:
     vs = VirtualServer(Service(fwmark=7, family=6), "rr", members=(Member("2001:db8::10"),))
     elems = [
