@@ -204,7 +204,7 @@ def plan_virtual_server(
         source=vs,
         quorum_up=vs.quorum_up,
         quorum_down=vs.quorum_down,
-        sorry_server=_sorry(vs, protocol, method),
+        sorry_server=_sorry(vs, protocol),
         real_servers=rss,
         members=members,
         warnings=tuple(warnings),
@@ -264,10 +264,10 @@ def _rs_port(vs: VirtualServer, port: int | None, method: str) -> int:
     return vs.port or 0
 
 
-def _sorry(vs: VirtualServer, protocol: str, method: str) -> SorryServerPlan | None:
+def _sorry(vs: VirtualServer, protocol: str) -> SorryServerPlan | None:
     if vs.sorry_server is None:
         return None
-    port = _rs_port(vs, vs.sorry_server.port, method)
+    port = _rs_port(vs, vs.sorry_server.port, vs.sorry_forwarding())
     return SorryServerPlan(
         ip=vs.sorry_server.host,
         port=port,

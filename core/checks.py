@@ -759,6 +759,14 @@ def _check_virtual_server(
 _RANDOM_BY_WEIGHT = frozenset({"lc", "wlc", "sed", "nq", "lblc", "lblcr", "ovf", "twos"})
 
 
+def _methods(vs: VirtualServer) -> set[str]:
+    """The forwarding methods of the real servers and the sorry server."""
+    out = {vs.forwarding_of(rs) for rs in vs.real_servers}
+    if vs.sorry_server is not None:
+        out.add(vs.sorry_forwarding())
+    return out
+
+
 def _check_datapath(vs: VirtualServer, r: _Report) -> None:
     """What netd's nftables datapath does differently, or not at all (docs/lvs.md)."""
     at = ("virtual_server", vs.name)
@@ -769,10 +777,11 @@ def _check_datapath(vs: VirtualServer, r: _Report) -> None:
             "lvs_method TUN is not supported by the nftables datapath (no IP-in-IP "
             "encapsulation; use NAT or DR)"
         )
-    elif len(mixed := {vs.forwarding_of(rs) for rs in vs.real_servers}) > 1:
+    elif len(mixed := _methods(vs)) > 1:
         unforwarded = (
-            f"its real servers mix lvs_method {' and '.join(sorted(mixed))}, which the nftables "
-            "datapath cannot do in one virtual server (NAT and DR live in different tables)"
+            f"its real servers (and sorry server) mix lvs_method {' and '.join(sorted(mixed))}, "
+            "which the nftables datapath cannot do in one virtual server (NAT and DR live in "
+            "different tables)"
         )
     if unforwarded:
         r(

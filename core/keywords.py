@@ -816,7 +816,7 @@ VIRTUAL_SERVER = BlockSchema(
         K("weight", Int(1, 65535)),
         K("real_server", RealServerT(), "real_servers", mode="append"),
         Raw("persistence_engine", 1, 1),
-        Raw("sorry_server_lvs_method", 1, 1),
+        K("sorry_server_lvs_method", Choice(_LVS_METHODS)),
         Raw("snmp_name", 1, 1),
         *[
             Raw(f, 0, 0)

@@ -71,7 +71,8 @@ def _virtual_server(
     members = tuple(m for rs in vs.real_servers if (m := _member(vs, rs, method, pool)) is not None)
     sorry = None
     if vs.sorry_server is not None:
-        sorry = Member(vs.sorry_server.host, _port(vs, vs.sorry_server.port, method), 1)
+        port = _port(vs, vs.sorry_server.port, vs.sorry_forwarding())
+        sorry = Member(vs.sorry_server.host, port, 1)
     return VirtualServer(
         services[0],
         (vs.lvs_sched or DEFAULT_SCHEDULER).lower(),
@@ -118,13 +119,16 @@ def _service(vs: ConfigVs) -> Service:
 
 
 def _method(vs: ConfigVs) -> str:
-    """The one forwarding method of the virtual server's real servers (each may name its
-    own, keepalived allows mixing; NAT and DR live in different tables here)."""
+    """The one forwarding method of the virtual server's real servers and sorry server (each
+    may name its own, keepalived allows mixing; NAT and DR live in different tables here)."""
     methods = {vs.forwarding_of(rs) for rs in vs.real_servers} or {(vs.lvs_method or "NAT").upper()}
+    if vs.sorry_server is not None:
+        methods.add(vs.sorry_forwarding())
     if len(methods) > 1:
         raise LvsUnsupportedError(
-            f"{vs.name}: its real servers mix lvs_method {' and '.join(sorted(methods))}, which "
-            "the nftables datapath cannot do in one virtual server"
+            f"{vs.name}: its real servers (and sorry server) mix lvs_method "
+            f"{' and '.join(sorted(methods))}, which the nftables datapath cannot do in one "
+            "virtual server"
         )
     return methods.pop()
 

@@ -162,6 +162,15 @@ virtual_server group G {
     assert vs.sorry_inhibit and vs.pool()[-1][1] == Member("203.0.113.12", 8080, 0)
 
 
+def test_the_sorry_servers_own_method() -> None:
+    dr = "lvs_method DR\n sorry_server 203.0.113.12 8080\n sorry_server_lvs_method DR"
+    vs81 = desired_servers(_config(extra81=dr), {}).servers[KEY81]
+    assert vs81.forwarding is Forwarding.DR and vs81.sorry == Member("203.0.113.12", 81, 1)
+    mixed = "sorry_server 203.0.113.12 8080\n sorry_server_lvs_method DR"
+    d = desired_servers(_config(extra81=mixed), {})
+    assert "mix lvs_method DR and NAT" in str(d.errors[KEY81])
+
+
 def test_real_servers_mixing_methods_are_an_error_of_that_virtual_server() -> None:
     d = desired_servers(_config(rs2="real_server 203.0.113.12 8080 {\n lvs_method DR\n }"), {})
     assert "mix lvs_method DR and NAT" in str(d.errors[KEY]) and KEY81 in d.servers
