@@ -18,7 +18,9 @@ from ctl.lab import enter_netns
 from ctl.lvslab import RS_ADDRS, RS_ADDRS6, RS_PORT, VIP, VIP6, LvsLab
 from netd.errors import NftError
 from netd.lvs import Forwarding, Member, NftablesBackend, Persistence, Service, VirtualServer
+from netd.lvs.driver import WATCHED
 from netd.lvs.render import DR_MARKER
+from netd.nftwatch import NftWatch
 from tests.daemon import daemon_group
 from tests.lab import wait_until
 
@@ -249,3 +251,18 @@ def test_the_daemon_forwards_dr_and_its_checkers_move_a_server_out(lab: LvsLab) 
             lab.start_server(1)
         wait_until(lambda: _answering(lab) == want, 20, 0.1, "rs1 back")
     assert DR_TABLE not in lab.nft("list", "tables", "netdev"), "stop did not withdraw it"
+
+
+def test_the_driver_watches_others_commits_to_the_dr_table(
+    lab: LvsLab, backend: NftablesBackend
+) -> None:
+    backend.apply([_dr(_rs(0))])
+    watch = lab.in_director(lambda: NftWatch(WATCHED))
+    try:
+        lab.nft("add", "table", "netdev", "pk-other")  # another table: not ours
+        lab.nft("delete", "table", "netdev", "pk-other")
+        assert not watch.read()  # nft returns once its commit is notified
+        lab.nft("delete", "table", "netdev", DR_TABLE)
+        wait_until(watch.read, 5, 0.05, "the commit deleting the DR table noticed")
+    finally:
+        watch.close()
