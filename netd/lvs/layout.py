@@ -17,6 +17,12 @@ the modulus shrinks and only the slots above the new modulus move into the holes
 pointing at the server it pointed at). An inhibited server (weight 0) keeps its chain, set and
 affinity rule, so established flows (conntrack) and persistent clients keep reaching it; it only
 loses its slots.
+
+``lvs_method DR`` virtual servers are laid out for a second table (``netdev``, see
+docs/lvs.md) with the same objects, except that every real server has an affinity set (keyed
+on the client's address and port when there is no persistence: ingress has no conntrack, so
+that set is what keeps a connection on its server) and its chain ends in ``fwd`` instead of
+``dnat`` (:class:`DrForward`); :func:`dr_base` adds an ingress chain per interface.
 """
 
 from __future__ import annotations
