@@ -12,6 +12,7 @@ the kernel's reason. A table of our name without our marker is never touched.
 from __future__ import annotations
 
 import errno
+import struct
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +33,8 @@ from netd.lvs.render import delete_table, request
 from netd.nftbatch import NftRequest, NftSocket
 
 __all__ = ["Applied", "Fixed", "NftTable", "Signature"]
+
+_RULE_CHAIN, _RULE_HANDLE, _RULE_USERDATA = 2, 3, 7  # NFTA_RULE_*
 
 log = structlog.get_logger(__name__)
 
@@ -55,6 +58,14 @@ class Fixed:
     chains: frozenset[str]
     sets: frozenset[str]
     rules: frozenset[tuple[str, str]]
+
+
+def _comment(udata: bytes) -> str:
+    """A rule's tag from its userdata: nft's TLV ``comment`` (type 0, length, text and NUL),
+    as pyroute2 writes it."""
+    if len(udata) < 2 or udata[0] != 0:
+        return ""
+    return udata[2 : 2 + udata[1]].rstrip(b"\0").decode()
 
 
 class NftTable:
@@ -92,19 +103,21 @@ class NftTable:
         a one-server change needs one or two chains)."""
         out = {}
         table = (("NFTA_RULE_TABLE", self.name),)
+        dump = self.sock.dump_attributes
         if chains is None:
-            rules = self.sock.dump(NFT_MSG_GETRULE, table, "list rules")
+            rules = dump(NFT_MSG_GETRULE, table, "list rules")
         else:
             rules = [
-                msg
+                attrs
                 for chain in sorted(set(chains))
-                for msg in self.sock.dump(
+                for attrs in dump(
                     NFT_MSG_GETRULE, (*table, ("NFTA_RULE_CHAIN", chain)), f"list rules of {chain}"
                 )
             ]
-        for msg in rules:
-            key = (str(msg.get_attr("NFTA_RULE_CHAIN")), str(msg.get_attr("NFTA_RULE_USERDATA")))
-            out[key] = int(msg.get_attr("NFTA_RULE_HANDLE"))
+        for attrs in rules:
+            chain = attrs[_RULE_CHAIN].rstrip(b"\0").decode()
+            (handle,) = struct.unpack("!Q", attrs[_RULE_HANDLE])
+            out[(chain, _comment(attrs.get(_RULE_USERDATA, b"")))] = handle
         return out
 
     def _elements(self, name: str) -> set[tuple[str, str, str]]:
