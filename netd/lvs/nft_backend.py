@@ -47,7 +47,7 @@ _DR_FIXED: Final = Fixed(
     frozenset({("dispatch", "svc4"), ("dispatch", "svc6")}),
 )
 _IFF_LOOPBACK: Final = 0x8
-_RTN_LOCAL: Final = 2
+_RTN_UNICAST, _RTN_LOCAL = 1, 2
 
 
 def _layout(
@@ -124,6 +124,8 @@ class NftablesBackend:
         gateway = route.get_attr("RTA_GATEWAY")
         if route["type"] == _RTN_LOCAL:
             reason = f"real server {address} is an address of the director itself"
+        elif route["type"] != _RTN_UNICAST:
+            reason = f"real server {address} has no unicast route (blackhole, unreachable, …)"
         elif gateway is not None:
             reason = (
                 f"real server {address} is reached through the gateway {gateway}; DR needs "

@@ -161,6 +161,11 @@ def test_a_real_server_behind_a_gateway_is_refused(lab: LvsLab, backend: Nftable
         _ip(lab, "route", "del", "192.0.2.0/24", RS_ADDRS[0])
 
 
+def test_an_address_of_the_director_is_no_real_server(backend: NftablesBackend) -> None:
+    with pytest.raises(NftError, match=r"real server 203\.0\.113\.1 is an address of the director"):
+        backend.apply([_dr(Member("203.0.113.1"))])
+
+
 def test_tun_is_refused_with_eopnotsupp(backend: NftablesBackend) -> None:
     tun = VirtualServer(SVC, "rr", Forwarding.TUN, members=(_rs(0),), name="virtual_server x")
     with pytest.raises(NftError) as err:
