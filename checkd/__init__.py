@@ -40,7 +40,6 @@ from checkd.checkplan import (
     RealServerPlan,
     SorryServerPlan,
     VirtualServerPlan,
-    VsgMember,
     build_plan,
 )
 from checkd.errors import CheckdError, PlanError, PoolError
@@ -70,6 +69,7 @@ from checkd.schedule import TimerHeap, start_delay
 from checkd.scripts import ScriptCheck
 from checkd.supervisor import CheckSet, Timing
 from checkd.verdict import Verdict
+from core.vsgroups import VsgMember
 
 __all__ = [
     "Action",

@@ -763,32 +763,62 @@ def _check_virtual_server(
 _RANDOM_BY_WEIGHT = frozenset({"lc", "wlc", "sed", "nq", "lblc", "lblcr", "ovf", "twos"})
 
 
+def _methods(vs: VirtualServer) -> set[str]:
+    """The forwarding methods of the real servers and the sorry server."""
+    out = {vs.forwarding_of(rs) for rs in vs.real_servers}
+    if vs.sorry_server is not None:
+        out.add(vs.sorry_forwarding())
+    return out
+
+
+def _datapath_name(backend: str) -> str:
+    """How -t names the nftables datapath for ``lvs_backend`` ("" when it is not in use)."""
+    if backend == "ipvs":
+        return ""  # IPVS forwards every method and has every scheduler
+    if backend == "nftables":
+        return "the nftables datapath"
+    return "the nftables datapath (lvs_backend auto, on a kernel without IPVS)"
+
+
+def _unforwarded(vs: VirtualServer, backend: str) -> tuple[str | None, bool]:
+    """Why netd's datapath will not forward ``vs`` (None: it will), and whether the reason
+    is its forwarding method (reported at the lvs_method line)."""
+    nft = _datapath_name(backend)
+    method = (vs.lvs_method or "NAT").upper()
+    if method == "TUN" and nft:
+        return f"lvs_method TUN is not supported by {nft} (no IP-in-IP encapsulation)", True
+    if len(mixed := _methods(vs)) > 1:
+        return (
+            f"its real servers (and sorry server) mix lvs_method {' and '.join(sorted(mixed))}, "
+            "which netd cannot program in one virtual server (one method per virtual server)"
+        ), True
+    if method == "DR" and vs.fwmark is not None and nft:
+        return f"lvs_method DR with a fwmark service is not supported by {nft}", True
+    if vs.group is not None and backend != "nftables":
+        where = " (lvs_backend auto, on a kernel with IPVS)" if backend != "ipvs" else ""
+        return f"virtual_server_group is not programmed by the IPVS datapath yet{where}", False
+    if vs.group is None and vs.fwmark is None and not vs.port and nft:
+        return f"port 0 services are not supported by {nft}", False
+    return None, False
+
+
 def _check_datapath(vs: VirtualServer, r: _Report, backend: str) -> None:
     """What netd's datapath does differently, or not at all (docs/lvs.md): the nftables one
-    (``lvs_backend nftables``, or ``auto`` on a kernel without IPVS) has NAT only and no
-    connection counts; IPVS has everything but ``virtual_server_group`` (not programmed yet)."""
-    if backend == "ipvs":
-        nft = ""  # IPVS forwards every method and has every scheduler
-    elif backend == "nftables":
-        nft = "the nftables datapath"
-    else:
-        nft = "the nftables datapath (lvs_backend auto, on a kernel without IPVS)"
-    at = ("virtual_server", vs.name)
-    method = (vs.lvs_method or "NAT").upper()
-    unforwarded = None
-    if method != "NAT" and nft:
-        unforwarded = f"lvs_method {method} is not supported by {nft} (NAT only)"
-    elif vs.group is not None:
-        unforwarded = "virtual_server_group is not programmed by netd's datapath yet"
-    elif vs.fwmark is None and not vs.port and nft:
-        unforwarded = f"port 0 services are not supported by {nft}"
+    (``lvs_backend nftables``, or ``auto`` on a kernel without IPVS) has NAT and DR but no
+    tunnels and no connection counts; IPVS has everything but ``virtual_server_group`` (not
+    programmed yet)."""
+    nft = _datapath_name(backend)
+    at: tuple[str, ...] = ("virtual_server", vs.name)
+    unforwarded, by_method = _unforwarded(vs, backend)
+    if by_method:
+        at = (*at, "lvs_method" if (*at, "lvs_method") in r.locs else "lb_kind")
     if unforwarded:
         r(
             "warning",
             "lvs-not-forwarded",
             f"Virtual server {vs.name}: {unforwarded}; it is checked but not forwarded",
             vs.name,
-            at=(*at, "lvs_method") if method != "NAT" and nft else at,
+            at=at,
         )
     sched = vs.lvs_sched or "wlc"
     if sched in _RANDOM_BY_WEIGHT and nft:

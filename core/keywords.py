@@ -775,8 +775,9 @@ REAL_SERVER = BlockSchema(
     RealServer,
     [
         K("weight", Int(0, 65535)),
-        K("lvs_method", Choice(_LVS_METHODS), implemented=False),
-        K("lb_kind", Choice(_LVS_METHODS), "lvs_method", canonical=False, implemented=False),
+        # a real server's own forwarding method (netd: one method per virtual server)
+        K("lvs_method", Choice(_LVS_METHODS)),
+        K("lb_kind", Choice(_LVS_METHODS), "lvs_method", canonical=False),
         K("notify_up", SCRIPT),
         K("notify_down", SCRIPT),
         K("uthreshold", Int(0)),
@@ -824,7 +825,7 @@ VIRTUAL_SERVER = BlockSchema(
     VirtualServer,
     [
         # netd programs these into its nftables datapath (docs/lvs.md); what it cannot do
-        # (DR, TUN, schedulers that need connection counts) core.checks reports.
+        # (TUN, schedulers that need connection counts) core.checks reports.
         K("lvs_sched", Choice(_LVS_SCHED)),
         K("lb_algo", Choice(_LVS_SCHED), "lvs_sched", canonical=False),
         K("lvs_method", Choice(_LVS_METHODS)),
@@ -853,7 +854,7 @@ VIRTUAL_SERVER = BlockSchema(
         K("weight", Int(1, 65535)),
         K("real_server", RealServerT(), "real_servers", mode="append"),
         Raw("persistence_engine", 1, 1),
-        Raw("sorry_server_lvs_method", 1, 1),
+        K("sorry_server_lvs_method", Choice(_LVS_METHODS)),
         Raw("snmp_name", 1, 1),
         *[
             Raw(f, 0, 0)

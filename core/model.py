@@ -626,6 +626,7 @@ class VirtualServer:
     quorum_down: Script | None = None
     sorry_server: HostPort | None = None
     sorry_server_inhibit: bool = False
+    sorry_server_lvs_method: str | None = None  # None: the virtual server's
     virtualhost: str | None = None
     smtp_alert: bool | None = None
     ip_family: str | None = None
@@ -639,6 +640,16 @@ class VirtualServer:
         if rs.weight is not None:
             return rs.weight
         return 1 if self.weight is None else self.weight
+
+    def sorry_forwarding(self) -> str:
+        """The sorry server's forwarding method: ``sorry_server_lvs_method``, else this
+        virtual server's, else NAT."""
+        return (self.sorry_server_lvs_method or self.lvs_method or "NAT").upper()
+
+    def forwarding_of(self, rs: RealServer) -> str:
+        """keepalived's forwarding method of a real server: its own ``lvs_method``, else this
+        virtual server's, else NAT."""
+        return (rs.lvs_method or self.lvs_method or "NAT").upper()
 
 
 @dataclass(frozen=True, slots=True)

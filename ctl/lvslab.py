@@ -189,6 +189,27 @@ class LvsLab:
         self._procs[i] = self._serve(i)
         self._wait_serving(i)
 
+    def prepare_dr(self) -> None:
+        """Make the lab fit for ``lvs_method DR``: each real server holds the VIPs on ``lo``
+        and neither answers nor announces ARP for them (``arp_ignore`` 1, ``arp_announce`` 2),
+        so only the director draws the clients' packets. The real servers' replies come from
+        the VIP and, the director being the lab's only router, through it: it must accept
+        packets from one of its own addresses on ``in`` (``accept_local``), which a router
+        that is not the director would not need."""
+        for ns in self.servers:
+            with enter_netns(ns), IPRoute() as ipr:
+                for scope in ("all", "eth0"):
+                    write_sysctl(f"/proc/sys/net/ipv4/conf/{scope}/arp_ignore", "1")
+                    write_sysctl(f"/proc/sys/net/ipv4/conf/{scope}/arp_announce", "2")
+                lo = ipr.link_lookup(ifname="lo")[0]
+                ipr.addr("replace", index=lo, address=VIP, prefixlen=32)
+                ipr.addr("replace", index=lo, address=VIP6, prefixlen=128)
+        for ns in self.directors:
+            with enter_netns(ns):
+                for scope in ("all", "in"):
+                    write_sysctl(f"/proc/sys/net/ipv4/conf/{scope}/rp_filter", "0")
+                write_sysctl("/proc/sys/net/ipv4/conf/in/accept_local", "1")
+
     def cut_director(self, i: int) -> None:
         """Take director ``i`` off both segments, as a power cut would: a killed daemon leaves
         its addresses and table in the kernel, a dead machine forwards nothing."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from pyroute2.netlink.nfnetlink.nftsocket import Cmp, Regs
+from pyroute2.netlink.nfnetlink.nftsocket import Cmp, Regs, nft_contains_expr
 from pyroute2.nftables.expressions import genex
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "cmp",
     "dnat",
     "dynset_update",
+    "fwd",
     "immediate",
     "jhash",
     "lookup",
@@ -48,6 +49,15 @@ _NG_RANDOM: Final = 1
 _DYNSET_OP_UPDATE: Final = 1
 _NAT_DNAT: Final = 1
 _HASH_JENKINS: Final = 0
+
+# pyroute2 0.9.7 declares NFTA_FWD_NFPROTO as 'u32', a type it does not have, so encoding any
+# ``fwd`` raises AttributeError. The kernel reads it as a big-endian u32 (nft_fwd_netdev.c).
+nft_contains_expr.nft_expr.nft_fwd.nla_map = (
+    ("NFTA_FWD_UNSPEC", "none"),
+    ("NFTA_FWD_SREG_DEV", "regs"),
+    ("NFTA_FWD_SREG_ADDR", "regs"),
+    ("NFTA_FWD_NFPROTO", "be32"),
+)
 
 
 def _value(data: bytes) -> dict[str, Any]:
@@ -152,3 +162,14 @@ def dnat(family: int, addr_reg: int, port_reg: int | None) -> Expr:
         kw["reg_proto_min"] = port_reg
     expr: Expr = genex("nat", kw)
     return expr
+
+
+def fwd(nfproto: int, addr_reg: int, dev_reg: int) -> Expr:
+    """``fwd ip|ip6 to <addr_reg> device <dev_reg>`` (netdev ingress only): the kernel resolves
+    the neighbour of the address and sends the packet out of the device unchanged otherwise."""
+    data = [
+        ("NFTA_FWD_SREG_DEV", dev_reg),
+        ("NFTA_FWD_SREG_ADDR", addr_reg),
+        ("NFTA_FWD_NFPROTO", nfproto),
+    ]
+    return {"attrs": [("NFTA_EXPR_NAME", "fwd"), ("NFTA_EXPR_DATA", {"attrs": data})]}

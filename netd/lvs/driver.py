@@ -33,7 +33,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final, Protocol
 
 import structlog
-from pyroute2.netlink.nfnetlink.nftsocket import NFPROTO_INET
+from pyroute2.netlink.nfnetlink.nftsocket import NFPROTO_INET, NFPROTO_NETDEV
 
 from bus import messages
 from core.model import Config
@@ -48,7 +48,7 @@ from netd.errors import (
 from netd.lvs.backend import LvsBackend, choose_backend
 from netd.lvs.fromconfig import Desired, desired_servers
 from netd.lvs.model import VirtualServer
-from netd.lvs.nft_backend import DEFAULT_TABLE
+from netd.lvs.nft_backend import DEFAULT_DR_TABLE, DEFAULT_TABLE
 from netd.lvs.settings import LvsSettings, lvs_settings
 from netd.nftwatch import NftWatch
 
@@ -65,7 +65,8 @@ RECONCILE_EVERY: Final = 5.0  # read the table back this often (someone may have
 RECONCILE_EVERY_WATCHED: Final = 30.0
 WATCH_SPACING: Final = 1.0
 OWNER_PREFIX: Final = "lvs:"  # net.applied.lvs:<key>
-WATCHED: Final = frozenset({(NFPROTO_INET, DEFAULT_TABLE)})  # others' commits to this count
+#: others' commits to these count
+WATCHED: Final = frozenset({(NFPROTO_INET, DEFAULT_TABLE), (NFPROTO_NETDEV, DEFAULT_DR_TABLE)})
 
 
 class Reports(Protocol):

@@ -9,9 +9,13 @@ which waits for its first good check. A real server the pool does not list (the 
 just added it) is handled the same way, and one the pool lists but the configuration no
 longer has is left out: the configuration decides who exists, the pool how each one is doing.
 
-What cannot be programmed (a ``virtual_server_group``, a bad granularity) is an error for
-that virtual server alone, named by its key; what one datapath cannot forward (nftables:
-``lvs_method DR``/``TUN``, port 0) is its backend's ``check()`` to say, in the driver.
+A ``virtual_server_group``'s addresses, ports and marks (core.vsgroups expands them as checkd
+does) share one pool: checkd publishes one for the group's virtual server.
+
+What cannot be programmed (real servers mixing lvs methods, a group of over
+:data:`MAX_GROUP_SERVICES` addresses, a bad granularity) is an error for that virtual server
+alone, named by its key; what one datapath cannot forward (nftables: ``TUN``, port 0, fwmark
+DR; IPVS: groups) is its backend's ``check()`` to say, in the driver.
 """
 
 from __future__ import annotations
@@ -21,8 +25,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from bus.messages import PoolReport
-from core.model import Config, RealServer
+from core.model import Config, RealServer, VsgEntry
 from core.model import VirtualServer as ConfigVs
+from core.vsgroups import GroupEntryError, expand_group
 from core.vsnames import vs_keys
 from netd.errors import LvsConfigError, LvsUnsupportedError
 from netd.lvs.model import SERVICE_FLAGS, Forwarding, Member, Persistence, Service, VirtualServer
@@ -32,6 +37,8 @@ __all__ = ["DEFAULT_SCHEDULER", "Desired", "desired_servers"]
 #: keepalived's scheduler when a virtual server names none (``vs-no-scheduler`` in ``-t``).
 DEFAULT_SCHEDULER = "wlc"
 _MAX_WEIGHT = 65535  # IPVS's real server weight is an int, ours a slot count: cap it
+#: a group's addresses are dispatch map elements: a /16 would be 65,536 of them
+MAX_GROUP_SERVICES = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,27 +54,28 @@ class Desired:
 def desired_servers(config: Config, pools: Mapping[str, PoolReport]) -> Desired:
     """What the datapath should forward for ``config``, given checkd's latest ``pools``."""
     out = Desired()
+    groups = {g.name: g.entries for g in config.virtual_server_groups}
     for key, vs in vs_keys(config).items():
         out.names[key] = vs.name
         try:
-            out.servers[key] = _virtual_server(vs, pools.get(key))
+            out.servers[key] = _virtual_server(vs, pools.get(key), groups)
         except LvsConfigError as exc:
             out.errors[key] = exc
     return out
 
 
-def _virtual_server(vs: ConfigVs, pool: PoolReport | None) -> VirtualServer:
-    if vs.group is not None:
-        raise LvsUnsupportedError(
-            f"{vs.name}: virtual_server_group is not programmed by the nftables datapath yet"
-        )
-    method = (vs.lvs_method or "NAT").upper()
+def _virtual_server(
+    vs: ConfigVs, pool: PoolReport | None, groups: Mapping[str, tuple[VsgEntry, ...]]
+) -> VirtualServer:
+    services = _group_services(vs, groups[vs.group]) if vs.group is not None else (_service(vs),)
+    method = _method(vs)
     members = tuple(m for rs in vs.real_servers if (m := _member(vs, rs, method, pool)) is not None)
     sorry = None
     if vs.sorry_server is not None:
-        sorry = Member(vs.sorry_server.host, _port(vs, vs.sorry_server.port, method), 1)
+        port = _port(vs, vs.sorry_server.port, vs.sorry_forwarding())
+        sorry = Member(vs.sorry_server.host, port, 1)
     return VirtualServer(
-        _service(vs),
+        services[0],
         (vs.lvs_sched or DEFAULT_SCHEDULER).lower(),
         _forwarding(vs.name, method),
         _persistence(vs),
@@ -76,7 +84,33 @@ def _virtual_server(vs: ConfigVs, pool: PoolReport | None) -> VirtualServer:
         sorry_active=bool(pool is not None and pool.sorry_active and sorry is not None),
         name=vs.name,
         flags=frozenset(o.keyword for o in vs.other if o.keyword in SERVICE_FLAGS),
+        aliases=services[1:],
+        sorry_inhibit=vs.sorry_server_inhibit,
     )
+
+
+def _group_services(vs: ConfigVs, entries: tuple[VsgEntry, ...]) -> tuple[Service, ...]:
+    """Every address . port and mark of the group (keepalived makes an IPVS service of each;
+    here they share one chain, pool and scheduler)."""
+    try:
+        members = expand_group(entries)
+    except GroupEntryError as exc:
+        raise LvsConfigError(f"{vs.name}: {exc}") from None
+    out: list[Service] = []
+    protocol = (vs.protocol or "udp").lower()
+    for m in members:
+        if m.fwmark is not None:
+            out.append(Service(fwmark=m.fwmark, family=6 if m.family == "inet6" else 4))
+            continue
+        if len(out) + m.count > MAX_GROUP_SERVICES:
+            raise LvsUnsupportedError(
+                f"{vs.name}: virtual_server_group {vs.group} has more than "
+                f"{MAX_GROUP_SERVICES} addresses"
+            )
+        out += [Service(a, protocol, m.port or 0) for a in m.addresses()]
+    if not out:
+        raise LvsConfigError(f"{vs.name}: virtual_server_group {vs.group} is empty")
+    return tuple(out)
 
 
 def _service(vs: ConfigVs) -> Service:
@@ -84,6 +118,21 @@ def _service(vs: ConfigVs) -> Service:
         return Service(fwmark=vs.fwmark, family=6 if vs.ip_family == "inet6" else 4)
     # No protocol on an addressed service is the kernel's default, UDP (as checkd).
     return Service(vs.ip, (vs.protocol or "udp").lower(), vs.port or 0)
+
+
+def _method(vs: ConfigVs) -> str:
+    """The one forwarding method of the virtual server's real servers and sorry server (each
+    may name its own, keepalived allows mixing; NAT and DR live in different tables here)."""
+    methods = {vs.forwarding_of(rs) for rs in vs.real_servers} or {(vs.lvs_method or "NAT").upper()}
+    if vs.sorry_server is not None:
+        methods.add(vs.sorry_forwarding())
+    if len(methods) > 1:
+        raise LvsUnsupportedError(
+            f"{vs.name}: its real servers (and sorry server) mix lvs_method "
+            f"{' and '.join(sorted(methods))}, which netd cannot program in one virtual server "
+            "(one method per virtual server)"
+        )
+    return methods.pop()
 
 
 def _forwarding(name: str, method: str) -> Forwarding:

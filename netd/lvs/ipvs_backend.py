@@ -29,7 +29,7 @@ from pyroute2.netlink import NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST
 from pyroute2.netlink.exceptions import NetlinkError
 from pyroute2.netlink.generic import GenericNetlinkSocket
 
-from netd.errors import KernelError, LvsApplyError, LvsConfigError
+from netd.errors import KernelError, LvsApplyError, LvsConfigError, LvsUnsupportedError
 from netd.kernel import translate_netlink_error
 from netd.lvs.ipvs_encode import (
     DestSpec,
@@ -185,7 +185,14 @@ class IpvsBackend:
     # ---- the backend's interface -----------------------------------------------------------
 
     def check(self, vs: VirtualServer) -> None:
-        """IPVS forwards every virtual server the model accepts (NAT, DR, TUN)."""
+        """IPVS forwards every method the model accepts (NAT, DR, TUN); a
+        ``virtual_server_group`` (one IPVS service per entry, as keepalived makes them) is not
+        programmed yet, and must not go in as its first address alone."""
+        if vs.aliases:
+            raise LvsUnsupportedError(
+                f"{vs.name or vs.service}: virtual_server_group is not programmed by the IPVS "
+                "datapath yet (lvs_backend nftables forwards it)"
+            )
 
     def start(self) -> list[str]:
         """``lvs_flush``: flush every IPVS service; ``lvs_timeouts``: set them (the kernel's

@@ -17,6 +17,12 @@ the modulus shrinks and only the slots above the new modulus move into the holes
 pointing at the server it pointed at). An inhibited server (weight 0) keeps its chain, set and
 affinity rule, so established flows (conntrack) and persistent clients keep reaching it; it only
 loses its slots.
+
+``lvs_method DR`` virtual servers are laid out for a second table (``netdev``, see
+docs/lvs.md) with the same objects, except that every real server has an affinity set (keyed
+on the client's address and port when there is no persistence: ingress has no conntrack, so
+that set is what keeps a connection on its server) and its chain ends in ``fwd`` instead of
+``dnat`` (:class:`DrForward`); :func:`dr_base` adds an ingress chain per interface.
 """
 
 from __future__ import annotations
@@ -28,7 +34,15 @@ from dataclasses import dataclass, field
 from typing import Final, TypeAlias
 
 from netd.errors import LvsConfigError
-from netd.lvs.model import FALLBACK_SCHEDULERS, PROTOCOLS, Member, VirtualServer
+from netd.lvs.model import (
+    FALLBACK_SCHEDULERS,
+    PROTOCOLS,
+    Forwarding,
+    Member,
+    Service,
+    VirtualServer,
+)
+from netd.lvs.nft_support import refuse_unsupported
 
 __all__ = [
     "DISPATCH_MAPS",
@@ -36,9 +50,11 @@ __all__ = [
     "Affinity",
     "AffinitySet",
     "Chain",
+    "DrForward",
     "Drop",
     "Element",
     "Forward",
+    "IngressChain",
     "Jump",
     "Obj",
     "Objects",
@@ -47,6 +63,7 @@ __all__ = [
     "SlotMap",
     "Stmt",
     "assign_slots",
+    "dr_base",
     "layout",
     "members_of",
     "notes",
@@ -65,6 +82,10 @@ DISPATCH_MAPS: Final = {
     (6, True): "fwm6",
 }
 JHASH_SEED: Final = 0x6B65_6570  # fixed, so sh/dh keep their choice across restarts
+#: DR is stateless (no conntrack at ingress): a connection stays on its server through a
+#: per-server set of (client address . port) refreshed by each of its packets; an idle flow is
+#: forgotten after this many seconds (IPVS's established TCP timeout).
+FLOW_TIMEOUT: Final = 900
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,12 +111,13 @@ class Pick:
 
 @dataclass(frozen=True, slots=True)
 class Affinity:
-    """``ip saddr & mask @<set> goto <target>``."""
+    """``ip saddr & mask @<set> goto <target>`` (``flow``: ``ip saddr . th sport @<set>``)."""
 
     family: int
     prefix: int
     set_name: str
     target: str
+    flow: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,12 +131,37 @@ class Forward:
     prefix: int
 
 
-Stmt: TypeAlias = Jump | Drop | Pick | Affinity | Forward
+@dataclass(frozen=True, slots=True)
+class DrForward:
+    """``update @<affinity> { key } ; fwd ip to <address> device <ifindex>`` (lvs_method DR:
+    the destination stays the VIP, the kernel resolves the real server's MAC)."""
+
+    family: int
+    address: str
+    ifindex: int
+    affinity: str
+    prefix: int
+    flow: bool
+
+
+Stmt: TypeAlias = Jump | Drop | Pick | Affinity | Forward | DrForward
 
 
 @dataclass(frozen=True, slots=True)
 class Chain:
     name: str
+
+    @property
+    def key(self) -> tuple[str, ...]:
+        return ("chain", self.name)
+
+
+@dataclass(frozen=True, slots=True)
+class IngressChain:
+    """A netdev base chain on ``device``'s ingress hook (the DR table)."""
+
+    name: str
+    device: str
 
     @property
     def key(self) -> tuple[str, ...]:
@@ -135,6 +182,7 @@ class AffinitySet:
     name: str
     family: int
     timeout: int  # seconds
+    flow: bool = False  # keyed by address . port (DR connections), not the address alone
 
     @property
     def key(self) -> tuple[str, ...]:
@@ -170,7 +218,7 @@ class Element:
         return ("elem", self.map, self.key_bytes.hex())
 
 
-Obj: TypeAlias = Chain | SlotMap | AffinitySet | Rule | Element
+Obj: TypeAlias = Chain | IngressChain | SlotMap | AffinitySet | Rule | Element
 #: Object key -> object: everything the table holds beyond its fixed skeleton.
 Objects: TypeAlias = Mapping[tuple[str, ...], Obj]
 
@@ -236,8 +284,7 @@ def _pick_how(vs: VirtualServer) -> str:
     return "random"
 
 
-def _dispatch_key(vs: VirtualServer) -> tuple[bytes, str]:
-    s = vs.service
+def _dispatch_key(s: Service) -> tuple[bytes, str]:
     if s.fwmark is not None:
         return struct.pack("=I", s.fwmark), f"mark {s.fwmark}"
     assert s.address is not None
@@ -245,6 +292,26 @@ def _dispatch_key(vs: VirtualServer) -> tuple[bytes, str]:
     # concatenated key: each field padded to 4 bytes (registers are 32-bit)
     key = addr + bytes([PROTOCOLS[s.protocol], 0, 0, 0]) + struct.pack("!H", s.port) + b"\0\0"
     return key, f"{s.address} . {s.protocol} . {s.port}"
+
+
+def _dr_member_objects(
+    vs: VirtualServer, svc: str, rid: str, m: Member, routes: Mapping[str, int]
+) -> list[Obj]:
+    chain, fam = f"{svc}-{rid}", vs.service.family
+    aff = f"{chain}-aff"
+    prefix = 32 if fam == 4 else 128
+    flow = vs.persistence is None
+    timeout = FLOW_TIMEOUT
+    if vs.persistence is not None:
+        prefix, timeout = vs.persistence.prefix or prefix, vs.persistence.timeout
+    if m.address not in routes:
+        raise LvsConfigError(f"{vs.name or vs.service}: no route to real server {m.address}")
+    return [
+        Chain(chain),
+        AffinitySet(aff, fam, timeout, flow),
+        Rule(f"{svc}-aff", rid, 0, Affinity(fam, prefix, aff, chain, flow)),
+        Rule(chain, "fwd", 0, DrForward(fam, m.address, routes[m.address], aff, prefix, flow)),
+    ]
 
 
 def _member_objects(vs: VirtualServer, svc: str, rid: str, m: Member) -> list[Obj]:
@@ -263,17 +330,27 @@ def _member_objects(vs: VirtualServer, svc: str, rid: str, m: Member) -> list[Ob
     return out
 
 
-def _service_objects(vs: VirtualServer, previous: Mapping[int, str]) -> list[Obj]:
+def _service_objects(
+    vs: VirtualServer, previous: Mapping[int, str], routes: Mapping[str, int] | None
+) -> list[Obj]:
+    refuse_unsupported(vs)
+    dr = vs.forwarding is Forwarding.DR
+    if dr and routes is None:
+        raise LvsConfigError(f"{vs.name or vs.service}: lvs_method DR belongs in the DR table")
     svc = service_chain(vs)
     fam = vs.service.family
-    key, label = _dispatch_key(vs)
-    dmap = DISPATCH_MAPS[(fam, vs.service.fwmark is not None)]
     slots_map = f"{svc}-slots"
-    out: list[Obj] = [Chain(svc), SlotMap(slots_map), Element(dmap, key, svc, label)]
-    if vs.persistence is not None:
+    out: list[Obj] = [Chain(svc), SlotMap(slots_map)]
+    for s in (vs.service, *vs.aliases):  # a group's addresses and marks share the chain
+        key, label = _dispatch_key(s)
+        out.append(Element(DISPATCH_MAPS[(s.family, s.fwmark is not None)], key, svc, label))
+    if vs.persistence is not None or dr:
         out += [Chain(f"{svc}-aff"), Rule(svc, "aff", 0, Jump(f"{svc}-aff"))]
     for rid, m in vs.pool():
-        out += _member_objects(vs, svc, rid, m)
+        if routes is not None and dr:
+            out += _dr_member_objects(vs, svc, rid, m, routes)
+        else:
+            out += _member_objects(vs, svc, rid, m)
     slots = assign_slots(previous, slot_counts(vs))
     for slot, rid in sorted(slots.items()):
         out.append(Element(slots_map, struct.pack("=I", slot), f"{svc}-{rid}", str(slot)))
@@ -294,9 +371,14 @@ def previous_slots(objects: Objects, vs: VirtualServer) -> dict[int, str]:
     return out
 
 
-def layout(desired: Iterable[VirtualServer], previous: Objects) -> dict[tuple[str, ...], Obj]:
+def layout(
+    desired: Iterable[VirtualServer],
+    previous: Objects,
+    routes: Mapping[str, int] | None = None,
+) -> dict[tuple[str, ...], Obj]:
     """Every object the table should hold for ``desired``; slots stay where ``previous`` has
-    them wherever they can."""
+    them wherever they can. ``routes`` (real server address -> the director's interface index
+    it is reached through) is given for the DR table only: its virtual servers are all DR."""
     out: dict[tuple[str, ...], Obj] = {}
     seen: dict[str, VirtualServer] = {}
     for vs in desired:
@@ -304,7 +386,21 @@ def layout(desired: Iterable[VirtualServer], previous: Objects) -> dict[tuple[st
         if svc in seen:
             raise LvsConfigError(f"{vs.service}: defined twice")
         seen[svc] = vs
-        for obj in _service_objects(vs, previous_slots(previous, vs)):
+        for obj in _service_objects(vs, previous_slots(previous, vs), routes):
+            if obj.key in out:  # a dispatch element: two virtual servers claim one service
+                assert isinstance(obj, Element)
+                raise LvsConfigError(f"{vs.name or vs.service}: {obj.label} is defined twice")
+            out[obj.key] = obj
+    return out
+
+
+def dr_base(devices: Iterable[str]) -> dict[tuple[str, ...], Obj]:
+    """The DR table's ingress chains, one per interface of the director, each jumping to the
+    dispatch chain: a client's packet is taken at whichever interface it arrives on."""
+    out: dict[tuple[str, ...], Obj] = {}
+    for dev in sorted(set(devices)):
+        chain = f"ingress-{dev}"
+        for obj in (IngressChain(chain, dev), Rule(chain, "dispatch", 0, Jump("dispatch"))):
             out[obj.key] = obj
     return out
 

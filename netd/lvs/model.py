@@ -156,11 +156,21 @@ class VirtualServer:
     sorry_active: bool = False
     name: str = field(default="", compare=False)  # where it came from, for messages
     flags: frozenset[str] = frozenset()  # IPVS service flags (SERVICE_FLAGS), e.g. "ops"
+    #: a virtual_server_group's other addresses, ports and marks: they share this one's pool
+    aliases: tuple[Service, ...] = ()
+    #: sorry_server_inhibit: the sorry server stays in at weight 0 while the pool serves
+    sorry_inhibit: bool = False
 
     def __post_init__(self) -> None:
-        where = self.name or str(self.service)
         # Which forwarding methods a datapath implements is the backend's to say
         # (netd.lvs.nft_support for nftables; IPVS has all three).
+        where = self.name or str(self.service)
+        for alias in self.aliases:
+            if alias.family != self.service.family:
+                raise LvsConfigError(
+                    f"{where}: {alias} is IPv{alias.family}, the service is "
+                    f"IPv{self.service.family}"
+                )
         if self.scheduler not in SCHEDULERS | FALLBACK_SCHEDULERS:
             raise LvsConfigError(f"{where}: unknown lvs_sched {self.scheduler!r}")
         if not self.flags <= SERVICE_FLAGS:
@@ -188,7 +198,11 @@ class VirtualServer:
         alone when it is active, else the members (inhibited ones included, at weight 0)."""
         if self.sorry_active and self.sorry is not None:
             return ((_member_id("sorry", self.sorry), self.sorry),)
-        return tuple((_member_id("rs", m), m) for m in self.members)
+        pool = tuple((_member_id("rs", m), m) for m in self.members)
+        if self.sorry_inhibit and self.sorry is not None:
+            quiet = Member(self.sorry.address, self.sorry.port, 0)
+            pool += ((_member_id("sorry", self.sorry), quiet),)
+        return pool
 
 
 def _member_id(kind: str, m: Member) -> str:

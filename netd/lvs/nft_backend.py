@@ -1,247 +1,196 @@
-"""The LVS datapath on nftables: one table of our own, changed only by atomic transactions.
+"""The LVS datapath on nftables: two tables of our own, changed only by atomic transactions.
 
-This kernel-facing half runs what :mod:`netd.lvs.planner` decides: each change is one
-transaction (:class:`netd.nftbatch.NftSocket`) whose acknowledgements are all read, so either
-the kernel holds the whole new state or nothing changed and the error names the operation and
-the kernel's reason. It remembers what it applied, and :meth:`NftablesBackend.reconcile` reads
-the table back (chains, sets, maps, rule tags, map elements) and rebuilds it in one transaction
-when someone changed it behind our back. The table carries a userdata marker; a table of that
-name without it is never touched, and marked leftovers of a killed run are removed at start.
+This kernel-facing half runs what :mod:`netd.lvs.planner` decides, in two tables
+(:class:`netd.lvs.nft_table.NftTable`): the ``inet`` table ``pykeepalived_lvs`` NATs the
+``lvs_method NAT`` virtual servers, the ``netdev`` table ``pykeepalived_lvs_dr`` forwards the
+``DR`` ones at ingress (the MAC of the real server, the VIP kept as destination). Each change of
+a table is one transaction whose acknowledgements are all read, so either the kernel holds the
+whole new state or nothing changed and the error names the operation and the kernel's reason.
+It remembers what it applied, and :meth:`NftablesBackend.reconcile` reads the tables back and
+rebuilds one in one transaction when someone changed it behind our back. The tables carry a
+userdata marker; a table of that name without it is never touched, and marked leftovers of a
+killed run are removed at start.
 """
 
 from __future__ import annotations
 
 import errno
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
-import structlog
-from pyroute2.netlink.nfnetlink.nftsocket import (
-    NFPROTO_INET,
-    NFT_MSG_GETCHAIN,
-    NFT_MSG_GETRULE,
-    NFT_MSG_GETSET,
-    NFT_MSG_GETSETELEM,
-    NFT_MSG_GETTABLE,
-)
+from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+from pyroute2.netlink.nfnetlink.nftsocket import NFPROTO_INET, NFPROTO_NETDEV
 
-from netd.errors import NftError
-from netd.lvs.layout import Chain, Element, Obj, Objects, Rule, layout
-from netd.lvs.model import VirtualServer
+from netd.errors import LvsConfigError, LvsUnsupportedError, NftError
+from netd.lvs.layout import IngressChain, Obj, Objects, dr_base, layout
+from netd.lvs.model import Forwarding, VirtualServer
 from netd.lvs.nft_support import refuse_unsupported
-from netd.lvs.planner import Op, diff, plan
-from netd.lvs.render import MARKER, delete_table, request, skeleton
-from netd.nftbatch import NftRequest, NftSocket
+from netd.lvs.nft_table import Applied, Fixed, NftTable, Signature
+from netd.lvs.render import DR_MARKER, MARKER, dr_skeleton, skeleton
 
-__all__ = ["DEFAULT_TABLE", "Applied", "NftablesBackend"]
-
-log = structlog.get_logger(__name__)
+__all__ = ["DEFAULT_DR_TABLE", "DEFAULT_TABLE", "Applied", "NftablesBackend", "Signature"]
 
 DEFAULT_TABLE: Final = "pykeepalived_lvs"
-_SKELETON_CHAINS: Final = frozenset({"dispatch", "prerouting", "output"})
+DEFAULT_DR_TABLE: Final = "pykeepalived_lvs_dr"
 _DISPATCH_MAPS: Final = ("svc4", "svc6", "fwm4", "fwm6")
-_SKELETON_RULES: Final = frozenset(
-    {("dispatch", t) for t in _DISPATCH_MAPS} | {("prerouting", "dispatch"), ("output", "dispatch")}
+_NAT_FIXED: Final = Fixed(
+    frozenset({"dispatch", "prerouting", "output"}),
+    frozenset(_DISPATCH_MAPS),
+    frozenset(
+        {("dispatch", t) for t in _DISPATCH_MAPS}
+        | {("prerouting", "dispatch"), ("output", "dispatch")}
+    ),
 )
-
-#: What a table shows when read back: chains, sets/maps, (chain, rule tag), map elements.
-Signature = tuple[frozenset[str], frozenset[str], frozenset[tuple[str, str]], frozenset[Any]]
-
-
-@dataclass(frozen=True, slots=True)
-class Applied:
-    """One transaction's outcome: its operations and the ruleset generation after it."""
-
-    ops: tuple[Op, ...]
-    generation: int
-    rebuilt: bool = False
+_DR_FIXED: Final = Fixed(
+    frozenset({"dispatch"}),
+    frozenset({"svc4", "svc6"}),
+    frozenset({("dispatch", "svc4"), ("dispatch", "svc6")}),
+)
+_IFF_LOOPBACK: Final = 0x8
+_RTN_UNICAST, _RTN_LOCAL = 1, 2
 
 
-def _signature(objects: Objects) -> Signature:
-    chains, sets, rules, elems = (
-        set(_SKELETON_CHAINS),
-        set(_DISPATCH_MAPS),
-        set(_SKELETON_RULES),
-        set(),
-    )
-    for o in objects.values():
-        if isinstance(o, Rule):
-            rules.add((o.chain, o.tag))
-        elif isinstance(o, Element):
-            elems.add((o.map, o.key_bytes.hex(), o.target))
-        elif isinstance(o, Chain):
-            chains.add(o.name)
-        else:
-            sets.add(o.name)
-    return frozenset(chains), frozenset(sets), frozenset(rules), frozenset(elems)
+def _layout(
+    desired: Sequence[VirtualServer], previous: Objects, routes: dict[str, int] | None = None
+) -> dict[tuple[str, ...], Obj]:
+    """The layout, its refusals given an errno like the kernel's (the driver then retries one
+    virtual server at a time, and the refused one alone is reported)."""
+    try:
+        return layout(desired, previous, routes)
+    except LvsUnsupportedError as exc:
+        raise NftError("lvs layout", errno.EOPNOTSUPP, "EOPNOTSUPP", str(exc)) from exc
+    except LvsConfigError as exc:
+        raise NftError("lvs layout", errno.EINVAL, "EINVAL", str(exc)) from exc
+
+
+def _merge(*results: Applied) -> Applied:
+    ops = tuple(op for r in results for op in r.ops)
+    return Applied(ops, max(r.generation for r in results), any(r.rebuilt for r in results))
 
 
 class NftablesBackend:
-    """The ``inet`` table ``table`` (netlink I/O; call from one thread only)."""
+    """The ``inet`` table ``table`` and the ``netdev`` table ``dr_table`` (netlink I/O; call
+    from one thread only)."""
 
     name: Final = "nftables"
 
-    def __init__(self, table: str = DEFAULT_TABLE) -> None:
-        """Opens the socket now: the table lives in the caller's network namespace."""
+    def __init__(self, table: str = DEFAULT_TABLE, dr_table: str = DEFAULT_DR_TABLE) -> None:
+        """Opens the sockets now: the tables live in the caller's network namespace."""
         self.table = table
-        self.sock = NftSocket(NFPROTO_INET)
-        self._applied: dict[tuple[str, ...], Obj] = {}
-        self._built = False
+        self.nat = NftTable(NFPROTO_INET, table, MARKER, skeleton, _NAT_FIXED)
+        self.dr = NftTable(NFPROTO_NETDEV, dr_table, DR_MARKER, dr_skeleton, _DR_FIXED)
+        self.sock = self.nat.sock
+        self._ipr = IPRoute()
+        # real server -> interface index: a route lookup costs ~0.5 ms, a 1,000-server pool's
+        # would dominate a one-server change; looked up again at each reconcile
+        self._routes: dict[str, int] = {}
 
     @property
     def applied(self) -> Objects:
-        return self._applied
-
-    # ---- reading the kernel -----------------------------------------------------------------
-
-    def _tables(self) -> dict[str, str]:
-        """inet table name -> its userdata marker ("" if none)."""
-        out = {}
-        for msg in self.sock.dump(NFT_MSG_GETTABLE, (), "list tables"):
-            out[str(msg.get_attr("NFTA_TABLE_NAME"))] = str(
-                msg.get_attr("NFTA_TABLE_USERDATA") or ""
-            )
-        return out
+        return self.nat.objects
 
     def rule_handles(self, chains: Iterable[str] | None = None) -> dict[tuple[str, str], int]:
-        """(chain, rule tag) -> the kernel's handle for every rule of our table, or only of
-        ``chains`` (a 1,000-server pool has over 1,000 rules: decoding them all costs ~100 ms,
-        a one-server change needs one or two chains)."""
-        out = {}
-        table = (("NFTA_RULE_TABLE", self.table),)
-        if chains is None:
-            rules = self.sock.dump(NFT_MSG_GETRULE, table, "list rules")
-        else:
-            rules = [
-                msg
-                for chain in sorted(set(chains))
-                for msg in self.sock.dump(
-                    NFT_MSG_GETRULE, (*table, ("NFTA_RULE_CHAIN", chain)), f"list rules of {chain}"
-                )
-            ]
-        for msg in rules:
-            key = (str(msg.get_attr("NFTA_RULE_CHAIN")), str(msg.get_attr("NFTA_RULE_USERDATA")))
-            out[key] = int(msg.get_attr("NFTA_RULE_HANDLE"))
-        return out
-
-    def _elements(self, name: str) -> set[tuple[str, str, str]]:
-        attrs = (("NFTA_SET_ELEM_LIST_TABLE", self.table), ("NFTA_SET_ELEM_LIST_SET", name))
-        out = set()
-        for msg in self.sock.dump(NFT_MSG_GETSETELEM, attrs, f"list elements of {name}"):
-            for elem in msg.get_attr("NFTA_SET_ELEM_LIST_ELEMENTS") or ():
-                key = bytes(elem.get_attr("NFTA_SET_ELEM_KEY").get_attr("NFTA_DATA_VALUE"))
-                data = elem.get_attr("NFTA_SET_ELEM_DATA")
-                verdict = data.get_attr("NFTA_DATA_VERDICT") if data is not None else None
-                target = verdict.get_attr("NFTA_VERDICT_CHAIN") if verdict is not None else None
-                out.add((name, key.hex(), str(target)))
-        return out
+        """(chain, rule tag) -> handle of the NAT table's rules (see NftTable.rule_handles)."""
+        return self.nat.rule_handles(chains)
 
     def observe(self) -> Signature | None:
-        """What the kernel's table holds now (``None``: no table of ours)."""
-        if self._tables().get(self.table) != MARKER:
-            return None
-        table = (("NFTA_CHAIN_TABLE", self.table),)
-        chains = {
-            str(m.get_attr("NFTA_CHAIN_NAME"))
-            for m in self.sock.dump(NFT_MSG_GETCHAIN, table, "list chains")
-        }
-        sets_msgs = self.sock.dump(NFT_MSG_GETSET, (("NFTA_SET_TABLE", self.table),), "list sets")
-        sets, elems = set(), set()
-        for msg in sets_msgs:
-            name = str(msg.get_attr("NFTA_SET_NAME"))
-            sets.add(name)
-            flags = msg.get_attr("NFTA_SET_FLAGS") or ()
-            if "NFT_SET_MAP" in flags:
-                elems |= self._elements(name)
-        rules = set(self.rule_handles())
-        return frozenset(chains), frozenset(sets), frozenset(rules), frozenset(elems)
+        return self.nat.observe()
 
-    # ---- changing it --------------------------------------------------------------------
+    # ---- the DR table's view of the director's links ---------------------------------------
+
+    def _devices(self) -> list[str]:
+        """Every interface but loopback: a client's packet is taken where it arrives."""
+        return [
+            str(link.get_attr("IFLA_IFNAME"))
+            for link in self._ipr.get_links()
+            if not link["flags"] & _IFF_LOOPBACK
+        ]
+
+    def _route(self, vs: VirtualServer, address: str) -> int:
+        """The interface index ``address`` is reached through, directly (DR rewrites only the
+        MAC: a real server behind a gateway would get the gateway's)."""
+        if (known := self._routes.get(address)) is not None:
+            return known
+        self._routes[address] = index = self._lookup(vs, address)
+        return index
+
+    def _lookup(self, vs: VirtualServer, address: str) -> int:
+        what = f"{vs.name or vs.service}: lvs_method DR"
+        try:
+            (route,) = self._ipr.route("get", dst=address)[:1]
+        except NetlinkError as exc:
+            name = errno.errorcode.get(exc.code, "?")
+            raise NftError(what, exc.code, name, f"no route to real server {address}") from exc
+        gateway = route.get_attr("RTA_GATEWAY")
+        if route["type"] == _RTN_LOCAL:
+            reason = f"real server {address} is an address of the director itself"
+        elif route["type"] != _RTN_UNICAST:
+            reason = f"real server {address} has no unicast route (blackhole, unreachable, …)"
+        elif gateway is not None:
+            reason = (
+                f"real server {address} is reached through the gateway {gateway}; DR needs "
+                "real servers on a network the director is directly connected to (use NAT)"
+            )
+        else:
+            return int(route.get_attr("RTA_OIF"))
+        raise NftError(what, errno.EINVAL, "EINVAL", reason)
+
+    def _dr_objects(self, desired: Sequence[VirtualServer]) -> dict[tuple[str, ...], Obj]:
+        routes = {m.address: self._route(vs, m.address) for vs in desired for _, m in vs.pool()}
+        return {**dr_base(self._devices()), **_layout(desired, self.dr.objects, routes)}
+
+    # ---- changing them -------------------------------------------------------------------
 
     def start(self) -> list[str]:
-        """Remove every inet table carrying our marker (a killed run's); return their names."""
-        removed = [n for n, mark in self._tables().items() if mark == MARKER]
-        if removed:
-            self.sock.transaction([delete_table(n) for n in removed])
-            for name in removed:
-                log.info("netd.lvs.leftover_removed", table=name, detail="left by an earlier run")
-        self._applied, self._built = {}, False
-        return removed
+        """Remove every table carrying our markers (a killed run's); return their names."""
+        return [*self.nat.remove_marked(), *self.dr.remove_marked()]
 
-    def _check_name_free(self) -> list[NftRequest]:
-        mark = self._tables().get(self.table)
-        if mark is None:
-            return []
-        if mark != MARKER:
-            raise NftError(
-                f"table inet {self.table}",
-                errno.EEXIST,
-                "EEXIST",
-                "a table of that name exists and is not ours; not touching it",
-            )
-        return [delete_table(self.table)]  # ours, but not what we remember: start clean
+    def _apply_dr(self, desired: Sequence[VirtualServer], *, drift: bool) -> Applied | None:
+        if not desired:
+            if self.dr.built:
+                self.dr.withdraw()  # no DR virtual server: no ingress hooks either
+            return None
+        objects = self._dr_objects(desired)
+
+        def ingress(objs: Objects) -> set[Obj]:
+            return {o for o in objs.values() if isinstance(o, IngressChain)}
+
+        # An interface came or went (a chain of a gone device may be gone with it): rebuild.
+        if drift or (self.dr.built and ingress(objects) != ingress(self.dr.objects)):
+            return self.dr.build(objects, drift=drift)
+        return self.dr.apply(objects)
 
     def check(self, vs: VirtualServer) -> None:
         """Raise :class:`netd.errors.LvsUnsupportedError` if this datapath cannot forward ``vs``."""
         refuse_unsupported(vs)
 
-    def _build(self, desired: Sequence[VirtualServer], *, drift: bool) -> Applied:
-        for vs in desired:
-            refuse_unsupported(vs)
-        objects = layout(desired, self._applied)
-        ops = diff({}, objects)
-        requests = [*self._check_name_free(), *skeleton(self.table)]
-        requests += [request(self.table, op, {}) for op in ops]
-        generation = self.sock.transaction(requests)
-        self._applied, self._built = objects, True
-        log.info(
-            "netd.lvs.table",
-            table=self.table,
-            services=len(desired),
-            operations=len(requests),
-            generation=generation,
-            rebuilt=drift,
-        )
-        return Applied(ops, generation, rebuilt=True)
-
     def apply(self, desired: Sequence[VirtualServer]) -> Applied:
-        """Make the table implement ``desired`` in one transaction (only what changed)."""
-        if not self._built:
-            return self._build(desired, drift=False)
-        for vs in desired:
-            refuse_unsupported(vs)
-        p = plan(self._applied, desired)
-        if not p.ops:
-            return Applied((), self.sock.generation())
-        chains = [op.obj.chain for op in p.ops if op.verb == "del" and isinstance(op.obj, Rule)]
-        handles = self.rule_handles(chains) if chains else {}
-        generation = self.sock.transaction([request(self.table, op, handles) for op in p.ops])
-        self._applied = p.objects
-        for op in p.ops:
-            log.debug("netd.lvs.op", table=self.table, op=str(op), generation=generation)
-        return Applied(p.ops, generation)
+        """Make the tables implement ``desired``, one transaction per table changed."""
+        return self._apply(desired, drift_nat=False, drift_dr=False)
+
+    def _apply(
+        self, desired: Sequence[VirtualServer], *, drift_nat: bool, drift_dr: bool
+    ) -> Applied:
+        dr = [vs for vs in desired if vs.forwarding is Forwarding.DR]
+        rest = [vs for vs in desired if vs.forwarding is not Forwarding.DR]
+        objects = _layout(rest, self.nat.objects)
+        nat = self.nat.build(objects, drift=True) if drift_nat else self.nat.apply(objects)
+        dr_done = self._apply_dr(dr, drift=drift_dr)
+        return nat if dr_done is None else _merge(nat, dr_done)
 
     def reconcile(self, desired: Sequence[VirtualServer]) -> Applied:
-        """Read the table back; rebuild it if it drifted from what we applied, then apply."""
-        if self._built:
-            seen = self.observe()
-            want = _signature(self._applied)
-            if seen != want:
-                log.warning(
-                    "netd.lvs.drift",
-                    table=self.table,
-                    detail="the table was changed outside netd" if seen else "the table is gone",
-                )
-                return self._build(desired, drift=True)
-        return self.apply(desired)
+        """Read the tables back; rebuild one that drifted from what we applied, then apply
+        (with the DR real servers' routes looked up again)."""
+        self._routes.clear()
+        return self._apply(desired, drift_nat=self.nat.drifted(), drift_dr=self.dr.drifted())
 
     def withdraw(self) -> None:
-        """Remove our table (nothing is balanced any more)."""
-        if self._tables().get(self.table) == MARKER:
-            self.sock.transaction([delete_table(self.table)])
-            log.info("netd.lvs.removed", table=self.table)
-        self._applied, self._built = {}, False
+        """Remove our tables (nothing is balanced any more)."""
+        self.nat.withdraw()
+        self.dr.withdraw()
 
     def close(self) -> None:
-        self.sock.close()
+        self.nat.close()
+        self.dr.close()
+        self._ipr.close()

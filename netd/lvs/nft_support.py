@@ -26,8 +26,9 @@ def refuse_unsupported(vs: VirtualServer) -> None:
             f"{where}: port 0 services (every port, with persistence) are not supported by the "
             "nftables datapath (use a fwmark service, or lvs_backend ipvs)"
         )
-    if vs.forwarding is Forwarding.DR:
+    fwmark = any(s.fwmark is not None for s in (vs.service, *vs.aliases))
+    if vs.forwarding is Forwarding.DR and fwmark:
         raise LvsUnsupportedError(
-            f"{where}: lvs_method DR is not implemented yet in the nftables datapath (use NAT, "
-            "or lvs_backend ipvs)"
+            f"{where}: lvs_method DR with a fwmark service is not implemented by the nftables "
+            "datapath (marks are set after its ingress hook); use an address and port"
         )

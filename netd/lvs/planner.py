@@ -17,6 +17,7 @@ from netd.lvs.layout import (
     AffinitySet,
     Chain,
     Element,
+    IngressChain,
     Obj,
     Objects,
     Rule,
@@ -27,8 +28,8 @@ from netd.lvs.model import VirtualServer
 
 __all__ = ["Op", "Plan", "diff", "plan"]
 
-_DEL_RANK = {Element: 0, Rule: 1, Chain: 2, SlotMap: 3, AffinitySet: 3}
-_ADD_RANK = {AffinitySet: 0, SlotMap: 0, Chain: 1, Rule: 2, Element: 3}
+_DEL_RANK = {Element: 0, Rule: 1, Chain: 2, IngressChain: 2, SlotMap: 3, AffinitySet: 3}
+_ADD_RANK = {AffinitySet: 0, SlotMap: 0, Chain: 1, IngressChain: 1, Rule: 2, Element: 3}
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +64,8 @@ class Plan:
 def describe(o: Obj) -> str:
     if isinstance(o, Chain):
         return f"chain {o.name}"
+    if isinstance(o, IngressChain):
+        return f"chain {o.name} (ingress of {o.device})"
     if isinstance(o, SlotMap):
         return f"map {o.name}"
     if isinstance(o, AffinitySet):

@@ -1,8 +1,10 @@
 """Planned operations -> nfnetlink requests (pure: pyroute2 attribute dicts, no I/O).
 
-Also the table's fixed skeleton: the dispatch maps, the ``dispatch`` chain and the two NAT
-base chains (``prerouting`` for clients, ``output`` for connections the director opens
-itself, as IPVS hooks both) that jump to it.
+Also the tables' fixed skeletons: the dispatch maps, the ``dispatch`` chain and, in the NAT
+table, the two NAT base chains (``prerouting`` for clients, ``output`` for connections the
+director opens itself, as IPVS hooks both) that jump to it. The DR table (netdev family) has
+the same dispatch on the packet's ethertype; its ingress chains are layout objects, one per
+interface.
 """
 
 from __future__ import annotations
@@ -38,9 +40,11 @@ from netd.lvs.layout import (
     Affinity,
     AffinitySet,
     Chain,
+    DrForward,
     Drop,
     Element,
     Forward,
+    IngressChain,
     Jump,
     Pick,
     Rule,
@@ -50,14 +54,26 @@ from netd.lvs.layout import (
 from netd.lvs.planner import Op, describe
 from netd.nftbatch import NftRequest
 
-__all__ = ["MARKER", "delete_table", "request", "skeleton", "stmt_expressions"]
+__all__ = [
+    "DR_MARKER",
+    "MARKER",
+    "delete_table",
+    "dr_skeleton",
+    "request",
+    "skeleton",
+    "stmt_expressions",
+]
 
 MARKER: Final = "pykeepalived netd lvs"
+DR_MARKER: Final = "pykeepalived netd lvs dr"
 _VERDICT_DATA: Final = 0xFFFFFF00
 _TYPE_BITS: Final = 6
 _T_INTEGER, _T_IPADDR, _T_IP6ADDR, _T_PROTO, _T_SERVICE, _T_MARK = 4, 7, 8, 12, 13, 19
 _HOOK_PREROUTING, _HOOK_OUTPUT = 0, 3
+_HOOK_INGRESS: Final = 0
 _PRIO_DSTNAT: Final = -100
+_PRIO_DR: Final = -500  # before any filter of the operator's at ingress
+_ETHERTYPE = {4: b"\x08\x00", 6: b"\x86\xdd"}
 _ADDR = {4: {"saddr": (12, 4), "daddr": (16, 4)}, 6: {"saddr": (8, 16), "daddr": (24, 16)}}
 _NFPROTO = {4: NFPROTO_IPV4, 6: NFPROTO_IPV6}
 _R = Regs
@@ -74,6 +90,31 @@ def _saddr(family: int, prefix: int) -> list[nx.Expr]:
     if prefix < length * 8:
         out.append(nx.bitwise(_mask(family, prefix)))
     return out
+
+
+def _flow(family: int) -> list[nx.Expr]:
+    """``ip saddr . th sport`` in NFT_REG_1 onwards: the address, then the port in the next
+    32-bit register (a concatenation's fields are padded to 4 bytes)."""
+    offset, length = _ADDR[family]["saddr"]
+    port_reg = _R.NFT_REG32_01 if family == 4 else _R.NFT_REG32_04
+    return [
+        nx.payload(nx.PAYLOAD_NETWORK, offset, length),
+        nx.payload(nx.PAYLOAD_TRANSPORT, 0, 2, dreg=port_reg),
+    ]
+
+
+def _key(family: int, prefix: int, flow: bool) -> list[nx.Expr]:
+    return _flow(family) if flow else _saddr(family, prefix)
+
+
+def _dr_forward(s: DrForward) -> list[nx.Expr]:
+    return [
+        *_key(s.family, s.prefix, s.flow),
+        nx.dynset_update(s.affinity),
+        nx.immediate(ipaddress.ip_address(s.address).packed, _R.NFT_REG_1),
+        nx.immediate(struct.pack("=I", s.ifindex), _R.NFT_REG_2),  # the kernel reads an int
+        nx.fwd(_NFPROTO[s.family], _R.NFT_REG_1, _R.NFT_REG_2),
+    ]
 
 
 def _pick(s: Pick) -> list[nx.Expr]:
@@ -112,7 +153,9 @@ def stmt_expressions(s: Stmt) -> list[nx.Expr]:
         return _pick(s)
     if isinstance(s, Affinity):
         goto = nx.verdict(nx.NFT_GOTO, s.target)
-        return [*_saddr(s.family, s.prefix), nx.lookup(s.set_name), goto]
+        return [*_key(s.family, s.prefix, s.flow), nx.lookup(s.set_name), goto]
+    if isinstance(s, DrForward):
+        return _dr_forward(s)
     return _forward(s)
 
 
@@ -142,10 +185,28 @@ def _vmap(table: str, name: str, key_type: int, key_len: int) -> dict[str, Any]:
     }
 
 
+def _affinity_type(family: int, flow: bool) -> int:
+    addr = _T_IPADDR if family == 4 else _T_IP6ADDR
+    return addr << _TYPE_BITS | _T_SERVICE if flow else addr
+
+
 def _add(table: str, o: Any) -> NftRequest:
     what = f"add {describe(o)}"
     if isinstance(o, Chain):
         attrs: dict[str, Any] = {"NFTA_CHAIN_TABLE": table, "NFTA_CHAIN_NAME": o.name}
+        return NftRequest(NFT_MSG_NEWCHAIN, NLM_F_CREATE | NLM_F_EXCL, tuple(attrs.items()), what)
+    if isinstance(o, IngressChain):
+        hook = [
+            ("NFTA_HOOK_HOOKNUM", _HOOK_INGRESS),
+            ("NFTA_HOOK_PRIORITY", _PRIO_DR),
+            ("NFTA_HOOK_DEV", o.device),
+        ]
+        attrs = {
+            "NFTA_CHAIN_TABLE": table,
+            "NFTA_CHAIN_NAME": o.name,
+            "NFTA_CHAIN_HOOK": {"attrs": hook},
+            "NFTA_CHAIN_TYPE": "filter",
+        }
         return NftRequest(NFT_MSG_NEWCHAIN, NLM_F_CREATE | NLM_F_EXCL, tuple(attrs.items()), what)
     if isinstance(o, SlotMap):
         attrs = _vmap(table, o.name, _T_INTEGER, 4)
@@ -156,8 +217,8 @@ def _add(table: str, o: Any) -> NftRequest:
             "NFTA_SET_NAME": o.name,
             "NFTA_SET_ID": _set_id(o.name),
             "NFTA_SET_FLAGS": {"NFT_SET_TIMEOUT", "NFT_SET_EVAL"},
-            "NFTA_SET_KEY_TYPE": _T_IPADDR if o.family == 4 else _T_IP6ADDR,
-            "NFTA_SET_KEY_LEN": 4 if o.family == 4 else 16,
+            "NFTA_SET_KEY_TYPE": _affinity_type(o.family, o.flow),
+            "NFTA_SET_KEY_LEN": (4 if o.family == 4 else 16) + (4 if o.flow else 0),
             "NFTA_SET_TIMEOUT": o.timeout * 1000,
         }
         return NftRequest(NFT_MSG_NEWSET, NLM_F_CREATE | NLM_F_EXCL, tuple(attrs.items()), what)
@@ -180,7 +241,7 @@ def _add(table: str, o: Any) -> NftRequest:
 
 def _del(table: str, o: Any, handles: Mapping[tuple[str, str], int]) -> NftRequest:
     what = f"delete {describe(o)}"
-    if isinstance(o, Chain):
+    if isinstance(o, Chain | IngressChain):
         attrs: dict[str, Any] = {"NFTA_CHAIN_TABLE": table, "NFTA_CHAIN_NAME": o.name}
         return NftRequest(NFT_MSG_DELCHAIN, 0, tuple(attrs.items()), what)
     if isinstance(o, SlotMap | AffinitySet):
@@ -206,7 +267,24 @@ def request(table: str, op: Op, handles: Mapping[tuple[str, str], int]) -> NftRe
     return _add(table, op.obj) if op.verb == "add" else _del(table, op.obj, handles)
 
 
-def _dispatch_rules(table: str) -> list[NftRequest]:
+def _is_family(fam: int, *, netdev: bool) -> list[nx.Expr]:
+    if netdev:  # no nfproto at ingress: the ethertype says
+        return [nx.meta(Meta.NFT_META_PROTOCOL), nx.cmp(_ETHERTYPE[fam])]
+    return nx.meta_eq(Meta.NFT_META_NFPROTO, _NFPROTO[fam])
+
+
+def _rule(table: str, chain: str, tag: str, exprs: list[nx.Expr]) -> NftRequest:
+    attrs = {
+        "NFTA_RULE_TABLE": table,
+        "NFTA_RULE_CHAIN": chain,
+        "NFTA_RULE_EXPRESSIONS": exprs,
+        "NFTA_RULE_USERDATA": tag,
+    }
+    what = f"add rule {chain}/{tag}"
+    return NftRequest(NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND, tuple(attrs.items()), what)
+
+
+def _dispatch_rules(table: str, *, netdev: bool = False) -> list[NftRequest]:
     out = []
     for fam in (4, 6):
         offset, length = _ADDR[fam]["daddr"]
@@ -214,12 +292,15 @@ def _dispatch_rules(table: str) -> list[NftRequest]:
         if fam == 6:
             proto_reg, port_reg = (_R.NFT_REG32_04, _R.NFT_REG32_05)
         by_port = [
-            *nx.meta_eq(Meta.NFT_META_NFPROTO, _NFPROTO[fam]),
+            *_is_family(fam, netdev=netdev),
             nx.payload(nx.PAYLOAD_NETWORK, offset, length, dreg=_R.NFT_REG32_00),
             nx.meta(Meta.NFT_META_L4PROTO, dreg=proto_reg),
             nx.payload(nx.PAYLOAD_TRANSPORT, 2, 2, dreg=port_reg),
             nx.lookup(f"svc{fam}", _R.NFT_REG32_00, vmap=True),
         ]
+        if netdev:  # no fwmark services in the DR table
+            out.append(_rule(table, "dispatch", f"svc{fam}", by_port))
+            continue
         by_mark = [
             *nx.meta_eq(Meta.NFT_META_NFPROTO, _NFPROTO[fam]),
             nx.meta(Meta.NFT_META_MARK),
@@ -241,6 +322,26 @@ def _dispatch_rules(table: str) -> list[NftRequest]:
                 )
             )
     return out
+
+
+def _concat_types() -> tuple[int, int]:
+    concat4 = _T_IPADDR << 2 * _TYPE_BITS | _T_PROTO << _TYPE_BITS | _T_SERVICE
+    concat6 = _T_IP6ADDR << 2 * _TYPE_BITS | _T_PROTO << _TYPE_BITS | _T_SERVICE
+    return concat4, concat6
+
+
+def dr_skeleton(table: str) -> list[NftRequest]:
+    """Create the netdev DR table with its dispatch maps and chain (it must not exist)."""
+    excl = NLM_F_CREATE | NLM_F_EXCL
+    add_table = (("NFTA_TABLE_NAME", table), ("NFTA_TABLE_USERDATA", DR_MARKER))
+    out = [NftRequest(NFT_MSG_NEWTABLE, excl, add_table, f"add table netdev {table}")]
+    concat4, concat6 = _concat_types()
+    for name, key_type, key_len in (("svc4", concat4, 12), ("svc6", concat6, 24)):
+        attrs = _vmap(table, name, key_type, key_len)
+        out.append(NftRequest(NFT_MSG_NEWSET, excl, tuple(attrs.items()), f"add map {name}"))
+    chain = {"NFTA_CHAIN_TABLE": table, "NFTA_CHAIN_NAME": "dispatch"}
+    out.append(NftRequest(NFT_MSG_NEWCHAIN, excl, tuple(chain.items()), "add chain dispatch"))
+    return out + _dispatch_rules(table, netdev=True)
 
 
 def skeleton(table: str) -> list[NftRequest]:

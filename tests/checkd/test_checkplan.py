@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from checkd.checkplan import VsgMember, build_plan, expand_group, plan_virtual_server
+from checkd.checkplan import build_plan, expand_group, plan_virtual_server
 from checkd.errors import PlanError
 from core.model import (
     Checker,
@@ -23,6 +23,7 @@ from core.model import (
     VirtualServerGroup,
     VsgEntry,
 )
+from core.vsgroups import VsgMember
 
 G = GlobalDefs()
 

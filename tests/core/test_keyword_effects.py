@@ -98,12 +98,42 @@ def test_checkers_and_virtual_servers_are_not_reported_as_not_implemented(parse:
     assert not any("'lb_algo'" in m or "'lb_kind'" in m for m in words)
 
 
+def test_the_sorry_servers_method_must_match_the_virtual_servers(parse: Parse) -> None:
+    text = (
+        "virtual_server 192.0.2.9 80 {\n    lb_algo rr\n    lb_kind DR\n    protocol TCP\n"
+        "    sorry_server 192.0.2.4 80\n    sorry_server_lvs_method NAT\n"
+        "    real_server 192.0.2.2 80 {\n    }\n}\n" + MINIMAL
+    )
+    r = parse(text)
+    assert not not_implemented(r)
+    (p,) = [p for p in r.problems if p.code == "lvs-not-forwarded"]
+    assert "mix lvs_method DR and NAT" in p.message
+    (vs,) = r.config.virtual_servers
+    assert vs.sorry_forwarding() == "NAT"
+    same = parse(text.replace("sorry_server_lvs_method NAT", "sorry_server_lvs_method DR"))
+    assert not [p for p in same.problems if p.code.startswith("lvs-")]
+
+
+def test_real_servers_mixing_nat_and_dr_are_reported_at_the_method_line(parse: Parse) -> None:
+    text = (
+        "virtual_server 192.0.2.9 80 {\n    lb_algo rr\n    lb_kind NAT\n    protocol TCP\n"
+        "    real_server 192.0.2.2 80 {\n        lvs_method DR\n    }\n"
+        "    real_server 192.0.2.3 80 {\n    }\n}\n" + MINIMAL
+    )
+    r = parse(text)
+    (p,) = [p for p in r.problems if p.code == "lvs-not-forwarded"]
+    assert "mix lvs_method DR and NAT" in p.message and p.line == 6
+    assert r.exit_code == 0  # keepalived accepts it: ours is a warning
+    alone = parse(text.replace("    real_server 192.0.2.3 80 {\n    }\n", ""))
+    assert not [p for p in alone.problems if p.code.startswith("lvs-")]
+
+
 @pytest.mark.parametrize(
     ("options", "codes"),
     [
         ("lb_algo rr\n    lb_kind NAT", []),
         ("lb_algo wlc\n    lb_kind NAT", ["lvs-sched-fallback"]),
-        ("lb_algo rr\n    lb_kind DR", ["lvs-not-forwarded"]),
+        ("lb_algo rr\n    lb_kind DR", []),
         ("lb_algo rr\n    lb_kind TUN", ["lvs-not-forwarded"]),
     ],
 )

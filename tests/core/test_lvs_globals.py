@@ -111,7 +111,8 @@ _VS = (
         ("ipvs", "lc", "TUN", []),
         ("nftables", "wlc", "NAT", ["lvs-sched-fallback"]),
         ("nftables", "rr", "TUN", ["lvs-not-forwarded"]),
-        ("auto", "wlc", "DR", ["lvs-not-forwarded", "lvs-sched-fallback"]),
+        ("nftables", "rr", "DR", []),  # the DR table
+        ("auto", "wlc", "TUN", ["lvs-not-forwarded", "lvs-sched-fallback"]),
     ],
 )
 def test_datapath_warnings_depend_on_the_backend(
@@ -132,3 +133,14 @@ def test_a_port_0_service_is_forwarded_by_ipvs_only(
     vs = vs.replace("lvs_sched", "persistence_timeout 60\n    lvs_sched")
     r = parse(_globals(f"lvs_backend {backend}") + vs)
     assert [c for c in _codes(r) if c.startswith("lvs-")] == codes
+
+
+def test_a_group_is_forwarded_by_nftables_and_not_yet_by_ipvs(parse: Parse) -> None:
+    group = (
+        "virtual_server_group G {\n    192.0.2.9 80\n}\n"
+        "virtual_server group G {\n    lvs_sched rr\n    protocol TCP\n"
+        "    real_server 192.0.2.2 80 {\n        TCP_CHECK {\n        }\n    }\n}\n"
+    )
+    for backend, codes in (("nftables", []), ("ipvs", ["lvs-not-forwarded"])):
+        r = parse(_globals(f"lvs_backend {backend}") + group)
+        assert [c for c in _codes(r) if c.startswith("lvs-")] == codes, backend

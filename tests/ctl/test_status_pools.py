@@ -74,7 +74,9 @@ def test_each_virtual_server_shows_what_netd_installed() -> None:
             "lvs:192.0.2.1:tcp:81": {
                 "owner": "lvs:192.0.2.1:tcp:81",
                 "generation": 1,
-                "failures": [{"reason": "lvs_method DR is not implemented yet"}],
+                "failures": [
+                    {"reason": "lvs_method TUN is not supported by the nftables datapath"}
+                ],
                 "items": 0,
                 "backend": "nftables",
             },
@@ -82,5 +84,5 @@ def test_each_virtual_server_shows_what_netd_installed() -> None:
     )
     rows = {row.split()[0]: row for row in status_table(snap).splitlines() if row.startswith("[")}
     assert "nftables, 2 server(s)" in rows[ok]
-    assert "FAILED: lvs_method DR is not implemented yet" in rows[failed]
+    assert "FAILED: lvs_method TUN is not supported by the nftables datapath" in rows[failed]
     assert "nftables" not in rows[unknown]  # netd has not reported it (yet)

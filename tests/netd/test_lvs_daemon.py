@@ -3,7 +3,7 @@ real servers running HTTP servers): checkd's HTTP_GET verdicts decide the pools,
 them into the nftables table, and the client sees the result.
 
 One configuration holds two virtual servers on the same two real servers: port 80 plain, port
-81 with ``quorum 2`` and a sorry server (rs2); a third, ``lb_kind DR``, is reported as failed.
+81 with ``quorum 2`` and a sorry server (rs2); a third, ``lb_kind TUN``, is reported as failed.
 Stopping rs1's HTTP server takes it out of port 80's pool and loses port 81's quorum (the sorry
 server stands in); starting it again brings both back. A deleted table is rebuilt; stopping the
 daemon removes the table.
@@ -73,7 +73,7 @@ virtual_server {VIP} 81 {{
 virtual_server {VIP} 82 {{
     delay_loop 0.5
     lb_algo rr
-    lb_kind DR
+    lb_kind TUN
     protocol TCP
     {_real_server(2)}
 }}
@@ -121,9 +121,9 @@ def test_checkers_drive_the_datapath_and_stop_withdraws_it(lab: LvsLab) -> None:
         _expect(lab, 80, {"rs0", "rs1"}, "both real servers behind port 80")
         _expect(lab, 81, {"rs0", "rs1"}, "port 81 has its quorum")
         wait_until(lambda: "nftables, 2 server(s)" in _status_row(group, 80), 10)
-        # DR is not in this datapath: that virtual server alone fails, and says why
+        # TUN is not in this datapath: that virtual server alone fails, and says why
         wait_until(lambda: "FAILED: " in _status_row(group, 82), 10)
-        assert "lvs_method DR" in _status_row(group, 82)
+        assert "lvs_method TUN" in _status_row(group, 82)
         lab.stop_server(1)
         try:
             _expect(lab, 80, {"rs0"}, "rs1 checked down and out of port 80")
@@ -136,7 +136,7 @@ def test_checkers_drive_the_datapath_and_stop_withdraws_it(lab: LvsLab) -> None:
         lab.nft("delete", "table", "inet", TABLE)  # someone removes the table
         _expect(lab, 80, {"rs0", "rs1"}, "the table rebuilt after drift")
         assert _table_exists(lab)
-        # a reload adds rs2 to port 80 and removes the DR virtual server
+        # a reload adds rs2 to port 80 and removes the TUN virtual server
         group.config.write_text(
             CONFIG.replace(
                 f"{_real_server(1)}\n}}", f"{_real_server(1)}\n{_real_server(2)}\n}}", 1

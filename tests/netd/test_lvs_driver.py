@@ -132,14 +132,14 @@ def test_persistence_and_its_granularity() -> None:
     assert (vs.persistence.timeout, vs.persistence.prefix) == (60, 24)
 
 
-@pytest.mark.parametrize(("method", "word"), [("DR", "DR"), ("TUN", "TUN")])
-def test_what_nftables_cannot_forward_is_its_own_refusal(method: str, word: str) -> None:
-    # IPVS forwards DR and TUN: the configuration's translation keeps them, the nftables
-    # backend refuses them (the driver reports that virtual server alone, below)
-    d = desired_servers(_config(extra=f"lb_kind {method}"), {})
-    assert d.servers[KEY].forwarding is Forwarding(method) and not d.errors
-    with pytest.raises(LvsUnsupportedError, match=word):
+def test_what_nftables_cannot_forward_is_its_own_refusal() -> None:
+    # IPVS forwards TUN: the configuration's translation keeps it, the nftables backend
+    # refuses it (the driver reports that virtual server alone, below); DR it forwards
+    d = desired_servers(_config(extra="lb_kind TUN"), {})
+    assert d.servers[KEY].forwarding is Forwarding.TUN and not d.errors
+    with pytest.raises(LvsUnsupportedError, match="TUN"):
         refuse_unsupported(d.servers[KEY])
+    refuse_unsupported(desired_servers(_config(extra="lb_kind DR"), {}).servers[KEY])
 
 
 def test_a_port_0_service_is_persistent_as_keepalived_makes_it() -> None:
@@ -170,6 +170,70 @@ def test_thresholds_and_service_flags_reach_the_model() -> None:
     vs = desired_servers(config, {}).servers[KEY]
     assert vs.flags == {"ops", "sh-port"}
     assert {(m.upper, m.lower) for m in vs.members} == {(100, 10)}
+
+
+def test_what_cannot_be_programmed_is_an_error_of_that_virtual_server() -> None:
+    d = desired_servers(_config(extra="persistence_timeout 60\n persistence_granularity 33"), {})
+    assert KEY not in d.servers and "persistence_granularity /33" in str(d.errors[KEY])
+    assert KEY81 in d.servers  # the others are not held back
+
+
+def test_a_virtual_server_group_is_every_address_of_it_with_one_pool() -> None:
+    text = """
+virtual_server_group G {
+    198.51.100.80-81 80
+    fwmark 7
+}
+virtual_server group G {
+    lb_algo rr
+    lb_kind NAT
+    protocol TCP
+    sorry_server 203.0.113.12 8080
+    sorry_server_inhibit
+    real_server 203.0.113.10 8080 {
+    }
+}
+"""
+    result = core.loads(text, script_env=None)
+    assert not [p for p in result.problems if p.severity == "fatal"], result.problems
+    (vs,) = desired_servers(result.config, {}).servers.values()
+    assert [str(s) for s in (vs.service, *vs.aliases)] == [
+        "tcp 198.51.100.80:80",
+        "tcp 198.51.100.81:80",
+        "fwmark 7",
+    ]
+    assert vs.sorry_inhibit and vs.pool()[-1][1] == Member("203.0.113.12", 8080, 0)
+
+
+def test_the_sorry_servers_own_method() -> None:
+    dr = "lvs_method DR\n sorry_server 203.0.113.12 8080\n sorry_server_lvs_method DR"
+    vs81 = desired_servers(_config(extra81=dr), {}).servers[KEY81]
+    assert vs81.forwarding is Forwarding.DR and vs81.sorry == Member("203.0.113.12", 81, 1)
+    mixed = "sorry_server 203.0.113.12 8080\n sorry_server_lvs_method DR"
+    d = desired_servers(_config(extra81=mixed), {})
+    assert "mix lvs_method DR and NAT" in str(d.errors[KEY81])
+
+
+def test_real_servers_mixing_methods_are_an_error_of_that_virtual_server() -> None:
+    d = desired_servers(_config(rs2="real_server 203.0.113.12 8080 {\n lvs_method DR\n }"), {})
+    assert "mix lvs_method DR and NAT" in str(d.errors[KEY]) and KEY81 in d.servers
+
+
+def test_a_real_servers_own_method_is_the_virtual_servers_when_they_all_agree() -> None:
+    config = _config(extra81="lvs_method NAT")
+    vs81 = replace(config.virtual_servers[1], lvs_method=None)
+    rs = tuple(replace(r, lvs_method="DR") for r in vs81.real_servers)
+    config = replace(
+        config, virtual_servers=(config.virtual_servers[0], replace(vs81, real_servers=rs))
+    )
+    assert desired_servers(config, {}).servers[KEY81].forwarding is Forwarding.DR
+
+
+@pytest.mark.parametrize("method", ["DR", "TUN"])
+def test_dr_and_tun_go_to_the_backend_which_decides(method: str) -> None:
+    # TUN is refused by the nftables layout, not here: IPVS does it.
+    vs = desired_servers(_config(extra=f"lb_kind {method}"), {}).servers[KEY]
+    assert vs.forwarding is Forwarding(method)
 
 
 # ---- the driver ------------------------------------------------------------------------------
@@ -323,12 +387,13 @@ def test_a_refused_virtual_server_is_reported_and_the_others_applied() -> None:
         driver.configure(Config(), 1)  # no virtual server: leftovers go at once
         await _settle()
         assert backend.calls == [("start", ())]
-        driver.configure(_config(extra="lb_kind DR"), 2)
+        bad = "persistence_timeout 60\n persistence_granularity 33"
+        driver.configure(_config(extra=bad), 2)
         driver.pool(KEY, _pool({}))
         driver.pool(KEY81, _pool({}))
         await _settle()
         dr = _applied(reports, KEY)
-        assert dr.items == 0 and dr.failures[0].errno == "EOPNOTSUPP"
+        assert dr.items == 0 and dr.failures[0].errno == "EINVAL"
         assert dr.failures[0].item == {
             "kind": "virtual_server",
             "key": KEY,

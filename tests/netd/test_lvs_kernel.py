@@ -84,6 +84,14 @@ def test_fwmark_service(lab: LvsLab, backend: NftablesBackend) -> None:
         lab.nft("delete", "table", "inet", "marker")
 
 
+def test_a_groups_addresses_share_the_pool(lab: LvsLab, backend: NftablesBackend) -> None:
+    # The client routes 192.0.2.0/24 through the director, which NATs it without holding it.
+    also = (Service("192.0.2.81", "tcp", PORT),)
+    backend.apply([VirtualServer(SVC, "rr", members=(_rs(0), _rs(1)), aliases=also)])
+    got = Counter(lab.get(host) for host in (VIP, "192.0.2.81") * 4)
+    assert got == {"rs0": 4, "rs1": 4}  # one rr over both addresses
+
+
 def test_random_fallback_scheduler_follows_weights_roughly(
     lab: LvsLab, backend: NftablesBackend
 ) -> None:

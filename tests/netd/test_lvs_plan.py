@@ -21,13 +21,20 @@ from netd.lvs import (
     slot_counts,
 )
 from netd.lvs.layout import (
+    FLOW_TIMEOUT,
+    Affinity,
     AffinitySet,
     Chain,
+    DrForward,
     Drop,
     Element,
+    IngressChain,
+    Jump,
     Pick,
     Rule,
     SlotMap,
+    dr_base,
+    layout,
     members_of,
 )
 from netd.lvs.nft_support import refuse_unsupported
@@ -194,12 +201,71 @@ def test_schedulers_choose_how_a_slot_is_picked() -> None:
         assert isinstance(pick, Rule) and isinstance(pick.stmt, Pick) and pick.stmt.how == how
 
 
+def test_a_groups_services_share_one_chain() -> None:
+    also = (Service("198.51.100.2", "tcp", 80), Service("198.51.100.1", "tcp", 81))
+    objects = plan({}, [_vs(A, aliases=also)]).objects
+    elems = [o for o in objects.values() if isinstance(o, Element) and o.map == "svc4"]
+    assert sorted(e.label for e in elems) == [
+        "198.51.100.1 . tcp . 80",
+        "198.51.100.1 . tcp . 81",
+        "198.51.100.2 . tcp . 80",
+    ]
+    assert {e.target for e in elems} == {CH}
+    with pytest.raises(LvsConfigError, match=r"198\.51\.100\.2 \. tcp \. 80 is defined twice"):
+        plan({}, [_vs(A, aliases=also), VirtualServer(also[0], "rr", members=(B,))])
+
+
+def test_an_inhibited_sorry_server_keeps_its_chain_without_slots() -> None:
+    sorry = Member("203.0.113.20", 8080)
+    objects = plan({}, [_vs(A, sorry=sorry, sorry_inhibit=True)]).objects
+    assert ("chain", f"{CH}-sorry-203.0.113.20-8080") in objects
+    assert members_of(objects, CH) == [_rs(A)] * 3
+    active = plan({}, [_vs(A, sorry=sorry, sorry_inhibit=True, sorry_active=True)]).objects
+    assert members_of(active, CH) == [f"{CH}-sorry-203.0.113.20-8080"]
+
+
 def test_fwmark_services_dispatch_on_the_mark() -> None:
     vs = VirtualServer(Service(fwmark=7, family=6), "rr", members=(Member("2001:db8::10"),))
     elems = [
         o for o in plan({}, [vs]).objects.values() if isinstance(o, Element) and o.map == "fwm6"
     ]
     assert [(e.key_bytes, e.target) for e in elems] == [(struct.pack("=I", 7), "vs-fwm6-7")]
+
+
+def _dr_fwmark() -> VirtualServer:
+    return VirtualServer(Service(fwmark=5), "rr", Forwarding.DR, members=(A,))
+
+
+def test_dr_keeps_each_connection_on_its_server_through_a_flow_set() -> None:
+    vs = _vs(A, B, forwarding=Forwarding.DR)
+    objects = layout([vs], {}, {A.address: 3, B.address: 3})
+    rs = _rs(A)
+    assert objects[("set", f"{rs}-aff")] == AffinitySet(f"{rs}-aff", 4, FLOW_TIMEOUT, flow=True)
+    aff = objects[("rule", f"{CH}-aff", f"rs-{A.address}-8080")]
+    assert isinstance(aff, Rule) and aff.stmt == Affinity(4, 32, f"{rs}-aff", rs, flow=True)
+    fwd = objects[("rule", rs, "fwd")]
+    assert isinstance(fwd, Rule) and fwd.stmt == DrForward(4, A.address, 3, f"{rs}-aff", 32, True)
+    assert objects[("rule", CH, "aff")] == Rule(CH, "aff", 0, Jump(f"{CH}-aff"))
+    names = [dict(e["attrs"])["NFTA_EXPR_NAME"] for e in stmt_expressions(fwd.stmt)]
+    assert names == ["payload", "payload", "dynset", "immediate", "immediate", "fwd"]
+
+
+def test_dr_with_persistence_keys_its_sets_on_the_masked_client_address() -> None:
+    vs = _vs(A, forwarding=Forwarding.DR, persistence=Persistence(30, 24))
+    rs = _rs(A)
+    objects = layout([vs], {}, {A.address: 3})
+    assert objects[("set", f"{rs}-aff")] == AffinitySet(f"{rs}-aff", 4, 30, flow=False)
+
+
+def test_dr_ingress_chains_one_per_interface() -> None:
+    base = dr_base(["out", "in", "out"])
+    assert [o for o in base.values() if isinstance(o, IngressChain)] == [
+        IngressChain("ingress-in", "in"),
+        IngressChain("ingress-out", "out"),
+    ]
+    assert base[("rule", "ingress-out", "dispatch")] == Rule(
+        "ingress-out", "dispatch", 0, Jump("dispatch")
+    )
 
 
 def test_granularity_is_a_source_mask() -> None:
@@ -232,10 +298,12 @@ def test_notes_say_where_nftables_differs_from_ipvs() -> None:
             lambda: refuse_unsupported(_vs(A, forwarding=Forwarding.TUN)),
             "lvs_method TUN is not supported",
         ),
+        (lambda: plan({}, [_vs(A, forwarding=Forwarding.TUN)]), "lvs_method TUN is not supported"),
         (
-            lambda: refuse_unsupported(_vs(A, forwarding=Forwarding.DR)),
-            "lvs_method DR is not implemented yet",
+            lambda: layout([_dr_fwmark()], {}, {}),
+            "lvs_method DR with a fwmark service is not implemented",
         ),
+        (lambda: layout([_vs(A, forwarding=Forwarding.DR)], {}, {}), "no route to real server"),
         (
             lambda: _vs(Member("2001:db8::1")),
             "real server 2001:db8::1 is IPv6, the service is IPv4",
