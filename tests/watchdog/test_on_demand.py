@@ -23,7 +23,7 @@ vrrp_instance VI_1 {
     state MASTER
     interface eth0
     virtual_router_id 61
-    priority 255
+    priority 200
     advert_int 1
     virtual_ipaddress {
         192.0.2.61/24
@@ -42,6 +42,7 @@ TRACK_FILE = "track_file tf1 {\n    file /nonexistent/pk-tf1\n}\n"
 TRACK_PROCESS = "vrrp_track_process tp1 {\n    process sshd\n}\n"
 VIRTUAL_SERVER = """
 virtual_server 192.0.2.80 80 {
+    lb_algo rr
     lb_kind NAT
     protocol TCP
     real_server 198.51.100.10 80 {
