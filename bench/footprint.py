@@ -147,6 +147,8 @@ async def _restart_times(runtime: RuntimeDir) -> dict[str, float]:
     times: dict[str, float] = {}
     try:
         for name in RESTARTED:
+            if name not in group_pids(runtime.path):
+                continue  # checkd: started only for a config with checks (watchdog.ondemand)
             sub = Subscriber(ctx, runtime, [f"hb.{name}"])
             sub.start()
             try:
@@ -236,6 +238,7 @@ def report(runs: list[Run], instances: int) -> dict[str, object]:
             per = {
                 c: statistics.median(r.restart_s[c] for r in restarted if c in r.restart_s)
                 for c in RESTARTED
+                if any(c in r.restart_s for r in restarted)
             }
             print(
                 f"{label:13} restart → heartbeat s: "

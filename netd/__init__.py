@@ -18,6 +18,12 @@ Typical use by the process (everything runs in netd's own network namespace)::
     # arm a timer for sched.next_due(); on expiry: sender.send_planned(sched.due(loop.time()))
 """
 
+# ruff: noqa: E402 (the imports below come after pyroute2's package is deferred)
+# First: netd's modules import pyroute2's submodules, not its whole package.
+from netd.lean_pyroute2 import defer_package_init
+
+defer_package_init()
+
 from netd.announce import (
     AnnounceScheduler,
     FrameCache,

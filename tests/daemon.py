@@ -25,6 +25,9 @@ from bus.envelope import Event
 from bus.logs import LOG_FORMAT_ENV
 from ctl.group import group_pids
 from tests.lab import wait_until
+from watchdog.children import START_ORDER
+from watchdog.ondemand import ON_DEMAND
+from watchdog.settings import read_settings
 
 REPO = Path(__file__).resolve().parent.parent
 # For tests that parse the log lines: the JSON form, asked for explicitly (text is the default).
@@ -187,14 +190,21 @@ class DaemonGroup:
         RUNNING.add(self)
 
     def wait_started(
-        self,
-        names: tuple[str, ...] = ("bus", "core", "netd", "checkd", "vrrpd"),
-        timeout: float = 15,
+        self, names: tuple[str, ...] | None = None, timeout: float = 15
     ) -> dict[str, int]:
+        """Wait for ``names``; by default every component, checkd only when the config file
+        gives it work (the watchdog starts it on demand)."""
+        if names is None:
+            names = self.components()
         wait_until(
             lambda: set(names) <= set(self.pids()), timeout, message=f"components {names} to start"
         )
         return self.pids()
+
+    def components(self) -> tuple[str, ...]:
+        """The components the watchdog runs for the config file as it is now (no -P/-C)."""
+        needed = read_settings(self.config).needed
+        return tuple(n for n in START_ORDER if n not in ON_DEMAND or n in needed)
 
     def pids(self) -> dict[str, int]:
         return component_pids(self.runtime)

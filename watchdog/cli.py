@@ -382,6 +382,7 @@ def _watchdog_body(
             respawn=not args.dont_respawn,
             metrics=args.metrics,
             stop_wait=conf.child_wait_time,
+            needed=conf.needed,
         )
         try:
             await supervisor.run()

@@ -4,7 +4,8 @@ READY=1 goes out once, when every component has sent its first heartbeat and cor
 published a configuration: from then on addresses, checks and elections are running. A reload
 (SIGHUP, or ``config.reload`` from ``pykeepalivedctl reload``) is RELOADING=1 until core
 publishes the new generation or rejects the file, then READY=1 again. The STATUS= line is a
-one-line summary an operator sees in ``systemctl status``.
+one-line summary an operator sees in ``systemctl status``. A component started on demand
+(``watchdog.ondemand``) counts only while the configuration wants it.
 """
 
 from __future__ import annotations
@@ -31,6 +32,18 @@ class Readiness:
             return []
         self.heard.add(component)
         return self._maybe_ready()
+
+    def wanted(self, component: str, wanted: bool) -> list[Say]:
+        """A component the configuration now needs, or no longer needs, running."""
+        has = component in self.components
+        if has == wanted:
+            return []
+        if wanted:
+            self.components = (*self.components, component)
+        else:
+            self.components = tuple(c for c in self.components if c != component)
+            self.heard.discard(component)
+        return self._maybe_ready() or (["status"] if self.ready else [])
 
     def child_restarted(self, component: str) -> list[Say]:
         self.heard.discard(component)

@@ -5,7 +5,7 @@ the network namespace it enters (``net_namespace``, see ``watchdog.netns``), the
 scripts, how long it waits for children at shutdown (``child_wait_time``), the
 ``umask`` files are created with, and the pid file names that ``instance`` and ``use_pid_dir``
 change. core re-reads the file and reports every problem; the watchdog only needs these values,
-read once at start.
+read once at start, and which on-demand components (``watchdog.ondemand``) to start with.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from pathlib import Path
 from core import load
 from core.listen import parse_listen
 from core.model import Config
+from watchdog.ondemand import ON_DEMAND, needed
 from watchdog.scripts import Hook, hooks
 
 DEFAULT_CHILD_WAIT = 5.0
@@ -31,6 +32,7 @@ class DaemonSettings:
     instance: str | None = None
     use_pid_dir: bool = False
     metrics: tuple[str, int] | None = None
+    needed: frozenset[str] = ON_DEMAND  # the on-demand components started with the daemon
 
 
 def settings(config: Config) -> DaemonSettings:
@@ -42,6 +44,7 @@ def settings(config: Config) -> DaemonSettings:
         instance=config.instance,
         use_pid_dir=config.use_pid_dir,
         metrics=_listen(config.global_defs.metrics_listen),
+        needed=needed(config),
     )
 
 

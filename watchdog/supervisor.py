@@ -3,6 +3,10 @@
 A child is restarted when it exits (keepalived's back-off, see ``backoff``) or when it stops
 sending ``hb.<name>`` from its event loop while the bus itself is heard: a silent bus means we
 cannot judge anyone else, so only the bus is restarted then.
+
+A component started on demand (``watchdog.ondemand``: checkd) runs only while the configuration
+gives it work: the watchdog follows ``config.current`` and starts it when a reload adds such
+work, and stops it (without a restart) when a reload removes the last of it.
 """
 
 from __future__ import annotations
@@ -16,10 +20,11 @@ from dataclasses import dataclass, field
 
 import structlog
 
+import core
 from bus import MessageRejected, messages
 from bus.component import Component
 from bus.signals import SIGJSON, SIGSTATS_CLEAR, signal_name
-from watchdog import pidfile
+from watchdog import ondemand, pidfile
 from watchdog.backoff import Backoff
 from watchdog.children import PERMANENT_EXIT_CODES, ChildSpec, launch_order
 from watchdog.readiness import Readiness, Say
@@ -56,6 +61,8 @@ class Child:
     last_heartbeat: float | None = None
     restarts: int = 0
     backoff: Backoff = field(default_factory=Backoff)
+    wanted: bool = True  # False: an on-demand component the configuration gives no work
+    keeper: asyncio.Task[None] | None = None
 
     @property
     def name(self) -> str:
@@ -79,34 +86,39 @@ class Supervisor:
         respawn: bool = True,
         metrics: tuple[str, int] | None = None,
         stop_wait: float = STOP_WAIT,
+        needed: frozenset[str] = ondemand.ON_DEMAND,
     ) -> None:
+        """``needed``: the on-demand components the configuration needs at start."""
         self.comp = comp
         self.metrics = metrics
         self.stop_wait = stop_wait
-        self.children = {s.name: Child(s) for s in specs}
+        self.children = {
+            s.name: Child(s, wanted=s.name not in ondemand.ON_DEMAND or s.name in needed)
+            for s in specs
+        }
         self.respawn = respawn
         self.launcher = Launcher()
         self._stopping = False
+        self._demand = asyncio.Lock()
         self.failure: PermanentFailure | None = None
         self.notifier = Notifier()
-        self.readiness = Readiness(tuple(self.children))
+        self.readiness = Readiness(tuple(c.name for c in self.children.values() if c.wanted))
         for signum, targets in SIGNAL_ROUTES.items():
             comp.on_signal(signum, functools.partial(self.forward, signum, targets))
         comp.on_signal(signal.SIGHUP, lambda: self._tell_systemd(self.readiness.reload_requested()))
 
     async def run(self) -> None:
-        keepers = []
         # Everything first, then the forks: a module imported after some child was forked
         # would copy the pages it shares with that child (~12 MiB more in a 1-instance group).
         # Except checkd, not on the way to the first advert: imported and forked last, it no
         # longer delays the advert, for ~1 MiB more (docs/benchmarks.md, footprint).
-        preloaded, order = launch_order(tuple(self.children))
+        preloaded, order = launch_order(tuple(c.name for c in self.children.values() if c.wanted))
         self.launcher.preload(preloaded)
         for name in order:
-            child = self.children[name]
-            await self._spawn(child)
-            keepers.append(asyncio.create_task(self._keep(child), name=f"keep.{child.name}"))
+            await self._start_kept(self.children[name])
         monitors = [asyncio.create_task(self._watch_heartbeats(), name="heartbeats")]
+        if any(name in ondemand.ON_DEMAND for name in self.children):
+            monitors.append(asyncio.create_task(self._follow_config(), name="ondemand"))
         if self.notifier.enabled:
             monitors.append(asyncio.create_task(self._follow_for_systemd(), name="sdnotify"))
         if self.notifier.watchdog_interval:
@@ -123,6 +135,7 @@ class Supervisor:
             for task in monitors:
                 task.cancel()
             await self._stop_all()
+            keepers = [c.keeper for c in self.children.values() if c.keeper is not None]
             for task in keepers:
                 task.cancel()
             await asyncio.gather(*monitors, *keepers, return_exceptions=True)
@@ -172,7 +185,7 @@ class Supervisor:
         assert interval is not None
         while True:
             await asyncio.sleep(interval)
-            if all(self._pingable(c) for c in self.children.values()):
+            if all(self._pingable(c) for c in self.children.values() if c.wanted):
                 self.notifier.watchdog()
 
     def _pingable(self, child: Child) -> bool:
@@ -215,6 +228,45 @@ class Supervisor:
                     view.apply(event.topic, event.body)
                 applied.set()
 
+    async def _follow_config(self) -> None:
+        """Start or stop the on-demand components as each new configuration needs them."""
+        sub = self.comp.subscribe("config.current")
+        seen: str | None = None
+        while True:
+            for event in await sub.recv_batch():
+                try:
+                    current = messages.ConfigCurrent.decode(event.topic, event.body)
+                    if current.hash == seen:
+                        continue  # the periodic re-send of the same configuration
+                    needed = ondemand.needed(core.from_wire(dict(current.model)))
+                except (MessageRejected, core.WireFormatError) as exc:
+                    log.error("watchdog.ondemand.config_rejected", reason=str(exc))
+                    continue
+                seen = current.hash
+                for child in self.children.values():
+                    if child.name in ondemand.ON_DEMAND:
+                        await self._want(child, child.name in needed)
+
+    async def _want(self, child: Child, wanted: bool) -> None:
+        async with self._demand:
+            if child.wanted == wanted or self._stopping:
+                return
+            child.wanted = wanted
+            log.info("watchdog.ondemand.changed", child=child.name, wanted=wanted)
+            self._tell_systemd(self.readiness.wanted(child.name, wanted))
+            if wanted:
+                # A keeper still waiting out a back-off restarts it itself.
+                if child.keeper is None or child.keeper.done():
+                    child.backoff = Backoff()
+                    await self._start_kept(child)
+            else:
+                await self._stop(child)
+
+    async def _start_kept(self, child: Child) -> None:
+        """Start ``child`` and the task that restarts it whenever it exits."""
+        await self._spawn(child)
+        child.keeper = asyncio.create_task(self._keep(child), name=f"keep.{child.name}")
+
     async def _spawn(self, child: Child) -> None:
         child.proc = await self.launcher.start(child.spec)
         child.started = time.monotonic()
@@ -236,7 +288,7 @@ class Supervisor:
             ran = time.monotonic() - child.started
             if child.spec.pidfile:
                 pidfile.remove(child.spec.pidfile, child.proc.pid)
-            if self._stopping:
+            if self._stopping or not child.wanted:
                 return
             cause = f"signal {signal_name(-code)}" if code < 0 else f"exit {code}"
             log.warning(
@@ -257,7 +309,7 @@ class Supervisor:
                 log.warning("watchdog.child.delayed", child=child.name, delay=delay)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.comp.stopping.wait(), delay)
-                if self.comp.stopping.is_set():
+                if self.comp.stopping.is_set() or not child.wanted:
                     return
             child.restarts += 1
             await self._spawn(child)
@@ -338,8 +390,11 @@ class Supervisor:
 
     async def _stop_all(self) -> None:
         for child in reversed(list(self.children.values())):
-            if not child.running or child.proc is None:
-                continue
+            await self._stop(child)
+
+    async def _stop(self, child: Child) -> None:
+        """TERM, then KILL after ``stop_wait``; its keeper, seeing why, does not restart it."""
+        if child.running and child.proc is not None:
             child.proc.terminate()
             try:
                 await asyncio.wait_for(child.proc.wait(), self.stop_wait)

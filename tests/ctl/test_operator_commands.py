@@ -92,7 +92,8 @@ def test_status_shows_instances_and_components(group: DaemonGroup) -> None:
     snap = status(group)
     components = snap["components"]
     assert isinstance(components, dict)
-    assert set(components) == {"watchdog", "bus", "core", "netd", "checkd", "vrrpd"}
+    # No check in the config: checkd is not started (watchdog.ondemand).
+    assert set(components) == {"watchdog", "bus", "core", "netd", "vrrpd"}
     table = ctl(group.runtime.path, "status").stdout
     assert "VI_1" in table and "MASTER" in table and "192.0.2.101" in table
 

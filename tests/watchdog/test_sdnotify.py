@@ -69,6 +69,21 @@ def test_no_reload_before_ready_and_states_update_the_status() -> None:
     assert r.status_line().startswith("0/1 components up")
 
 
+def test_an_on_demand_component_counts_only_while_wanted() -> None:
+    r = Readiness(("bus", "checkd"))
+    r.heartbeat("bus")
+    r.config_current(1)
+    assert r.wanted("checkd", False) == ["ready"]  # the config gives checkd no work
+    assert r.status_line() == "1/1 components up; config generation 1"
+    assert r.wanted("checkd", True) == ["status"]  # a reload added a check
+    assert r.status_line().startswith("1/2 components up")
+    assert r.wanted("checkd", True) == []
+    assert r.heartbeat("checkd") == []  # ready already
+    assert r.status_line().startswith("2/2 components up")
+    assert r.wanted("checkd", False) == ["status"]
+    assert r.status_line().startswith("1/1 components up")
+
+
 def _listener(path: str) -> socket.socket:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(path)
@@ -180,10 +195,12 @@ def group(lab: Lab, systemd: Systemd) -> Iterator[DaemonGroup]:
 def test_systemd_hears_ready_reload_watchdog_and_stop(group: DaemonGroup, systemd: Systemd) -> None:
     before = systemd.next_message("READY=1", 20)
     ready = before[-1]
-    assert "STATUS=5/5 components up; config generation" in ready
+    # A VRRP-only config gives checkd no work: the watchdog does not start it.
+    assert "STATUS=4/4 components up; config generation" in ready
     assert all(m == "WATCHDOG=1" for m in before[:-1])
-    # Ready means up: every component is running.
-    assert set(COMPONENTS) <= set(group.pids())
+    # Ready means up: every component the config needs is running.
+    assert set(group.components()) <= set(group.pids())
+    assert "checkd" not in group.pids()
 
     os.kill(group.proc.pid, signal.SIGHUP)
     reload = systemd.next_message("READY=1", 15)
@@ -193,7 +210,7 @@ def test_systemd_hears_ready_reload_watchdog_and_stop(group: DaemonGroup, system
     vrrpd = group.pids()["vrrpd"]
     os.kill(vrrpd, signal.SIGSTOP)  # hung: its heartbeats stop, so must the pings
     try:
-        hang = systemd.timed_messages("STATUS=4/5 components up; config generation 1; 1 BACKUP", 15)
+        hang = systemd.timed_messages("STATUS=3/4 components up; config generation 1; 1 BACKUP", 15)
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.kill(vrrpd, signal.SIGCONT)  # normally already killed and replaced

@@ -19,9 +19,13 @@ from tests.lab import Lab, wait_until
 
 pytestmark = pytest.mark.netns
 
+# The track_file gives checkd work, so the watchdog runs all five components.
 CONFIG = """
 global_defs {
     router_id sup1
+}
+track_file TF_SUP {
+    file /nonexistent/pk-sup-track
 }
 vrrp_instance VI_1 {
     state BACKUP
