@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import socket
 from collections.abc import Mapping
 from typing import Any
@@ -32,6 +33,9 @@ from core import WireFormatError, from_wire
 from core.model import Config
 
 log = structlog.get_logger(__name__)
+
+# From this many checkers on, the configuration is moved out of the garbage collector's reach.
+FREEZE_AT = 1000
 
 
 class LvsService:
@@ -67,6 +71,9 @@ class LvsService:
         self.runner.apply(plan, armed)
         self._kept = kept_by_reload(before, self.runner.pools)
         self._context = dump_context(config, plan.router_id, self.runner.last)
+        del before
+        if len(armed) >= FREEZE_AT:
+            freeze_heap()
         if plan.virtual_servers:
             log.info(
                 "checkd.lvs.applied",
@@ -108,6 +115,17 @@ class LvsService:
         await self.runner.stop()
         self.runner.stop_pools()
         await self.actions.stop()
+
+
+def freeze_heap() -> None:
+    """Take what a big configuration allocated (its model, plan, pools: hundreds of thousands
+    of objects that live until the next reload) out of the cyclic collector's full passes,
+    which would otherwise walk all of them every few hundred probes and delay every checker
+    due meanwhile (bench/checks.py's drift). The previous configuration is unfrozen and
+    collected first, so a reload leaks nothing."""
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
 
 
 def dump_context(config: Config, router_id: str, last: Mapping[str, LastResult]) -> DumpContext:

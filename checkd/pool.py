@@ -363,6 +363,22 @@ def apply_event(state: PoolState, event: Event) -> Transition:
     return _apply_on_copy(state, event)
 
 
+def leaves_unchanged(state: PoolState, checker_id: str, success: bool) -> bool:
+    """Whether a probe result changes nothing at all: ``apply_event`` would return an equal
+    state, no action and ``delay_loop``. The steady state of every checker (a passing probe
+    of an up checker with no retry under way, a failing one of a down checker), told apart
+    without building anything, so thousands of them a second cost a few dict lookups."""
+    pos = state.position_of_checker(checker_id)
+    if pos is None:
+        return False
+    retry = state.members[pos].checkers[checker_id].retry
+    if not retry.has_run:
+        return False
+    if success:
+        return retry.is_up and retry.retry_it == 0
+    return not retry.is_up
+
+
 def _probe_without_verdict(state: PoolState, event: ProbeResult) -> Transition | None:
     """The steady state, a probe that changes no checker's verdict, without copying the pool.
 
