@@ -56,6 +56,8 @@ log = structlog.get_logger(__name__)
 # The loop timer's shortest period: checkers due within it start in one wake-up, so a probe
 # starts at most this late for that reason (bench/checks.py measures the drift).
 TICK = 0.001
+# The share of a checker's delay by which a late start may bring its next attempt forward.
+CATCH_UP = 0.1
 
 
 class Retainer(Protocol):
@@ -96,6 +98,8 @@ class PoolRunner:
         self.last: dict[str, LastResult] = {}
         self.held: frozenset[str] = frozenset()
         self._published: dict[str, Any] = {}
+        self._due_at: dict[str, float] = {}  # when each checker was last due
+        self._late: dict[str, float] = {}  # how late each attempt under way started
         self._inflight: dict[str, asyncio.Task[None]] = {}
         # set while ``run`` runs
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -128,13 +132,15 @@ class PoolRunner:
             if new is None or not new.same_as(old_armed):
                 self.heap.cancel(cid)
                 self._cancel(cid)
+                self._late.pop(cid, None)
                 if new is None:
                     self.last.pop(cid, None)
+                    self._due_at.pop(cid, None)
         for cid, new in armed.items():
             before = self.armed.get(cid)
             if before is None or not new.same_as(before):
                 s = new.plan.settings
-                self.heap.push(cid, now + start_delay(cid, s.delay_loop, s.warmup))
+                self._push(cid, now + start_delay(cid, s.delay_loop, s.warmup))
         self.armed = dict(armed)
         self._publish_all()
         self._wake()
@@ -142,13 +148,15 @@ class PoolRunner:
     def due(self, now: float) -> list[Armed]:
         """The checkers to start now; a suspended virtual server's are passed over."""
         out: list[Armed] = []
+        due_at, late = self._due_at, self._late
         for cid in self.heap.pop_due(now):
             armed = self.armed.get(cid)
             if armed is None:
                 continue
             if self.suspended(armed.vs_id):
-                self.heap.push(cid, now + armed.plan.settings.delay_loop)
+                self._push(cid, now + armed.plan.settings.delay_loop)
                 continue
+            late[cid] = now - due_at.get(cid, now)
             out.append(armed)
         return out
 
@@ -171,7 +179,7 @@ class PoolRunner:
         ):
             # The steady state: nothing to apply, perform or publish (the reason and time
             # ride along with the next change or periodic re-send).
-            self._schedule(cid, now + armed.plan.settings.delay_loop)
+            self._schedule(cid, self._next(cid, now, armed.plan.settings.delay_loop))
             return
         delay: float | None = None
         for event in events:
@@ -185,12 +193,25 @@ class PoolRunner:
             if t.delay is not None:
                 delay = t.delay
         self.pools[armed.vs_id] = state
-        self._schedule(cid, now + (armed.plan.settings.delay_loop if delay is None else delay))
+        if delay is None:
+            delay = armed.plan.settings.delay_loop
+        self._schedule(cid, self._next(cid, now, delay))
         member = state.member(armed.plan.rs_id)
         if _moved(before, state, member):
             self._publish_vs(armed.vs_id)
         else:
             self._publish_rs(armed.vs_id, member)
+
+    def _next(self, cid: str, end: float, delay: float) -> float:
+        """When the next attempt is due: ``delay`` after this one ended, less how late this
+        one started (up to ``CATCH_UP`` of the delay). Checkers that a stall of the loop made
+        start together then return to their own phases instead of staying bunched (and
+        growing the bunch each round); an attempt that started on time is not affected."""
+        return end + delay - min(self._late.pop(cid, 0.0), CATCH_UP * delay)
+
+    def _push(self, cid: str, when: float) -> None:
+        self._due_at[cid] = when
+        self.heap.push(cid, when)
 
     def set_held(self, addresses: Iterable[str]) -> None:
         """The addresses this host has now, for ``ha_suspend``."""
@@ -332,7 +353,7 @@ class PoolRunner:
 
     def _schedule(self, cid: str, when: float) -> None:
         """``cid`` due at ``when``; the loop timer moves earlier if it must."""
-        self.heap.push(cid, when)
+        self._push(cid, when)
         if self._loop is not None and (self._timer is None or when < self._timer_at):
             self._wake()
 
