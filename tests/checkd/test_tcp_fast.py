@@ -175,6 +175,18 @@ def test_any_mix_of_outcomes_on_one_connector_matches_the_generic_path(kinds: li
     assert [fast for _, fast in pairs] == [generic for generic, _ in pairs]
 
 
+class CountingRunner(PoolRunner):
+    """Counts the results each checker had."""
+
+    def __init__(self, publisher: FakePublisher, actions: FakeActions) -> None:
+        super().__init__(publisher, actions)
+        self.ran: dict[str, int] = {}
+
+    def finished(self, armed: Armed, result: AttemptResult, now: float) -> None:
+        self.ran[armed.plan.id] = self.ran.get(armed.plan.id, 0) + 1
+        super().finished(armed, result, now)
+
+
 def test_tcp_checks_run_on_the_connector_and_a_steady_verdict_is_not_republished() -> None:
     async def coroutine() -> AttemptResult:
         raise AssertionError("a TCP_CHECK ran as a coroutine in a Task of its own")
@@ -186,15 +198,8 @@ def test_tcp_checks_run_on_the_connector_and_a_steady_verdict_is_not_republished
         armed = {cid: replace(a, attempt=coroutine) for cid, a in armed.items()}
         up_id, down_id = list(armed)
         publisher = FakePublisher()
-        runner = PoolRunner(publisher, FakeActions())
-        ran: dict[str, int] = {}
-        finished = runner.finished
-
-        def counting(a: Armed, result: AttemptResult, now: float) -> None:
-            ran[a.plan.id] = ran.get(a.plan.id, 0) + 1
-            finished(a, result, now)
-
-        runner.finished = counting  # type: ignore[method-assign]
+        runner = CountingRunner(publisher, FakeActions())
+        ran = runner.ran
 
         async def scenario() -> None:
             runner.apply(plan, armed)
