@@ -136,6 +136,8 @@ def dump_context(config: Config, router_id: str, last: Mapping[str, LastResult])
         last=last,
         track_files={tf.name: tf for tf in config.track_files},
         script_user=(su.user, su.group) if su is not None else None,
+        global_defs=config.global_defs,
+        hostname=socket.gethostname(),
     )
 
 
