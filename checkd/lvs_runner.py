@@ -335,7 +335,11 @@ class PoolRunner:
         now = self.clock()
         self._last_tick = now
         for armed in self.due(now):
-            self._launch(armed)
+            try:
+                self._launch(armed)
+            except Exception as exc:  # one checker's bug must not stop the schedule
+                log.error("checkd.checker.crashed", checker=armed.plan.id, exc_info=exc)
+                self.finished(armed, AttemptResult(False, f"checker crashed: {exc!r}", ()), now)
         self._set_timer(now)
 
     def _set_timer(self, now: float) -> None:

@@ -61,6 +61,12 @@ def failed_reason(opts: ConnectOptions, code: int) -> str:
     return f"connect to {opts.peer} failed: {describe_os_error(OSError(code, ''))}"
 
 
+def unexpected_reason(exc: OSError) -> str:
+    """An error of the host rather than of the peer, worded as the generic path's bound
+    (``checkd.attempts``) words it."""
+    return f"probe failed: {exc}"
+
+
 def timeout_reason(opts: ConnectOptions) -> str:
     return f"connect timeout after {opts.connect_timeout} s to {opts.peer}"
 
@@ -91,7 +97,17 @@ class TcpConnects(Generic[T]):
         except ProbeFailed as exc:
             self._done(tag, False, str(exc))
             return
-        code = sock.connect_ex((opts.connect_ip, opts.connect_port))
+        except OSError as exc:  # no socket at all (out of descriptors, ...)
+            self._done(tag, False, unexpected_reason(exc))
+            return
+        try:
+            code = sock.connect_ex((opts.connect_ip, opts.connect_port))
+            if code in _WAIT:
+                self._epoll.register(sock.fileno(), select.EPOLLOUT)
+        except OSError as exc:
+            sock.close()
+            self._done(tag, False, unexpected_reason(exc))
+            return
         if code not in _WAIT:
             sock.close()
             if code == 0:
@@ -99,10 +115,8 @@ class TcpConnects(Generic[T]):
             else:
                 self._done(tag, False, failed_reason(opts, code))
             return
-        fd = sock.fileno()
         attempt = _Attempt(sock, opts, tag, self._loop.time() + opts.connect_timeout)
-        self._pending[fd] = attempt
-        self._epoll.register(fd, select.EPOLLOUT)
+        self._pending[sock.fileno()] = attempt
         queue = self._deadlines.get(opts.connect_timeout)
         if queue is None:
             queue = self._deadlines[opts.connect_timeout] = deque()

@@ -7,6 +7,8 @@ when a verdict moves (docs/checkers.md, "Scheduling")."""
 from __future__ import annotations
 
 import asyncio
+import errno
+import os
 import socket
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -17,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from checkd.attempts import Armed, AttemptResult, arm
-from checkd.checkers import Pinger
+from checkd.checkers import ConnectOptions, Pinger, connection, tcp_connects
 from checkd.checkers.tcp_connects import TcpConnects
 from checkd.checkplan import CheckPlan, build_plan
 from checkd.lvs_runner import PoolRunner
@@ -247,3 +249,21 @@ def test_unreachable_and_unanswered_peers_in_a_namespace(lab: Lab) -> None:
         "connect to 203.0.113.9:80 failed: network is unreachable",
         "connect timeout after 0.5 s to 192.0.2.99:80",
     ]
+
+
+def test_a_host_error_fails_the_attempt_as_the_generic_path_words_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No descriptor left: not the peer's fault, but the attempt fails (it does not take the
+    schedule down with it) with the generic path's reason."""
+
+    def no_socket(opts: ConnectOptions, kind: int, proto: int = 0) -> socket.socket:
+        raise OSError(errno.EMFILE, os.strerror(errno.EMFILE))
+
+    monkeypatch.setattr(connection, "make_socket", no_socket)
+    monkeypatch.setattr(tcp_connects, "make_socket", no_socket)
+    with listening() as port:
+        pairs = asyncio.run(both_ways(armed_for([Target("open", port)])))
+    ((generic, fast),) = pairs
+    assert fast == generic
+    assert fast.reason == "probe failed: [Errno 24] Too many open files"
