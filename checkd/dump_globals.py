@@ -7,23 +7,29 @@ only verbatim (``other``: process priorities, SNMP, DBus, netlink buffers, ...) 
 there, so a configuration that sets them shows what keepalived shows.
 
 Which lines exist depends on how keepalived was built; the reference is Debian's 2.2.7
-(``NFTABLES LVS REGEX VRRP VRRP_AUTH VRRP_VMAC JSON BFD SNMP_* DBUS``, no iptables), whose
-parent process wrote the dump tests/checkd/test_dump_globals.py compares with. The checker
-process prints what keepalived's VRRP process prints there, as observed, less ``Default
-interface``: no start-up or shutdown script (the parent runs those), and the notify FIFOs as
-``_fifos`` says.
-Facts of keepalived's build rather than of the configuration are kept as keepalived prints them
+(``NFTABLES LVS REGEX VRRP VRRP_AUTH VRRP_VMAC JSON BFD SNMP_* DBUS``, no iptables). Its
+processes differ a little (``process``): the parent shows the start-up and shutdown scripts,
+the VRRP process its ``Default interface`` and GARP lower-priority values filled in, and each
+process the notify FIFOs it opens as it runs their scripts (``_fifos``).
+tests/checkd/test_dump_globals.py holds the parent's and the VRRP process's sections against
+what a running keepalived writes; the checker's (checkd's file) follows from them as keepalived's
+source says, since keepalived's checker process does not start without IPVS. Facts of
+keepalived's build rather than of the configuration are kept as keepalived prints them
 (``libnftnl version``, the realtime limits).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Literal
 
 import scripts
 from core.model import GlobalDefs, RawOption, Script
 from mail.settings import smtp_settings
 
+#: which of keepalived's processes writes the section
+Process = Literal["checker", "parent", "vrrp"]
+DEFAULT_INTERFACE = "eth0"  # keepalived's DFLT_INT
 #: ``(user, group)`` as configured (None: not set) -> the uid and gid a script runs as.
 Ids = Callable[[str | None, str | None], tuple[int, int]]
 
@@ -52,8 +58,10 @@ def global_section(
     hostname: str,
     ids: Ids,
     script_user: tuple[str, str | None] | None,
+    process: Process = "checker",
 ) -> list[str]:
-    """keepalived's ``dump_global_data`` for the checker process."""
+    """keepalived's ``dump_global_data`` as ``process`` writes it (checkd's file: the
+    checker's; the other two are what tests hold against a running keepalived)."""
 
     def script_ids(script: Script) -> tuple[int, int]:
         if script.user is not None:
@@ -70,18 +78,22 @@ def global_section(
         f" Checkers log all failures = {_bool(g.checker_log_all_failures)}",
         " No test config before reload",
     ]
+    if process == "parent":
+        out += _scripts(g, script_ids)
     out.append(f" Dynamic interfaces = {_bool(g.dynamic_interfaces)}")
     if g.dynamic_interfaces:
         out.append(f" Allow interface changes = {_bool(g.dynamic_interfaces_allow_if_changes)}")
     if g.no_email_faults:
         out.append(" Send emails for fault transitions = off")
+    if process == "vrrp":
+        out.append(f" Default interface = {g.default_interface or DEFAULT_INTERFACE}")
     out += [
         f" Disable local IGMP = {'yes' if raw.flag('disable_local_igmp') else 'no'}",
         f" LVS flush = {_bool(g.lvs_flush)}",
         f" LVS flush on stop = {_flush_on_stop(raw)}",
     ]
-    out += _fifos(g, script_ids)
-    out += _vrrp(g, raw)
+    out += _fifos(g, script_ids, process)
+    out += _vrrp(g, raw, process)
     out += _processes(raw)
     out += _snmp_dbus(raw)
     out.append(f" Script security {'enabled' if g.enable_script_security else 'disabled'}")
@@ -127,17 +139,36 @@ def _identity(raw: _Raw) -> list[str]:
     return out
 
 
-def _fifos(g: GlobalDefs, script_ids: Callable[[Script], tuple[int, int]]) -> list[str]:
+def _scripts(g: GlobalDefs, script_ids: Callable[[Script], tuple[int, int]]) -> list[str]:
+    """The parent's start-up and shutdown scripts (it resolves their programs' paths)."""
+    out: list[str] = []
+    for script, what, sep, timeout in (
+        (g.startup_script, "Startup", ",", g.startup_script_timeout),
+        (g.shutdown_script, "Shutdown", "", g.shutdown_script_timeout),
+    ):
+        if script is not None:
+            uid, gid = script_ids(script)
+            words = _resolved(script)
+            out.append(
+                f" {what} script = {cmd_str(words)}, uid:gid {uid}:{gid}{sep} timeout {timeout}"
+            )
+    return out
+
+
+def _fifos(
+    g: GlobalDefs, script_ids: Callable[[Script], tuple[int, int]], process: Process
+) -> list[str]:
     """The notify FIFOs. The checker process opens the global and the LVS one: their scripts
     show as it runs them, the program's resolved path and the FIFO's name added as the last
-    argument; the VRRP one's as configured (keepalived's VRRP process does the same the other
-    way round)."""
+    argument; the VRRP one's as configured. keepalived's VRRP process does the same with the
+    global and the VRRP one; the parent opens none."""
     out: list[str] = []
-    for fifo, fifo_script, label, ours in (
-        (g.notify_fifo, g.notify_fifo_script, "Global", True),
-        (g.vrrp_notify_fifo, g.vrrp_notify_fifo_script, "VRRP", False),
-        (g.lvs_notify_fifo, g.lvs_notify_fifo_script, "LVS", True),
+    for fifo, fifo_script, label, owner in (
+        (g.notify_fifo, g.notify_fifo_script, "Global", ("checker", "vrrp")),
+        (g.vrrp_notify_fifo, g.vrrp_notify_fifo_script, "VRRP", ("vrrp",)),
+        (g.lvs_notify_fifo, g.lvs_notify_fifo_script, "LVS", ("checker",)),
     ):
+        ours = process in owner
         if fifo is None:
             continue
         uid, gid = script_ids(fifo)
@@ -150,11 +181,15 @@ def _fifos(g: GlobalDefs, script_ids: Callable[[Script], tuple[int, int]]) -> li
 
 
 def _as_run(script: Script, fifo: str) -> list[str]:
+    return [*_resolved(script), fifo]
+
+
+def _resolved(script: Script) -> list[str]:
     try:
         program = scripts.resolve(script.command).path
     except scripts.ScriptRefused:
         program = script.argv[0]  # keepalived then refuses it; the words stay as written
-    return [program, *script.argv[1:], fifo]
+    return [program, *script.argv[1:]]
 
 
 def _smtp(g: GlobalDefs, hostname: str) -> list[str]:
@@ -176,9 +211,14 @@ def _smtp(g: GlobalDefs, hostname: str) -> list[str]:
     return out
 
 
-def _vrrp(g: GlobalDefs, raw: _Raw) -> list[str]:
-    lower_delay = UNSET if g.vrrp_garp_lower_prio_delay is None else g.vrrp_garp_lower_prio_delay
-    lower_repeat = UNSET if g.vrrp_garp_lower_prio_repeat is None else g.vrrp_garp_lower_prio_repeat
+def _vrrp(g: GlobalDefs, raw: _Raw, process: Process) -> list[str]:
+    # unset, the VRRP process (only) takes the GARP delay and repeat for them
+    lower_delay = g.vrrp_garp_lower_prio_delay
+    if lower_delay is None:
+        lower_delay = g.vrrp_garp_master_delay if process == "vrrp" else UNSET
+    lower_repeat = g.vrrp_garp_lower_prio_repeat
+    if lower_repeat is None:
+        lower_repeat = g.vrrp_garp_master_repeat if process == "vrrp" else UNSET
     lower_no_advert = bool(g.vrrp_lower_prio_no_advert)
     extra = g.vrrp_garp_extra_if
     extra_if = "i/f" if extra is not None and extra.all_if else "VMAC"

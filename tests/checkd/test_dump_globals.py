@@ -8,18 +8,25 @@ checker's is what keepalived's source gives it: no ``Default interface`` (VRRP's
 start-up or shutdown script (the parent's), the GARP lower-priority values left unset (the
 VRRP process fills them in), and the global and LVS notify FIFOs' scripts as the checker runs
 them (resolved path, FIFO name appended) where the VRRP process shows its own and the global.
+The last test runs the installed keepalived and compares its parent's and VRRP process's
+sections with ours for those processes.
 """
 
 from __future__ import annotations
 
 import os
 import pwd
+import signal
 from dataclasses import replace
+from pathlib import Path
+
+import pytest
 
 import core
-from checkd.dump_globals import global_section
+from checkd.dump_globals import Process, global_section
 from checkd.dumps import data_text
 from checkd.lvs_service import dump_context
+from tests.lab import Lab, wait_until
 
 
 def root_ids(user: str | None, group: str | None) -> tuple[int, int]:
@@ -114,8 +121,11 @@ DEFAULTS = """\
 """
 
 
+DEFAULT_GLOBALS = "global_defs {\n    router_id lb1\n}\n"
+
+
 def test_defaults_are_keepalived_227s() -> None:
-    assert section("global_defs {\n    router_id lb1\n}\n") == DEFAULTS
+    assert section(DEFAULT_GLOBALS) == DEFAULTS
 
 
 EVERY_SETTING = """
@@ -302,3 +312,68 @@ def test_the_daemons_dump_opens_with_the_whole_section() -> None:
     text = data_text([], ctx)
     assert text.startswith("------< Global definitions >------\n Network namespace = (default)\n")
     assert " LVS flush on stop = VS\n" in text and text.endswith(" log_unknown_vrids\n")
+
+
+# --- against a running keepalived ------------------------------------------------------------
+
+KEEPALIVED = Path("/usr/sbin/keepalived")
+INSTANCE = """
+vrrp_instance VI_1 {
+    state BACKUP
+    interface eth0
+    virtual_router_id 51
+    priority 100
+    virtual_ipaddress {
+        192.0.2.100/24
+    }
+}
+"""
+
+
+@pytest.mark.netns
+@pytest.mark.skipif(not KEEPALIVED.exists(), reason=f"{KEEPALIVED} is not installed")
+@pytest.mark.parametrize("config", [DEFAULT_GLOBALS, EVERY_SETTING], ids=["defaults", "every"])
+def test_what_a_running_keepalived_writes(lab: Lab, tmp_path: Path, config: str) -> None:
+    """keepalived 2.2.7 in a namespace, SIGUSR1: its parent's and its VRRP process's sections
+    are ours for those processes, line for line (the checker's differs from them only as the
+    module says; keepalived's checker process does not run without IPVS)."""
+    text = config.replace("/run/pk-test/", f"{tmp_path}/") + INSTANCE
+    (tmp_path / "keepalived.conf").write_text(text)
+    log = (tmp_path / "keepalived.log").open("wb")
+    pids = [f"-{flag}{tmp_path / name}" for flag, name in (("p", "k.pid"), ("r", "v.pid"))]
+    argv = [str(KEEPALIVED), "-n", "-l", "-D", "-f", str(tmp_path / "keepalived.conf"), *pids]
+    argv += [f"-c{tmp_path / 'c.pid'}"]
+    node = lab.node(0)
+    proc = node.popen(["env", f"TMPDIR={tmp_path}", *argv], stdout=log, stderr=log)
+    try:
+        wait_until((tmp_path / "v.pid").exists, 10, message="keepalived's VRRP process")
+        files = [tmp_path / "keepalived_parent.data", tmp_path / "keepalived.data"]
+
+        def dumped() -> bool:
+            pid = int((tmp_path / "k.pid").read_text())
+            os.kill(pid, signal.SIGUSR1)  # the parent passes it on to its children
+            return all(f.exists() and "Global definitions" in f.read_text() for f in files)
+
+        wait_until(dumped, 10, interval=0.2, message="keepalived's dump files")
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        log.close()
+    parent, vrrp = (f.read_text() for f in files)
+    g = core.loads(text, script_env=None).config.global_defs
+    assert g.router_id is not None
+
+    def ours(process: Process) -> str:
+        return "\n".join(
+            global_section(
+                g,
+                router_id=g.router_id or "",
+                hostname="unused",
+                ids=root_ids,
+                script_user=None,
+                process=process,
+            )
+        )
+
+    assert parent.rstrip("\n") == ours("parent")
+    assert vrrp.split("\n------< VRRP Topology >------")[0].split("\n------< ")[0] == ours("vrrp")
