@@ -15,7 +15,9 @@ pass, and the reasons are the same sentences. The connection is closed at once w
 ordinary close, as keepalived's ``tcp_check_thread`` does.
 
 Deadlines: attempts with the same ``connect_timeout`` end in the order they started, so each
-timeout value keeps a FIFO of deadlines; the earliest head is the next timer.
+timeout value keeps a FIFO of deadlines; the earliest head is the next timer. A FIFO entry is
+plain numbers (deadline, descriptor, serial), which the garbage collector stops tracking, and
+names no object: a finished attempt's socket is freed at once, not kept until its deadline.
 """
 
 from __future__ import annotations
@@ -44,13 +46,13 @@ Done = Callable[[T, bool, str], None]
 
 
 class _Attempt(Generic[T]):
-    __slots__ = ("deadline", "opts", "sock", "tag")
+    __slots__ = ("opts", "serial", "sock", "tag")
 
-    def __init__(self, sock: socket.socket, opts: ConnectOptions, tag: T, deadline: float):
+    def __init__(self, sock: socket.socket, opts: ConnectOptions, tag: T, serial: int):
         self.sock = sock
         self.opts = opts
         self.tag = tag
-        self.deadline = deadline
+        self.serial = serial
 
 
 def passed_reason(opts: ConnectOptions) -> str:
@@ -83,7 +85,8 @@ class TcpConnects(Generic[T]):
         self._done = done
         self._epoll = select.epoll()
         self._pending: dict[int, _Attempt[T]] = {}
-        self._deadlines: dict[float, deque[_Attempt[T]]] = {}
+        self._deadlines: dict[float, deque[tuple[float, int, int]]] = {}
+        self._serial = 0
         self._timer: asyncio.TimerHandle | None = None
         loop.add_reader(self._epoll.fileno(), self._ready)
 
@@ -115,13 +118,15 @@ class TcpConnects(Generic[T]):
             else:
                 self._done(tag, False, failed_reason(opts, code))
             return
-        attempt = _Attempt(sock, opts, tag, self._loop.time() + opts.connect_timeout)
-        self._pending[sock.fileno()] = attempt
+        fd = sock.fileno()
+        self._serial += 1
+        self._pending[fd] = _Attempt(sock, opts, tag, self._serial)
+        deadline = self._loop.time() + opts.connect_timeout
         queue = self._deadlines.get(opts.connect_timeout)
         if queue is None:
             queue = self._deadlines[opts.connect_timeout] = deque()
-        queue.append(attempt)
-        if self._timer is None or attempt.deadline < self._timer.when():
+        queue.append((deadline, fd, self._serial))
+        if self._timer is None or deadline < self._timer.when():
             self._arm()
 
     def close(self) -> None:
@@ -154,13 +159,14 @@ class TcpConnects(Generic[T]):
     def _expire(self) -> None:
         self._timer = None
         now = self._loop.time()
+        pending = self._pending
         for timeout, queue in list(self._deadlines.items()):
-            while queue and queue[0].deadline <= now:
-                attempt = queue.popleft()
-                fd = attempt.sock.fileno()  # -1 once closed: it has finished already
-                if fd < 0 or self._pending.get(fd) is not attempt:
-                    continue
-                del self._pending[fd]
+            while queue and queue[0][0] <= now:
+                _, fd, serial = queue.popleft()
+                attempt = pending.get(fd)
+                if attempt is None or attempt.serial != serial:
+                    continue  # it has finished already (its descriptor may be reused)
+                del pending[fd]
                 attempt.sock.close()
                 self._done(attempt.tag, False, timeout_reason(attempt.opts))
             if not queue:
@@ -172,11 +178,16 @@ class TcpConnects(Generic[T]):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        pending = self._pending
         earliest: float | None = None
         for queue in self._deadlines.values():
-            while queue and queue[0].sock.fileno() < 0:
+            while queue and not _waiting(pending.get(queue[0][1]), queue[0][2]):
                 queue.popleft()
-            if queue and (earliest is None or queue[0].deadline < earliest):
-                earliest = queue[0].deadline
+            if queue and (earliest is None or queue[0][0] < earliest):
+                earliest = queue[0][0]
         if earliest is not None:
             self._timer = self._loop.call_at(earliest, self._expire)
+
+
+def _waiting(attempt: _Attempt[T] | None, serial: int) -> bool:
+    return attempt is not None and attempt.serial == serial
