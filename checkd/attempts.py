@@ -18,7 +18,8 @@ import structlog
 
 import scripts
 from checkd.checker_state import mail_body
-from checkd.checkers import CheckerError, CheckResult, Pinger, make_probe
+from checkd.checkers import CheckerError, CheckResult, ConnectOptions, Pinger, make_probe
+from checkd.checkers.tcp_connects import passed_reason
 from checkd.checkplan import CheckerPlan, CheckPlan, RealServerPlan, VirtualServerPlan
 from checkd.misc_check import misc_spec, run_misc
 from checkd.pool_messages import CheckerVerdict, CheckerWeight, Event, ProbeResult
@@ -50,10 +51,36 @@ class Armed:
     vs_id: str
     bound: float
     attempt: Attempt
+    # TCP_CHECK: what the runner's shared connector needs instead of running ``attempt``
+    fast: TcpFast | None = None
 
     def same_as(self, other: Armed) -> bool:
         """Unchanged by a reload: the schedule and any attempt under way carry over."""
         return self.plan == other.plan and self.vs_id == other.vs_id
+
+
+@dataclass(frozen=True, slots=True)
+class TcpFast:
+    """A TCP_CHECK as data for ``checkd.checkers.tcp_connects`` (no coroutine per attempt).
+
+    The outcomes are built once: a passing attempt allocates nothing, and both give the same
+    result the generic ``attempt`` gives for the same outcome."""
+
+    opts: ConnectOptions
+    passed: AttemptResult
+    failed_events: tuple[Event, ...]
+
+    @classmethod
+    def of(cls, c_plan: CheckerPlan, opts: ConnectOptions) -> TcpFast:
+        ok = CheckResult.passed(passed_reason(opts))
+        return cls(
+            opts,
+            AttemptResult(True, ok.reason, probe_events(c_plan, ok)),
+            probe_events(c_plan, CheckResult.failed("")),
+        )
+
+    def result(self, ok: bool, reason: str) -> AttemptResult:
+        return self.passed if ok else AttemptResult(False, reason, self.failed_events)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +136,7 @@ def _arm_one(
     ctx: ScriptContext,
 ) -> Armed:
     s = c_plan.settings
+    fast: TcpFast | None = None
     try:
         if c_plan.kind == "MISC_CHECK":
             timeout = s.misc_timeout or s.delay_loop
@@ -120,10 +148,12 @@ def _arm_one(
             urls = max(1, len(checker.urls))
             bound = s.connect_timeout * (urls if c_plan.kind in ("HTTP_GET", "SSL_GET") else 1)
             bound += GRACE
+            if c_plan.kind == "TCP_CHECK":
+                fast = TcpFast.of(c_plan, ConnectOptions.from_model(checker, rs, vs))
     except (CheckerError, scripts.ScriptError) as exc:
         log.error("checkd.checker.disabled", checker=c_plan.id, reason=str(exc))
         attempt, bound = _refused(c_plan.id, f"disabled: {exc}"), GRACE
-    return Armed(c_plan, vs_id, bound, _bounded(c_plan, attempt, bound))
+    return Armed(c_plan, vs_id, bound, _bounded(c_plan, attempt, bound), fast)
 
 
 def _refused(checker_id: str, reason: str) -> Attempt:

@@ -36,9 +36,10 @@ from checkd.checkers.factory import DEFAULT_PORTS
 from checkd.checkers.http import describe_codes
 from checkd.checkers.smtp import DEFAULT_HELO
 from checkd.checkplan import CheckerPlan, RealServerPlan, VirtualServerPlan
+from checkd.dump_globals import global_section
 from checkd.pool_state import Member, PoolState, pool_weight, real_weight
 from checkd.pool_topics import LastResult
-from core.model import Checker, RawOption, Script, TrackFile, Url
+from core.model import Checker, GlobalDefs, RawOption, Script, TrackFile, Url
 
 FILE_NAME = "keepalived_check.data"
 
@@ -106,12 +107,22 @@ class DumpContext:
     last: Mapping[str, LastResult] = field(default_factory=dict)
     track_files: Mapping[str, TrackFile] = field(default_factory=dict)
     script_user: tuple[str, str | None] | None = None
+    # with them the dump opens with every global definition (checkd.dump_globals)
+    global_defs: GlobalDefs | None = None
+    hostname: str = ""
 
 
 def data_text(pools: Sequence[PoolDump], ctx: DumpContext) -> str:
     out: list[str] = []
-    if ctx.router_id is not None:
-        # keepalived opens with every global definition; the router id is the one checkd uses
+    if ctx.router_id is not None and ctx.global_defs is not None:
+        out += global_section(
+            ctx.global_defs,
+            router_id=ctx.router_id,
+            hostname=ctx.hostname,
+            ids=ctx.ids,
+            script_user=ctx.script_user,
+        )
+    elif ctx.router_id is not None:
         out += ["------< Global definitions >------", f" Router ID = {ctx.router_id}"]
     if pools:
         out += ["------< LVS Topology >------", f" System is compiled with LVS v{LVS_VERSION}"]

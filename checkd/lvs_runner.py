@@ -25,10 +25,19 @@ from typing import Any, Protocol
 import structlog
 
 from checkd.attempts import Armed, AttemptResult
+from checkd.checkers.tcp_connects import TcpConnects
 from checkd.checkplan import CheckPlan, VirtualServerPlan
 from checkd.errors import PoolError
-from checkd.pool import Transition, apply_event, reload_pool, remove_pool, shutdown, start_pool
-from checkd.pool_messages import Action
+from checkd.pool import (
+    Transition,
+    apply_event,
+    leaves_unchanged,
+    reload_pool,
+    remove_pool,
+    shutdown,
+    start_pool,
+)
+from checkd.pool_messages import Action, ProbeResult
 from checkd.pool_state import Member, PoolState
 from checkd.pool_topics import (
     LastResult,
@@ -43,6 +52,12 @@ from checkd.schedule import TimerHeap, start_delay
 from core.model import Config
 
 log = structlog.get_logger(__name__)
+
+# The loop timer's shortest period: checkers due within it start in one wake-up, so a probe
+# starts at most this late for that reason (bench/checks.py measures the drift).
+TICK = 0.001
+# The share of a checker's delay by which a late start may bring its next attempt forward.
+CATCH_UP = 0.1
 
 
 class Retainer(Protocol):
@@ -83,8 +98,15 @@ class PoolRunner:
         self.last: dict[str, LastResult] = {}
         self.held: frozenset[str] = frozenset()
         self._published: dict[str, Any] = {}
+        self._due_at: dict[str, float] = {}  # when each checker was last due
+        self._late: dict[str, float] = {}  # how late each attempt under way started
         self._inflight: dict[str, asyncio.Task[None]] = {}
-        self._wake = asyncio.Event()
+        # set while ``run`` runs
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._connects: TcpConnects[Armed] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
+        self._last_tick = 0.0
 
     # --- decisions (no I/O but the sinks; driven by tests with a fake clock) --------------
 
@@ -110,27 +132,31 @@ class PoolRunner:
             if new is None or not new.same_as(old_armed):
                 self.heap.cancel(cid)
                 self._cancel(cid)
+                self._late.pop(cid, None)
                 if new is None:
                     self.last.pop(cid, None)
+                    self._due_at.pop(cid, None)
         for cid, new in armed.items():
             before = self.armed.get(cid)
             if before is None or not new.same_as(before):
                 s = new.plan.settings
-                self.heap.push(cid, now + start_delay(cid, s.delay_loop, s.warmup))
+                self._push(cid, now + start_delay(cid, s.delay_loop, s.warmup))
         self.armed = dict(armed)
         self._publish_all()
-        self._wake.set()
+        self._wake()
 
     def due(self, now: float) -> list[Armed]:
         """The checkers to start now; a suspended virtual server's are passed over."""
         out: list[Armed] = []
+        due_at, late = self._due_at, self._late
         for cid in self.heap.pop_due(now):
             armed = self.armed.get(cid)
             if armed is None:
                 continue
             if self.suspended(armed.vs_id):
-                self.heap.push(cid, now + armed.plan.settings.delay_loop)
+                self._push(cid, now + armed.plan.settings.delay_loop)
                 continue
+            late[cid] = now - due_at.get(cid, now)
             out.append(armed)
         return out
 
@@ -138,12 +164,25 @@ class PoolRunner:
         """One attempt's result: into the pool, actions out, next attempt scheduled."""
         cid = armed.plan.id
         current = self.armed.get(cid)
-        if current is None or not current.same_as(armed):
+        if current is not armed and (current is None or not current.same_as(armed)):
             return  # removed or changed by a reload while it ran
+        last = self.last.get(cid)
         self.last[cid] = LastResult(result.ok, result.reason, self.wall(), result.rc)
         before = state = self.pools[armed.vs_id]
+        events = result.events
+        if (
+            len(events) == 1
+            and isinstance(event := events[0], ProbeResult)
+            and last is not None
+            and last.ok == result.ok
+            and leaves_unchanged(state, cid, event.success)
+        ):
+            # The steady state: nothing to apply, perform or publish (the reason and time
+            # ride along with the next change or periodic re-send).
+            self._schedule(cid, self._next(cid, now, armed.plan.settings.delay_loop))
+            return
         delay: float | None = None
-        for event in result.events:
+        for event in events:
             try:
                 t = apply_event(state, event)
             except PoolError as exc:
@@ -154,12 +193,25 @@ class PoolRunner:
             if t.delay is not None:
                 delay = t.delay
         self.pools[armed.vs_id] = state
-        self.heap.push(cid, now + (armed.plan.settings.delay_loop if delay is None else delay))
+        if delay is None:
+            delay = armed.plan.settings.delay_loop
+        self._schedule(cid, self._next(cid, now, delay))
         member = state.member(armed.plan.rs_id)
         if _moved(before, state, member):
             self._publish_vs(armed.vs_id)
         else:
             self._publish_rs(armed.vs_id, member)
+
+    def _next(self, cid: str, end: float, delay: float) -> float:
+        """When the next attempt is due: ``delay`` after this one ended, less how late this
+        one started (up to ``CATCH_UP`` of the delay). Checkers that a stall of the loop made
+        start together then return to their own phases instead of staying bunched (and
+        growing the bunch each round); an attempt that started on time is not affected."""
+        return end + delay - min(self._late.pop(cid, 0.0), CATCH_UP * delay)
+
+    def _push(self, cid: str, when: float) -> None:
+        self._due_at[cid] = when
+        self.heap.push(cid, when)
 
     def set_held(self, addresses: Iterable[str]) -> None:
         """The addresses this host has now, for ``ha_suspend``."""
@@ -256,21 +308,74 @@ class PoolRunner:
     # --- the loop ---------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Start due attempts until cancelled; wakes early when ``apply`` changes the heap."""
-        while True:
-            self._wake.clear()
-            for armed in self.due(self.clock()):
+        """Start due attempts until cancelled.
+
+        No coroutine loops here: one loop timer (``_tick``) starts what is due and sets itself
+        for the next due time, never sooner than ``TICK`` after the last, so checkers due
+        within a millisecond start together instead of costing a wake-up each. TCP_CHECKs run
+        on the shared connector (``checkd.checkers.tcp_connects``), every other checker in an
+        asyncio Task of its own."""
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        connects = self._connects = TcpConnects(loop, self._connected)
+        self._last_tick = -TICK
+        self._tick()
+        try:
+            await loop.create_future()  # until cancelled
+        finally:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            connects.close()
+            self._connects = None
+            self._loop = None
+
+    def _tick(self) -> None:
+        self._timer = None
+        now = self.clock()
+        self._last_tick = now
+        for armed in self.due(now):
+            try:
                 self._launch(armed)
-            next_at = self.heap.next_at()
-            timeout = None if next_at is None else max(0.0, next_at - self.clock())
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(timeout):
-                    await self._wake.wait()
+            except Exception as exc:  # one checker's bug must not stop the schedule
+                log.error("checkd.checker.crashed", checker=armed.plan.id, exc_info=exc)
+                self.finished(armed, AttemptResult(False, f"checker crashed: {exc!r}", ()), now)
+        self._set_timer(now)
+
+    def _set_timer(self, now: float) -> None:
+        if self._loop is None:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        next_at = self.heap.next_at()
+        if next_at is None:
+            return
+        delay = max(next_at, self._last_tick + TICK) - now
+        self._timer = self._loop.call_later(delay, self._tick)
+        self._timer_at = now + delay
+
+    def _schedule(self, cid: str, when: float) -> None:
+        """``cid`` due at ``when``; the loop timer moves earlier if it must."""
+        self._push(cid, when)
+        if self._loop is not None and (self._timer is None or when < self._timer_at):
+            self._wake()
+
+    def _wake(self) -> None:
+        """The heap changed: set the loop timer again (no-op outside ``run``)."""
+        self._set_timer(self.clock())
 
     def _launch(self, armed: Armed) -> None:
+        if armed.fast is not None and self._connects is not None:
+            self._connects.start(armed.fast.opts, armed)
+            return
         cid = armed.plan.id
         task = asyncio.create_task(self._attempt(armed), name=f"checkd.attempt {cid}")
         self._inflight[cid] = task
+
+    def _connected(self, armed: Armed, ok: bool, reason: str) -> None:
+        assert armed.fast is not None  # only fast attempts go to the connector
+        self.finished(armed, armed.fast.result(ok, reason), self.clock())
 
     async def _attempt(self, armed: Armed) -> None:
         cid = armed.plan.id
@@ -283,9 +388,9 @@ class PoolRunner:
             if self._inflight.get(cid) is asyncio.current_task():
                 del self._inflight[cid]
         self.finished(armed, result, self.clock())
-        self._wake.set()
 
     def _cancel(self, cid: str) -> None:
+        # A TCP_CHECK on the connector is not cancelled: ``finished`` drops its result.
         task = self._inflight.pop(cid, None)
         if task is not None:
             task.cancel()

@@ -12,14 +12,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import socket
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import structlog
 
 import scripts
-from checkd.attempts import arm
+from checkd.attempts import Armed, arm
+from checkd.checker_state import BOOTSTRAP_DELAY
 from checkd.checkers import Pinger
 from checkd.checkplan import build_plan
 from checkd.dumps import DumpContext, Kept, PoolDump, data_text, kept_by_reload
@@ -33,6 +35,9 @@ from core.model import Config
 
 log = structlog.get_logger(__name__)
 
+# From this many checkers on, the configuration is moved out of the garbage collector's reach.
+FREEZE_AT = 1000
+
 
 class LvsService:
     def __init__(self, publisher: Retainer, *, actions: ActionRunner | None = None) -> None:
@@ -41,6 +46,7 @@ class LvsService:
         self.pinger = Pinger()
         self._local = LocalAddresses()
         self._task: asyncio.Task[None] | None = None
+        self._refreeze: asyncio.TimerHandle | None = None
         # for the dump: the last applied configuration's context and what its reload kept
         self._context = DumpContext(ids=script_ids)
         self._kept = Kept()
@@ -67,6 +73,13 @@ class LvsService:
         self.runner.apply(plan, armed)
         self._kept = kept_by_reload(before, self.runner.pools)
         self._context = dump_context(config, plan.router_id, self.runner.last)
+        del before
+        if self._refreeze is not None:
+            self._refreeze.cancel()
+            self._refreeze = None
+        if len(armed) >= FREEZE_AT:
+            freeze_heap()
+            self._refreeze = _after_first_round(armed.values())
         if plan.virtual_servers:
             log.info(
                 "checkd.lvs.applied",
@@ -101,6 +114,9 @@ class LvsService:
         ]
 
     async def stop(self) -> None:
+        if self._refreeze is not None:
+            self._refreeze.cancel()
+            self._refreeze = None
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -108,6 +124,34 @@ class LvsService:
         await self.runner.stop()
         self.runner.stop_pools()
         await self.actions.stop()
+
+
+def _after_first_round(armed: Iterable[Armed]) -> asyncio.TimerHandle | None:
+    """``gc.freeze`` again once every checker has had its first result: that round rebuilds
+    each pool member and records each result, tens of thousands of objects that then live
+    until the next change; left in the collector's reach they make each full collection a
+    pause of tens of milliseconds (bench/checks.py's drift). Garbage frozen with them is
+    collected at the next reload (``freeze_heap``)."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return None  # applied outside the daemon's loop (tests): nothing runs the checkers
+    first_round = max(
+        (max(a.plan.settings.warmup, a.plan.settings.delay_loop) + a.bound for a in armed),
+        default=0.0,
+    )
+    return loop.call_later(BOOTSTRAP_DELAY + first_round, gc.freeze)
+
+
+def freeze_heap() -> None:
+    """Take what a big configuration allocated (its model, plan, pools: hundreds of thousands
+    of objects that live until the next reload) out of the cyclic collector's full passes,
+    which would otherwise walk all of them every few hundred probes and delay every checker
+    due meanwhile (bench/checks.py's drift). The previous configuration is unfrozen and
+    collected first, so a reload leaks nothing."""
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
 
 
 def dump_context(config: Config, router_id: str, last: Mapping[str, LastResult]) -> DumpContext:
@@ -118,6 +162,8 @@ def dump_context(config: Config, router_id: str, last: Mapping[str, LastResult])
         last=last,
         track_files={tf.name: tf for tf in config.track_files},
         script_user=(su.user, su.group) if su is not None else None,
+        global_defs=config.global_defs,
+        hostname=socket.gethostname(),
     )
 
 

@@ -18,6 +18,7 @@ from checkd.pool import (
     Transition,
     _apply_on_copy,
     apply_event,
+    leaves_unchanged,
     reload_pool,
     remove_pool,
     start_pool,
@@ -747,19 +748,26 @@ def test_log_all_failures_logs_each_retry(log_all: bool) -> None:
     retry=st.integers(min_value=0, max_value=3),
     checkers=st.integers(min_value=1, max_value=2),
     log_all=st.booleans(),
+    alpha=st.booleans(),
     probes=st.lists(
         st.tuples(st.integers(min_value=1, max_value=3), st.integers(0, 1), st.booleans()),
         max_size=40,
     ),
 )
 def test_probe_fast_path_equals_working_on_a_copy(
-    retry: int, checkers: int, log_all: bool, probes: list[tuple[int, int, bool]]
+    retry: int, checkers: int, log_all: bool, alpha: bool, probes: list[tuple[int, int, bool]]
 ) -> None:
-    """apply_event skips copying the pool for probes that change no verdict; whatever the
-    sequence, each step must give what the full copy gives: state, actions and delay."""
+    """apply_event skips copying the pool for probes that change no verdict (and for a first
+    success without alpha); whatever the sequence, each step must give what the full copy
+    gives: state, actions and delay. Where ``leaves_unchanged`` says a result changes nothing
+    (checkd.lvs_runner then skips the pool altogether), the pool must indeed come back equal,
+    with no action and the next probe ``delay_loop`` away."""
     vs = make_vs(weights=(1, 2, 3), checkers=checkers, rs_kw={"retry": retry})
     logged = tuple(
-        replace(r, checkers=tuple(replace(c, log_all_failures=log_all) for c in r.checkers))
+        replace(
+            r,
+            checkers=tuple(replace(c, log_all_failures=log_all, alpha=alpha) for c in r.checkers),
+        )
         for r in vs.real_servers
     )
     state = start(replace(vs, real_servers=logged)).state
@@ -768,5 +776,10 @@ def test_probe_fast_path_equals_working_on_a_copy(
         fast, full = apply_event(state, event), _apply_on_copy(state, event)
         assert fast == full
         assert fast.state.members == full.state.members
+        if leaves_unchanged(state, event.checker_id, ok):
+            member = state.members[state.position_of_checker(event.checker_id) or 0]
+            settings = next(c.settings for c in member.rs.checkers if c.id == event.checker_id)
+            assert full.state == state and full.actions == ()
+            assert full.delay == settings.delay_loop
         state = fast.state
     assert [state.member(rs_id(i)).rs.id for i in (1, 2, 3)] == [rs_id(i) for i in (1, 2, 3)]
