@@ -73,7 +73,7 @@ def failover(f: dict[str, Any]) -> str:
             if d in s["daemons"]
         ]
         parts.append(f"{s['name']} {' / '.join(over)} ms{_ratio(s['ratio'])}")
-    return f"median over theory, ours / keepalived ({f['reps']} reps): " + "; ".join(parts)
+    return f"median over theory, ours / keepalived ({f['reps']} rep(s)): " + "; ".join(parts)
 
 
 def scale(f: dict[str, Any]) -> str:
@@ -83,7 +83,7 @@ def scale(f: dict[str, Any]) -> str:
     )
     spurious = sum(v["spurious"] for v in d.values())
     return (
-        f"{f['instances']} instances, {f['duration_s']:g} s window: {cpu}"
+        f"{f['instances']} instance(s), {f['duration_s']:g} s window: {cpu}"
         f"{_ratio(f['ratio'])}; spurious transitions {spurious}"
     )
 
@@ -174,13 +174,13 @@ def render(doc: dict[str, Any], plots: list[str] | None = None) -> str:
     lines = [
         f"## Latest run: `{doc['command']}`",
         "",
-        f"{doc['started'].replace('T', ' ')} UTC, {_duration(doc['duration_s'])} "
+        f"{doc['started'][:16].replace('T', ' ')} UTC, {_duration(doc['duration_s'])} "
         f"({doc['mode']} mode); machine `{m.get('hostname', '?')}`: {m['cpus']} CPUs, "
         f"{m.get('memory_gib', '?')} GiB, Linux {m.get('kernel', '?')}, Python {m['python']}, "
         f"{m.get('keepalived') or 'no keepalived'}; load average {load or '?'}; commit "
         f"`{git['commit'][:10]}`{' with uncommitted changes' if git.get('dirty') else ''}. "
-        "Every figure is in bench/results/latest.json; what each bench measures is in its own "
-        "section below.",
+        f"Every figure is in bench/results/{'quick' if doc['mode'] == 'quick' else 'latest'}.json; "
+        "what each bench measures is in its own section below.",
         "",
         "| bench | status | time | figures |",
         "|---|---|---|---|",

@@ -97,7 +97,7 @@ def bar_chart(
     bar = 18.0 if stacked else 14.0
     row = bar + 14 if stacked else bar * len(series) + 14
     left = 20 + CHAR_W * max((len(c) for c in categories), default=4)
-    top = 54.0
+    top = 54.0 + 14 * max(len(references) - 1, 0)
     height = top + row * len(categories) + 64
     values = [v for s in series for v in s.values if v is not None]
     totals = [
@@ -149,7 +149,7 @@ def _axis_x(
             f'<line x1="{px:.1f}" y1="{top - 4:.1f}" x2="{px:.1f}" y2="{bottom:.1f}" '
             f'stroke="{"#888" if t == 0 else "#e4e4e4"}"/>'
         )
-        parts.append(_text(px, bottom + 16, _fmt(t), "middle"))
+        parts.append(_text(px, bottom + 16, f"{t:g}", "middle"))
     parts.append(_text(x(ticks[-1]), bottom + 32, unit, "end", ' fill="#555"'))
     return parts
 
@@ -161,11 +161,12 @@ def _references(
     vertical: bool,
 ) -> list[str]:
     parts = []
-    for ref in references:
+    for k, ref in enumerate(references):
         a, b = at(ref.value)
         if vertical:
-            x1, y1, x2, y2 = a, span[0], b, span[1]
-            label = _text(a + 3, span[0] + 8, ref.label, extra=' fill="#333"')
+            # Labels above the plot, one line each, so two close references stay readable.
+            x1, y1, x2, y2 = a, span[0] - 14 * k, b, span[1]
+            label = _text(a + 3, span[0] - 14 * k, ref.label, extra=' fill="#333"')
         else:
             x1, y1, x2, y2 = span[0], a, span[1], b
             label = _text(span[1] - 3, a - 4, ref.label, "end", ' fill="#333"')
@@ -207,7 +208,7 @@ def line_chart(
             f'<line x1="{left:.1f}" y1="{py(t):.1f}" x2="{left + plot_width:.1f}" '
             f'y2="{py(t):.1f}" stroke="{"#888" if t == 0 else "#e4e4e4"}"/>'
         )
-        body.append(_text(left - 6, py(t) + 4, _fmt(t), "end"))
+        body.append(_text(left - 6, py(t) + 4, f"{t:g}", "end"))
     body.append(_text(left, top - 8, y_label, extra=' fill="#555"'))
     for k, s in enumerate(series):
         colour = PALETTE[k % len(PALETTE)]
