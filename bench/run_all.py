@@ -175,7 +175,17 @@ def run_one(
             argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log_file,
             stderr=subprocess.STDOUT, start_new_session=True,
         ) as proc:  # fmt: skip
-            stopped = _follow(proc, reader, limit_s, show)
+            try:
+                stopped = _follow(proc, reader, limit_s, show)
+            except BaseException:
+                # Its own session does not get the terminal's Ctrl-C: pass it on, so an
+                # interrupted make bench leaves no bench (nor its namespaces) behind.
+                _signal_group(proc, signal.SIGINT)
+                try:
+                    proc.wait(INTERRUPT_GRACE_S)
+                except subprocess.TimeoutExpired:
+                    _signal_group(proc, signal.SIGKILL)
+                raise
         rc = proc.returncode
     elapsed = time.monotonic() - start
     error: str | None = None
