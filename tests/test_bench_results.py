@@ -263,6 +263,12 @@ def test_the_plan_runs_every_bench_and_quick_mode_keeps_two_scale_points() -> No
         assert (run_all.BENCH / b.script).exists(), b.script
 
 
+def test_a_run_of_some_benches_never_replaces_the_record_of_a_whole_run() -> None:
+    assert run_all.default_name(quick=False, only=False) == "latest.json"
+    assert run_all.default_name(quick=False, only=True) == "partial.json"
+    assert run_all.default_name(quick=True, only=True) == "quick.json"
+
+
 def test_charts_draw_the_four_plots_as_well_formed_svg(tmp_path: Path) -> None:
     written = charts.write_all(full_document(), tmp_path)
     assert sorted(p.name for p in written) == sorted(charts.CHARTS)
