@@ -315,9 +315,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     result_file.save(out, doc)
     complete = not args.quick and not args.only
     plots = charts.write_all(doc, ROOT / "docs" if complete else out.parent / "charts")
-    print(summary.render(doc, [p.name for p in plots]))
+    source = out.resolve()
+    named = str(source.relative_to(ROOT) if source.is_relative_to(ROOT) else source)
+    print(summary.render(doc, [p.name for p in plots], named))
     if complete:
-        summary.update_file(ROOT / "docs" / "benchmarks.md", doc, [p.name for p in plots])
+        summary.update_file(ROOT / "docs" / "benchmarks.md", doc, [p.name for p in plots], named)
     failed = [b["name"] for b in doc["benches"] if b["status"] != "ok"]
     print(f"\nwrote {out} and {len(plots)} plots in {doc['duration_s']:.0f} s", flush=True)
     if failed:

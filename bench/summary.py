@@ -166,7 +166,9 @@ def _duration(seconds: float) -> str:
     return f"{minutes} min {secs} s" if minutes else f"{secs} s"
 
 
-def render(doc: dict[str, Any], plots: list[str] | None = None) -> str:
+def render(
+    doc: dict[str, Any], plots: list[str] | None = None, source: str = "bench/results/latest.json"
+) -> str:
     m, git = doc["machine"], doc["git"]
     load = " / ".join(
         f"{m[k][0]:.1f} {k.split('_')[1]}" for k in ("load_before", "load_after") if m.get(k)
@@ -179,8 +181,7 @@ def render(doc: dict[str, Any], plots: list[str] | None = None) -> str:
         f"{m.get('memory_gib', '?')} GiB, Linux {m.get('kernel', '?')}, Python {m['python']}, "
         f"{m.get('keepalived') or 'no keepalived'}; load average {load or '?'}; commit "
         f"`{git['commit'][:10]}`{' with uncommitted changes' if git.get('dirty') else ''}. "
-        f"Every figure is in bench/results/{'quick' if doc['mode'] == 'quick' else 'latest'}.json; "
-        "what each bench measures is in its own section below.",
+        f"Every figure is in {source}; what each bench measures is in its own section below.",
         "",
         "| bench | status | time | figures |",
         "|---|---|---|---|",
@@ -208,8 +209,10 @@ def replace_section(markdown: str, section: str) -> str:
     return markdown[: at + 1] + block + "\n" + markdown[at + 1 :]
 
 
-def update_file(path: Path, doc: dict[str, Any], plots: list[str]) -> None:
-    path.write_text(replace_section(path.read_text(), render(doc, plots)))
+def update_file(
+    path: Path, doc: dict[str, Any], plots: list[str], source: str = "bench/results/latest.json"
+) -> None:
+    path.write_text(replace_section(path.read_text(), render(doc, plots, source)))
 
 
 def main() -> int:
@@ -221,12 +224,15 @@ def main() -> int:
     ap.add_argument("--update", type=Path, help="rewrite this Markdown file's generated section")
     args = ap.parse_args()
     doc = load(args.result)
+    source = args.result.resolve()
+    if source.is_relative_to(root.parent):
+        source = source.relative_to(root.parent)
     docs = root.parent / "docs"
     plots = [name for name in PLOTS if (docs / name).exists()]
     if args.update:
-        update_file(args.update, doc, plots)
+        update_file(args.update, doc, plots, str(source))
     else:
-        print(render(doc, plots))
+        print(render(doc, plots, str(source)))
     return 0
 
 
