@@ -8,7 +8,7 @@ DEBIAN_PACKAGES := iproute2 keepalived tcpdump procps frr systemd prometheus ope
 POLICY_RC_D := /usr/sbin/policy-rc.d
 RUNTIME_DIR ?= /run/pykeepalived
 
-.PHONY: deps venv demo run test test-fast lint typecheck bench clean
+.PHONY: deps venv demo run test test-fast lint typecheck bench bench-quick clean
 
 # Debian packages the tests and the demo use (keepalived and FRR are the interop reference
 # peers; prometheus brings promtool, which lints the metrics; systemd, systemd-analyze; nftables brings nft, which the LVS tests use to read the table back). The interop tests run their own keepalived, zebra and vrrpd inside lab namespaces,
@@ -59,19 +59,14 @@ lint: venv
 typecheck: venv
 	$(BIN)/mypy
 
-# Each prints its figures next to keepalived's from the same run (docs/benchmarks.md).
+# Every benchmark in turn, then one result file (bench/results/latest.json), the plots and the
+# figures in docs/benchmarks.md; under 30 minutes on 2 cores (bench/run_all.py). A failing bench
+# is recorded as failed and the others still run. bench-quick runs each for a few seconds.
 bench: deps venv
-	$(BIN)/python bench/bus_latency.py
-	$(BIN)/python bench/config_parse.py
-	$(BIN)/python bench/netd_vips.py
-	$(BIN)/python bench/failover.py
-	$(BIN)/python bench/scale.py
-	mkdir -p bench/results
-	$(BIN)/python bench/checks.py --json bench/results/checks.json
-	$(BIN)/python bench/lvs.py
-	$(BIN)/python bench/hostile.py
-	$(BIN)/python bench/footprint.py --json bench/results/footprint.json
-	$(BIN)/python bench/footprint_svg.py bench/results/footprint.json docs/footprint.svg
+	$(BIN)/python bench/run_all.py
+
+bench-quick: deps venv
+	$(BIN)/python bench/run_all.py --quick
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

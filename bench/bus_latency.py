@@ -6,7 +6,7 @@ process, the project's asyncio ``Publisher``) and one subscriber (a child proces
 project's ``Subscriber``). Latency is one-way, publisher -> broker -> subscriber, measured with
 CLOCK_MONOTONIC, which all processes on the host share.
 
-    .venv/bin/python bench/bus_latency.py [--rate 10000] [--seconds 3]
+    .venv/bin/python bench/bus_latency.py [--rate 10000] [--seconds 3] [--quick] [--json FILE]
 
 keepalived has no bus, so there is nothing of keepalived's to run beside it; the figures are
 printed as ratios to the target instead.
@@ -28,6 +28,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import zmq.asyncio
+from result_file import write_figures
 
 from bus import Publisher, RuntimeDir, Subscriber
 from tests.daemon import running_bus, runtime_dir
@@ -117,7 +118,11 @@ def main() -> int:
     ap.add_argument("--rate", type=float, default=10_000)
     ap.add_argument("--seconds", type=float, default=3)
     ap.add_argument("--burst", type=int, default=100_000, help="messages for the throughput run")
+    ap.add_argument("--quick", action="store_true", help="1 s paced, a burst of 20,000")
+    ap.add_argument("--json", type=Path, help="also write the figures here")
     args = ap.parse_args()
+    if args.quick:
+        args.seconds, args.burst = 1.0, 20_000
     mp.set_start_method("spawn")
     with runtime_dir() as rt, running_bus(rt):
         paced = run(rt, int(args.rate * args.seconds), args.rate)
@@ -133,6 +138,11 @@ def main() -> int:
         f"{burst['recv_rate']:.0f} msg/s, lost {burst['sent'] - burst['received']:.0f} "
         f"(seq gaps counted {burst['missed']:.0f})"
     )
+    write_figures(
+        args.json,
+        {"rate": args.rate, "seconds": args.seconds, "target_p99_ms": TARGET_P99_MS,
+         "paced": paced, "burst": burst},
+    )  # fmt: skip
     return 0
 
 

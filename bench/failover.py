@@ -3,7 +3,7 @@
 Run as root from the repository root:
 
     PYTHONPATH=. .venv/bin/python bench/failover.py [--reps 5] [--only ours|keepalived]
-        [--scenario v2-crash --scenario v3-graceful ...]
+        [--scenario v2-crash --scenario v3-graceful ...] [--quick] [--json FILE]
 
 For every repetition a fresh two-node lab (ctl.lab: a bridge in a hub namespace, 192.0.2.10 and
 .11 on eth0) runs the same pair twice over: pykeepalived -> pykeepalived and keepalived ->
@@ -41,6 +41,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from result_file import write_figures
 
 from ctl.capture import AdvertCapture
 from ctl.demo import DemoOptions, node_config
@@ -290,7 +292,11 @@ def main() -> int:
         "--scenario", action="append", choices=sorted(SCENARIOS), help="default: all four"
     )
     ap.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for election")
+    ap.add_argument("--quick", action="store_true", help="one rep of the two 0.1 s scenarios")
+    ap.add_argument("--json", type=Path, help="also write the figures here")
     args = ap.parse_args()
+    if args.quick:
+        args.reps, args.scenario = 1, args.scenario or ["v3-crash", "v3-graceful"]
     if os.geteuid() != 0:
         raise SystemExit("needs root (network namespaces)")
     impls: dict[str, Callable[[LabNode, str], Daemon]] = {"ours": Ours, "keepalived": Keepalived}
@@ -316,6 +322,7 @@ def main() -> int:
         f"{'scenario':<12} {'theory ms':>10}  {'daemon':<10} {'median ms':>10} {'p90 ms':>9} "
         f"{'median-theory':>14}  ratio ours/keepalived (median)"
     )
+    scenarios = []
     for name in args.scenario or list(SCENARIOS):
         theory = SCENARIOS[name].theory
         medians = {}
@@ -327,9 +334,16 @@ def main() -> int:
                 f"{name:<12} {theory * 1000:10.1f}  {label:<10} {med * 1000:10.1f} "
                 f"{p90(values) * 1000:9.1f} {(med - theory) * 1000:+13.1f}"
             )
-        if len(medians) == 2:
-            ratio = medians["ours"] / medians["keepalived"]
+        ratio = medians["ours"] / medians["keepalived"] if len(medians) == 2 else None
+        if ratio is not None:
             print(f"{'':<12} {'':>10}  ratio ours/keepalived = {ratio:.3f}")
+        daemons = {
+            label: {"median_s": statistics.median(v), "p90_s": p90(v), "runs_s": v}
+            for label in impls
+            for v in [results[(name, label)]]
+        }
+        scenarios.append({"name": name, "theory_s": theory, "daemons": daemons, "ratio": ratio})
+    write_figures(args.json, {"reps": args.reps, "scenarios": scenarios})
     return 0
 
 

@@ -3,6 +3,7 @@
 Run as root from the repository root:
 
     PYTHONPATH=. .venv/bin/python bench/hostile.py [--rate 10000] [--seconds 5] [--only ours]
+        [--quick] [--json FILE]
 
 A two-node lab (tests/lab.py) with the victim of tests/vrrpd/test_hostile_wire.py on node 0:
 three instances (VRRPv2 PASS, VRRPv3 IPv4, VRRPv3 IPv6), MASTER at priority 200. Node 1 sends
@@ -29,6 +30,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for tests.*
+
+from result_file import write_figures
 
 from ctl.snapshot import collect
 from tests.daemon import DaemonGroup
@@ -97,7 +100,7 @@ def keepalived(node: Node) -> Iterator[tuple[Callable[[], list[int]], Callable[[
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def measure(name: str, lab: Lab, rate: float, seconds: float) -> None:
+def measure(name: str, lab: Lab, rate: float, seconds: float) -> dict[str, object]:
     victim, neighbour = lab.node(0), lab.node(1)
     vips = {vip for _, vip in VIPS.values()}
     daemon = ours if name == "ours" else keepalived
@@ -139,6 +142,14 @@ def measure(name: str, lab: Lab, rate: float, seconds: float) -> None:
             f"{name:<11} sent {sent:>7} ({sent / elapsed:>7.0f}/s)  counted drop.auth {counted:>7}"
             f"  CPU idle {idle:6.1%}  flood {busy:6.1%}  VIPs lost {len(lost)} sample(s)"
         )
+        return {
+            "sent": sent,
+            "rate": sent / elapsed,
+            "drop_auth": None if counted == "-" else int(counted),
+            "cpu_idle": idle,
+            "cpu_flood": busy,
+            "vips_lost_samples": len(lost),
+        }
 
 
 def main() -> None:
@@ -146,15 +157,21 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=10_000)
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--only", choices=("ours", "keepalived"))
+    ap.add_argument("--quick", action="store_true", help="2 s windows")
+    ap.add_argument("--json", type=Path, help="also write the figures here")
     args = ap.parse_args()
+    if args.quick:
+        args.seconds = 2.0
     names = [args.only] if args.only else ["ours", "keepalived"]
     if "keepalived" in names and not Path(KEEPALIVED).exists():
         names.remove("keepalived")
         print(f"{KEEPALIVED} not found: measuring pykeepalived only")
+    measured = {}
     for name in names:
         with Lab(nodes=2) as lab:
             lab.wait_ready()
-            measure(name, lab, args.rate, args.seconds)
+            measured[name] = measure(name, lab, args.rate, args.seconds)
+    write_figures(args.json, {"rate": args.rate, "seconds": args.seconds, "daemons": measured})
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@ second through the director against a direct connection to a real server.
 
 Run as root from the repository root:
 
-    PYTHONPATH=. python bench/lvs.py [--servers 1000] [--runs 7] [--seconds 3]
+    PYTHONPATH=. python bench/lvs.py [--servers 1000] [--runs 7] [--seconds 3] [--quick]
+        [--json FILE]
 
 Everything happens in the namespace lab of ctl/lvslab.py (a client, a director, real
 servers; documentation addresses only). The pool changes run through ``NftablesBackend`` in the
@@ -27,6 +28,8 @@ from pathlib import Path
 import structlog
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for ctl.lvslab
+
+from result_file import write_figures
 
 from ctl.lvslab import PORT, RS_ADDRS, RS_PORT, VIP, LvsLab
 from netd.lvs import Member, NftablesBackend, Service, VirtualServer
@@ -95,18 +98,30 @@ def main() -> None:
     ap.add_argument("--servers", type=int, default=1000)
     ap.add_argument("--runs", type=int, default=7)
     ap.add_argument("--seconds", type=float, default=3.0)
+    ap.add_argument("--quick", action="store_true", help="200 servers, 2 runs, 1 s of connections")
+    ap.add_argument("--json", type=Path, help="also write the figures here")
     args = ap.parse_args()
+    if args.quick:
+        args.servers, args.runs, args.seconds = 200, 2, 1.0
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     lab = LvsLab(servers=2)
     try:
         print(f"pool of {args.servers} real servers, {args.runs} runs (median, min-max):")
-        for name, ms in bench_changes(lab, args.servers, args.runs).items():
+        changes = bench_changes(lab, args.servers, args.runs)
+        for name, ms in changes.items():
             print(f"  {name:<10} {statistics.median(ms):7.1f} ms  ({min(ms):.1f}-{max(ms):.1f})")
         direct, through = bench_connections(lab, args.seconds)
         print(
             f"new connections/s, one HTTP GET each: direct {direct:.0f}, through the director "
             f"{through:.0f} ({through / direct:.2f}x)"
         )
+        write_figures(
+            args.json,
+            {"servers": args.servers, "runs": args.runs,
+             "changes_ms": {n: {"median": statistics.median(ms), "min": min(ms), "max": max(ms)}
+                            for n, ms in changes.items()},
+             "connections_per_s": {"direct": direct, "through": through}},
+        )  # fmt: skip
     finally:
         lab.close()
 

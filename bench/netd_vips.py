@@ -3,6 +3,7 @@
 Run as root from the repository root:
 
     PYTHONPATH=. python bench/netd_vips.py [--count 1000] [--runs 3] [--no-keepalived]
+        [--quick] [--json FILE]
 
 Everything happens inside a throw-away network namespace (tests/lab.py) with documentation
 addresses only: IPv4 /32s from 192.0.2.0/24, 198.51.100.0/24 and 203.0.113.0/24 and IPv6
@@ -30,6 +31,8 @@ import structlog
 from pyroute2 import IPRoute
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for tests.lab
+
+from result_file import write_figures
 
 from netd import Action, Address, KernelAdapter, Operation
 from tests.lab import Lab, Node, wait_until
@@ -177,7 +180,11 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--no-keepalived", action="store_true")
     ap.add_argument("--timeout", type=float, default=60.0)
+    ap.add_argument("--quick", action="store_true", help="200 VIPs, one run")
+    ap.add_argument("--json", type=Path, help="also write the figures here")
     args = ap.parse_args()
+    if args.quick:
+        args.count, args.runs = 200, 1
     if os.geteuid() != 0:
         raise SystemExit("needs root (network namespaces)")
     # Per-address info logs would measure the log sink, not netlink.
@@ -221,6 +228,11 @@ def main() -> None:
             f"stop {med(ka_runs, 'del_s') / med(netd_runs, 'stop_s'):.2f}x "
             "(>1 means netd is faster)"
         )
+    medians = {
+        name: {key: med(runs, key) for key in runs[0]} if runs else None
+        for name, runs in (("netd", netd_runs), ("keepalived", ka_runs))
+    }
+    write_figures(args.json, {"vips": len(vips), "runs": args.runs, **medians})
 
 
 if __name__ == "__main__":

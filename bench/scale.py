@@ -3,7 +3,8 @@
 Run as root from the repository root:
 
     PYTHONPATH=. .venv/bin/python bench/scale.py [--duration 30] [--settle 8]
-        [--instances 255] [--interval 0.1] [--only ours|keepalived] [--runs 3]
+        [--instances 255] [--interval 0.1] [--only ours|keepalived] [--runs 3] [--quick]
+        [--json FILE]
 
 Two nodes on one bridge (ctl.lab). Both run the same generated config: instances VI_1..VI_N,
 VRIDs 1..N on eth0, one /32 VIP each (198.51.100.x, then 203.0.113.x), node1 priority 150,
@@ -40,6 +41,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from failover import KEEPALIVED, Daemon, Keepalived, Ours
+from result_file import write_figures
 
 from ctl.capture import AdvertCapture
 from ctl.lab import Lab, LabNode
@@ -289,6 +291,8 @@ def main() -> int:
     ap.add_argument("--timeout", type=float, default=180.0, help="seconds to converge")
     ap.add_argument("--only", choices=("ours", "keepalived"))
     ap.add_argument("--runs", type=int, default=1, help="runs per daemon, alternating")
+    ap.add_argument("--quick", action="store_true", help="a 3 s window, 1 s settle, one run")
+    ap.add_argument("--json", type=Path, help="also write the figures here")
     ap.add_argument(
         "--takeover",
         action="store_true",
@@ -296,6 +300,8 @@ def main() -> int:
         "transitions while node2 takes over every instance at once",
     )
     args = ap.parse_args()
+    if args.quick:
+        args.duration, args.settle, args.runs = 3.0, 1.0, 1
     if os.geteuid() != 0:
         raise SystemExit("needs root (network namespaces)")
     if not 1 <= args.instances <= 255:
@@ -324,7 +330,39 @@ def main() -> int:
             if r.takeover is not None:
                 report_takeover(r.takeover, args.instances, args.interval)
     summarize(results)
+    write_figures(args.json, figures(results, args))
     return 0
+
+
+def figures(results: dict[str, list[Result]], args: argparse.Namespace) -> dict[str, object]:
+    """The result file's view: per daemon the median CPU, its runs and the median run's split."""
+    daemons: dict[str, object] = {}
+    for label, runs in results.items():
+        by_cpu = sorted(runs, key=lambda r: r.cpu)
+        middle = by_cpu[len(by_cpu) // 2]
+        daemons[label] = {
+            "cpu_s": statistics.median(r.cpu for r in runs),
+            "cpu_share": statistics.median(r.cpu / r.duration for r in runs),
+            "runs_cpu_s": [r.cpu for r in runs],
+            "spurious": sum(len(s) for r in runs for s in r.spurious),
+            "per_node_s": [
+                {t.split(" --")[0]: s for t, s in sorted(node.items())} for node in middle.per_node
+            ],
+        }
+    cpu = {label: statistics.median(r.cpu for r in runs) for label, runs in results.items()}
+    ratio = (
+        cpu["pykeepalived"] / cpu["keepalived"]
+        if cpu.get("keepalived") and "pykeepalived" in cpu
+        else None
+    )
+    return {
+        "instances": args.instances,
+        "interval_s": args.interval,
+        "duration_s": args.duration,
+        "runs": args.runs,
+        "daemons": daemons,
+        "ratio": ratio,
+    }
 
 
 def summarize(results: dict[str, list[Result]]) -> None:
