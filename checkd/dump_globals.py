@@ -90,7 +90,7 @@ def global_section(
     out += [
         f" Disable local IGMP = {'yes' if raw.flag('disable_local_igmp') else 'no'}",
         f" LVS flush = {_bool(g.lvs_flush)}",
-        f" LVS flush on stop = {_flush_on_stop(raw)}",
+        f" LVS flush on stop = {_flush_on_stop(g)}",
     ]
     out += _fifos(g, script_ids, process)
     out += _vrrp(g, raw, process)
@@ -310,13 +310,10 @@ def _rx_bufs(raw: _Raw) -> list[str]:
     return out
 
 
-def _flush_on_stop(raw: _Raw) -> str:
-    opt = raw.get("lvs_flush_on_stop") or raw.get("lvs_flush_onstop")
-    if opt is None:
+def _flush_on_stop(g: GlobalDefs) -> str:
+    if not g.lvs_flush_on_stop:
         return "disabled"
-    if not opt.args:
-        return "full"
-    return "VS" if opt.args[0].upper() == "VS" else "full"
+    return "VS" if g.lvs_flush_on_stop_vs else "full"
 
 
 def cmd_str(words: list[str]) -> str:

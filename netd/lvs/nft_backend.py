@@ -18,7 +18,7 @@ import errno
 from collections.abc import Iterable, Sequence
 from typing import Final
 
-from pyroute2 import IPRoute
+from pyroute2.iproute import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 from pyroute2.netlink.nfnetlink.nftsocket import NFPROTO_INET, NFPROTO_NETDEV
 
