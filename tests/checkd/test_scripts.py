@@ -17,6 +17,8 @@ from tests.checkd.support import Recorder, pid_alive, until, write_script
 
 
 def _spec(path: Path | str, **kw: Any) -> ScriptSpec:
+    # A test that runs a script every 0.05 s gives it a long timeout: the default (the
+    # interval) is shorter than a fork and exec of sh takes on a loaded machine.
     return ScriptSpec(name="chk", command=str(path), **kw)
 
 
@@ -38,7 +40,7 @@ def test_rise_and_fall_with_a_flapping_script(tmp_path: Path) -> None:
     script = write_script(
         tmp_path, "flap.sh", f'rc=$(head -n1 {plan}); sed -i 1d {plan}; exit "${{rc:-0}}"'
     )
-    spec = _spec(script, interval=0.05, rise=3, fall=2)
+    spec = _spec(script, interval=0.05, rise=3, fall=2, timeout=10)
     rec = Recorder()
 
     async def scenario() -> None:
@@ -73,7 +75,7 @@ def test_init_fail_publishes_failed_before_the_first_run(tmp_path: Path) -> None
     rec = Recorder()
 
     async def scenario() -> None:
-        _, task = _check(_spec(script, interval=0.05, rise=2, init_fail=True), rec)
+        _, task = _check(_spec(script, interval=0.05, rise=2, init_fail=True, timeout=10), rec)
         try:
             await until(lambda: len(rec.verdicts) >= 3, 5, "three verdicts")
         finally:
@@ -91,7 +93,7 @@ def test_previous_verdict_survives_a_restart(tmp_path: Path) -> None:
     rec = Recorder()
 
     async def scenario() -> None:
-        _, task = _check(_spec(script, interval=0.05, fall=2), rec, previous=previous)
+        _, task = _check(_spec(script, interval=0.05, fall=2, timeout=10), rec, previous=previous)
         try:
             await until(lambda: len(rec.verdicts) >= 3, 5, "three verdicts")
         finally:
@@ -158,7 +160,7 @@ def test_result_is_logged_as_structured_event(tmp_path: Path) -> None:
     rec = Recorder()
 
     async def scenario() -> None:
-        _, task = _check(_spec(script, interval=0.05), rec)
+        _, task = _check(_spec(script, interval=0.05, timeout=10), rec)
         try:
             await until(lambda: rec.verdicts, 5, "a verdict")
         finally:
