@@ -133,7 +133,7 @@ def measure(name: str, lab: Lab, rate: float, seconds: float) -> dict[str, objec
             watcher.join()
         counted = "-"
         if name == "ours":
-            # vrrp.state carries the counters at the next re-send (every 5 s).
+            # a status snapshot re-reads the counters (vrrp.state is refreshed at each re-send)
             target = drops_before + sent
             with contextlib.suppress(AssertionError):
                 wait_until(lambda: auth_drops() >= target, 8, 0.5)

@@ -1,4 +1,4 @@
-"""A whole pykeepalived daemon group (watchdog, bus, core, netd, checkd, vrrpd) in a lab node.
+"""A whole pykeepalived daemon group (watchdog, bus, core, netd, vrrpd, checkd if needed) in a node.
 
 Used by ``pykeepalivedctl demo`` and the benchmarks: start it with a generated config and its
 own runtime directory, find its processes, stop it gracefully or crash it.
