@@ -34,6 +34,7 @@ T = TypeVar("T")
 VIP = "198.51.100.80"
 PORT = 80
 RS_PORT = 8080
+GATEWAY = "203.0.113.1"  # the real servers' gateway: the pair's inside VRRP address
 RS_ADDRS = ("203.0.113.10", "203.0.113.11", "203.0.113.12")
 VIP6 = "2001:db8:1::80"
 RS_ADDRS6 = ("2001:db8:2::10", "2001:db8:2::11", "2001:db8:2::12")
@@ -139,6 +140,13 @@ class LvsLab:
 
             with self._ns(self.client) as c:
                 attach(self.client, c, "out", "eth0", "198.51.100.10")
+            # The client re-resolves the VIP within about 2 s even when no GARP reaches it:
+            # the pair's labs are about the datapath following a takeover, and a takeover's
+            # first GARP burst has been seen missing (docs/lvs.md); with the default timers
+            # the client would keep the dead master's MAC for up to ~50 s.
+            with enter_netns(self.client):
+                write_sysctl("/proc/sys/net/ipv4/neigh/eth0/base_reachable_time_ms", "1000")
+                write_sysctl("/proc/sys/net/ipv4/neigh/eth0/delay_first_probe_time", "1")
             for i, ns in enumerate(self.directors):
                 with self._ns(ns) as d:
                     attach(ns, d, "out", "out", f"198.51.100.{2 + i}")
@@ -149,7 +157,7 @@ class LvsLab:
                 with self._ns(ns) as r:
                     attach(ns, r, "in", "eth0", RS_ADDRS[i])
                     # the gateway is the address the VRRP pair holds (on-link already)
-                    r.route("add", dst="0.0.0.0/0", gateway="203.0.113.1")
+                    r.route("add", dst="0.0.0.0/0", gateway=GATEWAY)
 
     def _serve(self, i: int) -> subprocess.Popen[bytes]:
         with enter_netns(self.servers[i]):

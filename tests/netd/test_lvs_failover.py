@@ -17,8 +17,9 @@ from collections.abc import Iterator
 import pytest
 
 from ctl.group import DaemonGroup
-from ctl.lab import enter_netns, netlink, write_sysctl
-from ctl.lvslab import PORT, RS_ADDRS, RS_PORT, VIP, LvsLab
+from ctl.lab import netlink
+from ctl.lvsdemo import director_config
+from ctl.lvslab import PORT, VIP, LvsLab
 from tests.lab import wait_until
 
 TABLE = "pykeepalived_lvs"
@@ -29,67 +30,10 @@ pytestmark = [
 ]
 
 
-def _config(i: int, priority: int) -> str:
-    real = "".join(
-        f"""
-    real_server {addr} {RS_PORT} {{
-        HTTP_GET {{
-            url {{
-                path /
-                status_code 200
-            }}
-            connect_timeout 1
-            retry 0
-        }}
-    }}"""
-        for addr in RS_ADDRS[:2]
-    )
-    instances = "".join(
-        f"""
-vrrp_instance VI_{side.upper()} {{
-    state BACKUP
-    interface {side}
-    virtual_router_id {vrid}
-    priority {priority}
-    advert_int 1
-    virtual_ipaddress {{
-        {vip}/24
-    }}
-}}"""
-        for side, vrid, vip in (("out", 81, VIP), ("in", 82, "203.0.113.1"))
-    )
-    return f"""
-global_defs {{
-    router_id director{i}
-}}
-vrrp_sync_group G {{
-    group {{
-        VI_OUT
-        VI_IN
-    }}
-}}
-{instances}
-virtual_server {VIP} {PORT} {{
-    delay_loop 1
-    lb_algo rr
-    lb_kind NAT
-    protocol TCP
-{real}
-}}
-"""
-
-
 @pytest.fixture
 def lab() -> Iterator[LvsLab]:
     lab = LvsLab(servers=2, directors=2)
     try:
-        # The client re-resolves the VIP within about 2 s even when no GARP reaches it: this
-        # test is about the datapath following the takeover. The takeover's first GARP burst
-        # for the outside instance sometimes does not arrive (docs/lvs.md); with the default
-        # timers the client would then keep the dead master's MAC for up to ~50 s.
-        with enter_netns(lab.client):
-            write_sysctl("/proc/sys/net/ipv4/neigh/eth0/base_reachable_time_ms", "1000")
-            write_sysctl("/proc/sys/net/ipv4/neigh/eth0/delay_first_probe_time", "1")
         yield lab
     finally:
         lab.close()
@@ -109,7 +53,10 @@ def _holds_vip(lab: LvsLab, i: int) -> bool:
 
 def test_killing_the_master_director_moves_the_address_and_the_pool(lab: LvsLab) -> None:
     nodes = lab.director_nodes
-    groups = [DaemonGroup(nodes[0], _config(0, 150)), DaemonGroup(nodes[1], _config(1, 100))]
+    groups = [
+        DaemonGroup(node, director_config(i, priority, servers=2))
+        for i, (node, priority) in enumerate(zip(nodes, (150, 100), strict=True))
+    ]
     try:
         for g in groups:
             g.start()
