@@ -131,6 +131,10 @@ def test_x_removes_a_configured_vip_found_at_start_up_and_nothing_else(lab: Lab)
         node.run(["ip", "addr", "add", address, "dev", "eth0"])
     with daemon_group(node, FAULTY, "-l", "-X", env=JSON_LOGS) as group:
         wait_until(lambda: VIP not in node.address_set("eth0"), 20, message="the VIP to go")
+        # netd logs the release after the kernel has acknowledged it: wait for the line too.
+        wait_until(
+            lambda: "netd.vip.released" in group.log_text(), 10, message="the release logged"
+        )
         (released,) = _records(group.log_text(), "netd.vip.released")
         assert "192.0.2.200" in released["item"]
         assert OPERATORS in node.address_set("eth0")
