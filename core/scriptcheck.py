@@ -155,6 +155,7 @@ def check_scripts(
 
     def add(severity: str, code: str, msg: str, at: tuple[str, ...], text: str) -> None:
         loc = find_location(locs, at)
+        # severity is one of Problem's literals (the callers below pass constants); mypy sees str
         problems.append(Problem(severity, code, msg, loc.file, loc.line, loc.col, text))  # type: ignore[arg-type]
 
     g = config.global_defs

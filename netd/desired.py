@@ -423,6 +423,7 @@ class Route:
                 if not isinstance(value, str) or not value:
                     raise InvalidItemError(f"route {self.dst}: congctl needs a name")
             else:
+                # _uint itself refuses a value that is not an int; mypy sees str | int
                 _uint(value, 32, f"route {self.dst} {name}")  # type: ignore[arg-type]
             seen[name] = value
         # Sorted by RTAX number, as the kernel reports them, so a read-back compares equal.

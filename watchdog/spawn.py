@@ -210,6 +210,8 @@ def _reset_signals() -> None:
         else:
             handler = signal.SIG_DFL
         with contextlib.suppress(OSError, ValueError):  # those the C library reserves
+            # handler is one of the three kinds signal.signal takes; typeshed's union for
+            # default_int_handler does not accept it through a variable
             signal.signal(signum, handler)  # type: ignore[arg-type]
     # The ones the component will handle stay blocked until bus.component has installed its
     # handlers: sent in between (the watchdog's pid file names the child at once), a TERM or

@@ -86,6 +86,7 @@ CMD: Final = {
 }
 
 
+# (misc: pyroute2 ships no type information, so the base class is Any to mypy)
 class IpvsMsg(genl.ipvsmsg):  # type: ignore[misc]
     """pyroute2's IPVS message with the connection timeouts typed as the kernel's ``NLA_U32``
     (pyroute2 0.9.7 declares them ``hex``, which cannot encode a number)."""

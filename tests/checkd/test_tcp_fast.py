@@ -71,6 +71,7 @@ def checker_for(target: Target) -> tuple[str, Checker]:
         extra["bind_if"] = "pk-no-such-if"
     if target.kind == "bound":
         extra["bindto"] = "127.0.0.2"
+    # extra holds Checker's own str keywords; a dict[str, str] cannot say which fields they are
     checker = Checker(
         kind="TCP_CHECK",
         connect_port=target.port,

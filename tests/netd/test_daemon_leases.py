@@ -102,6 +102,7 @@ def node() -> Iterator[Node]:
     daemon.leases.end_grace()
     dirty: list[float] = []
     # no kernel: record when a reconcile would run instead of running one
+    # (method-assign: the instance's methods are replaced on purpose)
     daemon._mark_dirty = lambda: dirty.append(clock.now)  # type: ignore[method-assign]
     daemon._arm_leases = lambda: None  # type: ignore[method-assign]  # the test wakes it
     try:
@@ -172,6 +173,7 @@ def test_a_starting_netd_says_it_holds_nothing_before_it_touches_the_kernel(
     def no_kernel(path: object) -> None:
         raise KernelError("open", 2, "ENOENT", "no kernel in this test")
 
+    # a runtime with only the path the daemon reads
     node.daemon.comp.runtime = SimpleNamespace(path="/nonexistent")  # type: ignore[assignment]
     monkeypatch.setattr(netd.daemon, "KernelAdapter", no_kernel)
     with pytest.raises(KernelError):
@@ -206,6 +208,7 @@ class Asked:
 def test_a_renewal_naming_an_intent_netd_lacks_asks_vrrpd_for_it_again(node: Node) -> None:
     """Nothing re-sends an intent on a timer: a lost last copy is asked for (docs/bus.md)."""
     asked = Asked()
+    # a subscriber stand-in that records what the daemon asks for
     node.daemon._sub = asked  # type: ignore[assignment]
     node.intent(2)
     node.renew(2)

@@ -111,7 +111,7 @@ def test_the_origin_takes_no_part_in_identity_or_equality() -> None:
 )
 def test_bad_state_entries_raise_wire_format_error(payload: object) -> None:
     with pytest.raises(WireFormatError):
-        item_from_state(payload)  # type: ignore[arg-type]
+        item_from_state(payload)  # type: ignore[arg-type]  # malformed on purpose
 
 
 @given(

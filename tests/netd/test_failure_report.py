@@ -65,6 +65,7 @@ def test_failures_name_the_item_as_the_intent_and_the_config_gave_it() -> None:
     (vip,) = intent_items(intent.items, "eth0")
     (route,) = static_items(config)
     comp = Comp()
+    # Comp is a stub with only what the failure path touches, not a bus Component
     daemon = NetDaemon(comp)  # type: ignore[arg-type]
     try:
         now = time.monotonic()

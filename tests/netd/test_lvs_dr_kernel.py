@@ -37,6 +37,7 @@ def _rs(i: int, weight: int = 1) -> Member:
 
 
 def _dr(*members: Member, sched: str = "rr", svc: Service = SVC, **kw: object) -> VirtualServer:
+    # the tests pass VirtualServer's own keywords; **kw: object cannot say which type each has
     return VirtualServer(svc, sched, Forwarding.DR, members=members, **kw)  # type: ignore[arg-type]
 
 
