@@ -53,7 +53,12 @@ def test_accepting_master_answers_and_restart_after_kill_removes_old_rules(lab: 
             wait_until(lambda: tables(n0) == {}, 10, 0.05, "the leftover table removed")
             wait_until(lambda: holds_vip(lab, 0), 20, 0.05, "node 0 master again")
             assert answered(n1, VIP)
-            assert "netd.firewall.leftover_removed" in again.log_text()
+            # netd logs the removal once the kernel has acknowledged it: wait for the line.
+            wait_until(
+                lambda: "netd.firewall.leftover_removed" in again.log_text(),
+                10,
+                message="the leftover's removal logged",
+            )
             assert tables(n0) == {}, "an accepting master needs no table"
 
 
