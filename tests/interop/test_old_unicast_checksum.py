@@ -18,7 +18,7 @@ from tests.interop.peers import (
     wait_holders,
     wait_sole_holder,
 )
-from tests.lab import Lab
+from tests.lab import Lab, wait_until
 
 pytestmark = [pytest.mark.netns, pytest.mark.interop]
 
@@ -56,7 +56,13 @@ def test_we_switch_to_an_old_peers_checksum_form_and_it_accepts_ours(lab: Lab) -
                     assert watch.last is not None and watch.last["state"] == "MASTER"
                 assert vip_holders(lab, VIP) == {0}
                 assert ka.current_state() == "BACKUP"
-            log = group.log_text()
+            # Logged when keepalived's first old-form advert is heard, which nothing above
+            # waits for as such: wait for the line, then check it came once.
+            log = wait_until(
+                lambda: t if "vrrpd.checksum.old_unicast" in (t := group.log_text()) else None,
+                5,
+                message="the old checksum form logged",
+            )
             assert log.count("vrrpd.checksum.old_unicast") == 1
             assert "dropped: checksum" not in log
         assert ka.complaints() == [], ka.log_text()
@@ -73,7 +79,14 @@ def test_never_refuses_the_old_form(lab: Lab) -> None:
                 watch.wait_state("MASTER", 15)
             # MASTER on the bus comes before netd has installed the VIP.
             wait_holders(lab, VIP, {0, 1}, 5)
-            assert (
-                f"advert from {lab.node(1).ip4} for VRID 51 dropped: checksum" in group.log_text()
+            # The drop is logged when an advert arrives, which nothing above waits for as such
+            # (MASTER on the bus needs only silence): wait for the line.
+            wait_until(
+                lambda: (
+                    f"advert from {lab.node(1).ip4} for VRID 51 dropped: checksum"
+                    in group.log_text()
+                ),
+                5,
+                message="keepalived's advert dropped for its checksum",
             )
             assert "vrrpd.checksum.old_unicast" not in group.log_text()

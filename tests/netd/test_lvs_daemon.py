@@ -152,7 +152,11 @@ def test_a_restarted_netd_takes_the_table_over_without_a_gap(lab: LvsLab) -> Non
     with daemon_group(lab.director_node, CONFIG) as group:
         group.wait_started(("bus", "core", "netd", "checkd"))
         _expect(lab, 80, {"rs0", "rs1"}, "both real servers behind port 80")
-        built = group.log_text().count("netd.lvs.table")
+        # netd logs its table once the kernel has acknowledged it: requests can be answered
+        # before the line is written, so wait for it rather than count it at once.
+        built = wait_until(
+            lambda: group.log_text().count("netd.lvs.table"), 10, message="netd's table logged"
+        )
         old = group.pids()["netd"]
         os.kill(old, signal.SIGKILL)
         # The killed netd's table goes on forwarding until the new netd replaces it in the

@@ -70,9 +70,14 @@ def test_v_keeps_the_vips_at_stop_d_dumps_the_config_a_logs_addresses(lab: Lab) 
                 10,
                 message="netd.address.added for the VIP",
             )
-            # -d: core logs the configuration it parsed, line by line.
-            dump = _records(group.log_text(), "config.dump")
-            assert dump and len(dump) == dump[0]["of"]
+
+            # -d: core logs the configuration it parsed, line by line, after publishing it:
+            # the VIP can be in place before the last line is written.
+            def whole_dump() -> list[dict[str, Any]] | None:
+                dump = _records(group.log_text(), "config.dump")
+                return dump if dump and len(dump) == dump[0]["of"] else None
+
+            dump = wait_until(whole_dump, 10, message="every line of the configuration dump")
             text = "\n".join(r["text"] for r in dump)
             assert "vrrp_instance VI_1 {" in text and "192.0.2.200" in text
             capture.wait_for(lambda f: _vrrp_priorities([f]) == {150}, timeout=10)
