@@ -794,9 +794,6 @@ def _unforwarded(vs: VirtualServer, backend: str) -> tuple[str | None, bool]:
         ), True
     if method == "DR" and vs.fwmark is not None and nft:
         return f"lvs_method DR with a fwmark service is not supported by {nft}", True
-    if vs.group is not None and backend != "nftables":
-        where = " (lvs_backend auto, on a kernel with IPVS)" if backend != "ipvs" else ""
-        return f"virtual_server_group is not programmed by the IPVS datapath yet{where}", False
     if vs.group is None and vs.fwmark is None and not vs.port and nft:
         return f"port 0 services are not supported by {nft}", False
     return None, False
@@ -805,8 +802,8 @@ def _unforwarded(vs: VirtualServer, backend: str) -> tuple[str | None, bool]:
 def _check_datapath(vs: VirtualServer, r: _Report, backend: str) -> None:
     """What netd's datapath does differently, or not at all (docs/lvs.md): the nftables one
     (``lvs_backend nftables``, or ``auto`` on a kernel without IPVS) has NAT and DR but no
-    tunnels and no connection counts; IPVS has everything but ``virtual_server_group`` (not
-    programmed yet)."""
+    tunnels and no connection counts; IPVS has everything (a ``virtual_server_group`` is a
+    service per entry there, one pool for the whole group in nftables)."""
     nft = _datapath_name(backend)
     at: tuple[str, ...] = ("virtual_server", vs.name)
     unforwarded, by_method = _unforwarded(vs, backend)

@@ -15,7 +15,7 @@ does) share one pool: checkd publishes one for the group's virtual server.
 What cannot be programmed (real servers mixing lvs methods, a group of over
 :data:`MAX_GROUP_SERVICES` addresses, a bad granularity) is an error for that virtual server
 alone, named by its key; what one datapath cannot forward (nftables: ``TUN``, port 0, fwmark
-DR; IPVS: groups) is its backend's ``check()`` to say, in the driver.
+DR) is its backend's ``check()`` to say, in the driver.
 """
 
 from __future__ import annotations
@@ -90,8 +90,8 @@ def _virtual_server(
 
 
 def _group_services(vs: ConfigVs, entries: tuple[VsgEntry, ...]) -> tuple[Service, ...]:
-    """Every address . port and mark of the group (keepalived makes an IPVS service of each;
-    here they share one chain, pool and scheduler)."""
+    """Every address . port and mark of the group: an IPVS service each (as keepalived), or
+    one chain, pool and scheduler sharing them all (nftables)."""
     try:
         members = expand_group(entries)
     except GroupEntryError as exc:

@@ -135,12 +135,12 @@ def test_a_port_0_service_is_forwarded_by_ipvs_only(
     assert [c for c in _codes(r) if c.startswith("lvs-")] == codes
 
 
-def test_a_group_is_forwarded_by_nftables_and_not_yet_by_ipvs(parse: Parse) -> None:
+def test_a_group_is_forwarded_by_both_backends(parse: Parse) -> None:
     group = (
         "virtual_server_group G {\n    192.0.2.9 80\n}\n"
         "virtual_server group G {\n    lvs_sched rr\n    protocol TCP\n"
         "    real_server 192.0.2.2 80 {\n        TCP_CHECK {\n        }\n    }\n}\n"
     )
-    for backend, codes in (("nftables", []), ("ipvs", ["lvs-not-forwarded"])):
+    for backend in ("nftables", "ipvs", "auto"):
         r = parse(_globals(f"lvs_backend {backend}") + group)
-        assert [c for c in _codes(r) if c.startswith("lvs-")] == codes, backend
+        assert [c for c in _codes(r) if c.startswith("lvs-")] == [], backend
