@@ -169,11 +169,16 @@ def _thresholds(rs: RealServer) -> tuple[int, int]:
 
 
 def _persistence(vs: ConfigVs) -> Persistence | None:
+    # as keepalived, a persistence engine goes with persistence only
+    engine = next((o.args[0] for o in vs.other if o.keyword == "persistence_engine"), None)
     if vs.persistence_timeout is None:
-        if vs.fwmark is None and not vs.port:
-            return Persistence()  # keepalived: "zero port only valid for persistent services"
+        if vs.fwmark is None and vs.group is None and not vs.port:
+            # keepalived: "zero port only valid for persistent services" (a group's entries
+            # have their own ports)
+            return Persistence(engine=engine)
         return None
-    return Persistence(vs.persistence_timeout, _prefix(vs.name, vs.persistence_granularity))
+    prefix = _prefix(vs.name, vs.persistence_granularity)
+    return Persistence(vs.persistence_timeout, prefix, engine)
 
 
 def _prefix(name: str, granularity: str | None) -> int | None:

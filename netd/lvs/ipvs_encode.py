@@ -131,6 +131,7 @@ class ServiceSpec:
     flags: int = 0
     timeout: int = 0
     netmask: int = 32
+    pe_name: str = ""  # persistence_engine ("sip"), persistent services only
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,13 +191,14 @@ def service_spec(vs: VirtualServer, key: ServiceKey | None = None) -> ServiceSpe
     for name in vs.flags:
         flags |= FLAG_BITS[name]
     flags &= ~F_HASHED
-    timeout, netmask = 0, width
+    timeout, netmask, engine = 0, width, ""
     if vs.persistence is not None:
         flags |= F_PERSISTENT
         timeout = vs.persistence.timeout
         if vs.persistence.prefix is not None:
             netmask = vs.persistence.prefix
-    return ServiceSpec(key or service_key(vs), vs.scheduler, flags, timeout, netmask)
+        engine = vs.persistence.engine or ""
+    return ServiceSpec(key or service_key(vs), vs.scheduler, flags, timeout, netmask, engine)
 
 
 def service_specs(vs: VirtualServer) -> tuple[ServiceSpec, ...]:
@@ -255,8 +257,10 @@ def service_attrs(spec: ServiceSpec | ServiceKey) -> dict[str, Any]:
             ("IPVS_SVC_ATTR_PORT", key.port),
         ]
     if isinstance(spec, ServiceSpec):
+        attrs.append(("IPVS_SVC_ATTR_SCHED_NAME", spec.scheduler))
+        if spec.pe_name:  # absent: the kernel drops the service's engine (ip_vs_edit_service)
+            attrs.append(("IPVS_SVC_ATTR_PE_NAME", spec.pe_name))
         attrs += [
-            ("IPVS_SVC_ATTR_SCHED_NAME", spec.scheduler),
             # the mask says which flags this message sets: all of them, as keepalived
             ("IPVS_SVC_ATTR_FLAGS", {"flags": spec.flags, "mask": 0xFFFFFFFF}),
             ("IPVS_SVC_ATTR_TIMEOUT", spec.timeout),
@@ -341,6 +345,7 @@ def service_from_message(msg: Any) -> ServiceSpec:
         int(flags["flags"]) & ~F_HASHED,
         int(svc.get_attr("IPVS_SVC_ATTR_TIMEOUT") or 0),
         _prefix_of(family, str(svc.get_attr("IPVS_SVC_ATTR_NETMASK"))),
+        str(svc.get_attr("IPVS_SVC_ATTR_PE_NAME") or ""),
     )
 
 

@@ -203,6 +203,7 @@ virtual_server group G {
         "fwmark 7",
     ]
     assert vs.sorry_inhibit and vs.pool()[-1][1] == Member("203.0.113.12", 8080, 0)
+    assert vs.persistence is None  # no port of its own is no port 0 service: not persistent
 
 
 def test_the_sorry_servers_own_method() -> None:

@@ -405,6 +405,44 @@ def test_pyroute2_0_9_7s_ipvs_bugs_are_still_there() -> None:
         msg.encode()
 
 
+# ---- persistence_engine -------------------------------------------------------------------------
+
+
+def test_a_persistence_engine_is_the_services_pe_name_and_goes_with_persistence() -> None:
+    sip = VirtualServer(Service(VIP, "udp", 5060), "rr", persistence=Persistence(60, None, "sip"))
+    _, attrs = _bytes(request("new_service", service_spec(sip)))
+    assert attrs["SERVICE"]["PE_NAME"] == b"sip\0"  # IPVS_SVC_ATTR_PE_NAME (11), NUL-terminated
+    assert "PE_NAME" not in _bytes(request("new_service", service_spec(_vs(A))))[1]["SERVICE"]
+    kernel = FakeIpvs()
+    backend = _backend(kernel)
+    backend.apply([sip])
+    (svc,) = kernel.services.values()
+    assert svc.pe_name == "sip"
+    again = backend.reconcile([sip])  # read back equal: no drift, nothing sent
+    assert again.ops == () and not again.rebuilt
+    backend.apply([VirtualServer(Service(VIP, "udp", 5060), "rr", persistence=Persistence(60))])
+    assert kernel.log[-1] == "SET_SERVICE"
+    assert next(iter(kernel.services.values())).pe_name == ""  # sent without: dropped
+
+
+def test_persistence_engine_comes_from_the_configuration_with_persistence_only() -> None:
+    text = """
+virtual_server 198.51.100.80 5060 {
+    lb_algo rr
+    lb_kind NAT
+    protocol UDP
+    %s
+    persistence_engine sip
+    real_server 203.0.113.10 5060 {
+    }
+}
+"""
+    for timeout, want in (("persistence_timeout 60", Persistence(60, None, "sip")), ("", None)):
+        result = core.loads(text % timeout, script_env=None)
+        (vs,) = desired_servers(result.config, {}).servers.values()
+        assert vs.persistence == want
+
+
 # ---- virtual_server_group: a service per entry ------------------------------------------------
 
 GROUP_TEXT = """
