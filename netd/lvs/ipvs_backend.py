@@ -29,7 +29,7 @@ from pyroute2.netlink import NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST
 from pyroute2.netlink.exceptions import NetlinkError
 from pyroute2.netlink.generic import GenericNetlinkSocket
 
-from netd.errors import KernelError, LvsApplyError, LvsConfigError
+from netd.errors import KernelError, LvsApplyError
 from netd.kernel import translate_netlink_error
 from netd.lvs.ipvs_encode import (
     DestSpec,
@@ -332,11 +332,17 @@ class IpvsBackend:
 
 
 def _wanted(desired: Sequence[VirtualServer]) -> Table:
+    """Every service of ``desired`` with its destinations. A service two virtual servers (or a
+    group entry and a virtual server) claim is refused before anything is sent, as the
+    kernel's ``EINVAL`` would be, so the driver retries one virtual server at a time and
+    reports the second alone (the nftables backend's layout does the same)."""
     out: Table = {}
     for vs in desired:
         for spec in service_specs(vs):
             if spec.key in out:
-                raise LvsConfigError(f"{vs.name or vs.service}: {spec.key} defined twice")
+                name = vs.name or str(vs.service)
+                reason = f"{name}: {spec.key} defined twice"
+                raise KernelError(f"{name}: service {spec.key}", errno.EINVAL, "EINVAL", reason)
             out[spec.key] = (spec, {d.key: d for d in dest_specs(vs, spec.key)})
     return out
 
