@@ -11,8 +11,11 @@ difference (:mod:`netd.lvs.ipvs_encode` builds them):
   whole IPVS table as keepalived does.
 * :meth:`IpvsBackend.apply` sends the difference from what it applied last;
   :meth:`IpvsBackend.reconcile` reads the kernel back first (someone ran ``ipvsadm -C``).
+* a ``virtual_server_group`` is one service per entry (address of a range, port, fwmark),
+  each with the virtual server's destinations, as keepalived programs it.
 * a virtual server whose commands the kernel refuses is reported alone
-  (:class:`netd.errors.LvsApplyError`) and the others are applied.
+  (:class:`netd.errors.LvsApplyError`) and the others are applied; what a group refused half
+  way left is read back at the next apply and removed if no longer wanted.
 * ``lvs_timeouts`` are set at start and the kernel's earlier values restored at withdrawal.
 """
 
