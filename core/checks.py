@@ -852,7 +852,7 @@ _IPVS_FLAGS: Final[dict[str, tuple[str, str]]] = {
         "its hash covers only servers of weight above 0, as if this were always set",
     ),
     "persistence_engine": (
-        "persistence by the engine's key (sip: the Call-ID)",
+        "persistence by the engine's key, for sip the Call-ID",
         "it keeps persistent clients by address only",
     ),
 }
