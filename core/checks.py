@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 from core.model import (
     Config,
@@ -794,9 +794,6 @@ def _unforwarded(vs: VirtualServer, backend: str) -> tuple[str | None, bool]:
         ), True
     if method == "DR" and vs.fwmark is not None and nft:
         return f"lvs_method DR with a fwmark service is not supported by {nft}", True
-    if vs.group is not None and backend != "nftables":
-        where = " (lvs_backend auto, on a kernel with IPVS)" if backend != "ipvs" else ""
-        return f"virtual_server_group is not programmed by the IPVS datapath yet{where}", False
     if vs.group is None and vs.fwmark is None and not vs.port and nft:
         return f"port 0 services are not supported by {nft}", False
     return None, False
@@ -805,8 +802,8 @@ def _unforwarded(vs: VirtualServer, backend: str) -> tuple[str | None, bool]:
 def _check_datapath(vs: VirtualServer, r: _Report, backend: str) -> None:
     """What netd's datapath does differently, or not at all (docs/lvs.md): the nftables one
     (``lvs_backend nftables``, or ``auto`` on a kernel without IPVS) has NAT and DR but no
-    tunnels and no connection counts; IPVS has everything but ``virtual_server_group`` (not
-    programmed yet)."""
+    tunnels and no connection counts; IPVS has everything (a ``virtual_server_group`` is a
+    service per entry there, one pool for the whole group in nftables)."""
     nft = _datapath_name(backend)
     at: tuple[str, ...] = ("virtual_server", vs.name)
     unforwarded, by_method = _unforwarded(vs, backend)
@@ -820,6 +817,7 @@ def _check_datapath(vs: VirtualServer, r: _Report, backend: str) -> None:
             vs.name,
             at=at,
         )
+    _check_flags(vs, r, backend)
     sched = vs.lvs_sched or "wlc"
     if sched in _RANDOM_BY_WEIGHT and nft:
         r(
@@ -830,6 +828,82 @@ def _check_datapath(vs: VirtualServer, r: _Report, backend: str) -> None:
             vs.name,
             at=(*at, "lvs_sched") if vs.lvs_sched else at,
         )
+
+
+# keepalived's IPVS service flag keywords, which netd's IPVS backend sends (IPVS_SVC_F_*,
+# netd.lvs.ipvs_encode.FLAG_BITS; persistence_engine as the service's PE_NAME): what each asks
+# of IPVS, and why the nftables datapath ignores it (docs/lvs.md).
+_IPVS_FLAGS: Final[dict[str, tuple[str, str]]] = {
+    "ops": (
+        "one-packet scheduling: each UDP datagram is scheduled on its own",
+        "it schedules a flow's first packet and keeps the flow's other packets on that server",
+    ),
+    "flag-1": ("scheduler flag 1", "its schedulers take no flags"),
+    "flag-2": ("scheduler flag 2", "its schedulers take no flags"),
+    "flag-3": ("scheduler flag 3", "its schedulers take no flags"),
+    "sh-port": ("sh hashes the client's port too", "its sh hashes the client's address only"),
+    "sh-fallback": (
+        "sh sends a client whose server is unavailable to another one",
+        "its hash covers only servers of weight above 0, as if this were always set",
+    ),
+    "mh-port": ("mh hashes the client's port too", "its mh hashes the client's address only"),
+    "mh-fallback": (
+        "mh sends a client whose server is unavailable to another one",
+        "its hash covers only servers of weight above 0, as if this were always set",
+    ),
+    "persistence_engine": (
+        "persistence by the engine's key, for sip the Call-ID",
+        "it keeps persistent clients by address only",
+    ),
+}
+
+
+def _persistent(vs: VirtualServer) -> bool:
+    """persistence_timeout, or a port 0 service (keepalived makes those persistent)."""
+    port0 = vs.fwmark is None and vs.group is None and not vs.port
+    return vs.persistence_timeout is not None or port0
+
+
+def _check_flags(vs: VirtualServer, r: _Report, backend: str) -> None:
+    """The IPVS flag keywords: used by the IPVS backend; the nftables datapath (when it is or
+    may be the one) ignores them, and -t says so with why. ``hashed`` is ignored by both."""
+    nft = _datapath_name(backend)
+    at: tuple[str, ...] = ("virtual_server", vs.name)
+    for opt in vs.other:
+        word = opt.keyword
+        where = (*at, word)
+        if word == "hashed":
+            r(
+                "warning",
+                "lvs-flag-ignored",
+                f"Virtual server {vs.name}: 'hashed' is ignored by both datapaths: IPVS marks "
+                "every service hashed itself (IP_VS_SVC_F_HASHED), netd never sends it",
+                word,
+                at=where,
+            )
+            continue
+        if word not in _IPVS_FLAGS:
+            continue
+        what, why = _IPVS_FLAGS[word]
+        if word == "persistence_engine" and not _persistent(vs):
+            r(
+                "warning",
+                "lvs-flag-ignored",
+                f"Virtual server {vs.name}: 'persistence_engine' is ignored without "
+                "persistence_timeout (keepalived sends it for persistent services only)",
+                word,
+                at=where,
+            )
+            continue
+        if nft:
+            r(
+                "warning",
+                "lvs-flag-ignored",
+                f"Virtual server {vs.name}: '{word}' ({what}) is used by IPVS only; {nft} "
+                f"ignores it: {why}",
+                word,
+                at=where,
+            )
 
 
 def _check_checkers(rs: RealServer, track_files: set[str], err: Callable[..., None]) -> None:

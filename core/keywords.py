@@ -853,13 +853,15 @@ VIRTUAL_SERVER = BlockSchema(
         K("ip_family", Choice(("inet", "inet6"))),
         K("weight", Int(1, 65535)),
         K("real_server", RealServerT(), "real_servers", mode="append"),
-        Raw("persistence_engine", 1, 1),
         K("sorry_server_lvs_method", Choice(_LVS_METHODS)),
         Raw("snmp_name", 1, 1),
+        # IPVS service flags (netd's IPVS backend sends them; core.checks says, per
+        # lvs_backend, what the nftables datapath does with each, and that both ignore hashed)
+        Raw("persistence_engine", 1, 1, implemented=True),
+        Raw("hashed", 0, 0, quiet=True),
         *[
-            Raw(f, 0, 0)
+            Raw(f, 0, 0, implemented=True)
             for f in (
-                "hashed",
                 "ops",
                 "flag-1",
                 "flag-2",

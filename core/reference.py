@@ -32,7 +32,7 @@ def keyword_reference() -> list[dict[str, Any]]:
                 {
                     "block": block,
                     "keyword": raw.name,
-                    "implemented": False,
+                    "implemented": raw.implemented,
                     "ours": False,
                     "alias": False,
                     "deprecated": raw.deprecated,

@@ -626,14 +626,18 @@ def K(  # noqa: N802 - a short constructor keeps the keyword tables readable
 
 @dataclass(frozen=True)
 class Raw:
-    """A keyword we accept and keep verbatim but do not act on (reported as not-implemented)."""
+    """A keyword we accept and keep verbatim (``other``); unless ``implemented`` (read from
+    ``other`` by whoever acts on it), we do not act on it and report it as not-implemented."""
 
     name: str
     min_args: int = 0
     max_args: int | None = None
     block: bool | None = False  # None: block optional
     deprecated: str | None = None
-    quiet: bool = False  # compat no-op keywords that need no report
+    # no not-implemented report: a compat no-op, or one core.checks reports more precisely
+    quiet: bool = False
+    # acted on although kept verbatim (the virtual_server flags netd's IPVS backend sends)
+    implemented: bool = False
     deprecated_fails: bool = True
 
 
@@ -725,6 +729,7 @@ def parse_block(
                 node.words[0],
             )
         if raw is not None:
+            ctx.locs.setdefault((*ctx.owner, word), node.loc)  # for core.checks' reports
             _parse_raw(node, raw, ctx, other)
             continue
         assert kw is not None
@@ -800,7 +805,7 @@ def _parse_raw(node: Node, raw: Raw, ctx: Ctx, other: list[RawOption]) -> None:
         )
         return
     other.append(raw_option(node))
-    if not raw.quiet:
+    if not (raw.quiet or raw.implemented):
         ctx.report(
             "not-implemented",
             "not-implemented",

@@ -79,8 +79,8 @@ class LvsConfigError(NetdError, ValueError):
 
 
 class LvsUnsupportedError(LvsConfigError):
-    """A virtual server asks for what this datapath does not do (``TUN``, ``DR`` for now, port
-    0 services, ``virtual_server_group``)."""
+    """A virtual server asks for what this datapath does not do (nftables: ``TUN``, port 0
+    services, a DR fwmark service)."""
 
 
 class AnnounceError(NetdError):

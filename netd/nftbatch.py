@@ -84,12 +84,15 @@ _CLASSES: Final[dict[int, Any]] = {
 @dataclass(frozen=True, slots=True)
 class NftRequest:
     """One message of a transaction: ``NFT_MSG_*`` type, extra ``NLM_F_*`` flags, attributes
-    (as pyroute2 takes them) and a description for error messages (``add chain vs-…``)."""
+    (as pyroute2 takes them) and a description for error messages (``add chain vs-…``).
+    ``family`` is the message's ``nfgen_family`` (``None``: the socket's): one transaction may
+    change tables of several families (an ``inet`` and a ``netdev`` one), as ``nft -f`` does."""
 
     mtype: int
     flags: int
     attrs: tuple[tuple[str, Any], ...]
     what: str
+    family: int | None = None
 
 
 class NftSocket:
@@ -109,9 +112,16 @@ class NftSocket:
         self._seq = itertools.count(1)
         self.transactions = 0
 
-    def _encode(self, mtype: int, flags: int, attrs: Sequence[tuple[str, Any]], seq: int) -> bytes:
+    def _encode(
+        self,
+        mtype: int,
+        flags: int,
+        attrs: Sequence[tuple[str, Any]],
+        seq: int,
+        family: int | None = None,
+    ) -> bytes:
         msg = _CLASSES[mtype]()
-        msg["nfgen_family"] = self.family
+        msg["nfgen_family"] = self.family if family is None else family
         msg["attrs"] = [list(a) for a in attrs]
         msg["header"]["type"] = NFNL_SUBSYS_NFTABLES << 8 | mtype
         msg["header"]["flags"] = flags
@@ -142,7 +152,7 @@ class NftSocket:
             seq = next(self._seq)
             whats[seq] = req.what
             flags = NLM_F_REQUEST | NLM_F_ACK | req.flags
-            parts.append(self._encode(req.mtype, flags, req.attrs, seq))
+            parts.append(self._encode(req.mtype, flags, req.attrs, seq, req.family))
         end = next(self._seq)
         whats[end] = "commit transaction"
         parts.append(self._batch_marker(NFNL_MSG_BATCH_END, end))

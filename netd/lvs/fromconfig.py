@@ -15,7 +15,7 @@ does) share one pool: checkd publishes one for the group's virtual server.
 What cannot be programmed (real servers mixing lvs methods, a group of over
 :data:`MAX_GROUP_SERVICES` addresses, a bad granularity) is an error for that virtual server
 alone, named by its key; what one datapath cannot forward (nftables: ``TUN``, port 0, fwmark
-DR; IPVS: groups) is its backend's ``check()`` to say, in the driver.
+DR) is its backend's ``check()`` to say, in the driver.
 """
 
 from __future__ import annotations
@@ -90,8 +90,8 @@ def _virtual_server(
 
 
 def _group_services(vs: ConfigVs, entries: tuple[VsgEntry, ...]) -> tuple[Service, ...]:
-    """Every address . port and mark of the group (keepalived makes an IPVS service of each;
-    here they share one chain, pool and scheduler)."""
+    """Every address . port and mark of the group: an IPVS service each (as keepalived), or
+    one chain, pool and scheduler sharing them all (nftables)."""
     try:
         members = expand_group(entries)
     except GroupEntryError as exc:
@@ -169,11 +169,16 @@ def _thresholds(rs: RealServer) -> tuple[int, int]:
 
 
 def _persistence(vs: ConfigVs) -> Persistence | None:
+    # as keepalived, a persistence engine goes with persistence only
+    engine = next((o.args[0] for o in vs.other if o.keyword == "persistence_engine"), None)
     if vs.persistence_timeout is None:
-        if vs.fwmark is None and not vs.port:
-            return Persistence()  # keepalived: "zero port only valid for persistent services"
+        if vs.fwmark is None and vs.group is None and not vs.port:
+            # keepalived: "zero port only valid for persistent services" (a group's entries
+            # have their own ports)
+            return Persistence(engine=engine)
         return None
-    return Persistence(vs.persistence_timeout, _prefix(vs.name, vs.persistence_granularity))
+    prefix = _prefix(vs.name, vs.persistence_granularity)
+    return Persistence(vs.persistence_timeout, prefix, engine)
 
 
 def _prefix(name: str, granularity: str | None) -> int | None:

@@ -11,8 +11,11 @@ difference (:mod:`netd.lvs.ipvs_encode` builds them):
   whole IPVS table as keepalived does.
 * :meth:`IpvsBackend.apply` sends the difference from what it applied last;
   :meth:`IpvsBackend.reconcile` reads the kernel back first (someone ran ``ipvsadm -C``).
+* a ``virtual_server_group`` is one service per entry (address of a range, port, fwmark),
+  each with the virtual server's destinations, as keepalived programs it.
 * a virtual server whose commands the kernel refuses is reported alone
-  (:class:`netd.errors.LvsApplyError`) and the others are applied.
+  (:class:`netd.errors.LvsApplyError`) and the others are applied; what a group refused half
+  way left is read back at the next apply and removed if no longer wanted.
 * ``lvs_timeouts`` are set at start and the kernel's earlier values restored at withdrawal.
 """
 
@@ -29,7 +32,7 @@ from pyroute2.netlink import NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST
 from pyroute2.netlink.exceptions import NetlinkError
 from pyroute2.netlink.generic import GenericNetlinkSocket
 
-from netd.errors import KernelError, LvsApplyError, LvsConfigError, LvsUnsupportedError
+from netd.errors import KernelError, LvsApplyError
 from netd.kernel import translate_netlink_error
 from netd.lvs.ipvs_encode import (
     DestSpec,
@@ -41,8 +44,8 @@ from netd.lvs.ipvs_encode import (
     dest_specs,
     request,
     service_from_message,
-    service_key,
-    service_spec,
+    service_keys,
+    service_specs,
     timeouts_from_message,
 )
 from netd.lvs.model import VirtualServer
@@ -145,6 +148,9 @@ class IpvsBackend:
         self.flush_on_stop = flush_on_stop
         self.timeouts = timeouts
         self._applied: Table = {}
+        # services a refused virtual server may have left half made (a group's first entries):
+        # read back at the next apply, and deleted if no longer wanted
+        self._unsure: set[ServiceKey] = set()
         self._read_first = True  # adopt what the kernel holds at the first apply
         self._started = False
         self._saved_timeouts: Timeouts | None = None
@@ -185,14 +191,9 @@ class IpvsBackend:
     # ---- the backend's interface -----------------------------------------------------------
 
     def check(self, vs: VirtualServer) -> None:
-        """IPVS forwards every method the model accepts (NAT, DR, TUN); a
-        ``virtual_server_group`` (one IPVS service per entry, as keepalived makes them) is not
-        programmed yet, and must not go in as its first address alone."""
-        if vs.aliases:
-            raise LvsUnsupportedError(
-                f"{vs.name or vs.service}: virtual_server_group is not programmed by the IPVS "
-                "datapath yet (lvs_backend nftables forwards it)"
-            )
+        """IPVS forwards every method the model accepts (NAT, DR, TUN), and a
+        ``virtual_server_group`` as one service per entry (keepalived's way): nothing to
+        refuse."""
 
     def start(self) -> list[str]:
         """``lvs_flush``: flush every IPVS service; ``lvs_timeouts``: set them (the kernel's
@@ -224,7 +225,7 @@ class IpvsBackend:
         if not self._started:
             self.start()
         if self._read_first:
-            have = self.read(set(want) | set(self._applied))
+            have = self.read(set(want) | set(self._applied) | self._unsure)
             self._read_first = False
         else:
             have = dict(self._applied)
@@ -235,7 +236,7 @@ class IpvsBackend:
         want = _wanted(desired)
         if not self._started:
             self.start()
-        have = self.read(set(want) | set(self._applied))
+        have = self.read(set(want) | set(self._applied) | self._unsure)
         self._read_first = False
         drifted = {k: have.get(k) for k in self._applied} != self._applied
         if drifted:
@@ -251,15 +252,20 @@ class IpvsBackend:
         for key in sorted(set(have) - set(want)):  # have holds only ours
             self._send(f"del service {key}", request("del_service", key), missing_ok=True)
             ops.append(f"del service {key}")
+        self._unsure = set()
         for vs in desired:
-            key = service_key(vs)
+            keys = service_keys(vs)
             try:
-                self._sync_service(want[key], have.get(key), ops)
+                for key in keys:  # a group's entries: one service each, the same destinations
+                    self._sync_service(want[key], have.get(key), ops)
             except KernelError as exc:
-                log.error("netd.lvs.vs_failed", backend=self.name, vs=str(key), reason=str(exc))
+                name = vs.name or str(vs.service)
+                log.error("netd.lvs.vs_failed", backend=self.name, vs=name, reason=str(exc))
                 failed[vs.service] = exc
+                self._unsure.update(keys)
                 continue
-            applied[key] = want[key]
+            for key in keys:
+                applied[key] = want[key]
         self._applied = applied
         if ops:
             self._generation = next(self._changes)
@@ -308,6 +314,8 @@ class IpvsBackend:
             if self.flush_on_stop == "full":
                 self._send("flush IPVS (lvs_flush_on_stop)", request("flush"))
             else:
+                for key in sorted(self._unsure - set(self._applied)):
+                    self._send(f"del service {key}", request("del_service", key), missing_ok=True)
                 for key, (_, dests) in sorted(self._applied.items()):
                     if self.flush_on_stop == "no":
                         for d in dests.values():
@@ -317,6 +325,7 @@ class IpvsBackend:
             log.info("netd.lvs.removed", backend=self.name, services=len(self._applied))
         finally:
             self._applied, self._read_first, self._started = {}, True, False
+            self._unsure = set()
             if self._saved_timeouts is not None and self.timeouts is not None:
                 self._set_timeouts(self._saved_timeouts, self._saved_timeouts)
                 self._saved_timeouts = None
@@ -326,12 +335,18 @@ class IpvsBackend:
 
 
 def _wanted(desired: Sequence[VirtualServer]) -> Table:
+    """Every service of ``desired`` with its destinations. A service two virtual servers (or a
+    group entry and a virtual server) claim is refused before anything is sent, as the
+    kernel's ``EINVAL`` would be, so the driver retries one virtual server at a time and
+    reports the second alone (the nftables backend's layout does the same)."""
     out: Table = {}
     for vs in desired:
-        spec = service_spec(vs)
-        if spec.key in out:
-            raise LvsConfigError(f"{spec.key}: defined twice")
-        out[spec.key] = (spec, {d.key: d for d in dest_specs(vs)})
+        for spec in service_specs(vs):
+            if spec.key in out:
+                name = vs.name or str(vs.service)
+                reason = f"{name}: {spec.key} defined twice"
+                raise KernelError(f"{name}: service {spec.key}", errno.EINVAL, "EINVAL", reason)
+            out[spec.key] = (spec, {d.key: d for d in dest_specs(vs, spec.key)})
     return out
 
 

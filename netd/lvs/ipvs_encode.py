@@ -25,7 +25,7 @@ from typing import Any, Final
 
 from pyroute2.netlink.generic import ipvs as genl
 
-from netd.lvs.model import PROTOCOLS, Forwarding, Member, VirtualServer
+from netd.lvs.model import PROTOCOLS, Forwarding, Member, Service, VirtualServer
 
 __all__ = [
     "CMD",
@@ -41,7 +41,9 @@ __all__ = [
     "dest_specs",
     "request",
     "service_from_message",
+    "service_keys",
     "service_spec",
+    "service_specs",
     "timeouts_from_message",
 ]
 
@@ -130,6 +132,7 @@ class ServiceSpec:
     flags: int = 0
     timeout: int = 0
     netmask: int = 32
+    pe_name: str = ""  # persistence_engine ("sip"), persistent services only
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,41 +164,65 @@ class Timeouts:
 # ---- desired state -----------------------------------------------------------------------------
 
 
-def service_key(vs: VirtualServer) -> ServiceKey:
-    svc = vs.service
+def _key_of(svc: Service) -> ServiceKey:
     if svc.fwmark is not None:
         return ServiceKey(svc.family, fwmark=svc.fwmark)
     assert svc.address is not None
     return ServiceKey(svc.family, PROTOCOLS[svc.protocol], svc.address, svc.port)
 
 
-def service_spec(vs: VirtualServer) -> ServiceSpec:
-    """What the kernel should hold for ``vs``'s service (keepalived's ``ipvs_set_srule``)."""
+def service_key(vs: VirtualServer) -> ServiceKey:
+    """The key of ``vs``'s (first) service."""
+    return _key_of(vs.service)
+
+
+def service_keys(vs: VirtualServer) -> tuple[ServiceKey, ...]:
+    """Every IPVS service ``vs`` is: its own, and for a ``virtual_server_group`` one per
+    address (ranges expanded) and port, and one per fwmark, as keepalived's
+    ``ipvs_group_cmd`` makes them. An entry listed twice is one service."""
+    return tuple(dict.fromkeys(_key_of(s) for s in (vs.service, *vs.aliases)))
+
+
+def service_spec(vs: VirtualServer, key: ServiceKey | None = None) -> ServiceSpec:
+    """What the kernel should hold for ``vs``'s service ``key`` (default: its first; keepalived's
+    ``ipvs_set_srule``): every service of a group has the virtual server's scheduler, flags and
+    persistence."""
     width = 32 if vs.service.family == 4 else 128
     flags = 0
     for name in vs.flags:
         flags |= FLAG_BITS[name]
     flags &= ~F_HASHED
-    timeout, netmask = 0, width
+    timeout, netmask, engine = 0, width, ""
     if vs.persistence is not None:
         flags |= F_PERSISTENT
         timeout = vs.persistence.timeout
         if vs.persistence.prefix is not None:
             netmask = vs.persistence.prefix
-    return ServiceSpec(service_key(vs), vs.scheduler, flags, timeout, netmask)
+        engine = vs.persistence.engine or ""
+    return ServiceSpec(key or service_key(vs), vs.scheduler, flags, timeout, netmask, engine)
 
 
-def dest_specs(vs: VirtualServer) -> tuple[DestSpec, ...]:
-    """Its destinations: the sorry server alone while it stands in, else the members (weight 0
-    ones included: IPVS quiesces them)."""
-    return tuple(_dest(vs, m) for _, m in vs.pool())
+def service_specs(vs: VirtualServer) -> tuple[ServiceSpec, ...]:
+    """One :class:`ServiceSpec` per service of ``vs`` (:func:`service_keys`)."""
+    return tuple(service_spec(vs, k) for k in service_keys(vs))
 
 
-def _dest(vs: VirtualServer, m: Member) -> DestSpec:
+def dest_specs(vs: VirtualServer, key: ServiceKey | None = None) -> tuple[DestSpec, ...]:
+    """The destinations of ``vs``'s service ``key`` (default: its first): the sorry server
+    alone while it stands in, else the members (weight 0 ones included: IPVS quiesces them).
+    Every service of a group gets the same ones."""
+    target = key or service_key(vs)
+    return tuple(_dest(vs, m, target) for _, m in vs.pool())
+
+
+def _dest(vs: VirtualServer, m: Member, key: ServiceKey) -> DestSpec:
+    # DR and TUN cannot change the port: the destination has the service's (0 for a fwmark),
+    # per group entry, as keepalived and ipvsadm send it; NAT has the real server's.
+    port = (m.port or 0) if vs.forwarding is Forwarding.NAT else key.port
     return DestSpec(
         m.family,
         m.address,
-        m.port or 0,
+        port,
         FWD_METHODS[vs.forwarding],
         m.weight,
         m.upper,
@@ -231,8 +258,10 @@ def service_attrs(spec: ServiceSpec | ServiceKey) -> dict[str, Any]:
             ("IPVS_SVC_ATTR_PORT", key.port),
         ]
     if isinstance(spec, ServiceSpec):
+        attrs.append(("IPVS_SVC_ATTR_SCHED_NAME", spec.scheduler))
+        if spec.pe_name:  # absent: the kernel drops the service's engine (ip_vs_edit_service)
+            attrs.append(("IPVS_SVC_ATTR_PE_NAME", spec.pe_name))
         attrs += [
-            ("IPVS_SVC_ATTR_SCHED_NAME", spec.scheduler),
             # the mask says which flags this message sets: all of them, as keepalived
             ("IPVS_SVC_ATTR_FLAGS", {"flags": spec.flags, "mask": 0xFFFFFFFF}),
             ("IPVS_SVC_ATTR_TIMEOUT", spec.timeout),
@@ -317,6 +346,7 @@ def service_from_message(msg: Any) -> ServiceSpec:
         int(flags["flags"]) & ~F_HASHED,
         int(svc.get_attr("IPVS_SVC_ATTR_TIMEOUT") or 0),
         _prefix_of(family, str(svc.get_attr("IPVS_SVC_ATTR_NETMASK"))),
+        str(svc.get_attr("IPVS_SVC_ATTR_PE_NAME") or ""),
     )
 
 

@@ -132,11 +132,13 @@ class Member:
 
 @dataclass(frozen=True, slots=True)
 class Persistence:
-    """``persistence_timeout`` (seconds) and ``persistence_granularity`` (a prefix length:
-    clients in one prefix stick to one server)."""
+    """``persistence_timeout`` (seconds), ``persistence_granularity`` (a prefix length:
+    clients in one prefix stick to one server) and ``persistence_engine`` (IPVS's ``sip``:
+    persistence by Call-ID; the nftables datapath ignores it)."""
 
     timeout: int = 360
     prefix: int | None = None  # None: the whole address (32 or 128)
+    engine: str | None = None
 
     def __post_init__(self) -> None:
         if not 0 < self.timeout <= 2**31 // 1000:

@@ -3,9 +3,10 @@
 This kernel-facing half runs what :mod:`netd.lvs.planner` decides, in two tables
 (:class:`netd.lvs.nft_table.NftTable`): the ``inet`` table ``pykeepalived_lvs`` NATs the
 ``lvs_method NAT`` virtual servers, the ``netdev`` table ``pykeepalived_lvs_dr`` forwards the
-``DR`` ones at ingress (the MAC of the real server, the VIP kept as destination). Each change of
-a table is one transaction whose acknowledgements are all read, so either the kernel holds the
-whole new state or nothing changed and the error names the operation and the kernel's reason.
+``DR`` ones at ingress (the MAC of the real server, the VIP kept as destination). Each change,
+of one table or both, is one transaction whose acknowledgements are all read (nftables batches
+may span tables of several families), so either the kernel holds the whole new state of both
+or nothing changed and the error names the operation and the kernel's reason.
 It remembers what it applied, and :meth:`NftablesBackend.reconcile` reads the tables back and
 rebuilds one in one transaction when someone changed it behind our back. The tables carry a
 userdata marker; a table of that name without it is never touched, and marked leftovers of a
@@ -26,7 +27,7 @@ from netd.errors import LvsConfigError, LvsUnsupportedError, NftError
 from netd.lvs.layout import IngressChain, Obj, Objects, dr_base, layout
 from netd.lvs.model import Forwarding, VirtualServer
 from netd.lvs.nft_support import refuse_unsupported
-from netd.lvs.nft_table import Applied, Fixed, NftTable, Signature
+from netd.lvs.nft_table import Applied, Fixed, NftTable, Pending, Signature, transact
 from netd.lvs.render import DR_MARKER, MARKER, dr_skeleton, skeleton
 
 __all__ = ["DEFAULT_DR_TABLE", "DEFAULT_TABLE", "Applied", "NftablesBackend", "Signature"]
@@ -143,14 +144,17 @@ class NftablesBackend:
     # ---- changing them -------------------------------------------------------------------
 
     def start(self) -> list[str]:
-        """Remove every table carrying our markers (a killed run's); return their names."""
-        return [*self.nat.remove_marked(), *self.dr.remove_marked()]
+        """Remove every table carrying our markers (a killed run's), in one transaction; return
+        their names."""
+        nat, nat_part = self.nat.plan_remove_marked()
+        dr, dr_part = self.dr.plan_remove_marked()
+        transact(self.sock, [nat_part, dr_part])
+        return [*nat, *dr]
 
-    def _apply_dr(self, desired: Sequence[VirtualServer], *, drift: bool) -> Applied | None:
+    def _plan_dr(self, desired: Sequence[VirtualServer], *, drift: bool) -> Pending | None:
         if not desired:
-            if self.dr.built:
-                self.dr.withdraw()  # no DR virtual server: no ingress hooks either
-            return None
+            # no DR virtual server: no ingress hooks either
+            return self.dr.plan_withdraw() if self.dr.built else None
         objects = self._dr_objects(desired)
 
         def ingress(objs: Objects) -> set[Obj]:
@@ -158,15 +162,15 @@ class NftablesBackend:
 
         # An interface came or went (a chain of a gone device may be gone with it): rebuild.
         if drift or (self.dr.built and ingress(objects) != ingress(self.dr.objects)):
-            return self.dr.build(objects, drift=drift)
-        return self.dr.apply(objects)
+            return self.dr.plan_build(objects, drift=drift)
+        return self.dr.plan_apply(objects)
 
     def check(self, vs: VirtualServer) -> None:
         """Raise :class:`netd.errors.LvsUnsupportedError` if this datapath cannot forward ``vs``."""
         refuse_unsupported(vs)
 
     def apply(self, desired: Sequence[VirtualServer]) -> Applied:
-        """Make the tables implement ``desired``, one transaction per table changed."""
+        """Make the tables implement ``desired``: both tables' changes in one transaction."""
         return self._apply(desired, drift_nat=False, drift_dr=False)
 
     def _apply(
@@ -174,10 +178,15 @@ class NftablesBackend:
     ) -> Applied:
         dr = [vs for vs in desired if vs.forwarding is Forwarding.DR]
         rest = [vs for vs in desired if vs.forwarding is not Forwarding.DR]
+        # Everything is planned (layouts, the DR real servers' routes, rule handles) before
+        # anything is sent: a refusal of either table's part leaves both as they were.
         objects = _layout(rest, self.nat.objects)
-        nat = self.nat.build(objects, drift=True) if drift_nat else self.nat.apply(objects)
-        dr_done = self._apply_dr(dr, drift=drift_dr)
-        return nat if dr_done is None else _merge(nat, dr_done)
+        parts = [
+            self.nat.plan_build(objects, drift=True) if drift_nat else self.nat.plan_apply(objects)
+        ]
+        if (dr_part := self._plan_dr(dr, drift=drift_dr)) is not None:
+            parts.append(dr_part)
+        return _merge(*transact(self.sock, parts))
 
     def reconcile(self, desired: Sequence[VirtualServer]) -> Applied:
         """Read the tables back; rebuild one that drifted from what we applied, then apply
@@ -186,9 +195,8 @@ class NftablesBackend:
         return self._apply(desired, drift_nat=self.nat.drifted(), drift_dr=self.dr.drifted())
 
     def withdraw(self) -> None:
-        """Remove our tables (nothing is balanced any more)."""
-        self.nat.withdraw()
-        self.dr.withdraw()
+        """Remove our tables (nothing is balanced any more), in one transaction."""
+        transact(self.sock, [self.nat.plan_withdraw(), self.dr.plan_withdraw()])
 
     def close(self) -> None:
         self.nat.close()

@@ -3,9 +3,11 @@
 Both LVS tables are one of these: the ``inet`` NAT table and the ``netdev`` DR table. What
 differs is given: the family, the marker, the fixed skeleton (created with the table) and
 what it holds (``fixed``, so the read-back can be compared). The objects beyond the skeleton
-come from :func:`netd.lvs.layout.layout` and :func:`netd.lvs.planner.diff`: each change is one
-transaction (:class:`netd.nftbatch.NftSocket`) whose acknowledgements are all read, so either
-the kernel holds the whole new state or nothing changed and the error names the operation and
+come from :func:`netd.lvs.layout.layout` and :func:`netd.lvs.planner.diff`. Each change is
+planned (``plan_*``: a :class:`Pending`, the requests and what to remember once committed) and
+run by :func:`transact`, alone or with the other table's part, as one transaction
+(:class:`netd.nftbatch.NftSocket`) whose acknowledgements are all read: either the kernel holds
+the whole new state of both tables or nothing changed, and the error names the operation and
 the kernel's reason. A table of our name without our marker is never touched.
 """
 
@@ -13,8 +15,8 @@ from __future__ import annotations
 
 import errno
 import struct
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import structlog
@@ -32,7 +34,7 @@ from netd.lvs.planner import Op, diff
 from netd.lvs.render import delete_table, request
 from netd.nftbatch import NftRequest, NftSocket
 
-__all__ = ["Applied", "Fixed", "NftTable", "Signature"]
+__all__ = ["Applied", "Fixed", "NftTable", "Pending", "Signature", "transact"]
 
 _RULE_CHAIN, _RULE_HANDLE, _RULE_USERDATA = 2, 3, 7  # NFTA_RULE_*
 
@@ -49,6 +51,25 @@ class Applied:
     ops: tuple[Op, ...]
     generation: int
     rebuilt: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """One table's part of a transaction: its requests (each naming the table's family), and
+    what the table remembers once the transaction is committed (``finish``, given the
+    generation). :func:`transact` runs several tables' parts as one transaction."""
+
+    requests: tuple[NftRequest, ...]
+    finish: Callable[[int], Applied]
+
+
+def transact(sock: NftSocket, parts: Sequence[Pending]) -> tuple[Applied, ...]:
+    """Run every table's part as **one** transaction on ``sock`` (the kernel commits all of it
+    or none: nftables batches may hold tables of several families), then let each table
+    remember what it now holds. Nothing to send: the generation is read, nothing committed."""
+    requests = [r for part in parts for r in part.requests]
+    generation = sock.transaction(requests) if requests else sock.generation()
+    return tuple(part.finish(generation) for part in parts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,14 +191,24 @@ class NftTable:
 
     # ---- changing it --------------------------------------------------------------------
 
-    def remove_marked(self) -> list[str]:
+    def _ours(self, requests: Iterable[NftRequest]) -> tuple[NftRequest, ...]:
+        return tuple(replace(r, family=self.family) for r in requests)
+
+    def plan_remove_marked(self) -> tuple[list[str], Pending]:
         """Remove every table of this family carrying our marker (a killed run's)."""
         removed = [n for n, mark in self.tables().items() if mark == self.marker]
-        if removed:
-            self.sock.transaction([delete_table(n) for n in removed])
+
+        def finish(generation: int) -> Applied:
             for name in removed:
                 log.info("netd.lvs.leftover_removed", table=name, detail="left by an earlier run")
-        self.objects, self.built = {}, False
+            self.objects, self.built = {}, False
+            return Applied((), generation)
+
+        return removed, Pending(self._ours(delete_table(n) for n in removed), finish)
+
+    def remove_marked(self) -> list[str]:
+        removed, part = self.plan_remove_marked()
+        transact(self.sock, [part])
         return removed
 
     def _check_name_free(self) -> list[NftRequest]:
@@ -193,37 +224,51 @@ class NftTable:
             )
         return [delete_table(self.name)]  # ours, but not what we remember: start clean
 
-    def build(self, objects: Mapping[tuple[str, ...], Obj], *, drift: bool) -> Applied:
-        """(Re)create the whole table holding ``objects`` in one transaction."""
+    def plan_build(self, objects: Mapping[tuple[str, ...], Obj], *, drift: bool) -> Pending:
+        """(Re)create the whole table holding ``objects``."""
         ops = diff({}, objects)
         requests = [*self._check_name_free(), *self._skeleton(self.name)]
         requests += [request(self.name, op, {}) for op in ops]
-        generation = self.sock.transaction(requests)
-        self.objects, self.built = dict(objects), True
-        log.info(
-            "netd.lvs.table",
-            table=self.name,
-            objects=len(objects),
-            operations=len(requests),
-            generation=generation,
-            rebuilt=drift,
-        )
-        return Applied(ops, generation, rebuilt=True)
+        held = dict(objects)
+
+        def finish(generation: int) -> Applied:
+            self.objects, self.built = held, True
+            log.info(
+                "netd.lvs.table",
+                table=self.name,
+                objects=len(held),
+                operations=len(requests),
+                generation=generation,
+                rebuilt=drift,
+            )
+            return Applied(ops, generation, rebuilt=True)
+
+        return Pending(self._ours(requests), finish)
+
+    def build(self, objects: Mapping[tuple[str, ...], Obj], *, drift: bool) -> Applied:
+        """(Re)create the whole table holding ``objects`` in one transaction."""
+        return transact(self.sock, [self.plan_build(objects, drift=drift)])[0]
+
+    def plan_apply(self, objects: Mapping[tuple[str, ...], Obj]) -> Pending:
+        """Make the table hold ``objects`` (only what changed)."""
+        if not self.built:
+            return self.plan_build(objects, drift=False)
+        ops = diff(self.objects, objects)
+        chains = [op.obj.chain for op in ops if op.verb == "del" and isinstance(op.obj, Rule)]
+        handles = self.rule_handles(chains) if chains else {}
+        held = dict(objects)
+
+        def finish(generation: int) -> Applied:
+            self.objects = held
+            for op in ops:
+                log.debug("netd.lvs.op", table=self.name, op=str(op), generation=generation)
+            return Applied(ops, generation)
+
+        return Pending(self._ours(request(self.name, op, handles) for op in ops), finish)
 
     def apply(self, objects: Mapping[tuple[str, ...], Obj]) -> Applied:
         """Make the table hold ``objects`` in one transaction (only what changed)."""
-        if not self.built:
-            return self.build(objects, drift=False)
-        ops = diff(self.objects, objects)
-        if not ops:
-            return Applied((), self.sock.generation())
-        chains = [op.obj.chain for op in ops if op.verb == "del" and isinstance(op.obj, Rule)]
-        handles = self.rule_handles(chains) if chains else {}
-        generation = self.sock.transaction([request(self.name, op, handles) for op in ops])
-        self.objects = dict(objects)
-        for op in ops:
-            log.debug("netd.lvs.op", table=self.name, op=str(op), generation=generation)
-        return Applied(ops, generation)
+        return transact(self.sock, [self.plan_apply(objects)])[0]
 
     def drifted(self) -> bool:
         """Read the table back: does it differ from what was applied? (logs why)"""
@@ -239,12 +284,21 @@ class NftTable:
         )
         return True
 
+    def plan_withdraw(self) -> Pending:
+        """Remove the table (if the kernel holds ours)."""
+        ours = self.tables().get(self.name) == self.marker
+
+        def finish(generation: int) -> Applied:
+            if ours:
+                log.info("netd.lvs.removed", table=self.name)
+            self.objects, self.built = {}, False
+            return Applied((), generation)
+
+        return Pending(self._ours([delete_table(self.name)] if ours else []), finish)
+
     def withdraw(self) -> None:
         """Remove the table."""
-        if self.tables().get(self.name) == self.marker:
-            self.sock.transaction([delete_table(self.name)])
-            log.info("netd.lvs.removed", table=self.name)
-        self.objects, self.built = {}, False
+        transact(self.sock, [self.plan_withdraw()])
 
     def close(self) -> None:
         self.sock.close()

@@ -4,13 +4,16 @@ depend on the backend."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
 import core
 from core.model import LvsTimeouts
 from core.reference import keyword_reference
+from ctl.cli import main as ctl_main
 from tests.core.conftest import MINIMAL
 
 Parse = Callable[..., core.LoadResult]
@@ -135,12 +138,82 @@ def test_a_port_0_service_is_forwarded_by_ipvs_only(
     assert [c for c in _codes(r) if c.startswith("lvs-")] == codes
 
 
-def test_a_group_is_forwarded_by_nftables_and_not_yet_by_ipvs(parse: Parse) -> None:
+def test_a_group_is_forwarded_by_both_backends(parse: Parse) -> None:
     group = (
         "virtual_server_group G {\n    192.0.2.9 80\n}\n"
         "virtual_server group G {\n    lvs_sched rr\n    protocol TCP\n"
         "    real_server 192.0.2.2 80 {\n        TCP_CHECK {\n        }\n    }\n}\n"
     )
-    for backend, codes in (("nftables", []), ("ipvs", ["lvs-not-forwarded"])):
+    for backend in ("nftables", "ipvs", "auto"):
         r = parse(_globals(f"lvs_backend {backend}") + group)
-        assert [c for c in _codes(r) if c.startswith("lvs-")] == codes, backend
+        assert [c for c in _codes(r) if c.startswith("lvs-")] == [], backend
+
+
+_FLAGS = (
+    "virtual_server 192.0.2.9 5060 {{\n    lvs_sched sh\n    lvs_method NAT\n"
+    "    protocol UDP\n    persistence_timeout 60\n    persistence_engine sip\n"
+    "    ops\n    sh-port\n    sh-fallback\n    mh-port\n    flag-3\n    {hashed}"
+    "    real_server 192.0.2.2 5060 {{\n        TCP_CHECK {{\n        }}\n    }}\n}}\n"
+)
+_FLAG_WORDS = ["persistence_engine", "ops", "sh-port", "sh-fallback", "mh-port", "flag-3"]
+
+
+@pytest.mark.parametrize("backend", ["nftables", "auto"])
+def test_ipvs_flags_are_ignored_by_nftables_each_with_its_reason(
+    parse: Parse, backend: str
+) -> None:
+    text = _globals(f"lvs_backend {backend}") + _FLAGS.format(hashed="")
+    r = parse(text)
+    flagged = [p for p in r.problems if p.code == "lvs-flag-ignored"]
+    assert [p.text for p in flagged] == _FLAG_WORDS  # each at its own line, in order
+    assert not [p for p in r.problems if p.severity == "not-implemented"]
+    first = text.splitlines().index("    persistence_engine sip") + 1
+    assert [p.line for p in flagged] == list(range(first, first + len(flagged)))
+    datapath = "the nftables datapath" + (
+        " (lvs_backend auto, on a kernel without IPVS)" if backend == "auto" else ""
+    )
+    by_word = {p.text: p.message for p in flagged}
+    assert by_word["ops"] == (
+        "Virtual server 192.0.2.9 5060: 'ops' (one-packet scheduling: each UDP datagram is "
+        f"scheduled on its own) is used by IPVS only; {datapath} ignores it: it schedules a "
+        "flow's first packet and keeps the flow's other packets on that server"
+    )
+    assert "its sh hashes the client's address only" in by_word["sh-port"]
+    assert "as if this were always set" in by_word["sh-fallback"]
+    assert "keeps persistent clients by address only" in by_word["persistence_engine"]
+    assert all(p.severity == "warning" for p in flagged) and r.exit_code == 0
+
+
+def test_ipvs_flags_are_used_by_ipvs_and_hashed_by_neither(parse: Parse) -> None:
+    r = parse(_globals("lvs_backend ipvs") + _FLAGS.format(hashed="hashed\n"))
+    (p,) = [p for p in r.problems if p.code.startswith("lvs-") or p.severity == "not-implemented"]
+    assert (p.code, p.text) == ("lvs-flag-ignored", "hashed")
+    assert "'hashed' is ignored by both datapaths" in p.message
+
+
+def test_a_persistence_engine_without_persistence_is_ignored_by_both(parse: Parse) -> None:
+    vs = _FLAGS.format(hashed="").replace("    persistence_timeout 60\n", "")
+    r = parse(_globals("lvs_backend ipvs") + vs)
+    (p,) = [p for p in r.problems if p.code == "lvs-flag-ignored"]
+    assert p.text == "persistence_engine" and "without persistence_timeout" in p.message
+
+
+def test_the_flags_are_implemented_in_the_keyword_reference() -> None:
+    rows = {r["keyword"]: r for r in keyword_reference() if r["block"] == "virtual_server"}
+    assert all(rows[w]["implemented"] for w in _FLAG_WORDS)
+    assert not rows["hashed"]["implemented"] and not rows["snmp_name"]["implemented"]
+
+
+def test_check_json_reports_each_flag_per_backend(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for backend, want in (("nftables", _FLAG_WORDS), ("ipvs", [])):
+        conf = tmp_path / f"{backend}.conf"
+        conf.write_text(_globals(f"lvs_backend {backend}") + _FLAGS.format(hashed=""))
+        assert ctl_main(["check", "--json", "-i", "node1", str(conf)]) == 0
+        out = json.loads(capsys.readouterr().out)
+        flagged = [p for p in out["problems"] if p["code"] == "lvs-flag-ignored"]
+        assert [p["text"] for p in flagged] == want, backend
+        assert not [p for p in out["problems"] if p["severity"] == "not-implemented"]
+        for p in flagged:
+            assert p["severity"] == "warning" and p["file"] == str(conf) and p["line"] > 0

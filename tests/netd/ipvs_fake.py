@@ -42,6 +42,7 @@ SVC_ATTR = {
     7: "FLAGS",
     8: "TIMEOUT",
     9: "NETMASK",
+    11: "PE_NAME",
 }
 DEST_ATTR = {
     1: "ADDR",
@@ -52,6 +53,7 @@ DEST_ATTR = {
     6: "L_THRESH",
     11: "ADDR_FAMILY",
 }
+PERSISTENCE_ENGINES = {"sip"}
 SCHEDULERS = {"rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "fo", "ovf", "mh"}
 F_HASHED = 0x2
 NLA_F_NESTED = 0x8000
@@ -131,6 +133,7 @@ class Svc:
     flags: int
     timeout: int
     netmask: bytes
+    pe_name: str = ""
     dests: dict[tuple[str, int], dict[str, int]] = field(default_factory=dict)
 
 
@@ -177,8 +180,25 @@ class FakeIpvs:
         assert len(netmask) == 4
         if key[0] == socket.AF_INET6 and not 1 <= u32(netmask) <= 128:
             raise NetlinkError(errno.EINVAL, "IPv6 netmask is a prefix length 1..128")
+        pe_name = ""
+        if "PE_NAME" in s:  # NLA_NUL_STRING, IP_VS_PENAME_MAXLEN; ip_vs_pe_getbyname
+            raw = s["PE_NAME"]
+            if not raw.endswith(b"\0") or len(raw) > 16:
+                raise NetlinkError(errno.EINVAL, "pe name is not a NUL-terminated string")
+            pe_name = raw.rstrip(b"\0").decode()
+            if pe_name not in PERSISTENCE_ENGINES:
+                raise NetlinkError(errno.ENOENT, f"no persistence engine {pe_name}")
         return Svc(
-            key[0], key[1], key[2], key[3], key[4], name, flags & mask, u32(s["TIMEOUT"]), netmask
+            key[0],
+            key[1],
+            key[2],
+            key[3],
+            key[4],
+            name,
+            flags & mask,
+            u32(s["TIMEOUT"]),
+            netmask,
+            pe_name,
         )
 
     def _dest(
@@ -292,6 +312,8 @@ class FakeIpvs:
             out += _nla(2, struct.pack("=H", s.protocol)) + _nla(3, addr)
             out += _nla(4, struct.pack("!H", s.port))
         out += _nla(6, s.sched.encode() + b"\0")
+        if s.pe_name:
+            out += _nla(11, s.pe_name.encode() + b"\0")
         out += _nla(7, struct.pack("=II", s.flags | F_HASHED, 0xFFFFFFFF))
         out += _nla(8, struct.pack("=I", s.timeout)) + _nla(9, s.netmask)
         return out

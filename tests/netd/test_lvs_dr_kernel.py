@@ -19,6 +19,7 @@ from ctl.lvslab import RS_ADDRS, RS_ADDRS6, RS_PORT, VIP, VIP6, LvsLab
 from netd.errors import NftError
 from netd.lvs import Forwarding, Member, NftablesBackend, Persistence, Service, VirtualServer
 from netd.lvs.driver import WATCHED
+from netd.lvs.layout import Chain, service_chain
 from netd.lvs.render import DR_MARKER
 from netd.nftwatch import NftWatch
 from tests.daemon import daemon_group
@@ -147,6 +148,62 @@ def test_nat_and_dr_virtual_servers_side_by_side(lab: LvsLab, backend: NftablesB
     backend.apply([nat])  # the last DR virtual server goes: so does the DR table
     assert DR_TABLE not in lab.nft("list", "tables", "netdev")
     assert lab.get(VIP, 80) == "rs1"
+
+
+def _nat(*members: int) -> VirtualServer:
+    return VirtualServer(
+        Service(VIP, "tcp", 80), "rr", members=tuple(Member(RS_ADDRS[i], RS_PORT) for i in members)
+    )
+
+
+def _transactions(backend: NftablesBackend) -> int:
+    return backend.nat.sock.transactions + backend.dr.sock.transactions
+
+
+def test_a_reload_changing_nat_and_dr_services_is_one_transaction(
+    lab: LvsLab, backend: NftablesBackend
+) -> None:
+    backend.apply([_nat(1), _dr(_rs(0))])
+    sent, before = _transactions(backend), backend.sock.generation()
+    done = backend.apply([_nat(1, 2), _dr(_rs(0), _rs(1))])  # a server more in each table
+    assert _transactions(backend) == sent + 1
+    assert done.generation == before + 1 == backend.sock.generation()  # committed once
+    changed = {op.obj.name for op in done.ops if op.verb == "add" and isinstance(op.obj, Chain)}
+    assert changed == {
+        f"vs-tcp-{VIP}-80-rs-{RS_ADDRS[2]}-{RS_PORT}",  # the NAT table's
+        f"vs-tcp-{VIP}-{RS_PORT}-rs-{RS_ADDRS[1]}-any",  # the DR table's
+    }
+    assert set(Counter(lab.get(VIP, 80) for _ in range(6))) == {"rs1", "rs2"}
+    assert set(_spread(lab, 6)) == {"rs0", "rs1"}
+    sent = _transactions(backend)
+    backend.withdraw()  # both tables go in one transaction too
+    assert _transactions(backend) == sent + 1
+    assert "pykeepalived_lvs" not in lab.nft("list", "tables")
+
+
+def test_a_refused_dr_change_leaves_the_nat_table_unchanged_too(
+    lab: LvsLab, backend: NftablesBackend
+) -> None:
+    backend.apply([_nat(1), _dr(_rs(0))])
+    nat_table = lab.nft("list", "table", "inet", "pykeepalived_lvs")
+    # Someone else's chain where the new DR service's goes: the kernel refuses that message
+    # (EEXIST), after the NAT table's messages of the same batch.
+    new_dr = _dr(_rs(1), svc=Service(VIP, "tcp", RS_PORT + 1))
+    lab.nft("add", "chain", "netdev", DR_TABLE, service_chain(new_dr))
+    before = backend.sock.generation()
+    try:
+        with pytest.raises(NftError) as err:
+            backend.apply([_nat(1, 2), _dr(_rs(0)), new_dr])
+        assert err.value.errno_name == "EEXIST" and service_chain(new_dr) in err.value.what
+        assert backend.sock.generation() == before  # nothing committed
+        assert lab.nft("list", "table", "inet", "pykeepalived_lvs") == nat_table
+        assert set(Counter(lab.get(VIP, 80) for _ in range(4))) == {"rs1"}
+    finally:
+        lab.nft("delete", "chain", "netdev", DR_TABLE, service_chain(new_dr))
+    # netd remembers what the kernel holds: the same change now goes through, whole
+    done = backend.apply([_nat(1, 2), _dr(_rs(0)), new_dr])
+    assert done.generation == backend.sock.generation()
+    assert set(Counter(lab.get(VIP, 80) for _ in range(6))) == {"rs1", "rs2"}
 
 
 def test_a_real_server_behind_a_gateway_is_refused(lab: LvsLab, backend: NftablesBackend) -> None:

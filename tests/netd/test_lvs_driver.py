@@ -20,10 +20,12 @@ from netd.errors import KernelError, LvsApplyError, LvsUnsupportedError, NftErro
 from netd.lvs import Forwarding, Member, Persistence, Service, VirtualServer
 from netd.lvs.driver import POOL_GRACE, LvsDriver
 from netd.lvs.fromconfig import desired_servers
+from netd.lvs.ipvs_backend import IpvsBackend
 from netd.lvs.ipvs_encode import Timeouts
 from netd.lvs.nft_backend import Applied
 from netd.lvs.nft_support import refuse_unsupported
 from netd.lvs.settings import LvsSettings, lvs_settings
+from tests.netd.ipvs_fake import FakeIpvs
 
 KEY = "198.51.100.80:tcp:80"
 KEY81 = "198.51.100.80:tcp:81"
@@ -203,6 +205,7 @@ virtual_server group G {
         "fwmark 7",
     ]
     assert vs.sorry_inhibit and vs.pool()[-1][1] == Member("203.0.113.12", 8080, 0)
+    assert vs.persistence is None  # no port of its own is no port 0 service: not persistent
 
 
 def test_the_sorry_servers_own_method() -> None:
@@ -540,5 +543,48 @@ def test_the_backend_is_made_with_the_configurations_lvs_settings() -> None:
         await _settle()
         assert made == [LvsSettings("ipvs", True, "vs", Timeouts(tcp=60, udp=5))]
         assert lvs_settings(Config()) == LvsSettings()  # auto, nothing flushed or changed
+
+    asyncio.run(main())
+
+
+def test_with_ipvs_a_group_entry_claiming_another_services_address_fails_alone() -> None:
+    """The IPVS backend (on its fake kernel) refuses a service two virtual servers claim before
+    sending anything; the driver retries one at a time and reports the group alone."""
+    text = """
+virtual_server_group G {
+    198.51.100.81 80
+    198.51.100.80 80
+}
+virtual_server 198.51.100.80 80 {
+    lb_algo rr
+    lb_kind NAT
+    protocol TCP
+    real_server 203.0.113.10 8080 {
+    }
+}
+virtual_server group G {
+    lb_algo rr
+    lb_kind NAT
+    protocol TCP
+    real_server 203.0.113.11 8080 {
+    }
+}
+"""
+
+    async def main() -> None:
+        kernel = FakeIpvs()
+        reports = FakeReports()
+        driver = LvsDriver(reports, _inline, lambda _: IpvsBackend(kernel), clock=Clock())
+        driver.configure(core.loads(text, script_env=None).config, 1)
+        for key in (KEY, "group:G:0"):
+            driver.pool(key, messages.PoolReport(vs=key, quorum_up=True, members=()))
+        await _settle()
+        refused = _applied(reports, "group:G:0")
+        assert (
+            refused.failures[0].errno == "EINVAL" and "defined twice" in refused.failures[0].reason
+        )
+        assert _applied(reports, KEY).failures == ()
+        assert list(kernel.table()) == ["6/198.51.100.80/80"]  # the plain one, programmed
+        await driver.stop()
 
     asyncio.run(main())

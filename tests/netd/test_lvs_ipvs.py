@@ -1,7 +1,8 @@
 """netd's IPVS backend without IPVS (this kernel has none): the encoded messages byte for byte
 against include/uapi/linux/ip_vs.h, and the backend against a fake kernel that parses those
 bytes as ip_vs_ctl.c does (tests/netd/ipvs_fake.py): adopt, diff, reconcile, refusals per
-virtual server, flushes, withdrawal and lvs_timeouts."""
+virtual server, flushes, withdrawal, lvs_timeouts and virtual_server_group (a service per
+entry, as keepalived)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import asyncio
 import errno
 import socket
 import struct
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -16,16 +18,20 @@ from pyroute2 import IPVSDest, IPVSService
 from pyroute2.ipvs import AsyncIPVS
 from pyroute2.netlink.generic.ipvs import ipvsmsg
 
-from netd.errors import KernelError, LvsApplyError, LvsConfigError, LvsUnsupportedError
+import core
+from netd.errors import KernelError, LvsApplyError
 from netd.lvs import Forwarding, Member, Persistence, Service, VirtualServer
 from netd.lvs.backend import choose_backend, ipvs_available
+from netd.lvs.fromconfig import desired_servers
 from netd.lvs.ipvs_backend import IpvsBackend
 from netd.lvs.ipvs_encode import (
+    FWD_METHODS,
     Timeouts,
     dest_specs,
     request,
     service_from_message,
     service_spec,
+    service_specs,
 )
 from netd.lvs.settings import LvsSettings
 from tests.netd.ipvs_fake import FakeIpvs, parse_request
@@ -118,9 +124,13 @@ def test_a_services_key_alone_is_what_dest_commands_and_deletes_carry() -> None:
 
 
 @pytest.mark.parametrize(
-    ("method", "value"), [(Forwarding.NAT, 0), (Forwarding.TUN, 2), (Forwarding.DR, 3)]
+    ("method", "value", "port"),
+    # DR and TUN cannot change the port: the service's goes (as ipvsadm and keepalived send it)
+    [(Forwarding.NAT, 0, 8080), (Forwarding.TUN, 2, 80), (Forwarding.DR, 3, 80)],
 )
-def test_destinations_carry_method_weight_and_thresholds(method: Forwarding, value: int) -> None:
+def test_destinations_carry_method_weight_and_thresholds(
+    method: Forwarding, value: int, port: int
+) -> None:
     m = Member("203.0.113.10", 8080, 5, upper=100, lower=10)
     vs = _vs(m, forwarding=method)
     (d,) = dest_specs(vs)
@@ -129,7 +139,7 @@ def test_destinations_carry_method_weight_and_thresholds(method: Forwarding, val
     assert attrs["DEST"] == {
         "ADDR_FAMILY": struct.pack("=H", socket.AF_INET),
         "ADDR": socket.inet_aton("203.0.113.10"),
-        "PORT": struct.pack("!H", 8080),
+        "PORT": struct.pack("!H", port),
         "FWD_METHOD": u32(value),  # IP_VS_CONN_F_MASQ / _TUNNEL / _DROUTE
         "WEIGHT": u32(5),
         "U_THRESH": u32(100),
@@ -279,9 +289,12 @@ def test_a_refused_virtual_server_is_named_and_the_others_are_applied() -> None:
     assert len(kernel.table()) == 2
 
 
-def test_a_duplicate_service_is_a_configuration_error() -> None:
-    with pytest.raises(LvsConfigError, match="defined twice"):
-        _backend(FakeIpvs()).apply([_vs(A), _vs(B)])
+def test_a_duplicate_service_is_refused_before_anything_is_sent() -> None:
+    # EINVAL, as nftables' layout: the driver then retries one at a time, the second fails alone
+    kernel = FakeIpvs()
+    with pytest.raises(KernelError, match="defined twice") as err:
+        _backend(kernel).apply([_vs(A), _vs(B)])
+    assert err.value.errno_name == "EINVAL" and kernel.table() == {}
 
 
 def test_withdraw_removes_our_dests_then_services() -> None:
@@ -395,11 +408,174 @@ def test_pyroute2_0_9_7s_ipvs_bugs_are_still_there() -> None:
         msg.encode()
 
 
-def test_a_virtual_server_group_is_refused_whole_not_programmed_as_its_first_address() -> None:
-    # The nftables datapath forwards a group as one pool; IPVS would need a service per entry,
-    # which is not written yet: refused for that virtual server alone (the driver reports it).
-    group = _vs(Member("203.0.113.10", 80, 1), aliases=(Service("198.51.100.81", "tcp", 80),))
-    backend = _backend(FakeIpvs())
-    with pytest.raises(LvsUnsupportedError, match="virtual_server_group is not programmed"):
-        backend.check(group)
-    backend.check(_vs(Member("203.0.113.10", 80, 1)))  # a plain one passes
+# ---- persistence_engine -------------------------------------------------------------------------
+
+
+def test_a_persistence_engine_is_the_services_pe_name_and_goes_with_persistence() -> None:
+    sip = VirtualServer(Service(VIP, "udp", 5060), "rr", persistence=Persistence(60, None, "sip"))
+    _, attrs = _bytes(request("new_service", service_spec(sip)))
+    assert attrs["SERVICE"]["PE_NAME"] == b"sip\0"  # IPVS_SVC_ATTR_PE_NAME (11), NUL-terminated
+    assert "PE_NAME" not in _bytes(request("new_service", service_spec(_vs(A))))[1]["SERVICE"]
+    kernel = FakeIpvs()
+    backend = _backend(kernel)
+    backend.apply([sip])
+    (svc,) = kernel.services.values()
+    assert svc.pe_name == "sip"
+    again = backend.reconcile([sip])  # read back equal: no drift, nothing sent
+    assert again.ops == () and not again.rebuilt
+    backend.apply([VirtualServer(Service(VIP, "udp", 5060), "rr", persistence=Persistence(60))])
+    assert kernel.log[-1] == "SET_SERVICE"
+    assert next(iter(kernel.services.values())).pe_name == ""  # sent without: dropped
+
+
+def test_persistence_engine_comes_from_the_configuration_with_persistence_only() -> None:
+    text = """
+virtual_server 198.51.100.80 5060 {
+    lb_algo rr
+    lb_kind NAT
+    protocol UDP
+    %s
+    persistence_engine sip
+    real_server 203.0.113.10 5060 {
+    }
+}
+"""
+    for timeout, want in (("persistence_timeout 60", Persistence(60, None, "sip")), ("", None)):
+        result = core.loads(text % timeout, script_env=None)
+        (vs,) = desired_servers(result.config, {}).servers.values()
+        assert vs.persistence == want
+
+
+# ---- virtual_server_group: a service per entry ------------------------------------------------
+
+GROUP_TEXT = """
+virtual_server_group G {
+    198.51.100.80-81 80
+    198.51.100.90 443
+    fwmark 7
+}
+virtual_server group G {
+    lb_algo wrr
+    lb_kind %s
+    protocol TCP
+    persistence_timeout 60
+    persistence_granularity 255.255.255.0
+    ops
+    real_server 203.0.113.10 8080 {
+        weight 3
+    }
+    real_server 203.0.113.11 8080 {
+    }
+}
+"""
+GROUP_SERVICES = (f"6/{VIP}/80", "6/198.51.100.81/80", "6/198.51.100.90/443", "fwm7")
+
+
+def _group(method: str = "NAT") -> VirtualServer:
+    """The group's virtual server as netd's driver gets it (core parses, core.vsgroups expands
+    the range as checkd does, netd.lvs.fromconfig builds the model)."""
+    result = core.loads(GROUP_TEXT % method, script_env=None)
+    assert not [p for p in result.problems if p.severity in ("fatal", "error")], result.problems
+    (vs,) = desired_servers(result.config, {}).servers.values()
+    return vs
+
+
+def test_a_group_is_one_service_per_address_and_port_and_per_fwmark() -> None:
+    vs = _group()
+    specs = service_specs(vs)
+    assert [str(s.key) for s in specs] == [
+        f"tcp {VIP}:80",
+        "tcp 198.51.100.81:80",  # the range, one service per address
+        "tcp 198.51.100.90:443",
+        "fwmark 7",
+    ]
+    for spec in specs:  # each with the virtual server's scheduler, flags and persistence
+        _, attrs = _bytes(request("new_service", spec))
+        svc = attrs["SERVICE"]
+        assert svc["SCHED_NAME"] == b"wrr\0" and svc["TIMEOUT"] == u32(60)
+        # IP_VS_SVC_F_PERSISTENT | IP_VS_SVC_F_ONEPACKET, every bit in the mask
+        assert svc["FLAGS"] == struct.pack("=II", 0x0001 | 0x0004, 0xFFFFFFFF)
+        assert svc["NETMASK"] == socket.inet_aton("255.255.255.0")
+    _, fwm = _bytes(request("new_service", specs[3]))
+    assert fwm["SERVICE"]["FWMARK"] == u32(7) and "ADDR" not in fwm["SERVICE"]
+    _, second = _bytes(request("new_service", specs[1]))
+    assert second["SERVICE"]["ADDR"] == socket.inet_aton("198.51.100.81")
+    assert second["SERVICE"]["PORT"] == struct.pack("!H", 80)
+
+
+@pytest.mark.parametrize(
+    ("method", "ports"),
+    [
+        # NAT: the real server's port on every service
+        ("NAT", (8080, 8080, 8080, 8080)),
+        # DR: each entry's own port (0 for the fwmark), as keepalived's ipvs_group_cmd
+        ("DR", (80, 80, 443, 0)),
+    ],
+)
+def test_every_service_of_a_group_gets_the_pool_with_its_entrys_port(
+    method: str, ports: tuple[int, ...]
+) -> None:
+    vs = _group(method)
+    for spec, port in zip(service_specs(vs), ports, strict=True):
+        dests = dest_specs(vs, spec.key)
+        assert [(d.address, d.port, d.weight) for d in dests] == [
+            ("203.0.113.10", port, 3),
+            ("203.0.113.11", port, 1),
+        ]
+        _, attrs = _bytes(request("new_dest", spec.key, dests[0]))
+        assert attrs["DEST"]["PORT"] == struct.pack("!H", port)
+        assert attrs["DEST"]["FWD_METHOD"] == u32(FWD_METHODS[vs.forwarding])
+
+
+def test_the_backend_programs_a_group_and_changes_every_entry_alike() -> None:
+    kernel = FakeIpvs()
+    backend = _backend(kernel)
+    vs = _group()
+    backend.check(vs)  # not refused any more
+    backend.apply([vs])
+    pool = {"203.0.113.10:8080": (0, 3), "203.0.113.11:8080": (0, 1)}
+    assert kernel.table() == {name: ("wrr", 0x5, 60, pool) for name in GROUP_SERVICES}
+    kernel.log.clear()
+    assert backend.apply([vs]).ops == () and kernel.log == []
+    # a real server inhibited: one SET_DEST per service of the group, nothing else
+    down = replace(vs, members=(vs.members[0], replace(vs.members[1], weight=0)))
+    backend.apply([down])
+    assert kernel.log == ["SET_DEST"] * 4
+    assert {t[3]["203.0.113.11:8080"] for t in kernel.table().values()} == {(0, 0)}
+    # an entry leaves the group (a reload): its service alone goes
+    kernel.log.clear()
+    backend.apply([replace(down, aliases=down.aliases[:1] + down.aliases[2:])])
+    assert kernel.log == ["DEL_SERVICE"]
+    assert "6/198.51.100.90/443" not in kernel.table() and len(kernel.table()) == 3
+    kernel.log.clear()
+    backend.withdraw()
+    assert kernel.table() == {} and kernel.log.count("DEL_SERVICE") == 3
+
+
+def test_a_restarted_netd_adopts_a_groups_services_in_place() -> None:
+    kernel = FakeIpvs()
+    _backend(kernel).apply([_group()])
+    kernel.log.clear()
+    _backend(kernel).apply([_group()])
+    assert [c for c in kernel.log if not c.startswith("GET")] == []
+
+
+def test_a_group_refused_half_way_is_named_and_its_leftovers_go_with_it() -> None:
+    kernel = FakeIpvs()
+    kernel.refuse = lambda cmd, attrs: (
+        errno.ENOMEM if attrs.get("SERVICE", {}).get("PORT") == struct.pack("!H", 443) else None
+    )
+    backend = _backend(kernel)
+    group, plain = _group(), VirtualServer(Service("192.0.2.7", "udp", 53), "rr", members=(B,))
+    with pytest.raises(LvsApplyError) as info:
+        backend.apply([group, plain])
+    assert set(info.value.failures) == {group.service}  # the group alone, by its first service
+    assert "17/192.0.2.7/53" in kernel.table()
+    assert f"6/{VIP}/80" in kernel.table()  # the entries before the refused one were made
+    backend.apply([plain])  # the group leaves the configuration: what it left goes too
+    assert list(kernel.table()) == ["17/192.0.2.7/53"]
+
+
+def test_a_group_entry_that_is_another_virtual_servers_service_is_refused() -> None:
+    with pytest.raises(KernelError, match=r"group G: tcp 198\.51\.100\.80:80 defined twice"):
+        _backend(FakeIpvs()).apply([_vs(A), _group()])

@@ -286,3 +286,30 @@ def test_ipvs_backend_forwards_by_weight_and_withdraws(lab: LvsLab) -> None:
     finally:
         backend.withdraw()
         backend.close()
+
+
+def test_ipvs_backend_forwards_a_group_on_each_of_its_services(lab: LvsLab) -> None:
+    """A virtual_server_group in the kernel's IPVS: one service per entry, each with the pool
+    (only where the kernel has IPVS; tests/netd/test_lvs_ipvs.py checks the messages)."""
+    if not lab.in_director(ipvs_available):
+        pytest.skip("this kernel has no IPVS (CONFIG_IP_VS unset: no IPVS generic netlink family)")
+    backend = lab.in_director(IpvsBackend)
+    other = Service(VIP, "tcp", RS_PORT)  # the group's second entry: the same VIP, another port
+    group = VirtualServer(SVC, "rr", members=(_rs(0), _rs(1)), aliases=(other,))
+    try:
+        backend.start()
+        backend.apply([group])
+        held = backend.read()
+        assert {str(k) for k in held if k.address == VIP} == {
+            f"tcp {VIP}:{PORT}",
+            f"tcp {VIP}:{RS_PORT}",
+        }
+        for _, dests in held.values():
+            assert {d.address for d in dests.values()} == {RS_ADDRS[0], RS_ADDRS[1]}
+        assert {lab.get(VIP, PORT) for _ in range(4)} == {"rs0", "rs1"}
+        assert {lab.get(VIP, RS_PORT) for _ in range(4)} == {"rs0", "rs1"}
+        backend.withdraw()
+        assert not [k for k in backend.read() if k.address == VIP]
+    finally:
+        backend.withdraw()
+        backend.close()
