@@ -25,6 +25,8 @@ from typing import Any, Protocol
 import structlog
 
 from checkd.attempts import Armed, AttemptResult
+from checkd.checkers.http_fetches import HttpFetches
+from checkd.checkers.result import CheckResult
 from checkd.checkers.tcp_connects import TcpConnects
 from checkd.checkplan import CheckPlan, VirtualServerPlan
 from checkd.errors import PoolError
@@ -104,6 +106,7 @@ class PoolRunner:
         # set while ``run`` runs
         self._loop: asyncio.AbstractEventLoop | None = None
         self._connects: TcpConnects[Armed] | None = None
+        self._fetches: HttpFetches[Armed] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
         self._last_tick = 0.0
@@ -313,11 +316,13 @@ class PoolRunner:
         No coroutine loops here: one loop timer (``_tick``) starts what is due and sets itself
         for the next due time, never sooner than ``TICK`` after the last, so checkers due
         within a millisecond start together instead of costing a wake-up each. TCP_CHECKs run
-        on the shared connector (``checkd.checkers.tcp_connects``), every other checker in an
-        asyncio Task of its own."""
+        on the shared connector (``checkd.checkers.tcp_connects``), HTTP_GETs on the shared
+        fetcher (``checkd.checkers.http_fetches``), every other checker in an asyncio Task of
+        its own."""
         loop = asyncio.get_running_loop()
         self._loop = loop
         connects = self._connects = TcpConnects(loop, self._connected)
+        fetches = self._fetches = HttpFetches(loop, self._fetched)
         self._last_tick = -TICK
         self._tick()
         try:
@@ -327,7 +332,8 @@ class PoolRunner:
                 self._timer.cancel()
                 self._timer = None
             connects.close()
-            self._connects = None
+            fetches.close()
+            self._connects = self._fetches = None
             self._loop = None
 
     def _tick(self) -> None:
@@ -369,6 +375,9 @@ class PoolRunner:
         if armed.fast is not None and self._connects is not None:
             self._connects.start(armed.fast.opts, armed)
             return
+        if armed.http is not None and self._fetches is not None:
+            self._fetches.start(armed.http.check, armed, armed.http.bound)
+            return
         cid = armed.plan.id
         task = asyncio.create_task(self._attempt(armed), name=f"checkd.attempt {cid}")
         self._inflight[cid] = task
@@ -376,6 +385,10 @@ class PoolRunner:
     def _connected(self, armed: Armed, ok: bool, reason: str) -> None:
         assert armed.fast is not None  # only fast attempts go to the connector
         self.finished(armed, armed.fast.result(ok, reason), self.clock())
+
+    def _fetched(self, armed: Armed, result: CheckResult) -> None:
+        assert armed.http is not None  # only HTTP_GET attempts go to the fetcher
+        self.finished(armed, armed.http.result(result), self.clock())
 
     async def _attempt(self, armed: Armed) -> None:
         cid = armed.plan.id
@@ -390,7 +403,8 @@ class PoolRunner:
         self.finished(armed, result, self.clock())
 
     def _cancel(self, cid: str) -> None:
-        # A TCP_CHECK on the connector is not cancelled: ``finished`` drops its result.
+        # A TCP_CHECK or HTTP_GET on the shared epolls is not cancelled: ``finished`` drops
+        # its result.
         task = self._inflight.pop(cid, None)
         if task is not None:
             task.cancel()
