@@ -42,7 +42,7 @@ from checkd.pool import (
 from checkd.pool_messages import Action, ProbeResult
 from checkd.pool_state import Member, PoolState
 from checkd.pool_topics import (
-    LastResult,
+    LastResults,
     pool_body,
     pool_topic,
     quorum_verdict,
@@ -97,7 +97,7 @@ class PoolRunner:
         self.pools: dict[str, PoolState] = {}
         self.armed: dict[str, Armed] = {}
         self.heap = TimerHeap()
-        self.last: dict[str, LastResult] = {}
+        self.last = LastResults()
         self.held: frozenset[str] = frozenset()
         self._published: dict[str, Any] = {}
         self._due_at: dict[str, float] = {}  # when each checker was last due
@@ -115,7 +115,6 @@ class PoolRunner:
 
     def apply(self, plan: CheckPlan, armed: Mapping[str, Armed]) -> None:
         """A new configuration: pools start, reload or go; changed checkers start afresh."""
-        now = self.clock()
         wanted = {vs.id: vs for vs in plan.virtual_servers}
         for vs_id in [v for v in self.pools if v not in wanted]:
             self._perform(remove_pool(self.pools.pop(vs_id)))
@@ -137,15 +136,34 @@ class PoolRunner:
                 self._cancel(cid)
                 self._late.pop(cid, None)
                 if new is None:
-                    self.last.pop(cid, None)
+                    self.last.discard(cid)
                     self._due_at.pop(cid, None)
-        for cid, new in armed.items():
-            before = self.armed.get(cid)
-            if before is None or not new.same_as(before):
-                s = new.plan.settings
-                self._push(cid, now + start_delay(cid, s.delay_loop, s.warmup))
+        fresh = [
+            cid
+            for cid, new in armed.items()
+            if (before := self.armed.get(cid)) is None or not new.same_as(before)
+        ]
         self.armed = dict(armed)
         self._publish_all()
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # driven by a test's fake clock
+            self._start(fresh)
+        else:
+            # Counted from when the loop is free again: applying a big configuration (and
+            # checkd's gc.freeze after it) holds the loop for a second or more, and phases
+            # counted from before would all have passed, every checker starting in one burst
+            # that ``_next`` then takes tens of rounds to spread out again.
+            loop.call_soon(self._start, fresh)
+
+    def _start(self, fresh: Iterable[str]) -> None:
+        """The first attempt of each new or changed checker, at its phase from now."""
+        now = self.clock()
+        for cid in fresh:
+            new = self.armed.get(cid)
+            if new is not None:
+                s = new.plan.settings
+                self._push(cid, now + start_delay(cid, s.delay_loop, s.warmup))
         self._wake()
 
     def due(self, now: float) -> list[Armed]:
@@ -169,15 +187,15 @@ class PoolRunner:
         current = self.armed.get(cid)
         if current is not armed and (current is None or not current.same_as(armed)):
             return  # removed or changed by a reload while it ran
-        last = self.last.get(cid)
-        self.last[cid] = LastResult(result.ok, result.reason, self.wall(), result.rc)
+        last_ok = self.last.ok_of(cid)
+        self.last.set(cid, result.ok, result.reason, self.wall(), result.rc)
         before = state = self.pools[armed.vs_id]
         events = result.events
         if (
             len(events) == 1
             and isinstance(event := events[0], ProbeResult)
-            and last is not None
-            and last.ok == result.ok
+            and last_ok is not None
+            and last_ok == result.ok
             and leaves_unchanged(state, cid, event.success)
         ):
             # The steady state: nothing to apply, perform or publish (the reason and time
