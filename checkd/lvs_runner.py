@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
@@ -102,6 +103,7 @@ class PoolRunner:
         self._published: dict[str, Any] = {}
         self._due_at: dict[str, float] = {}  # when each checker was last due
         self._late: dict[str, float] = {}  # how late each attempt under way started
+        self._phase: dict[str, float] = {}  # a due time each checker's steady rounds keep to
         self._inflight: dict[str, asyncio.Task[None]] = {}
         # set while ``run`` runs
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -135,6 +137,7 @@ class PoolRunner:
                 self.heap.cancel(cid)
                 self._cancel(cid)
                 self._late.pop(cid, None)
+                self._phase.pop(cid, None)
                 if new is None:
                     self.last.discard(cid)
                     self._due_at.pop(cid, None)
@@ -163,7 +166,8 @@ class PoolRunner:
             new = self.armed.get(cid)
             if new is not None:
                 s = new.plan.settings
-                self._push(cid, now + start_delay(cid, s.delay_loop, s.warmup))
+                first = self._phase[cid] = now + start_delay(cid, s.delay_loop, s.warmup)
+                self._push(cid, first)
         self._wake()
 
     def due(self, now: float) -> list[Armed]:
@@ -200,7 +204,7 @@ class PoolRunner:
         ):
             # The steady state: nothing to apply, perform or publish (the reason and time
             # ride along with the next change or periodic re-send).
-            self._schedule(cid, self._next(cid, now, armed.plan.settings.delay_loop))
+            self._schedule(cid, self._steady_next(cid, now, armed.plan.settings.delay_loop))
             return
         delay: float | None = None
         for event in events:
@@ -216,7 +220,9 @@ class PoolRunner:
         self.pools[armed.vs_id] = state
         if delay is None:
             delay = armed.plan.settings.delay_loop
-        self._schedule(cid, self._next(cid, now, delay))
+        # a verdict or retry count moved: the checker's phase is where it now is
+        nxt = self._phase[cid] = self._next(cid, now, delay)
+        self._schedule(cid, nxt)
         member = state.member(armed.plan.rs_id)
         if _moved(before, state, member):
             self._publish_vs(armed.vs_id)
@@ -229,6 +235,28 @@ class PoolRunner:
         start together then return to their own phases instead of staying bunched (and
         growing the bunch each round); an attempt that started on time is not affected."""
         return end + delay - min(self._late.pop(cid, 0.0), CATCH_UP * delay)
+
+    def _steady_next(self, cid: str, end: float, delay: float) -> float:
+        """The next attempt of a checker whose result changed nothing: at its phase (a whole
+        number of ``delay`` after its phase's due time) when that is at most ``CATCH_UP`` of
+        the delay before keepalived's "``delay`` after the end", else that much before it.
+
+        A checker whose attempts end within a tenth of the delay of their due time therefore
+        runs exactly every ``delay`` and never slides; one that a stall of the loop (or of
+        the machine) made start late comes back to its phase a tenth of the delay per round.
+        (``_next`` alone forgets what is left of a lateness after one round: every stall
+        longer than a tenth left the checkers it delayed bunched for good.)"""
+        self._late.pop(cid, None)
+        latest = end + delay
+        earliest = latest - CATCH_UP * delay
+        phase = self._phase.get(cid)
+        if phase is None or delay <= 0:
+            return latest
+        point = phase + math.floor((latest - phase) / delay) * delay
+        if point >= earliest:
+            self._phase[cid] = point  # keeps the numbers small; the same phase
+            return point
+        return earliest
 
     def _push(self, cid: str, when: float) -> None:
         self._due_at[cid] = when
