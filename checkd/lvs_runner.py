@@ -220,8 +220,10 @@ class PoolRunner:
         self.pools[armed.vs_id] = state
         if delay is None:
             delay = armed.plan.settings.delay_loop
-        # a verdict or retry count moved: the checker's phase is where it now is
-        nxt = self._phase[cid] = self._next(cid, now, delay)
+        if delay == armed.plan.settings.delay_loop:
+            nxt = self._steady_next(cid, now, delay)
+        else:  # a retry keeps its own time (delay_before_retry); the phase counts from it
+            nxt = self._phase[cid] = self._next(cid, now, delay)
         self._schedule(cid, nxt)
         member = state.member(armed.plan.rs_id)
         if _moved(before, state, member):
@@ -237,7 +239,7 @@ class PoolRunner:
         return end + delay - min(self._late.pop(cid, 0.0), CATCH_UP * delay)
 
     def _steady_next(self, cid: str, end: float, delay: float) -> float:
-        """The next attempt of a checker whose result changed nothing: at its phase (a whole
+        """The next attempt of a checker not retrying: at its phase (a whole
         number of ``delay`` after its phase's due time) when that is at most ``CATCH_UP`` of
         the delay before keepalived's "``delay`` after the end", else that much before it.
 

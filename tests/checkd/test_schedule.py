@@ -164,7 +164,7 @@ def test_thousands_of_checkers_spread_over_delay_loop() -> None:
 
 def test_a_late_start_returns_to_the_checkers_phase() -> None:
     """keepalived runs a checker's next attempt ``delay_loop`` after the last one ended. A
-    checker whose result changed nothing runs instead at its phase (a whole number of delays
+    checker that is not retrying runs instead at its phase (a whole number of delays
     after its phase's due time) when that is at most a tenth of the delay earlier, else a
     tenth earlier: on time it runs exactly every ``delay_loop`` (its attempts' length does not
     slide it), and one a stall made late comes back to its phase a tenth per round instead of
@@ -186,16 +186,16 @@ def test_a_late_start_returns_to_the_checkers_phase() -> None:
         assert end + 6 - 0.6 - 1e-9 <= nxt <= end + 6 + 1e-9
         return due, end, nxt
 
-    _, end, phase = attempt(0.0)  # the first result moves the pool: keepalived's rule
-    assert phase == pytest.approx(end + 6)
-    assert attempt(0.0)[2] == pytest.approx(phase + 6)  # not + 6.02
-    assert attempt(0.25)[2] == pytest.approx(phase + 12)  # back at once: under a tenth
+    phase, _, first = attempt(0.0)
+    assert first == pytest.approx(phase + 6)  # not + 6.02
+    assert attempt(0.0)[2] == pytest.approx(phase + 12)
+    assert attempt(0.25)[2] == pytest.approx(phase + 18)  # back at once: under a tenth
     _, end, nxt = attempt(2.0)  # a 2 s stall: 0.6 s back per round
     assert nxt == pytest.approx(end + 6 - 0.6)
     nexts = [attempt(0.0)[2] for _ in range(5)]
-    # 19.42 -> 24.84 -> 30.26 -> on its phase again from the third round
+    # 25.42 -> 30.84 -> 36.26 -> on its phase again from the third round
     assert nexts == pytest.approx(
-        [phase + 24.84, phase + 30.26, phase + 36, phase + 42, phase + 48]
+        [phase + 30.84, phase + 36.26, phase + 42, phase + 48, phase + 54]
     )
 
 
