@@ -16,6 +16,9 @@ Printed, over ``--duration`` seconds after a warm-up:
 
 * checks per second and checkd's CPU (share of one core), and CPU per check;
 * schedule drift: how late each probe started after its due time (p50, p99, max);
+* the loopback servers' CPU in the same window (they share the machine with checkd), the load
+  average at its end, and the share of the window checkd's loop spent runnable but waiting for
+  a CPU (``/proc/thread-self/schedstat``): on a shared 2-core machine the drift follows these;
 * time to verdict: a real server (its own listener, in its own process) is killed; the time
   until its ``check.rs`` verdict says down, repeated ``--victims`` times; keepalived's bound is
   ``delay_loop + connect_timeout`` with the retries (``retry 0`` here);
@@ -221,6 +224,9 @@ class Recorder:
             if alive != self.victim_alive:
                 self.victim_alive = alive
                 self.changed.set()
+                if os.environ.get("BENCH_VERBOSE"):
+                    reasons = [c.get("reason") for c in body.get("checkers", ())]
+                    print(f"victim {'up' if alive else 'down'}: {reasons}", file=sys.stderr)
             return
         if self.alive.get(topic, True) and not alive:
             self.false_downs += 1
@@ -246,6 +252,9 @@ class Figures:
     drift_max_ms: float
     verdict_s: list[float]
     false_downs: int
+    servers_cpu_share: float
+    load_avg: float
+    runqueue_wait_share: float
     curl_cpu_us_per_check: float
     curl_ratio: float
 
@@ -277,10 +286,24 @@ async def wait_victim(recorder: Recorder, alive: bool, timeout: float) -> float:
     return time.monotonic() - start
 
 
+def runqueue_wait() -> float:
+    """Seconds this thread (checkd's loop) has spent runnable but waiting for a CPU."""
+    return int(Path("/proc/thread-self/schedstat").read_text().split()[1]) / 1e9
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds a process (all its threads) has used, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @dataclass
 class Window:
     cpu: float
     wall: float
+    servers_cpu: float
+    load_avg: float
+    waited: float
     lateness: list[float]
     verdicts: list[float]
     false_downs: int
@@ -305,8 +328,13 @@ async def measure(args: argparse.Namespace) -> Window:
         await asyncio.sleep(args.warmup)  # every checker has run once: the steady state
         heap.recording = True
         cpu0, wall0 = time.process_time(), time.monotonic()
+        servers0 = process_cpu(args.servers_pid)
+        waited0 = runqueue_wait()
         await asyncio.sleep(args.duration)
+        waited = runqueue_wait() - waited0
         cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
+        servers_cpu = process_cpu(args.servers_pid) - servers0
+        load_avg = os.getloadavg()[0]
         heap.recording = False
         verdicts = []
         for _ in range(args.victims):
@@ -315,7 +343,16 @@ async def measure(args: argparse.Namespace) -> Window:
             verdicts.append(await wait_victim(recorder, False, 30))
             victim = start_server(victim=True)
             await wait_victim(recorder, True, 30)
-        return Window(cpu, wall, heap.lateness, verdicts, recorder.false_downs)
+        return Window(
+            cpu,
+            wall,
+            servers_cpu,
+            load_avg,
+            waited,
+            heap.lateness,
+            verdicts,
+            recorder.false_downs,
+        )
     finally:
         victim.kill()
         await service.stop()
@@ -359,6 +396,9 @@ async def run(args: argparse.Namespace) -> Figures:
         drift_max_ms=round(max(w.lateness, default=float("nan")) * 1000, 2),
         verdict_s=[round(v, 3) for v in w.verdicts],
         false_downs=w.false_downs,
+        servers_cpu_share=round(w.servers_cpu / w.wall, 3),
+        load_avg=round(w.load_avg, 2),
+        runqueue_wait_share=round(w.waited / w.wall, 3),
         curl_cpu_us_per_check=round(curl * 1e6, 1),
         curl_ratio=round(curl / per_check, 1) if checks else float("nan"),
     )
@@ -373,6 +413,11 @@ def report(f: Figures) -> None:
         med = statistics.median(f.verdict_s)
         print(f"verdict:  median {med:.3f} s after the server died ({f.verdict_s})")
     print(f"healthy servers declared down: {f.false_downs} (the checker falling behind)")
+    print(f"servers:  {f.servers_cpu_share * 100:.1f} % of one core; load average {f.load_avg}")
+    print(
+        f"waiting:  checkd runnable but not running {f.runqueue_wait_share * 100:.1f} % of "
+        "the window (the machine's other work)"
+    )
     print(f"curl vrrp_script: {f.curl_cpu_us_per_check} us CPU/check")
     print(f"ratio curl/native HTTP+TCP mix: {f.curl_ratio}x")
 
@@ -410,6 +455,7 @@ def main() -> int:
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     servers = start_server(victim=False)
+    args.servers_pid = servers.pid
     try:
         if args.profile:
             with cProfile.Profile() as profile:

@@ -18,7 +18,14 @@ import structlog
 
 import scripts
 from checkd.checker_state import mail_body
-from checkd.checkers import CheckerError, CheckResult, ConnectOptions, Pinger, make_probe
+from checkd.checkers import (
+    CheckerError,
+    CheckResult,
+    ConnectOptions,
+    HttpCheck,
+    Pinger,
+    make_probe,
+)
 from checkd.checkers.tcp_connects import passed_reason
 from checkd.checkplan import CheckerPlan, CheckPlan, RealServerPlan, VirtualServerPlan
 from checkd.misc_check import misc_spec, run_misc
@@ -53,6 +60,8 @@ class Armed:
     attempt: Attempt
     # TCP_CHECK: what the runner's shared connector needs instead of running ``attempt``
     fast: TcpFast | None = None
+    # HTTP_GET: what the runner's shared fetcher needs instead of running ``attempt``
+    http: HttpFast | None = None
 
     def same_as(self, other: Armed) -> bool:
         """Unchanged by a reload: the schedule and any attempt under way carry over."""
@@ -81,6 +90,30 @@ class TcpFast:
 
     def result(self, ok: bool, reason: str) -> AttemptResult:
         return self.passed if ok else AttemptResult(False, reason, self.failed_events)
+
+
+@dataclass(frozen=True, slots=True)
+class HttpFast:
+    """An HTTP_GET as data for ``checkd.checkers.http_fetches`` (no Task per attempt), with
+    its pool events built once; ``bound`` is the generic attempt's."""
+
+    check: HttpCheck
+    bound: float
+    passed_events: tuple[Event, ...]
+    failed_events: tuple[Event, ...]
+
+    @classmethod
+    def of(cls, c_plan: CheckerPlan, check: HttpCheck, bound: float) -> HttpFast:
+        return cls(
+            check,
+            bound,
+            probe_events(c_plan, CheckResult.passed("")),
+            probe_events(c_plan, CheckResult.failed("")),
+        )
+
+    def result(self, result: CheckResult) -> AttemptResult:
+        events = self.passed_events if result.ok else self.failed_events
+        return AttemptResult(result.ok, result.reason, events)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +170,7 @@ def _arm_one(
 ) -> Armed:
     s = c_plan.settings
     fast: TcpFast | None = None
+    http: HttpFast | None = None
     try:
         if c_plan.kind == "MISC_CHECK":
             timeout = s.misc_timeout or s.delay_loop
@@ -150,10 +184,12 @@ def _arm_one(
             bound += GRACE
             if c_plan.kind == "TCP_CHECK":
                 fast = TcpFast.of(c_plan, ConnectOptions.from_model(checker, rs, vs))
+            elif c_plan.kind == "HTTP_GET":
+                http = HttpFast.of(c_plan, HttpCheck.from_model(checker, rs, vs), bound)
     except (CheckerError, scripts.ScriptError) as exc:
         log.error("checkd.checker.disabled", checker=c_plan.id, reason=str(exc))
         attempt, bound = _refused(c_plan.id, f"disabled: {exc}"), GRACE
-    return Armed(c_plan, vs_id, bound, _bounded(c_plan, attempt, bound), fast)
+    return Armed(c_plan, vs_id, bound, _bounded(c_plan, attempt, bound), fast, http)
 
 
 def _refused(checker_id: str, reason: str) -> Attempt:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
@@ -25,6 +26,8 @@ from typing import Any, Protocol
 import structlog
 
 from checkd.attempts import Armed, AttemptResult
+from checkd.checkers.http_fetches import HttpFetches
+from checkd.checkers.result import CheckResult
 from checkd.checkers.tcp_connects import TcpConnects
 from checkd.checkplan import CheckPlan, VirtualServerPlan
 from checkd.errors import PoolError
@@ -40,7 +43,7 @@ from checkd.pool import (
 from checkd.pool_messages import Action, ProbeResult
 from checkd.pool_state import Member, PoolState
 from checkd.pool_topics import (
-    LastResult,
+    LastResults,
     pool_body,
     pool_topic,
     quorum_verdict,
@@ -95,15 +98,17 @@ class PoolRunner:
         self.pools: dict[str, PoolState] = {}
         self.armed: dict[str, Armed] = {}
         self.heap = TimerHeap()
-        self.last: dict[str, LastResult] = {}
+        self.last = LastResults()
         self.held: frozenset[str] = frozenset()
         self._published: dict[str, Any] = {}
         self._due_at: dict[str, float] = {}  # when each checker was last due
         self._late: dict[str, float] = {}  # how late each attempt under way started
+        self._phase: dict[str, float] = {}  # a due time each checker's steady rounds keep to
         self._inflight: dict[str, asyncio.Task[None]] = {}
         # set while ``run`` runs
         self._loop: asyncio.AbstractEventLoop | None = None
         self._connects: TcpConnects[Armed] | None = None
+        self._fetches: HttpFetches[Armed] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
         self._last_tick = 0.0
@@ -112,7 +117,6 @@ class PoolRunner:
 
     def apply(self, plan: CheckPlan, armed: Mapping[str, Armed]) -> None:
         """A new configuration: pools start, reload or go; changed checkers start afresh."""
-        now = self.clock()
         wanted = {vs.id: vs for vs in plan.virtual_servers}
         for vs_id in [v for v in self.pools if v not in wanted]:
             self._perform(remove_pool(self.pools.pop(vs_id)))
@@ -133,16 +137,37 @@ class PoolRunner:
                 self.heap.cancel(cid)
                 self._cancel(cid)
                 self._late.pop(cid, None)
+                self._phase.pop(cid, None)
                 if new is None:
-                    self.last.pop(cid, None)
+                    self.last.discard(cid)
                     self._due_at.pop(cid, None)
-        for cid, new in armed.items():
-            before = self.armed.get(cid)
-            if before is None or not new.same_as(before):
-                s = new.plan.settings
-                self._push(cid, now + start_delay(cid, s.delay_loop, s.warmup))
+        fresh = [
+            cid
+            for cid, new in armed.items()
+            if (before := self.armed.get(cid)) is None or not new.same_as(before)
+        ]
         self.armed = dict(armed)
         self._publish_all()
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # driven by a test's fake clock
+            self._start(fresh)
+        else:
+            # Counted from when the loop is free again: applying a big configuration (and
+            # checkd's gc.freeze after it) holds the loop for a second or more, and phases
+            # counted from before would all have passed, every checker starting in one burst
+            # that ``_next`` then takes tens of rounds to spread out again.
+            loop.call_soon(self._start, fresh)
+
+    def _start(self, fresh: Iterable[str]) -> None:
+        """The first attempt of each new or changed checker, at its phase from now."""
+        now = self.clock()
+        for cid in fresh:
+            new = self.armed.get(cid)
+            if new is not None:
+                s = new.plan.settings
+                first = self._phase[cid] = now + start_delay(cid, s.delay_loop, s.warmup)
+                self._push(cid, first)
         self._wake()
 
     def due(self, now: float) -> list[Armed]:
@@ -166,20 +191,20 @@ class PoolRunner:
         current = self.armed.get(cid)
         if current is not armed and (current is None or not current.same_as(armed)):
             return  # removed or changed by a reload while it ran
-        last = self.last.get(cid)
-        self.last[cid] = LastResult(result.ok, result.reason, self.wall(), result.rc)
+        last_ok = self.last.ok_of(cid)
+        self.last.set(cid, result.ok, result.reason, self.wall(), result.rc)
         before = state = self.pools[armed.vs_id]
         events = result.events
         if (
             len(events) == 1
             and isinstance(event := events[0], ProbeResult)
-            and last is not None
-            and last.ok == result.ok
+            and last_ok is not None
+            and last_ok == result.ok
             and leaves_unchanged(state, cid, event.success)
         ):
             # The steady state: nothing to apply, perform or publish (the reason and time
             # ride along with the next change or periodic re-send).
-            self._schedule(cid, self._next(cid, now, armed.plan.settings.delay_loop))
+            self._schedule(cid, self._steady_next(cid, now, armed.plan.settings.delay_loop))
             return
         delay: float | None = None
         for event in events:
@@ -195,7 +220,11 @@ class PoolRunner:
         self.pools[armed.vs_id] = state
         if delay is None:
             delay = armed.plan.settings.delay_loop
-        self._schedule(cid, self._next(cid, now, delay))
+        if delay == armed.plan.settings.delay_loop:
+            nxt = self._steady_next(cid, now, delay)
+        else:  # a retry keeps its own time (delay_before_retry); the phase counts from it
+            nxt = self._phase[cid] = self._next(cid, now, delay)
+        self._schedule(cid, nxt)
         member = state.member(armed.plan.rs_id)
         if _moved(before, state, member):
             self._publish_vs(armed.vs_id)
@@ -208,6 +237,28 @@ class PoolRunner:
         start together then return to their own phases instead of staying bunched (and
         growing the bunch each round); an attempt that started on time is not affected."""
         return end + delay - min(self._late.pop(cid, 0.0), CATCH_UP * delay)
+
+    def _steady_next(self, cid: str, end: float, delay: float) -> float:
+        """The next attempt of a checker not retrying: at its phase (a whole
+        number of ``delay`` after its phase's due time) when that is at most ``CATCH_UP`` of
+        the delay before keepalived's "``delay`` after the end", else that much before it.
+
+        A checker whose attempts end within a tenth of the delay of their due time therefore
+        runs exactly every ``delay`` and never slides; one that a stall of the loop (or of
+        the machine) made start late comes back to its phase a tenth of the delay per round.
+        (``_next`` alone forgets what is left of a lateness after one round: every stall
+        longer than a tenth left the checkers it delayed bunched for good.)"""
+        self._late.pop(cid, None)
+        latest = end + delay
+        earliest = latest - CATCH_UP * delay
+        phase = self._phase.get(cid)
+        if phase is None or delay <= 0:
+            return latest
+        point = phase + math.floor((latest - phase) / delay) * delay
+        if point >= earliest:
+            self._phase[cid] = point  # keeps the numbers small; the same phase
+            return point
+        return earliest
 
     def _push(self, cid: str, when: float) -> None:
         self._due_at[cid] = when
@@ -313,11 +364,13 @@ class PoolRunner:
         No coroutine loops here: one loop timer (``_tick``) starts what is due and sets itself
         for the next due time, never sooner than ``TICK`` after the last, so checkers due
         within a millisecond start together instead of costing a wake-up each. TCP_CHECKs run
-        on the shared connector (``checkd.checkers.tcp_connects``), every other checker in an
-        asyncio Task of its own."""
+        on the shared connector (``checkd.checkers.tcp_connects``), HTTP_GETs on the shared
+        fetcher (``checkd.checkers.http_fetches``), every other checker in an asyncio Task of
+        its own."""
         loop = asyncio.get_running_loop()
         self._loop = loop
         connects = self._connects = TcpConnects(loop, self._connected)
+        fetches = self._fetches = HttpFetches(loop, self._fetched)
         self._last_tick = -TICK
         self._tick()
         try:
@@ -327,7 +380,8 @@ class PoolRunner:
                 self._timer.cancel()
                 self._timer = None
             connects.close()
-            self._connects = None
+            fetches.close()
+            self._connects = self._fetches = None
             self._loop = None
 
     def _tick(self) -> None:
@@ -369,6 +423,9 @@ class PoolRunner:
         if armed.fast is not None and self._connects is not None:
             self._connects.start(armed.fast.opts, armed)
             return
+        if armed.http is not None and self._fetches is not None:
+            self._fetches.start(armed.http.check, armed, armed.http.bound)
+            return
         cid = armed.plan.id
         task = asyncio.create_task(self._attempt(armed), name=f"checkd.attempt {cid}")
         self._inflight[cid] = task
@@ -376,6 +433,10 @@ class PoolRunner:
     def _connected(self, armed: Armed, ok: bool, reason: str) -> None:
         assert armed.fast is not None  # only fast attempts go to the connector
         self.finished(armed, armed.fast.result(ok, reason), self.clock())
+
+    def _fetched(self, armed: Armed, result: CheckResult) -> None:
+        assert armed.http is not None  # only HTTP_GET attempts go to the fetcher
+        self.finished(armed, armed.http.result(result), self.clock())
 
     async def _attempt(self, armed: Armed) -> None:
         cid = armed.plan.id
@@ -390,7 +451,8 @@ class PoolRunner:
         self.finished(armed, result, self.clock())
 
     def _cancel(self, cid: str) -> None:
-        # A TCP_CHECK on the connector is not cancelled: ``finished`` drops its result.
+        # A TCP_CHECK or HTTP_GET on the shared epolls is not cancelled: ``finished`` drops
+        # its result.
         task = self._inflight.pop(cid, None)
         if task is not None:
             task.cancel()

@@ -23,7 +23,7 @@ from __future__ import annotations
 import functools
 import ipaddress
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,6 +82,40 @@ class LastResult:
     reason: str
     at: float  # wall clock
     rc: int | None = None  # MISC_CHECK: the script's exit status (the SIGUSR1 dump shows it)
+
+
+class LastResults(Mapping[str, LastResult]):
+    """Every checker's latest attempt, kept as plain tuples and read as ``LastResult``.
+
+    One is stored per result (12,000 a second in bench/checks.py) and lives a whole
+    ``delay_loop``, long enough to outlive the young collections. A tuple of plain values is
+    no longer tracked by the garbage collector after its first pass; a dataclass instance
+    would be promoted to the oldest generation and bring full collections (tens of
+    milliseconds each, schedule drift) round every few seconds.
+    """
+
+    def __init__(self) -> None:
+        self._raw: dict[str, tuple[bool, str, float, int | None]] = {}
+
+    def set(self, cid: str, ok: bool, reason: str, at: float, rc: int | None = None) -> None:
+        self._raw[cid] = (ok, reason, at, rc)
+
+    def ok_of(self, cid: str) -> bool | None:
+        """The latest verdict alone, without building a ``LastResult``."""
+        raw = self._raw.get(cid)
+        return None if raw is None else raw[0]
+
+    def discard(self, cid: str) -> None:
+        self._raw.pop(cid, None)
+
+    def __getitem__(self, cid: str) -> LastResult:
+        return LastResult(*self._raw[cid])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._raw)
+
+    def __len__(self) -> int:
+        return len(self._raw)
 
 
 def pool_body(state: PoolState, *, suspended: bool) -> dict[str, Any]:

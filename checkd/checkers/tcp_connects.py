@@ -14,10 +14,9 @@ becoming writable with no pending error (SO_ERROR, as asyncio's ``sock_connect``
 pass, and the reasons are the same sentences. The connection is closed at once with an
 ordinary close, as keepalived's ``tcp_check_thread`` does.
 
-Deadlines: attempts with the same ``connect_timeout`` end in the order they started, so each
-timeout value keeps a FIFO of deadlines; the earliest head is the next timer. A FIFO entry is
-plain numbers (deadline, descriptor, serial), which the garbage collector stops tracking, and
-names no object: a finished attempt's socket is freed at once, not kept until its deadline.
+Deadlines: one ``checkd.checkers.deadlines.Deadlines`` (a FIFO per ``connect_timeout``, one
+loop timer) keyed by descriptor and serial, so a finished attempt's socket is freed at once,
+not kept until its deadline.
 """
 
 from __future__ import annotations
@@ -26,18 +25,18 @@ import asyncio
 import errno
 import select
 import socket
-from collections import deque
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
 from checkd.checkers.connection import describe_os_error, make_socket
+from checkd.checkers.deadlines import Deadlines
 from checkd.checkers.errors import ProbeFailed
 from checkd.checkers.result import ConnectOptions
 
 T = TypeVar("T")
 
 # What asyncio's sock_connect waits on instead of failing (BlockingIOError, InterruptedError).
-_WAIT = frozenset((errno.EINPROGRESS, errno.EAGAIN, errno.EALREADY, errno.EINTR))
+WAIT_CODES = frozenset((errno.EINPROGRESS, errno.EAGAIN, errno.EALREADY, errno.EINTR))
 _FAILED = select.EPOLLERR | select.EPOLLHUP
 _MAX_EVENTS = 1024
 
@@ -85,9 +84,8 @@ class TcpConnects(Generic[T]):
         self._done = done
         self._epoll = select.epoll()
         self._pending: dict[int, _Attempt[T]] = {}
-        self._deadlines: dict[float, deque[tuple[float, int, int]]] = {}
+        self._deadlines = Deadlines(loop, self._waiting, self._timed_out)
         self._serial = 0
-        self._timer: asyncio.TimerHandle | None = None
         loop.add_reader(self._epoll.fileno(), self._ready)
 
     def __len__(self) -> int:
@@ -105,13 +103,13 @@ class TcpConnects(Generic[T]):
             return
         try:
             code = sock.connect_ex((opts.connect_ip, opts.connect_port))
-            if code in _WAIT:
+            if code in WAIT_CODES:
                 self._epoll.register(sock.fileno(), select.EPOLLOUT)
         except OSError as exc:
             sock.close()
             self._done(tag, False, unexpected_reason(exc))
             return
-        if code not in _WAIT:
+        if code not in WAIT_CODES:
             sock.close()
             if code == 0:
                 self._done(tag, True, passed_reason(opts))
@@ -121,24 +119,15 @@ class TcpConnects(Generic[T]):
         fd = sock.fileno()
         self._serial += 1
         self._pending[fd] = _Attempt(sock, opts, tag, self._serial)
-        deadline = self._loop.time() + opts.connect_timeout
-        queue = self._deadlines.get(opts.connect_timeout)
-        if queue is None:
-            queue = self._deadlines[opts.connect_timeout] = deque()
-        queue.append((deadline, fd, self._serial))
-        if self._timer is None or deadline < self._timer.when():
-            self._arm()
+        self._deadlines.add(opts.connect_timeout, fd, self._serial)
 
     def close(self) -> None:
         """Abandon every attempt (no ``done`` for them) and release the epoll."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._deadlines.close()
         self._loop.remove_reader(self._epoll.fileno())
         for attempt in self._pending.values():
             attempt.sock.close()
         self._pending.clear()
-        self._deadlines.clear()
         self._epoll.close()
 
     def _ready(self) -> None:
@@ -156,38 +145,11 @@ class TcpConnects(Generic[T]):
             else:
                 self._done(attempt.tag, False, failed_reason(attempt.opts, code))
 
-    def _expire(self) -> None:
-        self._timer = None
-        now = self._loop.time()
-        pending = self._pending
-        for timeout, queue in list(self._deadlines.items()):
-            while queue and queue[0][0] <= now:
-                _, fd, serial = queue.popleft()
-                attempt = pending.get(fd)
-                if attempt is None or attempt.serial != serial:
-                    continue  # it has finished already (its descriptor may be reused)
-                del pending[fd]
-                attempt.sock.close()
-                self._done(attempt.tag, False, timeout_reason(attempt.opts))
-            if not queue:
-                del self._deadlines[timeout]
-        self._arm()
+    def _waiting(self, fd: int, serial: int) -> bool:
+        attempt = self._pending.get(fd)
+        return attempt is not None and attempt.serial == serial
 
-    def _arm(self) -> None:
-        """The timer at the earliest deadline still waiting (finished heads are dropped)."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        pending = self._pending
-        earliest: float | None = None
-        for queue in self._deadlines.values():
-            while queue and not _waiting(pending.get(queue[0][1]), queue[0][2]):
-                queue.popleft()
-            if queue and (earliest is None or queue[0][0] < earliest):
-                earliest = queue[0][0]
-        if earliest is not None:
-            self._timer = self._loop.call_at(earliest, self._expire)
-
-
-def _waiting(attempt: _Attempt[T] | None, serial: int) -> bool:
-    return attempt is not None and attempt.serial == serial
+    def _timed_out(self, fd: int, serial: int) -> None:
+        attempt = self._pending.pop(fd)
+        attempt.sock.close()
+        self._done(attempt.tag, False, timeout_reason(attempt.opts))

@@ -162,20 +162,41 @@ def test_thousands_of_checkers_spread_over_delay_loop() -> None:
     assert all(abs(b - a - 10.02) < 0.11 for a, b in itertools.pairwise(some))
 
 
-def test_a_late_start_keeps_the_checkers_phase() -> None:
-    """The loop stalled: the attempt started late. Its next one is due ``delay_loop`` after it
-    ended, less that lateness (at most a tenth of the delay), so checkers a stall bunched up
-    go back to their own phases (keepalived's "after the attempt ended" when on time)."""
+def test_a_late_start_returns_to_the_checkers_phase() -> None:
+    """keepalived runs a checker's next attempt ``delay_loop`` after the last one ended. A
+    checker that is not retrying runs instead at its phase (a whole number of delays
+    after its phase's due time) when that is at most a tenth of the delay earlier, else a
+    tenth earlier: on time it runs exactly every ``delay_loop`` (its attempts' length does not
+    slide it), and one a stall made late comes back to its phase a tenth per round instead of
+    staying where the stall left it, bunched with the others it delayed."""
     sim = Sim(config(1, delay_loop=6), lambda ip, t: True)
     runner = sim.runner
     (cid,) = runner.armed
-    for late, catch_up in ((0.0, 0.0), (0.25, 0.25), (2.0, 0.6)):
+
+    def attempt(late: float) -> tuple[float, float, float]:
         due = runner.heap.at(cid)
         assert due is not None
         (armed,) = runner.due(due + late)
         result = AttemptResult(True, "ok", probe_events(armed.plan, CheckResult(True, "ok")))
-        runner.finished(armed, result, due + late + 0.02)
-        assert runner.heap.at(cid) == pytest.approx(due + late + 0.02 + 6 - catch_up)
+        end = due + late + 0.02
+        runner.finished(armed, result, end)
+        nxt = runner.heap.at(cid)
+        assert nxt is not None
+        # never later than keepalived's rule, never more than a tenth of the delay earlier
+        assert end + 6 - 0.6 - 1e-9 <= nxt <= end + 6 + 1e-9
+        return due, end, nxt
+
+    phase, _, first = attempt(0.0)
+    assert first == pytest.approx(phase + 6)  # not + 6.02
+    assert attempt(0.0)[2] == pytest.approx(phase + 12)
+    assert attempt(0.25)[2] == pytest.approx(phase + 18)  # back at once: under a tenth
+    _, end, nxt = attempt(2.0)  # a 2 s stall: 0.6 s back per round
+    assert nxt == pytest.approx(end + 6 - 0.6)
+    nexts = [attempt(0.0)[2] for _ in range(5)]
+    # 25.42 -> 30.84 -> 36.26 -> on its phase again from the third round
+    assert nexts == pytest.approx(
+        [phase + 30.84, phase + 36.26, phase + 42, phase + 48, phase + 54]
+    )
 
 
 def test_warmup_spreads_the_first_probe_over_warmup() -> None:

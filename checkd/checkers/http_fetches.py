@@ -1,0 +1,288 @@
+"""HTTP_GET at scale: every fetch under way is a small state machine on one epoll, no Task.
+
+``checkd.checkers.http.http_check`` is a coroutine run in an asyncio Task per attempt, over
+asyncio streams: the Task, its timeout contexts, the transport, the stream reader and writer
+cost several times the system calls of a plain GET. Here each attempt goes through the same
+steps on a bare non-blocking socket registered in one ``select.epoll`` that the asyncio loop
+watches (``add_reader``), as ``checkd.checkers.tcp_connects`` does for TCP_CHECK:
+
+    connecting --writable--> send the request --all sent--> reading --EOF--> judge the url
+
+``connect_timeout`` bounds the connect, the send and each read (as in ``http_check``, as in
+keepalived), through one ``checkd.checkers.deadlines.Deadlines``; the attempt as a whole is
+also bounded as the generic path's ``checkd.attempts`` bounds it (``connect_timeout`` times
+the number of urls, plus its grace). The request is ``HttpCheck.request_for``'s bytes, the
+response goes through the same ``Response`` parser and ``judge``, so the verdicts and reasons
+are ``http_check``'s for the same exchange (tests/checkd/checkers/test_http_fast.py runs both
+against the same servers). Plain HTTP only: SSL_GET keeps the generic path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import select
+import socket
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+from checkd.checkers.connection import READ_SIZE, describe_os_error, make_socket
+from checkd.checkers.deadlines import Deadlines
+from checkd.checkers.errors import ProbeFailed
+from checkd.checkers.http import HttpCheck, Response, UrlSpec, judge
+from checkd.checkers.result import CheckResult
+from checkd.checkers.tcp_connects import (
+    WAIT_CODES,
+    failed_reason,
+    timeout_reason,
+    unexpected_reason,
+)
+
+T = TypeVar("T")
+
+_FAILED = select.EPOLLERR | select.EPOLLHUP
+_MAX_EVENTS = 256
+# The serial of an attempt's whole-attempt deadline; its steps count up from 1.
+_WHOLE = 0
+
+#: ``done(tag, result)``: one attempt's outcome.
+Done = Callable[[T, CheckResult], None]
+
+CONNECTING, SENDING, READING = 0, 1, 2
+
+
+class _Fetch(Generic[T]):
+    """One attempt: its check, which url it is on, and that url's socket and response."""
+
+    __slots__ = (
+        "bound",
+        "check",
+        "id",
+        "index",
+        "request",
+        "response",
+        "sent",
+        "sock",
+        "state",
+        "step",
+        "tag",
+    )
+
+    def __init__(self, check: HttpCheck, tag: T, ident: int, bound: float) -> None:
+        self.check = check
+        self.tag = tag
+        self.id = ident
+        self.bound = bound
+        self.index = 0
+        self.step = _WHOLE
+        self.state = CONNECTING
+        self.sock: socket.socket | None = None
+        self.request = b""
+        self.sent = 0
+        self.response: Response | None = None
+
+    @property
+    def url(self) -> UrlSpec:
+        return self.check.urls[self.index]
+
+
+class HttpFetches(Generic[T]):
+    """HTTP_GET attempts under way; each one's outcome goes to ``done`` exactly once.
+
+    ``done`` may be called from inside ``start`` (no url, or a connect that fails at once) and
+    from the loop's callbacks; never after ``close``.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, done: Done[T]) -> None:
+        self._loop = loop
+        self._done = done
+        self._epoll = select.epoll()
+        self._by_id: dict[int, _Fetch[T]] = {}
+        self._by_fd: dict[int, _Fetch[T]] = {}
+        self._deadlines = Deadlines(loop, self._waiting, self._timed_out)
+        self._ident = 0
+        loop.add_reader(self._epoll.fileno(), self._ready)
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def start(self, check: HttpCheck, tag: T, bound: float) -> None:
+        """Begin one attempt for ``tag``, abandoned as failed after ``bound`` seconds."""
+        if not check.urls:
+            self._done(tag, CheckResult.passed(f"no url to check on {check.opts.peer}"))
+            return
+        self._ident += 1
+        fetch = _Fetch(check, tag, self._ident, bound)
+        self._by_id[fetch.id] = fetch
+        self._deadlines.add(bound, fetch.id, _WHOLE)
+        self._connect(fetch)
+
+    def close(self) -> None:
+        """Abandon every attempt (no ``done`` for them) and release the epoll."""
+        self._deadlines.close()
+        self._loop.remove_reader(self._epoll.fileno())
+        for fetch in self._by_id.values():
+            if fetch.sock is not None:
+                fetch.sock.close()
+        self._by_id.clear()
+        self._by_fd.clear()
+        self._epoll.close()
+
+    # --- the steps ------------------------------------------------------------------------
+
+    def _connect(self, fetch: _Fetch[T]) -> None:
+        opts = fetch.check.opts
+        url = fetch.url
+        try:
+            sock = make_socket(opts, socket.SOCK_STREAM)
+        except ProbeFailed as exc:
+            self._finish(fetch, CheckResult.failed(f"GET {url.path}: {exc}"))
+            return
+        except OSError as exc:  # no socket at all (out of descriptors, ...)
+            self._finish(fetch, CheckResult.failed(unexpected_reason(exc)))
+            return
+        fetch.sock = sock
+        fetch.request = fetch.check.request_for(url)
+        fetch.sent = 0
+        fetch.response = Response(keep_body=url.regex is not None)
+        try:
+            code = sock.connect_ex((opts.connect_ip, opts.connect_port))
+            if code in WAIT_CODES or code == 0:
+                fd = sock.fileno()
+                self._epoll.register(fd, select.EPOLLOUT)
+                self._by_fd[fd] = fetch
+        except OSError as exc:
+            self._finish(fetch, CheckResult.failed(unexpected_reason(exc)))
+            return
+        if code == 0:
+            self._send(fetch)
+        elif code in WAIT_CODES:
+            fetch.state = CONNECTING
+            self._renew(fetch)
+        else:
+            self._fail(fetch, failed_reason(opts, code))
+
+    def _ready(self) -> None:
+        by_fd = self._by_fd
+        for fd, events in self._epoll.poll(0, _MAX_EVENTS):
+            fetch = by_fd.get(fd)
+            if fetch is None:
+                continue
+            try:
+                if fetch.state == READING:
+                    self._read(fetch)
+                elif fetch.state == SENDING:
+                    self._send(fetch)
+                else:
+                    self._connected(fetch, events)
+            except OSError as exc:  # an error of this host (epoll_ctl, ...), not of the peer
+                self._finish(fetch, CheckResult.failed(unexpected_reason(exc)))
+
+    def _connected(self, fetch: _Fetch[T], events: int) -> None:
+        assert fetch.sock is not None
+        if events & _FAILED:
+            code = fetch.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if code:
+                self._fail(fetch, failed_reason(fetch.check.opts, code))
+                return
+        self._send(fetch)
+
+    def _send(self, fetch: _Fetch[T]) -> None:
+        sock = fetch.sock
+        assert sock is not None
+        try:
+            fetch.sent += sock.send(fetch.request[fetch.sent :] if fetch.sent else fetch.request)
+        except (BlockingIOError, InterruptedError):
+            pass
+        except OSError as exc:
+            opts = fetch.check.opts
+            self._fail(fetch, f"write to {opts.peer} failed: {describe_os_error(exc)}")
+            return
+        if fetch.sent < len(fetch.request):
+            if fetch.state != SENDING:  # one timeout for the whole request, as a drain has
+                fetch.state = SENDING
+                self._renew(fetch)
+            return
+        fetch.state = READING
+        self._epoll.modify(sock.fileno(), select.EPOLLIN)
+        self._renew(fetch)
+
+    def _read(self, fetch: _Fetch[T]) -> None:
+        sock = fetch.sock
+        assert sock is not None
+        response = fetch.response
+        assert response is not None
+        got = False
+        while not response.header_full:
+            try:
+                data = sock.recv(READ_SIZE)
+            except (BlockingIOError, InterruptedError):
+                if got:  # each read has its own timeout
+                    self._renew(fetch)
+                return
+            except OSError as exc:
+                opts = fetch.check.opts
+                self._fail(fetch, f"read from {opts.peer} failed: {describe_os_error(exc)}")
+                return
+            if not data:
+                break
+            got = True
+            response.feed(data)
+        self._close_socket(fetch)
+        result = judge(fetch.url, response, fetch.check.opts.peer)
+        if not result.ok:
+            self._finish(fetch, result)
+            return
+        fetch.index += 1
+        check = fetch.check
+        if fetch.index < len(check.urls):
+            self._connect(fetch)
+        elif len(check.urls) > 1:
+            self._finish(
+                fetch, CheckResult.passed(f"all {len(check.urls)} urls passed on {check.opts.peer}")
+            )
+        else:
+            self._finish(fetch, result)
+
+    # --- endings --------------------------------------------------------------------------
+
+    def _renew(self, fetch: _Fetch[T]) -> None:
+        """A new ``connect_timeout`` for the step just begun (the previous one lapses)."""
+        fetch.step += 1
+        self._deadlines.add(fetch.check.opts.connect_timeout, fetch.id, fetch.step)
+
+    def _waiting(self, ident: int, serial: int) -> bool:
+        fetch = self._by_id.get(ident)
+        return fetch is not None and serial in (_WHOLE, fetch.step)
+
+    def _timed_out(self, ident: int, serial: int) -> None:
+        fetch = self._by_id[ident]
+        if serial == _WHOLE:
+            self._finish(fetch, CheckResult.failed(f"no result within {fetch.bound:g} s"))
+            return
+        opts = fetch.check.opts
+        if fetch.state == CONNECTING:
+            self._fail(fetch, timeout_reason(opts))
+        elif fetch.state == SENDING:
+            self._fail(fetch, f"write timeout after {opts.connect_timeout} s to {opts.peer}")
+        else:
+            self._fail(fetch, f"HTTP read timeout after {opts.connect_timeout} s from {opts.peer}")
+
+    def _fail(self, fetch: _Fetch[T], why: str) -> None:
+        """A step failed: the url's verdict, worded as ``http_check`` words it."""
+        self._finish(fetch, CheckResult.failed(f"GET {fetch.url.path}: {why}"))
+
+    def _close_socket(self, fetch: _Fetch[T]) -> None:
+        sock = fetch.sock
+        if sock is None:
+            return
+        fetch.sock = None
+        fd = sock.fileno()
+        if self._by_fd.get(fd) is fetch:
+            del self._by_fd[fd]
+        # closing removes the descriptor from the epoll set: no unregister needed
+        sock.close()
+
+    def _finish(self, fetch: _Fetch[T], result: CheckResult) -> None:
+        self._close_socket(fetch)
+        del self._by_id[fetch.id]
+        self._done(fetch.tag, result)
