@@ -90,7 +90,7 @@ def test_equal_keys_exactly_when_validation_sees_the_same_thing(
 def _receiver() -> Receiver:
     """A Receiver without a socket: only its decoding is exercised."""
     rx = object.__new__(Receiver)
-    rx.ifname, rx._seen = "eth0", {}
+    rx.family, rx.ifname, rx._seen = 4, "eth0", {}
     return rx
 
 
