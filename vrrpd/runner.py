@@ -519,7 +519,7 @@ class Runner:
         sent = 0
         for dst, prepared in self.adverts.items():
             advert = prepared
-            if priority != prepared.priority:
+            if priority != prepared.wire[2]:  # its priority (that property costs a call)
                 advert = self.adverts[dst] = prepared.with_priority(priority)
             sent += self.sender.send(advert.wire, dst)
         self.sent.advert_sent += sent
