@@ -28,7 +28,7 @@ from vrrpd.validate import DropReason, IpFacts
 _RECV_SIZE = 4096
 _MAX_DRAIN = 256
 _BATCH = 64  # datagrams per recvmmsg call (a 256 kB buffer, allocated once per socket)
-_SEEN_MAX = 1024  # decoded IPv4 datagrams remembered (one per VRID and master in practice)
+_SEEN_MAX = 1024  # decoded datagrams remembered (one per VRID and master in practice)
 # Linux constants Python's socket module does not export on every build.
 _IPV6_RECVPKTINFO = getattr(socket, "IPV6_RECVPKTINFO", 49)
 _IPV6_PKTINFO = getattr(socket, "IPV6_PKTINFO", 50)
@@ -122,6 +122,10 @@ class Receiver:
         """The keys of everything queued now (bounded): every byte validation depends on, so
         equal keys are equal datagrams (see :attr:`Datagram.key`); :meth:`datagram` decodes
         one. Raises :class:`SocketError`."""
+        if len(self._seen) >= _SEEN_MAX:
+            # Bounded (junk from the wire cannot grow it), and never cleared between a drain
+            # and the datagram() calls for its keys: an IPv6 key's datagram lives only here.
+            self._seen.clear()
         try:
             if self._batch is not None:
                 keys: list[bytes] = []
@@ -162,9 +166,7 @@ class Receiver:
         return self._remember(self._decode_ipv4(key))
 
     def _remember(self, dgram: Datagram) -> Datagram:
-        if len(self._seen) >= _SEEN_MAX:
-            self._seen.clear()  # bounded: junk from the wire cannot grow it
-        self._seen[dgram.key] = dgram
+        self._seen[dgram.key] = dgram  # bounded by drain_keys
         return dgram
 
     def _from_ipv4(self, data: bytes) -> Datagram | None:
