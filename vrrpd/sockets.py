@@ -5,7 +5,9 @@ dispatches by VRID), and one send socket per (interface, family, source address)
 separate because binding a raw socket to a source address also filters what it receives, which
 would hide multicast adverts.
 
-IPv4 raw sockets deliver the IP header, so TTL, addresses and the declared length come from it.
+IPv4 raw sockets deliver the IP header, so TTL, addresses and the declared length come from it;
+they are read in batches (``recvmmsg``, :mod:`vrrpd.mmsg`) as *keys*, the bytes validation
+depends on, decoded once per distinct key (a master's adverts differ only in IP id and checksum).
 IPv6 raw sockets deliver only the payload; the hop limit and destination come from
 ``IPV6_RECVHOPLIMIT``/``IPV6_RECVPKTINFO`` ancillary data. Checksums are computed and checked
 by the codec, never by the kernel (no ``IPV6_CHECKSUM``), so a bad one is counted and logged
@@ -108,15 +110,6 @@ class Receiver:
         except OSError as exc:
             raise SocketError(f"cannot join {group} on {self.ifname}: {exc}") from exc
         self._groups.add(group)
-
-    def drain(self) -> list[Datagram]:
-        """Everything queued now (bounded), decoded to payload + IP facts."""
-        out: list[Datagram] = []
-        for key in self.drain_keys():
-            dgram = self.datagram(key)
-            if dgram is not None:
-                out.append(dgram)
-        return out
 
     def drain_keys(self) -> list[bytes]:
         """The keys of everything queued now (bounded): every byte validation depends on, so
