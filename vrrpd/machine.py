@@ -96,6 +96,10 @@ class State(StrEnum):
 
 
 class TimerName(StrEnum):
+    # Hashed as the string it equals, in C: Enum's own __hash__ is a Python call, and a backup
+    # re-arms MASTER_DOWN in a dict for every advert it hears.
+    __hash__ = str.__hash__
+
     MASTER_DOWN = "master_down"
     ADVER = "adver"
     PREEMPT_DELAY = "preempt_delay"

@@ -53,6 +53,9 @@ class Outputs:
         self.publisher = publisher
         self.unclaimed = unclaimed
         self.timers = TimerHeap(fire, early={TimerName.ADVER.value: ADVER_EARLY})
+        #: RunnerHost.set_timer: the heap's own method, not a call through this one (a
+        #: backup re-arms a timer for every advert it hears, a master for every one it sends)
+        self.set_timer: Callable[[str, str, float], None] = self.timers.set
         self.notifier = notify.NotifyQueues()
         self.mailer = mail.Mailer()
         self.fifo: FifoChannel | None = None
@@ -67,9 +70,6 @@ class Outputs:
     @property
     def stopping(self) -> bool:
         return self._stopping
-
-    def set_timer(self, instance: str, timer: str, deadline: float) -> None:
-        self.timers.set(instance, timer, deadline)
 
     def cancel_timer(self, instance: str, timer: str) -> None:
         self.timers.cancel(instance, timer)

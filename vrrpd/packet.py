@@ -91,6 +91,10 @@ class AuthType(IntEnum):
 class ChecksumForm(Enum):
     """Which bytes a VRRP checksum covers (see the module docstring)."""
 
+    # Members are singletons compared by identity: hashed by it too, in C (Enum's own
+    # __hash__ is a Python call, and every advert received is counted by its form).
+    __hash__ = object.__hash__
+
     PSEUDO = "pseudo"
     MESSAGE = "message"
     OLD_UNICAST = "old_unicast"

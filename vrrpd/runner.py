@@ -144,6 +144,9 @@ class Runner:
         self._rx_expect: Expectations | None = None
         self._rx_result: Accepted | Drop | None = None
         self._rx_event: AdvertReceived | None = None
+        #: that verdict is an advert without notes: its repeats may take receive_repeat
+        self._rx_plain = False
+        self._rx_form: ChecksumForm | None = None
         # auth_type AH: the anti-replay counter and the socket (see attach_ah)
         self.ah: AhSession | None = None
         self.ah_sender: AhAdvertSender | None = None
@@ -315,25 +318,14 @@ class Runner:
             self.publish_state()
 
     def receive(self, dgram: Datagram, now: float) -> None:
+        key = dgram.key
         # validate() is pure: the same bytes under the same expectations get the same verdict,
         # and a master sends the same advert every interval.
-        if dgram.key and dgram.key == self._rx_key and self.expect is self._rx_expect:
+        if key and key == self._rx_key and self.expect is self._rx_expect:
+            if self.receive_repeat(key, now):
+                return
             result, event = self._rx_result, self._rx_event
             assert result is not None
-            if event is not None and self.group is None:
-                assert isinstance(result, Accepted)
-                # A backup's steady state: its master's advert again. Only the master-down
-                # deadline moves; state, priority and master stay, so nothing is published.
-                deadline = None if result.notes else self.machine.renew_master(event, now)
-                if deadline is not None:
-                    # What counters.record does for an accepted advert without notes and with
-                    # a non-zero priority (renew_master takes no other).
-                    counters = self.counters
-                    counters.accepted += 1
-                    if result.checksum_form is not None:
-                        counters.checksum_forms[result.checksum_form] += 1
-                    self.host.set_timer(self.plan.name, _MASTER_DOWN, deadline)
-                    return
         else:
             result = validate(dgram.payload, dgram.facts, self.expect)
             event = None
@@ -342,8 +334,10 @@ class Runner:
                 self.last_peer_addresses[result.source] = result.advert.addresses
                 if result.checksum_form is ChecksumForm.OLD_UNICAST:
                     self._old_checksum_seen(result.source)
-            self._rx_key, self._rx_expect = dgram.key, self.expect
+            self._rx_key, self._rx_expect = key, self.expect
             self._rx_result, self._rx_event = result, event
+            self._rx_plain = isinstance(result, Accepted) and not result.notes
+            self._rx_form = result.checksum_form if isinstance(result, Accepted) else None
         self.counters.record(result)
         if event is None:
             assert isinstance(result, Drop)
@@ -353,6 +347,33 @@ class Runner:
         for note in result.notes:
             self._log_drop(note, now, accepted=True)
         self.feed(event, now)
+
+    def receive_repeat(self, key: bytes, now: float) -> bool:
+        """A backup's steady state: its master's advert again, byte for byte in everything
+        validation reads (``key``), under the same expectations. Only the master-down deadline
+        moves; state, priority and master stay, so nothing is published or logged. False,
+        having done nothing, unless ``key`` is the last datagram's, that was an accepted
+        advert without notes, and :meth:`Machine.renew_master` takes it (no sync group)."""
+        if (
+            key != self._rx_key
+            or self.expect is not self._rx_expect
+            or not self._rx_plain
+            or self.group is not None
+        ):
+            return False
+        event = self._rx_event
+        assert event is not None
+        deadline = self.machine.renew_master(event, now)
+        if deadline is None:
+            return False
+        # What counters.record does for an accepted advert without notes and with a non-zero
+        # priority (renew_master takes no other).
+        counters = self.counters
+        counters.accepted += 1
+        if self._rx_form is not None:
+            counters.checksum_forms[self._rx_form] += 1
+        self.host.set_timer(self.plan.name, _MASTER_DOWN, deadline)
+        return True
 
     def _old_checksum_seen(self, peer: IPAddress) -> None:
         if not self.checksum.observe(ChecksumForm.OLD_UNICAST):
@@ -498,7 +519,7 @@ class Runner:
         sent = 0
         for dst, prepared in self.adverts.items():
             advert = prepared
-            if priority != prepared.priority:
+            if priority != prepared.wire[2]:  # its priority (that property costs a call)
                 advert = self.adverts[dst] = prepared.with_priority(priority)
             sent += self.sender.send(advert.wire, dst)
         self.sent.advert_sent += sent

@@ -37,6 +37,7 @@ log = structlog.get_logger(__name__)
 # A receive socket woken again within this long is left to queue for this long before it is
 # read (see SocketPool._readable).
 RX_COALESCE = 0.005
+_REPEATS_MAX = 1024  # keys remembered per receive socket (one per VRID and master in practice)
 _MASTER_DOWN = TimerName.MASTER_DOWN.value
 
 VridKey = tuple[str, int, int]  # (interface adverts arrive on, family, VRID)
@@ -46,6 +47,11 @@ class Listener(Protocol):
     """What receives an instance's datagrams (a :class:`vrrpd.runner.Runner`)."""
 
     def receive(self, dgram: Datagram, now: float) -> None: ...
+
+    def receive_repeat(self, key: bytes, now: float) -> bool:
+        """Take the datagram of ``key`` if it repeats what was last received, in full, and
+        needs nothing but what that did again; False (having done nothing) otherwise."""
+        ...
 
     def receive_ah(self, raw: bytes, now: float) -> None: ...
 
@@ -61,6 +67,9 @@ class SocketPool:
         self.listeners: dict[VridKey, Listener] = {}
         self._rx_last: dict[Receiver, float] = {}
         self._rx_paused: dict[Receiver, asyncio.TimerHandle] = {}
+        #: per receive socket, the listener a datagram's key went to (see _read); forgotten
+        #: whenever the listeners change
+        self._repeats: dict[Receiver, dict[bytes, Listener]] = {}
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -137,9 +146,11 @@ class SocketPool:
     def listen(self, p: InstancePlan, listener: Listener) -> None:
         """Hand ``listener`` the datagrams for ``p``'s VRID on its advert interface."""
         self.listeners[(p.advert_interface, p.family, p.vrid)] = listener
+        self._repeats.clear()
 
     def unlisten(self, p: InstancePlan) -> None:
         self.listeners.pop((p.advert_interface, p.family, p.vrid), None)
+        self._repeats.clear()
 
     # ---- reading -----------------------------------------------------------------------------
 
@@ -189,20 +200,34 @@ class SocketPool:
     def _read(self, receiver: Receiver, now: float) -> int:
         """Hand every queued datagram to its instance; how many there were."""
         try:
-            datagrams = receiver.drain()
+            keys = receiver.drain_keys()
         except SocketError as exc:
             log.error("vrrpd.socket.error", interface=receiver.ifname, reason=str(exc))
             return 0
-        for dgram in datagrams:
+        repeats = self._repeats.get(receiver)
+        if repeats is None:
+            repeats = self._repeats[receiver] = {}
+        for key in keys:
+            # The steady state: the same advert again from an instance's master, which its
+            # listener takes without decoding or validating it (Runner.receive_repeat).
+            listener = repeats.get(key)
+            if listener is not None and listener.receive_repeat(key, now):
+                continue
+            dgram = receiver.datagram(key)
+            if dgram is None:
+                continue
             vrid = dgram.payload[1] if len(dgram.payload) > 1 else -1
             listener = self.listeners.get((dgram.ifname, receiver.family, vrid))
             if listener is not None:
                 listener.receive(dgram, now)
+                if len(repeats) >= _REPEATS_MAX:
+                    repeats.clear()  # bounded: junk from the wire cannot grow it
+                repeats[key] = listener
             else:
                 # Counted, not logged: other routers' VRIDs on a shared segment are normal
                 # (keepalived logs them only with log_unknown_vrids, and users find it noise).
                 receiver.unclaimed[DropReason.VRID if vrid >= 0 else DropReason.TOO_SHORT] += 1
-        return len(datagrams)
+        return len(keys)
 
     def unclaimed(self, family: int, interface: str) -> Mapping[DropReason, int]:
         receiver = self.receivers.get((family, interface))
@@ -300,6 +325,7 @@ class SocketPool:
         if handle is not None:
             handle.cancel()
         self._rx_last.pop(receiver, None)
+        self._repeats.pop(receiver, None)
         with contextlib.suppress(ValueError, OSError):
             self.loop.remove_reader(receiver.fileno())
         receiver.close()

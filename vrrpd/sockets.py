@@ -5,7 +5,9 @@ dispatches by VRID), and one send socket per (interface, family, source address)
 separate because binding a raw socket to a source address also filters what it receives, which
 would hide multicast adverts.
 
-IPv4 raw sockets deliver the IP header, so TTL, addresses and the declared length come from it.
+IPv4 raw sockets deliver the IP header, so TTL, addresses and the declared length come from it;
+they are read in batches (``recvmmsg``, :mod:`vrrpd.mmsg`) as *keys*, the bytes validation
+depends on, decoded once per distinct key (a master's adverts differ only in IP id and checksum).
 IPv6 raw sockets deliver only the payload; the hop limit and destination come from
 ``IPV6_RECVHOPLIMIT``/``IPV6_RECVPKTINFO`` ancillary data. Checksums are computed and checked
 by the codec, never by the kernel (no ``IPV6_CHECKSUM``), so a bad one is counted and logged
@@ -21,12 +23,14 @@ from collections import Counter
 from dataclasses import dataclass
 
 from vrrpd.errors import VrrpdError
+from vrrpd.mmsg import KEY_DROPPED, BatchReader, ipv4_key, recvmmsg_available
 from vrrpd.packet import IPPROTO_VRRP, IPAddress
 from vrrpd.validate import DropReason, IpFacts
 
 _RECV_SIZE = 4096
 _MAX_DRAIN = 256
-_SEEN_MAX = 1024  # decoded IPv4 datagrams remembered (one per VRID and master in practice)
+_BATCH = 64  # datagrams per recvmmsg call (a 256 kB buffer, allocated once per socket)
+_SEEN_MAX = 1024  # decoded datagrams remembered (one per VRID and master in practice)
 # Linux constants Python's socket module does not export on every build.
 _IPV6_RECVPKTINFO = getattr(socket, "IPV6_RECVPKTINFO", 49)
 _IPV6_PKTINFO = getattr(socket, "IPV6_PKTINFO", 50)
@@ -82,6 +86,10 @@ class Receiver:
             raise SocketError(f"cannot open VRRP receive socket on {ifname}: {exc}") from exc
         self._groups: set[IPAddress] = set()
         self._seen: dict[bytes, Datagram] = {}
+        #: IPv4: many datagrams per system call when libc has recvmmsg (vrrpd.mmsg)
+        self._batch: BatchReader | None = None
+        if family == 4 and recvmmsg_available():
+            self._batch = BatchReader(self.sock.fileno(), _BATCH, _RECV_SIZE)
         #: datagrams no instance could take (a VRID nobody here runs, or too short to carry
         #: one), counted here because there is no instance to count them under
         self.unclaimed: Counter[DropReason] = Counter()
@@ -103,51 +111,77 @@ class Receiver:
             raise SocketError(f"cannot join {group} on {self.ifname}: {exc}") from exc
         self._groups.add(group)
 
-    def drain(self) -> list[Datagram]:
-        """Everything queued now (bounded), decoded to payload + IP facts."""
-        out: list[Datagram] = []
+    def drain_keys(self) -> list[bytes]:
+        """The keys of everything queued now (bounded): every byte validation depends on, so
+        equal keys are equal datagrams (see :attr:`Datagram.key`); :meth:`datagram` decodes
+        one. Raises :class:`SocketError`."""
+        if len(self._seen) >= _SEEN_MAX:
+            # Bounded (junk from the wire cannot grow it), and never cleared between a drain
+            # and the datagram() calls for its keys: an IPv6 key's datagram lives only here.
+            self._seen.clear()
+        try:
+            if self._batch is not None:
+                keys: list[bytes] = []
+                while len(keys) < _MAX_DRAIN:
+                    got = self._batch.read()
+                    keys += got
+                    if len(got) < _BATCH:
+                        break
+                return keys
+            return self._drain_one_by_one()
+        except OSError as exc:
+            raise SocketError(f"receive on {self.ifname} failed: {exc}") from exc
+
+    def _drain_one_by_one(self) -> list[bytes]:
+        keys: list[bytes] = []
         for _ in range(_MAX_DRAIN):
             try:
                 if self.family == 4:
                     data = self.sock.recv(_RECV_SIZE)
-                    dgram = self._from_ipv4(data)
-                else:
-                    data, anc, _flags, addr = self.sock.recvmsg(_RECV_SIZE, 256)
-                    dgram = self._from_ipv6(data, anc, addr)
+                    if len(data) >= 20:
+                        keys.append(ipv4_key(data))
+                    continue
+                data, anc, _flags, addr = self.sock.recvmsg(_RECV_SIZE, 256)
             except BlockingIOError:
                 break
-            except OSError as exc:
-                raise SocketError(f"receive on {self.ifname} failed: {exc}") from exc
+            dgram = self._from_ipv6(data, anc, addr)
             if dgram is not None:
-                out.append(dgram)
-        return out
+                self._remember(dgram)
+                keys.append(dgram.key)
+        return keys
 
-    def _from_ipv4(self, data: bytes) -> Datagram | None:
-        if len(data) < 20:
-            return None
-        # A master's adverts differ only in IP id and header checksum: decode each once.
-        key = data[0:4] + data[8:9] + data[12:]
+    def datagram(self, key: bytes) -> Datagram | None:
+        """The datagram of a key :meth:`drain_keys` returned (decoded once per distinct key:
+        a master's adverts differ only in what the key leaves out)."""
         known = self._seen.get(key)
-        if known is not None:
+        if known is not None or self.family != 4:
             return known
-        dgram = self._decode_ipv4(data, key)
-        if len(self._seen) >= _SEEN_MAX:
-            self._seen.clear()  # bounded: junk from the wire cannot grow it
-        self._seen[key] = dgram
+        return self._remember(self._decode_ipv4(key))
+
+    def _remember(self, dgram: Datagram) -> Datagram:
+        self._seen[dgram.key] = dgram  # bounded by drain_keys
         return dgram
 
-    def _decode_ipv4(self, data: bytes, key: bytes) -> Datagram:
-        ihl = (data[0] & 0x0F) * 4
-        tot_len = int.from_bytes(data[2:4], "big")
+    def _from_ipv4(self, data: bytes) -> Datagram | None:
+        """A whole IPv4 datagram as recv returns it, decoded (tests; drain works on keys)."""
+        return self.datagram(ipv4_key(data)) if len(data) >= 20 else None
+
+    def _decode_ipv4(self, key: bytes) -> Datagram:
+        # The key is the datagram without IP bytes 4-7 and 9-11 (mmsg.ipv4_key): header
+        # length at 0, total length at 2, TTL at 4, addresses at 5 and 9, the rest from 13.
+        # (The kernel delivers no header shorter than 20 bytes: ip_rcv drops it.)
+        ihl = max((key[0] & 0x0F) * 4, 20)
+        tot_len = int.from_bytes(key[2:4], "big")
+        received = len(key) + KEY_DROPPED
         facts = IpFacts(
-            src=ipaddress.IPv4Address(data[12:16]),
-            dst=ipaddress.IPv4Address(data[16:20]),
-            ttl=data[8],
+            src=ipaddress.IPv4Address(key[5:9]),
+            dst=ipaddress.IPv4Address(key[9:13]),
+            ttl=key[4],
             # A datagram filling the buffer was cut by recv (no VRRP advert is that long): its
             # declared length is no padding to trim, and the length rule names it oversized.
-            declared_len=max(0, tot_len - ihl) if len(data) < _RECV_SIZE else None,
+            declared_len=max(0, tot_len - ihl) if received < _RECV_SIZE else None,
         )
-        return Datagram(data[ihl:], facts, self.ifname, key)
+        return Datagram(key[ihl - KEY_DROPPED :], facts, self.ifname, key)
 
     def _from_ipv6(
         self, data: bytes, anc: list[tuple[int, int, bytes]], addr: tuple[str, int, int, int]

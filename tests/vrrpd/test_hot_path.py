@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import socket
 import struct
 from ipaddress import IPv4Address, IPv6Address
+from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -90,7 +92,7 @@ def test_equal_keys_exactly_when_validation_sees_the_same_thing(
 def _receiver() -> Receiver:
     """A Receiver without a socket: only its decoding is exercised."""
     rx = object.__new__(Receiver)
-    rx.ifname, rx._seen = "eth0", {}
+    rx.family, rx.ifname, rx._seen = 4, "eth0", {}
     return rx
 
 
@@ -100,3 +102,27 @@ def test_send_addresses_carry_the_scope_only_where_ipv6_needs_it() -> None:
     assert sockaddr(IPv6Address("ff02::12"), 7) == ("ff02::12", 0, 0, 7)
     assert sockaddr(IPv6Address("fe80::1"), 7) == ("fe80::1", 0, 0, 7)
     assert sockaddr(IPv6Address("2001:db8::2"), 7) == ("2001:db8::2", 0, 0, 0)
+
+
+class _Ipv6Socket:
+    """Hands out ``count`` distinct IPv6 datagrams as recvmsg would, then nothing."""
+
+    def __init__(self, count: int) -> None:
+        self.left = count
+
+    def recvmsg(self, size: int, ancsize: int) -> tuple[bytes, list[Any], int, tuple[Any, ...]]:
+        if not self.left:
+            raise BlockingIOError
+        self.left -= 1
+        anc = [(socket.IPPROTO_IPV6, 50, IPv6Address("ff02::12").packed + bytes(4))]
+        return self.left.to_bytes(4, "big"), anc, 0, ("fe80::1%eth0", 0, 0, 2)
+
+
+def test_every_key_of_a_drain_has_its_datagram_even_when_the_cache_fills_up() -> None:
+    rx = _receiver()
+    rx.family, rx._batch = 6, None
+    rx._seen = {i.to_bytes(8, "big"): object() for i in range(1023)}  # type: ignore[misc]
+    rx.sock = _Ipv6Socket(200)  # type: ignore[assignment]
+    keys = rx.drain_keys()
+    assert len(keys) == 200
+    assert all(rx.datagram(key) is not None for key in keys)

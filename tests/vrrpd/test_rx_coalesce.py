@@ -28,6 +28,8 @@ class FakeReceiver:
     def __init__(self) -> None:
         self.ours, self.theirs = socket.socketpair()
         self.queue: list[Datagram] = []
+        self.decoded: dict[bytes, Datagram] = {}
+        self.serial = 0
         self.reads = 0
 
     def fileno(self) -> int:
@@ -37,7 +39,7 @@ class FakeReceiver:
         self.queue += [_advert() for _ in range(n)]
         self.theirs.send(b"x")
 
-    def drain(self) -> list[Datagram]:
+    def drain_keys(self) -> list[bytes]:
         self.reads += 1
         self.ours.setblocking(False)
         try:
@@ -46,7 +48,17 @@ class FakeReceiver:
         except BlockingIOError:
             pass
         out, self.queue = self.queue, []
-        return out
+        # One key per datagram (as if each had another IP identification...), so that every
+        # one reaches the listener's receive.
+        keys = []
+        for dgram in out:
+            self.serial += 1
+            keys.append(self.serial.to_bytes(4, "big"))
+            self.decoded[keys[-1]] = dgram
+        return keys
+
+    def datagram(self, key: bytes) -> Datagram | None:
+        return self.decoded.pop(key)
 
     def close(self) -> None:
         self.ours.close()
@@ -64,6 +76,9 @@ class Listener:
         self.received.append(now)
         if self.rearm:
             self.timers.set("VI_1", "master_down", now + 1.0)
+
+    def receive_repeat(self, key: bytes, now: float) -> bool:
+        return False  # every datagram goes through receive
 
     def receive_ah(self, raw: bytes, now: float) -> None:
         raise AssertionError("no AH here")
