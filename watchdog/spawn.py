@@ -39,6 +39,7 @@ import structlog
 
 from bus.component import EXIT_SOFTWARE, PARENT_ENV
 from bus.signals import HANDLED_SIGNALS
+from watchdog import ksm
 from watchdog.children import ChildSpec
 
 log = structlog.get_logger(__name__)
@@ -126,6 +127,7 @@ class Launcher:
 
     def __init__(self, *, fork: bool | None = None) -> None:
         self.fork = os.environ.get(SPAWN_ENV, "fork") != "exec" if fork is None else fork
+        self._merge = self.fork and ksm.wanted()  # once, before the first fork
 
     def preload(self, names: tuple[str, ...]) -> None:
         """Import the components named (those not imported yet), then freeze the image."""
@@ -135,6 +137,9 @@ class Launcher:
             importlib.import_module(ENTRY_MODULES[name])
         gc.collect()
         gc.freeze()
+        if self._merge:
+            self._merge = False
+            ksm.mark_mergeable()
 
     async def start(self, spec: ChildSpec) -> ChildProcess:
         if not self.fork:
