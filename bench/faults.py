@@ -10,6 +10,10 @@ tests/netfaults.py in turn, exactly as tests/vrrpd/test_network_faults.py does (
 checks; a violated one is printed as a failure). Printed per scenario: the transitions it
 caused, the longest stretch with two MASTERs (with what the protocol allows: the master-down
 interval for a master that cannot be heard, about one advert interval for two that can), and
+how much longer than its master-down timer the earliest take-over waited (from the last
+advert that re-armed it, kernel receive stamps; a take-over before the timer expired fails
+the scenario), how many dual-master stretches had their split brain logged out of how many
+there were (a stretch whose higher master heard nothing from the other cannot be), and
 the time from the fault's end until node 0 alone is MASTER, alone holds the VIP and alone
 answers the observer's ARP (that last check polls every 0.2 s and ARP waits 0.3 s, so the
 figure is an upper bound).
@@ -32,9 +36,13 @@ def row(name: str, outcome: Outcome | str) -> str:
         return f"  {name:<38} FAILED: {outcome}"
     windows = outcome.dual_master
     worst = f"{max(windows):6.2f} s" if windows else "     -  "
+    # How much longer than its timer the earliest take-over waited (never negative: checked)
+    late = [t.waited - t.required for t in outcome.takeovers]
+    timer = f"timer +{min(late) * 1000:4.0f} ms" if late else "timer      -  "
     return (
         f"  {name:<38} {len(outcome.transitions):>3} transitions  "
-        f"dual-master {worst}  recovered in {outcome.recovery:5.2f} s"
+        f"dual-master {worst}  {timer}  split brains logged {outcome.split_brains_heard}/"
+        f"{len(windows)}  recovered in {outcome.recovery:5.2f} s"
     )
 
 

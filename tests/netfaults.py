@@ -14,7 +14,9 @@ the timeline has the daemon's own timestamps and the dual-master windows can be 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
+import re
 import select
 import socket
 import subprocess
@@ -24,6 +26,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from bus.logs import LOG_TO_ENV
+from tests.advert_tap import AdvertTap
 from tests.daemon import JSON_LOGS, DaemonGroup
 from tests.lab import Lab, Node, wait_until
 
@@ -31,14 +35,26 @@ __all__ = [
     "SCENARIOS",
     "FaultLab",
     "Outcome",
+    "Stretch",
+    "Takeover",
     "Transition",
     "cluster_config",
     "dual_master_windows",
+    "master_stretches",
 ]
 
 VIP = "192.0.2.200"
 INSTANCE = "VI_1"
 _TABLE = "pk_faults"
+#: How much earlier than its master-down interval a take-over may be logged and still count as
+#: "the timer expired": the log's timestamp is taken after the take-over and the kernel's
+#: receive stamp before the advert is handled, so only the BACKUP entry (logged just after the
+#: timer is armed) can make a correct take-over look early, by the time one log call takes.
+TIMER_TOLERANCE = 0.05
+#: vrrpd logs a split brain at most once a second per peer (vrrpd/runner.py, _NOTICE_EVERY)
+SPLIT_BRAIN_EVERY = 1.0
+#: How long after the dual-master stretch ended its split-brain log may still be written
+SPLIT_BRAIN_SLACK = 2.0
 
 
 def cluster_config(index: int, priority: int, *, version: int, interval: str) -> str:
@@ -70,6 +86,33 @@ class Transition:
     cause: str
 
 
+@dataclass(frozen=True, slots=True)
+class Takeover:
+    """A BACKUP -> MASTER transition and how long its master-down timer had run."""
+
+    node: int
+    at: float
+    #: seconds since the timer was last armed: the node entered BACKUP, or heard an advert
+    #: that re-arms it (priority at least its own; priority 0 arms it for the skew time only)
+    waited: float
+    #: what the timer was armed for: the master-down interval, or the skew time after a
+    #: priority-0 advert
+    required: float
+
+    @property
+    def early(self) -> bool:
+        return self.waited < self.required - TIMER_TOLERANCE
+
+
+@dataclass(frozen=True, slots=True)
+class Stretch:
+    """A time with two or more MASTERs; ``members`` were MASTER at some point in it."""
+
+    opened: float
+    closed: float
+    members: frozenset[int]
+
+
 def _log_lines(group: DaemonGroup) -> Iterator[dict[str, Any]]:
     for text in group.log_text().splitlines():
         if not text.startswith("{"):
@@ -90,20 +133,27 @@ class FaultLab:
     def __init__(self, configs: Sequence[str], interval: float) -> None:
         #: the instances' advert interval (seconds), to scale waits
         self.interval = interval
+        #: each node's priority and VRRP version, read back from its config
+        self.priorities = [int(_config_value(c, "priority")) for c in configs]
+        self.versions = [int(_config_value(c, "version", "3")) for c in configs]
         self.lab = Lab(nodes=len(configs) + 1)
         self.groups: list[DaemonGroup] = []
+        self.tap: AdvertTap | None = None
         try:
             self.lab.wait_ready()
             self.observer = self.lab.nodes[-1]
             self.nodes = self.lab.nodes[:-1]
             self.macs = {node.mac(): node.index for node in self.nodes}
+            self.tap = AdvertTap(self.nodes)
             self._nft(f"add table bridge {_TABLE}")
             self._nft(
                 f"add chain bridge {_TABLE} faults "
                 "{ type filter hook forward priority 0; policy accept; }"
             )
             for node, config in zip(self.nodes, configs, strict=True):
-                self.groups.append(DaemonGroup(node, config, env=JSON_LOGS))
+                # console logs whoever runs the lab (bench/faults.py has no conftest to say so)
+                env = {**JSON_LOGS, LOG_TO_ENV: "console"}
+                self.groups.append(DaemonGroup(node, config, env=env))
         except BaseException:
             self.close()
             raise
@@ -185,11 +235,113 @@ class FaultLab:
 
     def split_brains(self, node: int) -> list[str]:
         """Peers that ``node`` logged a split brain about (``vrrpd.split_brain``), in order."""
+        return [peer for _, peer in self.split_brain_log(node)]
+
+    def split_brain_log(self, node: int) -> list[tuple[float, str]]:
+        """(time, peer) of each split brain ``node`` logged."""
         return [
-            str(line.get("peer"))
+            (_posix(str(line["timestamp"])), str(line.get("peer")))
             for line in _log_lines(self.groups[node])
             if line.get("event") == "vrrpd.split_brain"
         ]
+
+    # ---- protocol timing ----------------------------------------------------------------
+
+    def skew(self, node: int) -> float:
+        """Skew time; VRRPv2 (keepalived's default) does not scale it with the interval."""
+        scale = self.interval if self.versions[node] == 3 else 1.0
+        return (256 - self.priorities[node]) / 256 * scale
+
+    def master_down(self, node: int) -> float:
+        return 3 * self.interval + self.skew(node)
+
+    def takeovers(self, since: float = 0.0) -> list[Takeover]:
+        """Every BACKUP -> MASTER after ``since``, with how long its timer had really run:
+        measured from the node's BACKUP entry (its log) or the last advert its eth0 received
+        that re-arms the timer (the kernel's stamp) before the timer ran out, whichever is
+        later. A take-over before the expiry shows as ``waited < required``."""
+        assert self.tap is not None
+        transitions = self.transitions()
+        out = []
+        for t in transitions:
+            if t.at < since or t.old != "BACKUP" or t.new != "MASTER":
+                continue
+            armed, required = 0.0, self.master_down(t.node)
+            for prev in transitions:
+                if prev.node == t.node and prev.new == "BACKUP" and prev.at <= t.at:
+                    armed = prev.at
+            for advert in self.tap.received(t.node):
+                # An advert after the expiry (in the moment between the timer firing and
+                # the take-over's log line) came too late to re-arm it.
+                if advert.at > min(t.at, armed + required):
+                    break
+                if advert.at < armed:
+                    continue
+                if advert.priority == 0:
+                    armed, required = advert.at, self.skew(t.node)
+                elif advert.priority >= self.priorities[t.node]:
+                    armed, required = advert.at, self.master_down(t.node)
+            if armed:
+                out.append(Takeover(t.node, t.at, t.at - armed, required))
+        return out
+
+    def timing_violations(self, since: float = 0.0) -> list[str]:
+        """Take-overs before their master-down timer could have expired."""
+        return [
+            f"node {t.node} took over {t.waited:.3f} s after its timer was armed, "
+            f"the timer is {t.required:.3f} s"
+            for t in self.takeovers(since)
+            if t.early
+        ]
+
+    def state_at(self, node: int, at: float) -> str:
+        state = "INIT"
+        for t in self.transitions():
+            if t.at > at:
+                break
+            if t.node == node:
+                state = t.new
+        return state
+
+    def split_brain_violations(self, stretches: Sequence[Stretch]) -> tuple[int, list[str]]:
+        """For every dual-master stretch: the highest-priority master must have logged a
+        split brain naming each other master whose advert its eth0 received while it was
+        MASTER (a stretch can end before any gets through: under loss, or in a full
+        partition). Returns how many (stretch, peer) pairs were heard, and the misses."""
+        assert self.tap is not None
+        heard, missed = 0, []
+        for stretch in stretches:
+            top = max(stretch.members, key=lambda i: self.priorities[i])
+            logged = self.split_brain_log(top)
+            for other in stretch.members - {top}:
+                first = next(
+                    (
+                        a.at
+                        for a in self.tap.received(top)
+                        if a.sender == other
+                        and stretch.opened <= a.at <= stretch.closed
+                        and 0 < a.priority < self.priorities[top]
+                        and self.state_at(top, a.at) == "MASTER"
+                    ),
+                    None,
+                )
+                if first is None:
+                    continue
+                heard += 1
+                peer = self.nodes[other].ip4
+                if not any(
+                    p == peer
+                    and first - SPLIT_BRAIN_EVERY - TIMER_TOLERANCE
+                    <= at
+                    <= stretch.closed + SPLIT_BRAIN_SLACK
+                    for at, p in logged
+                ):
+                    missed.append(
+                        f"node {top} heard master node {other}'s advert at {first:.3f} "
+                        f"(dual masters {stretch.opened:.3f}-{stretch.closed:.3f}) "
+                        "and logged no split brain naming it"
+                    )
+        return heard, missed
 
     def arp_holders(self, wait: float = 0.3) -> set[int]:
         """Nodes answering the observer's ARP request for the VIP (by their MAC)."""
@@ -241,9 +393,20 @@ class FaultLab:
             sock.close()
 
     def close(self) -> None:
+        if self.tap is not None:
+            self.tap.close()
         for group in self.groups:
             group.close()
         self.lab.close()
+
+
+def _config_value(config: str, keyword: str, default: str | None = None) -> str:
+    found = re.search(rf"^\s*(?:vrrp_)?{keyword}\s+(\S+)", config, re.M)
+    if found is None:
+        if default is None:
+            raise ValueError(f"no {keyword} in the config")
+        return default
+    return found.group(1)
 
 
 def arp_who_has(observer: Node, address: str, wait: float) -> set[str]:
@@ -280,25 +443,33 @@ def arp_who_has(observer: Node, address: str, wait: float) -> set[str]:
         sock.close()
 
 
-def dual_master_windows(transitions: Sequence[Transition], masters: set[int]) -> list[float]:
-    """How long each stretch with two or more MASTERs lasted (seconds); ``masters`` are the
-    nodes MASTER before the first transition. A stretch still open ends now."""
+def master_stretches(transitions: Sequence[Transition], masters: set[int]) -> list[Stretch]:
+    """Each stretch with two or more MASTERs; ``masters`` are the nodes MASTER before the
+    first transition. A stretch still open ends now."""
     masters = set(masters)
     opened: float | None = None
+    members: set[int] = set()
     out = []
     for t in transitions:
         if t.new == "MASTER":
             masters.add(t.node)
         else:
             masters.discard(t.node)
-        if len(masters) >= 2 and opened is None:
-            opened = t.at
-        elif len(masters) < 2 and opened is not None:
-            out.append(t.at - opened)
+        if len(masters) >= 2:
+            if opened is None:
+                opened, members = t.at, set()
+            members |= masters
+        elif opened is not None:
+            out.append(Stretch(opened, t.at, frozenset(members)))
             opened = None
     if opened is not None:
-        out.append(time.time() - opened)
+        out.append(Stretch(opened, time.time(), frozenset(members)))
     return out
+
+
+def dual_master_windows(transitions: Sequence[Transition], masters: set[int]) -> list[float]:
+    """How long each stretch with two or more MASTERs lasted (seconds)."""
+    return [s.closed - s.opened for s in master_stretches(transitions, masters)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,24 +481,41 @@ class Outcome:
     recovery: float
     #: MASTERs when the fault began
     masters: frozenset[int] = frozenset({0})
+    #: every take-over, with how long its master-down timer had run
+    takeovers: tuple[Takeover, ...] = ()
+    #: dual-master stretches in which the higher master heard the other (each was logged)
+    split_brains_heard: int = 0
+
+    @property
+    def stretches(self) -> list[Stretch]:
+        return master_stretches(self.transitions, set(self.masters))
 
     @property
     def dual_master(self) -> list[float]:
-        return dual_master_windows(self.transitions, set(self.masters))
+        return [s.closed - s.opened for s in self.stretches]
 
 
 def _run(lab: FaultLab, inject: Callable[[], None]) -> Outcome:
     """``inject`` the fault (it returns when the fault has lasted long enough and its checks
-    passed), end it, and wait for the steady state."""
+    passed), end it, wait for the steady state, and check the protocol's timing: no
+    take-over before its master-down timer expired, a split brain logged for every
+    dual-master stretch in which the higher master heard the other."""
     lab.settle()
     before = len(lab.transitions())
+    since = time.time()
     masters = frozenset(lab.masters())
     try:
         inject()
     finally:
         lab.restore()
     recovery = lab.settle()
-    return Outcome(tuple(lab.transitions()[before:]), recovery, masters)
+    transitions = tuple(lab.transitions()[before:])
+    out = Outcome(transitions, recovery, masters, tuple(lab.takeovers(since)))
+    early = lab.timing_violations(since)
+    assert not early, early
+    heard, missed = lab.split_brain_violations(out.stretches)
+    assert not missed, missed
+    return dataclasses.replace(out, split_brains_heard=heard)
 
 
 def advert_loss(lab: FaultLab, percent: int = 30, adverts: int = 15) -> Outcome:
