@@ -7,28 +7,26 @@ namespace, whose forward chain sees every frame between two bridge ports (``v0``
 one per node) — flooded multicast adverts included, one copy per port — so the nodes' own
 nftables (netd's) are never touched. This kernel has no netem: loss is ``numgen random``.
 
-Each node's instance states come from its daemon's structured log (``vrrp.state`` lines), so
-the timeline has the daemon's own timestamps and the dual-master windows can be measured.
+The nodes run pykeepalived or Debian's keepalived (tests/fault_daemons.py); each node's
+instance states come from its daemon's log, so the dual-master windows can be measured, and
+an :class:`tests.advert_tap.AdvertTap` records every advert each node sent and received with
+the kernel's timestamps, against which the protocol's timing is checked (:func:`disturb`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import json
 import re
 import select
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
 
-from bus.logs import LOG_TO_ENV
+from tests import fault_daemons
 from tests.advert_tap import AdvertTap
-from tests.daemon import JSON_LOGS, DaemonGroup
+from tests.fault_daemons import NodeDaemon
 from tests.lab import Lab, Node, wait_until
 
 __all__ = [
@@ -39,6 +37,7 @@ __all__ = [
     "Takeover",
     "Transition",
     "cluster_config",
+    "disturb",
     "dual_master_windows",
     "master_stretches",
 ]
@@ -98,6 +97,11 @@ class Takeover:
     #: what the timer was armed for: the master-down interval, or the skew time after a
     #: priority-0 advert
     required: float
+    #: the timer was last armed by an advert (not by entering BACKUP)
+    by_advert: bool = False
+    #: seconds from the last advert heard from a master it yields to, to its own first
+    #: advert as master (None: either not seen)
+    gap: float | None = None
 
     @property
     def early(self) -> bool:
@@ -113,31 +117,21 @@ class Stretch:
     members: frozenset[int]
 
 
-def _log_lines(group: DaemonGroup) -> Iterator[dict[str, Any]]:
-    for text in group.log_text().splitlines():
-        if not text.startswith("{"):
-            continue
-        with contextlib.suppress(ValueError):
-            line = json.loads(text)
-            if isinstance(line, dict):
-                yield line
-
-
-def _posix(stamp: str) -> float:
-    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
-
-
 class FaultLab:
     """``nodes`` daemon nodes plus an observer on one bridge, with fault injection."""
 
-    def __init__(self, configs: Sequence[str], interval: float) -> None:
+    def __init__(
+        self, configs: Sequence[str], interval: float, daemon: str = "pykeepalived"
+    ) -> None:
         #: the instances' advert interval (seconds), to scale waits
         self.interval = interval
         #: each node's priority and VRRP version, read back from its config
         self.priorities = [int(_config_value(c, "priority")) for c in configs]
         self.versions = [int(_config_value(c, "version", "3")) for c in configs]
         self.lab = Lab(nodes=len(configs) + 1)
-        self.groups: list[DaemonGroup] = []
+        #: which VRRP daemon the nodes run (tests/fault_daemons.py: ``DAEMONS``)
+        self.daemon = daemon
+        self.daemons: list[NodeDaemon] = []
         self.tap: AdvertTap | None = None
         try:
             self.lab.wait_ready()
@@ -151,9 +145,7 @@ class FaultLab:
                 "{ type filter hook forward priority 0; policy accept; }"
             )
             for node, config in zip(self.nodes, configs, strict=True):
-                # console logs whoever runs the lab (bench/faults.py has no conftest to say so)
-                env = {**JSON_LOGS, LOG_TO_ENV: "console"}
-                self.groups.append(DaemonGroup(node, config, env=env))
+                self.daemons.append(fault_daemons.make(daemon, node, config))
         except BaseException:
             self.close()
             raise
@@ -204,24 +196,15 @@ class FaultLab:
 
     def transitions(self) -> list[Transition]:
         """Every node's instance transitions, merged in time order."""
-        out = []
-        for i, group in enumerate(self.groups):
-            for line in _log_lines(group):
-                if line.get("event") == "vrrp.state" and line.get("instance") == INSTANCE:
-                    out.append(
-                        Transition(
-                            i,
-                            _posix(str(line["timestamp"])),
-                            str(line.get("old")),
-                            str(line.get("new")),
-                            str(line.get("cause_kind")),
-                            str(line.get("cause")),
-                        )
-                    )
+        out = [
+            Transition(i, c.at, c.old, c.new, c.cause_kind, c.cause)
+            for i, daemon in enumerate(self.daemons)
+            for c in daemon.state_changes(INSTANCE)
+        ]
         return sorted(out, key=lambda t: t.at)
 
     def states(self) -> dict[int, str]:
-        now = {i: "INIT" for i in range(len(self.groups))}
+        now = {i: "INIT" for i in range(len(self.daemons))}
         for t in self.transitions():
             now[t.node] = t.new
         return now
@@ -234,16 +217,12 @@ class FaultLab:
         return {n.index for n in self.nodes if f"{VIP}/24" in n.address_set()}
 
     def split_brains(self, node: int) -> list[str]:
-        """Peers that ``node`` logged a split brain about (``vrrpd.split_brain``), in order."""
+        """Peers that ``node`` logged a split brain about, in order."""
         return [peer for _, peer in self.split_brain_log(node)]
 
     def split_brain_log(self, node: int) -> list[tuple[float, str]]:
         """(time, peer) of each split brain ``node`` logged."""
-        return [
-            (_posix(str(line["timestamp"])), str(line.get("peer")))
-            for line in _log_lines(self.groups[node])
-            if line.get("event") == "vrrpd.split_brain"
-        ]
+        return self.daemons[node].split_brains(INSTANCE)
 
     # ---- protocol timing ----------------------------------------------------------------
 
@@ -266,7 +245,7 @@ class FaultLab:
         for t in transitions:
             if t.at < since or t.old != "BACKUP" or t.new != "MASTER":
                 continue
-            armed, required = 0.0, self.master_down(t.node)
+            armed, required, by_advert = 0.0, self.master_down(t.node), False
             for prev in transitions:
                 if prev.node == t.node and prev.new == "BACKUP" and prev.at <= t.at:
                     armed = prev.at
@@ -278,11 +257,21 @@ class FaultLab:
                 if advert.at < armed:
                     continue
                 if advert.priority == 0:
-                    armed, required = advert.at, self.skew(t.node)
+                    armed, required, by_advert = advert.at, self.skew(t.node), True
                 elif advert.priority >= self.priorities[t.node]:
-                    armed, required = advert.at, self.master_down(t.node)
-            if armed:
-                out.append(Takeover(t.node, t.at, t.at - armed, required))
+                    armed, required, by_advert = advert.at, self.master_down(t.node), True
+            if not armed:
+                continue
+            # the take-over gap: from the last advert heard from a master it yields to, to
+            # its own first advert as master
+            heard = [
+                a.at
+                for a in self.tap.received(t.node)
+                if a.at <= armed and a.priority >= self.priorities[t.node]
+            ]
+            first = next((a.at for a in self.tap.sent(t.node) if a.at > armed), None)
+            gap = None if first is None or not heard else first - heard[-1]
+            out.append(Takeover(t.node, t.at, t.at - armed, required, by_advert, gap))
         return out
 
     def timing_violations(self, since: float = 0.0) -> list[str]:
@@ -319,7 +308,9 @@ class FaultLab:
                         a.at
                         for a in self.tap.received(top)
                         if a.sender == other
-                        and stretch.opened <= a.at <= stretch.closed
+                        # a new master's first advert can be on the wire before its log
+                        # line is stamped (keepalived's lines are stamped on arrival)
+                        and stretch.opened - TIMER_TOLERANCE <= a.at <= stretch.closed
                         and 0 < a.priority < self.priorities[top]
                         and self.state_at(top, a.at) == "MASTER"
                     ),
@@ -395,8 +386,8 @@ class FaultLab:
     def close(self) -> None:
         if self.tap is not None:
             self.tap.close()
-        for group in self.groups:
-            group.close()
+        for daemon in self.daemons:
+            daemon.close()
         self.lab.close()
 
 
@@ -495,7 +486,7 @@ class Outcome:
         return [s.closed - s.opened for s in self.stretches]
 
 
-def _run(lab: FaultLab, inject: Callable[[], None]) -> Outcome:
+def disturb(lab: FaultLab, inject: Callable[[], None]) -> Outcome:
     """``inject`` the fault (it returns when the fault has lasted long enough and its checks
     passed), end it, wait for the steady state, and check the protocol's timing: no
     take-over before its master-down timer expired, a split brain logged for every
@@ -523,7 +514,7 @@ def advert_loss(lab: FaultLab, percent: int = 30, adverts: int = 15) -> Outcome:
         lab.fault(*lab.advert_loss(percent))
         lab.adverts_seen(0, adverts)
 
-    out = _run(lab, inject)
+    out = disturb(lab, inject)
     # Whatever the loss did, nobody took over but on an expired master-down timer.
     for t in out.transitions:
         if t.new == "MASTER" and t.old == "BACKUP":
@@ -543,7 +534,7 @@ def one_way_from_master(lab: FaultLab) -> Outcome:
         wait_until(lambda: lab.holders() == {0, 1}, 10, 0.2, "both to hold the VIP")
         wait_until(lambda: lab.arp_holders() == {0, 1}, 10, 0.2, "both to answer ARP")
 
-    return _run(lab, inject)
+    return disturb(lab, inject)
 
 
 def one_way_to_master(lab: FaultLab) -> Outcome:
@@ -553,7 +544,7 @@ def one_way_to_master(lab: FaultLab) -> Outcome:
         lab.fault(*lab.drop_between([1, 2], [0]))
         lab.adverts_seen(0, 6)
 
-    out = _run(lab, inject)
+    out = disturb(lab, inject)
     assert out.transitions == (), out.transitions
     return out
 
@@ -566,7 +557,7 @@ def full_partition(lab: FaultLab) -> Outcome:
         wait_until(lambda: lab.arp_holders() == {0, 1}, 10, 0.2, "both masters to answer ARP")
         assert lab.holders() == {0, 1}
 
-    return _run(lab, inject)
+    return disturb(lab, inject)
 
 
 def flapping_link(lab: FaultLab, flaps: int = 3) -> Outcome:
@@ -580,7 +571,7 @@ def flapping_link(lab: FaultLab, flaps: int = 3) -> Outcome:
             if i < flaps - 1:
                 lab.settle()
 
-    return _run(lab, inject)
+    return disturb(lab, inject)
 
 
 def duplicated_adverts(lab: FaultLab, copies: int = 200) -> Outcome:
@@ -591,7 +582,7 @@ def duplicated_adverts(lab: FaultLab, copies: int = 200) -> Outcome:
         lab.replay(frame, copies)
         lab.adverts_seen(0, 3)
 
-    out = _run(lab, inject)
+    out = disturb(lab, inject)
     assert out.transitions == (), out.transitions
     return out
 

@@ -5,7 +5,7 @@ Priorities 150, 120 and 100: node 0 is the master whenever it can be heard. Ever
 nftables on the lab's bridge (or pulls a cable), checks what the protocol says must happen
 while it lasts, ends it, and waits for the steady state again: node 0 alone MASTER, alone
 holding the VIP in its kernel, and alone answering the observer's ARP for it. Every scenario
-also checks the protocol's timing (tests/netfaults.py, ``_run``): no take-over before its
+also checks the protocol's timing (tests/netfaults.py, ``disturb``): no take-over before its
 master-down timer expired, measured from the kernel's receive stamps of the adverts that
 re-arm it, and a split brain logged for every dual-master stretch in which the higher master
 heard the other. Waits poll the condition; bench/faults.py prints the times and the
@@ -39,8 +39,8 @@ def fault_lab(variant: str) -> FaultLab:
     ]
     lab = FaultLab(configs, float(interval))
     try:
-        for group in lab.groups:
-            group.wait_started(timeout=60)
+        for daemon in lab.daemons:
+            daemon.wait_started(timeout=60)
     except BaseException:
         lab.close()
         raise
