@@ -31,16 +31,17 @@ PRIORITIES = (150, 120, 100)
 VARIANTS = {"v3-1s": (3, "1"), "v2-1s": (2, "1"), "v3-0.1s": (3, "0.1")}
 
 
-def fault_lab(variant: str) -> FaultLab:
+def fault_lab(variant: str, daemon: str = "pykeepalived") -> FaultLab:
+    """A started lab of ``daemon`` nodes (tests/fault_daemons.py: ``DAEMONS``)."""
     version, interval = VARIANTS[variant]
     configs = [
         cluster_config(i, prio, version=version, interval=interval)
         for i, prio in enumerate(PRIORITIES)
     ]
-    lab = FaultLab(configs, float(interval))
+    lab = FaultLab(configs, float(interval), daemon)
     try:
-        for daemon in lab.daemons:
-            daemon.wait_started(timeout=60)
+        for node in lab.daemons:
+            node.wait_started(timeout=60)
     except BaseException:
         lab.close()
         raise
