@@ -8,15 +8,16 @@ Run as root from the repository root:
 For each variant (VRRPv3 at 1 s, VRRPv2 at 1 s, VRRPv3 at 0.1 s) and each daemon (pykeepalived,
 Debian's keepalived 2.2.7; both by default, in the same run) a fresh lab of three nodes
 (priorities 150, 120, 100) and an observer runs every scenario of tests/netfaults.py in turn,
-exactly as tests/vrrpd/test_network_faults.py does (the same checks; a violated one is
-printed as a failure). Printed per scenario: the transitions it caused, the stretches with two
-MASTERs (how many, the longest), how much longer than its master-down timer the earliest take-over waited
-(from the last advert that re-armed it, kernel receive stamps; a take-over before the timer
-expired fails the scenario), how many split brains were logged (one per dual-master stretch and
-other master the higher master heard; each one heard must be logged, or the scenario fails; a
-stretch whose higher master heard nothing from the other has none), and the time from the
-fault's end until node 0 alone is MASTER, alone holds the VIP and alone answers the observer's
-ARP (that last check polls every 0.2 s and ARP waits 0.3 s, so the figure is an upper bound).
+exactly as tests/vrrpd/test_network_faults.py does (the same checks; a violated one is printed
+as a failure). Printed per scenario: the transitions it caused, the stretches with two MASTERs
+(how many, the longest), how much longer than its master-down timer the earliest take-over
+waited (from the last advert that re-armed it, kernel receive stamps; a take-over before the
+timer expired fails the scenario), how many split brains were logged (one per dual-master
+stretch and other master the higher master heard; each one heard must be logged, or the
+scenario fails; a stretch whose higher master heard nothing from the other has none), and the
+time from the fault's end until node 0 alone is MASTER, alone holds the VIP and alone answers
+the observer's ARP (that last check polls every 0.2 s and ARP waits 0.3 s, so the figure is an
+upper bound).
 
 After each table: the **take-over gap** of every take-over the timer (not a priority-0 advert
 or a start-up) caused — from the last advert the new master heard from the old one to its own
