@@ -3,14 +3,16 @@
 Run as root from the repository root:
 
     PYTHONPATH=. .venv/bin/python bench/soak.py [--minutes 30] [--sample-every 10] [--pause 5]
-        [--warmup 300] [--seed N] [--json bench/results/soak.json] [--svg docs/soak.svg]
+        [--warmup 300] [--seed N] [--spare-node 2] [--json bench/results/soak.json]
+        [--svg docs/soak.svg]
 
 The lab is tests/netfaults.py's (priorities 150, 120, 100; VRRPv3 at 1 s; an observer asking
 ARP for the VIP). Until the time is up, one disturbance after another (with a random pause of
 up to ``--pause`` seconds between them), each picked at random:
 
-* **kill**: SIGKILL of a random component (bus, core, netd, vrrpd) of a random node; the
-  watchdog restarts it;
+* **kill**: SIGKILL of a random component (bus, core, netd, vrrpd) of a random node (but
+  ``--spare-node``, whose processes then live through the whole soak); the watchdog restarts
+  it;
 * **reload**: SIGHUP to a random node's watchdog after its config gained or lost a second VIP
   (192.0.2.201); core reads it again and vrrpd applies it without a transition;
 * **fault**: one of tests/netfaults.py's network scenarios (advert loss, duplicated adverts,
@@ -126,8 +128,10 @@ def config(index: int, extra_vip: bool) -> str:
 
 
 class Soak:
-    def __init__(self, lab: FaultLab, rng: random.Random) -> None:
+    def __init__(self, lab: FaultLab, rng: random.Random, spare: int | None = None) -> None:
         self.lab, self.rng = lab, rng
+        #: a node whose processes are never killed: their curves run the whole soak
+        self.spare = spare
         self.extra = [False] * len(lab.daemons)
         self.counts: Counter[str] = Counter()
         self.violations: list[dict[str, Any]] = []
@@ -142,7 +146,7 @@ class Soak:
         return held == ({0} if self.extra[0] else set())
 
     def kill(self) -> str:
-        node = self.rng.randrange(len(self.lab.daemons))
+        node = self.rng.choice([i for i in range(len(self.lab.daemons)) if i != self.spare])
         daemon = self.lab.daemons[node]
         pids = {k: v for k, v in daemon.pids().items() if k != "watchdog"}
         name = self.rng.choice(sorted(pids))
@@ -299,6 +303,7 @@ def run(
     seed: int | None = None,
     warmup: float = 300.0,
     pause: float = 5.0,
+    spare: int | None = None,
     say: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Run the soak; its figures (``samples`` included)."""
@@ -313,7 +318,7 @@ def run(
         start = time.monotonic()
         sampler = Sampler(lab, sample_every, start)
         sampler.sample()
-        soak = Soak(lab, rng)
+        soak = Soak(lab, rng, spare)
         try:
             while (elapsed := time.monotonic() - start) < minutes * 60:
                 what = soak.one(elapsed)
@@ -335,6 +340,7 @@ def run(
             "sample_every_s": sample_every,
             "warmup_s": warmup,
             "pause_max_s": pause,
+            "spare_node": spare,
             "load_after": list(os.getloadavg()),
             "disturbances": dict(soak.counts),
             "violations": soak.violations,
@@ -378,6 +384,9 @@ def main() -> None:
     ap.add_argument("--warmup", type=float, default=300.0, help="seconds of a process's life")
     ap.add_argument("--pause", type=float, default=5.0, help="at most, between disturbances (s)")
     ap.add_argument("--seed", type=int)
+    ap.add_argument(
+        "--spare-node", type=int, choices=range(len(PRIORITIES)), help="never kill its processes"
+    )
     ap.add_argument("--json", type=Path, help="write the figures here")
     ap.add_argument("--svg", type=Path, help="write the memory and fd curves here")
     args = ap.parse_args()
@@ -387,6 +396,7 @@ def main() -> None:
         args.seed,
         args.warmup,
         args.pause,
+        args.spare_node,
         lambda s: print(s, flush=True),
     )
     print(report(fig), flush=True)
