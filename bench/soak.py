@@ -28,7 +28,8 @@ invariant **violation** (counted, printed, and the soak goes on).
 Every ``--sample-every`` seconds a thread samples each process of each node (watchdog and
 components): PSS from ``/proc/<pid>/smaps_rollup`` and its count of open fds. Written: the
 figures as JSON (``--json``, bench/result_file.py's ``write_figures``) and the memory and fd
-curves as one SVG (``--svg``, averaged over the three nodes per component).
+curves as one SVG (``--svg``: the spared node's processes, or the mean over the three nodes
+per process).
 """
 
 from __future__ import annotations
@@ -251,8 +252,12 @@ def summarize(samples: list[Sample], warmup: float) -> dict[str, Any]:
     return out
 
 
-def chart(samples: list[Sample]) -> str:
-    """PSS and fds over time, each the mean over the nodes per process, stacked in one SVG."""
+def chart(samples: list[Sample], node: int | None = None) -> str:
+    """PSS and fds over time per process, stacked in one SVG: of ``node`` (the spared one,
+    whose processes were never killed), or the mean over the nodes."""
+    if node is not None:
+        samples = [s for s in samples if s.node == node]
+    whose = "the 3 nodes' mean" if node is None else f"node {node}, never killed"
     times = sorted({round(s.t) for s in samples})
     processes = sorted({s.process for s in samples})
 
@@ -266,11 +271,9 @@ def chart(samples: list[Sample]) -> str:
         for p in processes
     ]
     fds = [Series(p, [mean(p, t, "fds") for t in times]) for p in processes]
-    top = line_chart(
-        "Soak: PSS per process (mean of the 3 nodes)", xs, pss, "minutes", "MiB", markers=False
-    )
+    top = line_chart(f"Soak: PSS per process ({whose})", xs, pss, "minutes", "MiB", markers=False)
     bottom = line_chart(
-        "Soak: open fds per process (mean of the 3 nodes)", xs, fds, "minutes", "fds", markers=False
+        f"Soak: open fds per process ({whose})", xs, fds, "minutes", "fds", markers=False
     )
     return stack(top, bottom)
 
@@ -403,7 +406,7 @@ def main() -> None:
     write_figures(args.json, fig)
     if args.svg is not None:
         samples = [Sample(**s) for s in fig["samples"]]
-        args.svg.write_text(chart(samples))
+        args.svg.write_text(chart(samples, args.spare_node))
     sys.exit(1 if fig["violations"] else 0)
 
 
