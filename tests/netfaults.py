@@ -48,7 +48,8 @@ _TABLE = "pk_faults"
 #: How much earlier than its master-down interval a take-over may be logged and still count as
 #: "the timer expired": the log's timestamp is taken after the take-over and the kernel's
 #: receive stamp before the advert is handled, so only the BACKUP entry (logged just after the
-#: timer is armed) can make a correct take-over look early, by the time one log call takes.
+#: timer is armed; keepalived's line stamped when the harness reads it) can make a correct
+#: take-over look early, by the time one log line takes to be written and read.
 TIMER_TOLERANCE = 0.05
 #: vrrpd logs a split brain at most once a second per peer (vrrpd/runner.py, _NOTICE_EVERY)
 SPLIT_BRAIN_EVERY = 1.0
