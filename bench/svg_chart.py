@@ -187,8 +187,10 @@ def line_chart(
     references: Sequence[Reference] = (),
     plot_width: float = 480.0,
     plot_height: float = 260.0,
+    markers: bool = True,
 ) -> str:
-    """One line with a marker per point for each series, over the shared ``xs``."""
+    """One line with a marker per point for each series, over the shared ``xs``; without
+    ``markers`` (long time series) the lines only."""
     left, top = 70.0, 44.0
     values = [v for s in series for v in s.values if v is not None]
     y_ticks = nice_ticks(min([0.0, *values]), max([0.0, *values, *(r.value for r in references)]))
@@ -218,7 +220,7 @@ def line_chart(
             body.append(
                 f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="2"/>'
             )
-        for a, b, value in points:
+        for a, b, value in points if markers else []:
             body.append(
                 f'<circle cx="{a:.1f}" cy="{b:.1f}" r="4" fill="{colour}">'
                 f"<title>{escape(s.name)}: {_fmt(value)}</title></circle>"
