@@ -33,7 +33,7 @@ from typing import IO, Any, Protocol
 
 from bus.logs import LOG_TO_ENV
 from tests.daemon import JSON_LOGS, DaemonGroup
-from tests.interop.peers import KEEPALIVED
+from tests.interop.peers import KEEPALIVED, keepalived_argv
 from tests.lab import Node
 
 __all__ = ["DAEMONS", "KeepalivedDaemon", "NodeDaemon", "PyDaemon", "StateChange", "make"]
@@ -161,23 +161,11 @@ class KeepalivedDaemon:
         self.conf_path.write_text(config)
         self._lines: list[tuple[float, str]] = []
         self._lock = threading.Lock()
-        d = self.dir
-        argv = [
-            str(binary),
-            "-n",
-            "-l",
-            "-D",
-            "-f",
-            str(self.conf_path),
-            "-p",
-            str(d / "keepalived.pid"),
-            "-r",
-            str(d / "vrrp.pid"),
-            "-c",
-            str(d / "checkers.pid"),
-        ]
         self.proc = node.popen(
-            argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            keepalived_argv(binary, self.conf_path, self.dir),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
         )
         assert self.proc.stdout is not None
         self._reader = threading.Thread(

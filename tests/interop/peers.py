@@ -108,6 +108,24 @@ def vrrp_config(
     return "\n".join(lines)
 
 
+def keepalived_argv(binary: Path, conf: Path, workdir: Path) -> list[str]:
+    """keepalived in the foreground, logging to the console, its pid files in ``workdir``."""
+    return [
+        str(binary),
+        "-n",
+        "-l",
+        "-D",
+        "-f",
+        str(conf),
+        "-p",
+        str(workdir / "keepalived.pid"),
+        "-r",
+        str(workdir / "vrrp.pid"),
+        "-c",
+        str(workdir / "checkers.pid"),
+    ]
+
+
 class KeepalivedPeer:
     """Debian's keepalived in one lab node, as a context manager.
 
@@ -129,23 +147,11 @@ class KeepalivedPeer:
     def start(self) -> KeepalivedPeer:
         self.conf_path.write_text(self.config)
         self._log = self.log_path.open("wb")
-        d = self.dir
-        argv = [
-            str(self.binary),
-            "-n",
-            "-l",
-            "-D",
-            "-f",
-            str(self.conf_path),
-            "-p",
-            str(d / "keepalived.pid"),
-            "-r",
-            str(d / "vrrp.pid"),
-            "-c",
-            str(d / "checkers.pid"),
-        ]
         self.proc = self.node.popen(
-            argv, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            keepalived_argv(self.binary, self.conf_path, self.dir),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
         )
         return self
 
