@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import socket
-import struct
 from ipaddress import IPv4Address, IPv6Address
 from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.vrrpd.rawip import ipv4_datagram
 from vrrpd.runner import NoticeLimiter
 from vrrpd.sockets import Receiver, sockaddr
 
@@ -45,20 +45,9 @@ def test_notices_are_spaced_per_key_and_nothing_is_lost_from_the_count(
 
 
 def _ipv4(ttl: int, src: str, dst: str, payload: bytes, ident: int, padding: bytes = b"") -> bytes:
-    header = struct.pack(
-        "!BBHHHBBH4s4s",
-        0x45,
-        0xC0,
-        20 + len(payload),
-        ident,
-        0,
-        ttl,
-        112,
-        ident ^ 0xFFFF,  # the IP checksum changes with the id; neither matters to validation
-        IPv4Address(src).packed,
-        IPv4Address(dst).packed,
+    return ipv4_datagram(
+        payload, IPv4Address(src), IPv4Address(dst), ttl=ttl, ident=ident, padding=padding
     )
-    return header + payload + padding
 
 
 FIELDS = st.tuples(

@@ -5,7 +5,6 @@ validated afresh; and a datagram differing in any byte validation reads is not a
 
 from __future__ import annotations
 
-import struct
 from collections import Counter
 from ipaddress import IPv4Address
 from typing import Any
@@ -14,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.vrrpd.fakes import ONE_INSTANCE, FakeHost, runner_for
+from tests.vrrpd.rawip import DONT_FRAGMENT, ipv4_datagram
 from vrrpd.machine import Startup
 from vrrpd.mmsg import ipv4_key
 from vrrpd.packet import MCAST_V4, Advert, AuthType, encode
@@ -30,20 +30,7 @@ CONFIG = ONE_INSTANCE.format(options="    advert_int 1")
 
 
 def ipv4(payload: bytes, *, src: IPv4Address = MASTER, ttl: int = 255, ident: int = 0) -> bytes:
-    header = struct.pack(
-        "!BBHHHBBH4s4s",
-        0x45,
-        0xC0,
-        20 + len(payload),
-        ident,
-        0x4000,
-        ttl,
-        112,
-        ident ^ 0x5A5A,  # changes with the id; the kernel checked it, validation never reads it
-        src.packed,
-        MCAST_V4.packed,
-    )
-    return header + payload
+    return ipv4_datagram(payload, src, MCAST_V4, ttl=ttl, ident=ident, flags=DONT_FRAGMENT)
 
 
 def advert(priority: int = 150, addresses: tuple[IPv4Address, ...] = (VIP,), **kw: Any) -> bytes:
