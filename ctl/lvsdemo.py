@@ -157,6 +157,12 @@ def run_lvs_demo(out: TextIO, timeout: float = 30.0) -> LvsDemoResult:
             file=out,
             flush=True,
         )
+        print(
+            "until the directors have elected a master (about one master-down interval, 3.6 s) "
+            "nothing holds the VIP, so the first requests time out:",
+            file=out,
+            flush=True,
+        )
         _until(lab, lambda got: set(got) == servers, timeout, out, "all three to answer")
         print(f"\nstopping {failing}'s HTTP server:", file=out, flush=True)
         lab.stop_server(FAILING)
