@@ -168,10 +168,7 @@ class FakeIpvs:
         key = self._key(s)
         if not {"SCHED_NAME", "FLAGS", "TIMEOUT", "NETMASK"} <= set(s):
             raise NetlinkError(errno.EINVAL, "a full entry needs sched, flags, timeout, netmask")
-        sched = s["SCHED_NAME"]
-        if not sched.endswith(b"\0") or len(sched) > 16:
-            raise NetlinkError(errno.EINVAL, "sched name is not a NUL-terminated string")
-        name = sched.rstrip(b"\0").decode()
+        name = _nul_string(s["SCHED_NAME"], "sched name")
         if name not in SCHEDULERS:
             raise NetlinkError(errno.ENOENT, f"no scheduler {name}")
         assert len(s["FLAGS"]) == 8, "struct ip_vs_flags is two u32"
@@ -182,10 +179,7 @@ class FakeIpvs:
             raise NetlinkError(errno.EINVAL, "IPv6 netmask is a prefix length 1..128")
         pe_name = ""
         if "PE_NAME" in s:  # NLA_NUL_STRING, IP_VS_PENAME_MAXLEN; ip_vs_pe_getbyname
-            raw = s["PE_NAME"]
-            if not raw.endswith(b"\0") or len(raw) > 16:
-                raise NetlinkError(errno.EINVAL, "pe name is not a NUL-terminated string")
-            pe_name = raw.rstrip(b"\0").decode()
+            pe_name = _nul_string(s["PE_NAME"], "pe name")
             if pe_name not in PERSISTENCE_ENGINES:
                 raise NetlinkError(errno.ENOENT, f"no persistence engine {pe_name}")
         return Svc(
@@ -337,3 +331,10 @@ class FakeIpvs:
             dests = {f"{a}:{p}": (f["FWD_METHOD"], f["WEIGHT"]) for (a, p), f in s.dests.items()}
             out[name] = (s.sched, s.flags, s.timeout, dests)
         return out
+
+
+def _nul_string(raw: bytes, what: str) -> str:
+    """An NLA_NUL_STRING of at most 16 bytes (IP_VS_SCHEDNAME_MAXLEN, IP_VS_PENAME_MAXLEN)."""
+    if not raw.endswith(b"\0") or len(raw) > 16:
+        raise NetlinkError(errno.EINVAL, f"{what} is not a NUL-terminated string")
+    return raw.rstrip(b"\0").decode()
