@@ -43,14 +43,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from failover import Ours
 from footprint import compiled_bytecode, component, footprint_config
+from pagemap import PAGE, mappings, resident
 
 from ctl.capture import AdvertCapture
 from ctl.lab import Lab
 
-PAGE = 4096
 WORDS = PAGE // 8
 FEW_WORDS = 4
-_PFN_MASK = (1 << 55) - 1
 _TP_NAME_OFFSET = 24  # PyVarObject_HEAD: refcount, type, size; then tp_name
 _SMALL_DELTA = 1 << 20
 # x86-64 user space: the heap from 0x55..., mappings up to 0x7fff...
@@ -65,27 +64,12 @@ class Split:
 
 def writable_anon(pid: int) -> Iterator[tuple[int, int, str]]:
     """(start, end, kind) of the mappings a Python process writes its objects into."""
-    for line in Path(f"/proc/{pid}/maps").read_text().splitlines():
-        parts = line.split()
-        name = parts[5] if len(parts) > 5 else ""
-        if not parts[1].startswith("rw"):
+    for m in mappings(pid):
+        if not m.perms.startswith("rw"):
             continue
-        kind = "libpython" if "libpython" in name else {"": "anon", "[heap]": "heap"}.get(name)
+        kind = "libpython" if "libpython" in m.name else {"": "anon", "[heap]": "heap"}.get(m.name)
         if kind is not None:
-            start, end = (int(x, 16) for x in parts[0].split("-"))
-            yield start, end, kind
-
-
-def present(pid: int, start: int, end: int) -> dict[int, int]:
-    """Virtual address -> page frame number, for the resident pages of [start, end)."""
-    with open(f"/proc/{pid}/pagemap", "rb") as f:
-        f.seek(start // PAGE * 8)
-        entries = f.read((end - start) // PAGE * 8)
-    return {
-        start + i * PAGE: value & _PFN_MASK
-        for i, (value,) in enumerate(struct.iter_unpack("=Q", entries))
-        if value >> 63
-    }
+            yield m.start, m.end, kind
 
 
 class Memory:
@@ -127,13 +111,13 @@ class Memory:
 def classify(watchdog: int, child: int) -> Split:
     parent = {}
     for start, end, _ in writable_anon(watchdog):
-        parent.update(present(watchdog, start, end))
+        parent.update(resident(watchdog, start, end))
     split = Split()
     theirs, mine = Memory(watchdog), Memory(child)
     try:
         with open("/proc/kpagecount", "rb") as counts:
             for start, end, kind in writable_anon(child):
-                for address, pfn in present(child, start, end).items():
+                for address, pfn in resident(child, start, end).items():
                     counts.seek(pfn * 8)
                     if struct.unpack("=Q", counts.read(8))[0] > 1:
                         split.kib[f"{kind} shared"] += 4

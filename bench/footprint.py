@@ -17,7 +17,12 @@ one documentation /32 VIP each, advert_int 1). Per run:
 * **memory**: once every instance has advertised and ``--settle`` seconds have passed, the
   proportional set size (``Pss`` in /proc/PID/smaps_rollup) of every process of the daemon:
   shared pages (the interpreter, libraries) are split between the processes sharing them, so
-  the sum is what the daemon really costs the machine;
+  the sum is what the daemon really costs the machine, split into anonymous memory and file
+  pages. A file page is split with *every* process that maps it, ours or not: while other
+  Python processes of the same interpreter and venv run (a test suite, another daemon), our
+  sum falls by up to ~9 MiB without anything changing in the daemon. So beside it, the
+  **distinct pages** (bench/pagemap.py): every physical page resident in any process of the
+  daemon counted once, which the rest of the machine does not move;
 * **restart** (ours only): each component but the bus is killed with SIGKILL in turn, and timed
   from the kill to its replacement's first heartbeat on the bus (the heartbeat's own
   publish timestamp).
@@ -55,6 +60,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import structlog
 import zmq.asyncio
 from failover import KEEPALIVED, Daemon, Keepalived, Ours
+from pagemap import distinct_kib
 from scale import vip
 
 from bus import RuntimeDir, Subscriber
@@ -92,14 +98,14 @@ def footprint_config(instances: int) -> str:
     return "\n".join(blocks)
 
 
-def pss_kib(pid: int) -> int | None:
+def pss_kib(pid: int) -> dict[str, int] | None:
+    """``Pss``, ``Pss_Anon`` and ``Pss_File`` of one process (KiB), None once it is gone."""
     try:
-        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            if line.startswith("Pss:"):
-                return int(line.split()[1])
+        lines = Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]
     except OSError:
         return None
-    return None
+    fields = {k: int(v.split()[0]) for k, v in (line.split(":", 1) for line in lines)}
+    return {k: fields[k] for k in ("Pss", "Pss_Anon", "Pss_File")}
 
 
 def component(pid: int) -> str:
@@ -117,11 +123,18 @@ class Run:
     instances: int
     startup_s: float
     pss_kib: dict[str, int] = field(default_factory=dict)
+    pss_anon_kib: int = 0
+    pss_file_kib: int = 0
+    distinct_kib: int = 0
     restart_s: dict[str, float] = field(default_factory=dict)
 
     @property
     def total_mib(self) -> float:
         return sum(self.pss_kib.values()) / 1024
+
+    @property
+    def distinct_mib(self) -> float:
+        return self.distinct_kib / 1024
 
 
 class OursExec(Ours):
@@ -205,7 +218,10 @@ def one_run(
                             if name.startswith("ours")
                             else ("parent", "vrrp")[min(i, 1)]
                         )
-                        run.pss_kib[label] = run.pss_kib.get(label, 0) + kib
+                        run.pss_kib[label] = run.pss_kib.get(label, 0) + kib["Pss"]
+                        run.pss_anon_kib += kib["Pss_Anon"]
+                        run.pss_file_kib += kib["Pss_File"]
+                run.distinct_kib = distinct_kib(pids)
                 if isinstance(daemon, Ours) and instances == 1:
                     run.restart_s = restart_times(daemon)
                 return run
@@ -229,8 +245,12 @@ def report(runs: list[Run], instances: int) -> dict[str, object]:
     for label, group in (("pykeepalived", ours), ("pyk. exec'd", execd), ("keepalived", theirs)):
         if group:
             print(f"{label:13} PSS MiB {spread([r.total_mib for r in group])}")
+            print(f"{label:13} distinct {spread([r.distinct_mib for r in group])}")
             print(f"{label:13} start s {spread([r.startup_s for r in group])}")
             summary[f"{group[0].daemon}_pss_mib"] = statistics.median(r.total_mib for r in group)
+            summary[f"{group[0].daemon}_distinct_mib"] = statistics.median(
+                r.distinct_mib for r in group
+            )
             summary[f"{group[0].daemon}_startup_s"] = statistics.median(r.startup_s for r in group)
     for label, group in (("pykeepalived", ours), ("pyk. exec'd", execd)):
         restarted = [r for r in group if r.restart_s]
@@ -302,7 +322,11 @@ def main() -> int:
         for rep in range(args.repeats):
             for name, impl in impls if rep % 2 == 0 else impls[::-1]:
                 run = one_run(name, impl, count, args.settle)
-                figures = f"start {run.startup_s:.3f} s  PSS {run.total_mib:.1f} MiB"
+                figures = (
+                    f"start {run.startup_s:.3f} s  PSS {run.total_mib:.1f} MiB "
+                    f"(anon {run.pss_anon_kib / 1024:.1f}, file {run.pss_file_kib / 1024:.1f})"
+                    f"  distinct pages {run.distinct_mib:.1f} MiB"
+                )
                 print(f"{name:10} n={count:<4} {figures}", flush=True)
                 runs.append(run)
     summaries = [report(runs, count) for count in args.instances]

@@ -99,6 +99,13 @@ def footprint(f: dict[str, Any]) -> str:
             for k in ("ours_startup_s", "keepalived_startup_s")
             if s.get(k) is not None
         )
+        distinct = " / ".join(
+            f"{s[k]:.1f}"
+            for k in ("ours_distinct_mib", "keepalived_distinct_mib")
+            if s.get(k) is not None
+        )
+        if distinct:
+            mem += f" (distinct pages {distinct})"
         parts.append(f"{s['instances']} inst.: PSS {mem} MiB, start-up {start} s")
         restart = s.get("ours_restart_s")
         if restart:
