@@ -28,6 +28,7 @@ import zmq.asyncio
 
 from bus import logs, messages, topics
 from bus.errors import BusError, LogOptionsInvalid
+from bus.heap import HeapTrim
 from bus.publisher import Publisher
 from bus.runtime import RuntimeDir
 from bus.signals import CAUGHT_SIGNALS, HANDLED_SIGNALS, signal_name
@@ -148,11 +149,13 @@ class Component:
         await self.publisher.wait_for_subscriber(topic, HEARTBEAT_INTERVAL)
         phase = beat_phase(self.name)
         expected = time.monotonic()
+        heap = HeapTrim()
         while True:
             now = time.monotonic()
             lag = max(0.0, now - expected)
             beat = messages.Heartbeat(self.name, round(now - self.started, 3), lag=round(lag, 6))
             self.publisher.publish(topic, beat.encode())
+            heap.beat()
             expected = next_beat(now, phase)
             await asyncio.sleep(expected - now)
 
