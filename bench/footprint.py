@@ -3,7 +3,7 @@
 Run as root from the repository root:
 
     PYTHONPATH=. .venv/bin/python bench/footprint.py [--instances 1 255] [--repeats 3]
-        [--settle 3] [--spawn fork|exec|both] [--quick] [--json FILE]
+        [--settle 10] [--spawn fork|exec|both] [--quick] [--json FILE]
 
 For each instance count, the daemons take turns (ours, keepalived, ours, ...; ``--repeats``
 runs each; ``--spawn both`` adds ours with ``PYKEEPALIVED_SPAWN=exec``, every child its own
@@ -14,9 +14,10 @@ one documentation /32 VIP each, advert_int 1). Per run:
 
 * **start-up**: from the moment the daemon is launched to its first advert on the wire
   (kernel timestamp of a passive capture on the lab's bridge);
-* **memory**: once every instance has advertised and ``--settle`` seconds have passed, the
-  proportional set size (``Pss`` in /proc/PID/smaps_rollup) of every process of the daemon:
-  shared pages (the interpreter, libraries) are split between the processes sharing them, so
+* **memory**: once every instance has advertised and ``--settle`` seconds have passed (ten
+  by default: an idle node, past each component's first heap trim at its third heartbeat,
+  bus.heap), the proportional set size (``Pss`` in /proc/PID/smaps_rollup) of every process
+  of the daemon: shared pages (the interpreter, libraries) are split between the processes sharing them, so
   the sum is what the daemon really costs the machine, split into anonymous memory and file
   pages. A file page is split with *every* process that maps it, ours or not: while other
   Python processes of the same interpreter and venv run (a test suite, another daemon), our
@@ -293,7 +294,7 @@ def main() -> int:
     )
     ap.add_argument("--instances", type=int, nargs="+", default=[1, 255])
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--settle", type=float, default=3.0)
+    ap.add_argument("--settle", type=float, default=10.0)
     ap.add_argument("--only", choices=("ours", "keepalived"))
     ap.add_argument(
         "--spawn",
