@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import gc
 import json
 import logging
 import os
@@ -228,14 +229,91 @@ def start_server(victim: bool) -> subprocess.Popen[bytes]:
 # --- the measurement -----------------------------------------------------------------------
 
 
-class DriftHeap(TimerHeap):
-    """The runner's heap, noting how late each checker's probe starts (clock: monotonic)."""
+class GcTimer:
+    """Time spent in garbage collections, per generation, from ``gc.callbacks``."""
 
     def __init__(self) -> None:
+        self.total = 0.0
+        self.cpu = 0.0
+        # generation, seconds (wall), seconds (CPU), collected
+        self.pauses: list[tuple[int, float, float, int]] = []
+        self._start = (0.0, 0.0)
+
+    def __call__(self, phase: str, info: Mapping[str, int]) -> None:
+        if phase == "start":
+            self._start = (time.perf_counter(), time.thread_time())
+            return
+        spent = time.perf_counter() - self._start[0]
+        cpu = time.thread_time() - self._start[1]
+        self.total += spent
+        self.cpu += cpu
+        self.pauses.append((info["generation"], spent, cpu, info["collected"]))
+
+
+class SlowCallbacks:
+    """The loop's callbacks that held it longest (``asyncio.Handle._run`` timed, CPU and
+    wall clock), while installed."""
+
+    def __init__(self, keep: int = 8) -> None:
+        self.keep = keep
+        self.slowest: list[tuple[float, float, str]] = []  # wall, cpu, callback
+        self.over: dict[str, tuple[int, float]] = {}  # callback -> (count, wall) above 10 ms
+        self._run = asyncio.Handle._run
+
+    def install(self) -> None:
+        run, note = self._run, self._note
+
+        def timed(handle: asyncio.Handle) -> None:
+            t0, c0 = time.perf_counter(), time.thread_time()
+            run(handle)
+            note(handle, time.perf_counter() - t0, time.thread_time() - c0)
+
+        asyncio.Handle._run = timed  # type: ignore[method-assign,assignment]  # diagnosis only
+
+    def uninstall(self) -> None:
+        asyncio.Handle._run = self._run  # type: ignore[method-assign]
+
+    def _note(self, handle: asyncio.Handle, wall: float, cpu: float) -> None:
+        if wall < 0.01:
+            return
+        name = getattr(handle._callback, "__qualname__", repr(handle._callback))  # type: ignore[attr-defined]
+        count, total = self.over.get(name, (0, 0.0))
+        self.over[name] = (count + 1, total + wall)
+        self.slowest.append((wall, cpu, name))
+        self.slowest.sort(reverse=True)
+        del self.slowest[self.keep :]
+
+
+@dataclass
+class Gap:
+    """What the loop did between two runs of the schedule's timer, and how late the second
+    run started its latest checker: the gap holds the lateness (a checker due earlier would
+    have been started by the run before)."""
+
+    late: float
+    checks: int  # started in this run
+    late_checks: int  # of those, started later than LATE_MS
+    gap: float
+    cpu: float  # checkd's loop thread running
+    waited: float  # runnable, waiting for a CPU
+    gc: float  # in garbage collections (part of cpu)
+
+
+LATE_MS = 20.0  # the drift target: what the diagnosis explains
+
+
+class DriftHeap(TimerHeap):
+    """The runner's heap, noting how late each checker's probe starts (clock: monotonic);
+    with ``diagnose``, also what the loop did between two runs of the schedule's timer."""
+
+    def __init__(self, diagnose: GcTimer | None = None) -> None:
         super().__init__()
         self.scheduled: dict[str, float] = {}
         self.lateness: list[float] = []
         self.recording = False
+        self.diagnose = diagnose
+        self.gaps: list[Gap] = []
+        self._last = (0.0, 0.0, 0.0, 0.0)
 
     def push(self, key: str, when: float) -> None:
         self.scheduled[key] = when
@@ -244,8 +322,34 @@ class DriftHeap(TimerHeap):
     def pop_due(self, now: float) -> list[str]:
         keys = super().pop_due(now)
         if self.recording:
-            self.lateness.extend(now - self.scheduled[k] for k in keys)
+            late = [now - self.scheduled[k] for k in keys]
+            self.lateness.extend(late)
+            if self.diagnose is not None:
+                self._note(now, late)
         return keys
+
+    def _note(self, now: float, late: list[float]) -> None:
+        mark = (
+            now,
+            time.thread_time(),
+            runqueue_wait(),
+            self.diagnose.total if self.diagnose else 0,
+        )
+        last, self._last = self._last, mark
+        if not last[0] or not late:
+            return
+        over = sum(1 for x in late if x * 1000 > LATE_MS)
+        self.gaps.append(
+            Gap(
+                max(late),
+                len(late),
+                over,
+                mark[0] - last[0],
+                mark[1] - last[1],
+                mark[2] - last[2],
+                mark[3] - last[3],
+            )
+        )
 
 
 class Recorder:
@@ -367,7 +471,9 @@ async def measure(args: argparse.Namespace) -> Window:
         raise RuntimeError(core.format_problem(errors[0]))
     recorder = Recorder(f"/{VICTIM_IP}:tcp:{VICTIM_PORT}")
     service = LvsService(recorder)
-    heap = DriftHeap()
+    gc_timer = GcTimer() if args.diagnose else None
+    slow = SlowCallbacks() if args.diagnose else None
+    heap = DriftHeap(gc_timer)
     service.runner.heap = heap
     victim = start_server(victim=True)
     service.start()
@@ -376,6 +482,9 @@ async def measure(args: argparse.Namespace) -> Window:
             raise RuntimeError("checkd rejected the generated configuration")
         await wait_victim(recorder, True, 30)
         await asyncio.sleep(args.warmup)  # every checker has run once: the steady state
+        if gc_timer is not None and slow is not None:
+            gc.callbacks.append(gc_timer)
+            slow.install()
         heap.recording = True
         cpu0, wall0 = time.process_time(), time.monotonic()
         servers0 = process_cpu(args.servers_pid)
@@ -386,6 +495,14 @@ async def measure(args: argparse.Namespace) -> Window:
         servers_cpu = process_cpu(args.servers_pid) - servers0
         load_avg = os.getloadavg()[0]
         heap.recording = False
+        if gc_timer is not None and slow is not None:
+            gc.callbacks.remove(gc_timer)
+            slow.uninstall()
+            diagnosis(heap.gaps, gc_timer, len(heap.lateness), wall)
+            for name, (count, total) in sorted(slow.over.items(), key=lambda kv: -kv[1][1]):
+                print(f"  callbacks over 10 ms: {name}: {count}, {total * 1000:.0f} ms in all")
+            for wall_s, cpu_s, name in slow.slowest:
+                print(f"  slow callback {wall_s * 1000:6.1f} ms (cpu {cpu_s * 1000:.1f}): {name}")
         verdicts = []
         for _ in range(args.victims):
             victim.kill()
@@ -406,6 +523,61 @@ async def measure(args: argparse.Namespace) -> Window:
     finally:
         victim.kill()
         await service.stop()
+
+
+def diagnosis(gaps: list[Gap], gc_timer: GcTimer, checks: int, wall: float) -> None:
+    """Where the checks started later than ``LATE_MS`` lost their time: each such check is
+    charged the gap before the timer run that started it, split into waiting for a CPU,
+    garbage collection, checkd's other work (callbacks) and sleeping."""
+    late = [g for g in gaps if g.late_checks]
+    n = sum(g.late_checks for g in late)
+    print(
+        f"diagnosis: {n} of {checks} checks ({n / max(checks, 1) * 100:.2f} %) later than "
+        f"{LATE_MS:g} ms, in {len(late)} timer runs"
+    )
+    if n:
+
+        def share(part: Callable[[Gap], float]) -> float:
+            return sum(part(g) * g.late_checks for g in late) / sum(
+                g.gap * g.late_checks for g in late
+            )
+
+        print(
+            f"  their gaps: waiting for a CPU {share(lambda g: g.waited) * 100:.0f} %, "
+            f"gc {share(lambda g: g.gc) * 100:.0f} %, "
+            f"other work {share(lambda g: g.cpu - g.gc) * 100:.0f} %, "
+            f"sleeping {share(lambda g: max(0.0, g.gap - g.cpu - g.waited)) * 100:.0f} %"
+        )
+        for g in sorted(late, key=lambda g: -g.gap)[:8]:
+            print(
+                f"  gap {g.gap * 1000:6.1f} ms: late {g.late * 1000:5.1f} ms, "
+                f"{g.late_checks}/{g.checks} late; cpu {g.cpu * 1000:5.1f} "
+                f"(gc {g.gc * 1000:.1f}), waited {g.waited * 1000:5.1f} ms"
+            )
+    by_gen: dict[int, list[tuple[float, float]]] = {}
+    for gen, spent, cpu, _ in gc_timer.pauses:
+        by_gen.setdefault(gen, []).append((spent, cpu))
+    for gen in sorted(by_gen):
+        pauses = by_gen[gen]
+        print(
+            f"  gc generation {gen}: {len(pauses)} in {wall:.0f} s, "
+            f"max {max(p[0] for p in pauses) * 1000:.1f} ms, "
+            f"total {sum(p[0] for p in pauses) * 1000:.0f} ms "
+            f"(CPU {sum(p[1] for p in pauses) * 1000:.0f} ms, "
+            f"max {max(p[1] for p in pauses) * 1000:.1f})"
+        )
+    for gen, spent, cpu, collected in sorted(gc_timer.pauses, key=lambda p: -p[2])[:5]:
+        print(
+            f"  gc pause: generation {gen}, {spent * 1000:.1f} ms "
+            f"(CPU {cpu * 1000:.1f}), {collected} collected"
+        )
+    gaps_ms = [g.gap * 1000 for g in gaps]
+    print(
+        f"  timer runs: {len(gaps)}, gap p50 {percentile(gaps_ms, 0.5):.1f} / "
+        f"p99 {percentile(gaps_ms, 0.99):.1f} / max {max(gaps_ms, default=0):.1f} ms; "
+        f"checks per run p50 {percentile([float(g.checks) for g in gaps], 0.5):.0f}, "
+        f"max {max((g.checks for g in gaps), default=0)}"
+    )
 
 
 async def curl_cost(n: int) -> float:
@@ -498,6 +670,11 @@ def main() -> int:
     ap.add_argument("--json", type=Path, help="also write the figures here")
     ap.add_argument("--quick", action="store_true", help="1,000 + 200 checkers, 5 s")
     ap.add_argument("--profile", type=Path, help="write cProfile statistics of the run here")
+    ap.add_argument(
+        "--diagnose",
+        action="store_true",
+        help="say where the checks later than 20 ms lost their time (CPU wait, gc, callbacks)",
+    )
     ap.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--serve-victim", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
