@@ -62,7 +62,9 @@ from checkd.checkers.tcp_connects import (
 T = TypeVar("T")
 
 _FAILED = select.EPOLLERR | select.EPOLLHUP
-_MAX_EVENTS = 256
+# Steps taken per wake-up: few enough that the starts due meanwhile wait a few milliseconds
+# at most (as ``checkd.checkers.tcp_connects._MAX_EVENTS``); the rest at the loop's next turn.
+_MAX_EVENTS = 64
 # The serial of an attempt's whole-attempt deadline; its steps count up from 1.
 _WHOLE = 0
 
