@@ -60,7 +60,7 @@ class Armed:
     attempt: Attempt
     # TCP_CHECK: what the runner's shared connector needs instead of running ``attempt``
     fast: TcpFast | None = None
-    # HTTP_GET: what the runner's shared fetcher needs instead of running ``attempt``
+    # HTTP_GET / SSL_GET: what the runner's shared fetcher needs instead of running ``attempt``
     http: HttpFast | None = None
 
     def same_as(self, other: Armed) -> bool:
@@ -94,8 +94,8 @@ class TcpFast:
 
 @dataclass(frozen=True, slots=True)
 class HttpFast:
-    """An HTTP_GET as data for ``checkd.checkers.http_fetches`` (no Task per attempt), with
-    its pool events built once; ``bound`` is the generic attempt's."""
+    """An HTTP_GET or SSL_GET as data for ``checkd.checkers.http_fetches`` (no Task per
+    attempt), with its pool events built once; ``bound`` is the generic attempt's."""
 
     check: HttpCheck
     bound: float
@@ -184,7 +184,7 @@ def _arm_one(
             bound += GRACE
             if c_plan.kind == "TCP_CHECK":
                 fast = TcpFast.of(c_plan, ConnectOptions.from_model(checker, rs, vs))
-            elif c_plan.kind == "HTTP_GET":
+            elif c_plan.kind in ("HTTP_GET", "SSL_GET"):
                 http = HttpFast.of(c_plan, HttpCheck.from_model(checker, rs, vs), bound)
     except (CheckerError, scripts.ScriptError) as exc:
         log.error("checkd.checker.disabled", checker=c_plan.id, reason=str(exc))

@@ -364,9 +364,9 @@ class PoolRunner:
         No coroutine loops here: one loop timer (``_tick``) starts what is due and sets itself
         for the next due time, never sooner than ``TICK`` after the last, so checkers due
         within a millisecond start together instead of costing a wake-up each. TCP_CHECKs run
-        on the shared connector (``checkd.checkers.tcp_connects``), HTTP_GETs on the shared
-        fetcher (``checkd.checkers.http_fetches``), every other checker in an asyncio Task of
-        its own."""
+        on the shared connector (``checkd.checkers.tcp_connects``), HTTP_GETs and SSL_GETs on
+        the shared fetcher (``checkd.checkers.http_fetches``), every other checker in an
+        asyncio Task of its own."""
         loop = asyncio.get_running_loop()
         self._loop = loop
         connects = self._connects = TcpConnects(loop, self._connected)
@@ -435,7 +435,7 @@ class PoolRunner:
         self.finished(armed, armed.fast.result(ok, reason), self.clock())
 
     def _fetched(self, armed: Armed, result: CheckResult) -> None:
-        assert armed.http is not None  # only HTTP_GET attempts go to the fetcher
+        assert armed.http is not None  # only HTTP_GET / SSL_GET attempts go to the fetcher
         self.finished(armed, armed.http.result(result), self.clock())
 
     async def _attempt(self, armed: Armed) -> None:
@@ -451,7 +451,7 @@ class PoolRunner:
         self.finished(armed, result, self.clock())
 
     def _cancel(self, cid: str) -> None:
-        # A TCP_CHECK or HTTP_GET on the shared epolls is not cancelled: ``finished`` drops
+        # A TCP_CHECK, HTTP_GET or SSL_GET on the shared epolls is not cancelled: ``finished`` drops
         # its result.
         task = self._inflight.pop(cid, None)
         if task is not None:

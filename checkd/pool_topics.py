@@ -85,37 +85,48 @@ class LastResult:
 
 
 class LastResults(Mapping[str, LastResult]):
-    """Every checker's latest attempt, kept as plain tuples and read as ``LastResult``.
+    """Every checker's latest attempt, kept as plain values in one dict per field and read as
+    ``LastResult``.
 
-    One is stored per result (12,000 a second in bench/checks.py) and lives a whole
-    ``delay_loop``, long enough to outlive the young collections. A tuple of plain values is
-    no longer tracked by the garbage collector after its first pass; a dataclass instance
-    would be promoted to the oldest generation and bring full collections (tens of
-    milliseconds each, schedule drift) round every few seconds.
+    One is stored per result (12,000 a second in bench/checks.py). A dataclass instance per
+    result would live a whole ``delay_loop``, be promoted to the oldest generation and bring
+    full collections (tens of milliseconds each, schedule drift) round every few seconds. A
+    tuple per result is untracked at its first young collection, but every tuple created is
+    tracked until then, and each replaces one no longer tracked: its release takes the young
+    generation's count down again, so the count stays put while the young generation fills
+    with tuples, and young collections walked 18,000 of them at a time (5-14 ms of CPU each,
+    bench/checks.py --diagnose). Here a result is four dict stores of a bool, a str, a float
+    and an int or None, none of which the collector tracks: nothing new for it to walk.
     """
 
     def __init__(self) -> None:
-        self._raw: dict[str, tuple[bool, str, float, int | None]] = {}
+        self._ok: dict[str, bool] = {}
+        self._reason: dict[str, str] = {}
+        self._at: dict[str, float] = {}
+        self._rc: dict[str, int | None] = {}
 
     def set(self, cid: str, ok: bool, reason: str, at: float, rc: int | None = None) -> None:
-        self._raw[cid] = (ok, reason, at, rc)
+        self._ok[cid] = ok
+        self._reason[cid] = reason
+        self._at[cid] = at
+        self._rc[cid] = rc
 
     def ok_of(self, cid: str) -> bool | None:
         """The latest verdict alone, without building a ``LastResult``."""
-        raw = self._raw.get(cid)
-        return None if raw is None else raw[0]
+        return self._ok.get(cid)
 
     def discard(self, cid: str) -> None:
-        self._raw.pop(cid, None)
+        if self._ok.pop(cid, None) is not None:
+            del self._reason[cid], self._at[cid], self._rc[cid]
 
     def __getitem__(self, cid: str) -> LastResult:
-        return LastResult(*self._raw[cid])
+        return LastResult(self._ok[cid], self._reason[cid], self._at[cid], self._rc[cid])
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._raw)
+        return iter(self._ok)
 
     def __len__(self) -> int:
-        return len(self._raw)
+        return len(self._ok)
 
 
 def pool_body(state: PoolState, *, suspended: bool) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import heapq
 import zlib
+from collections import deque
 
 from checkd.checker_state import BOOTSTRAP_DELAY
 
@@ -35,12 +36,23 @@ def start_delay(key: str, delay_loop: float, warmup: float) -> float:
 
 
 class TimerHeap:
-    """Keys due at times; ``pop_due`` hands out the ones whose time has come, earliest first."""
+    """Keys due at times; ``pop_due`` hands out the ones whose time has come, earliest first
+    (keys due at the same time together, in the order they were first scheduled there).
+
+    The heap holds bare due times, and a dict maps each time to its key (or, for the rare
+    times several keys share, to a deque of them): no tuple per entry. A tuple is tracked by
+    the garbage collector from its creation until a young collection untracks it, and with
+    one pushed and one popped per check the young generation filled with thousands of them
+    between collections, each collection walking them all (docs/benchmarks.md). A key
+    rescheduled or cancelled stays where it was, skipped when its time surfaces because its
+    due time (``_due``) is no longer that one (cheaper than deleting from the middle).
+    """
 
     def __init__(self) -> None:
-        self._heap: list[tuple[float, int, str]] = []
+        self._heap: list[float] = []
+        self._at: dict[float, str] = {}  # a time with one key pushed for it
+        self._ties: dict[float, deque[str]] = {}  # a time with several
         self._due: dict[str, float] = {}
-        self._seq = 0  # ties keep insertion order and never compare keys
 
     def __len__(self) -> int:
         return len(self._due)
@@ -54,8 +66,17 @@ class TimerHeap:
     def push(self, key: str, when: float) -> None:
         """Schedule ``key`` at ``when``, replacing any earlier schedule for it."""
         self._due[key] = when
-        self._seq += 1
-        heapq.heappush(self._heap, (when, self._seq, key))
+        ties = self._ties.get(when)
+        if ties is not None:
+            ties.append(key)  # the heap has this time already
+            return
+        first = self._at.get(when)
+        if first is not None:
+            del self._at[when]
+            self._ties[when] = deque((first, key))
+            return
+        self._at[when] = key
+        heapq.heappush(self._heap, when)
         if len(self._heap) > 4 * len(self._due) + 64:
             self._compact()
 
@@ -65,23 +86,37 @@ class TimerHeap:
     def next_at(self) -> float | None:
         """The earliest due time, or None when nothing is scheduled."""
         self._drop_stale()
-        return self._heap[0][0] if self._heap else None
+        return self._heap[0] if self._heap else None
 
     def pop_due(self, now: float) -> list[str]:
         """Every key due at or before ``now``, unscheduled; push them again to repeat."""
         out: list[str] = []
-        while True:
-            self._drop_stale()
-            if not self._heap or self._heap[0][0] > now:
-                return out
-            _, _, key = heapq.heappop(self._heap)
-            del self._due[key]
-            out.append(key)
+        heap, due = self._heap, self._due
+        while heap and heap[0] <= now:
+            when = heapq.heappop(heap)
+            key = self._at.pop(when, None)
+            keys = (key,) if key is not None else self._ties.pop(when, ())
+            for key in keys:
+                if due.get(key) == when:  # live, and only once (a key pushed twice here)
+                    del due[key]
+                    out.append(key)
+        return out
+
+    def _live(self, when: float) -> bool:
+        key = self._at.get(when)
+        if key is not None:
+            return self._due.get(key) == when
+        return any(self._due.get(k) == when for k in self._ties.get(when, ()))
 
     def _drop_stale(self) -> None:
-        while self._heap and self._due.get(self._heap[0][2]) != self._heap[0][0]:
-            heapq.heappop(self._heap)
+        heap = self._heap
+        while heap and not self._live(heap[0]):
+            when = heapq.heappop(heap)
+            self._at.pop(when, None)
+            self._ties.pop(when, None)
 
     def _compact(self) -> None:
-        self._heap = [e for e in self._heap if self._due.get(e[2]) == e[0]]
-        heapq.heapify(self._heap)
+        self._heap, self._at, self._ties = [], {}, {}
+        due, self._due = self._due, {}
+        for key, when in due.items():
+            self.push(key, when)

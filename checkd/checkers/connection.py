@@ -17,6 +17,7 @@ from checkd.checkers.errors import ProbeFailed
 from checkd.checkers.result import ConnectOptions
 
 READ_SIZE = 4096
+PEER_CLOSED = "connection closed by the peer"
 
 
 def describe_os_error(exc: OSError) -> str:
@@ -109,15 +110,25 @@ async def open_stream(
         raise ProbeFailed(
             f"TLS handshake timeout after {opts.connect_timeout} s with {opts.peer}"
         ) from exc
-    except (ssl.SSLError, OSError) as exc:
+    except (OSError, ValueError) as exc:  # ssl.SSLError included; ValueError: a bad SNI name
         sock.close()
-        raise ProbeFailed(f"TLS handshake with {opts.peer} failed: {_tls_reason(exc)}") from exc
+        raise ProbeFailed(f"TLS handshake with {opts.peer} failed: {tls_reason(exc)}") from exc
 
 
-def _tls_reason(exc: OSError) -> str:
+def tls_reason(exc: Exception) -> str:
+    """OpenSSL's reason (``WRONG_VERSION_NUMBER``), else the system's or the exception's.
+
+    A peer that hangs up mid-handshake reads as OpenSSL's ``SSLEOFError`` on a bare socket and
+    as an errno-less ``ConnectionResetError`` from asyncio's TLS: both say so in one phrase."""
+    if isinstance(exc, ssl.SSLEOFError) or (
+        isinstance(exc, ConnectionResetError) and not exc.errno
+    ):
+        return PEER_CLOSED
     if isinstance(exc, ssl.SSLError):
         return exc.reason or str(exc)
-    return describe_os_error(exc)
+    if isinstance(exc, OSError):
+        return describe_os_error(exc)
+    return str(exc) or type(exc).__name__
 
 
 async def read_some(reader: asyncio.StreamReader, opts: ConnectOptions, what: str) -> bytes:
@@ -130,7 +141,7 @@ async def read_some(reader: asyncio.StreamReader, opts: ConnectOptions, what: st
             f"{what} timeout after {opts.connect_timeout} s from {opts.peer}"
         ) from exc
     except ssl.SSLError as exc:
-        raise ProbeFailed(f"TLS error reading from {opts.peer}: {_tls_reason(exc)}") from exc
+        raise ProbeFailed(f"TLS error reading from {opts.peer}: {tls_reason(exc)}") from exc
     except OSError as exc:
         raise ProbeFailed(f"read from {opts.peer} failed: {describe_os_error(exc)}") from exc
 

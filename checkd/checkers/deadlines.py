@@ -11,6 +11,13 @@ Stale heads are dropped at most ``DROP_BATCH`` per wake-up: at 10,000 checks a s
 2 s timeout a FIFO holds some 20,000 finished entries when its timer fires, and dropping them
 all in one callback held the event loop for milliseconds (schedule drift, bench/checks.py).
 The timer then fires at the first head kept, which is never after a live entry's deadline.
+
+A FIFO is three deques of plain numbers (deadline, key, serial) rather than one deque of
+tuples: a tuple is tracked by the garbage collector from its creation until the first young
+collection untracks it, and every one released (untracked long before) takes the young count
+down again, so with one tuple in and one out per attempt the young generation filled with
+some 11,000 of them between collections, each young collection walking them all (several
+milliseconds, bench/checks.py --diagnose). Floats and ints are never tracked.
 """
 
 from __future__ import annotations
@@ -28,6 +35,26 @@ Live = Callable[[int, int], bool]
 Expired = Callable[[int, int], None]
 
 
+class _Fifo:
+    """One duration's entries, oldest first, as three deques in step."""
+
+    __slots__ = ("deadlines", "keys", "serials")
+
+    def __init__(self) -> None:
+        self.deadlines: deque[float] = deque()
+        self.keys: deque[int] = deque()
+        self.serials: deque[int] = deque()
+
+    def append(self, deadline: float, key: int, serial: int) -> None:
+        self.deadlines.append(deadline)
+        self.keys.append(key)
+        self.serials.append(serial)
+
+    def popleft(self) -> tuple[int, int]:
+        self.deadlines.popleft()
+        return self.keys.popleft(), self.serials.popleft()
+
+
 class Deadlines:
     """Deadlines in the event loop's clock; ``expired`` is called for each live one that passes."""
 
@@ -35,7 +62,7 @@ class Deadlines:
         self._loop = loop
         self._live = live
         self._expired = expired
-        self._fifos: dict[float, deque[tuple[float, int, int]]] = {}
+        self._fifos: dict[float, _Fifo] = {}
         self._timer: asyncio.TimerHandle | None = None
 
     def add(self, duration: float, key: int, serial: int) -> None:
@@ -43,8 +70,8 @@ class Deadlines:
         deadline = self._loop.time() + duration
         queue = self._fifos.get(duration)
         if queue is None:
-            queue = self._fifos[duration] = deque()
-        queue.append((deadline, key, serial))
+            queue = self._fifos[duration] = _Fifo()
+        queue.append(deadline, key, serial)
         if self._timer is None or deadline < self._timer.when():
             self._arm()
 
@@ -59,11 +86,12 @@ class Deadlines:
         now = self._loop.time()
         live, expired = self._live, self._expired
         for duration, queue in list(self._fifos.items()):
-            while queue and queue[0][0] <= now:
-                _, key, serial = queue.popleft()
+            deadlines = queue.deadlines
+            while deadlines and deadlines[0] <= now:
+                key, serial = queue.popleft()
                 if live(key, serial):
                     expired(key, serial)
-            if not queue and self._fifos.get(duration) is queue:
+            if not deadlines and self._fifos.get(duration) is queue:
                 del self._fifos[duration]
         self._arm()
 
@@ -76,10 +104,11 @@ class Deadlines:
         budget = DROP_BATCH
         earliest: float | None = None
         for queue in self._fifos.values():
-            while queue and budget and not live(queue[0][1], queue[0][2]):
+            deadlines, keys, serials = queue.deadlines, queue.keys, queue.serials
+            while deadlines and budget and not live(keys[0], serials[0]):
                 queue.popleft()
                 budget -= 1
-            if queue and (earliest is None or queue[0][0] < earliest):
-                earliest = queue[0][0]
+            if deadlines and (earliest is None or deadlines[0] < earliest):
+                earliest = deadlines[0]
         if earliest is not None:
             self._timer = self._loop.call_at(earliest, self._expire)

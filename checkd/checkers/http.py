@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from checkd.checkers.connection import close, insecure_tls_context, open_stream, read_some, send
+from checkd.checkers.connection import insecure_tls_context, open_stream, read_some, send
 from checkd.checkers.errors import CheckerConfigError, ProbeFailed
 from checkd.checkers.result import CheckResult, ConnectOptions, hostport
 from core.model import Checker, RealServer, Url, VirtualServer
@@ -255,7 +255,9 @@ async def fetch(check: HttpCheck, url: UrlSpec) -> Response:
                 break
             response.feed(data)
     finally:
-        await close(writer)
+        # no goodbye: a TLS close waits for the peer's close_notify, and a peer that never
+        # answered would hold the attempt past its bound (the fast path just closes, too)
+        writer.transport.abort()
     return response
 
 

@@ -38,7 +38,11 @@ T = TypeVar("T")
 # What asyncio's sock_connect waits on instead of failing (BlockingIOError, InterruptedError).
 WAIT_CODES = frozenset((errno.EINPROGRESS, errno.EAGAIN, errno.EALREADY, errno.EINTR))
 _FAILED = select.EPOLLERR | select.EPOLLHUP
-_MAX_EVENTS = 1024
+# Outcomes taken per wake-up. The loop runs the due timers (the runner's ``_tick``, which
+# starts the due checkers) after each round of ready descriptors, so a wake-up of 1,024
+# outcomes (40-60 ms after a burst) held every start due meanwhile that long; 128 keep it to a
+# few milliseconds, the rest are taken at the next turn of the loop (docs/benchmarks.md).
+_MAX_EVENTS = 128
 
 #: ``done(tag, ok, reason)``: one attempt's outcome.
 Done = Callable[[T, bool, str], None]

@@ -36,15 +36,19 @@ def ok_response(body: bytes = BODY, status: str = "200 OK") -> bytes:
 def armed_for(
     port: int, urls: tuple[Url, ...], host: str = "127.0.0.1", **checker: object
 ) -> Armed:
-    return armed_plan(port, urls, host, **checker)[1]
+    return armed_plan(port, urls, host, "HTTP_GET", **checker)[1]
 
 
 def armed_plan(
-    port: int, urls: tuple[Url, ...], host: str = "127.0.0.1", **checker: object
+    port: int,
+    urls: tuple[Url, ...],
+    host: str = "127.0.0.1",
+    kind: str = "HTTP_GET",
+    **checker: object,
 ) -> tuple[CheckPlan, Armed]:
     kw: dict[str, object] = {"connect_timeout": TIMEOUT, "retry": 0, "delay_loop": 0.2}
     kw.update(checker)
-    c = Checker(kind="HTTP_GET", connect_port=port, urls=urls, **kw)  # type: ignore[arg-type]
+    c = Checker(kind=kind, connect_port=port, urls=urls, **kw)  # type: ignore[arg-type]
     vs = VirtualServer(
         name="192.0.2.1 80",
         ip="192.0.2.1",
