@@ -17,13 +17,13 @@ one documentation /32 VIP each, advert_int 1). Per run:
 * **memory**: once every instance has advertised and ``--settle`` seconds have passed (ten
   by default: an idle node, past each component's first heap trim at its third heartbeat,
   bus.heap), the proportional set size (``Pss`` in /proc/PID/smaps_rollup) of every process
-  of the daemon: shared pages (the interpreter, libraries) are split between the processes sharing them, so
-  the sum is what the daemon really costs the machine, split into anonymous memory and file
-  pages. A file page is split with *every* process that maps it, ours or not: while other
-  Python processes of the same interpreter and venv run (a test suite, another daemon), our
-  sum falls by up to ~9 MiB without anything changing in the daemon. So beside it, the
-  **distinct pages** (bench/pagemap.py): every physical page resident in any process of the
-  daemon counted once, which the rest of the machine does not move;
+  of the daemon: shared pages (the interpreter, libraries) are split between the processes
+  sharing them, so the sum is what the daemon really costs the machine, split into anonymous
+  memory and file pages. A file page is split with *every* process that maps it, ours or
+  not: while other Python processes of the same interpreter and venv run (a test suite,
+  another daemon), our sum falls by up to ~9 MiB without anything changing in the daemon. So
+  beside it, the **distinct pages** (bench/pagemap.py): every physical page resident in any
+  process of the daemon counted once, which the rest of the machine does not move;
 * **restart** (ours only): each component but the bus is killed with SIGKILL in turn, and timed
   from the kill to its replacement's first heartbeat on the bus (the heartbeat's own
   publish timestamp).
