@@ -94,7 +94,7 @@ def global_section(
     ]
     out += _fifos(g, script_ids, process)
     out += _vrrp(g, raw, process)
-    out += _processes(raw)
+    out += _processes(g, raw)
     out += _snmp_dbus(raw)
     out.append(f" Script security {'enabled' if g.enable_script_security else 'disabled'}")
     uid, gid = ids(*(script_user or (None, None)))
@@ -264,18 +264,42 @@ def _vrrp(g: GlobalDefs, raw: _Raw, process: Process) -> list[str]:
     return out
 
 
-def _processes(raw: _Raw) -> list[str]:
+def _processes(g: GlobalDefs, raw: _Raw) -> list[str]:
     out: list[str] = []
+    typed = {
+        "vrrp": (
+            g.vrrp_priority,
+            g.vrrp_no_swap,
+            g.vrrp_rt_priority,
+            g.vrrp_cpu_affinity,
+            g.vrrp_rlimit_rttime,
+        ),
+        "checker": (
+            g.checker_priority,
+            g.checker_no_swap,
+            g.checker_rt_priority,
+            g.checker_cpu_affinity,
+            g.checker_rlimit_rttime,
+        ),
+    }
     for prefix, label in (("vrrp", "VRRP"), ("checker", "Checker"), ("bfd", "BFD")):
+        if prefix in typed:
+            nice, no_swap, realtime, cpus, limit = typed[prefix]
+            cpu_words = tuple(map(str, cpus))
+        else:  # no BFD here: its keywords are kept verbatim
+            nice, no_swap = raw.number(prefix + "_priority", 0), raw.flag(prefix + "_no_swap")
+            realtime = raw.number(prefix + "_rt_priority", 0)
+            opt = raw.get(prefix + "_cpu_affinity")
+            cpu_words = tuple(opt.args) if opt is not None else ()
+            limit = raw.number(prefix + "_rlimit_rtime", RT_RLIMIT_DEFAULT)
         out += [
-            f" {label} process priority = {raw.number(prefix + '_priority', 0)}",
-            f" {label} don't swap = {_bool(raw.flag(prefix + '_no_swap'))}",
-            f" {label} realtime priority = {raw.number(prefix + '_rt_priority', 0)}",
+            f" {label} process priority = {nice or 0}",
+            f" {label} don't swap = {_bool(no_swap)}",
+            f" {label} realtime priority = {realtime or 0}",
         ]
-        if (cpus := raw.get(prefix + "_cpu_affinity")) is not None and cpus.args:
-            out.append(f" {label} CPU Affinity = {' '.join(cpus.args)}")
-        limit = raw.number(prefix + "_rlimit_rtime", RT_RLIMIT_DEFAULT)
-        out.append(f" {label} realtime limit = {limit}")
+        if cpu_words:
+            out.append(f" {label} CPU Affinity = {' '.join(cpu_words)}")
+        out.append(f" {label} realtime limit = {limit or RT_RLIMIT_DEFAULT}")
     return out
 
 

@@ -19,6 +19,7 @@ import structlog
 
 from bus import Component, MessageRejected, dumpfiles, messages
 from bus.envelope import Event
+from bus.priorities import PriorityKeeper, ProcessPriorities
 from checkd.dumps import FILE_NAME
 from checkd.errors import PlanError
 from checkd.lvs_service import LvsService
@@ -51,6 +52,7 @@ async def serve(comp: Component) -> None:
 
     comp.on_signal(signal.SIGUSR1, dump)
     seen: str | None = None
+    priorities = PriorityKeeper("checkd")
     lvs.start()
     try:
         while True:
@@ -58,13 +60,15 @@ async def serve(comp: Component) -> None:
                 if event.topic != "config.current":
                     lvs.link(event.topic, event.body)
                 elif event.body.get("hash") != seen:
-                    seen = await _config(event, checks, lvs) or seen
+                    seen = await _config(event, checks, lvs, priorities) or seen
     finally:
         await lvs.stop()
         await checks.stop_all()
 
 
-async def _config(event: Event, checks: CheckSet, lvs: LvsService) -> str | None:
+async def _config(
+    event: Event, checks: CheckSet, lvs: LvsService, priorities: PriorityKeeper
+) -> str | None:
     """Apply one new configuration; the hash it applied, or None when it was rejected."""
     try:
         config = messages.ConfigCurrent.decode(event.topic, event.body)
@@ -74,7 +78,10 @@ async def _config(event: Event, checks: CheckSet, lvs: LvsService) -> str | None
     generation = config.generation
     try:
         plan = plan_from_wire(normalize(config.model))
-    except PlanError as exc:
+        wanted = ProcessPriorities.from_global_defs(
+            config.model.get("global_defs") or {}, "checker"
+        )
+    except (PlanError, ValueError) as exc:
         # Keep running the last good checks: a bad publish must not stop them.
         log.error("checkd.config.rejected", generation=generation, error=str(exc))
         return None
@@ -85,6 +92,7 @@ async def _config(event: Event, checks: CheckSet, lvs: LvsService) -> str | None
         log.info("checkd.config.external", check=name, topic=f"health.{name}")
     for problem in plan.problems:
         log.error("checkd.config.problem", problem=problem)
+    priorities.apply(wanted)
     await checks.apply(plan)
     lvs.apply_model(dict(config.model), generation)
     log.info("checkd.config.applied", generation=generation, hash=seen, checks=checks.names)

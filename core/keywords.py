@@ -34,6 +34,7 @@ from core.schema import (
     BlockSchema,
     Choice,
     Const,
+    CpuList,
     Ctx,
     DupFloat,
     EntryList,
@@ -79,6 +80,39 @@ BOOL = Flag()
 
 
 # -- global_defs ----------------------------------------------------------------------------
+def _process_priority_keywords(process: str) -> list[Kw]:
+    """``<process>_priority`` and its kin: how vrrpd (``vrrp``) or checkd (``checker``) runs."""
+    rttime = f"{process}_rlimit_rttime"
+    return [
+        K(f"{process}_priority", Int(-20, 19)),
+        K(f"{process}_rt_priority", Int(1, 99)),
+        K(rttime, RtTimeT()),
+        K(
+            f"{process}_rlimit_rtime",
+            RtTimeT(),
+            rttime,
+            canonical=False,
+            deprecated=rttime,
+            deprecated_fails=False,
+        ),
+        K(f"{process}_no_swap", BOOL),
+        K(f"{process}_cpu_affinity", CpuList()),
+    ]
+
+
+@dataclass(frozen=True)
+class RtTimeT:
+    """RLIMIT_RTTIME in microseconds; keepalived raises 1 to 2 (half of it is the soft limit)."""
+
+    block: bool = False
+
+    def parse(self, node: Node, ctx: Ctx) -> int:
+        return max(2, Int(1, 2**32 - 1).parse(node, ctx))
+
+    def render(self, kw: str, value: Any, indent: str) -> list[str]:
+        return [f"{indent}{kw} {value}"]
+
+
 _GLOBAL_RAW = [
     "process_names",
     "process_name",
@@ -89,23 +123,11 @@ _GLOBAL_RAW = [
     "use_symlink_paths",
     "set_supplementary_groups",
     "min_auto_priority_delay",
-    "vrrp_priority",
-    "checker_priority",
     "bfd_priority",
-    "vrrp_no_swap",
-    "checker_no_swap",
     "bfd_no_swap",
-    "vrrp_rt_priority",
-    "checker_rt_priority",
     "bfd_rt_priority",
-    "vrrp_cpu_affinity",
-    "checker_cpu_affinity",
     "bfd_cpu_affinity",
-    "vrrp_rlimit_rttime",
-    "checker_rlimit_rttime",
     "bfd_rlimit_rttime",
-    "vrrp_rlimit_rtime",
-    "checker_rlimit_rtime",
     "bfd_rlimit_rtime",
     "disable_local_igmp",
     "v3_checksum_as_v2",
@@ -168,8 +190,6 @@ _GLOBAL_RAW = [
 ]
 _DEPRECATED_GLOBAL = {
     "lvs_process_name": "checker_process_name",
-    "vrrp_rlimit_rtime": "vrrp_rlimit_rttime",
-    "checker_rlimit_rtime": "checker_rlimit_rttime",
     "bfd_rlimit_rtime": "bfd_rlimit_rttime",
     "vrrp_vmac_garp_intvl": "vrrp_garp_extra_if",
     "enable_snmp_keepalived": "enable_snmp_vrrp",
@@ -311,9 +331,10 @@ GLOBAL_DEFS = BlockSchema(
             deprecated_fails=False,
         ),
         K("lvs_timeouts", LvsTimeoutsT()),
-        # realtime scheduling of a late process: none of the vrrp_/checker_ *priority
-        # keywords is acted on either
+        # realtime scheduling of a late process: not acted on
         K("max_auto_priority", OptInt(0, -1, 99), implemented=False),
+        *_process_priority_keywords("vrrp"),
+        *_process_priority_keywords("checker"),
         *[
             Raw(n, 0, None, None, _DEPRECATED_GLOBAL.get(n), deprecated_fails=False)
             for n in _GLOBAL_RAW

@@ -293,6 +293,18 @@ class GlobalDefs:
     #: pykeepalived only: the LVS datapath (auto: IPVS where the kernel has it, else nftables)
     lvs_backend: str = "auto"
     max_auto_priority: int | None = None
+    #: how vrrpd and checkd run (docs/operations.md, "Process priorities"): nice value,
+    #: SCHED_RR priority, its RLIMIT_RTTIME (us), memory locked, CPUs
+    vrrp_priority: int | None = None
+    checker_priority: int | None = None
+    vrrp_rt_priority: int | None = None
+    checker_rt_priority: int | None = None
+    vrrp_rlimit_rttime: int | None = None
+    checker_rlimit_rttime: int | None = None
+    vrrp_no_swap: bool = False
+    checker_no_swap: bool = False
+    vrrp_cpu_affinity: tuple[int, ...] = ()
+    checker_cpu_affinity: tuple[int, ...] = ()
     vmac_prefix: str | None = None
     vmac_addr_prefix: str | None = None
     other: tuple[RawOption, ...] = ()

@@ -11,6 +11,7 @@ import dataclasses
 import difflib
 import ipaddress
 import math
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
@@ -359,6 +360,22 @@ class IntChoice:
 
     def render(self, kw: str, value: Any, indent: str) -> list[str]:
         return [f"{indent}{kw} {value}"]
+
+
+@dataclass(frozen=True)
+class CpuList:
+    """`ID ...`: CPU numbers, each one this machine has online (as keepalived checks them)."""
+
+    block: bool = False
+
+    def parse(self, node: Node, ctx: Ctx) -> tuple[int, ...]:
+        if not node.args:
+            raise ArgError(f"'{node.keyword}' needs at least one CPU number", node.words[0])
+        online = os.cpu_count() or 1
+        return tuple(sorted({parse_int(tok, 0, online - 1) for tok in node.args}))
+
+    def render(self, kw: str, value: Any, indent: str) -> list[str]:
+        return [" ".join([f"{indent}{kw}", *map(str, value)])]
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ import structlog
 
 from bus import Component, MessageRejected, messages
 from bus.envelope import Event as BusEvent
+from bus.priorities import PriorityKeeper, ProcessPriorities
 from bus.signals import SIGJSON, SIGSTATS_CLEAR
 from core import WireFormatError, from_wire
 from vrrpd import dumps, notify
@@ -97,6 +98,7 @@ class Engine:
         self.config_hash: str | None = None
         self.router_id = socket.gethostname()  # keepalived's default; router_id replaces it
         self.dynamic_interfaces = False
+        self.priorities = PriorityKeeper("vrrpd")
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -174,8 +176,10 @@ class Engine:
         if digest == self.config_hash:
             return
         config = from_wire(dict(msg.model))
+        wanted = ProcessPriorities.from_global_defs(msg.model.get("global_defs") or {}, "vrrp")
         new_plans = {p.name: p for p in plan(config)}
         self.host.configure(config)
+        self.priorities.apply(wanted)
         self.verdicts = VerdictGate(checkd_checks(config))
         now = self.now()
         reload = self.config_hash is not None
