@@ -30,3 +30,13 @@ def checkd_needed(config: Config) -> bool:
 def needed(config: Config) -> frozenset[str]:
     """The on-demand components ``config`` needs running."""
     return frozenset({"checkd"}) if checkd_needed(config) else frozenset()
+
+
+def image_modules(config: Config) -> tuple[str, ...]:
+    """Modules a child loads on demand that ``config`` makes it load at once: imported into
+    the image before the first fork (``watchdog.spawn``), as its entry module is. netd's LVS
+    driver is the one: a VRRP-only netd never imports it (``netd.lvsdemand``)."""
+    # Here, not at the top: the supervisor imports this module and needs no part of netd.
+    from netd.lvsdemand import driver_needed
+
+    return ("netd.lvs.driver",) if driver_needed(config) else ()

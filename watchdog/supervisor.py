@@ -87,8 +87,11 @@ class Supervisor:
         metrics: tuple[str, int] | None = None,
         stop_wait: float = STOP_WAIT,
         needed: frozenset[str] = ondemand.ON_DEMAND,
+        image: tuple[str, ...] = (),
     ) -> None:
-        """``needed``: the on-demand components the configuration needs at start."""
+        """``needed``: the on-demand components the configuration needs at start; ``image``:
+        modules they load on demand that it makes them load at once (preloaded with them)."""
+        self.image = image
         self.comp = comp
         self.metrics = metrics
         self.stop_wait = stop_wait
@@ -113,7 +116,7 @@ class Supervisor:
         # Except checkd, not on the way to the first advert: imported and forked last, it no
         # longer delays the advert, for ~1 MiB more (docs/benchmarks.md, footprint).
         preloaded, order = launch_order(tuple(c.name for c in self.children.values() if c.wanted))
-        self.launcher.preload(preloaded)
+        self.launcher.preload(preloaded, self.image)
         for name in order:
             await self._start_kept(self.children[name])
         monitors = [asyncio.create_task(self._watch_heartbeats(), name="heartbeats")]
