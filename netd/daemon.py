@@ -162,10 +162,13 @@ class NetDaemon:
         # instance this netd holds nothing for (on a cold start, none).
         self.held.publish(self.comp.publisher, self.owners)
         self.kernel = await self._kernel(KernelAdapter, self.comp.runtime.path)
+        # The links next, before the clean-up below (~20-35 ms): a starting vrrpd waits for
+        # them to open its instances. What changes meanwhile reaches the monitor, subscribed
+        # since __init__ and read from once the clean-up is done.
+        await self._read_links()
         self.vmacs.manager = await self._kernel(VmacManager, self.kernel)
         await self._firewall(self.firewall.remove_leftovers)
         await self._adopt_leftovers()
-        await self._read_links()
         self.loop.add_reader(self.monitor.fileno(), self._netlink_readable)
         sub = self._sub = self.comp.subscribe(
             "config.current", "vrrp.intent.*", "vrrp.renew", "hb.*", "check.pool.*"

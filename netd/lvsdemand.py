@@ -6,13 +6,14 @@ work for a node with virtual servers. A VRRP-only node, the common case, needs t
 remove what an earlier run left, so netd loads the driver when the first of these holds:
 
 * the configuration has a ``virtual_server``, or IPVS-wide settings keepalived applies at
-  start whatever is configured (``lvs_flush``, ``lvs_timeouts``): :func:`driver_needed`;
+  start whatever is configured (``lvs_flush``, ``lvs_timeouts``): :func:`driver_needed`
+  (:func:`core.effective.lvs_work`);
 * checkd reports a pool (``check.pool.*``);
 * a table carrying our marker is in the kernel (a killed run's, or a reload removed the last
   virtual server and netd was then restarted): :func:`marked_tables`, one dump per family.
 
-The watchdog asks :func:`driver_needed` too, to import the driver into the image it forks
-netd from only when it will be used at once.
+The watchdog asks the same question (:func:`core.effective.lvs_work`), to import the
+driver into the image it forks netd from only when it will be used at once.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Final
 
 from pyroute2.netlink.nfnetlink.nftsocket import NFPROTO_INET, NFPROTO_NETDEV, NFT_MSG_GETTABLE
 
+from core.effective import lvs_work
 from core.model import Config
 from netd.nftbatch import NftSocket
 
@@ -33,8 +35,7 @@ _FAMILIES: Final = ((NFPROTO_INET, MARKER), (NFPROTO_NETDEV, DR_MARKER))
 
 def driver_needed(config: Config) -> bool:
     """Whether ``config`` gives the LVS driver work at once."""
-    g = config.global_defs
-    return bool(config.virtual_servers or g.lvs_flush or g.lvs_timeouts is not None)
+    return lvs_work(config)
 
 
 def marked_tables() -> list[str]:

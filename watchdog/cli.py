@@ -368,10 +368,10 @@ def _run(
         return 1
 
 
-def _image_modules(args: argparse.Namespace, conf: DaemonSettings) -> tuple[str, ...]:
+def _image_modules(args: argparse.Namespace, conf: DaemonSettings) -> tuple[tuple[str, str], ...]:
     """``conf.image`` less netd's LVS driver under -P, where netd programs no virtual server."""
     if "--no-lvs" in children.netd_role(args.vrrp, args.check):
-        return tuple(m for m in conf.image if not m.startswith("netd.lvs."))
+        return tuple((c, m) for c, m in conf.image if not m.startswith("netd.lvs."))
     return conf.image
 
 

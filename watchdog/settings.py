@@ -33,7 +33,7 @@ class DaemonSettings:
     use_pid_dir: bool = False
     metrics: tuple[str, int] | None = None
     needed: frozenset[str] = ON_DEMAND  # the on-demand components started with the daemon
-    image: tuple[str, ...] = ()  # on-demand modules the configuration uses at once
+    image: tuple[tuple[str, str], ...] = ()  # (component, on-demand module) used at once
 
 
 def settings(config: Config) -> DaemonSettings:

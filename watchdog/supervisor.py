@@ -87,7 +87,7 @@ class Supervisor:
         metrics: tuple[str, int] | None = None,
         stop_wait: float = STOP_WAIT,
         needed: frozenset[str] = ondemand.ON_DEMAND,
-        image: tuple[str, ...] = (),
+        image: tuple[tuple[str, str], ...] = (),
     ) -> None:
         """``needed``: the on-demand components the configuration needs at start; ``image``:
         modules they load on demand that it makes them load at once (preloaded with them)."""
@@ -111,13 +111,13 @@ class Supervisor:
         comp.on_signal(signal.SIGHUP, lambda: self._tell_systemd(self.readiness.reload_requested()))
 
     async def run(self) -> None:
-        # Everything first, then the forks: a module imported after some child was forked
-        # would copy the pages it shares with that child (~12 MiB more in a 1-instance group).
-        # Except checkd, not on the way to the first advert: imported and forked last, it no
-        # longer delays the advert, for ~1 MiB more (docs/benchmarks.md, footprint).
+        # Each child is forked once its modules are in the image (watchdog.children's
+        # launch_order says which go together); the watchdog's own imports already hold the
+        # bus's and core's, so those two run while it imports netd's and vrrpd's.
         preloaded, order = launch_order(tuple(c.name for c in self.children.values() if c.wanted))
-        self.launcher.preload(preloaded, self.image)
+        self.launcher.preload(preloaded, self._image_of(preloaded))
         for name in order:
+            self.launcher.preload((name,), self._image_of((name,)))
             await self._start_kept(self.children[name])
         monitors = [asyncio.create_task(self._watch_heartbeats(), name="heartbeats")]
         if any(name in ondemand.ON_DEMAND for name in self.children):
@@ -143,6 +143,9 @@ class Supervisor:
                 task.cancel()
             await asyncio.gather(*monitors, *keepers, return_exceptions=True)
             self.notifier.close()
+
+    def _image_of(self, names: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(module for name, module in self.image if name in names)
 
     def forward(self, signum: int, targets: tuple[str, ...]) -> None:
         for name in targets:

@@ -81,13 +81,13 @@ def test_checkd_is_needed_when_the_config_has_checks_or_virtual_servers(
     [
         ("", ()),  # VRRP only: netd loads no LVS driver
         (SCRIPT, ()),
-        (VIRTUAL_SERVER, ("netd.lvs.driver",)),
-        ("global_defs {\n    lvs_flush\n}\n", ("netd.lvs.driver",)),  # acted on at start
+        (VIRTUAL_SERVER, (("netd", "netd.lvs.driver"),)),
+        ("global_defs {\n    lvs_flush\n}\n", (("netd", "netd.lvs.driver"),)),  # at start
     ],
     ids=["vrrp-only", "script", "vs", "lvs_flush"],
 )
 def test_the_lvs_driver_is_in_the_image_only_when_the_config_uses_it_at_once(
-    blocks: str, image: tuple[str, ...]
+    blocks: str, image: tuple[tuple[str, str], ...]
 ) -> None:
     result = loads(blocks + INSTANCE % "", script_env=None)
     assert [p.message for p in result.problems if p.severity == "error"] == []
