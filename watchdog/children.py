@@ -13,10 +13,6 @@ START_ORDER = ("bus", "core", "netd", "checkd", "vrrpd")
 # Imported and forked after the others: checkd is not on the way to the first advert (vrrpd
 # takes its verdicts whenever they come), so its ~70 ms of imports need not delay it.
 START_LATE = frozenset({"checkd"})
-# Forked before the others' modules are imported: the watchdog's own imports (core's parser
-# reads its settings) already hold all the bus and core need, so core parses and publishes
-# the configuration while the watchdog imports netd's and vrrpd's modules (issue #15).
-START_EARLY = frozenset({"bus", "core"})
 # keepalived's exit codes that mean "do not respawn": FATAL, CONFIG, MISSING_PERMISSION.
 PERMANENT_EXIT_CODES = frozenset({1, 2, 4})
 
@@ -57,13 +53,11 @@ def netd_role(vrrp_only: bool, check_only: bool) -> list[str]:
 
 
 def launch_order(names: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """``names`` (in start order) as (imported together before the first fork, the start
-    order): :data:`START_EARLY` first, then the others on the way to the first advert, each
-    forked as soon as its modules are imported, :data:`START_LATE` last. Only the launch
-    moves; stopping stays the reverse of :data:`START_ORDER`."""
-    early = tuple(n for n in names if n in START_EARLY)
-    middle = tuple(n for n in names if n not in START_EARLY | START_LATE)
-    return early, early + middle + tuple(n for n in names if n in START_LATE)
+    """``names`` (in start order) as (imported together before the first fork, started after
+    them): the components on the way to the first advert first, :data:`START_LATE` after.
+    Only the launch moves; stopping stays the reverse of :data:`START_ORDER`."""
+    first = tuple(n for n in names if n not in START_LATE)
+    return first, first + tuple(n for n in names if n in START_LATE)
 
 
 def specs(

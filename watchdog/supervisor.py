@@ -111,13 +111,15 @@ class Supervisor:
         comp.on_signal(signal.SIGHUP, lambda: self._tell_systemd(self.readiness.reload_requested()))
 
     async def run(self) -> None:
-        # Each child is forked once its modules are in the image (watchdog.children's
-        # launch_order says which go together); the watchdog's own imports already hold the
-        # bus's and core's, so those two run while it imports netd's and vrrpd's.
+        # Everything first, then the forks: a module imported after some child was forked
+        # would copy the pages it shares with that child (~12 MiB more in a 1-instance group).
+        # Except checkd, not on the way to the first advert: imported and forked last, it no
+        # longer delays the advert, for ~1 MiB more (docs/benchmarks.md, footprint). Forking
+        # the bus and core before importing netd's and vrrpd's modules was tried: +1.9 MiB
+        # and no faster (docs/benchmarks.md, "Start-up since").
         preloaded, order = launch_order(tuple(c.name for c in self.children.values() if c.wanted))
         self.launcher.preload(preloaded, self._image_of(preloaded))
         for name in order:
-            self.launcher.preload((name,), self._image_of((name,)))
             await self._start_kept(self.children[name])
         monitors = [asyncio.create_task(self._watch_heartbeats(), name="heartbeats")]
         if any(name in ondemand.ON_DEMAND for name in self.children):
