@@ -71,10 +71,11 @@ from ctl.lab import Lab, LabNode
 RESTARTED = ("core", "netd", "checkd", "vrrpd")
 ROOT = Path(__file__).resolve().parent.parent
 PYCACHE = Path(tempfile.gettempdir()) / "pykeepalived-bench-pycache"
-# Everything the watchdog imports before its first fork: the whole image.
+# Everything the watchdog may import before its first fork: the whole image, with the
+# modules a configuration can add to it (watchdog.ondemand.image_modules).
 _IMPORT_IMAGE = (
     "import importlib, watchdog.cli, watchdog.spawn as s\n"
-    "for m in s.ENTRY_MODULES.values(): importlib.import_module(m)\n"
+    "for m in (*s.ENTRY_MODULES.values(), 'netd.lvs.driver'): importlib.import_module(m)\n"
 )
 
 

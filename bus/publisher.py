@@ -25,7 +25,7 @@ import zmq
 import zmq.asyncio
 
 from bus import envelope, messages, topics
-from bus.runtime import RuntimeDir
+from bus.runtime import RECONNECT_IVL_MAX_MS, RECONNECT_IVL_MS, RuntimeDir
 
 log = structlog.get_logger(__name__)
 
@@ -50,6 +50,8 @@ class Publisher:
         self._async_sock.setsockopt(zmq.XPUB_VERBOSE, 1)
         self._async_sock.setsockopt(zmq.SNDHWM, SNDHWM)
         self._async_sock.setsockopt(zmq.LINGER, 500)
+        self._async_sock.setsockopt(zmq.RECONNECT_IVL, RECONNECT_IVL_MS)
+        self._async_sock.setsockopt(zmq.RECONNECT_IVL_MAX, RECONNECT_IVL_MAX_MS)
         # Sending never blocks on an XPUB, so a plain socket sharing the same handle lets
         # synchronous code (log processors, callbacks) publish without awaiting.
         self._sock: zmq.Socket[bytes] = zmq.Socket.shadow(self._async_sock.underlying)

@@ -22,6 +22,13 @@ from bus.errors import RuntimeDirError, RuntimeDirLocked
 
 DEFAULT_RUNTIME_DIR = "/run/pykeepalived"
 ENV_VAR = "PYKEEPALIVED_RUNTIME_DIR"
+# How soon a socket retries a connect the broker was not there for: a child forked with the
+# bus connects before the bus has bound (it starts in the same instant), and libzmq's default
+# (100 ms plus up to 100 ms of jitter) then cost every start-up 0.1-0.2 s per hop on the way
+# to the first advert (docs/benchmarks.md, "Start-up since"). Doubling up to the maximum keeps
+# a long bus outage as cheap as before: ten attempts a second per socket at most.
+RECONNECT_IVL_MS = 10
+RECONNECT_IVL_MAX_MS = 100
 # sockaddr_un.sun_path is 108 bytes including the NUL; libzmq refuses longer paths.
 _MAX_IPC_PATH = 107
 

@@ -198,3 +198,12 @@ def _first(*values: T | None, default: T) -> T:
 
 def _first_opt(*values: T | None) -> T | None:
     return next((v for v in values if v is not None), None)
+
+
+def lvs_work(config: Config) -> bool:
+    """Whether ``config`` gives the LVS datapath work at start: a virtual server, or the
+    IPVS-wide settings keepalived applies whatever else is configured (``lvs_flush``,
+    ``lvs_timeouts``). netd loads its LVS driver for it (netd.lvsdemand), and the watchdog
+    preloads that driver for netd (watchdog.ondemand)."""
+    g = config.global_defs
+    return bool(config.virtual_servers or g.lvs_flush or g.lvs_timeouts is not None)

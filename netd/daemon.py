@@ -40,7 +40,7 @@ import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
 
@@ -51,13 +51,13 @@ from netd import foundvips, fromconfig
 from netd.announcer import Announcer, burst_targets
 from netd.applied import HeldSummary, failures_by_owner, publish_applied, publish_expired
 from netd.desired import Address, DesiredSet, Item, describe, item_key
-from netd.errors import InvalidItemError, KernelError
+from netd.errors import InvalidItemError, KernelError, NftError
 from netd.firewall import Firewall, FirewallSettings, blocked_addresses
 from netd.kernel import ApplyResult, KernelAdapter
 from netd.leases import LEASE_SLACK, RESTART_GRACE, Leases
 from netd.leftovers import find_leftovers
 from netd.links import Links
-from netd.lvs.driver import LvsDriver
+from netd.lvsdemand import driver_needed, marked_tables
 from netd.monitor import AddrEvent, LinkEvent, Monitor, Overflow
 from netd.owners import LEFTOVER, STATIC, Announce, Owners, vrrp_owner, wants_burst
 from netd.reconcile import Action, Merged, Operation
@@ -71,6 +71,9 @@ from netd.vmacintent import (
     vmac_specs,
 )
 from netd.vmacsync import VmacSync
+
+if TYPE_CHECKING:
+    from netd.lvs.driver import LvsDriver
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -139,8 +142,11 @@ class NetDaemon:
         self._resync = False
         self._reconciling: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
-        # virtual servers (docs/lvs.md); the watchdog's -P/-C say whether netd programs them
-        self.lvs = LvsDriver(comp.publisher, self._kernel, enabled=lvs)
+        # virtual servers (docs/lvs.md); the watchdog's -P/-C say whether netd programs them.
+        # Loaded on first need (netd.lvsdemand): a VRRP-only node never imports it.
+        self.lvs_enabled = lvs
+        self.lvs: LvsDriver | None = None
+        self._lvs_probed = False
         self._sub: Subscriber | None = None
         self._asked: dict[str, float] = {}  # instance -> when we last asked for its intent
 
@@ -156,15 +162,17 @@ class NetDaemon:
         # instance this netd holds nothing for (on a cold start, none).
         self.held.publish(self.comp.publisher, self.owners)
         self.kernel = await self._kernel(KernelAdapter, self.comp.runtime.path)
+        # The links next, before the clean-up below (~20-35 ms): a starting vrrpd waits for
+        # them to open its instances. What changes meanwhile reaches the monitor, subscribed
+        # since __init__ and read from once the clean-up is done.
+        await self._read_links()
         self.vmacs.manager = await self._kernel(VmacManager, self.kernel)
         await self._firewall(self.firewall.remove_leftovers)
         await self._adopt_leftovers()
-        await self._read_links()
         self.loop.add_reader(self.monitor.fileno(), self._netlink_readable)
         sub = self._sub = self.comp.subscribe(
             "config.current", "vrrp.intent.*", "vrrp.renew", "hb.*", "check.pool.*"
         )
-        self.lvs.start()
         self._arm_leases()
         recheck = asyncio.create_task(self._recheck(), name="netd.recheck")
         try:
@@ -197,7 +205,9 @@ class NetDaemon:
                 self._renew(messages.Renew.decode(topic, body), boot)
             elif topic.startswith("check.pool."):
                 key = topic.removeprefix("check.pool.")
-                self.lvs.pool(key, messages.PoolReport.decode(topic, body))
+                report = messages.PoolReport.decode(topic, body)
+                if self.lvs_enabled:
+                    self._lvs_driver().pool(key, report)
             else:
                 self._intent(messages.Intent.decode(topic, body), boot)
         except (MessageRejected, ValueError, InvalidItemError, core.WireFormatError) as exc:
@@ -213,7 +223,7 @@ class NetDaemon:
             return
         config = core.from_wire(dict(msg.model))
         self.config_hash = msg.hash
-        self.lvs.configure(config, msg.generation)
+        self._configure_lvs(config, msg.generation)
         self.instances = frozenset(
             i.name for i in config.instances if i.interface and i.virtual_router_id is not None
         )
@@ -232,6 +242,41 @@ class NetDaemon:
                 state.vmacs = ()  # the instance left the config: so does its VMAC
                 self._mark_dirty()
         self._end_grace_if_claimed()
+
+    def _lvs_driver(self) -> LvsDriver:
+        """The LVS driver, imported and started the first time there is work for it."""
+        if self.lvs is None:
+            from netd.lvs.driver import LvsDriver
+
+            log.info("netd.lvs.loaded")
+            self.lvs = LvsDriver(self.comp.publisher, self._kernel)
+            self.lvs.start()
+        return self.lvs
+
+    def _configure_lvs(self, config: core.Config, generation: int) -> None:
+        if not self.lvs_enabled:
+            return
+        if self.lvs is not None or driver_needed(config):
+            self._lvs_driver().configure(config, generation)
+        elif not self._lvs_probed:
+            # Nothing to program; only a table an earlier run left would need the driver
+            # (it removes it on a configuration without virtual servers).
+            self._lvs_probed = True
+            task = asyncio.create_task(self._probe_lvs(config, generation), name="netd.lvs.probe")
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    async def _probe_lvs(self, config: core.Config, generation: int) -> None:
+        try:
+            left = await self._kernel(marked_tables)
+        except NftError as exc:
+            log.warning("netd.lvs.probe_failed", reason=str(exc))
+            left = ["?"]  # cannot tell: let the driver look, as it always did
+        if not left:
+            log.info("netd.lvs.unneeded", reason="no virtual server, no table left")
+        elif self.lvs is None and not self.comp.stopping.is_set():
+            log.info("netd.lvs.leftovers_found", tables=left)
+            self._lvs_driver().configure(config, generation)
 
     def _intent(self, intent: messages.Intent, boot: str) -> None:
         instance = intent.instance
@@ -551,7 +596,8 @@ class NetDaemon:
             )
         except KernelError as exc:
             log.error("netd.withdraw.failed", reason=str(exc))
-        await self.lvs.stop(withdraw=self.release_lvs_at_stop)
+        if self.lvs is not None:
+            await self.lvs.stop(withdraw=self.release_lvs_at_stop)
         if self.release_at_stop:
             await self._release_vrrp_extras()
         self.monitor.close()

@@ -368,6 +368,13 @@ def _run(
         return 1
 
 
+def _image_modules(args: argparse.Namespace, conf: DaemonSettings) -> tuple[tuple[str, str], ...]:
+    """``conf.image`` less netd's LVS driver under -P, where netd programs no virtual server."""
+    if "--no-lvs" in children.netd_role(args.vrrp, args.check):
+        return tuple((c, m) for c, m in conf.image if not m.startswith("netd.lvs."))
+    return conf.image
+
+
 def _watchdog_body(
     args: argparse.Namespace, runtime: RuntimeDir, conf: DaemonSettings
 ) -> Callable[[Component], Coroutine[Any, Any, None]]:
@@ -383,6 +390,7 @@ def _watchdog_body(
             metrics=args.metrics,
             stop_wait=conf.child_wait_time,
             needed=conf.needed,
+            image=_image_modules(args, conf),
         )
         try:
             await supervisor.run()

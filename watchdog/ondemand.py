@@ -11,6 +11,7 @@ over the bus (docs/bus.md), not by checkd, so it does not count.
 
 from __future__ import annotations
 
+from core.effective import lvs_work
 from core.model import Config
 
 #: the components started on demand
@@ -30,3 +31,11 @@ def checkd_needed(config: Config) -> bool:
 def needed(config: Config) -> frozenset[str]:
     """The on-demand components ``config`` needs running."""
     return frozenset({"checkd"}) if checkd_needed(config) else frozenset()
+
+
+def image_modules(config: Config) -> tuple[tuple[str, str], ...]:
+    """(component, module): modules a child loads on demand that ``config`` makes it load at
+    once, imported into the image before that child is forked (``watchdog.spawn``), as its
+    entry module is. netd's LVS driver is the one: a VRRP-only netd never imports it
+    (``netd.lvsdemand``)."""
+    return (("netd", "netd.lvs.driver"),) if lvs_work(config) else ()

@@ -17,7 +17,7 @@ from pathlib import Path
 from core import load
 from core.listen import parse_listen
 from core.model import Config
-from watchdog.ondemand import ON_DEMAND, needed
+from watchdog.ondemand import ON_DEMAND, image_modules, needed
 from watchdog.scripts import Hook, hooks
 
 DEFAULT_CHILD_WAIT = 5.0
@@ -33,6 +33,7 @@ class DaemonSettings:
     use_pid_dir: bool = False
     metrics: tuple[str, int] | None = None
     needed: frozenset[str] = ON_DEMAND  # the on-demand components started with the daemon
+    image: tuple[tuple[str, str], ...] = ()  # (component, on-demand module) used at once
 
 
 def settings(config: Config) -> DaemonSettings:
@@ -45,6 +46,7 @@ def settings(config: Config) -> DaemonSettings:
         use_pid_dir=config.use_pid_dir,
         metrics=_listen(config.global_defs.metrics_listen),
         needed=needed(config),
+        image=image_modules(config),
     )
 
 

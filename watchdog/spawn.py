@@ -129,12 +129,13 @@ class Launcher:
         self.fork = os.environ.get(SPAWN_ENV, "fork") != "exec" if fork is None else fork
         self._merge = self.fork and ksm.wanted()  # once, before the first fork
 
-    def preload(self, names: tuple[str, ...]) -> None:
-        """Import the components named (those not imported yet), then freeze the image."""
+    def preload(self, names: tuple[str, ...], extra: tuple[str, ...] = ()) -> None:
+        """Import the components named and the ``extra`` modules (those not imported yet),
+        then freeze the image."""
         if not self.fork:
             return
-        for name in names:
-            importlib.import_module(ENTRY_MODULES[name])
+        for module in (*(ENTRY_MODULES[name] for name in names), *extra):
+            importlib.import_module(module)
         gc.collect()
         gc.freeze()
         if self._merge:

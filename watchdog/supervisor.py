@@ -87,8 +87,11 @@ class Supervisor:
         metrics: tuple[str, int] | None = None,
         stop_wait: float = STOP_WAIT,
         needed: frozenset[str] = ondemand.ON_DEMAND,
+        image: tuple[tuple[str, str], ...] = (),
     ) -> None:
-        """``needed``: the on-demand components the configuration needs at start."""
+        """``needed``: the on-demand components the configuration needs at start; ``image``:
+        modules they load on demand that it makes them load at once (preloaded with them)."""
+        self.image = image
         self.comp = comp
         self.metrics = metrics
         self.stop_wait = stop_wait
@@ -111,9 +114,11 @@ class Supervisor:
         # Everything first, then the forks: a module imported after some child was forked
         # would copy the pages it shares with that child (~12 MiB more in a 1-instance group).
         # Except checkd, not on the way to the first advert: imported and forked last, it no
-        # longer delays the advert, for ~1 MiB more (docs/benchmarks.md, footprint).
+        # longer delays the advert, for ~1 MiB more (docs/benchmarks.md, footprint). Forking
+        # the bus and core before importing netd's and vrrpd's modules was tried: +1.9 MiB
+        # and no faster (docs/benchmarks.md, "Start-up since").
         preloaded, order = launch_order(tuple(c.name for c in self.children.values() if c.wanted))
-        self.launcher.preload(preloaded)
+        self.launcher.preload(preloaded, self._image_of(preloaded))
         for name in order:
             await self._start_kept(self.children[name])
         monitors = [asyncio.create_task(self._watch_heartbeats(), name="heartbeats")]
@@ -140,6 +145,9 @@ class Supervisor:
                 task.cancel()
             await asyncio.gather(*monitors, *keepers, return_exceptions=True)
             self.notifier.close()
+
+    def _image_of(self, names: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(module for name, module in self.image if name in names)
 
     def forward(self, signum: int, targets: tuple[str, ...]) -> None:
         for name in targets:

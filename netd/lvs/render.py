@@ -52,6 +52,7 @@ from netd.lvs.layout import (
     Stmt,
 )
 from netd.lvs.planner import Op, describe
+from netd.lvsdemand import DR_MARKER, MARKER
 from netd.nftbatch import NftRequest
 
 __all__ = [
@@ -64,8 +65,6 @@ __all__ = [
     "stmt_expressions",
 ]
 
-MARKER: Final = "pykeepalived netd lvs"
-DR_MARKER: Final = "pykeepalived netd lvs dr"
 _VERDICT_DATA: Final = 0xFFFFFF00
 _TYPE_BITS: Final = 6
 _T_INTEGER, _T_IPADDR, _T_IP6ADDR, _T_PROTO, _T_SERVICE, _T_MARK = 4, 7, 8, 12, 13, 19

@@ -186,3 +186,36 @@ def test_checkers_only_forward_and_dont_release_ipvs_leaves_the_table_at_stop(
     finally:
         if _table_exists(lab):
             lab.nft("delete", "table", "inet", TABLE)
+
+
+NO_VIRTUAL_SERVER = "global_defs {\n    router_id director\n}\n"
+
+
+def test_a_node_without_virtual_servers_loads_no_driver_until_a_reload_adds_them(
+    lab: LvsLab,
+) -> None:
+    """netd.lvsdemand: the LVS driver (and its backends) is loaded on first need only."""
+    with daemon_group(lab.director_node, NO_VIRTUAL_SERVER) as group:
+        group.wait_started(("bus", "core", "netd"))
+        wait_until(lambda: "netd.lvs.unneeded" in group.log_text(), 15, message="netd's probe")
+        assert "netd.lvs.loaded" not in group.log_text()
+        assert not _table_exists(lab)
+        group.config.write_text(CONFIG)
+        group.proc.send_signal(signal.SIGHUP)
+        _expect(lab, 80, {"rs0", "rs1"}, "the reload's virtual server programmed, pools and all")
+        assert group.log_text().count("netd.lvs.loaded") == 1
+    assert not _table_exists(lab)
+
+
+def test_a_table_left_behind_is_removed_by_a_node_without_virtual_servers(lab: LvsLab) -> None:
+    try:
+        with daemon_group(lab.director_node, CONFIG, "-I") as group:  # -I: the table stays
+            group.wait_started(("bus", "core", "netd", "checkd"))
+            _expect(lab, 80, {"rs0", "rs1"}, "both real servers behind port 80")
+        assert _table_exists(lab)
+        with daemon_group(lab.director_node, NO_VIRTUAL_SERVER) as group:
+            wait_until(lambda: not _table_exists(lab), 15, message="the leftover table removed")
+            assert "netd.lvs.leftovers_found" in group.log_text()
+    finally:
+        if _table_exists(lab):
+            lab.nft("delete", "table", "inet", TABLE)

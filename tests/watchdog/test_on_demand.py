@@ -16,7 +16,7 @@ from core import loads
 from tests.ctl.test_operator_commands import status
 from tests.daemon import daemon_group
 from tests.lab import Lab, wait_until
-from watchdog.ondemand import checkd_needed, needed
+from watchdog.ondemand import checkd_needed, image_modules, needed
 
 INSTANCE = """
 vrrp_instance VI_1 {
@@ -74,6 +74,24 @@ def test_checkd_is_needed_when_the_config_has_checks_or_virtual_servers(
     assert [p.message for p in result.problems if p.severity == "error"] == []
     assert checkd_needed(result.config) is wanted
     assert needed(result.config) == (frozenset({"checkd"}) if wanted else frozenset())
+
+
+@pytest.mark.parametrize(
+    ("blocks", "image"),
+    [
+        ("", ()),  # VRRP only: netd loads no LVS driver
+        (SCRIPT, ()),
+        (VIRTUAL_SERVER, (("netd", "netd.lvs.driver"),)),
+        ("global_defs {\n    lvs_flush\n}\n", (("netd", "netd.lvs.driver"),)),  # at start
+    ],
+    ids=["vrrp-only", "script", "vs", "lvs_flush"],
+)
+def test_the_lvs_driver_is_in_the_image_only_when_the_config_uses_it_at_once(
+    blocks: str, image: tuple[tuple[str, str], ...]
+) -> None:
+    result = loads(blocks + INSTANCE % "", script_env=None)
+    assert [p.message for p in result.problems if p.severity == "error"] == []
+    assert image_modules(result.config) == image
 
 
 @pytest.mark.netns
