@@ -105,6 +105,10 @@ class PoolRunner:
         self._late: dict[str, float] = {}  # how late each attempt under way started
         self._phase: dict[str, float] = {}  # a due time each checker's steady rounds keep to
         self._inflight: dict[str, asyncio.Task[None]] = {}
+        # Checkers new or changed by the last ``apply`` that have not had a result yet, and
+        # who to tell once none is left (checkd's ``gc.freeze``, ``checkd.lvs_service``).
+        self._unrun: set[str] = set()
+        self.on_first_round: Callable[[], None] | None = None
         # set while ``run`` runs
         self._loop: asyncio.AbstractEventLoop | None = None
         self._connects: TcpConnects[Armed] | None = None
@@ -147,6 +151,8 @@ class PoolRunner:
             if (before := self.armed.get(cid)) is None or not new.same_as(before)
         ]
         self.armed = dict(armed)
+        self._unrun.intersection_update(self.armed)
+        self._unrun.update(fresh)
         self._publish_all()
         try:
             loop = asyncio.get_running_loop()
@@ -205,6 +211,8 @@ class PoolRunner:
             # The steady state: nothing to apply, perform or publish (the reason and time
             # ride along with the next change or periodic re-send).
             self._schedule(cid, self._steady_next(cid, now, armed.plan.settings.delay_loop))
+            if self._unrun:  # a checker a reload changed can be steady at once
+                self._first_result(cid)
             return
         delay: float | None = None
         for event in events:
@@ -230,6 +238,13 @@ class PoolRunner:
             self._publish_vs(armed.vs_id)
         else:
             self._publish_rs(armed.vs_id, member)
+        if self._unrun:
+            self._first_result(cid)
+
+    def _first_result(self, cid: str) -> None:
+        self._unrun.discard(cid)
+        if not self._unrun and self.on_first_round is not None:
+            self.on_first_round()
 
     def _next(self, cid: str, end: float, delay: float) -> float:
         """When the next attempt is due: ``delay`` after this one ended, less how late this

@@ -43,6 +43,7 @@ class LvsService:
     def __init__(self, publisher: Retainer, *, actions: ActionRunner | None = None) -> None:
         self.actions = actions or ActionRunner()
         self.runner = PoolRunner(publisher, self.actions)
+        self.runner.on_first_round = self._first_round_done
         self.pinger = Pinger()
         self._local = LocalAddresses()
         self._task: asyncio.Task[None] | None = None
@@ -89,6 +90,22 @@ class LvsService:
             )
         return True
 
+    def _first_round_done(self) -> None:
+        """Every checker of a big configuration has had its first result: freeze what that
+        round built now, before a young collection walks it.
+
+        Each first result replaces its member (and its status, retry state, mapping) with a
+        new one and frees the old, frozen one; CPython counts a freed object against the
+        allocations that trigger a young collection, so a round of replacements leaves the
+        count near zero while tens of thousands of new objects pile up in the young
+        generation, and the collection that finally comes walks them all (a 20-60 ms pause
+        with 12,000 checkers, bench/checks.py --diagnose). The timer of
+        ``_after_first_round`` stays the fallback for checkers that never run (``ha_suspend``)."""
+        if self._refreeze is not None:
+            self._refreeze.cancel()
+            self._refreeze = None
+            gc.freeze()
+
     def dump_text(self) -> str | None:
         """keepalived_check.data, or None without virtual servers (keepalived then runs no
         checker process, so it writes no such file)."""
@@ -127,11 +144,13 @@ class LvsService:
 
 
 def _after_first_round(armed: Iterable[Armed]) -> asyncio.TimerHandle | None:
-    """``gc.freeze`` again once every checker has had its first result: that round rebuilds
-    each pool member and records each result, tens of thousands of objects that then live
-    until the next change; left in the collector's reach they make each full collection a
-    pause of tens of milliseconds (bench/checks.py's drift). Garbage frozen with them is
-    collected at the next reload (``freeze_heap``)."""
+    """``gc.freeze`` again once every checker must have had its first result by the clock,
+    for a round the runner cannot see end (``_first_round_done``: a suspended virtual
+    server's checkers never run). That round rebuilds each pool member and records each
+    result, tens of thousands of objects that then live until the next change; left in the
+    collector's reach they make each collection that walks them a pause of tens of
+    milliseconds (bench/checks.py's drift). Garbage frozen with them is collected at the next
+    reload (``freeze_heap``)."""
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:

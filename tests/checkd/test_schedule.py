@@ -341,3 +341,36 @@ def test_timer_heap_entries_are_nothing_the_young_collections_walk() -> None:
             gc.enable()
     # a tuple per entry left 2,000 tracked objects here
     assert grown < 10, f"{grown} new objects for the collector per 2,000 entries"
+
+
+def test_first_round_is_announced_once_every_new_checker_has_a_result() -> None:
+    """checkd freezes a big configuration's heap when its first round is over
+    (``LvsService._first_round_done``): the runner says so after the last new checker's first
+    result, not before, and again after a reload only once the checkers it changed have run."""
+    sim = Sim(config(4, delay_loop=6), lambda ip, t: True)
+    told: list[float] = []
+    sim.runner.on_first_round = lambda: told.append(sim.t)
+    sim.run_until(BOOTSTRAP_DELAY + 6 + 0.1)
+    assert len(sim.starts) == 4 and len(told) == 1
+    assert told[0] == max(s[0] for s in sim.starts.values())  # at the last first result
+    sim.run_until(30)
+    assert len(told) == 1  # steady rounds say nothing
+
+    sim.apply(config(4, delay_loop=6, retry=3))  # every checker changed: a new first round
+    sim.run_until(31)
+    assert len(told) == 1  # none of them has run yet (BOOTSTRAP_DELAY)
+    sim.run_until(30 + BOOTSTRAP_DELAY + 6 + 0.1)
+    assert len(told) == 2
+
+    sim.apply(config(4, delay_loop=6, retry=3))  # nothing changed: no round to wait for
+    sim.run_until(60)
+    assert len(told) == 2
+
+
+def test_a_checker_removed_before_its_first_result_does_not_hold_the_round() -> None:
+    sim = Sim(config(3, delay_loop=6), lambda ip, t: True)
+    told: list[float] = []
+    sim.runner.on_first_round = lambda: told.append(sim.t)
+    sim.apply(config(2, delay_loop=6))  # the third goes before any has run
+    sim.run_until(BOOTSTRAP_DELAY + 6 + 0.1)
+    assert len(sim.starts) == 2 and len(told) == 1
