@@ -12,7 +12,6 @@ virtual servers (``checkd.dumps``, in ``$TMPDIR`` or ``/tmp`` like vrrpd's dump 
 
 from __future__ import annotations
 
-import functools
 import signal
 
 import structlog
@@ -32,7 +31,7 @@ log = structlog.get_logger(__name__)
 async def serve(comp: Component) -> None:
     events = comp.subscribe("config.current", "net.link.*")
     # Verdicts are re-sent on a timer: vrrpd counts one nobody re-sends as failed.
-    checks = CheckSet(functools.partial(comp.publisher.retain, repeat=True), comp.publisher.forget)
+    checks = CheckSet(comp.publisher.retain, comp.publisher.forget)
     lvs = LvsService(comp.publisher)
 
     def dump() -> None:

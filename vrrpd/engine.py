@@ -21,6 +21,7 @@ import asyncio
 import signal
 import socket
 import time
+from collections import Counter
 from collections.abc import Callable
 
 import structlog
@@ -93,6 +94,8 @@ class Engine:
         self.health = Health(self.links)
         self.starter = Starter(self.runners, self.host, self._start_pending)
         self.verdicts = VerdictGate()
+        #: messages refused by their class's full decode (an optional field's bad value)
+        self.invalid: Counter[str] = Counter()
         # one refusal logged per check every 5 s, whatever the senders (bounded by the config)
         self._refusals = NoticeLimiter(5.0)
         self.config_hash: str | None = None
@@ -162,11 +165,13 @@ class Engine:
             elif topic == "net.held":
                 self.starter.held_changed(messages.Held.decode(topic, body))
         except (MessageRejected, ValueError, WireFormatError) as exc:
+            self.invalid[root] += 1  # counted by topic root (health, net, ...)
             log.error(
                 "vrrpd.input.invalid",
                 topic=event.topic,
                 src=event.env.src,
                 reason=f"{type(exc).__name__}: {exc}",
+                count=self.invalid[root],
             )
 
     # ---- configuration -----------------------------------------------------------------------
@@ -181,6 +186,7 @@ class Engine:
         self.host.configure(config)
         self.priorities.apply(wanted)
         self.verdicts = VerdictGate(checkd_checks(config))
+        rules_changed = self.health.configure(config)
         now = self.now()
         reload = self.config_hash is not None
         self.router_id = config.global_defs.router_id or socket.gethostname()
@@ -198,6 +204,12 @@ class Engine:
                 self._stop_runner(name, now, reason="removed from the configuration", removed=True)
             else:
                 self._stop_runner(name, now, reason="interface, VRID or version changed")
+        if rules_changed:
+            # An interval or init_fail changed: a verdict may be stale (or a silent check
+            # failed) under the new rule although no instance's plan changed.
+            for runner in self.runners.values():
+                self.health.refresh(runner)
+                runner.trackers_changed(now)
         self.plans = new_plans
         self.config_hash = digest
         self.starter.configured(new_plans)

@@ -1,42 +1,64 @@
 """The trackers' inputs: checkd's verdicts on ``health.<name>`` and netd's links.
 
-Keeps the latest verdict per check and turns it into each tracker's status for
-:func:`vrrpd.priority.evaluate`. A verdict not re-published within :data:`HEALTH_GRACE`
-counts as failed: its publisher went silent (docs/architecture.md, "Failure semantics").
+Keeps the latest verdict per check, with when it arrived, and turns it into each tracker's
+status for :func:`vrrpd.priority.evaluate`. A verdict that has outlived its time
+(``vrrpd.freshness``: its ``ttl``, or the check's interval) counts as failed: its publisher
+went silent (docs/architecture.md, "Failure semantics"); the next verdict counts again. A
+status assumed rather than reported (stale, or an ``init_fail`` script never reported) says
+so (``assumed``), for ``pykeepalivedctl status``.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import structlog
 
 from bus import messages
+from core import Config
+from vrrpd import freshness
 from vrrpd.links import Link
 from vrrpd.plan import InstancePlan
 from vrrpd.priority import Tracker, TrackerKind
 from vrrpd.runner import Runner
 
-__all__ = ["HEALTH_GRACE", "Health"]
+__all__ = ["NEVER_REPORTED", "STALE", "Health"]
 
 log = structlog.get_logger(__name__)
 
-HEALTH_GRACE = 15.0  # a verdict not re-published for this long counts as failed
+STALE = "stale"
+NEVER_REPORTED = "never reported"
+
+Status = bool | int | None
 
 
 class Health:
     """Verdicts by check name; interface trackers read ``links`` (netd's, by name)."""
 
-    def __init__(self, links: Mapping[str, Link]) -> None:
+    def __init__(
+        self, links: Mapping[str, Link], *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._links = links
+        self._clock = clock
+        self._rules: dict[str, freshness.Lifetime] = {}
         self.seen: dict[str, tuple[float, messages.Verdict]] = {}
         self._stale_logged: set[str] = set()
 
+    def configure(self, config: Config) -> bool:
+        """Take the checks' intervals and ``init_fail`` from a new configuration; True when
+        that changed a rule (every tracker's status must be read again)."""
+        rules = freshness.lifetimes(config)
+        changed = rules != self._rules
+        self._rules = rules
+        return changed
+
     def changed(self, verdict: messages.Verdict) -> None:
         """Record a ``health.<name>`` verdict."""
-        self.seen[verdict.name] = (time.monotonic(), verdict)
-        self._stale_logged.discard(verdict.name)
+        self.seen[verdict.name] = (self._clock(), verdict)
+        if verdict.name in self._stale_logged:
+            self._stale_logged.discard(verdict.name)
+            log.info("vrrpd.health.fresh", name=verdict.name, ok=verdict.ok)
 
     @staticmethod
     def tracks(p: InstancePlan, check: str) -> bool:
@@ -46,7 +68,12 @@ class Health:
     def refresh(self, runner: Runner, plan: InstancePlan | None = None) -> None:
         """Tell ``runner`` its trackers' status (under ``plan``, by default its own)."""
         p = runner.plan if plan is None else plan
-        status = {tracker: self.status(tracker) for tracker in p.trackers}
+        status: dict[Tracker, Status] = {}
+        assumed: dict[Tracker, str] = {}
+        for tracker in p.trackers:
+            status[tracker], why = self.reading(tracker)
+            if why is not None:
+                assumed[tracker] = why
         disabled = {
             t
             for t in p.trackers
@@ -54,34 +81,48 @@ class Health:
             and (seen := self.seen.get(t.name)) is not None
             and seen[1].disabled
         }
-        runner.track(status, disabled)
+        runner.track(status, disabled, assumed)
 
-    def status(self, tracker: Tracker) -> bool | int | None:
+    def reading(self, tracker: Tracker) -> tuple[Status, str | None]:
+        """The tracker's status, and why it was assumed (:data:`STALE`,
+        :data:`NEVER_REPORTED`) when no fresh report says it."""
         if tracker.kind is TrackerKind.INTERFACE:
             link = self._links.get(tracker.name)
-            return None if link is None else link.up
+            return (None if link is None else link.up), None
         seen = self.seen.get(tracker.name)
         if seen is None:
-            return None
+            if self._rules.get(tracker.name, freshness.DEFAULT).init_fail:
+                return False, NEVER_REPORTED  # keepalived: an init_fail script starts failed
+            return None, None
         at, verdict = seen
-        if time.monotonic() - at > HEALTH_GRACE:
-            return False  # its publisher went silent: treated as failed (docs/design.md)
+        if self._age(at) > self._fresh_for(verdict):
+            return False, STALE  # its publisher went silent: treated as failed (docs/design.md)
         if tracker.kind is TrackerKind.FILE:
             value = verdict.value
-            return value if value is not None else (0 if verdict.ok else 1)
-        return verdict.ok
+            return (value if value is not None else (0 if verdict.ok else 1)), None
+        return verdict.ok, None
 
     def newly_stale(self) -> list[str]:
-        """Checks whose verdict just outlived :data:`HEALTH_GRACE` (each logged once)."""
+        """Checks whose verdict just outlived its time (each logged once)."""
         stale = []
-        for name, (at, _body) in self.seen.items():
-            if time.monotonic() - at > HEALTH_GRACE and name not in self._stale_logged:
+        for name, (at, verdict) in self.seen.items():
+            if name in self._stale_logged:
+                continue
+            age, fresh_for = self._age(at), self._fresh_for(verdict)
+            if age > fresh_for:
                 self._stale_logged.add(name)
                 log.error(
                     "vrrpd.health.stale",
                     name=name,
-                    grace=HEALTH_GRACE,
+                    age=round(age, 3),
+                    fresh_for=fresh_for,
                     detail="no verdict re-published; treating it as failed",
                 )
                 stale.append(name)
         return stale
+
+    def _age(self, at: float) -> float:
+        return self._clock() - at
+
+    def _fresh_for(self, verdict: messages.Verdict) -> float:
+        return freshness.fresh_for(self._rules, verdict.name, verdict.ttl)

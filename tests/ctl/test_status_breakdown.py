@@ -80,8 +80,11 @@ def group(lab: Lab) -> Iterator[DaemonGroup]:
 
 @pytest.mark.netns
 def test_an_external_verdict_shows_in_a_later_status(group: DaemonGroup) -> None:
-    # The external checker reports once and goes away; status, run later, still sees it.
-    out = ctl(group.runtime.path, "publish", "health.chk_ext", "ok=false", "reason=HTTP 503")
+    # The external checker reports once, saying for how long, and goes away; status, run
+    # later, still sees it.
+    out = ctl(
+        group.runtime.path, "publish", "health.chk_ext", "ok=false", "reason=HTTP 503", "ttl=600"
+    )
     assert out.returncode == 0, out.stderr
     wait_until(
         lambda: (state_of(group, "VI_1") or {}).get("priority") == 130,
