@@ -18,7 +18,7 @@ from bus.errors import MessageRejected
 from bus.messages import Verdict
 from core import loads
 from tests.vrrpd.fakes import runner_for
-from vrrpd.freshness import FLOOR, RESEND_GRACE, script_lifetime
+from vrrpd.freshness import FLOOR, RESEND_GRACE, fresh_for, lifetimes, script_lifetime
 from vrrpd.health import NEVER_REPORTED, STALE, Health
 from vrrpd.links import Link
 from vrrpd.priority import Contribution
@@ -212,3 +212,12 @@ def test_a_checkd_script_with_init_fail_waits_for_checkds_own_verdict() -> None:
     nothing for a script it runs."""
     w = World(config('script "/bin/true"\n    init_fail'))
     assert (w.chk().status, w.chk().assumed) == (None, None)
+
+
+def test_a_quorum_verdict_keeps_checkds_grace_whatever_its_vrrp_script_says() -> None:
+    """``vrrp_script vs:<key> { }`` has no script line, but checkd feeds it every 5 s: the
+    external checkers' interval rule (3 s here) would make it flap."""
+    text = "vrrp_script vs:192.0.2.100:tcp:80 {\n    weight -50\n    init_fail\n}\n"
+    rules = lifetimes(loads(text, script_env=None).config)
+    assert rules == {}
+    assert fresh_for(rules, "vs:192.0.2.100:tcp:80", None) == RESEND_GRACE
