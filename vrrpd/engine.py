@@ -137,14 +137,18 @@ class Engine:
         )
         self.comp.on_signal(SIGJSON, lambda: self._dump("keepalived.json", dumps.json_text))
         self.comp.on_signal(SIGSTATS_CLEAR, self._clear_stats)
+        # hb.bus: the broker's heartbeat proves the bus delivers, so a silent checker is
+        # told from a silent bus (vrrpd.health)
         sub = self.comp.subscribe(
-            "config.current", "net.link.*", "health.*", "net.applied.vrrp:*", "net.held"
+            "config.current", "net.link.*", "health.*", "net.applied.vrrp:*", "net.held", "hb.bus"
         )
         self.starter.open_window(self.now())
         renew = asyncio.create_task(self._renew_loop(), name="vrrpd.renew")
         try:
             while True:
-                for event in latest_links(await sub.recv_batch()):
+                batch = await sub.recv_batch()
+                self.health.heard()
+                for event in latest_links(batch):
                     self._dispatch(event)
         finally:
             renew.cancel()

@@ -6,6 +6,13 @@ status for :func:`vrrpd.priority.evaluate`. A verdict that has outlived its time
 went silent (docs/architecture.md, "Failure semantics"); the next verdict counts again. A
 status assumed rather than reported (stale, or an ``init_fail`` script never reported) says
 so (``assumed``), for ``pykeepalivedctl status``.
+
+Silence only means "the checker is gone" while the bus demonstrably delivers (as netd's
+leases, ``netd.leases``): the broker's own heartbeat (``hb.bus``) comes every second, so
+once nothing at all has arrived for :data:`BUS_SILENT_AFTER` the silence is the bus's, and
+no verdict goes stale until :data:`HOLD_AFTER_BUS` after the bus is heard again (time for the
+re-sends it kept back). A hung broker is replaced after 3.5 s: without the hold, every 1 s
+script's verdict (3 s) would count as failed meanwhile. A verdict already stale stays so.
 """
 
 from __future__ import annotations
@@ -30,6 +37,9 @@ log = structlog.get_logger(__name__)
 STALE = "stale"
 NEVER_REPORTED = "never reported"
 
+BUS_SILENT_AFTER = 1.5  # hb.bus comes every second: beyond this the bus itself is silent
+HOLD_AFTER_BUS = 2.0  # after a silence, time for the publishers' re-sends to arrive
+
 Status = bool | int | None
 
 
@@ -43,7 +53,10 @@ class Health:
         self._clock = clock
         self._rules: dict[str, freshness.Lifetime] = {}
         self.seen: dict[str, tuple[float, messages.Verdict]] = {}
+        self._stale: set[str] = set()  # outlived their time: failed until the next verdict
         self._stale_logged: set[str] = set()
+        self._bus_seen = clock()
+        self._hold_until = self._bus_seen
 
     def configure(self, config: Config) -> bool:
         """Take the checks' intervals and ``init_fail`` from a new configuration; True when
@@ -53,9 +66,18 @@ class Health:
         self._rules = rules
         return changed
 
+    def heard(self) -> None:
+        """Something arrived from the bus (vrrpd subscribes to ``hb.bus`` for this)."""
+        now = self._clock()
+        if now - self._bus_seen > BUS_SILENT_AFTER:
+            self._hold_until = now + HOLD_AFTER_BUS
+            log.info("vrrpd.bus.heard_again", silent_for=round(now - self._bus_seen, 3))
+        self._bus_seen = now
+
     def changed(self, verdict: messages.Verdict) -> None:
         """Record a ``health.<name>`` verdict."""
         self.seen[verdict.name] = (self._clock(), verdict)
+        self._stale.discard(verdict.name)
         if verdict.name in self._stale_logged:
             self._stale_logged.discard(verdict.name)
             log.info("vrrpd.health.fresh", name=verdict.name, ok=verdict.ok)
@@ -94,9 +116,9 @@ class Health:
             if self._rules.get(tracker.name, freshness.DEFAULT).init_fail:
                 return False, NEVER_REPORTED  # keepalived: an init_fail script starts failed
             return None, None
-        at, verdict = seen
-        if self._age(at) > self._fresh_for(verdict):
+        if self._expired(tracker.name, *seen):
             return False, STALE  # its publisher went silent: treated as failed (docs/design.md)
+        verdict = seen[1]
         if tracker.kind is TrackerKind.FILE:
             value = verdict.value
             return (value if value is not None else (0 if verdict.ok else 1)), None
@@ -106,23 +128,32 @@ class Health:
         """Checks whose verdict just outlived its time (each logged once)."""
         stale = []
         for name, (at, verdict) in self.seen.items():
-            if name in self._stale_logged:
+            if name in self._stale_logged or not self._expired(name, at, verdict):
                 continue
-            age, fresh_for = self._age(at), self._fresh_for(verdict)
-            if age > fresh_for:
-                self._stale_logged.add(name)
-                log.error(
-                    "vrrpd.health.stale",
-                    name=name,
-                    age=round(age, 3),
-                    fresh_for=fresh_for,
-                    detail="no verdict re-published; treating it as failed",
-                )
-                stale.append(name)
+            self._stale_logged.add(name)
+            log.error(
+                "vrrpd.health.stale",
+                name=name,
+                age=round(self._clock() - at, 3),
+                fresh_for=self._fresh_for(verdict),
+                detail="no verdict re-published; treating it as failed",
+            )
+            stale.append(name)
         return stale
 
-    def _age(self, at: float) -> float:
-        return self._clock() - at
+    def _expired(self, name: str, at: float, verdict: messages.Verdict) -> bool:
+        """Has the verdict received at ``at`` outlived its time (while the bus delivered)?"""
+        if name in self._stale:
+            return True
+        now = self._clock()
+        if now - at <= self._fresh_for(verdict) or self._bus_silent(now):
+            return False
+        self._stale.add(name)  # for good: a later bus silence must not revive it
+        return True
+
+    def _bus_silent(self, now: float) -> bool:
+        """Silent now, or heard again too recently for the held-back re-sends to be in."""
+        return now - self._bus_seen > BUS_SILENT_AFTER or now < self._hold_until
 
     def _fresh_for(self, verdict: messages.Verdict) -> float:
         return freshness.fresh_for(self._rules, verdict.name, verdict.ttl)

@@ -19,7 +19,7 @@ from bus.messages import Verdict
 from core import loads
 from tests.vrrpd.fakes import runner_for
 from vrrpd.freshness import FLOOR, RESEND_GRACE, fresh_for, lifetimes, script_lifetime
-from vrrpd.health import NEVER_REPORTED, STALE, Health
+from vrrpd.health import HOLD_AFTER_BUS, NEVER_REPORTED, STALE, Health
 from vrrpd.links import Link
 from vrrpd.priority import Contribution
 from vrrpd.runner import Runner
@@ -76,9 +76,15 @@ class World:
     def hear(self, ok: bool, *, ttl: float | None = None) -> None:
         self.health.changed(Verdict(name="chk", ok=ok, ttl=ttl))
 
-    def after(self, seconds: float) -> None:
-        self.clock.now += seconds
-        self.health.newly_stale()
+    def after(self, seconds: float, *, bus: bool = True) -> None:
+        """``seconds`` pass; the broker's heartbeat arrives each second unless ``bus`` is
+        False (then nothing at all arrives)."""
+        end = self.clock.now + seconds
+        while self.clock.now < end:
+            self.clock.now = min(end, self.clock.now + 1.0)
+            if bus:
+                self.health.heard()
+            self.health.newly_stale()
 
     def chk(self) -> Contribution:
         self.health.refresh(self.runner)
@@ -221,3 +227,21 @@ def test_a_quorum_verdict_keeps_checkds_grace_whatever_its_vrrp_script_says() ->
     rules = lifetimes(loads(text, script_env=None).config)
     assert rules == {}
     assert fresh_for(rules, "vs:192.0.2.100:tcp:80", None) == RESEND_GRACE
+
+
+def test_a_silent_bus_is_not_a_silent_checker() -> None:
+    """A hung broker is replaced after 3.5 s: meanwhile nothing arrives, from checkers or
+    anyone, and a 1 s script's verdict must not count as failed for it."""
+    w = World(config("interval 1"))
+    w.hear(True)
+    w.after(10, bus=False)
+    assert w.chk().status is True  # nothing arrived at all: the silence is the bus's
+    w.health.heard()  # the bus is back: the re-sends it held back may follow
+    w.after(HOLD_AFTER_BUS - 0.5)
+    assert w.chk().status is True
+    w.after(1)
+    assert w.chk().assumed == STALE  # the bus delivers, the checker does not
+    w.after(10, bus=False)
+    assert w.chk().assumed == STALE  # a later bus silence does not revive it
+    w.hear(True)
+    assert w.chk().status is True
