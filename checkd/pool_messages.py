@@ -28,11 +28,8 @@ class RunScript:
 
 @dataclass(frozen=True, slots=True)
 class FifoLine:
-    """A line for ``notify_fifo`` and ``lvs_notify_fifo``, newline included.
-
-    keepalived also writes the C string's terminating NUL after each LVS line (not after VRRP
-    ones); that byte is left out on purpose (docs/checkers.md, "Notifications").
-    """
+    """A line for ``notify_fifo`` and ``lvs_notify_fifo``, newline included and nothing after
+    it, as keepalived's releases write it (docs/checkers.md, "Notifications")."""
 
     text: str
 

@@ -12,6 +12,7 @@ virtual servers (``checkd.dumps``, in ``$TMPDIR`` or ``/tmp`` like vrrpd's dump 
 
 from __future__ import annotations
 
+import argparse
 import functools
 import signal
 
@@ -24,16 +25,26 @@ from checkd.dumps import FILE_NAME
 from checkd.errors import PlanError
 from checkd.lvs_service import LvsService
 from checkd.plan import normalize, plan_from_wire
+from checkd.pool_actions import ActionRunner
 from checkd.supervisor import CheckSet
 
 log = structlog.get_logger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--no-vrrpd",
+        action="store_true",
+        help="no vrrpd runs beside this checkd (pykeepalived -C): start the readers of the "
+        "notify FIFOs vrrpd would otherwise start (docs/operations.md, Notify FIFOs)",
+    )
 
 
 async def serve(comp: Component) -> None:
     events = comp.subscribe("config.current", "net.link.*")
     # Verdicts are re-sent on a timer: vrrpd counts one nobody re-sends as failed.
     checks = CheckSet(functools.partial(comp.publisher.retain, repeat=True), comp.publisher.forget)
-    lvs = LvsService(comp.publisher)
+    lvs = LvsService(comp.publisher, actions=ActionRunner(with_vrrpd=not comp.args.no_vrrpd))
 
     def dump() -> None:
         for entry in checks.snapshot():

@@ -10,11 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from core import Config, loads
+from core import Config, loads, vrrp_fifo
+from scripts import FifoChannel
 from tests.daemon import short_tmpdir
 from tests.lab import wait_until
-from vrrpd.fifo import FifoChannel
-from vrrpd.plan import fifo_setup
 
 NOBODY = pwd.getpwnam("nobody")
 
@@ -54,15 +53,19 @@ global_defs {{
 }}
 """
     )
-    setup = fifo_setup(config)
+    setup = vrrp_fifo(config)
     assert setup is not None and setup.reader is not None
     assert setup.reader.user == "nobody"
 
     async def scenario() -> None:
-        channel = FifoChannel(setup)
-        # Created 0600 and given to the FIFO's user, so the unprivileged reader can open it.
+        channel = FifoChannel(setup, "vrrpd")
+        # Created with keepalived's mode (0644 less the umask) and given to the FIFO's user,
+        # so the unprivileged reader can open it.
         st = fifo.stat()
         assert stat.S_ISFIFO(st.st_mode) and st.st_uid == NOBODY.pw_uid
+        umask = os.umask(0)
+        os.umask(umask)
+        assert stat.S_IMODE(st.st_mode) == 0o644 & ~umask
         channel.write('INSTANCE "VI_1" BACKUP 100\n')
         channel.write('INSTANCE "VI_1" MASTER 100\n')
         lines = out / "lines"
@@ -105,11 +108,11 @@ global_defs {{
 }}
 """
     )
-    setup = fifo_setup(config)
+    setup = vrrp_fifo(config)
     assert setup is not None
 
     async def scenario() -> None:
-        channel = FifoChannel(setup)
+        channel = FifoChannel(setup, "vrrpd")
         assert channel.reader is not None
         await asyncio.wait_for(channel.reader, 5)  # refused at once, not started
         reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
@@ -134,7 +137,7 @@ global_defs {
 }
 """
     )
-    setup = fifo_setup(config)
+    setup = vrrp_fifo(config)
     assert setup is not None
     assert setup.path == "/run/b.fifo" and setup.reader is None
-    assert fifo_setup(_config("global_defs {\n}\n")) is None
+    assert vrrp_fifo(_config("global_defs {\n}\n")) is None
