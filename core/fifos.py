@@ -3,8 +3,9 @@
 Both sides are decided here, in one place, because checkd's choice of readers depends on
 vrrpd's: a FIFO path gets one reader per daemon (docs/operations.md, "Notify FIFOs").
 
-* vrrpd (:func:`vrrp_fifo`): ``vrrp_notify_fifo`` with ``vrrp_notify_fifo_script``, else
-  ``notify_fifo`` with ``notify_fifo_script``.
+* vrrpd (:func:`vrrp_fifos`), as keepalived's VRRP process: ``notify_fifo`` and
+  ``vrrp_notify_fifo``, every INSTANCE/GROUP line to each, each with its own reader script;
+  a ``vrrp_notify_fifo`` with the global FIFO's path is dropped, script and all.
 * checkd (:func:`checker_fifos`), as keepalived's checker process (check_daemon.c,
   global_data.c): only with virtual servers (keepalived runs no checker process without
   one), the global ``notify_fifo`` and ``lvs_notify_fifo``, every RS/VS line to each; an LVS
@@ -26,15 +27,19 @@ from core.scriptcheck import script_spec
 from scripts import FifoSetup
 
 
-def vrrp_fifo(config: Config) -> FifoSetup | None:
-    """The notify FIFO vrrpd opens: ``vrrp_notify_fifo`` wins over ``notify_fifo``, each with
-    its own keyword's reader script."""
+def vrrp_fifos(config: Config) -> tuple[FifoSetup, ...]:
+    """The notify FIFOs vrrpd opens, global first, as keepalived's VRRP process (vrrp.c,
+    global_data.c): ``notify_fifo`` and ``vrrp_notify_fifo``, every line to each, each with
+    its own keyword's reader script; a ``vrrp_notify_fifo`` at ``notify_fifo``'s path is
+    dropped, script and all (the lines would be there twice)."""
     g = config.global_defs
-    if g.vrrp_notify_fifo is not None:
-        return _setup(config, "vrrp_notify_fifo", g.vrrp_notify_fifo, g.vrrp_notify_fifo_script)
+    out: list[FifoSetup] = []
     if g.notify_fifo is not None:
-        return _setup(config, "notify_fifo", g.notify_fifo, g.notify_fifo_script)
-    return None
+        out.append(_setup(config, "notify_fifo", g.notify_fifo, g.notify_fifo_script))
+    vrrp = g.vrrp_notify_fifo
+    if vrrp is not None and (g.notify_fifo is None or g.notify_fifo.command != vrrp.command):
+        out.append(_setup(config, "vrrp_notify_fifo", vrrp, g.vrrp_notify_fifo_script))
+    return tuple(out)
 
 
 def checker_fifos(config: Config, *, with_vrrpd: bool = True) -> tuple[FifoSetup, ...]:
@@ -45,8 +50,8 @@ def checker_fifos(config: Config, *, with_vrrpd: bool = True) -> tuple[FifoSetup
     if not config.virtual_servers:
         return ()
     g = config.global_defs
-    vrrp = vrrp_fifo(config) if with_vrrpd else None
-    vrrpd_readers = {vrrp.path} if vrrp is not None and vrrp.reader is not None else set()
+    vrrp = vrrp_fifos(config) if with_vrrpd else ()
+    vrrpd_readers = {s.path for s in vrrp if s.reader is not None}
     out: list[FifoSetup] = []
     for keyword, fifo, reader in (
         ("notify_fifo", g.notify_fifo, g.notify_fifo_script),

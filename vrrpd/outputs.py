@@ -15,7 +15,7 @@ from typing import Any
 import structlog
 
 from bus import Publisher, messages
-from core import Config, vrrp_fifo
+from core import Config, vrrp_fifos
 from scripts import NotifyFifos, ScriptSpec
 from vrrpd import mail, notify
 from vrrpd.groups import Groups
@@ -132,8 +132,7 @@ class Outputs:
     def configure(self, config: Config) -> None:
         """A new configuration: its notify FIFO, ``smtp_alert`` settings and sync group
         scripts."""
-        setup = vrrp_fifo(config)
-        self.fifos.configure(() if setup is None else (setup,))
+        self.fifos.configure(vrrp_fifos(config))
         self.mailer.configure(mail.mail_settings(config))
         self.group_scripts = {g.name: notify_specs(config, g.name, g) for g in config.sync_groups}
 

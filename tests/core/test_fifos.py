@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from core import Config, ScriptEnv, checker_fifos, loads, vrrp_fifo
+from core import Config, ScriptEnv, checker_fifos, loads, vrrp_fifos
 from tests.core.conftest import no_scripts_env
 
 VS = """
@@ -61,10 +61,11 @@ CASES: list[tuple[str, Opened, Opened]] = [
         (("notify_fifo", "/run/g.fifo", None),),
         (("notify_fifo", "/run/g.fifo", "/bin/g"),),
     ),
-    # vrrpd takes vrrp_notify_fifo and leaves the global FIFO alone: its reader is checkd's.
+    # vrrpd opens the global FIFO beside vrrp_notify_fifo (keepalived's VRRP process opens
+    # both) and starts the global reader.
     (
         f"{G}\n{V}",
-        (("notify_fifo", "/run/g.fifo", "/bin/g"),),
+        (("notify_fifo", "/run/g.fifo", None),),
         (("notify_fifo", "/run/g.fifo", "/bin/g"),),
     ),
     # LVS and VRRP FIFO the same, both with scripts: keepalived runs the VRRP one only.
@@ -105,23 +106,35 @@ def test_checker_opens_no_fifo_without_a_virtual_server() -> None:
 @pytest.mark.parametrize(
     ("global_defs", "expected"),
     [
-        ("", None),
-        (G, ("notify_fifo", "/run/g.fifo", "/bin/g")),
-        (f"{G}\n{V}", ("vrrp_notify_fifo", "/run/v.fifo", "/bin/v")),
-        (f"{G}\n{L}", ("notify_fifo", "/run/g.fifo", "/bin/g")),
+        ("", ()),
+        (G, (("notify_fifo", "/run/g.fifo", "/bin/g"),)),
+        # both, global first, each with its own reader; every line goes to each
+        (
+            f"{G}\n{V}",
+            (
+                ("notify_fifo", "/run/g.fifo", "/bin/g"),
+                ("vrrp_notify_fifo", "/run/v.fifo", "/bin/v"),
+            ),
+        ),
+        (f"{G}\n{L}", (("notify_fifo", "/run/g.fifo", "/bin/g"),)),
         (
             "notify_fifo_script /bin/g\nvrrp_notify_fifo /run/v.fifo",
-            ("vrrp_notify_fifo", "/run/v.fifo", None),
+            (("vrrp_notify_fifo", "/run/v.fifo", None),),
+        ),
+        # a VRRP FIFO at the global path is dropped, script and all
+        (
+            f"{G}\nvrrp_notify_fifo /run/g.fifo\nvrrp_notify_fifo_script /bin/v",
+            (("notify_fifo", "/run/g.fifo", "/bin/g"),),
         ),
     ],
 )
-def test_vrrpd_opens_its_own_fifo_else_the_global_one(
-    global_defs: str, expected: tuple[str, str, str | None] | None
+def test_vrrpd_opens_the_global_and_vrrp_fifos_as_keepalived_s_vrrp_process(
+    global_defs: str, expected: Opened
 ) -> None:
-    setup = vrrp_fifo(_config(global_defs, vs=False))
-    got = None
-    if setup is not None:
-        got = (setup.keyword, setup.path, setup.reader.command if setup.reader else None)
+    got = tuple(
+        (s.keyword, s.path, s.reader.command if s.reader is not None else None)
+        for s in vrrp_fifos(_config(global_defs, vs=False))
+    )
     assert got == expected
 
 

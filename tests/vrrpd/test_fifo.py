@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from core import Config, loads, vrrp_fifo
+from core import Config, loads, vrrp_fifos
 from scripts import FifoChannel
 from tests.daemon import short_tmpdir
 from tests.lab import wait_until
@@ -53,8 +53,8 @@ global_defs {{
 }}
 """
     )
-    setup = vrrp_fifo(config)
-    assert setup is not None and setup.reader is not None
+    (setup,) = vrrp_fifos(config)
+    assert setup.reader is not None
     assert setup.reader.user == "nobody"
 
     async def scenario() -> None:
@@ -108,8 +108,7 @@ global_defs {{
 }}
 """
     )
-    setup = vrrp_fifo(config)
-    assert setup is not None
+    (setup,) = vrrp_fifos(config)
 
     async def scenario() -> None:
         channel = FifoChannel(setup, "vrrpd")
@@ -127,7 +126,7 @@ global_defs {{
     assert not (out / "uid").exists()
 
 
-def test_vrrp_fifo_wins_and_takes_its_own_reader() -> None:
+def test_both_fifos_each_with_its_own_reader_as_keepalived_s_vrrp_process() -> None:
     config = _config(
         """
 global_defs {
@@ -137,7 +136,22 @@ global_defs {
 }
 """
     )
-    setup = vrrp_fifo(config)
-    assert setup is not None
-    assert setup.path == "/run/b.fifo" and setup.reader is None
-    assert vrrp_fifo(_config("global_defs {\n}\n")) is None
+    glob, vrrp = vrrp_fifos(config)
+    assert glob.path == "/run/a.fifo" and glob.reader is not None
+    assert glob.reader.command == "/bin/cat"
+    assert vrrp.path == "/run/b.fifo" and vrrp.reader is None
+    assert vrrp_fifos(_config("global_defs {\n}\n")) == ()
+
+
+def test_a_vrrp_fifo_at_the_global_path_is_dropped_with_its_reader() -> None:
+    config = _config(
+        """
+global_defs {
+    notify_fifo /run/a.fifo
+    vrrp_notify_fifo /run/a.fifo
+    vrrp_notify_fifo_script /bin/cat
+}
+"""
+    )
+    (only,) = vrrp_fifos(config)
+    assert only.keyword == "notify_fifo" and only.reader is None
