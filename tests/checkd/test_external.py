@@ -7,14 +7,23 @@ The pool's rules as tables (``checkd.pool`` with ``ExternalVerdict``), the messa
 
 from __future__ import annotations
 
-from collections.abc import Iterator, MutableMapping, Sequence
+import asyncio
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator, MutableMapping, Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
 import structlog
+import zmq.asyncio
 
 import core
+from bus import Publisher, RuntimeDir, Subscriber
 from bus.envelope import Envelope, Event
 from checkd.checkplan import build_plan, plan_virtual_server
 from checkd.errors import PoolError
@@ -37,6 +46,15 @@ from checkd.pool_messages import Event as PoolEvent
 from core.model import Checker, Config, GlobalDefs, RealServer, Script, VirtualServer
 from tests.checkd.support import FakePublisher
 from tests.checkd.test_schedule import FakeActions, armed_for
+from tests.daemon import (
+    JSON_LOGS,
+    REPO,
+    connected,
+    python_module,
+    running_bus,
+    runtime_dir,
+    stop,
+)
 
 VS = "[192.0.2.1]:tcp:80"
 KEY = "192.0.2.1:tcp:80"
@@ -413,3 +431,124 @@ def test_the_service_takes_refuses_and_ignores_external_verdicts(
     assert service.unknown.counts == {}
     service.external(bus_event(topic(1), name=name, ok=True))
     assert publisher.retained[f"check.rs.{KEY}/198.51.100.1:tcp:80"]["alive"]
+
+
+# --- end to end: checkd as a process on a real bus --------------------------------------------
+
+
+def test_checkd_follows_external_verdicts_on_the_bus(tmp_path: Path) -> None:
+    conf = CONF.replace("connect_port 9\n", "connect_port 9\n      connect_timeout 1\n")
+    model = core.to_wire(core.loads(conf, script_env=None).config)
+    with runtime_dir() as rt, running_bus(rt):
+        log_path = tmp_path / "checkd.log"
+        with log_path.open("wb") as log_file:
+            checkd = python_module(
+                "checkd",
+                "--runtime-dir",
+                str(rt.path),
+                env=JSON_LOGS,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+            )
+            try:
+                asyncio.run(_on_the_bus(rt, model))
+            finally:
+                code = stop(checkd)
+        assert code == 0, log_path.read_text()
+
+
+class Heard:
+    """Every ``check.rs.*`` body and checkd log record received, waited on with deadlines."""
+
+    def __init__(self, sub: Subscriber) -> None:
+        self.sub = sub
+        self.rs: dict[str, dict[str, Any]] = {}
+        self.logs: list[dict[str, Any]] = []
+
+    async def pump(self) -> None:
+        while True:
+            for e in await self.sub.recv_batch():
+                if e.topic.startswith("check.rs."):
+                    self.rs[e.topic] = e.body
+                else:
+                    self.logs.append(e.body)
+
+    async def until(self, what: str, predicate: Callable[[], object], timeout: float = 10) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not predicate():
+            if loop.time() > deadline:
+                raise AssertionError(f"no {what}; rs={self.rs} logs={self.logs[-5:]}")
+            await asyncio.sleep(0.01)
+
+    def external(self, i: int) -> dict[str, Any] | None:
+        body = self.rs.get(f"check.rs.{KEY}/198.51.100.{i}:tcp:80")
+        if body is None:
+            return None
+        return next((c for c in body["checkers"] if c["kind"] == "EXTERNAL"), None)
+
+    def alive(self, i: int) -> bool | None:
+        body = self.rs.get(f"check.rs.{KEY}/198.51.100.{i}:tcp:80")
+        return None if body is None else bool(body["alive"])
+
+    def logged(self, event: str) -> list[dict[str, Any]]:
+        return [r for r in self.logs if r.get("event") == event]
+
+
+async def _ctl_publish(rt: RuntimeDir, *words: str) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "ctl", "--runtime-dir", str(rt.path), "publish", *words, cwd=REPO
+    )
+    assert await asyncio.wait_for(proc.wait(), 20) == 0
+
+
+async def _on_the_bus(rt: RuntimeDir, model: dict[str, Any]) -> None:
+    ctx = zmq.asyncio.Context()
+    core_pub = Publisher(ctx, rt, "core")
+    core_pub.start()
+    checker = Publisher(ctx, rt, "my-checker")
+    checker.start()
+    sub = Subscriber(ctx, rt, ["check.rs.*", "log.checkd"])
+    sub.start()
+    heard = Heard(sub)
+    pump = asyncio.create_task(heard.pump())
+    try:
+        await connected(sub, ctx, rt, "check.rs.x")
+        digest = hashlib.sha256(json.dumps(model, sort_keys=True).encode()).hexdigest()
+        config = {"generation": 1, "hash": digest, "path": "/etc/keepalived/keepalived.conf"}
+        core_pub.retain("config.current", {**config, "model": model, "diff": {}, "reason": "t"})
+        await heard.until("the pool", lambda: heard.alive(1) is True)
+        assert await checker.wait_for_subscriber(topic(1), 10)  # checkd listens
+
+        # docs/bus.md's one-liner takes the real server out of the pool
+        await _ctl_publish(rt, topic(1), "ok=false", "reason=HTTP 503")
+        await heard.until("the external failure", lambda: heard.alive(1) is False)
+        assert (heard.external(1) or {}).get("reason") == "HTTP 503"
+
+        # an ok that is fresh for half a second brings it back; then it goes stale
+        name = topic(1).removeprefix("health.")
+        checker.publish(topic(1), {"name": name, "ok": True, "ttl": 0.5})
+        await heard.until("the server back", lambda: heard.alive(1) is True)
+        await heard.until("staleness", lambda: heard.logged("checkd.external.stale"))
+        await heard.until("the stale server out", lambda: heard.alive(1) is False)
+
+        # bad and unknown verdicts are logged with their sender, and change nothing
+        checker.publish(topic(1), {"name": "rs:elsewhere", "ok": True})
+        checker.publish(topic(9), {"name": topic(9).removeprefix("health."), "ok": True})
+        await heard.until("the refusal", lambda: heard.logged("checkd.external.refused"))
+        await heard.until("the unknown", lambda: heard.logged("checkd.external.unknown"))
+        refused = heard.logged("checkd.external.refused")[0]
+        # (on the bus a log field named like an envelope key gets a trailing underscore)
+        assert (refused["src_"], refused["pid_"]) == ("my-checker", os.getpid())
+        assert heard.alive(1) is False
+        # the server with a configured checker (on a closed port) has both in its list
+        checker.publish(topic(2), {"name": topic(2).removeprefix("health."), "ok": True})
+        await heard.until("both checkers", lambda: heard.external(2) is not None)
+        kinds = [c["kind"] for c in heard.rs[f"check.rs.{KEY}/198.51.100.2:tcp:80"]["checkers"]]
+        assert kinds == ["TCP_CHECK", "EXTERNAL"]
+    finally:
+        pump.cancel()
+        sub.close()
+        await checker.close()
+        await core_pub.close()
+        ctx.term()
