@@ -126,10 +126,6 @@ def external_id(rs_id: str) -> str:
     return f"{rs_id} {EXTERNAL}#0"
 
 
-def is_external(checker_id: str) -> bool:
-    return checker_id.endswith(f" {EXTERNAL}#0")
-
-
 def misc_dynamic_weight(checker_id: str, status: int) -> CheckerWeight | None:
     """A misc_dynamic exit status as a weight event (None: the status is a failure).
 
