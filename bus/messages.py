@@ -102,6 +102,8 @@ class Verdict(Message):
     value: int | None = None
     count: int | None = None
     disabled: bool | None = None
+    #: seconds the verdict is fresh after receipt (external checkers; docs/bus.md)
+    ttl: float | None = None
 
 
 # ---- check (the LVS pools, docs/checkers.md) ---------------------------------------------------
