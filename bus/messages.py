@@ -103,7 +103,7 @@ class Verdict(Message):
     count: int | None = None
     disabled: bool | None = None
     #: seconds the verdict holds after it is received, whatever the configuration says
-    #: (vrrpd.freshness); without it the check's own interval decides
+    #: (vrrpd.freshness, checkd.external); without it the check's own interval decides
     ttl: float | None = field(default=None, metadata=wire(positive=True))
 
 

@@ -3,6 +3,6 @@
 import sys
 
 from bus import run_component
-from checkd.process import serve
+from checkd.process import add_arguments, serve
 
-sys.exit(run_component("checkd", serve))
+sys.exit(run_component("checkd", serve, add_arguments=add_arguments))

@@ -107,6 +107,11 @@ _MAIL_TEXT = {
     ),
     "SMTP_CHECK": ("=> CHECK succeed on service <=", "=> CHECK failed on service <="),
     "MISC_CHECK": ("=> MISC CHECK succeeded on service <=", "=> MISC CHECK failed on service <="),
+    # not keepalived's: a verdict from outside checkd (docs/checkers.md, "External verdicts")
+    "EXTERNAL": (
+        "=> EXTERNAL CHECK succeeded on service <=",
+        "=> EXTERNAL CHECK failed on service <=",
+    ),
 }
 
 

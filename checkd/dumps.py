@@ -20,6 +20,10 @@ with checkd's nearest fact, so tools that parse the file keep working:
 
 ``Last errno`` and HTTP's ``Failed URL`` are left out: checkd keeps a reason instead, shown by
 ``pykeepalivedctl status``, the stable interface.
+
+A real server's external checker (``health.rs:*`` verdicts, which keepalived does not have)
+gets a block after keepalived's checkers, in their shape: ``Keepalive method = EXTERNAL``,
+the topic it listens on and its last verdict's reason.
 """
 
 from __future__ import annotations
@@ -37,8 +41,9 @@ from checkd.checkers.http import describe_codes
 from checkd.checkers.smtp import DEFAULT_HELO
 from checkd.checkplan import CheckerPlan, RealServerPlan, VirtualServerPlan
 from checkd.dump_globals import global_section
+from checkd.pool_messages import external_id
 from checkd.pool_state import Member, PoolState, pool_weight, real_weight
-from checkd.pool_topics import LastResult
+from checkd.pool_topics import LastResult, rs_key
 from core.model import Checker, GlobalDefs, RawOption, Script, TrackFile, Url
 
 FILE_NAME = "keepalived_check.data"
@@ -135,6 +140,7 @@ def data_text(pools: Sequence[PoolDump], ctx: DumpContext) -> str:
     checker_lines = [
         line for p, m, c in _checkers(pools) for line in _checker(p, m, c, ctx, regexes)
     ]
+    checker_lines += [line for p in pools for m in p.state.members for line in _external(p, m, ctx)]
     if checker_lines:
         out += ["------< Health checkers >------", *checker_lines]
     return "\n".join(out) + "\n"
@@ -382,6 +388,25 @@ def _checker(
     if c.kind in _CONNECTING:
         out += _connection(c, m.rs, pool.state.vs)
     return out + _kind_lines(c, pool, m, ctx, regexes)
+
+
+def _external(pool: PoolDump, m: Member, ctx: DumpContext) -> list[str]:
+    cid = external_id(m.rs.id)
+    status = m.checkers.get(cid)
+    if status is None:
+        return []
+    vs_id = pool.state.vs.id
+    last = ctx.last.get(cid)
+    return [
+        f" {vs_id} -> {m.rs.text}",
+        "   Enabled = yes",  # verdicts from outside are taken under ha_suspend too
+        f"   Up = {_yes(status.retry.is_up)}",
+        f"   Has run = {_yes(status.retry.has_run)}",
+        f"   Current weight = {status.adds(m.rs.weight)}",
+        "   Keepalive method = EXTERNAL",
+        f"   Topic = health.rs:{rs_key(vs_id, m.rs.text)}",
+        f"   Last verdict = {last.reason if last is not None else ''}",
+    ]
 
 
 def _connection(c: CheckerPlan, rs: RealServerPlan, vs: VirtualServerPlan) -> list[str]:

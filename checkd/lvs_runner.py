@@ -12,6 +12,10 @@ state is published retained (``checkd.pool_topics``) when it changes.
 ``ha_suspend``: a virtual server with it runs no checker while none of its addresses is
 configured on this host (``set_held``, from netd's ``net.link.*``: ``checkd.local_addresses``);
 its due checkers are passed over, one ``delay_loop`` at a time.
+
+External verdicts (``external``, docs/checkers.md "External verdicts"): a real server's
+``health.rs:<vs>/<rs>`` verdict is applied to its pool at once, and the heap holds the time it
+goes stale under its external checker's id; if nothing fresh comes by then, the checker fails.
 """
 
 from __future__ import annotations
@@ -26,11 +30,13 @@ from typing import Any, Protocol
 import structlog
 
 from checkd.attempts import Armed, AttemptResult
+from checkd.checker_state import mail_body
 from checkd.checkers.http_fetches import HttpFetches
 from checkd.checkers.result import CheckResult
 from checkd.checkers.tcp_connects import TcpConnects
 from checkd.checkplan import CheckPlan, VirtualServerPlan
 from checkd.errors import PoolError
+from checkd.external import ExternalReport, stale_after
 from checkd.pool import (
     Transition,
     apply_event,
@@ -40,7 +46,7 @@ from checkd.pool import (
     shutdown,
     start_pool,
 )
-from checkd.pool_messages import Action, ProbeResult
+from checkd.pool_messages import EXTERNAL, Action, Event, ExternalVerdict, ProbeResult, external_id
 from checkd.pool_state import Member, PoolState
 from checkd.pool_topics import (
     LastResults,
@@ -49,6 +55,7 @@ from checkd.pool_topics import (
     quorum_verdict,
     rs_body,
     rs_change_key,
+    rs_key,
     rs_topic,
 )
 from checkd.schedule import TimerHeap, start_delay
@@ -109,6 +116,12 @@ class PoolRunner:
         # who to tell once none is left (checkd's ``gc.freeze``, ``checkd.lvs_service``).
         self._unrun: set[str] = set()
         self.on_first_round: Callable[[], None] | None = None
+        # External verdicts: each configured real server by its topic key, with how long a
+        # verdict without ttl stays fresh; the external checkers that have had a verdict, by
+        # id (their staleness deadlines share the heap); those that went stale since.
+        self._by_key: dict[str, tuple[str, str, float]] = {}
+        self._externals: dict[str, tuple[str, str, float]] = {}
+        self._stale: set[str] = set()
         # set while ``run`` runs
         self._loop: asyncio.AbstractEventLoop | None = None
         self._connects: TcpConnects[Armed] | None = None
@@ -153,6 +166,7 @@ class PoolRunner:
         self.armed = dict(armed)
         self._unrun.intersection_update(self.armed)
         self._unrun.update(fresh)
+        self._index_externals()
         self._publish_all()
         try:
             loop = asyncio.get_running_loop()
@@ -183,6 +197,8 @@ class PoolRunner:
         for cid in self.heap.pop_due(now):
             armed = self.armed.get(cid)
             if armed is None:
+                if cid in self._externals:
+                    self._went_stale(cid)
                 continue
             if self.suspended(armed.vs_id):
                 self._push(cid, now + armed.plan.settings.delay_loop)
@@ -199,7 +215,7 @@ class PoolRunner:
             return  # removed or changed by a reload while it ran
         last_ok = self.last.ok_of(cid)
         self.last.set(cid, result.ok, result.reason, self.wall(), result.rc)
-        before = state = self.pools[armed.vs_id]
+        state = self.pools[armed.vs_id]
         events = result.events
         if (
             len(events) == 1
@@ -214,18 +230,7 @@ class PoolRunner:
             if self._unrun:  # a checker a reload changed can be steady at once
                 self._first_result(cid)
             return
-        delay: float | None = None
-        for event in events:
-            try:
-                t = apply_event(state, event)
-            except PoolError as exc:
-                log.error("checkd.pool.error", vs=armed.vs_id, checker=cid, error=str(exc))
-                continue
-            state = t.state
-            self.actions.perform(t.actions)
-            if t.delay is not None:
-                delay = t.delay
-        self.pools[armed.vs_id] = state
+        delay = self._apply(armed.vs_id, armed.plan.rs_id, cid, events)
         if delay is None:
             delay = armed.plan.settings.delay_loop
         if delay == armed.plan.settings.delay_loop:
@@ -233,13 +238,80 @@ class PoolRunner:
         else:  # a retry keeps its own time (delay_before_retry); the phase counts from it
             nxt = self._phase[cid] = self._next(cid, now, delay)
         self._schedule(cid, nxt)
-        member = state.member(armed.plan.rs_id)
-        if _moved(before, state, member):
-            self._publish_vs(armed.vs_id)
-        else:
-            self._publish_rs(armed.vs_id, member)
         if self._unrun:
             self._first_result(cid)
+
+    def _apply(self, vs_id: str, rs_id: str, cid: str, events: Iterable[Event]) -> float | None:
+        """Events about one real server's checker: applied to its pool, actions performed,
+        what changed published. The delay the last probe result asked for, if any."""
+        before = state = self.pools[vs_id]
+        delay: float | None = None
+        for event in events:
+            try:
+                t = apply_event(state, event)
+            except PoolError as exc:
+                log.error("checkd.pool.error", vs=vs_id, checker=cid, error=str(exc))
+                continue
+            state = t.state
+            self.actions.perform(t.actions)
+            if t.delay is not None:
+                delay = t.delay
+        if state is before:
+            return delay  # nothing moved (an external checker repeating itself)
+        self.pools[vs_id] = state
+        member = state.member(rs_id)
+        if _moved(before, state, member):
+            self._publish_vs(vs_id)
+        else:
+            self._publish_rs(vs_id, member)
+        return delay
+
+    def external(self, report: ExternalReport, now: float) -> bool:
+        """A verdict from a checker outside checkd; False when no configured real server has
+        its key (the caller logs that)."""
+        where = self._by_key.get(report.key)
+        if where is None:
+            return False
+        vs_id, rs_id, fresh_for = where
+        cid = external_id(rs_id)
+        if report.ttl is not None:
+            fresh_for = report.ttl
+        self._externals[cid] = (vs_id, rs_id, fresh_for)
+        self._schedule(cid, now + fresh_for)
+        if cid in self._stale:
+            self._stale.discard(cid)
+            log.info("checkd.external.fresh", vs=vs_id, rs=rs_id, ok=report.ok)
+        self.last.set(cid, report.ok, report.reason, self.wall())
+        mail = mail_body(EXTERNAL, report.ok)
+        self._apply(vs_id, rs_id, cid, (ExternalVerdict(rs_id, report.ok, report.weight, mail),))
+        return True
+
+    def _went_stale(self, cid: str) -> None:
+        """No fresh verdict came in time: the external checker fails until one does."""
+        vs_id, rs_id, fresh_for = self._externals[cid]
+        self._stale.add(cid)
+        log.warning("checkd.external.stale", vs=vs_id, rs=rs_id, after=fresh_for)
+        self.last.set(cid, False, f"stale: no verdict for {fresh_for:g} s", self.wall())
+        mail = mail_body(EXTERNAL, False)
+        self._apply(vs_id, rs_id, cid, (ExternalVerdict(rs_id, False, None, mail),))
+
+    def _index_externals(self) -> None:
+        """After a new configuration: which real servers external verdicts may name, and the
+        external checkers of real servers it removed forgotten (a kept real server keeps its
+        external checker: the pool carried it over)."""
+        self._by_key = {
+            rs_key(vs_id, m.rs.text): (vs_id, m.rs.id, stale_after(state.vs, m.rs))
+            for vs_id, state in self.pools.items()
+            for m in state.members
+        }
+        for cid, (vs_id, _, _) in list(self._externals.items()):
+            pool = self.pools.get(vs_id)
+            if pool is None or pool.position_of_checker(cid) is None:
+                del self._externals[cid]
+                self._stale.discard(cid)
+                self.heap.cancel(cid)
+                self._due_at.pop(cid, None)
+                self.last.discard(cid)
 
     def _first_result(self, cid: str) -> None:
         self._unrun.discard(cid)

@@ -5,7 +5,9 @@ Each new configuration is read with core's own validator (``core.from_wire``), p
 ``PoolRunner``, which keeps unchanged real servers' state across the reload. A model that
 cannot be read or planned is logged and the running pools carry on untouched. ``dump_text``
 is the SIGUSR1 ``keepalived_check.data`` (``checkd.dumps``), for which the service also
-remembers what the last reload kept.
+remembers what the last reload kept. ``external`` takes the ``health.rs:*`` verdicts of checkers
+outside checkd (``checkd.external``): refused ones and ones for a real server the configuration
+does not have are logged once per topic and counted, until the next configuration.
 """
 
 from __future__ import annotations
@@ -20,12 +22,14 @@ from typing import Any
 import structlog
 
 import scripts
+from bus.envelope import Event
 from checkd.attempts import Armed, arm
 from checkd.checker_state import BOOTSTRAP_DELAY
 from checkd.checkers import Pinger
 from checkd.checkplan import build_plan
 from checkd.dumps import DumpContext, Kept, PoolDump, data_text, kept_by_reload
 from checkd.errors import CheckdError
+from checkd.external import ExternalRefused, Noted, read_report
 from checkd.local_addresses import LocalAddresses
 from checkd.lvs_runner import PoolRunner, Retainer
 from checkd.pool_actions import ActionRunner
@@ -51,6 +55,8 @@ class LvsService:
         # for the dump: the last applied configuration's context and what its reload kept
         self._context = DumpContext(ids=script_ids)
         self._kept = Kept()
+        self.refused = Noted()  # external verdicts refused, by topic
+        self.unknown = Noted()  # external verdicts for no configured real server, by topic
 
     def start(self) -> None:
         self._task = asyncio.create_task(self.runner.run(), name="checkd.lvs")
@@ -70,6 +76,9 @@ class LvsService:
             for warning in vs.warnings:
                 log.warning("checkd.lvs.warning", vs=vs.id, detail=warning)
         self.actions.configure(config)
+        # what was unknown may exist now: say it again if it is still wrong
+        self.refused.clear()
+        self.unknown.clear()
         before = dict(self.runner.pools)
         self.runner.apply(plan, armed)
         self._kept = kept_by_reload(before, self.runner.pools)
@@ -122,6 +131,31 @@ class LvsService:
         held = self._local.update(topic, body)
         if held is not None:
             self.runner.set_held(held)
+
+    def external(self, event: Event) -> None:
+        """One ``health.rs:<vs>/<rs>`` verdict from a checker outside checkd."""
+        try:
+            report = read_report(event.topic, event.body)
+        except ExternalRefused as exc:
+            if self.refused.first(event.topic):
+                log.warning(
+                    "checkd.external.refused",
+                    topic=event.topic,
+                    src=event.env.src,
+                    pid=event.env.pid,
+                    reason=str(exc),
+                )
+            return
+        if not self.runner.external(report, self.runner.clock()) and self.unknown.first(
+            event.topic
+        ):
+            log.warning(
+                "checkd.external.unknown",
+                topic=event.topic,
+                src=event.env.src,
+                pid=event.env.pid,
+                reason="no such real server in the configuration",
+            )
 
     def snapshot(self) -> list[dict[str, Any]]:
         """Every pool as published (what SIGUSR1 logs)."""

@@ -5,7 +5,8 @@ actions keepalived would take (scripts to run, notify FIFO lines, smtp_alert mai
 events) as data; the daemon performs them. The rules (docs/checkers.md, "Pools, quorum and
 sorry servers"):
 
-* a real server is alive only while none of its checkers is failed;
+* a real server is alive only while none of its checkers is failed, an external checker
+  (``ExternalVerdict``, added at its first verdict) included;
 * its effective weight is the configured weight plus what its MISC_CHECK (``misc_dynamic``) and
   FILE_CHECK checkers add; the kernel sees it clamped to 0..2^31-1;
 * a dead real server leaves the pool, or stays with weight 0 under ``inhibit_on_failure``;
@@ -34,12 +35,14 @@ from checkd.pool_messages import (
     CheckerVerdict,
     CheckerWeight,
     Event,
+    ExternalVerdict,
     FifoLine,
     LogEvent,
     Mail,
     ProbeResult,
     RunScript,
     ScriptRole,
+    external_id,
 )
 from checkd.pool_state import CheckerStatus, Member, PoolState, effective_weight, real_weight
 
@@ -250,6 +253,22 @@ class _Work:
         if mail is not None and self.rs[rs_id].smtp_alert and notify:
             self.rs_mail(rs_id, mail)
 
+    def external_verdict(self, event: ExternalVerdict) -> None:
+        """A verdict from outside checkd: final as it comes (the checker outside made its own
+        retries), on the real server's external checker, which its first verdict adds."""
+        rs_id = event.rs_id
+        if rs_id not in self.rs:
+            raise PoolError(f"virtual server {self.vs.id} has no real server {rs_id!r}")
+        cid = external_id(rs_id)
+        # It starts as a configured checker without alpha does: up, not yet run, so a first
+        # "ok" changes nothing and says nothing, and a first failure is DOWN at once.
+        self.checkers[rs_id].setdefault(cid, CheckerStatus(RetryState(True, False, 0)))
+        if event.up:
+            # the weight before the verdict, as keepalived's MISC_CHECK sets misc_dynamic's
+            weight = event.weight
+            self.checker_weight(cid, weight or 0, absolute=weight is not None)
+        self.checker_verdict(cid, event.up, event.mail)
+
     def checker_weight(self, checker_id: str, weight: int, absolute: bool) -> None:
         """keepalived's update_svr_wgt for a checker's new weight contribution."""
         rs_id = self.rs_of(checker_id)
@@ -313,7 +332,9 @@ class _Work:
             self.vs_notifies(False, threshold, weight_sum, stopping)
 
     def _alpha(self, rs_id: str, checker_id: str) -> bool:
-        return next(c.settings.alpha for c in self.rs[rs_id].checkers if c.id == checker_id)
+        # an external checker is not in the plan and has no alpha
+        plans = self.rs[rs_id].checkers
+        return next((c.settings.alpha for c in plans if c.id == checker_id), False)
 
     def _set(self, rs_id: str, checker_id: str, retry: RetryState) -> None:
         self.checkers[rs_id][checker_id] = replace(self.checkers[rs_id][checker_id], retry=retry)
@@ -360,7 +381,22 @@ def apply_event(state: PoolState, event: Event) -> Transition:
         quick = _probe_without_verdict(state, event)
         if quick is not None:
             return quick
+    elif isinstance(event, ExternalVerdict) and _external_unchanged(state, event):
+        return Transition(state, ())
     return _apply_on_copy(state, event)
+
+
+def _external_unchanged(state: PoolState, event: ExternalVerdict) -> bool:
+    """Whether an external verdict repeats what its checker already says (verdict and
+    weight): external checkers re-send every round, and most rounds change nothing."""
+    cid = external_id(event.rs_id)
+    pos = state.position_of_checker(cid)
+    if pos is None:
+        return False
+    status = state.members[pos].checkers[cid]
+    if not status.retry.has_run or status.retry.is_up != event.up:
+        return False
+    return not event.up or (status.weight, status.absolute) == (0, event.weight)
 
 
 def leaves_unchanged(state: PoolState, checker_id: str, success: bool) -> bool:
@@ -446,6 +482,8 @@ def _apply_on_copy(state: PoolState, event: Event) -> Transition:
         work.checker_verdict(event.checker_id, event.up, event.mail)
     elif isinstance(event, CheckerWeight):
         work.checker_weight(event.checker_id, event.weight, event.absolute)
+    elif isinstance(event, ExternalVerdict):
+        work.external_verdict(event)
     else:
         return shutdown(state)
     return Transition(work.freeze(), tuple(work.actions), delay)
@@ -507,7 +545,8 @@ def reload_pool(
 
     Real servers kept by the reload (same address) keep their alive state, their place in the
     pool and the state of every checker whose probe is unchanged (only timing options such as
-    retry or delay_loop may differ). Removed real servers leave with their down notifications;
+    retry or delay_loop may differ), and the verdict of their external checker. Removed real
+    servers leave with their down notifications;
     new ones start as at start-up: alive at once unless a checker has ``alpha``.
     """
     work = _Work(old)
@@ -570,6 +609,10 @@ def _migrate_checkers(
             is_up = status.retry.is_up or not c.settings.alpha
             retry = RetryState(is_up, False, min(status.retry.retry_it, c.settings.retry))
         result[c.id] = CheckerStatus(retry, status.weight, status.absolute)
+    external = old.get(external_id(new_rs.id))
+    if external is not None:
+        # The configuration does not describe it: its verdict stands until the next one.
+        result[external_id(new_rs.id)] = external
     failed = any(not s.retry.is_up for s in result.values())
     if failed or (not alive and not any(s.retry.has_run for s in result.values())):
         # Checkers that have not run yet: alpha ones count as failed, and one failure is enough.

@@ -6,9 +6,10 @@ log events.
   by ``NOTIFY_TIMEOUT`` (keepalived sets none; an endless notify script would otherwise pile
   up), after which its whole process group is killed. At shutdown checkd waits for them up to
   1 s, as keepalived does.
-* ``FifoLine`` is written to global_defs' ``lvs_notify_fifo`` (else ``notify_fifo``) when it
-  is configured and a reader holds it open; otherwise the line is logged
-  (``checkd.fifo.line``). The FIFO's own script is not run by checkd.
+* ``FifoLine`` is written to every notify FIFO checkd has open: global_defs' ``notify_fifo``
+  and ``lvs_notify_fifo``, as keepalived's checker process opens them, with their reader
+  scripts (``core.checker_fifos`` says which; ``scripts.NotifyFifos`` keeps them open across
+  reloads). Without any, the line is logged (``checkd.fifo.line``).
 * ``Mail`` goes to the ground-floor mail queue (``mail.Mailer``, the one vrrpd uses), one
   ordered queue per real or virtual server, sent in the background in keepalived's form to
   global_defs' ``smtp_server`` and ``notification_email``: logged as ``checkd.mail.sent`` or
@@ -22,9 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
-import os
-import stat
 from collections.abc import Iterable
 
 import structlog
@@ -32,6 +30,7 @@ import structlog
 import mail
 import scripts
 from checkd.pool_messages import Action, FifoLine, LogEvent, Mail, RunScript
+from core import checker_fifos
 from core.model import Config
 
 log = structlog.get_logger(__name__)
@@ -41,49 +40,14 @@ NOTIFY_TIMEOUT = 30.0
 STOP_WAIT = 1.0
 
 
-class Fifo:
-    """A notify FIFO opened without blocking; lines are dropped (and logged) with no reader."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self._fd: int | None = None
-
-    def write(self, line: str) -> bool:
-        if self._fd is None and not self._open():
-            return False
-        assert self._fd is not None
-        try:
-            os.write(self._fd, line.encode())
-        except OSError as exc:
-            # The reader went away (EPIPE) or is not keeping up (EAGAIN): reopen next time.
-            log.warning("checkd.fifo.write_failed", path=self.path, error=exc.strerror)
-            self.close()
-            return False
-        return True
-
-    def _open(self) -> bool:
-        try:
-            if not stat.S_ISFIFO(os.stat(self.path).st_mode):
-                log.warning("checkd.fifo.not_fifo", path=self.path)
-                return False
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-        except OSError as exc:
-            if exc.errno != errno.ENXIO:  # ENXIO: nobody reads it right now
-                log.warning("checkd.fifo.open_failed", path=self.path, error=exc.strerror)
-            return False
-        return True
-
-    def close(self) -> None:
-        if self._fd is not None:
-            with contextlib.suppress(OSError):
-                os.close(self._fd)
-            self._fd = None
-
-
 class ActionRunner:
-    def __init__(self, *, notify_timeout: float = NOTIFY_TIMEOUT) -> None:
+    """``with_vrrpd`` False: no vrrpd runs beside this checkd (``pykeepalived -C``), so checkd
+    starts the reader of every FIFO it opens (docs/operations.md, "Notify FIFOs")."""
+
+    def __init__(self, *, notify_timeout: float = NOTIFY_TIMEOUT, with_vrrpd: bool = True) -> None:
         self.notify_timeout = notify_timeout
-        self._fifo: Fifo | None = None
+        self.with_vrrpd = with_vrrpd
+        self.fifos = scripts.NotifyFifos(COMPONENT)
         self._script_user: tuple[str, str | None] | None = None
         self._script_security = False
         self._tasks: set[asyncio.Task[None]] = set()
@@ -91,12 +55,7 @@ class ActionRunner:
 
     def configure(self, config: Config) -> None:
         g = config.global_defs
-        fifo = g.lvs_notify_fifo or g.notify_fifo
-        path = fifo.command.strip() if fifo is not None else None
-        if self._fifo is None or self._fifo.path != path:
-            if self._fifo is not None:
-                self._fifo.close()
-            self._fifo = Fifo(path) if path else None
+        self.fifos.configure(checker_fifos(config, with_vrrpd=self.with_vrrpd))
         self._script_user = (
             (g.script_user.user, g.script_user.group) if g.script_user is not None else None
         )
@@ -115,9 +74,10 @@ class ActionRunner:
                 self._start_script(action)
 
     def _fifo_line(self, text: str) -> None:
-        if self._fifo is not None and self._fifo.write(text):
-            return
-        log.info("checkd.fifo.line", line=text.rstrip("\n"))
+        if self.fifos:
+            self.fifos.write(text)
+        else:
+            log.info("checkd.fifo.line", line=text.rstrip("\n"))
 
     def _start_script(self, action: RunScript) -> None:
         s = action.script
@@ -167,6 +127,5 @@ class ActionRunner:
         for task in list(self._tasks):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if self._fifo is not None:
-            self._fifo.close()
+        await self.fifos.close()
         await self.mailer.close()

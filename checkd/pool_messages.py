@@ -28,11 +28,8 @@ class RunScript:
 
 @dataclass(frozen=True, slots=True)
 class FifoLine:
-    """A line for ``notify_fifo`` and ``lvs_notify_fifo``, newline included.
-
-    keepalived also writes the C string's terminating NUL after each LVS line (not after VRRP
-    ones); that byte is left out on purpose (docs/checkers.md, "Notifications").
-    """
+    """A line for ``notify_fifo`` and ``lvs_notify_fifo``, newline included and nothing after
+    it, as keepalived's releases write it (docs/checkers.md, "Notifications")."""
 
     text: str
 
@@ -94,11 +91,36 @@ class CheckerWeight:
 
 
 @dataclass(frozen=True, slots=True)
+class ExternalVerdict:
+    """A verdict on a real server from a checker outside checkd (docs/checkers.md, "External
+    verdicts"): one more checker of the real server, ``external_id(rs_id)``, added at its first
+    verdict. It is final (the checker outside did its own retries); with ``up`` its ``weight``,
+    when given, is the real server's whole weight, as a ``misc_dynamic`` exit status sets it,
+    and without one the configured weight stands again. Staleness is the daemon's to decide: it
+    sends ``up=False`` when the verdict has aged out."""
+
+    rs_id: str
+    up: bool
+    weight: int | None = None
+    mail: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Shutdown:
     pass
 
 
-Event = ProbeResult | CheckerVerdict | CheckerWeight | Shutdown
+Event = ProbeResult | CheckerVerdict | CheckerWeight | ExternalVerdict | Shutdown
+
+#: the kind of the checker an ``ExternalVerdict`` stands for (``check.rs.*``, status, dump)
+EXTERNAL = "EXTERNAL"
+
+
+def external_id(rs_id: str) -> str:
+    """The id of a real server's external checker: named like a configured one
+    (``<rs id> KIND#n``, docs/checkers.md "Names"), and one per real server, as its verdicts
+    come on one topic."""
+    return f"{rs_id} {EXTERNAL}#0"
 
 
 def misc_dynamic_weight(checker_id: str, status: int) -> CheckerWeight | None:

@@ -27,7 +27,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from checkd.pool_state import Member, PoolState, pool_weight, real_weight
+from checkd.pool_messages import EXTERNAL, external_id
+from checkd.pool_state import CheckerStatus, Member, PoolState, pool_weight, real_weight
 
 # Keys are asked for on every probe result; a pool's ids change only with the configuration.
 KEY_CACHE = 65536
@@ -142,22 +143,16 @@ def pool_body(state: PoolState, *, suspended: bool) -> dict[str, Any]:
 def rs_body(
     state: PoolState, member: Member, last: Mapping[str, LastResult], *, suspended: bool
 ) -> dict[str, Any]:
-    """``check.rs.<vs>/<rs>``: one real server's verdict and its checkers' last results."""
-    checkers = []
-    for plan in member.rs.checkers:
-        status = member.checkers.get(plan.id)
-        seen = last.get(plan.id)
-        checkers.append(
-            {
-                "id": plan.id,
-                "kind": plan.kind,
-                "up": status.retry.is_up if status is not None else None,
-                "has_run": status.retry.has_run if status is not None else False,
-                "ok": None if seen is None else seen.ok,
-                "reason": "" if seen is None else seen.reason,
-                "at": None if seen is None else seen.at,
-            }
-        )
+    """``check.rs.<vs>/<rs>``: one real server's verdict and its checkers' last results, the
+    configured ones in their order, then its external checker once it has had a verdict."""
+    checkers = [
+        _checker_body(plan.id, plan.kind, member.checkers.get(plan.id), last)
+        for plan in member.rs.checkers
+    ]
+    external = external_id(member.rs.id)
+    status = member.checkers.get(external)
+    if status is not None:
+        checkers.append(_checker_body(external, EXTERNAL, status, last))
     return {
         "vs": state.vs.id,
         "rs": member.rs.id,
@@ -169,6 +164,21 @@ def rs_body(
         "pool_weight": pool_weight(member, state.sorry_active),
         "ha_suspended": suspended,
         "checkers": checkers,
+    }
+
+
+def _checker_body(
+    cid: str, kind: str, status: CheckerStatus | None, last: Mapping[str, LastResult]
+) -> dict[str, Any]:
+    seen = last.get(cid)
+    return {
+        "id": cid,
+        "kind": kind,
+        "up": status.retry.is_up if status is not None else None,
+        "has_run": status.retry.has_run if status is not None else False,
+        "ok": None if seen is None else seen.ok,
+        "reason": "" if seen is None else seen.reason,
+        "at": None if seen is None else seen.at,
     }
 
 

@@ -4,7 +4,8 @@ A new config hash is planned twice: the tracked checks (``checkd.plan``) are rec
 the running ones (``checkd.supervisor``), and the virtual servers (``checkd.lvs_service``)
 with the running pools. A model that cannot be read is logged and the last good checks and
 pools keep running. ``net.link.*`` tells ``ha_suspend`` which addresses this host has
-(``checkd.local_addresses``).
+(``checkd.local_addresses``); ``health.rs:*`` brings real-server verdicts from checkers outside
+checkd (``checkd.external``).
 SIGUSR1 logs every check with its last verdict (``checkd.dump``) and every pool
 (``checkd.dump.pool``), and writes keepalived's ``keepalived_check.data`` when there are
 virtual servers (``checkd.dumps``, in ``$TMPDIR`` or ``/tmp`` like vrrpd's dump files).
@@ -12,6 +13,7 @@ virtual servers (``checkd.dumps``, in ``$TMPDIR`` or ``/tmp`` like vrrpd's dump 
 
 from __future__ import annotations
 
+import argparse
 import signal
 
 import structlog
@@ -21,24 +23,42 @@ from bus.envelope import Event
 from bus.priorities import PriorityKeeper, ProcessPriorities
 from checkd.dumps import FILE_NAME
 from checkd.errors import PlanError
+from checkd.external import PATTERN as EXTERNAL_VERDICTS
+from checkd.external import PREFIX as EXTERNAL_PREFIX
 from checkd.lvs_service import LvsService
 from checkd.plan import normalize, plan_from_wire
+from checkd.pool_actions import ActionRunner
 from checkd.supervisor import CheckSet
 
 log = structlog.get_logger(__name__)
 
 
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--no-vrrpd",
+        action="store_true",
+        help="no vrrpd runs beside this checkd (pykeepalived -C): start the readers of the "
+        "notify FIFOs vrrpd would otherwise start (docs/operations.md, Notify FIFOs)",
+    )
+
+
 async def serve(comp: Component) -> None:
-    events = comp.subscribe("config.current", "net.link.*")
+    events = comp.subscribe("config.current", "net.link.*", EXTERNAL_VERDICTS)
     # Verdicts are re-sent on a timer: vrrpd counts one nobody re-sends as failed.
     checks = CheckSet(comp.publisher.retain, comp.publisher.forget)
-    lvs = LvsService(comp.publisher)
+    lvs = LvsService(comp.publisher, actions=ActionRunner(with_vrrpd=not comp.args.no_vrrpd))
 
     def dump() -> None:
         for entry in checks.snapshot():
             log.info("checkd.dump", **entry)
         for pool in lvs.snapshot():
             log.info("checkd.dump.pool", **pool)
+        if lvs.refused.counts or lvs.unknown.counts:
+            log.info(
+                "checkd.dump.external",
+                refused=lvs.refused.summary(),
+                unknown=lvs.unknown.summary(),
+            )
         text = lvs.dump_text()
         if text is None:
             return
@@ -56,7 +76,9 @@ async def serve(comp: Component) -> None:
     try:
         while True:
             for event in await events.recv_batch():
-                if event.topic != "config.current":
+                if event.topic.startswith(EXTERNAL_PREFIX):
+                    lvs.external(event)
+                elif event.topic != "config.current":
                     lvs.link(event.topic, event.body)
                 elif event.body.get("hash") != seen:
                     seen = await _config(event, checks, lvs, priorities) or seen

@@ -12,7 +12,7 @@ keepalived.conf. `vrrp_settings` / `checker_settings` resolve inherited defaults
 `election_lint` checks tracker weights across the nodes of a cluster, and `cluster_lint`
 every other disagreement between the nodes' files (`pykeepalivedctl check --cluster`).
 `script_spec` turns a configured script into what the ground-floor script runner
-(`scripts`) runs.
+(`scripts`) runs; `vrrp_fifos` / `checker_fifos` are the notify FIFOs vrrpd and checkd open.
 """
 
 from core.api import (
@@ -30,6 +30,7 @@ from core.diff import ConfigDiff, SectionDiff, diff
 from core.effective import CheckerSettings, VrrpSettings, checker_settings, vrrp_settings
 from core.election import election_lint
 from core.errors import CoreError, WireFormatError
+from core.fifos import checker_fifos, vrrp_fifos
 from core.ifcheck import system_interfaces
 from core.model import (
     Address,
@@ -118,6 +119,7 @@ __all__ = [
     "VsgEntry",
     "WireFormatError",
     "check",
+    "checker_fifos",
     "checker_settings",
     "cluster_lint",
     "config_hash",
@@ -135,5 +137,6 @@ __all__ = [
     "script_spec",
     "system_interfaces",
     "to_wire",
+    "vrrp_fifos",
     "vrrp_settings",
 ]

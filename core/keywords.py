@@ -316,8 +316,8 @@ GLOBAL_DEFS = BlockSchema(
         K("notify_fifo_script", SCRIPT),
         K("vrrp_notify_fifo", SCRIPT),
         K("vrrp_notify_fifo_script", SCRIPT),
-        K("lvs_notify_fifo", SCRIPT),  # checkd writes the lines; no FIFO script
-        K("lvs_notify_fifo_script", SCRIPT, implemented=False),  # LVS: not run here
+        K("lvs_notify_fifo", SCRIPT),
+        K("lvs_notify_fifo_script", SCRIPT),
         K("vrrp_notify_priority_changes", BOOL),
         K("fifo_write_vrrp_states_on_reload", BOOL),
         K("lvs_flush", BOOL),  # the IPVS backend flushes IPVS at start

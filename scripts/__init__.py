@@ -1,6 +1,6 @@
 """The script runner: every script any component runs, run one way.
 
-checkd's vrrp_scripts, vrrpd's notify and notify-FIFO scripts, the watchdog's
+checkd's vrrp_scripts, vrrpd's and checkd's notify and notify-FIFO scripts, the watchdog's
 startup/shutdown scripts and ``pykeepalivedctl check`` all go through here, so keepalived's
 rules are written once:
 
@@ -12,13 +12,17 @@ rules are written once:
 - :func:`prepare`: all of the above once per configuration; :class:`ScriptRefused` says why not.
 - :func:`spawn` / :func:`terminate`: own process group, scrubbed environment, group kill.
 - :func:`run_once`: one bounded run with its output captured (:class:`RunResult`).
+- ``fifo``: keepalived's notify FIFOs and their reader scripts (:class:`NotifyFifos`, the set
+  a process keeps open across reloads, of :class:`FifoChannel` opened from a
+  :class:`FifoSetup`; :class:`FifoError` says why a FIFO cannot be used).
 
 Events are logged under the caller's component name (``checkd.script.timeout``,
 ``vrrpd.script.kill``, ...), passed in as ``component``.
 """
 
 from scripts.command import Executable, resolve, split_command
-from scripts.errors import ScriptError, ScriptRefused
+from scripts.errors import FifoError, ScriptError, ScriptRefused
+from scripts.fifo import FifoChannel, FifoSetup, NotifyFifo, NotifyFifos
 from scripts.identity import (
     DEFAULT_SCRIPT_USER,
     Identity,
@@ -38,7 +42,12 @@ __all__ = [
     "KILL_GRACE",
     "OUTPUT_LIMIT",
     "Executable",
+    "FifoChannel",
+    "FifoError",
+    "FifoSetup",
     "Identity",
+    "NotifyFifo",
+    "NotifyFifos",
     "Prepared",
     "RunResult",
     "ScriptError",

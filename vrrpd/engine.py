@@ -190,7 +190,7 @@ class Engine:
         self.host.configure(config)
         self.priorities.apply(wanted)
         self.verdicts = VerdictGate(checkd_checks(config))
-        rules_changed = self.health.configure(config)
+        rules_changed = self.health.configure(config, new_plans.values())
         now = self.now()
         reload = self.config_hash is not None
         self.router_id = config.global_defs.router_id or socket.gethostname()

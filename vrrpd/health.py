@@ -18,7 +18,7 @@ script's verdict (3 s) would count as failed meanwhile. A verdict already stale 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 import structlog
 
@@ -52,18 +52,25 @@ class Health:
         self._links = links
         self._clock = clock
         self._rules: dict[str, freshness.Lifetime] = {}
+        # only these are logged when stale: health.* also carries verdicts for checkd alone
+        # (a real server's, health.rs:<vs>/<rs>)
+        self._tracked: frozenset[str] = frozenset()
         self.seen: dict[str, tuple[float, messages.Verdict]] = {}
         self._stale: set[str] = set()  # outlived their time: failed until the next verdict
         self._stale_logged: set[str] = set()
         self._bus_seen = clock()
         self._hold_until = self._bus_seen
 
-    def configure(self, config: Config) -> bool:
-        """Take the checks' intervals and ``init_fail`` from a new configuration; True when
-        that changed a rule (every tracker's status must be read again)."""
+    def configure(self, config: Config, plans: Iterable[InstancePlan]) -> bool:
+        """Take the checks' intervals and ``init_fail`` from a new configuration, and which
+        checks its instances track; True when a rule changed (every tracker's status must be
+        read again)."""
         rules = freshness.lifetimes(config)
         changed = rules != self._rules
         self._rules = rules
+        self._tracked = frozenset(
+            t.name for p in plans for t in p.trackers if t.kind is not TrackerKind.INTERFACE
+        )
         return changed
 
     def heard(self) -> None:
@@ -125,10 +132,12 @@ class Health:
         return verdict.ok, None
 
     def newly_stale(self) -> list[str]:
-        """Checks whose verdict just outlived its time (each logged once)."""
+        """Tracked checks whose verdict just outlived its time (each logged once)."""
         stale = []
         for name, (at, verdict) in self.seen.items():
-            if name in self._stale_logged or not self._expired(name, at, verdict):
+            if name not in self._tracked or name in self._stale_logged:
+                continue
+            if not self._expired(name, at, verdict):
                 continue
             self._stale_logged.add(name)
             log.error(

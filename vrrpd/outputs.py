@@ -8,7 +8,6 @@ scripts, FIFO line, mail.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -16,15 +15,14 @@ from typing import Any
 import structlog
 
 from bus import Publisher, messages
-from core import Config
-from scripts import ScriptSpec
+from core import Config, vrrp_fifos
+from scripts import NotifyFifos, ScriptSpec
 from vrrpd import mail, notify
-from vrrpd.fifo import FifoChannel, FifoSetup
 from vrrpd.groups import Groups
 from vrrpd.host import Refresh
 from vrrpd.machine import Event, TimerName
 from vrrpd.notify import Job
-from vrrpd.plan import fifo_setup, notify_specs
+from vrrpd.plan import notify_specs
 from vrrpd.runner import Runner
 from vrrpd.syncgroup import GroupNotify
 from vrrpd.timers import TimerHeap
@@ -58,12 +56,11 @@ class Outputs:
         self.set_timer: Callable[[str, str, float], None] = self.timers.set
         self.notifier = notify.NotifyQueues()
         self.mailer = mail.Mailer()
-        self.fifo: FifoChannel | None = None
+        self.fifos = NotifyFifos("vrrpd")
         self.groups = Groups(runners, self.group_notify)
         #: each sync group's notify scripts, from the config
         self.group_scripts: dict[str, dict[str, ScriptSpec]] = {}
         self._stopping = False
-        self._closing: set[asyncio.Task[None]] = set()
 
     # ---- RunnerHost --------------------------------------------------------------------------
 
@@ -90,8 +87,7 @@ class Outputs:
         self.notifier.submit(jobs)
 
     def fifo_write(self, line: str) -> None:
-        if self.fifo is not None:
-            self.fifo.write(line)
+        self.fifos.write(line)
 
     def mail_alert(self, scope: str, name: str, state: str) -> None:
         self.mailer.alert(scope, name, state)
@@ -136,24 +132,9 @@ class Outputs:
     def configure(self, config: Config) -> None:
         """A new configuration: its notify FIFO, ``smtp_alert`` settings and sync group
         scripts."""
-        self._open_fifo(fifo_setup(config))
+        self.fifos.configure(vrrp_fifos(config))
         self.mailer.configure(mail.mail_settings(config))
         self.group_scripts = {g.name: notify_specs(config, g.name, g) for g in config.sync_groups}
-
-    def _open_fifo(self, setup: FifoSetup | None) -> None:
-        if self.fifo is not None and self.fifo.setup == setup:
-            return
-        if self.fifo is not None:
-            # keepalived closes the FIFO and SIGTERMs its reader when a reload changes it.
-            task = asyncio.create_task(self.fifo.close(), name="fifo-close")
-            self._closing.add(task)
-            task.add_done_callback(self._closing.discard)
-            self.fifo = None
-        if setup is not None:
-            try:
-                self.fifo = FifoChannel(setup)
-            except OSError as exc:
-                log.error("vrrpd.notify_fifo.failed", path=setup.path, reason=str(exc))
 
     def begin_stopping(self) -> None:
         """From now on transitions report STOP."""
@@ -164,7 +145,5 @@ class Outputs:
         await self.notifier.drain(notify.STOP_TIMEOUT + 0.5)
         await self.notifier.close()
         await self.mailer.close()
-        if self.fifo is not None:
-            await self.fifo.close()
-        await asyncio.gather(*self._closing, return_exceptions=True)
+        await self.fifos.close()
         self.timers.close()

@@ -23,7 +23,6 @@ from core import (
     vrrp_settings,
 )
 from scripts import ScriptSpec
-from vrrpd.fifo import FifoSetup
 from vrrpd.machine import InstanceParams
 from vrrpd.packet import MCAST_V4, MCAST_V6, AuthType, IPAddress
 from vrrpd.priority import Tracker, TrackerKind
@@ -297,23 +296,6 @@ def startup_delay(g: GlobalDefs, uptime: float) -> float:
     """Seconds before the instances start: ``vrrp_startup_delay``, or longer while the system
     has been up less than ``vrrp_delay_after_boot`` (the later of the two wins)."""
     return max(g.vrrp_startup_delay, g.vrrp_delay_after_boot - uptime, 0.0)
-
-
-def fifo_setup(config: Config) -> FifoSetup | None:
-    """The VRRP notify FIFO and its reader: ``vrrp_notify_fifo`` wins over ``notify_fifo``.
-
-    A reader script goes with its own FIFO keyword (``vrrp_notify_fifo_script`` with
-    ``vrrp_notify_fifo``, ``notify_fifo_script`` with ``notify_fifo``).
-    """
-    g = config.global_defs
-    if g.vrrp_notify_fifo is not None:
-        fifo, reader = g.vrrp_notify_fifo, g.vrrp_notify_fifo_script
-    elif g.notify_fifo is not None:
-        fifo, reader = g.notify_fifo, g.notify_fifo_script
-    else:
-        return None
-    spec = script_spec(config, f"fifo:{fifo.command}", reader) if reader is not None else None
-    return FifoSetup(fifo.command, fifo.user, fifo.group, spec)
 
 
 def _trackers(config: Config, inst: VrrpInstance) -> tuple[Tracker, ...]:

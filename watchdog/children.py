@@ -77,6 +77,8 @@ def specs(
             argv += netd_role(args.vrrp, args.check)
             if args.dont_release_ipvs:
                 argv.append("--dont-release-ipvs")  # keepalived's -I: keep the table at stop
+        if name == "checkd" and args.check and not args.vrrp:
+            argv.append("--no-vrrpd")  # -C: checkd starts the FIFO readers vrrpd would
         if name == "core":
             argv += ["-f", str(args.use_file)]
             if args.config_id:

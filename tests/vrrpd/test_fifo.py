@@ -10,11 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from core import Config, loads
+from core import Config, loads, vrrp_fifos
+from scripts import FifoChannel
 from tests.daemon import short_tmpdir
 from tests.lab import wait_until
-from vrrpd.fifo import FifoChannel
-from vrrpd.plan import fifo_setup
 
 NOBODY = pwd.getpwnam("nobody")
 
@@ -54,15 +53,19 @@ global_defs {{
 }}
 """
     )
-    setup = fifo_setup(config)
-    assert setup is not None and setup.reader is not None
+    (setup,) = vrrp_fifos(config)
+    assert setup.reader is not None
     assert setup.reader.user == "nobody"
 
     async def scenario() -> None:
-        channel = FifoChannel(setup)
-        # Created 0600 and given to the FIFO's user, so the unprivileged reader can open it.
+        channel = FifoChannel(setup, "vrrpd")
+        # Created with keepalived's mode (0644 less the umask) and given to the FIFO's user,
+        # so the unprivileged reader can open it.
         st = fifo.stat()
         assert stat.S_ISFIFO(st.st_mode) and st.st_uid == NOBODY.pw_uid
+        umask = os.umask(0)
+        os.umask(umask)
+        assert stat.S_IMODE(st.st_mode) == 0o644 & ~umask
         channel.write('INSTANCE "VI_1" BACKUP 100\n')
         channel.write('INSTANCE "VI_1" MASTER 100\n')
         lines = out / "lines"
@@ -105,11 +108,10 @@ global_defs {{
 }}
 """
     )
-    setup = fifo_setup(config)
-    assert setup is not None
+    (setup,) = vrrp_fifos(config)
 
     async def scenario() -> None:
-        channel = FifoChannel(setup)
+        channel = FifoChannel(setup, "vrrpd")
         assert channel.reader is not None
         await asyncio.wait_for(channel.reader, 5)  # refused at once, not started
         reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
@@ -124,7 +126,7 @@ global_defs {{
     assert not (out / "uid").exists()
 
 
-def test_vrrp_fifo_wins_and_takes_its_own_reader() -> None:
+def test_both_fifos_each_with_its_own_reader_as_keepalived_s_vrrp_process() -> None:
     config = _config(
         """
 global_defs {
@@ -134,7 +136,22 @@ global_defs {
 }
 """
     )
-    setup = fifo_setup(config)
-    assert setup is not None
-    assert setup.path == "/run/b.fifo" and setup.reader is None
-    assert fifo_setup(_config("global_defs {\n}\n")) is None
+    glob, vrrp = vrrp_fifos(config)
+    assert glob.path == "/run/a.fifo" and glob.reader is not None
+    assert glob.reader.command == "/bin/cat"
+    assert vrrp.path == "/run/b.fifo" and vrrp.reader is None
+    assert vrrp_fifos(_config("global_defs {\n}\n")) == ()
+
+
+def test_a_vrrp_fifo_at_the_global_path_is_dropped_with_its_reader() -> None:
+    config = _config(
+        """
+global_defs {
+    notify_fifo /run/a.fifo
+    vrrp_notify_fifo /run/a.fifo
+    vrrp_notify_fifo_script /bin/cat
+}
+"""
+    )
+    (only,) = vrrp_fifos(config)
+    assert only.keyword == "notify_fifo" and only.reader is None

@@ -69,8 +69,8 @@ class World:
         self.health = Health({"eth0": Link("eth0", 2, True)}, clock=self.clock)
         result = loads(text, script_env=None, interfaces=["eth0"])
         assert result.exit_code == 0, result.problems
-        self.health.configure(result.config)
         self.runner: Runner = runner_for(text, IPv4Address("192.0.2.1"))[0]
+        self.health.configure(result.config, [self.runner.plan])
         self.health.changed(Verdict(name="tf", ok=True, value=0))
 
     def hear(self, ok: bool, *, ttl: float | None = None) -> None:
@@ -245,3 +245,13 @@ def test_a_silent_bus_is_not_a_silent_checker() -> None:
     assert w.chk().assumed == STALE  # a later bus silence does not revive it
     w.hear(True)
     assert w.chk().status is True
+
+
+def test_only_tracked_checks_are_logged_stale(logs: list[MutableMapping[str, Any]]) -> None:
+    """health.* also carries real-server verdicts for checkd (health.rs:<vs>/<rs>): vrrpd
+    does not cry about one of those going quiet."""
+    w = World(config("interval 1"))
+    w.health.changed(Verdict(name="rs:192.0.2.1:tcp:80/198.51.100.1:tcp:80", ok=True, ttl=1))
+    w.hear(True)
+    w.after(5)
+    assert [e["name"] for e in logs if e["event"] == "vrrpd.health.stale"] == ["chk"]

@@ -177,3 +177,15 @@ def test_dont_release_ipvs_reaches_netd_alone() -> None:
     assert not any("--dont-release-ipvs" in a for n, a in argv.items() if n != "netd")
     plain = {c.name: c.argv for c in specs(build_parser().parse_args([]), Path("/run/pk"), {})}
     assert "--dont-release-ipvs" not in plain["netd"]
+
+
+@pytest.mark.parametrize(
+    ("flags", "no_vrrpd"), [([], False), (["-C"], True), (["-P", "-C"], False)]
+)
+def test_check_only_tells_checkd_it_starts_every_fifo_reader(
+    flags: list[str], no_vrrpd: bool
+) -> None:
+    # docs/operations.md, "Notify FIFOs": without vrrpd, checkd starts the readers vrrpd would.
+    argv = {c.name: c.argv for c in specs(build_parser().parse_args(flags), Path("/run/pk"), {})}
+    assert ("--no-vrrpd" in argv["checkd"]) == no_vrrpd
+    assert not any("--no-vrrpd" in a for n, a in argv.items() if n != "checkd")
