@@ -102,8 +102,9 @@ class Verdict(Message):
     value: int | None = None
     count: int | None = None
     disabled: bool | None = None
-    #: seconds the verdict is fresh after receipt (external checkers; docs/bus.md)
-    ttl: float | None = None
+    #: seconds the verdict holds after it is received, whatever the configuration says
+    #: (vrrpd.freshness, checkd.external); without it the check's own interval decides
+    ttl: float | None = field(default=None, metadata=wire(positive=True))
 
 
 # ---- check (the LVS pools, docs/checkers.md) ---------------------------------------------------
@@ -190,6 +191,9 @@ class TrackerShare(Struct):
     status: bool | int | None = None
     delta: int = 0
     fault: bool = False
+    #: why a status false was assumed rather than reported: ``stale`` (the verdict outlived
+    #: its time), ``never reported`` (an ``init_fail`` script before its first verdict)
+    assumed: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,9 +6,10 @@ every subscriber re-subscribes, or a subscriber asks again with ``Subscriber.res
 retained topic that the subscription covers is re-published at once. A late joiner therefore
 gets current state without waiting for a change, and the broker stays a stateless switch.
 
-Nothing is re-sent on a timer except state retained with ``repeat=True``: state whose re-send
-is itself a liveness signal (checkd's verdicts, which vrrpd counts as failed once nobody has
-re-sent them for a while). Re-sending everything every few seconds cost a node with 255
+Nothing is re-sent on a timer except state retained with ``repeat``: state whose re-send is
+itself a liveness signal (checkd's verdicts, which vrrpd counts as failed once nobody has
+re-sent them for a while), each topic at its own period (a 1 s script's verdict every second,
+the others every 5 s). Re-sending everything every few seconds cost a node with 255
 instances 765 messages per 5 s for nothing.
 """
 
@@ -30,7 +31,7 @@ from bus.runtime import RECONNECT_IVL_MAX_MS, RECONNECT_IVL_MS, RuntimeDir
 log = structlog.get_logger(__name__)
 
 SNDHWM = 100_000
-REPEAT_INTERVAL = 5.0  # for state retained with repeat=True
+REPEAT_INTERVAL = 5.0  # for state retained with repeat=True (a number chooses another period)
 
 
 class Publisher:
@@ -57,9 +58,10 @@ class Publisher:
         self._sock: zmq.Socket[bytes] = zmq.Socket.shadow(self._async_sock.underlying)
         self._retained: dict[str, dict[str, Any]] = {}
         self._refresh: dict[str, Callable[[], Mapping[str, Any]]] = {}
-        self._repeating: set[str] = set()
+        self._repeating: dict[str, float] = {}  # topic -> seconds between re-sends
         self._repeat_interval = repeat_interval
-        self._repeat_timer: asyncio.TimerHandle | None = None
+        # one timer per period in use, none once nothing repeats: an idle publisher never wakes
+        self._repeat_timers: dict[float, asyncio.TimerHandle] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._subscribed = asyncio.Condition()
         self._prefixes: set[bytes] = set()
@@ -94,7 +96,7 @@ class Publisher:
         body: Mapping[str, Any],
         *,
         refresh: Callable[[], Mapping[str, Any]] | None = None,
-        repeat: bool = False,
+        repeat: bool | float = False,
     ) -> None:
         """Publish state: remembered and re-sent to every subscriber that joins or asks again.
 
@@ -102,27 +104,30 @@ class Publisher:
         fields that change too often to publish on every change (counters), so a re-send is
         current without costing anything between re-sends.
 
-        ``repeat`` also re-sends it every ``repeat_interval`` seconds, for state whose
-        receivers take silence as "its owner is gone" (verdicts); everything else is sent
-        only on change and on request.
+        ``repeat`` also re-sends it every ``repeat_interval`` seconds (True) or every ``repeat``
+        seconds (a number), for state whose receivers take silence as "its owner is gone"
+        (verdicts); everything else is sent only on change and on request.
         """
         self._retained[topic] = dict(body)
         if refresh is None:
             self._refresh.pop(topic, None)
         else:
             self._refresh[topic] = refresh
-        if repeat:
-            self._repeating.add(topic)
-            if self._repeat_timer is None:
-                self._arm_repeat()
+        if repeat is False:
+            self._repeating.pop(topic, None)
         else:
-            self._repeating.discard(topic)
+            period = self._repeat_interval if repeat is True else float(repeat)
+            if period <= 0:
+                raise ValueError(f"repeat period {period!r} for {topic} is not above 0")
+            self._repeating[topic] = period
+            if period not in self._repeat_timers:
+                self._arm_repeat(period)
         self.publish(topic, body)
 
     def forget(self, topic: str) -> None:
         self._retained.pop(topic, None)
         self._refresh.pop(topic, None)
-        self._repeating.discard(topic)
+        self._repeating.pop(topic, None)
 
     def retained(self) -> dict[str, dict[str, Any]]:
         return {topic: self._current(topic) for topic in list(self._retained)}
@@ -146,9 +151,9 @@ class Publisher:
         return True
 
     async def close(self) -> None:
-        if self._repeat_timer is not None:
-            self._repeat_timer.cancel()
-            self._repeat_timer = None
+        for timer in self._repeat_timers.values():
+            timer.cancel()
+        self._repeat_timers.clear()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -187,19 +192,20 @@ class Publisher:
                 marker = topics.synced(self.src)
                 self.publish(marker, messages.Synced(self.src, fence).encode())
 
-    def _arm_repeat(self) -> None:
+    def _arm_repeat(self, period: float) -> None:
         loop = asyncio.get_running_loop()
-        self._repeat_timer = loop.call_later(self._repeat_interval, self._repeat)
+        self._repeat_timers[period] = loop.call_later(period, self._repeat, period)
 
-    def _repeat(self) -> None:
-        """One timer for every repeated topic, and none at all once there is nothing to
-        repeat: an idle publisher does not wake."""
-        self._repeat_timer = None
-        if not self._repeating:
+    def _repeat(self, period: float) -> None:
+        """One timer for the repeated topics of each period, and none at all once there is
+        nothing to repeat at that period."""
+        del self._repeat_timers[period]
+        due = sorted(t for t, p in self._repeating.items() if p == period)
+        if not due:
             return
-        for topic in sorted(self._repeating):
+        for topic in due:
             self.publish(topic, self._current(topic))
-        self._arm_repeat()
+        self._arm_repeat(period)
 
     def _current(self, topic: str) -> dict[str, Any]:
         refresh = self._refresh.get(topic)

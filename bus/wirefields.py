@@ -9,8 +9,9 @@ nested structs, each bounded) and must raise the bus's own ``MessageRejected("sc
 Rules:
 
 - ``str`` is at most ``MAX_TEXT`` characters (a field may raise it with ``wire(max_len=...)``);
-  ``int`` is a 64-bit integer and never a bool; ``float`` takes any finite number; ``bool`` only
-  a bool; ``Literal[...]`` one of its values.
+  ``int`` is a 64-bit integer and never a bool; ``float`` takes any finite number (only one
+  above 0 with ``wire(positive=True)``: a duration); ``bool`` only a bool; ``Literal[...]`` one
+  of its values.
 - ``tuple[T, ...]`` travels as a list of at most ``MAX_ENTRIES`` (or ``wire(max_len=...)``);
   ``tuple[A, B]`` as a list of exactly that shape.
 - ``Mapping[str, T]`` is a map with string keys, at most ``MAX_ENTRIES`` entries;
@@ -38,14 +39,19 @@ MAX_ENTRIES = 65536
 _INT_RANGE = 2**63
 
 
-def wire(*, max_len: int | None = None, rest: bool = False) -> dict[str, Any]:
+def wire(
+    *, max_len: int | None = None, rest: bool = False, positive: bool = False
+) -> dict[str, Any]:
     """Field metadata: ``max_len`` bounds a string, list or map; ``rest`` marks the one map
-    field that collects every other key of the body (log records' free-form fields)."""
+    field that collects every other key of the body (log records' free-form fields);
+    ``positive`` takes only numbers above 0."""
     out: dict[str, Any] = {}
     if max_len is not None:
         out["max_len"] = max_len
     if rest:
         out["rest"] = True
+    if positive:
+        out["positive"] = True
     return out
 
 
@@ -149,7 +155,7 @@ def check_field(cls: type[Struct], name: str, tp: Any, value: Any) -> Any:
     """Decode one field of ``cls`` on its own (``bus.schemas`` checks required fields so)."""
     meta = next(f.metadata for f in dataclasses.fields(cls) if f.name == name)
     try:
-        return _decoder(tp, meta.get("max_len"))(value)
+        return _field_decoder(tp, meta)(value)
     except Invalid as exc:
         raise _rooted(exc, name) from None
 
@@ -181,6 +187,21 @@ def _identity(value: Any) -> Any:
 
 def _decoder(tp: Any, max_len: int | None) -> Decoder:
     return _compile(tp, max_len)
+
+
+def _field_decoder(tp: Any, meta: Mapping[str, Any]) -> Decoder:
+    """A field's decoder with its metadata's limits."""
+    dec = _decoder(tp, meta.get("max_len"))
+    if not meta.get("positive"):
+        return dec
+
+    def positive(value: Any) -> Any:
+        out = dec(value)
+        if out is not None and out <= 0:
+            raise Invalid("", f"is {out!r}, expected a number above 0")
+        return out
+
+    return positive
 
 
 @cache
@@ -231,9 +252,7 @@ def _compile_struct(cls: type[Struct]) -> Decoder:
             rest = f.name
             continue
         required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-        fields.append(
-            (f.name, f".{f.name}", _decoder(tps[f.name], f.metadata.get("max_len")), required)
-        )
+        fields.append((f.name, f".{f.name}", _field_decoder(tps[f.name], f.metadata), required))
     known = frozenset(f.name for f in dataclasses.fields(cls))
 
     def decode(body: Any) -> Any:

@@ -56,8 +56,6 @@ def read_report(topic: str, body: dict[str, Any]) -> ExternalReport:
     key = topic.removeprefix(PREFIX)
     if "/" not in key:
         raise ExternalRefused(f"{topic} names no real server (health.rs:<vs>/<rs>)")
-    if verdict.ttl is not None and verdict.ttl <= 0:
-        raise ExternalRefused(f"ttl {verdict.ttl} is not a positive number of seconds")
     if verdict.weight is not None and not 0 <= verdict.weight <= WEIGHT_MAX:
         raise ExternalRefused(f"weight {verdict.weight} is outside 0..{WEIGHT_MAX}")
     reason = verdict.reason or ("ok" if verdict.ok else "failed")

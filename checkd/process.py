@@ -14,7 +14,6 @@ virtual servers (``checkd.dumps``, in ``$TMPDIR`` or ``/tmp`` like vrrpd's dump 
 from __future__ import annotations
 
 import argparse
-import functools
 import signal
 
 import structlog
@@ -46,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 async def serve(comp: Component) -> None:
     events = comp.subscribe("config.current", "net.link.*", EXTERNAL_VERDICTS)
     # Verdicts are re-sent on a timer: vrrpd counts one nobody re-sends as failed.
-    checks = CheckSet(functools.partial(comp.publisher.retain, repeat=True), comp.publisher.forget)
+    checks = CheckSet(comp.publisher.retain, comp.publisher.forget)
     lvs = LvsService(comp.publisher, actions=ActionRunner(with_vrrpd=not comp.args.no_vrrpd))
 
     def dump() -> None:

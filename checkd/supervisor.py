@@ -4,8 +4,9 @@ On a new plan: checks whose spec is unchanged keep running untouched (a reload m
 a passing script to failed); changed ones are restarted seeded with their last verdict; new
 ones start; removed ones stop (their scripts are killed) and their topic is forgotten.
 Verdicts go to ``publish`` only when they differ from the last one published for the name;
-the bus publisher re-sends them to late joiners, and every few seconds as proof that checkd
-is alive (``repeat``), by itself.
+the bus publisher re-sends them to late joiners, and every :func:`checkd.verdict.resend_period`
+as proof that checkd is alive (``repeat``), by itself; each carries the ``ttl`` that period
+gives it.
 """
 
 from __future__ import annotations
@@ -22,12 +23,18 @@ from checkd.files import FileCheck
 from checkd.plan import FileSpec, Plan, ProcessSpec, ScriptSpec, Spec
 from checkd.processes import ProcessCheck, ProcTable
 from checkd.scripts import ScriptCheck
-from checkd.verdict import Verdict, topic
+from checkd.verdict import TTL_PERIODS, Verdict, resend_period, topic
 
 log = structlog.get_logger(__name__)
 
-Publish = Callable[[str, dict[str, Any]], None]
 Forget = Callable[[str], None]
+
+
+class Publish(Protocol):
+    """Retain ``body`` on ``topic`` and re-send it every ``repeat`` seconds (bus.Publisher)."""
+
+    def __call__(self, topic: str, body: dict[str, Any], *, repeat: float) -> None: ...
+
 
 STOP_RETRY = 1.0
 
@@ -135,13 +142,13 @@ class CheckSet:
     async def _guard(self, spec: Spec, check: Check) -> None:
         """Run one check; a bug in one check must not take the others down."""
         try:
-            await check.run(lambda v: self._emit(spec.name, v))
+            await check.run(lambda v: self._emit(spec, v))
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             log.error("checkd.check.crashed", name=spec.name, kind=spec.kind, exc_info=exc)
             self._emit(
-                spec.name,
+                spec,
                 Verdict(
                     name=spec.name,
                     kind=spec.kind,
@@ -153,12 +160,13 @@ class CheckSet:
                 ),
             )
 
-    def _emit(self, name: str, verdict: Verdict) -> None:
-        body = verdict.body()
-        if self._published.get(name) == body:
+    def _emit(self, spec: Spec, verdict: Verdict) -> None:
+        period = resend_period(spec)
+        body = verdict.body(ttl=TTL_PERIODS * period)
+        if self._published.get(spec.name) == body:
             return
-        self._published[name] = body
-        self._publish(topic(name), body)
+        self._published[spec.name] = body
+        self._publish(topic(spec.name), body, repeat=period)
 
     async def _stop(self, *names: str) -> None:
         tasks = [r.task for r in (self._running.pop(n, None) for n in names) if r is not None]

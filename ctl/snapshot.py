@@ -319,6 +319,8 @@ def _priority_breakdown(name: str, inst: dict[str, Any]) -> list[str]:
             if isinstance(status, bool)
             else f"value {status}"
         )
+        if t.get("assumed"):
+            seen += f": {t['assumed']}"  # vrrpd assumed it: "failed: stale"
         effect = "FAULT" if t.get("fault") else f"{t.get('delta', 0):+d}"
         parts.append(f"{t['tracker']} {effect} ({seen})")
     # The FAULT reasons have their own table below.

@@ -21,6 +21,7 @@ import asyncio
 import signal
 import socket
 import time
+from collections import Counter
 from collections.abc import Callable
 
 import structlog
@@ -93,6 +94,8 @@ class Engine:
         self.health = Health(self.links)
         self.starter = Starter(self.runners, self.host, self._start_pending)
         self.verdicts = VerdictGate()
+        #: messages refused by their class's full decode (an optional field's bad value)
+        self.invalid: Counter[str] = Counter()
         # one refusal logged per check every 5 s, whatever the senders (bounded by the config)
         self._refusals = NoticeLimiter(5.0)
         self.config_hash: str | None = None
@@ -134,14 +137,18 @@ class Engine:
         )
         self.comp.on_signal(SIGJSON, lambda: self._dump("keepalived.json", dumps.json_text))
         self.comp.on_signal(SIGSTATS_CLEAR, self._clear_stats)
+        # hb.bus: the broker's heartbeat proves the bus delivers, so a silent checker is
+        # told from a silent bus (vrrpd.health)
         sub = self.comp.subscribe(
-            "config.current", "net.link.*", "health.*", "net.applied.vrrp:*", "net.held"
+            "config.current", "net.link.*", "health.*", "net.applied.vrrp:*", "net.held", "hb.bus"
         )
         self.starter.open_window(self.now())
         renew = asyncio.create_task(self._renew_loop(), name="vrrpd.renew")
         try:
             while True:
-                for event in latest_links(await sub.recv_batch()):
+                batch = await sub.recv_batch()
+                self.health.heard()
+                for event in latest_links(batch):
                     self._dispatch(event)
         finally:
             renew.cancel()
@@ -162,11 +169,13 @@ class Engine:
             elif topic == "net.held":
                 self.starter.held_changed(messages.Held.decode(topic, body))
         except (MessageRejected, ValueError, WireFormatError) as exc:
+            self.invalid[root] += 1  # counted by topic root (health, net, ...)
             log.error(
                 "vrrpd.input.invalid",
                 topic=event.topic,
                 src=event.env.src,
                 reason=f"{type(exc).__name__}: {exc}",
+                count=self.invalid[root],
             )
 
     # ---- configuration -----------------------------------------------------------------------
@@ -181,6 +190,7 @@ class Engine:
         self.host.configure(config)
         self.priorities.apply(wanted)
         self.verdicts = VerdictGate(checkd_checks(config))
+        rules_changed = self.health.configure(config, new_plans.values())
         now = self.now()
         reload = self.config_hash is not None
         self.router_id = config.global_defs.router_id or socket.gethostname()
@@ -198,6 +208,12 @@ class Engine:
                 self._stop_runner(name, now, reason="removed from the configuration", removed=True)
             else:
                 self._stop_runner(name, now, reason="interface, VRID or version changed")
+        if rules_changed:
+            # An interval or init_fail changed: a verdict may be stale (or a silent check
+            # failed) under the new rule although no instance's plan changed.
+            for runner in self.runners.values():
+                self.health.refresh(runner)
+                runner.trackers_changed(now)
         self.plans = new_plans
         self.config_hash = digest
         self.starter.configured(new_plans)

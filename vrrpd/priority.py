@@ -16,7 +16,9 @@ Rules (keepalived 2.2.7):
   below -253 is a fault.
 * A tracker that has not reported yet (status ``None``) adds nothing; if it is unweighted it
   holds the instance in FAULT until it reports (keepalived: weight-0 scripts must report once
-  before the instance can leave init).
+  before the instance can leave init). A status vrrpd assumed (``vrrpd.health``: a stale
+  verdict, an ``init_fail`` script never reported) counts as reported; ``assumed`` says why,
+  for the operator.
 """
 
 from __future__ import annotations
@@ -66,9 +68,10 @@ class Contribution:
     status: bool | int | None  # None: no report yet
     delta: int
     fault: bool
+    assumed: str | None = None  # why the status was assumed, not reported (stale...)
 
     def to_wire(self) -> dict[str, object]:
-        return {
+        out: dict[str, object] = {
             "tracker": self.tracker.label,
             "weight": self.tracker.weight,
             "reverse": self.tracker.reverse,
@@ -76,6 +79,9 @@ class Contribution:
             "delta": self.delta,
             "fault": self.fault,
         }
+        if self.assumed is not None:
+            out["assumed"] = self.assumed
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,12 +123,15 @@ def evaluate(
     base: int,
     trackers: Iterable[Tracker],
     status: Mapping[Tracker, bool | int | None],
+    assumed: Mapping[Tracker, str] | None = None,
 ) -> PriorityVerdict:
     """Effective priority and fault sources for ``base`` priority and tracker ``status``.
 
     ``status`` maps a tracker to True/False (OK/failed), an int (track_file value) or None
-    (no report yet); a tracker missing from the mapping counts as None.
+    (no report yet); a tracker missing from the mapping counts as None. ``assumed`` names
+    the trackers whose status was assumed, with why; it only labels the breakdown.
     """
+    why = assumed or {}
     total = base
     faults: set[str] = set()
     parts: list[str] = []
@@ -130,7 +139,7 @@ def evaluate(
     for tracker in trackers:
         now = status.get(tracker)
         delta, fault = _contribution(tracker, now)
-        contributions.append(Contribution(tracker, now, delta, fault))
+        contributions.append(Contribution(tracker, now, delta, fault, why.get(tracker)))
         if fault:
             faults.add(tracker.label)
         if delta:

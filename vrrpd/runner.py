@@ -130,6 +130,7 @@ class Runner:
         self.priority_verdict = PriorityVerdict(self.plan.params.priority, frozenset(), "")
         self.faults: frozenset[str] = frozenset()
         self.disabled: set[Tracker] = set()
+        self.assumed: dict[Tracker, str] = {}
         self.last_peer_addresses: dict[IPAddress, tuple[IPAddress, ...]] = {}
         self.last_transition: dict[str, Any] = {}
         #: the sync group this instance moves with, once the group has formed (vrrpd.groups)
@@ -183,10 +184,15 @@ class Runner:
         """The sockets now follow the interface under its new index ``ifindex``."""
         self.bound_ifindex = ifindex
 
-    def track(self, status: dict[Tracker, bool | int | None], disabled: set[Tracker]) -> None:
-        """The trackers' current status, and those checkd refused to run; applied by the next
-        :meth:`trackers_changed`."""
-        self.status, self.disabled = status, disabled
+    def track(
+        self,
+        status: dict[Tracker, bool | int | None],
+        disabled: set[Tracker],
+        assumed: dict[Tracker, str] | None = None,
+    ) -> None:
+        """The trackers' current status, those checkd refused to run, and why a status was
+        assumed (``vrrpd.health``); applied by the next :meth:`trackers_changed`."""
+        self.status, self.disabled, self.assumed = status, disabled, assumed or {}
 
     def join_group(self, group: str) -> None:
         """From now on the sync group ``group`` decides for this instance (vrrpd.groups)."""
@@ -436,7 +442,7 @@ class Runner:
         # A check checkd refused to run (script security) is dropped from tracking, as
         # keepalived drops it, rather than counted as failed.
         trackers = [t for t in self.plan.trackers if t not in self.disabled]
-        verdict = evaluate(self.plan.params.priority, trackers, self.status)
+        verdict = evaluate(self.plan.params.priority, trackers, self.status, self.assumed)
         breakdown_changed = verdict.contributions != self.priority_verdict.contributions
         self.priority_verdict = verdict
         faults = set(verdict.faults)
@@ -637,6 +643,7 @@ class Runner:
                     status=c.status,
                     delta=c.delta,
                     fault=c.fault,
+                    assumed=c.assumed,
                 )
                 for c in self.priority_verdict.contributions
             ),

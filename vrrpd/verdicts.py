@@ -16,11 +16,12 @@ from dataclasses import dataclass
 from bus import messages
 from core import Config
 
-__all__ = ["CHECKD", "VerdictGate", "checkd_checks"]
+__all__ = ["CHECKD", "POOL_PREFIX", "VerdictGate", "checkd_checks"]
 
 #: the envelope ``src`` of checkd's messages (its component name)
 CHECKD = "checkd"
-_POOL_PREFIX = "vs:"
+#: a virtual server's quorum verdict, ``vs:<key>``: checkd publishes it, whatever the config
+POOL_PREFIX = "vs:"
 
 
 def checkd_checks(config: Config) -> frozenset[str]:
@@ -40,7 +41,7 @@ class VerdictGate:
         """Why this verdict must not be applied, or None to take it."""
         if topic != f"health.{verdict.name}":
             return f"topic {topic} carries a verdict named {verdict.name!r}"
-        owned = verdict.name in self.owned or verdict.name.startswith(_POOL_PREFIX)
+        owned = verdict.name in self.owned or verdict.name.startswith(POOL_PREFIX)
         if owned and src != CHECKD:
             return f"{verdict.name} is a check checkd runs; only checkd's verdicts count"
         return None

@@ -51,6 +51,9 @@ def strategy(tp: Any) -> st.SearchStrategy[Any]:
 def struct_strategy(cls: type[Struct]) -> st.SearchStrategy[Any]:
     tps = hints(cls)
     fields = {f.name: strategy(tps[f.name]) for f in dataclasses.fields(cls)}
+    for f in dataclasses.fields(cls):
+        if f.metadata.get("positive"):  # a duration: only numbers above 0 are valid
+            fields[f.name] = fields[f.name].filter(lambda v: v is None or v > 0)
     if cls is LogRecord:
         reserved = {f.name for f in dataclasses.fields(cls)}
         fields["fields"] = st.dictionaries(

@@ -90,6 +90,38 @@ def test_only_state_retained_with_repeat_is_resent_on_a_timer(bus: RuntimeDir) -
     asyncio.run(scenario())
 
 
+def test_each_repeated_topic_is_re_sent_at_its_own_period(bus: RuntimeDir) -> None:
+    """checkd re-sends a 1 s script's verdict every second and a 30 s one's every 5 s: a
+    topic retained with a number is repeated at that period, the others at the default."""
+
+    async def scenario() -> None:
+        ctx = zmq.asyncio.Context()
+        pub = Publisher(ctx, bus, "checkd", repeat_interval=3600)
+        pub.start()
+        pub.retain("health.fast", {"name": "fast", "ok": True}, repeat=0.05)
+        pub.retain("health.slow", {"name": "slow", "ok": True}, repeat=True)
+        pub.retain("health.later", {"name": "later", "ok": True}, repeat=3600.0)
+        sub = Subscriber(ctx, bus, ["health.*"])
+        sub.start()
+        seen: list[str] = []
+        while seen.count("health.fast") < 5:
+            seen += [e.topic for e in await asyncio.wait_for(sub.recv_batch(), 3)]
+        # the join's copies only: their periods are an hour away
+        assert (seen.count("health.slow"), seen.count("health.later")) == (1, 1)
+        # Forgotten: its period's timer goes on for the others without it.
+        pub.forget("health.fast")
+        pub.retain("health.other", {"name": "other", "ok": True}, repeat=0.05)
+        seen = []
+        while seen.count("health.other") < 3:
+            seen += [e.topic for e in await asyncio.wait_for(sub.recv_batch(), 3)]
+        assert seen.count("health.fast") <= 1  # at most one already on its way
+        sub.close()
+        await pub.close()
+        ctx.term()
+
+    asyncio.run(scenario())
+
+
 def test_state_retained_before_the_publisher_is_connected_still_arrives(bus: RuntimeDir) -> None:
     """The publisher's own slow-joiner problem: its first send goes nowhere (no subscription
     has reached it yet); the subscriptions the broker hands it on connecting bring it back."""

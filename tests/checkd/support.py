@@ -65,9 +65,11 @@ class Published:
     def __init__(self) -> None:
         self.events: list[tuple[str, dict[str, Any]]] = []
         self.forgotten: list[str] = []
+        self.repeat: dict[str, float] = {}  # topic -> seconds between re-sends
 
-    def retain(self, topic: str, body: dict[str, Any]) -> None:
+    def retain(self, topic: str, body: dict[str, Any], *, repeat: float) -> None:
         self.events.append((topic, body))
+        self.repeat[topic] = repeat
 
     def forget(self, topic: str) -> None:
         self.forgotten.append(topic)

@@ -237,8 +237,8 @@ def test_a_verdict_is_read() -> None:
     ("topic_", "fields", "why"),
     [
         (topic(1), {"name": "rs:other"}, "carries a verdict named"),
-        (topic(1), {"ttl": 0}, "ttl 0"),
-        (topic(1), {"ttl": -1.5}, "ttl -1.5"),
+        (topic(1), {"ttl": 0}, "'ttl' is 0, expected a number above 0"),  # bus.messages
+        (topic(1), {"ttl": -1.5}, "'ttl' is -1.5"),
         (topic(1), {"ttl": "30"}, "'ttl'"),
         (topic(1), {"weight": -1}, "weight -1"),
         (topic(1), {"weight": 2**31}, "outside"),

@@ -87,6 +87,40 @@ def test_only_changed_verdicts_are_published(tmp_path: Path) -> None:
         "weight": 0,
         "reverse": False,
         "rc": 0,
+        "ttl": 3.0,  # re-sent every second (not faster), trusted for three re-sends
+    }
+    assert pub.repeat["health.chk"] == 1.0
+
+
+def test_each_verdict_is_re_sent_at_its_checks_pace_and_says_how_long_it_holds(
+    tmp_path: Path,
+) -> None:
+    """vrrpd counts a verdict as failed once its ``ttl`` has passed without a re-send: the
+    publisher re-sends each one within a third of that (docs/bus.md, "Staleness")."""
+    ok = write_script(tmp_path, "ok.sh", "exit 0")
+    pub = Published()
+    specs = (
+        ScriptSpec("fast", str(ok), interval=1),
+        ScriptSpec("mid", str(ok), interval=3),
+        ScriptSpec("slow", str(ok), interval=30),
+        FileSpec("tf", str(tmp_path / "tf")),
+    )
+
+    async def scenario() -> None:
+        checks = _set(pub)
+        try:
+            await checks.apply(Plan(specs))
+            await until(lambda: all(pub.last(f"health.{s.name}") for s in specs), 5, "verdicts")
+        finally:
+            await checks.stop_all()
+
+    asyncio.run(scenario())
+    paced = {s.name: (pub.repeat[f"health.{s.name}"], pub.last(f"health.{s.name}")) for s in specs}
+    assert {name: (every, (body or {})["ttl"]) for name, (every, body) in paced.items()} == {
+        "fast": (1.0, 3.0),
+        "mid": (3.0, 9.0),
+        "slow": (5.0, 15.0),  # checkd's own pace, not the script's: a dead checkd shows in 15 s
+        "tf": (5.0, 15.0),
     }
 
 
@@ -148,5 +182,7 @@ def test_snapshot_lists_checks_with_their_last_verdict(tmp_path: Path) -> None:
 
     (entry,) = asyncio.run(scenario())
     assert entry["name"] == "chk" and entry["kind"] == "script"
-    assert entry["verdict"] == pub.last("health.chk")
+    assert entry["verdict"] == {
+        k: v for k, v in (pub.last("health.chk") or {}).items() if k != "ttl"
+    }
     assert isinstance(entry["runs"], int) and entry["runs"] >= 1

@@ -11,7 +11,7 @@ import pytest
 
 from tests.daemon import REPO, DaemonGroup, daemon_group
 from tests.lab import Lab, wait_until
-from vrrpd.health import HEALTH_GRACE
+from vrrpd.freshness import script_lifetime
 
 pytestmark = pytest.mark.netns
 
@@ -72,16 +72,18 @@ def test_external_checker_verdict_moves_the_vip_and_back(lab: Lab) -> None:
     with daemon_group(n0, config(150, None)) as g0, daemon_group(n1, config(120, None)) as g1:
         g0.wait_started()
         g1.wait_started()
-        publish(g1, "ok=true")
-        publish(g0, "ok=true")
+        # Published once each, so each says how long it holds (``ttl``): without it a
+        # verdict of this 1 s script would count as failed after 3 s (vrrpd.freshness).
+        publish(g1, "ok=true", "ttl=600")
+        publish(g0, "ok=true", "ttl=600")
         wait_until(lambda: VIP in n0.address_set(), 20, message="node 0 (150) to hold the VIP")
-        publish(g0, "ok=false", "reason=test says down")  # 150 - 60 = 90 < 120
+        publish(g0, "ok=false", "reason=test says down", "ttl=600")  # 150 - 60 = 90 < 120
         wait_until(
             lambda: VIP in n1.address_set() and VIP not in n0.address_set(),
             15,
             message="node 1 to take over when node 0's check fails",
         )
-        publish(g0, "ok=true")  # back to 150: preempts again
+        publish(g0, "ok=true", "ttl=600")  # back to 150: preempts again
         wait_until(
             lambda: VIP in n0.address_set() and VIP not in n1.address_set(),
             15,
@@ -115,7 +117,8 @@ def test_checkd_script_verdict_moves_the_vip(lab: Lab, tmp_path: Path) -> None:
 
 def test_a_verdict_nobody_republishes_turns_into_a_failure(lab: Lab) -> None:
     """docs/design.md: with its checker gone, vrrpd keeps the last verdict for a grace period, then
-    treats it as failed (logged), rather than trusting a stale "ok" for ever."""
+    treats it as failed (logged), rather than trusting a stale "ok" for ever. The grace follows
+    the script's interval (1 s here: 3 s), not a fixed 15 s (docs/bus.md, "Staleness")."""
     n0, n1 = lab.node(0), lab.node(1)
     # Node 1's check is run by its checkd (re-published); node 0's is fed once from outside.
     with (
@@ -128,7 +131,7 @@ def test_a_verdict_nobody_republishes_turns_into_a_failure(lab: Lab) -> None:
         wait_until(lambda: VIP in n0.address_set(), 20, message="node 0 (150) to hold the VIP")
         wait_until(
             lambda: VIP in n1.address_set() and VIP not in n0.address_set(),
-            HEALTH_GRACE + 10,
+            script_lifetime(1, 1).fresh_for + 10,
             message="node 0's stale verdict to count as failed",
         )
         # The line comes from vrrpd's renewal pass, which need not be what lowered the

@@ -170,7 +170,7 @@ def test_a_running_group_is_scraped_over_http(lab: Lab, group: DaemonGroup) -> N
     scrape_when(lab, f"{state} 3.0")
     subprocess.run(
         [sys.executable, "-m", "ctl", "--runtime-dir", str(group.runtime.path), "publish",
-         "health.chk_ext", "ok=true"],
+         "health.chk_ext", "ok=true", "ttl=600"],  # once: it must hold (docs/bus.md)
         check=True, cwd=REPO, timeout=30,
     )  # fmt: skip
     text = scrape_when(lab, f"{state} 2.0").decode()  # the external verdict made it MASTER
