@@ -48,6 +48,8 @@ def test_a_publisher_answers_a_fence_after_re_sending_what_came_before_it(
         seen: list[str] = []
 
         def note(e: Event) -> bool:
+            if e.topic.startswith("bus.synced.") and e.topic != "bus.synced.vrrpd":
+                return False  # another publisher's answer (the broker's own may come first)
             seen.append(f"{e.topic} {e.body.get('fence', '')}".strip())
             return e.body.get("fence") == topics.fence("ours")
 
