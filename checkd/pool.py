@@ -444,9 +444,7 @@ def _probe_without_verdict(state: PoolState, event: ProbeResult) -> Transition |
     plan = next(c for c in member.rs.checkers if c.id == event.checker_id)
     status = member.checkers[event.checker_id]
     outcome = count_probe(plan, status.retry, event.success)
-    if outcome.verdict is not None and not (
-        outcome.step == "first-up" and not plan.settings.alpha
-    ):
+    if outcome.verdict is not None and not (outcome.step == "first-up" and not plan.settings.alpha):
         # (a first success of a checker that started up changes nothing but the checker:
         # keepalived's update_svr_checker_state only notifies there for ``alpha`` ones)
         return None

@@ -69,9 +69,7 @@ def _passed(
     return Outcome(new, delay, step, verdict)
 
 
-def _failed(
-    state: RetryState, retry: int, delay_loop: float, delay_before_retry: float
-) -> Outcome:
+def _failed(state: RetryState, retry: int, delay_loop: float, delay_before_retry: float) -> Outcome:
     step: Step
     verdict: bool | None = None
     retries = 0

@@ -786,9 +786,7 @@ def test_probe_fast_path_equals_working_on_a_copy(
         )
         vs = replace(
             vs,
-            real_servers=tuple(
-                replace(r, checkers=(walker,) * checkers) for r in vs.real_servers
-            ),
+            real_servers=tuple(replace(r, checkers=(walker,) * checkers) for r in vs.real_servers),
         )
     logged = tuple(
         replace(
