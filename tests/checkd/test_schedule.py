@@ -413,6 +413,7 @@ class UrlSim(Sim):
 
     def probe(self, armed: Armed) -> bool:
         path = armed.plan.checker.urls[self.runner.url_index(armed)].path
+        assert path is not None
         ok = self.healthy(path, self.t)
         self.log.append((round(self.t, 3), path, ok, True))
         return ok

@@ -29,7 +29,6 @@ from checkd.checkplan import build_plan
 from core.model import Url
 from core.reference import keyword_reference
 from ctl.cli import main as ctl_main
-from watchdog.cli import main as daemon_main
 from tests.checkd.checkers.servers import http_server, make_certificate, silent_tcp_server
 from tests.checkd.checkers.test_http_fast import (
     BODY,
@@ -43,6 +42,7 @@ from tests.checkd.checkers.test_http_fast import (
 )
 from tests.checkd.support import FakePublisher, until
 from tests.checkd.test_schedule import FakeActions
+from watchdog.cli import main as daemon_main
 
 
 @pytest.fixture(scope="module")
