@@ -440,8 +440,9 @@ class PoolRunner:
             self._connects.start(armed.fast.opts, armed)
             return
         if armed.http is not None and self._fetches is not None:
-            url = self.url_index(armed)
-            self._fetches.start(armed.http.check, armed, armed.http.bound, url)
+            check = armed.http.check
+            url = self.url_index(armed) if len(check.urls) > 1 else 0  # most have one
+            self._fetches.start(check, armed, armed.http.bound, url)
             return
         cid = armed.plan.id
         task = asyncio.create_task(self._attempt(armed), name=f"checkd.attempt {cid}")

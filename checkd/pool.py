@@ -400,7 +400,7 @@ def leaves_unchanged(state: PoolState, plan: CheckerPlan, success: bool) -> bool
     return not retry.is_up
 
 
-def count_probe(plan: CheckerPlan, retry: RetryState, success: bool) -> Outcome:
+def _count_probe(plan: CheckerPlan, retry: RetryState, success: bool) -> Outcome:
     """One probe result counted for ``plan``'s kind of checker."""
     s = plan.settings
     if plan.kind in URL_WALKERS:
@@ -443,7 +443,7 @@ def _probe_without_verdict(state: PoolState, event: ProbeResult) -> Transition |
     member = state.members[pos]
     plan = next(c for c in member.rs.checkers if c.id == event.checker_id)
     status = member.checkers[event.checker_id]
-    outcome = count_probe(plan, status.retry, event.success)
+    outcome = _count_probe(plan, status.retry, event.success)
     if outcome.verdict is not None and not (outcome.step == "first-up" and not plan.settings.alpha):
         # (a first success of a checker that started up changes nothing but the checker:
         # keepalived's update_svr_checker_state only notifies there for ``alpha`` ones)
@@ -468,7 +468,7 @@ def _apply_on_copy(state: PoolState, event: Event) -> Transition:
     if isinstance(event, ProbeResult):
         rs_id = work.rs_of(event.checker_id)
         plan = next(c for c in work.rs[rs_id].checkers if c.id == event.checker_id)
-        outcome = count_probe(plan, work.checkers[rs_id][event.checker_id].retry, event.success)
+        outcome = _count_probe(plan, work.checkers[rs_id][event.checker_id].retry, event.success)
         delay = outcome.delay
         log = _probe_log(plan, work.rs[rs_id].text, outcome.step, outcome.retries)
         if log is not None:

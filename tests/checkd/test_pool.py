@@ -511,6 +511,27 @@ def test_reload_timing_change_keeps_checker_state() -> None:
     assert t.state.member(rs_id(1)).checkers[chk(1)].retry.retry_it == 6
 
 
+def test_reload_keeps_a_down_http_get_down_and_starts_its_url_walk_afresh() -> None:
+    """keepalived migrates an HTTP_GET whose urls are unchanged (compare_http_check, which
+    ignores ``fast_recovery``) but starts its walk from the first url with no failed url."""
+    walker = Checker("HTTP_GET", urls=(Url(path="/a"), Url(path="/b")))
+    vs = make_vs((1, 1))
+    vs = replace(vs, real_servers=tuple(replace(r, checkers=(walker,)) for r in vs.real_servers))
+    http = chk(1, kind="HTTP_GET")
+    s = apply_event(start(vs).state, ProbeResult(http, True)).state  # /a passed
+    s = apply_event(s, ProbeResult(http, False)).state  # /b fails: down at once
+    retry = s.member(rs_id(1)).checkers[http].retry
+    assert (retry.is_up, retry.url, retry.failed_url) == (False, 1, 1)
+    faster = replace(walker, fast_recovery=True)
+    vs2 = replace(
+        vs, real_servers=(replace(vs.real_servers[0], checkers=(faster,)),) + vs.real_servers[1:]
+    )
+    t = reload_pool(s, plan(vs2))
+    assert not t.state.member(rs_id(1)).alive and notices(t) == []
+    retry = t.state.member(rs_id(1)).checkers[http].retry
+    assert (retry.is_up, retry.has_run, retry.url, retry.failed_url) == (False, True, 0, None)
+
+
 def test_reload_probe_change_resets_the_checker_and_brings_the_server_up() -> None:
     vs = make_vs((1, 1))
     s = verdicts(start(vs).state, (1, False)).state
