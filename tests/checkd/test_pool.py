@@ -524,7 +524,7 @@ def test_reload_keeps_a_down_http_get_down_and_starts_its_url_walk_afresh() -> N
     assert (retry.is_up, retry.url, retry.failed_url) == (False, 1, 1)
     faster = replace(walker, fast_recovery=True)
     vs2 = replace(
-        vs, real_servers=(replace(vs.real_servers[0], checkers=(faster,)),) + vs.real_servers[1:]
+        vs, real_servers=(replace(vs.real_servers[0], checkers=(faster,)), *vs.real_servers[1:])
     )
     t = reload_pool(s, plan(vs2))
     assert not t.state.member(rs_id(1)).alive and notices(t) == []
