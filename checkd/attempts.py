@@ -95,7 +95,8 @@ class TcpFast:
 @dataclass(frozen=True, slots=True)
 class HttpFast:
     """An HTTP_GET or SSL_GET as data for ``checkd.checkers.http_fetches`` (no Task per
-    attempt), with its pool events built once; ``bound`` is the generic attempt's."""
+    attempt, one url each), with its pool events built once; ``bound`` is the generic
+    attempt's."""
 
     check: HttpCheck
     bound: float
@@ -177,11 +178,11 @@ def _arm_one(
             attempt = _misc_attempt(c_plan, checker, timeout, ctx)
             bound = timeout + scripts.KILL_GRACE + GRACE
         else:
+            # HTTP_GET/SSL_GET: the first url's GET (one attempt is one url); the runner
+            # fetches the url the checker's walk is on (``checkd.url_walk``) on its fetcher.
             probe = make_probe(checker, rs, vs, pinger, track_files)
             attempt = _probe_attempt(c_plan, probe)
-            urls = max(1, len(checker.urls))
-            bound = s.connect_timeout * (urls if c_plan.kind in ("HTTP_GET", "SSL_GET") else 1)
-            bound += GRACE
+            bound = s.connect_timeout + GRACE
             if c_plan.kind == "TCP_CHECK":
                 fast = TcpFast.of(c_plan, ConnectOptions.from_model(checker, rs, vs))
             elif c_plan.kind in ("HTTP_GET", "SSL_GET"):

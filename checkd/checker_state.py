@@ -12,8 +12,8 @@ before the next probe and the verdict to hand to the pool (``checkd.pool``), if 
 * a down checker is probed every ``delay_loop`` and makes no retries;
 * the first probe starts 1 s plus a uniformly random part of ``warmup`` after start-up.
 
-HTTP_GET/SSL_GET walk a URL list and MISC_CHECK carries weights on top of this; their probes
-use the same counter and verdicts.
+HTTP_GET/SSL_GET count the same way but one url at a time (``checkd.url_walk``, which keeps
+its place in the url list here too); MISC_CHECK carries weights on top of this.
 """
 
 from __future__ import annotations
@@ -33,6 +33,11 @@ class RetryState:
     is_up: bool
     has_run: bool
     retry_it: int
+    # HTTP_GET/SSL_GET only (``checkd.url_walk``): the url the next attempt fetches, and the
+    # one that made the checker fail (keepalived's ``url_it`` and ``failed_url``), as indexes
+    # into the checker's url list. A reload starts both afresh, as keepalived's does.
+    url: int = 0
+    failed_url: int | None = None
 
     @classmethod
     def start(cls, retry: int, *, alpha: bool) -> RetryState:

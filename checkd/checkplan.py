@@ -57,6 +57,8 @@ class CheckerPlan:
             delay_loop=None,
             alpha=None,
             log_all_failures=None,
+            # HTTP's pace through its urls: keepalived's compare_http_check ignores it too
+            fast_recovery=None,
         )
 
 

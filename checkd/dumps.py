@@ -431,7 +431,8 @@ def _kind_lines(
 ) -> list[str]:
     k = c.checker
     if c.kind in ("HTTP_GET", "SSL_GET"):
-        return _http(c, regexes)
+        status = m.checkers.get(c.id)
+        return _http(c, regexes, status.retry.failed_url if status is not None else None)
     if c.kind == "SMTP_CHECK":
         return ["   Keepalive method = SMTP_CHECK", f"   helo = {k.helo_name or DEFAULT_HELO}"]
     if c.kind == "DNS_CHECK":
@@ -453,19 +454,22 @@ def _kind_lines(
     return [f"   Keepalive method = {c.kind}"]
 
 
-def _http(c: CheckerPlan, regexes: Counter[str]) -> list[str]:
+def _http(c: CheckerPlan, regexes: Counter[str], failed_url: int | None) -> list[str]:
     k = c.checker
     out = [
         f"   Keepalive method = {c.kind}, http protocol {k.http_protocol or '1.0'}",
     ]
     if k.virtualhost:
         out.append(f"   Virtualhost = {k.virtualhost}")
-    out += [
-        f"   Enable SNI {'' if k.enable_sni else 'un'}set",
-        f"   Fast recovery {'' if k.fast_recovery else 'un'}set",
-    ]
+    # sni_name turns SNI on (keepalived 2.4's sni_name; 2.2.7 has no such keyword)
+    out.append(f"   Enable SNI {'' if k.enable_sni or k.sni_name else 'un'}set")
+    if k.sni_name:
+        out.append(f"     SNI name = {k.sni_name}")
+    out.append(f"   Fast recovery {'' if k.fast_recovery else 'un'}set")
     for url in k.urls:
         out += _url(url, regexes)
+    if failed_url is not None and failed_url < len(k.urls):
+        out.append(f"   Failed URL = {k.urls[failed_url].path}")
     return out
 
 

@@ -45,6 +45,7 @@ from checkd.pool import (
     remove_pool,
     shutdown,
     start_pool,
+    url_index,
 )
 from checkd.pool_messages import EXTERNAL, Action, Event, ExternalVerdict, ProbeResult, external_id
 from checkd.pool_state import Member, PoolState
@@ -222,7 +223,7 @@ class PoolRunner:
             and isinstance(event := events[0], ProbeResult)
             and last_ok is not None
             and last_ok == result.ok
-            and leaves_unchanged(state, cid, event.success)
+            and leaves_unchanged(state, armed.plan, event.success)
         ):
             # The steady state: nothing to apply, perform or publish (the reason and time
             # ride along with the next change or periodic re-send).
@@ -511,11 +512,19 @@ class PoolRunner:
             self._connects.start(armed.fast.opts, armed)
             return
         if armed.http is not None and self._fetches is not None:
-            self._fetches.start(armed.http.check, armed, armed.http.bound)
+            check = armed.http.check
+            url = self.url_index(armed) if len(check.urls) > 1 else 0  # most have one
+            self._fetches.start(check, armed, armed.http.bound, url)
             return
         cid = armed.plan.id
         task = asyncio.create_task(self._attempt(armed), name=f"checkd.attempt {cid}")
         self._inflight[cid] = task
+
+    def url_index(self, armed: Armed) -> int:
+        """The url an HTTP_GET's or SSL_GET's next attempt fetches: one url per attempt, the
+        pool keeps the checker's place in its list (``checkd.url_walk``)."""
+        pool = self.pools.get(armed.vs_id)
+        return 0 if pool is None else url_index(pool, armed.plan.id)
 
     def _connected(self, armed: Armed, ok: bool, reason: str) -> None:
         assert armed.fast is not None  # only fast attempts go to the connector

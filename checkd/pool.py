@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any
 
-from checkd.checker_state import RetryState, record
+from checkd.checker_state import Outcome, RetryState, record
 from checkd.checker_state import migrate as checker_migrate
 from checkd.checkplan import CheckerPlan, RealServerPlan, VirtualServerPlan
 from checkd.errors import PoolError
@@ -45,6 +45,10 @@ from checkd.pool_messages import (
     external_id,
 )
 from checkd.pool_state import CheckerStatus, Member, PoolState, effective_weight, real_weight
+from checkd.url_walk import record_url
+
+# Checkers that count one url per attempt (checkd.url_walk) instead of one probe.
+URL_WALKERS = frozenset(("HTTP_GET", "SSL_GET"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -399,20 +403,67 @@ def _external_unchanged(state: PoolState, event: ExternalVerdict) -> bool:
     return not event.up or (status.weight, status.absolute) == (0, event.weight)
 
 
-def leaves_unchanged(state: PoolState, checker_id: str, success: bool) -> bool:
+def leaves_unchanged(state: PoolState, plan: CheckerPlan, success: bool) -> bool:
     """Whether a probe result changes nothing at all: ``apply_event`` would return an equal
     state, no action and ``delay_loop``. The steady state of every checker (a passing probe
     of an up checker with no retry under way, a failing one of a down checker), told apart
-    without building anything, so thousands of them a second cost a few dict lookups."""
-    pos = state.position_of_checker(checker_id)
+    without building anything, so thousands of them a second cost a few dict lookups.
+
+    An HTTP_GET or SSL_GET with several urls moves to its next url on every success, and a
+    down one waits max(``delay_before_retry``, ``delay_loop``) after a failure
+    (``checkd.url_walk``): only the cases that stay put and keep ``delay_loop`` qualify."""
+    pos = state.position_of_checker(plan.id)
     if pos is None:
         return False
-    retry = state.members[pos].checkers[checker_id].retry
+    retry = state.members[pos].checkers[plan.id].retry
     if not retry.has_run:
         return False
+    if plan.kind in URL_WALKERS:
+        if success:
+            return (
+                retry.is_up
+                and retry.retry_it == 0
+                and retry.failed_url is None
+                and len(plan.checker.urls) <= 1
+            )
+        return (
+            not retry.is_up
+            and retry.failed_url is not None
+            and plan.settings.delay_before_retry <= plan.settings.delay_loop
+        )
     if success:
         return retry.is_up and retry.retry_it == 0
     return not retry.is_up
+
+
+def _count_probe(plan: CheckerPlan, retry: RetryState, success: bool) -> Outcome:
+    """One probe result counted for ``plan``'s kind of checker."""
+    s = plan.settings
+    if plan.kind in URL_WALKERS:
+        return record_url(
+            retry,
+            success,
+            urls=len(plan.checker.urls),
+            retry=s.retry,
+            delay_loop=s.delay_loop,
+            delay_before_retry=s.delay_before_retry,
+            fast_recovery=bool(plan.checker.fast_recovery),
+        )
+    return record(
+        retry,
+        success,
+        retry=s.retry,
+        delay_loop=s.delay_loop,
+        delay_before_retry=s.delay_before_retry,
+    )
+
+
+def url_index(state: PoolState, checker_id: str) -> int:
+    """The url an HTTP_GET's or SSL_GET's next attempt fetches (an index into its urls)."""
+    pos = state.position_of_checker(checker_id)
+    if pos is None:
+        return 0
+    return state.members[pos].checkers[checker_id].retry.url
 
 
 def _probe_without_verdict(state: PoolState, event: ProbeResult) -> Transition | None:
@@ -428,15 +479,8 @@ def _probe_without_verdict(state: PoolState, event: ProbeResult) -> Transition |
     member = state.members[pos]
     plan = next(c for c in member.rs.checkers if c.id == event.checker_id)
     status = member.checkers[event.checker_id]
-    s = plan.settings
-    outcome = record(
-        status.retry,
-        event.success,
-        retry=s.retry,
-        delay_loop=s.delay_loop,
-        delay_before_retry=s.delay_before_retry,
-    )
-    if outcome.verdict is not None and not (outcome.step == "first-up" and not s.alpha):
+    outcome = _count_probe(plan, status.retry, event.success)
+    if outcome.verdict is not None and not (outcome.step == "first-up" and not plan.settings.alpha):
         # (a first success of a checker that started up changes nothing but the checker:
         # keepalived's update_svr_checker_state only notifies there for ``alpha`` ones)
         return None
@@ -460,14 +504,7 @@ def _apply_on_copy(state: PoolState, event: Event) -> Transition:
     if isinstance(event, ProbeResult):
         rs_id = work.rs_of(event.checker_id)
         plan = next(c for c in work.rs[rs_id].checkers if c.id == event.checker_id)
-        s = plan.settings
-        outcome = record(
-            work.checkers[rs_id][event.checker_id].retry,
-            event.success,
-            retry=s.retry,
-            delay_loop=s.delay_loop,
-            delay_before_retry=s.delay_before_retry,
-        )
+        outcome = _count_probe(plan, work.checkers[rs_id][event.checker_id].retry, event.success)
         delay = outcome.delay
         log = _probe_log(plan, work.rs[rs_id].text, outcome.step, outcome.retries)
         if log is not None:

@@ -675,8 +675,8 @@ _HTTP: list[Kw | Raw] = [
     K("virtualhost", Str()),
     K("fast_recovery", BOOL),
     K("enable_sni", BOOL),
+    K("sni_name", Str()),
     K("url", SubBlock(URL), "urls", mode="append"),
-    Raw("sni_name", 1, 1),
     Raw("tls_compliant", 0, 1),
 ]
 

@@ -563,6 +563,7 @@ class Checker:
     virtualhost: str | None = None
     fast_recovery: bool | None = None
     enable_sni: bool = False
+    sni_name: str | None = None  # SSL_GET: the SNI to send; giving one turns SNI on
     urls: tuple[Url, ...] = ()
     # SMTP_CHECK
     helo_name: str | None = None

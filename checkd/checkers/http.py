@@ -1,4 +1,4 @@
-"""HTTP_GET and SSL_GET: fetch each ``url`` and judge its status code, MD5 digest and regex.
+"""HTTP_GET and SSL_GET: fetch one ``url`` and judge its status code, MD5 digest and regex.
 
 asyncio streams plus the standard ``ssl`` module, with the response read as raw bytes rather
 than through h11: the digest must equal keepalived's (and ``genhash``'s), and keepalived hashes
@@ -98,13 +98,6 @@ class UrlSpec:
         )
 
 
-def _raw(checker: Checker, keyword: str) -> str | None:
-    for option in checker.other:
-        if option.keyword == keyword and option.args:
-            return option.args[0]
-    return None
-
-
 @dataclass(frozen=True, slots=True)
 class HttpCheck:
     """An HTTP_GET / SSL_GET checker with everything it inherits resolved."""
@@ -134,8 +127,9 @@ class HttpCheck:
             virtualhost=checker.virtualhost,
             rs_virtualhost=rs.virtualhost,
             vs_virtualhost=vs.virtualhost,
-            enable_sni=checker.enable_sni,
-            sni_name=_raw(checker, "sni_name"),
+            # keepalived's sni_name turns SNI on by itself
+            enable_sni=checker.enable_sni or checker.sni_name is not None,
+            sni_name=checker.sni_name,
         )
 
     def host_for(self, url: UrlSpec) -> str | None:
@@ -281,20 +275,18 @@ def judge(url: UrlSpec, response: Response, peer: str) -> CheckResult:
     return CheckResult.passed(f"{where}: HTTP status {response.status}")
 
 
-async def http_check(check: HttpCheck) -> CheckResult:
-    """One HTTP_GET / SSL_GET attempt: every url in order; the first failure is the verdict.
+async def http_check(check: HttpCheck, url: int = 0) -> CheckResult:
+    """One HTTP_GET / SSL_GET attempt: GET the url at index ``url`` and judge it.
 
-    With no url keepalived counts the checker as up, and so do we.
+    keepalived checks one url per attempt and walks the list from one attempt to the next;
+    which url comes next is the pool's to say (``checkd.url_walk``). With no url keepalived
+    counts the checker as up, and so do we.
     """
-    last = CheckResult.passed(f"no url to check on {check.opts.peer}")
-    for url in check.urls:
-        try:
-            response = await fetch(check, url)
-        except ProbeFailed as exc:
-            return CheckResult.failed(f"GET {url.path}: {exc}")
-        last = judge(url, response, check.opts.peer)
-        if not last.ok:
-            return last
-    if len(check.urls) > 1:
-        return CheckResult.passed(f"all {len(check.urls)} urls passed on {check.opts.peer}")
-    return last
+    if not check.urls:
+        return CheckResult.passed(f"no url to check on {check.opts.peer}")
+    spec = check.urls[url]
+    try:
+        response = await fetch(check, spec)
+    except ProbeFailed as exc:
+        return CheckResult.failed(f"GET {spec.path}: {exc}")
+    return judge(spec, response, check.opts.peer)

@@ -11,6 +11,9 @@ non-blocking socket registered in one ``select.epoll`` that the asyncio loop wat
     connecting --writable--> [handshaking --done-->] send the request --all sent-->
     reading --EOF--> judge the url
 
+One attempt is one url, as in keepalived: the caller says which (``checkd.url_walk`` walks
+the list from one attempt to the next).
+
 TLS is ``ssl.SSLContext.wrap_socket(do_handshake_on_connect=False)`` on the connected socket,
 not ``SSLObject`` over ``MemoryBIO``: OpenSSL then reads and writes the descriptor itself, one
 system call per flight and no copy of every record through Python bytes, and the descriptor
@@ -26,7 +29,7 @@ stream in the generic path.
 ``connect_timeout`` bounds the connect, the TLS handshake (as a whole), the send and each read
 (as in ``http_check``, as in keepalived), through one ``checkd.checkers.deadlines.Deadlines``;
 the attempt as a whole is also bounded as the generic path's ``checkd.attempts`` bounds it
-(``connect_timeout`` times the number of urls, plus its grace). The request is
+(``connect_timeout`` plus its grace). The request is
 ``HttpCheck.request_for``'s bytes, the response goes through the same ``Response`` parser and
 ``judge``, so the verdicts and reasons are ``http_check``'s for the same exchange
 (tests/checkd/checkers/test_http_fast.py runs both against the same servers, HTTPS included).
@@ -75,7 +78,7 @@ CONNECTING, HANDSHAKING, SENDING, READING = 0, 1, 2, 3
 
 
 class _Fetch(Generic[T]):
-    """One attempt: its check, which url it is on, and that url's socket and response."""
+    """One attempt: its check, which url it fetches, and that url's socket and response."""
 
     __slots__ = (
         "bound",
@@ -91,12 +94,12 @@ class _Fetch(Generic[T]):
         "tag",
     )
 
-    def __init__(self, check: HttpCheck, tag: T, ident: int, bound: float) -> None:
+    def __init__(self, check: HttpCheck, tag: T, ident: int, bound: float, index: int) -> None:
         self.check = check
         self.tag = tag
         self.id = ident
         self.bound = bound
-        self.index = 0
+        self.index = index
         self.step = _WHOLE
         self.state = CONNECTING
         self.sock: socket.socket | None = None  # an ssl.SSLSocket once SSL_GET's is connected
@@ -130,13 +133,14 @@ class HttpFetches(Generic[T]):
     def __len__(self) -> int:
         return len(self._by_id)
 
-    def start(self, check: HttpCheck, tag: T, bound: float) -> None:
-        """Begin one attempt for ``tag``, abandoned as failed after ``bound`` seconds."""
+    def start(self, check: HttpCheck, tag: T, bound: float, url: int = 0) -> None:
+        """Begin one attempt for ``tag``, the GET of ``check``'s url at index ``url``,
+        abandoned as failed after ``bound`` seconds."""
         if not check.urls:
             self._done(tag, CheckResult.passed(f"no url to check on {check.opts.peer}"))
             return
         self._ident += 1
-        fetch = _Fetch(check, tag, self._ident, bound)
+        fetch = _Fetch(check, tag, self._ident, bound, url)
         self._by_id[fetch.id] = fetch
         self._deadlines.add(bound, fetch.id, _WHOLE)
         self._connect(fetch)
@@ -320,20 +324,7 @@ class HttpFetches(Generic[T]):
             got = True
             response.feed(data)
         self._close_socket(fetch)
-        result = judge(fetch.url, response, fetch.check.opts.peer)
-        if not result.ok:
-            self._finish(fetch, result)
-            return
-        fetch.index += 1
-        check = fetch.check
-        if fetch.index < len(check.urls):
-            self._connect(fetch)
-        elif len(check.urls) > 1:
-            self._finish(
-                fetch, CheckResult.passed(f"all {len(check.urls)} urls passed on {check.opts.peer}")
-            )
-        else:
-            self._finish(fetch, result)
+        self._finish(fetch, judge(fetch.url, response, fetch.check.opts.peer))
 
     # --- endings --------------------------------------------------------------------------
 

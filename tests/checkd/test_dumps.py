@@ -2,7 +2,9 @@
 
 The expected texts were written from keepalived's own dump functions (``dump_vs``,
 ``dump_rs``, ``dump_checker``, ``dump_connection_opts`` and each checker's ``dump_*_check``),
-line by line, with the values this configuration gives there.
+line by line, with the values this configuration gives there (an HTTP_GET that failed keeps
+its retry counter past ``retry`` and names its failed url, as keepalived's ``epilog`` leaves
+them).
 """
 
 from __future__ import annotations
@@ -150,7 +152,7 @@ EXPECTED = """\
    Warmup = 10000000 us
    Retries = 2
    Delay before retry = 2000000 us
-   Retries iterations = 0
+   Retries iterations = 3
    Default delay before retry = 3000000 us
    Log all failures = no
    Connection
@@ -163,6 +165,7 @@ EXPECTED = """\
      HTTP Status Code(s)
        200
        301-302
+   Failed URL = /health
 """
 
 

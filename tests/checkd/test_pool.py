@@ -37,7 +37,7 @@ from checkd.pool_messages import (
     misc_dynamic_weight,
 )
 from checkd.pool_state import PoolState
-from core.model import Checker, GlobalDefs, HostPort, RealServer, Script, VirtualServer
+from core.model import Checker, GlobalDefs, HostPort, RealServer, Script, Url, VirtualServer
 
 VS = "[192.0.2.1]:tcp:80"
 
@@ -511,6 +511,27 @@ def test_reload_timing_change_keeps_checker_state() -> None:
     assert t.state.member(rs_id(1)).checkers[chk(1)].retry.retry_it == 6
 
 
+def test_reload_keeps_a_down_http_get_down_and_starts_its_url_walk_afresh() -> None:
+    """keepalived migrates an HTTP_GET whose urls are unchanged (compare_http_check, which
+    ignores ``fast_recovery``) but starts its walk from the first url with no failed url."""
+    walker = Checker("HTTP_GET", urls=(Url(path="/a"), Url(path="/b")))
+    vs = make_vs((1, 1))
+    vs = replace(vs, real_servers=tuple(replace(r, checkers=(walker,)) for r in vs.real_servers))
+    http = chk(1, kind="HTTP_GET")
+    s = apply_event(start(vs).state, ProbeResult(http, True)).state  # /a passed
+    s = apply_event(s, ProbeResult(http, False)).state  # /b fails: down at once
+    retry = s.member(rs_id(1)).checkers[http].retry
+    assert (retry.is_up, retry.url, retry.failed_url) == (False, 1, 1)
+    faster = replace(walker, fast_recovery=True)
+    vs2 = replace(
+        vs, real_servers=(replace(vs.real_servers[0], checkers=(faster,)), *vs.real_servers[1:])
+    )
+    t = reload_pool(s, plan(vs2))
+    assert not t.state.member(rs_id(1)).alive and notices(t) == []
+    retry = t.state.member(rs_id(1)).checkers[http].retry
+    assert (retry.is_up, retry.has_run, retry.url, retry.failed_url) == (False, True, 0, None)
+
+
 def test_reload_probe_change_resets_the_checker_and_brings_the_server_up() -> None:
     vs = make_vs((1, 1))
     s = verdicts(start(vs).state, (1, False)).state
@@ -753,16 +774,41 @@ def test_log_all_failures_logs_each_retry(log_all: bool) -> None:
         st.tuples(st.integers(min_value=1, max_value=3), st.integers(0, 1), st.booleans()),
         max_size=40,
     ),
+    http=st.one_of(
+        st.none(),
+        st.tuples(st.integers(1, 3), st.booleans(), st.sampled_from((1.0, 3.0, 6.0))),
+    ),
 )
 def test_probe_fast_path_equals_working_on_a_copy(
-    retry: int, checkers: int, log_all: bool, alpha: bool, probes: list[tuple[int, int, bool]]
+    retry: int,
+    checkers: int,
+    log_all: bool,
+    alpha: bool,
+    probes: list[tuple[int, int, bool]],
+    http: tuple[int, bool, float] | None,
 ) -> None:
     """apply_event skips copying the pool for probes that change no verdict (and for a first
     success without alpha); whatever the sequence, each step must give what the full copy
     gives: state, actions and delay. Where ``leaves_unchanged`` says a result changes nothing
     (checkd.lvs_runner then skips the pool altogether), the pool must indeed come back equal,
-    with no action and the next probe ``delay_loop`` away."""
+    with no action and the next probe ``delay_loop`` away. ``http``: the checkers are
+    HTTP_GETs walking (urls, fast_recovery, delay_before_retry) with ``delay_loop`` 3."""
     vs = make_vs(weights=(1, 2, 3), checkers=checkers, rs_kw={"retry": retry})
+    kind = "TCP_CHECK"
+    if http is not None:
+        kind = "HTTP_GET"
+        urls, fast, before_retry = http
+        walker = Checker(
+            "HTTP_GET",
+            urls=tuple(Url(path=f"/{n}") for n in range(urls)),
+            fast_recovery=fast,
+            delay_before_retry=before_retry,
+            delay_loop=3,
+        )
+        vs = replace(
+            vs,
+            real_servers=tuple(replace(r, checkers=(walker,) * checkers) for r in vs.real_servers),
+        )
     logged = tuple(
         replace(
             r,
@@ -772,14 +818,14 @@ def test_probe_fast_path_equals_working_on_a_copy(
     )
     state = start(replace(vs, real_servers=logged)).state
     for rs, n, ok in probes:
-        event = ProbeResult(chk(rs, n % checkers), ok, mail="m")
-        fast, full = apply_event(state, event), _apply_on_copy(state, event)
-        assert fast == full
-        assert fast.state.members == full.state.members
-        if leaves_unchanged(state, event.checker_id, ok):
-            member = state.members[state.position_of_checker(event.checker_id) or 0]
-            settings = next(c.settings for c in member.rs.checkers if c.id == event.checker_id)
+        event = ProbeResult(chk(rs, n % checkers, kind), ok, mail="m")
+        fast_t, full = apply_event(state, event), _apply_on_copy(state, event)
+        assert fast_t == full
+        assert fast_t.state.members == full.state.members
+        member = state.members[state.position_of_checker(event.checker_id) or 0]
+        c_plan = next(c for c in member.rs.checkers if c.id == event.checker_id)
+        if leaves_unchanged(state, c_plan, ok):
             assert full.state == state and full.actions == ()
-            assert full.delay == settings.delay_loop
-        state = fast.state
+            assert full.delay == c_plan.settings.delay_loop
+        state = fast_t.state
     assert [state.member(rs_id(i)).rs.id for i in (1, 2, 3)] == [rs_id(i) for i in (1, 2, 3)]

@@ -24,7 +24,7 @@ from checkd.checkplan import CheckPlan, build_plan
 from checkd.lvs_runner import PoolRunner
 from checkd.pool_messages import Action
 from checkd.schedule import TimerHeap, phase, start_delay
-from core.model import Checker, Config, RealServer, VirtualServer
+from core.model import Checker, Config, RealServer, Url, VirtualServer
 from tests.checkd.support import FakePublisher
 
 
@@ -110,12 +110,15 @@ class Sim:
             for armed in self.runner.due(self.t):
                 cid = armed.plan.id
                 self.starts.setdefault(cid, []).append(round(self.t, 3))
-                ip = cid.split("[")[2].split("]")[0]
-                ok = self.healthy(ip, self.t)
+                ok = self.probe(armed)
                 result = CheckResult(ok, "ok" if ok else "refused")
                 events = probe_events(armed.plan, result)
                 self.runner.finished(armed, AttemptResult(ok, result.reason, events), self.t + took)
             self.t = round(self.t + step, 6)
+
+    def probe(self, armed: Armed) -> bool:
+        ip = armed.plan.id.split("[")[2].split("]")[0]
+        return self.healthy(ip, self.t)
 
 
 def test_phase_is_stable_and_within_the_period() -> None:
@@ -374,3 +377,110 @@ def test_a_checker_removed_before_its_first_result_does_not_hold_the_round() -> 
     sim.apply(config(2, delay_loop=6))  # the third goes before any has run
     sim.run_until(BOOTSTRAP_DELAY + 6 + 0.1)
     assert len(sim.starts) == 2 and len(told) == 1
+
+
+# --- HTTP_GET: one url per attempt (checkd.url_walk) ------------------------------------------
+
+
+def http_config(*, fast_recovery: bool = False) -> Config:
+    checker = Checker(
+        kind="HTTP_GET",
+        urls=(Url(path="/a"), Url(path="/b")),
+        retry=1,
+        delay_before_retry=3,
+        connect_timeout=1,
+        fast_recovery=fast_recovery,
+    )
+    rs = RealServer(ip="198.51.100.1", port=80, checkers=(checker,))
+    vs = VirtualServer(
+        name="192.0.2.1 80",
+        ip="192.0.2.1",
+        port=80,
+        protocol="TCP",
+        delay_loop=6,
+        real_servers=(rs,),
+    )
+    return Config(virtual_servers=(vs,))
+
+
+class UrlSim(Sim):
+    """Each attempt GETs the url the runner says the checker is on; ``healthy(path, t)``
+    decides it. ``log`` holds (time, path, result, whether the real server is alive after)."""
+
+    def __init__(self, cfg: Config, healthy: Callable[[str, float], bool]) -> None:
+        self.log: list[tuple[float, str, bool, bool]] = []
+        super().__init__(cfg, healthy)
+
+    def probe(self, armed: Armed) -> bool:
+        path = armed.plan.checker.urls[self.runner.url_index(armed)].path
+        assert path is not None
+        ok = self.healthy(path, self.t)
+        self.log.append((round(self.t, 3), path, ok, True))
+        return ok
+
+    def run_until(self, end: float, step: float = 0.05, took: float = 0.02) -> None:
+        while self.t < end:
+            before = len(self.log)
+            super().run_until(self.t + step / 2, step, took)
+            if len(self.log) > before:  # the pool as that attempt left it
+                (rs,) = self.runner.pools["[192.0.2.1]:tcp:80"].members
+                t, path, ok, _ = self.log[-1]
+                self.log[-1] = (t, path, ok, rs.alive)
+
+
+def test_http_get_checks_one_url_per_delay_loop_and_polls_the_failed_url() -> None:
+    """keepalived's HTTP_GET (check_http.c ``epilog``): one url per attempt, the next one
+    ``delay_loop`` later; a failing url is retried after ``delay_before_retry``, then the
+    checker is down and only that url is polled, every max(``delay_before_retry``,
+    ``delay_loop``); once it passes the whole list must pass again, one url per
+    ``delay_loop``, before the real server is back."""
+    sim = UrlSim(http_config(), lambda path, t: not (path == "/b" and 30 <= t < 60))
+    sim.run_until(100)
+    paths = [p for _, p, _, _ in sim.log]
+    first_fail = next(i for i, (_, p, ok, _) in enumerate(sim.log) if not ok)
+    assert paths[:first_fail] == ["/a", "/b"] * (first_fail // 2) + ["/a"] * (first_fail % 2)
+    times = [t for t, _, _, _ in sim.log]
+    gaps = [round(b - a, 2) for a, b in itertools.pairwise(times)]
+    # up: one url every delay_loop, on the checker's phase
+    assert all(5.95 < g <= 6.05 for g in gaps[: first_fail - 1]), gaps
+    # /b fails: retried once after delay_before_retry (3 s), then DOWN
+    fails = [(t, p, alive) for t, p, ok, alive in sim.log if not ok]
+    assert [p for _, p, _ in fails] == ["/b"] * len(fails)
+    assert fails[0][2] is True and fails[1][2] is False  # the second failure is the verdict
+    assert 2.95 < round(fails[1][0] - fails[0][0], 2) <= 3.1
+    # down: /b alone, every max(3, 6) s, until it passes
+    assert all(5.95 < round(b[0] - a[0], 2) <= 6.1 for a, b in itertools.pairwise(fails[1:]))
+    back = next(i for i, (t, p, ok, _) in enumerate(sim.log) if ok and t >= 60)
+    assert [(p, ok, alive) for _, p, ok, alive in sim.log[back : back + 4]] == [
+        ("/b", True, False),  # the failed url passes: the list starts again
+        ("/a", True, False),
+        ("/b", True, True),  # the whole list passed: UP
+        ("/a", True, True),
+    ]
+    assert all(5.95 < g <= 6.1 for g in gaps[back : back + 3]), gaps
+
+
+def test_http_get_fast_recovery_walks_the_list_without_delay_loop_gaps() -> None:
+    sim = UrlSim(
+        http_config(fast_recovery=True), lambda path, t: not (path == "/b" and 30 <= t < 60)
+    )
+    sim.run_until(100)
+    start = sim.log[0][0]
+    # at start-up the list is walked at once: /b right after /a, then one url per delay_loop
+    assert [(p, round(t - start, 2)) for t, p, _, _ in sim.log[:3]] == [
+        ("/a", 0),
+        ("/b", 0.05),
+        ("/a", 6.05),
+    ]
+    back = next(i for i, (t, p, ok, _) in enumerate(sim.log) if ok and t >= 60)
+    walk = sim.log[back : back + 4]
+    assert [(p, alive) for _, p, _, alive in walk] == [
+        ("/b", False),
+        ("/a", False),
+        ("/b", True),
+        ("/a", True),
+    ]
+    # the walk back up takes one clock step per url; up again, delay_loop between urls
+    assert [round(b[0] - a[0], 2) for a, b in itertools.pairwise(walk)] == [0.05, 0.05, 6.0]
+    fails = [t for t, _, ok, _ in sim.log if not ok]
+    assert all(5.95 < round(b - a, 2) <= 6.1 for a, b in itertools.pairwise(fails[1:]))

@@ -193,17 +193,20 @@ def test_regex_no_match_inverts() -> None:
     assert not ok and "does not match" in reason
 
 
-def test_every_url_must_pass() -> None:
+def test_one_attempt_is_one_url() -> None:
+    """keepalived GETs one url per attempt; the walk from url to url is the pool's
+    (checkd.url_walk, tests/checkd/test_url_walk.py)."""
+
     def respond(request: bytes) -> bytes:
         return ok_response(status="404 Not Found" if b"/missing" in request else "200 OK")
 
     with http_server(respond) as (port, rec):
-        ok, reason = run(check_for(port, UrlSpec("/"), UrlSpec("/missing"), UrlSpec("/never")))
-    assert not ok and reason.startswith("GET /missing") and "404" in reason
-    assert len(rec.requests) == 2  # stops at the first failing url
-    with http_server(respond) as (port, _):
-        ok, reason = run(check_for(port, UrlSpec("/"), UrlSpec("/b")))
-    assert ok and reason == f"all 2 urls passed on 127.0.0.1:{port}"
+        check = check_for(port, UrlSpec("/"), UrlSpec("/missing"))
+        first = asyncio.run(http_check(check, 0))
+        second = asyncio.run(http_check(check, 1))
+    assert first.ok and first.reason == f"GET / from 127.0.0.1:{port}: HTTP status 200"
+    assert not second.ok and second.reason.startswith("GET /missing") and "404" in second.reason
+    assert [r.split(b" ")[1] for r in rec.requests] == [b"/", b"/missing"]
 
 
 def test_server_that_never_answers_times_out() -> None:

@@ -9,14 +9,15 @@ import asyncio
 import hashlib
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
+from functools import partial
 
 import pytest
 
-from checkd.attempts import Armed, AttemptResult, arm
-from checkd.checkers import CheckResult, Pinger
+from checkd.attempts import Armed, AttemptResult, _bounded, _probe_attempt, arm
+from checkd.checkers import CheckResult, Pinger, http_check
 from checkd.checkers.http_fetches import HttpFetches
 from checkd.checkplan import CheckPlan, build_plan
 from checkd.lvs_runner import PoolRunner
@@ -63,10 +64,15 @@ def armed_plan(
     return plan, armed
 
 
-def both_ways(armed: Armed) -> tuple[AttemptResult, AttemptResult]:
-    """The generic attempt, then the fast one, against the same server."""
+def both_ways(armed: Armed, url: int = 0) -> tuple[AttemptResult, AttemptResult]:
+    """The generic attempt, then the fast one, against the same server: one attempt is the
+    GET of one url, the one at index ``url`` (as the runner asks for it, checkd.url_walk)."""
     http = armed.http
     assert http is not None
+    generic = armed.attempt
+    if url:
+        probe = partial(http_check, http.check, url)
+        generic = _bounded(armed.plan, _probe_attempt(armed.plan, probe), armed.bound)
 
     async def fast() -> AttemptResult:
         out: list[AttemptResult] = []
@@ -77,19 +83,24 @@ def both_ways(armed: Armed) -> tuple[AttemptResult, AttemptResult]:
 
         fetches: HttpFetches[int] = HttpFetches(asyncio.get_running_loop(), done)
         try:
-            fetches.start(http.check, 7, http.bound)
+            fetches.start(http.check, 7, http.bound, url)
             await until(lambda: bool(out), http.bound + 5, "the fast outcome")
             assert len(fetches) == 0
         finally:
             fetches.close()
         return out[0]
 
-    return asyncio.run(armed.attempt()), asyncio.run(fast())
+    return asyncio.run(generic()), asyncio.run(fast())
 
 
 def same(armed: Armed) -> AttemptResult:
-    generic, fast = both_ways(armed)
-    assert fast == generic
+    """Each url in turn, both ways, up to the first failing one: the last result."""
+    assert armed.http is not None
+    for url in range(max(1, len(armed.http.check.urls))):
+        generic, fast = both_ways(armed, url)
+        assert fast == generic
+        if not fast.ok:
+            break
     return fast
 
 
@@ -145,11 +156,11 @@ def test_each_response_gives_the_generic_verdict_reason_and_request(case: str) -
     with http_server(respond) as (port, rec):
         result = same(armed_for(port, urls, http_protocol="1.1", virtualhost="www.example.test"))
     assert result.ok is ok, result.reason
-    # every request the fast path sent is the generic path's, byte for byte
-    half = len(rec.requests) // 2
-    assert rec.requests[:half] == rec.requests[half:]
+    # every request the fast path sent is the generic path's, byte for byte (each url is
+    # fetched the generic way, then the fast way)
+    assert rec.requests[0::2] == rec.requests[1::2]
     if case == "second url fails":
-        assert half == 2 and result.reason.startswith("GET /missing")
+        assert len(rec.requests) == 4 and result.reason.startswith("GET /missing")
 
 
 def test_ipv6_and_a_source_address() -> None:
@@ -251,3 +262,75 @@ class CountingRunner(PoolRunner):
     def finished(self, armed: Armed, result: AttemptResult, now: float) -> None:
         self.ran += 1
         super().finished(armed, result, now)
+
+
+class WalkRunner(PoolRunner):
+    """Records each attempt as (url path, ok, whether the real server is alive after it)."""
+
+    def __init__(self, publisher: FakePublisher, actions: FakeActions) -> None:
+        super().__init__(publisher, actions)
+        self.seen: list[tuple[str, bool, bool]] = []
+
+    def finished(self, armed: Armed, result: AttemptResult, now: float) -> None:
+        super().finished(armed, result, now)
+        (member,) = self.pools[armed.vs_id].members
+        self.seen.append((result.reason.split()[1], result.ok, member.alive))
+
+
+def test_two_urls_against_a_real_server_one_url_per_attempt_as_keepalived() -> None:
+    """keepalived's url walk (checkd.url_walk) on the fetcher, against a real server whose
+    second url breaks and mends: one GET per attempt, the failing url retried and then polled
+    alone, and the whole list passed again before the real server is back."""
+    broken = threading.Event()
+
+    def answer(request: bytes) -> bytes:
+        if b"/second" in request and broken.is_set():
+            return ok_response(status="503 Service Unavailable")
+        return ok_response()
+
+    urls = (Url(path="/first"), Url(path="/second"))
+    with http_server(answer) as (port, rec):
+        plan, armed = armed_plan(port, urls, retry=1, delay_loop=0.1, delay_before_retry=0.05)
+        runner = WalkRunner(FakePublisher(), FakeActions())
+
+        def count(pred: Callable[[tuple[str, bool, bool]], bool]) -> int:
+            return sum(1 for s in runner.seen if pred(s))
+
+        async def scenario() -> None:
+            runner.apply(plan, {armed.plan.id: armed})
+            task = asyncio.create_task(runner.run())
+            try:
+                await until(lambda: len(runner.seen) >= 4, 30, "both urls checked twice")
+                broken.set()
+                await until(lambda: count(lambda s: not s[2]) >= 3, 30, "the server down")
+                broken.clear()
+                await until(lambda: runner.seen[-1][2], 30, "the server back")
+                mended = len(runner.seen)
+                await until(lambda: len(runner.seen) >= mended + 2, 30, "two more checks")
+            finally:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+            await runner.stop()
+
+        asyncio.run(scenario())
+    seen = runner.seen
+    # each attempt is one GET, of the url the walk is on: the server saw the same sequence
+    assert [r.split()[1].decode() for r in rec.requests] == [path for path, _, _ in seen]
+    fail = next(i for i, (_, ok, _) in enumerate(seen) if not ok)
+    assert [path for path, _, _ in seen[:fail]] == [u.path for u in urls] * (fail // 2) + (
+        ["/first"] if fail % 2 else []
+    )
+    assert all(ok and alive for _, ok, alive in seen[:fail])
+    # the failing url is retried once (retry 1) while the server is up, then it is down and
+    # only that url is polled until it passes
+    back = next(i for i in range(fail, len(seen)) if seen[i][1])
+    assert seen[fail] == ("/second", False, True)
+    assert seen[fail + 1 : back] == [("/second", False, False)] * (back - fail - 1)
+    assert back - fail >= 3
+    # it passes: the whole list from the first url, and only then is the server back
+    assert seen[back : back + 4] == [
+        ("/second", True, False),
+        ("/first", True, False),
+        ("/second", True, True),
+        ("/first", True, True),
+    ]

@@ -7,6 +7,7 @@ both ways against the same HTTPS server, whose self-signed certificate the test 
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import socket
 import ssl
@@ -20,9 +21,14 @@ from pathlib import Path
 
 import pytest
 
-from checkd.attempts import Armed, AttemptResult
+import core
+from checkd.attempts import Armed, AttemptResult, arm
+from checkd.checkers import Pinger
 from checkd.checkers.connection import PEER_CLOSED
+from checkd.checkplan import build_plan
 from core.model import Url
+from core.reference import keyword_reference
+from ctl.cli import main as ctl_main
 from tests.checkd.checkers.servers import http_server, make_certificate, silent_tcp_server
 from tests.checkd.checkers.test_http_fast import (
     BODY,
@@ -36,6 +42,7 @@ from tests.checkd.checkers.test_http_fast import (
 )
 from tests.checkd.support import FakePublisher, until
 from tests.checkd.test_schedule import FakeActions
+from watchdog.cli import main as daemon_main
 
 
 @pytest.fixture(scope="module")
@@ -110,8 +117,7 @@ def test_each_response_gives_the_generic_verdict_reason_and_request(
     with http_server(respond, tls=server_tls, ragged=ragged) as (port, rec):
         result = same(ssl_armed(port, urls, http_protocol="1.1", virtualhost="www.example.test"))
     assert result.ok is ok, result.reason
-    half = len(rec.requests) // 2
-    assert rec.requests[:half] == rec.requests[half:]
+    assert rec.requests[0::2] == rec.requests[1::2]
 
 
 def test_sni_only_with_enable_sni_and_the_same_name(server_tls: ssl.SSLContext) -> None:
@@ -220,3 +226,55 @@ def test_ssl_gets_run_on_the_fetcher_not_in_tasks(server_tls: ssl.SSLContext) ->
         asyncio.run(scenario())
     last = runner.last[armed.plan.id]
     assert last.ok and last.reason == f"GET / from 127.0.0.1:{port}: HTTP status 200"
+
+
+SNI_CONFIG = """
+virtual_server 192.0.2.1 443 {{
+    protocol TCP
+    lb_algo rr
+    lb_kind NAT
+    real_server 127.0.0.1 {port} {{
+        SSL_GET {{
+            sni_name sni.example.test
+            connect_timeout 2
+            url {{
+                path /
+                virtualhost www.example.test
+            }}
+        }}
+    }}
+}}
+"""
+
+
+def test_sni_name_is_implemented_and_sent_without_enable_sni(
+    server_tls: ssl.SSLContext, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """keepalived's ``sni_name`` names the SNI and turns it on by itself (``enable_sni`` not
+    needed); the request's Host stays the url's virtual host. Neither ``-t`` nor ``check
+    --json`` calls it unimplemented."""
+    with http_server(respond, tls=server_tls) as (port, rec):
+        text = SNI_CONFIG.format(port=port)
+        result = core.loads(text, script_env=None)
+        assert result.exit_code == 0, result.problems
+        assert not [p for p in result.problems if p.severity == "not-implemented"]
+        (checker,) = result.config.virtual_servers[0].real_servers[0].checkers
+        assert checker.sni_name == "sni.example.test" and not checker.enable_sni
+        plan = build_plan(result.config, hostname="lb1")
+        (armed,) = arm(result.config, plan, Pinger()).values()
+        assert same(armed).ok  # the generic attempt, then the fast one
+    assert rec.sni == ["sni.example.test", "sni.example.test"]
+    assert rec.requests[0] == rec.requests[1]
+    assert rec.requests[0].endswith(b"Host: www.example.test\r\n\r\n")
+    assert "sni_name sni.example.test" in core.render(result.config)
+
+    conf = tmp_path / "sni.conf"
+    conf.write_text(text)
+    assert ctl_main(["check", "--json", str(conf)]) == 0
+    problems = json.loads(capsys.readouterr().out)["problems"]
+    assert not [p for p in problems if p["severity"] == "not-implemented"], problems
+    assert daemon_main(["-t", "-f", str(conf)]) == 0
+    assert "sni_name" not in capsys.readouterr().err
+    rows = [r for r in keyword_reference() if r["keyword"] == "sni_name"]
+    assert {r["block"] for r in rows} == {"HTTP_GET", "SSL_GET"}
+    assert all(r["implemented"] for r in rows)
