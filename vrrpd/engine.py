@@ -28,6 +28,7 @@ import structlog
 
 from bus import Component, MessageRejected, messages
 from bus.envelope import Event as BusEvent
+from bus.notices import NoticeLimiter
 from bus.priorities import PriorityKeeper, ProcessPriorities
 from bus.signals import SIGJSON, SIGSTATS_CLEAR
 from core import WireFormatError, from_wire
@@ -39,7 +40,7 @@ from vrrpd.outputs import Outputs
 from vrrpd.packet import AuthType, IPAddress
 from vrrpd.plan import InstancePlan, plan, startup_delay
 from vrrpd.priority import TrackerKind
-from vrrpd.runner import NoticeLimiter, Runner
+from vrrpd.runner import Runner
 from vrrpd.socket_pool import SocketPool
 from vrrpd.sockets import SocketError
 from vrrpd.starter import Starter
@@ -98,6 +99,9 @@ class Engine:
         self.invalid: Counter[str] = Counter()
         # one refusal logged per check every 5 s, whatever the senders (bounded by the config)
         self._refusals = NoticeLimiter(5.0)
+        # one invalid message logged per (topic root, sender) every 5 s: a publisher sending
+        # garbage is named without flooding the log
+        self._invalid_notices = NoticeLimiter(5.0)
         self.config_hash: str | None = None
         self.router_id = socket.gethostname()  # keepalived's default; router_id replaces it
         self.dynamic_interfaces = False
@@ -170,13 +174,16 @@ class Engine:
                 self.starter.held_changed(messages.Held.decode(topic, body))
         except (MessageRejected, ValueError, WireFormatError) as exc:
             self.invalid[root] += 1  # counted by topic root (health, net, ...)
-            log.error(
-                "vrrpd.input.invalid",
-                topic=event.topic,
-                src=event.env.src,
-                reason=f"{type(exc).__name__}: {exc}",
-                count=self.invalid[root],
-            )
+            held_back = self._invalid_notices.due((root, event.env.src), self.now())
+            if held_back is not None:
+                log.error(
+                    "vrrpd.input.invalid",
+                    topic=event.topic,
+                    src=event.env.src,
+                    reason=f"{type(exc).__name__}: {exc}",
+                    count=self.invalid[root],
+                    held_back=held_back,
+                )
 
     # ---- configuration -----------------------------------------------------------------------
 

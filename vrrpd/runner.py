@@ -11,12 +11,12 @@ attributes set.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Hashable
 from typing import Any
 
 import structlog
 
 from bus import messages
+from bus.notices import NoticeLimiter
 from vrrpd import dumps, notify
 from vrrpd.ah import AhError, AhSession
 from vrrpd.host import AdvertSender, AhAdvertSender, RunnerHost
@@ -72,24 +72,6 @@ _NOTICE_EVERY = 1.0
 _PER_ADVERT_NOTICES = frozenset(
     {"vrrpd.split_brain", "vrrpd.advert.lower_prio_discarded", "vrrpd.advert.own_address"}
 )
-
-
-class NoticeLimiter:
-    """At most one notice per key every ``every`` seconds; counts the ones it holds back."""
-
-    def __init__(self, every: float) -> None:
-        self.every = every
-        self._last: dict[Hashable, tuple[float, int]] = {}
-
-    def due(self, key: Hashable, now: float) -> int | None:
-        """None when a notice for ``key`` went out less than ``every`` ago (this one is
-        counted); otherwise how many were held back since that last one."""
-        last = self._last.get(key)
-        if last is not None and now - last[0] < self.every:
-            self._last[key] = (last[0], last[1] + 1)
-            return None
-        self._last[key] = (now, 0)
-        return 0 if last is None else last[1]
 
 
 # Timer events are immutable: one per timer name, not one per expiry.

@@ -13,6 +13,7 @@ from typing import Any
 
 import msgpack
 import pytest
+from structlog.testing import capture_logs
 
 import netd.daemon
 from bus.envelope import Envelope, Event
@@ -222,3 +223,25 @@ def test_a_renewal_naming_an_intent_netd_lacks_asks_vrrpd_for_it_again(node: Nod
     node.intent(3)
     node.renew(3)
     assert len(asked.patterns) == 2
+
+
+def test_garbage_on_the_bus_is_counted_each_time_and_logged_once_per_sender(node: Node) -> None:
+    """DESIGN.md, "Untrusted input": every bad message is counted and the sender named, but a
+    publisher sending garbage in a loop cannot flood the log."""
+
+    def garbage(src: str) -> None:
+        env = Envelope(1, src, 1, "boot-x", 0, node.clock.now)
+        node.daemon._dispatch(Event("vrrp.intent.VI_1", env, {"instance": 7}))
+
+    with capture_logs() as logs:
+        for _ in range(50):
+            garbage("rogue")
+        garbage("other")
+    invalid = [e for e in logs if e["event"] == "netd.input.invalid"]
+    assert [(e["src"], e["count"], e["held_back"]) for e in invalid] == [
+        ("rogue", 1, 0),
+        ("other", 51, 0),
+    ]
+    assert invalid[0]["reason"].startswith("MessageRejected")
+    assert node.daemon.invalid["vrrp"] == 51
+    assert node.dirty == []  # nothing of it reached the kernel's desired state

@@ -9,8 +9,8 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bus.notices import NoticeLimiter
 from tests.vrrpd.rawip import ipv4_datagram
-from vrrpd.runner import NoticeLimiter
 from vrrpd.sockets import Receiver, sockaddr
 
 

@@ -1,0 +1,28 @@
+"""Rate-limited notices: what a peer or a publisher can trigger with every message is logged at
+most once per key every few seconds, the next notice saying how many were held back.
+
+Used for notices about input nobody here controls (a flood of adverts, a publisher sending
+garbage): the log must name the culprit without letting it flood the log (RFC 9568 asks
+the same of VRRP's notices; DESIGN.md "Untrusted input")."""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+
+
+class NoticeLimiter:
+    """At most one notice per key every ``every`` seconds; counts the ones it holds back."""
+
+    def __init__(self, every: float) -> None:
+        self.every = every
+        self._last: dict[Hashable, tuple[float, int]] = {}
+
+    def due(self, key: Hashable, now: float) -> int | None:
+        """None when a notice for ``key`` went out less than ``every`` ago (this one is
+        counted); otherwise how many were held back since that last one."""
+        last = self._last.get(key)
+        if last is not None and now - last[0] < self.every:
+            self._last[key] = (last[0], last[1] + 1)
+            return None
+        self._last[key] = (now, 0)
+        return 0 if last is None else last[1]
