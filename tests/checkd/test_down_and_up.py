@@ -1,0 +1,343 @@
+"""Each checker in the running service against a real server: DOWN only at the ``retry + 1``-th
+consecutive failed attempt, the retries ``delay_before_retry`` apart, then probed every
+``delay_loop`` without retries, and UP again at the first success (keepalived's check_*.c
+epilogues and ``update_svr_checker_state``; docs/checkers.md, "One checker: retries").
+
+The attempts are read as the service records them (``PoolRunner.last``, polled far faster than
+they come), each with the real server's verdict right after it; the servers count what they
+answered. keepalived counts ``delay_before_retry`` from the end of the failed attempt and checkd
+may start an attempt up to a tenth of its delay sooner (docs/checkers.md, "Scheduling"): that
+is the lower bound asserted between attempts, never an upper one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import os
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+import core
+from checkd.lvs_runner import CATCH_UP
+from checkd.lvs_service import LvsService
+from checkd.pool_actions import ActionRunner
+from checkd.pool_topics import rs_topic
+from tests.checkd.checkers.servers import dns_answer, http_server, make_certificate, udp_responder
+from tests.checkd.checkers.test_http_fast import ok_response
+from tests.checkd.support import FakePublisher, until
+from tests.lab import Lab
+from tests.smtp_servers import smtp_server
+
+VS = "[192.0.2.10]:tcp:80"
+RETRY = 2
+DELAY_BEFORE_RETRY = 0.2
+DELAY_LOOP = 0.5
+TIMING = f"""
+            retry {RETRY}
+            delay_before_retry {DELAY_BEFORE_RETRY}
+            delay_loop {DELAY_LOOP}
+            connect_timeout 0.5
+"""
+# Each wait below ends long before this on a quiet machine; it only bounds a hung test.
+PATIENCE = 15.0
+
+# The port a server listens on, and how many probes it has answered since it (re)started.
+Served = tuple[int, Callable[[], int]]
+
+
+@dataclass(frozen=True)
+class Attempt:
+    ok: bool
+    reason: str
+    at: float  # when it ended (the service's wall clock)
+    alive: bool  # the real server's verdict right after it
+
+
+@dataclass
+class Target:
+    """A checker and what makes its probes fail (``off``) and pass again (``on``)."""
+
+    kind: str
+    real_server: str  # "<address> <port>"
+    checker: str  # the checker block's own lines
+    off: Callable[[], None]
+    on: Callable[[], None]
+    failure: str  # the reason of an attempt while off
+    answered: Callable[[], int] | None = None  # probes the server answered since ``on``
+    retries: bool = True  # FILE_CHECK has none: its file's value is the verdict
+    rs_lines: str = ""  # real_server options
+    top: str = ""  # configuration before the virtual server
+
+    def config(self) -> str:
+        return f"""{self.top}
+virtual_server 192.0.2.10 80 {{
+    protocol TCP
+    real_server {self.real_server} {{
+        {self.rs_lines}
+        {self.kind} {{
+            {self.checker}
+        }}
+    }}
+}}
+"""
+
+
+class Switched:
+    """A test server stopped (``off``) and started again on the same port (``on``)."""
+
+    def __init__(self, start: Callable[[int], AbstractContextManager[Served]]) -> None:
+        self._start = start
+        self._stack = ExitStack()
+        self.port, self.answered = self._stack.enter_context(start(0))
+
+    def off(self) -> None:
+        self._stack.close()
+
+    def on(self) -> None:
+        self._stack = ExitStack()
+        port, self.answered = self._stack.enter_context(self._start(self.port))
+        assert port == self.port
+
+    def count(self) -> int:
+        return self.answered()
+
+
+@contextmanager
+def _smtp(port: int) -> Iterator[Served]:
+    with smtp_server(port=port or None) as (inbox, bound):
+        yield bound, lambda: len(inbox.helos)
+
+
+@contextmanager
+def _dns(port: int) -> Iterator[Served]:
+    with udp_responder(dns_answer(), port=port) as (bound, rec):
+        yield bound, lambda: len(rec.requests)
+
+
+@contextmanager
+def _udp(port: int) -> Iterator[Served]:
+    with udp_responder(lambda data: [b"\xca\xfe" + data], port=port) as (bound, rec):
+        yield bound, lambda: len(rec.requests)
+
+
+def _https(directory: Path) -> Callable[[int], AbstractContextManager[Served]]:
+    tls = make_certificate(directory)
+
+    @contextmanager
+    def start(port: int) -> Iterator[Served]:
+        with http_server(ok_response(), tls=tls, port=port) as (bound, rec):
+            yield bound, lambda: len(rec.requests)
+
+    return start
+
+
+@contextmanager
+def switched_target(
+    kind: str, start: Callable[[int], AbstractContextManager[Served]], checker: str, failure: str
+) -> Iterator[Target]:
+    server = Switched(start)
+    try:
+        yield Target(
+            kind,
+            f"127.0.0.1 {server.port}",
+            checker + TIMING,
+            server.off,
+            server.on,
+            failure.format(peer=f"127.0.0.1:{server.port}"),
+            answered=server.count,
+        )
+    finally:
+        server.off()
+
+
+@contextmanager
+def file_target(directory: Path) -> Iterator[Target]:
+    state = directory / "state"
+
+    def put(value: str) -> None:
+        new = directory / "state.new"
+        new.write_text(value)
+        os.replace(new, state)  # never seen half-written
+
+    put("0\n")
+    yield Target(
+        "FILE_CHECK",
+        "127.0.0.1 80",
+        "track_file state",
+        lambda: put("1\n"),
+        lambda: put("0\n"),
+        f"{state}: value 1 is not 0 (weight 0)",
+        retries=False,
+        # keepalived's FILE_CHECK block takes no timing keywords: they come from the real
+        # server here (its retry is inherited, and means nothing to a FILE_CHECK)
+        rs_lines=TIMING,
+        top=f'track_file state {{\n    file "{state}"\n    weight 0\n}}\n',
+    )
+
+
+def ping_target(lab: Lab) -> Target:
+    here, there = lab.node(0), lab.node(1)
+    there.run(["ip", "addr", "add", "198.51.100.7/32", "dev", "lo"])
+    route = ["198.51.100.7/32", "via", there.ip4]
+    here.run(["ip", "route", "add", *route])
+    return Target(
+        "PING_CHECK",
+        "198.51.100.7 80",
+        TIMING,
+        lambda: here.run(["ip", "route", "del", *route]),
+        lambda: here.run(["ip", "route", "add", *route]),
+        "ping 198.51.100.7: cannot send echo request: network is unreachable",
+    )
+
+
+@dataclass
+class Run:
+    attempts: list[Attempt]  # from the last success before ``off`` on
+    alive: list[bool]  # the real server's published verdicts, repeats left out
+    answered_at_up: int | None  # what the server had answered when UP was published
+
+
+async def _tap(service: LvsService, out: list[Attempt]) -> None:
+    """Every attempt of the only checker, with the verdict it left: one result replaces the
+    last, so they are read far more often than they can come (every 5 ms; the closest two
+    are ``(1 - CATCH_UP) * delay_before_retry`` apart, and this task's timer comes due before
+    the runner's that starts the next one)."""
+    seen: float | None = None
+    while True:
+        for cid, armed in service.runner.armed.items():
+            last = service.runner.last.get(cid)
+            if last is not None and last.at != seen:
+                seen = last.at
+                pool = service.runner.pools[armed.vs_id]
+                alive = pool.member(armed.plan.rs_id).alive
+                out.append(Attempt(last.ok, last.reason, last.at, alive))
+        await asyncio.sleep(0.005)
+
+
+def down_and_up(target: Target) -> Run:
+    async def scenario() -> Run:
+        publisher = FakePublisher()
+        service = LvsService(publisher, actions=ActionRunner())
+        model = core.to_wire(core.loads(target.config(), script_env=None).config)
+        assert service.apply_model(model, 1)
+        (armed,) = service.runner.armed.values()
+        rs = service.runner.pools[VS].member(armed.plan.rs_id).rs
+        topic = rs_topic(VS, rs.text)
+
+        def alive() -> bool | None:
+            body = publisher.retained.get(topic)
+            return None if body is None else bool(body["alive"])
+
+        attempts: list[Attempt] = []
+        service.start()
+        tap = asyncio.create_task(_tap(service, attempts))
+        try:
+            await until(lambda: any(a.ok for a in attempts), PATIENCE, "a first success")
+            since = len(attempts) - 1
+            target.off()
+            await until(lambda: not attempts[-1].alive, PATIENCE, "the DOWN verdict")
+            down = len(attempts)
+            await until(lambda: len(attempts) > down, PATIENCE, "a probe while down")
+            target.on()
+            await until(lambda: attempts[-1].alive, PATIENCE, "the UP verdict")
+            answered = target.answered() if target.answered is not None else None
+            assert alive() is True
+        finally:
+            tap.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await tap
+            await service.stop()
+        verdicts = [bool(b["alive"]) for t, b in publisher.sent if t == topic]
+        return Run(attempts[since:], [k for k, _ in itertools.groupby(verdicts)], answered)
+
+    return asyncio.run(scenario())
+
+
+def assert_down_and_up(target: Target, run: Run) -> None:
+    last_ok, *rest = run.attempts
+    assert last_ok.ok and last_ok.alive
+    # (an attempt under way when the server went off may still have passed)
+    while rest[0].ok:
+        last_ok, *rest = rest
+    failed = list(itertools.takewhile(lambda a: not a.ok, rest))
+    back = rest[len(failed)]
+    assert [a.reason for a in failed] == [target.failure] * len(failed)
+
+    # DOWN at the retry + 1-th failure in a row, not before (FILE_CHECK: at the first)
+    to_down = RETRY + 1 if target.retries else 1
+    assert [a.alive for a in failed] == [True] * (to_down - 1) + [False] * (
+        len(failed) - to_down + 1
+    )
+    assert len(failed) > to_down  # probed again while down (the test waits for one)
+    floor = 1 - CATCH_UP
+    gaps = [round(b.at - a.at, 3) for a, b in itertools.pairwise([last_ok, *failed, back])]
+    retries = gaps[1:to_down]
+    assert all(g >= floor * DELAY_BEFORE_RETRY for g in retries), gaps
+    # A down checker makes no retries: every delay_loop, as it was while up
+    assert gaps[0] >= floor * DELAY_LOOP, gaps
+    assert all(g >= floor * DELAY_LOOP for g in gaps[to_down:]), gaps
+
+    # UP at the first success, and one DOWN between: no flapping on the bus
+    assert back.ok and back.alive
+    assert run.alive == [True, False, True]
+    if run.answered_at_up is not None:
+        assert run.answered_at_up == 1  # that success was the restarted server's first answer
+
+
+def test_smtp_check_goes_down_and_up() -> None:
+    with switched_target(
+        "SMTP_CHECK",
+        _smtp,
+        "helo_name lb1.example.org",
+        "connect to {peer} failed: connection refused",
+    ) as target:
+        assert_down_and_up(target, down_and_up(target))
+
+
+def test_dns_check_goes_down_and_up() -> None:
+    with switched_target(
+        "DNS_CHECK",
+        _dns,
+        "type A\n            name www.example.test",
+        "DNS A www.example.test to {peer}: connection refused",
+    ) as target:
+        assert_down_and_up(target, down_and_up(target))
+
+
+def test_udp_check_goes_down_and_up() -> None:
+    with switched_target(
+        "UDP_CHECK",
+        _udp,
+        "payload 0102\n            require_reply cafe0102",
+        "UDP to {peer}: connection refused",
+    ) as target:
+        assert_down_and_up(target, down_and_up(target))
+
+
+def test_ssl_get_goes_down_and_up(tmp_path: Path) -> None:
+    with switched_target(
+        "SSL_GET",
+        _https(tmp_path),
+        "url {\n                path /\n                status_code 200\n            }",
+        "GET /: connect to {peer} failed: connection refused",
+    ) as target:
+        assert_down_and_up(target, down_and_up(target))
+
+
+def test_file_check_goes_down_and_up_without_retries(tmp_path: Path) -> None:
+    with file_target(tmp_path) as target:
+        assert_down_and_up(target, down_and_up(target))
+
+
+@pytest.mark.netns
+def test_ping_check_goes_down_and_up_with_the_route(lab: Lab) -> None:
+    target = ping_target(lab)
+    with lab.node(0).inside():
+        run = down_and_up(target)
+    assert_down_and_up(target, run)
