@@ -17,7 +17,7 @@ import contextlib
 import itertools
 import os
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, ExitStack, contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +30,7 @@ from checkd.pool_actions import ActionRunner
 from checkd.pool_topics import rs_topic
 from tests.checkd.checkers.servers import dns_answer, http_server, make_certificate, udp_responder
 from tests.checkd.checkers.test_http_fast import ok_response
-from tests.checkd.support import FakePublisher, until
+from tests.checkd.support import FakePublisher, Served, Switched, until
 from tests.lab import Lab
 from tests.smtp_servers import smtp_server
 
@@ -46,9 +46,6 @@ TIMING = f"""
 """
 # Each wait below ends long before this on a quiet machine; it only bounds a hung test.
 PATIENCE = 15.0
-
-# The port a server listens on, and how many probes it has answered since it (re)started.
-Served = tuple[int, Callable[[], int]]
 
 
 @dataclass(frozen=True)
@@ -66,8 +63,8 @@ class Target:
     kind: str
     real_server: str  # "<address> <port>"
     checker: str  # the checker block's own lines
-    off: Callable[[], None]
-    on: Callable[[], None]
+    off: Callable[[], object]
+    on: Callable[[], object]
     failure: str  # the reason of an attempt while off
     answered: Callable[[], int] | None = None  # probes the server answered since ``on``
     retries: bool = True  # FILE_CHECK has none: its file's value is the verdict
@@ -86,26 +83,6 @@ virtual_server 192.0.2.10 80 {{
     }}
 }}
 """
-
-
-class Switched:
-    """A test server stopped (``off``) and started again on the same port (``on``)."""
-
-    def __init__(self, start: Callable[[int], AbstractContextManager[Served]]) -> None:
-        self._start = start
-        self._stack = ExitStack()
-        self.port, self.answered = self._stack.enter_context(start(0))
-
-    def off(self) -> None:
-        self._stack.close()
-
-    def on(self) -> None:
-        self._stack = ExitStack()
-        port, self.answered = self._stack.enter_context(self._start(self.port))
-        assert port == self.port
-
-    def count(self) -> int:
-        return self.answered()
 
 
 @contextmanager

@@ -106,9 +106,10 @@ def http_server(
 
 
 @contextmanager
-def silent_tcp_server(host: str = "127.0.0.1") -> Iterator[int]:
-    """Connections complete (the kernel accepts them into the backlog) and nothing is said."""
-    listener = _listener(host)
+def silent_tcp_server(host: str = "127.0.0.1", port: int = 0) -> Iterator[int]:
+    """Connections complete (the kernel accepts them into the backlog) and nothing is said.
+    ``port`` as for ``http_server``."""
+    listener = _listener(host, port=port)
     try:
         yield listener.getsockname()[1]
     finally:
