@@ -1,7 +1,8 @@
 """Each checker in the running service against a real server: DOWN only at the ``retry + 1``-th
 consecutive failed attempt, the retries ``delay_before_retry`` apart, then probed every
-``delay_loop`` without retries, and UP again at the first success (keepalived's check_*.c
-epilogues and ``update_svr_checker_state``; docs/checkers.md, "One checker: retries").
+``delay_loop`` without retries (SMTP_CHECK: with its retries, every round), and UP again at the
+first success (keepalived's check_*.c epilogues and ``update_svr_checker_state``;
+docs/checkers.md, "One checker: retries").
 
 The attempts are read as the service records them (``PoolRunner.last``, polled far faster than
 they come), each with the real server's verdict right after it; the servers count what they
@@ -54,6 +55,7 @@ class Attempt:
     reason: str
     at: float  # when it ended (the service's wall clock)
     alive: bool  # the real server's verdict right after it
+    retry_it: int  # the retries its round has made (keepalived's dump: "Retries iterations")
 
 
 @dataclass
@@ -68,6 +70,7 @@ class Target:
     failure: str  # the reason of an attempt while off
     answered: Callable[[], int] | None = None  # probes the server answered since ``on``
     retries: bool = True  # FILE_CHECK has none: its file's value is the verdict
+    per_round: bool = False  # SMTP_CHECK: retries in every round, while down too
     rs_lines: str = ""  # real_server options
     top: str = ""  # configuration before the virtual server
 
@@ -128,6 +131,7 @@ def switched_target(
             server.on,
             failure.format(peer=f"127.0.0.1:{server.port}"),
             answered=server.count,
+            per_round=kind == "SMTP_CHECK",
         )
     finally:
         server.off()
@@ -191,9 +195,9 @@ async def _tap(service: LvsService, out: list[Attempt]) -> None:
             last = service.runner.last.get(cid)
             if last is not None and last.at != seen:
                 seen = last.at
-                pool = service.runner.pools[armed.vs_id]
-                alive = pool.member(armed.plan.rs_id).alive
-                out.append(Attempt(last.ok, last.reason, last.at, alive))
+                member = service.runner.pools[armed.vs_id].member(armed.plan.rs_id)
+                retry_it = member.checkers[cid].retry.retry_it
+                out.append(Attempt(last.ok, last.reason, last.at, member.alive, retry_it))
         await asyncio.sleep(0.005)
 
 
@@ -220,7 +224,9 @@ def down_and_up(target: Target) -> Run:
             target.off()
             await until(lambda: not attempts[-1].alive, PATIENCE, "the DOWN verdict")
             down = len(attempts)
-            await until(lambda: len(attempts) > down, PATIENCE, "a probe while down")
+            # a whole round while down, and the next one's first attempt
+            rounds = RETRY + 1 if target.per_round else 1
+            await until(lambda: len(attempts) > down + rounds, PATIENCE, "probes while down")
             target.on()
             await until(lambda: attempts[-1].alive, PATIENCE, "the UP verdict")
             answered = target.answered() if target.answered is not None else None
@@ -251,14 +257,20 @@ def assert_down_and_up(target: Target, run: Run) -> None:
     assert [a.alive for a in failed] == [True] * (to_down - 1) + [False] * (
         len(failed) - to_down + 1
     )
-    assert len(failed) > to_down  # probed again while down (the test waits for one)
+    # While down: no retries (every delay_loop, as while up), except SMTP_CHECK's rounds
+    rounds = RETRY + 1 if target.per_round else 1
+    assert len(failed) > to_down + rounds - 1  # the test waits for a round and one more
+    if target.retries:
+        one_round = [*range(1, RETRY + 1), 0]  # the retries made, then the round is over
+        down_round = one_round if target.per_round else [0]
+        assert [a.retry_it for a in failed[: to_down + rounds]] == one_round + down_round
     floor = 1 - CATCH_UP
     gaps = [round(b.at - a.at, 3) for a, b in itertools.pairwise([last_ok, *failed, back])]
-    retries = gaps[1:to_down]
-    assert all(g >= floor * DELAY_BEFORE_RETRY for g in retries), gaps
-    # A down checker makes no retries: every delay_loop, as it was while up
     assert gaps[0] >= floor * DELAY_LOOP, gaps
-    assert all(g >= floor * DELAY_LOOP for g in gaps[to_down:]), gaps
+    assert all(g >= floor * DELAY_BEFORE_RETRY for g in gaps[1:to_down]), gaps
+    for j, gap in enumerate(gaps[to_down:]):
+        least = DELAY_LOOP if j % rounds == 0 else DELAY_BEFORE_RETRY
+        assert gap >= floor * least, gaps
 
     # UP at the first success, and one DOWN between: no flapping on the bus
     assert back.ok and back.alive
