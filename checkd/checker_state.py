@@ -1,4 +1,4 @@
-"""One checker's retry counting, as keepalived's TCP/UDP/PING/DNS/SMTP checkers do it.
+"""One checker's retry counting, as keepalived's checkers do it (TCP/UDP/PING/DNS alike).
 
 Pure and clock-free: ``record`` takes one probe result and returns the next state, the delay
 before the next probe and the verdict to hand to the pool (``checkd.pool``), if any. The rules
@@ -103,11 +103,11 @@ def _round_failure(
     last failure ends it (the next round counts from zero) and is DOWN if the checker was up
     or had not run."""
     if state.retry_it < retry:
-        step: Step = "retry"
-        return Outcome(replace(state, retry_it=state.retry_it + 1), delay_before_retry, step, None)
+        new = replace(state, retry_it=state.retry_it + 1)
+        return Outcome(new, delay_before_retry, "retry", None)
     if state.is_up or not state.has_run:
-        new = RetryState(is_up=False, has_run=True, retry_it=0)
-        return Outcome(new, delay_loop, "down", False, retry)
+        down = RetryState(is_up=False, has_run=True, retry_it=0)
+        return Outcome(down, delay_loop, "down", False, retry)
     return Outcome(replace(state, retry_it=0), delay_loop, "still-down", None)
 
 
