@@ -1,8 +1,9 @@
 """Each checker in the running service against a real server: DOWN only at the ``retry + 1``-th
 consecutive failed attempt, the retries ``delay_before_retry`` apart, then probed every
 ``delay_loop`` without retries (SMTP_CHECK: with its retries, every round), and UP again at the
-first success (keepalived's check_*.c epilogues and ``update_svr_checker_state``;
-docs/checkers.md, "One checker: retries").
+first success (SSL_GET: its failed URL passes, then the whole list ``delay_loop`` later)
+(keepalived's check_*.c epilogues and ``update_svr_checker_state``; docs/checkers.md, "One
+checker: retries").
 
 The attempts are read as the service records them (``PoolRunner.last``, polled far faster than
 they come), each with the real server's verdict right after it; the servers count what they
