@@ -1,4 +1,4 @@
-"""One checker's retry counting, as keepalived's TCP/UDP/PING/DNS/SMTP checkers do it.
+"""One checker's retry counting, as keepalived's checkers do it (TCP/UDP/PING/DNS alike).
 
 Pure and clock-free: ``record`` takes one probe result and returns the next state, the delay
 before the next probe and the verdict to hand to the pool (``checkd.pool``), if any. The rules
@@ -14,6 +14,12 @@ before the next probe and the verdict to hand to the pool (``checkd.pool``), if 
 
 HTTP_GET/SSL_GET count the same way but one url at a time (``checkd.url_walk``, which keeps
 its place in the url list here too); MISC_CHECK carries weights on top of this.
+
+SMTP_CHECK counts *per round* instead (``per_round``): keepalived zeroes its counter at the start
+of every ``delay_loop`` round (check_smtp.c, ``smtp_start_check_thread``) and retries a failure
+whether the checker is up or not (``smtp_final``). Every round, the first one and the rounds
+while down included, makes up to ``retry`` retries ``delay_before_retry`` apart, and the
+round's ``retry + 1``-th failure is DOWN when the checker was up or had not run.
 """
 
 from __future__ import annotations
@@ -40,8 +46,12 @@ class RetryState:
     failed_url: int | None = None
 
     @classmethod
-    def start(cls, retry: int, *, alpha: bool) -> RetryState:
-        return cls(is_up=not alpha, has_run=False, retry_it=retry)
+    def start(cls, retry: int, *, alpha: bool, per_round: bool = False) -> RetryState:
+        return cls(is_up=not alpha, has_run=False, retry_it=0 if per_round else retry)
+
+
+# The checkers whose retries count per delay_loop round (keepalived's SMTP_CHECK).
+PER_ROUND = frozenset({"SMTP_CHECK"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,8 +72,13 @@ def record(
     retry: int,
     delay_loop: float,
     delay_before_retry: float,
+    per_round: bool = False,
 ) -> Outcome:
-    """Count one probe result."""
+    """Count one probe result (``per_round``: SMTP_CHECK's counting, above)."""
+    if per_round and not success:
+        return _round_failure(
+            state, retry=retry, delay_loop=delay_loop, delay_before_retry=delay_before_retry
+        )
     fresh = state.is_up or not state.has_run
     if success or (fresh and state.retry_it >= retry):
         if success and (not state.is_up or not state.has_run):
@@ -79,6 +94,21 @@ def record(
         new = RetryState(is_up=True, has_run=True, retry_it=state.retry_it + 1)
         return Outcome(new, delay_before_retry, "retry", None)
     return Outcome(replace(state, has_run=True), delay_loop, "still-down", None)
+
+
+def _round_failure(
+    state: RetryState, *, retry: int, delay_loop: float, delay_before_retry: float
+) -> Outcome:
+    """A failure counted per round: retried while the round has retries left; the round's
+    last failure ends it (the next round counts from zero) and is DOWN if the checker was up
+    or had not run."""
+    if state.retry_it < retry:
+        new = replace(state, retry_it=state.retry_it + 1)
+        return Outcome(new, delay_before_retry, "retry", None)
+    if state.is_up or not state.has_run:
+        down = RetryState(is_up=False, has_run=True, retry_it=0)
+        return Outcome(down, delay_loop, "down", False, retry)
+    return Outcome(replace(state, retry_it=0), delay_loop, "still-down", None)
 
 
 def first_delay(warmup: float, random: Callable[[], float]) -> float:

@@ -173,6 +173,8 @@ class LvsService:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         await self.runner.stop()
+        # the shared ICMP sockets and their readers on this loop (PING_CHECK), gone with it
+        self.pinger.close()
         self.runner.stop_pools()
         await self.actions.stop()
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any
 
-from checkd.checker_state import Outcome, RetryState, record
+from checkd.checker_state import PER_ROUND, Outcome, RetryState, record
 from checkd.checker_state import migrate as checker_migrate
 from checkd.checkplan import CheckerPlan, RealServerPlan, VirtualServerPlan
 from checkd.errors import PoolError
@@ -349,7 +349,11 @@ class _Work:
 
 def _fresh_checkers(rs: RealServerPlan) -> dict[str, CheckerStatus]:
     return {
-        c.id: CheckerStatus(RetryState.start(c.settings.retry, alpha=c.settings.alpha))
+        c.id: CheckerStatus(
+            RetryState.start(
+                c.settings.retry, alpha=c.settings.alpha, per_round=c.kind in PER_ROUND
+            )
+        )
         for c in rs.checkers
     }
 
@@ -433,7 +437,10 @@ def leaves_unchanged(state: PoolState, plan: CheckerPlan, success: bool) -> bool
         )
     if success:
         return retry.is_up and retry.retry_it == 0
-    return not retry.is_up
+    if retry.is_up:
+        return False
+    # a down SMTP_CHECK still retries in every round (checkd.checker_state)
+    return plan.kind not in PER_ROUND or plan.settings.retry == 0
 
 
 def _count_probe(plan: CheckerPlan, retry: RetryState, success: bool) -> Outcome:
@@ -455,6 +462,7 @@ def _count_probe(plan: CheckerPlan, retry: RetryState, success: bool) -> Outcome
         retry=s.retry,
         delay_loop=s.delay_loop,
         delay_before_retry=s.delay_before_retry,
+        per_round=plan.kind in PER_ROUND,
     )
 
 
@@ -657,8 +665,11 @@ def _migrate_checkers(
         for cid, s in result.items():
             if not s.retry.has_run:
                 is_up = s.retry.is_up and not alpha[cid]
-                retries = next(c.settings.retry for c in new_rs.checkers if c.id == cid)
-                result[cid] = replace(s, retry=RetryState(is_up, False, retries))
+                plan = next(c for c in new_rs.checkers if c.id == cid)
+                start = RetryState.start(
+                    plan.settings.retry, alpha=False, per_round=plan.kind in PER_ROUND
+                )
+                result[cid] = replace(s, retry=replace(start, is_up=is_up))
     return result
 
 

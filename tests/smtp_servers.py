@@ -22,6 +22,14 @@ class Inbox:
     def __init__(self) -> None:
         self.envelopes: list[tuple[str | None, Envelope]] = []
         self.reject_rcpt: set[str] = set()
+        self.helos: list[str] = []  # each HELO (SMTP_CHECK's greeting), in order
+
+    async def handle_HELO(  # noqa: N802 - aiosmtpd's hook name
+        self, server: SMTP, session: Session, envelope: Envelope, hostname: str
+    ) -> str:
+        self.helos.append(hostname)
+        session.host_name = hostname  # what aiosmtpd does without the hook
+        return f"250 {server.hostname}"
 
     async def handle_RCPT(  # noqa: N802 - aiosmtpd's hook name
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
@@ -48,9 +56,13 @@ class Inbox:
 
 
 @contextlib.contextmanager
-def smtp_server(host: str = "127.0.0.1", node: Node | None = None) -> Iterator[tuple[Inbox, int]]:
+def smtp_server(
+    host: str = "127.0.0.1", node: Node | None = None, port: int | None = None
+) -> Iterator[tuple[Inbox, int]]:
+    """``port``: a server started again where a stopped one listened."""
     inbox = Inbox()
-    port = free_port(host) if node is None else 2525
+    if port is None:
+        port = free_port(host) if node is None else 2525
     controller = Controller(inbox, hostname=host, port=port)
     with node.inside() if node is not None else contextlib.nullcontext():
         # The server thread inherits the namespace of the thread that starts it.

@@ -7,7 +7,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -123,3 +123,29 @@ class FakePublisher:
 
     def bodies(self, prefix: str) -> list[dict[str, Any]]:
         return [b for t, b in self.sent if t.startswith(prefix)]
+
+
+# The port a test server listens on, and how many probes it has answered since it started.
+Served = tuple[int, Callable[[], int]]
+
+
+class Switched:
+    """A test server stopped (``off``: its port refuses) and started again on the same port
+    (``on``); ``start(port)`` runs one (0: any free port)."""
+
+    def __init__(self, start: Callable[[int], AbstractContextManager[Served]]) -> None:
+        self._start = start
+        self._stack = ExitStack()
+        self.port, self.answered = self._stack.enter_context(start(0))
+
+    def off(self) -> None:
+        self._stack.close()
+
+    def on(self) -> None:
+        self._stack = ExitStack()
+        port, self.answered = self._stack.enter_context(self._start(self.port))
+        assert port == self.port
+
+    def count(self) -> int:
+        """What the running server answered (``answered`` follows restarts)."""
+        return self.answered()

@@ -62,6 +62,40 @@ def test_retry_table(results: list[bool], retry: int, alpha: bool, expected: lis
     assert steps(results, retry, alpha) == expected
 
 
+def test_smtp_check_retries_in_every_round() -> None:
+    """keepalived's SMTP_CHECK zeroes its counter at each delay_loop round: the first failures
+    are retried too, and a down checker still makes retry + 1 attempts a round."""
+    state = RetryState.start(2, alpha=False, per_round=True)
+    outs = []
+    for ok in [False, False, False, False, False, False, True, False, True]:
+        out = record(
+            state, ok, retry=2, delay_loop=LOOP, delay_before_retry=RETRY_DELAY, per_round=True
+        )
+        outs.append(out)
+        state = out.state
+    assert [o.step for o in outs] == [
+        *("retry", "retry", "down"),
+        *("retry", "retry", "still-down"),
+        *("up", "retry", "ok"),
+    ]
+    assert [o.delay for o in outs] == [RETRY_DELAY, RETRY_DELAY, LOOP] * 2 + [
+        LOOP,
+        RETRY_DELAY,
+        LOOP,
+    ]
+    assert [o.verdict for o in outs] == [None, None, False, None, None, None, True, None, None]
+    assert outs[2].retries == 2
+    no_retry = record(
+        RetryState(is_up=False, has_run=True, retry_it=0),
+        False,
+        retry=0,
+        delay_loop=LOOP,
+        delay_before_retry=RETRY_DELAY,
+        per_round=True,
+    )
+    assert (no_retry.step, no_retry.delay) == ("still-down", LOOP)
+
+
 def test_delays_follow_the_state() -> None:
     outs = run([True, False, False, False, True], retry=1)
     assert [o.delay for o in outs] == [LOOP, RETRY_DELAY, LOOP, LOOP, LOOP]

@@ -778,6 +778,9 @@ def test_log_all_failures_logs_each_retry(log_all: bool) -> None:
         st.none(),
         st.tuples(st.integers(1, 3), st.booleans(), st.sampled_from((1.0, 3.0, 6.0))),
     ),
+    # SMTP_CHECK counts per delay_loop round: a down one still retries (long: delay_before_retry
+    # over delay_loop)
+    smtp=st.sampled_from((None, 1.0, 9.0)),
 )
 def test_probe_fast_path_equals_working_on_a_copy(
     retry: int,
@@ -786,13 +789,15 @@ def test_probe_fast_path_equals_working_on_a_copy(
     alpha: bool,
     probes: list[tuple[int, int, bool]],
     http: tuple[int, bool, float] | None,
+    smtp: float | None,
 ) -> None:
     """apply_event skips copying the pool for probes that change no verdict (and for a first
     success without alpha); whatever the sequence, each step must give what the full copy
     gives: state, actions and delay. Where ``leaves_unchanged`` says a result changes nothing
     (checkd.lvs_runner then skips the pool altogether), the pool must indeed come back equal,
     with no action and the next probe ``delay_loop`` away. ``http``: the checkers are
-    HTTP_GETs walking (urls, fast_recovery, delay_before_retry) with ``delay_loop`` 3."""
+    HTTP_GETs walking (urls, fast_recovery, delay_before_retry) with ``delay_loop`` 3;
+    ``smtp``: SMTP_CHECKs with that ``delay_before_retry`` and ``delay_loop`` 6."""
     vs = make_vs(weights=(1, 2, 3), checkers=checkers, rs_kw={"retry": retry})
     kind = "TCP_CHECK"
     if http is not None:
@@ -808,6 +813,13 @@ def test_probe_fast_path_equals_working_on_a_copy(
         vs = replace(
             vs,
             real_servers=tuple(replace(r, checkers=(walker,) * checkers) for r in vs.real_servers),
+        )
+    elif smtp is not None:
+        kind = "SMTP_CHECK"
+        mailer = Checker("SMTP_CHECK", delay_before_retry=smtp, delay_loop=6)
+        vs = replace(
+            vs,
+            real_servers=tuple(replace(r, checkers=(mailer,) * checkers) for r in vs.real_servers),
         )
     logged = tuple(
         replace(

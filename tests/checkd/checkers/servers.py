@@ -31,11 +31,11 @@ class Recorder:
             self.requests.append(data)
 
 
-def _listener(host: str, kind: int = socket.SOCK_STREAM) -> socket.socket:
+def _listener(host: str, kind: int = socket.SOCK_STREAM, port: int = 0) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, kind)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, 0))
+    sock.bind((host, port))
     if kind == socket.SOCK_STREAM:
         sock.listen(16)
     return sock
@@ -58,11 +58,13 @@ def http_server(
     host: str = "127.0.0.1",
     tls: ssl.SSLContext | None = None,
     ragged: bool = False,
+    port: int = 0,
 ) -> Iterator[tuple[int, Recorder]]:
     """Answer every request with ``response`` (raw bytes, or made from the request), then
-    close the connection as HTTP/1.0 servers do (``ragged``: TLS without close_notify)."""
+    close the connection as HTTP/1.0 servers do (``ragged``: TLS without close_notify).
+    ``port``: a server started again where a stopped one listened (0: any free port)."""
     recorder = Recorder()
-    listener = _listener(host)
+    listener = _listener(host, port=port)
     stop = threading.Event()
     if tls is not None:
         tls.sni_callback = lambda sslobj, name, ctx: recorder.sni.append(name)
@@ -104,9 +106,10 @@ def http_server(
 
 
 @contextmanager
-def silent_tcp_server(host: str = "127.0.0.1") -> Iterator[int]:
-    """Connections complete (the kernel accepts them into the backlog) and nothing is said."""
-    listener = _listener(host)
+def silent_tcp_server(host: str = "127.0.0.1", port: int = 0) -> Iterator[int]:
+    """Connections complete (the kernel accepts them into the backlog) and nothing is said.
+    ``port`` as for ``http_server``."""
+    listener = _listener(host, port=port)
     try:
         yield listener.getsockname()[1]
     finally:
@@ -162,11 +165,12 @@ def scripted_tcp_server(
 
 @contextmanager
 def udp_responder(
-    answer: Callable[[bytes], list[bytes]], host: str = "127.0.0.1"
+    answer: Callable[[bytes], list[bytes]], host: str = "127.0.0.1", port: int = 0
 ) -> Iterator[tuple[int, Recorder]]:
-    """Each datagram is recorded; ``answer`` gives the reply datagrams (none: silence)."""
+    """Each datagram is recorded; ``answer`` gives the reply datagrams (none: silence).
+    ``port`` as for ``http_server``."""
     recorder = Recorder()
-    sock = _listener(host, socket.SOCK_DGRAM)
+    sock = _listener(host, socket.SOCK_DGRAM, port)
     sock.settimeout(0.1)
     stop = threading.Event()
 
