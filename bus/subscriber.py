@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -58,7 +58,8 @@ class Subscriber:
         self._sock.setsockopt(zmq.RECONNECT_IVL, RECONNECT_IVL_MS)
         self._sock.setsockopt(zmq.RECONNECT_IVL_MAX, RECONNECT_IVL_MAX_MS)
         self._fd = self._sock.fileno()
-        self._loop: asyncio.AbstractEventLoop | None = None  # whose selector watches _fd
+        # the loop whose selector watches _fd, and what it calls
+        self._watching: tuple[asyncio.AbstractEventLoop, Callable[[], None]] | None = None
         self._waiter: asyncio.Future[None] | None = None
         self._last: dict[tuple[str, str], tuple[str, int]] = {}
         self._last_drop_log: dict[str, float] = {}
@@ -84,9 +85,7 @@ class Subscriber:
             self._sock.setsockopt(zmq.UNSUBSCRIBE, prefix)
 
     def close(self) -> None:
-        if self._loop is not None and not self._loop.is_closed():
-            self._loop.remove_reader(self._fd)
-        self._loop = None
+        self._unwatch()
         if self._waiter is not None and not self._waiter.done():
             self._waiter.cancel()
         self._sock.close()
@@ -102,9 +101,41 @@ class Subscriber:
             if events:
                 return events
 
+    async def serve(self, handle: Callable[[list[Event]], None]) -> None:
+        """Hand every batch to ``handle`` from the loop's readiness callback, until cancelled;
+        what ``handle`` raises is raised here.
+
+        For a receiver whose handling never awaits (netd's inputs, the watchdog's
+        heartbeats): no task is woken for each message, which saves a turn of the loop per
+        message (docs/benchmarks.md, "idle node")."""
+        loop = asyncio.get_running_loop()
+        failed: asyncio.Future[None] = loop.create_future()
+
+        def ready() -> None:
+            try:
+                raws = self._take()
+                events = [ev for ev in map(self.accept, raws) if ev is not None]
+                if events:
+                    handle(events)
+            except Exception as exc:
+                if not failed.done():
+                    failed.set_exception(exc)
+                return
+            if len(raws) == BATCH:
+                loop.call_soon(ready)  # more may be queued, and libzmq signals only the first
+
+        self._watch(ready)
+        ready()  # what came before we watched
+        try:
+            await failed
+        finally:
+            self._unwatch()
+
     def _take(self) -> list[list[bytes]]:
         """What is queued, up to BATCH, without waiting (draining without awaiting doubles
-        throughput, bus-and-style-anchors 6.1)."""
+        throughput, bus-and-style-anchors 6.1). Stopping short of BATCH means libzmq said
+        EAGAIN, having handled its pending commands: its descriptor is quiet until the next
+        message arrives."""
         raws: list[list[bytes]] = []
         recv = self._sock.recv_multipart
         while len(raws) < BATCH:
@@ -118,13 +149,9 @@ class Subscriber:
         """Sleep until libzmq says a message is waiting. Called only after ``_take`` found
         the queue empty: libzmq signals its descriptor when a message arrives at an empty
         queue, so one taken (or looked at, ``_signalled``) since is never waited for."""
-        loop = asyncio.get_running_loop()
-        if self._loop is not loop:  # the first wait (or a new loop: tests run several)
-            if self._loop is not None and not self._loop.is_closed():
-                self._loop.remove_reader(self._fd)
-            loop.add_reader(self._fd, self._signalled)
-            self._loop = loop
-        waiter = self._waiter = loop.create_future()
+        if self._watching != (asyncio.get_running_loop(), self._signalled):
+            self._watch(self._signalled)
+        waiter = self._waiter = asyncio.get_running_loop().create_future()
         try:
             await waiter
         finally:
@@ -138,6 +165,17 @@ class Subscriber:
             waiter = self._waiter
             if waiter is not None and not waiter.done():
                 waiter.set_result(None)
+
+    def _watch(self, callback: Callable[[], None]) -> None:
+        self._unwatch()
+        loop = asyncio.get_running_loop()
+        loop.add_reader(self._fd, callback)
+        self._watching = (loop, callback)
+
+    def _unwatch(self) -> None:
+        if self._watching is not None and not self._watching[0].is_closed():
+            self._watching[0].remove_reader(self._fd)
+        self._watching = None
 
     async def __aiter__(self) -> AsyncIterator[Event]:
         while True:
