@@ -50,7 +50,7 @@ class Subscriber:
         self.stats = SubscriberStats()
         # A plain socket whose descriptor we watch ourselves, not pyzmq's asyncio socket: its
         # awaitable recv costs a future, a done-callback and half a dozen EVENTS look-ups per
-        # message, which on an idle node (every wake-up runs on cold caches) was about a third
+        # message, which on an idle node (every wake-up runs on cold caches) was about a fifth
         # of what receiving a heartbeat costs (docs/benchmarks.md, "idle node").
         self._sock: zmq.Socket[bytes] = zmq.Socket(ctx, zmq.SUB)
         self._sock.setsockopt(zmq.RCVHWM, RCVHWM)
