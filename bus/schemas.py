@@ -13,6 +13,7 @@ keeps the two in step.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +41,9 @@ SCHEMAS: tuple[Schema, ...] = tuple(
 )
 
 
+# Every subscriber looks up every message's schema: the scan of SCHEMAS was two thirds of
+# checking a heartbeat (6.5 of 9 µs). Bounded, since topics come from untrusted publishers.
+@functools.lru_cache(maxsize=1024)
 def schema_for(topic: str) -> Schema | None:
     for schema in SCHEMAS:
         if schema.covers(topic):
@@ -63,10 +67,16 @@ def check(topic: str, body: Mapping[str, Any]) -> None:
             raise MessageRejected("schema", f"{topic}: {exc}") from None
 
 
+_REQUIRED_HINTS: dict[type[Message], dict[str, Any]] = {}  # filled on first use, not at import
+
+
 def _required_hints(cls: type[Message]) -> dict[str, Any]:
-    hints = wirefields.hints(cls)
-    return {
-        f.name: hints[f.name]
-        for f in dataclasses.fields(cls)
-        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
-    }
+    found = _REQUIRED_HINTS.get(cls)
+    if found is None:
+        hints = wirefields.hints(cls)
+        found = _REQUIRED_HINTS[cls] = {
+            f.name: hints[f.name]
+            for f in dataclasses.fields(cls)
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        }
+    return found

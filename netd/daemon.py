@@ -182,10 +182,7 @@ class NetDaemon:
         self._arm_leases()
         recheck = asyncio.create_task(self._recheck(), name="netd.recheck")
         try:
-            while True:
-                for event in await sub.recv_batch():
-                    self._dispatch(event)
-                self._arm_leases()
+            await sub.serve(self._inputs)
         finally:
             recheck.cancel()
             await self.shutdown()
@@ -198,6 +195,11 @@ class NetDaemon:
             self.owners.of(LEFTOVER).held = True
 
     # ---- inputs ------------------------------------------------------------------------------
+
+    def _inputs(self, events: list[BusEvent]) -> None:
+        for event in events:
+            self._dispatch(event)
+        self._arm_leases()
 
     def _dispatch(self, event: BusEvent) -> None:
         self.leases.bus_heard()

@@ -23,6 +23,7 @@ import structlog
 import core
 from bus import MessageRejected, messages
 from bus.component import Component
+from bus.envelope import Event as BusEvent
 from bus.signals import SIGJSON, SIGSTATS_CLEAR, signal_name
 from watchdog import ondemand, pidfile
 from watchdog.backoff import Backoff
@@ -326,20 +327,22 @@ class Supervisor:
         sub = self.comp.subscribe("hb.*")
         checker = asyncio.create_task(self._judge_heartbeats())
         try:
-            while True:
-                for event in await sub.recv_batch():
-                    try:
-                        beat = messages.Heartbeat.decode(event.topic, event.body)
-                    except MessageRejected:
-                        continue  # the subscriber already checked its required fields
-                    child = self.children.get(beat.name)
-                    if child is not None and child.proc and event.env.pid == child.proc.pid:
-                        now = time.monotonic()
-                        if child.name == "bus" and not self._fresh(child, startup=False):
-                            self._bus_returned(now)
-                        child.last_heartbeat = now
+            await sub.serve(self._heartbeats)
         finally:
             checker.cancel()
+
+    def _heartbeats(self, events: list[BusEvent]) -> None:
+        for event in events:
+            try:
+                beat = messages.Heartbeat.decode(event.topic, event.body)
+            except MessageRejected:
+                continue  # the subscriber already checked its required fields
+            child = self.children.get(beat.name)
+            if child is not None and child.proc and event.env.pid == child.proc.pid:
+                now = time.monotonic()
+                if child.name == "bus" and not self._fresh(child, startup=False):
+                    self._bus_returned(now)
+                child.last_heartbeat = now
 
     async def _judge_heartbeats(self) -> None:
         while True:

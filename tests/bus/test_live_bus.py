@@ -13,6 +13,7 @@ import zmq
 import zmq.asyncio
 
 from bus import Event, Publisher, RuntimeDir, Stamper, Subscriber, encode
+from bus.subscriber import BATCH
 from tests.daemon import (
     REPO,
     connected,
@@ -208,3 +209,40 @@ def test_tail_prints_events(bus: RuntimeDir) -> None:
     assert (
         '"topic": "health.tail"' in out and '"reason": "http 503"' in out and '"ok": false' in out
     )
+
+
+def test_serve_hands_every_batch_to_its_handler_and_raises_what_it_raises(
+    bus: RuntimeDir,
+) -> None:
+    """More than one batch queued at once: libzmq signals only the first message, so the
+    rest must be taken without a signal, in order; the handler's exception ends serve."""
+
+    class Enough(Exception):
+        pass
+
+    async def scenario() -> None:
+        ctx = zmq.asyncio.Context()
+        sub = Subscriber(ctx, bus, ["health.many"])
+        sub.start()
+        raw = raw_publisher(zmq.Context.instance(), bus, b"health.many")
+        stamper = Stamper("ext")
+        count = BATCH + 44
+        for _ in range(count):
+            raw.send_multipart(
+                encode("health.many", {"name": "many", "ok": True}, stamper.next("health.many"))
+            )
+        seqs: list[int] = []
+
+        def handle(events: list[Event]) -> None:
+            seqs.extend(e.env.seq for e in events)
+            if len(seqs) >= count:
+                raise Enough
+
+        with pytest.raises(Enough):
+            await asyncio.wait_for(sub.serve(handle), 10)
+        assert seqs == list(range(1, count + 1))
+        raw.close()
+        sub.close()
+        ctx.term()
+
+    asyncio.run(scenario())
