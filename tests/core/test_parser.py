@@ -412,9 +412,9 @@ def test_file_check_takes_no_timing_keywords(parse: Parse) -> None:
     # keepalived 2.2.7's FILE_CHECK takes track_file and weight alone (its file is watched,
     # never scheduled) and -t fails on anything else (tests/core/test_samples_interop.py)
     text = (
-        "track_file tf {\n file /tmp/tf\n}\nvirtual_server 192.0.2.1 80 {\n lb_algo rr\n lb_kind NAT\n"
-        " protocol TCP\n real_server 192.0.2.2 80 {\n  FILE_CHECK {\n   track_file tf\n   weight 2\n"
-        "   delay_loop 5\n   retry 3\n  }\n }\n}\n"
+        "track_file tf {\n file /tmp/tf\n}\nvirtual_server 192.0.2.1 80 {\n lb_algo rr\n"
+        " lb_kind NAT\n protocol TCP\n real_server 192.0.2.2 80 {\n  FILE_CHECK {\n"
+        "   track_file tf\n   weight 2\n   delay_loop 5\n   retry 3\n  }\n }\n}\n"
     )
     r = parse(text)
     assert [(p.code, p.line) for p in r.problems] == [
