@@ -85,7 +85,7 @@ class FileChecks:
         where = self._where.get(cid)
         if where is not None:
             watched, track = where
-            self.on_result(cid, track.judge(watched.value, watched.note))
+            self._give(cid, track.judge(watched.value, watched.note))
 
     def poll(self) -> None:
         """One stat per file; the files that changed (or are due a re-read) are read and
@@ -108,8 +108,14 @@ class FileChecks:
         watched.note = reading.reason
 
     def _report(self, watched: _Watched, items: Iterable[tuple[str, FileTrack]]) -> None:
-        for checker, track in items:
-            self.on_result(checker, track.judge(watched.value, watched.note))
+        for cid, track in items:
+            self._give(cid, track.judge(watched.value, watched.note))
+
+    def _give(self, cid: str, result: CheckResult) -> None:
+        try:
+            self.on_result(cid, result)
+        except Exception as exc:  # one checker's bug must not stop the others' readings
+            log.error("checkd.checker.crashed", checker=cid, exc_info=exc)
 
     # --- on the event loop ------------------------------------------------------------------
 
@@ -121,9 +127,9 @@ class FileChecks:
         loop = self._loop
         if loop is None:
             return
+        self._timer = loop.call_later(self.poll_interval, self._tick)
         if self._files:
             self.poll()
-        self._timer = loop.call_later(self.poll_interval, self._tick)
 
     def close(self) -> None:
         if self._timer is not None:
