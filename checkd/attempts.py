@@ -22,6 +22,7 @@ from checkd.checkers import (
     CheckerError,
     CheckResult,
     ConnectOptions,
+    FileTrack,
     HttpCheck,
     Pinger,
     make_probe,
@@ -62,6 +63,8 @@ class Armed:
     fast: TcpFast | None = None
     # HTTP_GET / SSL_GET: what the runner's shared fetcher needs instead of running ``attempt``
     http: HttpFast | None = None
+    # FILE_CHECK: its file, watched by the runner (``checkd.file_checks``), never scheduled
+    file: FileTrack | None = None
 
     def same_as(self, other: Armed) -> bool:
         """Unchanged by a reload: the schedule and any attempt under way carry over."""
@@ -172,6 +175,7 @@ def _arm_one(
     s = c_plan.settings
     fast: TcpFast | None = None
     http: HttpFast | None = None
+    file: FileTrack | None = None
     try:
         if c_plan.kind == "MISC_CHECK":
             timeout = s.misc_timeout or s.delay_loop
@@ -187,10 +191,12 @@ def _arm_one(
                 fast = TcpFast.of(c_plan, ConnectOptions.from_model(checker, rs, vs))
             elif c_plan.kind in ("HTTP_GET", "SSL_GET"):
                 http = HttpFast.of(c_plan, HttpCheck.from_model(checker, rs, vs), bound)
+            elif c_plan.kind == "FILE_CHECK":
+                file = FileTrack.of(checker, track_files)
     except (CheckerError, scripts.ScriptError) as exc:
         log.error("checkd.checker.disabled", checker=c_plan.id, reason=str(exc))
         attempt, bound = _refused(c_plan.id, f"disabled: {exc}"), GRACE
-    return Armed(c_plan, vs_id, bound, _bounded(c_plan, attempt, bound), fast, http)
+    return Armed(c_plan, vs_id, bound, _bounded(c_plan, attempt, bound), fast, http, file)
 
 
 def _refused(checker_id: str, reason: str) -> Attempt:

@@ -114,6 +114,27 @@ def _signature(path: str) -> tuple[int, int, int, int] | None:
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
+class Watch:
+    """One file's stat signature and when it was last read: ``due`` says whether to read it
+    again (it changed, or ``reread_interval`` has passed). vrrp's track_file (``FileCheck``)
+    and LVS's FILE_CHECK (``checkd.file_checks``) both watch through it."""
+
+    __slots__ = ("last_read", "path", "reread_interval", "signature")
+
+    def __init__(self, path: str, now: float, reread_interval: float = REREAD_INTERVAL) -> None:
+        self.path = path
+        self.reread_interval = reread_interval
+        self.signature = _signature(path)
+        self.last_read = now  # the caller reads the file now
+
+    def due(self, now: float) -> bool:
+        current = _signature(self.path)
+        if current != self.signature or now - self.last_read >= self.reread_interval:
+            self.signature, self.last_read = current, now
+            return True
+        return False
+
+
 class FileCheck:
     def __init__(
         self,
@@ -156,15 +177,11 @@ class FileCheck:
         if self.initialise:
             init_file(self.spec)
         loop = asyncio.get_running_loop()
-        signature = _signature(self.spec.path)
-        last_read = loop.time()
+        watch = Watch(self.spec.path, loop.time(), self.reread_interval)
         self._emit(self.observe(), emit)
         while True:
             await asyncio.sleep(self.poll_interval)
-            now = loop.time()
-            current = _signature(self.spec.path)
-            if current != signature or now - last_read >= self.reread_interval:
-                signature, last_read = current, now
+            if watch.due(loop.time()):
                 self._emit(self.observe(), emit)
 
     def _emit(self, verdict: Verdict, emit: Callable[[Verdict], None]) -> None:

@@ -13,6 +13,11 @@ state is published retained (``checkd.pool_topics``) when it changes.
 configured on this host (``set_held``, from netd's ``net.link.*``: ``checkd.local_addresses``);
 its due checkers are passed over, one ``delay_loop`` at a time.
 
+FILE_CHECKs are not on the heap: like keepalived, which watches their files, the runner's
+``FileChecks`` (``checkd.file_checks``) reads a file when it changes (within half a second)
+and hands each FILE_CHECK on it its result; one that changes nothing is only recorded
+(``last``), with no pool copy and nothing published (``verdict_unchanged``).
+
 External verdicts (``external``, docs/checkers.md "External verdicts"): a real server's
 ``health.rs:<vs>/<rs>`` verdict is applied to its pool at once, and the heap holds the time it
 goes stale under its external checker's id; if nothing fresh comes by then, the checker fails.
@@ -29,7 +34,7 @@ from typing import Any, Protocol
 
 import structlog
 
-from checkd.attempts import Armed, AttemptResult
+from checkd.attempts import Armed, AttemptResult, probe_events
 from checkd.checker_state import mail_body
 from checkd.checkers.http_fetches import HttpFetches
 from checkd.checkers.result import CheckResult
@@ -37,6 +42,7 @@ from checkd.checkers.tcp_connects import TcpConnects
 from checkd.checkplan import CheckPlan, VirtualServerPlan
 from checkd.errors import PoolError
 from checkd.external import ExternalReport, stale_after
+from checkd.file_checks import FileChecks
 from checkd.pool import (
     Transition,
     apply_event,
@@ -46,6 +52,7 @@ from checkd.pool import (
     shutdown,
     start_pool,
     url_index,
+    verdict_unchanged,
 )
 from checkd.pool_messages import EXTERNAL, Action, Event, ExternalVerdict, ProbeResult, external_id
 from checkd.pool_state import Member, PoolState
@@ -123,6 +130,7 @@ class PoolRunner:
         self._by_key: dict[str, tuple[str, str, float]] = {}
         self._externals: dict[str, tuple[str, str, float]] = {}
         self._stale: set[str] = set()
+        self.files = FileChecks(self._file_result, clock=clock)
         # set while ``run`` runs
         self._loop: asyncio.AbstractEventLoop | None = None
         self._connects: TcpConnects[Armed] | None = None
@@ -169,6 +177,9 @@ class PoolRunner:
         self._unrun.update(fresh)
         self._index_externals()
         self._publish_all()
+        # FILE_CHECKs on a file this configuration newly names get a result too (a reload
+        # may point a kept track_file block at another file)
+        fresh += self.files.set((cid, a.file) for cid, a in self.armed.items() if a.file)
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # driven by a test's fake clock
@@ -183,9 +194,11 @@ class PoolRunner:
     def _start(self, fresh: Iterable[str]) -> None:
         """The first attempt of each new or changed checker, at its phase from now."""
         now = self.clock()
-        for cid in fresh:
+        for cid in dict.fromkeys(fresh):
             new = self.armed.get(cid)
-            if new is not None:
+            if new is not None and new.file is not None:
+                self.files.report(cid)  # its file's value now: keepalived reads it at start
+            elif new is not None:
                 s = new.plan.settings
                 first = self._phase[cid] = now + start_delay(cid, s.delay_loop, s.warmup)
                 self._push(cid, first)
@@ -239,6 +252,17 @@ class PoolRunner:
         else:  # a retry keeps its own time (delay_before_retry); the phase counts from it
             nxt = self._phase[cid] = self._next(cid, now, delay)
         self._schedule(cid, nxt)
+        if self._unrun:
+            self._first_result(cid)
+
+    def _file_result(self, cid: str, result: CheckResult) -> None:
+        """A FILE_CHECK's reading of its file: applied at once, unless it changes nothing."""
+        armed = self.armed.get(cid)
+        if armed is None:
+            return
+        self.last.set(cid, result.ok, result.reason, self.wall())
+        if not verdict_unchanged(self.pools[armed.vs_id], cid, result.ok, result.weight):
+            self._apply(armed.vs_id, armed.plan.rs_id, cid, probe_events(armed.plan, result))
         if self._unrun:
             self._first_result(cid)
 
@@ -459,6 +483,7 @@ class PoolRunner:
         self._loop = loop
         connects = self._connects = TcpConnects(loop, self._connected)
         fetches = self._fetches = HttpFetches(loop, self._fetched)
+        self.files.start(loop)
         self._last_tick = -TICK
         self._tick()
         try:
@@ -469,6 +494,7 @@ class PoolRunner:
                 self._timer = None
             connects.close()
             fetches.close()
+            self.files.close()
             self._connects = self._fetches = None
             self._loop = None
 

@@ -443,6 +443,19 @@ def leaves_unchanged(state: PoolState, plan: CheckerPlan, success: bool) -> bool
     return plan.kind not in PER_ROUND or plan.settings.retry == 0
 
 
+def verdict_unchanged(state: PoolState, checker_id: str, up: bool, weight: int | None) -> bool:
+    """Whether a checker's own verdict and weight (FILE_CHECK's ``CheckerVerdict`` and
+    ``CheckerWeight``) are what the pool already has: applying them would change nothing, so
+    a file re-read to the same value costs no pool copy."""
+    pos = state.position_of_checker(checker_id)
+    if pos is None:
+        return False
+    status = state.members[pos].checkers[checker_id]
+    if not status.retry.has_run or status.retry.is_up != up:
+        return False
+    return weight is None or (status.absolute is None and status.weight == weight)
+
+
 def _count_probe(plan: CheckerPlan, retry: RetryState, success: bool) -> Outcome:
     """One probe result counted for ``plan``'s kind of checker."""
     s = plan.settings

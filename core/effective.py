@@ -181,7 +181,8 @@ def checker_settings(vs: VirtualServer, rs: RealServer, c: Checker) -> CheckerSe
         ),
         delay_loop=delay_loop,
         warmup=_first(c.warmup, rs.warmup, vs.warmup, default=delay_loop),
-        alpha=_first(c.alpha, rs.alpha, vs.alpha, default=False),
+        # keepalived clears alpha on a FILE_CHECK: its file is read at once (check_file.c)
+        alpha=c.kind != "FILE_CHECK" and _first(c.alpha, rs.alpha, vs.alpha, default=False),
         virtualhost=_first_opt(c.virtualhost, rs.virtualhost, vs.virtualhost),
         # keepalived times a MISC_CHECK out after its virtual server's delay_loop, not the
         # checker's own, unless misc_timeout is set (0 counts as unset).

@@ -728,14 +728,14 @@ CHECKERS: dict[str, BlockSchema] = {
         ],
     ),
     "PING_CHECK": BlockSchema("PING_CHECK", Checker, _CHECK_COMMON),
+    # keepalived's check_file.c installs these two alone: a timing keyword here is an unknown
+    # keyword (the file is watched, never scheduled: docs/checkers.md, "FILE_CHECK")
     "FILE_CHECK": BlockSchema(
         "FILE_CHECK",
         Checker,
         [
             K("track_file", Str()),
             K("weight", WeightT(-254, 254), ("weight", "weight_reverse")),
-            Raw("dynamic", 0, 0),
-            *_CHECK_MISC_COMMON,
         ],
     ),
     "BFD_CHECK": BlockSchema(

@@ -9,7 +9,7 @@ accepts.
 from checkd.checkers.dns import build_query, dns_check
 from checkd.checkers.errors import CheckerConfigError, CheckerError, ProbeFailed
 from checkd.checkers.factory import Probe, make_probe
-from checkd.checkers.file import file_check, judge_value
+from checkd.checkers.file import FileTrack, file_check, judge_value
 from checkd.checkers.http import (
     HttpCheck,
     Response,
@@ -31,6 +31,7 @@ __all__ = [
     "CheckerConfigError",
     "CheckerError",
     "ConnectOptions",
+    "FileTrack",
     "HttpCheck",
     "Pinger",
     "Probe",

@@ -10,7 +10,7 @@ from typing import Any
 
 from checkd.checkers.dns import dns_check
 from checkd.checkers.errors import CheckerConfigError
-from checkd.checkers.file import file_check
+from checkd.checkers.file import FileTrack, file_check
 from checkd.checkers.http import HttpCheck, http_check
 from checkd.checkers.ping import Pinger
 from checkd.checkers.result import CheckResult, ConnectOptions
@@ -29,19 +29,8 @@ async def _file(path: str, weight: int, reverse: bool) -> CheckResult:
 
 
 def _file_probe(checker: Checker, track_files: Mapping[str, TrackFile]) -> Probe:
-    """FILE_CHECK names a global ``track_file`` block; its own ``weight`` overrides the
-    block's, as in keepalived."""
-    name = checker.track_file
-    if not name:
-        raise CheckerConfigError("FILE_CHECK has no track_file")
-    tracked = track_files.get(name)
-    if tracked is None or not tracked.file:
-        raise CheckerConfigError(f"FILE_CHECK track_file {name} is not defined (with a file)")
-    if checker.weight is not None:
-        weight, reverse = checker.weight, checker.weight_reverse
-    else:
-        weight, reverse = tracked.weight, tracked.weight_reverse
-    return partial(_file, tracked.file, weight, reverse)
+    track = FileTrack.of(checker, track_files)
+    return partial(_file, track.path, track.weight, track.reverse)
 
 
 def make_probe(

@@ -84,3 +84,27 @@ virtual_server 192.0.2.1 80 {
     assert (dns.connect_port, dns.retry, dns.delay_before_retry) == (53, 4, 10.0)
     # misc_timeout defaults to the virtual server's delay_loop (10), not the checker's (2).
     assert (misc.delay_loop, misc.misc_timeout, misc.retry) == (2.0, 10.0, 4)
+
+
+def test_file_check_never_has_alpha(parse: Parse) -> None:
+    text = """track_file tf {
+  file /tmp/tf
+}
+virtual_server 192.0.2.1 80 {
+  lb_algo rr
+  lb_kind NAT
+  protocol TCP
+  alpha
+  real_server 192.0.2.2 80 {
+    FILE_CHECK {
+      track_file tf
+    }
+    TCP_CHECK {
+    }
+  }
+}
+"""
+    vs = parse(text, script_env=None).config.virtual_servers[0]
+    rs = vs.real_servers[0]
+    file, tcp = (core.checker_settings(vs, rs, c) for c in rs.checkers)
+    assert (file.alpha, tcp.alpha) == (False, True)

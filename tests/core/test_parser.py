@@ -408,6 +408,25 @@ def test_keyword_in_the_wrong_block_says_where_it_belongs(parse: Parse) -> None:
     assert p.message == "Unknown keyword 'vrrp_strict' in vrrp_instance (it belongs in global_defs)"
 
 
+def test_file_check_takes_no_timing_keywords(parse: Parse) -> None:
+    # keepalived 2.2.7's FILE_CHECK takes track_file and weight alone (its file is watched,
+    # never scheduled) and -t fails on anything else (tests/core/test_samples_interop.py)
+    text = (
+        "track_file tf {\n file /tmp/tf\n}\nvirtual_server 192.0.2.1 80 {\n lb_algo rr\n"
+        " lb_kind NAT\n protocol TCP\n real_server 192.0.2.2 80 {\n  FILE_CHECK {\n"
+        "   track_file tf\n   weight 2\n   delay_loop 5\n   retry 3\n  }\n }\n}\n"
+    )
+    r = parse(text)
+    assert [(p.code, p.line) for p in r.problems] == [
+        ("unknown-keyword", 12),
+        ("unknown-keyword", 13),
+    ]
+    assert r.problems[1].message.startswith("Unknown keyword 'retry' in FILE_CHECK")
+    assert r.exit_code == 5
+    (checker,) = r.config.virtual_servers[0].real_servers[0].checkers
+    assert (checker.track_file, checker.weight) == ("tf", 2)
+
+
 def test_keyword_set_twice_warns_and_last_wins(parse: Parse) -> None:
     r = parse(MINIMAL.replace("interface eth0", "interface eth0\n    priority 90\n    priority 80"))
     assert r.config.instances[0].priority == 80

@@ -301,6 +301,16 @@ PROBES: dict[str, str] = {
     "file-check": "track_file tf {\n file /tmp/tf\n}\nvirtual_server 192.0.2.1 80 {\n lb_algo rr\n"
     " lb_kind NAT\n protocol TCP\n real_server 192.0.2.2 80 {\n  FILE_CHECK {\n   track_file tf\n"
     "  }\n }\n}\n",
+    # keepalived's FILE_CHECK takes only track_file and weight (check_file.c)
+    "file-check-retry": "track_file tf {\n file /tmp/tf\n}\nvirtual_server 192.0.2.1 80 {\n"
+    " lb_algo rr\n lb_kind NAT\n protocol TCP\n real_server 192.0.2.2 80 {\n  FILE_CHECK {\n"
+    "   track_file tf\n   retry 3\n  }\n }\n}\n",
+    "file-check-delay-loop": "track_file tf {\n file /tmp/tf\n}\nvirtual_server 192.0.2.1 80 {\n"
+    " lb_algo rr\n lb_kind NAT\n protocol TCP\n real_server 192.0.2.2 80 {\n  FILE_CHECK {\n"
+    "   track_file tf\n   delay_loop 5\n  }\n }\n}\n",
+    "file-check-dynamic": "track_file tf {\n file /tmp/tf\n}\nvirtual_server 192.0.2.1 80 {\n"
+    " lb_algo rr\n lb_kind NAT\n protocol TCP\n real_server 192.0.2.2 80 {\n  FILE_CHECK {\n"
+    "   track_file tf\n   dynamic\n  }\n }\n}\n",
     "vmac-rfc-mac": _BASE + " use_vmac vrrp51 00:00:5e:00:01:33\n}\n",
     "vmac-own-mac": _BASE + " use_vmac vrrp51 02:00:5e:00:01:33\n}\n",
     "script-fractional-interval": "global_defs {\n enable_script_security\n script_user root\n}\n"
