@@ -3,7 +3,7 @@ most once per key every few seconds, the next notice saying how many were held b
 
 Used for notices about input nobody here controls (a flood of adverts, a publisher sending
 garbage): the log must name the culprit without letting it flood the log (RFC 9568 asks
-the same of VRRP's notices; DESIGN.md "Untrusted input")."""
+the same of VRRP's notices; docs/bus.md, untrusted input)."""
 
 from __future__ import annotations
 

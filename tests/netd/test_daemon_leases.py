@@ -226,7 +226,7 @@ def test_a_renewal_naming_an_intent_netd_lacks_asks_vrrpd_for_it_again(node: Nod
 
 
 def test_garbage_on_the_bus_is_counted_each_time_and_logged_once_per_sender(node: Node) -> None:
-    """DESIGN.md, "Untrusted input": every bad message is counted and the sender named, but a
+    """docs/bus.md (untrusted input): every bad message is counted and the sender named, but a
     publisher sending garbage in a loop cannot flood the log."""
 
     def garbage(src: str) -> None:
