@@ -26,7 +26,7 @@ from collections.abc import Callable
 
 import structlog
 
-from bus import Component, MessageRejected, messages
+from bus import Component, MessageRejected, Subscriber, messages
 from bus.envelope import Event as BusEvent
 from bus.notices import NoticeLimiter
 from bus.priorities import PriorityKeeper, ProcessPriorities
@@ -79,6 +79,10 @@ def latest_links(events: list[BusEvent]) -> list[BusEvent]:
     return kept
 
 
+# Seconds between two requests for netd's links while none has come (``_ask_for_links``).
+LINKS_ASK_AGAIN = 1.0
+
+
 class Engine:
     """vrrpd's event loop: bus events, timers and signals, dispatched to the helpers."""
 
@@ -106,6 +110,9 @@ class Engine:
         self.router_id = socket.gethostname()  # keepalived's default; router_id replaces it
         self.dynamic_interfaces = False
         self.priorities = PriorityKeeper("vrrpd")
+        # the bus subscription (set by ``run``) and the timer asking netd again for its links
+        self._sub: Subscriber | None = None
+        self._links_asked: asyncio.TimerHandle | None = None
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -146,6 +153,7 @@ class Engine:
         sub = self.comp.subscribe(
             "config.current", "net.link.*", "health.*", "net.applied.vrrp:*", "net.held", "hb.bus"
         )
+        self._sub = sub
         self.starter.open_window(self.now())
         renew = asyncio.create_task(self._renew_loop(), name="vrrpd.renew")
         try:
@@ -257,6 +265,24 @@ class Engine:
             self.starter.started(runner, now)
         self.host.groups.form(self.plans)
         self.starter.schedule_retry()
+        if self.plans and not self.links and now >= self.starter.resume_until:
+            self._ask_for_links()
+
+    def _ask_for_links(self) -> None:
+        """netd re-sends its retained ``net.link.*`` when vrrpd subscribes; if none has come
+        by the time the resume window closes, that re-send was lost (nothing repeats it on a
+        timer, docs/bus.md) and no instance could ever start: ask again, every second, until
+        a link is heard."""
+        if self._links_asked is not None or self._sub is None:
+            return
+        log.warning("vrrpd.links.missing", detail="no net.link from netd yet; asking again")
+        self._sub.resync("net.link.*", "net.held")
+        self._links_asked = self.loop.call_later(LINKS_ASK_AGAIN, self._links_asked_due)
+
+    def _links_asked_due(self) -> None:
+        self._links_asked = None
+        if self.plans and not self.links and not self.host.stopping:
+            self._ask_for_links()
 
     def _make_runner(self, p: InstancePlan, link: Link, primary: IPAddress) -> Runner:
         # use_vmac: adverts go out of and come in on the VMAC (see
@@ -429,6 +455,9 @@ class Engine:
         """keepalived's stop: priority-0 adverts from masters, withdraw, STOP notifications."""
         self.host.begin_stopping()
         self.starter.cancel()
+        if self._links_asked is not None:
+            self._links_asked.cancel()
+            self._links_asked = None
         now = self.now()
         if not self.release_at_stop:
             self._hold_at_stop()
