@@ -108,7 +108,12 @@ def test_a_running_group_follows_the_global_keywords(group: DaemonGroup) -> None
     piddir = group.runtime.path / "keepalived"
     assert int((piddir / "keepalived_alpha.pid").read_text()) == pids["watchdog"]
     assert int((piddir / "vrrp_alpha.pid").read_text()) == pids["vrrpd"]
-    assert {_umask(pid) for pid in pids.values()} == {0o27}
+    # (the broker binds its sockets under a restrictive umask for a moment: wait it out)
+    wait_until(
+        lambda: {_umask(pid) for pid in pids.values()} == {0o27},
+        10,
+        message="every component's umask to be the configured 0027",
+    )
     # child_wait_time 1: a child that does not stop is killed after 1 s, not keepalived's 5.
     os.kill(pids["netd"], signal.SIGSTOP)
     group.proc.send_signal(signal.SIGTERM)
