@@ -7,7 +7,12 @@ the same of VRRP's notices; docs/bus.md, untrusted input)."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Hashable
+
+import structlog
+
+log = structlog.get_logger(__name__)
 
 
 class NoticeLimiter:
@@ -26,3 +31,28 @@ class NoticeLimiter:
             return None
         self._last[key] = (now, 0)
         return 0 if last is None else last[1]
+
+
+class InvalidInput:
+    """A component's refusals of bus messages its own decode rejects: each counted by topic
+    root, logged as ``<component>.input.invalid`` once per (root, sender) every ``every``
+    seconds with how many went unlogged (docs/bus.md, untrusted input)."""
+
+    def __init__(self, component: str, every: float = 5.0) -> None:
+        self.event = f"{component}.input.invalid"
+        self.counts: Counter[str] = Counter()
+        self._notices = NoticeLimiter(every)
+
+    def refused(self, topic: str, src: str, exc: Exception, now: float) -> None:
+        root = topic.split(".", 1)[0]
+        self.counts[root] += 1
+        held_back = self._notices.due((root, src), now)
+        if held_back is not None:
+            log.error(
+                self.event,
+                topic=topic,
+                src=src,
+                reason=f"{type(exc).__name__}: {exc}",
+                count=self.counts[root],
+                held_back=held_back,
+            )

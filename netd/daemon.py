@@ -38,7 +38,6 @@ import functools
 import gc
 import os
 import time
-from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -48,7 +47,7 @@ import structlog
 import core
 from bus import Component, MessageRejected, Subscriber, messages
 from bus.envelope import Event as BusEvent
-from bus.notices import NoticeLimiter
+from bus.notices import InvalidInput
 from netd import foundvips, fromconfig
 from netd.announcer import Announcer, burst_targets
 from netd.applied import HeldSummary, failures_by_owner, publish_applied, publish_expired
@@ -135,10 +134,8 @@ class NetDaemon:
             carrier=self.links.carrier,
         )
         self.held = HeldSummary()  # net.held
-        #: messages refused by their class's decode, by topic root; logged once per (root,
-        #: sender) every 5 s so a publisher sending garbage cannot flood the log
-        self.invalid: Counter[str] = Counter()
-        self._invalid_notices = NoticeLimiter(5.0)
+        #: messages refused by their class's decode
+        self.invalid = InvalidInput("netd")
         self.firewall = Firewall()  # Accept_Mode (no_accept) drop rules
         self._unblocked: dict[str, KernelError] = {}  # owner -> why its drop rules failed
         self.leases = Leases(self.store, time.monotonic)
@@ -219,18 +216,7 @@ class NetDaemon:
             else:
                 self._intent(messages.Intent.decode(topic, body), boot)
         except (MessageRejected, ValueError, InvalidItemError, core.WireFormatError) as exc:
-            root = event.topic.split(".", 1)[0]
-            self.invalid[root] += 1
-            held_back = self._invalid_notices.due((root, event.env.src), time.monotonic())
-            if held_back is not None:
-                log.error(
-                    "netd.input.invalid",
-                    topic=event.topic,
-                    src=event.env.src,
-                    reason=f"{type(exc).__name__}: {exc}",
-                    count=self.invalid[root],
-                    held_back=held_back,
-                )
+            self.invalid.refused(event.topic, event.env.src, exc, time.monotonic())
 
     def _config(self, msg: messages.ConfigCurrent, boot: str) -> None:
         if msg.hash == self.config_hash:

@@ -21,14 +21,13 @@ import asyncio
 import signal
 import socket
 import time
-from collections import Counter
 from collections.abc import Callable
 
 import structlog
 
 from bus import Component, MessageRejected, Subscriber, messages
 from bus.envelope import Event as BusEvent
-from bus.notices import NoticeLimiter
+from bus.notices import InvalidInput, NoticeLimiter
 from bus.priorities import PriorityKeeper, ProcessPriorities
 from bus.signals import SIGJSON, SIGSTATS_CLEAR
 from core import WireFormatError, from_wire
@@ -99,13 +98,10 @@ class Engine:
         self.health = Health(self.links)
         self.starter = Starter(self.runners, self.host, self._start_pending)
         self.verdicts = VerdictGate()
-        #: messages refused by their class's full decode (an optional field's bad value)
-        self.invalid: Counter[str] = Counter()
         # one refusal logged per check every 5 s, whatever the senders (bounded by the config)
         self._refusals = NoticeLimiter(5.0)
-        # one invalid message logged per (topic root, sender) every 5 s: a publisher sending
-        # garbage is named without flooding the log
-        self._invalid_notices = NoticeLimiter(5.0)
+        #: messages refused by their class's full decode (an optional field's bad value)
+        self.invalid = InvalidInput("vrrpd")
         self.config_hash: str | None = None
         self.router_id = socket.gethostname()  # keepalived's default; router_id replaces it
         self.dynamic_interfaces = False
@@ -181,17 +177,7 @@ class Engine:
             elif topic == "net.held":
                 self.starter.held_changed(messages.Held.decode(topic, body))
         except (MessageRejected, ValueError, WireFormatError) as exc:
-            self.invalid[root] += 1  # counted by topic root (health, net, ...)
-            held_back = self._invalid_notices.due((root, event.env.src), self.now())
-            if held_back is not None:
-                log.error(
-                    "vrrpd.input.invalid",
-                    topic=event.topic,
-                    src=event.env.src,
-                    reason=f"{type(exc).__name__}: {exc}",
-                    count=self.invalid[root],
-                    held_back=held_back,
-                )
+            self.invalid.refused(event.topic, event.env.src, exc, self.now())
 
     # ---- configuration -----------------------------------------------------------------------
 

@@ -243,5 +243,5 @@ def test_garbage_on_the_bus_is_counted_each_time_and_logged_once_per_sender(node
         ("other", 51, 0),
     ]
     assert invalid[0]["reason"].startswith("MessageRejected")
-    assert node.daemon.invalid["vrrp"] == 51
+    assert node.daemon.invalid.counts["vrrp"] == 51
     assert node.dirty == []  # nothing of it reached the kernel's desired state
