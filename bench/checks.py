@@ -44,6 +44,7 @@ import cProfile
 import gc
 import json
 import logging
+import math
 import os
 import resource
 import shutil
@@ -66,7 +67,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import structlog
 
 import core
-from checkd import LvsService, TimerHeap
+from checkd import HELPER_AT, LvsService, TimerHeap
 
 TCP_PORT = 9000
 HTTP_PORT = 8080
@@ -419,7 +420,9 @@ class Figures:
     duration: float
     checks_per_s: float
     cpu_share: float
+    helper_cpu_share: float
     cpu_us_per_check: float
+    kernel_us_per_check: float
     drift_p50_ms: float
     drift_p99_ms: float
     drift_max_ms: float
@@ -467,15 +470,23 @@ def runqueue_wait() -> float:
     return int(Path("/proc/thread-self/schedstat").read_text().split()[1]) / 1e9
 
 
+def process_times(pid: int) -> tuple[float, float]:
+    """CPU seconds a process (all its threads) has used, in user space and in the kernel."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
+
+
 def process_cpu(pid: int) -> float:
     """CPU seconds a process (all its threads) has used, from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return sum(process_times(pid))
 
 
 @dataclass
 class Window:
     cpu: float
+    kernel_cpu: float  # the part of ``cpu`` spent in the kernel (sockets, loopback TCP)
+    helper_cpu: float  # the connect helper's (its kernel part is in ``kernel_cpu``)
     wall: float
     servers_cpu: float
     load_avg: float
@@ -493,7 +504,7 @@ async def measure(args: argparse.Namespace) -> Window:
     if errors:
         raise RuntimeError(core.format_problem(errors[0]))
     recorder = Recorder(f"/{VICTIM_IP}:tcp:{VICTIM_PORT}")
-    service = LvsService(recorder)
+    service = LvsService(recorder, helper_at=math.inf if args.no_helper else HELPER_AT)
     gc_timer = GcTimer() if args.diagnose else None
     slow = SlowCallbacks() if args.diagnose else None
     heap = DriftHeap(gc_timer)
@@ -511,11 +522,20 @@ async def measure(args: argparse.Namespace) -> Window:
             slow.install()
         heap.recording = True
         cpu0, wall0 = time.process_time(), time.monotonic()
+        kernel0 = os.times().system
+        helper = service.runner.helper_pid
+        helper0 = process_times(helper) if helper is not None else (0.0, 0.0)
         servers0 = process_cpu(args.servers_pid)
         waited0 = runqueue_wait()
         await asyncio.sleep(args.duration)
         waited = runqueue_wait() - waited0
         cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
+        kernel = os.times().system - kernel0
+        helper_user, helper_kernel = (
+            (a - b for a, b in zip(process_times(helper), helper0, strict=True))
+            if helper is not None
+            else (0.0, 0.0)
+        )
         servers_cpu = process_cpu(args.servers_pid) - servers0
         load_avg = os.getloadavg()[0]
         heap.recording = False
@@ -535,7 +555,9 @@ async def measure(args: argparse.Namespace) -> Window:
             victim = start_server(victim=True)
             await wait_victim(recorder, True, 30)
         return Window(
-            cpu,
+            cpu + helper_user + helper_kernel,
+            kernel + helper_kernel,
+            helper_user + helper_kernel,
             wall,
             servers_cpu,
             load_avg,
@@ -638,7 +660,9 @@ async def run(args: argparse.Namespace) -> Figures:
         duration=round(w.wall, 2),
         checks_per_s=round(checks / w.wall, 1),
         cpu_share=round(w.cpu / w.wall, 3),
+        helper_cpu_share=round(w.helper_cpu / w.wall, 3),
         cpu_us_per_check=round(per_check * 1e6, 1),
+        kernel_us_per_check=round(w.kernel_cpu / checks * 1e6, 1) if checks else float("nan"),
         drift_p50_ms=round(percentile(w.lateness, 0.5) * 1000, 2),
         drift_p99_ms=round(percentile(w.lateness, 0.99) * 1000, 2),
         drift_max_ms=round(max(w.lateness, default=float("nan")) * 1000, 2),
@@ -661,7 +685,16 @@ def report(f: Figures) -> None:
         "delay_loop 1"
     )
     print(f"window:   {f.duration} s, {f.checks_per_s} checks/s")
-    print(f"checkd:   {f.cpu_share * 100:.1f} % of one core, {f.cpu_us_per_check} us CPU/check")
+    print(
+        f"checkd:   {f.cpu_share * 100:.1f} % of one core, {f.cpu_us_per_check} us CPU/check "
+        f"({f.kernel_us_per_check} us of it in the kernel)"
+    )
+    if f.helper_cpu_share:
+        loop_share = f.cpu_share - f.helper_cpu_share
+        print(
+            f"          of which the loop {loop_share * 100:.1f} %, the connect helper "
+            f"{f.helper_cpu_share * 100:.1f} %"
+        )
     print(f"drift:    p50 {f.drift_p50_ms} ms, p99 {f.drift_p99_ms} ms, max {f.drift_max_ms} ms")
     print(
         f"launched: p50 {f.launch_p50_ms} ms, p99 {f.launch_p99_ms} ms, max {f.launch_max_ms} ms "
@@ -701,6 +734,11 @@ def main() -> int:
     ap.add_argument("--curl", type=int, default=200, help="curl runs for the script figure")
     ap.add_argument("--json", type=Path, help="also write the figures here")
     ap.add_argument("--quick", action="store_true", help="1,000 + 200 checkers, 5 s")
+    ap.add_argument(
+        "--no-helper",
+        action="store_true",
+        help="TCP_CHECK connects on checkd's loop (no connect helper process)",
+    )
     ap.add_argument("--profile", type=Path, help="write cProfile statistics of the run here")
     ap.add_argument(
         "--diagnose",

@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import os
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
@@ -36,8 +37,9 @@ import structlog
 
 from checkd.attempts import Armed, AttemptResult, probe_events
 from checkd.checker_state import mail_body
+from checkd.checkers.connect_helper import ConnectHelper
 from checkd.checkers.http_fetches import HttpFetches
-from checkd.checkers.result import CheckResult
+from checkd.checkers.result import CheckResult, ConnectOptions
 from checkd.checkers.tcp_connects import TcpConnects
 from checkd.checkplan import CheckPlan, VirtualServerPlan
 from checkd.errors import PoolError
@@ -76,6 +78,10 @@ log = structlog.get_logger(__name__)
 TICK = 0.001
 # The share of a checker's delay by which a late start may bring its next attempt forward.
 CATCH_UP = 0.1
+# TCP_CHECK attempts a second from which their connects go to a helper process when there is
+# a second CPU (``checkd.checkers.connect_helper``): at ~35 µs of system time each, 2,000 a
+# second are 7 % of a core; below that the helper's memory buys little.
+HELPER_AT = 2000.0
 
 
 class Retainer(Protocol):
@@ -105,6 +111,7 @@ class PoolRunner:
         *,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
+        helper_at: float = HELPER_AT,
     ) -> None:
         self.publisher = publisher
         self.actions = actions
@@ -134,6 +141,8 @@ class PoolRunner:
         # set while ``run`` runs
         self._loop: asyncio.AbstractEventLoop | None = None
         self._connects: TcpConnects[Armed] | None = None
+        self._helper_at = helper_at
+        self._helper: ConnectHelper[Armed] | None = None
         self._fetches: HttpFetches[Armed] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
@@ -177,6 +186,7 @@ class PoolRunner:
         self._unrun.update(fresh)
         self._index_externals()
         self._publish_all()
+        self._consider_helper()
         # FILE_CHECKs on a file this configuration newly names get a result too (a reload
         # may point a kept track_file block at another file)
         fresh += self.files.set((cid, a.file) for cid, a in self.armed.items() if a.file)
@@ -484,6 +494,7 @@ class PoolRunner:
         connects = self._connects = TcpConnects(loop, self._connected)
         fetches = self._fetches = HttpFetches(loop, self._fetched)
         self.files.start(loop)
+        self._consider_helper()
         self._last_tick = -TICK
         self._tick()
         try:
@@ -492,6 +503,9 @@ class PoolRunner:
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
+            if self._helper is not None:
+                self._helper.close()
+                self._helper = None
             connects.close()
             fetches.close()
             self.files.close()
@@ -533,9 +547,36 @@ class PoolRunner:
         """The heap changed: set the loop timer again (no-op outside ``run``)."""
         self._set_timer(self.clock())
 
+    @property
+    def helper_pid(self) -> int | None:
+        """The connect helper's process id, while there is one."""
+        return None if self._helper is None else self._helper.pid
+
+    def _consider_helper(self) -> None:
+        """Start the connect helper once the TCP_CHECKs ask for it (it stays until checkd
+        stops: a reload that lowers the load leaves it idle, not gone)."""
+        if self._loop is None or self._helper is not None:
+            return
+        rate = sum(
+            1.0 / max(a.plan.settings.delay_loop, TICK) for a in self.armed.values() if a.fast
+        )
+        if rate >= self._helper_at and len(os.sched_getaffinity(0)) > 1:
+            log.info("checkd.connector.wanted", checks_per_s=round(rate))
+            self._helper = ConnectHelper(self._loop, self._connected, self._connects_lost)
+
+    def _connects_lost(self, attempts: list[tuple[ConnectOptions, Armed]]) -> None:
+        """The helper died with these under way: they run here, late rather than failed."""
+        if self._connects is not None:
+            for opts, armed in attempts:
+                self._connects.start(opts, armed)
+
     def _launch(self, armed: Armed) -> None:
         if armed.fast is not None and self._connects is not None:
-            self._connects.start(armed.fast.opts, armed)
+            helper = self._helper
+            if helper is not None and helper.ready:
+                helper.start(armed.fast.opts, armed)
+            else:
+                self._connects.start(armed.fast.opts, armed)
             return
         if armed.http is not None and self._fetches is not None:
             check = armed.http.check

@@ -31,7 +31,7 @@ from checkd.dumps import DumpContext, Kept, PoolDump, data_text, kept_by_reload
 from checkd.errors import CheckdError
 from checkd.external import ExternalRefused, Noted, read_report
 from checkd.local_addresses import LocalAddresses
-from checkd.lvs_runner import PoolRunner, Retainer
+from checkd.lvs_runner import HELPER_AT, PoolRunner, Retainer
 from checkd.pool_actions import ActionRunner
 from checkd.pool_topics import LastResult
 from core import WireFormatError, from_wire
@@ -44,9 +44,15 @@ FREEZE_AT = 1000
 
 
 class LvsService:
-    def __init__(self, publisher: Retainer, *, actions: ActionRunner | None = None) -> None:
+    def __init__(
+        self,
+        publisher: Retainer,
+        *,
+        actions: ActionRunner | None = None,
+        helper_at: float = HELPER_AT,
+    ) -> None:
         self.actions = actions or ActionRunner()
-        self.runner = PoolRunner(publisher, self.actions)
+        self.runner = PoolRunner(publisher, self.actions, helper_at=helper_at)
         self.runner.on_first_round = self._first_round_done
         self.pinger = Pinger()
         self._local = LocalAddresses()

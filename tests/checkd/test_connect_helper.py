@@ -1,0 +1,220 @@
+"""TCP_CHECK connects in checkd's helper process (checkd.checkers.connect_helper) give the
+verdicts and reasons of the in-process path against real sockets on loopback; a helper that
+dies hands its attempts back and another takes over; it ends with checkd, however checkd ends;
+and PoolRunner sends its TCP_CHECKs there once the load calls for it (docs/checkers.md,
+"Scale")."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from checkd.attempts import Armed, AttemptResult
+from checkd.checkers import ConnectOptions, connect_helper
+from checkd.checkers.connect_helper import ConnectHelper
+from checkd.lvs_runner import PoolRunner
+from tests.checkd.checkers.servers import closed_port
+from tests.checkd.support import FakePublisher, until
+from tests.checkd.test_schedule import FakeActions
+from tests.checkd.test_tcp_fast import (
+    TIMEOUT,
+    Target,
+    armed_for,
+    armed_plan,
+    both_ways,
+    full_queue,
+    listening,
+    targets_up,
+)
+
+KINDS = ["open", "open6", "closed", "closed6", "full", "no_device", "bound"]
+
+
+def gone(pid: int) -> bool:
+    """Whether ``pid`` has exited (absent, or a zombie its new parent has not reaped yet)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat.rpartition(")")[2].split()[0] == "Z"
+
+
+async def through_helper(armed: list[Armed]) -> tuple[list[AttemptResult], int]:
+    """Each checker's attempt through a helper process; the helper's pid."""
+    results: dict[int, AttemptResult] = {}
+
+    def done(i: int, ok: bool, reason: str) -> None:
+        assert i not in results, "one outcome per attempt"
+        tcp = armed[i].fast
+        assert tcp is not None
+        results[i] = tcp.result(ok, reason)
+
+    def lost(attempts: list[tuple[ConnectOptions, int]]) -> None:
+        raise AssertionError(f"the helper died with {len(attempts)} attempts")
+
+    helper: ConnectHelper[int] = ConnectHelper(asyncio.get_running_loop(), done, lost)
+    pid = helper.pid
+    assert pid is not None
+    try:
+        await until(lambda: helper.ready, 10, "the helper ready")
+        for i, a in enumerate(armed):
+            assert a.fast is not None
+            helper.start(a.fast.opts, i)
+        await until(lambda: len(results) == len(armed), TIMEOUT * 20, "every outcome")
+        assert len(helper) == 0
+    finally:
+        helper.close()
+    return [results[i] for i in range(len(armed))], pid
+
+
+def test_the_helper_gives_the_in_process_verdicts_and_reasons() -> None:
+    with targets_up(KINDS) as targets:
+        armed = armed_for(targets)
+        in_process = [fast for _, fast in asyncio.run(both_ways(armed))]
+        helped, pid = asyncio.run(through_helper(armed))
+    assert helped == in_process
+    assert [r.ok for r in helped] == [True, True, False, False, False, False, True]
+    assert gone(pid), "close() reaps the helper"
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.sampled_from(KINDS), min_size=1, max_size=12))
+def test_any_mix_of_outcomes_in_the_helper_matches_the_in_process_path(kinds: list[str]) -> None:
+    with targets_up(kinds) as targets:
+        armed = armed_for(targets)
+        in_process = [fast for _, fast in asyncio.run(both_ways(armed))]
+        helped, _ = asyncio.run(through_helper(armed))
+    assert helped == in_process
+
+
+def test_a_killed_helper_hands_back_its_attempts_and_a_new_one_takes_over(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(connect_helper, "RESPAWN_DELAY", 0.2)
+    outcomes: list[tuple[str, bool]] = []
+    handed_back: list[str] = []
+
+    async def scenario(full_port: int, open_port: int) -> tuple[int, int]:
+        helper: ConnectHelper[str] = ConnectHelper(
+            asyncio.get_running_loop(),
+            lambda tag, ok, reason: outcomes.append((tag, ok)),
+            lambda attempts: handed_back.extend(tag for _, tag in attempts),
+        )
+        try:
+            await until(lambda: helper.ready, 10, "the first helper ready")
+            first = helper.pid
+            assert first is not None
+            # never answered within the test: still under way when the helper is killed
+            stuck = ConnectOptions("127.0.0.1", full_port, connect_timeout=60)
+            for tag in ("a", "b", "c"):
+                helper.start(stuck, tag)
+            await asyncio.sleep(0)  # the batch goes out
+            os.kill(first, signal.SIGKILL)
+            await until(lambda: len(handed_back) == 3, 10, "the attempts handed back")
+            assert not helper.ready
+            await until(lambda: helper.ready, 10, "a new helper ready")
+            second = helper.pid
+            assert second is not None and second != first
+            helper.start(ConnectOptions("127.0.0.1", open_port, connect_timeout=5), "d")
+            await until(lambda: bool(outcomes), 10, "the new helper's outcome")
+            return first, second
+        finally:
+            helper.close()
+
+    with full_queue() as full_port, listening() as open_port:
+        first, second = asyncio.run(scenario(full_port, open_port))
+    assert sorted(handed_back) == ["a", "b", "c"]
+    assert outcomes == [("d", True)], "nothing of the dead helper's came back twice"
+    assert gone(first) and gone(second)
+
+
+HOST = textwrap.dedent(
+    """
+    import asyncio, sys
+    from checkd.checkers.connect_helper import ConnectHelper
+
+    async def main() -> None:
+        helper = ConnectHelper(asyncio.get_running_loop(), print, print)
+        while not helper.ready:
+            await asyncio.sleep(0.01)
+        print("helper", helper.pid, flush=True)
+        await asyncio.sleep(3600)
+
+    asyncio.run(main())
+    """
+)
+
+
+def test_the_helper_ends_when_checkd_is_killed() -> None:
+    """No orphan: checkd's end of the socket closes with checkd, and the helper leaves."""
+    root = Path(__file__).resolve().parents[2]
+    with subprocess.Popen(
+        [sys.executable, "-c", HOST],
+        stdout=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(root)},
+    ) as host:
+        try:
+            assert host.stdout is not None
+            # checkd's own log lines come first
+            line = next(line for line in host.stdout if line.startswith(b"helper "))
+            pid = int(line.split()[1])
+            assert not gone(pid)
+            host.kill()
+            host.wait()
+            asyncio.run(until(lambda: gone(pid), 10, "the helper gone"))
+        finally:
+            host.kill()
+
+
+def test_the_runner_sends_its_tcp_checks_to_the_helper(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the threshold at zero the helper starts with the configuration and, once ready,
+    takes every TCP_CHECK: the verdicts are the listener's and the closed port's."""
+    started: list[str] = []
+
+    class Counted(ConnectHelper[Armed]):
+        def start(self, opts: ConnectOptions, tag: Armed) -> None:
+            started.append(tag.plan.id)
+            super().start(opts, tag)
+
+    monkeypatch.setattr("checkd.lvs_runner.ConnectHelper", Counted)
+
+    async def coroutine() -> AttemptResult:
+        raise AssertionError("a TCP_CHECK ran as a coroutine in a Task of its own")
+
+    with listening() as up_port:
+        plan, armed = armed_plan([Target("open", up_port), Target("closed", closed_port())])
+        armed = {cid: replace(a, attempt=coroutine) for cid, a in armed.items()}
+        up_id, down_id = list(armed)
+        runner = PoolRunner(FakePublisher(), FakeActions(), helper_at=0)
+
+        async def scenario() -> int | None:
+            runner.apply(plan, armed)
+            task = asyncio.create_task(runner.run())
+            try:
+                await until(
+                    lambda: min(started.count(up_id), started.count(down_id)) >= 3,
+                    20,
+                    "three attempts of each in the helper",
+                )
+                pid = runner.helper_pid
+            finally:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+            await runner.stop()
+            assert runner.helper_pid is None
+            return pid
+
+        pid = asyncio.run(scenario())
+    assert {c: runner.last[c].ok for c in (up_id, down_id)} == {up_id: True, down_id: False}
+    assert runner.last[up_id].reason == f"connected to 127.0.0.1:{up_port}"
+    assert pid is not None and gone(pid)
