@@ -289,7 +289,7 @@ async def serve(sock: socket.socket) -> None:
     def send_outcomes() -> None:
         nonlocal outcomes
         message, outcomes = outcomes, [DONE]
-        with contextlib.suppress(BrokenPipeError):  # checkd went: EOF ends the loop
+        with contextlib.suppress(ConnectionError):  # checkd went: EOF ends the loop
             sock.sendall(_pack(message))
 
     def done(serial: int, ok: bool, reason: str) -> None:
