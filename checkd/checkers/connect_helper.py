@@ -341,13 +341,15 @@ def _helper_process(sock: socket.socket) -> None:
         # and a signal must not be written to the parent loop's wake-up socket.
         asyncio.events._set_running_loop(None)
         signal.set_wakeup_fd(-1)
+        # The signals checkd acts on or logs are ignored: the helper has nothing to reload or
+        # dump, and a ``pkill -USR1 -f pykeepalived`` must not kill it. Ctrl-C in a terminal
+        # reaches the whole group too: checkd decides, and the helper ends when checkd's end
+        # of the socket closes. TERM still ends it.
         for sig in signal.valid_signals():
-            handler = signal.getsignal(sig)
-            if callable(handler):
-                signal.signal(sig, signal.SIG_DFL)
-        # Ctrl-C in a terminal running checkd reaches the whole group: checkd decides, and the
-        # helper ends when checkd's end of the socket closes.
+            if callable(signal.getsignal(sig)):
+                signal.signal(sig, signal.SIG_IGN)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
         setproctitle.setproctitle("pykeepalived: checkd connect helper")
         asyncio.run(serve(sock))
     except BaseException:

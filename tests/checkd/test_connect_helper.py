@@ -138,6 +138,39 @@ def test_a_killed_helper_hands_back_its_attempts_and_a_new_one_takes_over(
     assert gone(first) and gone(second)
 
 
+def test_the_helper_ignores_the_signals_checkd_acts_on() -> None:
+    """A data dump or reload signal sent by name (``pkill -USR1 -f pykeepalived``) reaches the
+    helper too: it must not end it. (A handler set like checkd's is inherited by the fork.)"""
+    outcomes: list[tuple[str, bool]] = []
+    lost: list[str] = []
+
+    async def scenario(port: int) -> None:
+        helper: ConnectHelper[str] = ConnectHelper(
+            asyncio.get_running_loop(),
+            lambda tag, ok, reason: outcomes.append((tag, ok)),
+            lambda attempts: lost.extend(tag for _, tag in attempts),
+        )
+        try:
+            await until(lambda: helper.ready, 10, "the helper ready")
+            assert helper.pid is not None
+            for sig in (signal.SIGUSR1, signal.SIGHUP, signal.SIGINT):
+                os.kill(helper.pid, sig)
+            # a signal is handled before the helper reads what comes after it
+            helper.start(ConnectOptions("127.0.0.1", port, connect_timeout=5), "after")
+            await until(lambda: bool(outcomes or lost), 10, "the outcome")
+        finally:
+            helper.close()
+
+    previous = {s: signal.signal(s, lambda *_: None) for s in (signal.SIGUSR1, signal.SIGHUP)}
+    try:
+        with listening() as port:
+            asyncio.run(scenario(port))
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    assert (outcomes, lost) == ([("after", True)], [])
+
+
 HOST = textwrap.dedent(
     """
     import asyncio, sys
