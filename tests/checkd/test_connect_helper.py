@@ -7,18 +7,23 @@ and PoolRunner sends its TCP_CHECKs there once the load calls for it (docs/check
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
+import zmq.asyncio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bus import RuntimeDir, Subscriber
 from checkd.attempts import Armed, AttemptResult
 from checkd.checkers import ConnectOptions, connect_helper
 from checkd.checkers.connect_helper import ConnectHelper
@@ -36,6 +41,8 @@ from tests.checkd.test_tcp_fast import (
     listening,
     targets_up,
 )
+from tests.daemon import python_module, running_bus, runtime_dir, stop
+from tests.lab import wait_until
 
 KINDS = ["open", "open6", "closed", "closed6", "full", "no_device", "bound"]
 
@@ -251,3 +258,88 @@ def test_the_runner_sends_its_tcp_checks_to_the_helper(monkeypatch: pytest.Monke
     assert {c: runner.last[c].ok for c in (up_id, down_id)} == {up_id: True, down_id: False}
     assert runner.last[up_id].reason == f"connected to 127.0.0.1:{up_port}"
     assert pid is not None and gone(pid)
+
+
+DAEMON_CONF = """
+virtual_server 192.0.2.1 80 {{
+    protocol TCP
+    lb_algo rr
+    lb_kind NAT
+    delay_loop 0.01
+{real_servers}
+}}
+"""
+REAL_SERVER = """    real_server 127.0.0.1 {port} {{
+        TCP_CHECK {{
+            connect_port {target}
+            connect_timeout 1
+        }}
+    }}
+"""
+
+
+def helper_of(pid: int) -> int | None:
+    """checkd's connect helper among its children, by the name it shows in ``ps``."""
+    for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+        with contextlib.suppress(FileNotFoundError):
+            if b"checkd connect helper" in Path(f"/proc/{child}/cmdline").read_bytes():
+                return int(child)
+    return None
+
+
+def test_checkd_as_a_process_forks_the_helper_and_its_verdicts_follow_the_server(
+    tmp_path: Path,
+) -> None:
+    """The real thing: core reads keepalived.conf, checkd (its bus sockets and their threads
+    running) forks the helper for 20 TCP_CHECKs every 10 ms (2,000 a second), the verdicts on
+    the bus follow the server, and checkd stops cleanly, the helper with it."""
+    server = socket.create_server(("127.0.0.1", 0), backlog=1024)
+    target = server.getsockname()[1]
+    conf = tmp_path / "keepalived.conf"
+    servers = "".join(REAL_SERVER.format(port=10_000 + i, target=target) for i in range(20))
+    conf.write_text(DAEMON_CONF.format(real_servers=servers))
+    logs = tmp_path / "procs.log"
+    try:
+        with runtime_dir() as rt, running_bus(rt), logs.open("wb") as out:
+            args = ("--runtime-dir", str(rt.path))
+            kw: dict[str, Any] = {"stdout": out, "stderr": subprocess.STDOUT}
+            checkd = python_module("checkd", *args, **kw)
+            core = python_module("core", "-f", str(conf), *args, **kw)
+            try:
+                helper = asyncio.run(_verdicts_follow(rt, checkd.pid, server))
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}; the processes said:\n{logs.read_text()}") from None
+            finally:
+                codes = stop(core), stop(checkd)
+            assert codes == (0, 0), logs.read_text()
+            wait_until(lambda: gone(helper), 10, message="the helper gone with checkd")
+    finally:
+        server.close()
+    assert "checkd.connector.died" not in logs.read_text()
+
+
+async def _verdicts_follow(rt: RuntimeDir, checkd: int, server: socket.socket) -> int:
+    ctx = zmq.asyncio.Context()
+    sub = Subscriber(ctx, rt, ["check.rs.*"])
+    sub.start()
+    alive: dict[str, bool] = {}
+
+    async def pump() -> None:
+        while True:
+            alive.update((e.topic, e.body["alive"]) for e in await sub.recv_batch())
+
+    async def all_alive(up: bool, what: str) -> None:
+        await until(lambda: len(alive) == 20 and set(alive.values()) == {up}, 20, what)
+
+    task = asyncio.create_task(pump())
+    try:
+        await all_alive(True, "20 real servers up")
+        helper = helper_of(checkd)
+        assert helper is not None, "no connect helper among checkd's children"
+        server.close()
+        await all_alive(False, "20 real servers down")
+        return helper
+    finally:
+        task.cancel()
+        sub.close()
+        ctx.term()
