@@ -63,6 +63,10 @@ BATCH = 256
 RESPAWN_DELAY = 5.0
 # How long a helper gets to exit after its socket closed before it is killed.
 EXIT_GRACE = 1.0
+# An attempt this long past its connect_timeout without an outcome means the helper is stuck
+# (stopped, or spinning): it is killed and its attempts run in checkd. Checked every
+# ``HUNG_GRACE / 2`` seconds. Generous: a helper short of CPU on a busy host is slow, not stuck.
+HUNG_GRACE = 5.0
 
 #: ``lost(attempts)``: the ``(options, tag)`` of the attempts a dead helper took with it.
 Lost = Callable[[list[tuple[ConnectOptions, T]]], None]
@@ -85,7 +89,9 @@ class ConnectHelper(Generic[T]):
         self._closed = False
         self._respawn: asyncio.TimerHandle | None = None
         self._keys: dict[ConnectOptions, int] = {}
-        self._pending: dict[int, tuple[ConnectOptions, T]] = {}
+        # by serial, oldest first: options, tag, when it was started
+        self._pending: dict[int, tuple[ConnectOptions, T, float]] = {}
+        self._watch: asyncio.TimerHandle | None = None
         self._serial = 0
         self._out: list[bytes] = []  # messages not yet sent
         self._batch: list[int] = []  # the START message being built: serial, key, …
@@ -128,6 +134,7 @@ class ConnectHelper(Generic[T]):
         self._keys.clear()
         self._out.clear()
         self._loop.add_reader(ours.fileno(), self._read)
+        self._watch = self._loop.call_later(HUNG_GRACE / 2, self._check_alive)
         log.info("checkd.connector.started", pid=pid)
 
     def start(self, opts: ConnectOptions, tag: T) -> None:
@@ -138,7 +145,7 @@ class ConnectHelper(Generic[T]):
             self._out.append(_pack([OPTIONS, key, *_fields(opts)]))
         self._serial += 1
         serial = self._serial
-        self._pending[serial] = (opts, tag)
+        self._pending[serial] = (opts, tag, self._loop.time())
         batch = self._batch
         batch.append(serial)
         batch.append(key)
@@ -223,11 +230,27 @@ class ConnectHelper(Generic[T]):
             else:
                 done(attempt[1], False, reason)
 
+    def _check_alive(self) -> None:
+        """Kill a helper whose oldest attempt is well past its deadline: it has stopped
+        answering (its own deadlines would have ended the attempt)."""
+        self._watch = self._loop.call_later(HUNG_GRACE / 2, self._check_alive)
+        if self._sock is not None:
+            self._read()  # outcomes waiting behind a stall of checkd's own loop count first
+        oldest = next(iter(self._pending.values()), None)
+        if oldest is None or self._pid is None:
+            return
+        opts, _, started = oldest
+        late = self._loop.time() - started - opts.connect_timeout
+        if late > HUNG_GRACE:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self._pid, signal.SIGKILL)
+            self._died(f"no outcome {late:.1f} s past an attempt's connect_timeout")
+
     # --- the helper's end -------------------------------------------------------------------
 
     def _died(self, why: str) -> None:
         rc = self._disconnect()
-        lost = list(self._pending.values())
+        lost = [(opts, tag) for opts, tag, _ in self._pending.values()]
         self._pending.clear()
         self._batch.clear()
         log.error(
@@ -241,6 +264,9 @@ class ConnectHelper(Generic[T]):
     def _disconnect(self) -> int | None:
         """Close the socket and reap the helper; its exit status."""
         self._ready = False
+        if self._watch is not None:
+            self._watch.cancel()
+            self._watch = None
         sock, self._sock = self._sock, None
         if sock is not None:
             self._loop.remove_reader(sock.fileno())

@@ -334,8 +334,9 @@ async def _verdicts_follow(rt: RuntimeDir, checkd: int, server: socket.socket) -
     task = asyncio.create_task(pump())
     try:
         await all_alive(True, "20 real servers up")
+        await until(lambda: helper_of(checkd) is not None, 10, "the helper among checkd's children")
         helper = helper_of(checkd)
-        assert helper is not None, "no connect helper among checkd's children"
+        assert helper is not None
         server.close()
         await all_alive(False, "20 real servers down")
         return helper
@@ -343,3 +344,38 @@ async def _verdicts_follow(rt: RuntimeDir, checkd: int, server: socket.socket) -
         task.cancel()
         sub.close()
         ctx.term()
+
+
+def test_a_stopped_helper_is_replaced_and_its_attempts_run_in_checkd(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A helper that stops answering (SIGSTOP here; a bug could spin it) would hold its
+    checkers forever: once an attempt is well past its connect_timeout it is killed."""
+    monkeypatch.setattr(connect_helper, "HUNG_GRACE", 0.4)
+    monkeypatch.setattr(connect_helper, "RESPAWN_DELAY", 0.2)
+    handed_back: list[str] = []
+
+    async def scenario(port: int) -> tuple[int, int]:
+        helper: ConnectHelper[str] = ConnectHelper(
+            asyncio.get_running_loop(),
+            lambda tag, ok, reason: None,
+            lambda attempts: handed_back.extend(tag for _, tag in attempts),
+        )
+        try:
+            await until(lambda: helper.ready, 10, "the helper ready")
+            first = helper.pid
+            assert first is not None
+            os.kill(first, signal.SIGSTOP)
+            helper.start(ConnectOptions("127.0.0.1", port, connect_timeout=0.2), "a")
+            await until(lambda: handed_back == ["a"], 10, "the attempt handed back")
+            await until(lambda: helper.ready, 10, "a new helper ready")
+            second = helper.pid
+            assert second is not None
+            return first, second
+        finally:
+            helper.close()
+
+    with listening() as port:
+        first, second = asyncio.run(scenario(port))
+    assert first != second
+    assert gone(first) and gone(second)
