@@ -32,6 +32,7 @@ import msgpack
 
 from bus import topics
 from bus.errors import MessageRejected
+from bus.wirefields import Checked
 
 VERSION = 1
 ENVELOPE_KEYS = ("v", "src", "pid", "boot", "seq", "ts")
@@ -54,7 +55,10 @@ class Envelope:
 
 @dataclass(slots=True)
 class Event:
-    """A decoded bus message. ``missed``/``restarted`` are filled in by the subscriber."""
+    """A decoded bus message. ``missed``/``restarted`` are filled in by the subscriber, and
+    ``checked``: the required fields its schema check decoded (``bus.schemas``), which the
+    receiver's ``Message.decode(..., checked=event.checked)`` takes instead of checking them
+    again."""
 
     topic: str
     env: Envelope
@@ -62,6 +66,7 @@ class Event:
     missed: int = 0
     restarted: bool = False
     raw_size: int = field(default=0, repr=False)
+    checked: Checked | None = field(default=None, repr=False)
 
 
 class Stamper:

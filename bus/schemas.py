@@ -21,7 +21,7 @@ from typing import Any
 from bus import wirefields
 from bus.errors import MessageRejected
 from bus.messages import MESSAGES
-from bus.wirefields import Invalid, Message
+from bus.wirefields import Checked, Invalid, Message
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,20 +51,24 @@ def schema_for(topic: str) -> Schema | None:
     return None
 
 
-def check(topic: str, body: Mapping[str, Any]) -> None:
-    """Raise MessageRejected("schema", ...) naming the first bad required field."""
+def check(topic: str, body: Mapping[str, Any]) -> Checked | None:
+    """Raise MessageRejected("schema", ...) naming the first bad required field; the required
+    fields decoded, for the receiver's decode to take (``Message.decode``'s ``checked``), or
+    None for a topic without a schema."""
     schema = schema_for(topic)
     if schema is None:
-        return
+        return None
     cls = schema.message
     hints = _required_hints(cls)
+    fields: dict[str, Any] = {}
     for name, tp in hints.items():
         if name not in body:
             raise MessageRejected("schema", f"{topic}: required field {name!r} missing")
         try:
-            wirefields.check_field(cls, name, tp, body[name])
+            fields[name] = wirefields.check_field(cls, name, tp, body[name])
         except Invalid as exc:
             raise MessageRejected("schema", f"{topic}: {exc}") from None
+    return Checked(cls, fields)
 
 
 _REQUIRED_HINTS: dict[type[Message], dict[str, Any]] = {}  # filled on first use, not at import

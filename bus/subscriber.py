@@ -189,7 +189,7 @@ class Subscriber:
             if frames and not topics.matches_any(self.patterns, envelope.decode_topic(frames[0])):
                 return None  # a longer topic that only shares our prefix (health.web10 vs web1)
             event = envelope.decode(frames)
-            schemas.check(event.topic, event.body)
+            event.checked = schemas.check(event.topic, event.body)
         except MessageRejected as exc:
             self._drop(exc)
             return None

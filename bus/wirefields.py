@@ -30,7 +30,7 @@ import types
 import typing
 from collections.abc import Callable, Iterable, Mapping
 from functools import cache
-from typing import Any, ClassVar, Literal, Self, Union, get_args, get_origin
+from typing import Any, ClassVar, Literal, Protocol, Self, Union, get_args, get_origin
 
 from bus.errors import MessageRejected
 
@@ -81,10 +81,11 @@ class Struct:
         return out
 
     @classmethod
-    def from_map(cls, body: Any, path: str = "") -> Self:
-        """Decode a map, raising ``Invalid`` naming the first bad field."""
+    def from_map(cls, body: Any, path: str = "", *, done: Mapping[str, Any] | None = None) -> Self:
+        """Decode a map, raising ``Invalid`` naming the first bad field; the fields in ``done``
+        are taken as they are there (already decoded from this same map)."""
         try:
-            decoded: Self = _struct_decoder(cls)(body)
+            decoded: Self = _struct_decoder(cls)(body, done)
         except Invalid as exc:
             raise (
                 _rooted(exc, path) if path or exc.path else Invalid(cls.__name__, exc.problem)
@@ -106,13 +107,25 @@ class Message(Struct):
         return topic == cls.PATTERN
 
     @classmethod
-    def decode(cls, topic: str, body: Mapping[str, Any]) -> Self:
+    def decode(cls, topic: str, body: Mapping[str, Any], *, checked: Checked | None = None) -> Self:
         """The untrusted-input boundary: every field checked, MessageRejected("schema") naming
-        the first bad one."""
+        the first bad one. ``checked``, the subscriber's schema check of this same body
+        (``Event.checked``), spares checking its required fields a second time: a busy
+        netd's ``vrrp.renew`` names every held instance, twice a second, all in a required
+        field."""
+        done = checked.fields if checked is not None and checked.message is cls else None
         try:
-            return cls.from_map(body)
+            return cls.from_map(body, done=done)
         except Invalid as exc:
             raise MessageRejected("schema", f"{topic}: {exc}") from None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Checked:
+    """A body's required fields as ``bus.schemas`` decoded them under ``message``'s hints."""
+
+    message: type[Message]
+    fields: Mapping[str, Any]
 
 
 def required_fields(cls: type[Struct]) -> dict[str, str]:
@@ -153,9 +166,13 @@ def _hints(cls: Any) -> dict[str, Any]:
 
 def check_field(cls: type[Struct], name: str, tp: Any, value: Any) -> Any:
     """Decode one field of ``cls`` on its own (``bus.schemas`` checks required fields so)."""
-    meta = next(f.metadata for f in dataclasses.fields(cls) if f.name == name)
+    # Found once per field: every subscriber checks every message's required fields.
+    dec = _FIELD_DECODERS.get((cls, name))
+    if dec is None:
+        meta = next(f.metadata for f in dataclasses.fields(cls) if f.name == name)
+        dec = _FIELD_DECODERS[cls, name] = _field_decoder(tp, meta)
     try:
-        return _field_decoder(tp, meta)(value)
+        return dec(value)
     except Invalid as exc:
         raise _rooted(exc, name) from None
 
@@ -179,6 +196,8 @@ def _encode(value: Any) -> Any:
 # prefixes its own step, and only on the error path, so a valid value never formats a path.
 
 Decoder = Callable[[Any], Any]
+
+_FIELD_DECODERS: dict[tuple[type[Struct], str], Decoder] = {}  # check_field's, by field
 
 
 def _identity(value: Any) -> Any:
@@ -233,17 +252,21 @@ def _rooted(exc: Invalid, root: str) -> Invalid:
     return Invalid(path, exc.problem)
 
 
-_STRUCT_DECODERS: dict[type[Struct], Decoder] = {}
+class StructDecoder(Protocol):
+    def __call__(self, body: Any, done: Mapping[str, Any] | None = None, /) -> Any: ...
 
 
-def _struct_decoder(cls: type[Struct]) -> Decoder:
+_STRUCT_DECODERS: dict[type[Struct], StructDecoder] = {}
+
+
+def _struct_decoder(cls: type[Struct]) -> StructDecoder:
     decoder = _STRUCT_DECODERS.get(cls)
     if decoder is None:
         decoder = _STRUCT_DECODERS[cls] = _compile_struct(cls)
     return decoder
 
 
-def _compile_struct(cls: type[Struct]) -> Decoder:
+def _compile_struct(cls: type[Struct]) -> StructDecoder:
     tps = hints(cls)
     fields: list[tuple[str, str, Decoder, bool]] = []
     rest: str | None = None
@@ -255,11 +278,14 @@ def _compile_struct(cls: type[Struct]) -> Decoder:
         fields.append((f.name, f".{f.name}", _field_decoder(tps[f.name], f.metadata), required))
     known = frozenset(f.name for f in dataclasses.fields(cls))
 
-    def decode(body: Any) -> Any:
+    def decode(body: Any, done: Mapping[str, Any] | None = None, /) -> Any:
         if not isinstance(body, Mapping):
             raise Invalid("", f"is {type(body).__name__}, expected a map")
         kwargs: dict[str, Any] = {}
         for name, step, dec, required in fields:
+            if done is not None and name in done:
+                kwargs[name] = done[name]
+                continue
             if name not in body:
                 if required:
                     raise Invalid(step, "missing")

@@ -16,7 +16,8 @@ field         type   meaning
 ``ok``        bool   the object's own verdict (see below)
 ``kind``      str    ``script``, ``file`` or ``process``
 ``reason``    str    why: ``exited with status 1``, ``timed out``, ``file missing, reads
-                     as 0``, ``2 running, quorum 1.. met``, ``disabled: …``, ``init_fail``
+                     as 0``, ``2 running, quorum 1.. met``, ``disabled: …``, ``init_fail``,
+                     ``resumed`` (a restarted checkd's, checkd.resume)
 ``weight``    int    the object's configured weight (vrrpd applies weights, because a
                      ``track_* { NAME weight W }`` may override it)
 ``reverse``   bool   the object's ``weight … reverse``

@@ -5,7 +5,8 @@ the running ones (``checkd.supervisor``), and the virtual servers (``checkd.lvs_
 with the running pools. A model that cannot be read is logged and the last good checks and
 pools keep running. ``net.link.*`` tells ``ha_suspend`` which addresses this host has
 (``checkd.local_addresses``); ``health.rs:*`` brings real-server verdicts from checkers outside
-checkd (``checkd.external``).
+checkd (``checkd.external``). The first configuration's scripts start from the verdicts vrrpd
+still holds, if it holds any: checkd was restarted alone (``checkd.resume``).
 SIGUSR1 logs every check with its last verdict (``checkd.dump``) and every pool
 (``checkd.dump.pool``), and writes keepalived's ``keepalived_check.data`` when there are
 virtual servers (``checkd.dumps``, in ``$TMPDIR`` or ``/tmp`` like vrrpd's dump files).
@@ -14,6 +15,8 @@ virtual servers (``checkd.dumps``, in ``$TMPDIR`` or ``/tmp`` like vrrpd's dump 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import signal
 
 import structlog
@@ -28,6 +31,7 @@ from checkd.external import PREFIX as EXTERNAL_PREFIX
 from checkd.lvs_service import LvsService
 from checkd.plan import normalize, plan_from_wire
 from checkd.pool_actions import ActionRunner
+from checkd.resume import listen
 from checkd.supervisor import CheckSet
 
 log = structlog.get_logger(__name__)
@@ -72,6 +76,8 @@ async def serve(comp: Component) -> None:
     comp.on_signal(signal.SIGUSR1, dump)
     seen: str | None = None
     priorities = PriorityKeeper("checkd")
+    # Listened for while the configuration comes: a cold start does not sit out the window.
+    held = None if comp.args.no_vrrpd else asyncio.create_task(listen(comp), name="checkd.resume")
     lvs.start()
     try:
         while True:
@@ -81,8 +87,15 @@ async def serve(comp: Component) -> None:
                 elif event.topic != "config.current":
                     lvs.link(event.topic, event.body)
                 elif event.body.get("hash") != seen:
+                    if held is not None:
+                        checks.resume(await held)
+                        held = None
                     seen = await _config(event, checks, lvs, priorities) or seen
     finally:
+        if held is not None:
+            held.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await held
         await lvs.stop()
         await checks.stop_all()
 

@@ -2,7 +2,9 @@
 
 On a new plan: checks whose spec is unchanged keep running untouched (a reload must not reset
 a passing script to failed); changed ones are restarted seeded with their last verdict; new
-ones start; removed ones stop (their scripts are killed) and their topic is forgotten.
+ones start; removed ones stop (their scripts are killed) and their topic is forgotten. The
+first plan of a restarted checkd seeds its scripts with the verdicts vrrpd still holds
+(``checkd.resume``).
 Verdicts go to ``publish`` only when they differ from the last one published for the name;
 the bus publisher re-sends them to late joiners, and every :func:`checkd.verdict.resend_period`
 as proof that checkd is alive (``repeat``), by itself; each carries the ``ttl`` that period
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -22,6 +24,7 @@ import structlog
 from checkd.files import FileCheck
 from checkd.plan import FileSpec, Plan, ProcessSpec, ScriptSpec, Spec
 from checkd.processes import ProcessCheck, ProcTable
+from checkd.resume import seed
 from checkd.scripts import ScriptCheck
 from checkd.verdict import TTL_PERIODS, Verdict, resend_period, topic
 
@@ -70,6 +73,8 @@ class CheckSet:
         self._running: dict[str, Running] = {}
         self._published: dict[str, dict[str, Any]] = {}
         self._proc_table = ProcTable(max_age=self.timing.process_poll / 2)
+        #: script -> the status vrrpd holds for it, for the first plan only (checkd.resume)
+        self._held: Mapping[str, bool] = {}
 
     @property
     def names(self) -> list[str]:
@@ -96,6 +101,10 @@ class CheckSet:
             out.append(entry)
         return out
 
+    def resume(self, held: Mapping[str, bool]) -> None:
+        """Start the next plan's scripts from these statuses (vrrpd's, at checkd's start)."""
+        self._held = held
+
     async def apply(self, plan: Plan) -> None:
         wanted = plan.by_name()
         removed = [n for n in self._running if n not in wanted]
@@ -116,7 +125,8 @@ class CheckSet:
                 log.info("checkd.check.changed", name=name, kind=spec.kind)
             else:
                 log.info("checkd.check.added", name=name, kind=spec.kind)
-            self._start(spec, previous.get(name))
+            self._start(spec, previous[name] if name in previous else seed(spec, self._held))
+        self._held = {}
 
     async def stop_all(self) -> None:
         await self._stop(*self._running)

@@ -204,17 +204,20 @@ class NetDaemon:
             if event.topic.startswith("hb."):
                 return  # only proof that the bus delivers
             topic, body, boot = event.topic, event.body, event.env.boot
+            # The subscriber's schema check decoded the required fields (a renewal's whole
+            # body): taken as they are, not checked twice (docs/bus.md, "Topics").
+            checked = event.checked
             if topic == "config.current":
-                self._config(messages.ConfigCurrent.decode(topic, body), boot)
+                self._config(messages.ConfigCurrent.decode(topic, body, checked=checked), boot)
             elif topic == "vrrp.renew":
-                self._renew(messages.Renew.decode(topic, body), boot)
+                self._renew(messages.Renew.decode(topic, body, checked=checked), boot)
             elif topic.startswith("check.pool."):
                 key = topic.removeprefix("check.pool.")
-                report = messages.PoolReport.decode(topic, body)
+                report = messages.PoolReport.decode(topic, body, checked=checked)
                 if self.lvs_enabled:
                     self._lvs_driver().pool(key, report)
             else:
-                self._intent(messages.Intent.decode(topic, body), boot)
+                self._intent(messages.Intent.decode(topic, body, checked=checked), boot)
         except (MessageRejected, ValueError, InvalidItemError, core.WireFormatError) as exc:
             self.invalid.refused(event.topic, event.env.src, exc, time.monotonic())
 

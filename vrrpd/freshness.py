@@ -23,7 +23,8 @@ Before the first verdict a check reports nothing (its tracker adds nothing, an u
 one holds the instance in FAULT: ``vrrpd.priority``), except a ``vrrp_script`` with
 ``init_fail`` that checkd does not run (no ``script`` line): it counts as failed until its
 external checker first reports, as keepalived's script starts failed. checkd publishes its
-own scripts' ``init_fail`` verdict at once.
+own scripts' ``init_fail`` verdict at once when the node starts (restarted alone, it starts
+them from the verdicts vrrpd holds instead: docs/bus.md, "Staleness").
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from bus import MessageRejected
+from bus.messages import Intent
 from bus.schemas import SCHEMAS, check, schema_for
 
 EXAMPLES: dict[str, tuple[str, dict[str, Any]]] = {
@@ -115,3 +116,23 @@ def test_docs_document_every_schema() -> None:
         assert written in doc, f"docs/bus.md does not document {schema.pattern}"
         for field in schema.required:
             assert f"`{field}`" in doc, f"docs/bus.md does not mention field {field}"
+
+
+def test_a_receiver_takes_the_required_fields_the_schema_check_decoded() -> None:
+    """docs/bus.md, "Topics": the subscriber's check decodes the required fields once; the
+    receiver's decode takes them and checks only the optional ones."""
+    topic = "vrrp.intent.VI_1"
+    body = {"instance": "VI_1", "generation": 4, "items": [], "lease": 3.6, "held": True}
+    checked = check(topic, body)
+    assert checked is not None and checked.message is Intent
+    intent = Intent.decode(topic, body, checked=checked)
+    assert intent == Intent.decode(topic, body) and intent.held is True
+    assert intent.items is checked.fields["items"]  # taken, not decoded again
+    # an optional field is still the receiver's to refuse, naming it
+    with pytest.raises(MessageRejected, match="'held' is str"):
+        Intent.decode(topic, {**body, "held": "yes"}, checked=check(topic, body))
+    # another class's check is not taken for this one's
+    renew = check("vrrp.renew", {"leases": {}})
+    with pytest.raises(MessageRejected, match="'instance' missing"):
+        Intent.decode(topic, {"leases": {}}, checked=renew)
+    assert check("no.schema", {}) is None

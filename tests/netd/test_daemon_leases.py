@@ -8,16 +8,19 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import msgpack
 import pytest
+import zmq.asyncio
 from structlog.testing import capture_logs
 
 import netd.daemon
-from bus.envelope import Envelope, Event
-from bus.messages import Held, Intent, IntentItem, Renew
+from bus import RuntimeDir, Subscriber, envelope, schemas
+from bus.envelope import Envelope, Event, Stamper
+from bus.messages import Heartbeat, Held, Intent, IntentItem, Renew
 from bus.wirefields import Message
 from netd.daemon import NetDaemon
 from netd.errors import KernelError
@@ -59,7 +62,7 @@ class Node:
         """As the subscriber hands it over: the body through msgpack, in an envelope."""
         body = msgpack.unpackb(msgpack.packb(msg.encode() if msg else {}))
         env = Envelope(1, "vrrpd", 1, boot, 0, self.clock.now)
-        self.daemon._dispatch(Event(topic, env, body))
+        self.daemon._dispatch(Event(topic, env, body, checked=schemas.check(topic, body)))
 
     def intent(self, generation: int, boot: str = "boot-a", *, held: bool = True) -> None:
         intent = Intent(
@@ -77,7 +80,7 @@ class Node:
         self.send("vrrp.renew", Renew({"VI_1": (generation, 1.0)}), boot)
 
     def heartbeat(self) -> None:
-        self.send("hb.core", None)
+        self.send("hb.core", Heartbeat("core", 1.0))
 
     def wake(self, at: float) -> None:
         """Run the clock to ``at`` with heartbeats, waking when the daemon would."""
@@ -245,3 +248,42 @@ def test_garbage_on_the_bus_is_counted_each_time_and_logged_once_per_sender(node
     assert invalid[0]["reason"].startswith("MessageRejected")
     assert node.daemon.invalid.counts["vrrp"] == 51
     assert node.dirty == []  # nothing of it reached the kernel's desired state
+
+
+def test_a_renewal_is_checked_once_and_a_bad_one_still_refused_saying_why(
+    node: Node, tmp_path: Path
+) -> None:
+    """The subscriber's schema check decodes the leases and netd takes them as they are
+    (docs/bus.md, "Topics"): a malformed renewal is still dropped naming the bad part, and one
+    with an implausible lease still refused by netd naming the sender."""
+    ctx = zmq.asyncio.Context()
+    sub = Subscriber(ctx, RuntimeDir(tmp_path), ["vrrp.renew"])  # never connected: fed by hand
+    stamper = Stamper("vrrpd")
+
+    def received(leases: object) -> Event | None:
+        frames = envelope.encode("vrrp.renew", {"leases": leases}, stamper.next("vrrp.renew"))
+        return sub.accept(frames)
+
+    node.intent(2)
+    try:
+        with capture_logs() as logs:
+            assert received({"VI_1": [2, "x"]}) is None
+            implausible = received({"VI_1": [2, -1.0]})
+            assert implausible is not None
+            node.daemon._dispatch(implausible)
+            renewal = received({"VI_1": [2, 1.0]})
+            assert renewal is not None and renewal.checked is not None
+            node.clock.now += 0.9
+            node.daemon._dispatch(renewal)
+    finally:
+        sub.close()
+        ctx.term()
+    dropped = [(e["reason"], e["detail"]) for e in logs if e["event"] == "bus.dropped"]
+    assert dropped == [
+        ("schema", "vrrp.renew: field 'leases['VI_1'][1]' is str, expected a finite number")
+    ]
+    invalid = [e for e in logs if e["event"] == "netd.input.invalid"]
+    assert [(e["topic"], e["src"]) for e in invalid] == [("vrrp.renew", "vrrpd")]
+    assert "lease of 'VI_1'" in invalid[0]["reason"]
+    node.wake(node.clock.now + 0.9)  # past the first lease: the renewal extended it
+    assert node.daemon.owners.of(OWNER).held
