@@ -39,6 +39,7 @@ from tests.checkd.test_tcp_fast import (
     both_ways,
     full_queue,
     listening,
+    recording,
     targets_up,
 )
 from tests.daemon import python_module, running_bus, runtime_dir, stop
@@ -60,16 +61,12 @@ async def through_helper(armed: list[Armed]) -> tuple[list[AttemptResult], int]:
     """Each checker's attempt through a helper process; the helper's pid."""
     results: dict[int, AttemptResult] = {}
 
-    def done(i: int, ok: bool, reason: str) -> None:
-        assert i not in results, "one outcome per attempt"
-        tcp = armed[i].fast
-        assert tcp is not None
-        results[i] = tcp.result(ok, reason)
-
     def lost(attempts: list[tuple[ConnectOptions, int]]) -> None:
         raise AssertionError(f"the helper died with {len(attempts)} attempts")
 
-    helper: ConnectHelper[int] = ConnectHelper(asyncio.get_running_loop(), done, lost)
+    helper: ConnectHelper[int] = ConnectHelper(
+        asyncio.get_running_loop(), recording(armed, results), lost
+    )
     pid = helper.pid
     assert pid is not None
     try:

@@ -10,7 +10,7 @@ import asyncio
 import errno
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 
@@ -102,18 +102,25 @@ def armed_plan(targets: list[Target]) -> tuple[CheckPlan, dict[str, Armed]]:
     return plan, arm(config, plan, Pinger())
 
 
+def recording(
+    armed: list[Armed], into: dict[int, AttemptResult]
+) -> Callable[[int, bool, str], None]:
+    """A connector's ``done`` that keeps attempt ``i``'s result as ``armed[i]`` makes it."""
+
+    def done(i: int, ok: bool, reason: str) -> None:
+        assert i not in into, "one outcome per attempt"
+        tcp = armed[i].fast
+        assert tcp is not None
+        into[i] = tcp.result(ok, reason)
+
+    return done
+
+
 async def both_ways(armed: list[Armed]) -> list[tuple[AttemptResult, AttemptResult]]:
     """Each checker's attempt through the generic coroutine and through the connector, at
     the same time."""
     fast: dict[int, AttemptResult] = {}
-
-    def done(i: int, ok: bool, reason: str) -> None:
-        assert i not in fast, "one outcome per attempt"
-        tcp = armed[i].fast
-        assert tcp is not None
-        fast[i] = tcp.result(ok, reason)
-
-    connects: TcpConnects[int] = TcpConnects(asyncio.get_running_loop(), done)
+    connects: TcpConnects[int] = TcpConnects(asyncio.get_running_loop(), recording(armed, fast))
     try:
         for i, a in enumerate(armed):
             assert a.fast is not None
