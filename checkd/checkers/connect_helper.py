@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import signal
 import socket
@@ -88,6 +89,7 @@ class ConnectHelper(Generic[T]):
         self._ready = False
         self._closed = False
         self._respawn: asyncio.TimerHandle | None = None
+        # Each checker's options are sent once per helper (a reload's new ones add to it).
         self._keys: dict[ConnectOptions, int] = {}
         # by serial, oldest first: options, tag, when it was started
         self._pending: dict[int, tuple[ConnectOptions, T, float]] = {}
@@ -363,6 +365,15 @@ def _helper_process(sock: socket.socket) -> None:
     """The forked child's whole life: serve checkd, then leave without running its exit code."""
     code = 0
     try:
+        # checkd's objects are never collected here: a socket object of checkd's finalized
+        # in the helper would close whatever descriptor now has its number.
+        gc.freeze()
+        # Nor are its descriptors kept: a probe's socket under way in checkd at the fork
+        # would stay connected to its real server for the helper's whole life (checkd's
+        # close no longer the last), and so would checkd's FIFOs and bus sockets.
+        keep = sock.fileno()
+        os.closerange(3, keep)
+        os.closerange(keep + 1, os.sysconf("SC_OPEN_MAX"))
         # What Python 3.12 does for asyncio in a forked child: the parent's loop is not ours,
         # and a signal must not be written to the parent loop's wake-up socket.
         asyncio.events._set_running_loop(None)

@@ -101,6 +101,29 @@ def test_any_mix_of_outcomes_in_the_helper_matches_the_in_process_path(kinds: li
     assert helped == in_process
 
 
+def test_the_helper_keeps_none_of_checkds_descriptors() -> None:
+    """A connection checkd holds when it forks the helper ends when checkd closes it: the
+    real server sees the close then, not when the helper exits days later."""
+
+    async def scenario(server: socket.socket) -> None:
+        probe = socket.create_connection(server.getsockname(), timeout=5)
+        accepted, _ = server.accept()
+        helper: ConnectHelper[str] = ConnectHelper(
+            asyncio.get_running_loop(), lambda *_: None, lambda _: None
+        )
+        try:
+            await until(lambda: helper.ready, 10, "the helper ready")
+            probe.close()
+            accepted.settimeout(5)
+            assert accepted.recv(1) == b"", "the server saw the connection end"
+        finally:
+            accepted.close()
+            helper.close()
+
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        asyncio.run(scenario(server))
+
+
 def test_a_killed_helper_hands_back_its_attempts_and_a_new_one_takes_over(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
