@@ -14,6 +14,9 @@ vrrpd, re-sent at once to a new subscriber) lists its trackers with their ``stat
 with a reported status starts from it, as a reload's changed script does (``checkd.supervisor``):
 counted as passing or failing in full, published at once (``reason`` ``resumed``), then run.
 A script vrrpd holds nothing fresh for starts as keepalived's does (failed with ``init_fail``).
+A ``vrrp_track_file`` vrrpd holds a value for is restarted the same way, and so its
+``init_file`` is not applied again: ``overwrite`` must not clobber a value an operator wrote
+since checkd first started, as a reload does not (``checkd.files``).
 
 On a first start of the whole node vrrpd holds nothing, for it only takes these checks'
 verdicts from checkd (``vrrpd.verdicts``): ``init_fail`` keeps keepalived's meaning. checkd
@@ -30,7 +33,8 @@ from collections.abc import Iterable, Mapping
 import structlog
 
 from bus import Component, MessageRejected, Subscriber, messages, topics
-from checkd.plan import ScriptSpec, Spec
+from checkd.files import judge
+from checkd.plan import FileSpec, ScriptSpec, Spec
 from checkd.verdict import Verdict
 
 __all__ = ["REASON", "WINDOW", "held_by_vrrpd", "listen", "seed"]
@@ -43,45 +47,63 @@ WINDOW = 1.0
 REASON = "resumed"
 #: how ``vrrp.state``'s ``trackers`` name a ``vrrp_script`` (docs/bus.md: ``track_script NAME``)
 SCRIPT_TRACKER = "track_script "
+#: ... and a ``vrrp_track_file`` (its status is the file's value)
+FILE_TRACKER = "track_file "
 VRRPD = "vrrpd"
 
 
-def held_by_vrrpd(reports: Iterable[messages.StateReport]) -> dict[str, bool]:
-    """Script name -> the status vrrpd counts for it as checkd last reported it.
+def held_by_vrrpd(reports: Iterable[messages.StateReport]) -> dict[str, bool | int]:
+    """Script name -> the status vrrpd counts for it as checkd last reported it; track_file
+    name -> the file's value.
 
     Statuses vrrpd assumed (``assumed``: stale, never reported) are not checkd's word and are
     left out, as is a script whose instances disagree (a report caught mid-change).
     """
-    held: dict[str, bool] = {}
+    held: dict[str, bool | int] = {}
     disagree: set[str] = set()
     for report in reports:
         for share in report.trackers:
-            if not share.tracker.startswith(SCRIPT_TRACKER) or share.assumed is not None:
+            status = share.status
+            if share.assumed is not None or status is None:
+                continue  # not checkd's word, or no report yet
+            if share.tracker.startswith(SCRIPT_TRACKER) and isinstance(status, bool):
+                name = share.tracker.removeprefix(SCRIPT_TRACKER)
+            elif share.tracker.startswith(FILE_TRACKER) and type(status) is int:
+                name = share.tracker.removeprefix(FILE_TRACKER)
+            else:
                 continue
-            if not isinstance(share.status, bool):
-                continue  # no report yet
-            name = share.tracker.removeprefix(SCRIPT_TRACKER)
-            if held.setdefault(name, share.status) != share.status:
+            if held.setdefault(name, status) != status:
                 disagree.add(name)
     return {name: ok for name, ok in held.items() if name not in disagree}
 
 
-def seed(spec: Spec, held: Mapping[str, bool]) -> Verdict | None:
-    """The verdict a script starts from (as a reload's ``previous``), or None to start as
-    configured."""
-    if not isinstance(spec, ScriptSpec) or spec.name not in held:
-        return None
-    return Verdict(
-        name=spec.name,
-        kind="script",
-        ok=held[spec.name],
-        reason=REASON,
-        weight=spec.weight,
-        reverse=spec.reverse,
-    )
+def seed(spec: Spec, held: Mapping[str, bool | int]) -> Verdict | None:
+    """The verdict a script or track_file starts from (as a reload's ``previous``), or None
+    to start as configured."""
+    status = held.get(spec.name)
+    if isinstance(spec, ScriptSpec) and isinstance(status, bool):
+        return Verdict(
+            name=spec.name,
+            kind="script",
+            ok=status,
+            reason=REASON,
+            weight=spec.weight,
+            reverse=spec.reverse,
+        )
+    if isinstance(spec, FileSpec) and type(status) is int:
+        return Verdict(
+            name=spec.name,
+            kind="file",
+            ok=judge(status, spec.weight, spec.reverse),
+            reason=REASON,
+            weight=spec.weight,
+            reverse=spec.reverse,
+            value=status,
+        )
+    return None
 
 
-async def listen(comp: Component, window: float = WINDOW) -> dict[str, bool]:
+async def listen(comp: Component, window: float = WINDOW) -> dict[str, bool | int]:
     """What vrrpd holds (:func:`held_by_vrrpd`), once it has re-sent every ``vrrp.state``;
     nothing if it does not answer within ``window``."""
     fence = topics.fence(secrets.token_hex(8))
@@ -103,7 +125,7 @@ async def listen(comp: Component, window: float = WINDOW) -> dict[str, bool]:
                     if event.topic == answer:
                         if messages.Synced.decode(event.topic, event.body).fence == fence:
                             held = held_by_vrrpd(reports.values())
-                            log.info("checkd.resume.held", scripts=held)
+                            log.info("checkd.resume.held", checks=held)
                             return held
                     else:
                         reports[event.topic] = messages.StateReport.decode(event.topic, event.body)

@@ -73,8 +73,9 @@ class CheckSet:
         self._running: dict[str, Running] = {}
         self._published: dict[str, dict[str, Any]] = {}
         self._proc_table = ProcTable(max_age=self.timing.process_poll / 2)
-        #: script -> the status vrrpd holds for it, for the first plan only (checkd.resume)
-        self._held: Mapping[str, bool] = {}
+        #: script or track_file -> the status vrrpd holds for it, for the first plan only
+        #: (checkd.resume)
+        self._held: Mapping[str, bool | int] = {}
 
     @property
     def names(self) -> list[str]:
@@ -101,7 +102,7 @@ class CheckSet:
             out.append(entry)
         return out
 
-    def resume(self, held: Mapping[str, bool]) -> None:
+    def resume(self, held: Mapping[str, bool | int]) -> None:
         """Start the next plan's scripts from these statuses (vrrpd's, at checkd's start)."""
         self._held = held
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from bus import messages
+from checkd.files import FileCheck
 from checkd.plan import FileSpec, Plan, ScriptSpec
 from checkd.resume import REASON, held_by_vrrpd, seed
 from checkd.scripts import ScriptCheck
@@ -41,8 +42,9 @@ def test_only_statuses_vrrpd_heard_from_checkd_are_taken() -> None:
             _report("VI_2", _share("track_script up", True), _share("track_script split", False)),
         ]
     )
-    # two instances agreeing is one status; disagreeing (caught mid-change) is none
-    assert held == {"up": True, "down": False}
+    # two instances agreeing is one status; disagreeing (caught mid-change) is none; a
+    # track_file's status is the file's value
+    assert held == {"up": True, "down": False, "tf": 3}
 
 
 def test_a_script_vrrpd_holds_resumes_in_full_and_init_fail_applies_otherwise() -> None:
@@ -60,6 +62,18 @@ def test_a_script_vrrpd_holds_resumes_in_full_and_init_fail_applies_otherwise() 
     fresh = ScriptCheck(spec, previous=seed(spec, {"other": True}))
     assert fresh.last is not None and (fresh.last.ok, fresh.last.reason) == (False, "init_fail")
     assert seed(FileSpec("chk", "/nonexistent"), {"chk": True}) is None
+
+
+def test_a_track_file_vrrpd_holds_is_not_initialised_again(tmp_path: Path) -> None:
+    """``init_file 0 overwrite`` at a restart of checkd alone would clobber the value an
+    operator wrote since the node started (the value vrrpd holds says checkd ran before)."""
+    path = tmp_path / "weight"
+    path.write_text("7\n")
+    spec = FileSpec("tf", str(path), weight=2, init_value=0, init_overwrite=True)
+    resumed = FileCheck(spec, previous=seed(spec, {"tf": 7}))
+    assert not resumed.initialise and resumed.value == 7
+    assert FileCheck(spec, previous=seed(spec, {"other": 7})).initialise
+    assert seed(spec, {"tf": True}) is None, "a script's status is not a file's value"
 
 
 def test_only_the_first_plan_starts_from_what_vrrpd_holds(tmp_path: Path) -> None:

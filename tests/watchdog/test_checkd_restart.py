@@ -114,3 +114,73 @@ def test_a_restarted_checkd_does_not_fail_a_passing_init_fail_script(lab: Lab) -
         with daemon_group(lab.node(0), config(script)) as group:
             group.wait_started()
             asyncio.run(scenario(group, flag))
+
+
+def file_config(path: Path) -> str:
+    return f"""
+global_defs {{
+    router_id restart2
+}}
+vrrp_track_file tf {{
+    file "{path}"
+    init_file 0 overwrite
+}}
+vrrp_instance VI_1 {{
+    state BACKUP
+    interface eth0
+    virtual_router_id 62
+    priority 150
+    advert_int 1
+    virtual_ipaddress {{
+        192.0.2.62/24
+    }}
+    track_file {{
+        tf weight 1
+    }}
+}}
+"""
+
+
+async def file_scenario(group: DaemonGroup, path: Path) -> None:
+    ctx = zmq.asyncio.Context()
+    sub = Subscriber(ctx, group.runtime, ["health.tf", "vrrp.state.VI_1"])
+    sub.start()
+
+    def value(v: int, pid: int | None = None) -> Match:
+        def match(e: Event) -> bool:
+            return e.topic == "health.tf" and e.body.get("value") == v and e.env.pid != pid
+
+        return match
+
+    try:
+        # First start: init_file wrote 0; then the operator writes 5.
+        first = await next_event(sub, value(0), 20)
+        await next_event(sub, _priority(150), 10)
+        path.write_text("5\n")  # noqa: ASYNC240
+        await next_event(sub, value(5), 10)
+        await next_event(sub, _priority(155), 10)
+        os.kill(first.env.pid, signal.SIGKILL)
+        seen: list[Event] = []
+
+        def from_new_checkd(event: Event) -> bool:
+            seen.append(event)
+            return event.topic == "health.tf" and event.env.pid != first.env.pid
+
+        restarted = await next_event(sub, from_new_checkd, 10)
+        assert restarted.body["value"] == 5, restarted.body
+        assert path.read_text().strip() == "5"  # noqa: ASYNC240
+        priorities = [e.body["priority"] for e in seen if e.topic == "vrrp.state.VI_1"]
+        assert set(priorities) <= {155}, priorities
+    finally:
+        sub.close()
+        ctx.term()
+
+
+def test_a_restarted_checkd_does_not_init_a_track_file_again(lab: Lab) -> None:
+    """``init_file 0 overwrite`` applies when the node starts; checkd restarted alone must not
+    clobber the value the operator wrote since (the instance's priority would drop)."""
+    with open_dir() as files:
+        path = files / "tf"
+        with daemon_group(lab.node(0), file_config(path)) as group:
+            group.wait_started()
+            asyncio.run(file_scenario(group, path))
