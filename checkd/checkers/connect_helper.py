@@ -77,7 +77,9 @@ class ConnectHelper(Generic[T]):
     """checkd's side: a helper process running TCP_CHECK connects; ``done`` as ``TcpConnects``.
 
     ``start`` may be called before the helper is ready (``ready``): attempts wait in the
-    batch until it says so. ``done`` is called from the loop's callbacks only.
+    batch until it says so; while there is no helper at all (between a death and the next
+    fork) they are handed straight back (``lost``). ``done`` and ``lost`` are called from the
+    loop's callbacks only, or from ``start`` for the latter.
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop, done: Done[T], lost: Lost[T]) -> None:
@@ -141,6 +143,9 @@ class ConnectHelper(Generic[T]):
 
     def start(self, opts: ConnectOptions, tag: T) -> None:
         """Begin one attempt for ``tag`` in the helper."""
+        if self._sock is None:
+            self._lost([(opts, tag)])
+            return
         key = self._keys.get(opts)
         if key is None:
             key = self._keys[opts] = len(self._keys)

@@ -149,6 +149,8 @@ def test_a_killed_helper_hands_back_its_attempts_and_a_new_one_takes_over(
             os.kill(first, signal.SIGKILL)
             await until(lambda: len(handed_back) == 3, 10, "the attempts handed back")
             assert not helper.ready
+            helper.start(stuck, "between")  # no helper until the next fork: straight back
+            assert handed_back[-1] == "between"
             await until(lambda: helper.ready, 10, "a new helper ready")
             second = helper.pid
             assert second is not None and second != first
@@ -160,7 +162,7 @@ def test_a_killed_helper_hands_back_its_attempts_and_a_new_one_takes_over(
 
     with full_queue() as full_port, listening() as open_port:
         first, second = asyncio.run(scenario(full_port, open_port))
-    assert sorted(handed_back) == ["a", "b", "c"]
+    assert sorted(handed_back) == ["a", "b", "between", "c"]
     assert outcomes == [("d", True)], "nothing of the dead helper's came back twice"
     assert gone(first) and gone(second)
 
