@@ -42,12 +42,16 @@ def test_restarted_core_changes_nothing_downstream(lab: Lab) -> None:
         wait_until(
             lambda: group.pids().get("core") not in (None, pids["core"]), 10, message="a new core"
         )
-        wait_until(
-            lambda: "generation" in (snapshot(group).get("config") or {}),
-            10,
-            message="the new core's config",
-        )
-        after = snapshot(group)
+        # The snapshot that shows the new core's config is the one compared: a later one may
+        # catch a moment under load where the core answers after ctl stops listening.
+        seen: list[dict[str, dict[str, Any]]] = []
+
+        def new_config() -> bool:
+            seen.append(snapshot(group))
+            return "generation" in (seen[-1].get("config") or {})
+
+        wait_until(new_config, 10, message="the new core's config")
+        after = seen[-1]
         assert after["config"]["generation"] == before["config"]["generation"]
         assert after["config"]["hash"] == before["config"]["hash"]
         vi_before, vi_after = before["instances"]["VI_1"], after["instances"]["VI_1"]
