@@ -44,7 +44,6 @@ import cProfile
 import gc
 import json
 import logging
-import math
 import os
 import resource
 import shutil
@@ -67,7 +66,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import structlog
 
 import core
-from checkd import HELPER_AT, LvsService, TimerHeap
+from checkd import LvsService, TimerHeap
+from checkd.helper_policy import POLICIES
 
 TCP_PORT = 9000
 HTTP_PORT = 8080
@@ -420,6 +420,7 @@ class Figures:
     duration: float
     checks_per_s: float
     cpu_share: float
+    helper: str
     helper_cpu_share: float
     cpu_us_per_check: float
     kernel_us_per_check: float
@@ -487,6 +488,7 @@ class Window:
     cpu: float
     kernel_cpu: float  # the part of ``cpu`` spent in the kernel (sockets, loopback TCP)
     helper_cpu: float  # the connect helper's (its kernel part is in ``kernel_cpu``)
+    helper: str  # none, the whole window, forked during the window
     wall: float
     servers_cpu: float
     load_avg: float
@@ -504,7 +506,7 @@ async def measure(args: argparse.Namespace) -> Window:
     if errors:
         raise RuntimeError(core.format_problem(errors[0]))
     recorder = Recorder(f"/{VICTIM_IP}:tcp:{VICTIM_PORT}")
-    service = LvsService(recorder, helper_at=math.inf if args.no_helper else HELPER_AT)
+    service = LvsService(recorder, helper=POLICIES[args.helper])
     gc_timer = GcTimer() if args.diagnose else None
     slow = SlowCallbacks() if args.diagnose else None
     heap = DriftHeap(gc_timer)
@@ -531,10 +533,19 @@ async def measure(args: argparse.Namespace) -> Window:
         waited = runqueue_wait() - waited0
         cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
         kernel = os.times().system - kernel0
+        # a helper forked during the window spent all its CPU in it
+        helper_end = service.runner.helper_pid
         helper_user, helper_kernel = (
-            (a - b for a, b in zip(process_times(helper), helper0, strict=True))
-            if helper is not None
+            (a - b for a, b in zip(process_times(helper_end), helper0, strict=True))
+            if helper_end is not None
             else (0.0, 0.0)
+        )
+        helper_state = (
+            "none"
+            if helper_end is None
+            else "the whole window"
+            if helper is not None
+            else "forked during the window"
         )
         servers_cpu = process_cpu(args.servers_pid) - servers0
         load_avg = os.getloadavg()[0]
@@ -558,6 +569,7 @@ async def measure(args: argparse.Namespace) -> Window:
             cpu + helper_user + helper_kernel,
             kernel + helper_kernel,
             helper_user + helper_kernel,
+            helper_state,
             wall,
             servers_cpu,
             load_avg,
@@ -660,6 +672,7 @@ async def run(args: argparse.Namespace) -> Figures:
         duration=round(w.wall, 2),
         checks_per_s=round(checks / w.wall, 1),
         cpu_share=round(w.cpu / w.wall, 3),
+        helper=w.helper,
         helper_cpu_share=round(w.helper_cpu / w.wall, 3),
         cpu_us_per_check=round(per_check * 1e6, 1),
         kernel_us_per_check=round(w.kernel_cpu / checks * 1e6, 1) if checks else float("nan"),
@@ -689,11 +702,11 @@ def report(f: Figures) -> None:
         f"checkd:   {f.cpu_share * 100:.1f} % of one core, {f.cpu_us_per_check} us CPU/check "
         f"({f.kernel_us_per_check} us of it in the kernel)"
     )
-    if f.helper_cpu_share:
+    if f.helper != "none":
         loop_share = f.cpu_share - f.helper_cpu_share
         print(
             f"          of which the loop {loop_share * 100:.1f} %, the connect helper "
-            f"{f.helper_cpu_share * 100:.1f} %"
+            f"{f.helper_cpu_share * 100:.1f} % ({f.helper})"
         )
     print(f"drift:    p50 {f.drift_p50_ms} ms, p99 {f.drift_p99_ms} ms, max {f.drift_max_ms} ms")
     print(
@@ -735,9 +748,11 @@ def main() -> int:
     ap.add_argument("--json", type=Path, help="also write the figures here")
     ap.add_argument("--quick", action="store_true", help="1,000 + 200 checkers, 5 s")
     ap.add_argument(
-        "--no-helper",
-        action="store_true",
-        help="TCP_CHECK connects on checkd's loop (no connect helper process)",
+        "--helper",
+        choices=sorted(POLICIES),
+        default="auto",
+        help="the TCP_CHECK connect helper: forked when the schedule slips (auto, checkd's "
+        "own rule), from the start (on), never (off)",
     )
     ap.add_argument("--profile", type=Path, help="write cProfile statistics of the run here")
     ap.add_argument(

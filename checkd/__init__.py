@@ -45,8 +45,9 @@ from checkd.checkplan import (
 )
 from checkd.errors import CheckdError, PlanError, PoolError
 from checkd.files import FileCheck, parse_value, read_value, strtol
+from checkd.helper_policy import HelperPolicy
 from checkd.hysteresis import Debounce, RiseFall
-from checkd.lvs_runner import HELPER_AT, PoolRunner
+from checkd.lvs_runner import PoolRunner
 from checkd.lvs_service import LvsService
 from checkd.plan import FileSpec, Plan, ProcessSpec, ScriptSpec, Spec, normalize, plan_from_wire
 from checkd.pool import Transition, apply_event, reload_pool, remove_pool, start_pool
@@ -73,7 +74,6 @@ from checkd.verdict import Verdict
 from core.vsgroups import VsgMember
 
 __all__ = [
-    "HELPER_AT",
     "Action",
     "CheckPlan",
     "CheckSet",
@@ -86,6 +86,7 @@ __all__ = [
     "FifoLine",
     "FileCheck",
     "FileSpec",
+    "HelperPolicy",
     "LogEvent",
     "LvsService",
     "Mail",

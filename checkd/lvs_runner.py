@@ -45,6 +45,7 @@ from checkd.checkplan import CheckPlan, VirtualServerPlan
 from checkd.errors import PoolError
 from checkd.external import ExternalReport, stale_after
 from checkd.file_checks import FileChecks
+from checkd.helper_policy import DEFAULT_POLICY, HelperPolicy, LateStarts
 from checkd.pool import (
     Transition,
     apply_event,
@@ -78,10 +79,6 @@ log = structlog.get_logger(__name__)
 TICK = 0.001
 # The share of a checker's delay by which a late start may bring its next attempt forward.
 CATCH_UP = 0.1
-# TCP_CHECK attempts a second from which their connects go to a helper process when there is
-# a second CPU (``checkd.checkers.connect_helper``): at ~35 µs of system time each, 2,000 a
-# second are 7 % of a core; below that the helper's memory buys little.
-HELPER_AT = 2000.0
 
 
 class Retainer(Protocol):
@@ -111,7 +108,7 @@ class PoolRunner:
         *,
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
-        helper_at: float = HELPER_AT,
+        helper: HelperPolicy = DEFAULT_POLICY,
     ) -> None:
         self.publisher = publisher
         self.actions = actions
@@ -141,8 +138,12 @@ class PoolRunner:
         # set while ``run`` runs
         self._loop: asyncio.AbstractEventLoop | None = None
         self._connects: TcpConnects[Armed] | None = None
-        self._helper_at = helper_at
+        # The connect helper, forked when the schedule slips (``checkd.helper_policy``).
+        self._helper_policy = helper
         self._helper: ConnectHelper[Armed] | None = None
+        self._starts = LateStarts(helper.late)
+        self._judge: asyncio.TimerHandle | None = None
+        self._judge_skip = False
         self._fetches: HttpFetches[Armed] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
@@ -186,7 +187,7 @@ class PoolRunner:
         self._unrun.update(fresh)
         self._index_externals()
         self._publish_all()
-        self._consider_helper()
+        self._judge_skip = True  # applying it held the loop: not the checkers' lateness
         # FILE_CHECKs on a file this configuration newly names get a result too (a reload
         # may point a kept track_file block at another file)
         fresh += self.files.set((cid, a.file) for cid, a in self.armed.items() if a.file)
@@ -227,7 +228,8 @@ class PoolRunner:
             if self.suspended(armed.vs_id):
                 self._push(cid, now + armed.plan.settings.delay_loop)
                 continue
-            late[cid] = now - due_at.get(cid, now)
+            lateness = late[cid] = now - due_at.get(cid, now)
+            self._starts.note(lateness)
             out.append(armed)
         return out
 
@@ -350,8 +352,11 @@ class PoolRunner:
 
     def _first_result(self, cid: str) -> None:
         self._unrun.discard(cid)
-        if not self._unrun and self.on_first_round is not None:
-            self.on_first_round()
+        if not self._unrun:
+            # the round's end (and checkd's gc.freeze on it) is not the checkers' lateness
+            self._judge_skip = True
+            if self.on_first_round is not None:
+                self.on_first_round()
 
     def _next(self, cid: str, end: float, delay: float) -> float:
         """When the next attempt is due: ``delay`` after this one ended, less how late this
@@ -494,7 +499,7 @@ class PoolRunner:
         connects = self._connects = TcpConnects(loop, self._connected)
         fetches = self._fetches = HttpFetches(loop, self._fetched)
         self.files.start(loop)
-        self._consider_helper()
+        self._judge_schedule()
         self._last_tick = -TICK
         self._tick()
         try:
@@ -503,6 +508,9 @@ class PoolRunner:
             if self._timer is not None:
                 self._timer.cancel()
                 self._timer = None
+            if self._judge is not None:
+                self._judge.cancel()
+                self._judge = None
             if self._helper is not None:
                 self._helper.close()
                 self._helper = None
@@ -552,17 +560,32 @@ class PoolRunner:
         """The connect helper's process id, while there is one."""
         return None if self._helper is None else self._helper.pid
 
-    def _consider_helper(self) -> None:
-        """Start the connect helper once the TCP_CHECKs ask for it (it stays until checkd
-        stops: a reload that lowers the load leaves it idle, not gone)."""
-        if self._loop is None or self._helper is not None:
+    def _judge_schedule(self) -> None:
+        """At the end of each window: fork the connect helper if the schedule slipped with
+        enough TCP_CHECKs to move (``checkd.helper_policy``). Once forked it stays until
+        checkd stops: a reload that lowers the load leaves it idle, not gone."""
+        loop = self._loop
+        if loop is None:
             return
-        rate = sum(
-            1.0 / max(a.plan.settings.delay_loop, TICK) for a in self.armed.values() if a.fast
-        )
-        if rate >= self._helper_at and len(os.sched_getaffinity(0)) > 1:
-            log.info("checkd.connector.wanted", checks_per_s=round(rate))
-            self._helper = ConnectHelper(self._loop, self._connected, self._connects_lost)
+        policy = self._helper_policy
+        starts, self._starts = self._starts, LateStarts(policy.late)
+        skip, self._judge_skip = self._judge_skip, False
+        if not (skip or self._unrun):
+            rate = sum(
+                1.0 / max(a.plan.settings.delay_loop, TICK) for a in self.armed.values() if a.fast
+            )
+            if starts.calls_for_helper(policy, rate) and len(os.sched_getaffinity(0)) > 1:
+                log.info(
+                    "checkd.connector.wanted",
+                    checks_per_s=round(rate),
+                    late=starts.late,
+                    started=starts.started,
+                    late_after=policy.late,
+                )
+                self._judge = None
+                self._helper = ConnectHelper(loop, self._connected, self._connects_lost)
+                return
+        self._judge = loop.call_later(policy.window, self._judge_schedule)
 
     def _connects_lost(self, attempts: list[tuple[ConnectOptions, Armed]]) -> None:
         """The helper died with these under way: they run here, late rather than failed."""

@@ -30,8 +30,9 @@ from checkd.checkplan import build_plan
 from checkd.dumps import DumpContext, Kept, PoolDump, data_text, kept_by_reload
 from checkd.errors import CheckdError
 from checkd.external import ExternalRefused, Noted, read_report
+from checkd.helper_policy import DEFAULT_POLICY, HelperPolicy
 from checkd.local_addresses import LocalAddresses
-from checkd.lvs_runner import HELPER_AT, PoolRunner, Retainer
+from checkd.lvs_runner import PoolRunner, Retainer
 from checkd.pool_actions import ActionRunner
 from checkd.pool_topics import LastResult
 from core import WireFormatError, from_wire
@@ -49,10 +50,10 @@ class LvsService:
         publisher: Retainer,
         *,
         actions: ActionRunner | None = None,
-        helper_at: float = HELPER_AT,
+        helper: HelperPolicy = DEFAULT_POLICY,
     ) -> None:
         self.actions = actions or ActionRunner()
-        self.runner = PoolRunner(publisher, self.actions, helper_at=helper_at)
+        self.runner = PoolRunner(publisher, self.actions, helper=helper)
         self.runner.on_first_round = self._first_round_done
         self.pinger = Pinger()
         self._local = LocalAddresses()

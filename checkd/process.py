@@ -28,6 +28,7 @@ from checkd.dumps import FILE_NAME
 from checkd.errors import PlanError
 from checkd.external import PATTERN as EXTERNAL_VERDICTS
 from checkd.external import PREFIX as EXTERNAL_PREFIX
+from checkd.helper_policy import POLICIES
 from checkd.lvs_service import LvsService
 from checkd.plan import normalize, plan_from_wire
 from checkd.pool_actions import ActionRunner
@@ -44,13 +45,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="no vrrpd runs beside this checkd (pykeepalived -C): start the readers of the "
         "notify FIFOs vrrpd would otherwise start (docs/operations.md, Notify FIFOs)",
     )
+    parser.add_argument(
+        "--connect-helper",
+        choices=sorted(POLICIES),
+        default="auto",
+        help="the TCP_CHECK connect helper process: forked when the schedule slips (auto), "
+        "from the start (on) or never (off) (docs/checkers.md, Scheduling)",
+    )
 
 
 async def serve(comp: Component) -> None:
     events = comp.subscribe("config.current", "net.link.*", EXTERNAL_VERDICTS)
     # Verdicts are re-sent on a timer: vrrpd counts one nobody re-sends as failed.
     checks = CheckSet(comp.publisher.retain, comp.publisher.forget)
-    lvs = LvsService(comp.publisher, actions=ActionRunner(with_vrrpd=not comp.args.no_vrrpd))
+    lvs = LvsService(
+        comp.publisher,
+        actions=ActionRunner(with_vrrpd=not comp.args.no_vrrpd),
+        helper=POLICIES[comp.args.connect_helper],
+    )
 
     def dump() -> None:
         for entry in checks.snapshot():

@@ -14,6 +14,8 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,7 @@ from bus import RuntimeDir, Subscriber
 from checkd.attempts import Armed, AttemptResult
 from checkd.checkers import ConnectOptions, connect_helper
 from checkd.checkers.connect_helper import ConnectHelper
+from checkd.helper_policy import HelperPolicy
 from checkd.lvs_runner import PoolRunner
 from tests.checkd.checkers.servers import closed_port
 from tests.checkd.support import FakePublisher, until
@@ -257,7 +260,7 @@ def test_the_runner_sends_its_tcp_checks_to_the_helper(monkeypatch: pytest.Monke
         plan, armed = armed_plan([Target("open", up_port), Target("closed", closed_port())])
         armed = {cid: replace(a, attempt=coroutine) for cid, a in armed.items()}
         up_id, down_id = list(armed)
-        runner = PoolRunner(FakePublisher(), FakeActions(), helper_at=0)
+        runner = PoolRunner(FakePublisher(), FakeActions(), helper=HelperPolicy.always())
 
         async def scenario() -> int | None:
             runner.apply(plan, armed)
@@ -313,10 +316,11 @@ def test_checkd_as_a_process_forks_the_helper_and_its_verdicts_follow_the_server
     tmp_path: Path,
 ) -> None:
     """The real thing: core reads keepalived.conf, checkd (its bus sockets and their threads
-    running) forks the helper for 20 TCP_CHECKs every 10 ms (2,000 a second), the verdicts on
-    the bus follow the server, and checkd stops cleanly, the helper with it."""
-    server = socket.create_server(("127.0.0.1", 0), backlog=1024)
-    target = server.getsockname()[1]
+    running; ``--connect-helper on``, as the schedule of 20 TCP_CHECKs every 10 ms would not
+    slip) forks the helper, the verdicts on the bus follow the server, and checkd stops
+    cleanly, the helper with it."""
+    server = Acceptor()
+    target = server.port
     conf = tmp_path / "keepalived.conf"
     servers = "".join(REAL_SERVER.format(port=10_000 + i, target=target) for i in range(20))
     conf.write_text(DAEMON_CONF.format(real_servers=servers))
@@ -325,7 +329,7 @@ def test_checkd_as_a_process_forks_the_helper_and_its_verdicts_follow_the_server
         with runtime_dir() as rt, running_bus(rt), logs.open("wb") as out:
             args = ("--runtime-dir", str(rt.path))
             kw: dict[str, Any] = {"stdout": out, "stderr": subprocess.STDOUT}
-            checkd = python_module("checkd", *args, **kw)
+            checkd = python_module("checkd", *args, "--connect-helper", "on", **kw)
             core = python_module("core", "-f", str(conf), *args, **kw)
             try:
                 helper = asyncio.run(_verdicts_follow(rt, checkd.pid, server))
@@ -340,7 +344,34 @@ def test_checkd_as_a_process_forks_the_helper_and_its_verdicts_follow_the_server
     assert "checkd.connector.died" not in logs.read_text()
 
 
-async def _verdicts_follow(rt: RuntimeDir, checkd: int, server: socket.socket) -> int:
+class Acceptor:
+    """A TCP server on loopback that accepts and closes every connection (a listener nobody
+    accepts on fills its queue in half a second at this rate) until ``close``."""
+
+    def __init__(self) -> None:
+        self._sock = socket.create_server(("127.0.0.1", 0), backlog=1024)
+        self._sock.settimeout(0.05)
+        self.port: int = self._sock.getsockname()[1]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except TimeoutError:
+                continue
+            conn.close()
+
+    def close(self) -> None:
+        if not self._stop.is_set():
+            self._stop.set()
+            self._thread.join()
+            self._sock.close()
+
+
+async def _verdicts_follow(rt: RuntimeDir, checkd: int, server: Acceptor) -> int:
     ctx = zmq.asyncio.Context()
     sub = Subscriber(ctx, rt, ["check.rs.*"])
     sub.start()
@@ -401,3 +432,31 @@ def test_a_stopped_helper_is_replaced_and_its_attempts_run_in_checkd(
         first, second = asyncio.run(scenario(port))
     assert first != second
     assert gone(first) and gone(second)
+
+
+def test_the_runner_forks_the_helper_when_its_schedule_slips() -> None:
+    """checkd's own rule (checkd.helper_policy), with a short window: a loop held up (here by
+    a callback that sleeps, as a long garbage collection or a busy host would) makes the
+    starts late, and the helper is forked."""
+    policy = HelperPolicy(min_rate=0.0, late=0.010, share=0.01, window=0.3)
+    with listening() as port:
+        plan, armed = armed_plan([Target("open", port), Target("open", port)])
+        runner = PoolRunner(FakePublisher(), FakeActions(), helper=policy)
+
+        async def scenario() -> int | None:
+            loop = asyncio.get_running_loop()
+            runner.apply(plan, armed)
+            task = asyncio.create_task(runner.run())
+            try:
+                await until(lambda: all(c in runner.last for c in armed), 10, "a first round")
+                for i in range(20):  # held 50 ms every 100 ms for two seconds
+                    loop.call_later(i * 0.1, time.sleep, 0.05)
+                await until(lambda: runner.helper_pid is not None, 10, "the helper forked")
+                return runner.helper_pid
+            finally:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+                await runner.stop()
+
+        pid = asyncio.run(scenario())
+    assert pid is not None and gone(pid)
