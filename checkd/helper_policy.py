@@ -7,21 +7,28 @@ TCP_CHECKs a second alone keep it so on two cores (drift p99 ~3 ms at half a cor
 the loop is short of time is the schedule itself: when more than ``share`` of the attempts
 started in a ``window`` were over ``late`` behind their due time, and the TCP_CHECKs make at
 least ``min_rate`` attempts a second (below that the helper would take too little off the
-loop to matter), the helper is forked. The first round after a configuration is not judged
+loop to matter), the helper is forked, provided the machine has the CPU it would need: idle
+time on checkd's CPUs over the window of at least ``cost`` seconds per attempt. On a machine
+already busy (the loop late because it waits for a CPU) another process competing for the
+same cores only makes the loop wait longer (bench/checks.py with a busy process beside it:
+docs/benchmarks.md). The first round after a configuration is not judged
 (its results rebuild every pool member; docs/checkers.md, "Scheduling"), nor the window a
 reload falls in.
 
-Pure: the runner counts (``LateStarts.note``) and asks at the end of each window
-(``calls_for_helper``). ``python -m checkd --connect-helper on|off`` (a component run alone,
-for debugging), tests and the bench force either answer (``always``, ``never``).
+Pure but for ``idle_seconds`` (a read of /proc/stat): the runner counts
+(``LateStarts.note``) and asks at the end of each window (``calls_for_helper``).
+``python -m checkd --connect-helper on|off`` (a component run alone, for debugging), tests and
+the bench force either answer (``always``, ``never``).
 """
 
 from __future__ import annotations
 
 import math
+import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-__all__ = ["DEFAULT_POLICY", "POLICIES", "HelperPolicy", "LateStarts"]
+__all__ = ["DEFAULT_POLICY", "POLICIES", "HelperPolicy", "LateStarts", "idle_seconds"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,11 +37,12 @@ class HelperPolicy:
     late: float = 0.010  # seconds behind its due time that make a start late
     share: float = 0.01  # of the window's starts (so: a drift p99 over ``late``)
     window: float = 2.0  # seconds
+    cost: float = 45e-6  # CPU seconds the helper spends on one attempt (docs/benchmarks.md)
 
     @classmethod
     def always(cls) -> HelperPolicy:
         """Fork the helper at the first window after the first round, whatever the load."""
-        return cls(min_rate=0.0, late=-1.0, share=0.0)
+        return cls(min_rate=0.0, late=-1.0, share=0.0, cost=0.0)
 
     @classmethod
     def never(cls) -> HelperPolicy:
@@ -61,8 +69,22 @@ class LateStarts:
         if lateness > self.limit:
             self.late += 1
 
-    def calls_for_helper(self, policy: HelperPolicy, tcp_rate: float) -> bool:
-        """Whether this window says the loop is short of time for this many TCP_CHECKs."""
+    def calls_for_helper(self, policy: HelperPolicy, tcp_rate: float, idle: float) -> bool:
+        """Whether this window says the loop is short of time for this many TCP_CHECKs a
+        second, with ``idle`` CPUs' worth of idle time (0.5: half a core) to give the helper."""
         if tcp_rate < policy.min_rate or self.started == 0:
             return False
-        return self.late > policy.share * self.started
+        return self.late > policy.share * self.started and idle >= tcp_rate * policy.cost
+
+
+def idle_seconds(cpus: Iterable[int], stat: str = "/proc/stat") -> float:
+    """Idle time (idle and iowait) of these CPUs since boot, in seconds: the runner takes
+    the difference over each window."""
+    wanted = {f"cpu{n}" for n in cpus}
+    ticks = 0
+    with open(stat) as lines:
+        for line in lines:
+            fields = line.split()
+            if fields and fields[0] in wanted:
+                ticks += int(fields[4]) + int(fields[5])
+    return ticks / os.sysconf("SC_CLK_TCK")

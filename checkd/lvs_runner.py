@@ -45,7 +45,7 @@ from checkd.checkplan import CheckPlan, VirtualServerPlan
 from checkd.errors import PoolError
 from checkd.external import ExternalReport, stale_after
 from checkd.file_checks import FileChecks
-from checkd.helper_policy import DEFAULT_POLICY, HelperPolicy, LateStarts
+from checkd.helper_policy import DEFAULT_POLICY, HelperPolicy, LateStarts, idle_seconds
 from checkd.pool import (
     Transition,
     apply_event,
@@ -144,6 +144,7 @@ class PoolRunner:
         self._starts = LateStarts(helper.late)
         self._judge: asyncio.TimerHandle | None = None
         self._judge_skip = False
+        self._idle_at = (0.0, 0.0)  # when the last window ended, the CPUs' idle seconds then
         self._fetches: HttpFetches[Armed] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
@@ -570,17 +571,22 @@ class PoolRunner:
         policy = self._helper_policy
         starts, self._starts = self._starts, LateStarts(policy.late)
         skip, self._judge_skip = self._judge_skip, False
-        if not (skip or self._unrun):
+        cpus = os.sched_getaffinity(0)
+        now, idle = loop.time(), idle_seconds(cpus)
+        (since, idle_then), self._idle_at = self._idle_at, (now, idle)
+        if not (skip or self._unrun) and len(cpus) > 1:
             rate = sum(
                 1.0 / max(a.plan.settings.delay_loop, TICK) for a in self.armed.values() if a.fast
             )
-            if starts.calls_for_helper(policy, rate) and len(os.sched_getaffinity(0)) > 1:
+            spare = (idle - idle_then) / max(now - since, TICK)
+            if starts.calls_for_helper(policy, rate, spare):
                 log.info(
                     "checkd.connector.wanted",
                     checks_per_s=round(rate),
                     late=starts.late,
                     started=starts.started,
                     late_after=policy.late,
+                    idle_cpus=round(spare, 2),
                 )
                 self._judge = None
                 self._helper = ConnectHelper(loop, self._connected, self._connects_lost)
