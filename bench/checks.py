@@ -742,7 +742,13 @@ def main() -> int:
     ap.add_argument("--ssl", type=int, default=0, help="SSL_GET checkers (HTTPS, TLS 1.3)")
     ap.add_argument("--per-vs", type=int, default=100, help="real servers per virtual server")
     ap.add_argument("--duration", type=float, default=20.0)
-    ap.add_argument("--warmup", type=float, default=3.0)
+    ap.add_argument(
+        "--warmup",
+        type=float,
+        default=8.0,
+        help="seconds before the window: the first round, then long enough for checkd to "
+        "decide on its connect helper (a window skipped, one judged: docs/checkers.md)",
+    )
     ap.add_argument("--victims", type=int, default=5)
     ap.add_argument("--curl", type=int, default=200, help="curl runs for the script figure")
     ap.add_argument("--json", type=Path, help="also write the figures here")
