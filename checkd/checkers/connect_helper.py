@@ -5,9 +5,10 @@ and ``close`` take some 35 µs of the 52 µs a check costs checkd (bench/checks.
 kernel handles both ends of the handshake in the caller's system call. At 10,000 checks a
 second that alone is a third of a core on checkd's one event loop, which also takes every
 result, keeps the pools and starts the next due checkers; near a full core the loop's queue
-grows with every stall and the schedule drifts by tens of milliseconds (docs/checkers.md
-"Scale"). With a second CPU, the helper takes the system calls: checkd sends it batches of
-(serial, options) and reads back batches of outcomes, a few microseconds a check.
+grows with every stall and the schedule drifts by tens of milliseconds (docs/checkers.md,
+"Scheduling"). With a second CPU, the helper takes the system calls: checkd sends it batches
+of (serial, options) and reads back batches of outcomes, a few microseconds a check. When
+checkd forks one is ``checkd.helper_policy``'s to say (the runner, ``checkd.lvs_runner``).
 
 The helper (``pykeepalived: checkd connect helper`` in ``ps``) is the in-process
 ``TcpConnects`` on an asyncio loop of its own, so the verdicts and their reasons are the same
@@ -15,8 +16,10 @@ code's (tests/checkd/test_connect_helper.py compares them). It is forked from ch
 than started afresh: it shares checkd's pages and dirties a few of its own (a new interpreter
 importing checkd cost 31 MB), and it is up within milliseconds. The fork is made safe the way
 Python 3.12 makes it for asyncio (the child forgets the parent's running loop and its signal
-wake-up descriptor), the child touches none of checkd's bus sockets and leaves with
-``os._exit`` (no finalizers of objects that are checkd's). It is a child of checkd, not of
+wake-up descriptor); the child closes every descriptor it inherited but its socket (checkd's
+probes under way, bus sockets, FIFOs), never collects checkd's objects (``gc.freeze``: a
+finalized socket object of checkd's would close a reused descriptor) and leaves with
+``os._exit``. It is a child of checkd, not of
 the watchdog: it exits when checkd's end of their socket closes, whatever way checkd went. If
 it dies, the attempts it held are handed back (``lost``) for checkd to run in process, and a
 new helper starts ``RESPAWN_DELAY`` later.
