@@ -492,7 +492,8 @@ class PoolRunner:
         No coroutine loops here: one loop timer (``_tick``) starts what is due and sets itself
         for the next due time, never sooner than ``TICK`` after the last, so checkers due
         within a millisecond start together instead of costing a wake-up each. TCP_CHECKs run
-        on the shared connector (``checkd.checkers.tcp_connects``), HTTP_GETs and SSL_GETs on
+        on the shared connector (``checkd.checkers.tcp_connects``), or in the connect helper
+        once the schedule slips (``checkd.helper_policy``), HTTP_GETs and SSL_GETs on
         the shared fetcher (``checkd.checkers.http_fetches``), every other checker in an
         asyncio Task of its own."""
         loop = asyncio.get_running_loop()
