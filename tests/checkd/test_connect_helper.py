@@ -16,7 +16,6 @@ import sys
 import textwrap
 import threading
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +43,7 @@ from tests.checkd.test_tcp_fast import (
     listening,
     recording,
     targets_up,
+    without_coroutine,
 )
 from tests.daemon import python_module, running_bus, runtime_dir, stop
 from tests.lab import wait_until
@@ -253,12 +253,9 @@ def test_the_runner_sends_its_tcp_checks_to_the_helper(monkeypatch: pytest.Monke
 
     monkeypatch.setattr("checkd.lvs_runner.ConnectHelper", Counted)
 
-    async def coroutine() -> AttemptResult:
-        raise AssertionError("a TCP_CHECK ran as a coroutine in a Task of its own")
-
     with listening() as up_port:
         plan, armed = armed_plan([Target("open", up_port), Target("closed", closed_port())])
-        armed = {cid: replace(a, attempt=coroutine) for cid, a in armed.items()}
+        armed = without_coroutine(armed)
         up_id, down_id = list(armed)
         runner = PoolRunner(FakePublisher(), FakeActions(), helper=HelperPolicy.always())
 

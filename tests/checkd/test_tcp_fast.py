@@ -197,15 +197,20 @@ class CountingRunner(PoolRunner):
         super().finished(armed, result, now)
 
 
-def test_tcp_checks_run_on_the_connector_and_a_steady_verdict_is_not_republished() -> None:
+def without_coroutine(armed: dict[str, Armed]) -> dict[str, Armed]:
+    """The checkers with a generic attempt that fails the check ("checker crashed"): only the
+    fast path can make a listening server pass."""
+
     async def coroutine() -> AttemptResult:
         raise AssertionError("a TCP_CHECK ran as a coroutine in a Task of its own")
 
+    return {cid: replace(a, attempt=coroutine) for cid, a in armed.items()}
+
+
+def test_tcp_checks_run_on_the_connector_and_a_steady_verdict_is_not_republished() -> None:
     with listening() as up_port:
         plan, armed = armed_plan([Target("open", up_port), Target("closed", closed_port())])
-        # the generic attempt would fail the check ("checker crashed"): only the connector
-        # can make the listening server pass
-        armed = {cid: replace(a, attempt=coroutine) for cid, a in armed.items()}
+        armed = without_coroutine(armed)
         up_id, down_id = list(armed)
         publisher = FakePublisher()
         runner = CountingRunner(publisher, FakeActions())
