@@ -144,6 +144,7 @@ class PoolRunner:
         self._starts = LateStarts(helper.late)
         self._judge: asyncio.TimerHandle | None = None
         self._judge_skip = False
+        self._tcp_rate = 0.0  # TCP_CHECK attempts a second the configuration asks for
         self._idle_at = (0.0, 0.0)  # when the last window ended, the CPUs' idle seconds then
         self._fetches: HttpFetches[Armed] | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -189,6 +190,9 @@ class PoolRunner:
         self._index_externals()
         self._publish_all()
         self._judge_skip = True  # applying it held the loop: not the checkers' lateness
+        self._tcp_rate = sum(
+            1.0 / max(a.plan.settings.delay_loop, TICK) for a in self.armed.values() if a.fast
+        )
         # FILE_CHECKs on a file this configuration newly names get a result too (a reload
         # may point a kept track_file block at another file)
         fresh += self.files.set((cid, a.file) for cid, a in self.armed.items() if a.file)
@@ -576,9 +580,7 @@ class PoolRunner:
         now, idle = loop.time(), idle_seconds(cpus)
         (since, idle_then), self._idle_at = self._idle_at, (now, idle)
         if not (skip or self._unrun) and len(cpus) > 1:
-            rate = sum(
-                1.0 / max(a.plan.settings.delay_loop, TICK) for a in self.armed.values() if a.fast
-            )
+            rate = self._tcp_rate
             spare = (idle - idle_then) / max(now - since, TICK)
             if starts.calls_for_helper(policy, rate, spare):
                 log.info(
