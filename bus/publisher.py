@@ -63,16 +63,19 @@ class Publisher:
         # one timer per period in use, none once nothing repeats: an idle publisher never wakes
         self._repeat_timers: dict[float, asyncio.TimerHandle] = {}
         self._tasks: list[asyncio.Task[None]] = []
-        self._subscribed = asyncio.Condition()
+        self._subscribed = asyncio.Event()  # set when a prefix is added to ``_prefixes``
         self._prefixes: set[bytes] = set()
         self.sent = 0
         self._send_lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._drain_due = False
 
     @property
     def src(self) -> str:
         return self.stamper.src
 
     def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
         self._async_sock.connect(self.runtime.pub_endpoint)
         self._tasks.append(asyncio.create_task(self._watch_subscriptions(), name="bus.subs"))
 
@@ -85,10 +88,39 @@ class Publisher:
             try:
                 self._sock.send_multipart(frames, flags=zmq.NOBLOCK)
                 self.sent += 1
+                self._check_subscriptions()
                 return
             except zmq.Again:
                 pass
         log.warning("bus.publish.dropped", topic=topic, reason="high-water mark")
+
+    def _check_subscriptions(self) -> None:
+        """A send on the plain socket also takes in what the broker sent us, and with it the
+        descriptor's edge the async socket waits on (zmq's descriptor is edge-triggered): a
+        subscription arriving then sat unread, unanswered, until the next one came (a
+        restarted vrrpd got no ``net.link`` from a busy netd: docs/bus.md, "Delivery"). So
+        after each send, subscriptions waiting are taken from the loop (called with the send
+        lock held, from any thread)."""
+        if self._loop is None or self._drain_due:
+            return
+        events = self._sock.get(zmq.EVENTS)
+        if not isinstance(events, int) or not events & zmq.POLLIN:
+            return
+        self._drain_due = True
+        with contextlib.suppress(RuntimeError):  # the loop is closed: we are stopping
+            self._loop.call_soon_threadsafe(self._drain_subscriptions)
+
+    def _drain_subscriptions(self) -> None:
+        self._drain_due = False
+        batch = []
+        with self._send_lock:
+            while True:
+                try:
+                    batch.append(self._sock.recv_multipart(flags=zmq.NOBLOCK))
+                except zmq.Again:
+                    break
+        if batch:
+            self._answer(batch)
 
     def retain(
         self,
@@ -143,11 +175,14 @@ class Publisher:
         def covered() -> bool:
             return any(wanted.startswith(p) for p in self._prefixes)
 
-        async with self._subscribed:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not covered():
+            self._subscribed.clear()
             try:
-                await asyncio.wait_for(self._subscribed.wait_for(covered), timeout)
+                await asyncio.wait_for(self._subscribed.wait(), deadline - loop.time())
             except TimeoutError:
-                return False
+                return covered()
         return True
 
     async def close(self) -> None:
@@ -167,30 +202,34 @@ class Publisher:
             batch = [await self._async_sock.recv_multipart()]
             # Take every subscription already queued: a (re)connection to the broker hands us
             # all of them at once, in the broker's order, not the subscribers'.
-            while True:
-                try:
-                    batch.append(self._sock.recv_multipart(flags=zmq.NOBLOCK))
-                except zmq.Again:
-                    break
-            fences = []
-            for frames in batch:
-                msg = frames[0]
-                if not msg or msg[0] != 1:
-                    continue  # not a subscription (an unsubscribe leaves retained state be)
-                prefix = msg[1:]
-                async with self._subscribed:
-                    self._prefixes.add(prefix)
-                    self._subscribed.notify_all()
-                for topic in list(self._retained):
-                    if topic.encode().startswith(prefix):
-                        self.publish(topic, self._current(topic))
-                if prefix.startswith(topics.FENCE_ROOT.encode()):
-                    fences.append(prefix.decode("utf-8", "replace"))
-            # A subscriber's fence, subscribed after everything else it wants: answering it
-            # once the whole batch is re-sent tells it our state has all reached it.
-            for fence in fences:
-                marker = topics.synced(self.src)
-                self.publish(marker, messages.Synced(self.src, fence).encode())
+            with self._send_lock:
+                while True:
+                    try:
+                        batch.append(self._sock.recv_multipart(flags=zmq.NOBLOCK))
+                    except zmq.Again:
+                        break
+            self._answer(batch)
+
+    def _answer(self, batch: list[list[bytes]]) -> None:
+        """Re-send what each subscription in ``batch`` covers, then answer its fences."""
+        fences = []
+        for frames in batch:
+            msg = frames[0]
+            if not msg or msg[0] != 1:
+                continue  # not a subscription (an unsubscribe leaves retained state be)
+            prefix = msg[1:]
+            self._prefixes.add(prefix)
+            self._subscribed.set()
+            for topic in list(self._retained):
+                if topic.encode().startswith(prefix):
+                    self.publish(topic, self._current(topic))
+            if prefix.startswith(topics.FENCE_ROOT.encode()):
+                fences.append(prefix.decode("utf-8", "replace"))
+        # A subscriber's fence, subscribed after everything else it wants: answering it once
+        # the whole batch is re-sent tells it our state has all reached it.
+        for fence in fences:
+            marker = topics.synced(self.src)
+            self.publish(marker, messages.Synced(self.src, fence).encode())
 
     def _arm_repeat(self, period: float) -> None:
         loop = asyncio.get_running_loop()
