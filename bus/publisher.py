@@ -112,15 +112,19 @@ class Publisher:
 
     def _drain_subscriptions(self) -> None:
         self._drain_due = False
+        batch = self._waiting()
+        if batch:
+            self._answer(batch)
+
+    def _waiting(self) -> list[list[bytes]]:
+        """Every subscription already queued, without waiting."""
         batch = []
         with self._send_lock:
             while True:
                 try:
                     batch.append(self._sock.recv_multipart(flags=zmq.NOBLOCK))
                 except zmq.Again:
-                    break
-        if batch:
-            self._answer(batch)
+                    return batch
 
     def retain(
         self,
@@ -199,16 +203,10 @@ class Publisher:
 
     async def _watch_subscriptions(self) -> None:
         while True:
-            batch = [await self._async_sock.recv_multipart()]
+            first = await self._async_sock.recv_multipart()
             # Take every subscription already queued: a (re)connection to the broker hands us
             # all of them at once, in the broker's order, not the subscribers'.
-            with self._send_lock:
-                while True:
-                    try:
-                        batch.append(self._sock.recv_multipart(flags=zmq.NOBLOCK))
-                    except zmq.Again:
-                        break
-            self._answer(batch)
+            self._answer([first, *self._waiting()])
 
     def _answer(self, batch: list[list[bytes]]) -> None:
         """Re-send what each subscription in ``batch`` covers, then answer its fences."""
